@@ -1,0 +1,1 @@
+//! Every standard gate against its textbook matrix (filled in below).
