@@ -1,1 +1,63 @@
-//! wip
+//! Kettle's state-vector simulator: the crate library users link, and what
+//! the CLI and the job server call.
+//!
+//! # Brief overview
+//!
+//! A [`Simulator`] runs a [`kettle_ir::Circuit`] with [`RunOptions`] (shots,
+//! seed, whether to keep the state) and returns a [`RunResult`]: [`Counts`]
+//! of classical register values and, if asked, the final [`StateVector`].
+//! States come in two precisions ([`Float`]: `f64` and `f32`), live in one
+//! aligned buffer of blocks (`LANES` real parts, then `LANES` imaginary
+//! parts), and answer queries in place: [`StateVector::probabilities`]
+//! marginalised onto any qubits, [`StateVector::sample`],
+//! [`StateVector::expectation`] of a [`PauliSum`], single amplitudes.
+//!
+//! Before running, a circuit is compiled: gates are lowered to operations
+//! whose matrix shape (diagonal, monomial, dense) picks the kernel, with
+//! built-in controls split off so kernels touch only the controlled subspace;
+//! runs of gates are fused ([`FusionConfig`]); `if` blocks become jumps; and
+//! terminal measurements are sampled from the final state instead of being
+//! simulated. Mid-circuit measurements branch the shots (see [`Simulator`]).
+//!
+//! Parallelism is always passed in ([`Parallelism`]), never read from a
+//! global; results do not depend on the thread count. Memory is checked
+//! against an optional budget before anything is allocated
+//! ([`StateVector::bytes_for`]). [`cpu`] says which SIMD instructions this
+//! build uses and checks that the CPU has them.
+//!
+//! ```
+//! use kettle_core::{Parallelism, PauliSum, Simulator};
+//! use kettle_ir::Circuit;
+//!
+//! let state = Simulator::new().statevector::<f64>(&Circuit::new(2).h(0).cx(0, 1)).unwrap();
+//! let zz: PauliSum = "Z0 Z1".parse().unwrap();
+//! assert!((state.expectation(&zz, &Parallelism::Sequential).unwrap() - 1.0).abs() < 1e-12);
+//! ```
+//!
+//! This crate does no I/O and knows nothing of files, HTTP or async.
+
+mod counts;
+pub mod cpu;
+mod error;
+mod float;
+mod fusion;
+mod kernels;
+mod observable;
+mod op;
+mod par;
+mod program;
+mod sample;
+mod simulator;
+mod state;
+
+pub use counts::{ClassicalValue, Counts};
+pub use error::SimError;
+pub use float::Float;
+pub use fusion::FusionConfig;
+pub use observable::{Pauli, PauliSum, PauliTerm};
+pub use par::{PARALLEL_THRESHOLD, Parallelism};
+pub use simulator::{RunOptions, RunResult, RunStats, Simulator};
+pub use state::{MAX_QUBITS, Precision, StateVector};
+
+#[cfg(test)]
+mod tests;

@@ -257,7 +257,10 @@ impl Circuit {
 
     /// Appends a standard gate on `qubits` with `params`.
     pub fn standard(self, gate: StandardGate, params: &[f64], qubits: &[Qubit]) -> Self {
-        self.op(Operation::gate(Gate::standard(gate, params), qubits.to_vec()))
+        self.op(Operation::gate(
+            Gate::standard(gate, params),
+            qubits.to_vec(),
+        ))
     }
 
     /// Appends any operation.
@@ -606,11 +609,18 @@ mod tests {
                 ..
             })
         ));
-        let params = Circuit::new(1).op(Operation::gate(Gate::standard(StandardGate::Rx, &[]), vec![0]));
+        let params = Circuit::new(1).op(Operation::gate(
+            Gate::standard(StandardGate::Rx, &[]),
+            vec![0],
+        ));
         assert!(matches!(
             params.validate(),
             Err(IrError::Operation {
-                error: OperationError::WrongParamCount { expected: 1, got: 0, .. },
+                error: OperationError::WrongParamCount {
+                    expected: 1,
+                    got: 0,
+                    ..
+                },
                 ..
             })
         ));

@@ -106,7 +106,9 @@ pub enum IrError {
         name: String,
     },
     /// A classical register reaches past the circuit's classical bits.
-    #[error("classical register `{name}` does not fit in the circuit's {num_clbits} classical bits")]
+    #[error(
+        "classical register `{name}` does not fit in the circuit's {num_clbits} classical bits"
+    )]
     RegisterOutOfRange {
         /// The name.
         name: String,

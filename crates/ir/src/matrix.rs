@@ -257,8 +257,9 @@ impl UnitaryMatrix {
     /// [`OperationError::NotUnitary`] with the deviation found.
     pub fn with_tolerance(matrix: GateMatrix, tolerance: f64) -> Result<Self, OperationError> {
         let deviation = matrix.unitarity_deviation();
-        // `!(a <= b)` so that a NaN tolerance rejects rather than accepts.
-        if !(deviation <= tolerance) {
+        // `deviation` is never NaN (NaN entries count as infinite); a NaN
+        // tolerance must reject, not accept.
+        if tolerance.is_nan() || deviation > tolerance {
             return Err(OperationError::NotUnitary {
                 deviation,
                 tolerance,
@@ -311,7 +312,8 @@ mod tests {
         let m = GateMatrix::new(1, vec![c(1., 0.), c(1., 0.), c(0., 0.), c(1., 0.)]).unwrap();
         let err = UnitaryMatrix::new(m).unwrap_err();
         assert!(matches!(err, OperationError::NotUnitary { deviation, .. } if deviation >= 1.0));
-        let nan = GateMatrix::new(1, vec![c(f64::NAN, 0.), c(0., 0.), c(0., 0.), c(1., 0.)]).unwrap();
+        let nan =
+            GateMatrix::new(1, vec![c(f64::NAN, 0.), c(0., 0.), c(0., 0.), c(1., 0.)]).unwrap();
         assert!(UnitaryMatrix::new(nan).is_err());
     }
 
@@ -332,7 +334,12 @@ mod tests {
         let x = GateMatrix::from_rows([[c(0., 0.), c(1., 0.)], [c(1., 0.), c(0., 0.)]]);
         let cx = x.controlled(1);
         // Qiskit's CXGate matrix (control = qubit 0 of the gate).
-        let expect = [[1., 0., 0., 0.], [0., 0., 0., 1.], [0., 0., 1., 0.], [0., 1., 0., 0.]];
+        let expect = [
+            [1., 0., 0., 0.],
+            [0., 0., 0., 1.],
+            [0., 0., 1., 0.],
+            [0., 1., 0., 0.],
+        ];
         for r in 0..4 {
             for col in 0..4 {
                 assert_eq!(cx.get(r, col), c(expect[r][col], 0.));

@@ -1,0 +1,266 @@
+//! Gate fusion: merges runs of gates on a few qubits into one matrix, so that
+//! one pass over memory does the work of many gates.
+//!
+//! The planner keeps several open blocks on pairwise disjoint qubit sets (gates
+//! on disjoint qubits commute, so blocks can grow independently, the way
+//! qsim's fuser follows each qubit's time line). A gate joins the blocks it
+//! touches if their union stays within the size limit; otherwise those blocks
+//! are emitted first and the gate starts a new one. Blocks of diagonal gates
+//! stay diagonal (and may grow larger, since a diagonal costs one
+//! multiplication per amplitude whatever its size); a block of one gate is
+//! emitted unchanged, controls and all. The fused matrix's exact zeros then
+//! pick its kernel, so a run of permutations stays a permutation.
+
+use kettle_ir::{GateMatrix, Qubit};
+use num_complex::Complex64;
+use smallvec::SmallVec;
+
+use crate::op::{KernelOp, OpMatrix};
+
+/// How the planner fuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FusionConfig {
+    /// Off: every gate is applied on its own.
+    pub enabled: bool,
+    /// Largest dense block, in qubits (1–6). Dense products cost `2^k`
+    /// multiply-adds per amplitude, so past about 4 qubits at f64 a block
+    /// costs more arithmetic than the memory passes it saves.
+    pub max_qubits: u32,
+    /// Largest diagonal block, in qubits (up to 12).
+    pub max_diagonal_qubits: u32,
+}
+
+impl Default for FusionConfig {
+    fn default() -> Self {
+        FusionConfig {
+            enabled: true,
+            max_qubits: 4,
+            max_diagonal_qubits: 10,
+        }
+    }
+}
+
+impl FusionConfig {
+    /// No fusion at all.
+    pub fn disabled() -> Self {
+        FusionConfig {
+            enabled: false,
+            ..FusionConfig::default()
+        }
+    }
+
+    fn dense_limit(&self) -> usize {
+        self.max_qubits.clamp(1, 6) as usize
+    }
+
+    fn diagonal_limit(&self) -> usize {
+        self.max_diagonal_qubits
+            .clamp(1, 12)
+            .max(self.max_qubits.clamp(1, 6)) as usize
+    }
+}
+
+/// An open block: gates on a set of qubits, in circuit order.
+struct Block {
+    qubits: SmallVec<[Qubit; 8]>,
+    ops: Vec<KernelOp>,
+    diagonal: bool,
+}
+
+/// Fuses a straight run of unitary operations (no measurement between them).
+pub(crate) fn fuse(ops: Vec<KernelOp>, config: &FusionConfig) -> Vec<KernelOp> {
+    let ops = ops.into_iter().filter(|op| !op.is_identity());
+    if !config.enabled {
+        return ops.collect();
+    }
+    let mut out = Vec::new();
+    let mut open: Vec<Block> = Vec::new();
+    for op in ops {
+        let qubits: SmallVec<[Qubit; 8]> = op.qubits().collect();
+        let diagonal = matches!(op.matrix, OpMatrix::Diagonal(_));
+        // Blocks this gate touches, in creation order.
+        let (hits, rest): (Vec<Block>, Vec<Block>) = open
+            .drain(..)
+            .partition(|b| b.qubits.iter().any(|q| qubits.contains(q)));
+        open = rest;
+        let mut union = qubits.clone();
+        for b in &hits {
+            union.extend(b.qubits.iter().copied().filter(|q| !qubits.contains(q)));
+        }
+        let all_diagonal = diagonal && hits.iter().all(|b| b.diagonal);
+        let limit = if all_diagonal {
+            config.diagonal_limit()
+        } else {
+            config.dense_limit()
+        };
+        if union.len() <= limit && !qubits.is_empty() {
+            let mut merged = Block {
+                qubits: union,
+                ops: Vec::new(),
+                diagonal: all_diagonal,
+            };
+            for b in hits {
+                merged.ops.extend(b.ops);
+            }
+            merged.ops.push(op);
+            open.push(merged);
+        } else {
+            out.extend(hits.into_iter().map(emit));
+            if qubits.is_empty() || qubits.len() > config.dense_limit() {
+                out.push(op);
+            } else {
+                open.push(Block {
+                    qubits,
+                    ops: vec![op],
+                    diagonal,
+                });
+            }
+        }
+    }
+    out.extend(open.into_iter().map(emit));
+    out
+}
+
+/// One operation for a block: the gate itself if it is alone, else the
+/// product of its gates on the block's qubits (ascending).
+fn emit(mut block: Block) -> KernelOp {
+    if block.ops.len() == 1 {
+        return block.ops.pop().expect("one op");
+    }
+    let mut qubits = block.qubits;
+    qubits.sort_unstable();
+    let dim = 1usize << qubits.len();
+    if block.diagonal {
+        let mut diag = vec![Complex64::new(1.0, 0.0); dim];
+        for op in &block.ops {
+            let (op_qubits, m) = op.full_matrix();
+            let pos = positions(&qubits, &op_qubits);
+            for (r, d) in diag.iter_mut().enumerate() {
+                let i = gather(r, &pos);
+                *d *= m.get(i, i);
+            }
+        }
+        return KernelOp {
+            targets: qubits.iter().copied().collect(),
+            controls: SmallVec::new(),
+            matrix: OpMatrix::Diagonal(diag),
+        };
+    }
+    // Column-major product: apply each gate to every column of the running
+    // matrix, which costs 2^k per entry instead of a full matrix product.
+    let mut cols = vec![Complex64::new(0.0, 0.0); dim * dim];
+    for c in 0..dim {
+        cols[c * dim + c] = Complex64::new(1.0, 0.0);
+    }
+    for op in &block.ops {
+        let (op_qubits, m) = op.full_matrix();
+        let pos = positions(&qubits, &op_qubits);
+        for col in cols.chunks_exact_mut(dim) {
+            apply_small(col, &m, &pos);
+        }
+    }
+    let mut data = vec![Complex64::new(0.0, 0.0); dim * dim];
+    for c in 0..dim {
+        for r in 0..dim {
+            data[r * dim + c] = cols[c * dim + r];
+        }
+    }
+    let matrix = GateMatrix::new(qubits.len() as u32, data).expect("block size is bounded");
+    KernelOp::from_matrix(&matrix, &qubits, &[])
+}
+
+/// Bit position in the block of each of `op_qubits`.
+fn positions(block: &[Qubit], op_qubits: &[Qubit]) -> SmallVec<[u32; 8]> {
+    op_qubits
+        .iter()
+        .map(|q| block.iter().position(|b| b == q).expect("op inside block") as u32)
+        .collect()
+}
+
+/// Bits of `r` at `pos`, packed (bit `i` from position `pos[i]`).
+fn gather(r: usize, pos: &[u32]) -> usize {
+    pos.iter()
+        .enumerate()
+        .map(|(i, &p)| ((r >> p) & 1) << i)
+        .sum()
+}
+
+/// `v ← m · v` where `m` acts on the bits `pos` of `v`'s index.
+fn apply_small(v: &mut [Complex64], m: &GateMatrix, pos: &[u32]) {
+    let k = pos.len();
+    let mask: usize = pos.iter().map(|&p| 1usize << p).sum();
+    let sub = 1usize << k;
+    let scatter = |i: usize| -> usize {
+        pos.iter()
+            .enumerate()
+            .map(|(b, &p)| ((i >> b) & 1) << p)
+            .sum()
+    };
+    let offsets: SmallVec<[usize; 64]> = (0..sub).map(scatter).collect();
+    let mut tmp: SmallVec<[Complex64; 64]> = SmallVec::from_elem(Complex64::new(0.0, 0.0), sub);
+    for base in 0..v.len() {
+        if base & mask != 0 {
+            continue;
+        }
+        for (r, t) in tmp.iter_mut().enumerate() {
+            *t = (0..sub).map(|c| m.get(r, c) * v[base | offsets[c]]).sum();
+        }
+        for r in 0..sub {
+            v[base | offsets[r]] = tmp[r];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kettle_ir::{Gate, StandardGate};
+
+    fn op(g: StandardGate, params: &[f64], qubits: &[Qubit]) -> KernelOp {
+        KernelOp::from_gate(&Gate::standard(g, params), qubits, &[])
+    }
+
+    #[test]
+    fn brickwork_fuses_into_few_blocks() {
+        use StandardGate::*;
+        let mut ops = Vec::new();
+        for q in 0..4 {
+            ops.push(op(Rx, &[0.1 * f64::from(q)], &[q]));
+        }
+        ops.push(op(Cz, &[], &[0, 1]));
+        ops.push(op(Cz, &[], &[2, 3]));
+        let cfg = FusionConfig {
+            max_qubits: 2,
+            ..FusionConfig::default()
+        };
+        let fused = fuse(ops, &cfg);
+        assert_eq!(fused.len(), 2);
+        assert!(fused.iter().all(|o| o.targets.len() == 2));
+    }
+
+    #[test]
+    fn diagonal_runs_stay_diagonal_and_permutations_stay_moves() {
+        use StandardGate::*;
+        let ops = vec![
+            op(Cp, &[0.3], &[0, 1]),
+            op(Cp, &[0.2], &[0, 2]),
+            op(Rz, &[0.7], &[3]),
+            op(Cp, &[0.1], &[0, 3]),
+        ];
+        let fused = fuse(ops, &FusionConfig::default());
+        assert_eq!(fused.len(), 1);
+        assert!(matches!(fused[0].matrix, OpMatrix::Diagonal(_)));
+        let perms = vec![op(Cx, &[], &[0, 1]), op(Cx, &[], &[1, 2]), op(X, &[], &[0])];
+        let fused = fuse(perms, &FusionConfig::default());
+        assert_eq!(fused.len(), 1);
+        assert!(matches!(fused[0].matrix, OpMatrix::Monomial { .. }));
+    }
+
+    #[test]
+    fn identities_vanish_and_disabled_keeps_order() {
+        use StandardGate::*;
+        let ops = vec![op(Id, &[], &[0]), op(H, &[], &[0]), op(Rz, &[0.0], &[1])];
+        assert_eq!(fuse(ops.clone(), &FusionConfig::disabled()).len(), 1);
+        assert_eq!(fuse(ops, &FusionConfig::default()).len(), 1);
+    }
+}

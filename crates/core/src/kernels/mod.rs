@@ -1,0 +1,125 @@
+//! Kernels: free functions that update a buffer of blocks in place. The one
+//! place in Kettle where cleverness is welcome; everything here is tested
+//! against the plain reference simulator (`kettle-reference`).
+//!
+//! Every kernel works on *groups*: for an operation with targets `T` and
+//! controls `C`, the qubits split into *high* ones (≥ `log2(LANES)`, which
+//! select whole blocks) and *low* ones (which select lanes inside a block).
+//! A group is the `2^|T_high|` blocks that differ only in the high target
+//! bits, with the high control bits fixed to their required values, so only
+//! the controlled subspace is visited. Low targets become lane permutations
+//! (`xor_lanes`), and low controls are folded into per-lane coefficients
+//! (identity in the lanes where they do not hold). Groups are disjoint, so
+//! ranges of them run in parallel without synchronisation.
+//!
+//! Three kernels, one per matrix shape: `diagonal` (phase multiplications),
+//! `monomial` (moves, with phases where needed) and `dense` (matrix–vector
+//! products, unrolled for up to 6 high targets).
+
+#![allow(unsafe_code)]
+
+mod dense;
+mod diagonal;
+mod monomial;
+pub(crate) mod reduce;
+mod split;
+
+use crate::float::Float;
+use crate::op::{KernelOp, OpMatrix};
+use crate::par::Parallelism;
+use crate::state::Block;
+
+pub(crate) use split::Split;
+
+/// Applies `op` to the state held in `blocks` (`n` qubits).
+pub(crate) fn apply<F: Float>(blocks: &mut [Block<F>], n: u32, op: &KernelOp, par: &Parallelism) {
+    if op.is_identity() {
+        return;
+    }
+    let split = Split::new::<F>(n, &op.targets, &op.controls);
+    debug_assert_eq!(blocks.len(), split.block_count());
+    match &op.matrix {
+        OpMatrix::Diagonal(d) => diagonal::apply(blocks, &split, d, par),
+        OpMatrix::Monomial { src, phase } => monomial::apply(blocks, &split, src, phase, par),
+        OpMatrix::Dense(m) => dense::apply(blocks, &split, m, par),
+    }
+}
+
+/// A raw pointer to the state's blocks that worker threads may share.
+///
+/// Kernels write through it from several threads at once; this is sound
+/// because each thread handles a disjoint range of groups and distinct
+/// groups address distinct blocks (see [`Split::group_base`]).
+#[derive(Clone, Copy)]
+struct BlockPtr<F: Float>(*mut Block<F>, usize);
+
+// SAFETY: the pointer is only dereferenced at indices below its length, and
+// concurrent users touch disjoint blocks (see the type's documentation).
+unsafe impl<F: Float> Send for BlockPtr<F> {}
+// SAFETY: as above.
+unsafe impl<F: Float> Sync for BlockPtr<F> {}
+
+impl<F: Float> BlockPtr<F> {
+    fn new(blocks: &mut [Block<F>]) -> Self {
+        BlockPtr(blocks.as_mut_ptr(), blocks.len())
+    }
+
+    /// Reads block `i`.
+    ///
+    /// # Safety
+    /// No other thread may be writing block `i`.
+    #[inline(always)]
+    unsafe fn load(self, i: usize) -> Block<F> {
+        debug_assert!(i < self.1);
+        // SAFETY: `i` is in bounds (the group arithmetic guarantees it, and
+        // debug builds check it); exclusivity is the caller's contract.
+        unsafe { *self.0.add(i) }
+    }
+
+    /// Writes block `i`.
+    ///
+    /// # Safety
+    /// No other thread may be reading or writing block `i`.
+    #[inline(always)]
+    unsafe fn store(self, i: usize, b: Block<F>) {
+        debug_assert!(i < self.1);
+        // SAFETY: as in `load`.
+        unsafe { *self.0.add(i) = b }
+    }
+}
+
+/// `acc += c · x` on complex blocks (four fused multiply-adds).
+#[inline(always)]
+fn cmul_add<F: Float>(c: &Block<F>, x: &Block<F>, acc: &mut Block<F>) {
+    acc.re = F::mul_add(c.re, x.re, acc.re);
+    acc.re = F::mul_neg_add(c.im, x.im, acc.re);
+    acc.im = F::mul_add(c.re, x.im, acc.im);
+    acc.im = F::mul_add(c.im, x.re, acc.im);
+}
+
+/// `c · x` on complex blocks.
+#[inline(always)]
+fn cmul<F: Float>(c: &Block<F>, x: &Block<F>) -> Block<F> {
+    Block {
+        re: F::mul_neg_add(c.im, x.im, c.re * x.re),
+        im: F::mul_add(c.im, x.re, c.re * x.im),
+    }
+}
+
+/// Permutes the lanes of both halves of a block: lane `i` takes lane `i ^ mask`.
+#[inline(always)]
+fn xor_lanes<F: Float>(b: &Block<F>, mask: usize) -> Block<F> {
+    Block {
+        re: F::xor_lanes(b.re, mask),
+        im: F::xor_lanes(b.im, mask),
+    }
+}
+
+/// A block whose lane `l` is `f(l)`, converted to precision `F`.
+fn coefficient_block<F: Float>(mut f: impl FnMut(usize) -> num_complex::Complex64) -> Block<F> {
+    let values: Vec<_> = (0..F::LANES).map(&mut f).collect();
+    Block {
+        re: F::from_fn(|l| F::from_f64(values[l].re)),
+        im: F::from_fn(|l| F::from_f64(values[l].im)),
+    }
+}

@@ -1,0 +1,171 @@
+//! Gates lowered to what a kernel applies: a matrix of known shape on target
+//! qubits, acting where every control holds.
+//!
+//! Built-in controls are split off (`ccx` becomes X on one target with two
+//! controls), so that a kernel touches only the controlled subspace, and the
+//! matrix's exact-zero structure picks the kernel: diagonal (phase
+//! multiplications), monomial (moves, with phases) or dense.
+
+use kettle_ir::{Control, Gate, GateMatrix, MatrixKind, Qubit};
+use num_complex::Complex64;
+use smallvec::SmallVec;
+
+/// The matrix of a lowered operation, on `2^k` basis states of its targets.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum OpMatrix {
+    /// `out[r] = diag[r] · in[r]`.
+    Diagonal(Vec<Complex64>),
+    /// `out[r] = phase[r] · in[src[r]]`.
+    Monomial {
+        src: Vec<usize>,
+        phase: Vec<Complex64>,
+    },
+    /// `out[r] = Σ_c m[r·dim + c] · in[c]`, row-major.
+    Dense(Vec<Complex64>),
+}
+
+/// A matrix on `targets` (bit `i` of its index is `targets[i]`), applied
+/// only on basis states where every control holds.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct KernelOp {
+    pub(crate) targets: SmallVec<[Qubit; 4]>,
+    pub(crate) controls: SmallVec<[Control; 4]>,
+    pub(crate) matrix: OpMatrix,
+}
+
+impl KernelOp {
+    /// Lowers a validated gate.
+    pub(crate) fn from_gate(gate: &Gate, qubits: &[Qubit], controls: &[Control]) -> KernelOp {
+        let (builtin, base) = gate.controlled_base();
+        let builtin = builtin as usize;
+        let mut all_controls: SmallVec<[Control; 4]> = controls.iter().copied().collect();
+        all_controls.extend(qubits[..builtin].iter().map(|&q| Control::one(q)));
+        KernelOp::from_matrix(&base, &qubits[builtin..], &all_controls)
+    }
+
+    /// Wraps a matrix, choosing its representation from its exact zeros.
+    pub(crate) fn from_matrix(m: &GateMatrix, targets: &[Qubit], controls: &[Control]) -> KernelOp {
+        let dim = m.dim();
+        let matrix = match m.kind() {
+            MatrixKind::Diagonal => OpMatrix::Diagonal(m.diag()),
+            MatrixKind::Monomial => {
+                let zero = Complex64::new(0.0, 0.0);
+                let src: Vec<usize> = (0..dim)
+                    .map(|r| {
+                        (0..dim)
+                            .find(|&c| m.get(r, c) != zero)
+                            .expect("monomial row")
+                    })
+                    .collect();
+                let phase = (0..dim).map(|r| m.get(r, src[r])).collect();
+                OpMatrix::Monomial { src, phase }
+            }
+            MatrixKind::Dense => OpMatrix::Dense(m.data().to_vec()),
+        };
+        KernelOp {
+            targets: targets.into(),
+            controls: controls.into(),
+            matrix,
+        }
+    }
+
+    /// Every qubit the operation reads: targets, then controls.
+    pub(crate) fn qubits(&self) -> impl Iterator<Item = Qubit> + '_ {
+        self.targets
+            .iter()
+            .copied()
+            .chain(self.controls.iter().map(|c| c.qubit))
+    }
+
+    /// True when the operation cannot change any state (a diagonal of exact ones).
+    pub(crate) fn is_identity(&self) -> bool {
+        matches!(&self.matrix, OpMatrix::Diagonal(d) if d.iter().all(|&x| x == Complex64::new(1.0, 0.0)))
+    }
+
+    /// The matrix on `targets ++ control qubits`, controls folded in, as a
+    /// full matrix (what the fusion planner multiplies).
+    pub(crate) fn full_matrix(&self) -> (Vec<Qubit>, GateMatrix) {
+        let k = self.targets.len();
+        let qubits: Vec<Qubit> = self.qubits().collect();
+        let dim_t = 1usize << k;
+        let full = 1usize << qubits.len();
+        let want: usize = self
+            .controls
+            .iter()
+            .enumerate()
+            .map(|(i, c)| usize::from(c.on) << i)
+            .sum();
+        let mut data = vec![Complex64::new(0.0, 0.0); full * full];
+        for r in 0..full {
+            if r >> k != want {
+                data[r * full + r] = Complex64::new(1.0, 0.0);
+                continue;
+            }
+            let high = r & !(dim_t - 1);
+            for ct in 0..dim_t {
+                data[r * full + (high | ct)] = self.entry(r & (dim_t - 1), ct);
+            }
+        }
+        let m = GateMatrix::new(qubits.len() as u32, data).expect("shape is consistent");
+        (qubits, m)
+    }
+
+    /// Entry `(r, c)` of the target matrix.
+    pub(crate) fn entry(&self, r: usize, c: usize) -> Complex64 {
+        let zero = Complex64::new(0.0, 0.0);
+        match &self.matrix {
+            OpMatrix::Diagonal(d) => {
+                if r == c {
+                    d[r]
+                } else {
+                    zero
+                }
+            }
+            OpMatrix::Monomial { src, phase } => {
+                if src[r] == c {
+                    phase[r]
+                } else {
+                    zero
+                }
+            }
+            OpMatrix::Dense(m) => m[r * (1 << self.targets.len()) + c],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kettle_ir::StandardGate;
+
+    #[test]
+    fn builtin_controls_are_split_off() {
+        let op = KernelOp::from_gate(&Gate::standard(StandardGate::Ccx, &[]), &[4, 2, 7], &[]);
+        assert_eq!(op.targets.as_slice(), &[7]);
+        assert_eq!(op.controls.as_slice(), &[Control::one(4), Control::one(2)]);
+        assert!(matches!(op.matrix, OpMatrix::Monomial { .. }));
+        let cp = KernelOp::from_gate(&Gate::standard(StandardGate::Cp, &[0.3]), &[0, 1], &[]);
+        assert!(matches!(cp.matrix, OpMatrix::Diagonal(_)));
+        let h = KernelOp::from_gate(&Gate::standard(StandardGate::H, &[]), &[0], &[]);
+        assert!(matches!(h.matrix, OpMatrix::Dense(_)));
+    }
+
+    #[test]
+    fn full_matrix_folds_controls() {
+        let gate = Gate::standard(StandardGate::Cx, &[]);
+        let op = KernelOp::from_gate(&gate, &[0, 1], &[]);
+        let (qubits, m) = op.full_matrix();
+        assert_eq!(qubits, vec![1, 0]);
+        // On [target, control] the matrix flips bit 0 when bit 1 is set.
+        assert_eq!(m.get(3, 2), Complex64::new(1.0, 0.0));
+        assert_eq!(m.get(1, 1), Complex64::new(1.0, 0.0));
+        let neg = KernelOp::from_gate(
+            &Gate::standard(StandardGate::X, &[]),
+            &[0],
+            &[Control::zero(1)],
+        );
+        let (_, m) = neg.full_matrix();
+        assert_eq!(m.get(1, 0), Complex64::new(1.0, 0.0));
+        assert_eq!(m.get(3, 3), Complex64::new(1.0, 0.0));
+    }
+}

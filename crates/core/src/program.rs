@@ -1,0 +1,216 @@
+//! A circuit compiled for execution: a flat list of instructions where
+//! straight runs of gates are lowered and fused, `if` blocks are jumps, and
+//! terminal measurements are moved to the end so they can be sampled
+//! instead of simulated.
+
+use kettle_ir::{Circuit, Clbit, Condition, Operation, Qubit};
+
+use crate::fusion::{FusionConfig, fuse};
+use crate::op::KernelOp;
+
+/// One step of a compiled circuit.
+#[derive(Clone, Debug)]
+pub(crate) enum Instr {
+    /// Apply a (possibly fused) unitary.
+    Apply(KernelOp),
+    /// Measure `qubit` into `clbit`.
+    Measure { qubit: Qubit, clbit: Clbit },
+    /// Reset `qubit` to |0⟩.
+    Reset { qubit: Qubit },
+    /// Continue at `target` unless `condition` holds.
+    JumpUnless { condition: Condition, target: usize },
+    /// Continue at `target`.
+    Jump { target: usize },
+}
+
+/// The compiled circuit.
+#[derive(Debug)]
+pub(crate) struct Program {
+    pub(crate) instrs: Vec<Instr>,
+    /// From this index on, every instruction is a measurement: the tail that
+    /// is sampled from the final state instead of being simulated.
+    pub(crate) tail: usize,
+    /// Gates in the source circuit (barriers excluded).
+    pub(crate) gates: usize,
+}
+
+impl Program {
+    /// Compiles a validated circuit.
+    pub(crate) fn compile(circuit: &Circuit, fusion: &FusionConfig) -> Program {
+        let ops = move_terminal_measurements(circuit.ops());
+        let mut p = Program {
+            instrs: Vec::new(),
+            tail: 0,
+            gates: 0,
+        };
+        let mut pending = Vec::new();
+        p.compile_ops(&ops, &mut pending, fusion);
+        p.flush(&mut pending, fusion);
+        p.tail = p.instrs.len()
+            - p.instrs
+                .iter()
+                .rev()
+                .take_while(|i| matches!(i, Instr::Measure { .. }))
+                .count();
+        p
+    }
+
+    /// Whether every shot follows the same path until the sampled tail (no
+    /// measurement, reset or branch before it).
+    #[cfg(test)]
+    pub(crate) fn is_deterministic_prefix(&self) -> bool {
+        self.instrs[..self.tail]
+            .iter()
+            .all(|i| matches!(i, Instr::Apply(_)))
+    }
+
+    fn flush(&mut self, pending: &mut Vec<KernelOp>, fusion: &FusionConfig) {
+        if !pending.is_empty() {
+            let run = std::mem::take(pending);
+            self.instrs
+                .extend(fuse(run, fusion).into_iter().map(Instr::Apply));
+        }
+    }
+
+    fn compile_ops(
+        &mut self,
+        ops: &[&Operation],
+        pending: &mut Vec<KernelOp>,
+        fusion: &FusionConfig,
+    ) {
+        for op in ops {
+            match op {
+                Operation::Gate {
+                    gate,
+                    qubits,
+                    controls,
+                } => {
+                    self.gates += 1;
+                    pending.push(KernelOp::from_gate(gate, qubits, controls));
+                }
+                Operation::Barrier { .. } => {}
+                Operation::Measure { qubit, clbit } => {
+                    self.flush(pending, fusion);
+                    self.instrs.push(Instr::Measure {
+                        qubit: *qubit,
+                        clbit: *clbit,
+                    });
+                }
+                Operation::Reset { qubit } => {
+                    self.flush(pending, fusion);
+                    self.instrs.push(Instr::Reset { qubit: *qubit });
+                }
+                Operation::IfElse {
+                    condition,
+                    then_ops,
+                    else_ops,
+                } => {
+                    self.flush(pending, fusion);
+                    let branch = self.instrs.len();
+                    self.instrs.push(Instr::JumpUnless {
+                        condition: condition.clone(),
+                        target: 0,
+                    });
+                    self.compile_ops(&then_ops.iter().collect::<Vec<_>>(), pending, fusion);
+                    self.flush(pending, fusion);
+                    let mut end_jump = None;
+                    if !else_ops.is_empty() {
+                        end_jump = Some(self.instrs.len());
+                        self.instrs.push(Instr::Jump { target: 0 });
+                    }
+                    let else_start = self.instrs.len();
+                    self.compile_ops(&else_ops.iter().collect::<Vec<_>>(), pending, fusion);
+                    self.flush(pending, fusion);
+                    let end = self.instrs.len();
+                    if let Instr::JumpUnless { target, .. } = &mut self.instrs[branch] {
+                        *target = else_start;
+                    }
+                    if let Some(j) = end_jump {
+                        self.instrs[j] = Instr::Jump { target: end };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reorders top-level operations so that measurements nothing depends on
+/// come last: a measurement moves to the end when no later gate, reset or
+/// branch touches its qubit, no branch anywhere reads classical bits, and no
+/// measurement left in place writes the same bit after it.
+fn move_terminal_measurements(ops: &[Operation]) -> Vec<&Operation> {
+    let branches = ops.iter().any(|o| matches!(o, Operation::IfElse { .. }));
+    if branches {
+        return ops.iter().collect();
+    }
+    // Walk backwards: `touched` holds qubits that a later gate or reset uses.
+    let mut terminal = vec![false; ops.len()];
+    let mut touched = std::collections::HashSet::new();
+    for (i, op) in ops.iter().enumerate().rev() {
+        match op {
+            Operation::Measure { qubit, .. } => terminal[i] = !touched.contains(qubit),
+            Operation::Gate {
+                qubits, controls, ..
+            } => {
+                touched.extend(qubits.iter().copied());
+                touched.extend(controls.iter().map(|c| c.qubit));
+            }
+            Operation::Reset { qubit } => {
+                touched.insert(*qubit);
+            }
+            Operation::Barrier { .. } | Operation::IfElse { .. } => {}
+        }
+    }
+    // A terminal measurement must not overtake a kept one writing its bit.
+    let mut later_kept_writes = std::collections::HashSet::new();
+    for (i, op) in ops.iter().enumerate().rev() {
+        if let Operation::Measure { clbit, .. } = op {
+            if terminal[i] && later_kept_writes.contains(clbit) {
+                terminal[i] = false;
+            }
+            if !terminal[i] {
+                later_kept_writes.insert(*clbit);
+            }
+        }
+    }
+    let (moved, kept): (Vec<_>, Vec<_>) = ops.iter().enumerate().partition(|(i, _)| terminal[*i]);
+    kept.into_iter().chain(moved).map(|(_, op)| op).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_measurements_move_to_the_tail() {
+        let c = Circuit::new(2)
+            .creg("c", 2)
+            .h(0)
+            .measure(0, 0)
+            .h(1)
+            .measure(1, 1);
+        let p = Program::compile(&c, &FusionConfig::disabled());
+        assert_eq!(p.tail, 2);
+        assert!(p.is_deterministic_prefix());
+        let mid = Circuit::new(1)
+            .creg("c", 2)
+            .h(0)
+            .measure(0, 0)
+            .h(0)
+            .measure(0, 1);
+        let p = Program::compile(&mid, &FusionConfig::disabled());
+        assert!(!p.is_deterministic_prefix());
+    }
+
+    #[test]
+    fn if_else_becomes_jumps() {
+        let c = Circuit::new(2).creg("c", 1).h(0).measure(0, 0).if_else(
+            Condition::bit(0, true),
+            |b| b.x(1),
+            |b| b.z(1),
+        );
+        let p = Program::compile(&c, &FusionConfig::disabled());
+        assert!(matches!(p.instrs[2], Instr::JumpUnless { target: 5, .. }));
+        assert!(matches!(p.instrs[4], Instr::Jump { target: 6 }));
+    }
+}

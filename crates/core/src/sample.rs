@@ -1,0 +1,184 @@
+//! Sampling basis states from a state's distribution, and exact
+//! probabilities marginalised onto any qubits.
+//!
+//! Sampling costs O(2^n + shots): the shots' uniforms are generated already
+//! sorted (as normalised partial sums of exponential variates), and one sweep
+//! over the cumulative distribution assigns them. The sweep skips whole
+//! pieces using per-piece norms summed in a fixed order, so a seed gives the
+//! same outcomes whatever the thread count.
+
+use kettle_ir::Qubit;
+use rand::Rng;
+use rand_distr::{Distribution, Exp1};
+
+use crate::error::SimError;
+use crate::float::Float;
+use crate::kernels::reduce::{PIECE_BLOCKS, piece_norms};
+use crate::par::Parallelism;
+use crate::state::StateVector;
+
+/// Draws `shots` basis states; returns `(index, occurrences)` in increasing
+/// index order.
+pub(crate) fn sample_indices<F: Float, R: Rng + Clone>(
+    state: &StateVector<F>,
+    shots: u64,
+    rng: &mut R,
+    par: &Parallelism,
+) -> Vec<(u64, u64)> {
+    if shots == 0 {
+        return Vec::new();
+    }
+    let norms = piece_norms(state.blocks(), par);
+    let total: f64 = norms.iter().sum();
+    let piece_len = PIECE_BLOCKS * F::LANES;
+    let len = state.len();
+    let prob = |i: usize| state.amp(i).norm_sqr_f64();
+    // Where rounding leaves uniforms past the last amplitude, they belong to
+    // the last state of non-zero probability.
+    let last_nonzero = (0..len).rev().find(|&i| prob(i) > 0.0).unwrap_or(0) as u64;
+
+    // Two passes over the same exponential variates: their sum, then the
+    // running sums that make the sorted uniforms.
+    let mut replay = rng.clone();
+    let sum: f64 = (0..=shots).map(|_| -> f64 { Exp1.sample(rng) }).sum();
+    let scale = total / sum;
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    let mut record = |index: u64| match out.last_mut() {
+        Some((i, n)) if *i == index => *n += 1,
+        _ => out.push((index, 1)),
+    };
+    let mut partial = 0.0f64;
+    let mut cum = 0.0f64; // cumulative probability before `next`
+    let mut next = 0usize; // first amplitude not yet summed into `cum`
+    for _ in 0..shots {
+        let e: f64 = Exp1.sample(&mut replay);
+        partial += e;
+        let u = partial * scale;
+        // At a piece boundary, skip whole pieces the uniform lies beyond.
+        while next < len && next % piece_len == 0 {
+            let k = next / piece_len;
+            if u < cum + norms[k] {
+                break;
+            }
+            cum += norms[k];
+            next = (next + piece_len).min(len);
+        }
+        loop {
+            if next >= len {
+                record(last_nonzero);
+                break;
+            }
+            let p = prob(next);
+            if u < cum + p {
+                record(next as u64);
+                break;
+            }
+            cum += p;
+            next += 1;
+        }
+    }
+    out
+}
+
+/// Exact probabilities of the outcomes of measuring `qubits`: entry `k` is
+/// the probability that qubit `qubits[i]` reads bit `i` of `k`.
+pub(crate) fn marginal_probabilities<F: Float>(
+    state: &StateVector<F>,
+    qubits: &[Qubit],
+    par: &Parallelism,
+) -> Result<Vec<f64>, SimError> {
+    let n = state.num_qubits();
+    for (i, &q) in qubits.iter().enumerate() {
+        if q >= n {
+            return Err(SimError::QubitOutOfRange {
+                qubit: q,
+                num_qubits: n,
+            });
+        }
+        if qubits[..i].contains(&q) {
+            return Err(SimError::DuplicateQubit { qubit: q });
+        }
+    }
+    let k = qubits.len();
+    let size = 1usize << k;
+    let mut probs = Vec::new();
+    probs
+        .try_reserve_exact(size)
+        .map_err(|_| SimError::OutOfMemory {
+            bytes: (size as u128) * 8,
+        })?;
+    let identity = qubits.iter().enumerate().all(|(i, &q)| i as u32 == q) && k == n as usize;
+    let len = state.len();
+    if identity {
+        // The whole distribution, in parallel: each entry is independent.
+        let pieces = par.map_pieces(len, PIECE_BLOCKS * F::LANES, 1, |r| {
+            r.map(|i| state.amp(i).norm_sqr_f64()).collect::<Vec<_>>()
+        });
+        probs.extend(pieces.into_iter().flatten());
+        return Ok(probs);
+    }
+    probs.resize(size, 0.0);
+    let gather = |i: usize| -> usize {
+        qubits
+            .iter()
+            .enumerate()
+            .map(|(b, &q)| ((i >> q) & 1) << b)
+            .sum()
+    };
+    if size <= 1 << 12 {
+        // Small outputs: one histogram per fixed piece, added in order.
+        let piece = (1usize << 16).max(len / 1024);
+        let parts = par.map_pieces(len, piece, 1, |r| {
+            let mut h = vec![0.0; size];
+            for i in r {
+                h[gather(i)] += state.amp(i).norm_sqr_f64();
+            }
+            h
+        });
+        for part in parts {
+            for (p, x) in probs.iter_mut().zip(part) {
+                *p += x;
+            }
+        }
+    } else {
+        for i in 0..len {
+            probs[gather(i)] += state.amp(i).norm_sqr_f64();
+        }
+    }
+    Ok(probs)
+}
+
+/// `|z|²` in f64 for either precision.
+trait NormSqrF64 {
+    fn norm_sqr_f64(&self) -> f64;
+}
+
+impl<F: Float> NormSqrF64 for num_complex::Complex<F> {
+    #[inline]
+    fn norm_sqr_f64(&self) -> f64 {
+        let (re, im) = (self.re.to_f64(), self.im.to_f64());
+        re * re + im * im
+    }
+}
+
+impl<F: Float> StateVector<F> {
+    /// Exact probabilities of measuring `qubits`: entry `k` is the probability
+    /// that `qubits[i]` reads bit `i` of `k` for every `i`. With all qubits in
+    /// order this is the whole distribution.
+    ///
+    /// # Errors
+    /// [`SimError::QubitOutOfRange`], [`SimError::DuplicateQubit`], or
+    /// [`SimError::OutOfMemory`] if the result cannot be allocated.
+    pub fn probabilities(&self, qubits: &[Qubit], par: &Parallelism) -> Result<Vec<f64>, SimError> {
+        marginal_probabilities(self, qubits, par)
+    }
+
+    /// Draws `shots` basis states with a seeded generator; returns
+    /// `(basis index, occurrences)` in increasing index order. The same seed
+    /// gives the same result whatever the parallelism.
+    pub fn sample(&self, shots: u64, seed: u64, par: &Parallelism) -> Vec<(u64, u64)> {
+        use rand::SeedableRng;
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+        sample_indices(self, shots, &mut rng, par)
+    }
+}

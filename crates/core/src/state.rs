@@ -1,0 +1,344 @@
+//! The state vector: one contiguous, aligned buffer of `2^n` amplitudes in
+//! blocks of `LANES` real parts followed by `LANES` imaginary parts.
+//!
+//! Amplitude `i` lives in block `i / LANES`, lane `i % LANES`. A state of
+//! fewer than `log2(LANES)` qubits still occupies one block; the lanes past
+//! `2^n` stay zero. Memory is `16·2^n` bytes at f64 and `8·2^n` at f32; it is
+//! checked against the caller's budget before anything is allocated, and the
+//! allocation itself is fallible, so asking for too much is an error, never an
+//! abort.
+
+use std::alloc::{Layout, alloc_zeroed};
+
+use kettle_ir::{Control, Gate, GateMatrix, Qubit};
+use num_complex::{Complex, Complex64};
+
+use crate::error::SimError;
+use crate::float::Float;
+use crate::kernels;
+use crate::op::KernelOp;
+use crate::par::Parallelism;
+
+/// `LANES` real parts then `LANES` imaginary parts: the unit kernels load.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub(crate) struct Block<F: Float> {
+    pub(crate) re: F::V,
+    pub(crate) im: F::V,
+}
+
+impl<F: Float> Block<F> {
+    pub(crate) fn zero() -> Self {
+        let z = F::splat(F::from_f64(0.0));
+        Block { re: z, im: z }
+    }
+}
+
+/// The precision of a state, for callers that choose it at run time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Precision {
+    /// Single precision: 8 bytes per amplitude.
+    F32,
+    /// Double precision: 16 bytes per amplitude.
+    #[default]
+    F64,
+}
+
+impl Precision {
+    /// Bytes a state of `num_qubits` qubits occupies at this precision.
+    pub fn state_bytes(self, num_qubits: u32) -> u128 {
+        match self {
+            Precision::F32 => StateVector::<f32>::bytes_for(num_qubits),
+            Precision::F64 => StateVector::<f64>::bytes_for(num_qubits),
+        }
+    }
+
+    /// `"f32"` or `"f64"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F64 => "f64",
+        }
+    }
+}
+
+/// The largest qubit count a state may have on a 64-bit machine; the memory
+/// budget is usually the tighter limit.
+pub const MAX_QUBITS: u32 = 50;
+
+/// A pure state of `n` qubits at precision `F`.
+#[derive(Debug)]
+pub struct StateVector<F: Float> {
+    num_qubits: u32,
+    blocks: Vec<Block<F>>,
+}
+
+impl<F: Float> Clone for StateVector<F> {
+    fn clone(&self) -> Self {
+        StateVector {
+            num_qubits: self.num_qubits,
+            blocks: self.blocks.clone(),
+        }
+    }
+}
+
+impl<F: Float> StateVector<F> {
+    /// Bytes a state of `num_qubits` qubits occupies: `2·size_of::<F>()·2^n`
+    /// (at least one block). Exact, never overflows.
+    pub fn bytes_for(num_qubits: u32) -> u128 {
+        let amplitudes = 1u128
+            .checked_shl(num_qubits)
+            .unwrap_or(u128::MAX)
+            .max(F::LANES as u128);
+        amplitudes.saturating_mul(2 * std::mem::size_of::<F>() as u128)
+    }
+
+    /// |0…0⟩ on `num_qubits` qubits, with no memory budget.
+    ///
+    /// # Errors
+    /// [`SimError::MemoryBudget`] above [`MAX_QUBITS`],
+    /// [`SimError::OutOfMemory`] if the allocation fails.
+    pub fn new(num_qubits: u32) -> Result<Self, SimError> {
+        Self::with_budget(num_qubits, None)
+    }
+
+    /// |0…0⟩ on `num_qubits` qubits, refused before allocating if it would
+    /// take more than `budget` bytes.
+    ///
+    /// # Errors
+    /// [`SimError::MemoryBudget`] if it does not fit (or exceeds
+    /// [`MAX_QUBITS`]), [`SimError::OutOfMemory`] if the allocation fails.
+    pub fn with_budget(num_qubits: u32, budget: Option<u64>) -> Result<Self, SimError> {
+        check_budget::<F>(num_qubits, 1, budget)?;
+        let mut state = StateVector {
+            num_qubits,
+            blocks: alloc_zeroed_blocks::<F>(Self::block_count(num_qubits))?,
+        };
+        state.set_amplitude_unchecked(0, Complex::new(F::from_f64(1.0), F::from_f64(0.0)));
+        Ok(state)
+    }
+
+    /// A state holding `amplitudes` (index order as everywhere: qubit 0 is
+    /// the least significant bit). Not renormalised.
+    ///
+    /// # Errors
+    /// [`SimError::BadAmplitudeCount`] unless the length is a power of two.
+    pub fn from_amplitudes(amplitudes: &[Complex64]) -> Result<Self, SimError> {
+        let len = amplitudes.len();
+        if !len.is_power_of_two() {
+            return Err(SimError::BadAmplitudeCount { len });
+        }
+        let num_qubits = len.trailing_zeros();
+        let mut state = StateVector {
+            num_qubits,
+            blocks: alloc_zeroed_blocks::<F>(Self::block_count(num_qubits))?,
+        };
+        for (i, a) in amplitudes.iter().enumerate() {
+            state.set_amplitude_unchecked(i, Complex::new(F::from_f64(a.re), F::from_f64(a.im)));
+        }
+        Ok(state)
+    }
+
+    /// A copy, refused if the budget cannot hold `live_states + 1` states.
+    ///
+    /// # Errors
+    /// As [`with_budget`](Self::with_budget).
+    pub fn try_clone(&self, live_states: u32, budget: Option<u64>) -> Result<Self, SimError> {
+        check_budget::<F>(self.num_qubits, live_states + 1, budget)?;
+        let mut blocks = alloc_zeroed_blocks::<F>(self.blocks.len())?;
+        blocks.copy_from_slice(&self.blocks);
+        Ok(StateVector {
+            num_qubits: self.num_qubits,
+            blocks,
+        })
+    }
+
+    fn block_count(num_qubits: u32) -> usize {
+        (1usize << num_qubits).div_ceil(F::LANES)
+    }
+
+    /// Number of qubits.
+    pub fn num_qubits(&self) -> u32 {
+        self.num_qubits
+    }
+
+    /// Number of amplitudes, `2^n`.
+    pub fn len(&self) -> usize {
+        1 << self.num_qubits
+    }
+
+    /// Never true: a state has at least one amplitude.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Amplitude of basis state `index`.
+    ///
+    /// # Errors
+    /// [`SimError::IndexOutOfRange`] if `index >= 2^n`.
+    pub fn amplitude(&self, index: u64) -> Result<Complex<F>, SimError> {
+        if index >= self.len() as u64 {
+            return Err(SimError::IndexOutOfRange {
+                index,
+                num_qubits: self.num_qubits,
+            });
+        }
+        Ok(self.amp(index as usize))
+    }
+
+    #[inline]
+    pub(crate) fn amp(&self, index: usize) -> Complex<F> {
+        let b = &self.blocks[index / F::LANES];
+        let l = index % F::LANES;
+        Complex::new(F::lane(&b.re, l), F::lane(&b.im, l))
+    }
+
+    fn set_amplitude_unchecked(&mut self, index: usize, value: Complex<F>) {
+        let b = &mut self.blocks[index / F::LANES];
+        let l = index % F::LANES;
+        let set = |v: &mut F::V, x: F| {
+            let old = *v;
+            *v = F::from_fn(|i| if i == l { x } else { F::lane(&old, i) });
+        };
+        set(&mut b.re, value.re);
+        set(&mut b.im, value.im);
+    }
+
+    /// All amplitudes at this precision, in basis-state order.
+    pub fn to_vec(&self) -> Vec<Complex<F>> {
+        (0..self.len()).map(|i| self.amp(i)).collect()
+    }
+
+    /// All amplitudes widened to f64, in basis-state order.
+    pub fn to_vec_f64(&self) -> Vec<Complex64> {
+        (0..self.len())
+            .map(|i| {
+                let a = self.amp(i);
+                Complex64::new(a.re.to_f64(), a.im.to_f64())
+            })
+            .collect()
+    }
+
+    /// `⟨ψ|ψ⟩`, summed in a fixed order (the same for any thread count).
+    pub fn norm_sqr(&self, par: &Parallelism) -> f64 {
+        kernels::reduce::piece_norms(&self.blocks, par).iter().sum()
+    }
+
+    /// Applies `gate` to `qubits` where every control holds.
+    ///
+    /// # Errors
+    /// [`SimError::Circuit`] for an invalid gate (qubit out of range,
+    /// duplicates, wrong arity or parameters).
+    pub fn apply_gate(
+        &mut self,
+        gate: &Gate,
+        qubits: &[Qubit],
+        controls: &[Control],
+        par: &Parallelism,
+    ) -> Result<(), SimError> {
+        let check = kettle_ir::Circuit::new(self.num_qubits).op(kettle_ir::Operation::Gate {
+            gate: gate.clone(),
+            qubits: qubits.to_vec(),
+            controls: controls.to_vec(),
+        });
+        check.validate()?;
+        self.apply(&KernelOp::from_gate(gate, qubits, controls), par);
+        Ok(())
+    }
+
+    /// Applies an arbitrary (not necessarily unitary) matrix to `qubits`.
+    /// Used for collapse and by tests; the caller guarantees the qubits are
+    /// valid and distinct.
+    pub(crate) fn apply_matrix(
+        &mut self,
+        matrix: &GateMatrix,
+        qubits: &[Qubit],
+        par: &Parallelism,
+    ) {
+        self.apply(&KernelOp::from_matrix(matrix, qubits, &[]), par);
+    }
+
+    /// Applies a lowered operation (qubits already validated).
+    pub(crate) fn apply(&mut self, op: &KernelOp, par: &Parallelism) {
+        kernels::apply(&mut self.blocks, self.num_qubits, op, par);
+    }
+
+    pub(crate) fn blocks(&self) -> &[Block<F>] {
+        &self.blocks
+    }
+}
+
+/// Fails unless `copies` states of `num_qubits` qubits fit in `budget`.
+pub(crate) fn check_budget<F: Float>(
+    num_qubits: u32,
+    copies: u32,
+    budget: Option<u64>,
+) -> Result<(), SimError> {
+    let needed = StateVector::<F>::bytes_for(num_qubits).saturating_mul(u128::from(copies));
+    let over_budget = budget.is_some_and(|b| needed > u128::from(b));
+    if over_budget || num_qubits > MAX_QUBITS {
+        return Err(SimError::MemoryBudget {
+            qubits: num_qubits,
+            precision: F::NAME,
+            needed,
+            budget: budget.unwrap_or(StateVector::<F>::bytes_for(MAX_QUBITS) as u64),
+        });
+    }
+    Ok(())
+}
+
+#[allow(unsafe_code)]
+fn alloc_zeroed_blocks<F: Float>(count: usize) -> Result<Vec<Block<F>>, SimError> {
+    let bytes = (count as u128) * std::mem::size_of::<Block<F>>() as u128;
+    let layout = Layout::array::<Block<F>>(count).map_err(|_| SimError::OutOfMemory { bytes })?;
+    assert!(layout.size() > 0, "a state has at least one block");
+    // SAFETY: the layout has non-zero size (checked above). Zeroed pages from
+    // the allocator are lazily mapped, so a fresh state costs no pass.
+    let ptr = unsafe { alloc_zeroed(layout) }.cast::<Block<F>>();
+    if ptr.is_null() {
+        return Err(SimError::OutOfMemory { bytes });
+    }
+    // SAFETY: `ptr` comes from the global allocator with the layout of
+    // `[Block<F>; count]`, so it is valid for `count` elements and will be
+    // freed with the same layout by `Vec`. All-zero bytes are a valid
+    // `Block<F>` (the vectors are plain arrays of f32/f64 whose zero is 0.0).
+    Ok(unsafe { Vec::from_raw_parts(ptr, count, count) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_follow_the_formula() {
+        assert_eq!(StateVector::<f64>::bytes_for(24), 16 << 24);
+        assert_eq!(StateVector::<f32>::bytes_for(24), 8 << 24);
+        assert_eq!(StateVector::<f64>::bytes_for(0), 16 * 8);
+        assert_eq!(StateVector::<f64>::bytes_for(200), u128::MAX);
+        assert_eq!(Precision::F32.state_bytes(30), 8 << 30);
+    }
+
+    #[test]
+    fn budget_is_checked_before_allocating() {
+        let err = StateVector::<f64>::with_budget(40, Some(1 << 30)).unwrap_err();
+        assert!(matches!(err, SimError::MemoryBudget { qubits: 40, .. }));
+        // Far beyond any machine: refused without trying to allocate.
+        assert!(StateVector::<f64>::new(60).is_err());
+        let ok = StateVector::<f64>::with_budget(10, Some(16 << 10)).unwrap();
+        assert_eq!(ok.amplitude(0).unwrap().re, 1.0);
+        assert!(StateVector::<f64>::with_budget(10, Some((16 << 10) - 1)).is_err());
+    }
+
+    #[test]
+    fn small_states_pad_one_block() {
+        let s = StateVector::<f32>::new(1).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.to_vec().len(), 2);
+        assert!(s.amplitude(2).is_err());
+        let amps = [Complex64::new(0.6, 0.0), Complex64::new(0.0, 0.8)];
+        let t = StateVector::<f64>::from_amplitudes(&amps).unwrap();
+        assert_eq!(t.to_vec_f64(), amps);
+        assert!(StateVector::<f64>::from_amplitudes(&amps[..1]).is_ok());
+        assert!(StateVector::<f64>::from_amplitudes(&[amps[0]; 3]).is_err());
+    }
+}

@@ -1,0 +1,503 @@
+//! Numeric tests of the whole simulator against `kettle-reference`, the plain
+//! dense simulator.
+//!
+//! Like qsim's typed fixtures, one macro stamps the same test bodies for
+//! every configuration: precision × {sequential, parallel} × {fusion on,
+//! off}. A bug in one path (say, only the parallel f32 one) fails there.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use kettle_ir::{Circuit, Complex64, Condition, Control, Gate, StandardGate, UnitaryMatrix};
+use kettle_reference as reference;
+use rand::{RngExt, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use crate::{Float, FusionConfig, Parallelism, PauliSum, RunOptions, Simulator, StateVector};
+
+/// A two-thread pool shared by the parallel configurations.
+fn pool() -> Parallelism {
+    static POOL: OnceLock<Arc<rayon::ThreadPool>> = OnceLock::new();
+    Parallelism::Pool(
+        POOL.get_or_init(|| {
+            Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(2)
+                    .build()
+                    .unwrap(),
+            )
+        })
+        .clone(),
+    )
+}
+
+/// Largest entry-wise difference allowed against the reference: f64 must
+/// agree to 1e-12; f32 carries about 1e-7 relative error per operation.
+fn tolerance<F: Float>() -> f64 {
+    if F::LANES == 8 { 1e-12 } else { 2e-5 }
+}
+
+fn random_state(n: u32, seed: u64) -> Vec<Complex64> {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let v: Vec<Complex64> = (0..1usize << n)
+        .map(|_| Complex64::new(rng.random::<f64>() - 0.5, rng.random::<f64>() - 0.5))
+        .collect();
+    let norm = v.iter().map(|a| a.norm_sqr()).sum::<f64>().sqrt();
+    v.into_iter().map(|a| a / norm).collect()
+}
+
+fn random_unitary(k: u32, seed: u64) -> UnitaryMatrix {
+    let c = reference::random_circuit(k, 12, seed);
+    let u = reference::unitary_by_kron(&c);
+    UnitaryMatrix::from_entries(k, u.into_iter().flatten().collect()).unwrap()
+}
+
+/// Every gate, on every kind of qubit placement (low and high qubits,
+/// ascending and not, with positive and negative extra controls).
+fn every_gate_matches_reference<F: Float>(par: &Parallelism) {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+    for n in [1u32, 2, 3, 5, 7, 9] {
+        let start = random_state(n, u64::from(n));
+        for gate in StandardGate::ALL {
+            let k = gate.num_qubits();
+            if k > n {
+                continue;
+            }
+            for trial in 0..12 {
+                let mut qubits: Vec<u32> = (0..n).collect();
+                for i in (1..qubits.len()).rev() {
+                    qubits.swap(i, rng.random_range(0..=i));
+                }
+                let extra = if trial < 4 { 0 } else { (n - k).min(trial % 3) };
+                let controls: Vec<Control> = qubits[k as usize..(k + extra) as usize]
+                    .iter()
+                    .map(|&q| Control {
+                        qubit: q,
+                        on: rng.random(),
+                    })
+                    .collect();
+                let targets = &qubits[..k as usize];
+                let params: Vec<f64> = (0..gate.num_params())
+                    .map(|_| rng.random_range(-7.0..7.0))
+                    .collect();
+                let g = Gate::standard(gate, &params);
+                let mut expect = start.clone();
+                reference::apply_gate(&mut expect, &g.matrix(), targets, &controls);
+                let mut state = StateVector::<F>::from_amplitudes(&start).unwrap();
+                state.apply_gate(&g, targets, &controls, par).unwrap();
+                let diff = reference::max_abs_diff(&state.to_vec_f64(), &expect);
+                assert!(
+                    diff < tolerance::<F>(),
+                    "{} on {targets:?} ctrl {controls:?} (n={n}): off by {diff:e}",
+                    gate.name()
+                );
+            }
+        }
+        // Explicit unitaries on 1 to 4 qubits (dense kernels of every group size).
+        for k in 1..=n.min(4) {
+            let u = random_unitary(k, u64::from(10 * n + k));
+            let targets: Vec<u32> = (0..k).map(|i| (i * 2 + 1) % n).collect::<Vec<_>>();
+            let mut uniq = targets.clone();
+            uniq.sort_unstable();
+            uniq.dedup();
+            if uniq.len() != targets.len() {
+                continue;
+            }
+            let g = Gate::Unitary(u);
+            let mut expect = start.clone();
+            reference::apply_gate(&mut expect, &g.matrix(), &targets, &[]);
+            let mut state = StateVector::<F>::from_amplitudes(&start).unwrap();
+            state.apply_gate(&g, &targets, &[], par).unwrap();
+            assert!(reference::max_abs_diff(&state.to_vec_f64(), &expect) < tolerance::<F>());
+        }
+    }
+}
+
+fn random_circuits_match_reference<F: Float>(sim: &Simulator) {
+    for (n, gates, seeds) in [
+        (3u32, 40usize, 0..6u64),
+        (6, 80, 6..10),
+        (10, 120, 10..12),
+        (16, 60, 12..13),
+    ] {
+        for seed in seeds {
+            let c = reference::random_circuit(n, gates, seed);
+            let expect = reference::statevector(&c);
+            let state = sim.statevector::<F>(&c).unwrap();
+            let got = state.to_vec_f64();
+            let diff = reference::max_abs_diff(&got, &expect);
+            assert!(
+                diff < tolerance::<F>(),
+                "n={n} seed={seed}: off by {diff:e}"
+            );
+            let norm = state.norm_sqr(sim.parallelism());
+            assert!((norm - 1.0).abs() < 1e3 * tolerance::<F>(), "norm {norm}");
+        }
+    }
+}
+
+fn large_circuit_matches_reference<F: Float>(sim: &Simulator) {
+    // 18 qubits: every kernel's parallel path engages.
+    let c = reference::random_circuit(18, 40, 99);
+    let expect = reference::statevector(&c);
+    let got = sim.statevector::<F>(&c).unwrap().to_vec_f64();
+    let diff = reference::max_abs_diff(&got, &expect);
+    assert!(diff < tolerance::<F>(), "off by {diff:e}");
+}
+
+fn inverse_returns_to_zero<F: Float>(sim: &Simulator) {
+    for (n, seed) in [(5u32, 3u64), (12, 4)] {
+        let c = reference::random_circuit(n, 80, seed);
+        let mut both = c.clone();
+        for op in reference::inverse(&c).ops() {
+            both.push(op.clone());
+        }
+        let state = sim.statevector::<F>(&both).unwrap();
+        let a0 = state.amplitude(0).unwrap();
+        assert!((a0.re.to_f64() - 1.0).abs() < 100.0 * tolerance::<F>());
+        assert!(a0.im.to_f64().abs() < 100.0 * tolerance::<F>());
+    }
+}
+
+fn expectations_match_reference<F: Float>(sim: &Simulator) {
+    let c = reference::random_circuit(7, 60, 5);
+    let amps = reference::statevector(&c);
+    let state = sim.statevector::<F>(&c).unwrap();
+    for (text, terms) in [
+        ("Z0", vec![(0u32, 'Z')]),
+        ("X3", vec![(3, 'X')]),
+        ("Y6", vec![(6, 'Y')]),
+        ("X0 Y2 Z5", vec![(0, 'X'), (2, 'Y'), (5, 'Z')]),
+        ("Y1 Y4", vec![(1, 'Y'), (4, 'Y')]),
+        (
+            "X1 Y2 Y3 Y5 Z6",
+            vec![(1, 'X'), (2, 'Y'), (3, 'Y'), (5, 'Y'), (6, 'Z')],
+        ),
+    ] {
+        let want = reference::pauli_expectation(&amps, &terms);
+        let obs: PauliSum = text.parse().unwrap();
+        let got = state.expectation(&obs, sim.parallelism()).unwrap();
+        assert!(
+            (got - want).abs() < 10.0 * tolerance::<F>(),
+            "{text}: {got} vs {want}"
+        );
+    }
+    let sum: PauliSum = "0.5*Z0 Z1 - 2 X3 + 1.5".parse().unwrap();
+    let want = 0.5 * reference::pauli_expectation(&amps, &[(0, 'Z'), (1, 'Z')])
+        - 2.0 * reference::pauli_expectation(&amps, &[(3, 'X')])
+        + 1.5;
+    let got = state.expectation(&sum, sim.parallelism()).unwrap();
+    assert!((got - want).abs() < 10.0 * tolerance::<F>());
+}
+
+fn marginals_match_reference<F: Float>(sim: &Simulator) {
+    let c = reference::random_circuit(8, 60, 6);
+    let probs = reference::probabilities(&reference::statevector(&c));
+    let state = sim.statevector::<F>(&c).unwrap();
+    let all: Vec<u32> = (0..8).collect();
+    let got = state.probabilities(&all, sim.parallelism()).unwrap();
+    for (a, b) in got.iter().zip(&probs) {
+        assert!((a - b).abs() < 10.0 * tolerance::<F>());
+    }
+    let sub = [5u32, 0, 3];
+    let got = state.probabilities(&sub, sim.parallelism()).unwrap();
+    let mut want = vec![0.0; 8];
+    for (i, p) in probs.iter().enumerate() {
+        let k = sub
+            .iter()
+            .enumerate()
+            .map(|(b, &q)| ((i >> q) & 1) << b)
+            .sum::<usize>();
+        want[k] += p;
+    }
+    for (a, b) in got.iter().zip(&want) {
+        assert!((a - b).abs() < 10.0 * tolerance::<F>());
+    }
+    assert!(state.probabilities(&[8], sim.parallelism()).is_err());
+    assert!(state.probabilities(&[1, 1], sim.parallelism()).is_err());
+}
+
+fn counts_pass_chi_square<F: Float>(sim: &Simulator) {
+    let c = reference::random_circuit(5, 50, 7).measure_all();
+    let expect = reference::exact_distribution(&c);
+    let shots = 20_000;
+    let out = sim
+        .run::<F>(
+            &c,
+            &RunOptions {
+                shots,
+                seed: Some(11),
+                keep_state: false,
+            },
+        )
+        .unwrap();
+    assert_eq!(out.counts.shots(), shots);
+    let p = reference::chi_square_p_value(&out.counts.to_bitstrings(), &expect, shots);
+    assert!(p > 1e-4, "chi-square p = {p}");
+}
+
+/// Teleportation: mid-circuit measurement and classical control.
+fn teleportation() -> Circuit {
+    Circuit::new(3)
+        .creg("m", 2)
+        .creg("out", 1)
+        .ry(0.7, 0)
+        .h(1)
+        .cx(1, 2)
+        .cx(0, 1)
+        .h(0)
+        .measure(0, 0)
+        .measure(1, 1)
+        .if_then(Condition::bit(1, true), |b| b.x(2))
+        .if_then(Condition::bit(0, true), |b| b.z(2))
+        .measure(2, 2)
+}
+
+/// Mid-circuit measurement, reset and register conditions together.
+fn feedback_circuit() -> Circuit {
+    Circuit::new(3)
+        .creg("c", 3)
+        .h(0)
+        .ry(1.1, 1)
+        .cx(0, 2)
+        .measure(0, 0)
+        .reset(0)
+        .rx(0.4, 0)
+        .measure(1, 1)
+        .if_else(
+            Condition::equals(vec![0, 1], 0b11),
+            |b| b.h(2),
+            |b| b.ry(0.3, 2).x(0),
+        )
+        .cx(2, 1)
+        .measure(2, 2)
+        .measure(1, 1)
+        .measure(0, 0)
+}
+
+fn trajectories_follow_the_exact_distribution<F: Float>(sim: &Simulator) {
+    for (c, seed) in [(teleportation(), 1u64), (feedback_circuit(), 2)] {
+        let expect = reference::exact_distribution(&c);
+        let shots = 20_000;
+        let out = sim
+            .run::<F>(
+                &c,
+                &RunOptions {
+                    shots,
+                    seed: Some(seed),
+                    keep_state: false,
+                },
+            )
+            .unwrap();
+        assert_eq!(out.counts.shots(), shots);
+        let p = reference::chi_square_p_value(&out.counts.to_bitstrings(), &expect, shots);
+        assert!(p > 1e-4, "chi-square p = {p}");
+    }
+    // The teleported qubit reads 1 with probability sin²(0.35).
+    let out = sim
+        .run::<F>(
+            &teleportation(),
+            &RunOptions {
+                shots: 40_000,
+                seed: Some(3),
+                keep_state: false,
+            },
+        )
+        .unwrap();
+    let ones: u64 = out
+        .counts
+        .to_bitstrings()
+        .iter()
+        .filter(|(k, _)| k.starts_with('1'))
+        .map(|(_, n)| n)
+        .sum();
+    let p = ones as f64 / 40_000.0;
+    assert!((p - 0.35f64.sin().powi(2)).abs() < 0.01, "{p}");
+}
+
+macro_rules! numeric_suite {
+    ($($name:ident: $float:ty, $par:expr, $fusion:expr;)*) => {$(
+        mod $name {
+            use super::*;
+
+            fn sim() -> Simulator {
+                Simulator::new().with_parallelism($par).with_fusion($fusion)
+            }
+
+            #[test]
+            fn every_gate() { every_gate_matches_reference::<$float>(sim().parallelism()); }
+            #[test]
+            fn random_circuits() { random_circuits_match_reference::<$float>(&sim()); }
+            #[test]
+            fn large_circuit() { large_circuit_matches_reference::<$float>(&sim()); }
+            #[test]
+            fn inverse() { inverse_returns_to_zero::<$float>(&sim()); }
+            #[test]
+            fn expectations() { expectations_match_reference::<$float>(&sim()); }
+            #[test]
+            fn marginals() { marginals_match_reference::<$float>(&sim()); }
+            #[test]
+            fn counts() { counts_pass_chi_square::<$float>(&sim()); }
+            #[test]
+            fn trajectories() { trajectories_follow_the_exact_distribution::<$float>(&sim()); }
+        }
+    )*};
+}
+
+numeric_suite! {
+    f64_seq_fused: f64, Parallelism::Sequential, FusionConfig::default();
+    f64_seq_plain: f64, Parallelism::Sequential, FusionConfig::disabled();
+    f64_par_fused: f64, pool(), FusionConfig::default();
+    f64_par_plain: f64, pool(), FusionConfig::disabled();
+    f32_seq_fused: f32, Parallelism::Sequential, FusionConfig::default();
+    f32_seq_plain: f32, Parallelism::Sequential, FusionConfig::disabled();
+    f32_par_fused: f32, pool(), FusionConfig::default();
+    f32_par_plain: f32, pool(), FusionConfig::disabled();
+}
+
+#[test]
+fn fusion_on_and_off_agree_to_1e_12() {
+    for (n, seed) in [(6u32, 21u64), (12, 22), (17, 23)] {
+        let c = reference::random_circuit(n, 150, seed);
+        let plain = Simulator::new().with_fusion(FusionConfig::disabled());
+        let a = plain.statevector::<f64>(&c).unwrap().to_vec_f64();
+        for max_qubits in 2..=5 {
+            let fused = Simulator::new().with_fusion(FusionConfig {
+                max_qubits,
+                ..FusionConfig::default()
+            });
+            let b = fused.statevector::<f64>(&c).unwrap().to_vec_f64();
+            let diff = reference::max_abs_diff(&a, &b);
+            assert!(diff < 1e-12, "n={n} max_qubits={max_qubits}: {diff:e}");
+        }
+    }
+}
+
+#[test]
+fn same_seed_same_counts_whatever_the_threads() {
+    let c = reference::random_circuit(16, 60, 8).measure_all();
+    let run = |par: Parallelism, seed: u64| {
+        Simulator::new()
+            .with_parallelism(par)
+            .run::<f64>(
+                &c,
+                &RunOptions {
+                    shots: 5000,
+                    seed: Some(seed),
+                    keep_state: false,
+                },
+            )
+            .unwrap()
+            .counts
+            .to_bitstrings()
+    };
+    let seq = run(Parallelism::Sequential, 5);
+    assert_eq!(seq, run(pool(), 5));
+    assert_eq!(seq, run(Parallelism::threads(3).unwrap(), 5));
+    assert_ne!(seq, run(Parallelism::Sequential, 6));
+    let traj = |par: Parallelism| {
+        Simulator::new()
+            .with_parallelism(par)
+            .run::<f64>(
+                &feedback_circuit(),
+                &RunOptions {
+                    shots: 3000,
+                    seed: Some(9),
+                    keep_state: false,
+                },
+            )
+            .unwrap()
+            .counts
+    };
+    assert_eq!(traj(Parallelism::Sequential), traj(pool()));
+}
+
+#[test]
+fn a_tight_budget_replays_branches_with_the_same_result() {
+    let c = feedback_circuit();
+    let opts = RunOptions {
+        shots: 4000,
+        seed: Some(4),
+        keep_state: false,
+    };
+    let roomy = Simulator::new().run::<f64>(&c, &opts).unwrap();
+    let one_state = StateVector::<f64>::bytes_for(3) as u64;
+    let tight = Simulator::new()
+        .with_memory_budget(Some(one_state))
+        .run::<f64>(&c, &opts)
+        .unwrap();
+    assert_eq!(roomy.counts, tight.counts);
+    assert_eq!(roomy.stats.replays, 0);
+    assert!(tight.stats.replays > 0);
+    let err = Simulator::new()
+        .with_memory_budget(Some(one_state - 1))
+        .run::<f64>(&c, &opts);
+    assert!(matches!(err, Err(crate::SimError::MemoryBudget { .. })));
+}
+
+#[test]
+fn terminal_measurements_are_sampled_not_branched() {
+    let c = reference::random_circuit(10, 60, 9).measure_all();
+    let out = Simulator::new()
+        .run::<f64>(
+            &c,
+            &RunOptions {
+                shots: 1000,
+                seed: Some(1),
+                keep_state: true,
+            },
+        )
+        .unwrap();
+    assert_eq!(out.stats.branches, 1);
+    // The kept state is the pre-measurement state.
+    let expect = reference::statevector(&reference::random_circuit(10, 60, 9));
+    assert!(reference::max_abs_diff(&out.state.unwrap().to_vec_f64(), &expect) < 1e-12);
+}
+
+#[test]
+fn invalid_input_is_a_typed_error() {
+    let sim = Simulator::new();
+    assert!(matches!(
+        sim.run::<f64>(&Circuit::new(2).cx(0, 5), &RunOptions::default()),
+        Err(crate::SimError::Circuit(_))
+    ));
+    let big = Circuit::new(45).h(0);
+    assert!(matches!(
+        sim.with_memory_budget(Some(1 << 30))
+            .statevector::<f64>(&big),
+        Err(crate::SimError::MemoryBudget { qubits: 45, .. })
+    ));
+    let mut state = StateVector::<f64>::new(2).unwrap();
+    let err = state.apply_gate(
+        &Gate::standard(StandardGate::H, &[]),
+        &[2],
+        &[],
+        &Parallelism::Sequential,
+    );
+    assert!(err.is_err());
+    let bad: Result<PauliSum, _> = "Z9".parse();
+    assert!(
+        state
+            .expectation(&bad.unwrap(), &Parallelism::Sequential)
+            .is_err()
+    );
+}
+
+#[test]
+fn sampling_skips_zero_probability_states() {
+    // |000⟩ + |111⟩ across 12 qubits: nothing else may ever appear.
+    let c = Circuit::new(12).h(0).cx(0, 11).measure_all();
+    let out = Simulator::new()
+        .run::<f64>(
+            &c,
+            &RunOptions {
+                shots: 10_000,
+                seed: Some(2),
+                keep_state: false,
+            },
+        )
+        .unwrap();
+    let keys: BTreeMap<String, u64> = out.counts.to_bitstrings();
+    assert_eq!(keys.len(), 2);
+    assert!(keys.contains_key("100000000001") && keys.contains_key("000000000000"));
+}
