@@ -1,1 +1,6 @@
-//! Integration tests.
+//! Kettle's one integration-test binary (one binary links once, as in
+//! ripgrep): each module below drives the real thing from outside.
+
+mod cli;
+mod library;
+mod util;

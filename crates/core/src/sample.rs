@@ -55,7 +55,7 @@ pub(crate) fn sample_indices<F: Float, R: Rng + Clone>(
         partial += e;
         let u = partial * scale;
         // At a piece boundary, skip whole pieces the uniform lies beyond.
-        while next < len && next % piece_len == 0 {
+        while next < len && next.is_multiple_of(piece_len) {
             let k = next / piece_len;
             if u < cum + norms[k] {
                 break;

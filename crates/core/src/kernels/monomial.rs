@@ -84,10 +84,10 @@ fn terms_for<F: Float>(
         }
     }
     let one = Complex64::new(1.0, 0.0);
-    if let [(h, pm)] = sources[..] {
-        if lanes.iter().all(|(_, f)| *f == one) {
-            return SmallVec::from_elem(Term::Copy { h, pm }, 1);
-        }
+    if let [(h, pm)] = sources[..]
+        && lanes.iter().all(|(_, f)| *f == one)
+    {
+        return SmallVec::from_elem(Term::Copy { h, pm }, 1);
     }
     sources
         .into_iter()
