@@ -6,7 +6,10 @@ use crate::util::{kettle, stdout};
 fn version_and_help() {
     let v = kettle(&["--version"]);
     assert!(v.status.success());
-    assert_eq!(stdout(&v).trim(), format!("kettle {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        stdout(&v).trim(),
+        format!("kettle {}", env!("CARGO_PKG_VERSION"))
+    );
     let h = kettle(&["--help"]);
     assert!(h.status.success());
     assert!(stdout(&h).contains("info"));
@@ -19,7 +22,10 @@ fn info_reports_simd_and_memory() {
     let text = stdout(&o);
     assert!(text.contains("simd: "), "{text}");
     // 30 qubits at f64 take 16 GiB, at f32 8 GiB.
-    let row = text.lines().find(|l| l.trim_start().starts_with("30 ")).expect("row for 30 qubits");
+    let row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("30 "))
+        .expect("row for 30 qubits");
     assert!(row.contains("16 GiB") && row.contains("8 GiB"), "{row}");
 }
 

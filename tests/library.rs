@@ -8,7 +8,14 @@ fn ghz_counts_and_statevector() {
     let ghz = Circuit::new(20).h(0);
     let ghz = (0..19).fold(ghz, |c, q| c.cx(q, q + 1)).measure_all();
     let out = sim
-        .run::<f64>(&ghz, &RunOptions { shots: 2000, seed: Some(3), keep_state: true })
+        .run::<f64>(
+            &ghz,
+            &RunOptions {
+                shots: 2000,
+                seed: Some(3),
+                keep_state: true,
+            },
+        )
         .unwrap();
     let counts = out.counts.to_bitstrings();
     assert_eq!(counts.len(), 2);
@@ -34,12 +41,19 @@ fn f32_and_f64_agree() {
 #[test]
 fn expectation_and_errors() {
     let sim = Simulator::new();
-    let state = sim.statevector::<f64>(&Circuit::new(2).h(0).cx(0, 1)).unwrap();
+    let state = sim
+        .statevector::<f64>(&Circuit::new(2).h(0).cx(0, 1))
+        .unwrap();
     let xx: PauliSum = "X0 X1".parse().unwrap();
     assert!((state.expectation(&xx, &Parallelism::Sequential).unwrap() - 1.0).abs() < 1e-12);
     let not_unitary = UnitaryMatrix::from_entries(1, vec![kettle::Complex64::new(1.0, 0.0); 4]);
-    assert!(matches!(not_unitary, Err(kettle::OperationError::NotUnitary { .. })));
-    let err = sim.run::<f64>(&Circuit::new(1).cx(0, 1), &RunOptions::default()).unwrap_err();
+    assert!(matches!(
+        not_unitary,
+        Err(kettle::OperationError::NotUnitary { .. })
+    ));
+    let err = sim
+        .run::<f64>(&Circuit::new(1).cx(0, 1), &RunOptions::default())
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "operation 0: qubit 1 is out of range: the circuit has 1 qubits"

@@ -32,7 +32,10 @@ fn main() -> ExitCode {
         Some("--help" | "-h" | "help") | None => write!(out, "{USAGE}"),
         Some("info") => info(&mut out),
         Some(other) => {
-            let _ = write!(std::io::stderr(), "kettle: unknown command `{other}`\n\n{USAGE}");
+            let _ = write!(
+                std::io::stderr(),
+                "kettle: unknown command `{other}`\n\n{USAGE}"
+            );
             return ExitCode::from(2);
         }
     };
@@ -46,7 +49,11 @@ fn main() -> ExitCode {
 fn info(out: &mut impl Write) -> std::io::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     writeln!(out, "kettle {}", env!("CARGO_PKG_VERSION"))?;
-    writeln!(out, "simd: {} (checked against this CPU: ok)", cpu::simd_level())?;
+    writeln!(
+        out,
+        "simd: {} (checked against this CPU: ok)",
+        cpu::simd_level()
+    )?;
     writeln!(out, "threads available: {threads}")?;
     writeln!(out, "state memory:")?;
     writeln!(out, "  qubits        f64         f32")?;

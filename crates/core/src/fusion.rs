@@ -133,11 +133,11 @@ fn emit(mut block: Block) -> KernelOp {
     if block.diagonal {
         let mut diag = vec![Complex64::new(1.0, 0.0); dim];
         for op in &block.ops {
-            let (op_qubits, m) = op.full_matrix();
+            let op_diag = op.full_diagonal();
+            let op_qubits: SmallVec<[Qubit; 8]> = op.qubits().collect();
             let pos = positions(&qubits, &op_qubits);
             for (r, d) in diag.iter_mut().enumerate() {
-                let i = gather(r, &pos);
-                *d *= m.get(i, i);
+                *d *= op_diag[gather(r, &pos)];
             }
         }
         return KernelOp {

@@ -248,6 +248,16 @@ pub(crate) fn expectation<F: Float>(
     Ok(total)
 }
 
+impl<F: Float> StateVector<F> {
+    /// `⟨ψ|O|ψ⟩`, computed in place.
+    ///
+    /// # Errors
+    /// [`SimError::QubitOutOfRange`] if a term names a qubit the state lacks.
+    pub fn expectation(&self, observable: &PauliSum, par: &Parallelism) -> Result<f64, SimError> {
+        expectation(self, observable, par)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,15 +279,5 @@ mod tests {
         }
         let t = PauliTerm::from_label("XIZ", 2.0).unwrap();
         assert_eq!(t.factors, vec![(0, Pauli::Z), (2, Pauli::X)]);
-    }
-}
-
-impl<F: Float> StateVector<F> {
-    /// `⟨ψ|O|ψ⟩`, computed in place.
-    ///
-    /// # Errors
-    /// [`SimError::QubitOutOfRange`] if a term names a qubit the state lacks.
-    pub fn expectation(&self, observable: &PauliSum, par: &Parallelism) -> Result<f64, SimError> {
-        expectation(self, observable, par)
     }
 }

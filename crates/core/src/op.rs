@@ -110,6 +110,30 @@ impl KernelOp {
         (qubits, m)
     }
 
+    /// The diagonal of [`full_matrix`](Self::full_matrix), without building
+    /// the matrix (diagonal operations only).
+    pub(crate) fn full_diagonal(&self) -> Vec<Complex64> {
+        let OpMatrix::Diagonal(d) = &self.matrix else {
+            panic!("full_diagonal of a non-diagonal operation");
+        };
+        let k = self.targets.len();
+        let want: usize = self
+            .controls
+            .iter()
+            .enumerate()
+            .map(|(i, c)| usize::from(c.on) << i)
+            .sum();
+        (0..1usize << (k + self.controls.len()))
+            .map(|r| {
+                if r >> k == want {
+                    d[r & ((1 << k) - 1)]
+                } else {
+                    Complex64::new(1.0, 0.0)
+                }
+            })
+            .collect()
+    }
+
     /// Entry `(r, c)` of the target matrix.
     pub(crate) fn entry(&self, r: usize, c: usize) -> Complex64 {
         let zero = Complex64::new(0.0, 0.0);
@@ -167,5 +191,12 @@ mod tests {
         let (_, m) = neg.full_matrix();
         assert_eq!(m.get(1, 0), Complex64::new(1.0, 0.0));
         assert_eq!(m.get(3, 3), Complex64::new(1.0, 0.0));
+        let ccp = KernelOp::from_gate(
+            &Gate::standard(StandardGate::Cp, &[0.4]),
+            &[2, 0],
+            &[Control::zero(1)],
+        );
+        let (_, m) = ccp.full_matrix();
+        assert_eq!(ccp.full_diagonal(), m.diag());
     }
 }

@@ -273,11 +273,10 @@ impl Engine<'_> {
         live_states: u32,
     ) -> Result<Option<Branch<F>>, SimError> {
         let [p0, p1] = qubit_probabilities(state.blocks(), qubit, self.par);
-        let p = if p0 + p1 > 0.0 {
-            (p1 / (p0 + p1)).clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
+        // Normalise against rounding; a degenerate state (never produced by
+        // unitary gates) must not reach the binomial as NaN.
+        let p = (p1 / (p0 + p1)).clamp(0.0, 1.0);
+        let p = if p.is_finite() { p } else { 0.0 };
         let ones = Binomial::new(branch.shots, p)
             .expect("p is a probability")
             .sample(&mut self.rng);

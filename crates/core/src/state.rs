@@ -27,6 +27,10 @@ pub(crate) struct Block<F: Float> {
     pub(crate) im: F::V,
 }
 
+// Kernels load whole blocks; one block must start on a cache line.
+const _: () = assert!(std::mem::align_of::<Block<f64>>() == 64);
+const _: () = assert!(std::mem::align_of::<Block<f32>>() == 64);
+
 impl<F: Float> Block<F> {
     pub(crate) fn zero() -> Self {
         let z = F::splat(F::from_f64(0.0));
@@ -327,6 +331,12 @@ mod tests {
         let ok = StateVector::<f64>::with_budget(10, Some(16 << 10)).unwrap();
         assert_eq!(ok.amplitude(0).unwrap().re, 1.0);
         assert!(StateVector::<f64>::with_budget(10, Some((16 << 10) - 1)).is_err());
+    }
+
+    #[test]
+    fn buffer_is_cache_line_aligned() {
+        let s = StateVector::<f32>::new(12).unwrap();
+        assert_eq!(s.blocks().as_ptr() as usize % 64, 0);
     }
 
     #[test]
