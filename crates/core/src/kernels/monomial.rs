@@ -31,7 +31,76 @@ pub(super) fn apply<F: Float>(
     let nb = split.nb();
     let terms: Vec<SmallVec<[Term<F>; 2]>> =
         (0..nb).map(|j| terms_for(split, src, phase, j)).collect();
+    let moves: Option<Vec<(usize, usize)>> = terms
+        .iter()
+        .map(|t| match t[..] {
+            [Term::Copy { h, pm }] => Some((h, pm)),
+            _ => None,
+        })
+        .collect();
+    if moves.is_none() && nb <= 8 {
+        // Lanes from several sources (a low control, say): for small groups
+        // the dense kernel's unrolled loop does the same multiply-adds faster.
+        let dim = src.len();
+        let mut dense = vec![Complex64::new(0.0, 0.0); dim * dim];
+        for (r, (&c, &p)) in src.iter().zip(phase).enumerate() {
+            dense[r * dim + c] = p;
+        }
+        return super::dense::apply(blocks, split, &dense, par);
+    }
     let ptr = BlockPtr::new(blocks);
+    match moves {
+        // Pure moves: no arithmetic at all.
+        Some(moves) if nb <= 8 => match nb {
+            1 => run_moves::<F, 1>(ptr, split, &moves, par),
+            2 => run_moves::<F, 2>(ptr, split, &moves, par),
+            4 => run_moves::<F, 4>(ptr, split, &moves, par),
+            _ => run_moves::<F, 8>(ptr, split, &moves, par),
+        },
+        _ => run_terms(ptr, split, &terms, par),
+    }
+}
+
+/// Output block `j` is input block `moves[j].0` with lanes flipped by `moves[j].1`.
+fn run_moves<F: Float, const NB: usize>(
+    ptr: BlockPtr<F>,
+    split: &Split,
+    moves: &[(usize, usize)],
+    par: &Parallelism,
+) {
+    let offsets: [usize; NB] = std::array::from_fn(|j| split.offsets[j]);
+    // Load each output's source by address: indexing an array of loaded
+    // blocks with a run-time index would force them through the stack.
+    let sources: [usize; NB] = std::array::from_fn(|j| split.offsets[moves[j].0]);
+    let flips: [usize; NB] = std::array::from_fn(|j| moves[j].1);
+    par.for_each_range(split.num_groups, NB * F::LANES, |groups| {
+        for g in groups {
+            let base = split.group_base(g);
+            // SAFETY: each group's blocks belong to it alone, and each
+            // range of groups to one thread; all loads precede the stores.
+            let moved: [Block<F>; NB] =
+                std::array::from_fn(|j| unsafe { ptr.load(base + sources[j]) });
+            for j in 0..NB {
+                let out = if flips[j] == 0 {
+                    moved[j]
+                } else {
+                    xor_lanes(&moved[j], flips[j])
+                };
+                // SAFETY: as for the loads.
+                unsafe { ptr.store(base + offsets[j], out) };
+            }
+        }
+    });
+}
+
+/// The general case: every output block a sum of weighted, lane-flipped inputs.
+fn run_terms<F: Float>(
+    ptr: BlockPtr<F>,
+    split: &Split,
+    terms: &[SmallVec<[Term<F>; 2]>],
+    par: &Parallelism,
+) {
+    let nb = split.nb();
     par.for_each_range(split.num_groups, nb * F::LANES, |groups| {
         let mut input: SmallVec<[Block<F>; 16]> = SmallVec::from_elem(Block::zero(), nb);
         for g in groups {
