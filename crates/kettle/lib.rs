@@ -16,10 +16,11 @@
 //! ```
 
 pub use kettle_core::{
-    ClassicalValue, Counts, Float, FusionConfig, MAX_QUBITS, Parallelism, Pauli, PauliSum,
-    PauliTerm, Precision, RunOptions, RunResult, RunStats, SimError, Simulator, StateVector, cpu,
+    ClassicalValue, Counts, Float, FusionConfig, MAX_QUBITS, MAX_SHOTS, Parallelism, Pauli,
+    PauliSum, PauliTerm, Precision, RunOptions, RunResult, RunStats, SimError, Simulator,
+    StateVector, cpu,
 };
 pub use kettle_ir::{
     Circuit, ClassicalRegister, Clbit, Complex64, Condition, Control, Gate, GateMatrix, IrError,
-    MatrixKind, Operation, OperationError, Qubit, StandardGate, UnitaryMatrix,
+    MAX_CLBITS, MatrixKind, Operation, OperationError, Qubit, StandardGate, UnitaryMatrix,
 };

@@ -29,6 +29,14 @@ pub enum SimError {
         /// Bytes asked for.
         bytes: u128,
     },
+    /// More shots than one run may take.
+    #[error("{shots} shots asked for; at most {max} per run")]
+    TooManyShots {
+        /// Shots asked for.
+        shots: u64,
+        /// The limit.
+        max: u64,
+    },
     /// A qubit index outside the state.
     #[error("qubit {qubit} is out of range: the state has {num_qubits} qubits")]
     QubitOutOfRange {

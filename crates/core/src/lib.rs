@@ -56,7 +56,7 @@ pub use float::Float;
 pub use fusion::FusionConfig;
 pub use observable::{Pauli, PauliSum, PauliTerm};
 pub use par::{PARALLEL_THRESHOLD, Parallelism};
-pub use simulator::{RunOptions, RunResult, RunStats, Simulator};
+pub use simulator::{MAX_SHOTS, RunOptions, RunResult, RunStats, Simulator};
 pub use state::{MAX_QUBITS, Precision, StateVector};
 
 #[cfg(test)]

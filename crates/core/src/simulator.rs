@@ -29,10 +29,14 @@ use crate::program::{Instr, Program};
 use crate::sample::sample_indices;
 use crate::state::{StateVector, check_budget};
 
+/// The most shots one run may ask for (2^32); sampling costs time in
+/// proportion to the shots, so more would run for hours.
+pub const MAX_SHOTS: u64 = 1 << 32;
+
 /// What to compute in one run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunOptions {
-    /// Shots to sample (0: none).
+    /// Shots to sample (0: none; at most [`MAX_SHOTS`]).
     pub shots: u64,
     /// Seed of the random stream; `None` draws one (reported in the result).
     pub seed: Option<u64>,
@@ -128,6 +132,12 @@ impl Simulator {
     ) -> Result<RunResult<F>, SimError> {
         cpu::check()?;
         circuit.validate()?;
+        if options.shots > MAX_SHOTS {
+            return Err(SimError::TooManyShots {
+                shots: options.shots,
+                max: MAX_SHOTS,
+            });
+        }
         let n = circuit.num_qubits();
         check_budget::<F>(n, 1, self.memory_budget)?;
         let program = Program::compile(circuit, &self.fusion);

@@ -475,6 +475,15 @@ fn invalid_input_is_a_typed_error() {
         &Parallelism::Sequential,
     );
     assert!(err.is_err());
+    let too_many = RunOptions {
+        shots: u64::MAX,
+        seed: None,
+        keep_state: false,
+    };
+    assert!(matches!(
+        Simulator::new().run::<f64>(&Circuit::new(1).h(0).measure_all(), &too_many),
+        Err(crate::SimError::TooManyShots { .. })
+    ));
     let bad: Result<PauliSum, _> = "Z9".parse();
     assert!(
         state

@@ -16,6 +16,11 @@ pub type Clbit = u32;
 /// [`Circuit::validate`] so that nothing recursing over them can overflow.
 pub const MAX_NESTING: usize = 64;
 
+/// The most classical bits a circuit may have. Every shot carries a copy of
+/// all of them, so the bound keeps a short circuit text from asking for
+/// gigabytes.
+pub const MAX_CLBITS: u32 = 1 << 16;
+
 /// A control qubit and the state it must be in for the gate to act.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Control {
@@ -448,6 +453,12 @@ impl Circuit {
     /// # Errors
     /// The first problem found, as an [`IrError`].
     pub fn validate(&self) -> Result<(), IrError> {
+        if self.num_clbits > MAX_CLBITS {
+            return Err(IrError::TooManyClbits {
+                num_clbits: self.num_clbits,
+                max: MAX_CLBITS,
+            });
+        }
         let mut names: Vec<&str> = Vec::with_capacity(self.registers.len());
         for r in &self.registers {
             if names.contains(&r.name.as_str()) {
@@ -626,6 +637,11 @@ mod tests {
         ));
         let clbit = Circuit::new(1).measure(0, 0);
         assert!(clbit.validate().is_err());
+        let huge = Circuit::new(1).creg("c", u32::MAX);
+        assert!(matches!(
+            huge.validate(),
+            Err(IrError::TooManyClbits { .. })
+        ));
         let dup_reg = Circuit::new(1).creg("c", 1).creg("c", 2);
         assert_eq!(
             dup_reg.validate(),

@@ -115,6 +115,14 @@ pub enum IrError {
         /// The circuit's classical bit count.
         num_clbits: u32,
     },
+    /// More classical bits than [`MAX_CLBITS`](crate::MAX_CLBITS).
+    #[error("the circuit has {num_clbits} classical bits, more than the {max} allowed")]
+    TooManyClbits {
+        /// Bits declared.
+        num_clbits: u32,
+        /// The limit.
+        max: u32,
+    },
     /// A name was looked up that no register has.
     #[error("there is no classical register named `{name}`")]
     UnknownRegister {

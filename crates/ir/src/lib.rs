@@ -29,7 +29,8 @@ mod gate;
 mod matrix;
 
 pub use circuit::{
-    Circuit, ClassicalRegister, Clbit, Condition, Control, MAX_NESTING, Operation, Qubit,
+    Circuit, ClassicalRegister, Clbit, Condition, Control, MAX_CLBITS, MAX_NESTING, Operation,
+    Qubit,
 };
 pub use error::{IrError, OperationError};
 pub use gate::{Gate, StandardGate};
