@@ -1,6 +1,6 @@
 //! Errors of simulation: everything a caller can ask for that cannot be done.
 
-use kettle_ir::IrError;
+use kettle_ir::{IrError, OperationError};
 use thiserror::Error;
 
 /// Why a simulation or a query on a state failed.
@@ -9,6 +9,9 @@ pub enum SimError {
     /// The circuit is invalid.
     #[error(transparent)]
     Circuit(#[from] IrError),
+    /// A gate applied directly to a state is invalid.
+    #[error("invalid gate: {0}")]
+    Gate(#[from] OperationError),
     /// The state would not fit in the memory budget; nothing was allocated.
     #[error(
         "{qubits} qubits at {precision} need {needed} bytes, more than the memory budget of {budget} bytes"

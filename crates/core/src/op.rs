@@ -82,6 +82,15 @@ impl KernelOp {
         matches!(&self.matrix, OpMatrix::Diagonal(d) if d.iter().all(|&x| x == Complex64::new(1.0, 0.0)))
     }
 
+    /// The required control states as bits, control `i` at bit `i`.
+    fn control_values(&self) -> usize {
+        self.controls
+            .iter()
+            .enumerate()
+            .map(|(i, c)| usize::from(c.on) << i)
+            .sum()
+    }
+
     /// The matrix on `targets ++ control qubits`, controls folded in, as a
     /// full matrix (what the fusion planner multiplies).
     pub(crate) fn full_matrix(&self) -> (Vec<Qubit>, GateMatrix) {
@@ -89,12 +98,7 @@ impl KernelOp {
         let qubits: Vec<Qubit> = self.qubits().collect();
         let dim_t = 1usize << k;
         let full = 1usize << qubits.len();
-        let want: usize = self
-            .controls
-            .iter()
-            .enumerate()
-            .map(|(i, c)| usize::from(c.on) << i)
-            .sum();
+        let want = self.control_values();
         let mut data = vec![Complex64::new(0.0, 0.0); full * full];
         for r in 0..full {
             if r >> k != want {
@@ -117,12 +121,7 @@ impl KernelOp {
             panic!("full_diagonal of a non-diagonal operation");
         };
         let k = self.targets.len();
-        let want: usize = self
-            .controls
-            .iter()
-            .enumerate()
-            .map(|(i, c)| usize::from(c.on) << i)
-            .sum();
+        let want = self.control_values();
         (0..1usize << (k + self.controls.len()))
             .map(|r| {
                 if r >> k == want {

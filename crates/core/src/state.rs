@@ -231,7 +231,7 @@ impl<F: Float> StateVector<F> {
     /// Applies `gate` to `qubits` where every control holds.
     ///
     /// # Errors
-    /// [`SimError::Circuit`] for an invalid gate (qubit out of range,
+    /// [`SimError::Gate`] for an invalid gate (qubit out of range,
     /// duplicates, wrong arity or parameters).
     pub fn apply_gate(
         &mut self,
@@ -240,12 +240,7 @@ impl<F: Float> StateVector<F> {
         controls: &[Control],
         par: &Parallelism,
     ) -> Result<(), SimError> {
-        let check = kettle_ir::Circuit::new(self.num_qubits).op(kettle_ir::Operation::Gate {
-            gate: gate.clone(),
-            qubits: qubits.to_vec(),
-            controls: controls.to_vec(),
-        });
-        check.validate()?;
+        kettle_ir::check_gate(self.num_qubits, gate, qubits, controls)?;
         self.apply(&KernelOp::from_gate(gate, qubits, controls), par);
         Ok(())
     }

@@ -482,13 +482,7 @@ impl Circuit {
     }
 
     fn check_qubit(&self, qubit: Qubit) -> Result<(), OperationError> {
-        if qubit >= self.num_qubits {
-            return Err(OperationError::QubitOutOfRange {
-                qubit,
-                num_qubits: self.num_qubits,
-            });
-        }
-        Ok(())
+        check_qubit(self.num_qubits, qubit)
     }
 
     fn check_clbit(&self, clbit: Clbit) -> Result<(), OperationError> {
@@ -507,41 +501,7 @@ impl Circuit {
                 gate,
                 qubits,
                 controls,
-            } => {
-                if qubits.len() != gate.num_qubits() as usize {
-                    return Err(OperationError::WrongQubitCount {
-                        gate: gate.name(),
-                        expected: gate.num_qubits(),
-                        got: qubits.len(),
-                    });
-                }
-                if let Gate::Standard { gate, params } = gate {
-                    if params.len() != gate.num_params() {
-                        return Err(OperationError::WrongParamCount {
-                            gate: gate.name(),
-                            expected: gate.num_params(),
-                            got: params.len(),
-                        });
-                    }
-                    if let Some(&value) = params.iter().find(|p| !p.is_finite()) {
-                        return Err(OperationError::NonFiniteParam {
-                            gate: gate.name(),
-                            value,
-                        });
-                    }
-                }
-                let all: SmallVec<[Qubit; 8]> = qubits
-                    .iter()
-                    .copied()
-                    .chain(controls.iter().map(|c| c.qubit))
-                    .collect();
-                for (i, &q) in all.iter().enumerate() {
-                    self.check_qubit(q)?;
-                    if all[..i].contains(&q) {
-                        return Err(OperationError::DuplicateQubit { qubit: q });
-                    }
-                }
-            }
+            } => check_gate(self.num_qubits, gate, qubits, controls)?,
             Operation::Measure { qubit, clbit } => {
                 self.check_qubit(*qubit)?;
                 self.check_clbit(*clbit)?;
@@ -570,6 +530,65 @@ impl Circuit {
         }
         Ok(())
     }
+}
+
+fn check_qubit(num_qubits: u32, qubit: Qubit) -> Result<(), OperationError> {
+    if qubit >= num_qubits {
+        return Err(OperationError::QubitOutOfRange { qubit, num_qubits });
+    }
+    Ok(())
+}
+
+/// Checks one gate application on a register of `num_qubits` qubits: arity,
+/// parameters, and that every target and control is in range and distinct.
+///
+/// # Errors
+/// The first problem found.
+pub fn check_gate(
+    num_qubits: u32,
+    gate: &Gate,
+    qubits: &[Qubit],
+    controls: &[Control],
+) -> Result<(), OperationError> {
+    if qubits.len() != gate.num_qubits() as usize {
+        return Err(OperationError::WrongQubitCount {
+            gate: gate.name(),
+            expected: gate.num_qubits(),
+            got: qubits.len(),
+        });
+    }
+    if let Gate::Standard { gate, params } = gate {
+        if params.len() != gate.num_params() {
+            return Err(OperationError::WrongParamCount {
+                gate: gate.name(),
+                expected: gate.num_params(),
+                got: params.len(),
+            });
+        }
+        if let Some(&value) = params.iter().find(|p| !p.is_finite()) {
+            return Err(OperationError::NonFiniteParam {
+                gate: gate.name(),
+                value,
+            });
+        }
+    }
+    let all: SmallVec<[Qubit; 8]> = qubits
+        .iter()
+        .copied()
+        .chain(controls.iter().map(|c| c.qubit))
+        .collect();
+    for (i, &q) in all.iter().enumerate() {
+        if q >= num_qubits {
+            return Err(OperationError::QubitOutOfRange {
+                qubit: q,
+                num_qubits,
+            });
+        }
+        if all[..i].contains(&q) {
+            return Err(OperationError::DuplicateQubit { qubit: q });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ mod matrix;
 
 pub use circuit::{
     Circuit, ClassicalRegister, Clbit, Condition, Control, MAX_CLBITS, MAX_NESTING, Operation,
-    Qubit,
+    Qubit, check_gate,
 };
 pub use error::{IrError, OperationError};
 pub use gate::{Gate, StandardGate};
