@@ -21,7 +21,7 @@ use crate::par::Parallelism;
 
 /// `LANES` real parts then `LANES` imaginary parts: the unit kernels load.
 #[derive(Clone, Copy, Debug)]
-#[repr(C)]
+#[repr(C, align(64))]
 pub(crate) struct Block<F: Float> {
     pub(crate) re: F::V,
     pub(crate) im: F::V,
@@ -312,7 +312,7 @@ mod tests {
     fn sizes_follow_the_formula() {
         assert_eq!(StateVector::<f64>::bytes_for(24), 16 << 24);
         assert_eq!(StateVector::<f32>::bytes_for(24), 8 << 24);
-        assert_eq!(StateVector::<f64>::bytes_for(0), 16 * 8);
+        assert_eq!(StateVector::<f64>::bytes_for(0), 16 * f64::LANES as u128);
         assert_eq!(StateVector::<f64>::bytes_for(200), u128::MAX);
         assert_eq!(Precision::F32.state_bytes(30), 8 << 30);
     }

@@ -34,7 +34,7 @@ fn pool() -> Parallelism {
 /// Largest entry-wise difference allowed against the reference: f64 must
 /// agree to 1e-12; f32 carries about 1e-7 relative error per operation.
 fn tolerance<F: Float>() -> f64 {
-    if F::LANES == 8 { 1e-12 } else { 2e-5 }
+    if F::NAME == "f64" { 1e-12 } else { 2e-5 }
 }
 
 fn random_state(n: u32, seed: u64) -> Vec<Complex64> {
