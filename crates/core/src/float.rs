@@ -12,10 +12,10 @@
 use std::fmt::Debug;
 use std::ops::{Add, Mul, Sub};
 
-#[cfg(target_feature = "avx512f")]
-use wide::{f32x16 as F32V, f64x8 as F64V};
 #[cfg(not(target_feature = "avx512f"))]
 use wide::{f32x8 as F32V, f64x4 as F64V};
+#[cfg(target_feature = "avx512f")]
+use wide::{f32x16 as F32V, f64x8 as F64V};
 
 mod sealed {
     pub trait Sealed {}

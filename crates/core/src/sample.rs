@@ -28,7 +28,7 @@ pub(crate) fn sample_indices<F: Float, R: Rng + Clone>(
     if shots == 0 {
         return Vec::new();
     }
-    let norms = piece_norms(state.blocks(), par);
+    let norms = piece_norms(state, par);
     let total: f64 = norms.iter().sum();
     let piece_len = PIECE_BLOCKS * F::LANES;
     let len = state.len();

@@ -282,7 +282,7 @@ impl Engine<'_> {
         qubit: Qubit,
         live_states: u32,
     ) -> Result<Option<Branch<F>>, SimError> {
-        let [p0, p1] = qubit_probabilities(state.blocks(), qubit, self.par);
+        let [p0, p1] = qubit_probabilities(state, qubit, self.par);
         // Normalise against rounding; a degenerate state (never produced by
         // unitary gates) must not reach the binomial as NaN.
         let p = (p1 / (p0 + p1)).clamp(0.0, 1.0);
@@ -341,7 +341,7 @@ impl Engine<'_> {
                 Instr::Measure { qubit, .. } | Instr::Reset { qubit } => {
                     let outcome = branch.path[k];
                     k += 1;
-                    let [p0, p1] = qubit_probabilities(state.blocks(), *qubit, self.par);
+                    let [p0, p1] = qubit_probabilities(&state, *qubit, self.par);
                     collapse(
                         &mut state,
                         instr,

@@ -567,3 +567,71 @@ fn monomial_unitaries() {
     monomial_unitaries_match_reference::<f64>();
     monomial_unitaries_match_reference::<f32>();
 }
+
+/// A state larger than one 128 MiB segment of the buffer (f64, 24 qubits),
+/// so that blocks on both sides of a gap meet in every kernel and query.
+#[test]
+fn states_spanning_buffer_gaps_match_reference() {
+    let n = 24;
+    let c = Circuit::new(n)
+        .h(23)
+        .h(0)
+        .u(0.3, 0.2, 0.1, 22)
+        .cx(23, 1)
+        .ccx(22, 23, 4)
+        .cp(0.7, 2, 23)
+        .swap(3, 23)
+        .rzz(0.4, 0, 22)
+        .controlled(
+            Gate::standard(StandardGate::Ry, &[0.9]),
+            &[23],
+            vec![Control::zero(21)],
+        );
+    let expect = reference::statevector(&c);
+    for par in [Parallelism::Sequential, pool()] {
+        let sim = Simulator::new()
+            .with_parallelism(par.clone())
+            .with_fusion(FusionConfig::disabled());
+        let state = sim.statevector::<f64>(&c).unwrap();
+        let got = state.to_vec_f64();
+        assert!(reference::max_abs_diff(&got, &expect) < 1e-12);
+        let p = state.probabilities(&[23, 3], &par).unwrap();
+        let mut want = [0.0; 4];
+        for (i, a) in expect.iter().enumerate() {
+            want[((i >> 23) & 1) | (((i >> 3) & 1) << 1)] += a.norm_sqr();
+        }
+        for (a, b) in p.iter().zip(want) {
+            assert!((a - b).abs() < 1e-12);
+        }
+        let z: PauliSum = "Z23 X0".parse().unwrap();
+        let want = reference::pauli_expectation(&expect, &[(23, 'Z'), (0, 'X')]);
+        assert!((state.expectation(&z, &par).unwrap() - want).abs() < 1e-12);
+        assert!((state.norm_sqr(&par) - 1.0).abs() < 1e-12);
+    }
+    let measured = Circuit::new(n).creg("c", 1);
+    let measured = c
+        .ops()
+        .iter()
+        .fold(measured, |m, op| m.op(op.clone()))
+        .measure(23, 0);
+    let out = Simulator::new()
+        .run::<f64>(
+            &measured,
+            &RunOptions {
+                shots: 4000,
+                seed: Some(1),
+                keep_state: false,
+            },
+        )
+        .unwrap();
+    let p1: f64 = expect
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| (i >> 23) & 1 == 1)
+        .map(|(_, a)| a.norm_sqr())
+        .sum();
+    let mut probs = BTreeMap::new();
+    probs.insert("0".to_string(), 1.0 - p1);
+    probs.insert("1".to_string(), p1);
+    assert!(reference::chi_square_p_value(&out.counts.to_bitstrings(), &probs, 4000) > 1e-4);
+}

@@ -27,7 +27,7 @@ mod split;
 use crate::float::Float;
 use crate::op::{KernelOp, OpMatrix};
 use crate::par::Parallelism;
-use crate::state::Block;
+use crate::state::{Block, block_address};
 
 pub(crate) use split::Split;
 
@@ -37,7 +37,10 @@ pub(crate) fn apply<F: Float>(blocks: &mut [Block<F>], n: u32, op: &KernelOp, pa
         return;
     }
     let split = Split::new::<F>(n, &op.targets, &op.controls);
-    debug_assert_eq!(blocks.len(), split.block_count());
+    debug_assert_eq!(
+        blocks.len(),
+        block_address::<F>(split.block_count() - 1) + 1
+    );
     match &op.matrix {
         OpMatrix::Diagonal(d) => diagonal::apply(blocks, &split, d, par),
         OpMatrix::Monomial { src, phase } => monomial::apply(blocks, &split, src, phase, par),
@@ -64,27 +67,29 @@ impl<F: Float> BlockPtr<F> {
         BlockPtr(blocks.as_mut_ptr(), blocks.len())
     }
 
-    /// Reads block `i`.
+    /// Reads logical block `i`.
     ///
     /// # Safety
     /// No other thread may be writing block `i`.
     #[inline(always)]
     unsafe fn load(self, i: usize) -> Block<F> {
-        debug_assert!(i < self.1);
-        // SAFETY: `i` is in bounds (the group arithmetic guarantees it, and
+        let a = block_address::<F>(i);
+        debug_assert!(a < self.1);
+        // SAFETY: `a` is in bounds (the group arithmetic guarantees it, and
         // debug builds check it); exclusivity is the caller's contract.
-        unsafe { *self.0.add(i) }
+        unsafe { *self.0.add(a) }
     }
 
-    /// Writes block `i`.
+    /// Writes logical block `i`.
     ///
     /// # Safety
     /// No other thread may be reading or writing block `i`.
     #[inline(always)]
     unsafe fn store(self, i: usize, b: Block<F>) {
-        debug_assert!(i < self.1);
+        let a = block_address::<F>(i);
+        debug_assert!(a < self.1);
         // SAFETY: as in `load`.
-        unsafe { *self.0.add(i) = b }
+        unsafe { *self.0.add(a) = b }
     }
 }
 

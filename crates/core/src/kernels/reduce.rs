@@ -3,17 +3,17 @@
 
 use crate::float::Float;
 use crate::par::Parallelism;
-use crate::state::Block;
+use crate::state::StateVector;
 
 /// Blocks per piece of a reduction: small enough that single-precision
 /// partial sums stay accurate, large enough that pieces are cheap to combine.
 pub(crate) const PIECE_BLOCKS: usize = 256;
 
 /// `Σ |a|²` over each piece of [`PIECE_BLOCKS`] blocks, in order.
-pub(crate) fn piece_norms<F: Float>(blocks: &[Block<F>], par: &Parallelism) -> Vec<f64> {
-    par.map_pieces(blocks.len(), PIECE_BLOCKS, F::LANES, |range| {
+pub(crate) fn piece_norms<F: Float>(state: &StateVector<F>, par: &Parallelism) -> Vec<f64> {
+    par.map_pieces(state.block_count(), PIECE_BLOCKS, F::LANES, |range| {
         let mut acc = F::splat(F::from_f64(0.0));
-        for b in &blocks[range] {
+        for b in range.map(|b| state.block(b)) {
             acc = F::mul_add(b.re, b.re, F::mul_add(b.im, b.im, acc));
         }
         (0..F::LANES).map(|l| F::lane(&acc, l).to_f64()).sum()
@@ -22,15 +22,15 @@ pub(crate) fn piece_norms<F: Float>(blocks: &[Block<F>], par: &Parallelism) -> V
 
 /// Probabilities `(p0, p1)` of measuring `qubit` as 0 and as 1.
 pub(crate) fn qubit_probabilities<F: Float>(
-    blocks: &[Block<F>],
+    state: &StateVector<F>,
     qubit: u32,
     par: &Parallelism,
 ) -> [f64; 2] {
-    let pieces = par.map_pieces(blocks.len(), PIECE_BLOCKS, F::LANES, |range| {
+    let pieces = par.map_pieces(state.block_count(), PIECE_BLOCKS, F::LANES, |range| {
         let zero = F::splat(F::from_f64(0.0));
         let mut acc = [zero; 2];
         for b in range {
-            let blk = &blocks[b];
+            let blk = state.block(b);
             let v = F::mul_add(blk.re, blk.re, blk.im * blk.im);
             // High qubits select whole blocks; for low ones split lanes below.
             let side = if qubit >= F::LOG_LANES {
