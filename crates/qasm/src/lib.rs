@@ -1,0 +1,1 @@
+//! Circuit front ends (work in progress).
