@@ -1,1 +1,165 @@
-//! Circuit front ends (work in progress).
+//! Kettle's circuit front ends: OpenQASM 2.0, hand-written, lowered to
+//! [`kettle_ir::Circuit`].
+//!
+//! # Brief overview
+//!
+//! [`parse_qasm2`] reads an OpenQASM 2.0 program with the meaning Qiskit's
+//! `qasm2.load` gives it and returns a validated [`Circuit`]; every problem is
+//! a [`Diagnostic`] with the 1-based line and column (in characters) of the
+//! offending token and a one-line message. [`parse_qasm2_bytes`] does the same
+//! for raw bytes, reporting the first byte that is not UTF-8.
+//!
+//! The pipeline follows Qiskit's `crates/qasm2`: a lazy lexer, a
+//! recursive-descent parser, and parameter expressions constant-folded to
+//! `f64` as they are parsed. There is no separate AST: statements are lowered
+//! as they are read.
+//!
+//! - `include "qelib1.inc";` is built in (no file is ever read; any other
+//!   include is an error). Its gates map to [`StandardGate`]s
+//!   (`u1`→`p`, `cu1`→`cp`, `u3`→`u`, `u0`→identity); `c3x`, `c4x` and
+//!   `c3sqrtx` become `x`/`sx` with extra [`Control`](kettle_ir::Control)s;
+//!   `rccx` and `rc3x` are inlined from their `qelib1.inc` bodies. `U` and
+//!   `CX` are always defined.
+//! - `gate` definitions are inlined at every call (a gate can only call gates
+//!   defined before it, so recursion is impossible); using an `opaque` gate
+//!   is an error.
+//! - Whole registers broadcast (`h q;`, `cx a, b;`, `measure q -> c;`).
+//!   Qubits of several `qreg`s are numbered in declaration order, and so are
+//!   classical bits; each `creg` becomes a named classical register.
+//! - `if (c == n) op;` becomes an [`Operation::IfElse`](kettle_ir::Operation)
+//!   per broadcast instance.
+//! - [`Limits`] bound the source size, the qubits, the operations after
+//!   inlining and broadcasting, and expression nesting, so hostile input fails
+//!   fast; no input makes the parser panic.
+//!
+//! ```
+//! use kettle_qasm::{Limits, parse_qasm2};
+//! let src = "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[2];\ncreg c[2];\n\
+//!            h q[0];\ncx q[0], q[1];\nmeasure q -> c;\n";
+//! let circuit = parse_qasm2(src, &Limits::default()).unwrap();
+//! assert_eq!((circuit.num_qubits(), circuit.ops().len()), (2, 4));
+//!
+//! let err = parse_qasm2("OPENQASM 2.0;\nqreg q[1];\nfoo q;", &Limits::default()).unwrap_err();
+//! assert_eq!(err.to_string(), "3:1: undefined gate `foo`");
+//! ```
+
+mod expr;
+mod lexer;
+mod parser;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+use kettle_ir::Circuit;
+#[cfg(doc)]
+use kettle_ir::StandardGate;
+
+/// An error in a program: what is wrong and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// One-line description.
+    pub message: String,
+    /// 1-based line of the offending token.
+    pub line: u32,
+    /// 1-based column of the offending token, counted in characters.
+    pub column: u32,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.line, self.column, self.message)
+    }
+}
+
+impl std::error::Error for Diagnostic {}
+
+/// Bounds on what a program may ask for, checked while parsing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted source, in bytes (default 8 MiB).
+    pub max_source_bytes: usize,
+    /// Most qubits over all `qreg`s (default 40), checked at each declaration.
+    pub max_qubits: u32,
+    /// Most operations after inlining gate definitions and broadcasting
+    /// (default 1,000,000); a conditioned operation counts its `if` too.
+    pub max_operations: usize,
+    /// Deepest nesting of an expression (default 64).
+    pub max_expression_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_source_bytes: 8 << 20,
+            max_qubits: 40,
+            max_operations: 1_000_000,
+            max_expression_depth: 64,
+        }
+    }
+}
+
+/// Parses an OpenQASM 2.0 program into a validated circuit.
+///
+/// # Errors
+/// The first problem found, with its position.
+pub fn parse_qasm2(source: &str, limits: &Limits) -> Result<Circuit, Diagnostic> {
+    if source.len() > limits.max_source_bytes {
+        return Err(Diagnostic {
+            message: format!(
+                "the program is {} bytes long, more than the limit of {} bytes",
+                source.len(),
+                limits.max_source_bytes
+            ),
+            line: 1,
+            column: 1,
+        });
+    }
+    parser::Parser::new(source, limits)?.parse_program()
+}
+
+/// Like [`parse_qasm2`], for bytes that should be UTF-8.
+///
+/// # Errors
+/// A source over the size limit, the position of the first byte that is not
+/// UTF-8, or any error [`parse_qasm2`] reports.
+pub fn parse_qasm2_bytes(source: &[u8], limits: &Limits) -> Result<Circuit, Diagnostic> {
+    if source.len() > limits.max_source_bytes {
+        return Err(Diagnostic {
+            message: format!(
+                "the program is {} bytes long, more than the limit of {} bytes",
+                source.len(),
+                limits.max_source_bytes
+            ),
+            line: 1,
+            column: 1,
+        });
+    }
+    match std::str::from_utf8(source) {
+        Ok(text) => parse_qasm2(text, limits),
+        Err(e) => {
+            let valid = e.valid_up_to();
+            // The prefix is valid UTF-8 by definition of `valid_up_to`.
+            let prefix = std::str::from_utf8(&source[..valid]).unwrap_or("");
+            let mut line: u32 = 1;
+            let mut column: u32 = 1;
+            for c in prefix.chars() {
+                if c == '\n' {
+                    line = line.saturating_add(1);
+                    column = 1;
+                } else {
+                    column = column.saturating_add(1);
+                }
+            }
+            Err(Diagnostic {
+                message: format!(
+                    "the program is not valid UTF-8 text (byte 0x{:02x})",
+                    source.get(valid).copied().unwrap_or(0)
+                ),
+                line,
+                column,
+            })
+        }
+    }
+}
