@@ -222,6 +222,9 @@ impl<'a> Lexer<'a> {
         let float: f64 = text
             .parse()
             .map_err(|_| pos.error(format!("malformed number `{text}`")))?;
+        if !float.is_finite() {
+            return Err(pos.error("number is too large"));
+        }
         if real {
             Ok(Kind::Real(float))
         } else {

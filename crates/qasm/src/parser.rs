@@ -3,7 +3,7 @@
 //! definitions are stored as bodies over their arguments, and every gate call
 //! is broadcast over registers and inlined down to standard gates.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::f64::consts::PI;
 
 use kettle_ir::{
@@ -172,7 +172,7 @@ pub(crate) struct Parser<'a> {
     gates: Vec<GateDef>,
     gate_index: HashMap<String, usize>,
     /// Parameter names of the gate definition being parsed.
-    scope: Vec<String>,
+    scope: HashMap<String, usize>,
     num_qubits: u32,
     num_clbits: u32,
     ops: Vec<Operation>,
@@ -201,7 +201,7 @@ impl<'a> Parser<'a> {
             creg_order: Vec::new(),
             gates: Vec::new(),
             gate_index: HashMap::new(),
-            scope: Vec::new(),
+            scope: HashMap::new(),
             num_qubits: 0,
             num_clbits: 0,
             ops: Vec::new(),
@@ -527,6 +527,7 @@ impl<'a> Parser<'a> {
         let (name, pos) = self.ident("a gate name")?;
         self.check_new_name(&name, pos)?;
         let mut params: Vec<String> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
         if self.eat(&Kind::LParen)? && !self.eat(&Kind::RParen)? {
             loop {
                 let (p, ppos) = self.ident("a parameter name")?;
@@ -535,7 +536,7 @@ impl<'a> Parser<'a> {
                         "`{p}` is a reserved word and cannot be used as a name"
                     )));
                 }
-                if params.contains(&p) {
+                if !seen.insert(p.clone()) {
                     return Err(ppos.error(format!("parameter `{p}` is listed twice")));
                 }
                 params.push(p);
@@ -553,8 +554,14 @@ impl<'a> Parser<'a> {
                     "`{a}` is a reserved word and cannot be used as a name"
                 )));
             }
-            if args.contains(&a) || params.contains(&a) {
+            if !seen.insert(a.clone()) {
                 return Err(apos.error(format!("argument `{a}` is listed twice")));
+            }
+            if args.len() >= self.limits.max_qubits as usize {
+                return Err(apos.error(format!(
+                    "gate `{name}` has more qubit arguments than the limit of {} qubits",
+                    self.limits.max_qubits
+                )));
             }
             args.push(a);
             if !self.eat(&Kind::Comma)? {
@@ -580,9 +587,13 @@ impl<'a> Parser<'a> {
     fn gate_definition(&mut self) -> Result<(), Diagnostic> {
         let (name, _, params, args) = self.gate_signature()?;
         self.expect(Kind::LBrace)?;
-        self.scope = params;
+        self.scope = params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.clone(), i))
+            .collect();
         let result = self.gate_body(&args);
-        let params = std::mem::take(&mut self.scope);
+        self.scope.clear();
         let (body, size) = result?;
         self.add_gate(GateDef {
             name,
@@ -760,7 +771,7 @@ impl<'a> Parser<'a> {
                     self.expect(Kind::RParen)?;
                     let e = Expr::call(f, x).map_err(|m| start.error(m))?;
                     self.limit_height(e, start)?
-                } else if let Some(i) = self.scope.iter().position(|p| p == name) {
+                } else if let Some(i) = self.scope.get(name).copied() {
                     self.advance()?;
                     Expr::Param(i)
                 } else if self.scope.is_empty() {

@@ -591,6 +591,11 @@ fn limits_are_enforced() {
     );
     let e = parse_qasm2_bytes(HEADER.as_bytes(), &limits).unwrap_err();
     assert_eq!((e.line, e.column), (1, 1));
+    // A gate with more arguments than qubits could ever exist.
+    let args: Vec<String> = (0..41).map(|i| format!("a{i}")).collect();
+    let e = err(&format!("{HEADER}gate g {} {{ }}\n", args.join(", ")));
+    assert_eq!((e.line, e.column), (3, 8 + 4 * 10 + 5 * 30));
+    assert!(e.message.contains("more qubit arguments"), "{}", e.message);
     // Qubit limit across registers.
     let limits = Limits {
         max_qubits: 3,
