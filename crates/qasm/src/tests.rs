@@ -827,3 +827,31 @@ fn relative_phase_toffolis_act_like_toffolis_on_basis_states() {
         );
     }
 }
+
+#[test]
+fn corner_cases_of_definitions_and_conditions() {
+    // An empty gate expands to nothing; `()` with no parameters is accepted.
+    let c = parse_body("qreg q[2];\ngate nop a, b { }\nnop q[0], q[1];\nh() q[0];\n");
+    assert_eq!(c.ops(), &[std_op(StandardGate::H, &[], &[0])]);
+    // A gate whose body uses an opaque gate can be defined but not used.
+    let src = "qreg q[1];\nopaque o a;\ngate g a { o a; }\n  g q[0];\n";
+    let (l, c, m) = body_err(src);
+    assert_eq!((l, c), (4, 3));
+    assert!(m.contains("`o` is opaque"), "{m}");
+    // Conditioned measure and reset broadcast one IfElse per bit.
+    let c = parse_body(
+        "qreg q[2];\ncreg c[2];\nif (c == 0) measure q -> c;\nif (c == 2) reset q[1];\n",
+    );
+    assert_eq!(c.ops().len(), 3);
+    assert_eq!(
+        c.ops()[1],
+        Operation::IfElse {
+            condition: Condition::equals(vec![0, 1], 0),
+            then_ops: vec![Operation::Measure { qubit: 1, clbit: 1 }],
+            else_ops: vec![],
+        }
+    );
+    // Conditions test whole registers only.
+    let (l, c, _) = body_err("qreg q[1];\ncreg c[2];\nif (c[0] == 1) x q;\n");
+    assert_eq!((l, c), (3, 5));
+}
