@@ -1,6 +1,7 @@
 //! Kettle's one integration-test binary (one binary links once, as in
 //! ripgrep): each module below drives the real thing from outside.
 
+mod circuits;
 mod cli;
 mod library;
 mod util;

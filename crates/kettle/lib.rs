@@ -1,9 +1,10 @@
 //! Kettle: an exact, fast state-vector quantum circuit emulator.
 //!
 //! This facade re-exports the pieces a library user needs: the circuit IR
-//! ([`kettle_ir`]: [`Circuit`], gates, conditions) and the simulator
-//! ([`kettle_core`]: [`Simulator`], [`StateVector`], observables). Depend on
-//! the member crates directly for a smaller build.
+//! ([`kettle_ir`]: [`Circuit`], gates, conditions), the simulator
+//! ([`kettle_core`]: [`Simulator`], [`StateVector`], observables) and the
+//! front ends ([`qasm`]: OpenQASM 2 today). Depend on the member crates
+//! directly for a smaller build.
 //!
 //! ```
 //! use kettle::{Circuit, RunOptions, Simulator};
@@ -20,6 +21,8 @@ pub use kettle_core::{
     PauliSum, PauliTerm, Precision, RunOptions, RunResult, RunStats, SimError, Simulator,
     StateVector, cpu,
 };
+pub use kettle_qasm as qasm;
+
 pub use kettle_ir::{
     Circuit, ClassicalRegister, Clbit, Complex64, Condition, Control, Gate, GateMatrix, IrError,
     MAX_CLBITS, MatrixKind, Operation, OperationError, Qubit, StandardGate, UnitaryMatrix,
