@@ -34,5 +34,119 @@ fn unknown_command_fails_with_usage() {
     let o = kettle(&["frobnicate"]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("unknown command `frobnicate`") && err.contains("usage:"));
+    assert!(err.contains("frobnicate") && err.contains("Usage"), "{err}");
+}
+
+fn sample(name: &str) -> String {
+    format!("{}/circuits/qasm2/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn json(o: &std::process::Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).expect("one JSON object")
+}
+
+#[test]
+fn run_prints_a_histogram() {
+    let o = kettle(&["run", &sample("bell.qasm"), "--seed", "3", "--shots", "200"]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    assert!(text.contains("counts (200 shots, seed 3)"), "{text}");
+    assert!(
+        text.contains("  00  █") && text.contains("  11  █"),
+        "{text}"
+    );
+}
+
+#[test]
+fn run_json_gives_counts_probabilities_and_expectations() {
+    let o = kettle(&[
+        "run",
+        &sample("ghz.qasm"),
+        "--json",
+        "--seed",
+        "1",
+        "--shots",
+        "300",
+        "--probabilities",
+        "--expect",
+        "Z0 Z4",
+        "--precision",
+        "f32",
+        "--threads",
+        "1",
+    ]);
+    let v = json(&o);
+    let counts = v["counts"].as_object().unwrap();
+    assert_eq!(counts.len(), 2);
+    assert_eq!(
+        counts["00000"].as_u64().unwrap() + counts["11111"].as_u64().unwrap(),
+        300
+    );
+    assert!((v["probabilities"]["11111"].as_f64().unwrap() - 0.5).abs() < 1e-6);
+    assert!((v["expectation"][0]["value"].as_f64().unwrap() - 1.0).abs() < 1e-6);
+    assert_eq!(v["precision"], "complex64");
+    assert_eq!(v["seed"], 1);
+    assert!(v["seconds"].as_f64().unwrap() >= 0.0);
+}
+
+#[test]
+fn run_writes_the_state_of_a_unitary_circuit() {
+    let dir = std::env::temp_dir().join(format!("kettle-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("h.qasm");
+    std::fs::write(
+        &src,
+        "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[2];\nh q[0];\nx q[1];\n",
+    )
+    .unwrap();
+    let raw = dir.join("state.bin");
+    let o = kettle(&[
+        "run",
+        src.to_str().unwrap(),
+        "--json",
+        "--statevector",
+        "--state-out",
+        raw.to_str().unwrap(),
+    ]);
+    let v = json(&o);
+    assert!(v.get("counts").is_none());
+    let r = std::f64::consts::FRAC_1_SQRT_2;
+    let amps: Vec<[f64; 2]> = serde_json::from_value(v["statevector"].clone()).unwrap();
+    assert_eq!(amps, vec![[0.0, 0.0], [0.0, 0.0], [r, 0.0], [r, 0.0]]);
+    let bytes = std::fs::read(&raw).unwrap();
+    assert_eq!(bytes.len(), 4 * 16);
+    assert_eq!(f64::from_le_bytes(bytes[32..40].try_into().unwrap()), r);
+    // The peer harness passes an empty path when it wants no state.
+    assert!(
+        kettle(&["run", src.to_str().unwrap(), "--json", "--state-out", ""])
+            .status
+            .success()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn run_reports_source_errors_with_line_and_column() {
+    let dir = std::env::temp_dir().join(format!("kettle-cli-err-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("bad.qasm");
+    std::fs::write(
+        &src,
+        "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[2];\nh q[0]\ncx q[0], q[1];\n",
+    )
+    .unwrap();
+    let o = kettle(&["run", src.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("bad.qasm:5:1: expected `;`"), "{err}");
+    let v3 = dir.join("v3.qasm");
+    std::fs::write(&v3, "OPENQASM 3.0;\nqubit q;\n").unwrap();
+    let o = kettle(&["run", v3.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("OpenQASM 3"));
+    let missing = kettle(&["run", dir.join("nope.qasm").to_str().unwrap()]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -139,9 +139,18 @@ impl Program {
 /// branch touches its qubit, no branch anywhere reads classical bits, and no
 /// measurement left in place writes the same bit after it.
 fn move_terminal_measurements(ops: &[Operation]) -> Vec<&Operation> {
-    let branches = ops.iter().any(|o| matches!(o, Operation::IfElse { .. }));
-    if branches {
+    let Some(terminal) = terminal_flags(ops) else {
         return ops.iter().collect();
+    };
+    let (moved, kept): (Vec<_>, Vec<_>) = ops.iter().enumerate().partition(|(i, _)| terminal[*i]);
+    kept.into_iter().chain(moved).map(|(_, op)| op).collect()
+}
+
+/// For each top-level operation, whether it is a measurement that can be
+/// sampled at the end; `None` when the circuit branches on classical bits.
+fn terminal_flags(ops: &[Operation]) -> Option<Vec<bool>> {
+    if ops.iter().any(|o| matches!(o, Operation::IfElse { .. })) {
+        return None;
     }
     // Walk backwards: `touched` holds qubits that a later gate or reset uses.
     let mut terminal = vec![false; ops.len()];
@@ -173,8 +182,29 @@ fn move_terminal_measurements(ops: &[Operation]) -> Vec<&Operation> {
             }
         }
     }
-    let (moved, kept): (Vec<_>, Vec<_>) = ops.iter().enumerate().partition(|(i, _)| terminal[*i]);
-    kept.into_iter().chain(moved).map(|(_, op)| op).collect()
+    Some(terminal)
+}
+
+/// The circuit's measurements as `(qubit, clbit)` pairs in order, if every
+/// one of them is final (nothing after it touches its qubit) and the circuit
+/// has no reset or classical control: then the classical bits' distribution
+/// follows exactly from the final state. `None` otherwise.
+pub fn final_measurements(circuit: &Circuit) -> Option<Vec<(Qubit, Clbit)>> {
+    let ops = circuit.ops();
+    if ops.iter().any(|o| matches!(o, Operation::Reset { .. })) {
+        return None;
+    }
+    let terminal = terminal_flags(ops)?;
+    let mut out = Vec::new();
+    for (op, t) in ops.iter().zip(terminal) {
+        if let Operation::Measure { qubit, clbit } = op {
+            if !t {
+                return None;
+            }
+            out.push((*qubit, *clbit));
+        }
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -200,6 +230,21 @@ mod tests {
             .measure(0, 1);
         let p = Program::compile(&mid, &FusionConfig::disabled());
         assert!(!p.is_deterministic_prefix());
+    }
+
+    #[test]
+    fn final_measurements_are_recognised() {
+        let c = Circuit::new(2)
+            .creg("c", 2)
+            .h(0)
+            .measure(0, 1)
+            .x(1)
+            .measure(1, 0);
+        assert_eq!(final_measurements(&c), Some(vec![(0, 1), (1, 0)]));
+        let mid = Circuit::new(1).creg("c", 1).measure(0, 0).h(0);
+        assert_eq!(final_measurements(&mid), None);
+        let reset = Circuit::new(1).creg("c", 1).reset(0).measure(0, 0);
+        assert_eq!(final_measurements(&reset), None);
     }
 
     #[test]
