@@ -42,8 +42,18 @@
 //! let err = parse_qasm2("OPENQASM 2.0;\nqreg q[1];\nfoo q;", &Limits::default()).unwrap_err();
 //! assert_eq!(err.to_string(), "3:1: undefined gate `foo`");
 //! ```
+//!
+//! # JSON
+//!
+//! [`parse_json`] reads Kettle's own JSON circuit format (`kettle.circuit`,
+//! version 1: qubits, classical registers and an `ops` list of gates,
+//! unitaries, measurements, resets, barriers and `if` blocks; documented in
+//! the `json` module source and in `circuit.schema.json`, a JSON Schema
+//! draft 2020-12) under the same [`Limits`], reporting a [`JsonError`] with
+//! the JSON path of the offending value; [`to_json`] writes it.
 
 mod expr;
+mod json;
 mod lexer;
 mod parser;
 
@@ -51,6 +61,8 @@ mod parser;
 mod tests;
 
 use std::fmt;
+
+pub use json::{JsonError, parse_json, to_json};
 
 use kettle_ir::Circuit;
 #[cfg(doc)]
