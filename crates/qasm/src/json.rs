@@ -245,13 +245,17 @@ pub fn parse_json(source: &str, limits: &Limits) -> std::result::Result<Circuit,
             ),
         );
     }
-    let value: Value = serde_json::from_str(source).map_err(|e| JsonError {
-        message: format!(
-            "invalid JSON at line {}, column {}: {e}",
-            e.line(),
-            e.column()
-        ),
-        path: "$".into(),
+    let value: Value = serde_json::from_str(source).map_err(|e| {
+        let (line, column) = (e.line(), e.column());
+        let full = e.to_string();
+        // serde_json appends the position, which the message already leads with.
+        let what = full
+            .strip_suffix(&format!(" at line {line} column {column}"))
+            .unwrap_or(&full);
+        JsonError {
+            message: format!("invalid JSON at line {line}, column {column}: {what}"),
+            path: "$".into(),
+        }
     })?;
     from_value(&value, limits)
 }
@@ -1130,7 +1134,7 @@ mod tests {
     fn malformed_json_reports_line_and_column() {
         let (path, msg) = err("{\"qubits\": 2,\n \"ops\": [}");
         assert_eq!(path, "$");
-        assert!(msg.contains("line 2, column 10"), "{msg}");
+        assert_eq!(msg, "invalid JSON at line 2, column 10: expected value");
         let e = parse_json("", &Limits::default()).unwrap_err();
         assert_eq!(e.path, "$");
         assert!(e.to_string().starts_with("$: invalid JSON"), "{e}");
