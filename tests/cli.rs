@@ -127,6 +127,34 @@ fn run_writes_the_state_of_a_unitary_circuit() {
 }
 
 #[test]
+fn run_reads_json_circuits() {
+    let dir = std::env::temp_dir().join(format!("kettle-cli-json-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("bell.json");
+    std::fs::write(
+        &src,
+        r#"{"qubits": 2, "clbits": 2, "ops": [{"gate": "h", "qubits": [0]}, {"gate": "cx", "qubits": [0, 1]},
+            {"measure": 0, "clbit": 0}, {"measure": 1, "clbit": 1}]}"#,
+    )
+    .unwrap();
+    let v = json(&kettle(&[
+        "run",
+        src.to_str().unwrap(),
+        "--json",
+        "--shots",
+        "100",
+        "--seed",
+        "2",
+    ]));
+    let counts = v["counts"].as_object().unwrap();
+    assert_eq!(
+        counts["00"].as_u64().unwrap() + counts["11"].as_u64().unwrap(),
+        100
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn run_reports_source_errors_with_line_and_column() {
     let dir = std::env::temp_dir().join(format!("kettle-cli-err-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -145,6 +173,19 @@ fn run_reports_source_errors_with_line_and_column() {
     let o = kettle(&["run", v3.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("OpenQASM 3"));
+    let bad_json = dir.join("bad.json");
+    std::fs::write(
+        &bad_json,
+        r#"{"qubits": 2, "ops": [{"gate": "h", "qubits": [0]}, {"gate": "foo", "qubits": [1]}]}"#,
+    )
+    .unwrap();
+    let o = kettle(&["run", bad_json.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("$.ops[1].gate: unknown gate"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let missing = kettle(&["run", dir.join("nope.qasm").to_str().unwrap()]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));

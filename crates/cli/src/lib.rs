@@ -44,6 +44,8 @@ pub enum Format {
     Qasm2,
     /// OpenQASM 3 (not supported yet: refused with a message).
     Qasm3,
+    /// Kettle's JSON circuit format (see kettle-qasm's `circuit.schema.json`).
+    Json,
 }
 
 /// Precision of the simulation.

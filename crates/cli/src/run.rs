@@ -11,7 +11,7 @@ use kettle_core::{
     final_measurements,
 };
 use kettle_ir::{Circuit, Operation};
-use kettle_qasm::{Diagnostic, Limits, parse_qasm2_bytes};
+use kettle_qasm::{Diagnostic, Limits, parse_json, parse_qasm2_bytes};
 
 use crate::render::{self, Report};
 use crate::{Format, PrecisionArg, RunArgs};
@@ -63,8 +63,15 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), Failure> {
         )));
     }
     let started = Instant::now();
-    let circuit =
-        parse_qasm2_bytes(&bytes, &limits).map_err(|d| Failure(source_error(path, &bytes, &d)))?;
+    let circuit = match format {
+        Format::Json => {
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|e| Failure(format!("error: {shown}: not UTF-8 text ({e})")))?;
+            parse_json(text, &limits).map_err(|e| Failure(format!("error: {shown}: {e}")))?
+        }
+        Format::Qasm2 | Format::Qasm3 => parse_qasm2_bytes(&bytes, &limits)
+            .map_err(|d| Failure(source_error(path, &bytes, &d)))?,
+    };
     let parse_time = started.elapsed();
     let threads = args
         .threads
@@ -102,8 +109,12 @@ fn eprintln_note(note: &str) {
     let _ = writeln!(std::io::stderr(), "note: {note}");
 }
 
-/// OpenQASM 3 if the header says so, else OpenQASM 2.
+/// JSON if the file starts with `{`, OpenQASM 3 if the header says so, else
+/// OpenQASM 2.
 fn detect_format(bytes: &[u8]) -> Format {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        return Format::Json;
+    }
     let head = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]);
     let code = head
         .lines()
