@@ -111,6 +111,10 @@ fn run_writes_the_state_of_a_unitary_circuit() {
     ]);
     let v = json(&o);
     assert!(v.get("counts").is_none());
+    assert_eq!(
+        v["stats"]["branches"], 1,
+        "a circuit that measures nothing is still simulated"
+    );
     let r = std::f64::consts::FRAC_1_SQRT_2;
     let amps: Vec<[f64; 2]> = serde_json::from_value(v["statevector"].clone()).unwrap();
     assert_eq!(amps, vec![[0.0, 0.0], [0.0, 0.0], [r, 0.0], [r, 0.0]]);

@@ -26,6 +26,8 @@ pub(crate) struct Report {
     pub(crate) expectations: Vec<(String, f64)>,
     pub(crate) parse_time: Duration,
     pub(crate) sim_time: Duration,
+    /// Gates, operations applied after fusion, and trajectory branches.
+    pub(crate) stats: kettle_core::RunStats,
     /// Things asked for but omitted, and why (printed on stderr).
     pub(crate) notes: Vec<String>,
 }
@@ -129,6 +131,10 @@ pub(crate) fn json(out: &mut impl Write, r: &Report) -> io::Result<()> {
     obj.insert(
         "timing".into(),
         json!({"parse_seconds": r.parse_time.as_secs_f64(), "simulate_seconds": r.sim_time.as_secs_f64()}),
+    );
+    obj.insert(
+        "stats".into(),
+        json!({"gates": r.stats.gates, "applied_ops": r.stats.applied_ops, "branches": r.stats.branches}),
     );
     // Top-level `seconds`: the simulation time, as the peer benchmark reads it.
     obj.insert("seconds".into(), json!(r.sim_time.as_secs_f64()));

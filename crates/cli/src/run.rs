@@ -187,7 +187,8 @@ fn simulate<F: Float>(
         .map(Path::new);
     let wants_state =
         args.statevector || args.probabilities || !observables.is_empty() || state_out.is_some();
-    let keep_state = wants_state && deterministic;
+    // A circuit that measures nothing is still simulated: its state is the result.
+    let keep_state = deterministic && (wants_state || !measures);
     if wants_state && !deterministic {
         notes.push(
             "--statevector, --probabilities, --expect and --state-out need a circuit whose \
@@ -221,6 +222,7 @@ fn simulate<F: Float>(
         expectations: Vec::new(),
         parse_time: Duration::ZERO,
         sim_time,
+        stats: result.stats.clone(),
         notes: Vec::new(),
     };
     if let Some(state) = &result.state {
