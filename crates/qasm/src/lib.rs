@@ -112,22 +112,27 @@ impl Default for Limits {
     }
 }
 
-/// Parses an OpenQASM 2.0 program into a validated circuit.
-///
-/// # Errors
-/// The first problem found, with its position.
-pub fn parse_qasm2(source: &str, limits: &Limits) -> Result<Circuit, Diagnostic> {
-    if source.len() > limits.max_source_bytes {
+/// Refuses a source longer than the limit, before anything reads it.
+fn check_size(len: usize, limits: &Limits) -> Result<(), Diagnostic> {
+    if len > limits.max_source_bytes {
         return Err(Diagnostic {
             message: format!(
-                "the program is {} bytes long, more than the limit of {} bytes",
-                source.len(),
+                "the program is {len} bytes long, more than the limit of {} bytes",
                 limits.max_source_bytes
             ),
             line: 1,
             column: 1,
         });
     }
+    Ok(())
+}
+
+/// Parses an OpenQASM 2.0 program into a validated circuit.
+///
+/// # Errors
+/// The first problem found, with its position.
+pub fn parse_qasm2(source: &str, limits: &Limits) -> Result<Circuit, Diagnostic> {
+    check_size(source.len(), limits)?;
     parser::Parser::new(source, limits)?.parse_program()
 }
 
@@ -137,17 +142,7 @@ pub fn parse_qasm2(source: &str, limits: &Limits) -> Result<Circuit, Diagnostic>
 /// A source over the size limit, the position of the first byte that is not
 /// UTF-8, or any error [`parse_qasm2`] reports.
 pub fn parse_qasm2_bytes(source: &[u8], limits: &Limits) -> Result<Circuit, Diagnostic> {
-    if source.len() > limits.max_source_bytes {
-        return Err(Diagnostic {
-            message: format!(
-                "the program is {} bytes long, more than the limit of {} bytes",
-                source.len(),
-                limits.max_source_bytes
-            ),
-            line: 1,
-            column: 1,
-        });
-    }
+    check_size(source.len(), limits)?;
     match std::str::from_utf8(source) {
         Ok(text) => parse_qasm2(text, limits),
         Err(e) => {
