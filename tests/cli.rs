@@ -190,6 +190,17 @@ fn run_reports_source_errors_with_line_and_column() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    let reset_only = dir.join("reset.qasm");
+    std::fs::write(
+        &reset_only,
+        "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[1];\nh q[0];\nreset q[0];\n",
+    )
+    .unwrap();
+    let v = json(&kettle(&["run", reset_only.to_str().unwrap(), "--json"]));
+    assert_eq!(
+        v["stats"]["branches"], 1,
+        "a circuit with reset and no measurement still runs"
+    );
     let missing = kettle(&["run", dir.join("nope.qasm").to_str().unwrap()]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));

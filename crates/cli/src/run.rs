@@ -187,8 +187,9 @@ fn simulate<F: Float>(
         .map(Path::new);
     let wants_state =
         args.statevector || args.probabilities || !observables.is_empty() || state_out.is_some();
-    // A circuit that measures nothing is still simulated: its state is the result.
-    let keep_state = deterministic && (wants_state || !measures);
+    // A circuit that measures nothing is still simulated (one trajectory if
+    // it resets): its state is the result, even when nobody prints it.
+    let keep_state = !measures || (wants_state && deterministic);
     if wants_state && !deterministic {
         notes.push(
             "--statevector, --probabilities, --expect and --state-out need a circuit whose \
@@ -225,7 +226,8 @@ fn simulate<F: Float>(
         stats: result.stats.clone(),
         notes: Vec::new(),
     };
-    if let Some(state) = &result.state {
+    // Only a deterministic run's state stands for the circuit; a trajectory does not.
+    if let Some(state) = result.state.as_ref().filter(|_| deterministic) {
         let par = sim.parallelism();
         if args.probabilities {
             let finals = finals.as_deref().unwrap_or(&[]);
