@@ -236,23 +236,6 @@ fn counts_pass_chi_square<F: Float>(sim: &Simulator) {
     assert!(p > 1e-4, "chi-square p = {p}");
 }
 
-/// Teleportation: mid-circuit measurement and classical control.
-fn teleportation() -> Circuit {
-    Circuit::new(3)
-        .creg("m", 2)
-        .creg("out", 1)
-        .ry(0.7, 0)
-        .h(1)
-        .cx(1, 2)
-        .cx(0, 1)
-        .h(0)
-        .measure(0, 0)
-        .measure(1, 1)
-        .if_then(Condition::bit(1, true), |b| b.x(2))
-        .if_then(Condition::bit(0, true), |b| b.z(2))
-        .measure(2, 2)
-}
-
 /// Mid-circuit measurement, reset and register conditions together.
 fn feedback_circuit() -> Circuit {
     Circuit::new(3)
@@ -276,7 +259,7 @@ fn feedback_circuit() -> Circuit {
 }
 
 fn trajectories_follow_the_exact_distribution<F: Float>(sim: &Simulator) {
-    for (c, seed) in [(teleportation(), 1u64), (feedback_circuit(), 2)] {
+    for (c, seed) in [(reference::teleportation(), 1u64), (feedback_circuit(), 2)] {
         let expect = reference::exact_distribution(&c);
         let shots = 20_000;
         let out = sim
@@ -296,7 +279,7 @@ fn trajectories_follow_the_exact_distribution<F: Float>(sim: &Simulator) {
     // The teleported qubit reads 1 with probability sin²(0.35).
     let out = sim
         .run::<F>(
-            &teleportation(),
+            &reference::teleportation(),
             &RunOptions {
                 shots: 40_000,
                 seed: Some(3),

@@ -22,7 +22,9 @@
 
 use std::collections::BTreeMap;
 
-use kettle_ir::{Circuit, Clbit, Control, Gate, GateMatrix, Operation, Qubit, UnitaryMatrix};
+use kettle_ir::{
+    Circuit, Clbit, Condition, Control, Gate, GateMatrix, Operation, Qubit, UnitaryMatrix,
+};
 use num_complex::Complex64;
 
 mod random;
@@ -484,6 +486,26 @@ pub fn fidelity(a: &[Complex64], b: &[Complex64]) -> f64 {
     overlap.norm_sqr() / (na * nb)
 }
 
+/// Teleportation of `ry(0.7)|0⟩` from qubit 0 to qubit 2: mid-circuit
+/// measurement into registers `m` (bits 0, 1) and classical corrections,
+/// then qubit 2 measured into `out` (bit 2), which reads 1 with probability
+/// sin²(0.35). A fixture for tests of trajectories.
+pub fn teleportation() -> Circuit {
+    Circuit::new(3)
+        .creg("m", 2)
+        .creg("out", 1)
+        .ry(0.7, 0)
+        .h(1)
+        .cx(1, 2)
+        .cx(0, 1)
+        .h(0)
+        .measure(0, 0)
+        .measure(1, 1)
+        .if_then(Condition::bit(1, true), |b| b.x(2))
+        .if_then(Condition::bit(0, true), |b| b.z(2))
+        .measure(2, 2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,19 +588,7 @@ mod tests {
 
     #[test]
     fn teleportation() {
-        let circuit = Circuit::new(3)
-            .creg("c", 3)
-            .ry(0.7, 0)
-            .h(1)
-            .cx(1, 2)
-            .cx(0, 1)
-            .h(0)
-            .measure(0, 0)
-            .measure(1, 1)
-            .if_then(Condition::bit(1, true), |b| b.x(2))
-            .if_then(Condition::bit(0, true), |b| b.z(2))
-            .measure(2, 2);
-        let dist = exact_distribution(&circuit);
+        let dist = exact_distribution(&super::teleportation());
         let p1 = 0.35f64.sin().powi(2);
         assert_eq!(dist.len(), 8);
         for (key, p) in &dist {
