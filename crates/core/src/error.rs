@@ -32,6 +32,9 @@ pub enum SimError {
         /// Bytes asked for.
         bytes: u128,
     },
+    /// A [`Monitor`](crate::Monitor) stopped the run between operations.
+    #[error("the run was stopped before it finished")]
+    Stopped,
     /// More shots than one run may take.
     #[error("{shots} shots asked for; at most {max} per run")]
     TooManyShots {

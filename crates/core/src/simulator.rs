@@ -12,6 +12,7 @@
 //! is later replayed from |0…0⟩ with its outcomes forced.
 
 use std::hash::{BuildHasher, RandomState};
+use std::ops::ControlFlow;
 
 use kettle_ir::{Circuit, Complex64, GateMatrix, Qubit};
 use rand::SeedableRng;
@@ -57,6 +58,35 @@ pub struct RunStats {
     pub branches: usize,
     /// Branches rebuilt from |0…0⟩ because the budget allowed no copy.
     pub replays: usize,
+}
+
+/// How far a run has got, as told to a [`Monitor`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Operations applied so far, over every branch and replay.
+    pub applied: u64,
+    /// Operations in one pass through the circuit; a run with mid-circuit
+    /// measurements applies more (one pass per branch), so `applied` may
+    /// exceed it.
+    pub planned: u64,
+}
+
+/// Watches a run from the thread that simulates it: told of progress after
+/// every operation, and able to stop the run there. Progress bars,
+/// cancellation and deadlines are monitors.
+pub trait Monitor: Sync {
+    /// Called after each operation; `Break` stops the run with
+    /// [`SimError::Stopped`] before the next one.
+    fn on_progress(&self, progress: Progress) -> ControlFlow<()>;
+}
+
+/// The monitor of [`Simulator::run`]: never stops anything.
+struct Unwatched;
+
+impl Monitor for Unwatched {
+    fn on_progress(&self, _: Progress) -> ControlFlow<()> {
+        ControlFlow::Continue(())
+    }
 }
 
 /// The outcome of [`Simulator::run`].
@@ -130,6 +160,21 @@ impl Simulator {
         circuit: &Circuit,
         options: &RunOptions,
     ) -> Result<RunResult<F>, SimError> {
+        self.run_monitored(circuit, options, &Unwatched)
+    }
+
+    /// Like [`run`](Self::run), telling `monitor` of progress after every
+    /// operation and stopping when it says so.
+    ///
+    /// # Errors
+    /// As [`run`](Self::run), and [`SimError::Stopped`] when the monitor
+    /// stopped the run.
+    pub fn run_monitored<F: Float>(
+        &self,
+        circuit: &Circuit,
+        options: &RunOptions,
+        monitor: &dyn Monitor,
+    ) -> Result<RunResult<F>, SimError> {
         cpu::check()?;
         circuit.validate()?;
         if options.shots > MAX_SHOTS {
@@ -144,19 +189,25 @@ impl Simulator {
         let seed = options
             .seed
             .unwrap_or_else(|| RandomState::new().hash_one(0x6b65_7474_6c65_u64));
+        let applied_ops = program
+            .instrs
+            .iter()
+            .filter(|i| matches!(i, Instr::Apply(_)))
+            .count();
         let mut engine = Engine {
             program: &program,
             par: &self.par,
+            monitor,
+            progress: Progress {
+                applied: 0,
+                planned: applied_ops as u64,
+            },
             budget: self.memory_budget,
             rng: Xoshiro256PlusPlus::seed_from_u64(seed),
             counts: Counts::new(circuit.num_clbits()),
             stats: RunStats {
                 gates: program.gates,
-                applied_ops: program
-                    .instrs
-                    .iter()
-                    .filter(|i| matches!(i, Instr::Apply(_)))
-                    .count(),
+                applied_ops,
                 ..RunStats::default()
             },
             num_qubits: n,
@@ -203,6 +254,8 @@ struct Branch<F: Float> {
 struct Engine<'a> {
     program: &'a Program,
     par: &'a Parallelism,
+    monitor: &'a dyn Monitor,
+    progress: Progress,
     budget: Option<u64>,
     rng: Xoshiro256PlusPlus,
     counts: Counts,
@@ -212,6 +265,15 @@ struct Engine<'a> {
 }
 
 impl Engine<'_> {
+    /// Counts one applied operation and asks the monitor whether to go on.
+    fn applied_one(&mut self) -> Result<(), SimError> {
+        self.progress.applied += 1;
+        match self.monitor.on_progress(self.progress) {
+            ControlFlow::Continue(()) => Ok(()),
+            ControlFlow::Break(()) => Err(SimError::Stopped),
+        }
+    }
+
     fn run<F: Float>(&mut self, options: &RunOptions) -> Result<Option<StateVector<F>>, SimError> {
         // With no shots, one trajectory still runs if the state is wanted.
         let shots = if options.shots == 0 {
@@ -248,7 +310,10 @@ impl Engine<'_> {
                     break;
                 }
                 match &self.program.instrs[branch.pc] {
-                    Instr::Apply(op) => state.apply(op, self.par),
+                    Instr::Apply(op) => {
+                        state.apply(op, self.par);
+                        self.applied_one()?;
+                    }
                     Instr::Measure { qubit, .. } | Instr::Reset { qubit } => {
                         let live = 1 + stack.iter().filter(|b| b.state.is_some()).count() as u32;
                         if let Some(other) = self.split(&mut state, &mut branch, *qubit, live)? {
@@ -337,7 +402,10 @@ impl Engine<'_> {
         while !(pc == branch.pc && k == branch.path.len()) {
             let instr = &self.program.instrs[pc];
             match instr {
-                Instr::Apply(op) => state.apply(op, self.par),
+                Instr::Apply(op) => {
+                    state.apply(op, self.par);
+                    self.applied_one()?;
+                }
                 Instr::Measure { qubit, .. } | Instr::Reset { qubit } => {
                     let outcome = branch.path[k];
                     k += 1;

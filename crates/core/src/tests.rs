@@ -618,3 +618,76 @@ fn states_spanning_buffer_gaps_match_reference() {
     probs.insert("1".to_string(), p1);
     assert!(reference::chi_square_p_value(&out.counts.to_bitstrings(), &probs, 4000) > 1e-4);
 }
+
+/// Counts what it is told and stops after `stop_after` operations.
+struct CountingMonitor {
+    seen: std::sync::Mutex<Vec<crate::Progress>>,
+    stop_after: u64,
+}
+
+impl crate::Monitor for CountingMonitor {
+    fn on_progress(&self, progress: crate::Progress) -> std::ops::ControlFlow<()> {
+        self.seen.lock().unwrap().push(progress);
+        if progress.applied >= self.stop_after {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+}
+
+#[test]
+fn a_monitor_sees_every_operation_and_can_stop_the_run() {
+    let sim = Simulator::new().with_fusion(FusionConfig::disabled());
+    let circuit = Circuit::new(3)
+        .h(0)
+        .cx(0, 1)
+        .cx(1, 2)
+        .rz(0.3, 2)
+        .measure_all();
+    let options = RunOptions {
+        shots: 10,
+        seed: Some(1),
+        keep_state: false,
+    };
+    let watcher = CountingMonitor {
+        seen: Default::default(),
+        stop_after: u64::MAX,
+    };
+    let out = sim
+        .run_monitored::<f64>(&circuit, &options, &watcher)
+        .unwrap();
+    let seen = watcher.seen.into_inner().unwrap();
+    assert_eq!(seen.len(), out.stats.applied_ops);
+    assert!(
+        seen.iter()
+            .enumerate()
+            .all(|(i, p)| p.applied == i as u64 + 1 && p.planned == out.stats.applied_ops as u64)
+    );
+
+    let stopper = CountingMonitor {
+        seen: Default::default(),
+        stop_after: 2,
+    };
+    let err = sim
+        .run_monitored::<f64>(&circuit, &options, &stopper)
+        .unwrap_err();
+    assert!(matches!(err, crate::SimError::Stopped), "{err}");
+    assert_eq!(stopper.seen.into_inner().unwrap().len(), 2);
+
+    // With mid-circuit measurements every branch's operations count.
+    let counter = CountingMonitor {
+        seen: Default::default(),
+        stop_after: u64::MAX,
+    };
+    let options = RunOptions {
+        shots: 1000,
+        seed: Some(3),
+        keep_state: false,
+    };
+    let out = sim
+        .run_monitored::<f64>(&reference::teleportation(), &options, &counter)
+        .unwrap();
+    assert!(out.stats.branches > 1);
+    assert!(counter.seen.into_inner().unwrap().len() > out.stats.applied_ops);
+}
