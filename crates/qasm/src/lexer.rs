@@ -17,6 +17,7 @@ impl Pos {
             message: message.into(),
             line: self.line,
             column: self.column,
+            file: None,
         }
     }
 }

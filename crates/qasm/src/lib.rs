@@ -55,7 +55,9 @@
 mod expr;
 mod json;
 mod lexer;
+mod options;
 mod parser;
+mod qasm3;
 
 #[cfg(test)]
 mod tests;
@@ -63,6 +65,9 @@ mod tests;
 use std::fmt;
 
 pub use json::{JsonError, parse_json, to_json};
+pub use options::{
+    IncludeResolver, InputParameter, ParseOptions, ProgramError, SourceFormat, detect_format,
+};
 
 use kettle_ir::Circuit;
 #[cfg(doc)]
@@ -77,11 +82,17 @@ pub struct Diagnostic {
     pub line: u32,
     /// 1-based column of the offending token, counted in characters.
     pub column: u32,
+    /// The included file the position is in, as the program named it in its
+    /// `include` statement; `None` for the main source.
+    pub file: Option<String>,
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.line, self.column, self.message)
+        match &self.file {
+            Some(file) => write!(f, "{file}:{}:{}: {}", self.line, self.column, self.message),
+            None => write!(f, "{}:{}: {}", self.line, self.column, self.message),
+        }
     }
 }
 
@@ -90,15 +101,27 @@ impl std::error::Error for Diagnostic {}
 /// Bounds on what a program may ask for, checked while parsing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest accepted source, in bytes (default 8 MiB).
+    /// Largest accepted source, in bytes (default 8 MiB); included files
+    /// count towards it.
     pub max_source_bytes: usize,
-    /// Most qubits over all `qreg`s (default 40), checked at each declaration.
+    /// Most qubits over all registers (default 40), checked at each declaration.
     pub max_qubits: u32,
-    /// Most operations after inlining gate definitions and broadcasting
-    /// (default 1,000,000); a conditioned operation counts its `if` too.
+    /// Most operations after inlining gate definitions and subroutines,
+    /// unrolling loops and broadcasting (default 1,000,000); a conditioned
+    /// operation counts its `if` too.
     pub max_operations: usize,
     /// Deepest nesting of an expression (default 64).
     pub max_expression_depth: usize,
+    /// Deepest nesting of blocks (`{ … }` of loops, `if`s, definitions) in an
+    /// OpenQASM 3 program (default 64).
+    pub max_block_depth: usize,
+    /// Most loop iterations an OpenQASM 3 program may run while it is
+    /// unrolled, over all loops together (default 1,000,000).
+    pub max_loop_iterations: u64,
+    /// Deepest chain of gate and subroutine calls being inlined (default 64).
+    pub max_call_depth: usize,
+    /// Deepest chain of `include`s (default 8).
+    pub max_include_depth: usize,
 }
 
 impl Default for Limits {
@@ -108,6 +131,10 @@ impl Default for Limits {
             max_qubits: 40,
             max_operations: 1_000_000,
             max_expression_depth: 64,
+            max_block_depth: 64,
+            max_loop_iterations: 1_000_000,
+            max_call_depth: 64,
+            max_include_depth: 8,
         }
     }
 }
@@ -122,18 +149,46 @@ fn check_size(len: usize, limits: &Limits) -> Result<(), Diagnostic> {
             ),
             line: 1,
             column: 1,
+            file: None,
         });
     }
     Ok(())
 }
 
-/// Parses an OpenQASM 2.0 program into a validated circuit.
+/// Parses an OpenQASM 2.0 program into a validated circuit. Only the
+/// built-in `qelib1.inc` may be included; see [`parse_qasm2_with`].
 ///
 /// # Errors
 /// The first problem found, with its position.
 pub fn parse_qasm2(source: &str, limits: &Limits) -> Result<Circuit, Diagnostic> {
-    check_size(source.len(), limits)?;
-    parser::Parser::new(source, limits)?.parse_program()
+    parse_qasm2_with(
+        source,
+        &ParseOptions {
+            limits: limits.clone(),
+            ..ParseOptions::default()
+        },
+    )
+}
+
+/// Parses an OpenQASM 2.0 program, reading `include`d files other than the
+/// built-in `qelib1.inc` through [`ParseOptions::includes`].
+///
+/// # Errors
+/// The first problem found, with its position (and file, inside an include);
+/// any [`ParseOptions::inputs`] (OpenQASM 2 has no input parameters).
+pub fn parse_qasm2_with(source: &str, options: &ParseOptions) -> Result<Circuit, Diagnostic> {
+    check_size(source.len(), &options.limits)?;
+    if let Some(name) = options.inputs.keys().next() {
+        return Err(Diagnostic {
+            message: format!(
+                "a value was given for input `{name}`, but OpenQASM 2 programs have no inputs"
+            ),
+            line: 1,
+            column: 1,
+            file: None,
+        });
+    }
+    parser::Parser::new(source, &options.limits)?.parse_program()
 }
 
 /// Like [`parse_qasm2`], for bytes that should be UTF-8.
@@ -143,12 +198,71 @@ pub fn parse_qasm2(source: &str, limits: &Limits) -> Result<Circuit, Diagnostic>
 /// UTF-8, or any error [`parse_qasm2`] reports.
 pub fn parse_qasm2_bytes(source: &[u8], limits: &Limits) -> Result<Circuit, Diagnostic> {
     check_size(source.len(), limits)?;
+    parse_qasm2(utf8(source)?, limits)
+}
+
+/// Parses an OpenQASM 3 program into a validated circuit, binding its
+/// `input` parameters from [`ParseOptions::inputs`].
+///
+/// # Errors
+/// The first problem found, with its position (and file, inside an include).
+pub fn parse_qasm3(source: &str, options: &ParseOptions) -> Result<Circuit, Diagnostic> {
+    check_size(source.len(), &options.limits)?;
+    qasm3::parse(source, options)
+}
+
+/// The `input` declarations of an OpenQASM 3 program (name and type), in
+/// order, without binding them. Included files are not read: an input
+/// declared in an include is not listed.
+///
+/// # Errors
+/// A syntax error, with its position.
+pub fn qasm3_inputs(source: &str, limits: &Limits) -> Result<Vec<InputParameter>, Diagnostic> {
+    check_size(source.len(), limits)?;
+    qasm3::inputs(source, limits)
+}
+
+/// Parses a program in any format from bytes: checks the size and UTF-8 (the
+/// error gives the position of the first bad byte), then hands the text to
+/// [`parse_qasm2_with`], [`parse_qasm3`] or [`parse_json`].
+///
+/// # Errors
+/// A [`ProgramError`] from the front end of `format`.
+pub fn parse_program(
+    source: &[u8],
+    format: SourceFormat,
+    options: &ParseOptions,
+) -> Result<Circuit, ProgramError> {
+    check_size(source.len(), &options.limits)?;
+    let text = utf8(source)?;
+    match format {
+        SourceFormat::Qasm2 => Ok(parse_qasm2_with(text, options)?),
+        SourceFormat::Qasm3 => Ok(parse_qasm3(text, options)?),
+        SourceFormat::Json => {
+            if let Some(name) = options.inputs.keys().next() {
+                return Err(ProgramError::Json(JsonError {
+                    message: format!(
+                        "a value was given for input `{name}`, but JSON circuits have no inputs"
+                    ),
+                    path: "$".into(),
+                }));
+            }
+            Ok(parse_json(text, &options.limits)?)
+        }
+    }
+}
+
+/// The text of `source`, or the position of its first byte that is not UTF-8.
+fn utf8(source: &[u8]) -> Result<&str, Diagnostic> {
     match std::str::from_utf8(source) {
-        Ok(text) => parse_qasm2(text, limits),
+        Ok(text) => Ok(text),
         Err(e) => {
             let valid = e.valid_up_to();
             // The prefix is valid UTF-8 by definition of `valid_up_to`.
-            let prefix = std::str::from_utf8(&source[..valid]).unwrap_or("");
+            let prefix = source
+                .get(..valid)
+                .and_then(|p| std::str::from_utf8(p).ok())
+                .unwrap_or("");
             let mut line: u32 = 1;
             let mut column: u32 = 1;
             for c in prefix.chars() {
@@ -166,6 +280,7 @@ pub fn parse_qasm2_bytes(source: &[u8], limits: &Limits) -> Result<Circuit, Diag
                 ),
                 line,
                 column,
+                file: None,
             })
         }
     }

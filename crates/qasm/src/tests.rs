@@ -626,6 +626,7 @@ fn diagnostics_display_line_and_column() {
         message: "expected `;`".into(),
         line: 3,
         column: 7,
+        file: None,
     };
     assert_eq!(d.to_string(), "3:7: expected `;`");
     let _: &dyn std::error::Error = &d;
