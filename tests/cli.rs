@@ -169,14 +169,15 @@ fn run_reports_source_errors_with_line_and_column() {
     )
     .unwrap();
     let o = kettle(&["run", src.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("bad.qasm:5:1: expected `;`"), "{err}");
     let v3 = dir.join("v3.qasm");
-    std::fs::write(&v3, "OPENQASM 3.0;\nqubit q;\n").unwrap();
+    std::fs::write(&v3, "OPENQASM 3.0;\nqubit q;\ndelay[100ns] q;\n").unwrap();
     let o = kettle(&["run", v3.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("OpenQASM 3"));
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("v3.qasm:3:1:") && err.contains("delay"), "{err}");
     let bad_json = dir.join("bad.json");
     std::fs::write(
         &bad_json,
@@ -184,7 +185,7 @@ fn run_reports_source_errors_with_line_and_column() {
     )
     .unwrap();
     let o = kettle(&["run", bad_json.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("$.ops[1].gate: unknown gate"),
         "{}",
@@ -202,7 +203,88 @@ fn run_reports_source_errors_with_line_and_column() {
         "a circuit with reset and no measurement still runs"
     );
     let missing = kettle(&["run", dir.join("nope.qasm").to_str().unwrap()]);
-    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A fresh folder for one test's files.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("kettle-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn bench_prints_one_json_line_and_the_state() {
+    let dir = scratch("bench");
+    let raw = dir.join("state.bin");
+    let o = kettle(&[
+        "bench",
+        &sample("qft4.qasm"),
+        "--repeat",
+        "3",
+        "--threads",
+        "1",
+        "--precision",
+        "f32",
+        "--state-out",
+        raw.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = stdout(&o);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    let best = runs.iter().map(|r| r.as_f64().unwrap()).fold(f64::MAX, f64::min);
+    assert_eq!(v["seconds"].as_f64().unwrap(), best);
+    assert_eq!((v["threads"].as_u64(), v["precision"].as_str()), (Some(1), Some("complex64")));
+    assert!(v["gates"].as_u64().unwrap() > 0);
+    // complex64 amplitudes of a 4-qubit state, normalised.
+    let bytes = std::fs::read(&raw).unwrap();
+    assert_eq!(bytes.len(), 16 * 8);
+    let norm: f32 = bytes
+        .chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()).powi(2))
+        .sum();
+    assert!((norm - 1.0).abs() < 1e-5, "{norm}");
+    let o = kettle(&["bench", &sample("qft4.qasm"), "--repeat", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn includes_are_read_from_the_source_folder_only() {
+    let dir = scratch("include");
+    let inner = dir.join("inner");
+    std::fs::create_dir_all(&inner).unwrap();
+    std::fs::write(inner.join("flip.inc"), "gate flip a { x a; }\n").unwrap();
+    std::fs::write(dir.join("outside.inc"), "gate flip a { x a; }\n").unwrap();
+    let program = |include: &str| {
+        format!(
+            "OPENQASM 2.0;\ninclude \"qelib1.inc\";\ninclude \"{include}\";\nqreg q[1];\nflip q[0];\n"
+        )
+    };
+    let good = inner.join("good.qasm");
+    std::fs::write(&good, program("flip.inc")).unwrap();
+    let v = json(&kettle(&["run", good.to_str().unwrap(), "--json", "--statevector"]));
+    assert_eq!(v["statevector"][1][0], 1.0);
+    for include in ["../outside.inc", "/etc/hostname", "missing.inc"] {
+        let bad = inner.join("bad.qasm");
+        std::fs::write(&bad, program(include)).unwrap();
+        let o = kettle(&["run", bad.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{include}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("bad.qasm:3:") && err.contains(include), "{err}");
+    }
+    // An error inside the included file names that file.
+    std::fs::write(inner.join("broken.inc"), "gate flip a { nope a; }\n").unwrap();
+    let uses_broken = inner.join("uses_broken.qasm");
+    std::fs::write(&uses_broken, program("broken.inc")).unwrap();
+    let o = kettle(&["run", uses_broken.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("broken.inc:1:15"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,16 +1,24 @@
 //! The `kettle` command line: `kettle run FILE` for students and quick
-//! checks, `kettle info` for what a build can do.
+//! checks, `kettle bench FILE` for timing beside other simulators,
+//! `kettle info` for what a build can do.
 //!
 //! # Brief overview
 //!
 //! [`main`] checks the CPU, parses arguments with clap ([`Cli`]) and
-//! dispatches: `run` ([`run`]) reads a circuit file, simulates it with
-//! `kettle-core` and prints either a histogram for a person or one JSON
-//! object for a script ([`render`]). Everything a user gets wrong ends in a
-//! one-line message on stderr and a non-zero exit code, never a panic.
+//! dispatches. `source` reads a circuit file (format detection, includes
+//! from the file's own folder, `input` values); `run` simulates it with
+//! `kettle-core` and `render` prints either a histogram for a person or one
+//! JSON object for a script; `bench` times the simulation alone; `progress`
+//! draws a bar on stderr for long runs. Everything a user gets wrong ends in
+//! a message on stderr and exit code 2 (internal failures: 1, a CPU this
+//! build cannot use: 3), never a panic.
 
+mod bench;
+mod failure;
+mod progress;
 mod render;
 mod run;
+mod source;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -33,6 +41,8 @@ pub struct Cli {
 pub enum Command {
     /// Simulate a circuit file and print its results.
     Run(RunArgs),
+    /// Time the simulation of a circuit file (no sampling); one JSON line.
+    Bench(BenchArgs),
     /// Show the SIMD level of this build, the threads, and memory per qubit count.
     Info,
 }
@@ -42,7 +52,7 @@ pub enum Command {
 pub enum Format {
     /// OpenQASM 2.0.
     Qasm2,
-    /// OpenQASM 3 (not supported yet: refused with a message).
+    /// OpenQASM 3.
     Qasm3,
     /// Kettle's JSON circuit format (see kettle-qasm's `circuit.schema.json`).
     Json,
@@ -88,9 +98,19 @@ pub struct RunArgs {
     /// Apply every gate on its own.
     #[arg(long)]
     pub no_fusion: bool,
-    /// Input format (default: from the file's first statement).
+    /// Input format (default: from the file's header, else its extension).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    /// Value of an OpenQASM 3 `input` parameter, as name=value (repeatable).
+    #[arg(long = "input", value_name = "NAME=VALUE")]
+    pub input: Vec<String>,
+    /// Values of OpenQASM 3 `input` parameters as a JSON object, like
+    /// '{"theta": 0.3}'.
+    #[arg(long, value_name = "JSON")]
+    pub inputs: Option<String>,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Print one JSON object instead of a histogram.
     #[arg(long)]
     pub json: bool,
@@ -99,6 +119,51 @@ pub struct RunArgs {
     /// nothing (the peer benchmark passes one when it wants no state).
     #[arg(long, value_name = "PATH")]
     pub state_out: Option<String>,
+}
+
+/// Options of `kettle bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// The circuit file.
+    pub file: PathBuf,
+    /// Timed repeats; the best is reported as `seconds`.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+    /// Worker threads (default: all available).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Precision of the state.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F64)]
+    pub precision: PrecisionArg,
+    /// Apply every gate on its own.
+    #[arg(long)]
+    pub no_fusion: bool,
+    /// Input format (default: from the file's header, else its extension).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Value of an OpenQASM 3 `input` parameter, as name=value (repeatable).
+    #[arg(long = "input", value_name = "NAME=VALUE")]
+    pub input: Vec<String>,
+    /// Values of OpenQASM 3 `input` parameters as a JSON object.
+    #[arg(long, value_name = "JSON")]
+    pub inputs: Option<String>,
+    /// Write the last repeat's final state as raw little-endian complex
+    /// numbers; an empty path writes nothing.
+    #[arg(long, value_name = "PATH")]
+    pub state_out: Option<String>,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl From<Format> for kettle_qasm::SourceFormat {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Qasm2 => kettle_qasm::SourceFormat::Qasm2,
+            Format::Qasm3 => kettle_qasm::SourceFormat::Qasm3,
+            Format::Json => kettle_qasm::SourceFormat::Json,
+        }
+    }
 }
 
 impl From<PrecisionArg> for Precision {
@@ -119,13 +184,16 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run(args) => run::run(&args),
-        Command::Info => render::info(&mut std::io::stdout().lock()).map_err(run::Failure::from),
+        Command::Bench(args) => bench::bench(&args),
+        Command::Info => {
+            render::info(&mut std::io::stdout().lock()).map_err(failure::Failure::from)
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             let _ = writeln!(std::io::stderr(), "{failure}");
-            ExitCode::from(1)
+            ExitCode::from(failure.exit_code())
         }
     }
 }

@@ -2,7 +2,6 @@
 //! `render`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -11,68 +10,20 @@ use kettle_core::{
     final_measurements,
 };
 use kettle_ir::{Circuit, Operation};
-use kettle_qasm::{Diagnostic, Limits, parse_json, parse_qasm2_bytes};
 
+use crate::failure::Failure;
+use crate::progress::ProgressMonitor;
 use crate::render::{self, Report};
-use crate::{Format, PrecisionArg, RunArgs};
+use crate::source;
+use crate::{PrecisionArg, RunArgs};
 
 /// Largest state or distribution printed inline; beyond it, `--state-out`.
 const MAX_LISTED: u32 = 20;
 
-/// Why `kettle run` stopped: one line (or a few, for source errors) for stderr.
-#[derive(Debug)]
-pub(crate) struct Failure(String);
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<std::io::Error> for Failure {
-    fn from(e: std::io::Error) -> Self {
-        Failure(format!("kettle: {e}"))
-    }
-}
-
-impl From<SimError> for Failure {
-    fn from(e: SimError) -> Self {
-        Failure(format!("kettle: {e}"))
-    }
-}
-
 pub(crate) fn run(args: &RunArgs) -> Result<(), Failure> {
-    let limits = Limits::default();
-    let path = &args.file;
-    let shown = path.display();
-    let size = std::fs::metadata(path)
-        .map_err(|e| Failure(format!("kettle: cannot read {shown}: {e}")))?
-        .len();
-    if size > limits.max_source_bytes as u64 {
-        return Err(Failure(format!(
-            "kettle: {shown} is {size} bytes, more than the {} a circuit file may have",
-            limits.max_source_bytes
-        )));
-    }
-    let bytes =
-        std::fs::read(path).map_err(|e| Failure(format!("kettle: cannot read {shown}: {e}")))?;
-    let format = args.format.unwrap_or_else(|| detect_format(&bytes));
-    if format == Format::Qasm3 {
-        return Err(Failure(format!(
-            "kettle: {shown} is OpenQASM 3, which this version cannot run yet (OpenQASM 2.0 works)"
-        )));
-    }
-    let started = Instant::now();
-    let circuit = match format {
-        Format::Json => {
-            let text = std::str::from_utf8(&bytes)
-                .map_err(|e| Failure(format!("error: {shown}: not UTF-8 text ({e})")))?;
-            parse_json(text, &limits).map_err(|e| Failure(format!("error: {shown}: {e}")))?
-        }
-        Format::Qasm2 | Format::Qasm3 => parse_qasm2_bytes(&bytes, &limits)
-            .map_err(|d| Failure(source_error(path, &bytes, &d)))?,
-    };
-    let parse_time = started.elapsed();
+    let inputs = source::parse_inputs(args.inputs.as_deref(), &args.input)?;
+    let loaded = source::load(&args.file, args.format.map(Into::into), inputs)?;
+    let circuit = loaded.circuit;
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -89,14 +40,14 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), Failure> {
         PrecisionArg::F32 => simulate::<f32>(&sim, &circuit, args, threads)?,
     };
     let report = Report {
-        parse_time,
+        parse_time: loaded.parse_time,
         ..report
     };
     let mut out = std::io::stdout().lock();
     if args.json {
         render::json(&mut out, &report)?;
     } else {
-        render::human(&mut out, path, &report)?;
+        render::human(&mut out, &args.file, &report)?;
     }
     for note in &report.notes {
         eprintln_note(note);
@@ -107,47 +58,6 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), Failure> {
 fn eprintln_note(note: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "note: {note}");
-}
-
-/// JSON if the file starts with `{`, OpenQASM 3 if the header says so, else
-/// OpenQASM 2.
-fn detect_format(bytes: &[u8]) -> Format {
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-        return Format::Json;
-    }
-    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]);
-    let code = head
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with("//"))
-        .unwrap_or("");
-    if code.starts_with("OPENQASM 3") {
-        Format::Qasm3
-    } else {
-        Format::Qasm2
-    }
-}
-
-/// `file:line:col: message`, the line, and a caret under the column.
-fn source_error(path: &Path, bytes: &[u8], d: &Diagnostic) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut msg = format!(
-        "error: {}:{}:{}: {}",
-        path.display(),
-        d.line,
-        d.column,
-        d.message
-    );
-    if let Some(line) = text.lines().nth(d.line.saturating_sub(1) as usize) {
-        let line: String = line.chars().take(200).collect();
-        let pad: String = line
-            .chars()
-            .take(d.column.saturating_sub(1) as usize)
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
-        msg.push_str(&format!("\n  | {line}\n  | {pad}^"));
-    }
-    msg
 }
 
 fn measures_anything(ops: &[Operation]) -> bool {
@@ -171,7 +81,7 @@ fn simulate<F: Float>(
         .iter()
         .map(|s| {
             s.parse()
-                .map_err(|e: SimError| Failure(format!("kettle: --expect: {e}")))
+                .map_err(|e: SimError| Failure::input(format!("kettle: --expect: {e}")))
         })
         .collect::<Result<_, _>>()?;
     let measures = measures_anything(circuit.ops());
@@ -199,14 +109,18 @@ fn simulate<F: Float>(
     }
     let shots = if measures { args.shots } else { 0 };
     let started = Instant::now();
-    let result = sim.run::<F>(
+    let progress = ProgressMonitor::new(args.quiet);
+    let result = sim.run_monitored::<F>(
         circuit,
         &RunOptions {
             shots,
             seed: args.seed,
             keep_state,
         },
-    )?;
+        &progress,
+    );
+    progress.finish();
+    let result = result?;
     let sim_time: Duration = started.elapsed();
     let n = circuit.num_qubits();
     let mut report = Report {
@@ -286,7 +200,10 @@ fn simulate<F: Float>(
 }
 
 /// Raw little-endian re, im pairs at the state's precision.
-fn write_state<F: Float>(path: &Path, amps: &[num_complex::Complex<F>]) -> Result<(), Failure> {
+pub(crate) fn write_state<F: Float>(
+    path: &Path,
+    amps: &[num_complex::Complex<F>],
+) -> Result<(), Failure> {
     let mut bytes = Vec::with_capacity(amps.len() * 2 * std::mem::size_of::<F>());
     for a in amps {
         for x in [a.re, a.im] {
@@ -298,5 +215,5 @@ fn write_state<F: Float>(path: &Path, amps: &[num_complex::Complex<F>]) -> Resul
         }
     }
     std::fs::write(path, bytes)
-        .map_err(|e| Failure(format!("kettle: cannot write {}: {e}", path.display())))
+        .map_err(|e| Failure::input(format!("kettle: cannot write {}: {e}", path.display())))
 }

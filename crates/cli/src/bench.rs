@@ -1,0 +1,103 @@
+//! `kettle bench FILE`: simulate without sampling, `--repeat` times, and
+//! print one JSON line for the peer benchmark (`../shared/bench-peers`,
+//! its `--ours` contract): `seconds` is the best repeat's simulation time,
+//! from the parsed circuit to the final state in memory, allocation and
+//! fusion planning included, parsing and output excluded.
+
+use std::path::Path;
+use std::time::Instant;
+
+use kettle_core::{Float, FusionConfig, Parallelism, RunOptions, Simulator};
+use kettle_ir::Circuit;
+use serde_json::json;
+
+use crate::failure::Failure;
+use crate::progress::ProgressMonitor;
+use crate::run::write_state;
+use crate::{BenchArgs, PrecisionArg, source};
+
+pub(crate) fn bench(args: &BenchArgs) -> Result<(), Failure> {
+    if args.repeat == 0 {
+        return Err(Failure::input("kettle: --repeat must be at least 1"));
+    }
+    let inputs = source::parse_inputs(args.inputs.as_deref(), &args.input)?;
+    let loaded = source::load(&args.file, args.format.map(Into::into), inputs)?;
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let fusion = if args.no_fusion {
+        FusionConfig::disabled()
+    } else {
+        FusionConfig::default()
+    };
+    let sim = Simulator::new()
+        .with_parallelism(Parallelism::threads(threads)?)
+        .with_fusion(fusion);
+    // An empty --state-out is how the peer benchmark says "not this time".
+    let state_out = args
+        .state_out
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(Path::new);
+    let runs = match args.precision {
+        PrecisionArg::F64 => time_runs::<f64>(&sim, &loaded.circuit, args, state_out)?,
+        PrecisionArg::F32 => time_runs::<f32>(&sim, &loaded.circuit, args, state_out)?,
+    };
+    let best = runs.seconds.iter().copied().fold(f64::INFINITY, f64::min);
+    let line = json!({
+        "seconds": best,
+        "runs": runs.seconds,
+        "threads": threads,
+        "precision": if args.precision == PrecisionArg::F64 { "complex128" } else { "complex64" },
+        "qubits": loaded.circuit.num_qubits(),
+        "gates": runs.gates,
+        "applied_ops": runs.applied_ops,
+        "parse_seconds": loaded.parse_time.as_secs_f64(),
+    });
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    Ok(())
+}
+
+/// Simulation times of every repeat and what the run applied.
+struct Runs {
+    seconds: Vec<f64>,
+    gates: usize,
+    applied_ops: usize,
+}
+
+fn time_runs<F: Float>(
+    sim: &Simulator,
+    circuit: &Circuit,
+    args: &BenchArgs,
+    state_out: Option<&Path>,
+) -> Result<Runs, Failure> {
+    let options = RunOptions {
+        shots: 0,
+        seed: Some(0),
+        keep_state: true,
+    };
+    let mut runs = Runs {
+        seconds: Vec::with_capacity(args.repeat),
+        gates: 0,
+        applied_ops: 0,
+    };
+    for repeat in 0..args.repeat {
+        let progress = ProgressMonitor::new(args.quiet);
+        let started = Instant::now();
+        let result = sim.run_monitored::<F>(circuit, &options, &progress);
+        let elapsed = started.elapsed().as_secs_f64();
+        progress.finish();
+        let result = result?;
+        runs.seconds.push(elapsed);
+        runs.gates = result.stats.gates;
+        runs.applied_ops = result.stats.applied_ops;
+        if repeat + 1 == args.repeat
+            && let (Some(path), Some(state)) = (state_out, result.state.as_ref())
+        {
+            write_state(path, &state.to_vec())?;
+        }
+    }
+    Ok(runs)
+}
