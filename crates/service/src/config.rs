@@ -1,0 +1,93 @@
+//! What the service is configured with: the memory budget, workers, the
+//! run-time limit, result caps, retention, and per-tenant limits. Loading it
+//! from files and the environment is the server's business.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Limits that apply to each tenant's submissions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantLimits {
+    /// Most qubits in one job.
+    pub max_qubits: u32,
+    /// Most shots per execution.
+    pub max_shots: u64,
+    /// Most executions (sweep length) in one job.
+    pub max_executions: usize,
+    /// Most jobs queued or running at once; one more gets `429`.
+    pub max_active_jobs: usize,
+    /// Largest request body, in bytes.
+    pub max_request_bytes: usize,
+}
+
+impl Default for TenantLimits {
+    fn default() -> Self {
+        TenantLimits {
+            max_qubits: 34,
+            max_shots: 1_000_000,
+            max_executions: 1000,
+            max_active_jobs: 1000,
+            max_request_bytes: 4 << 20,
+        }
+    }
+}
+
+/// The service's configuration.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// Folder of the SQLite database (created if missing).
+    pub data_dir: PathBuf,
+    /// Worker threads: jobs that may run at once.
+    pub workers: usize,
+    /// Threads one simulation may use for its passes over the state (shared
+    /// by all workers).
+    pub sim_threads: usize,
+    /// Bytes of state vectors all running jobs together may hold.
+    pub memory_budget: u64,
+    /// A job running longer is stopped and fails.
+    pub max_run_time: Duration,
+    /// Largest qubit count whose state vector or probabilities are returned
+    /// as JSON.
+    pub max_listed_qubits: u32,
+    /// Finished jobs are deleted after this long.
+    pub retention: Duration,
+    /// Limits for tenants without their own entry.
+    pub default_limits: TenantLimits,
+    /// Limits per tenant name.
+    pub tenant_limits: BTreeMap<String, TenantLimits>,
+    /// A job blocked on memory this long stops smaller jobs from being
+    /// started past it, so a large job is not starved.
+    pub reserve_after: Duration,
+}
+
+impl ServiceConfig {
+    /// Defaults for a data folder: workers and simulation threads from the
+    /// core count, a 4 GiB budget, 1 hour per job, 20 listed qubits, results
+    /// kept 7 days.
+    pub fn new(data_dir: impl Into<PathBuf>) -> ServiceConfig {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ServiceConfig {
+            data_dir: data_dir.into(),
+            workers: cores,
+            sim_threads: cores,
+            memory_budget: 4 << 30,
+            max_run_time: Duration::from_secs(3600),
+            max_listed_qubits: 20,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            default_limits: TenantLimits::default(),
+            tenant_limits: BTreeMap::new(),
+            reserve_after: Duration::from_secs(30),
+        }
+    }
+
+    /// The limits of `tenant`.
+    pub fn limits_for(&self, tenant: &str) -> &TenantLimits {
+        self.tenant_limits
+            .get(tenant)
+            .unwrap_or(&self.default_limits)
+    }
+}

@@ -1,0 +1,151 @@
+//! Running a job: each execution of a [`JobSpec`] is parsed again (parsing
+//! is deterministic and cheap next to simulating, and the store keeps the
+//! source, not the circuit), simulated under a [`Monitor`], and turned into
+//! an [`ExecutionResult`]. Synchronous: called on a worker thread.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use kettle_core::{
+    ClassicalValue, Float, Monitor, PauliSum, RunOptions, SimError, Simulator, final_measurements,
+};
+use kettle_ir::Circuit;
+
+use crate::config::TenantLimits;
+use crate::model::{ExecutionResult, Expectation, JobResult, JobSpec, Precision, ResultType};
+use crate::prepare::parse_execution;
+
+/// Why a run did not produce a result.
+#[derive(Debug)]
+pub(crate) enum RunFailure {
+    /// The monitor stopped it (cancellation, deadline, shutdown).
+    Stopped,
+    /// Anything else, as a message for the job's error.
+    Error(String),
+}
+
+impl From<SimError> for RunFailure {
+    fn from(e: SimError) -> Self {
+        match e {
+            SimError::Stopped => RunFailure::Stopped,
+            other => RunFailure::Error(other.to_string()),
+        }
+    }
+}
+
+/// Runs every execution of `spec`.
+pub(crate) fn run_job(
+    sim: &Simulator,
+    spec: &JobSpec,
+    limits: &TenantLimits,
+    monitor: &dyn Monitor,
+) -> Result<JobResult, RunFailure> {
+    let started = Instant::now();
+    // The job was admitted for one state of its size: branches of
+    // mid-circuit measurements replay rather than copy beyond it.
+    let sim = sim.clone().with_memory_budget(Some(spec.memory_bytes));
+    let mut executions = Vec::with_capacity(spec.executions.len());
+    for (i, inputs) in spec.executions.iter().enumerate() {
+        let circuit = parse_execution(&spec.program, inputs, limits)
+            .map_err(|e| RunFailure::Error(format!("the program no longer parses: {e}")))?;
+        let seed = spec.seed.wrapping_add(i as u64);
+        let mut result = match spec.precision {
+            Precision::F64 => run_one::<f64>(&sim, &circuit, spec, seed, monitor)?,
+            Precision::F32 => run_one::<f32>(&sim, &circuit, spec, seed, monitor)?,
+        };
+        result.inputs = inputs.clone();
+        executions.push(result);
+    }
+    Ok(JobResult {
+        executions,
+        run_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn run_one<F: Float>(
+    sim: &Simulator,
+    circuit: &Circuit,
+    spec: &JobSpec,
+    seed: u64,
+    monitor: &dyn Monitor,
+) -> Result<ExecutionResult, RunFailure> {
+    let wants_counts = spec.result_types.contains(&ResultType::Counts);
+    let wants_state = spec
+        .result_types
+        .iter()
+        .any(|t| !matches!(t, ResultType::Counts));
+    let finals = final_measurements(circuit);
+    let shots = if wants_counts { spec.shots } else { 0 };
+    let out = sim.run_monitored::<F>(
+        circuit,
+        &RunOptions {
+            shots,
+            seed: Some(seed),
+            keep_state: wants_state && finals.is_some(),
+        },
+        monitor,
+    )?;
+    let mut result = ExecutionResult {
+        inputs: BTreeMap::new(),
+        seed: out.seed,
+        shots,
+        counts: wants_counts.then(|| out.counts.to_bitstrings()),
+        probabilities: None,
+        statevector: None,
+        expectations: Vec::new(),
+    };
+    let Some(state) = out.state.as_ref() else {
+        return Ok(result);
+    };
+    let par = sim.parallelism();
+    for t in &spec.result_types {
+        match t {
+            ResultType::Counts => {}
+            ResultType::Probabilities => {
+                let finals = finals.as_deref().unwrap_or(&[]);
+                let mut qubits: Vec<u32> = Vec::new();
+                for &(q, _) in finals {
+                    if !qubits.contains(&q) {
+                        qubits.push(q);
+                    }
+                }
+                let probs = state.probabilities(&qubits, par)?;
+                let mut dist: BTreeMap<String, f64> = BTreeMap::new();
+                for (k, p) in probs.into_iter().enumerate() {
+                    if p == 0.0 {
+                        continue;
+                    }
+                    let mut value = ClassicalValue::zeros(circuit.num_clbits());
+                    for &(q, c) in finals {
+                        if let Some(pos) = qubits.iter().position(|&x| x == q) {
+                            value.set(c, (k >> pos) & 1 == 1);
+                        }
+                    }
+                    *dist
+                        .entry(value.to_bitstring(circuit.num_clbits()))
+                        .or_insert(0.0) += p;
+                }
+                result.probabilities = Some(dist);
+            }
+            ResultType::Statevector => {
+                result.statevector = Some(
+                    state
+                        .to_vec_f64()
+                        .into_iter()
+                        .map(|a| [a.re, a.im])
+                        .collect(),
+                );
+            }
+            ResultType::Expectation(list) => {
+                for text in list {
+                    let obs: PauliSum = text.parse()?;
+                    result.expectations.push(Expectation {
+                        observable: text.clone(),
+                        value: state.expectation(&obs, par)?,
+                    });
+                }
+            }
+        }
+    }
+    Ok(result)
+}

@@ -1,0 +1,62 @@
+//! Kettle's job service: jobs, a durable queue, a fair memory-aware
+//! scheduler, tenants and API keys, and limits. It knows nothing of HTTP;
+//! `kettle-server` puts it on the network.
+//!
+//! # Brief overview
+//!
+//! A client's [`JobRequest`] (program, shots, seed, result types, inputs,
+//! precision, name, tags, priority) goes to [`Service::submit`], which
+//! validates it and parses the program for every execution of its sweep
+//! (errors carry line:column or a JSON path), refuses what breaks a
+//! [`TenantLimits`] limit or can never fit the memory budget (with the
+//! numbers), chooses and records the seed when none was given, and commits
+//! the job to the [`JobStore`] before returning. A restart re-runs a job with
+//! the same seed, so with the same result.
+//!
+//! - [`store`]: the [`JobStore`] boundary and [`SqliteStore`] (WAL,
+//!   `synchronous = FULL`). Claims count attempts; completion is a
+//!   conditional update on `(status = running, attempt)` carrying the result,
+//!   so a job completes at most once. At start, jobs a crash left running
+//!   return to the queue.
+//! - The scheduler (private): round-robin over tenants, then priority, then
+//!   FIFO; a job starts only when its state fits the memory left.
+//! - Workers: `workers` dedicated OS threads run simulations (never the
+//!   async executor's threads) under a [`kettle_core::Monitor`] that stops a
+//!   run at the next gate on cancellation, shutdown or the run-time limit.
+//! - [`keys`]: API keys stored as SHA-256 hashes, checked in constant time;
+//!   with no key the service runs in local mode as tenant
+//!   [`LOCAL_TENANT`].
+//! - Idempotency keys: same key and same request → the same job; same key
+//!   and another request → [`ServiceError::IdempotencyConflict`].
+//! - Metrics through the `metrics` facade: `kettle_queue_depth`,
+//!   `kettle_running_jobs`, `kettle_jobs{status}`,
+//!   `kettle_jobs_submitted_total`, `kettle_jobs_finished_total{status}`,
+//!   `kettle_simulation_seconds`, `kettle_memory_in_use_bytes`.
+
+mod config;
+mod error;
+mod execute;
+pub mod keys;
+mod model;
+mod prepare;
+mod scheduler;
+mod service;
+pub mod store;
+mod time;
+mod worker;
+
+pub use config::{ServiceConfig, TenantLimits};
+pub use error::{ProgramLocation, ServiceError};
+pub use model::{
+    ExecutionResult, Expectation, InputValue, JobError, JobRequest, JobResult, JobSpec, JobStatus,
+    JobView, KeyFormat, Precision, Program, ProgramFormat, ResultType, bitstring_to_hex,
+};
+pub use prepare::DEFAULT_SHOTS;
+pub use service::{
+    BackendInfo, JobPage, LOCAL_TENANT, MAX_LIST_LIMIT, QubitsPerPrecision, Service, Submitted,
+};
+pub use store::{JobStore, SqliteStore};
+pub use time::{now_ms, rfc3339};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,537 @@
+//! Admission checks: a [`JobRequest`] is validated, its program parsed for
+//! every execution, and its memory need computed before it is accepted, so
+//! every error a client can fix is reported at submission, with its place.
+
+use std::collections::BTreeMap;
+
+use kettle_core::{PauliSum, final_measurements};
+use kettle_ir::{Circuit, Operation};
+use kettle_qasm::{Limits, ParseOptions, ProgramError, parse_program};
+
+use crate::config::TenantLimits;
+use crate::error::{ProgramLocation, ServiceError};
+use crate::model::{InputValue, JobRequest, JobSpec, Program, ResultType};
+
+/// Shots when a request asks for counts without saying how many.
+pub const DEFAULT_SHOTS: u64 = 1024;
+/// Longest job name.
+const MAX_NAME_CHARS: usize = 256;
+/// Most tags, and the longest tag key and value.
+const MAX_TAGS: usize = 32;
+const MAX_TAG_KEY_CHARS: usize = 64;
+const MAX_TAG_VALUE_CHARS: usize = 512;
+/// Priorities run from −10 to 10.
+const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -10..=10;
+
+/// What admission needs besides the request.
+#[derive(Clone, Debug)]
+pub(crate) struct Admission<'a> {
+    pub(crate) limits: &'a TenantLimits,
+    pub(crate) memory_budget: u64,
+    pub(crate) max_listed_qubits: u32,
+}
+
+/// The parser's limits for a tenant. The qubit bound is the core's, not the
+/// tenant's: a program over the tenant's limit then gets a limit error with
+/// the numbers rather than a parse error.
+fn parse_limits(limits: &TenantLimits) -> Limits {
+    Limits {
+        max_source_bytes: limits.max_request_bytes,
+        max_qubits: kettle_core::MAX_QUBITS,
+        ..Limits::default()
+    }
+}
+
+/// Parses execution `index` of `program` with its input values.
+pub(crate) fn parse_execution(
+    program: &Program,
+    inputs: &BTreeMap<String, f64>,
+    limits: &TenantLimits,
+) -> Result<Circuit, ProgramError> {
+    let options = ParseOptions {
+        limits: parse_limits(limits),
+        includes: None,
+        inputs: inputs.clone(),
+    };
+    parse_program(
+        program.source.as_bytes(),
+        program.format.to_source_format(),
+        &options,
+    )
+}
+
+/// A parse error as a service error.
+pub(crate) fn program_error(e: ProgramError, execution: Option<usize>) -> ServiceError {
+    match e {
+        ProgramError::Source(d) => ServiceError::InvalidProgram {
+            message: d.message,
+            location: ProgramLocation {
+                line: Some(d.line),
+                column: Some(d.column),
+                path: None,
+                file: d.file,
+            },
+            execution,
+        },
+        ProgramError::Json(j) => ServiceError::InvalidProgram {
+            message: j.message,
+            location: ProgramLocation {
+                line: None,
+                column: None,
+                path: Some(j.path),
+                file: None,
+            },
+            execution,
+        },
+    }
+}
+
+/// One map of input values per execution: single values repeat, lists are
+/// indexed; all lists must have the same length.
+fn executions(
+    inputs: &BTreeMap<String, InputValue>,
+    max: usize,
+) -> Result<Vec<BTreeMap<String, f64>>, ServiceError> {
+    let mut len: Option<(usize, &str)> = None;
+    for (name, value) in inputs {
+        let values: &[f64] = match value {
+            InputValue::One(v) => std::slice::from_ref(v),
+            InputValue::Sweep(list) => {
+                if list.is_empty() {
+                    return Err(ServiceError::invalid(
+                        &format!("$.inputs.{name}"),
+                        format!(
+                            "input `{name}` is an empty list; a sweep needs at least one value"
+                        ),
+                    ));
+                }
+                match len {
+                    Some((n, other)) if n != list.len() => {
+                        return Err(ServiceError::invalid(
+                            &format!("$.inputs.{name}"),
+                            format!(
+                                "input `{name}` has {} values but `{other}` has {n}; every list in a sweep has the same length",
+                                list.len()
+                            ),
+                        ));
+                    }
+                    _ => len = Some((list.len(), name)),
+                }
+                list
+            }
+        };
+        if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+            return Err(ServiceError::invalid(
+                &format!("$.inputs.{name}"),
+                format!("input `{name}` has the non-finite value {v}"),
+            ));
+        }
+    }
+    let count = len.map_or(1, |(n, _)| n);
+    if count > max {
+        return Err(ServiceError::LimitExceeded {
+            limit: "max_executions",
+            message: format!("the sweep has {count} executions; at most {max} are allowed"),
+        });
+    }
+    Ok((0..count)
+        .map(|i| {
+            inputs
+                .iter()
+                .map(|(name, value)| {
+                    let v = match value {
+                        InputValue::One(v) => *v,
+                        InputValue::Sweep(list) => list.get(i).copied().unwrap_or(f64::NAN),
+                    };
+                    (name.clone(), v)
+                })
+                .collect()
+        })
+        .collect())
+}
+
+fn measures_anything(ops: &[Operation]) -> bool {
+    ops.iter().any(|op| match op {
+        Operation::Measure { .. } => true,
+        Operation::IfElse {
+            then_ops, else_ops, ..
+        } => measures_anything(then_ops) || measures_anything(else_ops),
+        _ => false,
+    })
+}
+
+fn check_metadata(req: &JobRequest) -> Result<(), ServiceError> {
+    if !PRIORITY_RANGE.contains(&req.priority) {
+        return Err(ServiceError::invalid(
+            "$.priority",
+            format!(
+                "priority {} is outside {}..={}",
+                req.priority,
+                PRIORITY_RANGE.start(),
+                PRIORITY_RANGE.end()
+            ),
+        ));
+    }
+    if req
+        .name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > MAX_NAME_CHARS)
+    {
+        return Err(ServiceError::invalid(
+            "$.name",
+            format!("the name is longer than {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if req.tags.len() > MAX_TAGS {
+        return Err(ServiceError::invalid(
+            "$.tags",
+            format!("{} tags; at most {MAX_TAGS} are allowed", req.tags.len()),
+        ));
+    }
+    for (k, v) in &req.tags {
+        if k.chars().count() > MAX_TAG_KEY_CHARS || v.chars().count() > MAX_TAG_VALUE_CHARS {
+            return Err(ServiceError::invalid(
+                "$.tags",
+                format!(
+                    "tag `{}` is too long (keys up to {MAX_TAG_KEY_CHARS} characters, values up to {MAX_TAG_VALUE_CHARS})",
+                    k.chars().take(MAX_TAG_KEY_CHARS).collect::<String>()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Result types with duplicates removed and expectations parsed.
+fn result_types(req: &JobRequest) -> Result<(Vec<ResultType>, Vec<PauliSum>), ServiceError> {
+    let asked = req
+        .result_types
+        .clone()
+        .unwrap_or_else(|| vec![ResultType::Counts]);
+    if asked.is_empty() {
+        return Err(ServiceError::invalid(
+            "$.result_types",
+            "result_types is empty; ask for at least one of counts, probabilities, statevector, expectation",
+        ));
+    }
+    let mut types: Vec<ResultType> = Vec::new();
+    let mut observables = Vec::new();
+    for (i, t) in asked.into_iter().enumerate() {
+        if let ResultType::Expectation(list) = &t {
+            if list.is_empty() {
+                return Err(ServiceError::invalid(
+                    &format!("$.result_types[{i}].expectation"),
+                    "an expectation result needs at least one observable",
+                ));
+            }
+            for (j, text) in list.iter().enumerate() {
+                let obs: PauliSum = text.parse().map_err(|e: kettle_core::SimError| {
+                    ServiceError::invalid(
+                        &format!("$.result_types[{i}].expectation[{j}]"),
+                        e.to_string(),
+                    )
+                })?;
+                observables.push(obs);
+            }
+        }
+        if !types.contains(&t) {
+            types.push(t);
+        }
+    }
+    Ok((types, observables))
+}
+
+/// Validates `req`, parses every execution and computes the memory need;
+/// `seed` is used when the request has none.
+///
+/// # Errors
+/// The first problem found: request fields, the program (with its place),
+/// limits, or a state that can never fit the memory budget.
+pub(crate) fn prepare(
+    req: &JobRequest,
+    admission: &Admission<'_>,
+    seed: u64,
+) -> Result<JobSpec, ServiceError> {
+    let limits = admission.limits;
+    check_metadata(req)?;
+    let (types, observables) = result_types(req)?;
+    let wants_counts = types.contains(&ResultType::Counts);
+    let shots = if wants_counts {
+        let shots = req.shots.unwrap_or(DEFAULT_SHOTS);
+        if shots == 0 {
+            return Err(ServiceError::invalid(
+                "$.shots",
+                "counts need at least one shot",
+            ));
+        }
+        let max = limits.max_shots.min(kettle_core::MAX_SHOTS);
+        if shots > max {
+            return Err(ServiceError::LimitExceeded {
+                limit: "max_shots",
+                message: format!("{shots} shots asked for; at most {max} per execution"),
+            });
+        }
+        shots
+    } else {
+        0
+    };
+    let runs = executions(&req.inputs, limits.max_executions)?;
+    let sweep = runs.len() > 1;
+    let mut qubits = 0;
+    for (i, inputs) in runs.iter().enumerate() {
+        let circuit = parse_execution(&req.program, inputs, limits)
+            .map_err(|e| program_error(e, sweep.then_some(i)))?;
+        let n = circuit.num_qubits();
+        qubits = qubits.max(n);
+        if n > limits.max_qubits {
+            return Err(ServiceError::LimitExceeded {
+                limit: "max_qubits",
+                message: format!(
+                    "the program uses {n} qubits; at most {} are allowed",
+                    limits.max_qubits
+                ),
+            });
+        }
+        check_result_types(&circuit, &types, &observables, admission.max_listed_qubits)?;
+        // Later executions of a sweep differ only in angles; one check of
+        // the structure would do, but parsing each catches inputs that make
+        // a program invalid (a value out of a declared range).
+    }
+    let needed = req.precision.to_core().state_bytes(qubits);
+    let budget = u128::from(admission.memory_budget);
+    if needed > budget {
+        return Err(ServiceError::TooLarge {
+            needed,
+            allowed: budget,
+            message: format!(
+                "{qubits} qubits at {} need {needed} bytes of state, more than this server's memory budget of {budget} bytes",
+                req.precision.to_core().name()
+            ),
+        });
+    }
+    Ok(JobSpec {
+        program: req.program.clone(),
+        shots,
+        seed: req.seed.unwrap_or(seed),
+        result_types: types,
+        executions: runs,
+        precision: req.precision,
+        qubits,
+        // `needed` is at most the budget, a u64.
+        memory_bytes: u64::try_from(needed).unwrap_or(u64::MAX),
+        name: req.name.clone(),
+        tags: req.tags.clone(),
+        priority: req.priority,
+    })
+}
+
+fn check_result_types(
+    circuit: &Circuit,
+    types: &[ResultType],
+    observables: &[PauliSum],
+    max_listed: u32,
+) -> Result<(), ServiceError> {
+    let n = circuit.num_qubits();
+    let finals = final_measurements(circuit);
+    for t in types {
+        let field = "$.result_types";
+        match t {
+            ResultType::Counts => {
+                if !measures_anything(circuit.ops()) {
+                    return Err(ServiceError::invalid(
+                        field,
+                        "counts need a program that measures; ask for statevector, probabilities or expectation instead",
+                    ));
+                }
+            }
+            ResultType::Probabilities => {
+                let Some(finals) = &finals else {
+                    return Err(ServiceError::invalid(
+                        field,
+                        "probabilities need every measurement to be final (no reset, mid-circuit measurement or classical control)",
+                    ));
+                };
+                let mut measured: Vec<u32> = finals.iter().map(|&(q, _)| q).collect();
+                measured.sort_unstable();
+                measured.dedup();
+                if measured.len() as u32 > max_listed {
+                    return Err(ServiceError::TooLarge {
+                        needed: 1u128 << measured.len().min(127),
+                        allowed: 1u128 << max_listed.min(127),
+                        message: format!(
+                            "probabilities over {} measured qubits are too many outcomes to return; at most {max_listed} measured qubits",
+                            measured.len()
+                        ),
+                    });
+                }
+            }
+            ResultType::Statevector | ResultType::Expectation(_) => {
+                if finals.is_none() {
+                    return Err(ServiceError::invalid(
+                        field,
+                        "statevector and expectation need every measurement to be final (no reset, mid-circuit measurement or classical control)",
+                    ));
+                }
+                if matches!(t, ResultType::Statevector) && n > max_listed {
+                    return Err(ServiceError::TooLarge {
+                        needed: 1u128 << n.min(127),
+                        allowed: 1u128 << max_listed.min(127),
+                        message: format!(
+                            "a state vector of {n} qubits has 2^{n} amplitudes, too many to return as JSON; at most {max_listed} qubits"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    for obs in observables {
+        for term in &obs.terms {
+            if let Some(&(q, _)) = term.factors.iter().find(|(q, _)| *q >= n) {
+                return Err(ServiceError::invalid(
+                    "$.result_types",
+                    format!("observable `{obs}` acts on qubit {q}, but the program has {n} qubits"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Precision, ProgramFormat};
+
+    const BELL: &str = "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0], q[1];\nmeasure q -> c;\n";
+
+    fn request(source: &str) -> JobRequest {
+        serde_json::from_value(serde_json::json!({
+            "program": {"format": "qasm2", "source": source}
+        }))
+        .unwrap()
+    }
+
+    fn admit(req: &JobRequest) -> Result<JobSpec, ServiceError> {
+        let limits = TenantLimits::default();
+        prepare(
+            req,
+            &Admission {
+                limits: &limits,
+                memory_budget: 1 << 30,
+                max_listed_qubits: 20,
+            },
+            99,
+        )
+    }
+
+    #[test]
+    fn defaults_are_filled_and_the_seed_chosen() {
+        let spec = admit(&request(BELL)).unwrap();
+        assert_eq!(spec.shots, DEFAULT_SHOTS);
+        assert_eq!(spec.seed, 99);
+        assert_eq!(spec.qubits, 2);
+        assert_eq!(spec.result_types, vec![ResultType::Counts]);
+        assert_eq!(spec.executions.len(), 1);
+        assert_eq!(
+            spec.memory_bytes as u128,
+            Precision::F64.to_core().state_bytes(2)
+        );
+        assert_eq!(spec.program.format, ProgramFormat::Qasm2);
+    }
+
+    #[test]
+    fn program_errors_have_line_and_column() {
+        let err = admit(&request("OPENQASM 2.0;\nqreg q[1];\nfoo q;")).unwrap_err();
+        match err {
+            ServiceError::InvalidProgram { location, .. } => {
+                assert_eq!((location.line, location.column), (Some(3), Some(1)));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn limits_and_budget_refuse_with_numbers() {
+        let big = "OPENQASM 2.0;\nqreg q[40];\n";
+        let err = admit(&request(big)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ServiceError::LimitExceeded {
+                    limit: "max_qubits",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let mut req = request("OPENQASM 2.0;\nqreg q[30];\ncreg c[1];\nmeasure q[0] -> c[0];\n");
+        let err = admit(&req).unwrap_err();
+        assert!(
+            matches!(err, ServiceError::TooLarge { needed, allowed, .. } if needed > allowed),
+            "{err:?}"
+        );
+        req = request(BELL);
+        req.shots = Some(10_000_000);
+        assert!(matches!(
+            admit(&req).unwrap_err(),
+            ServiceError::LimitExceeded {
+                limit: "max_shots",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn result_types_are_checked_against_the_circuit() {
+        let mut req = request("OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[2];\nh q[0];\n");
+        assert!(admit(&req).is_err(), "counts without measurement");
+        req.result_types = Some(vec![
+            ResultType::Statevector,
+            ResultType::Expectation(vec!["Z0 Z1".into()]),
+        ]);
+        assert_eq!(admit(&req).unwrap().shots, 0);
+        req.result_types = Some(vec![ResultType::Expectation(vec!["Z5".into()])]);
+        assert!(admit(&req).is_err(), "observable beyond the circuit");
+        let mut mid = request(
+            "OPENQASM 2.0;\nqreg q[1];\ncreg c[1];\nmeasure q[0] -> c[0];\nh q[0];\nmeasure q[0] -> c[0];\n",
+        );
+        mid.result_types = Some(vec![ResultType::Probabilities]);
+        assert!(
+            admit(&mid).is_err(),
+            "probabilities need final measurements"
+        );
+    }
+
+    #[test]
+    fn sweeps_need_equal_lengths_and_inputs_need_a_format_that_has_them() {
+        let mut req = request(BELL);
+        req.inputs
+            .insert("a".into(), InputValue::Sweep(vec![1.0, 2.0]));
+        req.inputs.insert("b".into(), InputValue::Sweep(vec![1.0]));
+        assert!(matches!(
+            admit(&req).unwrap_err(),
+            ServiceError::InvalidRequest { .. }
+        ));
+        req.inputs.remove("b");
+        // OpenQASM 2 has no inputs: the front end says so, for execution 0.
+        assert!(matches!(
+            admit(&req).unwrap_err(),
+            ServiceError::InvalidProgram {
+                execution: Some(0),
+                ..
+            }
+        ));
+        let runs = executions(
+            &[
+                ("a".to_string(), InputValue::Sweep(vec![1.0, 2.0])),
+                ("b".to_string(), InputValue::One(5.0)),
+            ]
+            .into_iter()
+            .collect(),
+            10,
+        )
+        .unwrap();
+        assert_eq!(runs.len(), 2);
+        assert_eq!((runs[1]["a"], runs[1]["b"]), (2.0, 5.0));
+    }
+}

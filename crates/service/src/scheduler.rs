@@ -1,0 +1,461 @@
+//! The in-memory dispatch view of the queue: which queued job starts next,
+//! and whether its state fits the memory left.
+//!
+//! Order: round-robin over tenants that have queued work (so one tenant's
+//! flood cannot starve another), then priority within a tenant, then FIFO.
+//! Admission: a job starts only when its state fits what the running jobs
+//! leave of the budget, so the running total never exceeds it; a smaller
+//! job of another tenant may start past one that does not fit, until that
+//! one has waited `reserve_after`, after which nothing else starts until it
+//! fits (no starvation of large jobs). The store stays the truth: this view
+//! is rebuilt from it at start, and a job that was cancelled in the store
+//! meanwhile is simply not claimed.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::model::JobSpec;
+
+/// No stop requested.
+pub(crate) const RUN: u8 = 0;
+/// The client cancelled the job.
+pub(crate) const STOP_CANCEL: u8 = 1;
+/// The server is shutting down: the job returns to the queue.
+pub(crate) const STOP_SHUTDOWN: u8 = 2;
+
+/// A queued job as the scheduler sees it.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) id: String,
+    pub(crate) tenant: String,
+    pub(crate) seq: i64,
+    pub(crate) spec: Arc<JobSpec>,
+}
+
+impl Entry {
+    fn key(&self) -> QueueKey {
+        (Reverse(self.spec.priority), self.seq)
+    }
+    fn memory(&self) -> u64 {
+        self.spec.memory_bytes
+    }
+}
+
+/// A job a worker may start: its entry and its stop flag.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    pub(crate) entry: Arc<Entry>,
+    pub(crate) stop: Arc<AtomicU8>,
+}
+
+/// Order within a tenant's queue: higher priority first, then FIFO.
+type QueueKey = (Reverse<i32>, i64);
+
+#[derive(Debug)]
+struct Running {
+    tenant: String,
+    memory: u64,
+    stop: Arc<AtomicU8>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Each tenant's queued jobs in (priority, FIFO) order.
+    queues: HashMap<String, BTreeMap<QueueKey, Arc<Entry>>>,
+    /// Tenants with queued jobs, in turn order.
+    ring: VecDeque<String>,
+    /// Queued job id → (tenant, key).
+    index: HashMap<String, (String, QueueKey)>,
+    running: HashMap<String, Running>,
+    /// Per tenant: queued + running + reserved (being inserted).
+    active: HashMap<String, usize>,
+    /// Bytes of state held by running jobs.
+    used: u64,
+    /// The job that first failed to fit, and since when.
+    blocked: Option<(String, Instant)>,
+    /// No more dispatch: workers exit.
+    closed: bool,
+}
+
+/// The scheduler: shared by the submit path and the worker threads.
+#[derive(Debug)]
+pub(crate) struct Scheduler {
+    state: Mutex<State>,
+    wake: Condvar,
+    budget: u64,
+    reserve_after: Duration,
+}
+
+impl State {
+    fn dec_active(&mut self, tenant: &str) {
+        if let Some(n) = self.active.get_mut(tenant) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.active.remove(tenant);
+            }
+        }
+    }
+
+    fn remove_queued(&mut self, id: &str) -> Option<Arc<Entry>> {
+        let (tenant, key) = self.index.remove(id)?;
+        let queue = self.queues.get_mut(&tenant)?;
+        let entry = queue.remove(&key);
+        if queue.is_empty() {
+            self.queues.remove(&tenant);
+            self.ring.retain(|t| *t != tenant);
+        }
+        entry
+    }
+
+    fn head(&self, tenant: &str) -> Option<&Arc<Entry>> {
+        self.queues.get(tenant).and_then(|q| q.values().next())
+    }
+}
+
+impl Scheduler {
+    pub(crate) fn new(budget: u64, reserve_after: Duration) -> Scheduler {
+        Scheduler {
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+            budget,
+            reserve_after,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent data (every
+        // update is a few map operations); keep serving.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts one more active job for `tenant` if it has fewer than `max`;
+    /// the caller then pushes the job or calls [`unreserve`](Self::unreserve).
+    pub(crate) fn try_reserve(&self, tenant: &str, max: usize) -> Result<(), usize> {
+        let mut s = self.lock();
+        let n = s.active.entry(tenant.to_owned()).or_insert(0);
+        if *n >= max {
+            let current = *n;
+            if current == 0 {
+                s.active.remove(tenant);
+            }
+            return Err(current);
+        }
+        *n += 1;
+        Ok(())
+    }
+
+    /// Undoes a [`try_reserve`](Self::try_reserve).
+    pub(crate) fn unreserve(&self, tenant: &str) {
+        self.lock().dec_active(tenant);
+    }
+
+    /// Queues a job; `reserved` says whether [`try_reserve`] counted it.
+    pub(crate) fn push(&self, entry: Entry, reserved: bool) {
+        let mut s = self.lock();
+        if s.index.contains_key(&entry.id) || s.running.contains_key(&entry.id) {
+            if reserved {
+                s.dec_active(&entry.tenant);
+            }
+            return;
+        }
+        if !reserved {
+            *s.active.entry(entry.tenant.clone()).or_insert(0) += 1;
+        }
+        let key = entry.key();
+        let tenant = entry.tenant.clone();
+        s.index.insert(entry.id.clone(), (tenant.clone(), key));
+        let queue = s.queues.entry(tenant.clone()).or_default();
+        let was_empty = queue.is_empty();
+        queue.insert(key, Arc::new(entry));
+        if was_empty {
+            s.ring.push_back(tenant);
+        }
+        drop(s);
+        self.wake.notify_one();
+    }
+
+    /// Takes the next admissible job, waiting for one; `None` once closed.
+    pub(crate) fn next(&self) -> Option<Admitted> {
+        let mut s = self.lock();
+        loop {
+            if s.closed {
+                return None;
+            }
+            if let Some(admitted) = self.pick(&mut s) {
+                return Some(admitted);
+            }
+            // With a job blocked on memory, wake up in time to reserve for it.
+            let wait = if s.blocked.is_some() {
+                self.reserve_after.max(Duration::from_millis(10))
+            } else {
+                Duration::from_secs(3600)
+            };
+            s = self
+                .wake
+                .wait_timeout(s, wait)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    fn admit(&self, s: &mut State, tenant: &str) -> Option<Admitted> {
+        let entry = s.head(tenant)?.clone();
+        s.remove_queued(&entry.id);
+        // The tenant goes to the back of the turn order if it has more.
+        if s.queues.contains_key(tenant) {
+            s.ring.retain(|t| t != tenant);
+            s.ring.push_back(tenant.to_owned());
+        }
+        if s.blocked.as_ref().is_some_and(|(id, _)| *id == entry.id) {
+            s.blocked = None;
+        }
+        s.used = s.used.saturating_add(entry.memory());
+        let stop = Arc::new(AtomicU8::new(RUN));
+        s.running.insert(
+            entry.id.clone(),
+            Running {
+                tenant: entry.tenant.clone(),
+                memory: entry.memory(),
+                stop: stop.clone(),
+            },
+        );
+        Some(Admitted { entry, stop })
+    }
+
+    fn pick(&self, s: &mut State) -> Option<Admitted> {
+        let free = self.budget.saturating_sub(s.used);
+        // A blocked job that has waited long enough holds the door.
+        if let Some((id, since)) = s.blocked.clone() {
+            match s.index.get(&id).map(|(t, _)| t.clone()) {
+                None => s.blocked = None,
+                Some(tenant) if since.elapsed() >= self.reserve_after => {
+                    let fits = s
+                        .head(&tenant)
+                        .is_some_and(|e| e.id == id && e.memory() <= free);
+                    return if fits { self.admit(s, &tenant) } else { None };
+                }
+                Some(_) => {}
+            }
+        }
+        let tenants: Vec<String> = s.ring.iter().cloned().collect();
+        for tenant in tenants {
+            let Some(head) = s.head(&tenant) else {
+                continue;
+            };
+            if head.memory() <= free {
+                return self.admit(s, &tenant);
+            }
+            let head_id = head.id.clone();
+            let since = match &s.blocked {
+                Some((id, since)) if *id == head_id => *since,
+                Some(_) => continue,
+                None => {
+                    let now = Instant::now();
+                    s.blocked = Some((head_id, now));
+                    now
+                }
+            };
+            if since.elapsed() >= self.reserve_after {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// A running job ended: its memory returns to the budget.
+    pub(crate) fn finish(&self, id: &str) {
+        let mut s = self.lock();
+        if let Some(r) = s.running.remove(id) {
+            s.used = s.used.saturating_sub(r.memory);
+            s.dec_active(&r.tenant);
+        }
+        drop(s);
+        self.wake.notify_all();
+    }
+
+    /// Removes a queued job (cancelled); whether it was queued here.
+    pub(crate) fn remove_queued(&self, id: &str) -> bool {
+        let mut s = self.lock();
+        match s.remove_queued(id) {
+            Some(e) => {
+                s.dec_active(&e.tenant);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Asks a running job to stop at its next gate; whether it is running.
+    pub(crate) fn stop_running(&self, id: &str, reason: u8) -> bool {
+        let s = self.lock();
+        match s.running.get(id) {
+            Some(r) => {
+                r.stop.store(reason, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops dispatching: [`next`](Self::next) returns `None` from now on.
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_all();
+    }
+
+    /// Asks every running job to stop with `reason`.
+    pub(crate) fn stop_all(&self, reason: u8) {
+        for r in self.lock().running.values() {
+            r.stop.store(reason, Ordering::Relaxed);
+        }
+    }
+
+    /// (queued, running) job counts.
+    pub(crate) fn depth(&self) -> (usize, usize) {
+        let s = self.lock();
+        (s.index.len(), s.running.len())
+    }
+
+    /// Bytes of state held by running jobs.
+    pub(crate) fn memory_in_use(&self) -> u64 {
+        self.lock().used
+    }
+
+    /// 1-based place of a queued job in the dispatch order (ignoring
+    /// memory): every tenant ahead in the turn order gets one more turn.
+    pub(crate) fn position(&self, id: &str) -> Option<u64> {
+        let s = self.lock();
+        let (tenant, key) = s.index.get(id)?;
+        let rank = s.queues.get(tenant)?.range(..*key).count();
+        let mut ahead = 0usize;
+        let mut before_in_ring = true;
+        for t in &s.ring {
+            if t == tenant {
+                before_in_ring = false;
+                continue;
+            }
+            let len = s.queues.get(t).map_or(0, BTreeMap::len);
+            ahead += len.min(rank + usize::from(before_in_ring));
+        }
+        Some((ahead + rank + 1) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Precision, Program, ProgramFormat};
+
+    fn entry(id: &str, tenant: &str, seq: i64, priority: i32, memory: u64) -> Entry {
+        Entry {
+            id: id.into(),
+            tenant: tenant.into(),
+            seq,
+            spec: Arc::new(JobSpec {
+                program: Program {
+                    format: ProgramFormat::Qasm2,
+                    source: String::new(),
+                },
+                shots: 1,
+                seed: 0,
+                result_types: vec![],
+                executions: vec![],
+                precision: Precision::F64,
+                qubits: 1,
+                memory_bytes: memory,
+                name: None,
+                tags: Default::default(),
+                priority,
+            }),
+        }
+    }
+
+    fn order(s: &Scheduler, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                let a = s.next().unwrap();
+                s.finish(&a.entry.id);
+                a.entry.id.clone()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_robin_over_tenants_then_priority_then_fifo() {
+        let s = Scheduler::new(100, Duration::from_secs(30));
+        for i in 0..4 {
+            s.push(entry(&format!("a{i}"), "alice", i, 0, 1), false);
+        }
+        s.push(entry("b0", "bob", 10, 0, 1), false);
+        s.push(entry("b1", "bob", 11, 5, 1), false);
+        s.push(entry("c0", "carol", 12, 0, 1), false);
+        assert_eq!(s.position("a0"), Some(1));
+        assert_eq!(
+            s.position("b1"),
+            Some(2),
+            "bob's high-priority job is his first"
+        );
+        assert_eq!(s.position("c0"), Some(3));
+        assert_eq!(s.position("a1"), Some(4));
+        assert_eq!(s.position("b0"), Some(5));
+        assert_eq!(s.position("a3"), Some(7));
+        assert_eq!(order(&s, 7), ["a0", "b1", "c0", "a1", "b0", "a2", "a3"]);
+    }
+
+    #[test]
+    fn admission_never_exceeds_the_budget() {
+        let s = Scheduler::new(100, Duration::from_secs(30));
+        s.push(entry("big1", "a", 1, 0, 60), false);
+        s.push(entry("big2", "b", 2, 0, 60), false);
+        s.push(entry("small", "c", 3, 0, 40), false);
+        let first = s.next().unwrap();
+        assert_eq!(first.entry.id, "big1");
+        // big2 does not fit next to big1; the small job may pass it.
+        let second = s.next().unwrap();
+        assert_eq!(second.entry.id, "small");
+        assert_eq!(s.memory_in_use(), 100);
+        s.finish("big1");
+        s.finish("small");
+        assert_eq!(s.next().unwrap().entry.id, "big2");
+    }
+
+    #[test]
+    fn a_large_job_blocked_too_long_holds_the_door() {
+        let s = Scheduler::new(100, Duration::ZERO);
+        s.push(entry("running", "a", 1, 0, 50), false);
+        let r = s.next().unwrap();
+        s.push(entry("big", "b", 2, 0, 100), false);
+        s.push(entry("small", "c", 3, 0, 10), false);
+        // `big` is blocked; with no grace it reserves the memory at once.
+        let picked = std::thread::scope(|scope| {
+            let h = scope.spawn(|| s.next().unwrap().entry.id.clone());
+            std::thread::sleep(Duration::from_millis(50));
+            s.finish(&r.entry.id);
+            h.join().unwrap()
+        });
+        assert_eq!(picked, "big");
+    }
+
+    #[test]
+    fn active_counts_limit_tenants_and_cancel_frees_them() {
+        let s = Scheduler::new(100, Duration::from_secs(30));
+        assert!(s.try_reserve("a", 2).is_ok());
+        s.push(entry("x", "a", 1, 0, 1), true);
+        assert!(s.try_reserve("a", 2).is_ok());
+        s.push(entry("y", "a", 2, 0, 1), true);
+        assert_eq!(s.try_reserve("a", 2), Err(2));
+        assert!(s.remove_queued("y"));
+        assert!(s.try_reserve("a", 2).is_ok());
+        s.unreserve("a");
+        let x = s.next().unwrap();
+        assert!(s.stop_running("x", STOP_CANCEL));
+        assert_eq!(x.stop.load(Ordering::Relaxed), STOP_CANCEL);
+        s.finish("x");
+        assert_eq!(s.depth(), (0, 0));
+        s.close();
+        assert!(s.next().is_none());
+    }
+}

@@ -1,0 +1,629 @@
+//! [`Service`]: the job API without HTTP. Submission (validate, parse,
+//! admit, commit), reading, waiting, listing, cancelling, the backend's
+//! description, authentication, and an orderly shutdown. It owns the store,
+//! the scheduler and the worker threads.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use kettle_core::{Parallelism, Simulator};
+use kettle_ir::StandardGate;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use crate::config::{ServiceConfig, TenantLimits};
+use crate::error::ServiceError;
+use crate::keys;
+use crate::model::{JobError, JobRequest, JobStatus, JobView, KeyFormat};
+use crate::prepare::{Admission, prepare};
+use crate::scheduler::{Entry, STOP_CANCEL, STOP_SHUTDOWN, Scheduler};
+use crate::store::{Inserted, JobRow, JobStore, NewJob, SqliteStore};
+use crate::time::{now_ms, rfc3339};
+use crate::worker::worker_loop;
+
+/// The tenant of local mode (no API keys configured).
+pub const LOCAL_TENANT: &str = "local";
+/// Most jobs one list call returns.
+pub const MAX_LIST_LIMIT: u32 = 500;
+/// Longest idempotency key.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+/// Programs larger than this are parsed off the async threads.
+const BLOCKING_PARSE_BYTES: usize = 64 << 10;
+
+/// What a submission did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Submitted {
+    /// The job.
+    pub job: JobView,
+    /// `false` when an idempotency key returned an existing job.
+    pub created: bool,
+}
+
+/// One page of a tenant's jobs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobPage {
+    /// Newest first.
+    pub jobs: Vec<JobView>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// What this server can run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BackendInfo {
+    /// `"kettle"`.
+    pub name: String,
+    /// The server's version.
+    pub version: String,
+    /// `"statevector"`.
+    pub simulator: String,
+    /// Largest qubit count per precision that fits the memory budget (and
+    /// the caller's limit).
+    pub max_qubits: QubitsPerPrecision,
+    /// Bytes of state all running jobs together may hold.
+    pub memory_budget_bytes: u64,
+    /// Jobs that may run at once.
+    pub workers: usize,
+    /// Program formats accepted.
+    pub formats: Vec<String>,
+    /// Result types accepted.
+    pub result_types: Vec<String>,
+    /// Gate names of the standard library (OpenQASM names).
+    pub gates: Vec<String>,
+    /// The caller's limits.
+    pub limits: TenantLimits,
+    /// Largest qubit count whose state vector or probabilities are returned.
+    pub max_listed_qubits: u32,
+    /// Seconds a job may run.
+    pub max_run_time_seconds: f64,
+    /// Whether the server runs without API keys.
+    pub local_mode: bool,
+    /// Bit order of counts and state indices.
+    pub bit_order: String,
+}
+
+/// Max qubits per precision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QubitsPerPrecision {
+    /// At double precision.
+    pub f64: u32,
+    /// At single precision.
+    pub f32: u32,
+}
+
+/// State shared by the service handle and the workers.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) config: ServiceConfig,
+    pub(crate) store: Arc<dyn JobStore>,
+    pub(crate) sched: Scheduler,
+    pub(crate) sim: Simulator,
+    local_mode: bool,
+    accepting: AtomicBool,
+    waiters: Mutex<HashMap<String, watch::Sender<bool>>>,
+}
+
+impl Inner {
+    /// Wakes whoever waits on job `id`.
+    pub(crate) fn notify_done(&self, id: &str) {
+        let sender = self
+            .waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        if let Some(tx) = sender {
+            let _ = tx.send(true);
+        }
+    }
+
+    /// Publishes queue depth and memory in use.
+    pub(crate) fn publish_depth(&self) {
+        let (queued, running) = self.sched.depth();
+        metrics::gauge!("kettle_queue_depth").set(queued as f64);
+        metrics::gauge!("kettle_running_jobs").set(running as f64);
+        metrics::gauge!("kettle_memory_in_use_bytes").set(self.sched.memory_in_use() as f64);
+    }
+}
+
+/// The job service.
+#[derive(Debug, Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    // Without system randomness, a clock-derived seed is still a valid
+    // seed: it is stored, so the job stays reproducible.
+    if getrandom::fill(&mut b).is_err() {
+        return now_ms() as u64;
+    }
+    u64::from_le_bytes(b)
+}
+
+fn largest_fitting(precision: kettle_core::Precision, budget: u64, cap: u32) -> u32 {
+    (0..=cap.min(kettle_core::MAX_QUBITS))
+        .rev()
+        .find(|&n| precision.state_bytes(n) <= u128::from(budget))
+        .unwrap_or(0)
+}
+
+impl Service {
+    /// Opens the SQLite store in `config.data_dir` and starts the service.
+    ///
+    /// # Errors
+    /// The store cannot be opened, or the worker threads cannot start.
+    pub async fn start(config: ServiceConfig) -> Result<Service, ServiceError> {
+        let store = SqliteStore::open(&config.data_dir).await?;
+        Service::start_with_store(config, Arc::new(store)).await
+    }
+
+    /// Starts the service on `store`: jobs a crash left running return to
+    /// the queue, the queue is loaded, the workers start.
+    ///
+    /// # Errors
+    /// A store failure, or the threads cannot start.
+    pub async fn start_with_store(
+        config: ServiceConfig,
+        store: Arc<dyn JobStore>,
+    ) -> Result<Service, ServiceError> {
+        let recovered = store.recover(now_ms()).await?;
+        if recovered > 0 {
+            tracing::info!("{recovered} jobs left running by the last stop returned to the queue");
+        }
+        let local_mode = store.active_key_count().await? == 0;
+        let par = Parallelism::threads(config.sim_threads)
+            .map_err(|e| ServiceError::Store(e.to_string()))?;
+        let inner = Arc::new(Inner {
+            sched: Scheduler::new(config.memory_budget, config.reserve_after),
+            sim: Simulator::new().with_parallelism(par),
+            store,
+            local_mode,
+            accepting: AtomicBool::new(true),
+            waiters: Mutex::new(HashMap::new()),
+            config,
+        });
+        for row in inner.store.queued().await? {
+            inner.sched.push(entry_of(row), false);
+        }
+        inner.publish_depth();
+        let mut threads = Vec::new();
+        for i in 0..inner.config.workers.max(1) {
+            let inner = inner.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("kettle-worker-{i}"))
+                .spawn(move || worker_loop(inner))
+                .map_err(|e| ServiceError::Store(format!("cannot start a worker thread: {e}")))?;
+            threads.push(handle);
+        }
+        let service = Service {
+            inner,
+            threads: Arc::new(Mutex::new(threads)),
+        };
+        service.purge_expired().await;
+        Ok(service)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.inner.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn JobStore> {
+        &self.inner.store
+    }
+
+    /// Whether the service runs without API keys (one implicit tenant).
+    pub fn local_mode(&self) -> bool {
+        self.inner.local_mode
+    }
+
+    /// Whether new jobs are accepted.
+    pub fn accepting(&self) -> bool {
+        self.inner.accepting.load(Ordering::Relaxed)
+    }
+
+    /// The tenant a request acts as. In local mode every request is the
+    /// local tenant; otherwise a valid, unrevoked key is needed.
+    ///
+    /// # Errors
+    /// [`ServiceError::Unauthorized`].
+    pub async fn authenticate(&self, bearer: Option<&str>) -> Result<String, ServiceError> {
+        if self.inner.local_mode {
+            return Ok(LOCAL_TENANT.to_owned());
+        }
+        let key = bearer.ok_or_else(|| {
+            ServiceError::Unauthorized(
+                "an API key is required: send `Authorization: Bearer <key>`".into(),
+            )
+        })?;
+        keys::authenticate(self.inner.store.as_ref(), key).await
+    }
+
+    /// Validates, parses and stores a job; it is on disk when this returns.
+    ///
+    /// # Errors
+    /// Every problem of the request or its program, a limit, a state that
+    /// can never fit, an idempotency conflict, or a store failure.
+    pub async fn submit(
+        &self,
+        tenant: &str,
+        request: JobRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<Submitted, ServiceError> {
+        if !self.accepting() {
+            return Err(ServiceError::ShuttingDown);
+        }
+        if let Some(key) = idempotency_key
+            && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY)
+        {
+            return Err(ServiceError::InvalidRequest {
+                message: format!("an Idempotency-Key has 1 to {MAX_IDEMPOTENCY_KEY} characters"),
+                field: None,
+            });
+        }
+        let limits = self.inner.config.limits_for(tenant).clone();
+        // The hash of the request as sent (before the seed is chosen):
+        // a retry of the same body is the same request.
+        let hash = serde_json::to_vec(&request)
+            .map(|b| {
+                Sha256::digest(&b)
+                    .iter()
+                    .map(|x| format!("{x:02x}"))
+                    .collect::<String>()
+            })
+            .map_err(|e| ServiceError::Store(e.to_string()))?;
+        let large = request.program.source.len() > BLOCKING_PARSE_BYTES;
+        let spec = {
+            let inner = self.inner.clone();
+            let seed = random_seed();
+            let work = move || {
+                prepare(
+                    &request,
+                    &Admission {
+                        limits: &limits,
+                        memory_budget: inner.config.memory_budget,
+                        max_listed_qubits: inner.config.max_listed_qubits,
+                    },
+                    seed,
+                )
+            };
+            if large && tokio::runtime::Handle::try_current().is_ok() {
+                tokio::task::spawn_blocking(work)
+                    .await
+                    .map_err(|e| ServiceError::Store(format!("the parser task failed: {e}")))??
+            } else {
+                work()?
+            }
+        };
+        // A retry is answered before the tenant's job limit is applied: it
+        // adds no job. (The insert below settles races between retries.)
+        if let Some(key) = idempotency_key
+            && let Some((row, stored)) = self.inner.store.find_idempotent(tenant, key).await?
+        {
+            return if stored == hash {
+                Ok(Submitted {
+                    job: self.view(row, KeyFormat::Bitstring),
+                    created: false,
+                })
+            } else {
+                Err(ServiceError::IdempotencyConflict(key.to_owned()))
+            };
+        }
+        let max_active = self.inner.config.limits_for(tenant).max_active_jobs;
+        if let Err(current) = self.inner.sched.try_reserve(tenant, max_active) {
+            return Err(ServiceError::TooManyJobs {
+                message: format!(
+                    "{current} jobs are queued or running for this tenant; at most {max_active} at once"
+                ),
+                retry_after_secs: 1,
+            });
+        }
+        let job = NewJob {
+            id: uuid::Uuid::now_v7().to_string(),
+            tenant: tenant.to_owned(),
+            spec,
+            created_ms: now_ms(),
+            idempotency: idempotency_key.map(|k| (k.to_owned(), hash)),
+        };
+        let inserted = match self.inner.store.insert(&job).await {
+            Ok(i) => i,
+            Err(e) => {
+                self.inner.sched.unreserve(tenant);
+                return Err(e);
+            }
+        };
+        match inserted {
+            Inserted::Created(row) => {
+                metrics::counter!("kettle_jobs_submitted_total").increment(1);
+                self.inner.sched.push(entry_of(row.clone()), true);
+                let view = self.view(row, KeyFormat::Bitstring);
+                self.inner.publish_depth();
+                Ok(Submitted {
+                    job: view,
+                    created: true,
+                })
+            }
+            Inserted::Existing(row) => {
+                self.inner.sched.unreserve(tenant);
+                Ok(Submitted {
+                    job: self.view(row, KeyFormat::Bitstring),
+                    created: false,
+                })
+            }
+            Inserted::Conflict => {
+                self.inner.sched.unreserve(tenant);
+                Err(ServiceError::IdempotencyConflict(
+                    idempotency_key.unwrap_or_default().to_owned(),
+                ))
+            }
+        }
+    }
+
+    async fn row(&self, tenant: &str, id: &str) -> Result<JobRow, ServiceError> {
+        match self.inner.store.get(id).await? {
+            // Another tenant's job is not found either: no existence leak.
+            Some(row) if row.tenant == tenant => Ok(row),
+            _ => Err(ServiceError::NotFound(id.to_owned())),
+        }
+    }
+
+    fn view(&self, row: JobRow, keys: KeyFormat) -> JobView {
+        let queue_position = if row.status == JobStatus::Queued {
+            self.inner.sched.position(&row.id)
+        } else {
+            None
+        };
+        JobView {
+            id: row.id,
+            status: row.status,
+            name: row.spec.name.clone(),
+            tags: row.spec.tags.clone(),
+            priority: row.spec.priority,
+            format: row.spec.program.format,
+            qubits: row.spec.qubits,
+            shots: row.spec.shots,
+            executions: row.spec.executions.len(),
+            precision: row.spec.precision,
+            seed: row.spec.seed,
+            memory_bytes: row.spec.memory_bytes,
+            created_at: rfc3339(row.created_ms),
+            started_at: row.started_ms.map(rfc3339),
+            ended_at: row.ended_ms.map(rfc3339),
+            queue_position,
+            attempts: row.attempt,
+            cancel_requested: row.cancel_requested,
+            result: row.result.map(|r| r.with_keys(keys)),
+            error: row.error,
+        }
+    }
+
+    /// The job `id` of `tenant`.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`], or a store failure.
+    pub async fn get(
+        &self,
+        tenant: &str,
+        id: &str,
+        keys: KeyFormat,
+    ) -> Result<JobView, ServiceError> {
+        Ok(self.view(self.row(tenant, id).await?, keys))
+    }
+
+    /// Like [`get`](Self::get), after waiting up to `timeout` for the job
+    /// to end.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub async fn wait(
+        &self,
+        tenant: &str,
+        id: &str,
+        timeout: Duration,
+        keys: KeyFormat,
+    ) -> Result<JobView, ServiceError> {
+        // Subscribe before reading, so an end between the two is not missed.
+        let mut rx = {
+            let mut waiters = self.inner.waiters.lock().unwrap_or_else(|p| p.into_inner());
+            waiters
+                .entry(id.to_owned())
+                .or_insert_with(|| watch::channel(false).0)
+                .subscribe()
+        };
+        let row = self.row(tenant, id).await;
+        let row = match row {
+            Ok(row) if !row.status.is_terminal() && !timeout.is_zero() => {
+                let _ = tokio::time::timeout(timeout, rx.wait_for(|done| *done)).await;
+                drop(rx);
+                self.row(tenant, id).await
+            }
+            other => {
+                drop(rx);
+                other
+            }
+        };
+        // Drop the channel if nobody else waits on it.
+        {
+            let mut waiters = self.inner.waiters.lock().unwrap_or_else(|p| p.into_inner());
+            if waiters.get(id).is_some_and(|tx| tx.receiver_count() == 0) {
+                waiters.remove(id);
+            }
+        }
+        Ok(self.view(row?, keys))
+    }
+
+    /// A page of `tenant`'s jobs, newest first.
+    ///
+    /// # Errors
+    /// A bad cursor or limit, or a store failure.
+    pub async fn list(
+        &self,
+        tenant: &str,
+        status: Option<JobStatus>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<JobPage, ServiceError> {
+        if limit == 0 || limit > MAX_LIST_LIMIT {
+            return Err(ServiceError::invalid(
+                "limit",
+                format!("limit must be between 1 and {MAX_LIST_LIMIT}"),
+            ));
+        }
+        let before = cursor
+            .map(|c| {
+                c.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
+                    ServiceError::invalid("cursor", "the cursor is not one this server gave")
+                })
+            })
+            .transpose()?;
+        let rows = self
+            .inner
+            .store
+            .list(tenant, status, limit + 1, before)
+            .await?;
+        let more = rows.len() > limit as usize;
+        let rows: Vec<JobRow> = rows.into_iter().take(limit as usize).collect();
+        let next_cursor = more
+            .then(|| rows.last().map(|r| r.seq.to_string()))
+            .flatten();
+        Ok(JobPage {
+            jobs: rows
+                .into_iter()
+                .map(|r| self.view(r, KeyFormat::Bitstring))
+                .collect(),
+            next_cursor,
+        })
+    }
+
+    /// Cancels a job: a queued one at once, a running one at its next gate
+    /// (the returned view still says `running`, with `cancel_requested`).
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`], [`ServiceError::AlreadyFinished`], or a
+    /// store failure.
+    pub async fn cancel(&self, tenant: &str, id: &str) -> Result<JobView, ServiceError> {
+        let row = self.row(tenant, id).await?;
+        if row.status.is_terminal() {
+            return Err(ServiceError::AlreadyFinished {
+                id: id.to_owned(),
+                status: row.status.as_str().to_owned(),
+            });
+        }
+        let error = JobError {
+            code: "cancelled".into(),
+            message: "cancelled before it ran".into(),
+        };
+        if self.inner.store.cancel_queued(id, &error, now_ms()).await? {
+            self.inner.sched.remove_queued(id);
+            self.inner.publish_depth();
+            self.inner.notify_done(id);
+            metrics::counter!("kettle_jobs_finished_total", "status" => "cancelled").increment(1);
+        } else if self.inner.store.request_cancel(id).await? {
+            self.inner.sched.stop_running(id, STOP_CANCEL);
+        }
+        let row = self.row(tenant, id).await?;
+        if row.status == JobStatus::Completed || row.status == JobStatus::Failed {
+            return Err(ServiceError::AlreadyFinished {
+                id: id.to_owned(),
+                status: row.status.as_str().to_owned(),
+            });
+        }
+        Ok(self.view(row, KeyFormat::Bitstring))
+    }
+
+    /// What this server can run, for `tenant`.
+    pub fn backend(&self, tenant: &str) -> BackendInfo {
+        let c = &self.inner.config;
+        let limits = c.limits_for(tenant).clone();
+        BackendInfo {
+            name: "kettle".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            simulator: "statevector".into(),
+            max_qubits: QubitsPerPrecision {
+                f64: largest_fitting(kettle_core::Precision::F64, c.memory_budget, limits.max_qubits),
+                f32: largest_fitting(kettle_core::Precision::F32, c.memory_budget, limits.max_qubits),
+            },
+            memory_budget_bytes: c.memory_budget,
+            workers: c.workers,
+            formats: ["qasm2", "qasm3", "json"].map(String::from).to_vec(),
+            result_types: ["counts", "probabilities", "statevector", "expectation"]
+                .map(String::from)
+                .to_vec(),
+            gates: StandardGate::ALL.iter().map(|g| g.name().to_owned()).collect(),
+            limits,
+            max_listed_qubits: c.max_listed_qubits,
+            max_run_time_seconds: c.max_run_time.as_secs_f64(),
+            local_mode: self.inner.local_mode,
+            bit_order: "qiskit: qubit 0 is the least significant bit of a state index; classical bit 0 is the rightmost character of a bitstring".into(),
+        }
+    }
+
+    /// Refreshes the per-status job gauges from the store (for a scrape).
+    pub async fn refresh_metrics(&self) {
+        match self.inner.store.count_by_status().await {
+            Ok(counts) => {
+                for status in JobStatus::ALL {
+                    let n = counts
+                        .iter()
+                        .find(|(s, _)| *s == status)
+                        .map_or(0, |(_, n)| *n);
+                    metrics::gauge!("kettle_jobs", "status" => status.as_str()).set(n as f64);
+                }
+            }
+            Err(e) => tracing::warn!("could not count jobs: {e}"),
+        }
+        self.inner.publish_depth();
+    }
+
+    /// Deletes finished jobs older than the retention time.
+    pub async fn purge_expired(&self) {
+        let keep = i64::try_from(self.inner.config.retention.as_millis()).unwrap_or(i64::MAX);
+        match self.inner.store.purge(now_ms().saturating_sub(keep)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("deleted {n} jobs past the retention time"),
+            Err(e) => tracing::warn!("could not delete expired jobs: {e}"),
+        }
+    }
+
+    /// Whether the store answers.
+    pub async fn ready(&self) -> bool {
+        self.accepting() && self.inner.store.active_key_count().await.is_ok()
+    }
+
+    /// Stops: no new jobs; running jobs get up to `grace` to finish, then
+    /// are stopped at their next gate and return to the queue; the worker
+    /// threads are joined. Queued jobs stay queued in the store.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.accepting.store(false, Ordering::Relaxed);
+        self.inner.sched.close();
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.inner.sched.depth().1 > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.inner.sched.stop_all(STOP_SHUTDOWN);
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        while threads.iter().any(|t| !t.is_finished()) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn entry_of(row: JobRow) -> Entry {
+    Entry {
+        id: row.id,
+        tenant: row.tenant,
+        seq: row.seq,
+        spec: Arc::new(row.spec),
+    }
+}

@@ -1,0 +1,159 @@
+//! The durable job store: the [`JobStore`] boundary and its rows. Every
+//! state change a job goes through is one conditional write here, so the
+//! store alone decides what happened (a job completes at most once even if
+//! two workers raced); the scheduler's in-memory view is rebuilt from it at
+//! start. [`SqliteStore`] is the embedded implementation; a PostgreSQL one
+//! for several nodes sharing one queue fits the same trait (claims would add
+//! `FOR UPDATE SKIP LOCKED` and leases).
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use crate::error::ServiceError;
+use crate::model::{JobError, JobResult, JobSpec, JobStatus};
+
+/// Result type of store calls.
+pub type StoreResult<T> = Result<T, ServiceError>;
+
+/// A job to insert.
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    /// Its id.
+    pub id: String,
+    /// Its tenant.
+    pub tenant: String,
+    /// What to run.
+    pub spec: JobSpec,
+    /// Unix milliseconds of acceptance.
+    pub created_ms: i64,
+    /// The idempotency key and the hash of the request it came with.
+    pub idempotency: Option<(String, String)>,
+}
+
+/// A stored job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobRow {
+    /// Its id.
+    pub id: String,
+    /// Its tenant.
+    pub tenant: String,
+    /// Insertion order: FIFO order and list cursor.
+    pub seq: i64,
+    /// Current status.
+    pub status: JobStatus,
+    /// What to run.
+    pub spec: JobSpec,
+    /// Times a worker has claimed it.
+    pub attempt: u32,
+    /// A cancellation was asked for while it ran.
+    pub cancel_requested: bool,
+    /// Unix milliseconds of acceptance, last start and end.
+    pub created_ms: i64,
+    /// Last start.
+    pub started_ms: Option<i64>,
+    /// End.
+    pub ended_ms: Option<i64>,
+    /// The result, once completed.
+    pub result: Option<JobResult>,
+    /// Why it failed or was cancelled.
+    pub error: Option<JobError>,
+}
+
+/// What [`JobStore::insert`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Inserted {
+    /// A new job.
+    Created(JobRow),
+    /// The idempotency key named this job already, with the same request.
+    Existing(JobRow),
+    /// The idempotency key was used with a different request.
+    Conflict,
+}
+
+/// How a running job ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// With a result.
+    Completed(JobResult),
+    /// With an error.
+    Failed(JobError),
+    /// Cancelled while running.
+    Cancelled(JobError),
+}
+
+/// A stored API key (its secret only as a hash).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKeyRow {
+    /// Public id, also the key's prefix.
+    pub id: String,
+    /// The tenant it authenticates as.
+    pub tenant: String,
+    /// SHA-256 of the whole key.
+    pub hash: Vec<u8>,
+    /// Unix milliseconds of creation.
+    pub created_ms: i64,
+    /// Unix milliseconds of revocation.
+    pub revoked_ms: Option<i64>,
+}
+
+/// The durable store of jobs and API keys.
+#[async_trait::async_trait]
+pub trait JobStore: Send + Sync + std::fmt::Debug {
+    /// Inserts a queued job, durably, unless its idempotency key is taken.
+    async fn insert(&self, job: &NewJob) -> StoreResult<Inserted>;
+    /// The job `tenant` submitted with idempotency key `key`, with the
+    /// hash of that request.
+    async fn find_idempotent(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> StoreResult<Option<(JobRow, String)>>;
+    /// The job `id`, whoever owns it.
+    async fn get(&self, id: &str) -> StoreResult<Option<JobRow>>;
+    /// `tenant`'s jobs, newest first, those with `seq < before` when given.
+    async fn list(
+        &self,
+        tenant: &str,
+        status: Option<JobStatus>,
+        limit: u32,
+        before: Option<i64>,
+    ) -> StoreResult<Vec<JobRow>>;
+    /// Marks a queued job running and counts the attempt; the attempt
+    /// number, or `None` if the job is no longer queued.
+    async fn claim(&self, id: &str, now_ms: i64) -> StoreResult<Option<u32>>;
+    /// Ends a running job, only if it is still running under `attempt`;
+    /// whether it did.
+    async fn finish(
+        &self,
+        id: &str,
+        attempt: u32,
+        outcome: &Outcome,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Returns a running job to the queue (shutdown); whether it did.
+    async fn requeue(&self, id: &str, attempt: u32) -> StoreResult<bool>;
+    /// Cancels a job if it is queued; whether it did.
+    async fn cancel_queued(&self, id: &str, error: &JobError, now_ms: i64) -> StoreResult<bool>;
+    /// Records that a running job should stop; whether it is running.
+    async fn request_cancel(&self, id: &str) -> StoreResult<bool>;
+    /// After a crash: jobs left running return to the queue (or are
+    /// cancelled, if that was asked); how many changed.
+    async fn recover(&self, now_ms: i64) -> StoreResult<u64>;
+    /// Every queued job, oldest first.
+    async fn queued(&self) -> StoreResult<Vec<JobRow>>;
+    /// Deletes jobs that ended before `before_ms`; how many.
+    async fn purge(&self, before_ms: i64) -> StoreResult<u64>;
+    /// Jobs per status.
+    async fn count_by_status(&self) -> StoreResult<Vec<(JobStatus, u64)>>;
+    /// Stores a new API key.
+    async fn insert_key(&self, key: &ApiKeyRow) -> StoreResult<()>;
+    /// The key with this id.
+    async fn find_key(&self, id: &str) -> StoreResult<Option<ApiKeyRow>>;
+    /// Every key, oldest first.
+    async fn list_keys(&self) -> StoreResult<Vec<ApiKeyRow>>;
+    /// Revokes a key; whether it was active.
+    async fn revoke_key(&self, id: &str, now_ms: i64) -> StoreResult<bool>;
+    /// Keys not revoked.
+    async fn active_key_count(&self) -> StoreResult<u64>;
+}

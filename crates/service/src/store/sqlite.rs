@@ -1,0 +1,453 @@
+//! [`SqliteStore`]: the embedded job store, one SQLite file under the data
+//! folder, through sqlx.
+//!
+//! Durability: WAL journal with `synchronous = FULL`, so a commit has reached
+//! the disk (fsync of the WAL) before `insert` returns and the HTTP layer
+//! answers `201`; a power cut loses no acknowledged job. Schema changes are
+//! numbered migrations applied in a transaction, tracked with SQLite's
+//! `user_version`.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+
+use super::{ApiKeyRow, Inserted, JobRow, JobStore, NewJob, Outcome, StoreResult};
+use crate::error::ServiceError;
+use crate::model::{JobError, JobStatus};
+
+/// The database file's name inside the data folder.
+pub(crate) const DB_FILE: &str = "kettle.db";
+
+/// Migrations, in order; migration `i` brings `user_version` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE jobs (
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               TEXT    NOT NULL UNIQUE,
+    tenant           TEXT    NOT NULL,
+    status           TEXT    NOT NULL,
+    priority         INTEGER NOT NULL,
+    spec             TEXT    NOT NULL,
+    attempt          INTEGER NOT NULL DEFAULT 0,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    created_ms       INTEGER NOT NULL,
+    started_ms       INTEGER,
+    ended_ms         INTEGER,
+    result           TEXT,
+    error            TEXT,
+    idempotency_key  TEXT,
+    request_hash     TEXT
+);
+CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX jobs_tenant_seq ON jobs (tenant, seq);
+CREATE INDEX jobs_status ON jobs (status, seq);
+CREATE INDEX jobs_ended ON jobs (ended_ms) WHERE ended_ms IS NOT NULL;
+CREATE TABLE api_keys (
+    id         TEXT    PRIMARY KEY,
+    tenant     TEXT    NOT NULL,
+    hash       BLOB    NOT NULL,
+    created_ms INTEGER NOT NULL,
+    revoked_ms INTEGER
+);
+"#];
+
+/// Columns of a job row, in the order [`job_row`] reads them.
+const JOB_COLUMNS: &str = "seq, id, tenant, status, spec, attempt, cancel_requested, \
+     created_ms, started_ms, ended_ms, result, error";
+
+/// The SQLite job store.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn json_err(what: &str, e: serde_json::Error) -> ServiceError {
+    ServiceError::Store(format!("stored {what} is unreadable: {e}"))
+}
+
+fn job_row(row: &SqliteRow) -> StoreResult<JobRow> {
+    let status: String = row.try_get("status")?;
+    let spec: String = row.try_get("spec")?;
+    let result: Option<String> = row.try_get("result")?;
+    let error: Option<String> = row.try_get("error")?;
+    Ok(JobRow {
+        seq: row.try_get("seq")?,
+        id: row.try_get("id")?,
+        tenant: row.try_get("tenant")?,
+        status: JobStatus::parse(&status)
+            .ok_or_else(|| ServiceError::Store(format!("unknown stored status `{status}`")))?,
+        spec: serde_json::from_str(&spec).map_err(|e| json_err("spec", e))?,
+        attempt: u32::try_from(row.try_get::<i64, _>("attempt")?).unwrap_or(u32::MAX),
+        cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
+        created_ms: row.try_get("created_ms")?,
+        started_ms: row.try_get("started_ms")?,
+        ended_ms: row.try_get("ended_ms")?,
+        result: result
+            .map(|r| serde_json::from_str(&r).map_err(|e| json_err("result", e)))
+            .transpose()?,
+        error: error
+            .map(|r| serde_json::from_str(&r).map_err(|e| json_err("error", e)))
+            .transpose()?,
+    })
+}
+
+fn key_row(row: &SqliteRow) -> StoreResult<ApiKeyRow> {
+    Ok(ApiKeyRow {
+        id: row.try_get("id")?,
+        tenant: row.try_get("tenant")?,
+        hash: row.try_get("hash")?,
+        created_ms: row.try_get("created_ms")?,
+        revoked_ms: row.try_get("revoked_ms")?,
+    })
+}
+
+/// SQL text built from constant pieces only (column lists), never from input.
+fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(text)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir` and brings its
+    /// schema up to date.
+    ///
+    /// # Errors
+    /// The folder cannot be created, the file cannot be opened, or a
+    /// migration fails.
+    pub async fn open(data_dir: &Path) -> StoreResult<SqliteStore> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            ServiceError::Store(format!("cannot create {}: {e}", data_dir.display()))
+        })?;
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(data_dir.join(DB_FILE))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: each commit fsyncs the WAL, so an acknowledged job
+            // survives a power cut, not only a process crash.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .connect_with(options)
+            .await?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&mut *tx)
+            .await?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(ServiceError::Store(format!(
+                "the database has schema version {version}, newer than this build's {known}; use a newer kettle"
+            )));
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            sqlx::raw_sql(*m).execute(&mut *tx).await?;
+            sqlx::query(sql(format!("PRAGMA user_version = {}", i + 1)))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find_idempotent_row(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> StoreResult<Option<(JobRow, String)>> {
+        let row = sqlx::query(sql(format!(
+            "SELECT {JOB_COLUMNS}, request_hash FROM jobs WHERE tenant = ? AND idempotency_key = ?"
+        )))
+        .bind(tenant)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok((
+                job_row(&r)?,
+                r.try_get::<Option<String>, _>("request_hash")?
+                    .unwrap_or_default(),
+            ))
+        })
+        .transpose()
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| ServiceError::Store(e.to_string()))
+}
+
+#[async_trait::async_trait]
+impl JobStore for SqliteStore {
+    async fn insert(&self, job: &NewJob) -> StoreResult<Inserted> {
+        let spec = to_json(&job.spec)?;
+        let (key, hash) = match &job.idempotency {
+            Some((k, h)) => (Some(k.as_str()), Some(h.as_str())),
+            None => (None, None),
+        };
+        // One statement: the unique index decides between a new job and a
+        // replay even when two retries race.
+        let inserted = sqlx::query(
+            "INSERT INTO jobs (id, tenant, status, priority, spec, created_ms, idempotency_key, request_hash) \
+             VALUES (?, ?, 'queued', ?, ?, ?, ?, ?) \
+             ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
+        )
+        .bind(&job.id)
+        .bind(&job.tenant)
+        .bind(job.spec.priority)
+        .bind(&spec)
+        .bind(job.created_ms)
+        .bind(key)
+        .bind(hash)
+        .execute(&self.pool)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            let row = self.get(&job.id).await?.ok_or_else(|| {
+                ServiceError::Store("a job vanished right after its insertion".into())
+            })?;
+            return Ok(Inserted::Created(row));
+        }
+        let (Some(key), Some(hash)) = (key, hash) else {
+            return Err(ServiceError::Store("a job insert changed no row".into()));
+        };
+        match self.find_idempotent_row(&job.tenant, key).await? {
+            Some((row, stored)) if stored == hash => Ok(Inserted::Existing(row)),
+            Some(_) => Ok(Inserted::Conflict),
+            // Purged between the two statements: the key is free again.
+            None => Box::pin(self.insert(job)).await,
+        }
+    }
+
+    async fn find_idempotent(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> StoreResult<Option<(JobRow, String)>> {
+        self.find_idempotent_row(tenant, key).await
+    }
+
+    async fn get(&self, id: &str) -> StoreResult<Option<JobRow>> {
+        let row = sqlx::query(sql(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(job_row).transpose()
+    }
+
+    async fn list(
+        &self,
+        tenant: &str,
+        status: Option<JobStatus>,
+        limit: u32,
+        before: Option<i64>,
+    ) -> StoreResult<Vec<JobRow>> {
+        let rows = sqlx::query(sql(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ? AND seq < ? \
+             AND (? IS NULL OR status = ?) ORDER BY seq DESC LIMIT ?"
+        )))
+        .bind(tenant)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(status.map(JobStatus::as_str))
+        .bind(status.map(JobStatus::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_row).collect()
+    }
+
+    async fn claim(&self, id: &str, now_ms: i64) -> StoreResult<Option<u32>> {
+        let attempt: Option<i64> = sqlx::query_scalar(
+            "UPDATE jobs SET status = 'running', attempt = attempt + 1, started_ms = ? \
+             WHERE id = ? AND status = 'queued' RETURNING attempt",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(attempt.map(|a| u32::try_from(a).unwrap_or(u32::MAX)))
+    }
+
+    async fn finish(
+        &self,
+        id: &str,
+        attempt: u32,
+        outcome: &Outcome,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let (status, result, error) = match outcome {
+            Outcome::Completed(r) => ("completed", Some(to_json(r)?), None),
+            Outcome::Failed(e) => ("failed", None, Some(to_json(e)?)),
+            Outcome::Cancelled(e) => ("cancelled", None, Some(to_json(e)?)),
+        };
+        // The status and attempt guard make completion happen once: a
+        // worker that lost its claim (restart, requeue) changes nothing.
+        let done = sqlx::query(
+            "UPDATE jobs SET status = ?, result = ?, error = ?, ended_ms = ? \
+             WHERE id = ? AND status = 'running' AND attempt = ?",
+        )
+        .bind(status)
+        .bind(result)
+        .bind(error)
+        .bind(now_ms)
+        .bind(id)
+        .bind(i64::from(attempt))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn requeue(&self, id: &str, attempt: u32) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'queued', started_ms = NULL \
+             WHERE id = ? AND status = 'running' AND attempt = ?",
+        )
+        .bind(id)
+        .bind(i64::from(attempt))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn cancel_queued(&self, id: &str, error: &JobError, now_ms: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'cancelled', error = ?, ended_ms = ? \
+             WHERE id = ? AND status = 'queued'",
+        )
+        .bind(to_json(error)?)
+        .bind(now_ms)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn request_cancel(&self, id: &str) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND status = 'running'")
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn recover(&self, now_ms: i64) -> StoreResult<u64> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let cancelled = sqlx::query(
+            "UPDATE jobs SET status = 'cancelled', ended_ms = ?, \
+             error = '{\"code\":\"cancelled\",\"message\":\"cancelled while running\"}' \
+             WHERE status = 'running' AND cancel_requested = 1",
+        )
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        let requeued = sqlx::query(
+            "UPDATE jobs SET status = 'queued', started_ms = NULL WHERE status = 'running'",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(cancelled.rows_affected() + requeued.rows_affected())
+    }
+
+    async fn queued(&self) -> StoreResult<Vec<JobRow>> {
+        let rows = sqlx::query(sql(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' ORDER BY seq"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_row).collect()
+    }
+
+    async fn purge(&self, before_ms: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM jobs WHERE ended_ms IS NOT NULL AND ended_ms < ? \
+             AND status IN ('completed', 'failed', 'cancelled')",
+        )
+        .bind(before_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn count_by_status(&self) -> StoreResult<Vec<(JobStatus, u64)>> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let status: String = r.try_get("status")?;
+            let n: i64 = r.try_get("n")?;
+            if let Some(s) = JobStatus::parse(&status) {
+                out.push((s, u64::try_from(n).unwrap_or(0)));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn insert_key(&self, key: &ApiKeyRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, tenant, hash, created_ms, revoked_ms) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&key.id)
+        .bind(&key.tenant)
+        .bind(&key.hash)
+        .bind(key.created_ms)
+        .bind(key.revoked_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn find_key(&self, id: &str) -> StoreResult<Option<ApiKeyRow>> {
+        let row = sqlx::query(
+            "SELECT id, tenant, hash, created_ms, revoked_ms FROM api_keys WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(key_row).transpose()
+    }
+
+    async fn list_keys(&self) -> StoreResult<Vec<ApiKeyRow>> {
+        let rows = sqlx::query(
+            "SELECT id, tenant, hash, created_ms, revoked_ms FROM api_keys ORDER BY created_ms, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(key_row).collect()
+    }
+
+    async fn revoke_key(&self, id: &str, now_ms: i64) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL")
+                .bind(now_ms)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn active_key_count(&self) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE revoked_ms IS NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

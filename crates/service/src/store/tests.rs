@@ -1,0 +1,223 @@
+//! Round trips, exactly-once completion, crash recovery, idempotency and
+//! keys, against a real SQLite file in a temporary folder.
+
+use super::*;
+use crate::model::{JobError, JobResult, JobSpec, JobStatus, Precision, Program, ProgramFormat};
+use crate::store::{ApiKeyRow, Inserted, JobStore, NewJob, Outcome};
+
+fn spec(priority: i32) -> JobSpec {
+    JobSpec {
+        program: Program {
+            format: ProgramFormat::Qasm2,
+            source: "OPENQASM 2.0;".into(),
+        },
+        shots: 10,
+        seed: 7,
+        result_types: vec![],
+        executions: vec![Default::default()],
+        precision: Precision::F64,
+        qubits: 1,
+        memory_bytes: 512,
+        name: Some("n".into()),
+        tags: Default::default(),
+        priority,
+    }
+}
+
+fn job(id: &str, tenant: &str, key: Option<(&str, &str)>) -> NewJob {
+    NewJob {
+        id: id.into(),
+        tenant: tenant.into(),
+        spec: spec(0),
+        created_ms: 1000,
+        idempotency: key.map(|(k, h)| (k.into(), h.into())),
+    }
+}
+
+fn result() -> JobResult {
+    JobResult {
+        executions: vec![],
+        run_seconds: 0.5,
+    }
+}
+
+async fn created(store: &SqliteStore, j: &NewJob) -> JobRow {
+    match store.insert(j).await.unwrap() {
+        Inserted::Created(row) => row,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn jobs_round_trip_and_list_newest_first_by_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    for i in 0..5 {
+        created(&store, &job(&format!("j{i}"), "alice", None)).await;
+    }
+    created(&store, &job("other", "bob", None)).await;
+    let row = store.get("j2").await.unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.spec.clone(), row.attempt),
+        (JobStatus::Queued, spec(0), 0)
+    );
+    let page = store.list("alice", None, 2, None).await.unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["j4", "j3"]
+    );
+    let next = store
+        .list("alice", None, 2, Some(page[1].seq))
+        .await
+        .unwrap();
+    assert_eq!(
+        next.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["j2", "j1"]
+    );
+    assert!(
+        store
+            .list("alice", Some(JobStatus::Completed), 10, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.list("bob", None, 10, None).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_job_completes_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    created(&store, &job("j", "t", None)).await;
+    assert_eq!(store.claim("j", 2000).await.unwrap(), Some(1));
+    assert_eq!(store.claim("j", 2000).await.unwrap(), None, "claimed twice");
+    let done = Outcome::Completed(result());
+    assert!(
+        !store.finish("j", 2, &done, 3000).await.unwrap(),
+        "wrong attempt"
+    );
+    assert!(store.finish("j", 1, &done, 3000).await.unwrap());
+    assert!(
+        !store.finish("j", 1, &done, 3001).await.unwrap(),
+        "completed twice"
+    );
+    let failed = Outcome::Failed(JobError {
+        code: "x".into(),
+        message: "y".into(),
+    });
+    assert!(!store.finish("j", 1, &failed, 3002).await.unwrap());
+    let row = store.get("j").await.unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.result, row.ended_ms),
+        (JobStatus::Completed, Some(result()), Some(3000))
+    );
+}
+
+#[tokio::test]
+async fn a_reopened_store_requeues_running_jobs_and_stale_workers_cannot_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        created(&store, &job("run", "t", None)).await;
+        created(&store, &job("cancel-me", "t", None)).await;
+        created(&store, &job("wait", "t", None)).await;
+        store.claim("run", 1).await.unwrap();
+        store.claim("cancel-me", 1).await.unwrap();
+        assert!(store.request_cancel("cancel-me").await.unwrap());
+        // The process dies here: no finish, no requeue.
+    }
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    assert_eq!(store.recover(5).await.unwrap(), 2);
+    let status = |id: &'static str| {
+        let store = store.clone();
+        async move { store.get(id).await.unwrap().unwrap().status }
+    };
+    assert_eq!(status("run").await, JobStatus::Queued);
+    assert_eq!(status("cancel-me").await, JobStatus::Cancelled);
+    assert_eq!(status("wait").await, JobStatus::Queued);
+    let queued: Vec<String> = store
+        .queued()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(queued, ["run", "wait"]);
+    assert_eq!(store.claim("run", 6).await.unwrap(), Some(2));
+    // The worker of attempt 1 (if it had survived) cannot complete it.
+    assert!(
+        !store
+            .finish("run", 1, &Outcome::Completed(result()), 7)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .finish("run", 2, &Outcome::Completed(result()), 7)
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn idempotency_keys_replay_or_conflict_per_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let first = created(&store, &job("a", "t", Some(("k", "h1")))).await;
+    match store
+        .insert(&job("b", "t", Some(("k", "h1"))))
+        .await
+        .unwrap()
+    {
+        Inserted::Existing(row) => assert_eq!(row.id, first.id),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store
+            .insert(&job("c", "t", Some(("k", "h2"))))
+            .await
+            .unwrap(),
+        Inserted::Conflict
+    );
+    // Another tenant's key space is its own.
+    created(&store, &job("d", "u", Some(("k", "h2")))).await;
+    assert!(store.get("b").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn cancel_and_purge() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    created(&store, &job("q", "t", None)).await;
+    let err = JobError {
+        code: "cancelled".into(),
+        message: "m".into(),
+    };
+    assert!(store.cancel_queued("q", &err, 10).await.unwrap());
+    assert!(!store.cancel_queued("q", &err, 11).await.unwrap());
+    assert!(!store.request_cancel("q").await.unwrap());
+    assert_eq!(store.purge(10).await.unwrap(), 0);
+    assert_eq!(store.purge(11).await.unwrap(), 1);
+    assert!(store.get("q").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn keys_are_stored_listed_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    assert_eq!(store.active_key_count().await.unwrap(), 0);
+    let key = ApiKeyRow {
+        id: "abc".into(),
+        tenant: "t".into(),
+        hash: vec![1, 2],
+        created_ms: 1,
+        revoked_ms: None,
+    };
+    store.insert_key(&key).await.unwrap();
+    assert_eq!(store.find_key("abc").await.unwrap(), Some(key.clone()));
+    assert_eq!(store.active_key_count().await.unwrap(), 1);
+    assert!(store.revoke_key("abc", 5).await.unwrap());
+    assert!(!store.revoke_key("abc", 6).await.unwrap());
+    assert_eq!(store.list_keys().await.unwrap()[0].revoked_ms, Some(5));
+    assert_eq!(store.active_key_count().await.unwrap(), 0);
+}

@@ -1,0 +1,308 @@
+//! The service end to end without HTTP: submit, wait, results against the
+//! core, cancellation of a running job through the monitor, the run-time
+//! limit, tenant limits and isolation, idempotency, keys, and a restart.
+
+use std::time::Duration;
+
+use kettle_core::{RunOptions, Simulator};
+
+use crate::*;
+
+const BELL: &str = "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0], q[1];\nmeasure q -> c;\n";
+
+/// A circuit that takes seconds: many dense gates on 20 qubits.
+fn slow_program() -> String {
+    let mut s = String::from("OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[20];\n");
+    for i in 0..20_000 {
+        s.push_str(&format!(
+            "u3(0.1,0.2,{}) q[{}];\ncx q[{}], q[{}];\n",
+            i % 7,
+            i % 20,
+            i % 20,
+            (i + 1) % 20
+        ));
+    }
+    s
+}
+
+fn request(source: &str) -> JobRequest {
+    serde_json::from_value(serde_json::json!({
+        "program": {"format": "qasm2", "source": source}, "seed": 11, "shots": 500
+    }))
+    .unwrap()
+}
+
+fn config(dir: &std::path::Path) -> ServiceConfig {
+    let mut c = ServiceConfig::new(dir);
+    c.workers = 2;
+    c.sim_threads = 1;
+    c.memory_budget = 1 << 30;
+    c
+}
+
+async fn wait_for(service: &Service, tenant: &str, id: &str, status: JobStatus) -> JobView {
+    for _ in 0..500 {
+        let v = service.get(tenant, id, KeyFormat::Bitstring).await.unwrap();
+        if v.status == status {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("job {id} never became {status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_wait_and_results_match_the_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(config(dir.path())).await.unwrap();
+    assert!(service.local_mode());
+    let tenant = service.authenticate(None).await.unwrap();
+    let mut req = request(BELL);
+    req.result_types = Some(vec![
+        ResultType::Counts,
+        ResultType::Probabilities,
+        ResultType::Statevector,
+        ResultType::Expectation(vec!["Z0 Z1".into(), "X0".into()]),
+    ]);
+    let sub = service.submit(&tenant, req, None).await.unwrap();
+    assert!(sub.created);
+    let job = service
+        .wait(
+            &tenant,
+            &sub.job.id,
+            Duration::from_secs(20),
+            KeyFormat::Bitstring,
+        )
+        .await
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+    assert_eq!(job.attempts, 1);
+    let result = job.result.unwrap();
+    let e = &result.executions[0];
+    let circuit = kettle_qasm::parse_qasm2(BELL, &Default::default()).unwrap();
+    let direct = Simulator::new()
+        .run::<f64>(
+            &circuit,
+            &RunOptions {
+                shots: 500,
+                seed: Some(11),
+                keep_state: false,
+            },
+        )
+        .unwrap();
+    assert_eq!(e.counts.as_ref().unwrap(), &direct.counts.to_bitstrings());
+    assert_eq!(e.seed, 11);
+    let p = e.probabilities.as_ref().unwrap();
+    assert!((p["00"] - 0.5).abs() < 1e-12 && (p["11"] - 0.5).abs() < 1e-12 && p.len() == 2);
+    let sv = e.statevector.as_ref().unwrap();
+    assert!((sv[0][0] - std::f64::consts::FRAC_1_SQRT_2).abs() < 1e-12 && sv.len() == 4);
+    assert!((e.expectations[0].value - 1.0).abs() < 1e-12);
+    assert!(e.expectations[1].value.abs() < 1e-12);
+    // Hex keys at read time.
+    let hex = service
+        .get(&tenant, &sub.job.id, KeyFormat::Hex)
+        .await
+        .unwrap();
+    let counts = hex.result.unwrap().executions[0].counts.clone().unwrap();
+    assert!(
+        counts.keys().all(|k| k == "0x0" || k == "0x3"),
+        "{counts:?}"
+    );
+    service.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_job_is_cancelled_at_the_next_gate_and_a_slow_one_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.max_run_time = Duration::from_secs(600);
+    let service = Service::start(c).await.unwrap();
+    let mut req = request(&slow_program());
+    req.result_types = Some(vec![ResultType::Statevector]);
+    let id = service
+        .submit("local", req.clone(), None)
+        .await
+        .unwrap()
+        .job
+        .id;
+    wait_for(&service, "local", &id, JobStatus::Running).await;
+    let view = service.cancel("local", &id).await.unwrap();
+    assert!(view.cancel_requested);
+    let done = service
+        .wait("local", &id, Duration::from_secs(20), KeyFormat::Bitstring)
+        .await
+        .unwrap();
+    assert_eq!(done.status, JobStatus::Cancelled, "{done:?}");
+    assert!(matches!(
+        service.cancel("local", &id).await,
+        Err(ServiceError::AlreadyFinished { .. })
+    ));
+    service.shutdown(Duration::ZERO).await;
+
+    let mut c = config(dir.path());
+    c.max_run_time = Duration::from_millis(200);
+    let service = Service::start(c).await.unwrap();
+    let id = service.submit("local", req, None).await.unwrap().job.id;
+    let done = service
+        .wait("local", &id, Duration::from_secs(20), KeyFormat::Bitstring)
+        .await
+        .unwrap();
+    assert_eq!(done.status, JobStatus::Failed);
+    assert_eq!(done.error.unwrap().code, "run-time-exceeded");
+    service.shutdown(Duration::ZERO).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_isolation_idempotency_and_queue_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.workers = 1;
+    c.default_limits.max_active_jobs = 3;
+    let service = Service::start(c).await.unwrap();
+    let mut slow = request(&slow_program());
+    slow.result_types = Some(vec![ResultType::Statevector]);
+    let first = service.submit("alice", slow, None).await.unwrap().job.id;
+    wait_for(&service, "alice", &first, JobStatus::Running).await;
+    let a2 = service
+        .submit("alice", request(BELL), None)
+        .await
+        .unwrap()
+        .job;
+    assert_eq!(a2.queue_position, Some(1));
+    let b1 = service
+        .submit("bob", request(BELL), None)
+        .await
+        .unwrap()
+        .job;
+    let a3 = service
+        .submit("alice", request(BELL), None)
+        .await
+        .unwrap()
+        .job;
+    // Round robin: alice's second queued job comes after bob's first.
+    assert_eq!(
+        service
+            .get("bob", &b1.id, KeyFormat::Bitstring)
+            .await
+            .unwrap()
+            .queue_position,
+        Some(2)
+    );
+    assert_eq!(
+        service
+            .get("alice", &a3.id, KeyFormat::Bitstring)
+            .await
+            .unwrap()
+            .queue_position,
+        Some(3)
+    );
+    let err = service
+        .submit("alice", request(BELL), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ServiceError::TooManyJobs { .. }), "{err:?}");
+    // Another tenant's job does not exist for bob.
+    assert!(matches!(
+        service.get("bob", &a2.id, KeyFormat::Bitstring).await,
+        Err(ServiceError::NotFound(_))
+    ));
+    assert!(matches!(
+        service.cancel("bob", &a2.id).await,
+        Err(ServiceError::NotFound(_))
+    ));
+    // Cancelling a queued job frees a slot at once.
+    let cancelled = service.cancel("alice", &a2.id).await.unwrap();
+    assert_eq!(cancelled.status, JobStatus::Cancelled);
+    // Idempotency: same key and body → same job; other body → conflict.
+    let again = service
+        .submit("alice", request(BELL), Some("key-1"))
+        .await
+        .unwrap();
+    let replay = service
+        .submit("alice", request(BELL), Some("key-1"))
+        .await
+        .unwrap();
+    assert!(again.created && !replay.created);
+    assert_eq!(again.job.id, replay.job.id);
+    let mut other = request(BELL);
+    other.shots = Some(7);
+    assert!(matches!(
+        service.submit("alice", other, Some("key-1")).await,
+        Err(ServiceError::IdempotencyConflict(_))
+    ));
+    let page = service.list("alice", None, 2, None).await.unwrap();
+    assert_eq!(page.jobs.len(), 2);
+    let rest = service
+        .list("alice", None, 10, page.next_cursor.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(rest.jobs.len(), 2);
+    assert!(rest.next_cursor.is_none());
+    service.cancel("alice", &first).await.unwrap();
+    service.shutdown(Duration::ZERO).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_survive_a_restart_and_keys_end_local_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.workers = 1;
+    let service = Service::start(c.clone()).await.unwrap();
+    let mut slow = request(&slow_program());
+    slow.result_types = Some(vec![ResultType::Statevector]);
+    let running = service.submit("local", slow, None).await.unwrap().job.id;
+    wait_for(&service, "local", &running, JobStatus::Running).await;
+    let mut no_seed = request(BELL);
+    no_seed.seed = None;
+    let queued = service.submit("local", no_seed, None).await.unwrap().job;
+    // Shutdown with no grace: the running job returns to the queue.
+    service.shutdown(Duration::ZERO).await;
+    let key = keys::create_key(service.store().as_ref(), "team-a")
+        .await
+        .unwrap();
+    drop(service);
+
+    let service = Service::start(c).await.unwrap();
+    assert!(!service.local_mode());
+    assert!(service.authenticate(None).await.is_err());
+    assert!(
+        service
+            .authenticate(Some("kt_000000000000_00"))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        service.authenticate(Some(&key.key)).await.unwrap(),
+        "team-a"
+    );
+    let back = service
+        .get("local", &running, KeyFormat::Bitstring)
+        .await
+        .unwrap();
+    assert!(
+        matches!(back.status, JobStatus::Queued | JobStatus::Running),
+        "{back:?}"
+    );
+    service.cancel("local", &running).await.unwrap();
+    let done = service
+        .wait(
+            "local",
+            &queued.id,
+            Duration::from_secs(30),
+            KeyFormat::Bitstring,
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.status, JobStatus::Completed);
+    assert_eq!(done.seed, queued.seed, "the stored seed is reused");
+    assert!(
+        keys::revoke_key(service.store().as_ref(), &key.id)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        service.authenticate(Some(&key.key)).await,
+        Err(ServiceError::Unauthorized(_))
+    ));
+    service.shutdown(Duration::ZERO).await;
+}
