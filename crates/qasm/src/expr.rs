@@ -30,6 +30,22 @@ pub(crate) enum Func {
 }
 
 impl Func {
+    /// The OpenQASM 3 spelling of a function (`arcsin`, `log`).
+    pub(crate) fn from_qasm3_name(name: &str) -> Option<Func> {
+        Some(match name {
+            "sin" => Func::Sin,
+            "cos" => Func::Cos,
+            "tan" => Func::Tan,
+            "exp" => Func::Exp,
+            "log" => Func::Ln,
+            "sqrt" => Func::Sqrt,
+            "arcsin" => Func::Asin,
+            "arccos" => Func::Acos,
+            "arctan" => Func::Atan,
+            _ => return None,
+        })
+    }
+
     pub(crate) fn from_name(name: &str) -> Option<Func> {
         Some(match name {
             "sin" => Func::Sin,
@@ -97,7 +113,8 @@ fn check(value: f64, what: impl FnOnce() -> String) -> Result<f64, String> {
     }
 }
 
-fn binary(op: BinOp, a: f64, b: f64) -> Result<f64, String> {
+/// `a op b` on floats, or why it has no finite value (shared with OpenQASM 3).
+pub(crate) fn binary(op: BinOp, a: f64, b: f64) -> Result<f64, String> {
     let v = match op {
         BinOp::Add => a + b,
         BinOp::Sub => a - b,
@@ -122,7 +139,8 @@ fn binary(op: BinOp, a: f64, b: f64) -> Result<f64, String> {
     })
 }
 
-fn func(f: Func, x: f64) -> Result<f64, String> {
+/// `f(x)`, or why it has no finite value (shared with OpenQASM 3).
+pub(crate) fn func(f: Func, x: f64) -> Result<f64, String> {
     check(f.apply(x), || format!("`{}({x})`", f.name()))
 }
 

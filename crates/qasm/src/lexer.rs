@@ -1,5 +1,13 @@
-//! The lexer: turns source text into tokens with 1-based line and column
-//! positions (columns counted in characters), one token at a time.
+//! The lexer shared by both OpenQASM front ends: turns source text into
+//! tokens with 1-based line and column positions (columns counted in
+//! characters), one token at a time.
+//!
+//! [`Dialect::Qasm2`] knows only the OpenQASM 2.0 tokens (ASCII names, `^`
+//! as power). [`Dialect::Qasm3`] adds the OpenQASM 3 operators, Unicode
+//! names (`π`, `θ`), `_` in numbers, hexadecimal/octal/binary integers,
+//! single-quoted strings, physical qubits (`$0`), timing literals (`100ns`,
+//! lexed so that the parser can reject them by name) and skips `#pragma` /
+//! `pragma` lines and `@annotation` lines as it skips comments.
 
 use crate::Diagnostic;
 
@@ -33,6 +41,12 @@ pub(crate) enum Kind {
     Real(f64),
     /// A string literal (without the quotes).
     Str(String),
+    /// A timing literal such as `100ns` (OpenQASM 3 only; always rejected).
+    Duration(String),
+    /// An imaginary literal such as `1.5im` (OpenQASM 3 only; always rejected).
+    Imaginary,
+    /// A physical qubit `$n` (OpenQASM 3 only): `n` if it fits in `u64`.
+    Physical(Option<u64>),
     Semicolon,
     Comma,
     LParen,
@@ -48,6 +62,28 @@ pub(crate) enum Kind {
     Star,
     Slash,
     Caret,
+    /// OpenQASM 3 only from here on.
+    Assign,
+    /// `+=`, `-=`, … : the operator's spelling without the `=`.
+    CompoundAssign(&'static str),
+    NotEq,
+    Less,
+    LessEq,
+    Greater,
+    GreaterEq,
+    Bang,
+    Tilde,
+    AndAnd,
+    OrOr,
+    Amp,
+    Pipe,
+    Percent,
+    StarStar,
+    ShiftLeft,
+    ShiftRight,
+    At,
+    Colon,
+    PlusPlus,
     Eof,
 }
 
@@ -59,6 +95,9 @@ impl Kind {
             Kind::Int(..) => "an integer".into(),
             Kind::Real(_) => "a real number".into(),
             Kind::Str(_) => "a string".into(),
+            Kind::Duration(text) => format!("the timing literal `{text}`"),
+            Kind::Imaginary => "an imaginary number".into(),
+            Kind::Physical(_) => "a physical qubit".into(),
             Kind::Semicolon => "`;`".into(),
             Kind::Comma => "`,`".into(),
             Kind::LParen => "`(`".into(),
@@ -74,6 +113,26 @@ impl Kind {
             Kind::Star => "`*`".into(),
             Kind::Slash => "`/`".into(),
             Kind::Caret => "`^`".into(),
+            Kind::Assign => "`=`".into(),
+            Kind::CompoundAssign(op) => format!("`{op}=`"),
+            Kind::NotEq => "`!=`".into(),
+            Kind::Less => "`<`".into(),
+            Kind::LessEq => "`<=`".into(),
+            Kind::Greater => "`>`".into(),
+            Kind::GreaterEq => "`>=`".into(),
+            Kind::Bang => "`!`".into(),
+            Kind::Tilde => "`~`".into(),
+            Kind::AndAnd => "`&&`".into(),
+            Kind::OrOr => "`||`".into(),
+            Kind::Amp => "`&`".into(),
+            Kind::Pipe => "`|`".into(),
+            Kind::Percent => "`%`".into(),
+            Kind::StarStar => "`**`".into(),
+            Kind::ShiftLeft => "`<<`".into(),
+            Kind::ShiftRight => "`>>`".into(),
+            Kind::At => "`@`".into(),
+            Kind::Colon => "`:`".into(),
+            Kind::PlusPlus => "`++`".into(),
             Kind::Eof => "the end of the file".into(),
         }
     }
@@ -86,22 +145,37 @@ pub(crate) struct Token {
     pub(crate) pos: Pos,
 }
 
-/// A lazy tokenizer over a source string.
+/// Which language's tokens to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Qasm2,
+    Qasm3,
+}
+
+/// A lazy tokenizer over a source string (its own copy, so that a parser
+/// can keep the lexers of several files, as `include` needs).
 #[derive(Debug)]
-pub(crate) struct Lexer<'a> {
-    src: &'a str,
+pub(crate) struct Lexer {
+    src: String,
     offset: usize,
     line: u32,
     column: u32,
+    dialect: Dialect,
 }
 
-impl<'a> Lexer<'a> {
-    pub(crate) fn new(src: &'a str) -> Self {
+impl Lexer {
+    /// An OpenQASM 2.0 lexer.
+    pub(crate) fn new(src: &str) -> Self {
+        Self::with_dialect(src, Dialect::Qasm2)
+    }
+
+    pub(crate) fn with_dialect(src: &str, dialect: Dialect) -> Self {
         Lexer {
-            src,
+            src: src.to_owned(),
             offset: 0,
             line: 1,
             column: 1,
+            dialect,
         }
     }
 
@@ -112,14 +186,54 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    fn rest(&self) -> &str {
+        self.src.get(self.offset..).unwrap_or("")
+    }
+
     fn peek(&self) -> Option<char> {
-        self.src[self.offset..].chars().next()
+        self.rest().chars().next()
     }
 
     fn peek2(&self) -> Option<char> {
-        let mut it = self.src[self.offset..].chars();
+        let mut it = self.rest().chars();
         it.next();
         it.next()
+    }
+
+    /// Whether only blanks precede the current position on its line.
+    fn at_line_start(&self) -> bool {
+        let before = self.src.get(..self.offset).unwrap_or("");
+        let line = before.rsplit('\n').next().unwrap_or("");
+        line.chars().all(|c| c == ' ' || c == '\t' || c == '\r')
+    }
+
+    fn skip_line(&mut self) {
+        while let Some(c) = self.peek() {
+            if c == '\n' {
+                break;
+            }
+            self.bump();
+        }
+    }
+
+    /// OpenQASM 3 lines the simulator ignores: `#pragma …`, `pragma …` and
+    /// `@annotation …` (the latter two only at the start of a line).
+    fn at_ignored_line(&self) -> bool {
+        if self.dialect != Dialect::Qasm3 {
+            return false;
+        }
+        let rest = self.rest();
+        if rest.starts_with("#pragma") {
+            return true;
+        }
+        if !self.at_line_start() {
+            return false;
+        }
+        if let Some(after) = rest.strip_prefix("pragma") {
+            return after.starts_with(|c: char| c.is_whitespace()) || after.is_empty();
+        }
+        rest.strip_prefix('@')
+            .is_some_and(|after| after.starts_with(|c: char| c.is_alphabetic() || c == '_'))
     }
 
     fn bump(&mut self) -> Option<char> {
@@ -141,6 +255,7 @@ impl<'a> Lexer<'a> {
                 Some(c) if c.is_whitespace() => {
                     self.bump();
                 }
+                Some(_) if self.at_ignored_line() => self.skip_line(),
                 Some('/') if self.peek2() == Some('/') => {
                     while let Some(c) = self.peek() {
                         if c == '\n' {
@@ -198,7 +313,7 @@ impl<'a> Lexer<'a> {
             let has_exp = match next {
                 Some(c) if c.is_ascii_digit() => true,
                 Some('+' | '-') => {
-                    let mut it = self.src[self.offset..].chars();
+                    let mut it = self.rest().chars();
                     it.next();
                     it.next();
                     it.next().is_some_and(|c| c.is_ascii_digit())
@@ -214,7 +329,7 @@ impl<'a> Lexer<'a> {
                 self.eat_digits();
             }
         }
-        let text = &self.src[start..self.offset];
+        let text = self.src.get(start..self.offset).unwrap_or("");
         if self.peek().is_some_and(|c| c.is_alphabetic() || c == '_') {
             return Err(pos.error(format!(
                 "malformed number `{text}`: a name cannot start with a digit"
@@ -244,35 +359,38 @@ impl<'a> Lexer<'a> {
             });
         };
         let kind = match c {
-            c if c.is_ascii_alphabetic() || c == '_' => {
+            c if c.is_ascii_alphabetic()
+                || c == '_'
+                || (self.dialect == Dialect::Qasm3 && c.is_alphabetic()) =>
+            {
                 let start = self.offset;
-                while self
-                    .peek()
-                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-                {
+                let unicode = self.dialect == Dialect::Qasm3;
+                while self.peek().is_some_and(|c| {
+                    c.is_ascii_alphanumeric() || c == '_' || (unicode && c.is_alphanumeric())
+                }) {
                     self.bump();
                 }
-                Kind::Ident(self.src[start..self.offset].to_string())
+                Kind::Ident(self.src.get(start..self.offset).unwrap_or("").to_string())
+            }
+            c if (c.is_ascii_digit() || c == '.') && self.dialect == Dialect::Qasm3 => {
+                self.number3(pos)?
             }
             c if c.is_ascii_digit() || c == '.' => self.number(pos)?,
-            '"' => {
+            '"' => self.string(pos, '"')?,
+            '\'' if self.dialect == Dialect::Qasm3 => self.string(pos, '\'')?,
+            '$' if self.dialect == Dialect::Qasm3 => {
                 self.bump();
                 let start = self.offset;
-                loop {
-                    match self.peek() {
-                        None | Some('\n') => {
-                            return Err(pos.error("unterminated string: missing closing `\"`"));
-                        }
-                        Some('"') => break,
-                        Some(_) => {
-                            self.bump();
-                        }
-                    }
+                if self.eat_digits() == 0 {
+                    return Err(pos.error("expected a qubit number after `$`"));
                 }
-                let s = self.src[start..self.offset].to_string();
-                self.bump();
-                Kind::Str(s)
+                Kind::Physical(
+                    self.src
+                        .get(start..self.offset)
+                        .and_then(|t| t.parse().ok()),
+                )
             }
+            _ if self.dialect == Dialect::Qasm3 => self.punctuation3(pos, c)?,
             _ => {
                 self.bump();
                 match c {
@@ -307,6 +425,195 @@ impl<'a> Lexer<'a> {
             }
         };
         Ok(Token { kind, pos })
+    }
+
+    /// A string literal delimited by `quote`.
+    fn string(&mut self, pos: Pos, quote: char) -> Result<Kind, Diagnostic> {
+        self.bump();
+        let start = self.offset;
+        loop {
+            match self.peek() {
+                None | Some('\n') => {
+                    return Err(
+                        pos.error(format!("unterminated string: missing closing `{quote}`"))
+                    );
+                }
+                Some(c) if c == quote => break,
+                Some(_) => {
+                    self.bump();
+                }
+            }
+        }
+        let s = self.src.get(start..self.offset).unwrap_or("").to_string();
+        self.bump();
+        Ok(Kind::Str(s))
+    }
+
+    /// Digits of `radix` and `_` separators; the digits without separators.
+    fn eat_radix_digits(&mut self, radix: u32) -> String {
+        let mut digits = String::new();
+        while let Some(c) = self.peek() {
+            if c.is_digit(radix) {
+                digits.push(c);
+            } else if c != '_' {
+                break;
+            }
+            self.bump();
+        }
+        digits
+    }
+
+    /// An OpenQASM 3 number: `_` separators, `0x`/`0o`/`0b` integers, and
+    /// timing or imaginary suffixes.
+    fn number3(&mut self, pos: Pos) -> Result<Kind, Diagnostic> {
+        let start = self.offset;
+        if self.peek() == Some('0') {
+            let radix = match self.peek2() {
+                Some('x' | 'X') => Some(16),
+                Some('o' | 'O') => Some(8),
+                Some('b' | 'B') => Some(2),
+                _ => None,
+            };
+            if let Some(radix) = radix {
+                self.bump();
+                self.bump();
+                let digits = self.eat_radix_digits(radix);
+                let text = self.src.get(start..self.offset).unwrap_or("");
+                if digits.is_empty() || self.peek().is_some_and(|c| c.is_alphanumeric() || c == '_')
+                {
+                    return Err(pos.error(format!("malformed number `{text}`")));
+                }
+                let value = u64::from_str_radix(&digits, radix).ok();
+                #[allow(clippy::cast_precision_loss)]
+                let float = value.map_or(f64::INFINITY, |v| v as f64);
+                return Ok(Kind::Int(value, float));
+            }
+        }
+        let mut text = self.eat_radix_digits(10);
+        let int_digits = text.len();
+        let mut real = false;
+        if self.peek() == Some('.') {
+            real = true;
+            self.bump();
+            text.push('.');
+            let frac = self.eat_radix_digits(10);
+            if int_digits == 0 && frac.is_empty() {
+                return Err(pos.error("expected a digit after `.`"));
+            }
+            text.push_str(&frac);
+        }
+        if matches!(self.peek(), Some('e' | 'E')) {
+            let mut it = self.rest().chars();
+            it.next();
+            let next = it.next();
+            let has_exp = match next {
+                Some(c) if c.is_ascii_digit() => true,
+                Some('+' | '-') => it.next().is_some_and(|c| c.is_ascii_digit()),
+                _ => false,
+            };
+            if has_exp {
+                real = true;
+                text.push('e');
+                self.bump();
+                if let Some(sign @ ('+' | '-')) = self.peek() {
+                    text.push(sign);
+                    self.bump();
+                }
+                text.push_str(&self.eat_radix_digits(10));
+            }
+        }
+        // A suffix: a timing unit, `im`, or a mistake.
+        let suffix_start = self.offset;
+        while self.peek().is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            self.bump();
+        }
+        let suffix = self.src.get(suffix_start..self.offset).unwrap_or("");
+        let literal = self.src.get(start..self.offset).unwrap_or("");
+        match suffix {
+            "" => {}
+            "ns" | "us" | "µs" | "μs" | "ms" | "s" | "dt" => {
+                return Ok(Kind::Duration(literal.to_string()));
+            }
+            "im" => return Ok(Kind::Imaginary),
+            _ => {
+                return Err(pos.error(format!(
+                    "malformed number `{literal}`: a name cannot start with a digit"
+                )));
+            }
+        }
+        let float: f64 = text
+            .parse()
+            .map_err(|_| pos.error(format!("malformed number `{literal}`")))?;
+        if !float.is_finite() {
+            return Err(pos.error("number is too large"));
+        }
+        if real {
+            Ok(Kind::Real(float))
+        } else {
+            Ok(Kind::Int(text.parse().ok(), float))
+        }
+    }
+
+    /// OpenQASM 3 operators and punctuation, longest match first.
+    fn punctuation3(&mut self, pos: Pos, c: char) -> Result<Kind, Diagnostic> {
+        const TABLE: &[(&str, Kind)] = &[
+            ("<<=", Kind::CompoundAssign("<<")),
+            (">>=", Kind::CompoundAssign(">>")),
+            ("**=", Kind::CompoundAssign("**")),
+            ("**", Kind::StarStar),
+            ("<<", Kind::ShiftLeft),
+            (">>", Kind::ShiftRight),
+            ("<=", Kind::LessEq),
+            (">=", Kind::GreaterEq),
+            ("==", Kind::EqEq),
+            ("!=", Kind::NotEq),
+            ("&&", Kind::AndAnd),
+            ("||", Kind::OrOr),
+            ("->", Kind::Arrow),
+            ("++", Kind::PlusPlus),
+            ("+=", Kind::CompoundAssign("+")),
+            ("-=", Kind::CompoundAssign("-")),
+            ("*=", Kind::CompoundAssign("*")),
+            ("/=", Kind::CompoundAssign("/")),
+            ("%=", Kind::CompoundAssign("%")),
+            ("&=", Kind::CompoundAssign("&")),
+            ("|=", Kind::CompoundAssign("|")),
+            ("^=", Kind::CompoundAssign("^")),
+            ("~=", Kind::CompoundAssign("~")),
+            (";", Kind::Semicolon),
+            (",", Kind::Comma),
+            ("(", Kind::LParen),
+            (")", Kind::RParen),
+            ("[", Kind::LBracket),
+            ("]", Kind::RBracket),
+            ("{", Kind::LBrace),
+            ("}", Kind::RBrace),
+            ("+", Kind::Plus),
+            ("-", Kind::Minus),
+            ("*", Kind::Star),
+            ("/", Kind::Slash),
+            ("^", Kind::Caret),
+            ("=", Kind::Assign),
+            ("<", Kind::Less),
+            (">", Kind::Greater),
+            ("!", Kind::Bang),
+            ("~", Kind::Tilde),
+            ("&", Kind::Amp),
+            ("|", Kind::Pipe),
+            ("%", Kind::Percent),
+            ("@", Kind::At),
+            (":", Kind::Colon),
+        ];
+        let rest = self.rest();
+        for (text, kind) in TABLE {
+            if rest.starts_with(text) {
+                for _ in 0..text.len() {
+                    self.bump();
+                }
+                return Ok(kind.clone());
+            }
+        }
+        Err(pos.error(format!("unexpected character `{}`", c.escape_default())))
     }
 }
 

@@ -188,7 +188,7 @@ pub fn parse_qasm2_with(source: &str, options: &ParseOptions) -> Result<Circuit,
             file: None,
         });
     }
-    parser::Parser::new(source, &options.limits)?.parse_program()
+    parser::Parser::new(source, &options.limits, options.includes)?.parse_program()
 }
 
 /// Like [`parse_qasm2`], for bytes that should be UTF-8.

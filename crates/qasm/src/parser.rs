@@ -10,10 +10,9 @@ use kettle_ir::{
     Circuit, Clbit, Condition, Control, Gate, MAX_CLBITS, Operation, Qubit, StandardGate,
 };
 
-use crate::Diagnostic;
-use crate::Limits;
 use crate::expr::{BinOp, Expr, Func};
 use crate::lexer::{Kind, Lexer, Pos, Token};
+use crate::{Diagnostic, IncludeResolver, Limits};
 
 /// Words that cannot name a register, gate or parameter.
 const RESERVED: &[&str] = &[
@@ -161,11 +160,25 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     }
 }
 
+/// A file being read because of an `include`: the lexer of the file that
+/// included it, and the token to resume that file with.
+#[derive(Debug)]
+struct IncludeFrame {
+    outer: Lexer,
+    resume: Token,
+    name: String,
+}
+
 /// The parser and lowering state.
 pub(crate) struct Parser<'a> {
-    lexer: Lexer<'a>,
+    lexer: Lexer,
     tok: Token,
     limits: &'a Limits,
+    resolver: Option<&'a dyn IncludeResolver>,
+    /// Files being included, innermost last.
+    includes: Vec<IncludeFrame>,
+    /// Bytes of source read, included files counted.
+    source_bytes: usize,
     qregs: HashMap<String, Reg>,
     cregs: HashMap<String, Reg>,
     creg_order: Vec<String>,
@@ -189,13 +202,20 @@ impl std::fmt::Debug for Parser<'_> {
 }
 
 impl<'a> Parser<'a> {
-    pub(crate) fn new(src: &'a str, limits: &'a Limits) -> Result<Self, Diagnostic> {
+    pub(crate) fn new(
+        src: &str,
+        limits: &'a Limits,
+        resolver: Option<&'a dyn IncludeResolver>,
+    ) -> Result<Self, Diagnostic> {
         let mut lexer = Lexer::new(src);
         let tok = lexer.next_token()?;
         let mut p = Parser {
             lexer,
             tok,
             limits,
+            resolver,
+            includes: Vec::new(),
+            source_bytes: src.len(),
             qregs: HashMap::new(),
             cregs: HashMap::new(),
             creg_order: Vec::new(),
@@ -411,8 +431,24 @@ impl<'a> Parser<'a> {
             _ => return Err(self.unexpected("a version number such as `2.0`")),
         }
         self.expect(Kind::Semicolon)?;
-        while self.tok.kind != Kind::Eof {
-            self.statement()?;
+        loop {
+            if self.tok.kind == Kind::Eof {
+                // The end of an included file resumes the file that included it.
+                match self.includes.pop() {
+                    Some(frame) => {
+                        self.lexer = frame.outer;
+                        self.tok = frame.resume;
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+            if let Err(mut d) = self.statement() {
+                if d.file.is_none() {
+                    d.file = self.includes.last().map(|f| f.name.clone());
+                }
+                return Err(d);
+            }
         }
         self.finish()
     }
@@ -460,12 +496,59 @@ impl<'a> Parser<'a> {
         let Kind::Str(file) = &self.tok.kind else {
             return Err(self.unexpected("a file name in quotes"));
         };
-        if file != "qelib1.inc" {
-            return Err(pos.error("only qelib1.inc can be included here"));
-        }
+        let name = file.clone();
         self.advance()?;
         self.expect(Kind::Semicolon)?;
-        self.load_qelib1(pos)
+        if name == "qelib1.inc" {
+            return self.load_qelib1(pos);
+        }
+        let Some(resolver) = self.resolver else {
+            let hint = if name == "stdgates.inc" {
+                " (stdgates.inc is the OpenQASM 3 library)"
+            } else {
+                ""
+            };
+            return Err(pos.error(format!(
+                "cannot include \"{name}\": only qelib1.inc is available here{hint}"
+            )));
+        };
+        if self.includes.iter().any(|f| f.name == name) {
+            let chain: Vec<&str> = self.includes.iter().map(|f| f.name.as_str()).collect();
+            return Err(pos.error(format!(
+                "include cycle: {} includes {name}",
+                chain.join(" includes ")
+            )));
+        }
+        if self.includes.len() >= self.limits.max_include_depth {
+            return Err(pos.error(format!(
+                "includes are nested too deeply (more than {} levels)",
+                self.limits.max_include_depth
+            )));
+        }
+        let text = resolver
+            .resolve(&name)
+            .map_err(|why| pos.error(format!("cannot include \"{name}\": {why}")))?;
+        let total = self.source_bytes.saturating_add(text.len());
+        if total > self.limits.max_source_bytes {
+            return Err(pos.error(format!(
+                "with \"{name}\" the program is {total} bytes long, more than the limit of {} bytes",
+                self.limits.max_source_bytes
+            )));
+        }
+        self.source_bytes = total;
+        let mut lexer = Lexer::new(&text);
+        let first = lexer.next_token().map_err(|mut d| {
+            d.file = Some(name.clone());
+            d
+        })?;
+        let outer = std::mem::replace(&mut self.lexer, lexer);
+        let resume = std::mem::replace(&mut self.tok, first);
+        self.includes.push(IncludeFrame {
+            outer,
+            resume,
+            name,
+        });
+        Ok(())
     }
 
     fn declaration(&mut self, quantum: bool) -> Result<(), Diagnostic> {

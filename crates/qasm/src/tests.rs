@@ -543,7 +543,11 @@ fn header_and_include_are_checked() {
     let e = err("OPENQASM 2.0;\n  include \"stdgates.inc\";\n");
     assert_eq!(
         (e.line, e.column, e.message.as_str()),
-        (2, 11, "only qelib1.inc can be included here")
+        (
+            2,
+            11,
+            "cannot include \"stdgates.inc\": only qelib1.inc is available here (stdgates.inc is the OpenQASM 3 library)"
+        )
     );
     assert_eq!(err("").message, "a program must start with `OPENQASM 2.0;`");
     // Including twice is harmless; comments are skipped.

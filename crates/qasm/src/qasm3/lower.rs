@@ -1,0 +1,2380 @@
+//! The lowering: walks the syntax tree like an interpreter that knows every
+//! classical value except measurement results, and writes the circuit.
+//!
+//! - Classical declarations, assignments and expressions are evaluated as
+//!   they are met ([`Value`]); loops are unrolled, `if`s on known values
+//!   pick their branch, gate and subroutine calls are inlined.
+//! - A measured bit has no value until the circuit runs: reading it gives a
+//!   [`Truth::Runtime`] condition, which only `if` may use; it becomes an
+//!   [`Operation::IfElse`].
+//! - Gate calls are lowered to their body's operations, then the modifiers
+//!   are applied to that list from the innermost out (see [`gates`]).
+//! - Every operation produced counts against [`Limits::max_operations`] as
+//!   it is produced, every loop iteration against
+//!   [`Limits::max_loop_iterations`], every inlined call against
+//!   [`Limits::max_call_depth`]; recursion through blocks, calls and
+//!   expressions together is bounded too, so no input exhausts the stack.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
+
+use kettle_ir::{Circuit, Clbit, Control, MAX_CLBITS, MAX_NESTING, Operation, Qubit};
+
+use crate::{Diagnostic, Limits};
+
+use super::ast::{
+    BinOp, Expr, ExprKind, GateDef, Index, Iterable, LValue, Loc, Modifier, Range, Stmt, StmtKind,
+    SubDef, SubParam, Type, UnOp,
+};
+use super::conditions::{self, BitRef, Cond, Truth};
+use super::gates::{self, Builtin, PhaseFix, Power};
+use super::parser::file_name;
+use super::values::{self, Value, VarType};
+
+type Result<T> = std::result::Result<T, Diagnostic>;
+
+/// A gate the program can call.
+#[derive(Clone, Debug)]
+enum GateEntry {
+    Builtin(Builtin),
+    User(Rc<GateDef>),
+}
+
+impl GateEntry {
+    fn num_params(&self) -> usize {
+        match self {
+            GateEntry::Builtin(b) => b.gate.num_params(),
+            GateEntry::User(def) => def.params.len(),
+        }
+    }
+
+    fn num_qubits(&self) -> usize {
+        match self {
+            GateEntry::Builtin(b) => b.gate.num_qubits() as usize,
+            GateEntry::User(def) => def.qubits.len(),
+        }
+    }
+}
+
+/// One bit of a bit variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BitCell {
+    Known(bool),
+    /// Written by a measurement: read at run time from the clbit.
+    Measured,
+}
+
+/// A bit variable (`bit`, `bit[n]`, `creg`).
+#[derive(Debug)]
+struct BitReg {
+    name: String,
+    cells: Vec<BitCell>,
+    /// Declared `bit` (one element, indexed by nothing).
+    scalar: bool,
+    /// First clbit: only variables declared at the top level are circuit
+    /// registers (and can hold measurements).
+    start: Option<Clbit>,
+    /// How many `if`s on measured bits enclose the declaration.
+    runtime_depth: usize,
+    loc: Loc,
+}
+
+/// What a name stands for.
+#[derive(Clone, Debug)]
+enum Symbol {
+    Qubits {
+        qubits: Rc<Vec<Qubit>>,
+        scalar: bool,
+    },
+    Var {
+        ty: VarType,
+        value: Value,
+        constant: bool,
+        runtime_depth: usize,
+    },
+    /// Index into the lowering's bit variables.
+    Bits(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FrameKind {
+    Global,
+    Gate,
+    Def,
+}
+
+/// The scopes of the program or of one inlined gate or subroutine call.
+#[derive(Debug)]
+struct Frame {
+    kind: FrameKind,
+    scopes: Vec<HashMap<String, Symbol>>,
+}
+
+/// The result of evaluating an expression.
+#[derive(Clone, Debug)]
+enum Val {
+    Known(Value),
+    /// Bits of which at least one is measured.
+    Bits(Vec<BitRef>),
+    /// A boolean known at run time.
+    Cond(Cond),
+    Qubits(Rc<Vec<Qubit>>, bool),
+    /// `measure q` not yet stored anywhere (the value of `return measure q;`).
+    Measure(Vec<Qubit>, bool, Loc),
+}
+
+/// How a statement ended.
+#[derive(Debug)]
+enum Flow {
+    Normal,
+    Break(Loc),
+    Continue(Loc),
+    Return(Option<Val>, Loc),
+}
+
+/// A modifier with its arguments evaluated.
+#[derive(Clone, Copy, Debug)]
+enum Mod {
+    Inv,
+    Pow(f64),
+    Ctrl { on: bool, count: usize },
+}
+
+/// An entry of the circuit's classical registers, in clbit order.
+#[derive(Debug)]
+enum RegisterSlot {
+    /// A bit variable (index into `bit_regs`).
+    Variable(usize),
+    /// The clbit of measurements whose result is not stored.
+    Discard,
+}
+
+/// The lowering state.
+pub(crate) struct Lowerer<'a> {
+    limits: &'a Limits,
+    inputs: &'a BTreeMap<String, f64>,
+    used_inputs: HashSet<String>,
+    files: Vec<String>,
+    num_qubits: u32,
+    declared_qubits: bool,
+    physical_qubits: bool,
+    bit_regs: Vec<BitReg>,
+    num_clbits: u32,
+    register_order: Vec<RegisterSlot>,
+    discard: Option<Clbit>,
+    gates: HashMap<String, GateEntry>,
+    subs: HashMap<String, Rc<SubDef>>,
+    stdgates: bool,
+    frames: Vec<Frame>,
+    call_stack: Vec<String>,
+    /// Gate bodies being inlined (they may not measure or reset).
+    gate_body_depth: usize,
+    /// `if`s on measured bits around the statement being lowered.
+    runtime_depth: usize,
+    op_count: u64,
+    iterations: u64,
+    depth: usize,
+    max_depth: usize,
+}
+
+impl std::fmt::Debug for Lowerer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lowerer")
+            .field("num_qubits", &self.num_qubits)
+            .field("op_count", &self.op_count)
+            .finish_non_exhaustive()
+    }
+}
+
+fn plural(n: usize, one: &str) -> String {
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {one}s")
+    }
+}
+
+impl<'a> Lowerer<'a> {
+    pub(crate) fn new(
+        limits: &'a Limits,
+        inputs: &'a BTreeMap<String, f64>,
+        files: Vec<String>,
+    ) -> Self {
+        let mut gates = HashMap::new();
+        for &(name, gate) in gates::ALWAYS {
+            gates.insert(
+                name.to_string(),
+                GateEntry::Builtin(Builtin {
+                    gate,
+                    phase: PhaseFix::None,
+                }),
+            );
+        }
+        Lowerer {
+            limits,
+            inputs,
+            used_inputs: HashSet::new(),
+            files,
+            num_qubits: 0,
+            declared_qubits: false,
+            physical_qubits: false,
+            bit_regs: Vec::new(),
+            num_clbits: 0,
+            register_order: Vec::new(),
+            discard: None,
+            gates,
+            subs: HashMap::new(),
+            stdgates: false,
+            frames: vec![Frame {
+                kind: FrameKind::Global,
+                scopes: vec![HashMap::new()],
+            }],
+            call_stack: Vec::new(),
+            gate_body_depth: 0,
+            runtime_depth: 0,
+            op_count: 0,
+            iterations: 0,
+            depth: 0,
+            max_depth: limits
+                .max_block_depth
+                .saturating_add(limits.max_call_depth)
+                .saturating_add(limits.max_expression_depth.saturating_mul(2)),
+        }
+    }
+
+    fn err(&self, loc: Loc, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            message: message.into(),
+            line: loc.line,
+            column: loc.column,
+            file: file_name(&self.files, loc.file),
+        }
+    }
+
+    /// Lowers a whole program.
+    pub(crate) fn run(mut self, program: &[Stmt], end: Loc) -> Result<Circuit> {
+        let mut ops = Vec::new();
+        match self.stmts(program, &mut ops)? {
+            Flow::Normal => {}
+            Flow::Break(loc) | Flow::Continue(loc) => {
+                return Err(self.err(loc, "`break` and `continue` must be inside a loop"));
+            }
+            Flow::Return(_, loc) => {
+                return Err(self.err(loc, "`return` must be inside a subroutine"));
+            }
+        }
+        self.finish(ops, end)
+    }
+
+    // ----- budgets ----------------------------------------------------------
+
+    fn reserve(&mut self, count: u64, loc: Loc) -> Result<()> {
+        let max = self.limits.max_operations as u64;
+        let total = self.op_count.saturating_add(count);
+        if total > max {
+            return Err(self.err(
+                loc,
+                format!("the program expands to more than {max} operations (the limit)"),
+            ));
+        }
+        self.op_count = total;
+        Ok(())
+    }
+
+    fn iteration(&mut self, loc: Loc) -> Result<()> {
+        self.iterations = self.iterations.saturating_add(1);
+        if self.iterations > self.limits.max_loop_iterations {
+            return Err(self.err(
+                loc,
+                format!(
+                    "loops run more than {} iterations in all (the limit)",
+                    self.limits.max_loop_iterations
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Enters one level of recursion (block, call or expression).
+    fn enter(&mut self, loc: Loc) -> Result<()> {
+        self.depth += 1;
+        if self.depth > self.max_depth {
+            return Err(self.err(
+                loc,
+                format!(
+                    "blocks, calls and expressions are nested more than {} levels deep",
+                    self.max_depth
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
+    }
+
+    // ----- scopes -----------------------------------------------------------
+
+    fn frame(&self) -> &Frame {
+        // There is always the global frame.
+        self.frames.last().unwrap_or_else(|| unreachable!())
+    }
+
+    fn frame_mut(&mut self) -> &mut Frame {
+        self.frames.last_mut().unwrap_or_else(|| unreachable!())
+    }
+
+    fn at_top_level(&self) -> bool {
+        self.frames.len() == 1 && self.frame().scopes.len() == 1
+    }
+
+    fn push_scope(&mut self) {
+        self.frame_mut().scopes.push(HashMap::new());
+    }
+
+    fn pop_scope(&mut self) {
+        self.frame_mut().scopes.pop();
+    }
+
+    fn global_scope(&self) -> Option<&HashMap<String, Symbol>> {
+        self.frames.first().and_then(|f| f.scopes.first())
+    }
+
+    /// The symbol `name` names here, with the visibility rules of gate and
+    /// subroutine bodies: only global constants (and, in subroutines,
+    /// global qubits) are visible from outside.
+    fn lookup(&self, name: &str, loc: Loc) -> Result<Option<&Symbol>> {
+        let frame = self.frame();
+        for scope in frame.scopes.iter().rev() {
+            if let Some(s) = scope.get(name) {
+                return Ok(Some(s));
+            }
+        }
+        if frame.kind == FrameKind::Global {
+            return Ok(None);
+        }
+        let Some(symbol) = self.global_scope().and_then(|g| g.get(name)) else {
+            return Ok(None);
+        };
+        let what = if frame.kind == FrameKind::Gate {
+            "a gate"
+        } else {
+            "a subroutine"
+        };
+        match symbol {
+            Symbol::Var { constant: true, .. } => Ok(Some(symbol)),
+            Symbol::Qubits { .. } if frame.kind == FrameKind::Def => Ok(Some(symbol)),
+            _ => Err(self.err(
+                loc,
+                format!(
+                    "`{name}` is declared outside {what}, and only constants declared outside are visible inside one"
+                ),
+            )),
+        }
+    }
+
+    /// Declares `name` in the innermost scope.
+    fn declare(&mut self, name: &str, symbol: Symbol, loc: Loc) -> Result<()> {
+        let top = self.at_top_level();
+        if self
+            .frame()
+            .scopes
+            .last()
+            .is_some_and(|s| s.contains_key(name))
+        {
+            return Err(self.err(loc, format!("`{name}` is already declared")));
+        }
+        if top && (self.gates.contains_key(name) || self.subs.contains_key(name)) {
+            return Err(self.err(
+                loc,
+                format!("`{name}` is already defined as a gate or subroutine"),
+            ));
+        }
+        if let Some(scope) = self.frame_mut().scopes.last_mut() {
+            scope.insert(name.to_string(), symbol);
+        }
+        Ok(())
+    }
+
+    /// Checks that a gate or subroutine name is free.
+    fn check_definition_name(&self, name: &str, loc: Loc) -> Result<()> {
+        if self.gates.contains_key(name) {
+            let hint = if gates::is_stdgate(name) && self.stdgates {
+                " (by stdgates.inc)"
+            } else {
+                ""
+            };
+            return Err(self.err(loc, format!("`{name}` is already defined as a gate{hint}")));
+        }
+        if self.subs.contains_key(name) {
+            return Err(self.err(loc, format!("`{name}` is already defined as a subroutine")));
+        }
+        if self.global_scope().is_some_and(|g| g.contains_key(name)) {
+            return Err(self.err(loc, format!("`{name}` is already declared as a variable")));
+        }
+        Ok(())
+    }
+
+    // ----- statements -------------------------------------------------------
+
+    /// Statements in a new scope.
+    fn block(&mut self, stmts: &[Stmt], out: &mut Vec<Operation>, loc: Loc) -> Result<Flow> {
+        self.enter(loc)?;
+        self.push_scope();
+        let flow = self.stmts(stmts, out)?;
+        self.pop_scope();
+        self.leave();
+        Ok(flow)
+    }
+
+    fn stmts(&mut self, stmts: &[Stmt], out: &mut Vec<Operation>) -> Result<Flow> {
+        for stmt in stmts {
+            let flow = self.stmt(stmt, out)?;
+            if !matches!(flow, Flow::Normal) {
+                return Ok(flow);
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    fn top_level_only(&self, loc: Loc, what: &str) -> Result<()> {
+        if self.at_top_level() {
+            Ok(())
+        } else {
+            Err(self.err(
+                loc,
+                format!("{what} is allowed only at the top level of the program"),
+            ))
+        }
+    }
+
+    fn no_gate_body(&self, loc: Loc, what: &str) -> Result<()> {
+        if self.gate_body_depth > 0 {
+            return Err(self.err(
+                loc,
+                format!("{what} cannot appear in a gate: gates are unitary"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn stmt(&mut self, stmt: &Stmt, out: &mut Vec<Operation>) -> Result<Flow> {
+        let loc = stmt.loc;
+        match &stmt.kind {
+            StmtKind::IncludeStdgates => {
+                self.top_level_only(loc, "`include`")?;
+                self.include_stdgates(loc)?;
+            }
+            StmtKind::IncludeUnread => {}
+            StmtKind::Included(stmts) => {
+                self.top_level_only(loc, "`include`")?;
+                return self.stmts(stmts, out);
+            }
+            StmtKind::QubitDecl { name, size } => {
+                self.qubit_declaration(name, size.as_ref(), loc, out)?
+            }
+            StmtKind::ClassicalDecl {
+                ty,
+                name,
+                init,
+                constant,
+                input,
+            } => {
+                self.classical_declaration(ty, name, init.as_ref(), *constant, *input, loc, out)?
+            }
+            StmtKind::Alias { name, value } => {
+                let (qubits, scalar) = self.qubits(value, out)?;
+                self.declare(
+                    name,
+                    Symbol::Qubits {
+                        qubits: Rc::new(qubits),
+                        scalar,
+                    },
+                    loc,
+                )?;
+            }
+            StmtKind::Assign { target, op, value } => self.assign(target, *op, value, out)?,
+            StmtKind::Gate(def) => self.gate_definition(def)?,
+            StmtKind::Def(def) => {
+                self.top_level_only(loc, "a subroutine definition")?;
+                self.check_definition_name(&def.name, loc)?;
+                self.subs.insert(def.name.clone(), Rc::clone(def));
+            }
+            StmtKind::GateCall {
+                modifiers,
+                name,
+                params,
+                args,
+            } => self.gate_call(modifiers, name, params, args, loc, out)?,
+            StmtKind::Measure { qubits, target } => {
+                let (qubits, scalar) = self.qubits(qubits, out)?;
+                self.measure_into(&qubits, scalar, target.as_ref(), loc, out)?;
+            }
+            StmtKind::Reset(q) => {
+                self.no_gate_body(loc, "`reset`")?;
+                let (qubits, _) = self.qubits(q, out)?;
+                self.reserve(qubits.len() as u64, loc)?;
+                out.extend(qubits.iter().map(|&qubit| Operation::Reset { qubit }));
+            }
+            StmtKind::Barrier(args) => {
+                let mut qubits: Vec<Qubit> = Vec::new();
+                if args.is_empty() {
+                    qubits.extend(0..self.num_qubits);
+                }
+                for a in args {
+                    for q in self.qubits(a, out)?.0 {
+                        if !qubits.contains(&q) {
+                            qubits.push(q);
+                        }
+                    }
+                }
+                self.reserve(1, loc)?;
+                out.push(Operation::Barrier { qubits });
+            }
+            StmtKind::If {
+                condition,
+                then_body,
+                else_body,
+            } => return self.if_statement(condition, then_body, else_body.as_deref(), loc, out),
+            StmtKind::For {
+                ty,
+                var,
+                iterable,
+                body,
+            } => return self.for_loop(ty.as_ref(), var, iterable, body, loc, out),
+            StmtKind::While { condition, body } => {
+                return self.while_loop(condition, body, loc, out);
+            }
+            StmtKind::Break => return Ok(Flow::Break(loc)),
+            StmtKind::Continue => return Ok(Flow::Continue(loc)),
+            StmtKind::Return(value) => {
+                if self.frame().kind != FrameKind::Def {
+                    return Err(self.err(loc, "`return` must be inside a subroutine"));
+                }
+                let v = match value {
+                    Some(e) => Some(self.eval(e, out)?),
+                    None => None,
+                };
+                return Ok(Flow::Return(v, loc));
+            }
+            StmtKind::Expr(e) => self.expression_statement(e, out)?,
+            StmtKind::Block(stmts) => return self.block(stmts, out, loc),
+        }
+        Ok(Flow::Normal)
+    }
+
+    fn include_stdgates(&mut self, loc: Loc) -> Result<()> {
+        if self.stdgates {
+            return Ok(());
+        }
+        for &(name, gate, phase) in gates::STDGATES {
+            if self.gates.contains_key(name)
+                || self.subs.contains_key(name)
+                || self.global_scope().is_some_and(|g| g.contains_key(name))
+            {
+                return Err(self.err(
+                    loc,
+                    format!("stdgates.inc defines `{name}`, which the program already defines"),
+                ));
+            }
+            self.gates.insert(
+                name.to_string(),
+                GateEntry::Builtin(Builtin { gate, phase }),
+            );
+        }
+        self.stdgates = true;
+        Ok(())
+    }
+
+    fn qubit_declaration(
+        &mut self,
+        name: &str,
+        size: Option<&Expr>,
+        loc: Loc,
+        out: &mut Vec<Operation>,
+    ) -> Result<()> {
+        self.top_level_only(loc, "a qubit declaration")?;
+        if self.physical_qubits {
+            return Err(self.err(
+                loc,
+                "a program that uses physical qubits (`$0`) cannot also declare qubits",
+            ));
+        }
+        let (n, size_loc) = match size {
+            Some(e) => (self.int(e, "a register size", out)?, e.loc),
+            None => (1, loc),
+        };
+        if n < 1 {
+            return Err(self.err(
+                size_loc,
+                format!("register `{name}` must have at least one qubit"),
+            ));
+        }
+        let total = i64::from(self.num_qubits).saturating_add(n);
+        let max = i64::from(self.limits.max_qubits);
+        if total > max {
+            return Err(self.err(
+                size_loc,
+                format!(
+                    "`{name}` brings the program to {total} qubits, more than the limit of {max}"
+                ),
+            ));
+        }
+        let start = self.num_qubits;
+        // `total` is at most `max_qubits`, a u32.
+        let end = u32::try_from(total).unwrap_or(u32::MAX);
+        self.num_qubits = end;
+        self.declared_qubits = true;
+        self.declare(
+            name,
+            Symbol::Qubits {
+                qubits: Rc::new((start..end).collect()),
+                scalar: size.is_none(),
+            },
+            loc,
+        )
+    }
+
+    fn physical_qubit(&mut self, n: u64, loc: Loc) -> Result<Qubit> {
+        if self.declared_qubits {
+            return Err(self.err(
+                loc,
+                "a program that declares qubits cannot also use physical qubits (`$0`)",
+            ));
+        }
+        if n >= u64::from(self.limits.max_qubits) {
+            return Err(self.err(
+                loc,
+                format!(
+                    "physical qubit ${n} needs {} qubits, more than the limit of {}",
+                    n.saturating_add(1),
+                    self.limits.max_qubits
+                ),
+            ));
+        }
+        let q = u32::try_from(n).unwrap_or(u32::MAX);
+        self.physical_qubits = true;
+        self.num_qubits = self.num_qubits.max(q + 1);
+        Ok(q)
+    }
+
+    fn var_type(&mut self, ty: &Type, out: &mut Vec<Operation>) -> Result<VarType> {
+        Ok(match ty {
+            Type::Bool => VarType::Bool,
+            Type::Int => VarType::Int,
+            Type::Uint => VarType::Uint,
+            Type::Float => VarType::Float,
+            Type::Angle => VarType::Angle,
+            Type::Bit(None) => VarType::Bit(None),
+            Type::Bit(Some(size)) => {
+                let n = self.int(size, "a register size", out)?;
+                let max = i64::from(MAX_CLBITS);
+                if !(1..=max).contains(&n) {
+                    return Err(self.err(
+                        size.loc,
+                        format!("a bit register has between 1 and {max} bits, not {n}"),
+                    ));
+                }
+                VarType::Bit(Some(u32::try_from(n).unwrap_or(MAX_CLBITS)))
+            }
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn classical_declaration(
+        &mut self,
+        ty: &Type,
+        name: &str,
+        init: Option<&Expr>,
+        constant: bool,
+        input: bool,
+        loc: Loc,
+        out: &mut Vec<Operation>,
+    ) -> Result<()> {
+        let vt = self.var_type(ty, out)?;
+        if input {
+            return self.input_declaration(vt, name, loc);
+        }
+        if let VarType::Bit(width) = vt {
+            return self.bit_declaration(name, width, init, loc, out);
+        }
+        let value = match init {
+            None => vt.zero(),
+            Some(e) => {
+                let what = format!("the value of `{name}`");
+                let v = self.known(e, &what, out)?;
+                v.convert(vt).map_err(|m| self.err(e.loc, m))?
+            }
+        };
+        self.declare(
+            name,
+            Symbol::Var {
+                ty: vt,
+                value,
+                constant,
+                runtime_depth: self.runtime_depth,
+            },
+            loc,
+        )
+    }
+
+    fn input_declaration(&mut self, vt: VarType, name: &str, loc: Loc) -> Result<()> {
+        self.top_level_only(loc, "an `input` declaration")?;
+        let kind = vt.keyword();
+        let Some(&given) = self.inputs.get(name) else {
+            return Err(self.err(
+                loc,
+                format!("no value was given for input `{name}` ({kind})"),
+            ));
+        };
+        let value = match vt {
+            VarType::Float | VarType::Angle if given.is_finite() => Value::Float(given),
+            VarType::Int | VarType::Uint => match gates::as_integer(given) {
+                Some(i) if vt == VarType::Int || i >= 0 => Value::Int(i),
+                _ => {
+                    return Err(self.err(
+                        loc,
+                        format!("input `{name}` is {kind}, but was given {given}"),
+                    ));
+                }
+            },
+            VarType::Bool if given == 0.0 || given == 1.0 => Value::Bool(given == 1.0),
+            VarType::Bit(_) => {
+                return Err(self.err(loc, "`input` bits are not supported by this simulator"));
+            }
+            _ => {
+                return Err(self.err(
+                    loc,
+                    format!("input `{name}` is {kind}, but was given {given}"),
+                ));
+            }
+        };
+        self.used_inputs.insert(name.to_string());
+        // Inputs are read-only here, which also makes them visible in gates
+        // and subroutines.
+        self.declare(
+            name,
+            Symbol::Var {
+                ty: vt,
+                value,
+                constant: true,
+                runtime_depth: 0,
+            },
+            loc,
+        )
+    }
+
+    fn bit_declaration(
+        &mut self,
+        name: &str,
+        width: Option<u32>,
+        init: Option<&Expr>,
+        loc: Loc,
+        out: &mut Vec<Operation>,
+    ) -> Result<()> {
+        let n = width.unwrap_or(1);
+        let start = if self.at_top_level() {
+            let total = self.num_clbits.saturating_add(n);
+            if total > MAX_CLBITS {
+                return Err(self.err(
+                    loc,
+                    format!(
+                        "`{name}` brings the program to {total} classical bits, more than the limit of {MAX_CLBITS}"
+                    ),
+                ));
+            }
+            let start = self.num_clbits;
+            self.num_clbits = total;
+            Some(start)
+        } else {
+            None
+        };
+        let id = self.bit_regs.len();
+        self.declare(name, Symbol::Bits(id), loc)?;
+        if start.is_some() {
+            self.register_order.push(RegisterSlot::Variable(id));
+        }
+        self.bit_regs.push(BitReg {
+            name: name.to_string(),
+            cells: vec![BitCell::Known(false); n as usize],
+            scalar: width.is_none(),
+            start,
+            runtime_depth: self.runtime_depth,
+            loc,
+        });
+        if let Some(e) = init {
+            let cells: Vec<usize> = (0..n as usize).collect();
+            self.store_bits(id, &cells, width.is_none(), e, loc, out)?;
+        }
+        Ok(())
+    }
+
+    /// Stores the value of `value` into cells of bit variable `id`.
+    fn store_bits(
+        &mut self,
+        id: usize,
+        cells: &[usize],
+        scalar: bool,
+        value: &Expr,
+        loc: Loc,
+        out: &mut Vec<Operation>,
+    ) -> Result<()> {
+        let v = self.eval(value, out)?;
+        let name = self
+            .bit_regs
+            .get(id)
+            .map(|r| r.name.clone())
+            .unwrap_or_default();
+        match v {
+            Val::Measure(qubits, q_scalar, _) => {
+                self.measure_cells(&qubits, q_scalar, id, cells, scalar, loc, out)
+            }
+            Val::Known(v) => self.store_known_bits(id, cells, scalar, v, value.loc, loc),
+            Val::Bits(_) | Val::Cond(_) => Err(self.err(
+                value.loc,
+                format!(
+                    "copying measured bits into `{name}` is not supported: measure into it directly"
+                ),
+            )),
+            Val::Qubits(..) => Err(self.err(
+                value.loc,
+                "qubits cannot be stored in bits (did you mean `measure`?)",
+            )),
+        }
+    }
+
+    /// `measure qubits -> cells of bit variable id`.
+    #[allow(clippy::too_many_arguments)]
+    fn measure_cells(
+        &mut self,
+        qubits: &[Qubit],
+        q_scalar: bool,
+        id: usize,
+        cells: &[usize],
+        c_scalar: bool,
+        loc: Loc,
+        out: &mut Vec<Operation>,
+    ) -> Result<()> {
+        self.no_gate_body(loc, "`measure`")?;
+        let runtime_depth = self.runtime_depth;
+        let Some(reg) = self.bit_regs.get(id) else {
+            return Ok(());
+        };
+        let name = reg.name.clone();
+        if qubits.len() != cells.len() || (q_scalar != c_scalar && qubits.len() != 1) {
+            return Err(self.err(
+                loc,
+                format!(
+                    "cannot measure {} into {} of `{name}`: both sides must have the same size",
+                    plural(qubits.len(), "qubit"),
+                    plural(cells.len(), "bit")
+                ),
+            ));
+        }
+        let Some(start) = reg.start else {
+            return Err(self.err(
+                loc,
+                format!(
+                    "`{name}` is declared inside a block or subroutine, so it cannot hold a measurement: declare it at the top level (a subroutine can `return measure q;`)"
+                ),
+            ));
+        };
+        for &cell in cells {
+            if runtime_depth > reg.runtime_depth
+                && reg.cells.get(cell) == Some(&BitCell::Known(true))
+            {
+                return Err(self.err(
+                    loc,
+                    format!(
+                        "`{name}[{cell}]` was set to 1 by an assignment and is measured inside an `if` on measured bits: not supported"
+                    ),
+                ));
+            }
+        }
+        self.reserve(qubits.len() as u64, loc)?;
+        for (&qubit, &cell) in qubits.iter().zip(cells) {
+            let offset = u32::try_from(cell).unwrap_or(u32::MAX);
+            out.push(Operation::Measure {
+                qubit,
+                clbit: start.saturating_add(offset),
+            });
+        }
+        if let Some(reg) = self.bit_regs.get_mut(id) {
+            for &cell in cells {
+                if let Some(c) = reg.cells.get_mut(cell) {
+                    *c = BitCell::Measured;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The clbit measurements that are not stored go to.
+    fn discard_clbit(&mut self, loc: Loc) -> Result<Clbit> {
+        if let Some(c) = self.discard {
+            return Ok(c);
+        }
+        if self.num_clbits >= MAX_CLBITS {
+            return Err(self.err(loc, "too many classical bits"));
+        }
+        let c = self.num_clbits;
+        self.num_clbits += 1;
+        self.discard = Some(c);
+        self.register_order.push(RegisterSlot::Discard);
+        Ok(c)
+    }
+
+    fn measure_into(
+        &mut self,
+        qubits: &[Qubit],
+        scalar: bool,
+        target: Option<&LValue>,
+        loc: Loc,
+        out: &mut Vec<Operation>,
+    ) -> Result<()> {
+        self.no_gate_body(loc, "`measure`")?;
+        let Some(target) = target else {
+            let clbit = self.discard_clbit(loc)?;
+            self.reserve(qubits.len() as u64, loc)?;
+            out.extend(
+                qubits
+                    .iter()
+                    .map(|&qubit| Operation::Measure { qubit, clbit }),
+            );
+            return Ok(());
+        };
+        let (id, cells, c_scalar) = self.bit_target(target, out)?;
+        self.measure_cells(qubits, scalar, id, &cells, c_scalar, loc, out)
+    }
+
+    /// The bit variable and cells an assignment target names.
+    fn bit_target(
+        &mut self,
+        target: &LValue,
+        out: &mut Vec<Operation>,
+    ) -> Result<(usize, Vec<usize>, bool)> {
+        let id = match self.lookup(&target.name, target.loc)? {
+            Some(Symbol::Bits(id)) => *id,
+            Some(Symbol::Var { ty, .. }) => {
+                return Err(self.err(
+                    target.loc,
+                    format!(
+                        "`{}` is {}, but measurement results can only be stored in bits",
+                        target.name,
+                        ty.keyword()
+                    ),
+                ));
+            }
+            Some(Symbol::Qubits { .. }) => {
+                return Err(self.err(
+                    target.loc,
+                    format!("`{}` is a qubit register, not a bit", target.name),
+                ));
+            }
+            None => return Err(self.undefined(&target.name, target.loc)),
+        };
+        let (len, scalar) = match self.bit_regs.get(id) {
+            Some(r) => (r.cells.len(), r.scalar),
+            None => (0, true),
+        };
+        match &target.index {
+            None => Ok((id, (0..len).collect(), scalar)),
+            Some(index) => {
+                if scalar {
+                    return Err(self.err(
+                        target.loc,
+                        format!("`{}` is a single bit and cannot be indexed", target.name),
+                    ));
+                }
+                let (cells, single) = self.indices(index, len, &target.name, target.loc, out)?;
+                Ok((id, cells, single))
+            }
+        }
+    }
+
+    fn assign(
+        &mut self,
+        target: &LValue,
+        op: Option<BinOp>,
+        value: &Expr,
+        out: &mut Vec<Operation>,
+    ) -> Result<()> {
+        let loc = target.loc;
+        let symbol = self.lookup(&target.name, loc)?.cloned();
+        match symbol {
+            None => Err(self.undefined(&target.name, loc)),
+            Some(Symbol::Qubits { .. }) => Err(self.err(
+                loc,
+                format!(
+                    "`{}` is a qubit register and cannot be assigned",
+                    target.name
+                ),
+            )),
+            Some(Symbol::Bits(_)) => {
+                let (id, cells, scalar) = self.bit_target(target, out)?;
+                match op {
+                    None => self.store_bits(id, &cells, scalar, value, loc, out),
+                    Some(op) => {
+                        let old = self.read_bits(id, &cells, scalar);
+                        let Val::Known(old) = old else {
+                            return Err(self.err(
+                                loc,
+                                format!("`{}` holds measurement results, which cannot be updated with `{}=`", target.name, op.symbol()),
+                            ));
+                        };
+                        let rhs = self.known(value, "the right-hand side", out)?;
+                        let new =
+                            values::binary(op, &old, &rhs).map_err(|m| self.err(value.loc, m))?;
+                        self.store_known_bits(id, &cells, scalar, new, value.loc, loc)
+                    }
+                }
+            }
+            Some(Symbol::Var {
+                ty,
+                value: old,
+                constant,
+                runtime_depth,
+            }) => {
+                if constant {
+                    return Err(self.err(
+                        loc,
+                        format!(
+                            "`{}` is a constant (or an input) and cannot be assigned",
+                            target.name
+                        ),
+                    ));
+                }
+                if target.index.is_some() {
+                    return Err(self.err(
+                        loc,
+                        format!("assigning to bits of `{}` is not supported", target.name),
+                    ));
+                }
+                if self.runtime_depth > runtime_depth {
+                    return Err(self.err(
+                        loc,
+                        format!(
+                            "assigning to `{}` inside an `if` that tests measured bits is not supported",
+                            target.name
+                        ),
+                    ));
+                }
+                let what = format!("the value assigned to `{}`", target.name);
+                let rhs = self.known(value, &what, out)?;
+                let new = match op {
+                    None => rhs,
+                    Some(op) => {
+                        values::binary(op, &old, &rhs).map_err(|m| self.err(value.loc, m))?
+                    }
+                };
+                let new = new.convert(ty).map_err(|m| self.err(value.loc, m))?;
+                let name = target.name.clone();
+                let frame = self.frame_mut();
+                for scope in frame.scopes.iter_mut().rev() {
+                    if let Some(Symbol::Var { value, .. }) = scope.get_mut(&name) {
+                        *value = new;
+                        break;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes a known value into cells of bit variable `id`.
+    fn store_known_bits(
+        &mut self,
+        id: usize,
+        cells: &[usize],
+        scalar: bool,
+        value: Value,
+        value_loc: Loc,
+        loc: Loc,
+    ) -> Result<()> {
+        let width = u32::try_from(cells.len()).unwrap_or(u32::MAX);
+        let ty = VarType::Bit(if scalar && width == 1 {
+            None
+        } else {
+            Some(width)
+        });
+        let Value::Bits(bits) = value.convert(ty).map_err(|m| self.err(value_loc, m))? else {
+            return Err(self.err(value_loc, "internal error: bits expected"));
+        };
+        let runtime_depth = self.runtime_depth;
+        let Some(reg) = self.bit_regs.get(id) else {
+            return Ok(());
+        };
+        let name = reg.name.clone();
+        if runtime_depth > reg.runtime_depth {
+            return Err(self.err(
+                loc,
+                format!(
+                    "assigning to `{name}` inside an `if` that tests measured bits is not supported"
+                ),
+            ));
+        }
+        if let Some(&cell) = cells
+            .iter()
+            .find(|&&c| reg.cells.get(c) == Some(&BitCell::Measured))
+        {
+            let bit = if reg.scalar {
+                name
+            } else {
+                format!("{name}[{cell}]")
+            };
+            return Err(self.err(
+                loc,
+                format!(
+                    "`{bit}` holds a measurement result; this simulator writes classical bits only by `measure`, so it cannot be assigned"
+                ),
+            ));
+        }
+        if let Some(reg) = self.bit_regs.get_mut(id) {
+            for (&cell, &b) in cells.iter().zip(&bits) {
+                if let Some(c) = reg.cells.get_mut(cell) {
+                    *c = BitCell::Known(b);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn gate_definition(&mut self, def: &Rc<GateDef>) -> Result<()> {
+        let loc = def.loc;
+        self.top_level_only(loc, "a gate definition")?;
+        self.check_definition_name(&def.name, loc)?;
+        let mut seen = HashSet::new();
+        for name in def.params.iter().chain(&def.qubits) {
+            if !seen.insert(name.as_str()) {
+                return Err(self.err(
+                    loc,
+                    format!(
+                        "`{name}` is declared twice in the definition of gate `{}`",
+                        def.name
+                    ),
+                ));
+            }
+        }
+        self.check_gate_body(&def.name, &def.body)?;
+        self.gates
+            .insert(def.name.clone(), GateEntry::User(Rc::clone(def)));
+        Ok(())
+    }
+
+    /// Every gate a body calls must be defined already (so gates cannot
+    /// recurse), checked when the gate is defined.
+    fn check_gate_body(&self, gate: &str, body: &[Stmt]) -> Result<()> {
+        for stmt in body {
+            match &stmt.kind {
+                StmtKind::GateCall { name, .. } => {
+                    if name == gate {
+                        return Err(self.err(
+                            stmt.loc,
+                            format!("gate `{gate}` calls itself: gates cannot be recursive"),
+                        ));
+                    }
+                    if !self.gates.contains_key(name) {
+                        return Err(self.undefined_gate(name, stmt.loc));
+                    }
+                }
+                StmtKind::If {
+                    then_body,
+                    else_body,
+                    ..
+                } => {
+                    self.check_gate_body(gate, then_body)?;
+                    if let Some(e) = else_body {
+                        self.check_gate_body(gate, e)?;
+                    }
+                }
+                StmtKind::For { body, .. }
+                | StmtKind::While { body, .. }
+                | StmtKind::Block(body) => self.check_gate_body(gate, body)?,
+                StmtKind::Measure { .. } => {
+                    return Err(self.err(
+                        stmt.loc,
+                        "`measure` cannot appear in a gate: gates are unitary",
+                    ));
+                }
+                StmtKind::Reset(_) => {
+                    return Err(self.err(
+                        stmt.loc,
+                        "`reset` cannot appear in a gate: gates are unitary",
+                    ));
+                }
+                StmtKind::QubitDecl { .. } => {
+                    return Err(self.err(stmt.loc, "a gate cannot declare qubits"));
+                }
+                StmtKind::Return(_) => {
+                    return Err(self.err(stmt.loc, "`return` cannot appear in a gate"));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn undefined_gate(&self, name: &str, loc: Loc) -> Diagnostic {
+        if self.subs.contains_key(name) {
+            return self.err(
+                loc,
+                format!("`{name}` is a subroutine, not a gate: call it as `{name}(…);`"),
+            );
+        }
+        if gates::is_stdgate(name) && !self.stdgates {
+            return self.err(
+                loc,
+                format!("undefined gate `{name}` (it is in stdgates.inc: add `include \"stdgates.inc\";`)"),
+            );
+        }
+        self.err(loc, format!("undefined gate `{name}`"))
+    }
+
+    fn undefined(&self, name: &str, loc: Loc) -> Diagnostic {
+        if self.gates.contains_key(name) {
+            return self.err(loc, format!("`{name}` is a gate, not a value"));
+        }
+        if self.subs.contains_key(name) {
+            return self.err(
+                loc,
+                format!("`{name}` is a subroutine: call it as `{name}(…)`"),
+            );
+        }
+        self.err(loc, format!("`{name}` is not defined"))
+    }
+
+    // ----- gate calls -------------------------------------------------------
+
+    fn gate_call(
+        &mut self,
+        modifiers: &[(Modifier, Loc)],
+        name: &str,
+        params: &[Expr],
+        args: &[Expr],
+        loc: Loc,
+        out: &mut Vec<Operation>,
+    ) -> Result<()> {
+        let Some(entry) = self.gates.get(name).cloned() else {
+            return Err(self.undefined_gate(name, loc));
+        };
+        if params.len() != entry.num_params() {
+            return Err(self.err(
+                loc,
+                format!(
+                    "gate `{name}` takes {}, but {} given",
+                    plural(entry.num_params(), "parameter"),
+                    if params.len() == 1 {
+                        "1 was".to_string()
+                    } else {
+                        format!("{} were", params.len())
+                    }
+                ),
+            ));
+        }
+        let mut values = Vec::with_capacity(params.len());
+        for p in params {
+            values.push(self.real(p, "a gate parameter", out)?);
+        }
+        let mut mods = Vec::with_capacity(modifiers.len());
+        let mut num_controls: usize = 0;
+        for (m, mloc) in modifiers {
+            let m = match m {
+                Modifier::Inv => Mod::Inv,
+                Modifier::Pow(k) => Mod::Pow(self.real(k, "the power", out)?),
+                Modifier::Ctrl { on, count } => {
+                    let n = match count {
+                        Some(e) => self.int(e, "the number of controls", out)?,
+                        None => 1,
+                    };
+                    if n < 1 || n > i64::from(self.limits.max_qubits) {
+                        return Err(self.err(*mloc, format!("cannot have {n} controls")));
+                    }
+                    let count = usize::try_from(n).unwrap_or(usize::MAX);
+                    num_controls = num_controls.saturating_add(count);
+                    Mod::Ctrl { on: *on, count }
+                }
+            };
+            mods.push(m);
+        }
+        let expected = num_controls.saturating_add(entry.num_qubits());
+        if args.len() != expected {
+            let with = if num_controls > 0 {
+                format!(" with {}", plural(num_controls, "control"))
+            } else {
+                String::new()
+            };
+            return Err(self.err(
+                loc,
+                format!(
+                    "gate `{name}`{with} acts on {}, but {} given",
+                    plural(expected, "qubit"),
+                    if args.len() == 1 {
+                        "1 was".to_string()
+                    } else {
+                        format!("{} were", args.len())
+                    }
+                ),
+            ));
+        }
+        let mut operands = Vec::with_capacity(args.len());
+        for a in args {
+            let (qubits, scalar) = self.qubits(a, out)?;
+            operands.push((qubits, scalar, a.loc));
+        }
+        // Broadcast over the registers among the operands.
+        let mut width: Option<(usize, Loc)> = None;
+        for (qubits, scalar, aloc) in &operands {
+            if *scalar {
+                continue;
+            }
+            match width {
+                None => width = Some((qubits.len(), *aloc)),
+                Some((w, _)) if w != qubits.len() => {
+                    return Err(self.err(
+                        *aloc,
+                        format!(
+                            "this register has {}, but an earlier one has {w}: registers in one gate call must have the same size",
+                            plural(qubits.len(), "qubit")
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        let n = width.map_or(1, |(w, _)| w);
+        for i in 0..n {
+            let qubits: Vec<Qubit> = operands
+                .iter()
+                .map(|(q, scalar, _)| {
+                    let j = if *scalar { 0 } else { i };
+                    q.get(j).copied().unwrap_or_default()
+                })
+                .collect();
+            for (j, q) in qubits.iter().enumerate() {
+                if qubits.get(..j).is_some_and(|before| before.contains(q)) {
+                    let aloc = operands.get(j).map_or(loc, |o| o.2);
+                    return Err(self.err(
+                        aloc,
+                        format!("qubit {q} is used twice in this call to `{name}`"),
+                    ));
+                }
+            }
+            let ops = self.apply_gate(&entry, name, &values, &qubits, &mods, loc)?;
+            out.extend(ops);
+        }
+        Ok(())
+    }
+
+    /// One gate application: the body on the targets, then the modifiers
+    /// from the innermost (rightmost) out.
+    fn apply_gate(
+        &mut self,
+        entry: &GateEntry,
+        name: &str,
+        params: &[f64],
+        qubits: &[Qubit],
+        mods: &[Mod],
+        loc: Loc,
+    ) -> Result<Vec<Operation>> {
+        let mut rest = qubits;
+        let mut controls: Vec<Vec<Control>> = Vec::with_capacity(mods.len());
+        for m in mods {
+            let mut these = Vec::new();
+            if let Mod::Ctrl { on, count } = *m {
+                let (head, tail) = rest.split_at(count.min(rest.len()));
+                these = head.iter().map(|&q| Control { qubit: q, on }).collect();
+                rest = tail;
+            }
+            controls.push(these);
+        }
+        let mut ops = self.expand(entry, name, params, rest, loc)?;
+        for (m, these) in mods.iter().zip(&controls).rev() {
+            match *m {
+                Mod::Ctrl { .. } => {
+                    gates::add_controls(&mut ops, these).map_err(|e| self.err(loc, e))?;
+                }
+                Mod::Inv => gates::invert(&mut ops).map_err(|e| self.err(loc, e))?,
+                Mod::Pow(k) => match gates::power(&mut ops, k).map_err(|e| self.err(loc, e))? {
+                    Power::Done => {}
+                    Power::Matrix(op) => ops = vec![op],
+                    Power::Repeat(times) => {
+                        if ops.is_empty() || times == 0 {
+                            ops.clear();
+                            continue;
+                        }
+                        let len = ops.len() as u64;
+                        self.reserve(len.saturating_mul(times.saturating_sub(1)), loc)?;
+                        let once = std::mem::take(&mut ops);
+                        let total =
+                            usize::try_from(len.saturating_mul(times)).unwrap_or(usize::MAX);
+                        ops.reserve(total);
+                        for _ in 0..times {
+                            ops.extend(once.iter().cloned());
+                        }
+                    }
+                },
+            }
+        }
+        Ok(ops)
+    }
+
+    /// The operations of one unmodified gate call.
+    fn expand(
+        &mut self,
+        entry: &GateEntry,
+        name: &str,
+        params: &[f64],
+        qubits: &[Qubit],
+        loc: Loc,
+    ) -> Result<Vec<Operation>> {
+        match entry {
+            GateEntry::Builtin(b) => {
+                let ops = gates::builtin_ops(*b, params, qubits);
+                self.reserve(ops.len() as u64, loc)?;
+                Ok(ops)
+            }
+            GateEntry::User(def) => {
+                self.enter_call(name, loc)?;
+                let mut scope = HashMap::new();
+                for (p, &v) in def.params.iter().zip(params) {
+                    scope.insert(
+                        p.clone(),
+                        Symbol::Var {
+                            ty: VarType::Angle,
+                            value: Value::Float(v),
+                            constant: true,
+                            runtime_depth: self.runtime_depth,
+                        },
+                    );
+                }
+                for (a, &q) in def.qubits.iter().zip(qubits) {
+                    scope.insert(
+                        a.clone(),
+                        Symbol::Qubits {
+                            qubits: Rc::new(vec![q]),
+                            scalar: true,
+                        },
+                    );
+                }
+                self.frames.push(Frame {
+                    kind: FrameKind::Gate,
+                    scopes: vec![scope],
+                });
+                self.gate_body_depth += 1;
+                let mut ops = Vec::new();
+                let flow = self.stmts(&def.body, &mut ops)?;
+                self.gate_body_depth -= 1;
+                self.frames.pop();
+                self.leave_call();
+                match flow {
+                    Flow::Normal => Ok(ops),
+                    Flow::Break(l) | Flow::Continue(l) => {
+                        Err(self.err(l, "`break` and `continue` must be inside a loop"))
+                    }
+                    Flow::Return(_, l) => Err(self.err(l, "`return` cannot appear in a gate")),
+                }
+            }
+        }
+    }
+
+    fn enter_call(&mut self, name: &str, loc: Loc) -> Result<()> {
+        if self.call_stack.iter().any(|n| n == name) {
+            return Err(self.err(
+                loc,
+                format!(
+                    "`{name}` calls itself (through {}): recursion is not supported",
+                    self.call_stack.join(" → ")
+                ),
+            ));
+        }
+        if self.call_stack.len() >= self.limits.max_call_depth {
+            return Err(self.err(
+                loc,
+                format!(
+                    "calls are nested more than {} deep (the limit)",
+                    self.limits.max_call_depth
+                ),
+            ));
+        }
+        self.enter(loc)?;
+        self.call_stack.push(name.to_string());
+        Ok(())
+    }
+
+    fn leave_call(&mut self) {
+        self.call_stack.pop();
+        self.leave();
+    }
+
+    // ----- control flow -----------------------------------------------------
+
+    fn if_statement(
+        &mut self,
+        condition: &Expr,
+        then_body: &[Stmt],
+        else_body: Option<&[Stmt]>,
+        loc: Loc,
+        out: &mut Vec<Operation>,
+    ) -> Result<Flow> {
+        let v = self.eval(condition, out)?;
+        match self.truth(v, condition.loc)? {
+            Truth::Known(true) => self.block(then_body, out, loc),
+            Truth::Known(false) => match else_body {
+                Some(body) => self.block(body, out, loc),
+                None => Ok(Flow::Normal),
+            },
+            Truth::Runtime(cond) => {
+                self.no_gate_body(loc, "an `if` on measured bits")?;
+                self.runtime_depth += 1;
+                let mut then_ops = Vec::new();
+                let flow = self.block(then_body, &mut then_ops, loc)?;
+                self.runtime_branch_flow(flow)?;
+                let mut else_ops = Vec::new();
+                if let Some(body) = else_body {
+                    let flow = self.block(body, &mut else_ops, loc)?;
+                    self.runtime_branch_flow(flow)?;
+                }
+                self.runtime_depth -= 1;
+                let (t, e) = (
+                    conditions::count_ops(&then_ops),
+                    conditions::count_ops(&else_ops),
+                );
+                let total = conditions::total_ops(&cond, t, e);
+                self.reserve(total.saturating_sub(t).saturating_sub(e), loc)?;
+                let op = conditions::branch(&cond, then_ops, else_ops);
+                if conditions::nesting(std::slice::from_ref(&op)) > MAX_NESTING {
+                    return Err(self.err(
+                        loc,
+                        format!("`if` statements on measured bits are nested more than {MAX_NESTING} deep"),
+                    ));
+                }
+                out.push(op);
+                Ok(Flow::Normal)
+            }
+        }
+    }
+
+    fn runtime_branch_flow(&self, flow: Flow) -> Result<()> {
+        match flow {
+            Flow::Normal => Ok(()),
+            Flow::Break(l) | Flow::Continue(l) => Err(self.err(
+                l,
+                "`break` and `continue` inside an `if` on measured bits are not supported",
+            )),
+            Flow::Return(_, l) => Err(self.err(
+                l,
+                "`return` inside an `if` on measured bits is not supported",
+            )),
+        }
+    }
+
+    fn loop_body(
+        &mut self,
+        var: Option<(&str, VarType, Value, Loc)>,
+        body: &[Stmt],
+        loc: Loc,
+        out: &mut Vec<Operation>,
+    ) -> Result<Option<Flow>> {
+        self.iteration(loc)?;
+        self.enter(loc)?;
+        self.push_scope();
+        if let Some((name, ty, value, vloc)) = var {
+            let value = value.convert(ty).map_err(|m| self.err(vloc, m))?;
+            self.declare(
+                name,
+                Symbol::Var {
+                    ty,
+                    value,
+                    constant: false,
+                    runtime_depth: self.runtime_depth,
+                },
+                vloc,
+            )?;
+        }
+        let flow = self.stmts(body, out)?;
+        self.pop_scope();
+        self.leave();
+        Ok(match flow {
+            Flow::Break(_) => Some(Flow::Normal),
+            Flow::Return(..) => Some(flow),
+            Flow::Normal | Flow::Continue(_) => None,
+        })
+    }
+
+    fn for_loop(
+        &mut self,
+        ty: Option<&Type>,
+        var: &str,
+        iterable: &Iterable,
+        body: &[Stmt],
+        loc: Loc,
+        out: &mut Vec<Operation>,
+    ) -> Result<Flow> {
+        let vt = match ty {
+            Some(t) => self.var_type(t, out)?,
+            None => VarType::Int,
+        };
+        match iterable {
+            Iterable::Range(range) => {
+                let (start, step, count) = self.loop_range(range, loc, out)?;
+                let left = self
+                    .limits
+                    .max_loop_iterations
+                    .saturating_sub(self.iterations);
+                if count > u128::from(left) {
+                    return Err(self.err(
+                        loc,
+                        format!(
+                            "this loop runs {count} times, more than the {left} loop iterations left (the limit is {})",
+                            self.limits.max_loop_iterations
+                        ),
+                    ));
+                }
+                let mut i = i128::from(start);
+                for _ in 0..count {
+                    let value = Value::Int(i64::try_from(i).unwrap_or_default());
+                    if let Some(flow) =
+                        self.loop_body(Some((var, vt, value, loc)), body, loc, out)?
+                    {
+                        return Ok(flow);
+                    }
+                    i += i128::from(step);
+                }
+            }
+            Iterable::Set(items) => {
+                let mut values = Vec::with_capacity(items.len());
+                for e in items {
+                    values.push(self.known(e, "a loop value", out)?);
+                }
+                for value in values {
+                    if let Some(flow) =
+                        self.loop_body(Some((var, vt, value, loc)), body, loc, out)?
+                    {
+                        return Ok(flow);
+                    }
+                }
+            }
+            Iterable::Value(e) => {
+                let v = self.eval(e, out)?;
+                let bits = match v {
+                    Val::Known(Value::Bits(bits)) => bits,
+                    Val::Bits(_) | Val::Cond(_) => {
+                        return Err(self.err(
+                            e.loc,
+                            "a loop over measured bits is not supported: its length would be known, its values not",
+                        ));
+                    }
+                    _ => {
+                        return Err(self.err(
+                            e.loc,
+                            "a `for` loop runs over a range `[a:b]`, a set `{a, b}` or bits",
+                        ));
+                    }
+                };
+                let vt = if ty.is_none() { VarType::Bit(None) } else { vt };
+                for b in bits {
+                    if let Some(flow) =
+                        self.loop_body(Some((var, vt, Value::Bits(vec![b]), loc)), body, loc, out)?
+                    {
+                        return Ok(flow);
+                    }
+                }
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    /// Start, step and iteration count of a loop range (inclusive end).
+    fn loop_range(
+        &mut self,
+        range: &Range,
+        loc: Loc,
+        out: &mut Vec<Operation>,
+    ) -> Result<(i64, i64, u128)> {
+        let (Some(start), Some(end)) = (&range.start, &range.end) else {
+            return Err(self.err(loc, "a loop range needs a start and an end, as in `[0:3]`"));
+        };
+        let a = self.int(start, "the start of the range", out)?;
+        let b = self.int(end, "the end of the range", out)?;
+        let s = match &range.step {
+            Some(e) => self.int(e, "the step of the range", out)?,
+            None => 1,
+        };
+        if s == 0 {
+            let at = range.step.as_ref().map_or(loc, |e| e.loc);
+            return Err(self.err(at, "the step of a range cannot be 0"));
+        }
+        let (a128, b128, s128) = (i128::from(a), i128::from(b), i128::from(s));
+        let count = if (s > 0 && a > b) || (s < 0 && a < b) {
+            0
+        } else {
+            ((b128 - a128) / s128 + 1).unsigned_abs()
+        };
+        Ok((a, s, count))
+    }
+
+    fn while_loop(
+        &mut self,
+        condition: &Expr,
+        body: &[Stmt],
+        loc: Loc,
+        out: &mut Vec<Operation>,
+    ) -> Result<Flow> {
+        loop {
+            let v = self.eval(condition, out)?;
+            match self.truth(v, condition.loc)? {
+                Truth::Known(false) => return Ok(Flow::Normal),
+                Truth::Known(true) => {}
+                Truth::Runtime(_) => {
+                    return Err(self.err(
+                        loc,
+                        "while loops that depend on measurement results are not supported",
+                    ));
+                }
+            }
+            if let Some(flow) = self.loop_body(None, body, loc, out)? {
+                return Ok(flow);
+            }
+        }
+    }
+
+    // ----- subroutines ------------------------------------------------------
+
+    fn expression_statement(&mut self, e: &Expr, out: &mut Vec<Operation>) -> Result<()> {
+        if let ExprKind::Call(name, args) = &e.kind {
+            if self.gates.contains_key(name) && !self.subs.contains_key(name) {
+                // `g(…);` with no qubits: a gate call missing its operands.
+                return self.gate_call(&[], name, args, &[], e.loc, out);
+            }
+            if let Some(def) = self.subs.get(name).cloned() {
+                if let Some(Val::Measure(qubits, scalar, loc)) =
+                    self.call(&def, args, e.loc, out)?
+                {
+                    self.measure_into(&qubits, scalar, None, loc, out)?;
+                }
+                return Ok(());
+            }
+        }
+        self.eval(e, out).map(|_| ())
+    }
+
+    /// Inlines a subroutine call; its value, if it returns one.
+    fn call(
+        &mut self,
+        def: &Rc<SubDef>,
+        args: &[Expr],
+        loc: Loc,
+        out: &mut Vec<Operation>,
+    ) -> Result<Option<Val>> {
+        if args.len() != def.params.len() {
+            return Err(self.err(
+                loc,
+                format!(
+                    "subroutine `{}` takes {}, but {} given",
+                    def.name,
+                    plural(def.params.len(), "argument"),
+                    if args.len() == 1 {
+                        "1 was".to_string()
+                    } else {
+                        format!("{} were", args.len())
+                    }
+                ),
+            ));
+        }
+        let mut scope = HashMap::new();
+        let mut bit_params = Vec::new();
+        for (param, arg) in def.params.iter().zip(args) {
+            match param {
+                SubParam::Qubit { size, name, .. } => {
+                    let (qubits, _) = self.qubits(arg, out)?;
+                    let expected = match size {
+                        Some(e) => self.int(e, "a register size", out)?,
+                        None => 1,
+                    };
+                    if i64::try_from(qubits.len()).ok() != Some(expected) {
+                        return Err(self.err(
+                            arg.loc,
+                            format!(
+                                "`{name}` of `{}` takes {}, but {} given",
+                                def.name,
+                                plural(usize::try_from(expected).unwrap_or(0), "qubit"),
+                                plural(qubits.len(), "qubit")
+                            ),
+                        ));
+                    }
+                    scope.insert(
+                        name.clone(),
+                        Symbol::Qubits {
+                            qubits: Rc::new(qubits),
+                            scalar: size.is_none(),
+                        },
+                    );
+                }
+                SubParam::Classical {
+                    ty,
+                    name,
+                    loc: ploc,
+                } => {
+                    let vt = self.var_type(ty, out)?;
+                    let what = format!("argument `{name}` of `{}`", def.name);
+                    let v = self.known(arg, &what, out)?;
+                    let v = v.convert(vt).map_err(|m| self.err(arg.loc, m))?;
+                    if let (VarType::Bit(width), Value::Bits(bits)) = (vt, &v) {
+                        bit_params.push((name.clone(), width.is_none(), bits.clone(), *ploc));
+                    } else {
+                        scope.insert(
+                            name.clone(),
+                            Symbol::Var {
+                                ty: vt,
+                                value: v,
+                                constant: false,
+                                runtime_depth: self.runtime_depth,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        for (name, scalar, bits, ploc) in bit_params {
+            let id = self.bit_regs.len();
+            self.bit_regs.push(BitReg {
+                name: name.clone(),
+                cells: bits.into_iter().map(BitCell::Known).collect(),
+                scalar,
+                start: None,
+                runtime_depth: self.runtime_depth,
+                loc: ploc,
+            });
+            scope.insert(name, Symbol::Bits(id));
+        }
+        self.enter_call(&def.name, loc)?;
+        self.frames.push(Frame {
+            kind: FrameKind::Def,
+            scopes: vec![scope],
+        });
+        let flow = self.stmts(&def.body, out)?;
+        self.frames.pop();
+        self.leave_call();
+        let (value, rloc) = match flow {
+            Flow::Normal => (None, loc),
+            Flow::Return(v, rloc) => (v, rloc),
+            Flow::Break(l) | Flow::Continue(l) => {
+                return Err(self.err(l, "`break` and `continue` must be inside a loop"));
+            }
+        };
+        match (&def.ret, value) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(self.err(
+                rloc,
+                format!("subroutine `{}` declares no return type, but returns a value", def.name),
+            )),
+            (Some(_), None) => Err(self.err(
+                rloc,
+                format!("subroutine `{}` must return a value", def.name),
+            )),
+            (Some(ty), Some(Val::Known(v))) => {
+                let vt = self.var_type(ty, out)?;
+                let v = v.convert(vt).map_err(|m| self.err(rloc, m))?;
+                Ok(Some(Val::Known(v)))
+            }
+            (Some(Type::Bit(_)), Some(m @ Val::Measure(..))) => Ok(Some(m)),
+            (Some(ty), Some(Val::Measure(..))) => Err(self.err(
+                rloc,
+                format!(
+                    "subroutine `{}` returns a measurement, so its return type must be bits, not {}",
+                    def.name,
+                    ty.keyword()
+                ),
+            )),
+            (Some(_), Some(other)) => Ok(Some(other)),
+        }
+    }
+
+    // ----- expressions ------------------------------------------------------
+
+    /// A value known at compile time, or an error naming `what`.
+    fn known(&mut self, e: &Expr, what: &str, out: &mut Vec<Operation>) -> Result<Value> {
+        match self.eval(e, out)? {
+            Val::Known(v) => Ok(v),
+            Val::Bits(_) | Val::Cond(_) => Err(self.err(
+                e.loc,
+                format!(
+                    "{what} depends on measurement results; only `if` conditions can test them"
+                ),
+            )),
+            Val::Measure(..) => Err(self.err(
+                e.loc,
+                "a measurement result must be stored in a bit first (`b = measure q;`)",
+            )),
+            Val::Qubits(..) => Err(self.err(e.loc, format!("{what} must be a value, not qubits"))),
+        }
+    }
+
+    fn real(&mut self, e: &Expr, what: &str, out: &mut Vec<Operation>) -> Result<f64> {
+        let v = self.known(e, what, out)?;
+        v.as_f64().map_err(|m| self.err(e.loc, m))
+    }
+
+    fn int(&mut self, e: &Expr, what: &str, out: &mut Vec<Operation>) -> Result<i64> {
+        let v = self.known(e, what, out)?;
+        v.as_i64()
+            .map_err(|m| self.err(e.loc, format!("{what}: {m}")))
+    }
+
+    /// The qubits an operand names, and whether it is a single qubit.
+    fn qubits(&mut self, e: &Expr, out: &mut Vec<Operation>) -> Result<(Vec<Qubit>, bool)> {
+        match self.eval(e, out)? {
+            Val::Qubits(q, scalar) => Ok((Rc::unwrap_or_clone(q), scalar)),
+            _ => Err(self.err(e.loc, "expected qubits here")),
+        }
+    }
+
+    /// A value as a condition.
+    fn truth(&self, v: Val, loc: Loc) -> Result<Truth> {
+        match v {
+            Val::Known(v) => Ok(Truth::Known(v.truthy())),
+            Val::Bits(bits) => Ok(conditions::nonzero(&bits)),
+            Val::Cond(c) => Ok(Truth::Runtime(c)),
+            Val::Measure(..) => Err(self.err(
+                loc,
+                "a measurement result must be stored in a bit before it is tested (`b = measure q; if (b) …`)",
+            )),
+            Val::Qubits(..) => Err(self.err(loc, "qubits cannot be used as a condition")),
+        }
+    }
+
+    fn truth_val(t: Truth) -> Val {
+        match t {
+            Truth::Known(b) => Val::Known(Value::Bool(b)),
+            Truth::Runtime(c) => Val::Cond(c),
+        }
+    }
+
+    /// Reads cells of a bit variable.
+    fn read_bits(&self, id: usize, cells: &[usize], scalar: bool) -> Val {
+        let Some(reg) = self.bit_regs.get(id) else {
+            return Val::Known(Value::Bits(Vec::new()));
+        };
+        let refs: Vec<BitRef> = cells
+            .iter()
+            .map(|&i| match (reg.cells.get(i), reg.start) {
+                (Some(BitCell::Known(b)), _) => BitRef::Known(*b),
+                (_, Some(start)) => {
+                    BitRef::Clbit(start.saturating_add(u32::try_from(i).unwrap_or(u32::MAX)))
+                }
+                (_, None) => BitRef::Known(false),
+            })
+            .collect();
+        let _ = scalar;
+        if refs.iter().all(|r| matches!(r, BitRef::Known(_))) {
+            Val::Known(Value::Bits(
+                refs.iter()
+                    .map(|r| matches!(r, BitRef::Known(true)))
+                    .collect(),
+            ))
+        } else {
+            Val::Bits(refs)
+        }
+    }
+
+    /// Positions selected by an index into something of length `len`, and
+    /// whether the index was a single one.
+    fn indices(
+        &mut self,
+        index: &Index,
+        len: usize,
+        name: &str,
+        loc: Loc,
+        out: &mut Vec<Operation>,
+    ) -> Result<(Vec<usize>, bool)> {
+        let size = i64::try_from(len).unwrap_or(i64::MAX);
+        let resolve = |this: &mut Self, e: &Expr, out: &mut Vec<Operation>| -> Result<usize> {
+            let i = this.int(e, "an index", out)?;
+            let j = if i < 0 { i.saturating_add(size) } else { i };
+            if !(0..size).contains(&j) {
+                return Err(this.err(
+                    e.loc,
+                    format!("index {i} is out of range for `{name}` of size {len}"),
+                ));
+            }
+            Ok(usize::try_from(j).unwrap_or_default())
+        };
+        match index {
+            Index::Single(e) => Ok((vec![resolve(self, e, out)?], true)),
+            Index::Set(items) => {
+                let mut v = Vec::with_capacity(items.len());
+                for e in items {
+                    v.push(resolve(self, e, out)?);
+                }
+                Ok((v, false))
+            }
+            Index::Range(r) => {
+                let step = match &r.step {
+                    Some(e) => self.int(e, "the step of a range", out)?,
+                    None => 1,
+                };
+                if step == 0 {
+                    return Err(self.err(loc, "the step of a range cannot be 0"));
+                }
+                let last = len.saturating_sub(1);
+                let start = match &r.start {
+                    Some(e) => resolve(self, e, out)?,
+                    None if step < 0 => last,
+                    None => 0,
+                };
+                let end = match &r.end {
+                    Some(e) => resolve(self, e, out)?,
+                    None if step < 0 => 0,
+                    None => last,
+                };
+                let mut v = Vec::new();
+                let (mut i, end, step) = (
+                    i128::try_from(start).unwrap_or_default(),
+                    i128::try_from(end).unwrap_or_default(),
+                    i128::from(step),
+                );
+                while (step > 0 && i <= end) || (step < 0 && i >= end) {
+                    v.push(usize::try_from(i).unwrap_or_default());
+                    i += step;
+                }
+                Ok((v, false))
+            }
+        }
+    }
+
+    fn eval(&mut self, e: &Expr, out: &mut Vec<Operation>) -> Result<Val> {
+        self.enter(e.loc)?;
+        let v = self.eval_inner(e, out)?;
+        self.leave();
+        Ok(v)
+    }
+
+    fn eval_inner(&mut self, e: &Expr, out: &mut Vec<Operation>) -> Result<Val> {
+        let loc = e.loc;
+        Ok(match &e.kind {
+            ExprKind::Int(Some(v)) => match i64::try_from(*v) {
+                Ok(v) => Val::Known(Value::Int(v)),
+                Err(_) => return Err(self.err(loc, "integer is too large")),
+            },
+            ExprKind::Int(None) => return Err(self.err(loc, "integer is too large")),
+            ExprKind::Float(v) => Val::Known(Value::Float(*v)),
+            ExprKind::Bool(b) => Val::Known(Value::Bool(*b)),
+            ExprKind::BitString(s) => {
+                Val::Known(Value::Bits(s.chars().rev().map(|c| c == '1').collect()))
+            }
+            ExprKind::Ident(name) => {
+                if let Some(v) = values::constant(name) {
+                    return Ok(Val::Known(Value::Float(v)));
+                }
+                match self.lookup(name, loc)? {
+                    Some(Symbol::Var { value, .. }) => Val::Known(value.clone()),
+                    Some(Symbol::Qubits { qubits, scalar }) => {
+                        Val::Qubits(Rc::clone(qubits), *scalar)
+                    }
+                    Some(Symbol::Bits(id)) => {
+                        let id = *id;
+                        let (len, scalar) = self
+                            .bit_regs
+                            .get(id)
+                            .map_or((0, true), |r| (r.cells.len(), r.scalar));
+                        let cells: Vec<usize> = (0..len).collect();
+                        self.read_bits(id, &cells, scalar)
+                    }
+                    None => {
+                        if self.inputs.contains_key(name) {
+                            return Err(self.err(loc, format!("`{name}` is not defined (declare it with `input float {name};`)")));
+                        }
+                        return Err(self.undefined(name, loc));
+                    }
+                }
+            }
+            ExprKind::Physical(n) => {
+                let q = self.physical_qubit(*n, loc)?;
+                Val::Qubits(Rc::new(vec![q]), true)
+            }
+            ExprKind::Index(base, index) => {
+                // A bit variable indexed directly: read only the cells asked for.
+                if let ExprKind::Ident(name) = &base.kind
+                    && let Some(Symbol::Bits(id)) = self.lookup(name, base.loc)?
+                {
+                    let id = *id;
+                    let (len, scalar) = self
+                        .bit_regs
+                        .get(id)
+                        .map_or((0, true), |r| (r.cells.len(), r.scalar));
+                    if scalar {
+                        return Err(self.err(
+                            loc,
+                            format!("`{name}` is a single bit and cannot be indexed"),
+                        ));
+                    }
+                    let (cells, single) = self.indices(index, len, name, loc, out)?;
+                    return Ok(self.read_bits(id, &cells, single));
+                }
+                let label = match &base.kind {
+                    ExprKind::Ident(name) => name.clone(),
+                    _ => "this value".to_string(),
+                };
+                match self.eval(base, out)? {
+                    Val::Qubits(q, scalar) => {
+                        if scalar {
+                            return Err(self.err(
+                                loc,
+                                format!("`{label}` is a single qubit and cannot be indexed"),
+                            ));
+                        }
+                        let (idx, single) = self.indices(index, q.len(), &label, loc, out)?;
+                        let picked = idx.iter().filter_map(|&i| q.get(i).copied()).collect();
+                        Val::Qubits(Rc::new(picked), single)
+                    }
+                    Val::Bits(bits) => {
+                        let (idx, _) = self.indices(index, bits.len(), &label, loc, out)?;
+                        Val::Bits(idx.iter().filter_map(|&i| bits.get(i).copied()).collect())
+                    }
+                    Val::Known(Value::Bits(bits)) => {
+                        let (idx, _) = self.indices(index, bits.len(), &label, loc, out)?;
+                        Val::Known(Value::Bits(
+                            idx.iter().filter_map(|&i| bits.get(i).copied()).collect(),
+                        ))
+                    }
+                    Val::Known(Value::Int(v)) => {
+                        let (idx, _) = self.indices(index, 64, &label, loc, out)?;
+                        Val::Known(Value::Bits(
+                            idx.iter().map(|&i| (v >> i) & 1 == 1).collect(),
+                        ))
+                    }
+                    _ => return Err(self.err(loc, format!("`{label}` cannot be indexed"))),
+                }
+            }
+            ExprKind::Unary(op, x) => {
+                let v = self.eval(x, out)?;
+                match (op, v) {
+                    (_, Val::Known(v)) => {
+                        Val::Known(values::unary(*op, &v).map_err(|m| self.err(loc, m))?)
+                    }
+                    (UnOp::Not, v) => Self::truth_val(self.truth(v, x.loc)?.not()),
+                    (UnOp::BitNot, Val::Bits(bits)) if bits.len() == 1 => {
+                        Self::truth_val(conditions::nonzero(&bits).not())
+                    }
+                    _ => {
+                        return Err(
+                            self.runtime_op_error(loc, if *op == UnOp::Neg { "-" } else { "~" })
+                        );
+                    }
+                }
+            }
+            ExprKind::Binary(op, a, b) => self.binary(*op, a, b, loc, out)?,
+            ExprKind::Call(name, args) => {
+                if let Some(def) = self.subs.get(name).cloned() {
+                    return match self.call(&def, args, loc, out)? {
+                        Some(v) => Ok(v),
+                        None => Err(self.err(loc, format!("subroutine `{name}` returns no value"))),
+                    };
+                }
+                if values::is_builtin_function(name) {
+                    let mut vals = Vec::with_capacity(args.len());
+                    for a in args {
+                        vals.push(self.known(a, &format!("the argument of `{name}`"), out)?);
+                    }
+                    return values::call_builtin(name, &vals)
+                        .map(Val::Known)
+                        .map_err(|m| self.err(loc, m));
+                }
+                if self.gates.contains_key(name) {
+                    return Err(self.err(
+                        loc,
+                        format!("`{name}` is a gate: call it as `{name}(…) qubits;`"),
+                    ));
+                }
+                return Err(self.err(loc, format!("`{name}` is not a function or subroutine")));
+            }
+            ExprKind::Cast(ty, x) => {
+                let vt = self.var_type(ty, out)?;
+                match self.eval(x, out)? {
+                    Val::Known(v) => Val::Known(v.cast(vt).map_err(|m| self.err(loc, m))?),
+                    Val::Bits(bits) => match vt {
+                        VarType::Bool => Self::truth_val(conditions::nonzero(&bits)),
+                        VarType::Int | VarType::Uint => Val::Bits(bits),
+                        VarType::Bit(w) if w.map_or(1, |w| w as usize) == bits.len() => {
+                            Val::Bits(bits)
+                        }
+                        _ => return Err(self.runtime_op_error(loc, vt.keyword())),
+                    },
+                    Val::Cond(c) => match vt {
+                        VarType::Bool => Val::Cond(c),
+                        _ => return Err(self.runtime_op_error(loc, vt.keyword())),
+                    },
+                    _ => {
+                        return Err(
+                            self.err(loc, format!("cannot convert this to {}", vt.keyword()))
+                        );
+                    }
+                }
+            }
+            ExprKind::Concat(a, b) => {
+                let (mut qa, _) = self.qubits(a, out)?;
+                let (qb, _) = self.qubits(b, out)?;
+                qa.extend(qb);
+                Val::Qubits(Rc::new(qa), false)
+            }
+            ExprKind::Measure(q) => {
+                let (qubits, scalar) = self.qubits(q, out)?;
+                Val::Measure(qubits, scalar, loc)
+            }
+        })
+    }
+
+    fn runtime_op_error(&self, loc: Loc, op: &str) -> Diagnostic {
+        self.err(
+            loc,
+            format!(
+                "`{op}` cannot be applied to measured bits: only `==`, `!=`, `!`, `&&` and `||` can test them"
+            ),
+        )
+    }
+
+    fn binary(
+        &mut self,
+        op: BinOp,
+        a: &Expr,
+        b: &Expr,
+        loc: Loc,
+        out: &mut Vec<Operation>,
+    ) -> Result<Val> {
+        let left = self.eval(a, out)?;
+        if matches!(op, BinOp::And | BinOp::Or) {
+            let lt = self.truth(left, a.loc)?;
+            // Short-circuit on a known left side, as the language does.
+            match (op, &lt) {
+                (BinOp::And, Truth::Known(false)) => return Ok(Val::Known(Value::Bool(false))),
+                (BinOp::Or, Truth::Known(true)) => return Ok(Val::Known(Value::Bool(true))),
+                _ => {}
+            }
+            let right = self.eval(b, out)?;
+            let rt = self.truth(right, b.loc)?;
+            return Ok(Self::truth_val(if op == BinOp::And {
+                lt.and(rt)
+            } else {
+                lt.or(rt)
+            }));
+        }
+        let right = self.eval(b, out)?;
+        match (left, right) {
+            (Val::Known(x), Val::Known(y)) => Ok(Val::Known(
+                values::binary(op, &x, &y).map_err(|m| self.err(loc, m))?,
+            )),
+            (Val::Bits(bits), Val::Known(v)) | (Val::Known(v), Val::Bits(bits))
+                if matches!(op, BinOp::Eq | BinOp::Ne) =>
+            {
+                let target = v.as_i64().map_err(|m| self.err(loc, m))?;
+                let t = conditions::equals(&bits, target);
+                Ok(Self::truth_val(if op == BinOp::Eq { t } else { t.not() }))
+            }
+            (Val::Cond(c), Val::Known(v)) | (Val::Known(v), Val::Cond(c))
+                if matches!(op, BinOp::Eq | BinOp::Ne) =>
+            {
+                let t = Truth::Runtime(c);
+                let same = v.truthy() == (op == BinOp::Eq);
+                Ok(Self::truth_val(if same { t } else { t.not() }))
+            }
+            (Val::Qubits(..), _) | (_, Val::Qubits(..)) => Err(self.err(
+                loc,
+                format!("`{}` cannot be applied to qubits", op.symbol()),
+            )),
+            (Val::Measure(..), _) | (_, Val::Measure(..)) => Err(self.err(
+                loc,
+                "a measurement result must be stored in a bit before it is used",
+            )),
+            _ => Err(self.runtime_op_error(loc, op.symbol())),
+        }
+    }
+
+    // ----- the circuit ------------------------------------------------------
+
+    fn finish(self, mut ops: Vec<Operation>, end: Loc) -> Result<Circuit> {
+        if let Some(name) = self
+            .inputs
+            .keys()
+            .find(|name| !self.used_inputs.contains(*name))
+        {
+            return Err(self.err(
+                Loc {
+                    line: 1,
+                    column: 1,
+                    file: 0,
+                },
+                format!(
+                    "a value was given for `{name}`, but the program declares no input of that name"
+                ),
+            ));
+        }
+        for reg in &self.bit_regs {
+            if reg.start.is_none() {
+                continue;
+            }
+            if let Some(i) = reg.cells.iter().position(|c| *c == BitCell::Known(true)) {
+                let bit = if reg.scalar {
+                    reg.name.clone()
+                } else {
+                    format!("{}[{i}]", reg.name)
+                };
+                return Err(self.err(
+                    reg.loc,
+                    format!(
+                        "`{bit}` ends the program set to 1 by an assignment, but this simulator records only measured bits"
+                    ),
+                ));
+            }
+        }
+        // A global phase commutes with everything: gather the top-level ones
+        // into one operation at the start.
+        let mut phase = 0.0;
+        ops.retain(|op| match op {
+            Operation::Gate {
+                gate:
+                    kettle_ir::Gate::Standard {
+                        gate: kettle_ir::StandardGate::GlobalPhase,
+                        params,
+                    },
+                controls,
+                ..
+            } if controls.is_empty() => {
+                phase += params.first().copied().unwrap_or(0.0);
+                false
+            }
+            _ => true,
+        });
+        let phase = phase.rem_euclid(std::f64::consts::TAU);
+        if phase.is_finite() && phase > 1e-15 && (std::f64::consts::TAU - phase) > 1e-15 {
+            ops.insert(0, gates::global_phase(phase));
+        }
+        let mut circuit = Circuit::new(self.num_qubits);
+        let user_names: HashSet<&str> = self.bit_regs.iter().map(|r| r.name.as_str()).collect();
+        let mut discard_name = "discarded".to_string();
+        let mut k = 1;
+        while user_names.contains(discard_name.as_str()) {
+            discard_name = format!("discarded{k}");
+            k += 1;
+        }
+        for slot in &self.register_order {
+            let (name, size) = match slot {
+                RegisterSlot::Variable(id) => match self.bit_regs.get(*id) {
+                    Some(r) => (r.name.as_str(), u32::try_from(r.cells.len()).unwrap_or(0)),
+                    None => continue,
+                },
+                RegisterSlot::Discard => (discard_name.as_str(), 1),
+            };
+            circuit
+                .add_register(name, size)
+                .map_err(|e| self.err(end, format!("internal error: {e}")))?;
+        }
+        for op in ops {
+            circuit.push(op);
+        }
+        circuit
+            .validate()
+            .map_err(|e| self.err(end, format!("internal error: {e}")))?;
+        Ok(circuit)
+    }
+}

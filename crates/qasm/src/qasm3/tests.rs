@@ -1,0 +1,1531 @@
+//! Tests of the OpenQASM 3 front end: every supported construct against a
+//! circuit built by hand (compared by state vector on the reference
+//! simulator, or by structure), every refused construct by message and
+//! position, and hostile inputs.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::f64::consts::PI;
+
+use kettle_ir::{Circuit, Condition, Control, Gate, Operation, StandardGate};
+
+use crate::{
+    Diagnostic, IncludeResolver, InputParameter, Limits, ParseOptions, ProgramError, SourceFormat,
+    detect_format, parse_program, parse_qasm2_with, parse_qasm3, qasm3_inputs,
+};
+
+const STD: &str = "OPENQASM 3.0;\ninclude \"stdgates.inc\";\n";
+
+fn parse_with(src: &str, options: &ParseOptions) -> Circuit {
+    match parse_qasm3(src, options) {
+        Ok(c) => c,
+        Err(e) => panic!("unexpected error {e} in:\n{src}"),
+    }
+}
+
+fn parse(src: &str) -> Circuit {
+    parse_with(src, &ParseOptions::default())
+}
+
+/// `STD` + `body`.
+fn body(body: &str) -> Circuit {
+    parse(&format!("{STD}{body}"))
+}
+
+fn err_with(src: &str, options: &ParseOptions) -> Diagnostic {
+    match parse_qasm3(src, options) {
+        Ok(c) => panic!("expected an error for:\n{src}\ngot {:?}", c.ops()),
+        Err(e) => e,
+    }
+}
+
+fn err(src: &str) -> Diagnostic {
+    err_with(src, &ParseOptions::default())
+}
+
+/// Error in `STD` + `body`: (line within the body, column, message).
+fn body_err(b: &str) -> (u32, u32, String) {
+    let e = err(&format!("{STD}{b}"));
+    assert!(e.line > 2, "error in the header: {e}");
+    (e.line - 2, e.column, e.message)
+}
+
+fn state(c: &Circuit) -> Vec<kettle_ir::Complex64> {
+    kettle_reference::statevector(c)
+}
+
+/// The two circuits give the same state, global phase included.
+fn same_state(a: &Circuit, b: &Circuit) {
+    assert_eq!(a.num_qubits(), b.num_qubits(), "qubit counts differ");
+    let d = kettle_reference::max_abs_diff(&state(a), &state(b));
+    assert!(
+        d < 1e-9,
+        "states differ by {d}:\n{:?}\n{:?}",
+        a.ops(),
+        b.ops()
+    );
+}
+
+fn std_op(g: StandardGate, params: &[f64], qubits: &[u32]) -> Operation {
+    Operation::gate(Gate::standard(g, params), qubits.to_vec())
+}
+
+/// A state preparation that makes every amplitude differ.
+fn prep(n: u32) -> String {
+    let mut s = String::new();
+    for q in 0..n {
+        s.push_str(&format!(
+            "ry({}) q[{q}];\nrz({}) q[{q}];\n",
+            0.3 + 0.4 * f64::from(q),
+            0.5 + 0.7 * f64::from(q)
+        ));
+    }
+    for q in 1..n {
+        s.push_str(&format!("cx q[{}], q[{q}];\n", q - 1));
+    }
+    s
+}
+
+fn prep_circuit(n: u32) -> Circuit {
+    let mut c = Circuit::new(n);
+    for q in 0..n {
+        c = c
+            .ry(0.3 + 0.4 * f64::from(q), q)
+            .rz(0.5 + 0.7 * f64::from(q), q);
+    }
+    for q in 1..n {
+        c = c.cx(q - 1, q);
+    }
+    c
+}
+
+/// Resolves includes from a map, recording every name asked for.
+#[derive(Default)]
+struct MapResolver {
+    files: HashMap<String, String>,
+    asked: RefCell<Vec<String>>,
+}
+
+impl MapResolver {
+    fn new(files: &[(&str, &str)]) -> Self {
+        MapResolver {
+            files: files
+                .iter()
+                .map(|(n, t)| ((*n).to_string(), (*t).to_string()))
+                .collect(),
+            asked: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+impl IncludeResolver for MapResolver {
+    fn resolve(&self, name: &str) -> Result<String, String> {
+        self.asked.borrow_mut().push(name.to_string());
+        self.files
+            .get(name)
+            .cloned()
+            .ok_or_else(|| "no such file".to_string())
+    }
+}
+
+#[test]
+fn bell_and_measure_forms() {
+    let c = body("qubit[2] q;\nbit[2] c;\nh q[0];\ncx q[0], q[1];\nc = measure q;\n");
+    let expect = Circuit::new(2)
+        .creg("c", 2)
+        .h(0)
+        .cx(0, 1)
+        .measure(0, 0)
+        .measure(1, 1);
+    assert_eq!(c, expect);
+    let forms = [
+        "c[0] = measure q[0];\nc[1] = measure q[1];",
+        "measure q -> c;",
+        "measure q[0] -> c[0];\nmeasure q[1] -> c[1];",
+        "c = measure q;",
+        "c[0:1] = measure q[0:1];",
+    ];
+    for f in forms {
+        let c = body(&format!("qubit[2] q;\nbit[2] c;\n{f}\n"));
+        assert_eq!(
+            c,
+            Circuit::new(2).creg("c", 2).measure(0, 0).measure(1, 1),
+            "{f}"
+        );
+    }
+    // Declaration with a measurement, and legacy registers.
+    let c = body("qreg q[2];\ncreg c[2];\nbit b = measure q[1];\n");
+    assert_eq!(c, Circuit::new(2).creg("c", 2).creg("b", 1).measure(1, 2));
+    // A result not stored goes to one `discarded` bit.
+    let c = body("qubit[2] q;\nbit discarded;\nmeasure q;\nmeasure q[0];\n");
+    assert_eq!(
+        c,
+        Circuit::new(2)
+            .creg("discarded", 1)
+            .creg("discarded1", 1)
+            .measure(0, 1)
+            .measure(1, 1)
+            .measure(0, 1)
+    );
+}
+
+#[test]
+fn header_is_optional_and_checked() {
+    let c = parse("qubit q;\nU(pi, 0, pi) q;\n");
+    assert_eq!(c, Circuit::new(1).u(PI, 0.0, PI, 0));
+    parse("OPENQASM 3;\nqubit q;\n");
+    let e = err("OPENQASM 2.0;\nqubit q;");
+    assert_eq!((e.line, e.column), (1, 1));
+    assert!(e.message.contains("OpenQASM 2"), "{e}");
+    let e = err("qubit q;\nOPENQASM 3;");
+    assert_eq!((e.line, e.column), (2, 1));
+}
+
+#[test]
+fn stdgates_need_the_include() {
+    let e = err("OPENQASM 3;\nqubit q;\nh q;\n");
+    assert_eq!((e.line, e.column), (3, 1));
+    assert!(e.message.contains("include \"stdgates.inc\""), "{e}");
+    // U and gphase are always there.
+    parse("qubit q;\nU(0.1, 0.2, 0.3) q;\ngphase(0.5);\n");
+}
+
+/// `stdgates.inc` as the specification publishes it (with its `CX` typo,
+/// `a, v`, corrected): every gate defined from `U`, `gphase` and modifiers.
+const SPEC_STDGATES: &str = "// OpenQASM 3 standard gate library
+gate p(λ) a { ctrl @ gphase(λ) a; }
+gate x a { U(π, 0, π) a; }
+gate y a { U(π, π/2, π/2) a; }
+gate z a { p(π) a; }
+gate h a { U(π/2, 0, π) a; }
+gate s a { pow(1/2) @ z a; }
+gate sdg a { inv @ pow(1/2) @ z a; }
+gate t a { pow(1/2) @ s a; }
+gate tdg a { inv @ pow(1/2) @ s a; }
+gate sx a { pow(1/2) @ x a; }
+gate rx(θ) a { U(θ, -π/2, π/2) a; }
+gate ry(θ) a { U(θ, 0, 0) a; }
+gate rz(λ) a { gphase(-λ/2); U(0, 0, λ) a; }
+gate cx a, b { ctrl @ x a, b; }
+gate cy a, b { ctrl @ y a, b; }
+gate cz a, b { ctrl @ z a, b; }
+gate cp(λ) a, b { ctrl @ p(λ) a, b; }
+gate crx(θ) a, b { ctrl @ rx(θ) a, b; }
+gate cry(θ) a, b { ctrl @ ry(θ) a, b; }
+gate crz(θ) a, b { ctrl @ rz(θ) a, b; }
+gate ch a, b { ctrl @ h a, b; }
+gate swap a, b { cx a, b; cx b, a; cx a, b; }
+gate ccx a, b, c { ctrl @ ctrl @ x a, b, c; }
+gate cswap a, b, c { ctrl @ swap a, b, c; }
+gate cu(θ, φ, λ, γ) a, b { p(γ) a; ctrl @ U(θ, φ, λ) a, b; }
+gate CX a, b { ctrl @ U(π, 0, π) a, b; }
+gate phase(λ) q { U(0, 0, λ) q; }
+gate cphase(λ) a, b { ctrl @ phase(λ) a, b; }
+gate id a { U(0, 0, 0) a; }
+gate u1(λ) q { U(0, 0, λ) q; }
+gate u2(φ, λ) q { gphase(-(φ+λ)/2); U(π/2, φ, λ) q; }
+gate u3(θ, φ, λ) q { gphase(-(φ+λ)/2); U(θ, φ, λ) q; }
+";
+
+/// The built-in library and the specification's definitions agree exactly
+/// (global phase included) under every modifier, so controlled and powered
+/// gates mean what the specification says.
+#[test]
+fn builtin_library_matches_the_specification_under_modifiers() {
+    let resolver = MapResolver::new(&[("spec.inc", SPEC_STDGATES)]);
+    let spec_options = ParseOptions {
+        includes: Some(&resolver),
+        ..ParseOptions::default()
+    };
+    let angles = ["0.7", "-0.4", "1.3", "0.25"];
+    let modifiers = [
+        "",
+        "ctrl @ ",
+        "negctrl @ ",
+        "inv @ ",
+        "pow(2) @ ",
+        "pow(-3) @ ",
+        "pow(0.5) @ ",
+        "ctrl @ inv @ ",
+        "negctrl(2) @ pow(0.3) @ ",
+        "inv @ ctrl @ pow(1.5) @ ",
+    ];
+    for &(name, gate, _) in super::gates::STDGATES {
+        let params = angles[..gate.num_params()].join(", ");
+        let call = if params.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name}({params})")
+        };
+        for m in modifiers {
+            let controls = m.matches("ctrl @").count() + 2 * m.matches("ctrl(2)").count();
+            let n = controls + gate.num_qubits() as usize;
+            let args: Vec<String> = (0..n).map(|i| format!("q[{}]", (i + 1) % 5)).collect();
+            let program = |lib: &str| {
+                format!(
+                    "OPENQASM 3.0;\ninclude \"{lib}\";\nqubit[5] q;\n{}{m}{call} {};\n",
+                    prep(5),
+                    args.join(", ")
+                )
+            };
+            let ours = parse(&program("stdgates.inc"));
+            let spec = parse_with(&program("spec.inc"), &spec_options);
+            let d = kettle_reference::max_abs_diff(&state(&ours), &state(&spec));
+            assert!(d < 1e-9, "`{m}{call}` differs from its definition by {d}");
+        }
+    }
+}
+
+#[test]
+fn every_stdgate_lowers_to_its_standard_gate() {
+    for &(name, gate, _) in super::gates::STDGATES {
+        let params: Vec<f64> = [0.1, 0.2, 0.3, 0.4][..gate.num_params()].to_vec();
+        let list: Vec<String> = params.iter().map(f64::to_string).collect();
+        let call = if list.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name}({})", list.join(", "))
+        };
+        let args: Vec<String> = (0..gate.num_qubits()).map(|i| format!("q[{i}]")).collect();
+        let c = body(&format!("qubit[3] q;\n{call} {};\n", args.join(", ")));
+        let expect = std_op(gate, &params, &(0..gate.num_qubits()).collect::<Vec<_>>());
+        let first = c.ops().iter().find(|op| {
+            !matches!(
+                op,
+                Operation::Gate {
+                    gate: Gate::Standard {
+                        gate: StandardGate::GlobalPhase,
+                        ..
+                    },
+                    ..
+                }
+            )
+        });
+        assert_eq!(first, Some(&expect), "{name}");
+    }
+}
+
+#[test]
+fn controlled_user_gate_with_a_global_phase() {
+    let def = "gate g a { gphase(0.3); x a; }\nqubit[2] q;\n";
+    let c = body(&format!("{def}{}ctrl @ g q[0], q[1];\n", prep(2)));
+    same_state(&c, &prep_circuit(2).cx(0, 1).p(0.3, 0));
+    let c = body(&format!("{def}{}negctrl @ g q[0], q[1];\n", prep(2)));
+    let expect = prep_circuit(2)
+        .controlled(
+            Gate::standard(StandardGate::X, &[]),
+            &[1],
+            vec![Control::zero(0)],
+        )
+        .gphase(0.3)
+        .p(-0.3, 0);
+    same_state(&c, &expect);
+    // Uncontrolled, the phase is global: gathered into one gphase first.
+    let c = body(&format!("{def}g q[1];\ng q[0];\n"));
+    assert_eq!(c.ops(), Circuit::new(2).gphase(0.6).x(1).x(0).ops());
+    // `ctrl @ gphase` directly, and with two controls.
+    let c = body(&format!(
+        "qubit[3] q;\n{}ctrl @ gphase(0.4) q[2];\nctrl(2) @ gphase(0.5) q[0], q[1];\n",
+        prep(3)
+    ));
+    let expect = prep_circuit(3).p(0.4, 2).controlled(
+        Gate::standard(StandardGate::P, &[0.5]),
+        &[1],
+        vec![Control::one(0)],
+    );
+    same_state(&c, &expect);
+}
+
+#[test]
+fn inverse_and_power_of_user_gates() {
+    let def = "gate g(t) a, b { rx(t) a; cx a, b; gphase(0.2); s b; }\nqubit[2] q;\n";
+    let c = body(&format!("{def}{}inv @ g(0.4) q[0], q[1];\n", prep(2)));
+    let expect = prep_circuit(2).sdg(1).gphase(-0.2).cx(0, 1).rx(-0.4, 0);
+    same_state(&c, &expect);
+    let c = body(&format!("{def}{}pow(2) @ g(0.4) q[0], q[1];\n", prep(2)));
+    let once = |c: Circuit| c.rx(0.4, 0).cx(0, 1).gphase(0.2).s(1);
+    same_state(&c, &once(once(prep_circuit(2))));
+    let c = body(&format!("{def}{}pow(-1) @ g(0.4) q[0], q[1];\n", prep(2)));
+    same_state(&c, &expect);
+    let c = body(&format!("{def}pow(0) @ g(0.4) q[0], q[1];\n"));
+    assert!(c.ops().is_empty());
+    // A non-integer power of a user gate is the principal power of its matrix.
+    let c = body(&format!(
+        "gate myx a {{ U(pi, 0, pi) a; }}\nqubit q;\n{}pow(0.5) @ myx q;\n",
+        "h q;\n"
+    ));
+    same_state(&c, &Circuit::new(1).h(0).sx(0));
+    // `inv @` and `ctrl @` compose in either order.
+    let three = "gate g(t) a, b { rx(t) a; cx a, b; gphase(0.2); s b; }\nqubit[3] q;\n";
+    let a = body(&format!(
+        "{three}{}inv @ ctrl @ g(0.4) q[2], q[0], q[1];\n",
+        prep(3)
+    ));
+    let b = body(&format!(
+        "{three}{}ctrl @ inv @ g(0.4) q[2], q[0], q[1];\n",
+        prep(3)
+    ));
+    same_state(&a, &b);
+    let expect = prep_circuit(3)
+        .controlled(
+            Gate::standard(StandardGate::Sdg, &[]),
+            &[1],
+            vec![Control::one(2)],
+        )
+        .p(-0.2, 2)
+        .controlled(
+            Gate::standard(StandardGate::Cx, &[]),
+            &[0, 1],
+            vec![Control::one(2)],
+        )
+        .crx(-0.4, 2, 0);
+    same_state(&a, &expect);
+}
+
+#[test]
+fn modifiers_on_standard_gates() {
+    let c = body(
+        "qubit[3] q;\nctrl @ x q[0], q[1];\nnegctrl @ x q[0], q[1];\nctrl(2) @ x q[0], q[1], q[2];\nctrl @ negctrl @ h q[2], q[0], q[1];\n",
+    );
+    let x = Gate::standard(StandardGate::X, &[]);
+    let h = Gate::standard(StandardGate::H, &[]);
+    let expect = Circuit::new(3)
+        .controlled(x.clone(), &[1], vec![Control::one(0)])
+        .controlled(x.clone(), &[1], vec![Control::zero(0)])
+        .controlled(x, &[2], vec![Control::one(0), Control::one(1)])
+        .controlled(h, &[1], vec![Control::zero(0), Control::one(2)]);
+    same_state(&c, &expect);
+    assert_eq!(c.ops().len(), 4);
+    // Rotations scale their angle under pow; inv negates it.
+    let c = body(
+        "qubit q;\npow(0.5) @ rz(0.8) q;\npow(3) @ rx(0.1) q;\ninv @ ry(0.2) q;\ninv @ pow(2) @ p(0.3) q;\n",
+    );
+    let expect = Circuit::new(1)
+        .rz(0.4, 0)
+        .rx(0.30000000000000004, 0)
+        .ry(-0.2, 0)
+        .p(-0.6, 0);
+    assert_eq!(c.ops(), expect.ops());
+    // Other integer powers repeat; non-integer ones take the matrix root.
+    let c = body("qubit q;\npow(2) @ h q;\npow(-2) @ s q;\n");
+    assert_eq!(c.ops(), Circuit::new(1).h(0).h(0).sdg(0).sdg(0).ops());
+    let c = body("qubit q;\nh q;\npow(1/2) @ x q;\npow(0.5) @ s q;\n");
+    same_state(&c, &Circuit::new(1).h(0).sx(0).t(0));
+    // u2/u3 carry stdgates.inc's phase, visible under ctrl.
+    let c = body("qubit[2] q;\nh q[0];\nctrl @ u3(0.5, 0.2, 0.4) q[0], q[1];\n");
+    let expect = Circuit::new(2).h(0).cu3(0.5, 0.2, 0.4, 0, 1).p(-0.3, 0);
+    same_state(&c, &expect);
+    // A huge repetition fails on the operation limit, not on memory.
+    let (line, col, msg) = body_err("qubit q;\npow(1000000000) @ h q;\n");
+    assert_eq!((line, col), (2, 1));
+    assert!(msg.contains("operations"), "{msg}");
+    // A huge power of a rotation is one gate.
+    let c = body("qubit q;\npow(10000000000) @ rz(1e-10) q;\n");
+    assert_eq!(c.ops().len(), 1);
+}
+
+#[test]
+fn registers_indices_slices_and_broadcasting() {
+    let c = body(
+        "qubit[4] q;\nqubit r;\nh q;\nx q[-1];\ncx q[0:1], q[2:3];\ny q[{0, 2}];\nz q[0:2:3];\nswap q[3:-1:2], q[0:1];\ncx r, q[1:2];\n",
+    );
+    let expect = Circuit::new(5)
+        .h(0)
+        .h(1)
+        .h(2)
+        .h(3)
+        .x(3)
+        .cx(0, 2)
+        .cx(1, 3)
+        .y(0)
+        .y(2)
+        .z(0)
+        .z(2)
+        .swap(3, 0)
+        .swap(2, 1)
+        .cx(4, 1)
+        .cx(4, 2);
+    assert_eq!(c.ops(), expect.ops());
+    let c = body("qubit[3] q;\nlet pair = q[0:1];\nlet all = pair ++ q[2];\nx pair[1];\nh all;\n");
+    assert_eq!(c.ops(), Circuit::new(3).x(1).h(0).h(1).h(2).ops());
+    assert_eq!(
+        body_err("qubit[2] q;\nqubit[3] r;\ncx q, r;\n"),
+        (3, 7, "this register has 3 qubits, but an earlier one has 2: registers in one gate call must have the same size".into())
+    );
+    let (l, c, m) = body_err("qubit[2] q;\nx q[2];\n");
+    assert_eq!((l, c), (2, 5));
+    assert!(m.contains("out of range"), "{m}");
+    let (l, c, m) = body_err("qubit[2] q;\ncx q[0], q[0];\n");
+    assert_eq!((l, c), (2, 10));
+    assert!(m.contains("twice"), "{m}");
+    // Physical qubits.
+    let c = parse(&format!("{STD}h $0;\ncx $0, $2;\n"));
+    assert_eq!(c, Circuit::new(3).h(0).cx(0, 2));
+    let (l, _, m) = body_err("qubit q;\nh $1;\n");
+    assert_eq!(l, 2);
+    assert!(m.contains("physical"), "{m}");
+}
+
+#[test]
+fn gate_call_arity_is_checked() {
+    assert_eq!(
+        body_err("qubit[2] q;\ncx q[0];\n"),
+        (2, 1, "gate `cx` acts on 2 qubits, but 1 was given".into())
+    );
+    assert_eq!(
+        body_err("qubit[2] q;\nctrl @ cx q[0], q[1];\n"),
+        (
+            2,
+            1,
+            "gate `cx` with 1 control acts on 3 qubits, but 2 were given".into()
+        )
+    );
+    assert_eq!(
+        body_err("qubit q;\nrx q;\n"),
+        (2, 1, "gate `rx` takes 1 parameter, but 0 were given".into())
+    );
+    assert_eq!(
+        body_err("qubit q;\nfoo q;\n"),
+        (2, 1, "undefined gate `foo`".into())
+    );
+}
+
+#[test]
+fn classical_values_fold() {
+    let c = body(
+        "qubit q;\n\
+         const int n = 2 ** 3;\n\
+         const float a = π / 4;\n\
+         int m = n % 3;\n\
+         m += 1;\n\
+         float b = sin(a) ** 2 + cos(a) ** 2;\n\
+         angle ang = tau / 8;\n\
+         bool ok = (n > 4) && !(m == 0);\n\
+         int k = (5 & 3) | (1 << 3) ^ 2;\n\
+         uint u = int(2.7);\n\
+         float yy = float(7) / 2;\n\
+         float e = euler;\n\
+         rz(n) q;\nrz(a) q;\nrz(m) q;\nrz(b) q;\nrz(ang) q;\nrz(k) q;\nrz(u) q;\nrz(yy) q;\nrz(-2**2) q;\n\
+         rz(log(e)) q;\nrz(arccos(1) + sqrt(4) + floor(2.5) + mod(7, 4)) q;\n\
+         if (ok) x q;\nif (!ok) y q;\n",
+    );
+    let params: Vec<f64> = c
+        .ops()
+        .iter()
+        .map(|op| match op {
+            Operation::Gate {
+                gate: Gate::Standard { params, .. },
+                ..
+            } => params.first().copied().unwrap_or(f64::NAN),
+            _ => f64::NAN,
+        })
+        .collect();
+    let want = [
+        8.0,
+        PI / 4.0,
+        3.0,
+        1.0,
+        PI / 4.0,
+        11.0,
+        2.0,
+        3.5,
+        -4.0,
+        1.0,
+        7.0,
+    ];
+    for (i, (got, want)) in params.iter().zip(want).enumerate() {
+        assert!((got - want).abs() < 1e-12, "parameter {i}: {got} != {want}");
+    }
+    assert_eq!(c.ops().len(), want.len() + 1);
+    assert_eq!(c.ops().last(), Some(&std_op(StandardGate::X, &[], &[0])));
+    // Errors in constant arithmetic have positions.
+    assert_eq!(
+        body_err("int x = 1 / 0;\n"),
+        (1, 11, "division by zero".into())
+    );
+    let (l, _, m) = body_err("int big = 9223372036854775807;\nbig += 1;\n");
+    assert_eq!(l, 2);
+    assert!(m.contains("overflow"), "{m}");
+    assert_eq!(
+        body_err("const int n = 1;\nn = 2;\n"),
+        (
+            2,
+            1,
+            "`n` is a constant (or an input) and cannot be assigned".into()
+        )
+    );
+    assert_eq!(body_err("v = 1;\n"), (1, 1, "`v` is not defined".into()));
+    assert_eq!(
+        body_err("x = 1;\n"),
+        (1, 1, "`x` is a gate, not a value".into())
+    );
+    assert_eq!(
+        body_err("int x = 2.5;\n"),
+        (
+            1,
+            9,
+            "expected an integer, found the float 2.5 (convert it with `int(…)`)".into()
+        )
+    );
+}
+
+#[test]
+fn loops_unroll() {
+    let c = body(
+        "qubit[4] q;\nconst int n = 4;\n\
+         for int i in [0:3] { rx(0.5 * i) q[i]; }\n\
+         for int i in [0:2:3] { x q[i]; }\n\
+         for int i in [3:-1:2] { y q[i]; }\n\
+         for i in {1, 3} { z q[i]; }\n\
+         for uint i in [0:n-1] { if (i == 2) continue; if (i == 3) break; h q[i]; }\n\
+         for bit b in \"10\" { if (b) s q[0]; else t q[0]; }\n\
+         int k = 0;\nwhile (k < 2) { sx q[k]; k += 1; }\n",
+    );
+    let expect = Circuit::new(4)
+        .rx(0.0, 0)
+        .rx(0.5, 1)
+        .rx(1.0, 2)
+        .rx(1.5, 3)
+        .x(0)
+        .x(2)
+        .y(3)
+        .y(2)
+        .z(1)
+        .z(3)
+        .h(0)
+        .h(1)
+        .t(0)
+        .s(0)
+        .sx(0)
+        .sx(1);
+    assert_eq!(c.ops(), expect.ops());
+    // Loops inside gate bodies.
+    let c = body(
+        "gate ladder a, b, c { for int i in [1:3] { rz(i * 0.1) a; } }\nqubit[3] q;\nladder q[0], q[1], q[2];\n",
+    );
+    assert_eq!(c.ops().len(), 3);
+    let (l, c, m) = body_err("qubit q;\nfor int i in [0:1000000000] { x q; }\n");
+    assert_eq!((l, c), (2, 1));
+    assert!(m.contains("1000000001 times"), "{m}");
+    let (l, _, m) = body_err("qubit q;\nint i = 0;\nwhile (true) { i += 1; }\n");
+    assert_eq!(l, 3);
+    assert!(m.contains("iterations"), "{m}");
+    assert_eq!(
+        body_err("qubit q;\nbit c;\nc = measure q;\nwhile (c) { x q; }\n"),
+        (
+            4,
+            1,
+            "while loops that depend on measurement results are not supported".into()
+        )
+    );
+    let (l, c, m) = body_err("for int i in [0:0:3] { }\n");
+    assert_eq!((l, c), (1, 17));
+    assert!(m.contains("step"), "{m}");
+    assert_eq!(
+        body_err("break;\n"),
+        (1, 1, "`break` and `continue` must be inside a loop".into())
+    );
+}
+
+#[test]
+fn ifs_on_measured_bits_become_if_else() {
+    let c = body(
+        "qubit[2] q;\nbit[2] c;\nc[0] = measure q[0];\nif (c[0]) { x q[1]; } else { z q[1]; }\n",
+    );
+    assert_eq!(
+        c.ops().last(),
+        Some(&Operation::IfElse {
+            condition: Condition::bit(0, true),
+            then_ops: vec![std_op(StandardGate::X, &[], &[1])],
+            else_ops: vec![std_op(StandardGate::Z, &[], &[1])],
+        })
+    );
+    let x1 = || vec![std_op(StandardGate::X, &[], &[1])];
+    let cases: &[(&str, Operation)] = &[
+        (
+            "if (c == 3) x q[1];",
+            Operation::IfElse {
+                condition: Condition::equals(vec![0, 1], 3),
+                then_ops: x1(),
+                else_ops: vec![],
+            },
+        ),
+        (
+            "if (c[0] == 1) x q[1];",
+            Operation::IfElse {
+                condition: Condition::equals(vec![0], 1),
+                then_ops: x1(),
+                else_ops: vec![],
+            },
+        ),
+        (
+            "if (!c[1]) x q[1];",
+            Operation::IfElse {
+                condition: Condition::equals(vec![1], 0),
+                then_ops: x1(),
+                else_ops: vec![],
+            },
+        ),
+        (
+            "if (c != 2) x q[1];",
+            Operation::IfElse {
+                condition: Condition::equals(vec![0, 1], 2),
+                then_ops: vec![],
+                else_ops: x1(),
+            },
+        ),
+        (
+            "if (c[0] && c[1]) x q[1];",
+            Operation::IfElse {
+                condition: Condition::bit(0, true),
+                then_ops: vec![Operation::IfElse {
+                    condition: Condition::bit(1, true),
+                    then_ops: x1(),
+                    else_ops: vec![],
+                }],
+                else_ops: vec![],
+            },
+        ),
+        (
+            "if (c[0] || c[1]) x q[1];",
+            Operation::IfElse {
+                condition: Condition::bit(0, true),
+                then_ops: x1(),
+                else_ops: vec![Operation::IfElse {
+                    condition: Condition::bit(1, true),
+                    then_ops: x1(),
+                    else_ops: vec![],
+                }],
+            },
+        ),
+        (
+            "if (int(c) == 1 && true) x q[1];",
+            Operation::IfElse {
+                condition: Condition::equals(vec![0, 1], 1),
+                then_ops: x1(),
+                else_ops: vec![],
+            },
+        ),
+    ];
+    for (src, want) in cases {
+        let c = body(&format!("qubit[2] q;\nbit[2] c;\nc = measure q;\n{src}\n"));
+        assert_eq!(c.ops().last(), Some(want), "{src}");
+    }
+    // Bits never measured are known: the `if` folds.
+    let c = body("qubit q;\nbit[2] d;\nif (d == 0) x q;\nif (d[1]) y q;\n");
+    assert_eq!(c.ops(), Circuit::new(1).x(0).ops());
+    // Only some bits measured: the known ones fold into the test.
+    let c = body("qubit q;\nbit[2] d;\nd[1] = measure q;\nif (d == 2) x q;\nif (d == 1) y q;\n");
+    assert_eq!(
+        c.ops().last(),
+        Some(&Operation::IfElse {
+            condition: Condition::equals(vec![1], 1),
+            then_ops: vec![std_op(StandardGate::X, &[], &[0])],
+            else_ops: vec![],
+        })
+    );
+    // Measurements inside branches, and nesting.
+    let c = body(
+        "qubit[2] q;\nbit[2] c;\nc[0] = measure q[0];\nif (c[0]) { c[1] = measure q[1]; if (c[1]) x q[0]; }\n",
+    );
+    let Some(Operation::IfElse { then_ops, .. }) = c.ops().last() else {
+        panic!("expected an if");
+    };
+    assert_eq!(then_ops.len(), 2);
+    assert_eq!(
+        body_err("qubit q;\nbit c;\nint k = 0;\nc = measure q;\nif (c) k = 1;\n"),
+        (
+            5,
+            8,
+            "assigning to `k` inside an `if` that tests measured bits is not supported".into()
+        )
+    );
+    let (l, c, m) = body_err("qubit[3] q;\nbit[2] c;\nc = measure q;\n");
+    assert_eq!((l, c), (3, 1), "{m}");
+    assert!(m.contains("cannot measure 3 qubits into 2 bits"), "{m}");
+    let (l, c, m) = body_err("qubit[2] q;\nbit[2] c;\nc = measure q;\nif (c < 2) x q[0];\n");
+    assert_eq!((l, c), (4, 7));
+    assert!(m.contains("`<`"), "{m}");
+    let (l, _, m) = body_err("qubit[2] q;\nbit[2] c;\nc = measure q;\nc[0] = 1;\n");
+    assert_eq!(l, 4);
+    assert!(m.contains("measurement result"), "{m}");
+    let (l, _, m) = body_err("qubit q;\nbit b = 1;\n");
+    assert_eq!(l, 2);
+    assert!(m.contains("set to 1"), "{m}");
+}
+
+#[test]
+fn if_else_runs_on_the_reference_simulator() {
+    // Teleportation with classically controlled corrections.
+    let src = format!(
+        "{STD}qubit[3] q;\nbit[3] c;\nry(0.7) q[0];\nh q[1];\ncx q[1], q[2];\ncx q[0], q[1];\nh q[0];\n\
+         c[0] = measure q[0];\nc[1] = measure q[1];\nif (c[1]) x q[2];\nif (c[0] == 1) z q[2];\nc[2] = measure q[2];\n"
+    );
+    let dist = kettle_reference::exact_distribution(&parse(&src));
+    let p1: f64 = dist
+        .iter()
+        .filter(|(k, _)| k.starts_with('1'))
+        .map(|(_, v)| v)
+        .sum();
+    let want = (0.35f64).sin().powi(2);
+    assert!((p1 - want).abs() < 1e-12, "{p1} != {want}");
+}
+
+#[test]
+fn subroutines_inline() {
+    let c = body(
+        "qubit[4] q;\nbit[4] c;\n\
+         def twice(float a) -> float { return a * 2 + 1; }\n\
+         def bell(qubit a, qubit b) { h a; cx a, b; }\n\
+         def flip(qubit[2] r) { x r; }\n\
+         def xmeasure(qubit a) -> bit { h a; return measure a; }\n\
+         def count(int n) -> int { int s = 0; for int i in [1:n] { s += i; } return s; }\n\
+         rx(twice(0.3)) q[0];\nbell(q[1], q[2]);\nflip(q[2:3]);\nc[0] = xmeasure(q[3]);\n\
+         rz(count(4)) q[0];\nxmeasure(q[1]);\nbit r = xmeasure(q[2]);\n",
+    );
+    let expect = Circuit::new(4)
+        .creg("c", 4)
+        .creg("discarded", 1)
+        .creg("r", 1)
+        .rx(1.6, 0)
+        .h(1)
+        .cx(1, 2)
+        .x(2)
+        .x(3)
+        .h(3)
+        .measure(3, 0)
+        .rz(10.0, 0)
+        .h(1)
+        .measure(1, 4)
+        .h(2)
+        .measure(2, 5);
+    assert_eq!(c, expect);
+    let (l, _, m) = body_err("def f(int n) -> int { return f(n - 1); }\nint x = f(3);\n");
+    assert_eq!(l, 1);
+    assert!(m.contains("recursion"), "{m}");
+    let (l, _, m) = body_err(
+        "def a(int n) -> int { return b(n); }\ndef b(int n) -> int { return a(n); }\nint x = a(1);\n",
+    );
+    assert_eq!(l, 2);
+    assert!(m.contains("recursion"), "{m}");
+    let (l, c, m) =
+        body_err("qubit q;\ndef m(qubit a) -> bit { return measure a; }\nif (m(q)) x q;\n");
+    assert_eq!((l, c), (3, 5));
+    assert!(m.contains("stored in a bit"), "{m}");
+    let (l, _, m) = body_err("qubit q;\ndef m(qubit a) { bit b; b = measure a; }\nm(q);\n");
+    assert_eq!(l, 2);
+    assert!(m.contains("top level"), "{m}");
+    assert_eq!(
+        body_err("int g = 1;\ndef f() -> int { return g; }\nint x = f();\n"),
+        (2, 25, "`g` is declared outside a subroutine, and only constants declared outside are visible inside one".into())
+    );
+    // A subroutine's bit result used in an `if` after storing it.
+    let c = body(
+        "qubit[2] q;\nbit b;\ndef m(qubit a) -> bit { return measure a; }\nb = m(q[0]);\nif (b) x q[1];\n",
+    );
+    assert!(matches!(c.ops().last(), Some(Operation::IfElse { .. })));
+}
+
+#[test]
+fn inputs_are_bound() {
+    let src = format!(
+        "{STD}input float theta;\ninput angle[32] phi;\ninput int n;\nqubit q;\nrx(theta) q;\nrz(phi * n) q;\n"
+    );
+    assert_eq!(
+        qasm3_inputs(&src, &Limits::default()).unwrap(),
+        vec![
+            InputParameter {
+                name: "theta".into(),
+                kind: "float".into()
+            },
+            InputParameter {
+                name: "phi".into(),
+                kind: "angle".into()
+            },
+            InputParameter {
+                name: "n".into(),
+                kind: "int".into()
+            },
+        ]
+    );
+    let inputs: BTreeMap<String, f64> = [
+        ("theta".to_string(), 0.5),
+        ("phi".to_string(), 0.25),
+        ("n".to_string(), 2.0),
+    ]
+    .into();
+    let options = ParseOptions {
+        inputs: inputs.clone(),
+        ..ParseOptions::default()
+    };
+    let c = parse_with(&src, &options);
+    assert_eq!(c.ops(), Circuit::new(1).rx(0.5, 0).rz(0.5, 0).ops());
+    let mut missing = inputs.clone();
+    missing.remove("phi");
+    let e = err_with(
+        &src,
+        &ParseOptions {
+            inputs: missing,
+            ..ParseOptions::default()
+        },
+    );
+    assert_eq!(
+        (e.line, e.column, e.message.as_str()),
+        (4, 1, "no value was given for input `phi` (angle)")
+    );
+    let mut extra = inputs.clone();
+    extra.insert("gamma".into(), 1.0);
+    let e = err_with(
+        &src,
+        &ParseOptions {
+            inputs: extra,
+            ..ParseOptions::default()
+        },
+    );
+    assert!(e.message.contains("`gamma`"), "{e}");
+    let mut bad = inputs;
+    bad.insert("n".into(), 1.5);
+    let e = err_with(
+        &src,
+        &ParseOptions {
+            inputs: bad,
+            ..ParseOptions::default()
+        },
+    );
+    assert_eq!(e.line, 5, "{e}");
+    // Inputs are read-only and visible in gates.
+    let e = err_with(
+        &format!("{STD}input float w;\nw = 1;\n"),
+        &ParseOptions {
+            inputs: [("w".to_string(), 0.0)].into(),
+            ..ParseOptions::default()
+        },
+    );
+    assert_eq!(e.line, 4, "{e}");
+    let c = parse_with(
+        &format!("{STD}input float w;\ngate g a {{ rz(w) a; }}\nqubit q;\ng q;\n"),
+        &ParseOptions {
+            inputs: [("w".to_string(), 0.25)].into(),
+            ..ParseOptions::default()
+        },
+    );
+    assert_eq!(c.ops(), Circuit::new(1).rz(0.25, 0).ops());
+    // Other formats take no inputs.
+    let e = parse_qasm2_with(
+        "OPENQASM 2.0;\n",
+        &ParseOptions {
+            inputs: [("t".to_string(), 0.0)].into(),
+            ..ParseOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        e.message.contains("OpenQASM 2 programs have no inputs"),
+        "{e}"
+    );
+}
+
+#[test]
+fn ignored_lines_and_comments() {
+    let c = parse(
+        "// comment\n#pragma qiskit something\nOPENQASM 3.0;\n/* block\n comment */\ninclude \"stdgates.inc\";\n\
+         pragma braket noise\n@annotation(1) with text\nqubit q;\noutput bit b;\n@bind x\nh q;\nb = measure q;\n",
+    );
+    assert_eq!(c, Circuit::new(1).creg("b", 1).h(0).measure(0, 0));
+}
+
+#[test]
+fn unsupported_constructs_are_named() {
+    let cases: &[(&str, (u32, u32), &str)] = &[
+        ("qubit q;\ndelay[100ns] q;", (2, 1), "`delay` (timing)"),
+        ("duration d = 10ns;", (1, 1), "`duration` (timing)"),
+        ("stretch s;", (1, 1), "`stretch` (timing)"),
+        ("qubit q;\nbox { x q; }", (2, 1), "`box` (timing)"),
+        ("extern f(int) -> int;", (1, 1), "`extern`"),
+        (
+            "defcalgrammar \"openpulse\";",
+            (1, 1),
+            "`defcalgrammar` (pulse-level",
+        ),
+        ("cal { }", (1, 1), "`cal` (pulse-level"),
+        ("defcal x $0 { }", (1, 1), "`defcal` (pulse-level"),
+        ("port p;", (1, 1), "`port` (pulse-level"),
+        ("frame f;", (1, 1), "`frame` (pulse-level"),
+        ("waveform w;", (1, 1), "`waveform` (pulse-level"),
+        ("opaque g q;", (1, 1), "`opaque`"),
+        ("array[int, 3] a;", (1, 1), "`array` (arrays)"),
+        ("complex[float] z;", (1, 1), "`complex`"),
+        ("int i = 1;\nswitch (i) { case 1 { } }", (2, 1), "`switch`"),
+        ("end;", (1, 1), "`end`"),
+        (
+            "float t = 3 * 100ns;",
+            (1, 15),
+            "timing literals such as `100ns`",
+        ),
+        ("float z = 2im;", (1, 11), "complex numbers"),
+        (
+            "qubit q;\nh[50ns] q;",
+            (2, 3),
+            "timing literals such as `50ns`",
+        ),
+        ("int x = durationof({});", (1, 9), "`durationof` (timing)"),
+        ("int x = sizeof(a);", (1, 9), "`sizeof` (arrays)"),
+        (
+            "def f(readonly array[int, 2] a) { }",
+            (1, 7),
+            "`readonly` (arrays)",
+        ),
+    ];
+    for (src, (line, col), text) in cases {
+        let (l, c, m) = body_err(&format!("{src}\n"));
+        assert!(m.contains(text), "{src}: {m}");
+        assert!(
+            m.contains("not supported") || m.contains("cannot run"),
+            "{src}: {m}"
+        );
+        assert_eq!((l, c), (*line, *col), "{src}: {m}");
+    }
+}
+
+#[test]
+fn syntax_errors_have_positions() {
+    let cases: &[(&str, (u32, u32), &str)] = &[
+        ("qubit q\nh q;", (2, 1), "expected `;`, found `h`"),
+        ("qubit[2] q;\nh q[0;", (2, 6), "expected `]`, found `;`"),
+        ("gate g a { h a;", (1, 10), "this `{` is never closed"),
+        (
+            "qubit q;\nif (true) { x q; } else",
+            (3, 1),
+            "expected a statement",
+        ),
+        ("int int = 3;", (1, 5), "`int` is a reserved word"),
+        (
+            "qubit q;\nx q; }",
+            (2, 6),
+            "expected a statement, found `}`",
+        ),
+        ("else x q;", (1, 1), "`else` without a matching `if`"),
+        ("bit c = \"012\";", (1, 9), "bit string"),
+        (
+            "include \"other.inc\";",
+            (1, 9),
+            "cannot include \"other.inc\"",
+        ),
+        (
+            "qubit q;\n{ include \"stdgates.inc\"; }",
+            (2, 11),
+            "only at the top level",
+        ),
+    ];
+    for (src, (line, col), text) in cases {
+        let (l, c, m) = body_err(&format!("{src}\n"));
+        assert!(m.contains(text), "{src}: {m}");
+        assert_eq!((l, c), (*line, *col), "{src}: {m}");
+    }
+}
+
+#[test]
+fn hostile_inputs_fail_fast() {
+    let (l, c, m) = body_err("qubit[100000] q;\n");
+    assert_eq!((l, c), (1, 7));
+    assert!(m.contains("100000 qubits"), "{m}");
+    let (_, _, m) = body_err("qubit[9999999999999999999999] q;\n");
+    assert!(m.contains("too large"), "{m}");
+    let (_, _, m) = body_err("bit[100000000] c;\n");
+    assert!(m.contains("bits"), "{m}");
+    // 10,000 nested parentheses and braces.
+    let deep = format!(
+        "qubit q;\nrz({}1{}) q;\n",
+        "(".repeat(10_000),
+        ")".repeat(10_000)
+    );
+    let (l, _, m) = body_err(&deep);
+    assert_eq!(l, 2);
+    assert!(m.contains("nested too deeply"), "{m}");
+    let braces = format!("{}{}", "{".repeat(10_000), "}".repeat(10_000));
+    let (l, _, m) = body_err(&braces);
+    assert_eq!(l, 1);
+    assert!(m.contains("nested too deeply"), "{m}");
+    let ifs = format!("qubit q;\n{}x q;\n", "if (true) ".repeat(10_000));
+    let (_, _, m) = body_err(&ifs);
+    assert!(m.contains("nested too deeply"), "{m}");
+    // A long flat expression is as tall as it is long.
+    let flat = format!("qubit q;\nrz({}) q;\n", vec!["1"; 10_000].join(" + "));
+    let (_, _, m) = body_err(&flat);
+    assert!(m.contains("nested too deeply"), "{m}");
+    let unary = format!("qubit q;\nrz({}1) q;\n", "-".repeat(10_000));
+    let (_, _, m) = body_err(&unary);
+    assert!(m.contains("nested too deeply"), "{m}");
+    // Too many operations after unrolling, found while unrolling.
+    let limits = Limits {
+        max_operations: 1000,
+        ..Limits::default()
+    };
+    let e = err_with(
+        &format!("{STD}qubit q;\nfor int i in [0:100000] {{ x q; }}\n"),
+        &ParseOptions {
+            limits,
+            ..ParseOptions::default()
+        },
+    );
+    assert!(e.message.contains("more than 1000 operations"), "{e}");
+    // Nested loops share one iteration budget.
+    let (_, _, m) =
+        body_err("for int i in [0:999] { for int j in [0:999] { for int k in [0:9] { } } }\n");
+    assert!(m.contains("iterations"), "{m}");
+    // Deep call chains stop at the call depth.
+    let mut chain = String::from("gate g0 a { x a; }\n");
+    for i in 1..100 {
+        chain.push_str(&format!("gate g{i} a {{ g{} a; }}\n", i - 1));
+    }
+    chain.push_str("qubit q;\ng99 q;\n");
+    let (_, _, m) = body_err(&chain);
+    assert!(m.contains("nested more than"), "{m}");
+    // ... and many levels of blocks inside many calls stay within the stack.
+    let mut defs = String::new();
+    for i in 0..60 {
+        let inner = if i == 0 {
+            "x a;".to_string()
+        } else {
+            format!("f{}(a);", i - 1)
+        };
+        defs.push_str(&format!(
+            "def f{i}(qubit a) {{ {}{inner}{} }}\n",
+            "{ if (true) { ".repeat(20),
+            " } }".repeat(20)
+        ));
+    }
+    defs.push_str("qubit q;\nf59(q);\n");
+    let (_, _, m) = body_err(&defs);
+    assert!(m.contains("nested more than"), "{m}");
+    // Size limit, before anything is read.
+    let big = "// padding\n".repeat(50 << 20 >> 4).into_bytes();
+    assert!(big.len() > 8 << 20);
+    let e = parse_program(&big, SourceFormat::Qasm3, &ParseOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("more than the limit"), "{e}");
+    // Bytes that are not UTF-8.
+    let mut bytes = format!("{STD}qubit q;\nh é").into_bytes();
+    bytes.push(0xff);
+    let e = parse_program(&bytes, SourceFormat::Qasm3, &ParseOptions::default()).unwrap_err();
+    let ProgramError::Source(d) = e else {
+        panic!("expected a source error");
+    };
+    assert_eq!((d.line, d.column), (4, 4));
+    assert!(d.message.contains("UTF-8"), "{d}");
+}
+
+#[test]
+fn includes_go_through_the_resolver() {
+    let resolver = MapResolver::new(&[
+        (
+            "lib.inc",
+            "include \"stdgates.inc\";\ngate bell a, b { h a; cx a, b; }\n",
+        ),
+        ("a.inc", "include \"b.inc\";\n"),
+        ("b.inc", "include \"a.inc\";\n"),
+        ("bad.inc", "gate g a {\n  h a;\n  foo a;\n}\n"),
+        ("../up.inc", "const int k = 1;\n"),
+    ]);
+    let options = ParseOptions {
+        includes: Some(&resolver),
+        ..ParseOptions::default()
+    };
+    let c = parse_with(
+        "include \"lib.inc\";\nqubit[2] q;\nbell q[0], q[1];\n",
+        &options,
+    );
+    assert_eq!(c, Circuit::new(2).h(0).cx(0, 1));
+    let e = err_with("include \"a.inc\";\n", &options);
+    assert_eq!(
+        e.message,
+        "include cycle: a.inc includes b.inc includes a.inc"
+    );
+    assert_eq!(e.file.as_deref(), Some("b.inc"));
+    let e = err_with("OPENQASM 3;\ninclude \"missing.inc\";\n", &options);
+    assert_eq!(
+        e.to_string(),
+        "2:9: cannot include \"missing.inc\": no such file"
+    );
+    let e = err_with(
+        "include \"stdgates.inc\";\ninclude \"bad.inc\";\n",
+        &options,
+    );
+    assert_eq!(e.to_string(), "bad.inc:3:3: undefined gate `foo`");
+    // The name reaches the resolver untouched; the resolver decides.
+    parse_with("include \"../up.inc\";\nqubit q;\n", &options);
+    assert!(resolver.asked.borrow().contains(&"../up.inc".to_string()));
+    // stdgates.inc never reaches the resolver.
+    assert!(
+        !resolver
+            .asked
+            .borrow()
+            .contains(&"stdgates.inc".to_string())
+    );
+    // Included text counts towards the size limit.
+    let big = MapResolver::new(&[("big.inc", &"// pad\n".repeat(200))]);
+    let limits = Limits {
+        max_source_bytes: 1000,
+        ..Limits::default()
+    };
+    let e = err_with(
+        "include \"big.inc\";\n",
+        &ParseOptions {
+            limits,
+            includes: Some(&big),
+            ..ParseOptions::default()
+        },
+    );
+    assert!(
+        e.message.contains("more than the limit of 1000 bytes"),
+        "{e}"
+    );
+    // Without a resolver only stdgates.inc exists.
+    let e = err("include \"lib.inc\";\n");
+    assert_eq!(
+        e.message,
+        "cannot include \"lib.inc\": only \"stdgates.inc\" is available here"
+    );
+}
+
+#[test]
+fn qasm2_includes_go_through_the_resolver() {
+    let resolver = MapResolver::new(&[
+        ("lib.inc", "gate bell a, b { h a; cx a, b; }\n"),
+        ("a.inc", "include \"b.inc\";\n"),
+        ("b.inc", "include \"a.inc\";\n"),
+        ("bad.inc", "gate g a {\n  h a;\n  foo a;\n}\n"),
+    ]);
+    let options = ParseOptions {
+        includes: Some(&resolver),
+        ..ParseOptions::default()
+    };
+    let c = parse_qasm2_with(
+        "OPENQASM 2.0;\ninclude \"qelib1.inc\";\ninclude \"lib.inc\";\nqreg q[2];\nbell q[0], q[1];\n",
+        &options,
+    )
+    .unwrap();
+    assert_eq!(c, Circuit::new(2).h(0).cx(0, 1));
+    let e = parse_qasm2_with("OPENQASM 2.0;\ninclude \"a.inc\";\n", &options).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "b.inc:1:9: include cycle: a.inc includes b.inc includes a.inc"
+    );
+    let e = parse_qasm2_with(
+        "OPENQASM 2.0;\ninclude \"qelib1.inc\";\ninclude \"bad.inc\";\n",
+        &options,
+    )
+    .unwrap_err();
+    assert_eq!(e.to_string(), "bad.inc:3:3: undefined gate `foo`");
+    let e = parse_qasm2_with("OPENQASM 2.0;\ninclude \"nope.inc\";\n", &options).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "2:9: cannot include \"nope.inc\": no such file"
+    );
+    assert!(!resolver.asked.borrow().contains(&"qelib1.inc".to_string()));
+}
+
+/// What `qiskit.qasm3.dumps` writes for a circuit with gates outside
+/// stdgates.inc (as Qiskit 1.x/2.x exports them: definitions with
+/// `_gate_p_`/`_gate_q_` names), an input parameter and measurements.
+const QISKIT_DUMPS: &str = "OPENQASM 3.0;
+include \"stdgates.inc\";
+input float[64] theta;
+gate rzx(_gate_p_0) _gate_q_0, _gate_q_1 {
+  h _gate_q_1;
+  cx _gate_q_0, _gate_q_1;
+  rz(_gate_p_0) _gate_q_1;
+  cx _gate_q_0, _gate_q_1;
+  h _gate_q_1;
+}
+gate ecr _gate_q_0, _gate_q_1 {
+  rzx(pi/4) _gate_q_0, _gate_q_1;
+  x _gate_q_0;
+  rzx(-pi/4) _gate_q_0, _gate_q_1;
+}
+gate rzz(_gate_p_0) _gate_q_0, _gate_q_1 {
+  cx _gate_q_0, _gate_q_1;
+  rz(_gate_p_0) _gate_q_1;
+  cx _gate_q_0, _gate_q_1;
+}
+gate rxx(_gate_p_0) _gate_q_0, _gate_q_1 {
+  h _gate_q_0;
+  h _gate_q_1;
+  cx _gate_q_0, _gate_q_1;
+  rz(_gate_p_0) _gate_q_1;
+  cx _gate_q_0, _gate_q_1;
+  h _gate_q_1;
+  h _gate_q_0;
+}
+gate ryy(_gate_p_0) _gate_q_0, _gate_q_1 {
+  rx(pi/2) _gate_q_0;
+  rx(pi/2) _gate_q_1;
+  cx _gate_q_0, _gate_q_1;
+  rz(_gate_p_0) _gate_q_1;
+  cx _gate_q_0, _gate_q_1;
+  rx(-pi/2) _gate_q_0;
+  rx(-pi/2) _gate_q_1;
+}
+gate sxdg _gate_q_0 {
+  s _gate_q_0;
+  h _gate_q_0;
+  s _gate_q_0;
+}
+gate iswap _gate_q_0, _gate_q_1 {
+  s _gate_q_0;
+  s _gate_q_1;
+  h _gate_q_0;
+  cx _gate_q_0, _gate_q_1;
+  cx _gate_q_1, _gate_q_0;
+  h _gate_q_1;
+}
+gate dcx _gate_q_0, _gate_q_1 {
+  cx _gate_q_0, _gate_q_1;
+  cx _gate_q_1, _gate_q_0;
+}
+bit[3] c;
+qubit[3] q;
+h q[0];
+rzx(theta) q[0], q[1];
+ecr q[1], q[2];
+rzz(0.3) q[0], q[2];
+rxx(theta/2) q[1], q[0];
+ryy(-0.7) q[2], q[1];
+sxdg q[0];
+iswap q[0], q[2];
+dcx q[2], q[1];
+barrier q[0], q[1], q[2];
+c[0] = measure q[0];
+c[1] = measure q[1];
+c[2] = measure q[2];
+";
+
+#[test]
+fn qiskit_exports_parse() {
+    let options = ParseOptions {
+        inputs: [("theta".to_string(), 0.9)].into(),
+        ..ParseOptions::default()
+    };
+    let c = parse_with(QISKIT_DUMPS, &options);
+    assert_eq!(c.num_clbits(), 3);
+    let unitary = |c: &Circuit| {
+        let mut out = Circuit::new(c.num_qubits());
+        for op in c.ops() {
+            if !matches!(op, Operation::Measure { .. }) {
+                out.push(op.clone());
+            }
+        }
+        out
+    };
+    let expect = Circuit::new(3)
+        .h(0)
+        .rzx(0.9, 0, 1)
+        .ecr(1, 2)
+        .rzz(0.3, 0, 2)
+        .rxx(0.45, 1, 0)
+        .standard(StandardGate::Ryy, &[-0.7], &[2, 1])
+        .sxdg(0)
+        .iswap(0, 2)
+        .cx(2, 1)
+        .cx(1, 2);
+    let f = kettle_reference::fidelity(&state(&unitary(&c)), &state(&expect));
+    assert!((f - 1.0).abs() < 1e-12, "fidelity {f}");
+}
+
+#[test]
+fn detect_format_reads_content_then_name() {
+    use SourceFormat::*;
+    let cases: &[(&[u8], Option<&str>, Option<SourceFormat>)] = &[
+        (b"OPENQASM 3.0;", None, Some(Qasm3)),
+        (b"/* c */ // d\n  OPENQASM 3;", Some("x.qasm2"), Some(Qasm3)),
+        (b"OPENQASM 2.0;", Some("x.qasm3"), Some(Qasm2)),
+        (b"\xef\xbb\xbf{}", None, Some(Json)),
+        (b"qubit q;", Some("x.json"), Some(Json)),
+        (b"qubit q;", Some("x.QASM2"), Some(Qasm2)),
+        (b"qubit q;", Some("x.qasm"), Some(Qasm3)),
+        (b"qubit q;", None, Some(Qasm3)),
+        (b"", Some("x.qasm"), None),
+        (b"   ", None, None),
+        (b"/* never closed", None, None),
+        (b"OPENQASM", None, Some(Qasm3)),
+    ];
+    for (src, name, want) in cases {
+        assert_eq!(
+            detect_format(src, *name),
+            *want,
+            "{:?} {name:?}",
+            String::from_utf8_lossy(src)
+        );
+    }
+    assert_eq!(Qasm3.name(), "qasm3");
+    assert_eq!(Qasm2.name(), "qasm2");
+    assert_eq!(Json.name(), "json");
+}
+
+#[test]
+fn parse_program_dispatches_and_displays_errors() {
+    let options = ParseOptions::default();
+    let c = parse_program(
+        b"OPENQASM 2.0;\nqreg q[1];\nU(0,0,0) q[0];\n",
+        SourceFormat::Qasm2,
+        &options,
+    )
+    .unwrap();
+    assert_eq!(c.ops().len(), 1);
+    let c = parse_program(b"qubit q;\nU(0,0,0) q;\n", SourceFormat::Qasm3, &options).unwrap();
+    assert_eq!(c.ops().len(), 1);
+    let c = parse_program(br#"{"qubits": 1, "ops": []}"#, SourceFormat::Json, &options).unwrap();
+    assert_eq!(c.num_qubits(), 1);
+    let e = parse_program(br#"{"qubits": "x"}"#, SourceFormat::Json, &options).unwrap_err();
+    assert!(matches!(e, ProgramError::Json(_)));
+    assert!(e.to_string().starts_with("$.qubits: "), "{e}");
+    let e = parse_program(b"qubit q;\nfoo q;", SourceFormat::Qasm3, &options).unwrap_err();
+    assert_eq!(e.to_string(), "2:1: undefined gate `foo`");
+    let _: &dyn std::error::Error = &e;
+    let d = Diagnostic {
+        message: "m".into(),
+        line: 1,
+        column: 2,
+        file: Some("lib.inc".into()),
+    };
+    assert_eq!(d.to_string(), "lib.inc:1:2: m");
+}
+
+/// A valid program touching most of the grammar, for the fuzz test.
+const SAMPLE: &str = "OPENQASM 3.0;\ninclude \"stdgates.inc\";\n// sample\n\
+const int n = 3;\ninput float theta;\nqubit[n] q;\nbit[n] c;\n\
+gate g(a) x, y { ctrl @ rz(a) x, y; gphase(a / 2); inv @ s y; }\n\
+def f(qubit r, float t) -> bit { rx(t ** 2) r; return measure r; }\n\
+for int i in [0:n-1] { h q[i]; }\nfor i in {0, 2} { pow(0.5) @ x q[i]; }\n\
+g(theta) q[0], q[1];\nnegctrl(2) @ z q[0], q[1], q[2];\nc[0] = f(q[2], 0.3);\n\
+if (c[0] == 1 && !c[1]) { x q[1]; } else y q[1];\nlet a = q[0:1] ++ q[2];\nbarrier a;\n\
+int k = 0;\nwhile (k < 2) { k += 1; }\nc = measure q;\n";
+
+/// xorshift64*: randomness for fuzzing without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn sample_program_parses() {
+    let options = ParseOptions {
+        inputs: [("theta".to_string(), 0.4)].into(),
+        ..ParseOptions::default()
+    };
+    let c = parse_with(SAMPLE, &options);
+    assert_eq!((c.num_qubits(), c.num_clbits()), (3, 3));
+}
+
+#[test]
+fn no_input_makes_the_parser_panic() {
+    let options = ParseOptions {
+        inputs: [("theta".to_string(), 0.4)].into(),
+        limits: Limits {
+            max_operations: 10_000,
+            max_loop_iterations: 10_000,
+            ..Limits::default()
+        },
+        ..ParseOptions::default()
+    };
+    let fragments = [
+        "(",
+        ")",
+        "{",
+        "}",
+        "[",
+        "]",
+        ";",
+        ",",
+        ":",
+        "@",
+        "**",
+        "==",
+        "!",
+        "&&",
+        "||",
+        "->",
+        "=",
+        "+=",
+        "ctrl",
+        "negctrl",
+        "inv",
+        "pow",
+        "gate",
+        "def",
+        "for",
+        "while",
+        "if",
+        "else",
+        "measure",
+        "return",
+        "break",
+        "qubit",
+        "bit",
+        "int",
+        "float",
+        "const",
+        "input",
+        "let",
+        "$0",
+        "q",
+        "c",
+        "0",
+        "-1",
+        "1e400",
+        "π",
+        "\"01\"",
+        "100ns",
+        "// x\n",
+        "/*",
+        "#pragma x\n",
+        "gphase",
+        "\n@ann\n",
+        "9999999999999999999999",
+        "[0:2:10]",
+        "{0, 1}",
+        "++",
+    ];
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let chars: Vec<char> = SAMPLE.chars().collect();
+    for _ in 0..3000 {
+        let mut s: Vec<char> = chars.clone();
+        for _ in 0..1 + rng.below(4) {
+            let at = rng.below(s.len() + 1);
+            match rng.below(4) {
+                0 if !s.is_empty() => {
+                    let end = (at + rng.below(8)).min(s.len());
+                    let at = at.min(end);
+                    s.drain(at..end);
+                }
+                1 => {
+                    let f = fragments[rng.below(fragments.len())];
+                    for (k, ch) in f.chars().enumerate() {
+                        s.insert((at + k).min(s.len()), ch);
+                    }
+                }
+                2 if !s.is_empty() => {
+                    let from = rng.below(s.len());
+                    let end = (from + rng.below(30)).min(s.len());
+                    let piece: Vec<char> = s[from..end].to_vec();
+                    for (k, ch) in piece.into_iter().enumerate() {
+                        s.insert((at + k).min(s.len()), ch);
+                    }
+                }
+                _ => s.truncate(at),
+            }
+        }
+        let src: String = s.into_iter().collect();
+        let _ = parse_qasm3(&src, &options);
+        let _ = qasm3_inputs(&src, &options.limits);
+    }
+}
