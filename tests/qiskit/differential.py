@@ -325,7 +325,9 @@ def qasm3_text(seed: int, n: int, depth: int) -> str:
     gates = {k: v for k, v in STDGATES.items() if v[1] <= n}
     for d in range(int(rng.integers(0, 3))):
         nq = int(rng.integers(1, min(n, 3) + 1))
-        params = tuple(f"t{j}" for j in range(int(rng.integers(0, 3))))
+        # Distinct names in every definition: Qiskit's importer fails when a
+        # definition passes its parameter to one with a parameter of that name.
+        params = tuple(f"t{d}_{j}" for j in range(int(rng.integers(0, 3))))
         args = [f"a{j}" for j in range(nq)]
         body = []
         for _ in range(int(rng.integers(1, 4))):
@@ -412,9 +414,17 @@ def generate(count: int, seed: int, max_qubits: int = 8) -> list[Case]:
             qc = hand_rolled(s, n, depth)
             origin = f"hand_rolled(seed={s}, n={n}, depth={depth})"
         elif i % 4 == 3:
-            text3 = qasm3_text(s, n, depth)
-            qc = load_qasm3(text3)  # a program Qiskit cannot read is a bug here
-            origin = f"qasm3_text(seed={s}, n={n}, depth={depth})"
+            # A program Qiskit's importer cannot read (it has gaps of its
+            # own) is replaced by the next seed's.
+            for attempt in range(10):
+                text3 = qasm3_text(s + attempt, n, depth)
+                try:
+                    qc = load_qasm3(text3)
+                    break
+                except Exception:  # noqa: BLE001
+                    if attempt == 9:
+                        raise
+            origin = f"qasm3_text(seed={s + attempt}, n={n}, depth={depth})"
         else:
             text = qasm2_text(s, n, depth)
             qc = qasm2.loads(text, custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
