@@ -177,7 +177,10 @@ fn run_reports_source_errors_with_line_and_column() {
     let o = kettle(&["run", v3.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("v3.qasm:3:1:") && err.contains("delay"), "{err}");
+    assert!(
+        err.contains("v3.qasm:3:1:") && err.contains("delay"),
+        "{err}"
+    );
     let bad_json = dir.join("bad.json");
     std::fs::write(
         &bad_json,
@@ -237,9 +240,15 @@ fn bench_prints_one_json_line_and_the_state() {
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let runs = v["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 3);
-    let best = runs.iter().map(|r| r.as_f64().unwrap()).fold(f64::MAX, f64::min);
+    let best = runs
+        .iter()
+        .map(|r| r.as_f64().unwrap())
+        .fold(f64::MAX, f64::min);
     assert_eq!(v["seconds"].as_f64().unwrap(), best);
-    assert_eq!((v["threads"].as_u64(), v["precision"].as_str()), (Some(1), Some("complex64")));
+    assert_eq!(
+        (v["threads"].as_u64(), v["precision"].as_str()),
+        (Some(1), Some("complex64"))
+    );
     assert!(v["gates"].as_u64().unwrap() > 0);
     // complex64 amplitudes of a 4-qubit state, normalised.
     let bytes = std::fs::read(&raw).unwrap();
@@ -268,7 +277,12 @@ fn includes_are_read_from_the_source_folder_only() {
     };
     let good = inner.join("good.qasm");
     std::fs::write(&good, program("flip.inc")).unwrap();
-    let v = json(&kettle(&["run", good.to_str().unwrap(), "--json", "--statevector"]));
+    let v = json(&kettle(&[
+        "run",
+        good.to_str().unwrap(),
+        "--json",
+        "--statevector",
+    ]));
     assert_eq!(v["statevector"][1][0], 1.0);
     for include in ["../outside.inc", "/etc/hostname", "missing.inc"] {
         let bad = inner.join("bad.qasm");
@@ -276,7 +290,10 @@ fn includes_are_read_from_the_source_folder_only() {
         let o = kettle(&["run", bad.to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(2), "{include}");
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains("bad.qasm:3:") && err.contains(include), "{err}");
+        assert!(
+            err.contains("bad.qasm:3:") && err.contains(include),
+            "{err}"
+        );
     }
     // An error inside the included file names that file.
     std::fs::write(inner.join("broken.inc"), "gate flip a { nope a; }\n").unwrap();
@@ -287,4 +304,43 @@ fn includes_are_read_from_the_source_folder_only() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("broken.inc:1:15"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn openqasm3_inputs_come_from_the_command_line() {
+    let ansatz = format!(
+        "{}/circuits/qasm3/vqe_ansatz.qasm",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let v = json(&kettle(&[
+        "run",
+        &ansatz,
+        "--json",
+        "--input",
+        "theta=0.3",
+        "--inputs",
+        r#"{"phi": 1.1}"#,
+        "--expect",
+        "Z0 Z1",
+        "--expect",
+        "X0 X1",
+    ]));
+    let value = |i: usize| v["expectation"][i]["value"].as_f64().unwrap();
+    assert!((value(0) - 1.1f64.cos()).abs() < 1e-12, "{v}");
+    assert!((value(1) - 0.3f64.sin()).abs() < 1e-12, "{v}");
+    let missing = kettle(&["run", &ansatz, "--input", "theta=0.3"]);
+    assert_eq!(missing.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("vqe_ansatz.qasm:") && err.contains("phi"),
+        "{err}"
+    );
+    let extra = kettle(&[
+        "run",
+        &ansatz,
+        "--inputs",
+        r#"{"theta": 1, "phi": 2, "psi": 3}"#,
+    ]);
+    assert_eq!(extra.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&extra.stderr).contains("psi"));
 }
