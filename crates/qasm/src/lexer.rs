@@ -556,64 +556,68 @@ impl Lexer {
 
     /// OpenQASM 3 operators and punctuation, longest match first.
     fn punctuation3(&mut self, pos: Pos, c: char) -> Result<Kind, Diagnostic> {
-        const TABLE: &[(&str, Kind)] = &[
-            ("<<=", Kind::CompoundAssign("<<")),
-            (">>=", Kind::CompoundAssign(">>")),
-            ("**=", Kind::CompoundAssign("**")),
-            ("**", Kind::StarStar),
-            ("<<", Kind::ShiftLeft),
-            (">>", Kind::ShiftRight),
-            ("<=", Kind::LessEq),
-            (">=", Kind::GreaterEq),
-            ("==", Kind::EqEq),
-            ("!=", Kind::NotEq),
-            ("&&", Kind::AndAnd),
-            ("||", Kind::OrOr),
-            ("->", Kind::Arrow),
-            ("++", Kind::PlusPlus),
-            ("+=", Kind::CompoundAssign("+")),
-            ("-=", Kind::CompoundAssign("-")),
-            ("*=", Kind::CompoundAssign("*")),
-            ("/=", Kind::CompoundAssign("/")),
-            ("%=", Kind::CompoundAssign("%")),
-            ("&=", Kind::CompoundAssign("&")),
-            ("|=", Kind::CompoundAssign("|")),
-            ("^=", Kind::CompoundAssign("^")),
-            ("~=", Kind::CompoundAssign("~")),
-            (";", Kind::Semicolon),
-            (",", Kind::Comma),
-            ("(", Kind::LParen),
-            (")", Kind::RParen),
-            ("[", Kind::LBracket),
-            ("]", Kind::RBracket),
-            ("{", Kind::LBrace),
-            ("}", Kind::RBrace),
-            ("+", Kind::Plus),
-            ("-", Kind::Minus),
-            ("*", Kind::Star),
-            ("/", Kind::Slash),
-            ("^", Kind::Caret),
-            ("=", Kind::Assign),
-            ("<", Kind::Less),
-            (">", Kind::Greater),
-            ("!", Kind::Bang),
-            ("~", Kind::Tilde),
-            ("&", Kind::Amp),
-            ("|", Kind::Pipe),
-            ("%", Kind::Percent),
-            ("@", Kind::At),
-            (":", Kind::Colon),
-        ];
-        let rest = self.rest();
-        for (text, kind) in TABLE {
-            if rest.starts_with(text) {
-                for _ in 0..text.len() {
-                    self.bump();
-                }
-                return Ok(kind.clone());
+        let second = self.peek2();
+        let third = {
+            let mut it = self.rest().chars();
+            it.next();
+            it.next();
+            it.next()
+        };
+        let (kind, len) = match (c, second, third) {
+            ('<', Some('<'), Some('=')) => (Kind::CompoundAssign("<<"), 3),
+            ('>', Some('>'), Some('=')) => (Kind::CompoundAssign(">>"), 3),
+            ('*', Some('*'), Some('=')) => (Kind::CompoundAssign("**"), 3),
+            ('*', Some('*'), _) => (Kind::StarStar, 2),
+            ('<', Some('<'), _) => (Kind::ShiftLeft, 2),
+            ('>', Some('>'), _) => (Kind::ShiftRight, 2),
+            ('<', Some('='), _) => (Kind::LessEq, 2),
+            ('>', Some('='), _) => (Kind::GreaterEq, 2),
+            ('=', Some('='), _) => (Kind::EqEq, 2),
+            ('!', Some('='), _) => (Kind::NotEq, 2),
+            ('&', Some('&'), _) => (Kind::AndAnd, 2),
+            ('|', Some('|'), _) => (Kind::OrOr, 2),
+            ('-', Some('>'), _) => (Kind::Arrow, 2),
+            ('+', Some('+'), _) => (Kind::PlusPlus, 2),
+            ('+', Some('='), _) => (Kind::CompoundAssign("+"), 2),
+            ('-', Some('='), _) => (Kind::CompoundAssign("-"), 2),
+            ('*', Some('='), _) => (Kind::CompoundAssign("*"), 2),
+            ('/', Some('='), _) => (Kind::CompoundAssign("/"), 2),
+            ('%', Some('='), _) => (Kind::CompoundAssign("%"), 2),
+            ('&', Some('='), _) => (Kind::CompoundAssign("&"), 2),
+            ('|', Some('='), _) => (Kind::CompoundAssign("|"), 2),
+            ('^', Some('='), _) => (Kind::CompoundAssign("^"), 2),
+            ('~', Some('='), _) => (Kind::CompoundAssign("~"), 2),
+            (';', _, _) => (Kind::Semicolon, 1),
+            (',', _, _) => (Kind::Comma, 1),
+            ('(', _, _) => (Kind::LParen, 1),
+            (')', _, _) => (Kind::RParen, 1),
+            ('[', _, _) => (Kind::LBracket, 1),
+            (']', _, _) => (Kind::RBracket, 1),
+            ('{', _, _) => (Kind::LBrace, 1),
+            ('}', _, _) => (Kind::RBrace, 1),
+            ('+', _, _) => (Kind::Plus, 1),
+            ('-', _, _) => (Kind::Minus, 1),
+            ('*', _, _) => (Kind::Star, 1),
+            ('/', _, _) => (Kind::Slash, 1),
+            ('^', _, _) => (Kind::Caret, 1),
+            ('=', _, _) => (Kind::Assign, 1),
+            ('<', _, _) => (Kind::Less, 1),
+            ('>', _, _) => (Kind::Greater, 1),
+            ('!', _, _) => (Kind::Bang, 1),
+            ('~', _, _) => (Kind::Tilde, 1),
+            ('&', _, _) => (Kind::Amp, 1),
+            ('|', _, _) => (Kind::Pipe, 1),
+            ('%', _, _) => (Kind::Percent, 1),
+            ('@', _, _) => (Kind::At, 1),
+            (':', _, _) => (Kind::Colon, 1),
+            _ => {
+                return Err(pos.error(format!("unexpected character `{}`", c.escape_default())));
             }
+        };
+        for _ in 0..len {
+            self.bump();
         }
-        Err(pos.error(format!("unexpected character `{}`", c.escape_default())))
+        Ok(kind)
     }
 }
 
@@ -631,6 +635,105 @@ mod tests {
             }
             out.push(t.kind);
         }
+    }
+
+    fn kinds3(src: &str) -> Vec<Kind> {
+        let mut lx = Lexer::with_dialect(src, Dialect::Qasm3);
+        let mut out = Vec::new();
+        loop {
+            let t = lx.next_token().unwrap();
+            if t.kind == Kind::Eof {
+                return out;
+            }
+            out.push(t.kind);
+        }
+    }
+
+    #[test]
+    fn lexes_qasm3_tokens() {
+        let id = |s: &str| Kind::Ident(s.into());
+        assert_eq!(
+            kinds3("a <<= b ** c != d && e || f ++ g @ h : $3 >= ~ ^= -> % < !"),
+            vec![
+                id("a"),
+                Kind::CompoundAssign("<<"),
+                id("b"),
+                Kind::StarStar,
+                id("c"),
+                Kind::NotEq,
+                id("d"),
+                Kind::AndAnd,
+                id("e"),
+                Kind::OrOr,
+                id("f"),
+                Kind::PlusPlus,
+                id("g"),
+                Kind::At,
+                id("h"),
+                Kind::Colon,
+                Kind::Physical(Some(3)),
+                Kind::GreaterEq,
+                Kind::Tilde,
+                Kind::CompoundAssign("^"),
+                Kind::Arrow,
+                Kind::Percent,
+                Kind::Less,
+                Kind::Bang,
+            ]
+        );
+        assert_eq!(
+            kinds3("1_000 0x1F 0o17 0b101 1.5e3 100ns 2.5us 2im π θ_1 'ab'"),
+            vec![
+                Kind::Int(Some(1000), 1000.0),
+                Kind::Int(Some(31), 31.0),
+                Kind::Int(Some(15), 15.0),
+                Kind::Int(Some(5), 5.0),
+                Kind::Real(1500.0),
+                Kind::Duration("100ns".into()),
+                Kind::Duration("2.5us".into()),
+                Kind::Imaginary,
+                id("π"),
+                id("θ_1"),
+                Kind::Str("ab".into()),
+            ]
+        );
+        assert!(
+            Lexer::with_dialect("0x", Dialect::Qasm3)
+                .next_token()
+                .is_err()
+        );
+        assert!(
+            Lexer::with_dialect("12abc", Dialect::Qasm3)
+                .next_token()
+                .is_err()
+        );
+        assert!(
+            Lexer::with_dialect("$", Dialect::Qasm3)
+                .next_token()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn skips_pragmas_and_annotations_in_qasm3_only() {
+        assert_eq!(
+            kinds3("#pragma a b\n  pragma c d\n@ann x\nq @ r; x = y; pragmatic"),
+            vec![
+                Kind::Ident("q".into()),
+                Kind::At,
+                Kind::Ident("r".into()),
+                Kind::Semicolon,
+                Kind::Ident("x".into()),
+                Kind::Assign,
+                Kind::Ident("y".into()),
+                Kind::Semicolon,
+                Kind::Ident("pragmatic".into()),
+            ]
+        );
+        // OpenQASM 2 keeps refusing these characters.
+        assert!(Lexer::new("@ann").next_token().is_err());
+        assert!(Lexer::new("=").next_token().is_err());
+        assert!(Lexer::new("π").next_token().is_err());
     }
 
     #[test]

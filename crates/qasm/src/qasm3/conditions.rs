@@ -60,6 +60,13 @@ impl Truth {
         }
     }
 
+    /// `self == other` for booleans: `(a && b) || (!a && !b)`.
+    pub(crate) fn equal(self, other: Truth) -> Truth {
+        let both = self.clone().and(other.clone());
+        let neither = self.not().and(other.not());
+        both.or(neither)
+    }
+
     pub(crate) fn or(self, other: Truth) -> Truth {
         match (self, other) {
             (Truth::Known(true), _) | (_, Truth::Known(true)) => Truth::Known(true),
@@ -115,6 +122,15 @@ pub(crate) fn nonzero(bits: &[BitRef]) -> Truth {
         // One measured bit: test it for 1 rather than the register for "not 0".
         (Some(c), None) => Truth::Runtime(Cond::Test(Condition::bit(c, true))),
         _ => equals(bits, 0).not(),
+    }
+}
+
+/// Clbits a condition reads, counted once per test.
+pub(crate) fn clbit_count(cond: &Cond) -> usize {
+    match cond {
+        Cond::Test(c) => c.clbits.len(),
+        Cond::Not(c) => clbit_count(c),
+        Cond::And(a, b) | Cond::Or(a, b) => clbit_count(a).saturating_add(clbit_count(b)),
     }
 }
 

@@ -341,6 +341,10 @@ pub(crate) fn power(ops: &mut [Operation], k: f64) -> Result<Power, String> {
             qubits.len()
         ));
     }
+    if qubits.is_empty() {
+        // Only barriers: nothing to raise to a power.
+        return Ok(Power::Done);
+    }
     qubits.sort_unstable();
     let m = matrix_of(ops, &qubits)?;
     let powered = principal_power(&m, k)?;

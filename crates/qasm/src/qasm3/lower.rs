@@ -173,6 +173,11 @@ pub(crate) struct Lowerer<'a> {
     runtime_depth: usize,
     op_count: u64,
     iterations: u64,
+    /// Classical bits read, written or declared so far (loops counted).
+    bit_work: u64,
+    /// `bit_regs.len()` when each open scope began: bit variables local to
+    /// a scope are dropped with it.
+    scope_marks: Vec<usize>,
     depth: usize,
     max_depth: usize,
 }
@@ -234,6 +239,8 @@ impl<'a> Lowerer<'a> {
             runtime_depth: 0,
             op_count: 0,
             iterations: 0,
+            bit_work: 0,
+            scope_marks: Vec::new(),
             depth: 0,
             max_depth: limits
                 .max_block_depth
@@ -330,11 +337,40 @@ impl<'a> Lowerer<'a> {
     }
 
     fn push_scope(&mut self) {
+        self.scope_marks.push(self.bit_regs.len());
         self.frame_mut().scopes.push(HashMap::new());
     }
 
+    /// Closes the innermost scope, dropping the bit variables declared in it
+    /// (they are local, so none is a circuit register).
     fn pop_scope(&mut self) {
         self.frame_mut().scopes.pop();
+        if let Some(mark) = self.scope_marks.pop() {
+            self.drop_local_bits(mark);
+        }
+    }
+
+    fn drop_local_bits(&mut self, mark: usize) {
+        while self.bit_regs.len() > mark && self.bit_regs.last().is_some_and(|r| r.start.is_none())
+        {
+            self.bit_regs.pop();
+        }
+    }
+
+    /// Counts classical bits handled against a budget, so that loops over
+    /// wide registers cannot take unbounded time or memory.
+    fn charge_bits(&mut self, count: usize, loc: Loc) -> Result<()> {
+        let max = (self.limits.max_operations as u64).saturating_mul(16);
+        self.bit_work = self.bit_work.saturating_add(count as u64);
+        if self.bit_work > max {
+            return Err(self.err(
+                loc,
+                format!(
+                    "the program handles more than {max} classical bits in all (the limit; loops count every iteration)"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn global_scope(&self) -> Option<&HashMap<String, Symbol>> {
@@ -774,6 +810,7 @@ impl<'a> Lowerer<'a> {
         out: &mut Vec<Operation>,
     ) -> Result<()> {
         let n = width.unwrap_or(1);
+        self.charge_bits(n as usize, loc)?;
         let start = if self.at_top_level() {
             let total = self.num_clbits.saturating_add(n);
             if total > MAX_CLBITS {
@@ -1016,7 +1053,7 @@ impl<'a> Lowerer<'a> {
                 match op {
                     None => self.store_bits(id, &cells, scalar, value, loc, out),
                     Some(op) => {
-                        let old = self.read_bits(id, &cells, scalar);
+                        let old = self.read_bits(id, &cells, loc)?;
                         let Val::Known(old) = old else {
                             return Err(self.err(
                                 loc,
@@ -1462,10 +1499,12 @@ impl<'a> Lowerer<'a> {
                     scopes: vec![scope],
                 });
                 self.gate_body_depth += 1;
+                let mark = self.bit_regs.len();
                 let mut ops = Vec::new();
                 let flow = self.stmts(&def.body, &mut ops)?;
                 self.gate_body_depth -= 1;
                 self.frames.pop();
+                self.drop_local_bits(mark);
                 self.leave_call();
                 match flow {
                     Flow::Normal => Ok(ops),
@@ -1526,6 +1565,7 @@ impl<'a> Lowerer<'a> {
             },
             Truth::Runtime(cond) => {
                 self.no_gate_body(loc, "an `if` on measured bits")?;
+                self.charge_bits(conditions::clbit_count(&cond), loc)?;
                 self.runtime_depth += 1;
                 let mut then_ops = Vec::new();
                 let flow = self.block(then_body, &mut then_ops, loc)?;
@@ -1836,6 +1876,7 @@ impl<'a> Lowerer<'a> {
                 }
             }
         }
+        let mark = self.bit_regs.len();
         for (name, scalar, bits, ploc) in bit_params {
             let id = self.bit_regs.len();
             self.bit_regs.push(BitReg {
@@ -1855,6 +1896,7 @@ impl<'a> Lowerer<'a> {
         });
         let flow = self.stmts(&def.body, out)?;
         self.frames.pop();
+        self.drop_local_bits(mark);
         self.leave_call();
         let (value, rloc) = match flow {
             Flow::Normal => (None, loc),
@@ -1952,9 +1994,10 @@ impl<'a> Lowerer<'a> {
     }
 
     /// Reads cells of a bit variable.
-    fn read_bits(&self, id: usize, cells: &[usize], scalar: bool) -> Val {
+    fn read_bits(&mut self, id: usize, cells: &[usize], loc: Loc) -> Result<Val> {
+        self.charge_bits(cells.len(), loc)?;
         let Some(reg) = self.bit_regs.get(id) else {
-            return Val::Known(Value::Bits(Vec::new()));
+            return Ok(Val::Known(Value::Bits(Vec::new())));
         };
         let refs: Vec<BitRef> = cells
             .iter()
@@ -1966,15 +2009,14 @@ impl<'a> Lowerer<'a> {
                 (_, None) => BitRef::Known(false),
             })
             .collect();
-        let _ = scalar;
         if refs.iter().all(|r| matches!(r, BitRef::Known(_))) {
-            Val::Known(Value::Bits(
+            Ok(Val::Known(Value::Bits(
                 refs.iter()
                     .map(|r| matches!(r, BitRef::Known(true)))
                     .collect(),
-            ))
+            )))
         } else {
-            Val::Bits(refs)
+            Ok(Val::Bits(refs))
         }
     }
 
@@ -2061,6 +2103,7 @@ impl<'a> Lowerer<'a> {
             ExprKind::Float(v) => Val::Known(Value::Float(*v)),
             ExprKind::Bool(b) => Val::Known(Value::Bool(*b)),
             ExprKind::BitString(s) => {
+                self.charge_bits(s.len(), loc)?;
                 Val::Known(Value::Bits(s.chars().rev().map(|c| c == '1').collect()))
             }
             ExprKind::Ident(name) => {
@@ -2078,8 +2121,9 @@ impl<'a> Lowerer<'a> {
                             .bit_regs
                             .get(id)
                             .map_or((0, true), |r| (r.cells.len(), r.scalar));
+                        let _ = scalar;
                         let cells: Vec<usize> = (0..len).collect();
-                        self.read_bits(id, &cells, scalar)
+                        self.read_bits(id, &cells, loc)?
                     }
                     None => {
                         if self.inputs.contains_key(name) {
@@ -2110,7 +2154,8 @@ impl<'a> Lowerer<'a> {
                         ));
                     }
                     let (cells, single) = self.indices(index, len, name, loc, out)?;
-                    return Ok(self.read_bits(id, &cells, single));
+                    let _ = single;
+                    return self.read_bits(id, &cells, loc);
                 }
                 let label = match &base.kind {
                     ExprKind::Ident(name) => name.clone(),
@@ -2192,7 +2237,12 @@ impl<'a> Lowerer<'a> {
             ExprKind::Cast(ty, x) => {
                 let vt = self.var_type(ty, out)?;
                 match self.eval(x, out)? {
-                    Val::Known(v) => Val::Known(v.cast(vt).map_err(|m| self.err(loc, m))?),
+                    Val::Known(v) => {
+                        if let VarType::Bit(Some(w)) = vt {
+                            self.charge_bits(w as usize, loc)?;
+                        }
+                        Val::Known(v.cast(vt).map_err(|m| self.err(loc, m))?)
+                    }
                     Val::Bits(bits) => match vt {
                         VarType::Bool => Self::truth_val(conditions::nonzero(&bits)),
                         VarType::Int | VarType::Uint => Val::Bits(bits),
@@ -2216,6 +2266,11 @@ impl<'a> Lowerer<'a> {
                 let (mut qa, _) = self.qubits(a, out)?;
                 let (qb, _) = self.qubits(b, out)?;
                 qa.extend(qb);
+                // No qubit twice: this also bounds the length by the qubit count.
+                let mut seen = HashSet::new();
+                if let Some(q) = qa.iter().find(|&&q| !seen.insert(q)) {
+                    return Err(self.err(loc, format!("`++` would list qubit {q} twice")));
+                }
                 Val::Qubits(Rc::new(qa), false)
             }
             ExprKind::Measure(q) => {
@@ -2223,6 +2278,16 @@ impl<'a> Lowerer<'a> {
                 Val::Measure(qubits, scalar, loc)
             }
         })
+    }
+
+    /// A value that is one bit (or a boolean) known at run time or not.
+    fn single_bit(v: &Val) -> bool {
+        match v {
+            Val::Bits(bits) => bits.len() == 1,
+            Val::Cond(_) | Val::Known(Value::Bool(_)) => true,
+            Val::Known(Value::Bits(bits)) => bits.len() == 1,
+            _ => false,
+        }
     }
 
     fn runtime_op_error(&self, loc: Loc, op: &str) -> Diagnostic {
@@ -2282,6 +2347,22 @@ impl<'a> Lowerer<'a> {
                 loc,
                 format!("`{}` cannot be applied to qubits", op.symbol()),
             )),
+            (x, y)
+                if matches!(op, BinOp::Eq | BinOp::Ne)
+                    && Self::single_bit(&x)
+                    && Self::single_bit(&y) =>
+            {
+                let t = self.truth(x, a.loc)?.equal(self.truth(y, b.loc)?);
+                Ok(Self::truth_val(if op == BinOp::Eq { t } else { t.not() }))
+            }
+            (Val::Bits(_) | Val::Cond(_), Val::Bits(_) | Val::Cond(_))
+                if matches!(op, BinOp::Eq | BinOp::Ne) =>
+            {
+                Err(self.err(
+                    loc,
+                    "comparing two measured registers is not supported: compare each with a number",
+                ))
+            }
             (Val::Measure(..), _) | (_, Val::Measure(..)) => Err(self.err(
                 loc,
                 "a measurement result must be stored in a bit before it is used",

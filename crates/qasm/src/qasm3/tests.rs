@@ -711,6 +711,19 @@ fn ifs_on_measured_bits_become_if_else() {
         let c = body(&format!("qubit[2] q;\nbit[2] c;\nc = measure q;\n{src}\n"));
         assert_eq!(c.ops().last(), Some(want), "{src}");
     }
+    // Two measured bits compared: both set or both clear.
+    let c = body("qubit[2] q;\nbit[2] c;\nc = measure q;\nif (c[0] == c[1]) x q[1];\n");
+    let Some(Operation::IfElse { condition, .. }) = c.ops().last() else {
+        panic!("expected an if");
+    };
+    assert_eq!(condition, &Condition::bit(0, true));
+    let dist = kettle_reference::exact_distribution(&body(
+        "qubit[3] q;\nbit[2] c;\nbit r;\nh q[0];\nh q[1];\nc = measure q[0:1];\nif (c[0] != c[1]) x q[2];\nr = measure q[2];\n",
+    ));
+    for (k, p) in &dist {
+        let differ = k.chars().nth(1) != k.chars().nth(2);
+        assert_eq!(k.starts_with('1'), differ, "{k}: {p}");
+    }
     // Bits never measured are known: the `if` folds.
     let c = body("qubit q;\nbit[2] d;\nif (d == 0) x q;\nif (d[1]) y q;\n");
     assert_eq!(c.ops(), Circuit::new(1).x(0).ops());
@@ -1528,4 +1541,179 @@ fn no_input_makes_the_parser_panic() {
         let _ = parse_qasm3(&src, &options);
         let _ = qasm3_inputs(&src, &options.limits);
     }
+}
+
+#[test]
+#[ignore = "timing, run by hand"]
+fn timing_of_large_programs() {
+    let mut src = format!("{STD}qubit[20] q;\nbit[20] c;\n");
+    for i in 0..200_000 {
+        src.push_str(&format!(
+            "cx q[{}], q[{}];\nrz({}) q[{}];\n",
+            i % 20,
+            (i + 1) % 20,
+            i,
+            i % 20
+        ));
+    }
+    let t = std::time::Instant::now();
+    let c = parse(&src);
+    let straight = t.elapsed();
+    let looped = format!(
+        "{STD}qubit[20] q;\nfor int i in [0:199999] {{ cx q[i % 20], q[(i + 1) % 20]; rz(i) q[i % 20]; }}\n"
+    );
+    let t = std::time::Instant::now();
+    let d = parse(&looped);
+    let unrolled = t.elapsed();
+    assert_eq!(c.ops().len(), d.ops().len());
+    let q2: String = src
+        .replace(STD, "OPENQASM 2.0;\ninclude \"qelib1.inc\";\n")
+        .replace("qubit[20] q;", "qreg q[20];")
+        .replace("bit[20] c;", "creg c[20];");
+    let t = std::time::Instant::now();
+    crate::parse_qasm2(&q2, &Limits::default()).unwrap();
+    let qasm2 = t.elapsed();
+    panic!("400k ops: qasm3 {straight:?}, loop {unrolled:?}, qasm2 {qasm2:?}");
+}
+
+#[test]
+fn scoping_and_definition_errors() {
+    let cases: &[(&str, (u32, u32), &str)] = &[
+        ("gate g a { g a; }", (1, 12), "calls itself"),
+        ("gate g a, a { }", (1, 1), "declared twice"),
+        ("gate g(t, t) a { }", (1, 1), "declared twice"),
+        (
+            "gate h a { }",
+            (1, 1),
+            "already defined as a gate (by stdgates.inc)",
+        ),
+        (
+            "gate g a { measure a; }",
+            (1, 12),
+            "`measure` cannot appear in a gate",
+        ),
+        (
+            "gate g a { reset a; }",
+            (1, 12),
+            "`reset` cannot appear in a gate",
+        ),
+        ("gate g a { qubit b; }", (1, 12), "cannot declare qubits"),
+        (
+            "qubit q;\nint k = 1;\ngate g a { rz(k) a; }\ng q;",
+            (3, 15),
+            "only constants declared outside",
+        ),
+        (
+            "qubit q;\ngate g a { x q; }\ng q;",
+            (2, 14),
+            "only constants declared outside",
+        ),
+        ("{ qubit q; }", (1, 3), "only at the top level"),
+        ("{ gate g a { } }", (1, 3), "only at the top level"),
+        ("{ def f() { } }", (1, 3), "only at the top level"),
+        (
+            "if (true) { input float t; }",
+            (1, 13),
+            "only at the top level",
+        ),
+        ("return;", (1, 1), "`return` must be inside a subroutine"),
+        ("def f() { break; }\nf();", (1, 11), "inside a loop"),
+        (
+            "def f() -> int { }\nint k = f();",
+            (2, 9),
+            "must return a value",
+        ),
+        (
+            "def f() { return 1; }\nf();",
+            (1, 11),
+            "declares no return type",
+        ),
+        (
+            "def f(int a) { }\nf(1, 2);",
+            (2, 1),
+            "takes 1 argument, but 2 were given",
+        ),
+        (
+            "qubit[2] q;\ndef f(qubit a) { }\nf(q);",
+            (3, 3),
+            "takes 1 qubit, but 2 qubits given",
+        ),
+        ("int k;\nint k;", (2, 1), "already declared"),
+        ("qubit q;\nbit q;", (2, 1), "already declared"),
+        (
+            "def f() { }\nint f;",
+            (2, 1),
+            "already defined as a gate or subroutine",
+        ),
+        ("qubit[2] q;\nlet a = q ++ q[0];", (2, 11), "twice"),
+        (
+            "qubit q;\nf(q);",
+            (2, 1),
+            "`f` is not a function or subroutine",
+        ),
+        ("qubit q;\nint k = h;", (2, 9), "`h` is a gate, not a value"),
+        (
+            "qubit q;\nint k = q;",
+            (2, 9),
+            "must be a value, not qubits",
+        ),
+        ("int k = 1;\nx k;", (2, 3), "expected qubits"),
+    ];
+    for (src, (line, col), text) in cases {
+        let (l, c, m) = body_err(&format!("{src}\n"));
+        assert!(m.contains(text), "{src}: {m}");
+        assert_eq!((l, c), (*line, *col), "{src}: {m}");
+    }
+    // Block-local variables end with their block; shadowing works.
+    let c = body(
+        "qubit q;\nint k = 1;\n{ int k = 2; rz(k) q; }\nrz(k) q;\nfor int k in [5:5] { rz(k) q; }\nrz(k) q;\n",
+    );
+    let ks: Vec<f64> = c
+        .ops()
+        .iter()
+        .map(|op| match op {
+            Operation::Gate {
+                gate: Gate::Standard { params, .. },
+                ..
+            } => params[0],
+            _ => f64::NAN,
+        })
+        .collect();
+    assert_eq!(ks, vec![2.0, 1.0, 5.0, 1.0]);
+    // Bits local to a subroutine hold known values.
+    let c = body(
+        "qubit q;\ndef f(bit b, bit[2] m) -> int { bit[2] z = m; z[0] = b; return int(z); }\nrz(f(1, \"10\")) q;\n",
+    );
+    assert_eq!(c.ops(), Circuit::new(1).rz(3.0, 0).ops());
+}
+
+#[test]
+fn classical_work_is_bounded() {
+    // Wide local registers in a long loop: bounded time and memory.
+    let (_, _, m) = body_err("for int i in [0:999999] { bit[65536] b; }\n");
+    assert!(m.contains("classical bits"), "{m}");
+    let (_, _, m) = body_err("bit[65536] c;\nfor int i in [0:999999] { if (c == 0) { } }\n");
+    assert!(m.contains("classical bits"), "{m}");
+    // Bits local to a loop body do not accumulate.
+    let c = body("qubit q;\nfor int i in [0:9999] { bit[4] b = i % 16; if (b[0]) x q; }\n");
+    assert_eq!(c.ops().len(), 5000);
+}
+
+#[test]
+fn switch_free_control_flow_corners() {
+    // `if` on a known value inside a loop, `while` with `break`, nested loops.
+    let c = body(
+        "qubit[2] q;\nint n = 0;\nwhile (true) { n += 1; if (n > 3) break; x q[0]; }\n\
+         for int i in [0:1] { for int j in [0:1] { if (i == j) continue; cx q[i], q[j]; } }\n",
+    );
+    assert_eq!(
+        c.ops(),
+        Circuit::new(2).x(0).x(0).x(0).cx(0, 1).cx(1, 0).ops()
+    );
+    // An empty range runs zero times; a negative step counts down.
+    let c = body("qubit q;\nfor int i in [3:1] { x q; }\nfor int i in [2:-2:-2] { rz(i) q; }\n");
+    assert_eq!(
+        c.ops(),
+        Circuit::new(1).rz(2.0, 0).rz(0.0, 0).rz(-2.0, 0).ops()
+    );
 }
