@@ -1,25 +1,39 @@
-//! Kettle's circuit front ends: OpenQASM 2.0, hand-written, lowered to
-//! [`kettle_ir::Circuit`].
+//! Kettle's circuit front ends: OpenQASM 2.0 and OpenQASM 3 (both
+//! hand-written) and Kettle's JSON format, lowered to [`kettle_ir::Circuit`].
 //!
 //! # Brief overview
 //!
+//! One entry point takes any format: [`parse_program`] checks the size and
+//! the UTF-8 of the bytes (reporting the first bad byte's position) and hands
+//! the text to the front end of the [`SourceFormat`] given — which
+//! [`detect_format`] can guess from the content and the file name. Every
+//! front end takes [`ParseOptions`]: the [`Limits`], an optional
+//! [`IncludeResolver`] (the front ends never read files themselves: the CLI
+//! resolves includes next to the source, the HTTP service allows none), and
+//! the values of OpenQASM 3 `input` parameters ([`qasm3_inputs`] lists
+//! them). Errors are a [`Diagnostic`] (line, column, file if inside an
+//! include, one-line message) or, for JSON, a [`JsonError`] with the JSON
+//! path; [`ProgramError`] is either.
+//!
+//! # OpenQASM 2
+//!
 //! [`parse_qasm2`] reads an OpenQASM 2.0 program with the meaning Qiskit's
-//! `qasm2.load` gives it and returns a validated [`Circuit`]; every problem is
-//! a [`Diagnostic`] with the 1-based line and column (in characters) of the
-//! offending token and a one-line message. [`parse_qasm2_bytes`] does the same
-//! for raw bytes, reporting the first byte that is not UTF-8.
+//! `qasm2.load` gives it and returns a validated [`Circuit`];
+//! [`parse_qasm2_with`] also reads includes through the resolver and
+//! [`parse_qasm2_bytes`] takes bytes.
 //!
 //! The pipeline follows Qiskit's `crates/qasm2`: a lazy lexer, a
 //! recursive-descent parser, and parameter expressions constant-folded to
 //! `f64` as they are parsed. There is no separate AST: statements are lowered
 //! as they are read.
 //!
-//! - `include "qelib1.inc";` is built in (no file is ever read; any other
-//!   include is an error). Its gates map to [`StandardGate`]s
-//!   (`u1`→`p`, `cu1`→`cp`, `u3`→`u`, `u0`→identity); `c3x`, `c4x` and
-//!   `c3sqrtx` become `x`/`sx` with extra [`Control`](kettle_ir::Control)s;
-//!   `rccx` and `rc3x` are inlined from their `qelib1.inc` bodies. `U` and
-//!   `CX` are always defined.
+//! - `include "qelib1.inc";` is built in (never read, never passed to the
+//!   resolver); other includes go through the resolver, with a depth limit
+//!   and cycle detection, their bytes counted in the source size. Its gates
+//!   map to [`StandardGate`]s (`u1`→`p`, `cu1`→`cp`, `u3`→`u`,
+//!   `u0`→identity); `c3x`, `c4x` and `c3sqrtx` become `x`/`sx` with extra
+//!   [`Control`](kettle_ir::Control)s; `rccx` and `rc3x` are inlined from
+//!   their `qelib1.inc` bodies. `U` and `CX` are always defined.
 //! - `gate` definitions are inlined at every call (a gate can only call gates
 //!   defined before it, so recursion is impossible); using an `opaque` gate
 //!   is an error.
@@ -28,9 +42,6 @@
 //!   classical bits; each `creg` becomes a named classical register.
 //! - `if (c == n) op;` becomes an [`Operation::IfElse`](kettle_ir::Operation)
 //!   per broadcast instance.
-//! - [`Limits`] bound the source size, the qubits, the operations after
-//!   inlining and broadcasting, and expression nesting, so hostile input fails
-//!   fast; no input makes the parser panic.
 //!
 //! ```
 //! use kettle_qasm::{Limits, parse_qasm2};
@@ -42,6 +53,53 @@
 //! let err = parse_qasm2("OPENQASM 2.0;\nqreg q[1];\nfoo q;", &Limits::default()).unwrap_err();
 //! assert_eq!(err.to_string(), "3:1: undefined gate `foo`");
 //! ```
+//!
+//! # OpenQASM 3
+//!
+//! [`parse_qasm3`] reads "the part of OpenQASM 3 a simulator can run", with
+//! the meaning of the specification and of Qiskit's `qasm3.loads`. It is
+//! hand-written too: the only Rust OpenQASM 3 crate, `oq3_semantics` 0.7,
+//! panicked on subroutine calls and `&&`, misread `ctrl @` arity and
+//! brace-less `if`s, and evaluates nothing (the `qasm3` module's source
+//! documents the trial). The front end shares the lexer, the float
+//! arithmetic and the gate catalogue with the OpenQASM 2 one; it parses to a
+//! syntax tree, then lowers it like an interpreter that knows every value
+//! but measurement results:
+//!
+//! - `stdgates.inc` built in (every gate exactly its [`StandardGate`],
+//!   global phase included; `u2`/`u3` keep the library's extra phase), `U`
+//!   and `gphase` always; `gate` definitions; modifiers `ctrl(n) @`,
+//!   `negctrl(n) @`, `inv @`, `pow(k) @` on any gate (a `gphase` under
+//!   controls becomes a phase gate on them; non-integer powers of rotations
+//!   scale the angle, others take the principal matrix power);
+//! - qubit and bit registers (`qubit[n]`, `bit[n]`, `qreg`, `creg`,
+//!   physical `$n`), indices, ranges, sets, `let` aliases, broadcasting;
+//!   `measure` in every spelling, `reset`, `barrier`;
+//! - classical variables and constants of every scalar type with all
+//!   operators, casts and built-in functions; `input` parameters; `for` and
+//!   known `while` loops (unrolled); `def` subroutines (inlined); `if` on
+//!   known values (folded) and on measured bits (`c[0]`, `c == 3`, `!`,
+//!   `&&`, `||`: nested `IfElse`);
+//! - timing, pulse-level, `extern`, arrays, `switch`, `opaque` and `while`
+//!   on measured bits are refused by name with their position.
+//!
+//! ```
+//! use kettle_qasm::{ParseOptions, parse_qasm3};
+//! let src = "OPENQASM 3.0;\ninclude \"stdgates.inc\";\ninput float theta;\n\
+//!            qubit[2] q;\nbit[2] c;\nfor int i in [0:1] { rx(theta * i) q[i]; }\n\
+//!            ctrl @ gphase(theta) q[0];\nc = measure q;\nif (c == 3) x q[0];\n";
+//! let options = ParseOptions { inputs: [("theta".into(), 0.5)].into(), ..Default::default() };
+//! let circuit = parse_qasm3(src, &options).unwrap();
+//! assert_eq!(circuit.ops().len(), 6);
+//! ```
+//!
+//! # Limits
+//!
+//! [`Limits`] bound the source size (included files counted), the qubits,
+//! the operations after inlining, unrolling and broadcasting (checked as
+//! they are produced), loop iterations, expression, block, call and include
+//! nesting, so hostile input fails fast with a message; no input makes a
+//! front end panic or recurse without bound.
 //!
 //! # JSON
 //!
