@@ -1,1 +1,349 @@
-//! placeholder
+//! Kettle's HTTP job API (`kettle serve`): actix-web routes over
+//! [`kettle_service::Service`].
+//!
+//! # Brief overview
+//!
+//! [`run`] is the whole server for the CLI: it loads nothing itself (the CLI
+//! builds a [`ServerConfig`] with [`ServerConfig::load`] and its flags),
+//! opens the store, refuses to serve without API keys on a non-loopback
+//! address unless told to, binds, says on stderr where it listens and
+//! whether it runs in local (no-key) mode, and serves until SIGTERM or
+//! Ctrl-C; then it stops accepting, lets running jobs finish for the grace
+//! period, re-queues the rest and returns. [`spawn`] does the same on a
+//! background thread (tests, embedding). [`keys_create`], [`keys_list`] and
+//! [`keys_revoke`] manage API keys in a data folder for `kettle keys`.
+//!
+//! - `routes`: `/v1/jobs` (submit with `?wait=`, list), `/v1/jobs/{id}`
+//!   (read with `?wait=`/`?keys=hex`, `DELETE` to cancel),
+//!   `/v1/jobs/{id}/cancel`, `/v1/backend`, `/healthz`, `/readyz`,
+//!   `/metrics`; the list is [`ROUTES`], the contract is `openapi.yaml`.
+//! - `problem`: every error is RFC 7807 `application/problem+json` with a
+//!   stable `type` `urn:kettle:problem:<code>`.
+//! - `body`: JSON bodies are size- and depth-limited before serde sees them.
+//! - Simulations run on the service's worker threads, never on actix's.
+
+mod body;
+mod config;
+mod problem;
+mod routes;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, web};
+use kettle_service::keys::{self, CreatedKey, KeyInfo};
+use kettle_service::{Service, ServiceError, SqliteStore};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use thiserror::Error;
+
+pub use config::ServerConfig;
+pub use problem::{PROBLEM_JSON, Problem};
+pub use routes::ROUTES;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// The configuration is invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Local mode on a non-loopback address without `insecure_no_auth`.
+    #[error("{0}")]
+    Insecure(String),
+    /// The service failed (store, threads).
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Any other I/O failure (runtime, threads).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Where a started server listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Started {
+    /// The bound address (the real port when the configuration said 0).
+    pub addr: SocketAddr,
+    /// Whether it runs without API keys.
+    pub local_mode: bool,
+}
+
+/// The process-wide Prometheus recorder (a process has one metrics
+/// recorder; servers started in one test process share it).
+fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let seconds = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+            ];
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (an embedding
+            // program's); then this one renders nothing, which is harmless.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Opens the service, checks the address policy, binds: everything before
+/// serving.
+async fn start(
+    config: &ServerConfig,
+) -> Result<(Started, actix_web::dev::Server, Service), ServerError> {
+    let service = Service::start(config.service_config()).await?;
+    let local_mode = service.local_mode();
+    if local_mode && !config.addr.ip().is_loopback() && !config.insecure_no_auth {
+        service.shutdown(Duration::ZERO).await;
+        return Err(ServerError::Insecure(format!(
+            "no API keys exist, so anyone who can reach {} could run jobs; create one with \
+             `kettle keys create TENANT`, listen on 127.0.0.1, or pass --insecure-no-auth",
+            config.addr
+        )));
+    }
+    let state = web::Data::new(routes::AppState {
+        service: service.clone(),
+        max_wait: Duration::from_secs(config.max_wait_seconds),
+        max_json_depth: config.max_json_depth,
+        prometheus: prometheus(),
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap_fn(routes::http_metrics)
+            .configure(routes::configure)
+    })
+    .disable_signals()
+    .shutdown_timeout(config.shutdown_grace_seconds.max(1))
+    .bind(config.addr)
+    .map_err(|source| ServerError::Bind {
+        addr: config.addr,
+        source,
+    })?;
+    let addr = server.addrs().first().copied().unwrap_or(config.addr);
+    Ok((Started { addr, local_mode }, server.run(), service))
+}
+
+/// Serves until `stop` resolves, then shuts down in order.
+async fn serve(
+    config: ServerConfig,
+    stop: impl std::future::Future<Output = ()>,
+    on_start: impl FnOnce(&Started, &ServerConfig),
+) -> Result<(), ServerError> {
+    let (started, server, service) = start(&config).await?;
+    on_start(&started, &config);
+    let handle = server.handle();
+    let running = actix_web::rt::spawn(server);
+    stop.await;
+    tracing::info!(
+        "stopping: no new requests; running jobs get {} s",
+        config.shutdown_grace_seconds
+    );
+    // Stop the HTTP side first (no new jobs), then the workers.
+    let http = handle.stop(true);
+    service
+        .shutdown(Duration::from_secs(config.shutdown_grace_seconds))
+        .await;
+    http.await;
+    let _ = running.await;
+    Ok(())
+}
+
+fn announce(started: &Started, config: &ServerConfig) {
+    let service = config.service_config();
+    let mode = if started.local_mode {
+        "LOCAL MODE: no API keys exist, so requests need none and all act as tenant `local`; \
+         create a key with `kettle keys create TENANT` (and restart) to require authentication"
+    } else {
+        "API keys required (Authorization: Bearer <key>)"
+    };
+    let line = format!(
+        "kettle serve: listening on http://{} (data in {}, {} workers, memory budget {}). {mode}\n",
+        started.addr,
+        config.data_dir.display(),
+        service.workers,
+        config.memory_budget.display().iec(),
+    );
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    tracing::info!(addr = %started.addr, local_mode = started.local_mode, "serving");
+}
+
+/// Resolves at SIGTERM or Ctrl-C.
+async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KETTLE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+/// Runs the server until SIGTERM or Ctrl-C (blocking): the `kettle serve`
+/// command.
+///
+/// # Errors
+/// A bad configuration, local mode on a public address, a store that cannot
+/// be opened, or an address that cannot be bound.
+pub fn run(config: ServerConfig) -> Result<(), ServerError> {
+    init_tracing();
+    actix_web::rt::System::new().block_on(serve(config, termination(), announce))
+}
+
+/// A server running on a background thread.
+#[derive(Debug)]
+pub struct ServerThread {
+    started: Started,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), ServerError>>>,
+}
+
+impl ServerThread {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.started.addr
+    }
+
+    /// Whether it runs without API keys.
+    pub fn local_mode(&self) -> bool {
+        self.started.local_mode
+    }
+
+    /// Shuts down as at SIGTERM and waits for it.
+    ///
+    /// # Errors
+    /// What the server stopped with.
+    pub fn stop(mut self) -> Result<(), ServerError> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> Result<(), ServerError> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(ServerError::Config("the server thread panicked".into()))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ServerThread {
+    fn drop(&mut self) {
+        let _ = self.stop_inner();
+    }
+}
+
+/// Starts a server on a background thread and returns once it listens
+/// (configure port 0 for a free port).
+///
+/// # Errors
+/// As [`run`].
+pub fn spawn(config: ServerConfig) -> Result<ServerThread, ServerError> {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Started>();
+    let thread = std::thread::Builder::new()
+        .name("kettle-server".into())
+        .spawn(move || {
+            actix_web::rt::System::new().block_on(serve(
+                config,
+                async move {
+                    let _ = stop_rx.await;
+                },
+                move |started, _| {
+                    let _ = ready_tx.send(started.clone());
+                },
+            ))
+        })?;
+    match ready_rx.recv() {
+        Ok(started) => Ok(ServerThread {
+            started,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }),
+        // The thread ended before it listened: its error says why.
+        Err(_) => Err(thread
+            .join()
+            .unwrap_or_else(|_| Err(ServerError::Config("the server thread panicked".into())))
+            .err()
+            .unwrap_or_else(|| ServerError::Config("the server stopped before listening".into()))),
+    }
+}
+
+fn with_store<T>(
+    data_dir: &Path,
+    f: impl AsyncFnOnce(&SqliteStore) -> Result<T, ServiceError>,
+) -> Result<T, ServerError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let store = SqliteStore::open(data_dir).await?;
+        Ok(f(&store).await?)
+    })
+}
+
+/// `kettle keys create TENANT`: a new key for `tenant` in the store under
+/// `data_dir`; its plaintext is in the result and nowhere else. A running
+/// server in local mode keeps serving without keys until restarted.
+///
+/// # Errors
+/// A bad tenant name or a store failure.
+pub fn keys_create(data_dir: &Path, tenant: &str) -> Result<CreatedKey, ServerError> {
+    with_store(data_dir, async |s| keys::create_key(s, tenant).await)
+}
+
+/// `kettle keys list`: every key (never a secret), oldest first.
+///
+/// # Errors
+/// A store failure.
+pub fn keys_list(data_dir: &Path) -> Result<Vec<KeyInfo>, ServerError> {
+    with_store(data_dir, async |s| keys::list_keys(s).await)
+}
+
+/// `kettle keys revoke ID`: whether the key was active. Takes effect on
+/// the next request, also on a running server.
+///
+/// # Errors
+/// A store failure.
+pub fn keys_revoke(data_dir: &Path, id: &str) -> Result<bool, ServerError> {
+    with_store(data_dir, async |s| keys::revoke_key(s, id).await)
+}

@@ -1,0 +1,157 @@
+//! [`ServerConfig`]: everything `kettle serve` is configured with, from
+//! defaults, then a TOML file (`--config kettle.toml`), then `KETTLE_*`
+//! environment variables (nested fields with `__`:
+//! `KETTLE_LIMITS__MAX_QUBITS=28`); the CLI's flags go last.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use kettle_service::{ServiceConfig, TenantLimits};
+use serde::{Deserialize, Serialize};
+
+use crate::ServerError;
+
+/// The server's configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on (default `127.0.0.1:8080`).
+    pub addr: SocketAddr,
+    /// Folder of the job database (default `./kettle-data`).
+    pub data_dir: PathBuf,
+    /// Jobs that may run at once (default: the core count).
+    pub workers: Option<usize>,
+    /// Threads one simulation may use (default: the core count).
+    pub sim_threads: Option<usize>,
+    /// Bytes of state vectors all running jobs together may hold, such as
+    /// `"16GiB"` (default 4 GiB).
+    pub memory_budget: ByteSize,
+    /// Seconds a job may run before it fails (default 3600).
+    pub max_run_time_seconds: u64,
+    /// Longest `?wait=` a request may block, in seconds (default 60).
+    pub max_wait_seconds: u64,
+    /// Largest qubit count whose state vector or probabilities are returned
+    /// as JSON (default 20).
+    pub max_listed_qubits: u32,
+    /// Days finished jobs are kept (default 7).
+    pub retention_days: u64,
+    /// Seconds running jobs get to finish at SIGTERM before they are
+    /// stopped and re-queued (default 30).
+    pub shutdown_grace_seconds: u64,
+    /// Deepest nesting of a JSON request body (default 32).
+    pub max_json_depth: usize,
+    /// Let local mode (no API keys) listen on a non-loopback address.
+    pub insecure_no_auth: bool,
+    /// Limits of every tenant without its own entry.
+    pub limits: TenantLimits,
+    /// Limits per tenant.
+    pub tenants: BTreeMap<String, TenantLimits>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./kettle-data"),
+            workers: None,
+            sim_threads: None,
+            memory_budget: ByteSize::gib(4),
+            max_run_time_seconds: 3600,
+            max_wait_seconds: 60,
+            max_listed_qubits: 20,
+            retention_days: 7,
+            shutdown_grace_seconds: 30,
+            max_json_depth: 32,
+            insecure_no_auth: false,
+            limits: TenantLimits::default(),
+            tenants: BTreeMap::new(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Defaults, then `file` if given, then `KETTLE_*` variables.
+    ///
+    /// # Errors
+    /// [`ServerError::Config`] naming the bad file, field or value.
+    pub fn load(file: Option<&Path>) -> Result<ServerConfig, ServerError> {
+        let mut figment = Figment::from(Serialized::defaults(ServerConfig::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(ServerError::Config(format!(
+                    "the configuration file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment
+            .merge(Env::prefixed("KETTLE_").split("__"))
+            .extract()
+            .map_err(|e| ServerError::Config(e.to_string()))
+    }
+
+    /// The service's part.
+    pub fn service_config(&self) -> ServiceConfig {
+        let mut c = ServiceConfig::new(&self.data_dir);
+        if let Some(w) = self.workers {
+            c.workers = w.max(1);
+        }
+        if let Some(t) = self.sim_threads {
+            c.sim_threads = t.max(1);
+        }
+        c.memory_budget = self.memory_budget.as_u64();
+        c.max_run_time = Duration::from_secs(self.max_run_time_seconds.max(1));
+        c.max_listed_qubits = self.max_listed_qubits;
+        c.retention = Duration::from_secs(self.retention_days.saturating_mul(86_400));
+        c.default_limits = self.limits.clone();
+        c.tenant_limits = self.tenants.clone();
+        c
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closure type
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_toml_file_and_the_environment_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "kettle.toml",
+                "addr = \"0.0.0.0:9000\"\nmemory_budget = \"16GiB\"\nworkers = 3\n\
+                 [limits]\nmax_qubits = 28\n[tenants.big]\nmax_qubits = 32\n",
+            )?;
+            jail.set_env("KETTLE_MAX_RUN_TIME_SECONDS", "5");
+            jail.set_env("KETTLE_LIMITS__MAX_SHOTS", "100");
+            let c = ServerConfig::load(Some(Path::new("kettle.toml"))).unwrap();
+            assert_eq!(c.addr, "0.0.0.0:9000".parse().unwrap());
+            assert_eq!(c.memory_budget.as_u64(), 16 << 30);
+            assert_eq!(c.workers, Some(3));
+            assert_eq!(c.limits.max_qubits, 28);
+            assert_eq!(c.limits.max_shots, 100);
+            assert_eq!(c.tenants["big"].max_qubits, 32);
+            let s = c.service_config();
+            assert_eq!(s.max_run_time, Duration::from_secs(5));
+            assert_eq!(s.limits_for("big").max_qubits, 32);
+            assert_eq!(s.limits_for("other").max_qubits, 28);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("kettle.toml", "adress = \"1.2.3.4:1\"\n")?;
+            let err = ServerConfig::load(Some(Path::new("kettle.toml"))).unwrap_err();
+            assert!(err.to_string().contains("adress"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,405 @@
+//! The HTTP routes under `/v1`, plus health, readiness and metrics, and the
+//! bearer-token extractor. Handlers only translate: every decision is the
+//! service's.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use kettle_service::{JobRequest, JobStatus, JobView, KeyFormat, Service};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::body::parse_json;
+use crate::problem::Problem;
+
+/// Every route the API serves, as (method, path template): the contract
+/// test compares this list with `openapi.yaml`.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/jobs"),
+    ("get", "/v1/jobs"),
+    ("get", "/v1/jobs/{id}"),
+    ("delete", "/v1/jobs/{id}"),
+    ("post", "/v1/jobs/{id}/cancel"),
+    ("get", "/v1/backend"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+];
+
+/// What the handlers share.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) service: Service,
+    pub(crate) max_wait: Duration,
+    pub(crate) max_json_depth: usize,
+    pub(crate) prometheus: PrometheusHandle,
+}
+
+type State = web::Data<AppState>;
+
+/// The tenant a request acts as, from its bearer key (or local mode).
+#[derive(Debug)]
+pub(crate) struct Tenant(String);
+
+impl FromRequest for Tenant {
+    type Error = Problem;
+    type Future = Pin<Box<dyn Future<Output = Result<Tenant, Problem>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<State>().cloned();
+        let header = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.to_str().map(str::to_owned));
+        Box::pin(async move {
+            let state = state.ok_or_else(|| Problem::bad_request("no service"))?;
+            let bearer = match header {
+                None => None,
+                Some(Ok(value)) => {
+                    let (scheme, token) = value.split_once(' ').unwrap_or((value.as_str(), ""));
+                    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+                        if state.service.local_mode() {
+                            None
+                        } else {
+                            return Err(kettle_service::ServiceError::Unauthorized(
+                                "the Authorization header must read `Bearer <key>`".into(),
+                            )
+                            .into());
+                        }
+                    } else {
+                        Some(token.trim().to_owned())
+                    }
+                }
+                Some(Err(_)) => {
+                    return Err(kettle_service::ServiceError::Unauthorized(
+                        "the Authorization header is not readable text".into(),
+                    )
+                    .into());
+                }
+            };
+            Ok(Tenant(state.service.authenticate(bearer.as_deref()).await?))
+        })
+    }
+}
+
+/// `?wait=` and `?keys=` of job reads.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReadQuery {
+    wait: Option<f64>,
+    keys: Option<Keys>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Keys {
+    Bitstring,
+    Hex,
+}
+
+impl ReadQuery {
+    fn keys(&self) -> KeyFormat {
+        match self.keys {
+            Some(Keys::Hex) => KeyFormat::Hex,
+            _ => KeyFormat::Bitstring,
+        }
+    }
+
+    fn wait(&self, cap: Duration) -> Result<Duration, Problem> {
+        match self.wait {
+            None => Ok(Duration::ZERO),
+            Some(w) if w.is_finite() && w >= 0.0 => {
+                Ok(Duration::from_secs_f64(w.min(cap.as_secs_f64())))
+            }
+            Some(w) => Err(Problem::bad_request(format!(
+                "wait must be a number of seconds from 0 to {}; got {w}",
+                cap.as_secs()
+            ))),
+        }
+    }
+}
+
+/// `?status=&limit=&cursor=` of the job list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    status: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// A job as JSON, with its link.
+fn job_json(view: &JobView) -> Value {
+    let mut v = serde_json::to_value(view).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut v {
+        map.insert(
+            "links".into(),
+            json!({ "self": format!("/v1/jobs/{}", view.id) }),
+        );
+    }
+    v
+}
+
+fn json_response(status: StatusCode, body: &Value) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ))
+        .body(body.to_string())
+}
+
+async fn submit(
+    state: State,
+    tenant: Tenant,
+    req: HttpRequest,
+    query: web::Query<ReadQuery>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let wait = query.wait(state.max_wait)?;
+    let limit = state
+        .service
+        .config()
+        .limits_for(&tenant.0)
+        .max_request_bytes;
+    let body = match payload.to_bytes_limited(limit).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
+            return Err(Problem::bad_request(format!(
+                "the body could not be read: {e}"
+            )));
+        }
+        Err(_) => {
+            return Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request-too-large",
+                "Request too large",
+                format!("the request body is larger than this tenant's limit of {limit} bytes"),
+            )
+            .with("limit", json!("max_request_bytes")));
+        }
+    };
+    let request: JobRequest = parse_json(&body, state.max_json_depth)?;
+    let key = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| {
+                    Problem::bad_request("the Idempotency-Key header is not readable text")
+                })?
+                .to_owned(),
+        ),
+    };
+    let submitted = state
+        .service
+        .submit(&tenant.0, request, key.as_deref())
+        .await?;
+    let view = if wait.is_zero() {
+        submitted.job
+    } else {
+        state
+            .service
+            .wait(&tenant.0, &submitted.job.id, wait, query.keys())
+            .await?
+    };
+    let status = if submitted.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut resp = json_response(status, &job_json(&view));
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/jobs/{}", view.id)) {
+        resp.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(resp)
+}
+
+async fn get_job(
+    state: State,
+    tenant: Tenant,
+    id: web::Path<String>,
+    query: web::Query<ReadQuery>,
+) -> Result<HttpResponse, Problem> {
+    let wait = query.wait(state.max_wait)?;
+    let view = state
+        .service
+        .wait(&tenant.0, &id, wait, query.keys())
+        .await?;
+    Ok(json_response(StatusCode::OK, &job_json(&view)))
+}
+
+async fn list_jobs(
+    state: State,
+    tenant: Tenant,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, Problem> {
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(JobStatus::parse(s).ok_or_else(|| {
+            Problem::bad_request(format!(
+                "status must be one of queued, running, completed, failed, cancelled; got `{s}`"
+            ))
+        })?),
+    };
+    let page = state
+        .service
+        .list(
+            &tenant.0,
+            status,
+            query.limit.unwrap_or(50),
+            query.cursor.as_deref(),
+        )
+        .await?;
+    let jobs: Vec<Value> = page.jobs.iter().map(job_json).collect();
+    let mut body = json!({ "jobs": jobs });
+    if let Some(c) = page.next_cursor {
+        body["next_cursor"] = json!(c);
+    }
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+async fn cancel_job(
+    state: State,
+    tenant: Tenant,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let view = state.service.cancel(&tenant.0, &id).await?;
+    // A running job stops at its next gate: accepted, not yet done.
+    let status = if view.status == JobStatus::Cancelled {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok(json_response(status, &job_json(&view)))
+}
+
+async fn backend(state: State, tenant: Tenant) -> HttpResponse {
+    let info = state.service.backend(&tenant.0);
+    json_response(
+        StatusCode::OK,
+        &serde_json::to_value(info).unwrap_or(Value::Null),
+    )
+}
+
+async fn healthz() -> HttpResponse {
+    json_response(StatusCode::OK, &json!({ "status": "ok" }))
+}
+
+async fn readyz(state: State) -> Result<HttpResponse, Problem> {
+    if state.service.ready().await {
+        Ok(json_response(StatusCode::OK, &json!({ "status": "ready" })))
+    } else {
+        Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-ready",
+            "Not ready",
+            "the server is shutting down or its store does not answer",
+        ))
+    }
+}
+
+async fn metrics_text(state: State) -> HttpResponse {
+    state.service.refresh_metrics().await;
+    HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        ))
+        .body(state.prometheus.render())
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        format!("{} is not allowed on {}", req.method(), req.path()),
+    )
+    .error_response()
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "no-such-route",
+        "Not found",
+        format!("there is no route {}", req.path()),
+    )
+    .error_response()
+}
+
+/// Query strings that do not parse are `400` problems.
+fn query_error(err: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    Problem::bad_request(format!("bad query parameters: {err}")).into()
+}
+
+/// Path segments that do not parse are `400` problems.
+fn path_error(err: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
+    Problem::bad_request(format!("bad path: {err}")).into()
+}
+
+/// Registers every route and the error handlers on an app.
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::QueryConfig::default().error_handler(query_error))
+        .app_data(web::PathConfig::default().error_handler(path_error))
+        .service(
+            web::scope("/v1")
+                .service(
+                    web::resource("/jobs")
+                        .route(web::post().to(submit))
+                        .route(web::get().to(list_jobs))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/jobs/{id}")
+                        .route(web::get().to(get_job))
+                        .route(web::delete().to(cancel_job))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/jobs/{id}/cancel")
+                        .route(web::post().to(cancel_job))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/backend")
+                        .route(web::get().to(backend))
+                        .default_service(web::to(method_not_allowed)),
+                ),
+        )
+        .service(web::resource("/healthz").route(web::get().to(healthz)))
+        .service(web::resource("/readyz").route(web::get().to(readyz)))
+        .service(web::resource("/metrics").route(web::get().to(metrics_text)))
+        .default_service(web::to(not_found));
+}
+
+/// Counts requests and their latency by method and status.
+pub(crate) fn http_metrics<S, B>(
+    req: actix_web::dev::ServiceRequest,
+    srv: &S,
+) -> impl Future<Output = Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>> + use<S, B>
+where
+    S: actix_web::dev::Service<
+            actix_web::dev::ServiceRequest,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
+{
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let fut = srv.call(req);
+    async move {
+        let res = fut.await?;
+        let status = res.status().as_u16().to_string();
+        metrics::counter!("kettle_http_requests_total", "method" => method, "status" => status)
+            .increment(1);
+        metrics::histogram!("kettle_http_request_seconds").record(started.elapsed().as_secs_f64());
+        Ok(res)
+    }
+}
