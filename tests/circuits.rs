@@ -226,15 +226,14 @@ fn qaoa_layer_favours_the_maximum_cuts(lang: Lang) {
     assert!(top.contains(&"0101") && top.contains(&"1010"), "{c:?}");
 }
 
-/// One function per claim, run on both languages; the OpenQASM 3 runs wait
-/// for the OpenQASM 3 front end.
+/// One function per claim, run on both languages.
 macro_rules! claims {
     ($($claim:ident),* $(,)?) => {
         mod qasm2 {
             $(#[test] fn $claim() { super::$claim(super::Lang::Qasm2) })*
         }
         mod qasm3 {
-            $(#[test] #[ignore = "until OpenQASM 3 lands"] fn $claim() { super::$claim(super::Lang::Qasm3) })*
+            $(#[test] fn $claim() { super::$claim(super::Lang::Qasm3) })*
         }
     };
 }
@@ -294,7 +293,6 @@ fn every_program_is_checked() {
 }
 
 #[test]
-#[ignore = "until OpenQASM 3 lands"]
 fn qasm3_twins_mean_the_same_circuits() {
     for stem in TWINS {
         let (two, three) = (load(Lang::Qasm2, stem), load(Lang::Qasm3, stem));
@@ -344,7 +342,6 @@ fn check_vqe_state(amps: &[Complex64], expect: impl Fn(&str) -> f64) {
 }
 
 #[test]
-#[ignore = "until OpenQASM 3 lands"]
 fn vqe_ansatz_takes_its_angles_as_inputs() {
     let circuit = load_with(Lang::Qasm3, "vqe_ansatz", &[("theta", THETA), ("phi", PHI)]);
     let s = state(&circuit);
@@ -362,7 +359,6 @@ fn vqe_ansatz_takes_its_angles_as_inputs() {
 }
 
 #[test]
-#[ignore = "until OpenQASM 3 lands"]
 fn kettle_run_binds_inputs_from_the_command_line() {
     let file = path(Lang::Qasm3, "vqe_ansatz");
     let file = file.to_str().unwrap();
