@@ -162,6 +162,9 @@ pub(crate) struct Lowerer<'a> {
     num_clbits: u32,
     register_order: Vec<RegisterSlot>,
     discard: Option<Clbit>,
+    /// The discard bit holds a measurement an `if` condition being
+    /// evaluated will test: nothing may measure into it until then.
+    discard_held: bool,
     gates: HashMap<String, GateEntry>,
     subs: HashMap<String, Rc<SubDef>>,
     stdgates: bool,
@@ -227,6 +230,7 @@ impl<'a> Lowerer<'a> {
             num_clbits: 0,
             register_order: Vec::new(),
             discard: None,
+            discard_held: false,
             gates,
             subs: HashMap::new(),
             stdgates: false,
@@ -949,6 +953,12 @@ impl<'a> Lowerer<'a> {
 
     /// The clbit measurements that are not stored go to.
     fn discard_clbit(&mut self, loc: Loc) -> Result<Clbit> {
+        if self.discard_held {
+            return Err(self.err(
+                loc,
+                "this measurement would overwrite another that an `if` condition tests: store measurement results in bits first",
+            ));
+        }
         if let Some(c) = self.discard {
             return Ok(c);
         }
@@ -1556,8 +1566,13 @@ impl<'a> Lowerer<'a> {
         loc: Loc,
         out: &mut Vec<Operation>,
     ) -> Result<Flow> {
+        let held = self.discard_held;
         let v = self.eval(condition, out)?;
-        match self.truth(v, condition.loc)? {
+        let v = self.measured(v, condition.loc, out)?;
+        let truth = self.truth(v, condition.loc)?;
+        // The `if` tests the condition before its branches run.
+        self.discard_held = held;
+        match truth {
             Truth::Known(true) => self.block(then_body, out, loc),
             Truth::Known(false) => match else_body {
                 Some(body) => self.block(body, out, loc),
@@ -1763,6 +1778,7 @@ impl<'a> Lowerer<'a> {
     ) -> Result<Flow> {
         loop {
             let v = self.eval(condition, out)?;
+            let v = self.measured(v, condition.loc, out)?;
             match self.truth(v, condition.loc)? {
                 Truth::Known(false) => return Ok(Flow::Normal),
                 Truth::Known(true) => {}
@@ -1970,6 +1986,27 @@ impl<'a> Lowerer<'a> {
             Val::Qubits(q, scalar) => Ok((Rc::unwrap_or_clone(q), scalar)),
             _ => Err(self.err(e.loc, "expected qubits here")),
         }
+    }
+
+    /// A measurement used as a value (`if (m(q))` with `m` returning
+    /// `measure a`): measured into the discard bit, which then holds the
+    /// result until the `if` tests it.
+    fn measured(&mut self, v: Val, loc: Loc, out: &mut Vec<Operation>) -> Result<Val> {
+        let Val::Measure(qubits, _, _) = v else {
+            return Ok(v);
+        };
+        let [qubit] = qubits[..] else {
+            return Err(self.err(
+                loc,
+                "a measurement of several qubits must be stored in bits before it is used",
+            ));
+        };
+        self.no_gate_body(loc, "`measure`")?;
+        let clbit = self.discard_clbit(loc)?;
+        self.reserve(1, loc)?;
+        out.push(Operation::Measure { qubit, clbit });
+        self.discard_held = true;
+        Ok(Val::Bits(vec![BitRef::Clbit(clbit)]))
     }
 
     /// A value as a condition.
@@ -2194,6 +2231,7 @@ impl<'a> Lowerer<'a> {
             }
             ExprKind::Unary(op, x) => {
                 let v = self.eval(x, out)?;
+                let v = self.measured(v, x.loc, out)?;
                 match (op, v) {
                     (_, Val::Known(v)) => {
                         Val::Known(values::unary(*op, &v).map_err(|m| self.err(loc, m))?)
@@ -2308,6 +2346,7 @@ impl<'a> Lowerer<'a> {
         out: &mut Vec<Operation>,
     ) -> Result<Val> {
         let left = self.eval(a, out)?;
+        let left = self.measured(left, a.loc, out)?;
         if matches!(op, BinOp::And | BinOp::Or) {
             let lt = self.truth(left, a.loc)?;
             // Short-circuit on a known left side, as the language does.
@@ -2317,6 +2356,7 @@ impl<'a> Lowerer<'a> {
                 _ => {}
             }
             let right = self.eval(b, out)?;
+            let right = self.measured(right, b.loc, out)?;
             let rt = self.truth(right, b.loc)?;
             return Ok(Self::truth_val(if op == BinOp::And {
                 lt.and(rt)
@@ -2325,6 +2365,7 @@ impl<'a> Lowerer<'a> {
             }));
         }
         let right = self.eval(b, out)?;
+        let right = self.measured(right, b.loc, out)?;
         match (left, right) {
             (Val::Known(x), Val::Known(y)) => Ok(Val::Known(
                 values::binary(op, &x, &y).map_err(|m| self.err(loc, m))?,

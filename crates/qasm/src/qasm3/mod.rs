@@ -57,8 +57,12 @@
 //!   `break`/`continue`; `if`/`else` on known values (folded) and on
 //!   measured bits (`c[0]`, `!c[0]`, `c == 3`, `c != 2`, `&&`, `||`),
 //!   lowered to nested [`Operation::IfElse`](kettle_ir::Operation).
-//! - `def` subroutines with qubit and classical arguments and return values
-//!   (`return measure q;` too), inlined; recursion is refused.
+//! - `def` subroutines with qubit and classical arguments and return values,
+//!   inlined; recursion is refused. A subroutine may `return measure q;`:
+//!   the result is measured into the bit it is assigned to, or, tested
+//!   directly (`if (m(q)) …`), into the one-bit `discarded` register, which
+//!   then holds it until the `if` reads it (two such results in one
+//!   condition are refused).
 //! - Pragmas, annotations and comments are ignored.
 //!
 //! Timing (`delay`, `duration`, `stretch`, `box`, `100ns`), pulse-level

@@ -821,10 +821,40 @@ fn subroutines_inline() {
     );
     assert_eq!(l, 2);
     assert!(m.contains("recursion"), "{m}");
-    let (l, c, m) =
-        body_err("qubit q;\ndef m(qubit a) -> bit { return measure a; }\nif (m(q)) x q;\n");
+    // A measurement returned by a subroutine, tested directly.
+    let c = body(
+        "qubit[2] q;\ndef m(qubit a) -> bit { h a; return measure a; }\nif (m(q[0])) x q[1];\nif (!m(q[1]) && true) { measure q[0]; }\n",
+    );
+    let x1 = vec![std_op(StandardGate::X, &[], &[1])];
+    assert_eq!(
+        c,
+        Circuit::new(2)
+            .creg("discarded", 1)
+            .h(0)
+            .measure(0, 0)
+            .op(Operation::IfElse {
+                condition: Condition::bit(0, true),
+                then_ops: x1,
+                else_ops: vec![]
+            })
+            .h(1)
+            .measure(1, 0)
+            .op(Operation::IfElse {
+                condition: Condition::bit(0, false),
+                then_ops: vec![Operation::Measure { qubit: 0, clbit: 0 }],
+                else_ops: vec![],
+            })
+    );
+    let (l, c, m) = body_err(
+        "qubit[2] q;\ndef m(qubit a) -> bit { return measure a; }\nif (m(q[0]) && m(q[1])) x q;\n",
+    );
+    assert_eq!((l, c), (3, 16));
+    assert!(m.contains("store measurement results in bits"), "{m}");
+    let (l, c, m) = body_err(
+        "qubit[2] q;\ndef m(qubit[2] a) -> bit[2] { return measure a; }\nif (m(q) == 1) x q;\n",
+    );
     assert_eq!((l, c), (3, 5));
-    assert!(m.contains("stored in a bit"), "{m}");
+    assert!(m.contains("several qubits"), "{m}");
     let (l, _, m) = body_err("qubit q;\ndef m(qubit a) { bit b; b = measure a; }\nm(q);\n");
     assert_eq!(l, 2);
     assert!(m.contains("top level"), "{m}");
