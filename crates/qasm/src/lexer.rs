@@ -226,7 +226,7 @@ impl Lexer {
         if rest.starts_with("#pragma") {
             return true;
         }
-        if !self.at_line_start() {
+        if !(rest.starts_with('p') || rest.starts_with('@')) || !self.at_line_start() {
             return false;
         }
         if let Some(after) = rest.strip_prefix("pragma") {

@@ -168,7 +168,10 @@ pub(crate) struct Lowerer<'a> {
     gates: HashMap<String, GateEntry>,
     subs: HashMap<String, Rc<SubDef>>,
     stdgates: bool,
-    frames: Vec<Frame>,
+    /// The program's own scopes.
+    global: Frame,
+    /// The gate and subroutine calls being inlined, innermost last.
+    calls: Vec<Frame>,
     call_stack: Vec<String>,
     /// Gate bodies being inlined (they may not measure or reset).
     gate_body_depth: usize,
@@ -234,10 +237,11 @@ impl<'a> Lowerer<'a> {
             gates,
             subs: HashMap::new(),
             stdgates: false,
-            frames: vec![Frame {
+            global: Frame {
                 kind: FrameKind::Global,
                 scopes: vec![HashMap::new()],
-            }],
+            },
+            calls: Vec::new(),
             call_stack: Vec::new(),
             gate_body_depth: 0,
             runtime_depth: 0,
@@ -329,15 +333,18 @@ impl<'a> Lowerer<'a> {
 
     fn frame(&self) -> &Frame {
         // There is always the global frame.
-        self.frames.last().unwrap_or_else(|| unreachable!())
+        self.calls.last().unwrap_or(&self.global)
     }
 
     fn frame_mut(&mut self) -> &mut Frame {
-        self.frames.last_mut().unwrap_or_else(|| unreachable!())
+        match self.calls.last_mut() {
+            Some(frame) => frame,
+            None => &mut self.global,
+        }
     }
 
     fn at_top_level(&self) -> bool {
-        self.frames.len() == 1 && self.frame().scopes.len() == 1
+        self.calls.is_empty() && self.global.scopes.len() == 1
     }
 
     fn push_scope(&mut self) {
@@ -378,7 +385,7 @@ impl<'a> Lowerer<'a> {
     }
 
     fn global_scope(&self) -> Option<&HashMap<String, Symbol>> {
-        self.frames.first().and_then(|f| f.scopes.first())
+        self.global.scopes.first()
     }
 
     /// The symbol `name` names here, with the visibility rules of gate and
@@ -1504,7 +1511,7 @@ impl<'a> Lowerer<'a> {
                         },
                     );
                 }
-                self.frames.push(Frame {
+                self.calls.push(Frame {
                     kind: FrameKind::Gate,
                     scopes: vec![scope],
                 });
@@ -1513,7 +1520,7 @@ impl<'a> Lowerer<'a> {
                 let mut ops = Vec::new();
                 let flow = self.stmts(&def.body, &mut ops)?;
                 self.gate_body_depth -= 1;
-                self.frames.pop();
+                self.calls.pop();
                 self.drop_local_bits(mark);
                 self.leave_call();
                 match flow {
@@ -1906,12 +1913,12 @@ impl<'a> Lowerer<'a> {
             scope.insert(name, Symbol::Bits(id));
         }
         self.enter_call(&def.name, loc)?;
-        self.frames.push(Frame {
+        self.calls.push(Frame {
             kind: FrameKind::Def,
             scopes: vec![scope],
         });
         let flow = self.stmts(&def.body, out)?;
-        self.frames.pop();
+        self.calls.pop();
         self.drop_local_bits(mark);
         self.leave_call();
         let (value, rloc) = match flow {
@@ -2154,11 +2161,7 @@ impl<'a> Lowerer<'a> {
                     }
                     Some(Symbol::Bits(id)) => {
                         let id = *id;
-                        let (len, scalar) = self
-                            .bit_regs
-                            .get(id)
-                            .map_or((0, true), |r| (r.cells.len(), r.scalar));
-                        let _ = scalar;
+                        let len = self.bit_regs.get(id).map_or(0, |r| r.cells.len());
                         let cells: Vec<usize> = (0..len).collect();
                         self.read_bits(id, &cells, loc)?
                     }
@@ -2190,8 +2193,7 @@ impl<'a> Lowerer<'a> {
                             format!("`{name}` is a single bit and cannot be indexed"),
                         ));
                     }
-                    let (cells, single) = self.indices(index, len, name, loc, out)?;
-                    let _ = single;
+                    let (cells, _) = self.indices(index, len, name, loc, out)?;
                     return self.read_bits(id, &cells, loc);
                 }
                 let label = match &base.kind {
