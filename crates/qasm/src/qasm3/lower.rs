@@ -2391,12 +2391,20 @@ impl<'a> Lowerer<'a> {
                 format!("`{}` cannot be applied to qubits", op.symbol()),
             )),
             (x, y)
-                if matches!(op, BinOp::Eq | BinOp::Ne)
-                    && Self::single_bit(&x)
+                if matches!(
+                    op,
+                    BinOp::Eq | BinOp::Ne | BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor
+                ) && Self::single_bit(&x)
                     && Self::single_bit(&y) =>
             {
-                let t = self.truth(x, a.loc)?.equal(self.truth(y, b.loc)?);
-                Ok(Self::truth_val(if op == BinOp::Eq { t } else { t.not() }))
+                // On single bits these are boolean operations.
+                let (p, q) = (self.truth(x, a.loc)?, self.truth(y, b.loc)?);
+                Ok(Self::truth_val(match op {
+                    BinOp::Eq => p.equal(q),
+                    BinOp::BitAnd => p.and(q),
+                    BinOp::BitOr => p.or(q),
+                    _ => p.equal(q).not(),
+                }))
             }
             (Val::Bits(_) | Val::Cond(_), Val::Bits(_) | Val::Cond(_))
                 if matches!(op, BinOp::Eq | BinOp::Ne) =>

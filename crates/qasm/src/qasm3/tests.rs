@@ -699,6 +699,18 @@ fn ifs_on_measured_bits_become_if_else() {
             },
         ),
         (
+            "if (c[0] & c[1]) x q[1];",
+            Operation::IfElse {
+                condition: Condition::bit(0, true),
+                then_ops: vec![Operation::IfElse {
+                    condition: Condition::bit(1, true),
+                    then_ops: x1(),
+                    else_ops: vec![],
+                }],
+                else_ops: vec![],
+            },
+        ),
+        (
             "if (int(c) == 1 && true) x q[1];",
             Operation::IfElse {
                 condition: Condition::equals(vec![0, 1], 1),
