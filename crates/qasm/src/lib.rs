@@ -79,8 +79,8 @@
 //!   operators, casts and built-in functions; `input` parameters; `for` and
 //!   known `while` loops (unrolled); `def` subroutines (inlined); `if` on
 //!   known values (folded) and on measured bits (`c[0]`, `c == 3`, `!`,
-//!   `&&`, `||`: nested `IfElse`);
-//! - timing, pulse-level, `extern`, arrays, `switch`, `opaque` and `while`
+//!   `&&`, `||`: nested `IfElse`), `switch`;
+//! - timing, pulse-level, `extern`, arrays, `opaque` and `while`
 //!   on measured bits are refused by name with their position.
 //!
 //! ```

@@ -337,6 +337,12 @@ pub(crate) enum StmtKind {
         condition: Expr,
         body: Vec<Stmt>,
     },
+    /// `switch (target) { case a, b { … } … default { … } }`.
+    Switch {
+        target: Expr,
+        cases: Vec<(Vec<Expr>, Vec<Stmt>)>,
+        default: Option<Vec<Stmt>>,
+    },
     Break,
     Continue,
     Return(Option<Expr>),

@@ -593,6 +593,11 @@ impl<'a> Lowerer<'a> {
             StmtKind::While { condition, body } => {
                 return self.while_loop(condition, body, loc, out);
             }
+            StmtKind::Switch {
+                target,
+                cases,
+                default,
+            } => return self.switch(target, cases, default.as_deref(), loc, out),
             StmtKind::Break => return Ok(Flow::Break(loc)),
             StmtKind::Continue => return Ok(Flow::Continue(loc)),
             StmtKind::Return(value) => {
@@ -1615,6 +1620,95 @@ impl<'a> Lowerer<'a> {
                 Ok(Flow::Normal)
             }
         }
+    }
+
+    fn switch(
+        &mut self,
+        target: &Expr,
+        cases: &[(Vec<Expr>, Vec<Stmt>)],
+        default: Option<&[Stmt]>,
+        loc: Loc,
+        out: &mut Vec<Operation>,
+    ) -> Result<Flow> {
+        let v = self.eval(target, out)?;
+        let v = self.measured(v, target.loc, out)?;
+        if !matches!(v, Val::Known(_) | Val::Bits(_)) {
+            return Err(self.err(target.loc, "a `switch` needs an integer or bits to test"));
+        }
+        let mut seen = HashSet::new();
+        let mut tests: Vec<(Truth, &[Stmt])> = Vec::with_capacity(cases.len());
+        for (values, body) in cases {
+            let mut truth = Truth::Known(false);
+            for e in values {
+                let k = self.int(e, "a `case` value", out)?;
+                if !seen.insert(k) {
+                    return Err(
+                        self.err(e.loc, format!("`case {k}` appears twice in this `switch`"))
+                    );
+                }
+                let t = match &v {
+                    Val::Known(x) => {
+                        let x = x.as_i64().map_err(|m| self.err(target.loc, m))?;
+                        Truth::Known(x == k)
+                    }
+                    Val::Bits(bits) => conditions::equals(bits, k),
+                    _ => Truth::Known(false),
+                };
+                truth = truth.or(t);
+            }
+            tests.push((truth, body.as_slice()));
+        }
+        if let Val::Known(_) = v {
+            // A known value picks its case now.
+            let body = tests
+                .iter()
+                .find(|(t, _)| *t == Truth::Known(true))
+                .map(|(_, b)| *b)
+                .or(default);
+            return match body {
+                Some(b) => self.block(b, out, loc),
+                None => Ok(Flow::Normal),
+            };
+        }
+        self.no_gate_body(loc, "a `switch` on measured bits")?;
+        self.runtime_depth += 1;
+        let mut chain = Vec::new();
+        if let Some(body) = default {
+            let flow = self.block(body, &mut chain, loc)?;
+            self.runtime_branch_flow(flow)?;
+        }
+        let mut bodies = Vec::with_capacity(tests.len());
+        for (truth, body) in &tests {
+            let mut ops = Vec::new();
+            if *truth != Truth::Known(false) {
+                let flow = self.block(body, &mut ops, loc)?;
+                self.runtime_branch_flow(flow)?;
+            }
+            bodies.push(ops);
+        }
+        self.runtime_depth -= 1;
+        // `if (case 1) … else if (case 2) … else default`, built from the end.
+        for ((truth, _), ops) in tests.into_iter().zip(bodies).rev() {
+            chain = match truth {
+                Truth::Known(true) => ops,
+                Truth::Known(false) => chain,
+                Truth::Runtime(cond) => {
+                    self.charge_bits(conditions::clbit_count(&cond), loc)?;
+                    let (t, e) = (conditions::count_ops(&ops), conditions::count_ops(&chain));
+                    let total = conditions::total_ops(&cond, t, e);
+                    self.reserve(total.saturating_sub(t).saturating_sub(e), loc)?;
+                    vec![conditions::branch(&cond, ops, chain)]
+                }
+            };
+        }
+        if conditions::nesting(&chain) > MAX_NESTING {
+            return Err(self.err(
+                loc,
+                format!("`if` statements on measured bits are nested more than {MAX_NESTING} deep"),
+            ));
+        }
+        out.extend(chain);
+        Ok(Flow::Normal)
     }
 
     fn runtime_branch_flow(&self, flow: Flow) -> Result<()> {

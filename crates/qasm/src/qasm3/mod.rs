@@ -56,7 +56,8 @@
 //! - `for` over ranges, sets and bits; `while` with known conditions;
 //!   `break`/`continue`; `if`/`else` on known values (folded) and on
 //!   measured bits (`c[0]`, `!c[0]`, `c == 3`, `c != 2`, `&&`, `||`),
-//!   lowered to nested [`Operation::IfElse`](kettle_ir::Operation).
+//!   lowered to nested [`Operation::IfElse`](kettle_ir::Operation);
+//!   `switch` on known values or measured bits (an `if`/`else if` chain).
 //! - `def` subroutines with qubit and classical arguments and return values,
 //!   inlined; recursion is refused. A subroutine may `return measure q;`:
 //!   the result is measured into the bit it is assigned to, or, tested
@@ -67,7 +68,7 @@
 //!
 //! Timing (`delay`, `duration`, `stretch`, `box`, `100ns`), pulse-level
 //! constructs (`defcal`, `cal`, `defcalgrammar`, `port`, `frame`,
-//! `waveform`), `extern`, `opaque`, arrays, `complex`, `switch`, `end`, and
+//! `waveform`), `extern`, `opaque`, arrays, `complex`, `end`, and
 //! `while` on measured bits are refused by name, at their position.
 
 mod ast;

@@ -35,9 +35,6 @@ fn unsupported_keyword(word: &str) -> Option<String> {
             format!("`{word}` (arrays) is not supported by this simulator")
         }
         "complex" => "`complex` numbers are not supported by this simulator".into(),
-        "switch" | "case" | "default" => {
-            format!("`{word}` (switch statements) is not supported by this simulator")
-        }
         "end" => "`end` is not supported by this simulator".into(),
         _ => return None,
     })
@@ -48,7 +45,7 @@ const RESERVED: &[&str] = &[
     "OPENQASM", "include", "qubit", "qreg", "creg", "bit", "int", "uint", "float", "angle", "bool",
     "const", "input", "output", "let", "gate", "def", "measure", "reset", "barrier", "if", "else",
     "for", "in", "while", "break", "continue", "return", "inv", "pow", "ctrl", "negctrl", "gphase",
-    "true", "false", "pi", "π", "tau", "τ", "euler", "ℇ", "U",
+    "true", "false", "pi", "π", "tau", "τ", "euler", "ℇ", "U", "switch", "case", "default",
 ];
 
 /// Include bookkeeping shared by the parser of the main source and those of
@@ -352,6 +349,10 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
                         self.expect(Kind::RParen)?;
                         let body = self.body()?;
                         StmtKind::While { condition, body }
+                    }
+                    "switch" => self.switch()?,
+                    "case" | "default" => {
+                        return Err(self.error(loc, format!("`{word}` outside a `switch`")));
                     }
                     "break" | "continue" => {
                         let brk = word == "break";
@@ -718,6 +719,43 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
             var,
             iterable,
             body,
+        })
+    }
+
+    fn switch(&mut self) -> Result<StmtKind> {
+        self.advance()?;
+        self.expect(Kind::LParen)?;
+        let target = self.expression()?;
+        self.expect(Kind::RParen)?;
+        let open = self.expect(Kind::LBrace)?;
+        self.enter_block(open)?;
+        let mut cases = Vec::new();
+        let mut default = None;
+        loop {
+            let loc = self.loc();
+            if self.eat(&Kind::RBrace)? {
+                break;
+            }
+            if self.is_word("case") && default.is_none() {
+                self.advance()?;
+                let values = self.expression_list()?;
+                cases.push((values, self.block()?));
+            } else if self.is_word("default") && default.is_none() {
+                self.advance()?;
+                default = Some(self.block()?);
+            } else if self.tok.kind == Kind::Eof {
+                return Err(self.error(open, "this `{` is never closed"));
+            } else if default.is_some() && (self.is_word("case") || self.is_word("default")) {
+                return Err(self.error(loc, "`default` must be the last part of a `switch`"));
+            } else {
+                return Err(self.unexpected("`case`, `default` or `}`"));
+            }
+        }
+        self.block_depth -= 1;
+        Ok(StmtKind::Switch {
+            target,
+            cases,
+            default,
         })
     }
 

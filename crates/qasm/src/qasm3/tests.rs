@@ -1010,7 +1010,6 @@ fn unsupported_constructs_are_named() {
         ("opaque g q;", (1, 1), "`opaque`"),
         ("array[int, 3] a;", (1, 1), "`array` (arrays)"),
         ("complex[float] z;", (1, 1), "`complex`"),
-        ("int i = 1;\nswitch (i) { case 1 { } }", (2, 1), "`switch`"),
         ("end;", (1, 1), "`end`"),
         (
             "float t = 3 * 100ns;",
@@ -1452,7 +1451,7 @@ gate g(a) x, y { ctrl @ rz(a) x, y; gphase(a / 2); inv @ s y; }\n\
 def f(qubit r, float t) -> bit { rx(t ** 2) r; return measure r; }\n\
 for int i in [0:n-1] { h q[i]; }\nfor i in {0, 2} { pow(0.5) @ x q[i]; }\n\
 g(theta) q[0], q[1];\nnegctrl(2) @ z q[0], q[1], q[2];\nc[0] = f(q[2], 0.3);\n\
-if (c[0] == 1 && !c[1]) { x q[1]; } else y q[1];\nlet a = q[0:1] ++ q[2];\nbarrier a;\n\
+if (c[0] == 1 && !c[1]) { x q[1]; } else y q[1];\nswitch (c) { case 1, 2 { x q[0]; } default { z q[1]; } }\nlet a = q[0:1] ++ q[2];\nbarrier a;\n\
 int k = 0;\nwhile (k < 2) { k += 1; }\nc = measure q;\n";
 
 /// xorshift64*: randomness for fuzzing without a dependency.
@@ -1549,6 +1548,9 @@ fn no_input_makes_the_parser_panic() {
         "[0:2:10]",
         "{0, 1}",
         "++",
+        "switch",
+        "case",
+        "default",
     ];
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let chars: Vec<char> = SAMPLE.chars().collect();
@@ -1758,4 +1760,66 @@ fn switch_free_control_flow_corners() {
         c.ops(),
         Circuit::new(1).rz(2.0, 0).rz(0.0, 0).rz(-2.0, 0).ops()
     );
+}
+
+#[test]
+fn switch_statements() {
+    // Known target: the case is chosen now.
+    let c = body(
+        "qubit q;\nint i = 2;\n\
+         switch (i) { case 1 { x q; } case 2, 3 { y q; } default { z q; } }\n\
+         switch (i + 5) { case 1 { x q; } default { z q; } }\nswitch (0) { case 1 { x q; } }\n",
+    );
+    assert_eq!(c.ops(), Circuit::new(1).y(0).z(0).ops());
+    // Measured target: an if/else-if chain.
+    let c = body(
+        "qubit[2] q;\nbit[2] c;\nc = measure q;\nswitch (c) {\n  case 0 { x q[0]; }\n  case 1, 2 { y q[0]; }\n  default { z q[0]; }\n}\n",
+    );
+    let g = |s: StandardGate| vec![std_op(s, &[], &[0])];
+    let test = |v| Condition::equals(vec![0, 1], v);
+    let want = Operation::IfElse {
+        condition: test(0),
+        then_ops: g(StandardGate::X),
+        else_ops: vec![Operation::IfElse {
+            condition: test(1),
+            then_ops: g(StandardGate::Y),
+            else_ops: vec![Operation::IfElse {
+                condition: test(2),
+                then_ops: g(StandardGate::Y),
+                else_ops: g(StandardGate::Z),
+            }],
+        }],
+    };
+    assert_eq!(c.ops().last(), Some(&want));
+    let dist = kettle_reference::exact_distribution(&body(
+        "qubit[3] q;\nbit[2] c;\nbit r;\nh q[0];\nh q[1];\nc = measure q[0:1];\n\
+         switch (c) { case 3 { x q[2]; } default { } }\nr = measure q[2];\n",
+    ));
+    for (k, p) in &dist {
+        assert_eq!(k.starts_with('1'), k.ends_with("11"), "{k}: {p}");
+    }
+    let cases: &[(&str, (u32, u32), &str)] = &[
+        (
+            "int i = 1;\nswitch (i) { case 1 { } case 1 { } }",
+            (2, 30),
+            "appears twice",
+        ),
+        (
+            "int i = 1;\nswitch (i) { default { } case 1 { } }",
+            (2, 26),
+            "`default` must be the last",
+        ),
+        ("case 1 { }", (1, 1), "`case` outside a `switch`"),
+        (
+            "int i = 1;\nswitch (i) { x; }",
+            (2, 14),
+            "expected `case`, `default` or `}`",
+        ),
+        ("qubit q;\nswitch (q) { }", (2, 9), "integer or bits"),
+    ];
+    for (src, (line, col), text) in cases {
+        let (l, c, m) = body_err(&format!("{src}\n"));
+        assert!(m.contains(text), "{src}: {m}");
+        assert_eq!((l, c), (*line, *col), "{src}: {m}");
+    }
 }
