@@ -3,11 +3,14 @@ itself.
 
 qiskit_qasm3_import (0.6) leaves `for` loops as loops and cannot index a
 register with the loop variable, rejects `const` declarations, and cannot
-evaluate function calls (`sin`, `arccos`, `sqrt`, …), `**` or `%`. The program
-is parsed with the reference grammar (the ``openqasm3`` package: a syntax
-check of its own), loops over integer ranges and sets are unrolled, `const`s
-substituted, and expressions on literals folded to literals, exactly in
-float64; the result, which means the same thing, goes to ``qasm3.loads``.
+evaluate function calls (`sin`, `arccos`, `sqrt`, …), `**` or `%`; and
+Qiskit 2.6 gets `inv @ ctrl @ cu(…)` wrong (the inverse of a controlled
+CUGate drops γ). The program is parsed with the reference grammar (the
+``openqasm3`` package: a syntax check of its own), loops over integer ranges
+and sets are unrolled, `const`s substituted, expressions on literals folded
+to literals (exactly, in float64) and `inv` modifiers moved innermost (they
+commute with ctrl, negctrl and pow); the result, which means the same thing,
+goes to Qiskit's importer.
 """
 
 from __future__ import annotations
@@ -108,6 +111,19 @@ class Unroll(QASMTransformer):
         if node.name.name in FUNCTIONS and all(v is not None for v in values):
             return literal(float(FUNCTIONS[node.name.name](*values)))
         node.arguments = args
+        return node
+
+    def visit_QuantumGate(self, node: ast.QuantumGate):
+        # `inv` commutes with ctrl, negctrl and integer pow: move it innermost.
+        # Qiskit 2.6 inverts a controlled gate wrongly in some cases (the
+        # inverse of CUGate(θ, φ, λ, γ).control(1) loses γ), while inverting
+        # the base gate first is right.
+        node = self.generic_visit(node)
+        invs = [m for m in node.modifiers if m.modifier.name == "inv"]
+        if invs:
+            node.modifiers = [m for m in node.modifiers if m.modifier.name != "inv"]
+            if len(invs) % 2:
+                node.modifiers.append(invs[0])
         return node
 
     def range_values(self, decl) -> list[int]:
