@@ -4,4 +4,7 @@
 mod circuits;
 mod cli;
 mod library;
+mod server;
+mod server_restart;
+mod server_util;
 mod util;

@@ -308,16 +308,25 @@ pub fn spawn(config: ServerConfig) -> Result<ServerThread, ServerError> {
     }
 }
 
-fn with_store<T>(
+fn with_store<T: Send>(
     data_dir: &Path,
-    f: impl AsyncFnOnce(&SqliteStore) -> Result<T, ServiceError>,
+    f: impl AsyncFnOnce(&SqliteStore) -> Result<T, ServiceError> + Send,
 ) -> Result<T, ServerError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let store = SqliteStore::open(data_dir).await?;
-        Ok(f(&store).await?)
+    // A thread of its own, so that callers inside an async runtime (tests,
+    // embedding programs) can call these blocking functions too.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async {
+                    let store = SqliteStore::open(data_dir).await?;
+                    Ok(f(&store).await?)
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| Err(ServerError::Config("the key store thread panicked".into())))
     })
 }
 
