@@ -5,6 +5,7 @@ mod circuits;
 mod cli;
 mod library;
 mod server;
+mod server_load;
 mod server_restart;
 mod server_util;
 mod util;
