@@ -1,5 +1,6 @@
 //! The `kettle` command line: `kettle run FILE` for students and quick
 //! checks, `kettle bench FILE` for timing beside other simulators,
+//! `kettle serve` for the HTTP job API and `kettle keys` for its API keys,
 //! `kettle info` for what a build can do.
 //!
 //! # Brief overview
@@ -9,7 +10,8 @@
 //! from the file's own folder, `input` values); `run` simulates it with
 //! `kettle-core` and `render` prints either a histogram for a person or one
 //! JSON object for a script; `bench` times the simulation alone; `progress`
-//! draws a bar on stderr for long runs. Everything a user gets wrong ends in
+//! draws a bar on stderr for long runs; `serve` hands over to
+//! `kettle-server`. Everything a user gets wrong ends in
 //! a message on stderr and exit code 2 (internal failures: 1, a CPU this
 //! build cannot use: 3), never a panic.
 
@@ -18,7 +20,10 @@ mod failure;
 mod progress;
 mod render;
 mod run;
+mod serve;
 mod source;
+
+pub use serve::{KeysAction, KeysArgs, ServeArgs};
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -43,6 +48,10 @@ pub enum Command {
     Run(RunArgs),
     /// Time the simulation of a circuit file (no sampling); one JSON line.
     Bench(BenchArgs),
+    /// Serve the HTTP job API (durable queue in --data-dir).
+    Serve(ServeArgs),
+    /// Create, list or revoke the API keys of `kettle serve`.
+    Keys(KeysArgs),
     /// Show the SIMD level of this build, the threads, and memory per qubit count.
     Info,
 }
@@ -185,6 +194,8 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Bench(args) => bench::bench(&args),
+        Command::Serve(args) => serve::serve(&args),
+        Command::Keys(args) => serve::keys(&args),
         Command::Info => {
             render::info(&mut std::io::stdout().lock()).map_err(failure::Failure::from)
         }

@@ -1,0 +1,152 @@
+//! `kettle serve` (the HTTP job API of `kettle-server`) and `kettle keys`
+//! (its API keys): flags on top of the configuration file and `KETTLE_*`
+//! variables, which `kettle-server` reads.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use bytesize::ByteSize;
+use kettle_server::{ServerConfig, ServerError};
+
+use crate::failure::Failure;
+
+/// Options of `kettle serve`; each one given overrides the configuration.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    pub addr: Option<SocketAddr>,
+    /// Folder of the job database [default: ./kettle-data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Jobs that may run at once [default: the core count].
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Memory all running state vectors may take together, like 16GiB
+    /// [default: 4GiB].
+    #[arg(long, value_parser = parse_bytes)]
+    pub memory_budget: Option<ByteSize>,
+    /// A TOML configuration file (see `kettle-server`'s `ServerConfig`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Serve without API keys on a non-loopback address (anyone who can
+    /// reach it can submit jobs).
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+}
+
+/// `kettle keys`.
+#[derive(Debug, clap::Args)]
+pub struct KeysArgs {
+    /// Folder of the job database [default: ./kettle-data, or the
+    /// configuration's `data_dir`].
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// A TOML configuration file, for its `data_dir`.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// What to do with the keys.
+    #[command(subcommand)]
+    pub action: KeysAction,
+}
+
+/// Key management.
+#[derive(Debug, clap::Subcommand)]
+pub enum KeysAction {
+    /// Create a key for a tenant and print it (it is shown only once).
+    Create {
+        /// The tenant the key acts for.
+        tenant: String,
+    },
+    /// List the keys (ids and tenants, never the secrets).
+    List,
+    /// Revoke a key by its id.
+    Revoke {
+        /// The key's id, as `list` shows it.
+        id: String,
+    },
+}
+
+fn parse_bytes(text: &str) -> Result<ByteSize, String> {
+    text.parse::<ByteSize>()
+        .map_err(|e| format!("`{text}` is not a size like 16GiB ({e})"))
+}
+
+fn server_failure(e: ServerError) -> Failure {
+    match e {
+        ServerError::Config(_) | ServerError::Insecure(_) | ServerError::Bind { .. } => {
+            Failure::input(format!("kettle: {e}"))
+        }
+        other => Failure::internal(format!("kettle: {other}")),
+    }
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
+    let mut config = ServerConfig::load(args.config.as_deref()).map_err(server_failure)?;
+    if let Some(addr) = args.addr {
+        config.addr = addr;
+    }
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(workers) = args.workers {
+        config.workers = Some(workers);
+    }
+    if let Some(budget) = args.memory_budget {
+        config.memory_budget = budget;
+    }
+    if args.insecure_no_auth {
+        config.insecure_no_auth = true;
+    }
+    kettle_server::run(config).map_err(server_failure)
+}
+
+/// Creates, lists or revokes API keys in the data folder's store.
+pub(crate) fn keys(args: &KeysArgs) -> Result<(), Failure> {
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            ServerConfig::load(args.config.as_deref())
+                .map_err(server_failure)?
+                .data_dir
+        }
+    };
+    let data_dir: &Path = &data_dir;
+    let mut out = std::io::stdout().lock();
+    match &args.action {
+        KeysAction::Create { tenant } => {
+            let created = kettle_server::keys_create(data_dir, tenant).map_err(server_failure)?;
+            writeln!(out, "{}", created.key)?;
+            let _ = writeln!(
+                std::io::stderr(),
+                "created key {} for tenant {}; it is shown only this once \
+                 (send it as `Authorization: Bearer <key>`)",
+                created.id,
+                created.tenant
+            );
+        }
+        KeysAction::List => {
+            for key in kettle_server::keys_list(data_dir).map_err(server_failure)? {
+                let state = key
+                    .revoked_at
+                    .map_or_else(|| "active".to_string(), |at| format!("revoked {at}"));
+                writeln!(
+                    out,
+                    "{}  {}  created {}  {state}",
+                    key.id, key.tenant, key.created_at
+                )?;
+            }
+        }
+        KeysAction::Revoke { id } => {
+            if !kettle_server::keys_revoke(data_dir, id).map_err(server_failure)? {
+                return Err(Failure::input(format!(
+                    "kettle: no active key has the id {id}"
+                )));
+            }
+            writeln!(out, "revoked {id}")?;
+        }
+    }
+    Ok(())
+}
