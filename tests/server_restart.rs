@@ -9,19 +9,6 @@ use serde_json::{Value, json};
 
 use crate::server_util::*;
 
-/// Not a test: the body of the child server process the restart test
-/// starts (and kills). Ignored, and a no-op without its variable.
-#[test]
-#[ignore = "run by server_restart::sigkill_while_jobs_are_queued_and_running_loses_nothing"]
-fn child_server_process() {
-    let Some(dir) = std::env::var_os(CHILD_DIR_ENV) else {
-        return;
-    };
-    let mut config = test_config(std::path::Path::new(&dir));
-    config.workers = Some(1);
-    kettle_server::run(config).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_while_jobs_are_queued_and_running_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();

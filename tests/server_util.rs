@@ -286,11 +286,8 @@ pub(crate) fn in_process(config: ServerConfig) -> InProcess {
     }
 }
 
-/// The env variable that makes the ignored test below a server process.
-pub(crate) const CHILD_DIR_ENV: &str = "KETTLE_TEST_SERVER_DIR";
-
-/// A server in a child process (the test binary re-run as a server), which
-/// a test can SIGKILL.
+/// `kettle serve` in a child process, as a user starts it, which a test can
+/// SIGKILL.
 #[derive(Debug)]
 pub(crate) struct ChildServer {
     pub(crate) child: Child,
@@ -299,14 +296,18 @@ pub(crate) struct ChildServer {
 
 impl ChildServer {
     pub(crate) fn start(dir: &Path) -> ChildServer {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kettle"))
             .args([
-                "server_restart::child_server_process",
-                "--exact",
-                "--ignored",
-                "--nocapture",
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--workers",
+                "1",
+                "--data-dir",
             ])
-            .env(CHILD_DIR_ENV, dir)
+            .arg(dir)
+            .env("KETTLE_SIM_THREADS", "1")
+            .env("KETTLE_SHUTDOWN_GRACE_SECONDS", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
