@@ -4,6 +4,7 @@
 mod circuits;
 mod cli;
 mod library;
+mod serve;
 mod server;
 mod server_load;
 mod server_restart;
