@@ -55,6 +55,9 @@ pub struct ServiceConfig {
     pub max_listed_qubits: u32,
     /// Finished jobs are deleted after this long.
     pub retention: Duration,
+    /// How often finished jobs past the retention time are looked for
+    /// (also once at start).
+    pub purge_interval: Duration,
     /// Limits for tenants without their own entry.
     pub default_limits: TenantLimits,
     /// Limits per tenant name.
@@ -67,7 +70,8 @@ pub struct ServiceConfig {
 impl ServiceConfig {
     /// Defaults for a data folder: workers and simulation threads from the
     /// core count, a 4 GiB budget, 1 hour per job, 20 listed qubits, results
-    /// kept 7 days.
+    /// kept 7 days
+    /// (looked for every 10 minutes).
     pub fn new(data_dir: impl Into<PathBuf>) -> ServiceConfig {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         ServiceConfig {
@@ -78,6 +82,7 @@ impl ServiceConfig {
             max_run_time: Duration::from_secs(3600),
             max_listed_qubits: 20,
             retention: Duration::from_secs(7 * 24 * 3600),
+            purge_interval: Duration::from_secs(600),
             default_limits: TenantLimits::default(),
             tenant_limits: BTreeMap::new(),
             reserve_after: Duration::from_secs(30),

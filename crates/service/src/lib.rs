@@ -44,6 +44,7 @@ mod service;
 pub mod store;
 mod time;
 mod worker;
+mod writer;
 
 pub use config::{ServiceConfig, TenantLimits};
 pub use error::{ProgramLocation, ServiceError};
@@ -55,7 +56,7 @@ pub use prepare::DEFAULT_SHOTS;
 pub use service::{
     BackendInfo, JobPage, LOCAL_TENANT, MAX_LIST_LIMIT, QubitsPerPrecision, Service, Submitted,
 };
-pub use store::{JobStore, SqliteStore};
+pub use store::{JobStore, SqliteStore, WriteOp, Written};
 pub use time::{now_ms, rfc3339};
 
 #[cfg(test)]

@@ -18,12 +18,13 @@ use tokio::sync::watch;
 use crate::config::{ServiceConfig, TenantLimits};
 use crate::error::ServiceError;
 use crate::keys;
-use crate::model::{JobError, JobRequest, JobStatus, JobView, KeyFormat};
+use crate::model::{JobError, JobRequest, JobResult, JobSpec, JobStatus, JobView, KeyFormat};
 use crate::prepare::{Admission, prepare};
 use crate::scheduler::{Entry, STOP_CANCEL, STOP_SHUTDOWN, Scheduler};
-use crate::store::{Inserted, JobRow, JobStore, NewJob, SqliteStore};
+use crate::store::{Inserted, JobRow, JobStore, NewJob, SqliteStore, WriteOp, Written};
 use crate::time::{now_ms, rfc3339};
 use crate::worker::worker_loop;
+use crate::writer::{PurgePolicy, Writer};
 
 /// The tenant of local mode (no API keys configured).
 pub const LOCAL_TENANT: &str = "local";
@@ -96,29 +97,111 @@ pub struct QubitsPerPrecision {
     pub f32: u32,
 }
 
+/// A job the service holds in memory, from its submission (or the start)
+/// until its end is committed: reads and `?wait` are answered from here,
+/// without the store. Every change is published on the job's watch
+/// channel; the entry leaves the map once its end is in the store, so a
+/// reader that misses it finds the store up to date.
+#[derive(Clone, Debug)]
+pub(crate) struct LiveJob {
+    pub(crate) id: String,
+    pub(crate) tenant: String,
+    pub(crate) seq: i64,
+    pub(crate) status: JobStatus,
+    pub(crate) spec: Arc<JobSpec>,
+    pub(crate) attempt: u32,
+    pub(crate) cancel_requested: bool,
+    pub(crate) created_ms: i64,
+    pub(crate) started_ms: Option<i64>,
+    pub(crate) ended_ms: Option<i64>,
+    pub(crate) result: Option<Arc<JobResult>>,
+    pub(crate) error: Option<JobError>,
+}
+
+type LiveMap = HashMap<String, watch::Sender<Arc<LiveJob>>>;
+
 /// State shared by the service handle and the workers.
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) config: ServiceConfig,
     pub(crate) store: Arc<dyn JobStore>,
+    pub(crate) writer: Writer,
     pub(crate) sched: Scheduler,
     pub(crate) sim: Simulator,
     local_mode: bool,
     accepting: AtomicBool,
-    waiters: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// Queued and running jobs. Lock order: this, then the scheduler's.
+    live: Mutex<LiveMap>,
 }
 
 impl Inner {
-    /// Wakes whoever waits on job `id`.
-    pub(crate) fn notify_done(&self, id: &str) {
-        let sender = self
-            .waiters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
-        if let Some(tx) = sender {
-            let _ = tx.send(true);
+    fn live(&self) -> std::sync::MutexGuard<'_, LiveMap> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Holds a queued job in memory and hands it to the scheduler
+    /// (`reserved`: the submission counted it with `try_reserve`).
+    fn admit(&self, row: JobRow, reserved: bool) -> Arc<LiveJob> {
+        let spec = Arc::new(row.spec);
+        let job = Arc::new(LiveJob {
+            id: row.id,
+            tenant: row.tenant,
+            seq: row.seq,
+            status: row.status,
+            spec: spec.clone(),
+            attempt: row.attempt,
+            cancel_requested: row.cancel_requested,
+            created_ms: row.created_ms,
+            started_ms: row.started_ms,
+            ended_ms: row.ended_ms,
+            result: None,
+            error: None,
+        });
+        let entry = Entry {
+            id: job.id.clone(),
+            tenant: job.tenant.clone(),
+            seq: job.seq,
+            spec,
+        };
+        let mut live = self.live();
+        live.insert(job.id.clone(), watch::channel(job.clone()).0);
+        self.sched.push(entry, reserved);
+        job
+    }
+
+    /// The job `id` as held in memory.
+    pub(crate) fn live_job(&self, id: &str) -> Option<Arc<LiveJob>> {
+        self.live().get(id).map(|tx| tx.borrow().clone())
+    }
+
+    /// Changes a live job and publishes it; the new state, if it is live.
+    pub(crate) fn live_update(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut LiveJob),
+    ) -> Option<Arc<LiveJob>> {
+        let live = self.live();
+        let tx = live.get(id)?;
+        let mut out = None;
+        tx.send_modify(|job| {
+            f(Arc::make_mut(job));
+            out = Some(job.clone());
+        });
+        out
+    }
+
+    /// A job's end is committed: publishes its last state and lets it go.
+    pub(crate) fn live_end(&self, id: &str, f: impl FnOnce(&mut LiveJob)) {
+        let tx = self.live().remove(id);
+        if let Some(tx) = tx {
+            tx.send_modify(|job| f(Arc::make_mut(job)));
         }
+    }
+
+    /// Lets a job go without an end of its own (the store knows better);
+    /// waiters then read the store.
+    pub(crate) fn live_forget(&self, id: &str) {
+        self.live().remove(id);
     }
 
     /// Publishes queue depth and memory in use.
@@ -180,19 +263,30 @@ impl Service {
         let local_mode = store.active_key_count().await? == 0;
         let par = Parallelism::threads(config.sim_threads)
             .map_err(|e| ServiceError::Store(e.to_string()))?;
+        let (writer, writer_thread) = Writer::start(
+            store.clone(),
+            PurgePolicy {
+                retention: config.retention,
+                interval: config.purge_interval,
+            },
+        )
+        .map_err(|e| ServiceError::Store(format!("cannot start the store writer: {e}")))?;
         let inner = Arc::new(Inner {
             sched: Scheduler::new(config.memory_budget, config.reserve_after),
             sim: Simulator::new().with_parallelism(par),
             store,
+            writer,
             local_mode,
             accepting: AtomicBool::new(true),
-            waiters: Mutex::new(HashMap::new()),
+            live: Mutex::new(HashMap::new()),
             config,
         });
         for row in inner.store.queued().await? {
-            inner.sched.push(entry_of(row), false);
+            inner.admit(row, false);
         }
         inner.publish_depth();
+        // The writer thread ends by itself once the service is dropped.
+        drop(writer_thread);
         let mut threads = Vec::new();
         for i in 0..inner.config.workers.max(1) {
             let inner = inner.clone();
@@ -333,8 +427,16 @@ impl Service {
             created_ms: now_ms(),
             idempotency: idempotency_key.map(|k| (k.to_owned(), hash)),
         };
-        let inserted = match self.inner.store.insert(&job).await {
-            Ok(i) => i,
+        // Through the writer: committed (durably) with whatever else is
+        // pending, before this returns.
+        let inserted = match self.inner.writer.write(WriteOp::Insert(job), true).await {
+            Ok(Written::Inserted(i)) => *i,
+            Ok(other) => {
+                self.inner.sched.unreserve(tenant);
+                return Err(ServiceError::Store(format!(
+                    "unexpected write result {other:?}"
+                )));
+            }
             Err(e) => {
                 self.inner.sched.unreserve(tenant);
                 return Err(e);
@@ -343,8 +445,8 @@ impl Service {
         match inserted {
             Inserted::Created(row) => {
                 metrics::counter!("kettle_jobs_submitted_total").increment(1);
-                self.inner.sched.push(entry_of(row.clone()), true);
-                let view = self.view(row, KeyFormat::Bitstring);
+                let job = self.inner.admit(row, true);
+                let view = self.live_view(&job, KeyFormat::Bitstring);
                 self.inner.publish_depth();
                 Ok(Submitted {
                     job: view,
@@ -405,6 +507,49 @@ impl Service {
         }
     }
 
+    fn live_view(&self, job: &LiveJob, keys: KeyFormat) -> JobView {
+        let queue_position = if job.status == JobStatus::Queued {
+            self.inner.sched.position(&job.id)
+        } else {
+            None
+        };
+        let spec = &job.spec;
+        JobView {
+            id: job.id.clone(),
+            status: job.status,
+            name: spec.name.clone(),
+            tags: spec.tags.clone(),
+            priority: spec.priority,
+            format: spec.program.format,
+            qubits: spec.qubits,
+            shots: spec.shots,
+            executions: spec.executions.len(),
+            precision: spec.precision,
+            seed: spec.seed,
+            memory_bytes: spec.memory_bytes,
+            created_at: rfc3339(job.created_ms),
+            started_at: job.started_ms.map(rfc3339),
+            ended_at: job.ended_ms.map(rfc3339),
+            queue_position,
+            attempts: job.attempt,
+            cancel_requested: job.cancel_requested,
+            result: job
+                .result
+                .as_ref()
+                .map(|r| JobResult::clone(r).with_keys(keys)),
+            error: job.error.clone(),
+        }
+    }
+
+    /// The job held in memory, if `tenant` owns it.
+    fn live_of(&self, tenant: &str, id: &str) -> Result<Option<Arc<LiveJob>>, ServiceError> {
+        match self.inner.live_job(id) {
+            Some(job) if job.tenant == tenant => Ok(Some(job)),
+            Some(_) => Err(ServiceError::NotFound(id.to_owned())),
+            None => Ok(None),
+        }
+    }
+
     /// The job `id` of `tenant`.
     ///
     /// # Errors
@@ -415,6 +560,9 @@ impl Service {
         id: &str,
         keys: KeyFormat,
     ) -> Result<JobView, ServiceError> {
+        if let Some(job) = self.live_of(tenant, id)? {
+            return Ok(self.live_view(&job, keys));
+        }
         Ok(self.view(self.row(tenant, id).await?, keys))
     }
 
@@ -430,34 +578,40 @@ impl Service {
         timeout: Duration,
         keys: KeyFormat,
     ) -> Result<JobView, ServiceError> {
-        // Subscribe before reading, so an end between the two is not missed.
-        let mut rx = {
-            let mut waiters = self.inner.waiters.lock().unwrap_or_else(|p| p.into_inner());
-            waiters
-                .entry(id.to_owned())
-                .or_insert_with(|| watch::channel(false).0)
-                .subscribe()
+        let deadline = tokio::time::Instant::now() + timeout;
+        let rx = {
+            let live = self.inner.live();
+            live.get(id).map(watch::Sender::subscribe)
         };
-        let row = self.row(tenant, id).await;
-        let row = match row {
-            Ok(row) if !row.status.is_terminal() && !timeout.is_zero() => {
-                let _ = tokio::time::timeout(timeout, rx.wait_for(|done| *done)).await;
-                drop(rx);
-                self.row(tenant, id).await
+        if let Some(mut rx) = rx {
+            let job = rx.borrow().clone();
+            if job.tenant != tenant {
+                return Err(ServiceError::NotFound(id.to_owned()));
             }
-            other => {
-                drop(rx);
-                other
+            if !job.status.is_terminal() && !timeout.is_zero() {
+                let _ = tokio::time::timeout_at(deadline, rx.wait_for(|j| j.status.is_terminal()))
+                    .await;
             }
-        };
-        // Drop the channel if nobody else waits on it.
-        {
-            let mut waiters = self.inner.waiters.lock().unwrap_or_else(|p| p.into_inner());
-            if waiters.get(id).is_some_and(|tx| tx.receiver_count() == 0) {
-                waiters.remove(id);
+            let job = rx.borrow().clone();
+            // Still live, or ended with its last state published.
+            if job.status.is_terminal() || rx.has_changed().is_ok() {
+                return Ok(self.live_view(&job, keys));
             }
+            // Let go without an end of its own: the store knows.
         }
-        Ok(self.view(row?, keys))
+        // Not held in memory: finished (the store has it), or unknown.
+        loop {
+            let row = self.row(tenant, id).await?;
+            if row.status.is_terminal() || tokio::time::Instant::now() >= deadline {
+                return Ok(self.view(row, keys));
+            }
+            if let Some(job) = self.live_of(tenant, id)?
+                && job.status.is_terminal()
+            {
+                return Ok(self.live_view(&job, keys));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// A page of `tenant`'s jobs, newest first.
@@ -497,7 +651,11 @@ impl Service {
         Ok(JobPage {
             jobs: rows
                 .into_iter()
-                .map(|r| self.view(r, KeyFormat::Bitstring))
+                .map(|r| match self.inner.live_job(&r.id) {
+                    // Memory is ahead of the store for claims.
+                    Some(job) => self.live_view(&job, KeyFormat::Bitstring),
+                    None => self.view(r, KeyFormat::Bitstring),
+                })
                 .collect(),
             next_cursor,
         })
@@ -510,31 +668,116 @@ impl Service {
     /// [`ServiceError::NotFound`], [`ServiceError::AlreadyFinished`], or a
     /// store failure.
     pub async fn cancel(&self, tenant: &str, id: &str) -> Result<JobView, ServiceError> {
-        let row = self.row(tenant, id).await?;
-        if row.status.is_terminal() {
-            return Err(ServiceError::AlreadyFinished {
-                id: id.to_owned(),
-                status: row.status.as_str().to_owned(),
-            });
-        }
-        let error = JobError {
-            code: "cancelled".into(),
-            message: "cancelled before it ran".into(),
+        let finished = |status: JobStatus| ServiceError::AlreadyFinished {
+            id: id.to_owned(),
+            status: status.as_str().to_owned(),
         };
-        if self.inner.store.cancel_queued(id, &error, now_ms()).await? {
-            self.inner.sched.remove_queued(id);
+        // Decided under the live lock, so that the job cannot be dispatched
+        // or admitted in between: still queued in the scheduler → cancelled
+        // at once; otherwise a worker has it → stopped at its next gate.
+        let queued = {
+            let live = self.inner.live();
+            match live.get(id).map(|tx| tx.borrow().clone()) {
+                None => None,
+                Some(job) if job.tenant != tenant => {
+                    return Err(ServiceError::NotFound(id.to_owned()));
+                }
+                Some(job) if job.status.is_terminal() => return Err(finished(job.status)),
+                Some(_) if self.inner.sched.remove_queued(id) => Some(true),
+                Some(_) => {
+                    self.inner.sched.stop_running(id, STOP_CANCEL);
+                    Some(false)
+                }
+            }
+        };
+        let Some(queued) = queued else {
+            // Not held in memory: finished, or (after a failed write) only
+            // the store knows; it decides.
+            let row = self.row(tenant, id).await?;
+            if row.status.is_terminal() {
+                return Err(finished(row.status));
+            }
+            let error = JobError {
+                code: "cancelled".into(),
+                message: "cancelled before it ran".into(),
+            };
+            let op = WriteOp::CancelQueued {
+                id: id.to_owned(),
+                error,
+                now_ms: now_ms(),
+            };
+            if self.inner.writer.write(op, true).await? != Written::Changed(true) {
+                let op = WriteOp::RequestCancel { id: id.to_owned() };
+                self.inner.writer.write(op, true).await?;
+            }
+            return Ok(self.view(self.row(tenant, id).await?, KeyFormat::Bitstring));
+        };
+        if queued {
             self.inner.publish_depth();
-            self.inner.notify_done(id);
-            metrics::counter!("kettle_jobs_finished_total", "status" => "cancelled").increment(1);
-        } else if self.inner.store.request_cancel(id).await? {
-            self.inner.sched.stop_running(id, STOP_CANCEL);
+            let error = JobError {
+                code: "cancelled".into(),
+                message: "cancelled before it ran".into(),
+            };
+            let now = now_ms();
+            let written = self
+                .inner
+                .writer
+                .write(
+                    WriteOp::CancelQueued {
+                        id: id.to_owned(),
+                        error: error.clone(),
+                        now_ms: now,
+                    },
+                    true,
+                )
+                .await;
+            match written {
+                Ok(Written::Changed(true)) => {
+                    metrics::counter!("kettle_jobs_finished_total", "status" => "cancelled")
+                        .increment(1);
+                    let mut out = None;
+                    self.inner.live_end(id, |j| {
+                        j.status = JobStatus::Cancelled;
+                        j.ended_ms = Some(now);
+                        j.error = Some(error);
+                        out = Some(self.live_view(j, KeyFormat::Bitstring));
+                    });
+                    if let Some(view) = out {
+                        return Ok(view);
+                    }
+                }
+                Ok(_) => self.inner.live_forget(id),
+                Err(e) => {
+                    // Not cancelled in the store, so still queued there:
+                    // back to the scheduler, as after a restart.
+                    if let Some(job) = self.inner.live_job(id) {
+                        let entry = Entry {
+                            id: job.id.clone(),
+                            tenant: job.tenant.clone(),
+                            seq: job.seq,
+                            spec: job.spec.clone(),
+                        };
+                        self.inner.sched.push(entry, false);
+                    }
+                    return Err(e);
+                }
+            }
+        } else {
+            self.inner.live_update(id, |j| j.cancel_requested = true);
+            self.inner
+                .writer
+                .write(WriteOp::RequestCancel { id: id.to_owned() }, true)
+                .await?;
+            if let Some(job) = self.live_of(tenant, id)? {
+                if matches!(job.status, JobStatus::Completed | JobStatus::Failed) {
+                    return Err(finished(job.status));
+                }
+                return Ok(self.live_view(&job, KeyFormat::Bitstring));
+            }
         }
         let row = self.row(tenant, id).await?;
         if row.status == JobStatus::Completed || row.status == JobStatus::Failed {
-            return Err(ServiceError::AlreadyFinished {
-                id: id.to_owned(),
-                status: row.status.as_str().to_owned(),
-            });
+            return Err(finished(row.status));
         }
         Ok(self.view(row, KeyFormat::Bitstring))
     }
@@ -616,14 +859,7 @@ impl Service {
         for t in threads {
             let _ = t.join();
         }
-    }
-}
-
-fn entry_of(row: JobRow) -> Entry {
-    Entry {
-        id: row.id,
-        tenant: row.tenant,
-        seq: row.seq,
-        spec: Arc::new(row.spec),
+        // The workers' last ends and requeues reach the store.
+        self.inner.writer.flush().await;
     }
 }

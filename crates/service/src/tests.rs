@@ -306,3 +306,44 @@ async fn jobs_survive_a_restart_and_keys_end_local_mode() {
     ));
     service.shutdown(Duration::ZERO).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_jobs_are_purged_periodically_after_the_retention_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.retention = Duration::from_millis(300);
+    c.purge_interval = Duration::from_millis(50);
+    let service = Service::start(c).await.unwrap();
+    let id = service
+        .submit("local", request(BELL), None)
+        .await
+        .unwrap()
+        .job
+        .id;
+    let done = service
+        .wait("local", &id, Duration::from_secs(30), KeyFormat::Bitstring)
+        .await
+        .unwrap();
+    assert_eq!(done.status, JobStatus::Completed);
+    // Still there right after its end (and in the store, not only memory).
+    assert!(service.store().get(&id).await.unwrap().is_some());
+    let started = std::time::Instant::now();
+    loop {
+        match service.get("local", &id, KeyFormat::Bitstring).await {
+            Err(ServiceError::NotFound(_)) => break,
+            Ok(_) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "the finished job was never purged"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "purged before its retention time"
+    );
+    service.shutdown(Duration::ZERO).await;
+}

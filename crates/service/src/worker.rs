@@ -1,21 +1,22 @@
 //! The worker pool: dedicated OS threads (never async executor threads)
-//! that take admitted jobs from the scheduler, claim them in the store, run
-//! them under a monitor (cancellation, the run-time limit, shutdown), and
-//! record the outcome with a conditional write.
+//! that take admitted jobs from the scheduler, claim them (in memory at
+//! once, in the store through the writer), run them under a monitor
+//! (cancellation, the run-time limit, shutdown), and hand the outcome to
+//! the writer as a conditional write.
 
 use std::ops::ControlFlow;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use kettle_core::{Monitor, Progress};
 
 use crate::execute::{RunFailure, run_job};
-use crate::model::JobError;
+use crate::model::{JobError, JobStatus};
 use crate::scheduler::{Admitted, RUN, STOP_CANCEL, STOP_SHUTDOWN};
 use crate::service::Inner;
-use crate::store::Outcome;
+use crate::store::{Outcome, WriteOp, Written};
 use crate::time::now_ms;
 
 /// Stops a run at the next gate when the job is cancelled, the server shuts
@@ -47,35 +48,44 @@ enum Ending {
 
 /// A worker thread's body: runs jobs until the scheduler closes.
 pub(crate) fn worker_loop(inner: Arc<Inner>) {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("a worker could not start its runtime: {e}");
-            return;
-        }
-    };
     while let Some(admitted) = inner.sched.next() {
-        run_admitted(&inner, &rt, &admitted);
-        inner.sched.finish(&admitted.entry.id);
-        inner.publish_depth();
-        inner.notify_done(&admitted.entry.id);
+        run_admitted(&inner, &admitted);
     }
 }
 
-fn run_admitted(inner: &Inner, rt: &tokio::runtime::Runtime, admitted: &Admitted) {
+fn run_admitted(inner: &Arc<Inner>, admitted: &Admitted) {
     let entry = &admitted.entry;
-    let attempt = match rt.block_on(inner.store.claim(&entry.id, now_ms())) {
-        Ok(Some(a)) => a,
-        // Cancelled (or claimed elsewhere) since it was queued.
-        Ok(None) => return,
-        Err(e) => {
-            tracing::error!(job = %entry.id, "could not claim the job: {e}; it stays queued until restart");
-            return;
-        }
+    let id = entry.id.clone();
+    // The claim: in memory now (readers see `running`), in the store by
+    // the writer, lazily: no fsync waits for it. After a crash a running
+    // job is queued again anyway, and a claim is always written before
+    // the same job's end (one writer, in order), so the conditional end
+    // below still decides.
+    let started_ms = now_ms();
+    let Some(job) = inner.live_update(&id, |j| {
+        j.status = JobStatus::Running;
+        j.attempt += 1;
+        j.started_ms = Some(started_ms);
+    }) else {
+        tracing::error!(job = %id, "a dispatched job is not held in memory; it stays queued");
+        inner.sched.finish(&id);
+        return;
     };
+    let attempt = job.attempt;
+    {
+        let id = id.clone();
+        inner.writer.write_then(
+            WriteOp::Claim {
+                id: id.clone(),
+                now_ms: started_ms,
+            },
+            false,
+            Box::new(move |written, _| match written {
+                Ok(Written::Claimed(Some(a))) if a == attempt => {}
+                other => tracing::warn!(job = %id, "the store did not record the claim as attempt {attempt}: {other:?}"),
+            }),
+        );
+    }
     inner.publish_depth();
     let spec = &entry.spec;
     let limits = inner.config.limits_for(&entry.tenant).clone();
@@ -124,30 +134,69 @@ fn run_admitted(inner: &Inner, rt: &tokio::runtime::Runtime, admitted: &Admitted
             "the simulator failed unexpectedly on this job".into(),
         ))),
     };
-    // A failed write is retried: the result is in hand, and losing it to a
-    // momentary busy database would re-run the job after a restart.
-    for wait in [0u64, 50, 200, 1000, 5000] {
-        std::thread::sleep(Duration::from_millis(wait));
-        let written = match &ending {
-            Ending::Finish(outcome) => {
-                let status = match outcome {
-                    Outcome::Completed(_) => "completed",
-                    Outcome::Failed(_) => "failed",
-                    Outcome::Cancelled(_) => "cancelled",
-                };
-                let done = rt.block_on(inner.store.finish(&entry.id, attempt, outcome, now_ms()));
-                if matches!(done, Ok(true)) {
-                    metrics::counter!("kettle_jobs_finished_total", "status" => status)
-                        .increment(1);
+    // The state's memory is free now; the end is recorded by the writer
+    // (durably, retried there), and only then published: a reader never
+    // sees an end the store could still lose. The worker goes on to the
+    // next job meanwhile.
+    inner.sched.finish(&id);
+    inner.publish_depth();
+    let ended_ms = now_ms();
+    let then_inner = inner.clone();
+    let then_id = id.clone();
+    match ending {
+        Ending::Finish(outcome) => inner.writer.write_then(
+            WriteOp::Finish {
+                id,
+                attempt,
+                outcome,
+                now_ms: ended_ms,
+            },
+            true,
+            Box::new(move |written, op| {
+                let inner = then_inner;
+                match written {
+                    Ok(Written::Changed(true)) => {
+                        let WriteOp::Finish { outcome, .. } = op else {
+                            return inner.live_forget(&then_id);
+                        };
+                        let (status, label) = match &outcome {
+                            Outcome::Completed(_) => (JobStatus::Completed, "completed"),
+                            Outcome::Failed(_) => (JobStatus::Failed, "failed"),
+                            Outcome::Cancelled(_) => (JobStatus::Cancelled, "cancelled"),
+                        };
+                        metrics::counter!("kettle_jobs_finished_total", "status" => label)
+                            .increment(1);
+                        inner.live_end(&then_id, move |j| {
+                            j.status = status;
+                            j.ended_ms = Some(ended_ms);
+                            match outcome {
+                                Outcome::Completed(r) => j.result = Some(Arc::new(r)),
+                                Outcome::Failed(e) | Outcome::Cancelled(e) => j.error = Some(e),
+                            }
+                        });
+                    }
+                    // The store says this attempt no longer owns the job:
+                    // whatever it holds is the truth.
+                    Ok(_) => inner.live_forget(&then_id),
+                    Err(e) => {
+                        tracing::error!(job = %then_id, "gave up recording the job's end ({e}); it will run again after a restart");
+                        inner.live_forget(&then_id);
+                    }
                 }
-                done
-            }
-            Ending::Requeue => rt.block_on(inner.store.requeue(&entry.id, attempt)),
-        };
-        match written {
-            Ok(_) => return,
-            Err(e) => tracing::warn!(job = %entry.id, "could not record the job's end: {e}"),
-        }
+            }),
+        ),
+        Ending::Requeue => inner.writer.write_then(
+            WriteOp::Requeue { id, attempt },
+            true,
+            Box::new(move |written, _| {
+                if let Err(e) = written {
+                    tracing::warn!(job = %then_id, "could not return the job to the queue: {e}; a restart does");
+                }
+                then_inner.live_update(&then_id, |j| {
+                    j.status = JobStatus::Queued;
+                    j.started_ms = None;
+                });
+            }),
+        ),
     }
-    tracing::error!(job = %entry.id, "gave up recording the job's end; it will run again after a restart");
 }

@@ -82,6 +82,74 @@ pub enum Outcome {
     Cancelled(JobError),
 }
 
+/// One write of a batch ([`JobStore::write_batch`]): every change a job's
+/// life makes to the store.
+#[derive(Clone, Debug)]
+pub enum WriteOp {
+    /// [`JobStore::insert`].
+    Insert(NewJob),
+    /// [`JobStore::claim`].
+    Claim {
+        /// The job.
+        id: String,
+        /// Unix milliseconds of the start.
+        now_ms: i64,
+    },
+    /// [`JobStore::finish`].
+    Finish {
+        /// The job.
+        id: String,
+        /// The attempt that ran.
+        attempt: u32,
+        /// How it ended.
+        outcome: Outcome,
+        /// Unix milliseconds of the end.
+        now_ms: i64,
+    },
+    /// [`JobStore::requeue`].
+    Requeue {
+        /// The job.
+        id: String,
+        /// The attempt that was stopped.
+        attempt: u32,
+    },
+    /// [`JobStore::cancel_queued`].
+    CancelQueued {
+        /// The job.
+        id: String,
+        /// The error it ends with.
+        error: JobError,
+        /// Unix milliseconds of the end.
+        now_ms: i64,
+    },
+    /// [`JobStore::request_cancel`].
+    RequestCancel {
+        /// The job.
+        id: String,
+    },
+    /// Deletes at most `limit` jobs that ended before `before_ms`.
+    Purge {
+        /// The cut-off.
+        before_ms: i64,
+        /// Most rows deleted by this write.
+        limit: u32,
+    },
+}
+
+/// What one [`WriteOp`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Written {
+    /// Of [`WriteOp::Insert`].
+    Inserted(Box<Inserted>),
+    /// Of [`WriteOp::Claim`]: the attempt number, or `None` if the job was
+    /// no longer queued.
+    Claimed(Option<u32>),
+    /// Whether a conditional update changed the job.
+    Changed(bool),
+    /// Rows deleted.
+    Deleted(u64),
+}
+
 /// A stored API key (its secret only as a hash).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiKeyRow {
@@ -98,8 +166,22 @@ pub struct ApiKeyRow {
 }
 
 /// The durable store of jobs and API keys.
+///
+/// Job writes go through [`write_batch`](Self::write_batch): the service's
+/// single writer hands it every write pending at once, so that one commit
+/// (one fsync) serves many jobs. The single-write methods are batches of
+/// one.
 #[async_trait::async_trait]
 pub trait JobStore: Send + Sync + std::fmt::Debug {
+    /// Applies `ops` in order in one transaction and commits it; what each
+    /// did comes back in order (a conditional write that changed nothing is
+    /// not an error). When `durable`, the commit has reached the disk when
+    /// this returns (SQLite: the WAL is fsynced; a PostgreSQL store would
+    /// commit with `synchronous_commit` on); otherwise it survives a crash
+    /// of the process but perhaps not of the machine until the next durable
+    /// commit, which makes it durable too. On `Err` (any op failed) nothing
+    /// was committed.
+    async fn write_batch(&self, ops: &[WriteOp], durable: bool) -> StoreResult<Vec<Written>>;
     /// Inserts a queued job, durably, unless its idempotency key is taken.
     async fn insert(&self, job: &NewJob) -> StoreResult<Inserted>;
     /// The job `tenant` submitted with idempotency key `key`, with the

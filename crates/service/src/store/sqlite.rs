@@ -9,15 +9,18 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Row;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
+use sqlx::{Connection, Row};
 
-use super::{ApiKeyRow, Inserted, JobRow, JobStore, NewJob, Outcome, StoreResult};
+use super::{
+    ApiKeyRow, Inserted, JobRow, JobStore, NewJob, Outcome, StoreResult, WriteOp, Written,
+};
 use crate::error::ServiceError;
 use crate::model::{JobError, JobStatus};
 
@@ -61,11 +64,17 @@ CREATE TABLE api_keys (
 const JOB_COLUMNS: &str = "seq, id, tenant, status, spec, attempt, cancel_requested, \
      created_ms, started_ms, ended_ms, result, error";
 
-/// The SQLite job store.
+/// The SQLite job store: a pool of connections for reads and one
+/// connection for job writes (SQLite has one writer at a time anyway), on
+/// which [`JobStore::write_batch`] runs its transactions.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: Arc<tokio::sync::Mutex<WriterConn>>,
 }
+
+#[derive(Debug)]
+struct WriterConn(SqliteConnection);
 
 fn json_err(what: &str, e: serde_json::Error) -> ServiceError {
     ServiceError::Store(format!("stored {what} is unreadable: {e}"))
@@ -135,9 +144,13 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        let store = SqliteStore { pool };
+        let writer = SqliteConnection::connect_with(&options).await?;
+        let store = SqliteStore {
+            pool,
+            writer: Arc::new(tokio::sync::Mutex::new(WriterConn(writer))),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -162,72 +175,242 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(())
     }
-
-    async fn find_idempotent_row(
-        &self,
-        tenant: &str,
-        key: &str,
-    ) -> StoreResult<Option<(JobRow, String)>> {
-        let row = sqlx::query(sql(format!(
-            "SELECT {JOB_COLUMNS}, request_hash FROM jobs WHERE tenant = ? AND idempotency_key = ?"
-        )))
-        .bind(tenant)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok((
-                job_row(&r)?,
-                r.try_get::<Option<String>, _>("request_hash")?
-                    .unwrap_or_default(),
-            ))
-        })
-        .transpose()
-    }
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| ServiceError::Store(e.to_string()))
 }
 
+/// Applies one write on the writer's connection, inside its transaction.
+async fn apply(conn: &mut SqliteConnection, op: &WriteOp) -> StoreResult<Written> {
+    Ok(match op {
+        WriteOp::Insert(job) => Written::Inserted(Box::new(insert(conn, job).await?)),
+        WriteOp::Claim { id, now_ms } => {
+            let attempt: Option<i64> = sqlx::query_scalar(
+                "UPDATE jobs SET status = 'running', attempt = attempt + 1, started_ms = ? \
+                 WHERE id = ? AND status = 'queued' RETURNING attempt",
+            )
+            .bind(now_ms)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            Written::Claimed(attempt.map(|a| u32::try_from(a).unwrap_or(u32::MAX)))
+        }
+        WriteOp::Finish {
+            id,
+            attempt,
+            outcome,
+            now_ms,
+        } => {
+            let (status, result, error) = match outcome {
+                Outcome::Completed(r) => ("completed", Some(to_json(r)?), None),
+                Outcome::Failed(e) => ("failed", None, Some(to_json(e)?)),
+                Outcome::Cancelled(e) => ("cancelled", None, Some(to_json(e)?)),
+            };
+            // The status and attempt guard make completion happen once: a
+            // worker that lost its claim (restart, requeue) changes nothing.
+            let done = sqlx::query(
+                "UPDATE jobs SET status = ?, result = ?, error = ?, ended_ms = ? \
+                 WHERE id = ? AND status = 'running' AND attempt = ?",
+            )
+            .bind(status)
+            .bind(result)
+            .bind(error)
+            .bind(now_ms)
+            .bind(id)
+            .bind(i64::from(*attempt))
+            .execute(&mut *conn)
+            .await?;
+            Written::Changed(done.rows_affected() == 1)
+        }
+        WriteOp::Requeue { id, attempt } => {
+            let done = sqlx::query(
+                "UPDATE jobs SET status = 'queued', started_ms = NULL \
+                 WHERE id = ? AND status = 'running' AND attempt = ?",
+            )
+            .bind(id)
+            .bind(i64::from(*attempt))
+            .execute(&mut *conn)
+            .await?;
+            Written::Changed(done.rows_affected() == 1)
+        }
+        WriteOp::CancelQueued { id, error, now_ms } => {
+            let done = sqlx::query(
+                "UPDATE jobs SET status = 'cancelled', error = ?, ended_ms = ? \
+                 WHERE id = ? AND status = 'queued'",
+            )
+            .bind(to_json(error)?)
+            .bind(now_ms)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            Written::Changed(done.rows_affected() == 1)
+        }
+        WriteOp::RequestCancel { id } => {
+            // A job the scheduler has handed to a worker may still read
+            // `queued` here (its claim is written lazily, after this): the
+            // flag counts for both, and recovery cancels either.
+            let done = sqlx::query(
+                "UPDATE jobs SET cancel_requested = 1 \
+                 WHERE id = ? AND status IN ('queued', 'running')",
+            )
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            Written::Changed(done.rows_affected() == 1)
+        }
+        WriteOp::Purge { before_ms, limit } => {
+            let done = sqlx::query(
+                "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs \
+                 WHERE ended_ms IS NOT NULL AND ended_ms < ? \
+                 AND status IN ('completed', 'failed', 'cancelled') LIMIT ?)",
+            )
+            .bind(before_ms)
+            .bind(i64::from(*limit))
+            .execute(&mut *conn)
+            .await?;
+            Written::Deleted(done.rows_affected())
+        }
+    })
+}
+
+async fn insert(conn: &mut SqliteConnection, job: &NewJob) -> StoreResult<Inserted> {
+    let spec = to_json(&job.spec)?;
+    let (key, hash) = match &job.idempotency {
+        Some((k, h)) => (Some(k.as_str()), Some(h.as_str())),
+        None => (None, None),
+    };
+    // One statement: the unique index decides between a new job and a
+    // replay even when two retries race.
+    let seq: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO jobs (id, tenant, status, priority, spec, created_ms, idempotency_key, request_hash) \
+         VALUES (?, ?, 'queued', ?, ?, ?, ?, ?) \
+         ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+         RETURNING seq",
+    )
+    .bind(&job.id)
+    .bind(&job.tenant)
+    .bind(job.spec.priority)
+    .bind(&spec)
+    .bind(job.created_ms)
+    .bind(key)
+    .bind(hash)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(seq) = seq {
+        return Ok(Inserted::Created(JobRow {
+            id: job.id.clone(),
+            tenant: job.tenant.clone(),
+            seq,
+            status: JobStatus::Queued,
+            spec: job.spec.clone(),
+            attempt: 0,
+            cancel_requested: false,
+            created_ms: job.created_ms,
+            started_ms: None,
+            ended_ms: None,
+            result: None,
+            error: None,
+        }));
+    }
+    let (Some(key), Some(hash)) = (key, hash) else {
+        return Err(ServiceError::Store("a job insert changed no row".into()));
+    };
+    // In the same transaction: the row that holds the key is still there.
+    match find_idempotent_row(conn, &job.tenant, key).await? {
+        Some((row, stored)) if stored == hash => Ok(Inserted::Existing(row)),
+        Some(_) => Ok(Inserted::Conflict),
+        None => Err(ServiceError::Store(
+            "an idempotency key conflicted with no row".into(),
+        )),
+    }
+}
+
+async fn find_idempotent_row(
+    conn: &mut SqliteConnection,
+    tenant: &str,
+    key: &str,
+) -> StoreResult<Option<(JobRow, String)>> {
+    let row = sqlx::query(sql(format!(
+        "SELECT {JOB_COLUMNS}, request_hash FROM jobs WHERE tenant = ? AND idempotency_key = ?"
+    )))
+    .bind(tenant)
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| {
+        Ok((
+            job_row(&r)?,
+            r.try_get::<Option<String>, _>("request_hash")?
+                .unwrap_or_default(),
+        ))
+    })
+    .transpose()
+}
+
+impl SqliteStore {
+    async fn one(&self, op: WriteOp) -> StoreResult<Written> {
+        self.write_batch(std::slice::from_ref(&op), true)
+            .await?
+            .pop()
+            .ok_or_else(|| ServiceError::Store("a write batch answered nothing".into()))
+    }
+
+    async fn changed(&self, op: WriteOp) -> StoreResult<bool> {
+        match self.one(op).await? {
+            Written::Changed(b) => Ok(b),
+            other => Err(ServiceError::Store(format!(
+                "unexpected write result {other:?}"
+            ))),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl JobStore for SqliteStore {
-    async fn insert(&self, job: &NewJob) -> StoreResult<Inserted> {
-        let spec = to_json(&job.spec)?;
-        let (key, hash) = match &job.idempotency {
-            Some((k, h)) => (Some(k.as_str()), Some(h.as_str())),
-            None => (None, None),
-        };
-        // One statement: the unique index decides between a new job and a
-        // replay even when two retries race.
-        let inserted = sqlx::query(
-            "INSERT INTO jobs (id, tenant, status, priority, spec, created_ms, idempotency_key, request_hash) \
-             VALUES (?, ?, 'queued', ?, ?, ?, ?, ?) \
-             ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
-        )
-        .bind(&job.id)
-        .bind(&job.tenant)
-        .bind(job.spec.priority)
-        .bind(&spec)
-        .bind(job.created_ms)
-        .bind(key)
-        .bind(hash)
-        .execute(&self.pool)
-        .await?;
-        if inserted.rows_affected() == 1 {
-            let row = self.get(&job.id).await?.ok_or_else(|| {
-                ServiceError::Store("a job vanished right after its insertion".into())
-            })?;
-            return Ok(Inserted::Created(row));
+    async fn write_batch(&self, ops: &[WriteOp], durable: bool) -> StoreResult<Vec<Written>> {
+        let mut conn = self.writer.lock().await;
+        let conn = &mut conn.0;
+        if !durable {
+            // Per connection and outside a transaction: this commit writes
+            // the WAL without waiting for the disk.
+            sqlx::query("PRAGMA synchronous = NORMAL")
+                .execute(&mut *conn)
+                .await?;
         }
-        let (Some(key), Some(hash)) = (key, hash) else {
-            return Err(ServiceError::Store("a job insert changed no row".into()));
-        };
-        match self.find_idempotent_row(&job.tenant, key).await? {
-            Some((row, stored)) if stored == hash => Ok(Inserted::Existing(row)),
-            Some(_) => Ok(Inserted::Conflict),
-            // Purged between the two statements: the key is free again.
-            None => Box::pin(self.insert(job)).await,
+        let outcome = async {
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+            let mut out = Vec::with_capacity(ops.len());
+            for op in ops {
+                match apply(conn, op).await {
+                    Ok(w) => out.push(w),
+                    Err(e) => {
+                        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                        return Err(e);
+                    }
+                }
+            }
+            if let Err(e) = sqlx::query("COMMIT").execute(&mut *conn).await {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                return Err(e.into());
+            }
+            Ok(out)
+        }
+        .await;
+        if !durable {
+            sqlx::query("PRAGMA synchronous = FULL")
+                .execute(&mut *conn)
+                .await?;
+        }
+        outcome
+    }
+
+    async fn insert(&self, job: &NewJob) -> StoreResult<Inserted> {
+        match self.one(WriteOp::Insert(job.clone())).await? {
+            Written::Inserted(i) => Ok(*i),
+            other => Err(ServiceError::Store(format!(
+                "unexpected write result {other:?}"
+            ))),
         }
     }
 
@@ -236,7 +419,8 @@ impl JobStore for SqliteStore {
         tenant: &str,
         key: &str,
     ) -> StoreResult<Option<(JobRow, String)>> {
-        self.find_idempotent_row(tenant, key).await
+        let mut conn = self.pool.acquire().await?;
+        find_idempotent_row(&mut conn, tenant, key).await
     }
 
     async fn get(&self, id: &str) -> StoreResult<Option<JobRow>> {
@@ -269,15 +453,18 @@ impl JobStore for SqliteStore {
     }
 
     async fn claim(&self, id: &str, now_ms: i64) -> StoreResult<Option<u32>> {
-        let attempt: Option<i64> = sqlx::query_scalar(
-            "UPDATE jobs SET status = 'running', attempt = attempt + 1, started_ms = ? \
-             WHERE id = ? AND status = 'queued' RETURNING attempt",
-        )
-        .bind(now_ms)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(attempt.map(|a| u32::try_from(a).unwrap_or(u32::MAX)))
+        match self
+            .one(WriteOp::Claim {
+                id: id.to_owned(),
+                now_ms,
+            })
+            .await?
+        {
+            Written::Claimed(a) => Ok(a),
+            other => Err(ServiceError::Store(format!(
+                "unexpected write result {other:?}"
+            ))),
+        }
     }
 
     async fn finish(
@@ -287,60 +474,35 @@ impl JobStore for SqliteStore {
         outcome: &Outcome,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        let (status, result, error) = match outcome {
-            Outcome::Completed(r) => ("completed", Some(to_json(r)?), None),
-            Outcome::Failed(e) => ("failed", None, Some(to_json(e)?)),
-            Outcome::Cancelled(e) => ("cancelled", None, Some(to_json(e)?)),
-        };
-        // The status and attempt guard make completion happen once: a
-        // worker that lost its claim (restart, requeue) changes nothing.
-        let done = sqlx::query(
-            "UPDATE jobs SET status = ?, result = ?, error = ?, ended_ms = ? \
-             WHERE id = ? AND status = 'running' AND attempt = ?",
-        )
-        .bind(status)
-        .bind(result)
-        .bind(error)
-        .bind(now_ms)
-        .bind(id)
-        .bind(i64::from(attempt))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        self.changed(WriteOp::Finish {
+            id: id.to_owned(),
+            attempt,
+            outcome: outcome.clone(),
+            now_ms,
+        })
+        .await
     }
 
     async fn requeue(&self, id: &str, attempt: u32) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE jobs SET status = 'queued', started_ms = NULL \
-             WHERE id = ? AND status = 'running' AND attempt = ?",
-        )
-        .bind(id)
-        .bind(i64::from(attempt))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        self.changed(WriteOp::Requeue {
+            id: id.to_owned(),
+            attempt,
+        })
+        .await
     }
 
     async fn cancel_queued(&self, id: &str, error: &JobError, now_ms: i64) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE jobs SET status = 'cancelled', error = ?, ended_ms = ? \
-             WHERE id = ? AND status = 'queued'",
-        )
-        .bind(to_json(error)?)
-        .bind(now_ms)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        self.changed(WriteOp::CancelQueued {
+            id: id.to_owned(),
+            error: error.clone(),
+            now_ms,
+        })
+        .await
     }
 
     async fn request_cancel(&self, id: &str) -> StoreResult<bool> {
-        let done =
-            sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND status = 'running'")
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
+        self.changed(WriteOp::RequestCancel { id: id.to_owned() })
+            .await
     }
 
     async fn recover(&self, now_ms: i64) -> StoreResult<u64> {
@@ -348,7 +510,7 @@ impl JobStore for SqliteStore {
         let cancelled = sqlx::query(
             "UPDATE jobs SET status = 'cancelled', ended_ms = ?, \
              error = '{\"code\":\"cancelled\",\"message\":\"cancelled while running\"}' \
-             WHERE status = 'running' AND cancel_requested = 1",
+             WHERE status IN ('running', 'queued') AND cancel_requested = 1",
         )
         .bind(now_ms)
         .execute(&mut *tx)
@@ -372,14 +534,23 @@ impl JobStore for SqliteStore {
     }
 
     async fn purge(&self, before_ms: i64) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "DELETE FROM jobs WHERE ended_ms IS NOT NULL AND ended_ms < ? \
-             AND status IN ('completed', 'failed', 'cancelled')",
-        )
-        .bind(before_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        let mut total = 0;
+        loop {
+            let limit = 1000;
+            match self.one(WriteOp::Purge { before_ms, limit }).await? {
+                Written::Deleted(n) => {
+                    total += n;
+                    if n < u64::from(limit) {
+                        return Ok(total);
+                    }
+                }
+                other => {
+                    return Err(ServiceError::Store(format!(
+                        "unexpected write result {other:?}"
+                    )));
+                }
+            }
+        }
     }
 
     async fn count_by_status(&self) -> StoreResult<Vec<(JobStatus, u64)>> {
