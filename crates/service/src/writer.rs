@@ -8,7 +8,8 @@
 //! when it returns. A batch is committed durably when any write in it asks
 //! for that; claims alone do not (a claim lost in a power cut only means
 //! the job runs again, with its stored seed), and the next durable commit
-//! makes them durable too.
+//! makes them durable too. Such writes also wait up to a few milliseconds
+//! for a durable one to share its transaction.
 //!
 //! The writer also deletes finished jobs past the retention time, every
 //! `purge_interval`, in bounded chunks between batches.
@@ -26,6 +27,8 @@ use crate::time::now_ms;
 
 /// Most writes in one transaction.
 const MAX_BATCH: usize = 512;
+/// How long writes that need no fsync wait for one that does.
+const LINGER: Duration = Duration::from_millis(5);
 /// Most jobs one purge step deletes.
 const PURGE_CHUNK: u32 = 1000;
 /// Waits before each try of a write whose batch failed, alone.
@@ -151,6 +154,16 @@ async fn run(
             match rx.try_recv() {
                 Ok(p) => batch.push(p),
                 Err(_) => break,
+            }
+        }
+        // Writes that need no fsync (claims) linger a little for one that
+        // does (typically the same job's end), so that both share its
+        // transaction instead of costing one of their own.
+        let linger_until = Instant::now() + LINGER;
+        while batch.len() < MAX_BATCH && !batch.iter().any(|p| p.durable || p.op.is_none()) {
+            match tokio::time::timeout_at(linger_until, rx.recv()).await {
+                Ok(Some(p)) => batch.push(p),
+                Ok(None) | Err(_) => break,
             }
         }
         commit(store.as_ref(), batch).await;
