@@ -134,16 +134,51 @@ pub(crate) struct ListQuery {
     cursor: Option<String>,
 }
 
+/// A job with its link, as the API shows it.
+#[derive(serde::Serialize)]
+struct JobJson<'a> {
+    #[serde(flatten)]
+    job: &'a JobView,
+    links: Links,
+}
+
+#[derive(serde::Serialize)]
+struct Links {
+    #[serde(rename = "self")]
+    this: String,
+}
+
+fn with_links(view: &JobView) -> JobJson<'_> {
+    JobJson {
+        job: view,
+        links: Links {
+            this: format!("/v1/jobs/{}", view.id),
+        },
+    }
+}
+
 /// A job as JSON, with its link.
 fn job_json(view: &JobView) -> Value {
-    let mut v = serde_json::to_value(view).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut v {
-        map.insert(
-            "links".into(),
-            json!({ "self": format!("/v1/jobs/{}", view.id) }),
-        );
+    serde_json::to_value(with_links(view)).unwrap_or(Value::Null)
+}
+
+/// A job as a response body, serialised once.
+fn job_response(status: StatusCode, view: &JobView) -> HttpResponse {
+    match serde_json::to_vec(&with_links(view)) {
+        Ok(body) => HttpResponse::build(status)
+            .insert_header((
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ))
+            .body(body),
+        Err(e) => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal-error",
+            "Internal error",
+            format!("the job could not be written as JSON: {e}"),
+        )
+        .error_response(),
     }
-    v
 }
 
 fn json_response(status: StatusCode, body: &Value) -> HttpResponse {
@@ -213,7 +248,7 @@ async fn submit(
     } else {
         StatusCode::OK
     };
-    let mut resp = json_response(status, &job_json(&view));
+    let mut resp = job_response(status, &view);
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/jobs/{}", view.id)) {
         resp.headers_mut().insert(header::LOCATION, location);
     }
@@ -231,7 +266,7 @@ async fn get_job(
         .service
         .wait(&tenant.0, &id, wait, query.keys())
         .await?;
-    Ok(json_response(StatusCode::OK, &job_json(&view)))
+    Ok(job_response(StatusCode::OK, &view))
 }
 
 async fn list_jobs(
@@ -276,7 +311,7 @@ async fn cancel_job(
     } else {
         StatusCode::ACCEPTED
     };
-    Ok(json_response(status, &job_json(&view)))
+    Ok(job_response(status, &view))
 }
 
 async fn backend(state: State, tenant: Tenant) -> HttpResponse {

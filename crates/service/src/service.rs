@@ -366,14 +366,20 @@ impl Service {
         let limits = self.inner.config.limits_for(tenant).clone();
         // The hash of the request as sent (before the seed is chosen):
         // a retry of the same body is the same request.
-        let hash = serde_json::to_vec(&request)
-            .map(|b| {
-                Sha256::digest(&b)
-                    .iter()
-                    .map(|x| format!("{x:02x}"))
-                    .collect::<String>()
+        // Only needed with an idempotency key.
+        let hash = idempotency_key
+            .map(|_| {
+                serde_json::to_vec(&request).map(|b| {
+                    Sha256::digest(&b).iter().fold(String::new(), |mut s, x| {
+                        use std::fmt::Write;
+                        let _ = write!(s, "{x:02x}");
+                        s
+                    })
+                })
             })
-            .map_err(|e| ServiceError::Store(e.to_string()))?;
+            .transpose()
+            .map_err(|e| ServiceError::Store(e.to_string()))?
+            .unwrap_or_default();
         let large = request.program.source.len() > BLOCKING_PARSE_BYTES;
         let spec = {
             let inner = self.inner.clone();
