@@ -7,39 +7,28 @@
 use std::path::Path;
 use std::time::Instant;
 
-use kettle_core::{Float, FusionConfig, Parallelism, RunOptions, Simulator};
+use kettle_core::{Float, RunOptions, Simulator};
 use kettle_ir::Circuit;
 use serde_json::json;
 
 use crate::failure::Failure;
 use crate::progress::ProgressMonitor;
 use crate::run::write_state;
-use crate::{BenchArgs, PrecisionArg, source};
+use crate::{BenchArgs, PrecisionArg};
 
 pub(crate) fn bench(args: &BenchArgs) -> Result<(), Failure> {
     if args.repeat == 0 {
         return Err(Failure::input("kettle: --repeat must be at least 1"));
     }
-    let inputs = source::parse_inputs(args.inputs.as_deref(), &args.input)?;
-    let loaded = source::load(&args.file, args.format.map(Into::into), inputs)?;
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let fusion = if args.no_fusion {
-        FusionConfig::disabled()
-    } else {
-        FusionConfig::default()
-    };
-    let sim = Simulator::new()
-        .with_parallelism(Parallelism::threads(threads)?)
-        .with_fusion(fusion);
+    let loaded = args.sim.load(&args.file)?;
+    let (sim, threads) = args.sim.simulator()?;
     // An empty --state-out is how the peer benchmark says "not this time".
     let state_out = args
         .state_out
         .as_deref()
         .filter(|p| !p.is_empty())
         .map(Path::new);
-    let runs = match args.precision {
+    let runs = match args.sim.precision {
         PrecisionArg::F64 => time_runs::<f64>(&sim, &loaded.circuit, args, state_out)?,
         PrecisionArg::F32 => time_runs::<f32>(&sim, &loaded.circuit, args, state_out)?,
     };
@@ -48,7 +37,7 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<(), Failure> {
         "seconds": best,
         "runs": runs.seconds,
         "threads": threads,
-        "precision": if args.precision == PrecisionArg::F64 { "complex128" } else { "complex64" },
+        "precision": if args.sim.precision == PrecisionArg::F64 { "complex128" } else { "complex64" },
         "qubits": loaded.circuit.num_qubits(),
         "gates": runs.gates,
         "applied_ops": runs.applied_ops,
@@ -84,7 +73,7 @@ fn time_runs<F: Float>(
         applied_ops: 0,
     };
     for repeat in 0..args.repeat {
-        let progress = ProgressMonitor::new(args.quiet);
+        let progress = ProgressMonitor::new(args.sim.quiet);
         let started = Instant::now();
         let result = sim.run_monitored::<F>(circuit, &options, &progress);
         let elapsed = started.elapsed().as_secs_f64();

@@ -98,6 +98,40 @@ pub struct RunArgs {
     /// (repeatable).
     #[arg(long = "expect", value_name = "OBSERVABLE")]
     pub expect: Vec<String>,
+    /// How to read and simulate the file.
+    #[command(flatten)]
+    pub sim: SimArgs,
+    /// Print one JSON object instead of a histogram.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the final state as raw little-endian complex numbers (complex128
+    /// at f64, complex64 at f32), for other tools; an empty path writes
+    /// nothing (the peer benchmark passes one when it wants no state).
+    #[arg(long, value_name = "PATH")]
+    pub state_out: Option<String>,
+}
+
+/// Options of `kettle bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// The circuit file.
+    pub file: PathBuf,
+    /// Timed repeats; the best is reported as `seconds`.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+    /// How to read and simulate the file.
+    #[command(flatten)]
+    pub sim: SimArgs,
+    /// Write the last repeat's final state as raw little-endian complex
+    /// numbers; an empty path writes nothing.
+    #[arg(long, value_name = "PATH")]
+    pub state_out: Option<String>,
+}
+
+/// Options `kettle run` and `kettle bench` share: reading the file and
+/// configuring the simulator.
+#[derive(Debug, clap::Args)]
+pub struct SimArgs {
     /// Precision of the state.
     #[arg(long, value_enum, default_value_t = PrecisionArg::F64)]
     pub precision: PrecisionArg,
@@ -117,49 +151,6 @@ pub struct RunArgs {
     /// '{"theta": 0.3}'.
     #[arg(long, value_name = "JSON")]
     pub inputs: Option<String>,
-    /// No progress bar.
-    #[arg(long, short)]
-    pub quiet: bool,
-    /// Print one JSON object instead of a histogram.
-    #[arg(long)]
-    pub json: bool,
-    /// Write the final state as raw little-endian complex numbers (complex128
-    /// at f64, complex64 at f32), for other tools; an empty path writes
-    /// nothing (the peer benchmark passes one when it wants no state).
-    #[arg(long, value_name = "PATH")]
-    pub state_out: Option<String>,
-}
-
-/// Options of `kettle bench`.
-#[derive(Debug, clap::Args)]
-pub struct BenchArgs {
-    /// The circuit file.
-    pub file: PathBuf,
-    /// Timed repeats; the best is reported as `seconds`.
-    #[arg(long, default_value_t = 1)]
-    pub repeat: usize,
-    /// Worker threads (default: all available).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Precision of the state.
-    #[arg(long, value_enum, default_value_t = PrecisionArg::F64)]
-    pub precision: PrecisionArg,
-    /// Apply every gate on its own.
-    #[arg(long)]
-    pub no_fusion: bool,
-    /// Input format (default: from the file's header, else its extension).
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
-    /// Value of an OpenQASM 3 `input` parameter, as name=value (repeatable).
-    #[arg(long = "input", value_name = "NAME=VALUE")]
-    pub input: Vec<String>,
-    /// Values of OpenQASM 3 `input` parameters as a JSON object.
-    #[arg(long, value_name = "JSON")]
-    pub inputs: Option<String>,
-    /// Write the last repeat's final state as raw little-endian complex
-    /// numbers; an empty path writes nothing.
-    #[arg(long, value_name = "PATH")]
-    pub state_out: Option<String>,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,

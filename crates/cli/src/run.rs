@@ -1,43 +1,27 @@
 //! `kettle run FILE`: read, parse, simulate, and hand the results to
 //! `render`.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kettle_core::{
-    ClassicalValue, Float, FusionConfig, Parallelism, PauliSum, RunOptions, SimError, Simulator,
-    final_measurements,
-};
-use kettle_ir::{Circuit, Operation};
+use kettle_core::{Float, PauliSum, RunOptions, SimError, Simulator, final_measurements};
+use kettle_ir::Circuit;
 
 use crate::failure::Failure;
 use crate::progress::ProgressMonitor;
 use crate::render::{self, Report};
-use crate::source;
 use crate::{PrecisionArg, RunArgs};
 
 /// Largest state or distribution printed inline; beyond it, `--state-out`.
 const MAX_LISTED: u32 = 20;
 
 pub(crate) fn run(args: &RunArgs) -> Result<(), Failure> {
-    let inputs = source::parse_inputs(args.inputs.as_deref(), &args.input)?;
-    let loaded = source::load(&args.file, args.format.map(Into::into), inputs)?;
-    let circuit = loaded.circuit;
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let fusion = if args.no_fusion {
-        FusionConfig::disabled()
-    } else {
-        FusionConfig::default()
-    };
-    let sim = Simulator::new()
-        .with_parallelism(Parallelism::threads(threads)?)
-        .with_fusion(fusion);
-    let report = match args.precision {
-        PrecisionArg::F64 => simulate::<f64>(&sim, &circuit, args, threads)?,
-        PrecisionArg::F32 => simulate::<f32>(&sim, &circuit, args, threads)?,
+    let loaded = args.sim.load(&args.file)?;
+    let (sim, threads) = args.sim.simulator()?;
+    let report = match args.sim.precision {
+        PrecisionArg::F64 => simulate::<f64>(&sim, &loaded.circuit, args, threads)?,
+        PrecisionArg::F32 => simulate::<f32>(&sim, &loaded.circuit, args, threads)?,
     };
     let report = Report {
         parse_time: loaded.parse_time,
@@ -60,16 +44,6 @@ fn eprintln_note(note: &str) {
     let _ = writeln!(std::io::stderr(), "note: {note}");
 }
 
-fn measures_anything(ops: &[Operation]) -> bool {
-    ops.iter().any(|op| match op {
-        Operation::Measure { .. } => true,
-        Operation::IfElse {
-            then_ops, else_ops, ..
-        } => measures_anything(then_ops) || measures_anything(else_ops),
-        _ => false,
-    })
-}
-
 fn simulate<F: Float>(
     sim: &Simulator,
     circuit: &Circuit,
@@ -84,7 +58,7 @@ fn simulate<F: Float>(
                 .map_err(|e: SimError| Failure::input(format!("kettle: --expect: {e}")))
         })
         .collect::<Result<_, _>>()?;
-    let measures = measures_anything(circuit.ops());
+    let measures = circuit.measures_anything();
     let finals = final_measurements(circuit);
     let deterministic = finals.is_some();
     let unitary = !measures && deterministic;
@@ -109,7 +83,7 @@ fn simulate<F: Float>(
     }
     let shots = if measures { args.shots } else { 0 };
     let started = Instant::now();
-    let progress = ProgressMonitor::new(args.quiet);
+    let progress = ProgressMonitor::new(args.sim.quiet);
     let result = sim.run_monitored::<F>(
         circuit,
         &RunOptions {
@@ -145,34 +119,15 @@ fn simulate<F: Float>(
         let par = sim.parallelism();
         if args.probabilities {
             let finals = finals.as_deref().unwrap_or(&[]);
-            let mut qubits: Vec<u32> = Vec::new();
-            for &(q, _) in finals {
-                if !qubits.contains(&q) {
-                    qubits.push(q);
-                }
-            }
-            if qubits.len() as u32 > MAX_LISTED {
+            let measured: BTreeSet<u32> = finals.iter().map(|&(q, _)| q).collect();
+            if measured.len() as u32 > MAX_LISTED {
                 notes.push(format!(
                     "--probabilities: {} measured qubits are too many outcomes to list; omitted",
-                    qubits.len()
+                    measured.len()
                 ));
             } else {
-                let probs = state.probabilities(&qubits, par)?;
-                let mut dist: BTreeMap<String, f64> = BTreeMap::new();
-                for (k, p) in probs.into_iter().enumerate() {
-                    if p == 0.0 {
-                        continue;
-                    }
-                    let mut value = ClassicalValue::zeros(circuit.num_clbits());
-                    for &(q, c) in finals {
-                        let pos = qubits.iter().position(|&x| x == q).expect("listed");
-                        value.set(c, (k >> pos) & 1 == 1);
-                    }
-                    *dist
-                        .entry(value.to_bitstring(circuit.num_clbits()))
-                        .or_insert(0.0) += p;
-                }
-                report.probabilities = Some(dist);
+                report.probabilities =
+                    Some(state.classical_distribution(finals, circuit.num_clbits(), par)?);
             }
         }
         if args.statevector {

@@ -1,18 +1,45 @@
 //! Reading a circuit file for `kettle run` and `kettle bench`: the size
 //! check, the format, `include`s of files next to the source, `input`
-//! values, and error messages with `file:line:col` and a caret.
+//! values, and error messages with `file:line:col` and a caret; and the
+//! simulator their shared options ask for.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use kettle_core::{FusionConfig, Parallelism, Simulator};
 use kettle_ir::Circuit;
 use kettle_qasm::{
     Diagnostic, IncludeResolver, Limits, ParseOptions, ProgramError, SourceFormat, detect_format,
     parse_program,
 };
 
+use crate::SimArgs;
 use crate::failure::Failure;
+
+impl SimArgs {
+    /// Reads and parses `file` with these options' format and inputs.
+    pub(crate) fn load(&self, file: &Path) -> Result<Loaded, Failure> {
+        let inputs = parse_inputs(self.inputs.as_deref(), &self.input)?;
+        load(file, self.format.map(Into::into), inputs)
+    }
+
+    /// The simulator these options ask for, and its thread count.
+    pub(crate) fn simulator(&self) -> Result<(Simulator, usize), Failure> {
+        let threads = self
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let fusion = if self.no_fusion {
+            FusionConfig::disabled()
+        } else {
+            FusionConfig::default()
+        };
+        let sim = Simulator::new()
+            .with_parallelism(Parallelism::threads(threads)?)
+            .with_fusion(fusion);
+        Ok((sim, threads))
+    }
+}
 
 /// A parsed circuit and how long parsing took.
 pub(crate) struct Loaded {

@@ -1,5 +1,6 @@
-//! Sampling basis states from a state's distribution, and exact
-//! probabilities marginalised onto any qubits.
+//! Sampling basis states from a state's distribution, exact probabilities
+//! marginalised onto any qubits, and the exact distribution of the
+//! classical bits that final measurements would record.
 //!
 //! Sampling costs O(2^n + shots): the shots' uniforms are generated already
 //! sorted (as normalised partial sums of exponential variates), and one sweep
@@ -7,10 +8,13 @@
 //! pieces using per-piece norms summed in a fixed order, so a seed gives the
 //! same outcomes whatever the thread count.
 
-use kettle_ir::Qubit;
+use std::collections::BTreeMap;
+
+use kettle_ir::{Clbit, Qubit};
 use rand::Rng;
 use rand_distr::{Distribution, Exp1};
 
+use crate::counts::ClassicalValue;
 use crate::error::SimError;
 use crate::float::Float;
 use crate::kernels::reduce::{PIECE_BLOCKS, piece_norms};
@@ -171,6 +175,43 @@ impl<F: Float> StateVector<F> {
     /// [`SimError::OutOfMemory`] if the result cannot be allocated.
     pub fn probabilities(&self, qubits: &[Qubit], par: &Parallelism) -> Result<Vec<f64>, SimError> {
         marginal_probabilities(self, qubits, par)
+    }
+
+    /// The exact distribution of the classical bits that the measurements
+    /// `finals` (as [`final_measurements`](crate::final_measurements) gives
+    /// them) would record from this state, keyed by bitstring over
+    /// `num_clbits` bits (classical bit 0 rightmost); outcomes of probability
+    /// 0 are left out. It has up to 2^k entries for k distinct measured
+    /// qubits: callers bound k.
+    ///
+    /// # Errors
+    /// As [`probabilities`](Self::probabilities).
+    pub fn classical_distribution(
+        &self,
+        finals: &[(Qubit, Clbit)],
+        num_clbits: u32,
+        par: &Parallelism,
+    ) -> Result<BTreeMap<String, f64>, SimError> {
+        let mut qubits: Vec<Qubit> = Vec::new();
+        for &(q, _) in finals {
+            if !qubits.contains(&q) {
+                qubits.push(q);
+            }
+        }
+        let mut dist = BTreeMap::new();
+        for (k, p) in self.probabilities(&qubits, par)?.into_iter().enumerate() {
+            if p == 0.0 {
+                continue;
+            }
+            let mut value = ClassicalValue::zeros(num_clbits);
+            for &(q, c) in finals {
+                if let Some(pos) = qubits.iter().position(|&x| x == q) {
+                    value.set(c, (k >> pos) & 1 == 1);
+                }
+            }
+            *dist.entry(value.to_bitstring(num_clbits)).or_insert(0.0) += p;
+        }
+        Ok(dist)
     }
 
     /// Draws `shots` basis states with a seeded generator; returns

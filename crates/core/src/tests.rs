@@ -691,3 +691,22 @@ fn a_monitor_sees_every_operation_and_can_stop_the_run() {
     assert!(out.stats.branches > 1);
     assert!(counter.seen.into_inner().unwrap().len() > out.stats.applied_ops);
 }
+
+#[test]
+fn classical_distribution_follows_the_measurement_map() {
+    // q0 is |1⟩ and goes to clbit 2; q1 is |+⟩ and goes to clbits 0 and 1.
+    let circuit = Circuit::new(2)
+        .creg("c", 3)
+        .x(0)
+        .h(1)
+        .measure(0, 2)
+        .measure(1, 0)
+        .measure(1, 1);
+    let finals = crate::final_measurements(&circuit).unwrap();
+    let state = Simulator::new().statevector::<f64>(&circuit).unwrap();
+    let dist = state
+        .classical_distribution(&finals, 3, &Parallelism::Sequential)
+        .unwrap();
+    assert_eq!(dist.keys().collect::<Vec<_>>(), ["100", "111"]);
+    assert!(dist.values().all(|p| (p - 0.5).abs() < 1e-12), "{dist:?}");
+}

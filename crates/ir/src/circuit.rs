@@ -205,6 +205,20 @@ impl Circuit {
         self.num_clbits
     }
 
+    /// Whether any operation, at any nesting, measures a qubit.
+    pub fn measures_anything(&self) -> bool {
+        fn any_measure(ops: &[Operation]) -> bool {
+            ops.iter().any(|op| match op {
+                Operation::Measure { .. } => true,
+                Operation::IfElse {
+                    then_ops, else_ops, ..
+                } => any_measure(then_ops) || any_measure(else_ops),
+                _ => false,
+            })
+        }
+        any_measure(&self.ops)
+    }
+
     /// Classical registers, in declaration order.
     pub fn registers(&self) -> &[ClassicalRegister] {
         &self.registers

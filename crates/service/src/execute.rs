@@ -6,9 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use kettle_core::{
-    ClassicalValue, Float, Monitor, PauliSum, RunOptions, SimError, Simulator, final_measurements,
-};
+use kettle_core::{Float, Monitor, PauliSum, RunOptions, SimError, Simulator, final_measurements};
 use kettle_ir::Circuit;
 
 use crate::config::TenantLimits;
@@ -103,29 +101,8 @@ fn run_one<F: Float>(
             ResultType::Counts => {}
             ResultType::Probabilities => {
                 let finals = finals.as_deref().unwrap_or(&[]);
-                let mut qubits: Vec<u32> = Vec::new();
-                for &(q, _) in finals {
-                    if !qubits.contains(&q) {
-                        qubits.push(q);
-                    }
-                }
-                let probs = state.probabilities(&qubits, par)?;
-                let mut dist: BTreeMap<String, f64> = BTreeMap::new();
-                for (k, p) in probs.into_iter().enumerate() {
-                    if p == 0.0 {
-                        continue;
-                    }
-                    let mut value = ClassicalValue::zeros(circuit.num_clbits());
-                    for &(q, c) in finals {
-                        if let Some(pos) = qubits.iter().position(|&x| x == q) {
-                            value.set(c, (k >> pos) & 1 == 1);
-                        }
-                    }
-                    *dist
-                        .entry(value.to_bitstring(circuit.num_clbits()))
-                        .or_insert(0.0) += p;
-                }
-                result.probabilities = Some(dist);
+                result.probabilities =
+                    Some(state.classical_distribution(finals, circuit.num_clbits(), par)?);
             }
             ResultType::Statevector => {
                 result.statevector = Some(

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use kettle_core::{PauliSum, final_measurements};
-use kettle_ir::{Circuit, Operation};
+use kettle_ir::Circuit;
 use kettle_qasm::{Limits, ParseOptions, ProgramError, parse_program};
 
 use crate::config::TenantLimits;
@@ -148,16 +148,6 @@ fn executions(
                 .collect()
         })
         .collect())
-}
-
-fn measures_anything(ops: &[Operation]) -> bool {
-    ops.iter().any(|op| match op {
-        Operation::Measure { .. } => true,
-        Operation::IfElse {
-            then_ops, else_ops, ..
-        } => measures_anything(then_ops) || measures_anything(else_ops),
-        _ => false,
-    })
 }
 
 fn check_metadata(req: &JobRequest) -> Result<(), ServiceError> {
@@ -337,7 +327,7 @@ fn check_result_types(
         let field = "$.result_types";
         match t {
             ResultType::Counts => {
-                if !measures_anything(circuit.ops()) {
+                if !circuit.measures_anything() {
                     return Err(ServiceError::invalid(
                         field,
                         "counts need a program that measures; ask for statevector, probabilities or expectation instead",
