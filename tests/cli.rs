@@ -35,6 +35,9 @@ fn unknown_command_fails_with_usage() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("frobnicate") && err.contains("Usage"), "{err}");
+    let zero = kettle(&["run", &sample("bell.qasm"), "--threads", "0"]);
+    assert_eq!(zero.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("--threads"));
 }
 
 fn sample(name: &str) -> String {

@@ -135,8 +135,8 @@ pub struct SimArgs {
     /// Precision of the state.
     #[arg(long, value_enum, default_value_t = PrecisionArg::F64)]
     pub precision: PrecisionArg,
-    /// Worker threads (default: all available).
-    #[arg(long)]
+    /// Worker threads, at least 1 (default: all available).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub threads: Option<usize>,
     /// Apply every gate on its own.
     #[arg(long)]
