@@ -335,17 +335,7 @@ impl Lexer {
                 "malformed number `{text}`: a name cannot start with a digit"
             )));
         }
-        let float: f64 = text
-            .parse()
-            .map_err(|_| pos.error(format!("malformed number `{text}`")))?;
-        if !float.is_finite() {
-            return Err(pos.error("number is too large"));
-        }
-        if real {
-            Ok(Kind::Real(float))
-        } else {
-            Ok(Kind::Int(text.parse().ok(), float))
-        }
+        number_token(text, text, real, pos)
     }
 
     /// The next token (an [`Kind::Eof`] token at the end, again and again).
@@ -541,17 +531,7 @@ impl Lexer {
                 )));
             }
         }
-        let float: f64 = text
-            .parse()
-            .map_err(|_| pos.error(format!("malformed number `{literal}`")))?;
-        if !float.is_finite() {
-            return Err(pos.error("number is too large"));
-        }
-        if real {
-            Ok(Kind::Real(float))
-        } else {
-            Ok(Kind::Int(text.parse().ok(), float))
-        }
+        number_token(&text, literal, real, pos)
     }
 
     /// OpenQASM 3 operators and punctuation, longest match first.
@@ -618,6 +598,23 @@ impl Lexer {
             self.bump();
         }
         Ok(kind)
+    }
+}
+
+/// The token for the digits `text` of a number written `shown` in the
+/// source: a real, or an integer (exact when it fits in a `u64`) that also
+/// carries its `f64` value.
+fn number_token(text: &str, shown: &str, real: bool, pos: Pos) -> Result<Kind, Diagnostic> {
+    let float: f64 = text
+        .parse()
+        .map_err(|_| pos.error(format!("malformed number `{shown}`")))?;
+    if !float.is_finite() {
+        return Err(pos.error("number is too large"));
+    }
+    if real {
+        Ok(Kind::Real(float))
+    } else {
+        Ok(Kind::Int(text.parse().ok(), float))
     }
 }
 

@@ -452,6 +452,14 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
 
     /// `qubit q;`, `qubit[n] q;`, `qreg q;`, `qreg q[n];`.
     fn qubit_declaration(&mut self) -> Result<StmtKind> {
+        let (size, name, _) = self.sized_qubit_name("a register name")?;
+        self.expect(Kind::Semicolon)?;
+        Ok(StmtKind::QubitDecl { name, size })
+    }
+
+    /// At `qubit` or `qreg`: the name and the optional size in either
+    /// spelling, `qubit[n] q` or `qreg q[n]`.
+    fn sized_qubit_name(&mut self, what: &str) -> Result<(Option<Expr>, String, Loc)> {
         let legacy = self.is_word("qreg");
         self.advance()?;
         let mut size = None;
@@ -459,13 +467,12 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
             size = Some(self.expression()?);
             self.expect(Kind::RBracket)?;
         }
-        let (name, _) = self.new_name("a register name")?;
+        let (name, loc) = self.new_name(what)?;
         if legacy && self.eat(&Kind::LBracket)? {
             size = Some(self.expression()?);
             self.expect(Kind::RBracket)?;
         }
-        self.expect(Kind::Semicolon)?;
-        Ok(StmtKind::QubitDecl { name, size })
+        Ok((size, name, loc))
     }
 
     /// A classical type: `bit`, `bit[n]`, `int[32]`, `float`, …
@@ -611,18 +618,7 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
 
     fn sub_param(&mut self) -> Result<SubParam> {
         if self.is_word("qubit") || self.is_word("qreg") {
-            let legacy = self.is_word("qreg");
-            self.advance()?;
-            let mut size = None;
-            if !legacy && self.eat(&Kind::LBracket)? {
-                size = Some(self.expression()?);
-                self.expect(Kind::RBracket)?;
-            }
-            let (name, loc) = self.new_name("a parameter name")?;
-            if legacy && self.eat(&Kind::LBracket)? {
-                size = Some(self.expression()?);
-                self.expect(Kind::RBracket)?;
-            }
+            let (size, name, loc) = self.sized_qubit_name("a parameter name")?;
             return Ok(SubParam::Qubit { size, name, loc });
         }
         if self.is_word("const") {
