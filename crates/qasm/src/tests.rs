@@ -642,18 +642,19 @@ gate maj(t) a, b, c { cx c, b; cx c, a; ccx a, b, c; rz(-t/2 + sin(t)^2) a; barr
 opaque o(x) a;\n/* block\ncomment */\nh q;\nmaj(pi/4) q[0], q[1], r[1];\ncx q[0], r;\nu3(1e-3, .5, 5.) r[0];\n\
 rccx q[0], q[1], q[2];\nbarrier q, r[0];\nmeasure q -> c;\nif (c == 5) x q;\nreset r;\n";
 
-/// xorshift64*: enough randomness for fuzzing without a dependency.
-struct Rng(u64);
+/// xorshift64*: enough randomness for fuzzing without a dependency (the
+/// OpenQASM 3 tests use it too).
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
 }

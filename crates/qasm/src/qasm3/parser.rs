@@ -556,15 +556,7 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
         let (name, _) = self.new_name("a gate name")?;
         let mut params = Vec::new();
         if self.eat(&Kind::LParen)? {
-            if self.tok.kind != Kind::RParen {
-                loop {
-                    params.push(self.new_name("a parameter name")?.0);
-                    if !self.eat(&Kind::Comma)? {
-                        break;
-                    }
-                }
-            }
-            self.expect(Kind::RParen)?;
+            params = self.comma_list(Kind::RParen, |p| Ok(p.new_name("a parameter name")?.0))?;
         }
         let mut qubits = Vec::new();
         while self.tok.kind != Kind::LBrace {
@@ -591,16 +583,7 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
         self.advance()?;
         let (name, _) = self.new_name("a subroutine name")?;
         self.expect(Kind::LParen)?;
-        let mut params = Vec::new();
-        if self.tok.kind != Kind::RParen {
-            loop {
-                params.push(self.sub_param()?);
-                if !self.eat(&Kind::Comma)? {
-                    break;
-                }
-            }
-        }
-        self.expect(Kind::RParen)?;
+        let params = self.comma_list(Kind::RParen, Self::sub_param)?;
         let ret = if self.eat(&Kind::Arrow)? {
             Some(self.classical_type()?)
         } else {
@@ -891,6 +874,26 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
 
     // ----- expressions ----------------------------------------------------
 
+    /// Zero or more `item`s separated by commas, then `close` (consumed):
+    /// the inside of `(a, b)` or `{a, b}` after its opening token.
+    fn comma_list<T>(
+        &mut self,
+        close: Kind,
+        mut item: impl FnMut(&mut Self) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        if self.tok.kind != close {
+            loop {
+                out.push(item(self)?);
+                if !self.eat(&Kind::Comma)? {
+                    break;
+                }
+            }
+        }
+        self.expect(close)?;
+        Ok(out)
+    }
+
     fn expression_list(&mut self) -> Result<Vec<Expr>> {
         let mut out = Vec::new();
         loop {
@@ -1075,17 +1078,7 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
     fn set_literal(&mut self, depth: usize) -> Result<Vec<Expr>> {
         self.check_depth(depth)?;
         self.expect(Kind::LBrace)?;
-        let mut out = Vec::new();
-        if self.tok.kind != Kind::RBrace {
-            loop {
-                out.push(self.binary(0, depth + 1)?);
-                if !self.eat(&Kind::Comma)? {
-                    break;
-                }
-            }
-        }
-        self.expect(Kind::RBrace)?;
-        Ok(out)
+        self.comma_list(Kind::RBrace, |p| p.binary(0, depth + 1))
     }
 
     fn primary(&mut self, depth: usize) -> Result<Expr> {
@@ -1163,16 +1156,7 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
                         self.advance()?;
                         if self.tok.kind == Kind::LParen {
                             self.advance()?;
-                            let mut args = Vec::new();
-                            if self.tok.kind != Kind::RParen {
-                                loop {
-                                    args.push(self.binary(0, depth + 1)?);
-                                    if !self.eat(&Kind::Comma)? {
-                                        break;
-                                    }
-                                }
-                            }
-                            self.expect(Kind::RParen)?;
+                            let args = self.comma_list(Kind::RParen, |p| p.binary(0, depth + 1))?;
                             ExprKind::Call(word, args)
                         } else {
                             ExprKind::Ident(word)

@@ -1454,22 +1454,6 @@ g(theta) q[0], q[1];\nnegctrl(2) @ z q[0], q[1], q[2];\nc[0] = f(q[2], 0.3);\n\
 if (c[0] == 1 && !c[1]) { x q[1]; } else y q[1];\nswitch (c) { case 1, 2 { x q[0]; } default { z q[1]; } }\nlet a = q[0:1] ++ q[2];\nbarrier a;\n\
 int k = 0;\nwhile (k < 2) { k += 1; }\nc = measure q;\n";
 
-/// xorshift64*: randomness for fuzzing without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 #[test]
 fn sample_program_parses() {
     let options = ParseOptions {
@@ -1552,7 +1536,7 @@ fn no_input_makes_the_parser_panic() {
         "case",
         "default",
     ];
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = crate::tests::Rng(0x9E37_79B9_7F4A_7C15);
     let chars: Vec<char> = SAMPLE.chars().collect();
     for _ in 0..3000 {
         let mut s: Vec<char> = chars.clone();
