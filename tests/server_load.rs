@@ -4,7 +4,8 @@
 //! `?wait=30` to a server with the durable store, from 1 and from 64
 //! concurrent clients, for a fixed count of requests each; then the same
 //! load against a trivial actix-web handler in the same process, for the
-//! ratio. Figures go to stderr.
+//! ratio. Figures go to stderr. `LOAD_ONLY=kettle64` (target and client
+//! count) runs one scenario alone, for a profiler.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -87,6 +88,9 @@ async fn load_benchmark() {
             ("kettle", &kettle_url, &bell),
             ("trivial", &trivial_url, &bell),
         ] {
+            if std::env::var("LOAD_ONLY").is_ok_and(|o| o != format!("{name}{clients}")) {
+                continue;
+            }
             // Warm-up (connections, caches), then the measured run.
             load(url, body, clients, clients * 2).await;
             let (rps, p50, p99) = load(url, body, clients, total).await;
@@ -98,6 +102,9 @@ async fn load_benchmark() {
         }
     }
     for clients in [1usize, 64] {
+        if std::env::var("LOAD_ONLY").is_ok() {
+            break;
+        }
         let r = results.lock().unwrap();
         let k = r
             .iter()

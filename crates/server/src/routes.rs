@@ -233,16 +233,9 @@ async fn submit(
     };
     let submitted = state
         .service
-        .submit(&tenant.0, request, key.as_deref())
+        .submit_and_wait(&tenant.0, request, key.as_deref(), wait, query.keys())
         .await?;
-    let view = if wait.is_zero() {
-        submitted.job
-    } else {
-        state
-            .service
-            .wait(&tenant.0, &submitted.job.id, wait, query.keys())
-            .await?
-    };
+    let view = submitted.job;
     let status = if submitted.created {
         StatusCode::CREATED
     } else {

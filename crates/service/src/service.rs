@@ -4,7 +4,7 @@
 //! the scheduler and the worker threads.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -21,7 +21,7 @@ use crate::keys;
 use crate::model::{JobError, JobRequest, JobResult, JobSpec, JobStatus, JobView, KeyFormat};
 use crate::prepare::{Admission, prepare};
 use crate::scheduler::{Entry, STOP_CANCEL, STOP_SHUTDOWN, Scheduler};
-use crate::store::{Inserted, JobRow, JobStore, NewJob, SqliteStore, WriteOp, Written};
+use crate::store::{Inserted, JobRow, JobState, JobStore, NewJob, SqliteStore, WriteOp, Written};
 use crate::time::{now_ms, rfc3339};
 use crate::worker::worker_loop;
 use crate::writer::{PurgePolicy, Writer};
@@ -102,11 +102,21 @@ pub struct QubitsPerPrecision {
 /// without the store. Every change is published on the job's watch
 /// channel; the entry leaves the map once its end is in the store, so a
 /// reader that misses it finds the store up to date.
+///
+/// A job submitted with `?wait` is not stored at once (`stored` is false):
+/// if it ends within the wait, one insert records it ended, instead of an
+/// insert, a claim and an end. Until then it was never acknowledged, so a
+/// crash loses nothing anyone was promised, and nobody knows its id: reads
+/// do not see it. Whoever first needs it stored (its end, a wait that
+/// expires, a shutdown) inserts it as it stands, under the live lock, so
+/// that every later write of the job follows that insert.
 #[derive(Clone, Debug)]
 pub(crate) struct LiveJob {
     pub(crate) id: String,
     pub(crate) tenant: String,
-    pub(crate) seq: i64,
+    /// Arrival order, for the scheduler's FIFO.
+    pub(crate) order: i64,
+    pub(crate) stored: bool,
     pub(crate) status: JobStatus,
     pub(crate) spec: Arc<JobSpec>,
     pub(crate) attempt: u32,
@@ -132,6 +142,35 @@ pub(crate) struct Inner {
     accepting: AtomicBool,
     /// Queued and running jobs. Lock order: this, then the scheduler's.
     live: Mutex<LiveMap>,
+    /// Jobs held so far: the next one's arrival order.
+    arrivals: AtomicI64,
+}
+
+impl LiveJob {
+    /// The job as a store insert, in the state `state`.
+    pub(crate) fn to_insert(&self, state: JobState) -> WriteOp {
+        WriteOp::Insert(Box::new(NewJob {
+            id: self.id.clone(),
+            tenant: self.tenant.clone(),
+            spec: JobSpec::clone(&self.spec),
+            created_ms: self.created_ms,
+            idempotency: None,
+            state,
+        }))
+    }
+
+    /// Its state as it stands.
+    pub(crate) fn state(&self) -> JobState {
+        JobState {
+            status: self.status,
+            attempt: self.attempt,
+            cancel_requested: self.cancel_requested,
+            started_ms: self.started_ms,
+            ended_ms: self.ended_ms,
+            result: self.result.as_deref().cloned(),
+            error: self.error.clone(),
+        }
+    }
 }
 
 impl Inner {
@@ -142,31 +181,42 @@ impl Inner {
     /// Holds a queued job in memory and hands it to the scheduler
     /// (`reserved`: the submission counted it with `try_reserve`).
     fn admit(&self, row: JobRow, reserved: bool) -> Arc<LiveJob> {
-        let spec = Arc::new(row.spec);
-        let job = Arc::new(LiveJob {
-            id: row.id,
-            tenant: row.tenant,
-            seq: row.seq,
-            status: row.status,
-            spec: spec.clone(),
-            attempt: row.attempt,
-            cancel_requested: row.cancel_requested,
-            created_ms: row.created_ms,
-            started_ms: row.started_ms,
-            ended_ms: row.ended_ms,
-            result: None,
-            error: None,
-        });
+        self.hold(
+            LiveJob {
+                id: row.id,
+                tenant: row.tenant,
+                order: 0,
+                stored: true,
+                status: row.status,
+                spec: Arc::new(row.spec),
+                attempt: row.attempt,
+                cancel_requested: row.cancel_requested,
+                created_ms: row.created_ms,
+                started_ms: row.started_ms,
+                ended_ms: row.ended_ms,
+                result: None,
+                error: None,
+            },
+            reserved,
+        )
+        .borrow()
+        .clone()
+    }
+
+    /// Holds `job` in memory, queued, and hands it to the scheduler.
+    fn hold(&self, mut job: LiveJob, reserved: bool) -> watch::Receiver<Arc<LiveJob>> {
+        job.order = self.arrivals.fetch_add(1, Ordering::Relaxed);
         let entry = Entry {
             id: job.id.clone(),
             tenant: job.tenant.clone(),
-            seq: job.seq,
-            spec,
+            seq: job.order,
+            spec: job.spec.clone(),
         };
+        let (tx, rx) = watch::channel(Arc::new(job));
         let mut live = self.live();
-        live.insert(job.id.clone(), watch::channel(job.clone()).0);
+        live.insert(entry.id.clone(), tx);
         self.sched.push(entry, reserved);
-        job
+        rx
     }
 
     /// The job `id` as held in memory.
@@ -180,14 +230,36 @@ impl Inner {
         id: &str,
         f: impl FnOnce(&mut LiveJob),
     ) -> Option<Arc<LiveJob>> {
+        self.with_live(id, |job| {
+            f(job);
+            Arc::new(job.clone())
+        })
+    }
+
+    /// Runs `f` on a live job under the live lock (writes it queues there
+    /// reach the writer in that order) and publishes the job; what `f`
+    /// returned, if the job is live.
+    pub(crate) fn with_live<R>(&self, id: &str, f: impl FnOnce(&mut LiveJob) -> R) -> Option<R> {
         let live = self.live();
         let tx = live.get(id)?;
         let mut out = None;
-        tx.send_modify(|job| {
-            f(Arc::make_mut(job));
-            out = Some(job.clone());
-        });
+        tx.send_modify(|job| out = Some(f(Arc::make_mut(job))));
         out
+    }
+
+    /// Queues the insert of `id` as it stands, if it is live and not stored
+    /// yet; the insert's commit, or `None` when there was nothing to do.
+    fn store_now(
+        &self,
+        id: &str,
+    ) -> Option<impl Future<Output = Result<Written, ServiceError>> + use<>> {
+        self.with_live(id, |job| {
+            (!job.stored).then(|| {
+                job.stored = true;
+                self.writer.write(job.to_insert(job.state()), true)
+            })
+        })
+        .flatten()
     }
 
     /// A job's end is committed: publishes its last state and lets it go.
@@ -279,6 +351,7 @@ impl Service {
             local_mode,
             accepting: AtomicBool::new(true),
             live: Mutex::new(HashMap::new()),
+            arrivals: AtomicI64::new(0),
             config,
         });
         for row in inner.store.queued().await? {
@@ -352,57 +425,9 @@ impl Service {
         request: JobRequest,
         idempotency_key: Option<&str>,
     ) -> Result<Submitted, ServiceError> {
-        if !self.accepting() {
-            return Err(ServiceError::ShuttingDown);
-        }
-        if let Some(key) = idempotency_key
-            && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY)
-        {
-            return Err(ServiceError::InvalidRequest {
-                message: format!("an Idempotency-Key has 1 to {MAX_IDEMPOTENCY_KEY} characters"),
-                field: None,
-            });
-        }
-        let limits = self.inner.config.limits_for(tenant).clone();
-        // The hash of the request as sent (before the seed is chosen):
-        // a retry of the same body is the same request.
-        // Only needed with an idempotency key.
-        let hash = idempotency_key
-            .map(|_| {
-                serde_json::to_vec(&request).map(|b| {
-                    Sha256::digest(&b).iter().fold(String::new(), |mut s, x| {
-                        use std::fmt::Write;
-                        let _ = write!(s, "{x:02x}");
-                        s
-                    })
-                })
-            })
-            .transpose()
-            .map_err(|e| ServiceError::Store(e.to_string()))?
-            .unwrap_or_default();
-        let large = request.program.source.len() > BLOCKING_PARSE_BYTES;
-        let spec = {
-            let inner = self.inner.clone();
-            let seed = random_seed();
-            let work = move || {
-                prepare(
-                    &request,
-                    &Admission {
-                        limits: &limits,
-                        memory_budget: inner.config.memory_budget,
-                        max_listed_qubits: inner.config.max_listed_qubits,
-                    },
-                    seed,
-                )
-            };
-            if large && tokio::runtime::Handle::try_current().is_ok() {
-                tokio::task::spawn_blocking(work)
-                    .await
-                    .map_err(|e| ServiceError::Store(format!("the parser task failed: {e}")))??
-            } else {
-                work()?
-            }
-        };
+        let (spec, hash) = self
+            .prepare_submission(tenant, request, idempotency_key)
+            .await?;
         // A retry is answered before the tenant's job limit is applied: it
         // adds no job. (The insert below settles races between retries.)
         if let Some(key) = idempotency_key
@@ -417,25 +442,23 @@ impl Service {
                 Err(ServiceError::IdempotencyConflict(key.to_owned()))
             };
         }
-        let max_active = self.inner.config.limits_for(tenant).max_active_jobs;
-        if let Err(current) = self.inner.sched.try_reserve(tenant, max_active) {
-            return Err(ServiceError::TooManyJobs {
-                message: format!(
-                    "{current} jobs are queued or running for this tenant; at most {max_active} at once"
-                ),
-                retry_after_secs: 1,
-            });
-        }
+        self.reserve(tenant)?;
         let job = NewJob {
             id: uuid::Uuid::now_v7().to_string(),
             tenant: tenant.to_owned(),
             spec,
             created_ms: now_ms(),
             idempotency: idempotency_key.map(|k| (k.to_owned(), hash)),
+            state: JobState::queued(),
         };
         // Through the writer: committed (durably) with whatever else is
         // pending, before this returns.
-        let inserted = match self.inner.writer.write(WriteOp::Insert(job), true).await {
+        let inserted = match self
+            .inner
+            .writer
+            .write(WriteOp::Insert(Box::new(job)), true)
+            .await
+        {
             Ok(Written::Inserted(i)) => *i,
             Ok(other) => {
                 self.inner.sched.unreserve(tenant);
@@ -473,6 +496,171 @@ impl Service {
                 ))
             }
         }
+    }
+
+    /// [`submit`](Self::submit), then [`wait`](Self::wait) up to `wait`
+    /// for the job to end. Without an idempotency key the job is stored
+    /// only once it ends, or when the wait expires (see [`LiveJob`]): a
+    /// small job costs one write instead of three. Either way it is on
+    /// disk when this returns.
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit).
+    pub async fn submit_and_wait(
+        &self,
+        tenant: &str,
+        request: JobRequest,
+        idempotency_key: Option<&str>,
+        wait: Duration,
+        keys: KeyFormat,
+    ) -> Result<Submitted, ServiceError> {
+        if idempotency_key.is_some() || wait.is_zero() {
+            let submitted = self.submit(tenant, request, idempotency_key).await?;
+            if wait.is_zero() {
+                return Ok(submitted);
+            }
+            return Ok(Submitted {
+                job: self.wait(tenant, &submitted.job.id, wait, keys).await?,
+                created: submitted.created,
+            });
+        }
+        let (spec, _) = self.prepare_submission(tenant, request, None).await?;
+        self.reserve(tenant)?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut rx = self.inner.hold(
+            LiveJob {
+                id: id.clone(),
+                tenant: tenant.to_owned(),
+                order: 0,
+                stored: false,
+                status: JobStatus::Queued,
+                spec: Arc::new(spec),
+                attempt: 0,
+                cancel_requested: false,
+                created_ms: now_ms(),
+                started_ms: None,
+                ended_ms: None,
+                result: None,
+                error: None,
+            },
+            true,
+        );
+        metrics::counter!("kettle_jobs_submitted_total").increment(1);
+        self.inner.publish_depth();
+        // Its end is published only once committed (with its insert).
+        let ended = tokio::time::timeout(wait, async {
+            rx.wait_for(|j| j.status.is_terminal())
+                .await
+                .map(|j| j.clone())
+        })
+        .await;
+        if let Ok(Ok(job)) = ended {
+            return Ok(Submitted {
+                job: self.live_view(&job, keys),
+                created: true,
+            });
+        }
+        // Not ended in time: stored as it stands before the answer.
+        match self.inner.store_now(&id) {
+            Some(insert) => match insert.await {
+                Ok(Written::Inserted(i)) if matches!(*i, Inserted::Created(_)) => {}
+                other => {
+                    self.inner.with_live(&id, |j| j.stored = false);
+                    return Err(match other {
+                        Err(e) => e,
+                        Ok(w) => ServiceError::Store(format!("unexpected write result {w:?}")),
+                    });
+                }
+            },
+            // Stored by its end or a shutdown meanwhile: once that commit
+            // is through, memory or the store has the job.
+            None => self.inner.writer.flush().await,
+        }
+        let job = match self.inner.live_job(&id) {
+            Some(job) => self.live_view(&job, keys),
+            None => match self.row(tenant, &id).await {
+                Ok(row) => self.view(row, keys),
+                Err(ServiceError::NotFound(_)) => {
+                    return Err(ServiceError::Store(
+                        "the job's end could not be stored".into(),
+                    ));
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        Ok(Submitted { job, created: true })
+    }
+
+    /// What every submission does first: checks the request and its
+    /// program. The job's spec, and the hash of the request as sent (with
+    /// an idempotency key: a retry of the same body is the same request).
+    async fn prepare_submission(
+        &self,
+        tenant: &str,
+        request: JobRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<(JobSpec, String), ServiceError> {
+        if !self.accepting() {
+            return Err(ServiceError::ShuttingDown);
+        }
+        if let Some(key) = idempotency_key
+            && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY)
+        {
+            return Err(ServiceError::InvalidRequest {
+                message: format!("an Idempotency-Key has 1 to {MAX_IDEMPOTENCY_KEY} characters"),
+                field: None,
+            });
+        }
+        let limits = self.inner.config.limits_for(tenant).clone();
+        let hash = idempotency_key
+            .map(|_| {
+                serde_json::to_vec(&request).map(|b| {
+                    Sha256::digest(&b).iter().fold(String::new(), |mut s, x| {
+                        use std::fmt::Write;
+                        let _ = write!(s, "{x:02x}");
+                        s
+                    })
+                })
+            })
+            .transpose()
+            .map_err(|e| ServiceError::Store(e.to_string()))?
+            .unwrap_or_default();
+        let large = request.program.source.len() > BLOCKING_PARSE_BYTES;
+        let inner = self.inner.clone();
+        let seed = random_seed();
+        let work = move || {
+            prepare(
+                &request,
+                &Admission {
+                    limits: &limits,
+                    memory_budget: inner.config.memory_budget,
+                    max_listed_qubits: inner.config.max_listed_qubits,
+                },
+                seed,
+            )
+        };
+        let spec = if large && tokio::runtime::Handle::try_current().is_ok() {
+            tokio::task::spawn_blocking(work)
+                .await
+                .map_err(|e| ServiceError::Store(format!("the parser task failed: {e}")))??
+        } else {
+            work()?
+        };
+        Ok((spec, hash))
+    }
+
+    /// Counts one more job against the tenant's limit of active jobs.
+    fn reserve(&self, tenant: &str) -> Result<(), ServiceError> {
+        let max_active = self.inner.config.limits_for(tenant).max_active_jobs;
+        self.inner
+            .sched
+            .try_reserve(tenant, max_active)
+            .map_err(|current| ServiceError::TooManyJobs {
+                message: format!(
+                    "{current} jobs are queued or running for this tenant; at most {max_active} at once"
+                ),
+                retry_after_secs: 1,
+            })
     }
 
     async fn row(&self, tenant: &str, id: &str) -> Result<JobRow, ServiceError> {
@@ -547,9 +735,11 @@ impl Service {
         }
     }
 
-    /// The job held in memory, if `tenant` owns it.
+    /// The job held in memory, if `tenant` owns it. A job not stored yet
+    /// was never acknowledged: nobody can know it.
     fn live_of(&self, tenant: &str, id: &str) -> Result<Option<Arc<LiveJob>>, ServiceError> {
         match self.inner.live_job(id) {
+            Some(job) if !job.stored => Ok(None),
             Some(job) if job.tenant == tenant => Ok(Some(job)),
             Some(_) => Err(ServiceError::NotFound(id.to_owned())),
             None => Ok(None),
@@ -591,7 +781,7 @@ impl Service {
         };
         if let Some(mut rx) = rx {
             let job = rx.borrow().clone();
-            if job.tenant != tenant {
+            if job.tenant != tenant || !job.stored {
                 return Err(ServiceError::NotFound(id.to_owned()));
             }
             if !job.status.is_terminal() && !timeout.is_zero() {
@@ -685,7 +875,7 @@ impl Service {
             let live = self.inner.live();
             match live.get(id).map(|tx| tx.borrow().clone()) {
                 None => None,
-                Some(job) if job.tenant != tenant => {
+                Some(job) if job.tenant != tenant || !job.stored => {
                     return Err(ServiceError::NotFound(id.to_owned()));
                 }
                 Some(job) if job.status.is_terminal() => return Err(finished(job.status)),
@@ -760,7 +950,7 @@ impl Service {
                         let entry = Entry {
                             id: job.id.clone(),
                             tenant: job.tenant.clone(),
-                            seq: job.seq,
+                            seq: job.order,
                             spec: job.spec.clone(),
                         };
                         self.inner.sched.push(entry, false);
@@ -865,7 +1055,20 @@ impl Service {
         for t in threads {
             let _ = t.join();
         }
-        // The workers' last ends and requeues reach the store.
+        // Jobs submitted with `?wait` that never ran are stored queued
+        // (their waiters answer with that); then the workers' last ends and
+        // requeues, and these, reach the store.
+        let unstored: Vec<String> = self
+            .inner
+            .live()
+            .iter()
+            .filter(|(_, tx)| !tx.borrow().stored)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in unstored {
+            // Queued now; awaited by the flush below.
+            drop(self.inner.store_now(&id));
+        }
         self.inner.writer.flush().await;
     }
 }

@@ -347,3 +347,82 @@ async fn finished_jobs_are_purged_periodically_after_the_retention_time() {
     );
     service.shutdown(Duration::ZERO).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_submission_is_stored_when_it_ends_when_its_wait_expires_or_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.workers = 1;
+    let service = Service::start(c.clone()).await.unwrap();
+    let wait = |service: Service, req: JobRequest, secs: f64| async move {
+        service
+            .submit_and_wait(
+                "local",
+                req,
+                None,
+                Duration::from_secs_f64(secs),
+                KeyFormat::Bitstring,
+            )
+            .await
+            .unwrap()
+    };
+
+    // Ends within the wait: stored once, ended, as the answer says.
+    let quick = wait(service.clone(), request(BELL), 20.0).await;
+    assert!(quick.created);
+    assert_eq!(quick.job.status, JobStatus::Completed, "{quick:?}");
+    assert_eq!(quick.job.attempts, 1);
+    let row = service.store().get(&quick.job.id).await.unwrap().unwrap();
+    assert_eq!(row.status, JobStatus::Completed);
+    assert_eq!(row.attempt, 1);
+    assert_eq!(row.result.as_ref(), quick.job.result.as_ref());
+
+    // The only worker is busy: the wait expires with the job queued, and
+    // it is on disk, queued, when the answer comes.
+    let mut slow = request(&slow_program());
+    slow.result_types = Some(vec![ResultType::Statevector]);
+    let running = service.submit("local", slow, None).await.unwrap().job.id;
+    wait_for(&service, "local", &running, JobStatus::Running).await;
+    let late = wait(service.clone(), request(BELL), 0.2).await;
+    assert_eq!(late.job.status, JobStatus::Queued, "{late:?}");
+    let row = service.store().get(&late.job.id).await.unwrap().unwrap();
+    assert_eq!(row.status, JobStatus::Queued);
+    // From then on it is an ordinary job: readable, and it runs.
+    service.cancel("local", &running).await.unwrap();
+    let done = service
+        .wait(
+            "local",
+            &late.job.id,
+            Duration::from_secs(20),
+            KeyFormat::Bitstring,
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.status, JobStatus::Completed);
+    assert_eq!(done.attempts, 1);
+
+    // Still waiting at shutdown: stored queued, and run after a restart.
+    let mut slow = request(&slow_program());
+    slow.result_types = Some(vec![ResultType::Statevector]);
+    let running = service.submit("local", slow, None).await.unwrap().job.id;
+    wait_for(&service, "local", &running, JobStatus::Running).await;
+    let waiter = tokio::spawn(wait(service.clone(), request(BELL), 2.0));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    service.shutdown(Duration::ZERO).await;
+    let answered = waiter.await.unwrap();
+    assert_eq!(answered.job.status, JobStatus::Queued, "{answered:?}");
+    drop(service);
+    let service = Service::start(c).await.unwrap();
+    service.cancel("local", &running).await.unwrap();
+    let done = service
+        .wait(
+            "local",
+            &answered.job.id,
+            Duration::from_secs(20),
+            KeyFormat::Bitstring,
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.status, JobStatus::Completed);
+    service.shutdown(Duration::ZERO).await;
+}

@@ -16,7 +16,7 @@ use crate::execute::{RunFailure, run_job};
 use crate::model::{JobError, JobStatus};
 use crate::scheduler::{Admitted, RUN, STOP_CANCEL, STOP_SHUTDOWN};
 use crate::service::Inner;
-use crate::store::{Outcome, WriteOp, Written};
+use crate::store::{Inserted, JobState, Outcome, StoreResult, WriteOp, Written};
 use crate::time::now_ms;
 
 /// Stops a run at the next gate when the job is cancelled, the server shuts
@@ -61,6 +61,8 @@ fn run_admitted(inner: &Arc<Inner>, admitted: &Admitted) {
     // job is queued again anyway, and a claim is always written before
     // the same job's end (one writer, in order), so the conditional end
     // below still decides.
+    // A job not stored yet needs no claim: it is inserted as it stands
+    // when it must be.
     let started_ms = now_ms();
     let Some(job) = inner.live_update(&id, |j| {
         j.status = JobStatus::Running;
@@ -72,7 +74,7 @@ fn run_admitted(inner: &Arc<Inner>, admitted: &Admitted) {
         return;
     };
     let attempt = job.attempt;
-    {
+    if job.stored {
         let id = id.clone();
         inner.writer.write_then(
             WriteOp::Claim {
@@ -143,60 +145,105 @@ fn run_admitted(inner: &Arc<Inner>, admitted: &Admitted) {
     let ended_ms = now_ms();
     let then_inner = inner.clone();
     let then_id = id.clone();
-    match ending {
-        Ending::Finish(outcome) => inner.writer.write_then(
-            WriteOp::Finish {
-                id,
+    // Under the live lock: a job not stored yet is inserted as it ends
+    // (or, stopped by a shutdown, as queued again).
+    let queued = inner.with_live(&id, |job| {
+        let requeue = matches!(ending, Ending::Requeue);
+        let op = match ending {
+            Ending::Finish(outcome) if job.stored => WriteOp::Finish {
+                id: id.clone(),
                 attempt,
                 outcome,
                 now_ms: ended_ms,
             },
-            true,
-            Box::new(move |written, op| {
-                let inner = then_inner;
-                match written {
-                    Ok(Written::Changed(true)) => {
-                        let WriteOp::Finish { outcome, .. } = op else {
-                            return inner.live_forget(&then_id);
-                        };
-                        let (status, label) = match &outcome {
-                            Outcome::Completed(_) => (JobStatus::Completed, "completed"),
-                            Outcome::Failed(_) => (JobStatus::Failed, "failed"),
-                            Outcome::Cancelled(_) => (JobStatus::Cancelled, "cancelled"),
-                        };
-                        metrics::counter!("kettle_jobs_finished_total", "status" => label)
-                            .increment(1);
-                        inner.live_end(&then_id, move |j| {
-                            j.status = status;
-                            j.ended_ms = Some(ended_ms);
-                            match outcome {
-                                Outcome::Completed(r) => j.result = Some(Arc::new(r)),
-                                Outcome::Failed(e) | Outcome::Cancelled(e) => j.error = Some(e),
-                            }
-                        });
-                    }
-                    // The store says this attempt no longer owns the job:
-                    // whatever it holds is the truth.
-                    Ok(_) => inner.live_forget(&then_id),
-                    Err(e) => {
-                        tracing::error!(job = %then_id, "gave up recording the job's end ({e}); it will run again after a restart");
-                        inner.live_forget(&then_id);
+            Ending::Requeue if job.stored => WriteOp::Requeue {
+                id: id.clone(),
+                attempt,
+            },
+            ending => {
+                let mut state = job.state();
+                match ending {
+                    Ending::Finish(outcome) => ended(&mut state, outcome, ended_ms),
+                    Ending::Requeue => {
+                        state.status = JobStatus::Queued;
+                        state.started_ms = None;
                     }
                 }
-            }),
-        ),
-        Ending::Requeue => inner.writer.write_then(
-            WriteOp::Requeue { id, attempt },
-            true,
-            Box::new(move |written, _| {
-                if let Err(e) = written {
-                    tracing::warn!(job = %then_id, "could not return the job to the queue: {e}; a restart does");
-                }
-                then_inner.live_update(&then_id, |j| {
-                    j.status = JobStatus::Queued;
-                    j.started_ms = None;
-                });
-            }),
-        ),
+                job.stored = true;
+                job.to_insert(state)
+            }
+        };
+        let then: crate::writer::Then = if requeue {
+            Box::new(move |written, _| requeued(&then_inner, &then_id, written))
+        } else {
+            Box::new(move |written, op| recorded(&then_inner, &then_id, written, op))
+        };
+        inner.writer.write_then(op, true, then);
+    });
+    if queued.is_none() {
+        tracing::error!(job = %id, "a running job is not held in memory; its end is not recorded");
     }
+}
+
+/// Writes `outcome` into `state`.
+fn ended(state: &mut JobState, outcome: Outcome, ended_ms: i64) {
+    state.ended_ms = Some(ended_ms);
+    match outcome {
+        Outcome::Completed(r) => {
+            state.status = JobStatus::Completed;
+            state.result = Some(r);
+        }
+        Outcome::Failed(e) => {
+            state.status = JobStatus::Failed;
+            state.error = Some(e);
+        }
+        Outcome::Cancelled(e) => {
+            state.status = JobStatus::Cancelled;
+            state.error = Some(e);
+        }
+    }
+}
+
+/// A job's end reached the store (or not): published if it did.
+fn recorded(inner: &Inner, id: &str, written: StoreResult<Written>, op: WriteOp) {
+    let state = match (written, op) {
+        (
+            Ok(Written::Changed(true)),
+            WriteOp::Finish {
+                outcome, now_ms, ..
+            },
+        ) => {
+            let mut state = JobState::queued();
+            ended(&mut state, outcome, now_ms);
+            state
+        }
+        (Ok(Written::Inserted(i)), WriteOp::Insert(job)) if matches!(*i, Inserted::Created(_)) => {
+            job.state
+        }
+        (Err(e), _) => {
+            tracing::error!(job = %id, "gave up recording the job's end ({e}); it will run again after a restart");
+            return inner.live_forget(id);
+        }
+        // The store says this attempt no longer owns the job: whatever it
+        // holds is the truth.
+        _ => return inner.live_forget(id),
+    };
+    metrics::counter!("kettle_jobs_finished_total", "status" => state.status.as_str()).increment(1);
+    inner.live_end(id, move |j| {
+        j.status = state.status;
+        j.ended_ms = state.ended_ms;
+        j.result = state.result.map(Arc::new);
+        j.error = state.error;
+    });
+}
+
+/// A job stopped by a shutdown is queued again.
+fn requeued(inner: &Inner, id: &str, written: StoreResult<Written>) {
+    if let Err(e) = written {
+        tracing::warn!(job = %id, "could not return the job to the queue: {e}; a restart does");
+    }
+    inner.live_update(id, |j| {
+        j.status = JobStatus::Queued;
+        j.started_ms = None;
+    });
 }

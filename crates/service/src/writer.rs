@@ -86,13 +86,21 @@ impl Writer {
             .map_err(|e| e.0.reply)
     }
 
-    /// Queues `op` and waits for its batch's commit.
-    pub(crate) async fn write(&self, op: WriteOp, durable: bool) -> StoreResult<Written> {
+    /// Queues `op` now, in the order of this call (under a caller's lock,
+    /// say); the future resolves once its batch is committed.
+    pub(crate) fn write(
+        &self,
+        op: WriteOp,
+        durable: bool,
+    ) -> impl Future<Output = StoreResult<Written>> + use<> {
         let (tx, rx) = oneshot::channel();
-        if self.push(Some(op), durable, Reply::Send(tx)).is_err() {
-            return Err(stopped());
+        let queued = self.push(Some(op), durable, Reply::Send(tx)).is_ok();
+        async move {
+            if !queued {
+                return Err(stopped());
+            }
+            rx.await.unwrap_or_else(|_| Err(stopped()))
         }
-        rx.await.unwrap_or_else(|_| Err(stopped()))
     }
 
     /// Queues `op`; `then` runs on the writer thread after the commit.

@@ -29,6 +29,44 @@ pub struct NewJob {
     pub created_ms: i64,
     /// The idempotency key and the hash of the request it came with.
     pub idempotency: Option<(String, String)>,
+    /// The state it is stored in: [`JobState::queued`] for a submission;
+    /// a job the service ran before storing it (a submission waiting for
+    /// its result) is stored as it stands then.
+    pub state: JobState,
+}
+
+/// Where a job stands: the mutable part of a [`JobRow`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobState {
+    /// Its status.
+    pub status: JobStatus,
+    /// Times a worker has claimed it.
+    pub attempt: u32,
+    /// A cancellation was asked for while it ran.
+    pub cancel_requested: bool,
+    /// Last start.
+    pub started_ms: Option<i64>,
+    /// End.
+    pub ended_ms: Option<i64>,
+    /// The result, once completed.
+    pub result: Option<JobResult>,
+    /// Why it failed or was cancelled.
+    pub error: Option<JobError>,
+}
+
+impl JobState {
+    /// A job waiting for its first run.
+    pub fn queued() -> JobState {
+        JobState {
+            status: JobStatus::Queued,
+            attempt: 0,
+            cancel_requested: false,
+            started_ms: None,
+            ended_ms: None,
+            result: None,
+            error: None,
+        }
+    }
 }
 
 /// A stored job.
@@ -87,7 +125,7 @@ pub enum Outcome {
 #[derive(Clone, Debug)]
 pub enum WriteOp {
     /// [`JobStore::insert`].
-    Insert(NewJob),
+    Insert(Box<NewJob>),
     /// [`JobStore::claim`].
     Claim {
         /// The job.
@@ -173,9 +211,10 @@ pub struct ApiKeyRow {
 /// one.
 #[async_trait::async_trait]
 pub trait JobStore: Send + Sync + std::fmt::Debug {
-    /// Applies `ops` in order in one transaction and commits it; what each
-    /// did comes back in order (a conditional write that changed nothing is
-    /// not an error). When `durable`, the commit has reached the disk when
+    /// Applies `ops` in one transaction and commits it; what each did comes
+    /// back in the order of `ops` (a conditional write that changed nothing
+    /// is not an error). A store may reorder writes of different jobs, never
+    /// those of one job. When `durable`, the commit has reached the disk when
     /// this returns (SQLite: the WAL is fsynced; a PostgreSQL store would
     /// commit with `synchronous_commit` on); otherwise it survives a crash
     /// of the process but perhaps not of the machine until the next durable

@@ -24,6 +24,8 @@ use super::{
 use crate::error::ServiceError;
 use crate::model::{JobError, JobStatus};
 
+mod writes;
+
 /// The database file's name inside the data folder.
 pub(crate) const DB_FILE: &str = "kettle.db";
 
@@ -181,151 +183,6 @@ fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| ServiceError::Store(e.to_string()))
 }
 
-/// Applies one write on the writer's connection, inside its transaction.
-async fn apply(conn: &mut SqliteConnection, op: &WriteOp) -> StoreResult<Written> {
-    Ok(match op {
-        WriteOp::Insert(job) => Written::Inserted(Box::new(insert(conn, job).await?)),
-        WriteOp::Claim { id, now_ms } => {
-            let attempt: Option<i64> = sqlx::query_scalar(
-                "UPDATE jobs SET status = 'running', attempt = attempt + 1, started_ms = ? \
-                 WHERE id = ? AND status = 'queued' RETURNING attempt",
-            )
-            .bind(now_ms)
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-            Written::Claimed(attempt.map(|a| u32::try_from(a).unwrap_or(u32::MAX)))
-        }
-        WriteOp::Finish {
-            id,
-            attempt,
-            outcome,
-            now_ms,
-        } => {
-            let (status, result, error) = match outcome {
-                Outcome::Completed(r) => ("completed", Some(to_json(r)?), None),
-                Outcome::Failed(e) => ("failed", None, Some(to_json(e)?)),
-                Outcome::Cancelled(e) => ("cancelled", None, Some(to_json(e)?)),
-            };
-            // The status and attempt guard make completion happen once: a
-            // worker that lost its claim (restart, requeue) changes nothing.
-            let done = sqlx::query(
-                "UPDATE jobs SET status = ?, result = ?, error = ?, ended_ms = ? \
-                 WHERE id = ? AND status = 'running' AND attempt = ?",
-            )
-            .bind(status)
-            .bind(result)
-            .bind(error)
-            .bind(now_ms)
-            .bind(id)
-            .bind(i64::from(*attempt))
-            .execute(&mut *conn)
-            .await?;
-            Written::Changed(done.rows_affected() == 1)
-        }
-        WriteOp::Requeue { id, attempt } => {
-            let done = sqlx::query(
-                "UPDATE jobs SET status = 'queued', started_ms = NULL \
-                 WHERE id = ? AND status = 'running' AND attempt = ?",
-            )
-            .bind(id)
-            .bind(i64::from(*attempt))
-            .execute(&mut *conn)
-            .await?;
-            Written::Changed(done.rows_affected() == 1)
-        }
-        WriteOp::CancelQueued { id, error, now_ms } => {
-            let done = sqlx::query(
-                "UPDATE jobs SET status = 'cancelled', error = ?, ended_ms = ? \
-                 WHERE id = ? AND status = 'queued'",
-            )
-            .bind(to_json(error)?)
-            .bind(now_ms)
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-            Written::Changed(done.rows_affected() == 1)
-        }
-        WriteOp::RequestCancel { id } => {
-            // A job the scheduler has handed to a worker may still read
-            // `queued` here (its claim is written lazily, after this): the
-            // flag counts for both, and recovery cancels either.
-            let done = sqlx::query(
-                "UPDATE jobs SET cancel_requested = 1 \
-                 WHERE id = ? AND status IN ('queued', 'running')",
-            )
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-            Written::Changed(done.rows_affected() == 1)
-        }
-        WriteOp::Purge { before_ms, limit } => {
-            let done = sqlx::query(
-                "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs \
-                 WHERE ended_ms IS NOT NULL AND ended_ms < ? \
-                 AND status IN ('completed', 'failed', 'cancelled') LIMIT ?)",
-            )
-            .bind(before_ms)
-            .bind(i64::from(*limit))
-            .execute(&mut *conn)
-            .await?;
-            Written::Deleted(done.rows_affected())
-        }
-    })
-}
-
-async fn insert(conn: &mut SqliteConnection, job: &NewJob) -> StoreResult<Inserted> {
-    let spec = to_json(&job.spec)?;
-    let (key, hash) = match &job.idempotency {
-        Some((k, h)) => (Some(k.as_str()), Some(h.as_str())),
-        None => (None, None),
-    };
-    // One statement: the unique index decides between a new job and a
-    // replay even when two retries race.
-    let seq: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO jobs (id, tenant, status, priority, spec, created_ms, idempotency_key, request_hash) \
-         VALUES (?, ?, 'queued', ?, ?, ?, ?, ?) \
-         ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-         RETURNING seq",
-    )
-    .bind(&job.id)
-    .bind(&job.tenant)
-    .bind(job.spec.priority)
-    .bind(&spec)
-    .bind(job.created_ms)
-    .bind(key)
-    .bind(hash)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(seq) = seq {
-        return Ok(Inserted::Created(JobRow {
-            id: job.id.clone(),
-            tenant: job.tenant.clone(),
-            seq,
-            status: JobStatus::Queued,
-            spec: job.spec.clone(),
-            attempt: 0,
-            cancel_requested: false,
-            created_ms: job.created_ms,
-            started_ms: None,
-            ended_ms: None,
-            result: None,
-            error: None,
-        }));
-    }
-    let (Some(key), Some(hash)) = (key, hash) else {
-        return Err(ServiceError::Store("a job insert changed no row".into()));
-    };
-    // In the same transaction: the row that holds the key is still there.
-    match find_idempotent_row(conn, &job.tenant, key).await? {
-        Some((row, stored)) if stored == hash => Ok(Inserted::Existing(row)),
-        Some(_) => Ok(Inserted::Conflict),
-        None => Err(ServiceError::Store(
-            "an idempotency key conflicted with no row".into(),
-        )),
-    }
-}
-
 async fn find_idempotent_row(
     conn: &mut SqliteConnection,
     tenant: &str,
@@ -371,34 +228,30 @@ impl JobStore for SqliteStore {
     async fn write_batch(&self, ops: &[WriteOp], durable: bool) -> StoreResult<Vec<Written>> {
         let mut conn = self.writer.lock().await;
         let conn = &mut conn.0;
-        if !durable {
-            // Per connection and outside a transaction: this commit writes
-            // the WAL without waiting for the disk.
-            sqlx::query("PRAGMA synchronous = NORMAL")
-                .execute(&mut *conn)
-                .await?;
-        }
+        // Each call below is one round trip to sqlx's SQLite thread, so
+        // statements that belong together share one. Without `durable`,
+        // this connection's commit writes the WAL without waiting for the
+        // disk (`synchronous` is per connection), and is put back after.
+        let (begin, commit) = if durable {
+            ("BEGIN IMMEDIATE", "COMMIT")
+        } else {
+            (
+                "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
+                "COMMIT; PRAGMA synchronous = FULL",
+            )
+        };
         let outcome = async {
-            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-            let mut out = Vec::with_capacity(ops.len());
-            for op in ops {
-                match apply(conn, op).await {
-                    Ok(w) => out.push(w),
-                    Err(e) => {
-                        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                        return Err(e);
-                    }
-                }
-            }
-            if let Err(e) = sqlx::query("COMMIT").execute(&mut *conn).await {
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                return Err(e.into());
-            }
+            sqlx::raw_sql(begin).execute(&mut *conn).await?;
+            let out = writes::apply_all(conn, ops).await?;
+            sqlx::raw_sql(commit).execute(&mut *conn).await?;
             Ok(out)
         }
         .await;
-        if !durable {
-            sqlx::query("PRAGMA synchronous = FULL")
+        if outcome.is_err() {
+            // Whatever failed (the batch, the commit), leave the connection
+            // as it was: no open transaction, synchronous FULL.
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            sqlx::raw_sql("PRAGMA synchronous = FULL")
                 .execute(&mut *conn)
                 .await?;
         }
@@ -406,7 +259,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn insert(&self, job: &NewJob) -> StoreResult<Inserted> {
-        match self.one(WriteOp::Insert(job.clone())).await? {
+        match self.one(WriteOp::Insert(Box::new(job.clone()))).await? {
             Written::Inserted(i) => Ok(*i),
             other => Err(ServiceError::Store(format!(
                 "unexpected write result {other:?}"

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::model::{JobError, JobResult, JobSpec, JobStatus, Precision, Program, ProgramFormat};
-use crate::store::{ApiKeyRow, Inserted, JobStore, NewJob, Outcome};
+use crate::store::{ApiKeyRow, Inserted, JobState, JobStore, NewJob, Outcome, WriteOp, Written};
 
 fn spec(priority: i32) -> JobSpec {
     JobSpec {
@@ -31,6 +31,7 @@ fn job(id: &str, tenant: &str, key: Option<(&str, &str)>) -> NewJob {
         spec: spec(0),
         created_ms: 1000,
         idempotency: key.map(|(k, h)| (k.into(), h.into())),
+        state: JobState::queued(),
     }
 }
 
@@ -220,4 +221,96 @@ async fn keys_are_stored_listed_and_revoked() {
     assert!(!store.revoke_key("abc", 6).await.unwrap());
     assert_eq!(store.list_keys().await.unwrap()[0].revoked_ms, Some(5));
     assert_eq!(store.active_key_count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn one_batch_mixes_every_write_and_answers_each_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    created(&store, &job("old", "t", None)).await;
+    created(&store, &job("gone", "t", None)).await;
+    let err = JobError {
+        code: "cancelled".into(),
+        message: "m".into(),
+    };
+    let claim_finish = |id: &str, attempt| {
+        (
+            WriteOp::Claim {
+                id: id.into(),
+                now_ms: 20,
+            },
+            WriteOp::Finish {
+                id: id.into(),
+                attempt,
+                outcome: Outcome::Completed(result()),
+                now_ms: 30,
+            },
+        )
+    };
+    let (claim_old, finish_old) = claim_finish("old", 1);
+    let (_, finish_stale) = claim_finish("old", 7);
+    let ops = vec![
+        WriteOp::Insert(Box::new(job("a", "t", Some(("k", "h1"))))),
+        claim_old,
+        WriteOp::CancelQueued {
+            id: "gone".into(),
+            error: err.clone(),
+            now_ms: 5,
+        },
+        finish_stale,
+        finish_old,
+        // Same key in the same batch: a replay, then a conflict.
+        WriteOp::Insert(Box::new(job("b", "t", Some(("k", "h1"))))),
+        WriteOp::Insert(Box::new(job("c", "t", Some(("k", "h2"))))),
+        WriteOp::Claim {
+            id: "nobody".into(),
+            now_ms: 20,
+        },
+        WriteOp::Insert(Box::new(job("d", "t", None))),
+    ];
+    let out = store.write_batch(&ops, true).await.unwrap();
+    assert_eq!(out.len(), ops.len());
+    let Written::Inserted(a) = &out[0] else {
+        panic!("{:?}", out[0])
+    };
+    let Inserted::Created(a) = a.as_ref() else {
+        panic!("{a:?}")
+    };
+    assert_eq!(out[1], Written::Claimed(Some(1)));
+    assert_eq!(out[2], Written::Changed(true));
+    assert_eq!(
+        out[3],
+        Written::Changed(false),
+        "a stale attempt ends nothing"
+    );
+    assert_eq!(out[4], Written::Changed(true));
+    match &out[5] {
+        Written::Inserted(i) => match i.as_ref() {
+            Inserted::Existing(row) => assert_eq!(row.id, a.id),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(out[6], Written::Inserted(Box::new(Inserted::Conflict)));
+    assert_eq!(out[7], Written::Claimed(None));
+    let Written::Inserted(d) = &out[8] else {
+        panic!("{:?}", out[8])
+    };
+    let Inserted::Created(d) = d.as_ref() else {
+        panic!("{d:?}")
+    };
+    assert!(d.seq > a.seq, "inserts keep their order");
+    let old = store.get("old").await.unwrap().unwrap();
+    assert_eq!(old.status, JobStatus::Completed);
+    assert_eq!((old.started_ms, old.ended_ms), (Some(20), Some(30)));
+    assert_eq!(old.result, Some(result()));
+    assert_eq!(
+        store.get("gone").await.unwrap().unwrap().status,
+        JobStatus::Cancelled
+    );
+    let stored_a = store.get("a").await.unwrap().unwrap();
+    assert_eq!(stored_a.spec, a.spec);
+    assert_eq!(stored_a.status, JobStatus::Queued);
+    assert!(store.get("b").await.unwrap().is_none());
+    assert!(store.get("c").await.unwrap().is_none());
 }

@@ -1,0 +1,342 @@
+//! The statements of one write batch, inside its transaction.
+//!
+//! sqlx runs SQLite on a thread of its own, so every statement costs a
+//! round trip between threads, which on a busy machine costs more than the
+//! statement itself. The three writes every job makes (insert, claim, end)
+//! are therefore each one set-based statement per batch, whatever the
+//! number of jobs in it: the batch's rows travel as one JSON array read
+//! with `json_each`. The rare writes (cancellations, requeues, purges) run
+//! one by one.
+//!
+//! Order: inserts first, then claims, then ends and the rare writes in the
+//! order given. That keeps every job's own writes in its life's order,
+//! which is all a batch promises: a caller issues a job's next write only
+//! after the previous one was committed, except a claim, which an end of
+//! the same job may follow within one batch.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::sqlite::SqliteConnection;
+
+use super::{find_idempotent_row, to_json};
+use crate::error::ServiceError;
+use crate::store::{Inserted, JobRow, NewJob, Outcome, StoreResult, WriteOp, Written};
+
+/// Applies `ops`; what each did, in the order of `ops`.
+pub(super) async fn apply_all(
+    conn: &mut SqliteConnection,
+    ops: &[WriteOp],
+) -> StoreResult<Vec<Written>> {
+    let mut out: Vec<Option<Written>> = ops.iter().map(|_| None).collect();
+    let (mut inserts, mut claims, mut ends) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, op) in ops.iter().enumerate() {
+        match op {
+            WriteOp::Insert(job) => inserts.push((i, &**job)),
+            WriteOp::Claim { id, now_ms } => claims.push((
+                i,
+                ClaimRow {
+                    id,
+                    now_ms: *now_ms,
+                },
+            )),
+            WriteOp::Finish {
+                id,
+                attempt,
+                outcome,
+                now_ms,
+            } => ends.push((i, end_row(id, *attempt, outcome, *now_ms)?)),
+            _ => {}
+        }
+    }
+    for (i, inserted) in insert_all(conn, &inserts).await? {
+        out[i] = Some(Written::Inserted(Box::new(inserted)));
+    }
+    let claimed = claim_all(conn, &claims).await?;
+    for (i, row) in &claims {
+        let attempt = claimed.get(row.id).copied();
+        out[*i] = Some(Written::Claimed(attempt));
+    }
+    let ended = end_all(conn, &ends).await?;
+    for (i, row) in &ends {
+        let attempt = i64::from(row.attempt);
+        out[*i] = Some(Written::Changed(ended.get(row.id) == Some(&attempt)));
+    }
+    for (i, op) in ops.iter().enumerate() {
+        if out[i].is_none() {
+            out[i] = Some(apply_one(conn, op).await?);
+        }
+    }
+    out.into_iter()
+        .map(|w| w.ok_or_else(|| ServiceError::Store("a write was not applied".into())))
+        .collect()
+}
+
+#[derive(Serialize)]
+struct InsertRow<'a> {
+    id: &'a str,
+    tenant: &'a str,
+    priority: i32,
+    spec: String,
+    created_ms: i64,
+    key: Option<&'a str>,
+    hash: Option<&'a str>,
+    status: &'static str,
+    attempt: u32,
+    cancel_requested: bool,
+    started_ms: Option<i64>,
+    ended_ms: Option<i64>,
+    result: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ClaimRow<'a> {
+    id: &'a str,
+    now_ms: i64,
+}
+
+#[derive(Serialize)]
+struct EndRow<'a> {
+    id: &'a str,
+    attempt: u32,
+    status: &'static str,
+    result: Option<String>,
+    error: Option<String>,
+    now_ms: i64,
+}
+
+fn end_row<'a>(
+    id: &'a str,
+    attempt: u32,
+    outcome: &Outcome,
+    now_ms: i64,
+) -> StoreResult<EndRow<'a>> {
+    let (status, result, error) = match outcome {
+        Outcome::Completed(r) => ("completed", Some(to_json(r)?), None),
+        Outcome::Failed(e) => ("failed", None, Some(to_json(e)?)),
+        Outcome::Cancelled(e) => ("cancelled", None, Some(to_json(e)?)),
+    };
+    Ok(EndRow {
+        id,
+        attempt,
+        status,
+        result,
+        error,
+        now_ms,
+    })
+}
+
+/// The values a set-based statement returns, keyed by job id.
+async fn returned(
+    conn: &mut SqliteConnection,
+    statement: &'static str,
+    rows: &[impl Serialize],
+) -> StoreResult<HashMap<String, i64>> {
+    let rows = sqlx::query(statement)
+        .bind(to_json(&rows)?)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
+        .collect()
+}
+
+async fn insert_all(
+    conn: &mut SqliteConnection,
+    jobs: &[(usize, &NewJob)],
+) -> StoreResult<Vec<(usize, Inserted)>> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = jobs
+        .iter()
+        .map(|(_, job)| {
+            let (key, hash) = match &job.idempotency {
+                Some((k, h)) => (Some(k.as_str()), Some(h.as_str())),
+                None => (None, None),
+            };
+            let state = &job.state;
+            Ok(InsertRow {
+                id: &job.id,
+                tenant: &job.tenant,
+                priority: job.spec.priority,
+                spec: to_json(&job.spec)?,
+                created_ms: job.created_ms,
+                key,
+                hash,
+                status: state.status.as_str(),
+                attempt: state.attempt,
+                cancel_requested: state.cancel_requested,
+                started_ms: state.started_ms,
+                ended_ms: state.ended_ms,
+                result: state.result.as_ref().map(to_json).transpose()?,
+                error: state.error.as_ref().map(to_json).transpose()?,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    // The unique index decides between a new job and a replay, even when
+    // two retries race or share this batch. (`WHERE true` parts the SELECT
+    // from the upsert clause, as SQLite's grammar requires.)
+    let seqs = returned(
+        conn,
+        "INSERT INTO jobs (id, tenant, priority, spec, created_ms, idempotency_key, request_hash, \
+                status, attempt, cancel_requested, started_ms, ended_ms, result, error) \
+         SELECT value ->> 'id', value ->> 'tenant', value ->> 'priority', value ->> 'spec', \
+                value ->> 'created_ms', value ->> 'key', value ->> 'hash', \
+                value ->> 'status', value ->> 'attempt', value ->> 'cancel_requested', \
+                value ->> 'started_ms', value ->> 'ended_ms', value ->> 'result', value ->> 'error' \
+         FROM json_each(?) WHERE true ORDER BY key \
+         ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+         RETURNING id, seq",
+        &rows,
+    )
+    .await?;
+    let mut out = Vec::with_capacity(jobs.len());
+    for &(i, job) in jobs {
+        let inserted = match seqs.get(&job.id) {
+            Some(&seq) => {
+                let state = job.state.clone();
+                Inserted::Created(JobRow {
+                    id: job.id.clone(),
+                    tenant: job.tenant.clone(),
+                    seq,
+                    status: state.status,
+                    spec: job.spec.clone(),
+                    attempt: state.attempt,
+                    cancel_requested: state.cancel_requested,
+                    created_ms: job.created_ms,
+                    started_ms: state.started_ms,
+                    ended_ms: state.ended_ms,
+                    result: state.result,
+                    error: state.error,
+                })
+            }
+            None => replay(conn, job).await?,
+        };
+        out.push((i, inserted));
+    }
+    Ok(out)
+}
+
+/// A job whose insert the idempotency index turned down: the job that
+/// holds its key, if the request was the same.
+async fn replay(conn: &mut SqliteConnection, job: &NewJob) -> StoreResult<Inserted> {
+    let Some((key, hash)) = &job.idempotency else {
+        return Err(ServiceError::Store("a job insert changed no row".into()));
+    };
+    // In the same transaction: the row that holds the key is still there.
+    match find_idempotent_row(conn, &job.tenant, key).await? {
+        Some((row, stored)) if &stored == hash => Ok(Inserted::Existing(row)),
+        Some(_) => Ok(Inserted::Conflict),
+        None => Err(ServiceError::Store(
+            "an idempotency key conflicted with no row".into(),
+        )),
+    }
+}
+
+/// The attempt number of each job claimed.
+async fn claim_all(
+    conn: &mut SqliteConnection,
+    claims: &[(usize, ClaimRow<'_>)],
+) -> StoreResult<HashMap<String, u32>> {
+    if claims.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<&ClaimRow> = claims.iter().map(|(_, c)| c).collect();
+    let attempts = returned(
+        conn,
+        "UPDATE jobs SET status = 'running', attempt = attempt + 1, started_ms = c.value ->> 'now_ms' \
+         FROM json_each(?) AS c \
+         WHERE jobs.id = c.value ->> 'id' AND jobs.status = 'queued' \
+         RETURNING jobs.id, jobs.attempt",
+        &rows,
+    )
+    .await?;
+    Ok(attempts
+        .into_iter()
+        .map(|(id, a)| (id, u32::try_from(a).unwrap_or(u32::MAX)))
+        .collect())
+}
+
+/// The jobs ended, with the attempt that ended each. The status and attempt guard make an end happen once:
+/// a worker that lost its claim (restart, requeue) changes nothing.
+async fn end_all(
+    conn: &mut SqliteConnection,
+    ends: &[(usize, EndRow<'_>)],
+) -> StoreResult<HashMap<String, i64>> {
+    if ends.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<&EndRow> = ends.iter().map(|(_, e)| e).collect();
+    returned(
+        conn,
+        "UPDATE jobs SET status = e.value ->> 'status', result = e.value ->> 'result', \
+                error = e.value ->> 'error', ended_ms = e.value ->> 'now_ms' \
+         FROM json_each(?) AS e \
+         WHERE jobs.id = e.value ->> 'id' AND jobs.status = 'running' \
+           AND jobs.attempt = e.value ->> 'attempt' \
+         RETURNING jobs.id, jobs.attempt",
+        &rows,
+    )
+    .await
+}
+
+/// One of the rare writes.
+async fn apply_one(conn: &mut SqliteConnection, op: &WriteOp) -> StoreResult<Written> {
+    let changed =
+        |done: sqlx::sqlite::SqliteQueryResult| Written::Changed(done.rows_affected() == 1);
+    Ok(match op {
+        WriteOp::Requeue { id, attempt } => changed(
+            sqlx::query(
+                "UPDATE jobs SET status = 'queued', started_ms = NULL \
+                 WHERE id = ? AND status = 'running' AND attempt = ?",
+            )
+            .bind(id)
+            .bind(i64::from(*attempt))
+            .execute(&mut *conn)
+            .await?,
+        ),
+        WriteOp::CancelQueued { id, error, now_ms } => changed(
+            sqlx::query(
+                "UPDATE jobs SET status = 'cancelled', error = ?, ended_ms = ? \
+                 WHERE id = ? AND status = 'queued'",
+            )
+            .bind(to_json(error)?)
+            .bind(now_ms)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?,
+        ),
+        // A job the scheduler has handed to a worker may still read
+        // `queued` here (its claim is written lazily, after this): the flag
+        // counts for both, and recovery cancels either.
+        WriteOp::RequestCancel { id } => changed(
+            sqlx::query(
+                "UPDATE jobs SET cancel_requested = 1 \
+                 WHERE id = ? AND status IN ('queued', 'running')",
+            )
+            .bind(id)
+            .execute(&mut *conn)
+            .await?,
+        ),
+        WriteOp::Purge { before_ms, limit } => Written::Deleted(
+            sqlx::query(
+                "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs \
+                 WHERE ended_ms IS NOT NULL AND ended_ms < ? \
+                 AND status IN ('completed', 'failed', 'cancelled') LIMIT ?)",
+            )
+            .bind(before_ms)
+            .bind(i64::from(*limit))
+            .execute(&mut *conn)
+            .await?
+            .rows_affected(),
+        ),
+        WriteOp::Insert(_) | WriteOp::Claim { .. } | WriteOp::Finish { .. } => {
+            return Err(ServiceError::Store(
+                "a set-based write was left to run alone".into(),
+            ));
+        }
+    })
+}
