@@ -1,7 +1,8 @@
-//! Running a job: each execution of a [`JobSpec`] is parsed again (parsing
-//! is deterministic and cheap next to simulating, and the store keeps the
-//! source, not the circuit), simulated under a [`Monitor`], and turned into
-//! an [`ExecutionResult`]. Synchronous: called on a worker thread.
+//! Running a job: each execution of a [`JobSpec`] is simulated under a
+//! [`Monitor`] and turned into an [`ExecutionResult`]. The circuits come
+//! from the submission when it kept them; otherwise (a job read back from
+//! the store, a large program) the source is parsed again, which is
+//! deterministic. Synchronous: called on a worker thread.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -35,6 +36,7 @@ impl From<SimError> for RunFailure {
 pub(crate) fn run_job(
     sim: &Simulator,
     spec: &JobSpec,
+    circuits: Option<&[Circuit]>,
     limits: &TenantLimits,
     monitor: &dyn Monitor,
 ) -> Result<JobResult, RunFailure> {
@@ -44,12 +46,19 @@ pub(crate) fn run_job(
     let sim = sim.clone().with_memory_budget(Some(spec.memory_bytes));
     let mut executions = Vec::with_capacity(spec.executions.len());
     for (i, inputs) in spec.executions.iter().enumerate() {
-        let circuit = parse_execution(&spec.program, inputs, limits)
-            .map_err(|e| RunFailure::Error(format!("the program no longer parses: {e}")))?;
+        let parsed;
+        let circuit = match circuits.and_then(|c| c.get(i)) {
+            Some(circuit) => circuit,
+            None => {
+                parsed = parse_execution(&spec.program, inputs, limits)
+                    .map_err(|e| RunFailure::Error(format!("the program no longer parses: {e}")))?;
+                &parsed
+            }
+        };
         let seed = spec.seed.wrapping_add(i as u64);
         let mut result = match spec.precision {
-            Precision::F64 => run_one::<f64>(&sim, &circuit, spec, seed, monitor)?,
-            Precision::F32 => run_one::<f32>(&sim, &circuit, spec, seed, monitor)?,
+            Precision::F64 => run_one::<f64>(&sim, circuit, spec, seed, monitor)?,
+            Precision::F32 => run_one::<f32>(&sim, circuit, spec, seed, monitor)?,
         };
         result.inputs = inputs.clone();
         executions.push(result);

@@ -3,6 +3,7 @@
 //! every error a client can fix is reported at submission, with its place.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use kettle_core::{PauliSum, final_measurements};
 use kettle_ir::Circuit;
@@ -237,11 +238,24 @@ fn result_types(req: &JobRequest) -> Result<(Vec<ResultType>, Vec<PauliSum>), Se
 /// # Errors
 /// The first problem found: request fields, the program (with its place),
 /// limits, or a state that can never fit the memory budget.
+/// Most operations, over all executions, of circuits a prepared job keeps
+/// for its run: beyond, the worker parses the program again (a large
+/// program's parse is small next to its run, and queued jobs should not
+/// hold unrolled circuits in memory).
+const MAX_KEPT_OPS: usize = 10_000;
+
+/// A checked job: its spec, and the circuits of its executions when they
+/// are small enough to keep until it runs.
+pub(crate) struct Prepared {
+    pub(crate) spec: JobSpec,
+    pub(crate) circuits: Option<Arc<[Circuit]>>,
+}
+
 pub(crate) fn prepare(
     req: &JobRequest,
     admission: &Admission<'_>,
     seed: u64,
-) -> Result<JobSpec, ServiceError> {
+) -> Result<Prepared, ServiceError> {
     let limits = admission.limits;
     check_metadata(req)?;
     let (types, observables) = result_types(req)?;
@@ -268,6 +282,8 @@ pub(crate) fn prepare(
     let runs = executions(&req.inputs, limits.max_executions)?;
     let sweep = runs.len() > 1;
     let mut qubits = 0;
+    let mut kept = Vec::new();
+    let mut kept_ops = 0;
     for (i, inputs) in runs.iter().enumerate() {
         let circuit = parse_execution(&req.program, inputs, limits)
             .map_err(|e| program_error(e, sweep.then_some(i)))?;
@@ -286,6 +302,10 @@ pub(crate) fn prepare(
         // Later executions of a sweep differ only in angles; one check of
         // the structure would do, but parsing each catches inputs that make
         // a program invalid (a value out of a declared range).
+        kept_ops += circuit.ops().len();
+        if kept_ops <= MAX_KEPT_OPS {
+            kept.push(circuit);
+        }
     }
     let needed = req.precision.to_core().state_bytes(qubits);
     let budget = u128::from(admission.memory_budget);
@@ -299,7 +319,7 @@ pub(crate) fn prepare(
             ),
         });
     }
-    Ok(JobSpec {
+    let spec = JobSpec {
         program: req.program.clone(),
         shots,
         seed: req.seed.unwrap_or(seed),
@@ -312,6 +332,10 @@ pub(crate) fn prepare(
         name: req.name.clone(),
         tags: req.tags.clone(),
         priority: req.priority,
+    };
+    Ok(Prepared {
+        circuits: (kept_ops <= MAX_KEPT_OPS).then(|| kept.into()),
+        spec,
     })
 }
 
@@ -412,6 +436,25 @@ mod tests {
             },
             99,
         )
+        .map(|p| p.spec)
+    }
+
+    #[test]
+    fn small_circuits_are_kept_for_the_run_and_large_ones_are_not() {
+        let limits = TenantLimits::default();
+        let admission = Admission {
+            limits: &limits,
+            memory_budget: 1 << 30,
+            max_listed_qubits: 20,
+        };
+        let kept = prepare(&request(BELL), &admission, 1).unwrap();
+        assert_eq!(kept.circuits.map(|c| c.len()), Some(1));
+        let mut big = String::from("OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[1];\n");
+        big.push_str(&"x q[0];\n".repeat(MAX_KEPT_OPS + 1));
+        let req = request(&big);
+        let mut req = req;
+        req.result_types = Some(vec![ResultType::Probabilities]);
+        assert!(prepare(&req, &admission, 1).unwrap().circuits.is_none());
     }
 
     #[test]

@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use kettle_ir::Circuit;
+
 use crate::model::JobSpec;
 
 /// No stop requested.
@@ -31,8 +33,11 @@ pub(crate) const STOP_SHUTDOWN: u8 = 2;
 pub(crate) struct Entry {
     pub(crate) id: String,
     pub(crate) tenant: String,
+    /// Arrival order: FIFO among equals.
     pub(crate) seq: i64,
     pub(crate) spec: Arc<JobSpec>,
+    /// The executions' circuits, when the submission kept them.
+    pub(crate) circuits: Option<Arc<[Circuit]>>,
 }
 
 impl Entry {
@@ -354,6 +359,7 @@ mod tests {
             id: id.into(),
             tenant: tenant.into(),
             seq,
+            circuits: None,
             spec: Arc::new(JobSpec {
                 program: Program {
                     format: ProgramFormat::Qasm2,

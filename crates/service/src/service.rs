@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use kettle_core::{Parallelism, Simulator};
-use kettle_ir::StandardGate;
+use kettle_ir::{Circuit, StandardGate};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -19,7 +19,7 @@ use crate::config::{ServiceConfig, TenantLimits};
 use crate::error::ServiceError;
 use crate::keys;
 use crate::model::{JobError, JobRequest, JobResult, JobSpec, JobStatus, JobView, KeyFormat};
-use crate::prepare::{Admission, prepare};
+use crate::prepare::{Admission, Prepared, prepare};
 use crate::scheduler::{Entry, STOP_CANCEL, STOP_SHUTDOWN, Scheduler};
 use crate::store::{Inserted, JobRow, JobState, JobStore, NewJob, SqliteStore, WriteOp, Written};
 use crate::time::{now_ms, rfc3339};
@@ -180,7 +180,7 @@ impl Inner {
 
     /// Holds a queued job in memory and hands it to the scheduler
     /// (`reserved`: the submission counted it with `try_reserve`).
-    fn admit(&self, row: JobRow, reserved: bool) -> Arc<LiveJob> {
+    fn admit(&self, row: JobRow, circuits: Option<Arc<[Circuit]>>, reserved: bool) -> Arc<LiveJob> {
         self.hold(
             LiveJob {
                 id: row.id,
@@ -197,20 +197,28 @@ impl Inner {
                 result: None,
                 error: None,
             },
+            circuits,
             reserved,
         )
         .borrow()
         .clone()
     }
 
-    /// Holds `job` in memory, queued, and hands it to the scheduler.
-    fn hold(&self, mut job: LiveJob, reserved: bool) -> watch::Receiver<Arc<LiveJob>> {
+    /// Holds `job` in memory, queued, and hands it to the scheduler with
+    /// the circuits its submission kept.
+    fn hold(
+        &self,
+        mut job: LiveJob,
+        circuits: Option<Arc<[Circuit]>>,
+        reserved: bool,
+    ) -> watch::Receiver<Arc<LiveJob>> {
         job.order = self.arrivals.fetch_add(1, Ordering::Relaxed);
         let entry = Entry {
             id: job.id.clone(),
             tenant: job.tenant.clone(),
             seq: job.order,
             spec: job.spec.clone(),
+            circuits,
         };
         let (tx, rx) = watch::channel(Arc::new(job));
         let mut live = self.live();
@@ -355,7 +363,7 @@ impl Service {
             config,
         });
         for row in inner.store.queued().await? {
-            inner.admit(row, false);
+            inner.admit(row, None, false);
         }
         inner.publish_depth();
         // The writer thread ends by itself once the service is dropped.
@@ -425,7 +433,7 @@ impl Service {
         request: JobRequest,
         idempotency_key: Option<&str>,
     ) -> Result<Submitted, ServiceError> {
-        let (spec, hash) = self
+        let (Prepared { spec, circuits }, hash) = self
             .prepare_submission(tenant, request, idempotency_key)
             .await?;
         // A retry is answered before the tenant's job limit is applied: it
@@ -474,7 +482,7 @@ impl Service {
         match inserted {
             Inserted::Created(row) => {
                 metrics::counter!("kettle_jobs_submitted_total").increment(1);
-                let job = self.inner.admit(row, true);
+                let job = self.inner.admit(row, circuits, true);
                 let view = self.live_view(&job, KeyFormat::Bitstring);
                 self.inner.publish_depth();
                 Ok(Submitted {
@@ -524,7 +532,8 @@ impl Service {
                 created: submitted.created,
             });
         }
-        let (spec, _) = self.prepare_submission(tenant, request, None).await?;
+        let (Prepared { spec, circuits }, _) =
+            self.prepare_submission(tenant, request, None).await?;
         self.reserve(tenant)?;
         let id = uuid::Uuid::now_v7().to_string();
         let mut rx = self.inner.hold(
@@ -543,6 +552,7 @@ impl Service {
                 result: None,
                 error: None,
             },
+            circuits,
             true,
         );
         metrics::counter!("kettle_jobs_submitted_total").increment(1);
@@ -599,7 +609,7 @@ impl Service {
         tenant: &str,
         request: JobRequest,
         idempotency_key: Option<&str>,
-    ) -> Result<(JobSpec, String), ServiceError> {
+    ) -> Result<(Prepared, String), ServiceError> {
         if !self.accepting() {
             return Err(ServiceError::ShuttingDown);
         }
@@ -952,6 +962,7 @@ impl Service {
                             tenant: job.tenant.clone(),
                             seq: job.order,
                             spec: job.spec.clone(),
+                            circuits: None,
                         };
                         self.inner.sched.push(entry, false);
                     }

@@ -98,7 +98,13 @@ fn run_admitted(inner: &Arc<Inner>, admitted: &Admitted) {
     };
     let started = Instant::now();
     let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        run_job(&inner.sim, spec, &limits, &monitor)
+        run_job(
+            &inner.sim,
+            spec,
+            entry.circuits.as_deref(),
+            &limits,
+            &monitor,
+        )
     }));
     let seconds = started.elapsed().as_secs_f64();
     metrics::histogram!("kettle_simulation_seconds").record(seconds);
