@@ -476,6 +476,34 @@ fn invalid_input_is_a_typed_error() {
 }
 
 #[test]
+fn both_sampling_methods_follow_the_exact_distribution() {
+    // Eight outcomes among 2^10 amplitudes: 1000 shots sweep the sorted
+    // uniforms, 5000 draw a multinomial (at least as many shots as
+    // amplitudes). Both must match the distribution and count every shot.
+    let mut c = Circuit::new(10);
+    for op in reference::random_circuit(3, 40, 5).ops() {
+        c.push(op.clone());
+    }
+    let c = c.measure_all();
+    let expect = reference::exact_distribution(&c);
+    for (shots, seed) in [(1000, 4u64), (5000, 5), (1024, 6), (1023, 7)] {
+        let out = Simulator::new()
+            .run::<f64>(
+                &c,
+                &RunOptions {
+                    shots,
+                    seed: Some(seed),
+                    keep_state: false,
+                },
+            )
+            .unwrap();
+        assert_eq!(out.counts.shots(), shots);
+        let p = reference::chi_square_p_value(&out.counts.to_bitstrings(), &expect, shots);
+        assert!(p > 1e-4, "{shots} shots: chi-square p = {p}");
+    }
+}
+
+#[test]
 fn sampling_skips_zero_probability_states() {
     // |000⟩ + |111⟩ across 12 qubits: nothing else may ever appear.
     let c = Circuit::new(12).h(0).cx(0, 11).measure_all();

@@ -3,7 +3,11 @@
 //! definitions are stored as bodies over their arguments, and every gate call
 //! is broadcast over registers and inlined down to standard gates.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+// Names are hashed on every use; foldhash is several times faster than
+// SipHash and still seeded per process.
+use foldhash::{HashMap, HashMapExt};
 use std::f64::consts::PI;
 
 use kettle_ir::{
@@ -220,7 +224,7 @@ impl<'a> Parser<'a> {
             cregs: HashMap::new(),
             creg_order: Vec::new(),
             gates: Vec::new(),
-            gate_index: HashMap::new(),
+            gate_index: HashMap::with_capacity(64),
             scope: HashMap::new(),
             num_qubits: 0,
             num_clbits: 0,
