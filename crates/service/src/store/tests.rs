@@ -314,3 +314,56 @@ async fn one_batch_mixes_every_write_and_answers_each_in_order() {
     assert!(store.get("b").await.unwrap().is_none());
     assert!(store.get("c").await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn batches_larger_than_one_statement_are_cut_and_padded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    // 70 = one statement of 64 rows and one of 16 with 10 rows of padding.
+    let ids: Vec<String> = (0..70).map(|i| format!("j{i:02}")).collect();
+    let inserts: Vec<WriteOp> = ids
+        .iter()
+        .map(|id| WriteOp::Insert(Box::new(job(id, "t", None))))
+        .collect();
+    let out = store.write_batch(&inserts, true).await.unwrap();
+    let seqs: Vec<i64> = out
+        .iter()
+        .map(|w| match w {
+            Written::Inserted(i) => match i.as_ref() {
+                Inserted::Created(row) => row.seq,
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let claims: Vec<WriteOp> = ids
+        .iter()
+        .map(|id| WriteOp::Claim {
+            id: id.clone(),
+            now_ms: 5,
+        })
+        .collect();
+    let out = store.write_batch(&claims, false).await.unwrap();
+    assert!(
+        out.iter().all(|w| *w == Written::Claimed(Some(1))),
+        "{out:?}"
+    );
+    let ends: Vec<WriteOp> = ids
+        .iter()
+        .map(|id| WriteOp::Finish {
+            id: id.clone(),
+            attempt: 1,
+            outcome: Outcome::Completed(result()),
+            now_ms: 6,
+        })
+        .collect();
+    let out = store.write_batch(&ends, true).await.unwrap();
+    assert!(out.iter().all(|w| *w == Written::Changed(true)), "{out:?}");
+    let page = store.list("t", None, 100, None).await.unwrap();
+    assert_eq!(page.len(), 70);
+    assert!(page.iter().all(|r| r.status == JobStatus::Completed
+        && r.started_ms == Some(5)
+        && r.ended_ms == Some(6)
+        && r.result == Some(result())));
+}

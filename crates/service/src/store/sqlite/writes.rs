@@ -3,10 +3,14 @@
 //! sqlx runs SQLite on a thread of its own, so every statement costs a
 //! round trip between threads, which on a busy machine costs more than the
 //! statement itself. The three writes every job makes (insert, claim, end)
-//! are therefore each one set-based statement per batch, whatever the
-//! number of jobs in it: the batch's rows travel as one JSON array read
-//! with `json_each`. The rare writes (cancellations, requeues, purges) run
-//! one by one.
+//! are therefore set-based: one statement carries up to [`CHUNK_ROWS`] jobs
+//! as a bound `VALUES` list. So that only a few statement texts are ever
+//! prepared (and cached by sqlx), a statement holds 1, 4, 16 or 64 rows,
+//! the last one of a batch padded with rows of NULLs that match and insert
+//! nothing. (Rows as one JSON array read with `json_each` cost one round
+//! trip too, but SQLite re-parses each row's JSON for every field: a
+//! quarter of the store's CPU under load.) The rare writes (cancellations,
+//! requeues, purges) run one by one.
 //!
 //! Order: inserts first, then claims, then ends and the rare writes in the
 //! order given. That keeps every job's own writes in its life's order,
@@ -15,10 +19,10 @@
 //! the same job may follow within one batch.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
-use serde::Serialize;
 use sqlx::Row;
-use sqlx::sqlite::SqliteConnection;
+use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
 
 use super::{find_idempotent_row, to_json};
 use crate::error::ServiceError;
@@ -73,31 +77,110 @@ pub(super) async fn apply_all(
         .collect()
 }
 
-#[derive(Serialize)]
+/// Rows of one set-based statement, at most.
+const CHUNK_ROWS: usize = 64;
+/// Row counts statements are prepared for, smallest first.
+const SIZES: [usize; 4] = [1, 4, 16, CHUNK_ROWS];
+
+const INSERT_COLUMNS: usize = 14;
+const CLAIM_COLUMNS: usize = 2;
+const END_COLUMNS: usize = 6;
+
+/// The statement texts, per kind and per entry of [`SIZES`].
+struct Statements {
+    insert: Vec<String>,
+    claim: Vec<String>,
+    end: Vec<String>,
+}
+
+static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| {
+    let each = |columns: usize, sql: &dyn Fn(&str) -> String| -> Vec<String> {
+        SIZES
+            .iter()
+            .map(|&rows| {
+                let row = format!("({})", vec!["?"; columns].join(", "));
+                sql(&vec![row; rows].join(", "))
+            })
+            .collect()
+    };
+    Statements {
+        // The unique index decides between a new job and a replay, even
+        // when two retries race or share this batch. (`WHERE` parts the
+        // SELECT from the upsert clause, as SQLite's grammar requires.)
+        insert: each(INSERT_COLUMNS, &|values| {
+            format!(
+                "INSERT INTO jobs (id, tenant, priority, spec, created_ms, idempotency_key, \
+                 request_hash, status, attempt, cancel_requested, started_ms, ended_ms, result, error) \
+                 SELECT * FROM (VALUES {values}) WHERE column1 IS NOT NULL \
+                 ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+                 RETURNING id, seq"
+            )
+        }),
+        claim: each(CLAIM_COLUMNS, &|values| {
+            format!(
+                "WITH c (id, now_ms) AS (VALUES {values}) \
+                 UPDATE jobs SET status = 'running', attempt = attempt + 1, started_ms = c.now_ms \
+                 FROM c WHERE jobs.id = c.id AND jobs.status = 'queued' \
+                 RETURNING jobs.id, jobs.attempt"
+            )
+        }),
+        // The status and attempt guard make an end happen once: a worker
+        // that lost its claim (restart, requeue) changes nothing.
+        end: each(END_COLUMNS, &|values| {
+            format!(
+                "WITH e (id, attempt, status, result, error, now_ms) AS (VALUES {values}) \
+                 UPDATE jobs SET status = e.status, result = e.result, error = e.error, \
+                 ended_ms = e.now_ms \
+                 FROM e WHERE jobs.id = e.id AND jobs.status = 'running' AND jobs.attempt = e.attempt \
+                 RETURNING jobs.id, jobs.attempt"
+            )
+        }),
+    }
+});
+
+type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
+
+/// Runs `rows` through the statements `texts` (one per entry of [`SIZES`]),
+/// `bind` adding one row's values; the `(id, value)` pairs returned.
+async fn set_based<T>(
+    conn: &mut SqliteConnection,
+    texts: &'static [String],
+    columns: usize,
+    rows: &[T],
+    bind: impl for<'q> Fn(Query<'q>, &'q T) -> Query<'q>,
+) -> StoreResult<HashMap<String, i64>> {
+    let mut out = HashMap::with_capacity(rows.len());
+    for chunk in rows.chunks(CHUNK_ROWS) {
+        let size = SIZES
+            .iter()
+            .position(|&s| s >= chunk.len())
+            .unwrap_or(SIZES.len() - 1);
+        let mut query = sqlx::query(texts[size].as_str());
+        for row in chunk {
+            query = bind(query, row);
+        }
+        for _ in 0..(SIZES[size] - chunk.len()) * columns {
+            query = query.bind(None::<i64>);
+        }
+        for r in query.fetch_all(&mut *conn).await? {
+            out.insert(r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?);
+        }
+    }
+    Ok(out)
+}
+
 struct InsertRow<'a> {
-    id: &'a str,
-    tenant: &'a str,
-    priority: i32,
+    job: &'a NewJob,
     spec: String,
-    created_ms: i64,
-    key: Option<&'a str>,
-    hash: Option<&'a str>,
-    status: &'static str,
-    attempt: u32,
-    cancel_requested: bool,
-    started_ms: Option<i64>,
-    ended_ms: Option<i64>,
     result: Option<String>,
     error: Option<String>,
 }
 
-#[derive(Serialize)]
 struct ClaimRow<'a> {
     id: &'a str,
     now_ms: i64,
 }
 
-#[derive(Serialize)]
 struct EndRow<'a> {
     id: &'a str,
     attempt: u32,
@@ -128,21 +211,6 @@ fn end_row<'a>(
     })
 }
 
-/// The values a set-based statement returns, keyed by job id.
-async fn returned(
-    conn: &mut SqliteConnection,
-    statement: &'static str,
-    rows: &[impl Serialize],
-) -> StoreResult<HashMap<String, i64>> {
-    let rows = sqlx::query(statement)
-        .bind(to_json(&rows)?)
-        .fetch_all(&mut *conn)
-        .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
-        .collect()
-}
-
 async fn insert_all(
     conn: &mut SqliteConnection,
     jobs: &[(usize, &NewJob)],
@@ -152,46 +220,36 @@ async fn insert_all(
     }
     let rows = jobs
         .iter()
-        .map(|(_, job)| {
-            let (key, hash) = match &job.idempotency {
-                Some((k, h)) => (Some(k.as_str()), Some(h.as_str())),
-                None => (None, None),
-            };
-            let state = &job.state;
+        .map(|&(_, job)| {
             Ok(InsertRow {
-                id: &job.id,
-                tenant: &job.tenant,
-                priority: job.spec.priority,
+                job,
                 spec: to_json(&job.spec)?,
-                created_ms: job.created_ms,
-                key,
-                hash,
-                status: state.status.as_str(),
-                attempt: state.attempt,
-                cancel_requested: state.cancel_requested,
-                started_ms: state.started_ms,
-                ended_ms: state.ended_ms,
-                result: state.result.as_ref().map(to_json).transpose()?,
-                error: state.error.as_ref().map(to_json).transpose()?,
+                result: job.state.result.as_ref().map(to_json).transpose()?,
+                error: job.state.error.as_ref().map(to_json).transpose()?,
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;
-    // The unique index decides between a new job and a replay, even when
-    // two retries race or share this batch. (`WHERE true` parts the SELECT
-    // from the upsert clause, as SQLite's grammar requires.)
-    let seqs = returned(
-        conn,
-        "INSERT INTO jobs (id, tenant, priority, spec, created_ms, idempotency_key, request_hash, \
-                status, attempt, cancel_requested, started_ms, ended_ms, result, error) \
-         SELECT value ->> 'id', value ->> 'tenant', value ->> 'priority', value ->> 'spec', \
-                value ->> 'created_ms', value ->> 'key', value ->> 'hash', \
-                value ->> 'status', value ->> 'attempt', value ->> 'cancel_requested', \
-                value ->> 'started_ms', value ->> 'ended_ms', value ->> 'result', value ->> 'error' \
-         FROM json_each(?) WHERE true ORDER BY key \
-         ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-         RETURNING id, seq",
-        &rows,
-    )
+    let seqs = set_based(conn, &STATEMENTS.insert, INSERT_COLUMNS, &rows, |q, r| {
+        let (job, state) = (r.job, &r.job.state);
+        let (key, hash) = match &job.idempotency {
+            Some((k, h)) => (Some(k.as_str()), Some(h.as_str())),
+            None => (None, None),
+        };
+        q.bind(job.id.as_str())
+            .bind(job.tenant.as_str())
+            .bind(job.spec.priority)
+            .bind(r.spec.as_str())
+            .bind(job.created_ms)
+            .bind(key)
+            .bind(hash)
+            .bind(state.status.as_str())
+            .bind(i64::from(state.attempt))
+            .bind(state.cancel_requested)
+            .bind(state.started_ms)
+            .bind(state.ended_ms)
+            .bind(r.result.as_deref())
+            .bind(r.error.as_deref())
+    })
     .await?;
     let mut out = Vec::with_capacity(jobs.len());
     for &(i, job) in jobs {
@@ -244,14 +302,12 @@ async fn claim_all(
     if claims.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<&ClaimRow> = claims.iter().map(|(_, c)| c).collect();
-    let attempts = returned(
+    let attempts = set_based(
         conn,
-        "UPDATE jobs SET status = 'running', attempt = attempt + 1, started_ms = c.value ->> 'now_ms' \
-         FROM json_each(?) AS c \
-         WHERE jobs.id = c.value ->> 'id' AND jobs.status = 'queued' \
-         RETURNING jobs.id, jobs.attempt",
-        &rows,
+        &STATEMENTS.claim,
+        CLAIM_COLUMNS,
+        claims,
+        |q, (_, c)| q.bind(c.id).bind(c.now_ms),
     )
     .await?;
     Ok(attempts
@@ -260,8 +316,7 @@ async fn claim_all(
         .collect())
 }
 
-/// The jobs ended, with the attempt that ended each. The status and attempt guard make an end happen once:
-/// a worker that lost its claim (restart, requeue) changes nothing.
+/// The jobs ended, with the attempt that ended each.
 async fn end_all(
     conn: &mut SqliteConnection,
     ends: &[(usize, EndRow<'_>)],
@@ -269,17 +324,14 @@ async fn end_all(
     if ends.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<&EndRow> = ends.iter().map(|(_, e)| e).collect();
-    returned(
-        conn,
-        "UPDATE jobs SET status = e.value ->> 'status', result = e.value ->> 'result', \
-                error = e.value ->> 'error', ended_ms = e.value ->> 'now_ms' \
-         FROM json_each(?) AS e \
-         WHERE jobs.id = e.value ->> 'id' AND jobs.status = 'running' \
-           AND jobs.attempt = e.value ->> 'attempt' \
-         RETURNING jobs.id, jobs.attempt",
-        &rows,
-    )
+    set_based(conn, &STATEMENTS.end, END_COLUMNS, ends, |q, (_, e)| {
+        q.bind(e.id)
+            .bind(i64::from(e.attempt))
+            .bind(e.status)
+            .bind(e.result.as_deref())
+            .bind(e.error.as_deref())
+            .bind(e.now_ms)
+    })
     .await
 }
 
