@@ -3,6 +3,7 @@
 //! definitions are stored as bodies over their arguments, and every gate call
 //! is broadcast over registers and inlined down to standard gates.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 // Names are hashed on every use; foldhash is several times faster than
@@ -117,7 +118,11 @@ enum GateKind {
 
 #[derive(Clone, Debug)]
 struct GateDef {
-    name: String,
+    /// Borrowed for the built-in gates: `qelib1.inc` defines some forty
+    /// gates in every program that includes it, and each would be an
+    /// allocation (twice, with the index) in a parse that is often all a
+    /// small job costs.
+    name: Cow<'static, str>,
     num_params: usize,
     num_qubits: usize,
     /// Operations one call expands to (saturating).
@@ -187,7 +192,7 @@ pub(crate) struct Parser<'a> {
     cregs: HashMap<String, Reg>,
     creg_order: Vec<String>,
     gates: Vec<GateDef>,
-    gate_index: HashMap<String, usize>,
+    gate_index: HashMap<Cow<'static, str>, usize>,
     /// Parameter names of the gate definition being parsed.
     scope: HashMap<String, usize>,
     num_qubits: u32,
@@ -244,10 +249,16 @@ impl<'a> Parser<'a> {
         i
     }
 
-    fn add_builtin(&mut self, name: &str, base: StandardGate, controls: u32, drop_params: bool) {
+    fn add_builtin(
+        &mut self,
+        name: &'static str,
+        base: StandardGate,
+        controls: u32,
+        drop_params: bool,
+    ) {
         let num_params = if drop_params { 1 } else { base.num_params() };
         self.add_gate(GateDef {
-            name: name.to_string(),
+            name: Cow::Borrowed(name),
             num_params,
             num_qubits: (base.num_qubits() + controls) as usize,
             size: 1,
@@ -335,7 +346,7 @@ impl<'a> Parser<'a> {
             self.check_new_name(name, pos)?;
             let size = body.len() as u64;
             self.add_gate(GateDef {
-                name: name.into(),
+                name: Cow::Borrowed(name),
                 num_params: 0,
                 num_qubits: n,
                 size,
@@ -662,7 +673,7 @@ impl<'a> Parser<'a> {
         let (name, _, params, args) = self.gate_signature()?;
         self.expect(Kind::Semicolon)?;
         self.add_gate(GateDef {
-            name,
+            name: Cow::Owned(name),
             num_params: params.len(),
             num_qubits: args.len(),
             size: 1,
@@ -683,7 +694,7 @@ impl<'a> Parser<'a> {
         self.scope.clear();
         let (body, size) = result?;
         self.add_gate(GateDef {
-            name,
+            name: Cow::Owned(name),
             num_params: params.len(),
             num_qubits: args.len(),
             size,
