@@ -217,23 +217,28 @@ fn marginals_match_reference<F: Float>(sim: &Simulator) {
     assert!(state.probabilities(&[1, 1], sim.parallelism()).is_err());
 }
 
-fn counts_pass_chi_square<F: Float>(sim: &Simulator) {
-    let c = reference::random_circuit(5, 50, 7).measure_all();
-    let expect = reference::exact_distribution(&c);
-    let shots = 20_000;
+/// Runs `c` for `shots` shots with `seed`: every shot is counted, and the
+/// counts pass a chi-square test against the exact distribution.
+fn assert_counts_follow_exact<F: Float>(sim: &Simulator, c: &Circuit, shots: u64, seed: u64) {
+    let expect = reference::exact_distribution(c);
     let out = sim
         .run::<F>(
-            &c,
+            c,
             &RunOptions {
                 shots,
-                seed: Some(11),
+                seed: Some(seed),
                 keep_state: false,
             },
         )
         .unwrap();
     assert_eq!(out.counts.shots(), shots);
     let p = reference::chi_square_p_value(&out.counts.to_bitstrings(), &expect, shots);
-    assert!(p > 1e-4, "chi-square p = {p}");
+    assert!(p > 1e-4, "{shots} shots, seed {seed}: chi-square p = {p}");
+}
+
+fn counts_pass_chi_square<F: Float>(sim: &Simulator) {
+    let c = reference::random_circuit(5, 50, 7).measure_all();
+    assert_counts_follow_exact::<F>(sim, &c, 20_000, 11);
 }
 
 /// Mid-circuit measurement, reset and register conditions together.
@@ -260,21 +265,7 @@ fn feedback_circuit() -> Circuit {
 
 fn trajectories_follow_the_exact_distribution<F: Float>(sim: &Simulator) {
     for (c, seed) in [(reference::teleportation(), 1u64), (feedback_circuit(), 2)] {
-        let expect = reference::exact_distribution(&c);
-        let shots = 20_000;
-        let out = sim
-            .run::<F>(
-                &c,
-                &RunOptions {
-                    shots,
-                    seed: Some(seed),
-                    keep_state: false,
-                },
-            )
-            .unwrap();
-        assert_eq!(out.counts.shots(), shots);
-        let p = reference::chi_square_p_value(&out.counts.to_bitstrings(), &expect, shots);
-        assert!(p > 1e-4, "chi-square p = {p}");
+        assert_counts_follow_exact::<F>(sim, &c, 20_000, seed);
     }
     // The teleported qubit reads 1 with probability sin²(0.35).
     let out = sim
@@ -485,21 +476,8 @@ fn both_sampling_methods_follow_the_exact_distribution() {
         c.push(op.clone());
     }
     let c = c.measure_all();
-    let expect = reference::exact_distribution(&c);
     for (shots, seed) in [(1000, 4u64), (5000, 5), (1024, 6), (1023, 7)] {
-        let out = Simulator::new()
-            .run::<f64>(
-                &c,
-                &RunOptions {
-                    shots,
-                    seed: Some(seed),
-                    keep_state: false,
-                },
-            )
-            .unwrap();
-        assert_eq!(out.counts.shots(), shots);
-        let p = reference::chi_square_p_value(&out.counts.to_bitstrings(), &expect, shots);
-        assert!(p > 1e-4, "{shots} shots: chi-square p = {p}");
+        assert_counts_follow_exact::<f64>(&Simulator::new(), &c, shots, seed);
     }
 }
 

@@ -389,16 +389,7 @@ async fn a_waiting_submission_is_stored_when_it_ends_when_its_wait_expires_or_at
     assert_eq!(row.status, JobStatus::Queued);
     // From then on it is an ordinary job: readable, and it runs.
     service.cancel("local", &running).await.unwrap();
-    let done = service
-        .wait(
-            "local",
-            &late.job.id,
-            Duration::from_secs(20),
-            KeyFormat::Bitstring,
-        )
-        .await
-        .unwrap();
-    assert_eq!(done.status, JobStatus::Completed);
+    let done = wait_for(&service, "local", &late.job.id, JobStatus::Completed).await;
     assert_eq!(done.attempts, 1);
 
     // Still waiting at shutdown: stored queued, and run after a restart.
@@ -414,15 +405,6 @@ async fn a_waiting_submission_is_stored_when_it_ends_when_its_wait_expires_or_at
     drop(service);
     let service = Service::start(c).await.unwrap();
     service.cancel("local", &running).await.unwrap();
-    let done = service
-        .wait(
-            "local",
-            &answered.job.id,
-            Duration::from_secs(20),
-            KeyFormat::Bitstring,
-        )
-        .await
-        .unwrap();
-    assert_eq!(done.status, JobStatus::Completed);
+    wait_for(&service, "local", &answered.job.id, JobStatus::Completed).await;
     service.shutdown(Duration::ZERO).await;
 }
