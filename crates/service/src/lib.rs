@@ -11,7 +11,10 @@
 //! [`TenantLimits`] limit or can never fit the memory budget (with the
 //! numbers), chooses and records the seed when none was given, and commits
 //! the job to the [`JobStore`] before returning. A restart re-runs a job with
-//! the same seed, so with the same result.
+//! the same seed, so with the same result. [`Service::submit_and_wait`] (the
+//! `?wait` of the HTTP API) without an idempotency key runs the job first and
+//! stores it once, ended, unless the wait expires first; either way it is on
+//! disk before the answer.
 //!
 //! - [`store`]: the [`JobStore`] boundary and [`SqliteStore`] (WAL,
 //!   `synchronous = FULL`). Claims count attempts; completion is a
