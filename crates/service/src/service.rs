@@ -508,9 +508,10 @@ impl Service {
 
     /// [`submit`](Self::submit), then [`wait`](Self::wait) up to `wait`
     /// for the job to end. Without an idempotency key the job is stored
-    /// only once it ends, or when the wait expires (see [`LiveJob`]): a
-    /// small job costs one write instead of three. Either way it is on
-    /// disk when this returns.
+    /// only once it ends, or when the wait expires or the service shuts
+    /// down, as it stands then: a small job costs one write instead of
+    /// three. Until then it was never acknowledged, and reads do not see
+    /// it. Either way it is on disk when this returns.
     ///
     /// # Errors
     /// As [`submit`](Self::submit).
