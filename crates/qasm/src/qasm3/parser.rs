@@ -331,13 +331,7 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
                     }
                     "barrier" => {
                         self.advance()?;
-                        let args = if self.tok.kind == Kind::Semicolon {
-                            Vec::new()
-                        } else {
-                            self.expression_list()?
-                        };
-                        self.expect(Kind::Semicolon)?;
-                        StmtKind::Barrier(args)
+                        StmtKind::Barrier(self.comma_list(Kind::Semicolon, Self::expression)?)
                     }
                     "if" => self.if_statement()?,
                     "else" => return Err(self.error(loc, "`else` without a matching `if`")),
@@ -773,13 +767,7 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
         }
         let (name, _) = self.ident("a gate name")?;
         let params = if self.eat(&Kind::LParen)? {
-            let params = if self.tok.kind == Kind::RParen {
-                Vec::new()
-            } else {
-                self.expression_list()?
-            };
-            self.expect(Kind::RParen)?;
-            params
+            self.comma_list(Kind::RParen, Self::expression)?
         } else {
             Vec::new()
         };
@@ -799,12 +787,7 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
                 "gate durations such as `h[100ns]` (timing) are not supported by this simulator",
             ));
         }
-        let args = if self.tok.kind == Kind::Semicolon {
-            Vec::new()
-        } else {
-            self.expression_list()?
-        };
-        self.expect(Kind::Semicolon)?;
+        let args = self.comma_list(Kind::Semicolon, Self::expression)?;
         Ok(StmtKind::GateCall {
             modifiers,
             name,
@@ -856,12 +839,7 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
             }
             Kind::LParen => {
                 self.advance()?;
-                let args = if self.tok.kind == Kind::RParen {
-                    Vec::new()
-                } else {
-                    self.expression_list()?
-                };
-                self.expect(Kind::RParen)?;
+                let args = self.comma_list(Kind::RParen, Self::expression)?;
                 if self.tok.kind == Kind::Semicolon {
                     self.advance()?;
                     return Ok(StmtKind::Expr(self.mk(ExprKind::Call(name, args), loc)?));
