@@ -59,26 +59,7 @@ async fn sigterm_requeues_running_work_and_exits_cleanly() {
     let mut server = ChildServer::start(dir.path());
     let api = Api::new(server.base.clone(), None);
     // One job runs longer than the 1 s grace (a few seconds); two wait behind it.
-    let slow = api
-        .post_job(
-            job(
-                &slow_program(18, 4_000),
-                json!({"result_types": [{"expectation": ["Z0"]}]}),
-            ),
-            "",
-        )
-        .await;
-    assert_eq!(slow.status, 201, "{}", slow.body);
-    let slow_id = slow.body["id"].as_str().unwrap().to_owned();
-    let mut queued = Vec::new();
-    for seed in [7u64, 8] {
-        let r = api
-            .post_job(job(BELL, json!({"shots": 100, "seed": seed})), "")
-            .await;
-        assert_eq!(r.status, 201, "{}", r.body);
-        queued.push((r.body["id"].as_str().unwrap().to_owned(), seed));
-    }
-    api.until(&slow_id, "running").await;
+    let (slow_id, queued) = api.one_running_rest_queued(4_000, [7, 8]).await;
 
     let pid = server.child.id().to_string();
     let sent = std::process::Command::new("kill")

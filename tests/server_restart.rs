@@ -24,27 +24,7 @@ async fn sigkill_while_jobs_are_queued_and_running_loses_nothing() {
         done.push(r.body);
     }
     // One runs (a few seconds) and the rest queue behind it (one worker).
-    let slow_src = slow_program(18, 30_000);
-    let slow = api
-        .post_job(
-            job(
-                &slow_src,
-                json!({"result_types": [{"expectation": ["Z0"]}]}),
-            ),
-            "",
-        )
-        .await;
-    assert_eq!(slow.status, 201);
-    let slow_id = slow.body["id"].as_str().unwrap().to_owned();
-    let mut queued = Vec::new();
-    for seed in 100..120u64 {
-        let r = api
-            .post_job(job(BELL, json!({"shots": 100, "seed": seed})), "")
-            .await;
-        assert_eq!(r.status, 201, "{}", r.body);
-        queued.push((r.body["id"].as_str().unwrap().to_owned(), seed));
-    }
-    api.until(&slow_id, "running").await;
+    let (slow_id, queued) = api.one_running_rest_queued(30_000, 100..120).await;
     server.kill();
 
     let server = ChildServer::start(dir.path());

@@ -261,6 +261,37 @@ impl Api {
         }
         panic!("job {id} never became {status}");
     }
+
+    /// Submits a slow job (`slow_program(18, layers)`, ⟨Z0⟩ only), then a
+    /// Bell job of 100 shots for each seed, and waits until the slow one
+    /// runs: its id, and each Bell job's id with its seed.
+    pub(crate) async fn one_running_rest_queued(
+        &self,
+        layers: u32,
+        seeds: impl IntoIterator<Item = u64>,
+    ) -> (String, Vec<(String, u64)>) {
+        let slow = self
+            .post_job(
+                job(
+                    &slow_program(18, layers),
+                    json!({"result_types": [{"expectation": ["Z0"]}]}),
+                ),
+                "",
+            )
+            .await;
+        assert_eq!(slow.status, 201, "{}", slow.body);
+        let slow_id = slow.body["id"].as_str().unwrap().to_owned();
+        let mut queued = Vec::new();
+        for seed in seeds {
+            let r = self
+                .post_job(job(BELL, json!({"shots": 100, "seed": seed})), "")
+                .await;
+            assert_eq!(r.status, 201, "{}", r.body);
+            queued.push((r.body["id"].as_str().unwrap().to_owned(), seed));
+        }
+        self.until(&slow_id, "running").await;
+        (slow_id, queued)
+    }
 }
 
 /// A request body: JSON, or raw bytes (malformed on purpose).
