@@ -622,8 +622,8 @@ fn number_token(text: &str, shown: &str, real: bool, pos: Pos) -> Result<Kind, D
 mod tests {
     use super::*;
 
-    fn kinds(src: &str) -> Vec<Kind> {
-        let mut lx = Lexer::new(src);
+    fn kinds_in(src: &str, dialect: Dialect) -> Vec<Kind> {
+        let mut lx = Lexer::with_dialect(src, dialect);
         let mut out = Vec::new();
         loop {
             let t = lx.next_token().unwrap();
@@ -634,16 +634,12 @@ mod tests {
         }
     }
 
+    fn kinds(src: &str) -> Vec<Kind> {
+        kinds_in(src, Dialect::Qasm2)
+    }
+
     fn kinds3(src: &str) -> Vec<Kind> {
-        let mut lx = Lexer::with_dialect(src, Dialect::Qasm3);
-        let mut out = Vec::new();
-        loop {
-            let t = lx.next_token().unwrap();
-            if t.kind == Kind::Eof {
-                return out;
-            }
-            out.push(t.kind);
-        }
+        kinds_in(src, Dialect::Qasm3)
     }
 
     #[test]
