@@ -238,9 +238,9 @@ impl Inner {
         id: &str,
         f: impl FnOnce(&mut LiveJob),
     ) -> Option<Arc<LiveJob>> {
-        self.with_live(id, |job| {
-            f(job);
-            Arc::new(job.clone())
+        self.modify(id, |job| {
+            f(Arc::make_mut(job));
+            job.clone()
         })
     }
 
@@ -248,10 +248,14 @@ impl Inner {
     /// reach the writer in that order) and publishes the job; what `f`
     /// returned, if the job is live.
     pub(crate) fn with_live<R>(&self, id: &str, f: impl FnOnce(&mut LiveJob) -> R) -> Option<R> {
+        self.modify(id, |job| f(Arc::make_mut(job)))
+    }
+
+    fn modify<R>(&self, id: &str, f: impl FnOnce(&mut Arc<LiveJob>) -> R) -> Option<R> {
         let live = self.live();
         let tx = live.get(id)?;
         let mut out = None;
-        tx.send_modify(|job| out = Some(f(Arc::make_mut(job))));
+        tx.send_modify(|job| out = Some(f(job)));
         out
     }
 

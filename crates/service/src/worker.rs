@@ -154,37 +154,40 @@ fn run_admitted(inner: &Arc<Inner>, admitted: &Admitted) {
     // Under the live lock: a job not stored yet is inserted as it ends
     // (or, stopped by a shutdown, as queued again).
     let queued = inner.with_live(&id, |job| {
-        let requeue = matches!(ending, Ending::Requeue);
-        let op = match ending {
-            Ending::Finish(outcome) if job.stored => WriteOp::Finish {
-                id: id.clone(),
-                attempt,
-                outcome,
-                now_ms: ended_ms,
-            },
-            Ending::Requeue if job.stored => WriteOp::Requeue {
-                id: id.clone(),
-                attempt,
-            },
-            ending => {
-                let mut state = job.state();
-                match ending {
-                    Ending::Finish(outcome) => ended(&mut state, outcome, ended_ms),
-                    Ending::Requeue => {
-                        state.status = JobStatus::Queued;
-                        state.started_ms = None;
+        let stored = std::mem::replace(&mut job.stored, true);
+        match ending {
+            Ending::Finish(outcome) => {
+                let op = if stored {
+                    WriteOp::Finish {
+                        id: id.clone(),
+                        attempt,
+                        outcome,
+                        now_ms: ended_ms,
                     }
-                }
-                job.stored = true;
-                job.to_insert(state)
+                } else {
+                    let mut state = job.state();
+                    ended(&mut state, outcome, ended_ms);
+                    job.to_insert(state)
+                };
+                let then = move |written, op| recorded(&then_inner, &then_id, written, op);
+                inner.writer.write_then(op, true, Box::new(then));
             }
-        };
-        let then: crate::writer::Then = if requeue {
-            Box::new(move |written, _| requeued(&then_inner, &then_id, written))
-        } else {
-            Box::new(move |written, op| recorded(&then_inner, &then_id, written, op))
-        };
-        inner.writer.write_then(op, true, then);
+            Ending::Requeue => {
+                let op = if stored {
+                    WriteOp::Requeue {
+                        id: id.clone(),
+                        attempt,
+                    }
+                } else {
+                    let mut state = job.state();
+                    state.status = JobStatus::Queued;
+                    state.started_ms = None;
+                    job.to_insert(state)
+                };
+                let then = move |written, _| requeued(&then_inner, &then_id, written);
+                inner.writer.write_then(op, true, Box::new(then));
+            }
+        }
     });
     if queued.is_none() {
         tracing::error!(job = %id, "a running job is not held in memory; its end is not recorded");
