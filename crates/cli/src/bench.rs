@@ -41,6 +41,7 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<(), Failure> {
         "qubits": loaded.circuit.num_qubits(),
         "gates": runs.gates,
         "applied_ops": runs.applied_ops,
+        "passes": runs.passes,
         "parse_seconds": loaded.parse_time.as_secs_f64(),
     });
     use std::io::Write;
@@ -54,6 +55,7 @@ struct Runs {
     seconds: Vec<f64>,
     gates: usize,
     applied_ops: usize,
+    passes: usize,
 }
 
 fn time_runs<F: Float>(
@@ -71,6 +73,7 @@ fn time_runs<F: Float>(
         seconds: Vec::with_capacity(args.repeat),
         gates: 0,
         applied_ops: 0,
+        passes: 0,
     };
     for repeat in 0..args.repeat {
         let progress = ProgressMonitor::new(args.sim.quiet);
@@ -82,6 +85,7 @@ fn time_runs<F: Float>(
         runs.seconds.push(elapsed);
         runs.gates = result.stats.gates;
         runs.applied_ops = result.stats.applied_ops;
+        runs.passes = result.stats.passes;
         if repeat + 1 == args.repeat
             && let (Some(path), Some(state)) = (state_out, result.state.as_ref())
         {

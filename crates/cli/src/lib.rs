@@ -141,6 +141,15 @@ pub struct SimArgs {
     /// Apply every gate on its own.
     #[arg(long)]
     pub no_fusion: bool,
+    /// Largest fused block between passes over the state, in qubits (1–6).
+    #[arg(long, value_name = "QUBITS", value_parser = clap::value_parser!(u32).range(1..=6))]
+    pub fusion_qubits: Option<u32>,
+    /// Cache blocking: `off`, `auto`, or the chunk size in qubits (2–30).
+    #[arg(long, value_name = "off|auto|QUBITS", value_parser = parse_blocking)]
+    pub blocking: Option<kettle_core::CacheBlocking>,
+    /// Largest fused block inside a stage of cache blocking, in qubits (1–6).
+    #[arg(long, value_name = "QUBITS", value_parser = clap::value_parser!(u32).range(1..=6))]
+    pub stage_fusion_qubits: Option<u32>,
     /// Input format (default: from the file's header, else its extension).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
@@ -154,6 +163,25 @@ pub struct SimArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// `--blocking`: `off`, `auto`, or a chunk size in qubits (the lowest
+/// qubits of each chunk then default to the automatic segment length).
+fn parse_blocking(s: &str) -> Result<kettle_core::CacheBlocking, String> {
+    use kettle_core::CacheBlocking;
+    match s {
+        "off" => Ok(CacheBlocking::Off),
+        "auto" => Ok(CacheBlocking::Auto),
+        _ => match s.parse::<u32>() {
+            Ok(chunk_qubits @ 2..=30) => Ok(CacheBlocking::Chunks {
+                chunk_qubits,
+                low_qubits: (chunk_qubits / 2).min(9),
+            }),
+            _ => Err(format!(
+                "expected off, auto or a number of qubits from 2 to 30, not {s:?}"
+            )),
+        },
+    }
 }
 
 impl From<Format> for kettle_qasm::SourceFormat {

@@ -29,11 +29,14 @@ impl SimArgs {
         let threads = self
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let fusion = if self.no_fusion {
+        let mut fusion = if self.no_fusion {
             FusionConfig::disabled()
         } else {
             FusionConfig::default()
         };
+        fusion.max_qubits = self.fusion_qubits.unwrap_or(fusion.max_qubits);
+        fusion.stage_max_qubits = self.stage_fusion_qubits.unwrap_or(fusion.stage_max_qubits);
+        fusion.blocking = self.blocking.unwrap_or(fusion.blocking);
         let sim = Simulator::new()
             .with_parallelism(Parallelism::threads(threads)?)
             .with_fusion(fusion);

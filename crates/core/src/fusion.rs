@@ -15,6 +15,7 @@ use kettle_ir::{GateMatrix, Qubit};
 use num_complex::Complex64;
 use smallvec::SmallVec;
 
+use crate::blocking::CacheBlocking;
 use crate::op::{KernelOp, OpMatrix};
 
 /// How the planner fuses.
@@ -28,6 +29,12 @@ pub struct FusionConfig {
     pub max_qubits: u32,
     /// Largest diagonal block, in qubits (up to 12).
     pub max_diagonal_qubits: u32,
+    /// Cache blocking of runs of gates into stages (ignored when fusion is off).
+    pub blocking: CacheBlocking,
+    /// Largest dense block inside a stage of cache blocking, in qubits (1–6).
+    /// In cache a block's arithmetic is its whole cost, so this is smaller
+    /// than `max_qubits`.
+    pub stage_max_qubits: u32,
 }
 
 impl Default for FusionConfig {
@@ -36,6 +43,8 @@ impl Default for FusionConfig {
             enabled: true,
             max_qubits: 4,
             max_diagonal_qubits: 10,
+            blocking: CacheBlocking::Auto,
+            stage_max_qubits: 2,
         }
     }
 }

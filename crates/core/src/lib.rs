@@ -36,6 +36,7 @@
 //!
 //! This crate does no I/O and knows nothing of files, HTTP or async.
 
+mod blocking;
 mod counts;
 pub mod cpu;
 mod error;
@@ -50,6 +51,7 @@ mod sample;
 mod simulator;
 mod state;
 
+pub use blocking::{CHUNK_BYTES, CacheBlocking};
 pub use counts::{ClassicalValue, Counts};
 pub use error::SimError;
 pub use float::Float;

@@ -5,7 +5,8 @@
 
 use kettle_ir::{Circuit, Clbit, Condition, Operation, Qubit};
 
-use crate::fusion::{FusionConfig, fuse};
+use crate::blocking::{ChunkShape, Stage, plan};
+use crate::fusion::FusionConfig;
 use crate::op::KernelOp;
 
 /// One step of a compiled circuit.
@@ -13,6 +14,8 @@ use crate::op::KernelOp;
 pub(crate) enum Instr {
     /// Apply a (possibly fused) unitary.
     Apply(KernelOp),
+    /// Apply a stage of unitaries chunk by chunk (cache blocking).
+    Stage(Stage),
     /// Measure `qubit` into `clbit`.
     Measure { qubit: Qubit, clbit: Clbit },
     /// Reset `qubit` to |0⟩.
@@ -32,16 +35,25 @@ pub(crate) struct Program {
     pub(crate) tail: usize,
     /// Gates in the source circuit (barriers excluded).
     pub(crate) gates: usize,
+    num_qubits: u32,
+    chunk: Option<ChunkShape>,
 }
 
 impl Program {
-    /// Compiles a validated circuit.
-    pub(crate) fn compile(circuit: &Circuit, fusion: &FusionConfig) -> Program {
+    /// Compiles a validated circuit, cutting runs of gates into stages for
+    /// chunks of `chunk`'s shape where one is given.
+    pub(crate) fn compile(
+        circuit: &Circuit,
+        fusion: &FusionConfig,
+        chunk: Option<ChunkShape>,
+    ) -> Program {
         let ops = move_terminal_measurements(circuit.ops());
         let mut p = Program {
             instrs: Vec::new(),
             tail: 0,
             gates: 0,
+            num_qubits: circuit.num_qubits(),
+            chunk,
         };
         let mut pending = Vec::new();
         p.compile_ops(&ops, &mut pending, fusion);
@@ -61,14 +73,14 @@ impl Program {
     pub(crate) fn is_deterministic_prefix(&self) -> bool {
         self.instrs[..self.tail]
             .iter()
-            .all(|i| matches!(i, Instr::Apply(_)))
+            .all(|i| matches!(i, Instr::Apply(_) | Instr::Stage(_)))
     }
 
     fn flush(&mut self, pending: &mut Vec<KernelOp>, fusion: &FusionConfig) {
         if !pending.is_empty() {
             let run = std::mem::take(pending);
             self.instrs
-                .extend(fuse(run, fusion).into_iter().map(Instr::Apply));
+                .extend(plan(run, self.num_qubits, self.chunk, fusion));
         }
     }
 
@@ -219,7 +231,7 @@ mod tests {
             .measure(0, 0)
             .h(1)
             .measure(1, 1);
-        let p = Program::compile(&c, &FusionConfig::disabled());
+        let p = Program::compile(&c, &FusionConfig::disabled(), None);
         assert_eq!(p.tail, 2);
         assert!(p.is_deterministic_prefix());
         let mid = Circuit::new(1)
@@ -228,7 +240,7 @@ mod tests {
             .measure(0, 0)
             .h(0)
             .measure(0, 1);
-        let p = Program::compile(&mid, &FusionConfig::disabled());
+        let p = Program::compile(&mid, &FusionConfig::disabled(), None);
         assert!(!p.is_deterministic_prefix());
     }
 
@@ -254,7 +266,7 @@ mod tests {
             |b| b.x(1),
             |b| b.z(1),
         );
-        let p = Program::compile(&c, &FusionConfig::disabled());
+        let p = Program::compile(&c, &FusionConfig::disabled(), None);
         assert!(matches!(p.instrs[2], Instr::JumpUnless { target: 5, .. }));
         assert!(matches!(p.instrs[4], Instr::Jump { target: 6 }));
     }

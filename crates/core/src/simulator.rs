@@ -54,6 +54,9 @@ pub struct RunStats {
     pub gates: usize,
     /// Operations applied after lowering and fusion (per branch).
     pub applied_ops: usize,
+    /// Sweeps over the whole state (per branch): one per operation outside
+    /// a stage, one per stage of cache blocking.
+    pub passes: usize,
     /// Branches simulated (1 for a circuit without mid-circuit measurement).
     pub branches: usize,
     /// Branches rebuilt from |0…0⟩ because the budget allowed no copy.
@@ -72,10 +75,11 @@ pub struct Progress {
 }
 
 /// Watches a run from the thread that simulates it: told of progress after
-/// every operation, and able to stop the run there. Progress bars,
+/// every operation (or stage of operations), and able to stop the run there. Progress bars,
 /// cancellation and deadlines are monitors.
 pub trait Monitor: Sync {
-    /// Called after each operation; `Break` stops the run with
+    /// Called after each operation, or after each stage of cache blocking
+    /// with all its operations counted; `Break` stops the run with
     /// [`SimError::Stopped`] before the next one.
     fn on_progress(&self, progress: Progress) -> ControlFlow<()>;
 }
@@ -185,15 +189,19 @@ impl Simulator {
         }
         let n = circuit.num_qubits();
         check_budget::<F>(n, 1, self.memory_budget)?;
-        let program = Program::compile(circuit, &self.fusion);
+        let program = Program::compile(circuit, &self.fusion, self.fusion.blocking.shape::<F>());
         let seed = options
             .seed
             .unwrap_or_else(|| RandomState::new().hash_one(0x6b65_7474_6c65_u64));
-        let applied_ops = program
-            .instrs
-            .iter()
-            .filter(|i| matches!(i, Instr::Apply(_)))
-            .count();
+        let (applied_ops, passes) =
+            program
+                .instrs
+                .iter()
+                .fold((0, 0), |(ops, passes), i| match i {
+                    Instr::Apply(_) => (ops + 1, passes + 1),
+                    Instr::Stage(s) => (ops + s.ops.len(), passes + 1),
+                    _ => (ops, passes),
+                });
         let mut engine = Engine {
             program: &program,
             par: &self.par,
@@ -208,6 +216,7 @@ impl Simulator {
             stats: RunStats {
                 gates: program.gates,
                 applied_ops,
+                passes,
                 ..RunStats::default()
             },
             num_qubits: n,
@@ -265,9 +274,9 @@ struct Engine<'a> {
 }
 
 impl Engine<'_> {
-    /// Counts one applied operation and asks the monitor whether to go on.
-    fn applied_one(&mut self) -> Result<(), SimError> {
-        self.progress.applied += 1;
+    /// Counts applied operations and asks the monitor whether to go on.
+    fn applied(&mut self, ops: usize) -> Result<(), SimError> {
+        self.progress.applied += ops as u64;
         match self.monitor.on_progress(self.progress) {
             ControlFlow::Continue(()) => Ok(()),
             ControlFlow::Break(()) => Err(SimError::Stopped),
@@ -312,7 +321,11 @@ impl Engine<'_> {
                 match &self.program.instrs[branch.pc] {
                     Instr::Apply(op) => {
                         state.apply(op, self.par);
-                        self.applied_one()?;
+                        self.applied(1)?;
+                    }
+                    Instr::Stage(stage) => {
+                        state.apply_stage(stage, self.par);
+                        self.applied(stage.ops.len())?;
                     }
                     Instr::Measure { qubit, .. } | Instr::Reset { qubit } => {
                         let live = 1 + stack.iter().filter(|b| b.state.is_some()).count() as u32;
@@ -404,7 +417,11 @@ impl Engine<'_> {
             match instr {
                 Instr::Apply(op) => {
                     state.apply(op, self.par);
-                    self.applied_one()?;
+                    self.applied(1)?;
+                }
+                Instr::Stage(stage) => {
+                    state.apply_stage(stage, self.par);
+                    self.applied(stage.ops.len())?;
                 }
                 Instr::Measure { qubit, .. } | Instr::Reset { qubit } => {
                     let outcome = branch.path[k];

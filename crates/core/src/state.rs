@@ -15,6 +15,7 @@ use std::alloc::{Layout, alloc_zeroed};
 use kettle_ir::{Control, Gate, GateMatrix, Qubit};
 use num_complex::{Complex, Complex64};
 
+use crate::blocking::Stage;
 use crate::error::SimError;
 use crate::float::Float;
 use crate::kernels;
@@ -306,6 +307,11 @@ impl<F: Float> StateVector<F> {
     /// Applies a lowered operation (qubits already validated).
     pub(crate) fn apply(&mut self, op: &KernelOp, par: &Parallelism) {
         kernels::apply(&mut self.blocks, self.num_qubits, op, par);
+    }
+
+    /// Applies a stage of cache blocking, chunk by chunk.
+    pub(crate) fn apply_stage(&mut self, stage: &Stage, par: &Parallelism) {
+        kernels::apply_stage(&mut self.blocks, self.num_qubits, stage, par);
     }
 
     #[cfg(test)]

@@ -13,7 +13,9 @@ use kettle_reference as reference;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::{Float, FusionConfig, Parallelism, PauliSum, RunOptions, Simulator, StateVector};
+use crate::{
+    CacheBlocking, Float, FusionConfig, Parallelism, PauliSum, RunOptions, Simulator, StateVector,
+};
 
 /// A two-thread pool shared by the parallel configurations.
 fn pool() -> Parallelism {
@@ -327,6 +329,62 @@ numeric_suite! {
     f32_seq_plain: f32, Parallelism::Sequential, FusionConfig::disabled();
     f32_par_fused: f32, pool(), FusionConfig::default();
     f32_par_plain: f32, pool(), FusionConfig::disabled();
+    f64_seq_blocked: f64, Parallelism::Sequential, small_chunks();
+    f64_par_blocked: f64, pool(), small_chunks();
+    f32_seq_blocked: f32, Parallelism::Sequential, small_chunks();
+    f32_par_blocked: f32, pool(), small_chunks();
+}
+
+/// Cache blocking with chunks of 2^6 amplitudes, so that even small test
+/// circuits run in stages (and segments are one SIMD block long).
+fn small_chunks() -> FusionConfig {
+    FusionConfig {
+        blocking: CacheBlocking::Chunks {
+            chunk_qubits: 6,
+            low_qubits: 0,
+        },
+        ..FusionConfig::default()
+    }
+}
+
+#[test]
+fn blocked_and_plain_runs_agree_to_1e_12() {
+    let plain = Simulator::new().with_fusion(FusionConfig::disabled());
+    for (n, seed) in [(9u32, 31u64), (13, 32), (17, 33)] {
+        let c = reference::random_circuit(n, 200, seed);
+        let a = plain.statevector::<f64>(&c).unwrap().to_vec_f64();
+        for (chunk_qubits, low_qubits) in [(4, 2), (6, 3), (8, 3), (8, 6), (12, 9)] {
+            for par in [Parallelism::Sequential, pool()] {
+                let blocked = Simulator::new()
+                    .with_parallelism(par)
+                    .with_fusion(FusionConfig {
+                        blocking: CacheBlocking::Chunks {
+                            chunk_qubits,
+                            low_qubits,
+                        },
+                        ..FusionConfig::default()
+                    });
+                let out = blocked
+                    .run::<f64>(
+                        &c,
+                        &RunOptions {
+                            keep_state: true,
+                            ..RunOptions::default()
+                        },
+                    )
+                    .unwrap();
+                if n > chunk_qubits.max(<f64 as Float>::LOG_LANES + 1) {
+                    assert!(out.stats.passes < out.stats.applied_ops, "n={n}: no stage");
+                }
+                let b = out.state.unwrap().to_vec_f64();
+                let diff = reference::max_abs_diff(&a, &b);
+                assert!(
+                    diff < 1e-12,
+                    "n={n} chunks {chunk_qubits}/{low_qubits}: {diff:e}"
+                );
+            }
+        }
+    }
 }
 
 #[test]

@@ -12,29 +12,34 @@ use crate::float::Float;
 use crate::par::Parallelism;
 use crate::state::Block;
 
-pub(super) fn apply<F: Float>(
-    blocks: &mut [Block<F>],
-    split: &Split,
-    matrix: &[Complex64],
-    par: &Parallelism,
-) {
-    let coef = coefficients::<F>(split, matrix);
-    let ptr = BlockPtr::new(blocks);
-    match split.nb() {
-        1 => run::<F, 1>(ptr, split, &coef, par),
-        2 => run::<F, 2>(ptr, split, &coef, par),
-        4 => run::<F, 4>(ptr, split, &coef, par),
-        8 => run::<F, 8>(ptr, split, &coef, par),
-        16 => run::<F, 16>(ptr, split, &coef, par),
-        32 => run::<F, 32>(ptr, split, &coef, par),
-        64 => run::<F, 64>(ptr, split, &coef, par),
-        _ => run_any(ptr, split, &coef, par),
+/// Runs the loop unrolled for the group size and the number of lane flips
+/// where there is one (every block of up to 4 dense qubits has one).
+pub(super) fn run<F: Float>(ptr: BlockPtr<F>, split: &Split, coef: &[Block<F>], par: &Parallelism) {
+    match (split.nb(), split.perms.len()) {
+        (1, 1) => run_nb::<F, 1, 1>(ptr, split, coef, par),
+        (1, 2) => run_nb::<F, 1, 2>(ptr, split, coef, par),
+        (1, 4) => run_nb::<F, 1, 4>(ptr, split, coef, par),
+        (1, 8) => run_nb::<F, 1, 8>(ptr, split, coef, par),
+        (1, 16) => run_nb::<F, 1, 16>(ptr, split, coef, par),
+        (2, 1) => run_nb::<F, 2, 1>(ptr, split, coef, par),
+        (2, 2) => run_nb::<F, 2, 2>(ptr, split, coef, par),
+        (2, 4) => run_nb::<F, 2, 4>(ptr, split, coef, par),
+        (2, 8) => run_nb::<F, 2, 8>(ptr, split, coef, par),
+        (4, 1) => run_nb::<F, 4, 1>(ptr, split, coef, par),
+        (4, 2) => run_nb::<F, 4, 2>(ptr, split, coef, par),
+        (4, 4) => run_nb::<F, 4, 4>(ptr, split, coef, par),
+        (8, 1) => run_nb::<F, 8, 1>(ptr, split, coef, par),
+        (8, 2) => run_nb::<F, 8, 2>(ptr, split, coef, par),
+        (16, 1) => run_nb::<F, 16, 1>(ptr, split, coef, par),
+        (32, 1) => run_nb::<F, 32, 1>(ptr, split, coef, par),
+        (64, 1) => run_nb::<F, 64, 1>(ptr, split, coef, par),
+        _ => run_any(ptr, split, coef, par),
     }
 }
 
 /// `coef[(j·nb + h)·np + p]`: what input block `h`, lanes flipped by
 /// `perms[p]`, contributes to output block `j`.
-fn coefficients<F: Float>(split: &Split, m: &[Complex64]) -> Vec<Block<F>> {
+pub(super) fn coefficients<F: Float>(split: &Split, m: &[Complex64]) -> Vec<Block<F>> {
     let nb = split.nb();
     let dim = (m.len() as f64).sqrt() as usize;
     let mut coef = Vec::with_capacity(nb * nb * split.perms.len());
@@ -56,15 +61,19 @@ fn coefficients<F: Float>(split: &Split, m: &[Complex64]) -> Vec<Block<F>> {
     coef
 }
 
-fn run<F: Float, const NB: usize>(
+/// `NB` blocks per group, `NP` lane flips: every group's inputs (flipped
+/// copies included) are loaded once, then each output block is one chain of
+/// multiply-adds, stored as soon as it is done (row by row, so that only one
+/// accumulator is live beside the inputs).
+fn run_nb<F: Float, const NB: usize, const NP: usize>(
     ptr: BlockPtr<F>,
     split: &Split,
     coef: &[Block<F>],
     par: &Parallelism,
 ) {
-    let perms = &split.perms[..];
-    let np = perms.len();
+    let perms: [usize; NP] = std::array::from_fn(|p| split.perms[p]);
     let offsets: [usize; NB] = std::array::from_fn(|h| split.offsets[h]);
+    let coef = &coef[..NB * NB * NP];
     par.for_each_range(split.num_groups, NB * F::LANES, |groups| {
         for g in groups {
             let base = split.group_base(g);
@@ -72,22 +81,25 @@ fn run<F: Float, const NB: usize>(
             // `base + offsets[h]` belong to no other group.
             let input: [Block<F>; NB] =
                 std::array::from_fn(|h| unsafe { ptr.load(base + offsets[h]) });
-            let mut out = [Block::<F>::zero(); NB];
-            for h in 0..NB {
-                for (p, &pm) in perms.iter().enumerate() {
-                    let x = if pm == 0 {
+            let x: [[Block<F>; NP]; NB] = std::array::from_fn(|h| {
+                std::array::from_fn(|p| {
+                    if p == 0 {
                         input[h]
                     } else {
-                        xor_lanes(&input[h], pm)
-                    };
-                    for j in 0..NB {
-                        cmul_add(&coef[(j * NB + h) * np + p], &x, &mut out[j]);
+                        xor_lanes(&input[h], perms[p])
+                    }
+                })
+            });
+            for j in 0..NB {
+                let row = &coef[j * NB * NP..][..NB * NP];
+                let mut acc = Block::<F>::zero();
+                for h in 0..NB {
+                    for p in 0..NP {
+                        cmul_add(&row[h * NP + p], &x[h][p], &mut acc);
                     }
                 }
-            }
-            for j in 0..NB {
-                // SAFETY: as for the loads.
-                unsafe { ptr.store(base + offsets[j], out[j]) };
+                // SAFETY: as for the loads; every input is already loaded.
+                unsafe { ptr.store(base + offsets[j], acc) };
             }
         }
     });

@@ -9,14 +9,9 @@ use crate::float::Float;
 use crate::par::Parallelism;
 use crate::state::Block;
 
-pub(super) fn apply<F: Float>(
-    blocks: &mut [Block<F>],
-    split: &Split,
-    diag: &[Complex64],
-    par: &Parallelism,
-) {
-    // Per high pattern, the factor of each lane (1 where low controls fail).
-    let coef: Vec<Block<F>> = (0..split.nb())
+/// Per high pattern, the factor of each lane (1 where low controls fail).
+pub(super) fn coefficients<F: Float>(split: &Split, diag: &[Complex64]) -> Vec<Block<F>> {
+    (0..split.nb())
         .map(|j| {
             coefficient_block::<F>(|l| {
                 if split.lane_controls_hold(l) {
@@ -26,8 +21,10 @@ pub(super) fn apply<F: Float>(
                 }
             })
         })
-        .collect();
-    let ptr = BlockPtr::new(blocks);
+        .collect()
+}
+
+pub(super) fn run<F: Float>(ptr: BlockPtr<F>, split: &Split, coef: &[Block<F>], par: &Parallelism) {
     par.for_each_range(split.num_groups, split.nb() * F::LANES, |groups| {
         for g in groups {
             let base = split.group_base(g);

@@ -14,10 +14,14 @@
 //!
 //! Three kernels, one per matrix shape: `diagonal` (phase multiplications),
 //! `monomial` (moves, with phases where needed) and `dense` (matrix–vector
-//! products, unrolled for up to 6 high targets).
+//! products, unrolled for up to 6 high targets). Each is split into a
+//! `prepare` step (the group layout and per-lane coefficients, computed once)
+//! and a run over the groups, so that a [`Prepared`] operation can be applied
+//! to many cache-sized chunks (`chunks`) without preparing it again.
 
 #![allow(unsafe_code)]
 
+mod chunks;
 mod dense;
 mod diagonal;
 mod monomial;
@@ -29,6 +33,7 @@ use crate::op::{KernelOp, OpMatrix};
 use crate::par::Parallelism;
 use crate::state::{Block, block_address};
 
+pub(crate) use chunks::apply_stage;
 pub(crate) use split::Split;
 
 /// Applies `op` to the state held in `blocks` (`n` qubits).
@@ -36,15 +41,61 @@ pub(crate) fn apply<F: Float>(blocks: &mut [Block<F>], n: u32, op: &KernelOp, pa
     if op.is_identity() {
         return;
     }
-    let split = Split::new::<F>(n, &op.targets, &op.controls);
-    debug_assert_eq!(
-        blocks.len(),
-        block_address::<F>(split.block_count() - 1) + 1
-    );
-    match &op.matrix {
-        OpMatrix::Diagonal(d) => diagonal::apply(blocks, &split, d, par),
-        OpMatrix::Monomial { src, phase } => monomial::apply(blocks, &split, src, phase, par),
-        OpMatrix::Dense(m) => dense::apply(blocks, &split, m, par),
+    Prepared::<F>::new(n, op).apply(blocks, par);
+}
+
+/// An operation ready to run on a state of a given size: where its groups
+/// lie and what each kernel multiplies by.
+pub(crate) struct Prepared<F: Float> {
+    split: Split,
+    kind: Kind<F>,
+}
+
+/// What a prepared operation runs.
+enum Kind<F: Float> {
+    /// Changes nothing.
+    Identity,
+    /// Per high pattern, the factor of each lane.
+    Diagonal(Vec<Block<F>>),
+    /// Expanded coefficients (see `dense::coefficients`).
+    Dense(Vec<Block<F>>),
+    /// Monomials that only move blocks and lanes.
+    Moves(Vec<(usize, usize)>),
+    /// Monomials whose outputs combine weighted sources.
+    Terms(Vec<monomial::Terms<F>>),
+}
+
+impl<F: Float> Prepared<F> {
+    /// Prepares `op` for states of `n` qubits.
+    pub(crate) fn new(n: u32, op: &KernelOp) -> Self {
+        let split = Split::new::<F>(n, &op.targets, &op.controls);
+        let kind = if op.is_identity() {
+            Kind::Identity
+        } else {
+            match &op.matrix {
+                OpMatrix::Diagonal(d) => Kind::Diagonal(diagonal::coefficients(&split, d)),
+                OpMatrix::Monomial { src, phase } => monomial::prepare(&split, src, phase),
+                OpMatrix::Dense(m) => Kind::Dense(dense::coefficients(&split, m)),
+            }
+        };
+        Prepared { split, kind }
+    }
+
+    /// Applies the operation to `blocks`, a state of the size it was prepared for.
+    pub(crate) fn apply(&self, blocks: &mut [Block<F>], par: &Parallelism) {
+        let split = &self.split;
+        debug_assert_eq!(
+            blocks.len(),
+            block_address::<F>(split.block_count() - 1) + 1
+        );
+        let ptr = BlockPtr::new(blocks);
+        match &self.kind {
+            Kind::Identity => {}
+            Kind::Diagonal(coef) => diagonal::run(ptr, split, coef, par),
+            Kind::Dense(coef) => dense::run(ptr, split, coef, par),
+            Kind::Moves(moves) => monomial::run_moves(ptr, split, moves, par),
+            Kind::Terms(terms) => monomial::run_terms(ptr, split, terms, par),
+        }
     }
 }
 
@@ -78,6 +129,18 @@ impl<F: Float> BlockPtr<F> {
         // SAFETY: `a` is in bounds (the group arithmetic guarantees it, and
         // debug builds check it); exclusivity is the caller's contract.
         unsafe { *self.0.add(a) }
+    }
+
+    /// The `len` blocks of the buffer from physical position `start`.
+    ///
+    /// # Safety
+    /// No other thread may use any of them while the slice lives, and
+    /// `start + len` may not exceed the buffer's length.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [Block<F>] {
+        assert!(start + len <= self.1, "slice past the end of the state");
+        // SAFETY: in bounds (checked); exclusivity is the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
     }
 
     /// Writes logical block `i`.

@@ -7,13 +7,13 @@
 use num_complex::Complex64;
 use smallvec::SmallVec;
 
-use super::{BlockPtr, Split, cmul_add, coefficient_block, xor_lanes};
+use super::{BlockPtr, Kind, Split, cmul_add, coefficient_block, xor_lanes};
 use crate::float::Float;
 use crate::par::Parallelism;
 use crate::state::Block;
 
 /// Where (part of) one output block comes from.
-enum Term<F: Float> {
+pub(super) enum Term<F: Float> {
     /// Every lane is lane-permuted input block `h`, unchanged.
     Copy { h: usize, pm: usize },
     /// Some lanes come from permuted block `h`, weighted by `coef`
@@ -21,16 +21,14 @@ enum Term<F: Float> {
     Weighted { h: usize, pm: usize, coef: Block<F> },
 }
 
-pub(super) fn apply<F: Float>(
-    blocks: &mut [Block<F>],
-    split: &Split,
-    src: &[usize],
-    phase: &[Complex64],
-    par: &Parallelism,
-) {
+/// The sources of one output block.
+pub(super) type Terms<F> = SmallVec<[Term<F>; 2]>;
+
+/// Chooses how to run a monomial: pure moves, weighted terms, or (small
+/// groups with lanes from several sources) the dense kernel.
+pub(super) fn prepare<F: Float>(split: &Split, src: &[usize], phase: &[Complex64]) -> Kind<F> {
     let nb = split.nb();
-    let terms: Vec<SmallVec<[Term<F>; 2]>> =
-        (0..nb).map(|j| terms_for(split, src, phase, j)).collect();
+    let terms: Vec<Terms<F>> = (0..nb).map(|j| terms_for(split, src, phase, j)).collect();
     let moves: Option<Vec<(usize, usize)>> = terms
         .iter()
         .map(|t| match t[..] {
@@ -38,31 +36,41 @@ pub(super) fn apply<F: Float>(
             _ => None,
         })
         .collect();
-    if moves.is_none() && nb <= 8 {
-        // Lanes from several sources (a low control, say): for small groups
-        // the dense kernel's unrolled loop does the same multiply-adds faster.
-        let dim = src.len();
-        let mut dense = vec![Complex64::new(0.0, 0.0); dim * dim];
-        for (r, (&c, &p)) in src.iter().zip(phase).enumerate() {
-            dense[r * dim + c] = p;
-        }
-        return super::dense::apply(blocks, split, &dense, par);
-    }
-    let ptr = BlockPtr::new(blocks);
     match moves {
         // Pure moves: no arithmetic at all.
-        Some(moves) if nb <= 8 => match nb {
-            1 => run_moves::<F, 1>(ptr, split, &moves, par),
-            2 => run_moves::<F, 2>(ptr, split, &moves, par),
-            4 => run_moves::<F, 4>(ptr, split, &moves, par),
-            _ => run_moves::<F, 8>(ptr, split, &moves, par),
-        },
-        _ => run_terms(ptr, split, &terms, par),
+        Some(moves) if nb <= 8 => Kind::Moves(moves),
+        None if nb <= 8 => {
+            // Lanes from several sources (a low control, say): for small
+            // groups the dense kernel's unrolled loop does the same
+            // multiply-adds faster.
+            let dim = src.len();
+            let mut dense = vec![Complex64::new(0.0, 0.0); dim * dim];
+            for (r, (&c, &p)) in src.iter().zip(phase).enumerate() {
+                dense[r * dim + c] = p;
+            }
+            Kind::Dense(super::dense::coefficients(split, &dense))
+        }
+        _ => Kind::Terms(terms),
+    }
+}
+
+/// Runs pure moves, unrolled for the group size.
+pub(super) fn run_moves<F: Float>(
+    ptr: BlockPtr<F>,
+    split: &Split,
+    moves: &[(usize, usize)],
+    par: &Parallelism,
+) {
+    match split.nb() {
+        1 => run_moves_nb::<F, 1>(ptr, split, moves, par),
+        2 => run_moves_nb::<F, 2>(ptr, split, moves, par),
+        4 => run_moves_nb::<F, 4>(ptr, split, moves, par),
+        _ => run_moves_nb::<F, 8>(ptr, split, moves, par),
     }
 }
 
 /// Output block `j` is input block `moves[j].0` with lanes flipped by `moves[j].1`.
-fn run_moves<F: Float, const NB: usize>(
+fn run_moves_nb<F: Float, const NB: usize>(
     ptr: BlockPtr<F>,
     split: &Split,
     moves: &[(usize, usize)],
@@ -94,10 +102,10 @@ fn run_moves<F: Float, const NB: usize>(
 }
 
 /// The general case: every output block a sum of weighted, lane-flipped inputs.
-fn run_terms<F: Float>(
+pub(super) fn run_terms<F: Float>(
     ptr: BlockPtr<F>,
     split: &Split,
-    terms: &[SmallVec<[Term<F>; 2]>],
+    terms: &[Terms<F>],
     par: &Parallelism,
 ) {
     let nb = split.nb();
@@ -128,12 +136,7 @@ fn run_terms<F: Float>(
 }
 
 /// The sources of output block `j`, grouped by (input block, lane flip).
-fn terms_for<F: Float>(
-    split: &Split,
-    src: &[usize],
-    phase: &[Complex64],
-    j: usize,
-) -> SmallVec<[Term<F>; 2]> {
+fn terms_for<F: Float>(split: &Split, src: &[usize], phase: &[Complex64], j: usize) -> Terms<F> {
     // Source (h, pm) and factor of every lane of output block j.
     let lanes: Vec<((usize, usize), Complex64)> = (0..F::LANES)
         .map(|l| {

@@ -1,0 +1,281 @@
+//! Cache blocking: cuts a run of operations into *stages* whose qubits fit
+//! in one cache-sized chunk of the state, so that a whole stage costs one
+//! pass over memory instead of one pass per operation.
+//!
+//! A chunk is the set of amplitudes that agree on every qubit outside the
+//! stage's qubits. The lowest `low` qubits are in every chunk (they make its
+//! contiguous segments, long enough to stream from memory at full speed);
+//! the rest of a stage's qubits can be any others. The kernels copy each
+//! chunk into a small buffer (`kernels::apply_stage`), apply every operation
+//! of the stage to it there, and copy it back; a chunk made of the lowest
+//! qubits only is updated in place.
+//!
+//! The planner is greedy in circuit order, and follows each qubit's time line
+//! the way the fuser does: an operation joins the stage if its qubits fit in
+//! the chunk and no earlier operation on any of them was left for a later
+//! stage; otherwise it is left, and its qubits are closed for this stage.
+//! Operations left behind keep their order, and an operation taken never
+//! shares a qubit with an earlier one left behind, so the stages apply the
+//! same unitary as the run. Within a stage, gates are fused into smaller
+//! blocks than between passes ([`STAGE_FUSION_QUBITS`]): in cache, a fused
+//! block's arithmetic is the whole cost.
+
+use kettle_ir::{Control, Qubit};
+use smallvec::SmallVec;
+
+use crate::float::Float;
+use crate::fusion::{FusionConfig, fuse};
+use crate::op::KernelOp;
+use crate::program::Instr;
+
+/// How the state is cut into chunks for cache blocking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheBlocking {
+    /// No stages: every operation is one pass over the state.
+    Off,
+    /// Chunks of [`CHUNK_BYTES`], segments of at least 4 KiB (the default).
+    Auto,
+    /// Chunks of `2^chunk_qubits` amplitudes whose lowest `low_qubits`
+    /// qubits are in every chunk (raised to one SIMD block where needed).
+    Chunks {
+        /// Qubits per chunk.
+        chunk_qubits: u32,
+        /// Qubits every chunk holds contiguously.
+        low_qubits: u32,
+    },
+}
+
+/// Bytes of one chunk with [`CacheBlocking::Auto`]: a quarter of a typical
+/// per-core L2 cache, so that the chunk, the kernels' coefficients and the
+/// other thread's traffic fit beside each other.
+pub const CHUNK_BYTES: usize = 1 << 18;
+
+/// Bytes of the shortest contiguous segment of a chunk with
+/// [`CacheBlocking::Auto`]: shorter ones stream from memory more slowly.
+const SEGMENT_BYTES: usize = 1 << 12;
+
+/// The shape of a chunk: its qubits in all, and how many of them are the
+/// state's lowest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ChunkShape {
+    pub(crate) qubits: u32,
+    pub(crate) low: u32,
+}
+
+impl CacheBlocking {
+    /// The chunk shape at precision `F`, `None` when blocking is off.
+    pub(crate) fn shape<F: Float>(self) -> Option<ChunkShape> {
+        let amp = 2 * std::mem::size_of::<F>();
+        let (qubits, low) = match self {
+            CacheBlocking::Off => return None,
+            CacheBlocking::Auto => (
+                (CHUNK_BYTES / amp).trailing_zeros(),
+                (SEGMENT_BYTES / amp).trailing_zeros(),
+            ),
+            CacheBlocking::Chunks {
+                chunk_qubits,
+                low_qubits,
+            } => (chunk_qubits, low_qubits),
+        };
+        let low = low.max(F::LOG_LANES);
+        (qubits > low).then_some(ChunkShape { qubits, low })
+    }
+}
+
+/// Operations on the qubits of one chunk.
+#[derive(Clone, Debug)]
+pub(crate) struct Stage {
+    /// State qubits `0..low` are chunk qubits `0..low`.
+    pub(crate) low: u32,
+    /// Chunk qubit `low + i` is state qubit `high[i]` (ascending, none
+    /// below `low`, the first not equal to `low`).
+    pub(crate) high: SmallVec<[Qubit; 16]>,
+    /// The operations, on chunk qubits.
+    pub(crate) ops: Vec<KernelOp>,
+}
+
+impl Stage {
+    /// Qubits per chunk.
+    pub(crate) fn qubits(&self) -> u32 {
+        self.low + self.high.len() as u32
+    }
+}
+
+/// Compiles a straight run of unitary operations on `n` qubits into
+/// instructions: stages where a chunk shape is given and the state is larger
+/// than a chunk, fused single operations otherwise.
+pub(crate) fn plan(
+    ops: Vec<KernelOp>,
+    n: u32,
+    shape: Option<ChunkShape>,
+    fusion: &FusionConfig,
+) -> Vec<Instr> {
+    let Some(shape) = shape.filter(|s| fusion.enabled && n > s.qubits) else {
+        return fuse(ops, fusion).into_iter().map(Instr::Apply).collect();
+    };
+    let in_stage = FusionConfig {
+        max_qubits: fusion.stage_max_qubits,
+        ..*fusion
+    };
+    let mut out = Vec::new();
+    // Operations that each need a pass of their own, fused together.
+    let mut single: Vec<KernelOp> = Vec::new();
+    let mut remaining: Vec<KernelOp> = ops.into_iter().filter(|op| !op.is_identity()).collect();
+    while !remaining.is_empty() {
+        let (qubits, taken, left) = take_stage(remaining, shape);
+        remaining = left;
+        if taken.is_empty() {
+            // The first operation fits in no chunk.
+            single.push(remaining.remove(0));
+            continue;
+        }
+        let mut fused = fuse(taken, &in_stage);
+        if fused.len() == 1 {
+            single.append(&mut fused);
+            continue;
+        }
+        out.extend(
+            fuse(std::mem::take(&mut single), fusion)
+                .into_iter()
+                .map(Instr::Apply),
+        );
+        out.push(Instr::Stage(Stage::new(&qubits, shape.low, fused)));
+    }
+    out.extend(fuse(single, fusion).into_iter().map(Instr::Apply));
+    out
+}
+
+/// One greedy stage: its qubits (ascending, the low ones included), the
+/// operations it takes, and those left for later (both in order).
+fn take_stage(ops: Vec<KernelOp>, shape: ChunkShape) -> (Vec<Qubit>, Vec<KernelOp>, Vec<KernelOp>) {
+    // Qubit sets as bit masks: states have at most 50 qubits.
+    let mut local: u64 = (1 << shape.low) - 1;
+    let mut closed: u64 = 0;
+    let (mut taken, mut left) = (Vec::new(), Vec::new());
+    for op in ops {
+        let qubits: u64 = op.qubits().map(|q| 1u64 << q).fold(0, |a, b| a | b);
+        let fits = (local | qubits).count_ones() <= shape.qubits;
+        if qubits & closed == 0 && fits {
+            local |= qubits;
+            taken.push(op);
+        } else {
+            closed |= qubits;
+            left.push(op);
+        }
+    }
+    let local = (0..64).filter(|q| local >> q & 1 == 1).collect();
+    (local, taken, left)
+}
+
+impl Stage {
+    /// A stage on `qubits` (ascending, `0..low` among them), its operations
+    /// renumbered onto chunk qubits.
+    fn new(qubits: &[Qubit], low: u32, ops: Vec<KernelOp>) -> Stage {
+        // Qubits just above the low ones are as good as low: the segments grow.
+        let low = qubits
+            .iter()
+            .enumerate()
+            .take_while(|&(i, &q)| q == i as Qubit)
+            .count()
+            .max(low as usize) as u32;
+        let high: SmallVec<[Qubit; 16]> = qubits.iter().copied().filter(|&q| q >= low).collect();
+        let chunk_qubit = |q: Qubit| -> Qubit {
+            if q < low {
+                q
+            } else {
+                low + high.iter().position(|&h| h == q).expect("qubit in stage") as Qubit
+            }
+        };
+        let ops = ops
+            .into_iter()
+            .map(|op| KernelOp {
+                targets: op.targets.iter().map(|&q| chunk_qubit(q)).collect(),
+                controls: op
+                    .controls
+                    .iter()
+                    .map(|c| Control {
+                        qubit: chunk_qubit(c.qubit),
+                        on: c.on,
+                    })
+                    .collect(),
+                matrix: op.matrix,
+            })
+            .collect();
+        Stage { low, high, ops }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kettle_ir::{Gate, StandardGate};
+
+    fn op(g: StandardGate, qubits: &[Qubit]) -> KernelOp {
+        KernelOp::from_gate(&Gate::standard(g, &[0.3]), qubits, &[])
+    }
+
+    fn stages(instrs: &[Instr]) -> Vec<&Stage> {
+        instrs
+            .iter()
+            .filter_map(|i| match i {
+                Instr::Stage(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_run_on_few_qubits_is_one_stage() {
+        use StandardGate::*;
+        // 12 qubits, chunks of 6 with 3 low: gates on 0, 1, 9, 10 fit in one chunk.
+        let ops = vec![
+            op(H, &[0]),
+            op(Cx, &[0, 9]),
+            op(Ry, &[10]),
+            op(Cz, &[1, 10]),
+        ];
+        let shape = ChunkShape { qubits: 6, low: 3 };
+        let instrs = plan(ops, 12, Some(shape), &FusionConfig::default());
+        let st = stages(&instrs);
+        assert_eq!(instrs.len(), 1);
+        assert_eq!(st[0].low, 3);
+        assert_eq!(st[0].high.as_slice(), &[9, 10]);
+        // Every operation is on chunk qubits.
+        assert!(st[0].ops.iter().all(|o| o.qubits().all(|q| q < 5)));
+    }
+
+    #[test]
+    fn a_gate_that_does_not_fit_closes_its_qubits() {
+        use StandardGate::*;
+        // Chunks of 5 with 3 low: two free slots.
+        let ops = vec![
+            op(Cx, &[3, 4]), // takes both slots
+            op(Cx, &[4, 5]), // 5 does not fit: 4 and 5 close
+            op(H, &[4]),     // closed: waits
+            op(Rx, &[3]),    // still open
+            op(Ry, &[0]),    // low: always fits
+        ];
+        let shape = ChunkShape { qubits: 5, low: 3 };
+        let (qubits, taken, left) = take_stage(ops, shape);
+        assert_eq!(qubits, vec![0, 1, 2, 3, 4]);
+        assert_eq!(taken.len(), 3);
+        assert_eq!(left.len(), 2);
+        assert_eq!(left[0].targets.as_slice(), &[5]);
+    }
+
+    #[test]
+    fn small_states_and_huge_gates_are_not_staged() {
+        use StandardGate::*;
+        let shape = ChunkShape { qubits: 6, low: 3 };
+        let ops = vec![op(H, &[0]), op(Cx, &[0, 1])];
+        assert!(stages(&plan(ops.clone(), 6, Some(shape), &FusionConfig::default())).is_empty());
+        assert!(stages(&plan(ops, 12, None, &FusionConfig::default())).is_empty());
+        // Three high qubits and a control cannot share a chunk of 6 with 3 low ones.
+        let wide = KernelOp::from_gate(&Gate::standard(Ccx, &[]), &[7, 8, 9], &[Control::one(10)]);
+        let ops = vec![op(H, &[0]), wide, op(Rx, &[1])];
+        let instrs = plan(ops, 12, Some(shape), &FusionConfig::default());
+        assert_eq!(instrs.len(), 2);
+        assert!(matches!(&instrs[0], Instr::Stage(s) if s.ops.len() == 2));
+        assert!(matches!(&instrs[1], Instr::Apply(o) if o.qubits().count() == 4));
+    }
+}

@@ -1,0 +1,115 @@
+//! Stages of cache blocking (see `crate::blocking`): every operation of a
+//! stage applied to one cache-sized chunk of the state after another.
+//!
+//! A chunk whose qubits are the state's lowest is a contiguous run of blocks
+//! and is updated in place. Any other chunk is `2^|high|` segments of
+//! `2^low` amplitudes spread over the state: they are copied into a buffer
+//! of the thread's own, updated there as a small state, and copied back.
+//! Either way each amplitude crosses the memory bus once per stage.
+
+use super::{BlockPtr, Prepared};
+use crate::blocking::Stage;
+use crate::float::Float;
+use crate::par::Parallelism;
+use crate::state::{Block, block_address};
+
+/// Applies every operation of `stage` to the state held in `blocks` (`n` qubits).
+pub(crate) fn apply_stage<F: Float>(
+    blocks: &mut [Block<F>],
+    n: u32,
+    stage: &Stage,
+    par: &Parallelism,
+) {
+    let k = stage.qubits();
+    debug_assert!(k <= n && stage.low >= F::LOG_LANES);
+    let prepared: Vec<Prepared<F>> = stage.ops.iter().map(|op| Prepared::new(k, op)).collect();
+    let chunk_blocks = (1usize << k) / F::LANES;
+    let segment_blocks = (1usize << stage.low) / F::LANES;
+    // Block offset of each segment from its chunk's first block.
+    let segments: Vec<usize> = (0..1usize << stage.high.len())
+        .map(|s| {
+            let amp: usize = stage
+                .high
+                .iter()
+                .enumerate()
+                .map(|(i, &q)| ((s >> i) & 1) << q)
+                .sum();
+            amp / F::LANES
+        })
+        .collect();
+    let ptr = BlockPtr::new(blocks);
+    let sequential = Parallelism::Sequential;
+    par.for_each_range(1usize << (n - k), 1usize << k, |chunks| {
+        if stage.high.is_empty() {
+            for c in chunks {
+                // Chunks lie inside one segment of the buffer (they are far
+                // smaller than the 128 MiB between gaps, and aligned), so
+                // their blocks are contiguous.
+                let start = block_address::<F>(c * chunk_blocks);
+                // SAFETY: chunk `c`'s blocks belong to this range of chunks
+                // alone, and the slice ends inside the buffer.
+                let chunk = unsafe { ptr.slice(start, chunk_blocks) };
+                for op in &prepared {
+                    op.apply(chunk, &sequential);
+                }
+            }
+            return;
+        }
+        let mut buffer = vec![Block::<F>::zero(); chunk_blocks];
+        for c in chunks {
+            let base = chunk_base(c, stage) / F::LANES;
+            for (s, &offset) in segments.iter().enumerate() {
+                let start = block_address::<F>(base + offset);
+                // SAFETY: as above; segments are contiguous for the same reason.
+                let segment = unsafe { ptr.slice(start, segment_blocks) };
+                buffer[s * segment_blocks..][..segment_blocks].copy_from_slice(segment);
+            }
+            for op in &prepared {
+                op.apply(&mut buffer, &sequential);
+            }
+            for (s, &offset) in segments.iter().enumerate() {
+                let start = block_address::<F>(base + offset);
+                // SAFETY: as above.
+                let segment = unsafe { ptr.slice(start, segment_blocks) };
+                segment.copy_from_slice(&buffer[s * segment_blocks..][..segment_blocks]);
+            }
+        }
+    });
+}
+
+/// The first amplitude of chunk `c`: `c`'s bits spread over the qubits
+/// outside the stage, zeros on the stage's qubits.
+fn chunk_base(c: usize, stage: &Stage) -> usize {
+    let mut amp = c << stage.low;
+    for &q in &stage.high {
+        amp = ((amp >> q) << (q + 1)) | (amp & ((1 << q) - 1));
+    }
+    amp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_partition_the_state() {
+        // 9 qubits, chunk qubits 0..3 and 4, 7: 16 chunks of 4 segments.
+        let stage = Stage {
+            low: 3,
+            high: [4, 7].into_iter().collect(),
+            ops: Vec::new(),
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for c in 0..16 {
+            let base = chunk_base(c, &stage);
+            for s in 0..4usize {
+                let seg = base + ((s & 1) << 4) + ((s >> 1) << 7);
+                for a in seg..seg + 8 {
+                    assert!(a < 512);
+                    assert!(seen.insert(a), "amplitude {a} in two chunks");
+                }
+            }
+        }
+        assert_eq!(seen.len(), 512);
+    }
+}
