@@ -144,8 +144,9 @@ pub struct SimArgs {
     /// Largest fused block between passes over the state, in qubits (1–6).
     #[arg(long, value_name = "QUBITS", value_parser = clap::value_parser!(u32).range(1..=6))]
     pub fusion_qubits: Option<u32>,
-    /// Cache blocking: `off`, `auto`, or the chunk size in qubits (2–30).
-    #[arg(long, value_name = "off|auto|QUBITS", value_parser = parse_blocking)]
+    /// Cache blocking: `off`, `auto`, or the chunk size in qubits (2–30),
+    /// optionally with the number of lowest qubits every chunk holds (`16:10`).
+    #[arg(long, value_name = "off|auto|QUBITS[:LOW]", value_parser = parse_blocking)]
     pub blocking: Option<kettle_core::CacheBlocking>,
     /// Largest fused block inside a stage of cache blocking, in qubits (1–6).
     #[arg(long, value_name = "QUBITS", value_parser = clap::value_parser!(u32).range(1..=6))]
@@ -165,22 +166,30 @@ pub struct SimArgs {
     pub quiet: bool,
 }
 
-/// `--blocking`: `off`, `auto`, or a chunk size in qubits (the lowest
-/// qubits of each chunk then default to the automatic segment length).
+/// `--blocking`: `off`, `auto`, a chunk size in qubits, or `QUBITS:LOW`
+/// (chunk size, and how many of the lowest qubits every chunk holds;
+/// default half the chunk, at most 9).
 fn parse_blocking(s: &str) -> Result<kettle_core::CacheBlocking, String> {
     use kettle_core::CacheBlocking;
+    let bad = || format!("expected off, auto, QUBITS or QUBITS:LOW (QUBITS from 2 to 30), not {s:?}");
     match s {
         "off" => Ok(CacheBlocking::Off),
         "auto" => Ok(CacheBlocking::Auto),
-        _ => match s.parse::<u32>() {
-            Ok(chunk_qubits @ 2..=30) => Ok(CacheBlocking::Chunks {
+        _ => {
+            let (chunk, low) = s.split_once(':').map_or((s, None), |(c, l)| (c, Some(l)));
+            let chunk_qubits: u32 = chunk.parse().map_err(|_| bad())?;
+            let low_qubits = match low {
+                Some(l) => l.parse().map_err(|_| bad())?,
+                None => (chunk_qubits / 2).min(9),
+            };
+            if !(2..=30).contains(&chunk_qubits) || low_qubits >= chunk_qubits {
+                return Err(bad());
+            }
+            Ok(CacheBlocking::Chunks {
                 chunk_qubits,
-                low_qubits: (chunk_qubits / 2).min(9),
-            }),
-            _ => Err(format!(
-                "expected off, auto or a number of qubits from 2 to 30, not {s:?}"
-            )),
-        },
+                low_qubits,
+            })
+        }
     }
 }
 

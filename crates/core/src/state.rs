@@ -350,12 +350,41 @@ fn alloc_zeroed_blocks<F: Float>(count: usize) -> Result<Vec<Block<F>>, SimError
     if ptr.is_null() {
         return Err(SimError::OutOfMemory { bytes });
     }
+    ask_for_huge_pages(ptr.cast(), layout.size());
     // SAFETY: `ptr` comes from the global allocator with the layout of
     // `[Block<F>; count]`, so it is valid for `count` elements and will be
     // freed with the same layout by `Vec`. All-zero bytes are a valid
     // `Block<F>` (the vectors are plain arrays of f32/f64 whose zero is 0.0).
     Ok(unsafe { Vec::from_raw_parts(ptr, count, count) })
 }
+
+/// Asks Linux to back a large buffer with transparent huge pages, before
+/// anything touches it.
+///
+/// Why: the first write to each page of a fresh state faults, and under a
+/// hypervisor each 4 KiB fault is expensive: zeroing a 128 MiB state on
+/// first touch took 0.36 s of a 2.6 s run (rqc_24, f32) on the reference
+/// machine. Huge pages fault 512 times less often. Where THP is disabled
+/// (or another OS runs this) the hint is ignored and nothing changes.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn ask_for_huge_pages(ptr: *mut u8, len: usize) {
+    const HUGE: usize = 1 << 21;
+    if len < 4 * HUGE {
+        return;
+    }
+    let start = (ptr as usize).next_multiple_of(HUGE);
+    let end = (ptr as usize + len) / HUGE * HUGE;
+    if end > start {
+        // SAFETY: the range lies inside our own fresh allocation and is
+        // page-aligned; MADV_HUGEPAGE changes no contents, only how pages
+        // are backed. A failure (THP unsupported) is harmless and ignored.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn ask_for_huge_pages(_: *mut u8, _: usize) {}
 
 #[cfg(test)]
 mod tests {

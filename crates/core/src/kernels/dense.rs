@@ -77,19 +77,18 @@ fn run_nb<F: Float, const NB: usize, const NP: usize>(
     par.for_each_range(split.num_groups, NB * F::LANES, |groups| {
         for g in groups {
             let base = split.group_base(g);
-            // SAFETY: group `g` belongs to this range only, and its blocks
-            // `base + offsets[h]` belong to no other group.
-            let input: [Block<F>; NB] =
-                std::array::from_fn(|h| unsafe { ptr.load(base + offsets[h]) });
-            let x: [[Block<F>; NP]; NB] = std::array::from_fn(|h| {
-                std::array::from_fn(|p| {
-                    if p == 0 {
-                        input[h]
-                    } else {
-                        xor_lanes(&input[h], perms[p])
-                    }
-                })
-            });
+            // Plain loops, not `array::from_fn`: its closures are not
+            // always inlined, and then every block goes through memory.
+            let mut x = [[Block::<F>::zero(); NP]; NB];
+            for h in 0..NB {
+                // SAFETY: group `g` belongs to this range only, and its
+                // blocks `base + offsets[h]` belong to no other group.
+                let b = unsafe { ptr.load(base + offsets[h]) };
+                x[h][0] = b;
+                for p in 1..NP {
+                    x[h][p] = xor_lanes(&b, perms[p]);
+                }
+            }
             for j in 0..NB {
                 let row = &coef[j * NB * NP..][..NB * NP];
                 let mut acc = Block::<F>::zero();

@@ -86,8 +86,10 @@ fn run_moves_nb<F: Float, const NB: usize>(
             let base = split.group_base(g);
             // SAFETY: each group's blocks belong to it alone, and each
             // range of groups to one thread; all loads precede the stores.
-            let moved: [Block<F>; NB] =
-                std::array::from_fn(|j| unsafe { ptr.load(base + sources[j]) });
+            let mut moved = [Block::<F>::zero(); NB];
+            for j in 0..NB {
+                moved[j] = unsafe { ptr.load(base + sources[j]) };
+            }
             for j in 0..NB {
                 let out = if flips[j] == 0 {
                     moved[j]
