@@ -274,8 +274,42 @@ fn memory_pass(c: &mut Criterion) {
     group.finish();
 }
 
+/// Kernels on a state the size of one chunk of cache blocking (256 KiB:
+/// 2^14 amplitudes at f64, 2^15 at f32), which stays in the L2 cache:
+/// what each operation inside a stage costs. One thread.
+fn in_cache(c: &mut Criterion) {
+    let pools = [(1, Parallelism::Sequential)];
+    let mut group = c.benchmark_group("in_cache");
+    configure(&mut group);
+    group.measurement_time(Duration::from_secs(2));
+    let cases = |n: u32| {
+        vec![
+            Case::new("u_q1".into(), Gate::standard(StandardGate::U, &[0.7, 1.3, -0.4]), &[1]),
+            Case::new(
+                format!("u_q{}", n - 2),
+                Gate::standard(StandardGate::U, &[0.7, 1.3, -0.4]),
+                &[n - 2],
+            ),
+            Case::std(StandardGate::Rx, &[0.3], &[n - 3]),
+            Case::new(format!("dense2q_q3_{}", n - 1), dense_gate(2, 2), &[3, n - 1]),
+            Case::new(format!("dense3q_q2_7_{}", n - 1), dense_gate(3, 3), &[2, 7, n - 1]),
+            Case::std(StandardGate::Rz, &[0.3], &[n - 2]),
+            Case::std(StandardGate::Cz, &[], &[2, n - 1]),
+            Case::std(StandardGate::Cx, &[], &[1, n - 1]),
+        ]
+    };
+    for case in cases(14) {
+        bench_case::<f64>(&mut group, 14, &case, &pools);
+    }
+    for case in cases(15) {
+        bench_case::<f32>(&mut group, 15, &case, &pools);
+    }
+    group.finish();
+}
+
 criterion::criterion_group!(
     benches,
+    in_cache,
     dense1q,
     dense_multi,
     diagonal,

@@ -24,7 +24,7 @@ use kettle_ir::{Control, Qubit};
 use smallvec::SmallVec;
 
 use crate::float::Float;
-use crate::fusion::{FusionConfig, fuse};
+use crate::fusion::{FusionConfig, fold_conjugated_diagonals, fuse};
 use crate::op::KernelOp;
 use crate::program::Instr;
 
@@ -110,6 +110,11 @@ pub(crate) fn plan(
     shape: Option<ChunkShape>,
     fusion: &FusionConfig,
 ) -> Vec<Instr> {
+    let ops = if fusion.enabled {
+        fold_conjugated_diagonals(ops)
+    } else {
+        ops
+    };
     let Some(shape) = shape.filter(|s| fusion.enabled && n > s.qubits) else {
         return fuse(ops, fusion).into_iter().map(Instr::Apply).collect();
     };

@@ -130,6 +130,70 @@ pub(crate) fn fuse(ops: Vec<KernelOp>, config: &FusionConfig) -> Vec<KernelOp> {
     out
 }
 
+/// Folds `P · D₁ ⋯ Dₖ · P`, where `P` is a permutation that is its own
+/// inverse (x, cx, swap, ccx) and the `Dᵢ` are diagonal on `P`'s qubits,
+/// into the diagonals `P·Dᵢ·P`: `rzz` written as `cx · rz · cx` becomes one
+/// diagonal, which then fuses with its neighbours however many there are.
+/// Operations between them on other qubits commute and stay where they are.
+pub(crate) fn fold_conjugated_diagonals(ops: Vec<KernelOp>) -> Vec<KernelOp> {
+    let mut ops: Vec<Option<KernelOp>> = ops.into_iter().map(Some).collect();
+    for i in 0..ops.len() {
+        let Some(p) = &ops[i] else { continue };
+        let Some(perm) = involution(p) else { continue };
+        let qubits: SmallVec<[Qubit; 8]> = p.qubits().collect();
+        let mut diagonals = Vec::new();
+        let mut close = None;
+        for (j, op) in ops.iter().enumerate().skip(i + 1) {
+            let Some(op) = op else { continue };
+            if !op.qubits().any(|q| qubits.contains(&q)) {
+                continue;
+            }
+            if op == p {
+                close = Some(j);
+            } else if matches!(op.matrix, OpMatrix::Diagonal(_))
+                && op.qubits().all(|q| qubits.contains(&q))
+            {
+                diagonals.push(j);
+                continue;
+            }
+            break;
+        }
+        let Some(close) = close.filter(|_| !diagonals.is_empty()) else {
+            continue;
+        };
+        for j in diagonals {
+            let d = ops[j].take().expect("diagonal is present");
+            let d_qubits: SmallVec<[Qubit; 8]> = d.qubits().collect();
+            let pos = positions(&qubits, &d_qubits);
+            let d_full = d.full_diagonal();
+            let conjugated = perm.iter().map(|&s| d_full[gather(s, &pos)]).collect();
+            ops[j] = Some(KernelOp {
+                targets: qubits.iter().copied().collect(),
+                controls: SmallVec::new(),
+                matrix: OpMatrix::Diagonal(conjugated),
+            });
+        }
+        ops[i] = None;
+        ops[close] = None;
+    }
+    ops.into_iter().flatten().collect()
+}
+
+/// For a permutation without phases that is its own inverse, the source
+/// of each row of its matrix on `targets ++ controls`; `None` otherwise.
+fn involution(op: &KernelOp) -> Option<Vec<usize>> {
+    if !matches!(op.matrix, OpMatrix::Monomial { .. }) || op.qubits().count() > 6 {
+        return None;
+    }
+    let (_, m) = op.full_matrix();
+    let one = Complex64::new(1.0, 0.0);
+    let src: Vec<usize> = (0..m.dim())
+        .map(|r| (0..m.dim()).find(|&c| m.get(r, c) != Complex64::new(0.0, 0.0)))
+        .collect::<Option<_>>()?;
+    let pure = src.iter().enumerate().all(|(r, &c)| m.get(r, c) == one && src[c] == r);
+    pure.then_some(src)
+}
+
 /// One operation for a block: the gate itself if it is alone, else the
 /// product of its gates on the block's qubits (ascending).
 fn emit(mut block: Block) -> KernelOp {
@@ -263,6 +327,44 @@ mod tests {
         let fused = fuse(perms, &FusionConfig::default());
         assert_eq!(fused.len(), 1);
         assert!(matches!(fused[0].matrix, OpMatrix::Monomial { .. }));
+    }
+
+    #[test]
+    fn cx_rz_cx_folds_into_a_diagonal() {
+        use StandardGate::*;
+        let ops = vec![
+            op(Cx, &[], &[0, 1]),
+            op(Ry, &[0.4], &[3]),
+            op(Rz, &[0.7], &[1]),
+            op(Cp, &[0.2], &[0, 1]),
+            op(Cx, &[], &[0, 1]),
+            op(Cx, &[], &[1, 2]),
+            op(H, &[], &[2]),
+            op(Cx, &[], &[1, 2]),
+        ];
+        let folded = fold_conjugated_diagonals(ops.clone());
+        // The first cx pair folds; the second encloses an h and stays.
+        assert_eq!(folded.len(), 6);
+        assert!(matches!(folded[1].matrix, OpMatrix::Diagonal(_)));
+        assert!(matches!(folded[2].matrix, OpMatrix::Diagonal(_)));
+        let product = |ops: &[KernelOp]| {
+            let mut all = Vec::new();
+            for o in ops {
+                all.push(o.clone());
+            }
+            let block = Block {
+                qubits: (0..4).collect(),
+                ops: all,
+                diagonal: false,
+            };
+            emit(block)
+        };
+        let (a, b) = (product(&ops), product(&folded));
+        for r in 0..16 {
+            for c in 0..16 {
+                assert!((a.entry(r, c) - b.entry(r, c)).norm() < 1e-14);
+            }
+        }
     }
 
     #[test]

@@ -46,6 +46,12 @@ const SEGMENT_BYTES: usize = 1 << 27;
 /// Bytes of each gap.
 const GAP_BYTES: usize = 1 << 16;
 
+/// Logical blocks between two gaps: runs of consecutive blocks aligned to
+/// this many (or a divisor of it) are consecutive in the buffer too.
+pub(crate) const fn segment_blocks<F: Float>() -> usize {
+    SEGMENT_BYTES / std::mem::size_of::<Block<F>>()
+}
+
 /// Where logical block `b` lives in the buffer: after every 128 MiB of
 /// blocks comes a 64 KiB gap that is never used.
 ///

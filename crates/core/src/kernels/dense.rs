@@ -75,32 +75,38 @@ fn run_nb<F: Float, const NB: usize, const NP: usize>(
     let offsets: [usize; NB] = std::array::from_fn(|h| split.offsets[h]);
     let coef = &coef[..NB * NB * NP];
     par.for_each_range(split.num_groups, NB * F::LANES, |groups| {
-        for g in groups {
-            let base = split.group_base(g);
-            // Plain loops, not `array::from_fn`: its closures are not
-            // always inlined, and then every block goes through memory.
-            let mut x = [[Block::<F>::zero(); NP]; NB];
+        split.for_each_run(groups, |base, len| {
+            let mut at = [std::ptr::null_mut::<Block<F>>(); NB];
             for h in 0..NB {
-                // SAFETY: group `g` belongs to this range only, and its
-                // blocks `base + offsets[h]` belong to no other group.
-                let b = unsafe { ptr.load(base + offsets[h]) };
-                x[h][0] = b;
-                for p in 1..NP {
-                    x[h][p] = xor_lanes(&b, perms[p]);
-                }
+                at[h] = ptr.at(base + offsets[h]);
             }
-            for j in 0..NB {
-                let row = &coef[j * NB * NP..][..NB * NP];
-                let mut acc = Block::<F>::zero();
+            for i in 0..len {
+                // Plain loops, not `array::from_fn`: its closures are not
+                // always inlined, and then every block goes through memory.
+                let mut x = [[Block::<F>::zero(); NP]; NB];
                 for h in 0..NB {
-                    for p in 0..NP {
-                        cmul_add(&row[h * NP + p], &x[h][p], &mut acc);
+                    // SAFETY: the run's blocks belong to this range of
+                    // groups only, and `at[h] + i` stays inside the run's
+                    // window of the buffer (see `Split::for_each_run`).
+                    let b = unsafe { *at[h].add(i) };
+                    x[h][0] = b;
+                    for p in 1..NP {
+                        x[h][p] = xor_lanes(&b, perms[p]);
                     }
                 }
-                // SAFETY: as for the loads; every input is already loaded.
-                unsafe { ptr.store(base + offsets[j], acc) };
+                for j in 0..NB {
+                    let row = &coef[j * NB * NP..][..NB * NP];
+                    let mut acc = Block::<F>::zero();
+                    for h in 0..NB {
+                        for p in 0..NP {
+                            cmul_add(&row[h * NP + p], &x[h][p], &mut acc);
+                        }
+                    }
+                    // SAFETY: as for the loads; every input is already loaded.
+                    unsafe { *at[j].add(i) = acc };
+                }
             }
-        }
+        });
     });
 }
 

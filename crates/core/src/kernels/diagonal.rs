@@ -26,13 +26,16 @@ pub(super) fn coefficients<F: Float>(split: &Split, diag: &[Complex64]) -> Vec<B
 
 pub(super) fn run<F: Float>(ptr: BlockPtr<F>, split: &Split, coef: &[Block<F>], par: &Parallelism) {
     par.for_each_range(split.num_groups, split.nb() * F::LANES, |groups| {
-        for g in groups {
-            let base = split.group_base(g);
+        split.for_each_run(groups, |base, len| {
             for (c, &o) in coef.iter().zip(&split.offsets) {
-                // SAFETY: each group's blocks belong to it alone, and each
-                // range of groups to one thread.
-                unsafe { ptr.store(base + o, cmul(c, &ptr.load(base + o))) };
+                let at = ptr.at(base + o);
+                for i in 0..len {
+                    // SAFETY: the run's blocks belong to this range of
+                    // groups only, and `at + i` stays inside the run's
+                    // window of the buffer (see `Split::for_each_run`).
+                    unsafe { *at.add(i) = cmul(c, &*at.add(i)) };
+                }
             }
-        }
+        });
     });
 }

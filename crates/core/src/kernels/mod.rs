@@ -131,6 +131,15 @@ impl<F: Float> BlockPtr<F> {
         unsafe { *self.0.add(a) }
     }
 
+    /// Where logical block `i` lives: the start of a run of blocks (see
+    /// [`Split::for_each_run`]).
+    #[inline(always)]
+    fn at(self, i: usize) -> *mut Block<F> {
+        let a = block_address::<F>(i);
+        debug_assert!(a < self.1);
+        self.0.wrapping_add(a)
+    }
+
     /// The `len` blocks of the buffer from physical position `start`.
     ///
     /// # Safety

@@ -82,24 +82,33 @@ fn run_moves_nb<F: Float, const NB: usize>(
     let sources: [usize; NB] = std::array::from_fn(|j| split.offsets[moves[j].0]);
     let flips: [usize; NB] = std::array::from_fn(|j| moves[j].1);
     par.for_each_range(split.num_groups, NB * F::LANES, |groups| {
-        for g in groups {
-            let base = split.group_base(g);
-            // SAFETY: each group's blocks belong to it alone, and each
-            // range of groups to one thread; all loads precede the stores.
-            let mut moved = [Block::<F>::zero(); NB];
+        split.for_each_run(groups, |base, len| {
+            let mut from = [std::ptr::null_mut::<Block<F>>(); NB];
+            let mut to = [std::ptr::null_mut::<Block<F>>(); NB];
             for j in 0..NB {
-                moved[j] = unsafe { ptr.load(base + sources[j]) };
+                from[j] = ptr.at(base + sources[j]);
+                to[j] = ptr.at(base + offsets[j]);
             }
-            for j in 0..NB {
-                let out = if flips[j] == 0 {
-                    moved[j]
-                } else {
-                    xor_lanes(&moved[j], flips[j])
-                };
-                // SAFETY: as for the loads.
-                unsafe { ptr.store(base + offsets[j], out) };
+            for i in 0..len {
+                let mut moved = [Block::<F>::zero(); NB];
+                for j in 0..NB {
+                    // SAFETY: the run's blocks belong to this range of
+                    // groups only, and `from[j] + i` stays inside the run's
+                    // window of the buffer (see `Split::for_each_run`); all
+                    // loads precede the stores.
+                    moved[j] = unsafe { *from[j].add(i) };
+                }
+                for j in 0..NB {
+                    let out = if flips[j] == 0 {
+                        moved[j]
+                    } else {
+                        xor_lanes(&moved[j], flips[j])
+                    };
+                    // SAFETY: as for the loads.
+                    unsafe { *to[j].add(i) = out };
+                }
             }
-        }
+        });
     });
 }
 

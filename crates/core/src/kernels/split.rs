@@ -5,7 +5,10 @@
 use kettle_ir::{Control, Qubit};
 use smallvec::SmallVec;
 
+use std::ops::Range;
+
 use crate::float::Float;
+use crate::state::segment_blocks;
 
 /// An operation's qubits, split between block bits and lane bits.
 #[derive(Debug)]
@@ -25,6 +28,9 @@ pub(crate) struct Split {
     /// Block offset of each high-target pattern `h` from a group's base.
     pub(crate) offsets: SmallVec<[usize; 8]>,
     pub(crate) num_groups: usize,
+    /// Consecutive groups whose bases are consecutive blocks in one
+    /// segment of the buffer: `2^(lowest fixed block bit)`, at most a segment.
+    run_len: usize,
     block_count: usize,
     /// Every lane mask the low targets can flip, `0` first.
     pub(crate) perms: SmallVec<[usize; 16]>,
@@ -43,6 +49,7 @@ impl Split {
             ctrl_base: 0,
             offsets: SmallVec::new(),
             num_groups: 0,
+            run_len: 0,
             block_count: (1usize << n).div_ceil(F::LANES),
             perms: SmallVec::new(),
         };
@@ -67,6 +74,11 @@ impl Split {
         s.fixed.sort_unstable();
         let block_bits = n.saturating_sub(lb);
         s.num_groups = 1usize << (block_bits as usize - s.fixed.len());
+        s.run_len = s
+            .fixed
+            .first()
+            .map_or(s.num_groups, |&p| 1usize << p)
+            .min(segment_blocks::<F>());
         s.offsets = (0..1usize << s.high.len())
             .map(|h| {
                 s.high
@@ -108,6 +120,21 @@ impl Split {
             b = ((b >> p) << (p + 1)) | (b & ((1 << p) - 1));
         }
         b | self.ctrl_base
+    }
+
+    /// Calls `f(base, len)` for the groups in `groups`, a run at a time:
+    /// group `g + i` of a run starting at `g` has base `base + i`, and
+    /// `base + offsets[h] + i` (for `i < len`) lie in one aligned window of
+    /// `run_len` blocks, so inside one segment of the buffer. Kernels then
+    /// stream through each run with plain pointer offsets.
+    #[inline(always)]
+    pub(crate) fn for_each_run(&self, groups: Range<usize>, mut f: impl FnMut(usize, usize)) {
+        let mut g = groups.start;
+        while g < groups.end {
+            let end = ((g / self.run_len + 1) * self.run_len).min(groups.end);
+            f(self.group_base(g), end - g);
+            g = end;
+        }
     }
 
     /// Matrix index seen by lane `lane` of the block with high pattern `h`.
