@@ -79,8 +79,11 @@ impl Program {
     fn flush(&mut self, pending: &mut Vec<KernelOp>, fusion: &FusionConfig) {
         if !pending.is_empty() {
             let run = std::mem::take(pending);
+            // Only the program's first run starts from |0…0⟩: nothing jumps
+            // back to instruction 0, and replays start there afresh.
+            let fresh = self.instrs.is_empty();
             self.instrs
-                .extend(plan(run, self.num_qubits, self.chunk, fusion));
+                .extend(plan(run, self.num_qubits, self.chunk, fusion, fresh));
         }
     }
 

@@ -39,13 +39,14 @@ pub(crate) fn apply_stage<F: Float>(
         .collect();
     let ptr = BlockPtr::new(blocks);
     let sequential = Parallelism::Sequential;
-    par.for_each_range(1usize << (n - k), 1usize << k, |chunks| {
+    debug_assert!(stage.spread.iter().all(|&q| q < n));
+    par.for_each_range(1usize << stage.spread.len(), 1usize << k, |chunks| {
         if stage.high.is_empty() {
             for c in chunks {
                 // Chunks lie inside one segment of the buffer (they are far
                 // smaller than the 128 MiB between gaps, and aligned), so
                 // their blocks are contiguous.
-                let start = block_address::<F>(c * chunk_blocks);
+                let start = block_address::<F>(chunk_base(c, stage) / F::LANES);
                 // SAFETY: chunk `c`'s blocks belong to this range of chunks
                 // alone, and the slice ends inside the buffer.
                 let chunk = unsafe { ptr.slice(start, chunk_blocks) };
@@ -58,7 +59,13 @@ pub(crate) fn apply_stage<F: Float>(
         let mut buffer = vec![Block::<F>::zero(); chunk_blocks];
         for c in chunks {
             let base = chunk_base(c, stage) / F::LANES;
+            for &offset in segments.iter().take(PREFETCH_SEGMENTS) {
+                prefetch(ptr.at(base + offset), segment_blocks);
+            }
             for (s, &offset) in segments.iter().enumerate() {
+                if let Some(&ahead) = segments.get(s + PREFETCH_SEGMENTS) {
+                    prefetch(ptr.at(base + ahead), segment_blocks);
+                }
                 let start = block_address::<F>(base + offset);
                 // SAFETY: as above; segments are contiguous for the same reason.
                 let segment = unsafe { ptr.slice(start, segment_blocks) };
@@ -77,14 +84,34 @@ pub(crate) fn apply_stage<F: Float>(
     });
 }
 
-/// The first amplitude of chunk `c`: `c`'s bits spread over the qubits
-/// outside the stage, zeros on the stage's qubits.
-fn chunk_base(c: usize, stage: &Stage) -> usize {
-    let mut amp = c << stage.low;
-    for &q in &stage.high {
-        amp = ((amp >> q) << (q + 1)) | (amp & ((1 << q) - 1));
+/// Segments requested from memory ahead of the one being copied.
+const PREFETCH_SEGMENTS: usize = 2;
+
+/// Asks for the `blocks` blocks at `at` to be brought into cache.
+#[inline(always)]
+fn prefetch<F: Float>(at: *mut Block<F>, blocks: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for b in 0..blocks {
+        // SAFETY: prefetching is only a hint: it never faults, whatever
+        // the address, and changes no memory.
+        unsafe {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(b).cast::<i8>());
+        }
     }
-    amp
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (at, blocks);
+}
+
+/// The first amplitude of chunk `c`: `c`'s bits on the qubits that index
+/// chunks (`stage.spread`), zeros elsewhere.
+fn chunk_base(c: usize, stage: &Stage) -> usize {
+    stage
+        .spread
+        .iter()
+        .enumerate()
+        .map(|(i, &q)| ((c >> i) & 1) << q)
+        .sum()
 }
 
 #[cfg(test)]
@@ -97,6 +124,7 @@ mod tests {
         let stage = Stage {
             low: 3,
             high: [4, 7].into_iter().collect(),
+            spread: vec![3, 5, 6, 8],
             ops: Vec::new(),
         };
         let mut seen = std::collections::BTreeSet::new();
