@@ -284,15 +284,27 @@ fn in_cache(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(2));
     let cases = |n: u32| {
         vec![
-            Case::new("u_q1".into(), Gate::standard(StandardGate::U, &[0.7, 1.3, -0.4]), &[1]),
+            Case::new(
+                "u_q1".into(),
+                Gate::standard(StandardGate::U, &[0.7, 1.3, -0.4]),
+                &[1],
+            ),
             Case::new(
                 format!("u_q{}", n - 2),
                 Gate::standard(StandardGate::U, &[0.7, 1.3, -0.4]),
                 &[n - 2],
             ),
             Case::std(StandardGate::Rx, &[0.3], &[n - 3]),
-            Case::new(format!("dense2q_q3_{}", n - 1), dense_gate(2, 2), &[3, n - 1]),
-            Case::new(format!("dense3q_q2_7_{}", n - 1), dense_gate(3, 3), &[2, 7, n - 1]),
+            Case::new(
+                format!("dense2q_q3_{}", n - 1),
+                dense_gate(2, 2),
+                &[3, n - 1],
+            ),
+            Case::new(
+                format!("dense3q_q2_7_{}", n - 1),
+                dense_gate(3, 3),
+                &[2, 7, n - 1],
+            ),
             Case::std(StandardGate::Rz, &[0.3], &[n - 2]),
             Case::std(StandardGate::Cz, &[], &[2, n - 1]),
             Case::std(StandardGate::Cx, &[], &[1, n - 1]),

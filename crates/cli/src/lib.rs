@@ -171,7 +171,8 @@ pub struct SimArgs {
 /// default half the chunk, at most 9).
 fn parse_blocking(s: &str) -> Result<kettle_core::CacheBlocking, String> {
     use kettle_core::CacheBlocking;
-    let bad = || format!("expected off, auto, QUBITS or QUBITS:LOW (QUBITS from 2 to 30), not {s:?}");
+    let bad =
+        || format!("expected off, auto, QUBITS or QUBITS:LOW (QUBITS from 2 to 30), not {s:?}");
     match s {
         "off" => Ok(CacheBlocking::Off),
         "auto" => Ok(CacheBlocking::Auto),

@@ -307,7 +307,16 @@ mod tests {
         use StandardGate::*;
         let shape = ChunkShape { qubits: 6, low: 3 };
         let ops = vec![op(H, &[0]), op(Cx, &[0, 1])];
-        assert!(stages(&plan(ops.clone(), 6, Some(shape), &FusionConfig::default(), false)).is_empty());
+        assert!(
+            stages(&plan(
+                ops.clone(),
+                6,
+                Some(shape),
+                &FusionConfig::default(),
+                false
+            ))
+            .is_empty()
+        );
         assert!(stages(&plan(ops, 12, None, &FusionConfig::default(), false)).is_empty());
         // Three high qubits and a control cannot share a chunk of 6 with 3 low ones.
         let wide = KernelOp::from_gate(&Gate::standard(Ccx, &[]), &[7, 8, 9], &[Control::one(10)]);

@@ -190,7 +190,10 @@ fn involution(op: &KernelOp) -> Option<Vec<usize>> {
     let src: Vec<usize> = (0..m.dim())
         .map(|r| (0..m.dim()).find(|&c| m.get(r, c) != Complex64::new(0.0, 0.0)))
         .collect::<Option<_>>()?;
-    let pure = src.iter().enumerate().all(|(r, &c)| m.get(r, c) == one && src[c] == r);
+    let pure = src
+        .iter()
+        .enumerate()
+        .all(|(r, &c)| m.get(r, c) == one && src[c] == r);
     pure.then_some(src)
 }
 
