@@ -9,7 +9,9 @@
 //! (`FusionConfig::disabled()`) at n = 20, 24. Thread counts come from
 //! `KETTLE_BENCH_THREADS` (default `1`). Before its first measurement each
 //! benchmark prints one line: gates in the circuit and operations applied
-//! after fusion. See `benches/README.md`.
+//! after fusion. Group `planner` times compilation alone (lowering, fusion,
+//! cache blocking) of the same shapes at n = 26 and 30, throughput in gates.
+//! See `benches/README.md`.
 
 // The one-line summaries go to stdout next to criterion's own output.
 #![allow(clippy::print_stdout)]
@@ -61,8 +63,8 @@ fn bench_family(c: &mut Criterion, family: &str, make: fn(u32) -> Circuit) {
                             .expect("circuit compiles")
                             .stats;
                         println!(
-                            "{family}/{id}: {} gates, {} ops applied",
-                            stats.gates, stats.applied_ops
+                            "{family}/{id}: {} gates, {} ops applied in {} passes",
+                            stats.gates, stats.applied_ops, stats.passes
                         );
                     }
                     b.iter(|| sim.statevector::<f64>(&circuit).expect("simulation runs"));
@@ -83,5 +85,36 @@ fn brickwork(c: &mut Criterion) {
     });
 }
 
-criterion::criterion_group!(benches, qft, brickwork);
+/// The planner alone: lowering, fusion and cache blocking of a whole
+/// circuit, no state (a run with no shots and no state wanted compiles the
+/// circuit and stops). Ids `<family>/n<N>`, f64 chunk shapes.
+fn planner(c: &mut Criterion) {
+    let mut group = c.benchmark_group("planner");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    let sim = Simulator::new();
+    for n in [26, 30] {
+        let circuits = [
+            ("qft", common::qft(n)),
+            (
+                "brickwork",
+                common::brickwork(n, common::BRICKWORK_LAYERS, common::BRICKWORK_SEED),
+            ),
+        ];
+        for (family, circuit) in circuits {
+            group.throughput(Throughput::Elements(circuit.ops().len() as u64));
+            group.bench_function(format!("{family}/n{n}"), |b| {
+                b.iter(|| {
+                    sim.run::<f64>(&circuit, &RunOptions::default())
+                        .expect("circuit compiles")
+                        .stats
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion::criterion_group!(benches, planner, qft, brickwork);
 criterion::criterion_main!(benches);

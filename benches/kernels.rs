@@ -13,6 +13,9 @@
 //! - `permutation`: `x` on n−2, `cx` (1, n−1), `swap` (0, n−1), `ccx` (0, 5, n−1).
 //! - `controlled`: `ch` (control n−1, target 4), and `cu` (control n−2, target
 //!   4) with two extra negative controls (0 and n−1).
+//! - `in_cache`: the same kinds of kernels on a 256 KiB state (n = 14 at
+//!   f64, 15 at f32) that stays in the L2 cache: the cost of one operation
+//!   inside a stage of cache blocking. One thread.
 //! - `memory_pass`: `x = x·s + 1e-300` over a `Vec<f64>` of `16·2^n` bytes
 //!   (the f64 state's size), split over the threads with scoped threads.
 //!
