@@ -29,6 +29,7 @@ use crate::float::Float;
 use crate::fusion::{FusionConfig, fold_conjugated_diagonals, fuse};
 use crate::op::KernelOp;
 use crate::program::Instr;
+use crate::state::segment_blocks;
 
 /// How the state is cut into chunks for cache blocking.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,7 +39,8 @@ pub enum CacheBlocking {
     /// Chunks of [`CHUNK_BYTES`], segments of at least 8 KiB (the default).
     Auto,
     /// Chunks of `2^chunk_qubits` amplitudes whose lowest `low_qubits`
-    /// qubits are in every chunk (raised to one SIMD block where needed).
+    /// qubits are in every chunk (raised to one SIMD block where needed;
+    /// chunks are at most 128 MiB).
     Chunks {
         /// Qubits per chunk.
         chunk_qubits: u32,
@@ -80,6 +82,9 @@ impl CacheBlocking {
                 low_qubits,
             } => (chunk_qubits, low_qubits),
         };
+        // A chunk must lie between two of the buffer's gaps, so that its
+        // blocks are contiguous (see `state::block_address`).
+        let qubits = qubits.min((segment_blocks::<F>() * F::LANES).trailing_zeros());
         let low = low.max(F::LOG_LANES);
         (qubits > low).then_some(ChunkShape { qubits, low })
     }

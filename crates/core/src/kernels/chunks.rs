@@ -11,7 +11,7 @@ use super::{BlockPtr, Prepared};
 use crate::blocking::Stage;
 use crate::float::Float;
 use crate::par::Parallelism;
-use crate::state::{Block, block_address};
+use crate::state::{Block, block_address, segment_blocks};
 
 /// Applies every operation of `stage` to the state held in `blocks` (`n` qubits).
 pub(crate) fn apply_stage<F: Float>(
@@ -22,6 +22,12 @@ pub(crate) fn apply_stage<F: Float>(
 ) {
     let k = stage.qubits();
     debug_assert!(k <= n && stage.low >= F::LOG_LANES);
+    // Chunks are contiguous only inside one segment of the buffer, and the
+    // kernels address a chunk as a whole state without gaps.
+    assert!(
+        (1usize << k) <= segment_blocks::<F>() * F::LANES,
+        "chunk of {k} qubits is larger than a segment of the buffer"
+    );
     let prepared: Vec<Prepared<F>> = stage.ops.iter().map(|op| Prepared::new(k, op)).collect();
     let chunk_blocks = (1usize << k) / F::LANES;
     let segment_blocks = (1usize << stage.low) / F::LANES;
@@ -59,13 +65,7 @@ pub(crate) fn apply_stage<F: Float>(
         let mut buffer = vec![Block::<F>::zero(); chunk_blocks];
         for c in chunks {
             let base = chunk_base(c, stage) / F::LANES;
-            for &offset in segments.iter().take(PREFETCH_SEGMENTS) {
-                prefetch(ptr.at(base + offset), segment_blocks);
-            }
             for (s, &offset) in segments.iter().enumerate() {
-                if let Some(&ahead) = segments.get(s + PREFETCH_SEGMENTS) {
-                    prefetch(ptr.at(base + ahead), segment_blocks);
-                }
                 let start = block_address::<F>(base + offset);
                 // SAFETY: as above; segments are contiguous for the same reason.
                 let segment = unsafe { ptr.slice(start, segment_blocks) };
@@ -82,25 +82,6 @@ pub(crate) fn apply_stage<F: Float>(
             }
         }
     });
-}
-
-/// Segments requested from memory ahead of the one being copied.
-const PREFETCH_SEGMENTS: usize = 2;
-
-/// Asks for the `blocks` blocks at `at` to be brought into cache.
-#[inline(always)]
-fn prefetch<F: Float>(at: *mut Block<F>, blocks: usize) {
-    #[cfg(target_arch = "x86_64")]
-    for b in 0..blocks {
-        // SAFETY: prefetching is only a hint: it never faults, whatever
-        // the address, and changes no memory.
-        unsafe {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(b).cast::<i8>());
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (at, blocks);
 }
 
 /// The first amplitude of chunk `c`: `c`'s bits on the qubits that index
