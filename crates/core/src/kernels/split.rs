@@ -2,10 +2,10 @@
 //! blocks, which select lanes, and how to enumerate the groups of blocks one
 //! application touches.
 
+use std::ops::Range;
+
 use kettle_ir::{Control, Qubit};
 use smallvec::SmallVec;
-
-use std::ops::Range;
 
 use crate::float::Float;
 use crate::state::segment_blocks;
