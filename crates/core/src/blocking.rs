@@ -132,7 +132,7 @@ pub(crate) fn plan(
         ops
     };
     let Some(shape) = shape.filter(|_| fusion.enabled) else {
-        return fuse(ops, fusion).into_iter().map(Instr::Apply).collect();
+        return applied(ops, fusion).collect();
     };
     let in_stage = FusionConfig {
         max_qubits: fusion.stage_max_qubits,
@@ -141,7 +141,7 @@ pub(crate) fn plan(
     if n <= shape.qubits {
         // The whole state is one chunk and stays in cache: fuse as in a stage
         // (f32, n = 16: 0.51 ns per gate and amplitude with 4-qubit blocks).
-        return fuse(ops, &in_stage).into_iter().map(Instr::Apply).collect();
+        return applied(ops, &in_stage).collect();
     }
     let mut out = Vec::new();
     // Operations that each need a pass of their own, fused together.
@@ -160,14 +160,10 @@ pub(crate) fn plan(
             single.append(&mut fused);
             continue;
         }
-        out.extend(
-            fuse(std::mem::take(&mut single), fusion)
-                .into_iter()
-                .map(Instr::Apply),
-        );
+        out.extend(applied(std::mem::take(&mut single), fusion));
         out.push(Instr::Stage(Stage::new(&qubits, shape.low, fused)));
     }
-    out.extend(fuse(single, fusion).into_iter().map(Instr::Apply));
+    out.extend(applied(single, fusion));
     // Qubits that may be 1 in some amplitude with a non-zero value: an
     // operation can only spread the state along its own qubits.
     let mut touched: u64 = if fresh { 0 } else { u64::MAX };
@@ -185,6 +181,11 @@ pub(crate) fn plan(
         }
     }
     out
+}
+
+/// `ops` fused by `config`, each applied in a pass of its own.
+fn applied(ops: Vec<KernelOp>, config: &FusionConfig) -> impl Iterator<Item = Instr> {
+    fuse(ops, config).into_iter().map(Instr::Apply)
 }
 
 /// A set of qubits as a bit mask (states have at most 50 qubits).

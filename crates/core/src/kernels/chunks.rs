@@ -7,6 +7,8 @@
 //! of the thread's own, updated there as a small state, and copied back.
 //! Either way each amplitude crosses the memory bus once per stage.
 
+use kettle_ir::Qubit;
+
 use super::{BlockPtr, Prepared};
 use crate::blocking::Stage;
 use crate::float::Float;
@@ -33,15 +35,7 @@ pub(crate) fn apply_stage<F: Float>(
     let segment_blocks = (1usize << stage.low) / F::LANES;
     // Block offset of each segment from its chunk's first block.
     let segments: Vec<usize> = (0..1usize << stage.high.len())
-        .map(|s| {
-            let amp: usize = stage
-                .high
-                .iter()
-                .enumerate()
-                .map(|(i, &q)| ((s >> i) & 1) << q)
-                .sum();
-            amp / F::LANES
-        })
+        .map(|s| deposit(s, &stage.high) / F::LANES)
         .collect();
     let ptr = BlockPtr::new(blocks);
     let sequential = Parallelism::Sequential;
@@ -87,11 +81,16 @@ pub(crate) fn apply_stage<F: Float>(
 /// The first amplitude of chunk `c`: `c`'s bits on the qubits that index
 /// chunks (`stage.spread`), zeros elsewhere.
 fn chunk_base(c: usize, stage: &Stage) -> usize {
-    stage
-        .spread
+    deposit(c, &stage.spread)
+}
+
+/// The amplitude index whose bit `qubits[i]` is bit `i` of `bits`, zeros
+/// elsewhere.
+fn deposit(bits: usize, qubits: &[Qubit]) -> usize {
+    qubits
         .iter()
         .enumerate()
-        .map(|(i, &q)| ((c >> i) & 1) << q)
+        .map(|(i, &q)| ((bits >> i) & 1) << q)
         .sum()
 }
 
