@@ -45,6 +45,16 @@ pub struct ServerConfig {
     pub shutdown_grace_seconds: u64,
     /// Deepest nesting of a JSON request body (default 32).
     pub max_json_depth: usize,
+    /// Seconds a client may take to send its request headers (default 5);
+    /// slower clients get `408` and lose the connection.
+    pub header_timeout_seconds: u64,
+    /// Seconds a client may take to send a request body (default 30); a
+    /// client that trickles bytes gets `408` and loses the connection.
+    pub body_timeout_seconds: u64,
+    /// Connections open at once (default 4096); more wait in the kernel's
+    /// listen backlog until one closes, so thousands of idle sockets cannot
+    /// exhaust memory or file descriptors.
+    pub max_connections: usize,
     /// Let local mode (no API keys) listen on a non-loopback address.
     pub insecure_no_auth: bool,
     /// Limits of every tenant without its own entry.
@@ -67,6 +77,9 @@ impl Default for ServerConfig {
             retention_days: 7,
             shutdown_grace_seconds: 30,
             max_json_depth: 32,
+            header_timeout_seconds: 5,
+            body_timeout_seconds: 30,
+            max_connections: 4096,
             insecure_no_auth: false,
             limits: TenantLimits::default(),
             tenants: BTreeMap::new(),

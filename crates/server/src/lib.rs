@@ -119,8 +119,11 @@ async fn start(
         service: service.clone(),
         max_wait: Duration::from_secs(config.max_wait_seconds),
         max_json_depth: config.max_json_depth,
+        body_timeout: Duration::from_secs(config.body_timeout_seconds.max(1)),
         prometheus: prometheus(),
     });
+    // actix counts connections per HTTP worker thread.
+    let http_workers = std::thread::available_parallelism().map_or(1, usize::from);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -128,6 +131,9 @@ async fn start(
             .configure(routes::configure)
     })
     .disable_signals()
+    .workers(http_workers)
+    .max_connections(config.max_connections.div_ceil(http_workers).max(1))
+    .client_request_timeout(Duration::from_secs(config.header_timeout_seconds.max(1)))
     .shutdown_timeout(config.shutdown_grace_seconds.max(1))
     .bind(config.addr)
     .map_err(|source| ServerError::Bind {

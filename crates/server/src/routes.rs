@@ -38,6 +38,8 @@ pub(crate) struct AppState {
     pub(crate) service: Service,
     pub(crate) max_wait: Duration,
     pub(crate) max_json_depth: usize,
+    /// How long a request body may take to arrive.
+    pub(crate) body_timeout: Duration,
     pub(crate) prometheus: PrometheusHandle,
 }
 
@@ -203,7 +205,19 @@ async fn submit(
         .config()
         .limits_for(&tenant.0)
         .max_request_bytes;
-    let body = match payload.to_bytes_limited(limit).await {
+    let read = actix_web::rt::time::timeout(state.body_timeout, payload.to_bytes_limited(limit));
+    let Ok(read) = read.await else {
+        return Err(Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            "Request timeout",
+            format!(
+                "the request body did not arrive within {} s",
+                state.body_timeout.as_secs()
+            ),
+        ));
+    };
+    let body = match read {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(e)) => {
             return Err(Problem::bad_request(format!(
