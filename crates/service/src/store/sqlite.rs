@@ -157,6 +157,61 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Checks the database: SQLite's own `integrity_check` and
+    /// `foreign_key_check`, then the jobs' invariants (an ended job has its
+    /// end time and its result or error; a queued job has neither). Returns
+    /// what is wrong, nothing when the store is sound.
+    ///
+    /// # Errors
+    /// The checks could not run.
+    pub async fn integrity_check(&self) -> StoreResult<Vec<String>> {
+        let mut problems: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .filter(|line: &String| line != "ok")
+            .collect();
+        let dangling = sqlx::query("PRAGMA foreign_key_check")
+            .fetch_all(&self.pool)
+            .await?;
+        if !dangling.is_empty() {
+            problems.push(format!("{} rows break a foreign key", dangling.len()));
+        }
+        let invariants = [
+            (
+                "completed without a result or end time",
+                "status = 'completed' AND (result IS NULL OR ended_ms IS NULL)",
+            ),
+            (
+                "failed without an error or end time",
+                "status = 'failed' AND (error IS NULL OR ended_ms IS NULL)",
+            ),
+            (
+                "cancelled without an end time",
+                "status = 'cancelled' AND ended_ms IS NULL",
+            ),
+            (
+                "queued with a result, an error or an end time",
+                "status = 'queued' AND (result IS NOT NULL OR error IS NOT NULL OR ended_ms IS NOT NULL)",
+            ),
+            (
+                "in an unknown status",
+                "status NOT IN ('queued', 'running', 'completed', 'failed', 'cancelled')",
+            ),
+        ];
+        for (what, condition) in invariants {
+            let ids: Vec<String> = sqlx::query_scalar(sql(format!(
+                "SELECT id FROM jobs WHERE {condition} LIMIT 10"
+            )))
+            .fetch_all(&self.pool)
+            .await?;
+            if !ids.is_empty() {
+                problems.push(format!("jobs {what}: {}", ids.join(", ")));
+            }
+        }
+        Ok(problems)
+    }
+
     async fn migrate(&self) -> StoreResult<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let version: i64 = sqlx::query_scalar("PRAGMA user_version")

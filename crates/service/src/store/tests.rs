@@ -367,3 +367,27 @@ async fn batches_larger_than_one_statement_are_cut_and_padded() {
         && r.ended_ms == Some(6)
         && r.result == Some(result())));
 }
+
+#[tokio::test]
+async fn the_integrity_check_passes_a_sound_store_and_names_broken_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    created(&store, &job("a", "t", None)).await;
+    created(&store, &job("b", "t", None)).await;
+    assert_eq!(store.claim("a", 2000).await.unwrap(), Some(1));
+    assert!(
+        store
+            .finish("a", 1, &Outcome::Completed(result()), 3000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.integrity_check().await.unwrap(), Vec::<String>::new());
+    // What a torn write would leave: a completed job without its result.
+    sqlx::query("UPDATE jobs SET status = 'completed' WHERE id = 'b'")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let problems = store.integrity_check().await.unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("completed without a result") && problems[0].ends_with(": b"));
+}
