@@ -103,8 +103,9 @@ impl ServerConfig {
             }
             figment = figment.merge(Toml::file(file));
         }
+        // KETTLE_LOG is the log filter (read by the tracing setup), not a field.
         figment
-            .merge(Env::prefixed("KETTLE_").split("__"))
+            .merge(Env::prefixed("KETTLE_").ignore(&["LOG"]).split("__"))
             .extract()
             .map_err(|e| ServerError::Config(e.to_string()))
     }
@@ -154,6 +155,17 @@ mod tests {
             assert_eq!(s.max_run_time, Duration::from_secs(5));
             assert_eq!(s.limits_for("big").max_qubits, 32);
             assert_eq!(s.limits_for("other").max_qubits, 28);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_log_filter_variable_is_not_a_field() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("KETTLE_LOG", "warn");
+            jail.set_env("KETTLE_MAX_WAIT_SECONDS", "2");
+            let c = ServerConfig::load(None).unwrap();
+            assert_eq!(c.max_wait_seconds, 2);
             Ok(())
         });
     }
