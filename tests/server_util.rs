@@ -327,16 +327,16 @@ pub(crate) struct ChildServer {
 
 impl ChildServer {
     pub(crate) fn start(dir: &Path) -> ChildServer {
+        ChildServer::start_with(dir, &[("KETTLE_WORKERS", "1")])
+    }
+
+    /// Starts with `KETTLE_*` settings in `env` (a configuration as an
+    /// operator gives it).
+    pub(crate) fn start_with(dir: &Path, env: &[(&str, &str)]) -> ChildServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kettle"))
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--workers",
-                "1",
-                "--data-dir",
-            ])
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
+            .envs(env.iter().copied())
             .env("KETTLE_SIM_THREADS", "1")
             .env("KETTLE_SHUTDOWN_GRACE_SECONDS", "1")
             .stdout(Stdio::null())
