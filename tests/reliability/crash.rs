@@ -1,13 +1,13 @@
 //! Crash durability: several cycles of starting `kettle serve`, driving
-//! submissions from three tenants, and SIGKILL at a random moment, all on
+//! submissions from three tenants (two clients each), and SIGKILL at a random moment, all on
 //! one data folder. Clients behave as a careful client does: a submission
 //! whose answer was lost is sent again with the same idempotency key after
 //! the restart. At the end every job that got `201`/`200` exists once,
 //! completed, with the counts the core gives for its seed; no job exists
 //! that no client sent; and the store passes its integrity check.
 //!
-//! Bounded: `KETTLE_KILL_CYCLES` cycles (default 5) of at most 2.5 s of load
-//! each. `KETTLE_TEST_SEED` replays a schedule.
+//! Bounded: `RELIABILITY_KILL_CYCLES` cycles (default 5) of at most 2.5 s of load
+//! each. `RELIABILITY_SEED` replays a schedule.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -106,13 +106,13 @@ impl Submission {
     }
 }
 
-/// One tenant's client for one cycle: submits until the server dies or
+/// One of a tenant's clients (two per tenant) for one cycle: submits until the server dies or
 /// `stop` is set.
 async fn client(
     tenant: &'static str,
     key: String,
     base: String,
-    cycle: usize,
+    label: String,
     mut rng: Rng,
     stop: Arc<AtomicBool>,
 ) -> Vec<Submission> {
@@ -132,7 +132,7 @@ async fn client(
         };
         let mut s = Submission {
             tenant,
-            name: format!("{tenant}-c{cycle}-{i}"),
+            name: format!("{tenant}-{label}-{i}"),
             source,
             shots: rng.range(10, 300),
             seed: rng.next() >> 12,
@@ -172,13 +172,13 @@ async fn all_jobs(api: &Api) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_cycles_under_load_lose_no_acknowledged_job() {
-    let cycles: usize = std::env::var("KETTLE_KILL_CYCLES")
+    let cycles: usize = std::env::var("RELIABILITY_KILL_CYCLES")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
     let (mut rng, seed) = Rng::from_env();
     report(&format!(
-        "crash durability: {cycles} cycles, KETTLE_TEST_SEED={seed}"
+        "crash durability: {cycles} cycles, RELIABILITY_SEED={seed}"
     ));
     let dir = tempfile::tempdir().unwrap();
     let keys: BTreeMap<&str, String> = TENANTS
@@ -198,12 +198,13 @@ async fn sigkill_cycles_under_load_lose_no_acknowledged_job() {
         let stop = Arc::new(AtomicBool::new(false));
         let tasks: Vec<_> = TENANTS
             .iter()
-            .map(|t| {
+            .flat_map(|t| [(t, 0), (t, 1)])
+            .map(|(t, worker)| {
                 tokio::spawn(client(
                     t,
                     keys[t].clone(),
                     server.base.clone(),
-                    cycle,
+                    format!("c{cycle}w{worker}"),
                     Rng(rng.next()),
                     stop.clone(),
                 ))

@@ -9,14 +9,14 @@ mod exhaustion;
 mod security;
 
 /// A small seeded generator (SplitMix64): the tests print their seed, so a
-/// failing schedule can be replayed with `KETTLE_TEST_SEED`.
+/// failing schedule can be replayed with `RELIABILITY_SEED`.
 #[derive(Clone, Debug)]
 pub(crate) struct Rng(u64);
 
 impl Rng {
-    /// From `KETTLE_TEST_SEED`, else from the clock.
+    /// From `RELIABILITY_SEED`, else from the clock.
     pub(crate) fn from_env() -> (Rng, u64) {
-        let seed = std::env::var("KETTLE_TEST_SEED")
+        let seed = std::env::var("RELIABILITY_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| {
