@@ -494,6 +494,62 @@ async fn limits_and_bad_input_get_clear_4xx_problems() {
     server.server.unwrap().stop().unwrap();
 }
 
+/// What tests/reliability/schemathesis.sh found, kept fixed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_findings_stay_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = in_process(test_config(dir.path()));
+    let api = Api::new(server.base.clone(), None);
+
+    // An integer written as a float with no fraction (JSON Schema's
+    // `integer` includes `100.0`) is that integer; a fraction is not.
+    let r = api
+        .post_job(
+            job(BELL, json!({"shots": 100.0, "seed": 7.0, "priority": -1.0})),
+            "?wait=30",
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        (&r.body["shots"], &r.body["seed"]),
+        (&json!(100), &json!(7))
+    );
+    assert_eq!(r.body["priority"], -1);
+    assert_eq!(
+        r.body["result"]["executions"][0]["counts"],
+        core_counts(BELL, 100, 7)
+    );
+    let r = api.post_job(job(BELL, json!({"shots": 100.5})), "").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["line"], 1);
+
+    // `?status=` (empty) is not a status.
+    let r = api
+        .send(Method::GET, "/v1/jobs", "/v1/jobs?status=", None, &[])
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    // A method a resource does not serve is a 405 problem with `Allow`.
+    let id = "00000000-0000-0000-0000-000000000000";
+    for (method, path, allow) in [
+        ("TRACE", "/v1/jobs".to_owned(), "GET, POST"),
+        ("PUT", format!("/v1/jobs/{id}"), "GET, DELETE"),
+        ("GET", format!("/v1/jobs/{id}/cancel"), "POST"),
+        ("DELETE", "/v1/backend".to_owned(), "GET"),
+        ("POST", "/healthz".to_owned(), "GET"),
+        ("OPTIONS", "/readyz".to_owned(), "GET"),
+        ("PATCH", "/metrics".to_owned(), "GET"),
+    ] {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let r = api.send(method.clone(), "", &path, None, &[]).await;
+        assert_eq!(r.status, 405, "{method} {path}: {}", r.body);
+        assert_eq!(r.headers["allow"], allow, "{method} {path}");
+        assert_eq!(r.headers["content-type"], "application/problem+json");
+        assert_eq!(r.body["type"], "urn:kettle:problem:method-not-allowed");
+    }
+    server.server.unwrap().stop().unwrap();
+}
+
 fn bytesize_mib(n: u64) -> bytesize::ByteSize {
     bytesize::ByteSize::mib(n)
 }

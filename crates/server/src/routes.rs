@@ -282,7 +282,8 @@ async fn list_jobs(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, Problem> {
     let status = match query.status.as_deref() {
-        None | Some("") => None,
+        None => None,
+        // Also `?status=`: an empty filter is not one of the statuses.
         Some(s) => Some(JobStatus::parse(s).ok_or_else(|| {
             Problem::bad_request(format!(
                 "status must be one of queued, running, completed, failed, cancelled; got `{s}`"
@@ -356,14 +357,28 @@ async fn metrics_text(state: State) -> HttpResponse {
         .body(state.prometheus.render())
 }
 
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    Problem::new(
+/// `405` with the `Allow` header RFC 9110 requires: the methods `allow`
+/// lists (such as `"GET, POST"`).
+fn method_not_allowed(req: &HttpRequest, allow: &'static str) -> HttpResponse {
+    let mut resp = Problem::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method-not-allowed",
         "Method not allowed",
-        format!("{} is not allowed on {}", req.method(), req.path()),
+        format!(
+            "{} is not allowed on {}; allowed: {allow}",
+            req.method(),
+            req.path()
+        ),
     )
-    .error_response()
+    .error_response();
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    resp
+}
+
+/// A resource's fallback for methods it does not serve.
+fn only(allow: &'static str) -> actix_web::Route {
+    web::to(move |req: HttpRequest| async move { method_not_allowed(&req, allow) })
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {
@@ -396,28 +411,40 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                     web::resource("/jobs")
                         .route(web::post().to(submit))
                         .route(web::get().to(list_jobs))
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(only("GET, POST")),
                 )
                 .service(
                     web::resource("/jobs/{id}")
                         .route(web::get().to(get_job))
                         .route(web::delete().to(cancel_job))
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(only("GET, DELETE")),
                 )
                 .service(
                     web::resource("/jobs/{id}/cancel")
                         .route(web::post().to(cancel_job))
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(only("POST")),
                 )
                 .service(
                     web::resource("/backend")
                         .route(web::get().to(backend))
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(only("GET")),
                 ),
         )
-        .service(web::resource("/healthz").route(web::get().to(healthz)))
-        .service(web::resource("/readyz").route(web::get().to(readyz)))
-        .service(web::resource("/metrics").route(web::get().to(metrics_text)))
+        .service(
+            web::resource("/healthz")
+                .route(web::get().to(healthz))
+                .default_service(only("GET")),
+        )
+        .service(
+            web::resource("/readyz")
+                .route(web::get().to(readyz))
+                .default_service(only("GET")),
+        )
+        .service(
+            web::resource("/metrics")
+                .route(web::get().to(metrics_text))
+                .default_service(only("GET")),
+        )
         .default_service(web::to(not_found));
 }
 
