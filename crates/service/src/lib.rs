@@ -55,7 +55,7 @@ pub use model::{
     ExecutionResult, Expectation, InputValue, JobError, JobRequest, JobResult, JobSpec, JobStatus,
     JobView, KeyFormat, Precision, Program, ProgramFormat, ResultType, bitstring_to_hex,
 };
-pub use prepare::DEFAULT_SHOTS;
+pub use prepare::{DEFAULT_SHOTS, check_request};
 pub use service::{
     BackendInfo, JobPage, LOCAL_TENANT, MAX_LIST_LIMIT, QubitsPerPrecision, Service, Submitted,
 };

@@ -339,6 +339,51 @@ pub(crate) fn prepare(
     })
 }
 
+/// Checks a job request as submission does, without submitting it: the
+/// request's fields, its program parsed for every execution of its sweep
+/// (errors carry line and column, or a JSON path), the tenant's `limits`,
+/// and whether its state fits `memory_budget` bytes; `max_listed_qubits` is
+/// the largest qubit count whose state vector or probabilities may be
+/// returned (the service's [`ServiceConfig::max_listed_qubits`]). The
+/// returned spec has the request's seed, or 0 when it has none (submission
+/// chooses a random one). Synchronous and free of I/O: for clients that want
+/// to validate a job before sending it, and for the fuzz targets.
+///
+/// ```
+/// use kettle_service::{JobRequest, ServiceError, TenantLimits, check_request};
+/// let req: JobRequest = serde_json::from_str(
+///     r#"{"program": {"format": "qasm3", "source": "qubit q; bit c; U(1, 0, 0) q; c = measure q;"}, "shots": 10}"#,
+/// ).unwrap();
+/// let spec = check_request(&req, &TenantLimits::default(), 1 << 30, 20).unwrap();
+/// assert_eq!((spec.qubits, spec.shots, spec.seed), (1, 10, 0));
+///
+/// let bad: JobRequest = serde_json::from_str(
+///     r#"{"program": {"format": "qasm3", "source": "qubit q;\nh q;"}}"#,
+/// ).unwrap();
+/// let err = check_request(&bad, &TenantLimits::default(), 1 << 30, 20).unwrap_err();
+/// assert!(matches!(err, ServiceError::InvalidProgram { location, .. }
+///     if (location.line, location.column) == (Some(2), Some(1))));
+/// ```
+///
+/// # Errors
+/// The first problem found, as [`Service::submit`] reports it.
+///
+/// [`ServiceConfig::max_listed_qubits`]: crate::ServiceConfig::max_listed_qubits
+/// [`Service::submit`]: crate::Service::submit
+pub fn check_request(
+    req: &JobRequest,
+    limits: &TenantLimits,
+    memory_budget: u64,
+    max_listed_qubits: u32,
+) -> Result<JobSpec, ServiceError> {
+    let admission = Admission {
+        limits,
+        memory_budget,
+        max_listed_qubits,
+    };
+    prepare(req, &admission, 0).map(|p| p.spec)
+}
+
 fn check_result_types(
     circuit: &Circuit,
     types: &[ResultType],
