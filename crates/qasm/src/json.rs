@@ -1231,6 +1231,48 @@ mod tests {
         }
     }
 
+    /// Fuzz finding (json_circuit): a parameter with a long decimal expansion
+    /// was read one unit in the last place away from the nearest f64, so
+    /// `to_json` wrote a number that read back as another value.
+    #[test]
+    fn long_decimals_read_as_the_nearest_float_and_round_trip() {
+        let text = "-1.570796325555555555555555555555555555555555555555555555555555555555555555555555555567948966";
+        let src = format!(
+            r#"{{"qubits": 2, "ops": [{{"gate": "p", "qubits": [1], "params": [{text}], "controls": [0]}}]}}"#
+        );
+        let circuit = parse(&src);
+        let want: f64 = text.parse().unwrap();
+        let Operation::Gate {
+            gate: Gate::Standard { params, .. },
+            ..
+        } = &circuit.ops()[0]
+        else {
+            panic!("{circuit:?}");
+        };
+        assert_eq!(
+            params[0].to_bits(),
+            want.to_bits(),
+            "{} != {want}",
+            params[0]
+        );
+        let written = to_json(&circuit);
+        assert!(written.contains("-1.5707963255555555"), "{written}");
+        assert_eq!(parse(&written), circuit);
+        // The shortest form of a float reads back as that same float.
+        for x in [
+            -1.5707963255555555_f64,
+            0.1,
+            1e-300,
+            2.2250738585072014e-308,
+            9007199254740993.0,
+        ] {
+            let src = format!(
+                r#"{{"qubits": 1, "ops": [{{"gate": "rz", "qubits": [0], "params": [{x}]}}]}}"#
+            );
+            assert_eq!(parse(&to_json(&parse(&src))), parse(&src), "{x}");
+        }
+    }
+
     #[test]
     fn schema_parses_and_lists_the_op_kinds() {
         let schema: Value = serde_json::from_str(include_str!("../circuit.schema.json")).unwrap();
