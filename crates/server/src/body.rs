@@ -103,6 +103,11 @@ pub(crate) fn parse_json<T: DeserializeOwned>(
     let what = match first.classify() {
         serde_json::error::Category::Data => "the request does not match the job schema",
         serde_json::error::Category::Eof => "the JSON body ends too early",
+        // serde reports a value of the wrong kind for an enum (`"precision":
+        // null`) as a syntax error, though the JSON is fine.
+        _ if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() => {
+            "the request does not match the job schema"
+        }
         _ => "the body is not valid JSON",
     };
     Err(Problem::bad_request(format!("{what}: {first}"))
@@ -157,6 +162,29 @@ mod tests {
             let err = parse_json::<Ints>(body, 10).unwrap_err();
             assert!(format!("{err}").contains("line 1"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_wrong_kind_of_value_is_not_called_invalid_json() {
+        #[derive(Debug, serde::Deserialize)]
+        enum Precision {
+            F64,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Req {
+            precision: Precision,
+        }
+        for body in [&br#"{"precision": null}"#[..], br#"{"precision": 5}"#] {
+            let text = format!("{}", parse_json::<Req>(body, 10).unwrap_err());
+            assert!(text.contains("does not match the job schema"), "{text}");
+            assert!(text.contains("column"), "{text}");
+        }
+        let text = format!(
+            "{}",
+            parse_json::<Req>(br#"{"precision": nul}"#, 10).unwrap_err()
+        );
+        assert!(text.contains("not valid JSON"), "{text}");
     }
 
     #[test]
