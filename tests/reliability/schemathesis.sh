@@ -60,9 +60,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Small limits so that random jobs stay cheap: few qubits, shots and
-# executions, short waits and run times, one worker of one thread.
+# executions, short waits and run times, one worker of one thread. (The
+# shot limit stays above the default of 1024, or every job that leaves
+# `shots` out would be refused.)
 export KETTLE_LIMITS__MAX_QUBITS=10
-export KETTLE_LIMITS__MAX_SHOTS=1000
+export KETTLE_LIMITS__MAX_SHOTS=4096
 export KETTLE_LIMITS__MAX_EXECUTIONS=16
 export KETTLE_LIMITS__MAX_REQUEST_BYTES=65536
 export KETTLE_MAX_WAIT_SECONDS=1
