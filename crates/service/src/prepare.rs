@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kettle_core::{PauliSum, final_measurements};
-use kettle_ir::Circuit;
+use kettle_ir::{Circuit, Operation};
 use kettle_qasm::{Limits, ParseOptions, ProgramError, parse_program};
 
 use crate::config::TenantLimits;
@@ -23,6 +23,12 @@ const MAX_TAG_KEY_CHARS: usize = 64;
 const MAX_TAG_VALUE_CHARS: usize = 512;
 /// Priorities run from −10 to 10.
 const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -10..=10;
+/// Most operations (after unrolling and inlining, nested ones counted) over
+/// all the executions of a sweep: twice what one program may have. Admission
+/// parses every execution, about a microsecond per operation, so without a
+/// bound a 100-byte program that unrolls to a million operations, swept over
+/// a thousand inputs, would hold admission for many minutes.
+pub(crate) const MAX_SWEEP_OPERATIONS: usize = 2_000_000;
 
 /// What admission needs besides the request.
 #[derive(Clone, Debug)]
@@ -284,9 +290,21 @@ pub(crate) fn prepare(
     let mut qubits = 0;
     let mut kept = Vec::new();
     let mut kept_ops = 0;
+    let mut swept_ops = 0usize;
     for (i, inputs) in runs.iter().enumerate() {
         let circuit = parse_execution(&req.program, inputs, limits)
             .map_err(|e| program_error(e, sweep.then_some(i)))?;
+        swept_ops = swept_ops.saturating_add(count_operations(circuit.ops()));
+        if sweep && swept_ops > MAX_SWEEP_OPERATIONS {
+            return Err(ServiceError::LimitExceeded {
+                limit: "max_sweep_operations",
+                message: format!(
+                    "the first {} of the sweep's {} executions already have {swept_ops} operations; a sweep has at most {MAX_SWEEP_OPERATIONS} over all its executions",
+                    i + 1,
+                    runs.len()
+                ),
+            });
+        }
         let n = circuit.num_qubits();
         qubits = qubits.max(n);
         if n > limits.max_qubits {
@@ -345,7 +363,8 @@ pub(crate) fn prepare(
 /// and whether its state fits `memory_budget` bytes; `max_listed_qubits` is
 /// the largest qubit count whose state vector or probabilities may be
 /// returned (the service's [`ServiceConfig::max_listed_qubits`]). The
-/// returned spec has the request's seed, or 0 when it has none (submission
+/// executions of a sweep together have at most 2,000,000 operations after
+/// unrolling (limit `max_sweep_operations`). The returned spec has the request's seed, or 0 when it has none (submission
 /// chooses a random one). Synchronous and free of I/O: for clients that want
 /// to validate a job before sending it, and for the fuzz targets.
 ///
@@ -382,6 +401,18 @@ pub fn check_request(
         max_listed_qubits,
     };
     prepare(req, &admission, 0).map(|p| p.spec)
+}
+
+/// Operations in `ops`, those inside `if` blocks counted too.
+fn count_operations(ops: &[Operation]) -> usize {
+    ops.iter()
+        .map(|op| match op {
+            Operation::IfElse {
+                then_ops, else_ops, ..
+            } => 1 + count_operations(then_ops) + count_operations(else_ops),
+            _ => 1,
+        })
+        .sum()
 }
 
 fn check_result_types(
@@ -578,6 +609,44 @@ mod tests {
             admit(&mid).is_err(),
             "probabilities need final measurements"
         );
+    }
+
+    /// Fuzz finding (job_request): a 150-byte program that unrolls to
+    /// nearly a million operations, swept over 1,000 input values, made
+    /// admission parse a billion operations (half an hour of CPU) before
+    /// answering. The sweep's operations are now bounded as a whole, and
+    /// admission stops at the first execution past the bound.
+    #[test]
+    fn a_sweep_of_huge_unrolled_programs_is_refused_early() {
+        let source = "OPENQASM 3.0;\ninclude \"stdgates.inc\";\ninput float a;\nqubit q;\nbit c;\n\
+                      c = measure q;\nif (c) { for int i in [0:699999] { rx(a) q; } }\n";
+        let mut req: JobRequest = serde_json::from_value(serde_json::json!({
+            "program": {"format": "qasm3", "source": source}
+        }))
+        .unwrap();
+        req.inputs
+            .insert("a".into(), InputValue::Sweep(vec![0.5; 1000]));
+        let started = std::time::Instant::now();
+        match admit(&req).unwrap_err() {
+            ServiceError::LimitExceeded { limit, message } => {
+                assert_eq!(limit, "max_sweep_operations");
+                // 700,002 operations each (the `if` and the measurement
+                // counted): the third execution passes 2,000,000.
+                assert!(
+                    message.contains(
+                        "the first 3 of the sweep's 1000 executions already have 2100006 operations"
+                    ),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+        // One execution of the same program is fine, and so is a sweep
+        // under the bound.
+        req.inputs
+            .insert("a".into(), InputValue::Sweep(vec![0.5, 1.5]));
+        assert_eq!(admit(&req).unwrap().executions.len(), 2);
     }
 
     #[test]
