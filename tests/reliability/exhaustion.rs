@@ -7,7 +7,7 @@
 //! still complete.
 //!
 //! Bounded: about 15 s; 12 large jobs; at most 2000 connections (fewer
-//! when the open-file limit is low).
+//! when the open-file limit is low; `RELIABILITY_CONNECTIONS` sets it).
 
 use std::time::{Duration, Instant};
 
@@ -226,7 +226,11 @@ async fn floods_stay_within_memory_and_time_and_small_jobs_still_run() {
         assert_eq!(r.status, 201, "{}", r.body);
         large_ids.push(r.body["id"].as_str().unwrap().to_owned());
     }
-    let connections = 2000.min(open_file_limit() / 3);
+    let connections = std::env::var("RELIABILITY_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
+        .min(open_file_limit() / 3);
     let auth = big_key.clone();
     let post = move |len: usize| {
         format!(
@@ -347,7 +351,10 @@ async fn floods_stay_within_memory_and_time_and_small_jobs_still_run() {
         pct(&during, 0.5),
         pct(&during, 0.99),
     ));
-    // The budget plus an allowance for buffers and the allocator's slack.
+    // The budget plus an allowance for the connections' buffers (about
+    // 15 KiB each: 30 MiB for 2000) and the runtime. States are mapped from
+    // the kernel and returned when dropped (kettle-core's `buffer`), so the
+    // allocator's reuse delay does not add finished jobs' states.
     assert!(grew <= BUDGET + 64 * MIB, "peak grew by {} MiB", grew / MIB);
     assert!(pct(&during, 0.99) < Duration::from_secs(2), "{during:?}");
 }

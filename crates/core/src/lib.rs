@@ -37,6 +37,7 @@
 //! This crate does no I/O and knows nothing of files, HTTP or async.
 
 mod blocking;
+mod buffer;
 mod counts;
 pub mod cpu;
 mod error;

@@ -10,12 +10,11 @@
 //! allocation itself is fallible, so asking for too much is an error, never an
 //! abort.
 
-use std::alloc::{Layout, alloc_zeroed};
-
 use kettle_ir::{Control, Gate, GateMatrix, Qubit};
 use num_complex::{Complex, Complex64};
 
 use crate::blocking::Stage;
+use crate::buffer::Buffer;
 use crate::error::SimError;
 use crate::float::Float;
 use crate::kernels;
@@ -105,7 +104,7 @@ pub const MAX_QUBITS: u32 = 50;
 #[derive(Debug)]
 pub struct StateVector<F: Float> {
     num_qubits: u32,
-    blocks: Vec<Block<F>>,
+    blocks: Buffer<Block<F>>,
 }
 
 impl<F: Float> Clone for StateVector<F> {
@@ -185,11 +184,9 @@ impl<F: Float> StateVector<F> {
     /// As [`with_budget`](Self::with_budget).
     pub fn try_clone(&self, live_states: u32, budget: Option<u64>) -> Result<Self, SimError> {
         check_budget::<F>(self.num_qubits, live_states + 1, budget)?;
-        let mut blocks = alloc_zeroed_blocks::<F>(self.blocks.len())?;
-        blocks.copy_from_slice(&self.blocks);
         Ok(StateVector {
             num_qubits: self.num_qubits,
-            blocks,
+            blocks: self.blocks.try_clone()?,
         })
     }
 
@@ -346,22 +343,14 @@ pub(crate) fn check_budget<F: Float>(
 }
 
 #[allow(unsafe_code)]
-fn alloc_zeroed_blocks<F: Float>(count: usize) -> Result<Vec<Block<F>>, SimError> {
-    let bytes = (count as u128) * std::mem::size_of::<Block<F>>() as u128;
-    let layout = Layout::array::<Block<F>>(count).map_err(|_| SimError::OutOfMemory { bytes })?;
-    assert!(layout.size() > 0, "a state has at least one block");
-    // SAFETY: the layout has non-zero size (checked above). Zeroed pages from
-    // the allocator are lazily mapped, so a fresh state costs no pass.
-    let ptr = unsafe { alloc_zeroed(layout) }.cast::<Block<F>>();
-    if ptr.is_null() {
-        return Err(SimError::OutOfMemory { bytes });
-    }
-    ask_for_huge_pages(ptr.cast(), layout.size());
-    // SAFETY: `ptr` comes from the global allocator with the layout of
-    // `[Block<F>; count]`, so it is valid for `count` elements and will be
-    // freed with the same layout by `Vec`. All-zero bytes are a valid
-    // `Block<F>` (the vectors are plain arrays of f32/f64 whose zero is 0.0).
-    Ok(unsafe { Vec::from_raw_parts(ptr, count, count) })
+fn alloc_zeroed_blocks<F: Float>(count: usize) -> Result<Buffer<Block<F>>, SimError> {
+    // SAFETY: all-zero bytes are a valid `Block<F>` (plain arrays of
+    // f32/f64 whose zero is 0.0). Zeroed pages are mapped lazily, so a
+    // fresh state costs no pass.
+    let mut blocks = unsafe { Buffer::<Block<F>>::zeroed(count) }?;
+    let bytes = std::mem::size_of_val(&*blocks);
+    ask_for_huge_pages(blocks.as_mut_ptr().cast(), bytes);
+    Ok(blocks)
 }
 
 /// Asks Linux to back a large buffer with transparent huge pages, before
