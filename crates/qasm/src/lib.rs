@@ -97,8 +97,8 @@
 //!
 //! [`Limits`] bound the source size (included files counted), the qubits,
 //! the operations after inlining, unrolling and broadcasting (checked as
-//! they are produced), loop iterations, expression, block, call and include
-//! nesting, so hostile input fails fast with a message; no input makes a
+//! they are produced), loop iterations, inlined calls, expression, block,
+//! call and include nesting, so hostile input fails fast with a message; no input makes a
 //! front end panic or recurse without bound.
 //!
 //! # JSON
@@ -178,6 +178,11 @@ pub struct Limits {
     pub max_loop_iterations: u64,
     /// Deepest chain of gate and subroutine calls being inlined (default 64).
     pub max_call_depth: usize,
+    /// Most calls of defined gates and subroutines inlined over the whole
+    /// program (default 1,000,000): calls that produce few or no operations
+    /// (an empty gate, a classical subroutine) still cost time, and a chain
+    /// of definitions each calling the previous twice makes 2^n of them.
+    pub max_calls: u64,
     /// Deepest chain of `include`s (default 8).
     pub max_include_depth: usize,
 }
@@ -192,6 +197,7 @@ impl Default for Limits {
             max_block_depth: 64,
             max_loop_iterations: 1_000_000,
             max_call_depth: 64,
+            max_calls: 1_000_000,
             max_include_depth: 8,
         }
     }

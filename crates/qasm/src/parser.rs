@@ -127,6 +127,9 @@ struct GateDef {
     num_qubits: usize,
     /// Operations one call expands to (saturating).
     size: u64,
+    /// Calls of defined (not built-in) gates one call inlines, itself
+    /// included (saturating): 0 for built-in and opaque gates.
+    calls: u64,
     kind: GateKind,
 }
 
@@ -199,6 +202,8 @@ pub(crate) struct Parser<'a> {
     num_clbits: u32,
     ops: Vec<Operation>,
     op_count: u64,
+    /// Calls of defined gates inlined so far (see [`Limits::max_calls`]).
+    call_count: u64,
     qelib1: bool,
 }
 
@@ -235,6 +240,7 @@ impl<'a> Parser<'a> {
             num_clbits: 0,
             ops: Vec::new(),
             op_count: 0,
+            call_count: 0,
             qelib1: false,
         };
         p.add_builtin("U", StandardGate::U, 0, false);
@@ -262,6 +268,7 @@ impl<'a> Parser<'a> {
             num_params,
             num_qubits: (base.num_qubits() + controls) as usize,
             size: 1,
+            calls: 0,
             kind: GateKind::Builtin {
                 base,
                 controls,
@@ -350,6 +357,7 @@ impl<'a> Parser<'a> {
                 num_params: 0,
                 num_qubits: n,
                 size,
+                calls: 1,
                 kind: GateKind::Custom { body },
             });
         }
@@ -677,6 +685,7 @@ impl<'a> Parser<'a> {
             num_params: params.len(),
             num_qubits: args.len(),
             size: 1,
+            calls: 0,
             kind: GateKind::Opaque,
         });
         Ok(())
@@ -692,12 +701,13 @@ impl<'a> Parser<'a> {
             .collect();
         let result = self.gate_body(&args);
         self.scope.clear();
-        let (body, size) = result?;
+        let (body, size, calls) = result?;
         self.add_gate(GateDef {
             name: Cow::Owned(name),
             num_params: params.len(),
             num_qubits: args.len(),
             size,
+            calls,
             kind: GateKind::Custom { body },
         });
         Ok(())
@@ -728,12 +738,15 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn gate_body(&mut self, args: &[String]) -> Result<(Vec<BodyOp>, u64), Diagnostic> {
+    /// A gate's body, the operations one call expands to, and the calls of
+    /// defined gates it inlines (itself included).
+    fn gate_body(&mut self, args: &[String]) -> Result<(Vec<BodyOp>, u64, u64), Diagnostic> {
         let mut body = Vec::new();
         let mut size: u64 = 0;
+        let mut calls: u64 = 1;
         loop {
             if self.eat(&Kind::RBrace)? {
-                return Ok((body, size));
+                return Ok((body, size, calls));
             }
             let (name, pos) = self.ident("a gate call or `}`")?;
             if name == "barrier" {
@@ -757,6 +770,7 @@ impl<'a> Parser<'a> {
             self.expect(Kind::Semicolon)?;
             self.check_counts(gate, params.len(), qargs.len(), pos)?;
             size = size.saturating_add(self.gates[gate].size);
+            calls = calls.saturating_add(self.gates[gate].calls);
             body.push(BodyOp::Call {
                 gate,
                 params: params.into_iter().map(|(e, _)| e).collect(),
@@ -996,6 +1010,21 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    /// Counts calls of defined gates about to be inlined against
+    /// [`Limits::max_calls`]: gates that expand to few or no operations can
+    /// still call each other 2^n times.
+    fn reserve_calls(&mut self, count: u64, pos: Pos) -> Result<(), Diagnostic> {
+        let max = self.limits.max_calls;
+        let total = self.call_count.saturating_add(count);
+        if total > max {
+            return Err(pos.error(format!(
+                "the program's gate calls inline more than {max} calls of defined gates (the limit)"
+            )));
+        }
+        self.call_count = total;
+        Ok(())
+    }
+
     fn emit(&mut self, condition: Option<&Condition>, ops: Vec<Operation>) {
         match condition {
             None => self.ops.extend(ops),
@@ -1123,6 +1152,7 @@ impl<'a> Parser<'a> {
             .size
             .saturating_add(u64::from(condition.is_some()));
         self.reserve(per_call.saturating_mul(u64::from(n)), pos)?;
+        self.reserve_calls(self.gates[gate].calls.saturating_mul(u64::from(n)), pos)?;
         for i in 0..n {
             let qubits: Vec<Qubit> = args.iter().map(|a| a.bit(i)).collect();
             for (j, q) in qubits.iter().enumerate() {

@@ -861,3 +861,36 @@ fn corner_cases_of_definitions_and_conditions() {
     let (l, c, _) = body_err("qreg q[1];\ncreg c[2];\nif (c[0] == 1) x q;\n");
     assert_eq!((l, c), (3, 5));
 }
+
+/// Fuzz-campaign finding (qasm2): gates with empty bodies, each calling the
+/// one before twice, expand to no operations, so the operation limit never
+/// stopped them, and a 2 KB program made 2^40 calls (a hang). Calls of
+/// defined gates are now counted, before anything is inlined.
+#[test]
+fn doubling_chains_of_empty_gates_are_refused_before_inlining() {
+    let mut src =
+        String::from("OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[1];\ngate g0 a { }\n");
+    for i in 1..40 {
+        src.push_str(&format!("gate g{i} a {{ g{} a; g{} a; }}\n", i - 1, i - 1));
+    }
+    src.push_str("g39 q[0];\n");
+    let started = std::time::Instant::now();
+    let e = err(&src);
+    assert_eq!(
+        e.to_string(),
+        "44:1: the program's gate calls inline more than 1000000 calls of defined gates (the limit)"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // The count is of calls: a chain short enough is inlined, and a lower
+    // limit refuses it, at the call.
+    let short = "OPENQASM 2.0;\nqreg q[1];\ngate g0 a { }\ngate g1 a { g0 a; g0 a; }\ngate g2 a { g1 a; g1 a; }\ng2 q[0];\ng2 q[0];\n";
+    assert!(parse(short).ops().is_empty());
+    let limits = Limits {
+        max_calls: 13,
+        ..Limits::default()
+    };
+    assert_eq!(
+        err_with(short, &limits).to_string(),
+        "7:1: the program's gate calls inline more than 13 calls of defined gates (the limit)"
+    );
+}

@@ -12,7 +12,7 @@
 //! - Every operation produced counts against [`Limits::max_operations`] as
 //!   it is produced, every loop iteration against
 //!   [`Limits::max_loop_iterations`], every inlined call against
-//!   [`Limits::max_call_depth`]; recursion through blocks, calls and
+//!   [`Limits::max_calls`] and [`Limits::max_call_depth`]; recursion through blocks, calls and
 //!   expressions together is bounded too, so no input exhausts the stack.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -179,6 +179,8 @@ pub(crate) struct Lowerer<'a> {
     runtime_depth: usize,
     op_count: u64,
     iterations: u64,
+    /// Gate and subroutine calls inlined so far (see [`Limits::max_calls`]).
+    call_count: u64,
     /// Classical bits read, written or declared so far (loops counted).
     bit_work: u64,
     /// `bit_regs.len()` when each open scope began: bit variables local to
@@ -247,6 +249,7 @@ impl<'a> Lowerer<'a> {
             runtime_depth: 0,
             op_count: 0,
             iterations: 0,
+            call_count: 0,
             bit_work: 0,
             scope_marks: Vec::new(),
             depth: 0,
@@ -1555,6 +1558,16 @@ impl<'a> Lowerer<'a> {
                 format!(
                     "calls are nested more than {} deep (the limit)",
                     self.limits.max_call_depth
+                ),
+            ));
+        }
+        self.call_count = self.call_count.saturating_add(1);
+        if self.call_count > self.limits.max_calls {
+            return Err(self.err(
+                loc,
+                format!(
+                    "the program makes more than {} gate and subroutine calls in all (the limit)",
+                    self.limits.max_calls
                 ),
             ));
         }

@@ -1807,3 +1807,62 @@ fn switch_statements() {
         assert_eq!((l, c), (*line, *col), "{src}: {m}");
     }
 }
+
+/// Fuzz-campaign findings (qasm3): definitions that each call the one before
+/// twice, but produce no operations (empty gates, empty or classical
+/// subroutines, functions returning integers), were never stopped by the
+/// operation limit, and a 2 KB program made 2^40 calls (a hang). Every
+/// inlined call now counts against `Limits::max_calls`.
+#[test]
+fn doubling_chains_of_calls_are_refused() {
+    let chain = |def0: &str, def: &dyn Fn(usize) -> String, call: &str| {
+        let mut src = String::from("OPENQASM 3.0;\ninclude \"stdgates.inc\";\nqubit q;\n");
+        src.push_str(def0);
+        for i in 1..40 {
+            src.push_str(&def(i));
+        }
+        src.push_str(call);
+        src
+    };
+    let gates = chain(
+        "gate g0 a { }\n",
+        &|i| format!("gate g{i} a {{ g{} a; g{} a; }}\n", i - 1, i - 1),
+        "g39 q;\n",
+    );
+    let subroutines = chain(
+        "def g0(qubit a) { int x = 1; }\n",
+        &|i| format!("def g{i}(qubit a) {{ g{}(a); g{}(a); }}\n", i - 1, i - 1),
+        "g39(q);\n",
+    );
+    let functions = chain(
+        "def f0() -> int { return 1; }\n",
+        &|i| {
+            format!(
+                "def f{i}() -> int {{ return f{}() + f{}(); }}\n",
+                i - 1,
+                i - 1
+            )
+        },
+        "int x = f39();\n",
+    );
+    let limit = "the program makes more than 1000000 gate and subroutine calls in all (the limit)";
+    for (src, at) in [(gates, "5:13"), (subroutines, "5:19"), (functions, "5:26")] {
+        let started = std::time::Instant::now();
+        assert_eq!(err(&src).to_string(), format!("{at}: {limit}"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    }
+    // A loop of calls counts each one.
+    let src = "qubit q;\ndef f() { }\nfor int i in [0:9] { f(); }\n";
+    assert!(parse(src).ops().is_empty());
+    let options = ParseOptions {
+        limits: Limits {
+            max_calls: 9,
+            ..Limits::default()
+        },
+        ..ParseOptions::default()
+    };
+    assert_eq!(
+        err_with(src, &options).to_string(),
+        "3:22: the program makes more than 9 gate and subroutine calls in all (the limit)"
+    );
+}
