@@ -1,0 +1,70 @@
+//! The job request decoder as the HTTP server runs it: the body's JSON
+//! nesting depth is checked (the server's default limit, 32, mirrored from
+//! `crates/server/src/body.rs`), serde reads a `JobRequest`, and the
+//! service's admission check (`check_request`: request fields, the program
+//! parsed for every execution of a sweep, tenant limits, memory budget)
+//! decides, with the default tenant limits and a 1 GiB budget.
+#![no_main]
+
+use kettle_service::{JobRequest, TenantLimits, check_request};
+use libfuzzer_sys::fuzz_target;
+
+/// The server's default `max_json_depth`.
+const MAX_JSON_DEPTH: usize = 32;
+/// A modest memory budget: 1 GiB (26 qubits at f64).
+const MEMORY_BUDGET: u64 = 1 << 30;
+/// The service's default `max_listed_qubits`.
+const MAX_LISTED_QUBITS: u32 = 20;
+
+/// The deepest `[`/`{` nesting in `bytes` is over `limit` (brackets inside
+/// strings ignored), as the server checks before serde sees a body.
+fn depth_exceeds(bytes: &[u8], limit: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+fuzz_target!(|data: &[u8]| {
+    let limits = TenantLimits::default();
+    if data.len() > limits.max_request_bytes || depth_exceeds(data, MAX_JSON_DEPTH) {
+        return;
+    }
+    let Ok(req) = serde_json::from_slice::<JobRequest>(data) else {
+        return;
+    };
+    if let Ok(spec) = check_request(&req, &limits, MEMORY_BUDGET, MAX_LISTED_QUBITS) {
+        // What admission accepts is within the limits it was given.
+        assert!(spec.qubits <= limits.max_qubits);
+        assert!(u128::from(spec.memory_bytes) <= u128::from(MEMORY_BUDGET));
+        assert!(spec.executions.len() <= limits.max_executions);
+        assert!(spec.shots <= limits.max_shots);
+        // The spec is stored as JSON text and read back by a worker.
+        let text = serde_json::to_string(&spec).expect("a spec serializes");
+        let back: kettle_service::JobSpec =
+            serde_json::from_str(&text).expect("a stored spec reads back");
+        assert_eq!(back.executions.len(), spec.executions.len());
+    }
+});

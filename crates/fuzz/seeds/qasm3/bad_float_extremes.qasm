@@ -1,0 +1,12 @@
+OPENQASM 3.0;
+include "stdgates.inc";
+qubit q;
+float a = 1e999;
+float b = 0.0/0.0;
+rx(a) q;
+rx(b) q;
+rx(1e308 * 1e308) q;
+angle[0] t = 1;
+float[1000000] f = 1;
+int[0] z = 1;
+int[99999] w = 2;

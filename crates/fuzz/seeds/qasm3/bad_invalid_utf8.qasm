@@ -1,0 +1,4 @@
+OPENQASM 3.0;
+qubit q;
+// í € surrogate øˆ€€€
+x q;
