@@ -1,6 +1,8 @@
 //! Circuits: qubits, classical bits in named registers, and an ordered list
 //! of operations, with validation and a fluent builder.
 
+use std::collections::{HashMap, HashSet};
+
 use smallvec::SmallVec;
 
 use crate::error::{IrError, OperationError};
@@ -160,12 +162,39 @@ impl ClassicalRegister {
 /// [`push`](Circuit::push); nothing is checked while building, and
 /// [`validate`](Circuit::validate) (which every simulator calls) reports the
 /// first problem as a typed [`IrError`].
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct Circuit {
     num_qubits: u32,
     num_clbits: u32,
     registers: Vec<ClassicalRegister>,
+    /// Where the first register of each name is in `registers`.
+    register_index: RegisterIndex,
     ops: Vec<Operation>,
+}
+
+impl std::fmt::Debug for Circuit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Circuit")
+            .field("num_qubits", &self.num_qubits)
+            .field("num_clbits", &self.num_clbits)
+            .field("registers", &self.registers)
+            .field("ops", &self.ops)
+            .finish()
+    }
+}
+
+/// Register names → the position of the first register of that name, so
+/// looking a register up (and refusing a duplicate) does not scan them all:
+/// a JSON or OpenQASM program may declare tens of thousands of registers,
+/// and scanning made reading it quadratic. Derived from `registers` alone, so
+/// it takes no part in equality.
+#[derive(Clone, Default)]
+struct RegisterIndex(HashMap<String, usize>);
+
+impl PartialEq for RegisterIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 macro_rules! fixed_gates {
@@ -226,7 +255,10 @@ impl Circuit {
 
     /// The register called `name`.
     pub fn register(&self, name: &str) -> Option<&ClassicalRegister> {
-        self.registers.iter().find(|r| r.name == name)
+        self.register_index
+            .0
+            .get(name)
+            .and_then(|&i| self.registers.get(i))
     }
 
     /// The operations, in order.
@@ -251,6 +283,9 @@ impl Circuit {
         }
         let start = self.num_clbits;
         self.num_clbits = start.saturating_add(size);
+        self.register_index
+            .0
+            .insert(name.into(), self.registers.len());
         self.registers.push(ClassicalRegister {
             name: name.into(),
             start,
@@ -451,6 +486,7 @@ impl Circuit {
             num_qubits: self.num_qubits,
             num_clbits: self.num_clbits,
             registers: Vec::new(),
+            register_index: RegisterIndex::default(),
             ops: Vec::new(),
         };
         let then_ops = then(block()).ops;
@@ -473,14 +509,13 @@ impl Circuit {
                 max: MAX_CLBITS,
             });
         }
-        let mut names: Vec<&str> = Vec::with_capacity(self.registers.len());
+        let mut names: HashSet<&str> = HashSet::with_capacity(self.registers.len());
         for r in &self.registers {
-            if names.contains(&r.name.as_str()) {
+            if !names.insert(&r.name) {
                 return Err(IrError::DuplicateRegister {
                     name: r.name.clone(),
                 });
             }
-            names.push(&r.name);
             if u64::from(r.start) + u64::from(r.size) > u64::from(self.num_clbits) {
                 return Err(IrError::RegisterOutOfRange {
                     name: r.name.clone(),
@@ -608,6 +643,30 @@ pub fn check_gate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registers_are_found_by_name_and_duplicates_refused_among_many() {
+        let mut c = Circuit::new(1);
+        for i in 0..50_000 {
+            c.add_register(&format!("r{i}"), 1).unwrap();
+        }
+        assert_eq!(c.register("r49999").map(|r| r.start), Some(49_999));
+        assert!(c.register("r50000").is_none());
+        assert!(matches!(
+            c.add_register("r7", 1),
+            Err(IrError::DuplicateRegister { name }) if name == "r7"
+        ));
+        assert!(c.validate().is_ok());
+        // The fluent `creg` records a duplicate; lookups find the first one,
+        // and validation reports it.
+        let c = Circuit::new(1).creg("a", 1).creg("b", 2).creg("a", 3);
+        assert_eq!(c.register("a").map(|r| (r.start, r.size)), Some((0, 1)));
+        assert_eq!(c.register("b").map(|r| (r.start, r.size)), Some((1, 2)));
+        assert!(matches!(c.validate(), Err(IrError::DuplicateRegister { name }) if name == "a"));
+        // Equality and Debug see only the registers, not the index.
+        assert_eq!(Circuit::new(1).creg("a", 1), Circuit::new(1).creg("a", 1));
+        assert!(!format!("{c:?}").contains("register_index"));
+    }
 
     #[test]
     fn builder_records_ops_in_order() {
