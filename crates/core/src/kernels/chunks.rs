@@ -6,6 +6,12 @@
 //! `2^low` amplitudes spread over the state: they are copied into a buffer
 //! of the thread's own, updated there as a small state, and copied back.
 //! Either way each amplitude crosses the memory bus once per stage.
+//!
+//! A chunk that reads all zeros is left alone: every operation is linear,
+//! so it stays zero, and nothing is written. Beyond the work, this saves the
+//! kernel's zeroing of fresh pages (a fresh state's untouched pages read as
+//! the shared zero page), which dominated sparse circuits such as GHZ: 57%
+//! of ghz_26 at f32 was `clear_page` before.
 
 use kettle_ir::Qubit;
 
@@ -50,6 +56,9 @@ pub(crate) fn apply_stage<F: Float>(
                 // SAFETY: chunk `c`'s blocks belong to this range of chunks
                 // alone, and the slice ends inside the buffer.
                 let chunk = unsafe { ptr.slice(start, chunk_blocks) };
+                if all_zero(chunk) {
+                    continue;
+                }
                 for op in &prepared {
                     op.apply(chunk, &sequential);
                 }
@@ -59,6 +68,16 @@ pub(crate) fn apply_stage<F: Float>(
         let mut buffer = vec![Block::<F>::zero(); chunk_blocks];
         for c in chunks {
             let base = chunk_base(c, stage) / F::LANES;
+            // Checked in place, before any copy: zero chunks are most of a
+            // sparse state, and a dense one fails at its first line.
+            let zero = segments.iter().all(|&offset| {
+                let start = block_address::<F>(base + offset);
+                // SAFETY: as below.
+                all_zero(unsafe { ptr.slice(start, segment_blocks) })
+            });
+            if zero {
+                continue;
+            }
             for (s, &offset) in segments.iter().enumerate() {
                 let start = block_address::<F>(base + offset);
                 // SAFETY: as above; segments are contiguous for the same reason.
@@ -76,6 +95,23 @@ pub(crate) fn apply_stage<F: Float>(
             }
         }
     });
+}
+
+/// Whether every amplitude of `blocks` is +0 (bit for bit: a -0.0 counts
+/// as non-zero, which only costs the skip). Stops at the first non-zero
+/// cache line, so a dense chunk costs one line.
+fn all_zero<F: Float>(blocks: &[Block<F>]) -> bool {
+    const WORDS: usize = 64 / std::mem::size_of::<u64>();
+    let bytes = std::mem::size_of_val(blocks);
+    // SAFETY: `Block<F>` is plain f32/f64 data, 64-byte aligned and a
+    // multiple of 64 bytes long, so its bytes read as u64 words; the slice
+    // borrows `blocks` for no longer than this call.
+    let words = unsafe {
+        std::slice::from_raw_parts(blocks.as_ptr().cast::<u64>(), bytes / size_of::<u64>())
+    };
+    words
+        .chunks_exact(WORDS)
+        .all(|line| line.iter().fold(0, |acc, w| acc | w) == 0)
 }
 
 /// The first amplitude of chunk `c`: `c`'s bits on the qubits that index
@@ -97,6 +133,20 @@ fn deposit(bits: usize, qubits: &[Qubit]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_chunks_are_recognised_bit_for_bit() {
+        let mut blocks = vec![Block::<f64>::zero(); 8];
+        assert!(all_zero(&blocks));
+        blocks[7] = Block {
+            re: <f64 as Float>::splat(-0.0),
+            im: <f64 as Float>::splat(0.0),
+        };
+        assert!(!all_zero(&blocks), "-0.0 is not skipped");
+        blocks[7] = Block::zero();
+        blocks[3].im = <f64 as Float>::splat(1e-300);
+        assert!(!all_zero(&blocks));
+    }
 
     #[test]
     fn chunks_partition_the_state() {

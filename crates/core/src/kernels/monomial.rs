@@ -70,6 +70,13 @@ pub(super) fn run_moves<F: Float>(
 }
 
 /// Output block `j` is input block `moves[j].0` with lanes flipped by `moves[j].1`.
+///
+/// Blocks that stay where they are (`moves[j] == (j, 0)`: half of them for
+/// a cx) are neither loaded nor stored. The moved blocks are a permutation
+/// of themselves (a unitary permutation maps the moved set onto itself), so
+/// when all of them read zero their places already hold zero and nothing is
+/// stored: writing zeros would only make the kernel zero fresh pages, which
+/// dominated sparse states such as GHZ.
 fn run_moves_nb<F: Float, const NB: usize>(
     ptr: BlockPtr<F>,
     split: &Split,
@@ -81,6 +88,10 @@ fn run_moves_nb<F: Float, const NB: usize>(
     // blocks with a run-time index would force them through the stack.
     let sources: [usize; NB] = std::array::from_fn(|j| split.offsets[moves[j].0]);
     let flips: [usize; NB] = std::array::from_fn(|j| moves[j].1);
+    let moved_here: [bool; NB] = std::array::from_fn(|j| moves[j] != (j, 0));
+    if !moved_here.contains(&true) {
+        return;
+    }
     par.for_each_range(split.num_groups, NB * F::LANES, |groups| {
         split.for_each_run(groups, |base, len| {
             let mut from = [std::ptr::null_mut::<Block<F>>(); NB];
@@ -92,13 +103,21 @@ fn run_moves_nb<F: Float, const NB: usize>(
             for i in 0..len {
                 let mut moved = [Block::<F>::zero(); NB];
                 for j in 0..NB {
-                    // SAFETY: the run's blocks belong to this range of
-                    // groups only, and `from[j] + i` stays inside the run's
-                    // window of the buffer (see `Split::for_each_run`); all
-                    // loads precede the stores.
-                    moved[j] = unsafe { *from[j].add(i) };
+                    if moved_here[j] {
+                        // SAFETY: the run's blocks belong to this range of
+                        // groups only, and `from[j] + i` stays inside the
+                        // run's window of the buffer (see
+                        // `Split::for_each_run`); all loads precede the stores.
+                        moved[j] = unsafe { *from[j].add(i) };
+                    }
+                }
+                if all_zero(&moved) {
+                    continue;
                 }
                 for j in 0..NB {
+                    if !moved_here[j] {
+                        continue;
+                    }
                     let out = if flips[j] == 0 {
                         moved[j]
                     } else {
@@ -110,6 +129,17 @@ fn run_moves_nb<F: Float, const NB: usize>(
             }
         });
     });
+}
+
+/// Whether every bit of `blocks` is zero (a -0.0 counts as non-zero, which
+/// only costs a store).
+#[inline(always)]
+fn all_zero<F: Float, const NB: usize>(blocks: &[Block<F>; NB]) -> bool {
+    let words = std::mem::size_of_val(blocks) / std::mem::size_of::<u64>();
+    // SAFETY: `Block<F>` is plain f32/f64 data with no padding, so its bytes
+    // read as `words` u64s; the slice lives only within this call.
+    let bits = unsafe { std::slice::from_raw_parts(blocks.as_ptr().cast::<u64>(), words) };
+    bits.iter().fold(0, |acc, w| acc | w) == 0
 }
 
 /// The general case: every output block a sum of weighted, lane-flipped inputs.
