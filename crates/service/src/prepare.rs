@@ -267,14 +267,16 @@ pub(crate) fn prepare(
     let (types, observables) = result_types(req)?;
     let wants_counts = types.contains(&ResultType::Counts);
     let shots = if wants_counts {
-        let shots = req.shots.unwrap_or(DEFAULT_SHOTS);
+        let max = limits.max_shots.min(kettle_core::MAX_SHOTS);
+        // A default the tenant may not ask for would refuse every request
+        // that leaves shots out.
+        let shots = req.shots.unwrap_or(DEFAULT_SHOTS.min(max).max(1));
         if shots == 0 {
             return Err(ServiceError::invalid(
                 "$.shots",
                 "counts need at least one shot",
             ));
         }
-        let max = limits.max_shots.min(kettle_core::MAX_SHOTS);
         if shots > max {
             return Err(ServiceError::LimitExceeded {
                 limit: "max_shots",
@@ -513,6 +515,31 @@ mod tests {
             99,
         )
         .map(|p| p.spec)
+    }
+
+    #[test]
+    fn the_default_shots_fit_the_tenants_limit() {
+        let limits = TenantLimits {
+            max_shots: 100,
+            ..TenantLimits::default()
+        };
+        let admission = Admission {
+            limits: &limits,
+            memory_budget: 1 << 30,
+            max_listed_qubits: 20,
+        };
+        let spec = prepare(&request(BELL), &admission, 1).unwrap().spec;
+        assert_eq!(spec.shots, 100);
+        let mut asked = request(BELL);
+        asked.shots = Some(101);
+        assert!(matches!(
+            prepare(&asked, &admission, 1).map(|p| p.spec),
+            Err(ServiceError::LimitExceeded {
+                limit: "max_shots",
+                ..
+            })
+        ));
+        assert_eq!(admit(&request(BELL)).unwrap().shots, DEFAULT_SHOTS);
     }
 
     #[test]
