@@ -1,12 +1,13 @@
-//! The job request decoder as the HTTP server runs it: the body's JSON
-//! nesting depth is checked (the server's default limit, 32, mirrored from
-//! `crates/server/src/body.rs`), serde reads a `JobRequest`, and the
-//! service's admission check (`check_request`: request fields, the program
-//! parsed for every execution of a sweep, tenant limits, memory budget)
-//! decides, with the default tenant limits and a 1 GiB budget.
+//! The job request decoder as the HTTP server runs it:
+//! `kettle_service::decode_json` (the body's nesting depth against the
+//! server's default limit, 32; integral floats as integers) reads a
+//! `JobRequest`, and the service's admission check (`check_request`:
+//! request fields, the program parsed for every execution of a sweep, tenant
+//! limits, memory budget) decides, with the default tenant limits and a
+//! 1 GiB budget.
 #![no_main]
 
-use kettle_service::{JobRequest, TenantLimits, check_request};
+use kettle_service::{JobRequest, TenantLimits, check_request, decode_json};
 use libfuzzer_sys::fuzz_target;
 
 /// The server's default `max_json_depth`.
@@ -16,43 +17,12 @@ const MEMORY_BUDGET: u64 = 1 << 30;
 /// The service's default `max_listed_qubits`.
 const MAX_LISTED_QUBITS: u32 = 20;
 
-/// The deepest `[`/`{` nesting in `bytes` is over `limit` (brackets inside
-/// strings ignored), as the server checks before serde sees a body.
-fn depth_exceeds(bytes: &[u8], limit: usize) -> bool {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in bytes {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > limit {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    false
-}
-
 fuzz_target!(|data: &[u8]| {
     let limits = TenantLimits::default();
-    if data.len() > limits.max_request_bytes || depth_exceeds(data, MAX_JSON_DEPTH) {
+    if data.len() > limits.max_request_bytes {
         return;
     }
-    let Ok(req) = serde_json::from_slice::<JobRequest>(data) else {
+    let Ok(req) = decode_json::<JobRequest>(data, MAX_JSON_DEPTH) else {
         return;
     };
     if let Ok(spec) = check_request(&req, &limits, MEMORY_BUDGET, MAX_LISTED_QUBITS) {

@@ -37,6 +37,7 @@
 //!   `kettle_simulation_seconds`, `kettle_memory_in_use_bytes`.
 
 mod config;
+mod decode;
 mod error;
 mod execute;
 pub mod keys;
@@ -50,6 +51,7 @@ mod worker;
 mod writer;
 
 pub use config::{ServiceConfig, TenantLimits};
+pub use decode::{DecodeError, decode_json};
 pub use error::{ProgramLocation, ServiceError};
 pub use model::{
     ExecutionResult, Expectation, InputValue, JobError, JobRequest, JobResult, JobSpec, JobStatus,
