@@ -63,9 +63,25 @@ struct Seen {
     took: Duration,
 }
 
-/// Sends `head`, then `body_len` bytes of `fill` in 64 KiB writes (stopping
-/// when the server stops reading), and reads the answer.
-async fn big_body(addr: &str, what: &'static str, head: String, body_len: usize) -> Seen {
+/// How a hostile client sends after its head.
+#[derive(Clone, Copy, Debug)]
+enum Sending {
+    /// `len` bytes of `[` in 64 KiB writes, stopping when the server stops
+    /// reading.
+    Bulk(usize),
+    /// These bytes, over and over, one every 300 ms.
+    Trickle(&'static [u8]),
+}
+
+/// Sends `head` and then `rest` on a raw connection, and reads the answer
+/// (for at most `limit`).
+async fn attack(
+    addr: &str,
+    what: &'static str,
+    head: String,
+    rest: Sending,
+    limit: Duration,
+) -> Seen {
     let started = Instant::now();
     let stream = TcpStream::connect(addr).await.unwrap();
     let (mut rd, mut wr) = stream.into_split();
@@ -73,18 +89,31 @@ async fn big_body(addr: &str, what: &'static str, head: String, body_len: usize)
         if wr.write_all(head.as_bytes()).await.is_err() {
             return;
         }
-        let chunk = vec![b'['; 64 << 10];
-        let mut sent = 0;
-        while sent < body_len {
-            let n = chunk.len().min(body_len - sent);
-            let write = tokio::time::timeout(Duration::from_secs(5), wr.write_all(&chunk[..n]));
-            if !matches!(write.await, Ok(Ok(()))) {
-                return;
+        match rest {
+            Sending::Bulk(len) => {
+                let chunk = vec![b'['; 64 << 10];
+                let mut sent = 0;
+                while sent < len {
+                    let n = chunk.len().min(len - sent);
+                    let write =
+                        tokio::time::timeout(Duration::from_secs(5), wr.write_all(&chunk[..n]));
+                    if !matches!(write.await, Ok(Ok(()))) {
+                        return;
+                    }
+                    sent += n;
+                }
             }
-            sent += n;
+            Sending::Trickle(bytes) => {
+                for b in bytes.iter().cycle() {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    if wr.write_all(&[*b]).await.is_err() {
+                        return;
+                    }
+                }
+            }
         }
     });
-    let status = read_status(&mut rd, Duration::from_secs(20)).await;
+    let status = read_status(&mut rd, limit).await;
     writer.abort();
     Seen {
         what,
@@ -93,30 +122,26 @@ async fn big_body(addr: &str, what: &'static str, head: String, body_len: usize)
     }
 }
 
-/// Sends `head` at once, then `trickle` one byte every 300 ms until the
-/// server answers or closes.
-async fn trickler(addr: &str, what: &'static str, head: String, trickle: &'static [u8]) -> Seen {
-    let started = Instant::now();
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut rd, mut wr) = stream.into_split();
-    let writer = tokio::spawn(async move {
-        if wr.write_all(head.as_bytes()).await.is_err() {
-            return;
-        }
-        for b in trickle.iter().cycle() {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            if wr.write_all(&[*b]).await.is_err() {
-                return;
-            }
-        }
-    });
-    let status = read_status(&mut rd, Duration::from_secs(30)).await;
-    writer.abort();
-    Seen {
+async fn big_body(addr: &str, what: &'static str, head: String, len: usize) -> Seen {
+    attack(
+        addr,
         what,
-        status,
-        took: started.elapsed(),
-    }
+        head,
+        Sending::Bulk(len),
+        Duration::from_secs(20),
+    )
+    .await
+}
+
+async fn trickler(addr: &str, what: &'static str, head: String, bytes: &'static [u8]) -> Seen {
+    attack(
+        addr,
+        what,
+        head,
+        Sending::Trickle(bytes),
+        Duration::from_secs(30),
+    )
+    .await
 }
 
 /// The soft limit on open files of this process (the server inherits it).
