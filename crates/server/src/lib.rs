@@ -21,6 +21,10 @@
 //!   stable `type` `urn:kettle:problem:<code>`.
 //! - `body`: JSON bodies are size- and depth-limited before serde sees them.
 //! - Simulations run on the service's worker threads, never on actix's.
+//! - Slow or idle clients are cut off: headers must arrive within
+//!   `header_timeout_seconds` and bodies within `body_timeout_seconds`
+//!   (`408`), and at most `max_connections` are open at once (the rest wait
+//!   in the kernel's backlog). `tests/reliability/` measures all of this.
 
 mod body;
 mod config;
