@@ -15,7 +15,7 @@
 
 use kettle_ir::Qubit;
 
-use super::{BlockPtr, Prepared};
+use super::{BlockPtr, Prepared, all_zero};
 use crate::blocking::Stage;
 use crate::float::Float;
 use crate::par::Parallelism;
@@ -95,23 +95,6 @@ pub(crate) fn apply_stage<F: Float>(
             }
         }
     });
-}
-
-/// Whether every amplitude of `blocks` is +0 (bit for bit: a -0.0 counts
-/// as non-zero, which only costs the skip). Stops at the first non-zero
-/// cache line, so a dense chunk costs one line.
-fn all_zero<F: Float>(blocks: &[Block<F>]) -> bool {
-    const WORDS: usize = 64 / std::mem::size_of::<u64>();
-    let bytes = std::mem::size_of_val(blocks);
-    // SAFETY: `Block<F>` is plain f32/f64 data, 64-byte aligned and a
-    // multiple of 64 bytes long, so its bytes read as u64 words; the slice
-    // borrows `blocks` for no longer than this call.
-    let words = unsafe {
-        std::slice::from_raw_parts(blocks.as_ptr().cast::<u64>(), bytes / size_of::<u64>())
-    };
-    words
-        .chunks_exact(WORDS)
-        .all(|line| line.iter().fold(0, |acc, w| acc | w) == 0)
 }
 
 /// The first amplitude of chunk `c`: `c`'s bits on the qubits that index

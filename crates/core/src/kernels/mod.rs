@@ -200,3 +200,22 @@ fn coefficient_block<F: Float>(mut f: impl FnMut(usize) -> num_complex::Complex6
         im: F::from_fn(|l| F::from_f64(values[l].im)),
     }
 }
+
+/// Whether every amplitude of `blocks` is +0 (bit for bit: a -0.0 counts
+/// as non-zero, which only means its work is done). Stops at the first
+/// non-zero cache line, so dense data costs one line. Zero work is what the
+/// stage and permutation kernels skip (see `chunks`, `monomial`).
+#[inline(always)]
+pub(super) fn all_zero<F: Float>(blocks: &[Block<F>]) -> bool {
+    const WORDS: usize = 64 / std::mem::size_of::<u64>();
+    let bytes = std::mem::size_of_val(blocks);
+    // SAFETY: `Block<F>` is plain f32/f64 data, 64-byte aligned and a
+    // multiple of 64 bytes long, so its bytes read as u64 words; the slice
+    // borrows `blocks` for no longer than this call.
+    let words = unsafe {
+        std::slice::from_raw_parts(blocks.as_ptr().cast::<u64>(), bytes / size_of::<u64>())
+    };
+    words
+        .chunks_exact(WORDS)
+        .all(|line| line.iter().fold(0, |acc, w| acc | w) == 0)
+}

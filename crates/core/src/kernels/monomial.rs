@@ -7,7 +7,7 @@
 use num_complex::Complex64;
 use smallvec::SmallVec;
 
-use super::{BlockPtr, Kind, Split, cmul_add, coefficient_block, xor_lanes};
+use super::{BlockPtr, Kind, Split, all_zero, cmul_add, coefficient_block, xor_lanes};
 use crate::float::Float;
 use crate::par::Parallelism;
 use crate::state::Block;
@@ -111,7 +111,7 @@ fn run_moves_nb<F: Float, const NB: usize>(
                         moved[j] = unsafe { *from[j].add(i) };
                     }
                 }
-                if all_zero(&moved) {
+                if all_zero(&moved[..]) {
                     continue;
                 }
                 for j in 0..NB {
@@ -129,17 +129,6 @@ fn run_moves_nb<F: Float, const NB: usize>(
             }
         });
     });
-}
-
-/// Whether every bit of `blocks` is zero (a -0.0 counts as non-zero, which
-/// only costs a store).
-#[inline(always)]
-fn all_zero<F: Float, const NB: usize>(blocks: &[Block<F>; NB]) -> bool {
-    let words = std::mem::size_of_val(blocks) / std::mem::size_of::<u64>();
-    // SAFETY: `Block<F>` is plain f32/f64 data with no padding, so its bytes
-    // read as `words` u64s; the slice lives only within this call.
-    let bits = unsafe { std::slice::from_raw_parts(blocks.as_ptr().cast::<u64>(), words) };
-    bits.iter().fold(0, |acc, w| acc | w) == 0
 }
 
 /// The general case: every output block a sum of weighted, lane-flipped inputs.
