@@ -16,18 +16,9 @@ root="$(cd "$here/../.." && pwd)"
 cd "$root"
 
 venv="${KETTLE_QISKIT_VENV:-target/qiskit-venv}"
-python="${PYTHON:-python3}"
-if [ ! -x "$venv/bin/python" ]; then
-    echo "== creating $venv with $("$python" --version 2>&1)" >&2
-    "$python" -m venv "$venv"
-fi
-stamp="$venv/.kettle-requirements"
-if ! cmp -s "$here/requirements.txt" "$stamp"; then
-    echo "== installing pinned packages into $venv" >&2
-    "$venv/bin/python" -m pip install --quiet --upgrade "pip>=23"
-    "$venv/bin/python" -m pip install --quiet -r "$here/requirements.txt"
-    cp "$here/requirements.txt" "$stamp"
-fi
+# shellcheck source=tests/venv.sh
+source "$root/tests/venv.sh"
+kettle_venv "$venv" "$here/requirements.txt"
 
 if [ -z "${KETTLE_BIN:-}" ]; then
     echo "== building kettle (release)" >&2
