@@ -16,7 +16,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Rng, report};
+use rand::{RngExt, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use super::{report, seeded_rng};
 use crate::server_util::*;
 
 const TENANTS: [&str; 3] = ["alpha", "beta", "gamma"];
@@ -113,7 +116,7 @@ async fn client(
     key: String,
     base: String,
     label: String,
-    mut rng: Rng,
+    mut rng: Xoshiro256PlusPlus,
     stop: Arc<AtomicBool>,
 ) -> Vec<Submission> {
     let http = reqwest::Client::builder()
@@ -125,18 +128,18 @@ async fn client(
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        let source = match rng.range(0, 10) {
+        let source = match rng.random_range(0..10) {
             0 => slow_measured(),
             1..=4 => BELL.to_owned(),
-            _ => ghz(rng.range(3, 9) as u32),
+            _ => ghz(rng.random_range(3..9)),
         };
         let mut s = Submission {
             tenant,
             name: format!("{tenant}-{label}-{i}"),
             source,
-            shots: rng.range(10, 300),
-            seed: rng.next() >> 12,
-            mode: [Mode::Keyed, Mode::KeyedWait, Mode::Unkeyed][rng.range(0, 3) as usize],
+            shots: rng.random_range(10..300),
+            seed: rng.random::<u64>() >> 12,
+            mode: [Mode::Keyed, Mode::KeyedWait, Mode::Unkeyed][rng.random_range(0..3)],
             outcome: Outcome::Unknown,
         };
         let answer = s.send(&http, &base, &key).await;
@@ -176,7 +179,7 @@ async fn sigkill_cycles_under_load_lose_no_acknowledged_job() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    let (mut rng, seed) = Rng::from_env();
+    let (mut rng, seed) = seeded_rng();
     report(&format!(
         "crash durability: {cycles} cycles, RELIABILITY_SEED={seed}"
     ));
@@ -205,12 +208,12 @@ async fn sigkill_cycles_under_load_lose_no_acknowledged_job() {
                     keys[t].clone(),
                     server.base.clone(),
                     format!("c{cycle}w{worker}"),
-                    Rng(rng.next()),
+                    Xoshiro256PlusPlus::seed_from_u64(rng.random()),
                     stop.clone(),
                 ))
             })
             .collect();
-        tokio::time::sleep(Duration::from_millis(rng.range(100, 2500))).await;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(100..2500))).await;
         server.kill();
         stop.store(true, Ordering::Relaxed);
         for t in tasks {

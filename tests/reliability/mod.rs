@@ -8,37 +8,22 @@ mod crash;
 mod exhaustion;
 mod security;
 
-/// A small seeded generator (SplitMix64): the tests print their seed, so a
-/// failing schedule can be replayed with `RELIABILITY_SEED`.
-#[derive(Clone, Debug)]
-pub(crate) struct Rng(u64);
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
 
-impl Rng {
-    /// From `RELIABILITY_SEED`, else from the clock.
-    pub(crate) fn from_env() -> (Rng, u64) {
-        let seed = std::env::var("RELIABILITY_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64)
-            });
-        (Rng(seed), seed)
-    }
-
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `lo..hi`.
-    pub(crate) fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo).max(1)
-    }
+/// A seeded generator from `RELIABILITY_SEED`, else from the clock, and
+/// its seed: the tests print it, so that a failing schedule can be
+/// replayed.
+pub(crate) fn seeded_rng() -> (Xoshiro256PlusPlus, u64) {
+    let seed = std::env::var("RELIABILITY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    (Xoshiro256PlusPlus::seed_from_u64(seed), seed)
 }
 
 /// Writes a line of figures to stderr (shown with `--nocapture`).
