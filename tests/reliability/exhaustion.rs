@@ -74,14 +74,12 @@ enum Sending {
 }
 
 /// Sends `head` and then `rest` on a raw connection, and reads the answer
-/// (for at most `limit`).
-async fn attack(
-    addr: &str,
-    what: &'static str,
-    head: String,
-    rest: Sending,
-    limit: Duration,
-) -> Seen {
+/// (for at most 20 s after a bulk body, 30 s while trickling).
+async fn attack(addr: &str, what: &'static str, head: String, rest: Sending) -> Seen {
+    let limit = Duration::from_secs(match rest {
+        Sending::Bulk(_) => 20,
+        Sending::Trickle(_) => 30,
+    });
     let started = Instant::now();
     let stream = TcpStream::connect(addr).await.unwrap();
     let (mut rd, mut wr) = stream.into_split();
@@ -120,28 +118,6 @@ async fn attack(
         status,
         took: started.elapsed(),
     }
-}
-
-async fn big_body(addr: &str, what: &'static str, head: String, len: usize) -> Seen {
-    attack(
-        addr,
-        what,
-        head,
-        Sending::Bulk(len),
-        Duration::from_secs(20),
-    )
-    .await
-}
-
-async fn trickler(addr: &str, what: &'static str, head: String, bytes: &'static [u8]) -> Seen {
-    attack(
-        addr,
-        what,
-        head,
-        Sending::Trickle(bytes),
-        Duration::from_secs(30),
-    )
-    .await
 }
 
 /// The soft limit on open files of this process (the server inherits it).
@@ -265,23 +241,24 @@ async fn floods_stay_within_memory_and_time_and_small_jobs_still_run() {
     let chunked = format!(
         "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {big_key}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
     );
+    use Sending::{Bulk, Trickle};
     let attacks = tokio::spawn({
         let addr = addr.clone();
         async move {
-            let huge = big_body(&addr, "64 MiB body", post(64 << 20), 64 << 20);
-            let deep = big_body(&addr, "1 MiB of `[`", post(1 << 20), 1 << 20);
-            let slow_head = trickler(
+            let huge = attack(&addr, "64 MiB body", post(64 << 20), Bulk(64 << 20));
+            let deep = attack(&addr, "1 MiB of `[`", post(1 << 20), Bulk(1 << 20));
+            let slow_head = attack(
                 &addr,
                 "trickled headers",
                 "POST /v1/jobs HTTP/1.1\r\nHost: x\r\n".into(),
-                b"X-Slow: 1\r\n",
+                Trickle(b"X-Slow: 1\r\n"),
             );
-            let slow_body = trickler(&addr, "trickled body", post(1000), b"[");
+            let slow_body = attack(&addr, "trickled body", post(1000), Trickle(b"["));
             let idle = idle_connections(&addr, connections, Duration::from_secs(TIMEOUT_S + 3));
             // A chunked body with no length: the tenant's byte limit still
             // stops it (the chunk framing is left out: the server must
             // answer before it could matter).
-            let no_length = trickler(&addr, "chunked trickle", chunked, b"1\r\n[\r\n");
+            let no_length = attack(&addr, "chunked trickle", chunked, Trickle(b"1\r\n[\r\n"));
             let (a, b, c, d, e, f) =
                 tokio::join!(huge, deep, slow_head, slow_body, idle, no_length);
             (vec![a, b, c, d, f], e)
