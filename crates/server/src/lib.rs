@@ -17,6 +17,7 @@
 //!   (read with `?wait=`/`?keys=hex`, `DELETE` to cancel),
 //!   `/v1/jobs/{id}/cancel`, `/v1/backend`, `/healthz`, `/readyz`,
 //!   `/metrics`; the list is [`ROUTES`], the contract is `openapi.yaml`.
+//! - `page`: the web page at `/` (embedded; it uses only the public API).
 //! - `problem`: every error is RFC 7807 `application/problem+json` with a
 //!   stable `type` `urn:kettle:problem:<code>`.
 //! - `body`: JSON bodies are size- and depth-limited before serde sees them.
@@ -28,6 +29,7 @@
 
 mod body;
 mod config;
+mod page;
 mod problem;
 mod routes;
 

@@ -1,5 +1,5 @@
-//! The HTTP routes under `/v1`, plus health, readiness and metrics, and the
-//! bearer-token extractor. Handlers only translate: every decision is the
+//! The HTTP routes under `/v1`, plus the web page, health, readiness and
+//! metrics, and the bearer-token extractor. Handlers only translate: every decision is the
 //! service's.
 
 use std::future::Future;
@@ -21,6 +21,7 @@ use crate::problem::Problem;
 /// Every route the API serves, as (method, path template): the contract
 /// test compares this list with `openapi.yaml`.
 pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/"),
     ("post", "/v1/jobs"),
     ("get", "/v1/jobs"),
     ("get", "/v1/jobs/{id}"),
@@ -429,6 +430,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(backend))
                         .default_service(only("GET")),
                 ),
+        )
+        .service(
+            web::resource("/")
+                .route(web::get().to(crate::page::index))
+                .default_service(only("GET")),
         )
         .service(
             web::resource("/healthz")
