@@ -1,0 +1,720 @@
+"""Qiskit's V2 primitives on Kettle: :class:`KettleSamplerV2` and
+:class:`KettleEstimatorV2`.
+
+Both map a PUB onto Kettle's own sweep and expectation support rather than
+binding every parameter value set into a circuit of its own:
+
+* A PUB's circuit is written once (:func:`~qiskit_kettle.convert.circuit_to_program`:
+  OpenQASM 3 with an ``input float[64]`` per parameter) and its parameter
+  values travel as a job's ``inputs``, one list per parameter, so a sweep of
+  N value sets is **one Kettle job of N executions** (split into several
+  jobs only beyond the server's limits: the tenant's ``max_executions``,
+  2,000,000 operations over a sweep, 1,000,000 listed shots for ``memory``).
+* The Estimator asks for ``{"expectation": [...]}`` only, so Kettle
+  computes every expectation value exactly from the state (before final
+  measurements) and **takes no shots**: the jobs have ``shots == 0``.
+  Each distinct parameter value set is one execution, each distinct
+  observable of the PUB is sent once (as Kettle's Pauli-sum text,
+  :mod:`qiskit_kettle.observables`) and computed for every execution; the
+  PUB's broadcast shape is rebuilt on the client.
+* The Sampler asks for ``memory`` (every shot's outcome, in shot order) when
+  the server offers it, else for ``counts``, whose outcomes are then put in a
+  random order drawn from the execution's seed: a uniformly shuffled
+  multinomial sample is distributed exactly as independent shots, so the
+  :class:`~qiskit.primitives.BitArray` is statistically the same either way.
+  Every element of the PUB's parameter array is its own execution (with its
+  own seed), duplicates included.
+
+Seeds: with ``seed=S``, the k-th execution of a ``run`` call (counting over
+its PUBs in order) runs with Kettle seed ``S + k``, whatever the split into
+jobs; the same call with the same seed gives the same bits. Without a seed
+the server draws one per job.
+
+``run`` submits the jobs at once (so a program Kettle refuses raises there,
+with the line and column of the fault) and returns a
+:class:`KettlePrimitiveJob`, whose ``result()`` waits for them and whose
+``cancel()`` cancels them on the server.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from qiskit.circuit import QuantumCircuit
+from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
+from qiskit.primitives.base.base_primitive_job import BasePrimitiveJob
+from qiskit.primitives.containers import (
+    BitArray,
+    DataBin,
+    EstimatorPubLike,
+    PrimitiveResult,
+    PubResult,
+    SamplerPubLike,
+    SamplerPubResult,
+)
+from qiskit.primitives.containers.estimator_pub import EstimatorPub
+from qiskit.primitives.containers.sampler_pub import SamplerPub
+from qiskit.providers import JobStatus
+
+from kettle_client import (
+    ConflictError,
+    ExecutionResult,
+    KettleClient,
+    LimitExceededError,
+)
+
+from .convert import Program, circuit_to_program
+from .observables import observable_to_pauli_sum
+
+__all__ = ["KettleEstimatorV2", "KettlePrimitiveJob", "KettleSamplerV2"]
+
+#: Kettle's bound on the operations of a sweep, over all its executions.
+MAX_SWEEP_OPERATIONS = 2_000_000
+#: Kettle's bound on the shots a job lists one by one (``memory``).
+MAX_MEMORY_SHOTS = 1_000_000
+_SEED_MOD = 1 << 64
+
+_STATUS = {
+    "queued": JobStatus.QUEUED,
+    "running": JobStatus.RUNNING,
+    "completed": JobStatus.DONE,
+    "failed": JobStatus.ERROR,
+    "cancelled": JobStatus.CANCELLED,
+}
+
+
+# --------------------------------------------------------------------------
+# The job handle
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class _Chunk:
+    """One Kettle job: executions ``start .. start + count`` of a PUB."""
+
+    job_id: str
+    start: int
+    count: int
+
+
+@dataclass
+class _PubPlan:
+    """What was submitted for one PUB and how to read it back."""
+
+    chunks: list[_Chunk]
+    finish: Callable[[list[ExecutionResult]], PubResult]
+    job_ids: list[str] = field(default_factory=list)
+
+
+class KettlePrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
+    """The handle ``run`` returns: the Kettle jobs of a primitive call.
+
+    :meth:`result` waits for every Kettle job and returns the
+    :class:`~qiskit.primitives.PrimitiveResult` (it raises the client's
+    :class:`~kettle_client.JobFailedError` or
+    :class:`~kettle_client.JobCancelledError` when one did not complete);
+    :meth:`status` is the least advanced status among them (any failure
+    first); :meth:`cancel` cancels those still queued or running.
+    :meth:`job_ids` lists the Kettle job ids, per PUB.
+    """
+
+    def __init__(self, client: KettleClient, plans: list[_PubPlan], metadata: dict[str, Any]):
+        ids = [c.job_id for p in plans for c in p.chunks]
+        super().__init__(ids[0] if len(ids) == 1 else f"kettle-{uuid.uuid4()}")
+        self._client = client
+        self._plans = plans
+        self._result_metadata = metadata
+        self._result: PrimitiveResult | None = None
+        self._final: dict[str, str] = {}
+
+    def job_ids(self) -> list[list[str]]:
+        """The Kettle job ids of each PUB, in PUB order (one per PUB unless a
+        sweep exceeded the server's limits)."""
+        return [[c.job_id for c in p.chunks] for p in self._plans]
+
+    def result(self, timeout: float | None = None) -> PrimitiveResult:
+        """Waits for the Kettle jobs (``timeout`` seconds each at most; None:
+        no limit) and returns the primitive's result."""
+        if self._result is None:
+            pub_results = []
+            for plan in self._plans:
+                executions: list[ExecutionResult] = []
+                for chunk in plan.chunks:
+                    res = self._client.result(chunk.job_id, timeout)
+                    self._final[chunk.job_id] = "completed"
+                    if len(res.executions) != chunk.count:
+                        raise RuntimeError(
+                            f"Kettle job {chunk.job_id} returned {len(res.executions)} executions, "
+                            f"expected {chunk.count}"
+                        )
+                    executions.extend(res.executions)
+                pub_results.append(plan.finish(executions))
+            self._result = PrimitiveResult(pub_results, metadata=dict(self._result_metadata))
+        return self._result
+
+    def _statuses(self) -> list[str]:
+        out = []
+        for plan in self._plans:
+            for chunk in plan.chunks:
+                status = self._final.get(chunk.job_id)
+                if status is None:
+                    status = self._client.get(chunk.job_id).status
+                    if status in ("completed", "failed", "cancelled"):
+                        self._final[chunk.job_id] = status
+                out.append(status)
+        return out
+
+    def status(self) -> JobStatus:
+        statuses = self._statuses()
+        for kettle, qiskit in (
+            ("failed", JobStatus.ERROR),
+            ("cancelled", JobStatus.CANCELLED),
+            ("running", JobStatus.RUNNING),
+            ("queued", JobStatus.QUEUED),
+        ):
+            if kettle in statuses:
+                # Some jobs ran while others wait: the call as a whole runs.
+                if qiskit is JobStatus.QUEUED and "completed" in statuses:
+                    return JobStatus.RUNNING
+                return qiskit
+        return JobStatus.DONE
+
+    def done(self) -> bool:
+        return self.status() == JobStatus.DONE
+
+    def running(self) -> bool:
+        return self.status() == JobStatus.RUNNING
+
+    def cancelled(self) -> bool:
+        return self.status() == JobStatus.CANCELLED
+
+    def in_final_state(self) -> bool:
+        return self.status() in (JobStatus.DONE, JobStatus.ERROR, JobStatus.CANCELLED)
+
+    def cancel(self) -> bool:
+        """Cancels every Kettle job of the call that has not ended; True if
+        any was still queued or running."""
+        any_cancelled = False
+        for plan in self._plans:
+            for chunk in plan.chunks:
+                if chunk.job_id in self._final:
+                    continue
+                try:
+                    self._client.cancel(chunk.job_id)
+                    any_cancelled = True
+                except ConflictError:
+                    pass  # it had already ended
+        return any_cancelled
+
+
+# --------------------------------------------------------------------------
+# Shared submission machinery
+# --------------------------------------------------------------------------
+
+
+def _client_of(backend: Any) -> KettleClient:
+    if isinstance(backend, KettleClient):
+        return backend
+    client = getattr(backend, "client", None)
+    if client is None:
+        raise TypeError(
+            f"expected a KettleBackend (or a KettleClient), not {type(backend).__name__}"
+        )
+    return client
+
+
+def _seed_value(seed: Any) -> int | None:
+    if seed is None:
+        return None
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, _SEED_MOD, dtype=np.uint64))
+    seed = int(seed)
+    if seed < 0:
+        raise ValueError("seed must be a non-negative integer")
+    return seed % _SEED_MOD
+
+
+def _operation_count(circuit: QuantumCircuit) -> int:
+    """A rough count of the operations Kettle unrolls one execution to
+    (control flow bodies counted once): only used to size sweep chunks."""
+    n = 0
+    for inst in circuit.data:
+        n += 1
+        for block in getattr(inst.operation, "blocks", ()) or ():
+            n += _operation_count(block)
+    return max(n, 1)
+
+
+class _Runner:
+    """State shared by the PUBs of one ``run`` call."""
+
+    def __init__(self, primitive: _KettlePrimitive, kind: str):
+        self.primitive = primitive
+        self.client = primitive._client
+        self.kind = kind
+        self.seed = _seed_value(primitive._seed)
+        self.next_execution = 0
+        self.submitted: list[str] = []
+
+    def submit_sweep(
+        self,
+        pub_index: int,
+        circuit: QuantumCircuit,
+        program: Program,
+        rows: np.ndarray,
+        *,
+        result_types: list[Any],
+        shots: int | None,
+        per_job: int,
+    ) -> list[_Chunk]:
+        """Submits executions ``rows`` (one row of parameter values each, in
+        the order of ``circuit.parameters``) as jobs of at most ``per_job``
+        executions, halving a job that the server finds over a limit."""
+        params = list(circuit.parameters)
+        missing = [p.name for p in params if p not in program.parameters]
+        if missing:
+            raise ValueError(f"the program has no input for parameter(s) {', '.join(missing)}")
+        names = [program.parameters[p] for p in params]
+        total = rows.shape[0]
+        chunks: list[_Chunk] = []
+        start = 0
+        per_job = max(1, min(per_job, total))
+        while start < total:
+            count = min(per_job, total - start)
+            block = rows[start : start + count]
+            inputs: dict[str, Any] | None = None
+            if names:
+                if count == 1:
+                    inputs = {n: float(block[0, i]) for i, n in enumerate(names)}
+                else:
+                    inputs = {n: [float(v) for v in block[:, i]] for i, n in enumerate(names)}
+            seed = None if self.seed is None else (self.seed + self.next_execution + start) % _SEED_MOD
+            tags = {"qiskit_kettle": self.kind, "pub": str(pub_index)}
+            try:
+                job = self.client.submit(
+                    program.source,
+                    program.format,
+                    shots=shots,
+                    seed=seed,
+                    result_types=result_types,
+                    inputs=inputs,
+                    precision=self.primitive._precision,
+                    name=(circuit.name or None) and str(circuit.name)[:256],
+                    tags=tags,
+                )
+            except LimitExceededError as e:
+                splittable = e.limit in (
+                    "max_executions",
+                    "max_sweep_operations",
+                    "max_memory_shots",
+                    "max_request_bytes",
+                )
+                if count > 1 and splittable:
+                    per_job = max(1, count // 2)
+                    continue
+                raise
+            self.submitted.append(job.id)
+            chunks.append(_Chunk(job.id, start, count))
+            start += count
+        self.next_execution += total
+        return chunks
+
+    def cancel_all(self) -> None:
+        for job_id in self.submitted:
+            try:
+                self.client.cancel(job_id)
+            except Exception:  # best effort: the run is failing anyway
+                pass
+
+
+class _KettlePrimitive:
+    """What the Sampler and the Estimator share: the client, the server's
+    limits (read once) and the options."""
+
+    def __init__(self, backend: Any, seed: Any, precision: str):
+        if precision not in ("f64", "f32"):
+            raise ValueError(f"precision must be 'f64' or 'f32', not {precision!r}")
+        self._backend = backend
+        self._client = _client_of(backend)
+        self._seed = seed
+        self._precision = precision
+        self._info = None
+
+    @property
+    def backend(self) -> Any:
+        """The backend (or client) the jobs go to."""
+        return self._backend
+
+    @property
+    def seed(self) -> Any:
+        """The seed of the call's first execution (None: the server draws)."""
+        return self._seed
+
+    def _server(self):
+        if self._info is None:
+            self._info = self._client.backend()
+        return self._info
+
+    def _max_executions(self) -> int:
+        limit = self._server().limits.max_executions
+        return limit if limit > 0 else 1000
+
+    def _run_pubs(self, kind: str, pubs: list[Any], plan_pub: Callable[[_Runner, int, Any], _PubPlan]) -> KettlePrimitiveJob:
+        runner = _Runner(self, kind)
+        plans = []
+        try:
+            for i, pub in enumerate(pubs):
+                plans.append(plan_pub(runner, i, pub))
+        except BaseException:
+            runner.cancel_all()
+            raise
+        return KettlePrimitiveJob(self._client, plans, {"version": 2})
+
+
+def _parameter_rows(pub: Any) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The PUB's parameter value sets as rows (C order of its shape), in the
+    order of ``circuit.parameters``, and the shape."""
+    bindings = pub.parameter_values
+    shape = tuple(bindings.shape)
+    size = int(np.prod(shape, dtype=np.int64))
+    params = list(pub.circuit.parameters)
+    if params:
+        values = np.asarray(bindings.as_array(params), dtype=float)
+        rows = values.reshape(size, len(params))
+    else:
+        rows = np.zeros((size, 0), dtype=float)
+    if rows.size and not np.all(np.isfinite(rows)):
+        raise ValueError("parameter values must be finite")
+    return rows, shape
+
+
+# --------------------------------------------------------------------------
+# Sampler
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class _Register:
+    name: str
+    size: int
+    clbits: list[int]  # the result's bit index of each of the register's bits
+
+
+def _registers(circuit: QuantumCircuit) -> list[_Register]:
+    return [
+        _Register(creg.name, creg.size, [circuit.find_bit(b).index for b in creg])
+        for creg in circuit.cregs
+    ]
+
+
+def _measures(circuit: QuantumCircuit) -> bool:
+    for inst in circuit.data:
+        if inst.operation.name == "measure":
+            return True
+        for block in getattr(inst.operation, "blocks", ()) or ():
+            if _measures(block):
+                return True
+    return False
+
+
+def _pack(bits: np.ndarray) -> np.ndarray:
+    """(n, size) little-endian bits (column j is bit j) as BitArray bytes:
+    big-endian, bit 0 the lowest bit of the last byte."""
+    n, size = bits.shape
+    pad = -size % 8
+    ordered = bits[:, ::-1]
+    if pad:
+        ordered = np.concatenate([np.zeros((n, pad), dtype=np.uint8), ordered], axis=1)
+    return np.packbits(ordered, axis=1)
+
+
+def _execution_outcomes(execution: ExecutionResult, shots: int) -> tuple[list[str], np.ndarray]:
+    """The distinct outcome keys of one execution and, per shot in shot
+    order, the index of its outcome."""
+    if execution.memory is not None:
+        keys, index = np.unique(np.asarray(execution.memory, dtype=str), return_inverse=True)
+        return [str(k) for k in keys], index.reshape(-1)
+    counts = execution.counts or {}
+    keys = sorted(counts)
+    index = np.repeat(np.arange(len(keys)), [counts[k] for k in keys])
+    # Shot order from the execution's own seed: reproducible, and a uniform
+    # shuffle of a multinomial sample is exactly i.i.d. shots.
+    rng = np.random.default_rng([execution.seed & 0xFFFFFFFF, execution.seed >> 32, 0x5A4D])
+    rng.shuffle(index)
+    return keys, index
+
+
+class KettleSamplerV2(BaseSamplerV2):
+    """Qiskit's :class:`~qiskit.primitives.BaseSamplerV2` on a Kettle server.
+
+    Args:
+        backend: a :class:`~qiskit_kettle.KettleBackend` (or a
+            :class:`~kettle_client.KettleClient`).
+        default_shots: shots of a PUB that does not set its own.
+        seed: the seed of the first execution of each ``run`` call (then
+            ``seed + 1``, … over the call's PUBs); None lets the server draw.
+            An ``np.random.Generator`` is drawn from once per call.
+        precision: ``"f64"`` (default) or ``"f32"`` state vectors.
+
+    Each classical register becomes a :class:`~qiskit.primitives.BitArray`
+    of the PUB's shape in the result's ``data``, under the register's name;
+    ``metadata`` has ``shots``, ``circuit_metadata`` and ``kettle_job_ids``.
+    Circuits may measure mid-circuit, reset and use ``if``/``for``
+    (Kettle samples each shot's trajectory). A circuit that measures
+    nothing gives all-zero bits (its program is still run once per
+    execution to check it).
+    """
+
+    def __init__(self, backend: Any, *, default_shots: int = 1024, seed: Any = None, precision: str = "f64"):
+        if int(default_shots) < 1:
+            raise ValueError("default_shots must be at least 1")
+        self._kettle = _KettlePrimitive(backend, seed, precision)
+        self._default_shots = int(default_shots)
+
+    @property
+    def backend(self) -> Any:
+        """The backend the jobs go to."""
+        return self._kettle.backend
+
+    @property
+    def default_shots(self) -> int:
+        """Shots of a PUB that does not set its own."""
+        return self._default_shots
+
+    @property
+    def seed(self) -> Any:
+        """The seed of each call's first execution (None: the server draws)."""
+        return self._kettle.seed
+
+    def run(self, pubs: Iterable[SamplerPubLike], *, shots: int | None = None) -> KettlePrimitiveJob:
+        if shots is None:
+            shots = self._default_shots
+        coerced = [SamplerPub.coerce(pub, shots) for pub in pubs]
+        for i, pub in enumerate(coerced):
+            if pub.shots < 1:
+                raise ValueError(f"PUB {i} asks for {pub.shots} shots; at least 1 is needed")
+        return self._kettle._run_pubs("sampler", coerced, self._plan)
+
+    def _plan(self, runner: _Runner, index: int, pub: SamplerPub) -> _PubPlan:
+        kettle = self._kettle
+        circuit = pub.circuit
+        program = circuit_to_program(circuit)
+        rows, shape = _parameter_rows(pub)
+        shots = pub.shots
+        measures = _measures(circuit)
+        registers = _registers(circuit)
+        per_job = kettle._max_executions()
+        if rows.shape[1] > 0:
+            per_job = min(per_job, max(1, MAX_SWEEP_OPERATIONS // _operation_count(circuit)))
+        use_memory = False
+        if measures:
+            info = kettle._server()
+            if "memory" in info.result_types and shots <= MAX_MEMORY_SHOTS:
+                use_memory = True
+                per_job = min(per_job, max(1, MAX_MEMORY_SHOTS // shots))
+            result_types: list[Any] = ["memory"] if use_memory else ["counts"]
+            job_shots: int | None = shots
+        else:
+            # Nothing to sample: run once per execution to check the program.
+            result_types, job_shots = ["probabilities"], None
+        if rows.shape[1] == 0 and rows.shape[0] > 1:
+            # No parameters, several executions (a shaped empty binding):
+            # Kettle sweeps only over inputs, so submit one job per element.
+            chunks = []
+            for k in range(rows.shape[0]):
+                for c in runner.submit_sweep(
+                    index, circuit, program, rows[k : k + 1],
+                    result_types=result_types, shots=job_shots, per_job=1,
+                ):  # fmt: skip
+                    chunks.append(_Chunk(c.job_id, k, 1))
+        else:
+            chunks = runner.submit_sweep(
+                index, circuit, program, rows, result_types=result_types, shots=job_shots, per_job=per_job
+            )
+        job_ids = [c.job_id for c in chunks]
+
+        def finish(executions: list[ExecutionResult]) -> SamplerPubResult:
+            arrays = {
+                reg.name: np.zeros(shape + (shots, (reg.size + 7) // 8), dtype=np.uint8) for reg in registers
+            }
+            if measures:
+                for flat, (execution, idx) in enumerate(zip(executions, np.ndindex(*shape))):
+                    keys, order = _execution_outcomes(execution, shots)
+                    if order.shape[0] != shots:
+                        raise RuntimeError(f"execution {flat} has {order.shape[0]} shots, expected {shots}")
+                    width = max((len(k) for k in keys), default=0)
+                    # Bits of each distinct outcome, column j = result bit j.
+                    bits = np.zeros((len(keys), max(width, 1)), dtype=np.uint8)
+                    for r, key in enumerate(keys):
+                        if key:
+                            bits[r, : len(key)] = np.frombuffer(key[::-1].encode(), dtype=np.uint8) - ord("0")
+                    for reg in registers:
+                        if reg.size == 0:
+                            continue
+                        packed = _pack(bits[:, reg.clbits])
+                        arrays[reg.name][idx] = packed[order]
+            meas = {reg.name: BitArray(arrays[reg.name], reg.size) for reg in registers}
+            return SamplerPubResult(
+                DataBin(**meas, shape=shape),
+                metadata={
+                    "shots": shots,
+                    "circuit_metadata": circuit.metadata,
+                    "kettle_job_ids": job_ids,
+                    "seeds": [e.seed for e in executions],
+                },
+            )
+
+        return _PubPlan(chunks, finish, job_ids)
+
+
+# --------------------------------------------------------------------------
+# Estimator
+# --------------------------------------------------------------------------
+
+
+class KettleEstimatorV2(BaseEstimatorV2):
+    """Qiskit's :class:`~qiskit.primitives.BaseEstimatorV2` on a Kettle
+    server, with exact expectation values and no shots.
+
+    Args:
+        backend: a :class:`~qiskit_kettle.KettleBackend` (or a
+            :class:`~kettle_client.KettleClient`).
+        default_precision: the precision of a PUB that does not set its own.
+            0 (the default) returns the exact values with ``stds`` 0. A
+            positive precision ε adds Gaussian noise of standard deviation ε
+            to each value and reports ``stds`` ε, as Qiskit Aer's
+            ``EstimatorV2`` and Qiskit's ``StatevectorEstimator`` do (to mimic
+            a shot budget); the server still takes no shots.
+        seed: seeds that noise (an int, a Generator, or None for fresh
+            entropy); Kettle's results themselves are exact.
+        precision: ``"f64"`` (default) or ``"f32"`` state vectors (the
+            floating-point precision of the simulation, not the estimator's).
+
+    Observables may be ``SparsePauliOp``, ``Pauli``, ``SparseObservable``
+    (projectors are expanded into Paulis), labels or label→weight mappings,
+    with real weights (``ObservablesArray`` refuses others). Values are
+    taken from the state before the circuit's final measurements; a circuit
+    with a mid-circuit measurement, reset or classical control is refused by
+    the server. ``metadata`` has ``target_precision``, ``shots`` (0),
+    ``circuit_metadata`` and ``kettle_job_ids``.
+    """
+
+    def __init__(
+        self,
+        backend: Any,
+        *,
+        default_precision: float = 0.0,
+        seed: Any = None,
+        precision: str = "f64",
+    ):
+        if default_precision < 0:
+            raise ValueError("default_precision must be non-negative")
+        self._kettle = _KettlePrimitive(backend, None, precision)
+        self._noise_seed = seed
+        self._default_precision = float(default_precision)
+
+    @property
+    def backend(self) -> Any:
+        """The backend the jobs go to."""
+        return self._kettle.backend
+
+    @property
+    def default_precision(self) -> float:
+        """The precision of a PUB that does not set its own."""
+        return self._default_precision
+
+    @property
+    def seed(self) -> Any:
+        """The seed of the noise added for a positive precision."""
+        return self._noise_seed
+
+    def run(self, pubs: Iterable[EstimatorPubLike], *, precision: float | None = None) -> KettlePrimitiveJob:
+        if precision is None:
+            precision = self._default_precision
+        coerced = [EstimatorPub.coerce(pub, precision) for pub in pubs]
+        for i, pub in enumerate(coerced):
+            if pub.precision is not None and pub.precision < 0:
+                raise ValueError(f"PUB {i} has the negative precision {pub.precision}")
+        rng = np.random.default_rng(self._noise_seed)
+        return self._kettle._run_pubs("estimator", coerced, lambda r, i, p: self._plan(r, i, p, rng))
+
+    def _plan(self, runner: _Runner, index: int, pub: EstimatorPub, rng: np.random.Generator) -> _PubPlan:
+        kettle = self._kettle
+        circuit = pub.circuit
+        precision = float(pub.precision or 0.0)
+        # Observables: Kettle text of each element; each distinct text sent once.
+        obs_array = pub.observables
+        obs_shape = tuple(obs_array.shape)
+        texts: list[str] = []
+        text_index: dict[str, int] = {}
+        obs_idx = np.zeros(obs_shape, dtype=np.int64)
+        for nd in np.ndindex(*obs_shape):
+            text = observable_to_pauli_sum(_observable_at(obs_array, nd), circuit.num_qubits)
+            if text not in text_index:
+                text_index[text] = len(texts)
+                texts.append(text)
+            obs_idx[nd] = text_index[text]
+        # Parameters: each distinct value set is one execution.
+        rows, param_shape = _parameter_rows(pub)
+        row_exec = np.zeros(rows.shape[0], dtype=np.int64)
+        distinct: dict[tuple[float, ...], int] = {}
+        unique_rows: list[np.ndarray] = []
+        for r in range(rows.shape[0]):
+            key = tuple(rows[r].tolist())
+            if key not in distinct:
+                distinct[key] = len(unique_rows)
+                unique_rows.append(rows[r])
+            row_exec[r] = distinct[key]
+        exec_rows = np.asarray(unique_rows, dtype=float).reshape(len(unique_rows), rows.shape[1])
+        shape = np.broadcast_shapes(param_shape, obs_shape)
+        exec_of = np.broadcast_to(row_exec.reshape(param_shape), shape)
+        text_of = np.broadcast_to(obs_idx, shape)
+
+        program = circuit_to_program(circuit)
+        per_job = kettle._max_executions()
+        if exec_rows.shape[1] > 0:
+            per_job = min(per_job, max(1, MAX_SWEEP_OPERATIONS // _operation_count(circuit)))
+        chunks = runner.submit_sweep(
+            index, circuit, program, exec_rows,
+            result_types=[{"expectation": texts}], shots=None, per_job=per_job,
+        )  # fmt: skip
+        job_ids = [c.job_id for c in chunks]
+        noise = rng.normal(0.0, precision, shape) if precision > 0 else None
+
+        def finish(executions: list[ExecutionResult]) -> PubResult:
+            values = np.zeros((len(executions), len(texts)), dtype=float)
+            for e, execution in enumerate(executions):
+                exps = execution.expectations or []
+                if len(exps) != len(texts):
+                    raise RuntimeError(
+                        f"execution {e} returned {len(exps)} expectation values, expected {len(texts)}"
+                    )
+                values[e] = [x.value for x in exps]
+            evs = np.asarray(values[exec_of, text_of], dtype=float).reshape(shape)
+            if noise is not None:
+                evs = evs + noise
+            stds = np.full(shape, precision, dtype=float)
+            return PubResult(
+                DataBin(evs=evs, stds=stds, shape=shape),
+                metadata={
+                    "target_precision": precision,
+                    "shots": 0,
+                    "circuit_metadata": circuit.metadata,
+                    "kettle_job_ids": job_ids,
+                },
+            )
+
+        return _PubPlan(chunks, finish, job_ids)
+
+
+def _observable_at(obs_array: Any, nd: tuple[int, ...]) -> Any:
+    """One element of an ObservablesArray: a SparseObservable where Qiskit
+    keeps them (2.x), else the label→weight mapping."""
+    if hasattr(obs_array, "slice"):
+        return obs_array.slice(nd)
+    return obs_array[nd]
