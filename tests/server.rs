@@ -196,13 +196,29 @@ async fn every_result_type_agrees_with_the_core() {
         let body = job(
             ghz,
             json!({"shots": 300, "seed": 3, "precision": precision,
-                   "result_types": ["counts", "probabilities", "statevector", {"expectation": ["Z0 Z1 + 0.5*Z2"]}]}),
+                   "result_types": ["counts", "memory", "probabilities", "statevector", {"expectation": ["Z0 Z1 + 0.5*Z2"]}]}),
         );
         let r = api.post_job(body, "?wait=30").await;
         assert_eq!(r.body["status"], "completed", "{}", r.body);
         let e = &r.body["result"]["executions"][0];
         if precision == "f64" {
             assert_eq!(e["counts"], core_counts(ghz, 300, 3));
+        }
+        // Memory: one outcome per shot, which tally to the counts.
+        let memory = e["memory"].as_array().unwrap();
+        assert_eq!(memory.len(), 300);
+        let mut tally = serde_json::Map::new();
+        for shot in memory {
+            let n = tally.entry(shot.as_str().unwrap()).or_insert(json!(0));
+            *n = json!(n.as_u64().unwrap() + 1);
+        }
+        assert_eq!(Value::Object(tally), e["counts"]);
+        let id = r.body["id"].as_str().unwrap();
+        let hex = api.get_job(id, "?keys=hex").await.body;
+        let hex_memory = hex["result"]["executions"][0]["memory"].as_array().unwrap();
+        for (bits, hex) in memory.iter().zip(hex_memory) {
+            let value = u64::from_str_radix(bits.as_str().unwrap(), 2).unwrap();
+            assert_eq!(hex.as_str().unwrap(), format!("{value:#x}"));
         }
         let sv = e["statevector"].as_array().unwrap();
         for (i, amp) in state.to_vec_f64().iter().enumerate() {

@@ -2,6 +2,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_xoshiro::Xoshiro256PlusPlus;
 use smallvec::SmallVec;
 
 /// The value of all classical bits after one shot (bit `i` is clbit `i`).
@@ -116,11 +119,46 @@ impl Counts {
     pub fn to_hex(&self) -> BTreeMap<String, u64> {
         self.counts.iter().map(|(v, &n)| (v.to_hex(), n)).collect()
     }
+
+    /// Every shot's outcome in a seeded random order (what Qiskit calls a
+    /// result's `memory`): one entry per shot, so the caller bounds the
+    /// shot count. The counts are one multinomial draw, and a uniformly
+    /// random arrangement of them is distributed as that many independent
+    /// shots in sequence, so this is the record of the shots the counts
+    /// summarise.
+    pub fn to_memory(&self, seed: u64) -> Vec<ClassicalValue> {
+        let sorted: BTreeMap<&ClassicalValue, u64> =
+            self.counts.iter().map(|(v, &n)| (v, n)).collect();
+        let mut memory = Vec::with_capacity(usize::try_from(self.shots()).unwrap_or(0));
+        for (value, n) in sorted {
+            memory.extend(std::iter::repeat_n(value, n as usize).cloned());
+        }
+        memory.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(seed));
+        memory
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_holds_every_shot_in_a_seeded_order() {
+        let mut counts = Counts::new(2);
+        let mut one = ClassicalValue::zeros(2);
+        one.set(0, true);
+        counts.add(ClassicalValue::zeros(2), 300);
+        counts.add(one.clone(), 700);
+        let memory = counts.to_memory(5);
+        assert_eq!(memory.len(), 1000);
+        assert_eq!(memory.iter().filter(|v| **v == one).count(), 700);
+        assert_eq!(memory, counts.to_memory(5));
+        assert_ne!(memory, counts.to_memory(6));
+        // Shuffled: the first 300 are not all the zero outcome, as sorted
+        // order would have them.
+        assert!(memory[..300].iter().any(|v| *v == one));
+        assert!(Counts::new(3).to_memory(1).is_empty());
+    }
 
     #[test]
     fn bit_order_is_qiskits() {

@@ -14,6 +14,9 @@ use crate::config::TenantLimits;
 use crate::model::{ExecutionResult, Expectation, JobResult, JobSpec, Precision, ResultType};
 use crate::prepare::parse_execution;
 
+/// Mixed into an execution's seed for the order of its shots ("memory").
+const MEMORY_STREAM: u64 = 0x6d65_6d6f_7279;
+
 /// Why a run did not produce a result.
 #[derive(Debug)]
 pub(crate) enum RunFailure {
@@ -77,12 +80,17 @@ fn run_one<F: Float>(
     monitor: &dyn Monitor,
 ) -> Result<ExecutionResult, RunFailure> {
     let wants_counts = spec.result_types.contains(&ResultType::Counts);
+    let wants_memory = spec.result_types.contains(&ResultType::Memory);
     let wants_state = spec
         .result_types
         .iter()
-        .any(|t| !matches!(t, ResultType::Counts));
+        .any(|t| !matches!(t, ResultType::Counts | ResultType::Memory));
     let finals = final_measurements(circuit);
-    let shots = if wants_counts { spec.shots } else { 0 };
+    let shots = if wants_counts || wants_memory {
+        spec.shots
+    } else {
+        0
+    };
     let out = sim.run_monitored::<F>(
         circuit,
         &RunOptions {
@@ -97,6 +105,14 @@ fn run_one<F: Float>(
         seed: out.seed,
         shots,
         counts: wants_counts.then(|| out.counts.to_bitstrings()),
+        // Its own stream: the order of the shots is independent of which
+        // outcomes were drawn.
+        memory: wants_memory.then(|| {
+            let clbits = out.counts.num_clbits();
+            (out.counts.to_memory(seed ^ MEMORY_STREAM).iter())
+                .map(|v| v.to_bitstring(clbits))
+                .collect()
+        }),
         probabilities: None,
         statevector: None,
         expectations: Vec::new(),
@@ -107,7 +123,7 @@ fn run_one<F: Float>(
     let par = sim.parallelism();
     for t in &spec.result_types {
         match t {
-            ResultType::Counts => {}
+            ResultType::Counts | ResultType::Memory => {}
             ResultType::Probabilities => {
                 let finals = finals.as_deref().unwrap_or(&[]);
                 result.probabilities =

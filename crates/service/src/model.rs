@@ -120,6 +120,8 @@ impl Precision {
 pub enum ResultType {
     /// Shot counts keyed by bitstring (classical bit 0 rightmost).
     Counts,
+    /// Every shot's outcome, in shot order (Qiskit's `memory`).
+    Memory,
     /// The exact distribution of the classical bits (every measurement final).
     Probabilities,
     /// The state vector before the final measurements, as `[re, im]` pairs.
@@ -222,6 +224,9 @@ pub struct ExecutionResult {
     /// when asked at read time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<BTreeMap<String, u64>>,
+    /// One outcome per shot, in shot order, keyed like `counts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Vec<String>>,
     /// Exact probabilities of the classical outcomes (non-zero ones).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probabilities: Option<BTreeMap<String, f64>>,
@@ -337,10 +342,16 @@ pub fn bitstring_to_hex(bits: &str) -> Option<String> {
 }
 
 impl JobResult {
-    /// The same result with counts and probabilities keyed as `format` says.
+    /// The same result with counts, memory and probabilities keyed as
+    /// `format` says.
     pub fn with_keys(mut self, format: KeyFormat) -> JobResult {
         if format == KeyFormat::Hex {
             for e in &mut self.executions {
+                for shot in e.memory.iter_mut().flatten() {
+                    if let Some(hex) = bitstring_to_hex(shot) {
+                        *shot = hex;
+                    }
+                }
                 if let Some(c) = e.counts.take() {
                     e.counts = Some(
                         c.into_iter()

@@ -29,6 +29,11 @@ const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -10..=10;
 /// bound a 100-byte program that unrolls to a million operations, swept over
 /// a thousand inputs, would hold admission for many minutes.
 pub(crate) const MAX_SWEEP_OPERATIONS: usize = 2_000_000;
+/// Most shots whose outcomes a job lists one by one (`memory`), over all
+/// its executions: counts are bounded by the outcomes, memory grows with
+/// the shots, and a 1000-execution sweep of a million shots each would be
+/// tens of gigabytes of JSON.
+pub(crate) const MAX_MEMORY_SHOTS: u64 = 1_000_000;
 
 /// What admission needs besides the request.
 #[derive(Clone, Debug)]
@@ -208,7 +213,7 @@ fn result_types(req: &JobRequest) -> Result<(Vec<ResultType>, Vec<PauliSum>), Se
     if asked.is_empty() {
         return Err(ServiceError::invalid(
             "$.result_types",
-            "result_types is empty; ask for at least one of counts, probabilities, statevector, expectation",
+            "result_types is empty; ask for at least one of counts, memory, probabilities, statevector, expectation",
         ));
     }
     let mut types: Vec<ResultType> = Vec::new();
@@ -265,8 +270,9 @@ pub(crate) fn prepare(
     let limits = admission.limits;
     check_metadata(req)?;
     let (types, observables) = result_types(req)?;
-    let wants_counts = types.contains(&ResultType::Counts);
-    let shots = if wants_counts {
+    let wants_memory = types.contains(&ResultType::Memory);
+    let wants_shots = wants_memory || types.contains(&ResultType::Counts);
+    let shots = if wants_shots {
         let max = limits.max_shots.min(kettle_core::MAX_SHOTS);
         // A default the tenant may not ask for would refuse every request
         // that leaves shots out.
@@ -274,7 +280,7 @@ pub(crate) fn prepare(
         if shots == 0 {
             return Err(ServiceError::invalid(
                 "$.shots",
-                "counts need at least one shot",
+                "counts and memory need at least one shot",
             ));
         }
         if shots > max {
@@ -288,6 +294,16 @@ pub(crate) fn prepare(
         0
     };
     let runs = executions(&req.inputs, limits.max_executions)?;
+    let memory_shots = shots.saturating_mul(runs.len() as u64);
+    if wants_memory && memory_shots > MAX_MEMORY_SHOTS {
+        return Err(ServiceError::LimitExceeded {
+            limit: "max_memory_shots",
+            message: format!(
+                "memory lists every shot: {shots} shots × {} executions is {memory_shots}; at most {MAX_MEMORY_SHOTS} per job (ask for counts, or fewer shots)",
+                runs.len()
+            ),
+        });
+    }
     let sweep = runs.len() > 1;
     let mut qubits = 0;
     let mut kept = Vec::new();
@@ -428,11 +444,11 @@ fn check_result_types(
     for t in types {
         let field = "$.result_types";
         match t {
-            ResultType::Counts => {
+            ResultType::Counts | ResultType::Memory => {
                 if !circuit.measures_anything() {
                     return Err(ServiceError::invalid(
                         field,
-                        "counts need a program that measures; ask for statevector, probabilities or expectation instead",
+                        "counts and memory need a program that measures; ask for statevector, probabilities or expectation instead",
                     ));
                 }
             }
@@ -515,6 +531,28 @@ mod tests {
             99,
         )
         .map(|p| p.spec)
+    }
+
+    #[test]
+    fn memory_needs_shots_and_is_bounded_over_the_sweep() {
+        let mut req = request(BELL);
+        req.result_types = Some(vec![ResultType::Memory]);
+        assert_eq!(admit(&req).unwrap().shots, DEFAULT_SHOTS);
+        req.shots = Some(0);
+        assert!(admit(&req).is_err());
+        let mut sweep = request(
+            "OPENQASM 3.0;\ninclude \"stdgates.inc\";\ninput float theta;\nqubit q;\nbit c;\nrx(theta) q;\nc = measure q;\n",
+        );
+        sweep.result_types = Some(vec![ResultType::Counts, ResultType::Memory]);
+        sweep.program.format = ProgramFormat::Qasm3;
+        sweep.shots = Some(MAX_MEMORY_SHOTS / 4 + 1);
+        sweep.inputs = [("theta".to_owned(), InputValue::Sweep(vec![0.1, 0.2, 0.3, 0.4]))].into();
+        match admit(&sweep) {
+            Err(ServiceError::LimitExceeded { limit, .. }) => assert_eq!(limit, "max_memory_shots"),
+            other => panic!("{other:?}"),
+        }
+        sweep.shots = Some(MAX_MEMORY_SHOTS / 4);
+        assert_eq!(admit(&sweep).unwrap().executions.len(), 4);
     }
 
     #[test]

@@ -1008,7 +1008,7 @@ impl Service {
             memory_budget_bytes: c.memory_budget,
             workers: c.workers,
             formats: ["qasm2", "qasm3", "json"].map(String::from).to_vec(),
-            result_types: ["counts", "probabilities", "statevector", "expectation"]
+            result_types: ["counts", "memory", "probabilities", "statevector", "expectation"]
                 .map(String::from)
                 .to_vec(),
             gates: StandardGate::ALL.iter().map(|g| g.name().to_owned()).collect(),
