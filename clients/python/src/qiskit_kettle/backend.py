@@ -1,0 +1,309 @@
+"""``KettleBackend``: a Qiskit ``BackendV2`` that runs circuits on a Kettle server."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from qiskit import QuantumCircuit
+from qiskit.circuit import BoxOp, ControlFlowOp, ForLoopOp, IfElseOp, Measure, Parameter, Reset
+from qiskit.circuit.library import get_standard_gate_name_mapping
+from qiskit.providers import BackendV2, Options
+from qiskit.transpiler import Target
+
+from kettle_client import Backend, KettleClient, KettleError
+
+from .convert import UnsupportedCircuitError, circuit_to_program
+from .job import Experiment, KettleJob
+
+if TYPE_CHECKING:
+    from .provider import KettleProvider
+
+__all__ = ["KettleBackend", "build_target"]
+
+#: Kettle's names that Qiskit spells differently.
+_QISKIT_NAMES = {"gphase": "global_phase", "i": "id"}
+#: Instructions the provider accepts besides gates; ``delay`` is dropped
+#: (ideal simulation has no time) and ``box`` is replaced by its body.
+_CONTROL_FLOW = {"if_else": IfElseOp, "for_loop": ForLoopOp, "box": BoxOp}
+_RUN_OPTIONS = ("shots", "seed_simulator", "memory", "precision", "parameter_binds", "name", "tags", "priority")
+
+
+def build_target(info: Backend, *, precision: str = "f64", description: str | None = None) -> Target:
+    """A :class:`~qiskit.transpiler.Target` for a Kettle server: its gates
+    (ideal, on every qubit: no coupling map), ``measure``, ``reset``,
+    ``delay``, ``if_else``, ``for_loop`` and ``box``, and as many qubits as
+    the server runs at ``precision``."""
+    from qiskit.circuit import Delay
+
+    mapping = get_standard_gate_name_mapping()
+    target = Target(
+        description=description or f"Kettle {info.version} ({info.simulator})",
+        num_qubits=info.qubit_limit(precision),
+    )
+    for name in info.gates:
+        qname = _QISKIT_NAMES.get(name, name)
+        gate = mapping.get(qname)
+        if gate is None or qname in target:
+            continue
+        target.add_instruction(gate, name=qname)
+    target.add_instruction(Measure(), name="measure")
+    target.add_instruction(Reset(), name="reset")
+    target.add_instruction(Delay(Parameter("t")), name="delay")
+    for name, cls in _CONTROL_FLOW.items():
+        target.add_instruction(cls, name=name)
+    return target
+
+
+class KettleBackend(BackendV2):
+    """A Kettle server as a Qiskit backend.
+
+    ``run`` sends each circuit as one Kettle job (OpenQASM 2 where it
+    suffices, else 3) and returns a :class:`KettleJob` whose ``result()``
+    reads like Qiskit Aer's: ``get_counts()`` (bit order and register
+    spaces as Aer's), ``get_memory()`` with ``memory=True``, and
+    ``get_statevector()`` for circuits that ``save_statevector()`` right
+    before their final measurements. ``client`` is the underlying
+    :class:`kettle_client.KettleClient`.
+    """
+
+    def __init__(
+        self,
+        client: KettleClient,
+        provider: KettleProvider | None = None,
+        info: Backend | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.client = client
+        self.info = info or client.backend()
+        super().__init__(
+            provider=provider,
+            name=name or self.info.name or "kettle",
+            description=f"Kettle state-vector emulator at {client.url}",
+            backend_version=self.info.version,
+        )
+        self._target = build_target(self.info, description=self.description)
+
+    def __repr__(self) -> str:
+        return f"<KettleBackend('{self.name}') at {self.client.url}>"
+
+    @property
+    def target(self) -> Target:
+        return self._target
+
+    @property
+    def max_circuits(self) -> int | None:
+        return max(self.info.limits.max_active_jobs, 1)
+
+    @classmethod
+    def _default_options(cls) -> Options:
+        return Options(
+            shots=1024,
+            seed_simulator=None,
+            memory=False,
+            precision="f64",
+            parameter_binds=None,
+            name=None,
+            tags=None,
+            priority=None,
+        )
+
+    def run(self, run_input: QuantumCircuit | Sequence[QuantumCircuit], **options: Any) -> KettleJob:
+        """Runs one circuit or a list of circuits (one Kettle job each,
+        submitted concurrently).
+
+        Options: ``shots`` (1024), ``seed_simulator`` (the same seed for
+        every circuit; None: the server picks one), ``memory`` (per-shot
+        bitstrings for ``get_memory()``), ``precision`` (``"f64"`` or
+        ``"f32"``), ``parameter_binds`` (one ``{Parameter: [values]}`` per
+        circuit, as Aer's: one experiment per value, run as one Kettle sweep),
+        and ``name``, ``tags``, ``priority`` passed to the jobs.
+
+        Circuit problems (an instruction Kettle cannot run, a program the
+        server refuses) are raised here; an error from the server is a
+        :class:`kettle_client.ApiError` whose message has the line and
+        column of the OpenQASM source at fault.
+        """
+        circuits = [run_input] if isinstance(run_input, QuantumCircuit) else list(run_input)
+        if not circuits or not all(isinstance(c, QuantumCircuit) for c in circuits):
+            raise TypeError("run() takes a QuantumCircuit or a list of them")
+        opts = dict(self.options.__dict__) if hasattr(self.options, "__dict__") else {}
+        for k in _RUN_OPTIONS:
+            opts[k] = getattr(self.options, k)
+        for k, v in options.items():
+            if k not in _RUN_OPTIONS:
+                warnings.warn(f"option {k!r} is not used by the Kettle backend", stacklevel=2)
+                continue
+            opts[k] = v
+        binds = opts.get("parameter_binds")
+        if binds is not None and len(binds) != len(circuits):
+            raise ValueError(
+                f"parameter_binds has {len(binds)} entries for {len(circuits)} circuits (one dict per circuit)"
+            )
+        requests = [
+            _prepare(c, opts, binds[i] if binds is not None else None, self.info) for i, c in enumerate(circuits)
+        ]
+
+        def send(req: dict[str, Any]) -> str:
+            return self.client.submit(req["program"].source, req["program"].format, **req["submit"]).id
+
+        ids: list[str] = []
+        if len(requests) == 1:
+            ids = [send(requests[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=min(8, len(requests))) as pool:
+                futures = [pool.submit(send, r) for r in requests]
+                errors = []
+                for f in futures:
+                    try:
+                        ids.append(f.result())
+                    except Exception as e:  # noqa: BLE001 - re-raised below
+                        errors.append(e)
+                if errors:
+                    for job_id in ids:
+                        try:
+                            self.client.cancel(job_id)
+                        except KettleError:
+                            pass
+                    raise errors[0]
+        experiments = []
+        for job_id, req in zip(ids, requests):
+            exp = req["experiment"]
+            exp.kettle_id = job_id
+            experiments.append(exp)
+        return KettleJob(self, experiments)
+
+
+def _prepare(circuit: QuantumCircuit, opts: Mapping[str, Any], binds: Any, info: Backend) -> dict[str, Any]:
+    circuit, want_sv = _strip_save_statevector(circuit)
+    program = circuit_to_program(circuit)
+    measures = _count_measures(circuit)
+    want_counts = measures > 0
+    want_memory = bool(opts.get("memory")) and want_counts
+    result_types: list[str] = []
+    if want_counts:
+        result_types.append("counts")
+    if want_memory:
+        result_types.append("memory")
+    if want_sv:
+        result_types.append("statevector")
+    if not result_types:
+        # Nothing to report (Aer's result has no data either); the server
+        # still checks and runs the circuit.
+        result_types.append("probabilities")
+    inputs = None
+    phases = [0.0]
+    if program.parameters or circuit.parameters:
+        if not binds:
+            names = ", ".join(sorted(p.name for p in circuit.parameters))
+            raise UnsupportedCircuitError(
+                f"circuit {circuit.name!r} has unbound parameters ({names}): bind them "
+                "(assign_parameters) or pass parameter_binds"
+            )
+        values = {(p if isinstance(p, Parameter) else _param_by_name(circuit, p)): v for p, v in binds.items()}
+        lists = {p: _as_list(v) for p, v in values.items()}
+        lengths = {len(v) for v in lists.values()}
+        if len(lengths) != 1:
+            raise ValueError("every parameter of a circuit's parameter_binds needs the same number of values")
+        n = lengths.pop()
+        inputs = program.inputs({p: lists[p] for p in program.parameters})
+        phases = [program.phase_value({p: lists[p][i] for p in lists}) for i in range(n)]
+    else:
+        phases = [program.phase_value()]
+    shots = int(opts.get("shots") or 0) if want_counts else None
+    if want_counts and not shots:
+        raise ValueError("shots must be at least 1 for a circuit that measures")
+    seed = opts.get("seed_simulator")
+    submit: dict[str, Any] = {
+        "shots": shots,
+        "seed": int(seed) if seed is not None else None,
+        "result_types": result_types,
+        "inputs": inputs,
+        "precision": opts.get("precision") or "f64",
+        "name": opts.get("name") or (circuit.name[:256] if circuit.name else None),
+        "tags": opts.get("tags"),
+        "priority": opts.get("priority"),
+    }
+    header = {
+        "name": circuit.name,
+        "creg_sizes": [[r.name, r.size] for r in circuit.cregs],
+        "clbit_labels": [[r.name, j] for r in circuit.cregs for j in range(r.size)],
+        "memory_slots": circuit.num_clbits,
+        "n_qubits": circuit.num_qubits,
+        "qreg_sizes": [[r.name, r.size] for r in circuit.qregs],
+        "global_phase": float(circuit.global_phase) if not circuit.parameters else 0.0,
+        "metadata": dict(circuit.metadata or {}),
+    }
+    experiment = Experiment(
+        kettle_id="",
+        header=header,
+        shots=shots or 0,
+        counts=want_counts,
+        memory=want_memory,
+        statevector=want_sv,
+        phases=phases,
+        num_qubits=circuit.num_qubits,
+    )
+    return {"program": program, "submit": submit, "experiment": experiment}
+
+
+def _strip_save_statevector(circuit: QuantumCircuit) -> tuple[QuantumCircuit, bool]:
+    """Removes Aer's ``save_statevector`` when only final measurements (and
+    barriers) follow it and nothing before it measures, resets or branches:
+    Kettle's ``statevector`` result is then the state it would save."""
+    positions = [i for i, inst in enumerate(circuit.data) if inst.operation.name == "save_statevector"]
+    if not positions:
+        return circuit, False
+    if len(positions) > 1:
+        raise UnsupportedCircuitError("Kettle saves one state vector per circuit (found several save_statevector)")
+    at = positions[0]
+    inst = circuit.data[at]
+    if len(inst.qubits) != circuit.num_qubits:
+        raise UnsupportedCircuitError("save_statevector must cover all the circuit's qubits on Kettle")
+    for later in circuit.data[at + 1 :]:
+        if later.operation.name not in ("measure", "barrier"):
+            raise UnsupportedCircuitError(
+                "Kettle returns the state before the final measurements: save_statevector may be "
+                f"followed only by measurements and barriers (found `{later.operation.name}`)"
+            )
+    for earlier in circuit.data[:at]:
+        op = earlier.operation
+        if op.name in ("measure", "reset") or isinstance(op, ControlFlowOp):
+            raise UnsupportedCircuitError(
+                "Kettle cannot save the state after a measurement, reset or control flow "
+                f"(found `{op.name}` before save_statevector)"
+            )
+    stripped = circuit.copy_empty_like()
+    for i, other in enumerate(circuit.data):
+        if i != at:
+            stripped._append(other)
+    return stripped, True
+
+
+def _count_measures(circuit: QuantumCircuit) -> int:
+    n = 0
+    for inst in circuit.data:
+        op = inst.operation
+        if op.name == "measure":
+            n += 1
+        elif isinstance(op, ControlFlowOp):
+            n += sum(_count_measures(b) for b in op.blocks)
+    return n
+
+
+def _param_by_name(circuit: QuantumCircuit, name: str) -> Parameter:
+    for p in circuit.parameters:
+        if p.name == name:
+            return p
+    raise KeyError(f"circuit {circuit.name!r} has no parameter {name!r}")
+
+
+def _as_list(v: Any) -> list[float]:
+    if hasattr(v, "tolist"):
+        v = v.tolist()
+    if isinstance(v, (int, float)):
+        return [float(v)]
+    return [float(x) for x in v]
+
