@@ -62,6 +62,7 @@ from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.providers import JobStatus
 
 from kettle_client import (
+    Backend,
     ConflictError,
     ExecutionResult,
     KettleClient,
@@ -343,7 +344,7 @@ class _KettlePrimitive:
         self._client = _client_of(backend)
         self._seed = seed
         self._precision = precision
-        self._info = None
+        self._info: Backend | None = None
 
     @property
     def backend(self) -> Any:
@@ -355,9 +356,10 @@ class _KettlePrimitive:
         """The seed of the call's first execution (None: the server draws)."""
         return self._seed
 
-    def _server(self):
+    def _server(self) -> Backend:
         if self._info is None:
-            self._info = self._client.backend()
+            info = getattr(self._backend, "info", None)
+            self._info = info if isinstance(info, Backend) else self._client.backend()
         return self._info
 
     def _max_executions(self) -> int:
