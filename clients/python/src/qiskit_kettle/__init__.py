@@ -12,6 +12,7 @@ from __future__ import annotations
 from .backend import KettleBackend, build_target
 from .convert import Program, UnsupportedCircuitError, circuit_to_program
 from .job import KettleJob
+from .primitives import KettleEstimatorV2, KettlePrimitiveJob, KettleSamplerV2
 from .provider import KettleProvider
 
 __all__ = [
