@@ -368,6 +368,24 @@ def test_sampler_mid_circuit_measurement_and_reset(backend):
     assert set(counts) == {"000", "101"}
 
 
+def test_parameter_only_in_the_global_phase(backend, client, submissions):
+    phi, theta = Parameter("phi"), Parameter("theta")
+    qc = QuantumCircuit(1, global_phase=phi)
+    qc.rx(theta, 0)
+    values = [[0.1, 0.4], [0.2, 0.4], [0.3, 1.0]]  # (phi, theta): 2 distinct thetas
+    evs = KettleEstimatorV2(backend).run([(qc, "Z", values)]).result()[0].data.evs
+    np.testing.assert_allclose(evs, np.cos([0.4, 0.4, 1.0]), rtol=0, atol=1e-10)
+    assert client.get(submissions[0]["id"]).executions == 2
+    # Only in the phase: no inputs at all, one job per value set.
+    only = QuantumCircuit(1, 1, global_phase=phi)
+    only.x(0)
+    only.measure(0, 0)
+    pub = KettleSamplerV2(backend, seed=2).run([(only, [[0.1], [0.2], [0.3]])], shots=50).result()[0]
+    assert pub.data.c.shape == (3,)
+    assert all(pub.data.c.get_counts(i) == {"1": 50} for i in range(3))
+    assert pub.metadata["seeds"] == [2, 3, 4]
+
+
 def test_sweep_beyond_max_executions_is_split_with_the_same_seeds(backend, client, submissions):
     limit = backend.info.limits.max_executions
     values = np.linspace(0, 1, limit + 7)

@@ -273,14 +273,10 @@ class _Runner:
         shots: int | None,
         per_job: int,
     ) -> list[_Chunk]:
-        """Submits executions ``rows`` (one row of parameter values each, in
-        the order of ``circuit.parameters``) as jobs of at most ``per_job``
+        """Submits executions ``rows`` (one row of values each, for the
+        parameters :func:`_input_parameters` lists) as jobs of at most ``per_job``
         executions, halving a job that the server finds over a limit."""
-        params = list(circuit.parameters)
-        missing = [p.name for p in params if p not in program.parameters]
-        if missing:
-            raise ValueError(f"the program has no input for parameter(s) {', '.join(missing)}")
-        names = [program.parameters[p] for p in params]
+        names = [program.parameters[p] for p in _input_parameters(circuit, program)]
         total = rows.shape[0]
         chunks: list[_Chunk] = []
         start = 0
@@ -378,16 +374,25 @@ class _KettlePrimitive:
         return KettlePrimitiveJob(self._client, plans, {"version": 2})
 
 
-def _parameter_rows(pub: Any) -> tuple[np.ndarray, tuple[int, ...]]:
-    """The PUB's parameter value sets as rows (C order of its shape), in the
-    order of ``circuit.parameters``, and the shape."""
+def _input_parameters(circuit: QuantumCircuit, program: Program) -> list[Any]:
+    """The circuit's parameters that are ``input``s of its program, in the
+    order of ``circuit.parameters``: all of them except those that appear
+    only in the global phase, which neither a Sampler nor an Estimator
+    result depends on."""
+    return [p for p in circuit.parameters if p in program.parameters]
+
+
+def _parameter_rows(pub: Any, program: Program) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The PUB's parameter value sets as rows (C order of its shape), one
+    column per :func:`_input_parameters`, and the shape."""
     bindings = pub.parameter_values
     shape = tuple(bindings.shape)
     size = int(np.prod(shape, dtype=np.int64))
-    params = list(pub.circuit.parameters)
+    params = _input_parameters(pub.circuit, program)
     if params:
-        values = np.asarray(bindings.as_array(params), dtype=float)
-        rows = values.reshape(size, len(params))
+        every = list(pub.circuit.parameters)
+        values = np.asarray(bindings.as_array(every), dtype=float).reshape(size, len(every))
+        rows = values[:, [every.index(p) for p in params]]
     else:
         rows = np.zeros((size, 0), dtype=float)
     if rows.size and not np.all(np.isfinite(rows)):
@@ -506,7 +511,7 @@ class KettleSamplerV2(BaseSamplerV2):
         kettle = self._kettle
         circuit = pub.circuit
         program = circuit_to_program(circuit)
-        rows, shape = _parameter_rows(pub)
+        rows, shape = _parameter_rows(pub, program)
         shots = pub.shots
         measures = _measures(circuit)
         registers = _registers(circuit)
@@ -662,7 +667,8 @@ class KettleEstimatorV2(BaseEstimatorV2):
                 texts.append(text)
             obs_idx[nd] = text_index[text]
         # Parameters: each distinct value set is one execution.
-        rows, param_shape = _parameter_rows(pub)
+        program = circuit_to_program(circuit)
+        rows, param_shape = _parameter_rows(pub, program)
         row_exec = np.zeros(rows.shape[0], dtype=np.int64)
         distinct: dict[tuple[float, ...], int] = {}
         unique_rows: list[np.ndarray] = []
@@ -677,7 +683,6 @@ class KettleEstimatorV2(BaseEstimatorV2):
         exec_of = np.broadcast_to(row_exec.reshape(param_shape), shape)
         text_of = np.broadcast_to(obs_idx, shape)
 
-        program = circuit_to_program(circuit)
         per_job = kettle._max_executions()
         if exec_rows.shape[1] > 0:
             per_job = min(per_job, max(1, MAX_SWEEP_OPERATIONS // _operation_count(circuit)))
