@@ -108,7 +108,7 @@ def observable_to_pauli_sum(observable: Any, num_qubits: int | None = None) -> s
     coeffs = np.asarray(obs.coeffs, dtype=complex)
     scale = max(1.0, float(np.max(np.abs(coeffs)))) if coeffs.size else 1.0
     terms = obs.to_sparse_list()
-    for (label, indices, coeff) in terms:
+    for label, indices, coeff in terms:
         if abs(complex(coeff).imag) > _IMAG_TOLERANCE * scale:
             factors = " ".join(f"{p}{q}" for p, q in zip(label, indices)) or "I"
             raise NonHermitianObservableError(

@@ -38,9 +38,8 @@ with the line and column of the fault) and returns a
 
 from __future__ import annotations
 
-import math
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,9 +222,7 @@ def _client_of(backend: Any) -> KettleClient:
         return backend
     client = getattr(backend, "client", None)
     if client is None:
-        raise TypeError(
-            f"expected a KettleBackend (or a KettleClient), not {type(backend).__name__}"
-        )
+        raise TypeError(f"expected a KettleBackend (or a KettleClient), not {type(backend).__name__}")
     return client
 
 
@@ -362,7 +359,9 @@ class _KettlePrimitive:
         limit = self._server().limits.max_executions
         return limit if limit > 0 else 1000
 
-    def _run_pubs(self, kind: str, pubs: list[Any], plan_pub: Callable[[_Runner, int, Any], _PubPlan]) -> KettlePrimitiveJob:
+    def _run_pubs(
+        self, kind: str, pubs: list[Any], plan_pub: Callable[[_Runner, int, Any], _PubPlan]
+    ) -> KettlePrimitiveJob:
         runner = _Runner(self, kind)
         plans = []
         try:
@@ -413,10 +412,7 @@ class _Register:
 
 
 def _registers(circuit: QuantumCircuit) -> list[_Register]:
-    return [
-        _Register(creg.name, creg.size, [circuit.find_bit(b).index for b in creg])
-        for creg in circuit.cregs
-    ]
+    return [_Register(creg.name, creg.size, [circuit.find_bit(b).index for b in creg]) for creg in circuit.cregs]
 
 
 def _measures(circuit: QuantumCircuit) -> bool:
@@ -546,9 +542,7 @@ class KettleSamplerV2(BaseSamplerV2):
         job_ids = [c.job_id for c in chunks]
 
         def finish(executions: list[ExecutionResult]) -> SamplerPubResult:
-            arrays = {
-                reg.name: np.zeros(shape + (shots, (reg.size + 7) // 8), dtype=np.uint8) for reg in registers
-            }
+            arrays = {reg.name: np.zeros(shape + (shots, (reg.size + 7) // 8), dtype=np.uint8) for reg in registers}
             if measures:
                 for flat, (execution, idx) in enumerate(zip(executions, np.ndindex(*shape))):
                     keys, order = _execution_outcomes(execution, shots)
@@ -698,9 +692,7 @@ class KettleEstimatorV2(BaseEstimatorV2):
             for e, execution in enumerate(executions):
                 exps = execution.expectations or []
                 if len(exps) != len(texts):
-                    raise RuntimeError(
-                        f"execution {e} returned {len(exps)} expectation values, expected {len(texts)}"
-                    )
+                    raise RuntimeError(f"execution {e} returned {len(exps)} expectation values, expected {len(texts)}")
                 values[e] = [x.value for x in exps]
             evs = np.asarray(values[exec_of, text_of], dtype=float).reshape(shape)
             if noise is not None:
