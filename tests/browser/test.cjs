@@ -180,12 +180,17 @@ function checkNoteOnLine3(g, when) {
   check(g.gutterError && Math.abs(g.gutterTop - g.lineTop) <= 1, `gutter line 3 is not marked or not aligned (${when})`);
 }
 
+let currentPage = null;   // for a screenshot when a check fails
+
 async function main() {
   fs.mkdirSync(OUT, { recursive: true });
   await waitReady();
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30000 });
   try {
     await run(browser);
+  } catch (err) {
+    if (currentPage) await screenshot(currentPage, "failure.png").catch(() => {});
+    throw err;
   } finally {
     await browser.close().catch(() => {});
   }
@@ -194,6 +199,7 @@ async function main() {
 async function run(browser) {
   const context = await browser.newContext({ viewport: { width: 1366, height: 768 } });
   const page = await context.newPage();
+  currentPage = page;
   page.setDefaultTimeout(20000);
   const origin = new URL(BASE).origin;
   const problems = [];
@@ -213,6 +219,11 @@ async function run(browser) {
   check(response.status() === 200, `GET / answered ${response.status()}`);
   await page.waitForSelector("#key-prompt:not([hidden])", { timeout: 10000 });
   log("page loaded; it asks for an API key");
+  await page.fill("#api-key", "kt_not_a_key");
+  await page.click("#save-key");
+  await page.waitForFunction(() => /refused this key/.test(document.getElementById("key-message").textContent), null, { timeout: 10000 });
+  check(await page.isVisible("#key-prompt"), "the key prompt went away after a wrong key");
+  log("a wrong key is refused in the prompt");
   await page.fill("#api-key", KEY);
   await page.click("#save-key");
   await page.waitForSelector("#key-prompt", { state: "hidden", timeout: 10000 });
