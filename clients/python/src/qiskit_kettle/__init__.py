@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from .backend import KettleBackend, build_target
+from .backend import KettleBackend, SaveStatevector, build_target, save_statevector
 from .convert import Program, UnsupportedCircuitError, circuit_to_program
 from .job import KettleJob
 from .primitives import KettleEstimatorV2, KettlePrimitiveJob, KettleSamplerV2
@@ -20,7 +20,9 @@ __all__ = [
     "KettleJob",
     "KettleProvider",
     "Program",
+    "SaveStatevector",
     "UnsupportedCircuitError",
     "build_target",
     "circuit_to_program",
+    "save_statevector",
 ]

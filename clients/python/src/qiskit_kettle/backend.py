@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from qiskit import QuantumCircuit
-from qiskit.circuit import BoxOp, ControlFlowOp, ForLoopOp, IfElseOp, Measure, Parameter, Reset
+from qiskit.circuit import BoxOp, ControlFlowOp, ForLoopOp, IfElseOp, Instruction, Measure, Parameter, Reset
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.providers import BackendV2, Options
 from qiskit.transpiler import Target
@@ -21,7 +21,22 @@ from .job import Experiment, KettleJob
 if TYPE_CHECKING:
     from .provider import KettleProvider
 
-__all__ = ["KettleBackend", "build_target"]
+__all__ = ["KettleBackend", "SaveStatevector", "build_target", "save_statevector"]
+
+
+class SaveStatevector(Instruction):
+    """Qiskit Aer's ``save_statevector`` instruction, for users without Aer:
+    Kettle's backend reads any instruction of that name, Aer's included."""
+
+    def __init__(self, num_qubits: int, label: str = "statevector") -> None:
+        super().__init__("save_statevector", num_qubits, 0, [], label=label)
+
+
+def save_statevector(circuit: QuantumCircuit) -> QuantumCircuit:
+    """Appends ``save_statevector`` on all qubits, as Aer's
+    ``QuantumCircuit.save_statevector()`` does; returns the circuit."""
+    circuit.append(SaveStatevector(circuit.num_qubits), circuit.qubits)
+    return circuit
 
 #: Kettle's names that Qiskit spells differently.
 _QISKIT_NAMES = {"gphase": "global_phase", "i": "id"}
@@ -34,7 +49,8 @@ _RUN_OPTIONS = ("shots", "seed_simulator", "memory", "precision", "parameter_bin
 def build_target(info: Backend, *, precision: str = "f64", description: str | None = None) -> Target:
     """A :class:`~qiskit.transpiler.Target` for a Kettle server: its gates
     (ideal, on every qubit: no coupling map), ``measure``, ``reset``,
-    ``delay``, ``if_else``, ``for_loop`` and ``box``, and as many qubits as
+    ``delay``, ``if_else``, ``for_loop``, ``box`` and ``save_statevector``,
+    and as many qubits as
     the server runs at ``precision``."""
     from qiskit.circuit import Delay
 
@@ -54,6 +70,9 @@ def build_target(info: Backend, *, precision: str = "f64", description: str | No
     target.add_instruction(Delay(Parameter("t")), name="delay")
     for name, cls in _CONTROL_FLOW.items():
         target.add_instruction(cls, name=name)
+    # Passed through by the transpiler; the backend turns it into the
+    # ``statevector`` result type.
+    target.add_instruction(SaveStatevector, name="save_statevector")
     return target
 
 
@@ -133,6 +152,8 @@ class KettleBackend(BackendV2):
         for k in _RUN_OPTIONS:
             opts[k] = getattr(self.options, k)
         for k, v in options.items():
+            if k == "noise_model" and v is not None:
+                raise ValueError("Kettle simulates ideal circuits only: noise models are not supported")
             if k not in _RUN_OPTIONS:
                 warnings.warn(f"option {k!r} is not used by the Kettle backend", stacklevel=2)
                 continue

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Tests of the Python client and the Qiskit provider against the real
+# `kettle serve` (the fixtures in tests/conftest.py start it on 127.0.0.1).
+# Creates a venv with the pinned test requirements (requirements-test.txt
+# beside this file), reinstalls the package from this folder in it (not
+# editable, so the tests see what a user would install), builds the kettle
+# binary unless KETTLE_BIN names one, and runs pytest; extra arguments go to
+# pytest.
+#
+#   clients/python/run-tests.sh
+#   clients/python/run-tests.sh -k provider -x
+#   KETTLE_BIN=target/release/kettle clients/python/run-tests.sh
+#
+# Environment: KETTLE_PYTHON_CLIENT_VENV (default target/python-client-venv),
+# PYTHON (default python3, tested with CPython 3.11), KETTLE_BIN,
+# CARGO_TARGET_DIR.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+cd "$root"
+
+venv="${KETTLE_PYTHON_CLIENT_VENV:-target/python-client-venv}"
+case "$venv" in /*) ;; *) venv="$root/$venv" ;; esac
+# shellcheck source=tests/venv.sh
+source "$root/tests/venv.sh"
+kettle_venv "$venv" "$here/requirements-test.txt"
+
+echo "== installing kettle-client from clients/python" >&2
+# Dependencies and the build backend (hatchling) come pinned from the
+# requirements: nothing is fetched here.
+"$venv/bin/python" -m pip install --quiet --no-build-isolation --no-deps --force-reinstall "$here"
+
+if [ -z "${KETTLE_BIN:-}" ]; then
+    echo "== building kettle" >&2
+    cargo build --quiet -p kettle
+    KETTLE_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/kettle"
+fi
+export KETTLE_BIN
+
+# Run from the tests' folder with the source tree out of sys.path, so that
+# the installed package is the one imported.
+cd "$here"
+exec "$venv/bin/python" -m pytest -q -p no:cacheprovider tests "$@"
