@@ -185,6 +185,27 @@ def test_estimator_elementwise_and_2d_shapes_and_repeated_bindings(backend, clie
         assert abs(pub.data.evs[idx] - expected) < 1e-10
 
 
+def test_estimator_zipped_observables_on_a_large_state_split_by_observable(backend, submissions):
+    """Observables zipped element-wise with 20 parameter sets on 16 qubits:
+    computing all 20 for each of the 20 states would waste 380 passes over
+    65,536 amplitudes, so each execution goes with its own observable."""
+    n = 16
+    theta = Parameter("t")
+    qc = QuantumCircuit(n)
+    qc.h(range(n))
+    for q in range(n):
+        qc.ry(theta * (q + 1), q)
+    for q in range(n - 1):
+        qc.cx(q, q + 1)
+    observables = [SparsePauliOp.from_sparse_list([("ZX", [k % n, (k + 3) % n], 1.0 + k)], n) for k in range(20)]
+    pub = KettleEstimatorV2(backend).run([(qc, observables, THETAS)]).result()[0]
+    assert len(submissions) == 20
+    assert all(len(s["result_types"][0]["expectation"]) == 1 for s in submissions)
+    for k in range(20):
+        exact = Statevector(qc.assign_parameters([THETAS[k]])).expectation_value(observables[k]).real
+        assert abs(pub.data.evs[k] - exact) < 1e-10
+
+
 def test_estimator_several_pubs_parameter_vector_and_transpiled_circuit(backend):
     v = ParameterVector("v", 3)
     qc = QuantumCircuit(3)

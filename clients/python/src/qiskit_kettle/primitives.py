@@ -16,7 +16,10 @@ binding every parameter value set into a circuit of its own:
   Each distinct parameter value set is one execution, each distinct
   observable of the PUB is sent once (as Kettle's Pauli-sum text,
   :mod:`qiskit_kettle.observables`) and computed for every execution; the
-  PUB's broadcast shape is rebuilt on the client.
+  PUB's broadcast shape is rebuilt on the client. (When observables are
+  zipped element-wise with parameter sets and the states are large, the
+  unneeded values would cost more than extra jobs: then executions are
+  grouped into one job per set of observables they need.)
 * The Sampler asks for ``memory`` (every shot's outcome, in shot order) when
   the server offers it, else for ``counts``, whose outcomes are then put in a
   random order drawn from the execution's seed: a uniformly shuffled
@@ -677,23 +680,29 @@ class KettleEstimatorV2(BaseEstimatorV2):
         exec_of = np.broadcast_to(row_exec.reshape(param_shape), shape)
         text_of = np.broadcast_to(obs_idx, shape)
 
+        groups = _observable_groups(exec_of, text_of, len(unique_rows), len(texts), circuit.num_qubits)
         per_job = kettle._max_executions()
         if exec_rows.shape[1] > 0:
             per_job = min(per_job, max(1, MAX_SWEEP_OPERATIONS // _operation_count(circuit)))
-        chunks = runner.submit_sweep(
-            index, circuit, program, exec_rows,
-            result_types=[{"expectation": texts}], shots=None, per_job=per_job,
-        )  # fmt: skip
+        chunks: list[_Chunk] = []
+        order: list[tuple[int, list[int]]] = []  # per execution sent: (execution, its texts)
+        for execs, wanted in groups:
+            for c in runner.submit_sweep(
+                index, circuit, program, exec_rows[execs],
+                result_types=[{"expectation": [texts[t] for t in wanted]}], shots=None, per_job=per_job,
+            ):  # fmt: skip
+                chunks.append(_Chunk(c.job_id, len(order) + c.start, c.count))
+            order.extend((e, wanted) for e in execs)
         job_ids = [c.job_id for c in chunks]
         noise = rng.normal(0.0, precision, shape) if precision > 0 else None
 
         def finish(executions: list[ExecutionResult]) -> PubResult:
-            values = np.zeros((len(executions), len(texts)), dtype=float)
-            for e, execution in enumerate(executions):
+            values = np.full((len(unique_rows), len(texts)), np.nan, dtype=float)
+            for (e, wanted), execution in zip(order, executions, strict=True):
                 exps = execution.expectations or []
-                if len(exps) != len(texts):
-                    raise RuntimeError(f"execution {e} returned {len(exps)} expectation values, expected {len(texts)}")
-                values[e] = [x.value for x in exps]
+                if len(exps) != len(wanted):
+                    raise RuntimeError(f"execution {e} returned {len(exps)} expectation values, expected {len(wanted)}")
+                values[e, wanted] = [x.value for x in exps]
             evs = np.asarray(values[exec_of, text_of], dtype=float).reshape(shape)
             if noise is not None:
                 evs = evs + noise
@@ -709,6 +718,33 @@ class KettleEstimatorV2(BaseEstimatorV2):
             )
 
         return _PubPlan(chunks, finish, job_ids)
+
+
+#: Wasted work (amplitudes × expectation values computed but not needed)
+#: beyond which an Estimator PUB is split into one job per set of observables.
+_WASTE_BEFORE_SPLIT = 1 << 24
+
+
+def _observable_groups(
+    exec_of: np.ndarray, text_of: np.ndarray, n_exec: int, n_texts: int, num_qubits: int
+) -> list[tuple[list[int], list[int]]]:
+    """Which observables to send with which executions: ``[(executions,
+    observables)]``. One job computing every observable for every execution
+    is the rule; when the broadcast pairs far fewer (observables zipped
+    element-wise with parameter sets) and the states are large enough for
+    the unused values to cost more than extra jobs, executions are grouped
+    by the set of observables they need."""
+    everything = [(list(range(n_exec)), list(range(n_texts)))]
+    needed: list[set[int]] = [set() for _ in range(n_exec)]
+    for e, t in zip(exec_of.ravel().tolist(), text_of.ravel().tolist(), strict=True):
+        needed[e].add(t)
+    pairs = sum(len(n) for n in needed)
+    if (n_exec * n_texts - pairs) * (1 << min(num_qubits, 40)) <= _WASTE_BEFORE_SPLIT:
+        return everything
+    by_set: dict[tuple[int, ...], list[int]] = {}
+    for e, wanted in enumerate(needed):
+        by_set.setdefault(tuple(sorted(wanted)), []).append(e)
+    return [(execs, list(wanted)) for wanted, execs in by_set.items()]
 
 
 def _observable_at(obs_array: Any, nd: tuple[int, ...]) -> Any:
