@@ -321,3 +321,12 @@ def test_job_cancel(backend: KettleBackend) -> None:
         with pytest.raises(JobError, match="cancelled"):
             job.result(timeout=60)
         assert job.status() == JobStatus.CANCELLED
+
+
+def test_aer_only_options(backend: KettleBackend) -> None:
+    qc = bell()
+    with pytest.raises(ValueError, match="noise"):
+        backend.run(qc, noise_model=object())
+    with pytest.warns(UserWarning, match="method"):
+        job = backend.run(qc, shots=10, method="matrix_product_state")
+    assert sum(job.result().get_counts().values()) == 10
