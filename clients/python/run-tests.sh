@@ -35,9 +35,12 @@ if [ -z "${KETTLE_BIN:-}" ]; then
     cargo build --quiet -p kettle
     KETTLE_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/kettle"
 fi
+# The tests run from another folder: a relative path is the repository's.
+case "$KETTLE_BIN" in /*) ;; *) KETTLE_BIN="$root/$KETTLE_BIN" ;; esac
 export KETTLE_BIN
 
 # Run from the tests' folder with the source tree out of sys.path, so that
-# the installed package is the one imported.
+# the installed package is the one imported; pytest's testpaths is tests/,
+# so arguments may name one file (tests/test_primitives.py) or none.
 cd "$here"
-exec "$venv/bin/python" -m pytest -q -p no:cacheprovider tests "$@"
+exec "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
