@@ -273,15 +273,16 @@ async function run(browser) {
   log(`error on line 3 shown beside line 3 ("${direct.body.detail}"), also when scrolled`);
   const errorPng = await screenshot(page, "error.png");
 
-  // Cancel: a 24-qubit program of ~2,800 gates runs for many seconds.
-  const n = 24, layers = 60;
+  // Cancel: a 24-qubit program of ~9,400 gates runs for many seconds even
+  // in a release build (a debug build needs minutes).
+  const n = 24, layers = 200;
   const lines = ["OPENQASM 3.0;", 'include "stdgates.inc";', `qubit[${n}] q;`, `bit[${n}] c;`];
   for (let l = 0; l < layers; l++) {
     for (let i = 0; i < n; i++) lines.push(`rx(${(0.1 + 0.01 * l).toFixed(2)}) q[${i}];`);
     for (let i = 0; i + 1 < n; i++) lines.push(`cx q[${i}], q[${i + 1}];`);
   }
   lines.push("c = measure q;");
-  // (Set as a paste would, in one input event: page.fill inserts 3,000
+  // (Set as a paste would, in one input event: page.fill inserts 9,400
   // lines through the editing commands, which takes headless Chromium
   // half a minute.)
   await page.$eval("#source", (ta, text) => {
