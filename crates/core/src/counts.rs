@@ -156,7 +156,7 @@ mod tests {
         assert_ne!(memory, counts.to_memory(6));
         // Shuffled: the first 300 are not all the zero outcome, as sorted
         // order would have them.
-        assert!(memory[..300].iter().any(|v| *v == one));
+        assert!(memory[..300].contains(&one));
         assert!(Counts::new(3).to_memory(1).is_empty());
     }
 

@@ -546,7 +546,11 @@ mod tests {
         sweep.result_types = Some(vec![ResultType::Counts, ResultType::Memory]);
         sweep.program.format = ProgramFormat::Qasm3;
         sweep.shots = Some(MAX_MEMORY_SHOTS / 4 + 1);
-        sweep.inputs = [("theta".to_owned(), InputValue::Sweep(vec![0.1, 0.2, 0.3, 0.4]))].into();
+        sweep.inputs = [(
+            "theta".to_owned(),
+            InputValue::Sweep(vec![0.1, 0.2, 0.3, 0.4]),
+        )]
+        .into();
         match admit(&sweep) {
             Err(ServiceError::LimitExceeded { limit, .. }) => assert_eq!(limit, "max_memory_shots"),
             other => panic!("{other:?}"),
