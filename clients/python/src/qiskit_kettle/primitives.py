@@ -82,13 +82,6 @@ MAX_SWEEP_OPERATIONS = 2_000_000
 MAX_MEMORY_SHOTS = 1_000_000
 _SEED_MOD = 1 << 64
 
-_STATUS = {
-    "queued": JobStatus.QUEUED,
-    "running": JobStatus.RUNNING,
-    "completed": JobStatus.DONE,
-    "failed": JobStatus.ERROR,
-    "cancelled": JobStatus.CANCELLED,
-}
 
 
 # --------------------------------------------------------------------------
