@@ -43,4 +43,6 @@ export KETTLE_BIN
 # the installed package is the one imported; pytest's testpaths is tests/,
 # so arguments may name one file (tests/test_primitives.py) or none.
 cd "$here"
+echo "== mypy (settings in pyproject.toml)" >&2
+"$venv/bin/python" -m mypy
 exec "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"

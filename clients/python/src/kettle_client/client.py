@@ -388,7 +388,7 @@ def _retry_after(resp: httpx.Response) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
+    return max(float((when - datetime.now(timezone.utc)).total_seconds()), 0.0)
 
 
 def _problem(resp: httpx.Response) -> dict[str, Any]:

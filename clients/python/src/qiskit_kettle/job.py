@@ -122,8 +122,8 @@ class KettleJob(JobV1):
                 raise JobTimeoutError(f"Kettle job {e.kettle_id} did not end within {timeout} s") from err
             self._finished[e.kettle_id] = job
             if job.status != "completed" or job.result is None:
-                err = job.error
-                why = f": {err.code}: {err.message}" if err else ""
+                error = job.error
+                why = f": {error.code}: {error.message}" if error else ""
                 verb = "was cancelled" if job.status == "cancelled" else "failed"
                 raise JobError(f"Kettle job {e.kettle_id} {verb}{why}")
             out = job.result
@@ -192,7 +192,7 @@ def _hex(key: str) -> str:
 
 def _header(h: dict[str, Any]) -> Any:
     try:  # Qiskit 1.x keeps headers as objects
-        from qiskit.qobj import QobjExperimentHeader  # type: ignore[import-not-found]
+        from qiskit.qobj import QobjExperimentHeader
     except ImportError:
         return h
     return QobjExperimentHeader.from_dict(h)

@@ -436,8 +436,8 @@ def _execution_outcomes(execution: ExecutionResult, shots: int) -> tuple[list[st
     """The distinct outcome keys of one execution and, per shot in shot
     order, the index of its outcome."""
     if execution.memory is not None:
-        keys, index = np.unique(np.asarray(execution.memory, dtype=str), return_inverse=True)
-        return [str(k) for k in keys], index.reshape(-1)
+        distinct, first_index = np.unique(np.asarray(execution.memory, dtype=str), return_inverse=True)
+        return [str(k) for k in distinct], first_index.reshape(-1)
     counts = execution.counts or {}
     keys = sorted(counts)
     index = np.repeat(np.arange(len(keys)), [counts[k] for k in keys])
