@@ -1,6 +1,6 @@
 //! The HTTP routes under `/v1`, plus the web page, health, readiness and
-//! metrics, and the bearer-token extractor. Handlers only translate: every decision is the
-//! service's.
+//! metrics, and the bearer-token extractor. Handlers only translate: every
+//! decision is the service's.
 
 use std::future::Future;
 use std::pin::Pin;
