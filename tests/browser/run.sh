@@ -57,7 +57,7 @@ fi
 # KETTLE_* variables are settings to kettle, which refuses unknown ones: the
 # scripts' own are not passed on.
 kettle=(env -u KETTLE_BIN -u KETTLE_QISKIT_VENV -u KETTLE_SCHEMATHESIS_VENV
-    -u KETTLE_SCHEMATHESIS_SEED -u KETTLE_SCHEMATHESIS_LOCAL "$KETTLE_BIN")
+    -u KETTLE_SCHEMATHESIS_SEED -u KETTLE_SCHEMATHESIS_LOCAL -u KETTLE_PYTHON_CLIENT_VENV "$KETTLE_BIN")
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/kettle-browser.XXXXXX")"
 server_pid=""

@@ -68,7 +68,7 @@ export KETTLE_LOG="${KETTLE_LOG:-warn}"
 # KETTLE_* variables are configuration fields to kettle, which refuses
 # unknown ones: this script's own are not passed on.
 kettle=(env -u KETTLE_BIN -u KETTLE_SCHEMATHESIS_VENV -u KETTLE_SCHEMATHESIS_SEED
-    -u KETTLE_SCHEMATHESIS_LOCAL -u KETTLE_QISKIT_VENV "$KETTLE_BIN")
+    -u KETTLE_SCHEMATHESIS_LOCAL -u KETTLE_QISKIT_VENV -u KETTLE_PYTHON_CLIENT_VENV "$KETTLE_BIN")
 
 # start_server NAME: starts `kettle serve` on a free port with data in
 # $tmp/NAME, waits until /readyz answers 200, and sets $base.
