@@ -54,13 +54,13 @@ if [ -z "${KETTLE_BIN:-}" ]; then
     cargo build --quiet -p kettle
     KETTLE_BIN="$target/debug/kettle"
 fi
+# shellcheck source=tests/serve.sh
+source "$root/tests/serve.sh"
 # KETTLE_* variables are settings to kettle, which refuses unknown ones: the
 # scripts' own are not passed on.
-kettle=(env -u KETTLE_BIN -u KETTLE_QISKIT_VENV -u KETTLE_SCHEMATHESIS_VENV
-    -u KETTLE_SCHEMATHESIS_SEED -u KETTLE_SCHEMATHESIS_LOCAL -u KETTLE_PYTHON_CLIENT_VENV "$KETTLE_BIN")
+kettle_command "$KETTLE_BIN"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/kettle-browser.XXXXXX")"
-server_pid=""
 test_pid=""
 cleanup() {
     # The test runs in its own process group with its Chromium: end both.
@@ -68,10 +68,10 @@ cleanup() {
         sleep 0.5
         kill -KILL -- "-$test_pid" 2>/dev/null || true
     fi
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    for pid in "${kettle_serve_pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -82,21 +82,8 @@ trap 'exit 130' INT TERM
 "${kettle[@]}" keys create browser-test --data-dir "$tmp/data" >"$tmp/key"
 key="$(tr -d '[:space:]' <"$tmp/key")"
 [ -n "$key" ] || { echo "kettle keys create printed no key" >&2; exit 1; }
-"${kettle[@]}" serve --addr 127.0.0.1:0 --data-dir "$tmp/data" --workers 1 \
-    --memory-budget 1GiB 2>"$tmp/server.log" &
-server_pid=$!
-addr=""
-for _ in $(seq 600); do
-    addr="$(sed -n 's|.*listening on http://\([^ ]*\).*|\1|p' "$tmp/server.log" | head -n1)"
-    [ -n "$addr" ] && break
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-        echo "kettle serve exited before listening:" >&2
-        cat "$tmp/server.log" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
-[ -n "$addr" ] || { echo "kettle serve did not listen in 60 s" >&2; cat "$tmp/server.log" >&2; exit 1; }
+kettle_serve "$tmp/server.log" --data-dir "$tmp/data" --workers 1 --memory-budget 1GiB
+addr="$kettle_serve_addr"
 echo "== kettle serve on http://$addr" >&2
 
 # --- the test ---------------------------------------------------------------

@@ -30,6 +30,8 @@ cd "$root"
 venv="${KETTLE_SCHEMATHESIS_VENV:-target/schemathesis-venv}"
 # shellcheck source=tests/venv.sh
 source "$root/tests/venv.sh"
+# shellcheck source=tests/serve.sh
+source "$root/tests/serve.sh"
 kettle_venv "$venv" "$here/requirements.txt"
 
 if [ -z "${KETTLE_BIN:-}" ]; then
@@ -39,9 +41,8 @@ if [ -z "${KETTLE_BIN:-}" ]; then
 fi
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/kettle-schemathesis.XXXXXX")"
-server_pids=()
 cleanup() {
-    for pid in "${server_pids[@]}"; do
+    for pid in "${kettle_serve_pids[@]}"; do
         kill "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
@@ -67,31 +68,15 @@ export KETTLE_LOG="${KETTLE_LOG:-warn}"
 
 # KETTLE_* variables are configuration fields to kettle, which refuses
 # unknown ones: this script's own are not passed on.
-kettle=(env -u KETTLE_BIN -u KETTLE_SCHEMATHESIS_VENV -u KETTLE_SCHEMATHESIS_SEED
-    -u KETTLE_SCHEMATHESIS_LOCAL -u KETTLE_QISKIT_VENV -u KETTLE_PYTHON_CLIENT_VENV "$KETTLE_BIN")
+kettle_command "$KETTLE_BIN"
 
 # start_server NAME: starts `kettle serve` on a free port with data in
 # $tmp/NAME, waits until /readyz answers 200, and sets $base.
 start_server() {
     local dir="$tmp/$1" log="$tmp/$1.log"
     mkdir -p "$dir"
-    "${kettle[@]}" serve --addr 127.0.0.1:0 --data-dir "$dir" --workers 1 \
-        --memory-budget 256MiB 2>"$log" &
-    local pid=$!
-    server_pids+=("$pid")
-    local addr=""
-    for _ in $(seq 600); do
-        addr="$(sed -n 's|.*listening on http://\([^ ]*\).*|\1|p' "$log" | head -n1)"
-        [ -n "$addr" ] && break
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "kettle serve exited before listening:" >&2
-            cat "$log" >&2
-            return 1
-        fi
-        sleep 0.1
-    done
-    [ -n "$addr" ] || { echo "kettle serve did not listen in 60 s" >&2; cat "$log" >&2; return 1; }
-    base="http://$addr"
+    kettle_serve "$log" --data-dir "$dir" --workers 1 --memory-budget 256MiB
+    base="http://$kettle_serve_addr"
     "$venv/bin/python" - "$base/readyz" <<'EOF'
 import sys, time, urllib.request
 for _ in range(300):
