@@ -185,37 +185,38 @@ class JobTimeoutError(KettleError, TimeoutError):
         super().__init__(f"job {job_id} did not end within {timeout:g} s{status}")
 
 
+#: The error class of each status that has one of its own (422 depends on
+#: the problem, other 5xx are ServerError, the rest ApiError).
+_ERROR_BY_STATUS: dict[int, type[ApiError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    408: RequestTimeoutError,
+    409: ConflictError,
+    413: TooLargeError,
+    429: RateLimitedError,
+    502: UnavailableError,
+    503: UnavailableError,
+    504: UnavailableError,
+}
+
+
 def error_from_response(status: int, problem: dict[str, Any] | None, *, retry_after: float | None = None) -> ApiError:
     """The :class:`ApiError` subclass for an HTTP status and problem document."""
     code = ""
     if problem and isinstance(problem.get("type"), str) and problem["type"].startswith(PROBLEM_PREFIX):
         code = problem["type"][len(PROBLEM_PREFIX) :]
     cls: type[ApiError]
-    if status == 400:
-        cls = BadRequestError
-    elif status == 401:
-        cls = AuthenticationError
-    elif status == 403:
-        cls = PermissionDeniedError
-    elif status == 404:
-        cls = NotFoundError
-    elif status == 408:
-        cls = RequestTimeoutError
-    elif status == 409:
-        cls = ConflictError
-    elif status == 413:
-        cls = TooLargeError
-    elif status == 422:
+    if status == 422:
         if code == "invalid-program" or (problem and "line" in problem):
             cls = ProgramError
         elif code == "limit-exceeded" or (problem and "limit" in problem):
             cls = LimitExceededError
         else:
             cls = InvalidRequestError
-    elif status == 429:
-        cls = RateLimitedError
-    elif status in (502, 503, 504):
-        cls = UnavailableError
+    elif status in _ERROR_BY_STATUS:
+        cls = _ERROR_BY_STATUS[status]
     elif status >= 500:
         cls = ServerError
     else:
