@@ -141,17 +141,22 @@ pub(crate) fn fuse(ops: Vec<KernelOp>, config: &FusionConfig) -> Vec<KernelOp> {
 /// into the diagonals `P·Dᵢ·P`: `rzz` written as `cx · rz · cx` becomes one
 /// diagonal, which then fuses with its neighbours however many there are.
 /// Operations between them on other qubits commute and stay where they are.
-pub(crate) fn fold_conjugated_diagonals(ops: Vec<KernelOp>) -> Vec<KernelOp> {
-    let mut ops: Vec<Option<KernelOp>> = ops.into_iter().map(Some).collect();
+pub(crate) fn fold_conjugated_diagonals(mut ops: Vec<KernelOp>) -> Vec<KernelOp> {
+    // Folded operations are marked and dropped at the end, in place: a
+    // program may have a million operations, and a second vector of them
+    // would double the compiler's peak memory.
+    let mut removed = vec![false; ops.len()];
     for i in 0..ops.len() {
-        let Some(p) = &ops[i] else { continue };
+        if removed[i] {
+            continue;
+        }
+        let p = &ops[i];
         let Some(perm) = involution(p) else { continue };
         let qubits: SmallVec<[Qubit; 8]> = p.qubits().collect();
         let mut diagonals = Vec::new();
         let mut close = None;
         for (j, op) in ops.iter().enumerate().skip(i + 1) {
-            let Some(op) = op else { continue };
-            if !op.qubits().any(|q| qubits.contains(&q)) {
+            if removed[j] || !op.qubits().any(|q| qubits.contains(&q)) {
                 continue;
             }
             if op == p {
@@ -168,21 +173,23 @@ pub(crate) fn fold_conjugated_diagonals(ops: Vec<KernelOp>) -> Vec<KernelOp> {
             continue;
         };
         for j in diagonals {
-            let d = ops[j].take().expect("diagonal is present");
+            let d = &ops[j];
             let d_qubits: SmallVec<[Qubit; 8]> = d.qubits().collect();
             let pos = positions(&qubits, &d_qubits);
             let d_full = d.full_diagonal();
             let conjugated = perm.iter().map(|&s| d_full[gather(s, &pos)]).collect();
-            ops[j] = Some(KernelOp {
+            ops[j] = KernelOp {
                 targets: qubits.iter().copied().collect(),
                 controls: SmallVec::new(),
                 matrix: OpMatrix::Diagonal(conjugated),
-            });
+            };
         }
-        ops[i] = None;
-        ops[close] = None;
+        removed[i] = true;
+        removed[close] = true;
     }
-    ops.into_iter().flatten().collect()
+    let mut removed = removed.into_iter();
+    ops.retain(|_| !removed.next().unwrap_or(false));
+    ops
 }
 
 /// For a permutation without phases that is its own inverse, the source

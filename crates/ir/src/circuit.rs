@@ -272,6 +272,22 @@ impl Circuit {
         self
     }
 
+    /// Appends `ops` (checked later by [`validate`](Circuit::validate)).
+    ///
+    /// Parsers build a program's operations in a vector of their own: when
+    /// the circuit has none yet, that vector becomes the circuit's, trimmed
+    /// to its length. Pushing one by one would hold two copies of a
+    /// million-operation program at the peak, each with its growth slack.
+    pub fn append_ops(&mut self, mut ops: Vec<Operation>) -> &mut Self {
+        if self.ops.is_empty() {
+            ops.shrink_to_fit();
+            self.ops = ops;
+        } else {
+            self.ops.append(&mut ops);
+        }
+        self
+    }
+
     /// Declares a classical register of `size` new bits after the existing ones
     /// and returns it.
     ///
@@ -643,6 +659,20 @@ pub fn check_gate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn appended_operations_follow_the_existing_ones() {
+        let built = Circuit::new(2).h(0).x(1).cx(0, 1);
+        let mut ops = Vec::with_capacity(100);
+        ops.extend(built.ops()[1..].iter().cloned());
+        let mut c = Circuit::new(2);
+        c.append_ops(ops);
+        // The vector became the circuit's, without its spare capacity.
+        assert_eq!(c.ops.capacity(), 2);
+        let mut first = Circuit::new(2).h(0);
+        first.append_ops(c.ops().to_vec());
+        assert_eq!(first, built);
+    }
 
     #[test]
     fn registers_are_found_by_name_and_duplicates_refused_among_many() {

@@ -373,9 +373,7 @@ fn from_value(value: &Value, limits: &Limits) -> Result<Circuit> {
             num_clbits: circuit.num_clbits(),
             ops_seen: 0,
         };
-        for op in reader.ops(ops, "$.ops", 0)? {
-            circuit.push(op);
-        }
+        circuit.append_ops(reader.ops(ops, "$.ops", 0)?);
     }
 
     circuit.validate().map_err(|e| match e {

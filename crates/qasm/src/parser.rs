@@ -485,9 +485,7 @@ impl<'a> Parser<'a> {
                 .add_register(name, size)
                 .map_err(|e| end.error(format!("internal error: {e}")))?;
         }
-        for op in self.ops {
-            circuit.push(op);
-        }
+        circuit.append_ops(self.ops);
         circuit
             .validate()
             .map_err(|e| end.error(format!("internal error: {e}")))?;

@@ -2608,9 +2608,7 @@ impl<'a> Lowerer<'a> {
                 .add_register(name, size)
                 .map_err(|e| self.err(end, format!("internal error: {e}")))?;
         }
-        for op in ops {
-            circuit.push(op);
-        }
+        circuit.append_ops(ops);
         circuit
             .validate()
             .map_err(|e| self.err(end, format!("internal error: {e}")))?;
