@@ -142,6 +142,12 @@ pub(crate) struct Inner {
     live: Mutex<LiveMap>,
     /// Jobs held so far: the next one's arrival order.
     arrivals: AtomicI64,
+    /// Admission parses that may run at once, one per core. A 150-byte
+    /// program can unroll to a million operations, about 150 MB while it is
+    /// parsed: without this bound, a few dozen such submissions at once
+    /// would take the machine's memory (8 took 1.8 GB). Parsing is CPU work,
+    /// so more at once than cores would not be faster anyway.
+    admissions: Arc<tokio::sync::Semaphore>,
 }
 
 impl LiveJob {
@@ -362,6 +368,9 @@ impl Service {
             accepting: AtomicBool::new(true),
             live: Mutex::new(HashMap::new()),
             arrivals: AtomicI64::new(0),
+            admissions: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            )),
             config,
         });
         for row in inner.store.queued().await? {
@@ -654,13 +663,28 @@ impl Service {
         // Always off the async threads: size says nothing of the cost, as
         // a 150-byte loop unrolls to a million operations (1.2 s to parse).
         let spec = if tokio::runtime::Handle::try_current().is_ok() {
-            tokio::task::spawn_blocking(work)
+            let permit = Arc::clone(&self.inner.admissions)
+                .acquire_owned()
                 .await
-                .map_err(|e| ServiceError::Store(format!("the parser task failed: {e}")))??
+                .map_err(|_| ServiceError::ShuttingDown)?;
+            // The permit goes with the parse, which runs on even when the
+            // client hangs up and this future is dropped.
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                work()
+            })
+            .await
+            .map_err(|e| ServiceError::Store(format!("the parser task failed: {e}")))??
         } else {
             work()?
         };
         Ok((spec, hash))
+    }
+
+    /// The semaphore admission parses take a permit of.
+    #[cfg(test)]
+    pub(crate) fn admission_permits(&self) -> Arc<tokio::sync::Semaphore> {
+        Arc::clone(&self.inner.admissions)
     }
 
     /// Counts one more job against the tenant's limit of active jobs.

@@ -408,3 +408,35 @@ async fn a_waiting_submission_is_stored_when_it_ends_when_its_wait_expires_or_at
     wait_for(&service, "local", &answered.job.id, JobStatus::Completed).await;
     service.shutdown(Duration::ZERO).await;
 }
+
+/// Admission parses take a permit each, one per core: a 150-byte program may
+/// unroll to a million operations (about 150 MB while parsed), and eight such
+/// submissions at once took the server to 1.8 GB before the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submissions_wait_for_a_parse_permit() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(config(dir.path())).await.unwrap();
+    let tenant = service.authenticate(None).await.unwrap();
+    let permits = service.admission_permits();
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    assert_eq!(permits.available_permits(), cores);
+    let all = std::sync::Arc::clone(&permits)
+        .acquire_many_owned(u32::try_from(cores).unwrap())
+        .await
+        .unwrap();
+    let submission = tokio::spawn({
+        let service = service.clone();
+        let tenant = tenant.clone();
+        async move { service.submit(&tenant, request(BELL), None).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!submission.is_finished(), "parsed without a permit");
+    drop(all);
+    let sub = tokio::time::timeout(Duration::from_secs(20), submission)
+        .await
+        .expect("the submission goes on once a permit is free")
+        .unwrap()
+        .unwrap();
+    assert!(sub.created);
+    assert_eq!(permits.available_permits(), cores);
+}
