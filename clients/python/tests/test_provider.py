@@ -46,7 +46,7 @@ def test_provider_and_target(provider: KettleProvider, backend: KettleBackend) -
     t = backend.target
     assert t.num_qubits == backend.client.backend().qubit_limit("f64")
     names = set(backend.operation_names)
-    assert {"cx", "h", "rz", "sx", "u", "ecr", "rzz", "global_phase", "measure", "reset", "if_else"} <= names
+    assert {"cx", "h", "rz", "sx", "u", "ecr", "rzz", "global_phase", "measure", "reset", "if_else", "switch_case"} <= names
     assert backend.coupling_map is None  # all-to-all
     assert backend.max_circuits and backend.max_circuits >= 1
 
@@ -278,6 +278,36 @@ def test_if_else_like_aer(backend: KettleBackend) -> None:
     aer = AerSimulator().run(aer_qc, shots=shots, seed_simulator=1).result().get_counts()
     # c0 random; c1 = not c0 (x in the true branch, then the box's x); c2 random.
     exact = {"001": 0.25, "101": 0.25, "010": 0.25, "110": 0.25}
+    assert set(ours) == set(aer) == set(exact)
+    for k, p in exact.items():
+        assert abs(ours[k] - shots * p) <= 5 * math.sqrt(shots * p * (1 - p))
+
+
+def test_switch_case_like_aer(backend: KettleBackend) -> None:
+    m, r = ClassicalRegister(2, "m"), ClassicalRegister(2, "r")
+    qc = QuantumCircuit(QuantumRegister(4, "q"), m, r)
+    qc.h([0, 1])
+    qc.measure([0, 1], m)
+    # r[0] = 1 exactly when m is 00 or 11; r[1] = m[0] through a switch on one bit.
+    with qc.switch(m) as case:
+        with case(0):
+            qc.x(2)
+        with case(1, 2):
+            qc.id(2)
+        with case(case.DEFAULT):
+            qc.x(2)
+    with qc.switch(m[0]) as case:
+        with case(True):
+            qc.x(3)
+        with case(case.DEFAULT):
+            qc.id(3)
+    qc.measure([2, 3], r)
+    program = circuit_to_program(qc)
+    assert "switch" not in program.source and "else" in program.source
+    shots = 4000
+    ours = backend.run(qc, shots=shots, seed_simulator=3).result().get_counts()
+    aer = AerSimulator().run(qc, shots=shots, seed_simulator=3).result().get_counts()
+    exact = {"01 00": 0.25, "10 01": 0.25, "00 10": 0.25, "11 11": 0.25}
     assert set(ours) == set(aer) == set(exact)
     for k, p in exact.items():
         assert abs(ours[k] - shots * p) <= 5 * math.sqrt(shots * p * (1 - p))

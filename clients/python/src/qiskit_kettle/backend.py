@@ -8,7 +8,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from qiskit import QuantumCircuit
-from qiskit.circuit import BoxOp, ControlFlowOp, ForLoopOp, IfElseOp, Instruction, Measure, Parameter, Reset
+from qiskit.circuit import (
+    BoxOp,
+    ControlFlowOp,
+    ForLoopOp,
+    IfElseOp,
+    Instruction,
+    Measure,
+    Parameter,
+    Reset,
+    SwitchCaseOp,
+)
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.providers import BackendV2, Options
 from qiskit.transpiler import Target
@@ -41,15 +51,17 @@ def save_statevector(circuit: QuantumCircuit) -> QuantumCircuit:
 #: Kettle's names that Qiskit spells differently.
 _QISKIT_NAMES = {"gphase": "global_phase", "i": "id"}
 #: Instructions the provider accepts besides gates; ``delay`` is dropped
-#: (ideal simulation has no time) and ``box`` is replaced by its body.
-_CONTROL_FLOW = {"if_else": IfElseOp, "for_loop": ForLoopOp, "box": BoxOp}
+#: (ideal simulation has no time), ``box`` is replaced by its body and
+#: ``switch_case`` by a chain of ``if_else``.
+_CONTROL_FLOW = {"if_else": IfElseOp, "switch_case": SwitchCaseOp, "for_loop": ForLoopOp, "box": BoxOp}
 _RUN_OPTIONS = ("shots", "seed_simulator", "memory", "precision", "parameter_binds", "name", "tags", "priority")
 
 
 def build_target(info: Backend, *, precision: str = "f64", description: str | None = None) -> Target:
     """A :class:`~qiskit.transpiler.Target` for a Kettle server: its gates
     (ideal, on every qubit: no coupling map), ``measure``, ``reset``,
-    ``delay``, ``if_else``, ``for_loop``, ``box`` and ``save_statevector``,
+    ``delay``, ``if_else``, ``switch_case``, ``for_loop``, ``box`` and
+    ``save_statevector``,
     and as many qubits as
     the server runs at ``precision``."""
     from qiskit.circuit import Delay

@@ -17,7 +17,9 @@ phase is not written either (OpenQASM 2 has no way to say it): it is kept in
 ``exp(i·global_phase)`` (the provider does).
 
 ``delay`` is dropped (an ideal simulator has no time) and ``box`` is replaced
-by its body.
+by its body. ``switch_case`` becomes a chain of ``if_else``: Qiskit writes
+``switch`` only in a pre-standard syntax, and a chain tests each case in
+order until one holds, as a ``switch`` does.
 """
 
 from __future__ import annotations
@@ -29,7 +31,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qiskit import QuantumCircuit, qasm2, qasm3
-from qiskit.circuit import ClassicalRegister, ControlFlowOp, Gate, Parameter, ParameterExpression
+from qiskit.circuit import (
+    CASE_DEFAULT,
+    ClassicalRegister,
+    Clbit,
+    ControlFlowOp,
+    Gate,
+    IfElseOp,
+    Parameter,
+    ParameterExpression,
+    SwitchCaseOp,
+)
+from qiskit.circuit.classical import expr
 
 __all__ = [
     "QASM2_GATES",
@@ -65,7 +78,8 @@ QASM3_GATES = frozenset(
 
 #: Non-gate instructions passed through as they are.
 _PLAIN = frozenset({"measure", "reset", "barrier"})
-#: Control flow Kettle's OpenQASM 3 front end runs (``box`` is inlined).
+#: Control flow Kettle's OpenQASM 3 front end runs (``box`` is inlined and
+#: ``switch_case`` becomes ``if_else``).
 _CONTROL_FLOW = frozenset({"if_else", "for_loop"})
 
 # Qiskit's OpenQASM 3 exporter's rule for names it writes unchanged (ASCII and
@@ -224,10 +238,13 @@ def _lower(circuit: QuantumCircuit, native: frozenset[str], fmt: str, depth: int
             body = _lower(op.blocks[0], native, fmt, depth + 1)
             out.compose(body, qubits=inst.qubits, clbits=inst.clbits, inplace=True)
             continue
+        if isinstance(op, SwitchCaseOp) and fmt == "qasm3":
+            op = _switch_as_if_else(op)
+            name = op.name
         if isinstance(op, ControlFlowOp):
             if fmt != "qasm3" or name not in _CONTROL_FLOW:
                 raise UnsupportedCircuitError(
-                    f"Kettle cannot run `{name}` (control flow it runs: if_else, for_loop, box)"
+                    f"Kettle cannot run `{name}` (control flow it runs: if_else, switch_case, for_loop, box)"
                 )
             blocks = [_lower(b, native, fmt, depth + 1) for b in op.blocks]
             out.append(op.replace_blocks(blocks), inst.qubits, inst.clbits, copy=False)
@@ -243,6 +260,44 @@ def _lower(circuit: QuantumCircuit, native: frozenset[str], fmt: str, depth: int
         body = _lower(definition, native, fmt, depth + 1)
         out.compose(body, qubits=inst.qubits, clbits=inst.clbits, inplace=True)
     return out
+
+
+def _switch_as_if_else(op: SwitchCaseOp) -> IfElseOp:
+    """``switch (t) { case a, b {A} case c {C} default {D} }`` as
+    ``if (t == a || t == b) {A} else if (t == c) {C} else {D}``. Every block
+    of a switch has the same bits, so each ``else`` body is a block emptied
+    of its operations holding the next test."""
+    target = op.target
+    cases = list(op.cases_specifier())
+    default = next((body for values, body in cases if CASE_DEFAULT in values), None)
+    tests = [(values, body) for values, body in cases if CASE_DEFAULT not in values]
+    if not tests:
+        # Only a default: an always-true test keeps the bits the same.
+        tests = [((), default)] if default is not None else []
+        default = None
+    chain: IfElseOp | None = None
+    for values, body in reversed(tests):
+        condition = _case_condition(target, values)
+        else_body = default
+        if chain is not None:
+            else_body = body.copy_empty_like()
+            else_body.append(chain, else_body.qubits, else_body.clbits, copy=False)
+        chain = IfElseOp(condition, body, else_body)
+        default = None
+    if chain is None:
+        raise UnsupportedCircuitError("a switch_case without cases")
+    return chain
+
+
+def _case_condition(target: Clbit | ClassicalRegister | expr.Expr, values: tuple[Any, ...]) -> expr.Expr:
+    """``target == v₀ || target == v₁ || …``; no values: always true."""
+    if not values:
+        return expr.lift(True)
+    tests = [expr.equal(target, bool(v) if isinstance(target, Clbit) else int(v)) for v in values]
+    condition = tests[0]
+    for test in tests[1:]:
+        condition = expr.logic_or(condition, test)
+    return condition
 
 
 def _single_register_if_needed(circuit: QuantumCircuit) -> QuantumCircuit:
