@@ -566,7 +566,8 @@ async fn schemathesis_findings_stay_fixed() {
     assert_eq!(r.status, 400, "{}", r.body);
 
     // A method a resource does not serve is a 405 problem whose `Allow`
-    // lists the methods of ROUTES (which equal openapi.yaml's) for its path.
+    // lists the methods of ROUTES (which equal openapi.yaml's) for its path,
+    // and HEAD where there is GET.
     let id = "00000000-0000-0000-0000-000000000000";
     let mut paths: Vec<&str> = kettle_server::ROUTES.iter().map(|(_, p)| *p).collect();
     paths.sort_unstable();
@@ -577,6 +578,31 @@ async fn schemathesis_findings_stay_fixed() {
             .filter(|(_, p)| *p == template)
             .map(|(m, _)| m.to_uppercase())
             .collect();
+        if want.iter().any(|m| m == "GET") {
+            // Every GET answers HEAD too (RFC 9110): same status and
+            // headers, no body.
+            want.push("HEAD".into());
+            let url = format!("{}{path}", api.base);
+            let auth = |r: reqwest::RequestBuilder| match &api.key {
+                Some(k) => r.bearer_auth(k),
+                None => r,
+            };
+            let get = auth(api.http.get(&url)).send().await.unwrap();
+            let (get_status, get_type) = (get.status(), get.headers()["content-type"].clone());
+            let get_body = get.bytes().await.unwrap();
+            let head = auth(api.http.head(&url)).send().await.unwrap();
+            assert_eq!(head.status(), get_status, "HEAD {path}");
+            assert_eq!(head.headers()["content-type"], get_type, "HEAD {path}");
+            if template != "/metrics" {
+                // (The metrics change with every request.)
+                assert_eq!(
+                    head.headers()["content-length"].to_str().unwrap(),
+                    get_body.len().to_string(),
+                    "HEAD {path}"
+                );
+            }
+            assert!(head.bytes().await.unwrap().is_empty(), "HEAD {path}");
+        }
         want.sort();
         let r = api.send(Method::PATCH, "", &path, None, &[]).await;
         assert_eq!(r.status, 405, "PATCH {path}: {}", r.body);

@@ -150,7 +150,7 @@ pub(crate) struct Reply {
 pub(crate) struct Api {
     pub(crate) base: String,
     pub(crate) key: Option<String>,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Api {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, guard, web};
 use kettle_service::{JobRequest, JobStatus, JobView, KeyFormat, Service};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
@@ -402,6 +402,14 @@ fn path_error(err: actix_web::error::PathError, _: &HttpRequest) -> actix_web::E
     Problem::bad_request(format!("bad path: {err}")).into()
 }
 
+/// A route for GET and HEAD: RFC 9110 asks every server to answer HEAD
+/// wherever it answers GET (load balancers and monitors probe with it).
+/// actix-http sends a HEAD response's headers, `Content-Length` included,
+/// without the body.
+fn get_or_head() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
 /// Registers every route and the error handlers on an app.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(query_error))
@@ -411,14 +419,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/jobs")
                         .route(web::post().to(submit))
-                        .route(web::get().to(list_jobs))
-                        .default_service(only("GET, POST")),
+                        .route(get_or_head().to(list_jobs))
+                        .default_service(only("GET, HEAD, POST")),
                 )
                 .service(
                     web::resource("/jobs/{id}")
-                        .route(web::get().to(get_job))
+                        .route(get_or_head().to(get_job))
                         .route(web::delete().to(cancel_job))
-                        .default_service(only("GET, DELETE")),
+                        .default_service(only("GET, HEAD, DELETE")),
                 )
                 .service(
                     web::resource("/jobs/{id}/cancel")
@@ -427,29 +435,29 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     web::resource("/backend")
-                        .route(web::get().to(backend))
-                        .default_service(only("GET")),
+                        .route(get_or_head().to(backend))
+                        .default_service(only("GET, HEAD")),
                 ),
         )
         .service(
             web::resource("/")
-                .route(web::get().to(crate::page::index))
-                .default_service(only("GET")),
+                .route(get_or_head().to(crate::page::index))
+                .default_service(only("GET, HEAD")),
         )
         .service(
             web::resource("/healthz")
-                .route(web::get().to(healthz))
-                .default_service(only("GET")),
+                .route(get_or_head().to(healthz))
+                .default_service(only("GET, HEAD")),
         )
         .service(
             web::resource("/readyz")
-                .route(web::get().to(readyz))
-                .default_service(only("GET")),
+                .route(get_or_head().to(readyz))
+                .default_service(only("GET, HEAD")),
         )
         .service(
             web::resource("/metrics")
-                .route(web::get().to(metrics_text))
-                .default_service(only("GET")),
+                .route(get_or_head().to(metrics_text))
+                .default_service(only("GET, HEAD")),
         )
         .default_service(web::to(not_found));
 }
