@@ -377,6 +377,32 @@ async fn limits_and_bad_input_get_clear_4xx_problems() {
         "{}",
         r.body
     );
+    // A body sent as anything but JSON is refused (a browser sends text/plain
+    // or a form across sites without asking); one with no type is taken.
+    let body = job(BELL, json!({"shots": 10})).to_string();
+    for media in [
+        "text/plain;charset=UTF-8",
+        "application/x-www-form-urlencoded",
+    ] {
+        let resp = (api.http.post(format!("{}/v1/jobs", api.base)))
+            .header("content-type", media)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 415, "{media}");
+        let text = resp.text().await.unwrap();
+        assert!(
+            text.contains("unsupported-media-type") && text.contains(media),
+            "{text}"
+        );
+    }
+    let resp = (api.http.post(format!("{}/v1/jobs", api.base)))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
     // Malformed JSON, wrong fields, too deep.
     let raw = |b: &str| RawBody::Bytes(b.as_bytes().to_vec());
     let r = api

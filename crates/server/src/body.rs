@@ -1,11 +1,50 @@
-//! Reading JSON request bodies: [`kettle_service::decode_json`] (depth
-//! limit, integral floats, positions) with its errors as `400` problems.
+//! Reading JSON request bodies: the media type they must be sent as, and
+//! [`kettle_service::decode_json`] (depth limit, integral floats, positions)
+//! with its errors as `400` problems.
 
+use actix_web::http::StatusCode;
 use kettle_service::decode_json;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::problem::Problem;
+
+/// Checks a request body's `Content-Type`: JSON (`application/json`, any
+/// parameters, or an `application/…+json` type), or none at all.
+///
+/// Why refuse the others: a web page on any site can make its visitor's
+/// browser POST `text/plain` or a form to `127.0.0.1:8080` without asking
+/// first, and a server in local mode has no key to stop it. A JSON body is
+/// one the browser must ask about first (CORS preflight), which this server
+/// never approves. A request without the header cannot come from a browser.
+///
+/// # Errors
+/// `415` naming the type it got.
+pub(crate) fn check_json_media_type(content_type: Option<&[u8]>) -> Result<(), Problem> {
+    let Some(raw) = content_type else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(raw);
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    if json {
+        return Ok(());
+    }
+    Err(Problem::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+        "Unsupported media type",
+        format!(
+            "the body is sent as `{text}`; send it as JSON, with `Content-Type: application/json`"
+        ),
+    ))
+}
 
 /// Parses a JSON body into `T`.
 ///
@@ -30,6 +69,35 @@ pub(crate) fn parse_json<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_json_media_types_or_none_are_taken() {
+        for ok in [
+            None,
+            Some("application/json"),
+            Some("Application/JSON; charset=utf-8"),
+            Some("application/problem+json"),
+        ] {
+            assert!(
+                check_json_media_type(ok.map(str::as_bytes)).is_ok(),
+                "{ok:?}"
+            );
+        }
+        for refused in [
+            "text/plain;charset=UTF-8",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "",
+            "json",
+            "text/json+",
+        ] {
+            let err = check_json_media_type(Some(refused.as_bytes())).unwrap_err();
+            assert!(
+                format!("{err}").contains("Content-Type: application/json"),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn errors_are_problems_with_a_position() {

@@ -15,7 +15,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::body::parse_json;
+use crate::body::{check_json_media_type, parse_json};
 use crate::problem::Problem;
 
 /// Every route the API serves, as (method, path template): the contract
@@ -201,6 +201,11 @@ async fn submit(
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
     let wait = query.wait(state.max_wait)?;
+    check_json_media_type(
+        req.headers()
+            .get(header::CONTENT_TYPE)
+            .map(HeaderValue::as_bytes),
+    )?;
     let limit = state
         .service
         .config()
