@@ -403,6 +403,28 @@ async fn limits_and_bad_input_get_clear_4xx_problems() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
+    // Local mode on loopback answers only requests addressed to localhost
+    // or an IP: a page's own name pointed at 127.0.0.1 (DNS rebinding) is
+    // refused before it can submit or read anything.
+    for (host, status) in [
+        ("evil.example:8080", 403),
+        ("localhost:8080", 200),
+        ("127.0.0.1", 200),
+    ] {
+        let resp = (api.http.get(format!("{}/v1/jobs", api.base)))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{host}");
+        let text = resp.text().await.unwrap();
+        if status == 403 {
+            assert!(
+                text.contains("host-not-allowed") && text.contains("evil.example"),
+                "{text}"
+            );
+        }
+    }
     // Malformed JSON, wrong fields, too deep.
     let raw = |b: &str| RawBody::Bytes(b.as_bytes().to_vec());
     let r = api

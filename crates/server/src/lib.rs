@@ -127,6 +127,7 @@ async fn start(
         max_json_depth: config.max_json_depth,
         body_timeout: Duration::from_secs(config.body_timeout_seconds.max(1)),
         prometheus: prometheus(),
+        loopback: config.addr.ip().is_loopback(),
     });
     // actix counts connections per HTTP worker thread.
     let http_workers = std::thread::available_parallelism().map_or(1, usize::from);

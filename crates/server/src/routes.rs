@@ -42,9 +42,37 @@ pub(crate) struct AppState {
     /// How long a request body may take to arrive.
     pub(crate) body_timeout: Duration,
     pub(crate) prometheus: PrometheusHandle,
+    /// Listening on a loopback address: in local mode, requests must then
+    /// be addressed to `localhost` or an IP address ([`host_is_local`]).
+    pub(crate) loopback: bool,
 }
 
 type State = web::Data<AppState>;
+
+/// Whether a `Host` header names this machine without a DNS name of
+/// someone else's: an IP literal (with or without a port), `localhost`,
+/// or a `*.localhost` name (RFC 6761 keeps those on the machine).
+///
+/// Why: a server in local mode has no keys, and a web page can point a
+/// name it controls at 127.0.0.1 (DNS rebinding). The victim's browser
+/// then treats the local server as that page's own origin: the page
+/// could submit jobs and read every result. Such requests carry the
+/// attacker's name in `Host`, so they are refused (as Jupyter does).
+pub(crate) fn host_is_local(host: &str) -> bool {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest
+            .split_once(']')
+            .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
+    }
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name == "localhost"
+        || name.ends_with(".localhost")
+}
 
 /// The tenant a request acts as, from its bearer key (or local mode).
 #[derive(Debug)]
@@ -56,12 +84,30 @@ impl FromRequest for Tenant {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<State>().cloned();
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()));
         let header = req
             .headers()
             .get(header::AUTHORIZATION)
             .map(|v| v.to_str().map(str::to_owned));
         Box::pin(async move {
             let state = state.ok_or_else(|| Problem::bad_request("no service"))?;
+            if state.loopback
+                && state.service.local_mode()
+                && let Some(host) = host.filter(|h| !host_is_local(h))
+            {
+                return Err(Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "host-not-allowed",
+                    "Host not allowed",
+                    format!(
+                        "this server has no API keys, so it answers only requests addressed to localhost or an IP address, not `{host}` (a web page can point its own name at this machine); use http://127.0.0.1, or create a key with `kettle keys create TENANT`"
+                    ),
+                ));
+            }
             let bearer = match header {
                 None => None,
                 Some(Ok(value)) => {
@@ -489,5 +535,39 @@ where
             .increment(1);
         metrics::histogram!("kettle_http_request_seconds").record(started.elapsed().as_secs_f64());
         Ok(res)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_is_local;
+
+    #[test]
+    fn only_ip_literals_and_localhost_names_are_local_hosts() {
+        for local in [
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "10.1.2.3:80",
+            "[::1]:8080",
+            "[::1]",
+            "localhost",
+            "LocalHost:8080",
+            "localhost.",
+            "kettle.localhost:9000",
+        ] {
+            assert!(host_is_local(local), "{local}");
+        }
+        for remote in [
+            "evil.example",
+            "evil.example:8080",
+            "127.0.0.1.nip.io",
+            "localhost.evil.example",
+            "[::1",
+            "[evil]:80",
+            "",
+            "localhost:80:80",
+        ] {
+            assert!(!host_is_local(remote), "{remote}");
+        }
     }
 }
