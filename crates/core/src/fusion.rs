@@ -69,6 +69,9 @@ impl FusionConfig {
     }
 }
 
+/// Gates an open block holds before they are replaced by their product.
+const COLLAPSE_AT: usize = 256;
+
 /// An open block: gates on a set of qubits, in circuit order.
 struct Block {
     qubits: SmallVec<[Qubit; 8]>,
@@ -114,6 +117,17 @@ pub(crate) fn fuse(ops: Vec<KernelOp>, config: &FusionConfig) -> Vec<KernelOp> {
                 ops.extend(b.ops);
             }
             ops.push(op);
+            if ops.len() >= COLLAPSE_AT {
+                // A block on a few qubits may collect a whole program's gates
+                // (a million on 4 qubits): hold their product instead. The
+                // product is applied to the identity's columns at the end,
+                // which gives it back exactly, so the result does not change.
+                ops = vec![emit(Block {
+                    qubits: union.clone(),
+                    ops,
+                    diagonal: all_diagonal,
+                })];
+            }
             open.push(Block {
                 qubits: union,
                 ops,
@@ -399,6 +413,38 @@ mod tests {
         let want = Gate::standard(Rx, &[0.1 * n as f64]).matrix();
         for (g, w) in got.iter().zip(want.data()) {
             assert!((g - w).norm() < 1e-9, "{g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn blocks_that_collapse_into_their_product_give_the_same_matrix() {
+        // 1000 gates on 4 qubits make one block, collapsed every
+        // `COLLAPSE_AT` gates; the fused matrix must equal, bit for bit, the
+        // product of all the gates at once.
+        use StandardGate::*;
+        let ops: Vec<KernelOp> = (0..1000u32)
+            .map(|i| {
+                let angle = 0.37 * f64::from(i % 11);
+                let q = (i / 4) % 4;
+                match i % 4 {
+                    0 => op(Rx, &[angle], &[q]),
+                    1 => op(Cx, &[], &[q, (q + 1) % 4]),
+                    2 => op(Ry, &[angle], &[(q + 2) % 4]),
+                    _ => op(Cz, &[], &[(q + 2) % 4, (q + 3) % 4]),
+                }
+            })
+            .collect();
+        let fused = fuse(ops.clone(), &FusionConfig::default());
+        assert_eq!(fused.len(), 1);
+        let whole = emit(Block {
+            qubits: (0..4).collect(),
+            ops,
+            diagonal: false,
+        });
+        for r in 0..16 {
+            for c in 0..16 {
+                assert_eq!(fused[0].entry(r, c), whole.entry(r, c), "({r}, {c})");
+            }
         }
     }
 
