@@ -146,8 +146,10 @@ pub(crate) fn plan(
     let mut out = Vec::new();
     // Operations that each need a pass of their own, fused together.
     let mut single: Vec<KernelOp> = Vec::new();
-    let mut remaining: VecDeque<KernelOp> =
-        ops.into_iter().filter(|op| !op.is_identity()).collect();
+    // In place: a program may have a million operations.
+    let mut ops = ops;
+    ops.retain(|op| !op.is_identity());
+    let mut remaining = VecDeque::from(ops);
     while !remaining.is_empty() {
         let (qubits, taken) = take_stage(&mut remaining, shape);
         if taken.is_empty() {
@@ -200,6 +202,14 @@ fn mask(qubits: impl Iterator<Item = Qubit>) -> u64 {
 /// this before every qubit is closed.
 const SCAN_LIMIT: usize = 512;
 
+/// Most operations one stage takes. A stage's operations are held twice
+/// while it is planned (taken here, and fused), so a million gates that
+/// all fit one chunk would double the planner's memory; past this, the next
+/// stage goes on where this one stopped, for one more pass over memory
+/// every few thousand gates. The benchmark circuits have under a thousand
+/// gates in all.
+const MAX_STAGE_OPS: usize = 4096;
+
 /// One greedy stage, taken from the front of `ops`: its qubits (ascending,
 /// the low ones included) and the operations it takes, in order. The
 /// operations it leaves stay in `ops`, in order.
@@ -208,7 +218,7 @@ fn take_stage(ops: &mut VecDeque<KernelOp>, shape: ChunkShape) -> (Vec<Qubit>, V
     let mut local: u64 = (1 << shape.low) - 1;
     let mut closed: u64 = 0;
     let (mut taken, mut left) = (Vec::new(), Vec::new());
-    while left.len() < SCAN_LIMIT {
+    while left.len() < SCAN_LIMIT && taken.len() < MAX_STAGE_OPS {
         let Some(op) = ops.pop_front() else { break };
         let qubits = mask(op.qubits());
         let fits = (local | qubits).count_ones() <= shape.qubits;
@@ -327,6 +337,18 @@ mod tests {
         assert_eq!(taken.len(), 3);
         assert_eq!(ops.len(), 2);
         assert_eq!(ops[0].targets.as_slice(), &[5]);
+    }
+
+    #[test]
+    fn a_stage_takes_at_most_max_stage_ops() {
+        use StandardGate::*;
+        let ops: Vec<KernelOp> = (0..MAX_STAGE_OPS + 10)
+            .map(|i| op(if i % 2 == 0 { Rx } else { Ry }, &[4]))
+            .collect();
+        let shape = ChunkShape { qubits: 5, low: 3 };
+        let mut ops: VecDeque<KernelOp> = ops.into();
+        let (_, taken) = take_stage(&mut ops, shape);
+        assert_eq!((taken.len(), ops.len()), (MAX_STAGE_OPS, 10));
     }
 
     #[test]
