@@ -308,15 +308,21 @@ pub struct Service {
     threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
+/// A seed for a request without one, below 2^53: JavaScript and other
+/// readers that hold JSON numbers as doubles then read it exactly, and can
+/// send it back to repeat the job. (A client's own seed may be any u64.)
 fn random_seed() -> u64 {
     let mut b = [0u8; 8];
     // Without system randomness, a clock-derived seed is still a valid
     // seed: it is stored, so the job stays reproducible.
     if getrandom::fill(&mut b).is_err() {
-        return now_ms() as u64;
+        return now_ms() as u64 & SAFE_INTEGER_MASK;
     }
-    u64::from_le_bytes(b)
+    u64::from_le_bytes(b) & SAFE_INTEGER_MASK
 }
+
+/// The integers a double holds exactly: below 2^53.
+const SAFE_INTEGER_MASK: u64 = (1 << 53) - 1;
 
 fn largest_fitting(precision: kettle_core::Precision, budget: u64, cap: u32) -> u32 {
     (0..=cap.min(kettle_core::MAX_QUBITS))

@@ -440,3 +440,26 @@ async fn submissions_wait_for_a_parse_permit() {
     assert!(sub.created);
     assert_eq!(permits.available_permits(), cores);
 }
+
+/// Seeds the service chooses stay below 2^53, so that clients holding JSON
+/// numbers as doubles (JavaScript) read them exactly; a client's own seed
+/// may be any u64.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chosen_seeds_fit_a_double_and_given_ones_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(config(dir.path())).await.unwrap();
+    let tenant = service.authenticate(None).await.unwrap();
+    let mut seeds = std::collections::HashSet::new();
+    for _ in 0..20 {
+        let mut req = request(BELL);
+        req.seed = None;
+        let sub = service.submit(&tenant, req, None).await.unwrap();
+        assert!(sub.job.seed < 1 << 53, "{}", sub.job.seed);
+        seeds.insert(sub.job.seed);
+    }
+    assert!(seeds.len() > 15, "seeds repeat: {seeds:?}");
+    let mut req = request(BELL);
+    req.seed = Some(u64::MAX);
+    let sub = service.submit(&tenant, req, None).await.unwrap();
+    assert_eq!(sub.job.seed, u64::MAX);
+}
