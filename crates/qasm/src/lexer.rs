@@ -138,11 +138,26 @@ impl Kind {
     }
 }
 
-/// A token and where it starts.
+/// Where a `;` that `expected` is missing belongs: just after the previous
+/// token, when the token found instead starts a later line (a statement
+/// that forgot its `;`). Pointing at the next line's first token, as a
+/// plain "expected" error does, sends people to the wrong line.
+pub(crate) fn missing_semicolon(
+    expected: &Kind,
+    prev_end: Option<Pos>,
+    found: &Token,
+) -> Option<Pos> {
+    let end = prev_end?;
+    (*expected == Kind::Semicolon && found.pos.line > end.line).then_some(end)
+}
+
+/// A token, where it starts, and where the text after it starts.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Token {
     pub(crate) kind: Kind,
     pub(crate) pos: Pos,
+    /// Just past its last character: where a missing `;` after it belongs.
+    pub(crate) end: Pos,
 }
 
 /// Which language's tokens to read.
@@ -346,6 +361,7 @@ impl Lexer {
             return Ok(Token {
                 kind: Kind::Eof,
                 pos,
+                end: pos,
             });
         };
         let kind = match c {
@@ -414,7 +430,11 @@ impl Lexer {
                 }
             }
         };
-        Ok(Token { kind, pos })
+        Ok(Token {
+            kind,
+            pos,
+            end: self.pos(),
+        })
     }
 
     /// A string literal delimited by `quote`.

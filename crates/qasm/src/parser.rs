@@ -16,7 +16,7 @@ use kettle_ir::{
 };
 
 use crate::expr::{BinOp, Expr, Func};
-use crate::lexer::{Kind, Lexer, Pos, Token};
+use crate::lexer::{Kind, Lexer, Pos, Token, missing_semicolon};
 use crate::{Diagnostic, IncludeResolver, Limits};
 
 /// Words that cannot name a register, gate or parameter.
@@ -185,6 +185,8 @@ struct IncludeFrame {
 pub(crate) struct Parser<'a> {
     lexer: Lexer,
     tok: Token,
+    /// Where the token before `tok` ended, when it is in `tok`'s file.
+    prev_end: Option<Pos>,
     limits: &'a Limits,
     resolver: Option<&'a dyn IncludeResolver>,
     /// Files being included, innermost last.
@@ -226,6 +228,7 @@ impl<'a> Parser<'a> {
         let mut p = Parser {
             lexer,
             tok,
+            prev_end: None,
             limits,
             resolver,
             includes: Vec::new(),
@@ -368,7 +371,9 @@ impl<'a> Parser<'a> {
 
     fn advance(&mut self) -> Result<Token, Diagnostic> {
         let next = self.lexer.next_token()?;
-        Ok(std::mem::replace(&mut self.tok, next))
+        let t = std::mem::replace(&mut self.tok, next);
+        self.prev_end = Some(t.end);
+        Ok(t)
     }
 
     fn unexpected(&self, expected: &str) -> Diagnostic {
@@ -381,6 +386,11 @@ impl<'a> Parser<'a> {
     fn expect(&mut self, kind: Kind) -> Result<Pos, Diagnostic> {
         if self.tok.kind == kind {
             Ok(self.advance()?.pos)
+        } else if let Some(end) = missing_semicolon(&kind, self.prev_end, &self.tok) {
+            Err(end.error(format!(
+                "expected `;` at the end of this line (the next line starts with {})",
+                self.tok.kind.describe(),
+            )))
         } else {
             Err(self.unexpected(&kind.describe()))
         }
@@ -461,6 +471,7 @@ impl<'a> Parser<'a> {
                     Some(frame) => {
                         self.lexer = frame.outer;
                         self.tok = frame.resume;
+                        self.prev_end = None;
                         continue;
                     }
                     None => break,
@@ -564,6 +575,7 @@ impl<'a> Parser<'a> {
         })?;
         let outer = std::mem::replace(&mut self.lexer, lexer);
         let resume = std::mem::replace(&mut self.tok, first);
+        self.prev_end = None;
         self.includes.push(IncludeFrame {
             outer,
             resume,

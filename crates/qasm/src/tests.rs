@@ -396,7 +396,13 @@ fn errors_point_at_the_offending_token() {
     let cases: &[(&str, (u32, u32), &str)] = &[
         (
             "qreg q[2];\nh q[0]\nh q[1];\n",
-            (3, 1),
+            (2, 7),
+            "expected `;` at the end of this line (the next line starts with `h`)",
+        ),
+        // On the same line, the token found instead is the place.
+        (
+            "qreg q[2];\nh q[0] h q[1];\n",
+            (2, 8),
             "expected `;`, found `h`",
         ),
         ("qreg q[2];\nfoo q[0];\n", (2, 1), "undefined gate `foo`"),
@@ -538,8 +544,9 @@ fn header_and_include_are_checked() {
         (e.line, e.column, e.message.as_str()),
         (1, 10, "only OpenQASM 2.0 is supported here, not version 3")
     );
+    // A missing `;` is reported where it belongs, not on the next line.
     let e = err("OPENQASM 2.0\nqreg q[1];");
-    assert_eq!((e.line, e.column), (2, 1));
+    assert_eq!((e.line, e.column), (1, 13));
     let e = err("OPENQASM 2.0;\n  include \"stdgates.inc\";\n");
     assert_eq!(
         (e.line, e.column, e.message.as_str()),

@@ -10,7 +10,7 @@
 
 use std::rc::Rc;
 
-use crate::lexer::{Dialect, Kind, Lexer, Pos, Token};
+use crate::lexer::{Dialect, Kind, Lexer, Pos, Token, missing_semicolon};
 use crate::{Diagnostic, IncludeResolver, Limits};
 
 use super::ast::{
@@ -88,6 +88,8 @@ pub(crate) fn file_name(files: &[String], index: u32) -> Option<String> {
 pub(crate) struct Parser<'s, 'i, 'r> {
     lexer: Lexer,
     tok: Token,
+    /// Where the token before `tok` ended.
+    prev_end: Option<Pos>,
     file: u32,
     limits: &'s Limits,
     includes: &'i mut Includes<'r>,
@@ -116,6 +118,7 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
         Ok(Parser {
             lexer,
             tok,
+            prev_end: None,
             file,
             limits,
             includes,
@@ -146,7 +149,9 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
             .lexer
             .next_token()
             .map_err(|d| in_file(d, self.includes, self.file))?;
-        Ok(std::mem::replace(&mut self.tok, next))
+        let t = std::mem::replace(&mut self.tok, next);
+        self.prev_end = Some(t.end);
+        Ok(t)
     }
 
     fn unexpected(&self, expected: &str) -> Diagnostic {
@@ -160,6 +165,14 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
         if self.tok.kind == kind {
             let t = self.advance()?;
             Ok(self.loc_of(t.pos))
+        } else if let Some(end) = missing_semicolon(&kind, self.prev_end, &self.tok) {
+            Err(self.error(
+                self.loc_of(end),
+                format!(
+                    "expected `;` at the end of this line (the next line starts with {})",
+                    self.tok.kind.describe(),
+                ),
+            ))
         } else {
             Err(self.unexpected(&kind.describe()))
         }

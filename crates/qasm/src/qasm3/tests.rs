@@ -1044,7 +1044,12 @@ fn unsupported_constructs_are_named() {
 #[test]
 fn syntax_errors_have_positions() {
     let cases: &[(&str, (u32, u32), &str)] = &[
-        ("qubit q\nh q;", (2, 1), "expected `;`, found `h`"),
+        (
+            "qubit q\nh q;",
+            (1, 8),
+            "expected `;` at the end of this line (the next line starts with `h`)",
+        ),
+        ("qubit q h q;", (1, 9), "expected `;`, found `h`"),
         ("qubit[2] q;\nh q[0;", (2, 6), "expected `]`, found `;`"),
         ("gate g a { h a;", (1, 10), "this `{` is never closed"),
         (
