@@ -191,7 +191,11 @@ fn announce(started: &Started, config: &ServerConfig) {
         service.workers,
         config.memory_budget.display().iec(),
     );
-    let _ = std::io::stderr().write_all(line.as_bytes());
+    let page = format!(
+        "kettle serve: web page at http://{}/ (the API is under /v1, described by openapi.yaml)\n",
+        started.addr
+    );
+    let _ = std::io::stderr().write_all((line + &page).as_bytes());
     tracing::info!(addr = %started.addr, local_mode = started.local_mode, "serving");
 }
 
