@@ -49,9 +49,9 @@ pub(crate) struct AppState {
 
 type State = web::Data<AppState>;
 
-/// Whether a `Host` header names this machine without a DNS name of
-/// someone else's: an IP literal (with or without a port), `localhost`,
-/// or a `*.localhost` name (RFC 6761 keeps those on the machine).
+/// Whether a `Host` header is one that no other site can make a browser
+/// send here: an IP literal (with or without a port), `localhost`, or a
+/// `*.localhost` name (RFC 6761 keeps those on the machine).
 ///
 /// Why: a server in local mode has no keys, and a web page can point a
 /// name it controls at 127.0.0.1 (DNS rebinding). The victim's browser
