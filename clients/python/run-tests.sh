@@ -9,21 +9,34 @@
 #
 #   clients/python/run-tests.sh
 #   clients/python/run-tests.sh -k provider -x
+#   clients/python/run-tests.sh --qiskit1     # the same tests on Qiskit 1.4
 #   KETTLE_BIN=target/release/kettle clients/python/run-tests.sh
 #
-# Environment: KETTLE_PYTHON_CLIENT_VENV (default target/python-client-venv),
-# PYTHON (default python3, tested with CPython 3.11), KETTLE_BIN,
-# CARGO_TARGET_DIR.
+# `--qiskit1` (first argument) uses requirements-test-qiskit1.txt and its own
+# venv, and skips mypy (which the default run does).
+#
+# Environment: KETTLE_PYTHON_CLIENT_VENV (default target/python-client-venv,
+# or target/python-client-qiskit1-venv), PYTHON (default python3, tested with
+# CPython 3.11), KETTLE_BIN, CARGO_TARGET_DIR.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cd "$root"
 
-venv="${KETTLE_PYTHON_CLIENT_VENV:-target/python-client-venv}"
+requirements="$here/requirements-test.txt"
+default_venv=target/python-client-venv
+typecheck=1
+if [ "${1:-}" = "--qiskit1" ]; then
+    shift
+    requirements="$here/requirements-test-qiskit1.txt"
+    default_venv=target/python-client-qiskit1-venv
+    typecheck=0
+fi
+venv="${KETTLE_PYTHON_CLIENT_VENV:-$default_venv}"
 case "$venv" in /*) ;; *) venv="$root/$venv" ;; esac
 # shellcheck source=tests/venv.sh
 source "$root/tests/venv.sh"
-kettle_venv "$venv" "$here/requirements-test.txt"
+kettle_venv "$venv" "$requirements"
 
 echo "== installing kettle-client from clients/python" >&2
 # Dependencies and the build backend (hatchling) come pinned from the
@@ -43,6 +56,8 @@ export KETTLE_BIN
 # the installed package is the one imported; pytest's testpaths is tests/,
 # so arguments may name one file (tests/test_primitives.py) or none.
 cd "$here"
-echo "== mypy (settings in pyproject.toml)" >&2
-"$venv/bin/python" -m mypy
+if [ "$typecheck" = 1 ]; then
+    echo "== mypy (settings in pyproject.toml)" >&2
+    "$venv/bin/python" -m mypy
+fi
 exec "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"

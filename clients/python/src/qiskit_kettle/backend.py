@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from qiskit import QuantumCircuit
+import qiskit.circuit
 from qiskit.circuit import (
-    BoxOp,
     ControlFlowOp,
     ForLoopOp,
     IfElseOp,
@@ -53,7 +53,9 @@ _QISKIT_NAMES = {"gphase": "global_phase", "i": "id"}
 #: Instructions the provider accepts besides gates; ``delay`` is dropped
 #: (ideal simulation has no time), ``box`` is replaced by its body and
 #: ``switch_case`` by a chain of ``if_else``.
-_CONTROL_FLOW = {"if_else": IfElseOp, "switch_case": SwitchCaseOp, "for_loop": ForLoopOp, "box": BoxOp}
+_CONTROL_FLOW: dict[str, type[Instruction]] = {"if_else": IfElseOp, "switch_case": SwitchCaseOp, "for_loop": ForLoopOp}
+if hasattr(qiskit.circuit, "BoxOp"):  # Qiskit 2.0 and later
+    _CONTROL_FLOW["box"] = qiskit.circuit.BoxOp
 _RUN_OPTIONS = ("shots", "seed_simulator", "memory", "precision", "parameter_binds", "name", "tags", "priority")
 
 

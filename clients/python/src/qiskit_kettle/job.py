@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -191,8 +192,12 @@ def _hex(key: str) -> str:
 
 
 def _header(h: dict[str, Any]) -> Any:
-    try:  # Qiskit 1.x keeps headers as objects
+    try:  # Qiskit 1.x keeps headers as objects, as Aer gives them there
         from qiskit.qobj import QobjExperimentHeader
     except ImportError:
         return h
-    return QobjExperimentHeader.from_dict(h)
+    # Qiskit 1.2+ warns that the class is deprecated: a warning the user
+    # cannot act on, since `Result` expects it on 1.x.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return QobjExperimentHeader.from_dict(h)

@@ -76,7 +76,56 @@ def to_sparse_observable(observable: Any) -> SparseObservable:
             f"{type(observable).__name__} is not an observable: use a SparsePauliOp, Pauli, "
             "SparseObservable, a label string or a mapping of labels to weights"
         )
-    return obs.as_paulis().simplify()
+    return _as_paulis(obs).simplify()
+
+
+def _sparse_list(obs: SparseObservable) -> list[tuple[str, list[int], complex]]:
+    """The terms of a Pauli-only observable as ``(label, qubits, weight)``,
+    ``label[i]`` acting on ``qubits[i]``: ``to_sparse_list`` where Qiskit has
+    it (2.0 and later), the same read off the terms on Qiskit 1.x."""
+    if hasattr(obs, "to_sparse_list"):
+        return [(label, list(indices), complex(coeff)) for label, indices, coeff in obs.to_sparse_list()]
+    bit = SparseObservable.BitTerm
+    names = {int(bit.X): "X", int(bit.Y): "Y", int(bit.Z): "Z"}
+    return [
+        ("".join(names[int(b)] for b in term.bit_terms), [int(i) for i in term.indices], complex(term.coeff))
+        for term in obs
+    ]
+
+
+def _as_paulis(obs: SparseObservable) -> SparseObservable:
+    """``obs`` with its projector terms (``+ - r l 0 1``) written as sums of
+    Pauli strings: ``SparseObservable.as_paulis`` where Qiskit has it (2.0
+    and later), the same expansion by hand on Qiskit 1.x."""
+    if hasattr(obs, "as_paulis"):
+        return obs.as_paulis()
+    bit = SparseObservable.BitTerm
+    # Each single-qubit factor as (Pauli, weight) pairs: a projector such as
+    # |+⟩⟨+| is (I + X) / 2.
+    factors: dict[int, list[tuple[str, float]]] = {
+        int(bit.X): [("X", 1.0)],
+        int(bit.Y): [("Y", 1.0)],
+        int(bit.Z): [("Z", 1.0)],
+        int(bit.PLUS): [("I", 0.5), ("X", 0.5)],
+        int(bit.MINUS): [("I", 0.5), ("X", -0.5)],
+        int(bit.RIGHT): [("I", 0.5), ("Y", 0.5)],
+        int(bit.LEFT): [("I", 0.5), ("Y", -0.5)],
+        int(bit.ZERO): [("I", 0.5), ("Z", 0.5)],
+        int(bit.ONE): [("I", 0.5), ("Z", -0.5)],
+    }
+    terms: list[tuple[str, list[int], complex]] = []
+    for term in obs:
+        expanded: list[tuple[str, list[int], complex]] = [("", [], complex(term.coeff))]
+        for index, bit_term in zip(term.indices, term.bit_terms):
+            expanded = [
+                (paulis + p, qubits + [int(index)], weight * w) if p != "I" else (paulis, qubits, weight * w)
+                for paulis, qubits, weight in expanded
+                for p, w in factors[int(bit_term)]
+            ]
+        terms.extend(expanded)
+    if not terms:
+        return SparseObservable.zero(obs.num_qubits)
+    return SparseObservable.from_sparse_list(terms, obs.num_qubits)
 
 
 def _weight(value: float) -> str:
@@ -107,7 +156,7 @@ def observable_to_pauli_sum(observable: Any, num_qubits: int | None = None) -> s
     obs = to_sparse_observable(observable)
     coeffs = np.asarray(obs.coeffs, dtype=complex)
     scale = max(1.0, float(np.max(np.abs(coeffs)))) if coeffs.size else 1.0
-    terms = obs.to_sparse_list()
+    terms = _sparse_list(obs)
     for label, indices, coeff in terms:
         if abs(complex(coeff).imag) > _IMAG_TOLERANCE * scale:
             factors = " ".join(f"{p}{q}" for p, q in zip(label, indices)) or "I"
