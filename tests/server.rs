@@ -397,12 +397,16 @@ async fn limits_and_bad_input_get_clear_4xx_problems() {
             "{text}"
         );
     }
-    let resp = (api.http.post(format!("{}/v1/jobs", api.base)))
+    // (Waited for: with at most 2 active jobs, a later part of this test
+    // needs both slots.)
+    let resp = (api.http.post(format!("{}/v1/jobs?wait=30", api.base)))
         .body(body)
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
+    let done: Value = resp.json().await.unwrap();
+    assert_eq!(done["status"], "completed", "{done}");
     // Local mode on loopback answers only requests addressed to localhost
     // or an IP: a page's own name pointed at 127.0.0.1 (DNS rebinding) is
     // refused before it can submit or read anything.
