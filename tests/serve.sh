@@ -8,6 +8,8 @@
 # listens: it sets `kettle_serve_addr` (host:port) and appends the process to
 # `kettle_serve_pids` (for the caller's cleanup, even when it fails); it fails,
 # printing LOG, when the server exits first or is silent for 60 s.
+# `kettle_serve_stop` stops every server `kettle_serve` started (for the
+# caller's cleanup trap).
 
 kettle_script_vars=(KETTLE_BIN KETTLE_QISKIT_VENV KETTLE_SCHEMATHESIS_VENV
     KETTLE_SCHEMATHESIS_SEED KETTLE_SCHEMATHESIS_LOCAL KETTLE_PYTHON_CLIENT_VENV)
@@ -42,4 +44,12 @@ kettle_serve() {
     echo "kettle serve did not listen in 60 s" >&2
     cat "$log" >&2
     return 1
+}
+
+kettle_serve_stop() {
+    local pid
+    for pid in "${kettle_serve_pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
 }

@@ -68,10 +68,7 @@ cleanup() {
         sleep 0.5
         kill -KILL -- "-$test_pid" 2>/dev/null || true
     fi
-    for pid in "${kettle_serve_pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    kettle_serve_stop
     rm -rf "$tmp"
 }
 trap cleanup EXIT

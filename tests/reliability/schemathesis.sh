@@ -42,10 +42,7 @@ fi
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/kettle-schemathesis.XXXXXX")"
 cleanup() {
-    for pid in "${kettle_serve_pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    kettle_serve_stop
     rm -rf "$tmp"
 }
 trap cleanup EXIT
