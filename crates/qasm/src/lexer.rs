@@ -138,17 +138,23 @@ impl Kind {
     }
 }
 
-/// Where a `;` that `expected` is missing belongs: just after the previous
-/// token, when the token found instead starts a later line (a statement
-/// that forgot its `;`). Pointing at the next line's first token, as a
-/// plain "expected" error does, sends people to the wrong line.
+/// Where a `;` that `expected` is missing belongs, and the message: just
+/// after the previous token, when the token found instead starts a later
+/// line (a statement that forgot its `;`). Pointing at the next line's first
+/// token, as a plain "expected" error does, sends people to the wrong line.
 pub(crate) fn missing_semicolon(
     expected: &Kind,
     prev_end: Option<Pos>,
     found: &Token,
-) -> Option<Pos> {
+) -> Option<(Pos, String)> {
     let end = prev_end?;
-    (*expected == Kind::Semicolon && found.pos.line > end.line).then_some(end)
+    (*expected == Kind::Semicolon && found.pos.line > end.line).then(|| {
+        let message = format!(
+            "expected `;` at the end of this line (the next line starts with {})",
+            found.kind.describe()
+        );
+        (end, message)
+    })
 }
 
 /// A token, where it starts, and where the text after it starts.

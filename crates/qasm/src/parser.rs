@@ -386,11 +386,8 @@ impl<'a> Parser<'a> {
     fn expect(&mut self, kind: Kind) -> Result<Pos, Diagnostic> {
         if self.tok.kind == kind {
             Ok(self.advance()?.pos)
-        } else if let Some(end) = missing_semicolon(&kind, self.prev_end, &self.tok) {
-            Err(end.error(format!(
-                "expected `;` at the end of this line (the next line starts with {})",
-                self.tok.kind.describe(),
-            )))
+        } else if let Some((end, message)) = missing_semicolon(&kind, self.prev_end, &self.tok) {
+            Err(end.error(message))
         } else {
             Err(self.unexpected(&kind.describe()))
         }

@@ -165,14 +165,8 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
         if self.tok.kind == kind {
             let t = self.advance()?;
             Ok(self.loc_of(t.pos))
-        } else if let Some(end) = missing_semicolon(&kind, self.prev_end, &self.tok) {
-            Err(self.error(
-                self.loc_of(end),
-                format!(
-                    "expected `;` at the end of this line (the next line starts with {})",
-                    self.tok.kind.describe(),
-                ),
-            ))
+        } else if let Some((end, message)) = missing_semicolon(&kind, self.prev_end, &self.tok) {
+            Err(self.error(self.loc_of(end), message))
         } else {
             Err(self.unexpected(&kind.describe()))
         }
