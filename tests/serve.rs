@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
 use serde_json::json;
 
 use crate::server_util::*;
@@ -60,8 +61,35 @@ async fn sigterm_requeues_running_work_and_exits_cleanly() {
     let api = Api::new(server.base.clone(), None);
     // One job runs longer than the 1 s grace (a few seconds); two wait behind it.
     let (slow_id, queued) = api.one_running_rest_queued(4_000, [7, 8]).await;
+    // Two requests wait when SIGTERM comes: a read of the running job, and a
+    // submission without an idempotency key, queued behind the others.
+    let waiting_read = tokio::spawn({
+        let (api, id) = (api.clone(), slow_id.clone());
+        async move { api.get_job(&id, "?wait=60").await }
+    });
+    let waiting_submit = tokio::spawn({
+        let api = api.clone();
+        async move {
+            api.post_job(job(BELL, json!({"shots": 100, "seed": 9})), "?wait=60")
+                .await
+        }
+    });
+    let held = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = api.http.get(format!("{}/metrics", api.base)).send().await;
+        let text = match metrics {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if text.lines().any(|l| l == "kettle_queue_depth 3") {
+            break;
+        }
+        assert!(Instant::now() < held, "the waiting submission was never queued");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let pid = server.child.id().to_string();
+    let signalled = Instant::now();
     let sent = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -80,6 +108,21 @@ async fn sigterm_requeues_running_work_and_exits_cleanly() {
     };
     assert!(status.success(), "exit after SIGTERM: {status}");
     drop(server);
+    // Both waits were answered, at once, with 503 and when to come back.
+    for waiting in [waiting_read, waiting_submit] {
+        let r = waiting.await.unwrap();
+        assert_eq!(r.status, 503, "{}", r.body);
+        assert_eq!(
+            r.body["type"], "urn:kettle:problem:shutting-down",
+            "{}",
+            r.body
+        );
+    }
+    let answered = signalled.elapsed();
+    assert!(
+        answered < Duration::from_secs(10),
+        "the waits were answered {answered:?} after SIGTERM"
+    );
 
     let server = ChildServer::start(dir.path());
     let api = Api::new(server.base.clone(), None);
@@ -95,4 +138,9 @@ async fn sigterm_requeues_running_work_and_exits_cleanly() {
             core_counts(BELL, 100, *seed)
         );
     }
+    // The submission answered 503 was never stored: no job its client
+    // does not know of.
+    let list = api.send(Method::GET, "/v1/jobs", "/v1/jobs", None, &[]).await;
+    let jobs = list.body["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 3, "{}", list.body);
 }

@@ -429,6 +429,51 @@ async fn limits_and_bad_input_get_clear_4xx_problems() {
             );
         }
     }
+    // In local mode, requests that change jobs must come from no browser
+    // page or from the server's own: a page elsewhere can make a browser
+    // POST a Blob body (no Content-Type, no preflight) or DELETE.
+    let own = api.base.clone();
+    let small = job(BELL, json!({"shots": 10})).to_string();
+    for (method, path, origin, status) in [
+        ("POST", "/v1/jobs?wait=30", "http://evil.example", 403),
+        ("POST", "/v1/jobs?wait=30", "null", 403),
+        ("DELETE", "/v1/jobs/nope", "http://evil.example", 403),
+        ("POST", "/v1/jobs/nope/cancel", "https://127.0.0.1", 403),
+        ("GET", "/v1/jobs", "http://evil.example", 200),
+        ("POST", "/v1/jobs?wait=30", own.as_str(), 201),
+    ] {
+        let url = format!("{}{path}", api.base);
+        let req = match method {
+            "POST" => api.http.post(url).body(small.clone()),
+            "DELETE" => api.http.delete(url),
+            _ => api.http.get(url),
+        };
+        let resp = req.header("origin", origin).send().await.unwrap();
+        assert_eq!(resp.status(), status, "{method} {path} from {origin}");
+        let text = resp.text().await.unwrap();
+        if status == 403 {
+            assert!(text.contains("origin-not-allowed"), "{text}");
+        }
+    }
+    // A compressed body is refused, not read as JSON: this server decodes
+    // no content coding.
+    let resp = (api.http.post(format!("{}/v1/jobs", api.base)))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(small.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    assert_eq!(
+        resp.headers().get("accept-encoding").map(|v| v.to_str().unwrap()),
+        Some("identity")
+    );
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("unsupported-content-encoding") && text.contains("gzip"),
+        "{text}"
+    );
     // Malformed JSON, wrong fields, too deep.
     let raw = |b: &str| RawBody::Bytes(b.as_bytes().to_vec());
     let r = api

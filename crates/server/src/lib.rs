@@ -166,7 +166,10 @@ async fn serve(
         "stopping: no new requests; running jobs get {} s",
         config.shutdown_grace_seconds
     );
-    // Stop the HTTP side first (no new jobs), then the workers.
+    // No new jobs, and waiting requests answer now (503): a graceful HTTP
+    // stop would otherwise hold them until the grace ends and then cut them
+    // off unanswered. Then the HTTP side stops, then the workers.
+    service.begin_shutdown();
     let http = handle.stop(true);
     service
         .shutdown(Duration::from_secs(config.shutdown_grace_seconds))

@@ -21,6 +21,8 @@ pub struct Problem {
     detail: String,
     extra: Map<String, Value>,
     retry_after: Option<u64>,
+    /// Response headers the status calls for (`Accept-Encoding` on a 415).
+    headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
 impl std::fmt::Display for Problem {
@@ -44,7 +46,14 @@ impl Problem {
             detail: detail.into(),
             extra: Map::new(),
             retry_after: None,
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a response header.
+    pub(crate) fn with_header(mut self, name: header::HeaderName, value: &'static str) -> Problem {
+        self.headers.push((name, HeaderValue::from_static(value)));
+        self
     }
 
     /// Adds an extension member.
@@ -87,6 +96,9 @@ impl ResponseError for Problem {
         resp.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
         if let Some(secs) = self.retry_after {
             resp.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        for (name, value) in &self.headers {
+            resp.insert_header((name.clone(), value.clone()));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));

@@ -15,7 +15,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::body::{check_json_media_type, parse_json};
+use crate::body::{check_content_encoding, check_json_media_type, parse_json};
 use crate::problem::Problem;
 
 /// Every route the API serves, as (method, path template): the contract
@@ -74,6 +74,37 @@ pub(crate) fn host_is_local(host: &str) -> bool {
         || name.ends_with(".localhost")
 }
 
+/// Whether a request that changes state may come from the page that sent
+/// it: a browser names that page's origin in `Origin`. Accepted: no
+/// `Origin` (not a browser, or a same-origin GET), or this server's own
+/// origin, `http://` + the `Host` the request was sent to (the web page at
+/// `/` posts with it).
+///
+/// Why: a server in local mode has no key, and a page on any site can make
+/// its visitor's browser send it a `POST` (a `fetch()` with a Blob body, no
+/// Content-Type, needs no preflight) or a `DELETE` that the page cannot
+/// read but the server would still carry out. Browsers always send
+/// `Origin` on such cross-site requests, and `null` from sandboxed or
+/// opaque contexts, which is refused too.
+pub(crate) fn origin_is_own(origin: Option<&[u8]>, host: Option<&str>) -> bool {
+    let Some(origin) = origin else {
+        return true;
+    };
+    let Some(host) = host else {
+        return false;
+    };
+    let Ok(origin) = std::str::from_utf8(origin) else {
+        return false;
+    };
+    let origin = origin.trim();
+    origin
+        .get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
+        && origin
+            .get(7..)
+            .is_some_and(|o| o.eq_ignore_ascii_case(host.trim()))
+}
+
 /// The tenant a request acts as, from its bearer key (or local mode).
 #[derive(Debug)]
 pub(crate) struct Tenant(String);
@@ -93,8 +124,30 @@ impl FromRequest for Tenant {
             .headers()
             .get(header::AUTHORIZATION)
             .map(|v| v.to_str().map(str::to_owned));
+        let changes_state = !matches!(
+            *req.method(),
+            actix_web::http::Method::GET | actix_web::http::Method::HEAD
+        );
+        let origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .map(|v| v.as_bytes().to_vec());
         Box::pin(async move {
             let state = state.ok_or_else(|| Problem::bad_request("no service"))?;
+            if changes_state
+                && state.service.local_mode()
+                && !origin_is_own(origin.as_deref(), host.as_deref())
+            {
+                let origin = String::from_utf8_lossy(origin.as_deref().unwrap_or_default());
+                return Err(Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "origin-not-allowed",
+                    "Origin not allowed",
+                    format!(
+                        "this server has no API keys, so it carries out requests that change jobs only from its own web page or from programs, not from a page at `{origin}`; create a key with `kettle keys create TENANT` to allow other clients"
+                    ),
+                ));
+            }
             if state.loopback
                 && state.service.local_mode()
                 && let Some(host) = host.filter(|h| !host_is_local(h))
@@ -250,6 +303,11 @@ async fn submit(
     check_json_media_type(
         req.headers()
             .get(header::CONTENT_TYPE)
+            .map(HeaderValue::as_bytes),
+    )?;
+    check_content_encoding(
+        req.headers()
+            .get(header::CONTENT_ENCODING)
             .map(HeaderValue::as_bytes),
     )?;
     let limit = state
@@ -540,7 +598,29 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::host_is_local;
+    use super::{host_is_local, origin_is_own};
+
+    #[test]
+    fn only_the_servers_own_origin_may_change_state() {
+        let host = Some("127.0.0.1:8080");
+        assert!(origin_is_own(None, host), "no Origin: not a browser");
+        assert!(origin_is_own(None, None));
+        assert!(origin_is_own(Some(b"http://127.0.0.1:8080"), host));
+        assert!(origin_is_own(Some(b"HTTP://LOCALHOST:8080"), Some("localhost:8080")));
+        for other in [
+            &b"http://evil.example"[..],
+            b"null",
+            b"https://127.0.0.1:8080",
+            b"http://127.0.0.1:8081",
+            b"http://127.0.0.1:8080.evil.example",
+            b"http://127.0.0.1",
+            b"",
+            b"\xff",
+        ] {
+            assert!(!origin_is_own(Some(other), host), "{other:?}");
+        }
+        assert!(!origin_is_own(Some(b"http://127.0.0.1:8080"), None));
+    }
 
     #[test]
     fn only_ip_literals_and_localhost_names_are_local_hosts() {

@@ -85,8 +85,11 @@ pub enum ServiceError {
     /// Missing, unknown or revoked API key.
     #[error("{0}")]
     Unauthorized(String),
-    /// The service is shutting down and takes no new jobs.
-    #[error("the server is shutting down and accepts no new jobs")]
+    /// The service is shutting down: it takes no new jobs, and requests
+    /// waiting for a job answer with this (the job is kept).
+    #[error(
+        "the server is shutting down: it accepts no new jobs and ends waits now; jobs it accepted are kept, so ask again once it is back"
+    )]
     ShuttingDown,
     /// The store failed (disk full, I/O error): not the caller's fault.
     #[error("the job store failed: {0}")]

@@ -138,6 +138,9 @@ pub(crate) struct Inner {
     pub(crate) sim: Simulator,
     local_mode: bool,
     accepting: AtomicBool,
+    /// Set once the service begins to stop: requests waiting for a job
+    /// answer at once instead of holding the shutdown up.
+    stopping: watch::Sender<bool>,
     /// Queued and running jobs. Lock order: this, then the scheduler's.
     live: Mutex<LiveMap>,
     /// Jobs held so far: the next one's arrival order.
@@ -286,6 +289,20 @@ impl Inner {
         }
     }
 
+    /// Drops a job submitted with `?wait` that was neither stored nor
+    /// started; whether it did.
+    fn drop_unstored_queued(&self, id: &str) -> bool {
+        let mut live = self.live();
+        let unstored = live.get(id).is_some_and(|tx| !tx.borrow().stored);
+        if unstored && self.sched.remove_queued(id) {
+            live.remove(id);
+            drop(live);
+            self.publish_depth();
+            return true;
+        }
+        false
+    }
+
     /// Lets a job go without an end of its own (the store knows better);
     /// waiters then read the store.
     pub(crate) fn live_forget(&self, id: &str) {
@@ -372,6 +389,7 @@ impl Service {
             writer,
             local_mode,
             accepting: AtomicBool::new(true),
+            stopping: watch::Sender::new(false),
             live: Mutex::new(HashMap::new()),
             arrivals: AtomicI64::new(0),
             admissions: Arc::new(tokio::sync::Semaphore::new(
@@ -576,13 +594,24 @@ impl Service {
         metrics::counter!("kettle_jobs_submitted_total").increment(1);
         self.inner.publish_depth();
         // Its end is published only once committed (with its insert).
-        let ended = tokio::time::timeout(wait, async {
-            rx.wait_for(|j| j.status.is_terminal())
-                .await
-                .map(|j| j.clone())
-        })
-        .await;
-        if let Ok(Ok(job)) = ended {
+        let ended = tokio::select! {
+            ended = tokio::time::timeout(wait, async {
+                rx.wait_for(|j| j.status.is_terminal())
+                    .await
+                    .map(|j| j.clone())
+            }) => ended.ok().and_then(Result::ok),
+            () = self.stopping() => {
+                // A shutdown: a job that has not started is dropped, never
+                // stored nor acknowledged, and the client told to come back;
+                // one that runs is stored below as it stands, as when the
+                // wait expires.
+                if self.inner.drop_unstored_queued(&id) {
+                    return Err(ServiceError::ShuttingDown);
+                }
+                None
+            }
+        };
+        if let Some(job) = ended {
             return Ok(Submitted {
                 job: self.live_view(&job, keys),
                 created: true,
@@ -829,8 +858,10 @@ impl Service {
                 return Err(ServiceError::NotFound(id.to_owned()));
             }
             if !job.status.is_terminal() && !timeout.is_zero() {
-                let _ = tokio::time::timeout_at(deadline, rx.wait_for(|j| j.status.is_terminal()))
-                    .await;
+                tokio::select! {
+                    _ = tokio::time::timeout_at(deadline, rx.wait_for(|j| j.status.is_terminal())) => {}
+                    () = self.stopping() => return Err(ServiceError::ShuttingDown),
+                }
             }
             let job = rx.borrow().clone();
             // Still live, or ended with its last state published.
@@ -850,7 +881,10 @@ impl Service {
             {
                 return Ok(self.live_view(&job, keys));
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                () = self.stopping() => return Err(ServiceError::ShuttingDown),
+            }
         }
     }
 
@@ -1082,11 +1116,27 @@ impl Service {
         self.accepting() && self.inner.store.active_key_count().await.is_ok()
     }
 
+    /// The first step of a shutdown, for the HTTP layer to take before it
+    /// stops serving: no new jobs, and every request waiting for a job
+    /// answers now with [`ServiceError::ShuttingDown`] rather than being cut
+    /// off unanswered when the server exits. Its job is kept (or, never
+    /// acknowledged, never stored).
+    pub fn begin_shutdown(&self) {
+        self.inner.accepting.store(false, Ordering::Relaxed);
+        self.inner.stopping.send_replace(true);
+    }
+
+    /// Resolves once [`begin_shutdown`](Self::begin_shutdown) was called.
+    async fn stopping(&self) {
+        let mut rx = self.inner.stopping.subscribe();
+        let _ = rx.wait_for(|stopping| *stopping).await;
+    }
+
     /// Stops: no new jobs; running jobs get up to `grace` to finish, then
     /// are stopped at their next gate and return to the queue; the worker
     /// threads are joined. Queued jobs stay queued in the store.
     pub async fn shutdown(&self, grace: Duration) {
-        self.inner.accepting.store(false, Ordering::Relaxed);
+        self.begin_shutdown();
         self.inner.sched.close();
         let deadline = tokio::time::Instant::now() + grace;
         while self.inner.sched.depth().1 > 0 && tokio::time::Instant::now() < deadline {
