@@ -84,7 +84,10 @@ async fn sigterm_requeues_running_work_and_exits_cleanly() {
         if text.lines().any(|l| l == "kettle_queue_depth 3") {
             break;
         }
-        assert!(Instant::now() < held, "the waiting submission was never queued");
+        assert!(
+            Instant::now() < held,
+            "the waiting submission was never queued"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -140,7 +143,9 @@ async fn sigterm_requeues_running_work_and_exits_cleanly() {
     }
     // The submission answered 503 was never stored: no job its client
     // does not know of.
-    let list = api.send(Method::GET, "/v1/jobs", "/v1/jobs", None, &[]).await;
+    let list = api
+        .send(Method::GET, "/v1/jobs", "/v1/jobs", None, &[])
+        .await;
     let jobs = list.body["jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 3, "{}", list.body);
 }

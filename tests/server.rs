@@ -466,7 +466,9 @@ async fn limits_and_bad_input_get_clear_4xx_problems() {
         .unwrap();
     assert_eq!(resp.status(), 415);
     assert_eq!(
-        resp.headers().get("accept-encoding").map(|v| v.to_str().unwrap()),
+        resp.headers()
+            .get("accept-encoding")
+            .map(|v| v.to_str().unwrap()),
         Some("identity")
     );
     let text = resp.text().await.unwrap();

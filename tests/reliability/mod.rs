@@ -6,6 +6,7 @@
 
 mod crash;
 mod exhaustion;
+mod protocol;
 mod security;
 
 use rand::SeedableRng;

@@ -134,7 +134,10 @@ mod tests {
     #[test]
     fn only_bodies_without_a_content_coding_are_taken() {
         for ok in [None, Some("identity"), Some(" Identity ")] {
-            assert!(check_content_encoding(ok.map(str::as_bytes)).is_ok(), "{ok:?}");
+            assert!(
+                check_content_encoding(ok.map(str::as_bytes)).is_ok(),
+                "{ok:?}"
+            );
         }
         for refused in ["gzip", "br", "identity, gzip", "deflate", ""] {
             let err = check_content_encoding(Some(refused.as_bytes())).unwrap_err();

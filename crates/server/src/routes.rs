@@ -606,7 +606,10 @@ mod tests {
         assert!(origin_is_own(None, host), "no Origin: not a browser");
         assert!(origin_is_own(None, None));
         assert!(origin_is_own(Some(b"http://127.0.0.1:8080"), host));
-        assert!(origin_is_own(Some(b"HTTP://LOCALHOST:8080"), Some("localhost:8080")));
+        assert!(origin_is_own(
+            Some(b"HTTP://LOCALHOST:8080"),
+            Some("localhost:8080")
+        ));
         for other in [
             &b"http://evil.example"[..],
             b"null",
