@@ -148,10 +148,14 @@ impl From<ServiceError> for Problem {
             )
             .with("limit", json!(limit)),
             ServiceError::TooLarge {
-                needed, allowed, ..
+                limit,
+                needed,
+                allowed,
+                ..
             } => {
                 // u128 does not fit JSON numbers exactly; strings keep them.
                 Problem::new(StatusCode::PAYLOAD_TOO_LARGE, code, "Too large", detail)
+                    .with("limit", json!(limit))
                     .with("needed", json!(needed.to_string()))
                     .with("allowed", json!(allowed.to_string()))
             }

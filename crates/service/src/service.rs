@@ -662,6 +662,7 @@ impl Service {
                     limits: &limits,
                     memory_budget: inner.config.memory_budget,
                     max_listed_qubits: inner.config.max_listed_qubits,
+                    max_result_bytes: inner.config.max_result_bytes,
                 },
                 seed,
             )
@@ -742,6 +743,7 @@ impl Service {
             cancel_requested: row.cancel_requested,
             result: row.result.map(|r| r.with_keys(keys)),
             error: row.error,
+            result_bytes: row.spec.result_bytes,
         }
     }
 
@@ -776,6 +778,7 @@ impl Service {
                 .as_ref()
                 .map(|r| JobResult::clone(r).with_keys(keys)),
             error: job.error.clone(),
+            result_bytes: spec.result_bytes,
         }
     }
 

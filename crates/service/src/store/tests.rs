@@ -18,6 +18,7 @@ fn spec(priority: i32) -> JobSpec {
         precision: Precision::F64,
         qubits: 1,
         memory_bytes: 512,
+        result_bytes: 0,
         name: Some("n".into()),
         tags: Default::default(),
         priority,
