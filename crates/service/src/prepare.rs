@@ -340,8 +340,8 @@ pub(crate) fn prepare(
             });
         }
         check_result_types(&circuit, &types, &observables, admission.max_listed_qubits)?;
-        result_bytes = result_bytes
-            .saturating_add(execution_result_bound(&circuit, &types, shots, inputs));
+        result_bytes =
+            result_bytes.saturating_add(execution_result_bound(&circuit, &types, shots, inputs));
         let allowed = admission.max_result_bytes.min(MAX_RESULT_BYTES_CEILING);
         if result_bytes > u128::from(allowed) {
             return Err(ServiceError::TooLarge {
@@ -351,7 +351,11 @@ pub(crate) fn prepare(
                 message: format!(
                     "the result of {} could be up to {result_bytes} bytes of JSON, more than this server's max_result_bytes of {allowed} (ask for fewer executions, shots or listed outcomes)",
                     if sweep {
-                        format!("the first {} of the sweep's {} executions", i + 1, runs.len())
+                        format!(
+                            "the first {} of the sweep's {} executions",
+                            i + 1,
+                            runs.len()
+                        )
                     } else {
                         "the job".to_owned()
                     }
@@ -498,7 +502,9 @@ pub(crate) fn execution_result_bound(
     let mut add = |field: u128, entries: u128, entry: u128| {
         // `,"field":[…]` (or `{…}`): the field's name in quotes, the colon,
         // brackets and comma; each entry and its comma.
-        bytes = bytes.saturating_add(field + 6).saturating_add(entries.saturating_mul(entry + 1));
+        bytes = bytes
+            .saturating_add(field + 6)
+            .saturating_add(entries.saturating_mul(entry + 1));
     };
     for t in types {
         match t {
@@ -515,11 +521,7 @@ pub(crate) fn execution_result_bound(
                     qubits.dedup();
                     qubits.len() as u32
                 });
-                add(
-                    13,
-                    outcomes(measured.min(clbits)),
-                    key + 1 + F64_JSON_BYTES,
-                );
+                add(13, outcomes(measured.min(clbits)), key + 1 + F64_JSON_BYTES);
             }
             ResultType::Statevector => add(
                 11,
@@ -928,7 +930,10 @@ mod tests {
                 {"expectation": ["Z0", "0.5*X1 Y2 + Z9", "-1.25*Z0 Z1 Z2 Z3 Z4 Z5 Z6 Z7 Z8 Z9"]}],
         });
         let cases = [
-            ("random 10 qubits, every result type", qasm3(&random, everything)),
+            (
+                "random 10 qubits, every result type",
+                qasm3(&random, everything),
+            ),
             (
                 "1 clbit (hex keys are longer than bits)",
                 qasm3(
@@ -939,7 +944,9 @@ mod tests {
             (
                 "a sweep with inputs",
                 qasm3(
-                    &format!("{header}input float theta;\ninput float phi;\nqubit[3] q;\nbit[3] c;\nrx(theta) q[0];\nry(phi) q[1];\ncx q[1], q[2];\nc = measure q;\n"),
+                    &format!(
+                        "{header}input float theta;\ninput float phi;\nqubit[3] q;\nbit[3] c;\nrx(theta) q[0];\nry(phi) q[1];\ncx q[1], q[2];\nc = measure q;\n"
+                    ),
                     serde_json::json!({"shots": 300, "result_types": ["counts", "memory", "statevector"],
                         "inputs": {"theta": [0.1, 0.2, 1e-300, -3.5], "phi": 2.5}}),
                 ),
@@ -947,7 +954,9 @@ mod tests {
             (
                 "mid-circuit measurements over many clbits",
                 qasm3(
-                    &format!("{header}qubit[2] q;\nbit[40] c;\nh q[0];\nc[0] = measure q[0];\nreset q[0];\nh q[0];\nc[39] = measure q[0];\ncx q[0], q[1];\nc[20] = measure q[1];\n"),
+                    &format!(
+                        "{header}qubit[2] q;\nbit[40] c;\nh q[0];\nc[0] = measure q[0];\nreset q[0];\nh q[0];\nc[39] = measure q[0];\ncx q[0], q[1];\nc[20] = measure q[1];\n"
+                    ),
                     serde_json::json!({"shots": 2000, "result_types": ["counts", "memory"]}),
                 ),
             ),
@@ -959,15 +968,23 @@ mod tests {
                 "{what}: {bits} bytes (hex keys {hex}) over the bound of {bound}"
             );
             // A bound, not a guess: but within a small factor of the truth.
-            assert!(bound < 8 * bits.max(hex) as u64 + 512, "{what}: {bound} vs {bits}");
+            assert!(
+                bound < 8 * bits.max(hex) as u64 + 512,
+                "{what}: {bound} vs {bits}"
+            );
         }
     }
 
     #[test]
     fn a_result_over_max_result_bytes_is_refused_with_the_numbers() {
-        let mut source = String::from("OPENQASM 3.0;\ninclude \"stdgates.inc\";\ninput float theta;\nqubit[20] q;\nrx(theta) q[0];\n");
+        let mut source = String::from(
+            "OPENQASM 3.0;\ninclude \"stdgates.inc\";\ninput float theta;\nqubit[20] q;\nrx(theta) q[0];\n",
+        );
         source.push_str("h q[1];\n");
-        let one = qasm3(&source, serde_json::json!({"result_types": ["statevector"], "inputs": {"theta": 0.5}}));
+        let one = qasm3(
+            &source,
+            serde_json::json!({"result_types": ["statevector"], "inputs": {"theta": 0.5}}),
+        );
         // One 20-qubit state vector fits the default.
         let spec = admit(&one).unwrap();
         assert!(spec.result_bytes > 50_000_000, "{}", spec.result_bytes);
@@ -1000,7 +1017,10 @@ mod tests {
                 limit: "max_result_bytes",
                 message,
                 ..
-            }) => assert!(message.contains("of the sweep's 1000 executions"), "{message}"),
+            }) => assert!(
+                message.contains("of the sweep's 1000 executions"),
+                "{message}"
+            ),
             other => panic!("{other:?}"),
         }
     }
