@@ -53,6 +53,12 @@ impl Problem {
         self
     }
 
+    /// Sets `Retry-After` (seconds).
+    pub fn retry_after(mut self, secs: u64) -> Problem {
+        self.retry_after = Some(secs);
+        self
+    }
+
     /// A malformed request (syntax, types, query parameters).
     pub fn bad_request(detail: impl Into<String>) -> Problem {
         Problem::new(

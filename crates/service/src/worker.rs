@@ -93,7 +93,9 @@ fn run_admitted(inner: &Arc<Inner>, admitted: &Admitted) {
         );
         match rx.recv() {
             Ok(Ok(Written::Claimed(Some(a)))) if a == attempt => {}
-            other => tracing::warn!(job = %id, "the store did not record the claim as attempt {attempt}: {other:?}"),
+            other => {
+                tracing::warn!(job = %id, "the store did not record the claim as attempt {attempt}: {other:?}")
+            }
         }
     }
     inner.publish_depth();
