@@ -6,6 +6,7 @@
 
 mod crash;
 mod exhaustion;
+mod results;
 mod security;
 
 use rand::SeedableRng;
