@@ -7,6 +7,7 @@
 mod crash;
 mod exhaustion;
 mod protocol;
+mod results;
 mod security;
 
 use rand::SeedableRng;

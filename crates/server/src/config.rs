@@ -38,6 +38,19 @@ pub struct ServerConfig {
     /// Largest qubit count whose state vector or probabilities are returned
     /// as JSON (default 20).
     pub max_listed_qubits: u32,
+    /// Largest result a job may have, in bytes of JSON, such as `"64MiB"`
+    /// (default 128 MiB, room for one 20-qubit state vector; at most
+    /// 512 MiB). Known at submission: a job whose result could be larger
+    /// is refused with `413`.
+    pub max_result_bytes: ByteSize,
+    /// Seconds a response body may take to be sent (default 60); a client
+    /// that reads slower loses the connection, and the memory held for
+    /// its response is let go.
+    pub write_timeout_seconds: u64,
+    /// Bytes of job results that responses may hold in memory at once
+    /// (default 256 MiB); a response that cannot get its share within a
+    /// few seconds is answered `503` with `Retry-After`.
+    pub response_memory: ByteSize,
     /// Days finished jobs are kept (default 7).
     pub retention_days: u64,
     /// Seconds running jobs get to finish at SIGTERM before they are
@@ -74,6 +87,9 @@ impl Default for ServerConfig {
             max_run_time_seconds: 3600,
             max_wait_seconds: 60,
             max_listed_qubits: 20,
+            max_result_bytes: ByteSize::b(kettle_service::DEFAULT_MAX_RESULT_BYTES),
+            write_timeout_seconds: 60,
+            response_memory: ByteSize::mib(256),
             retention_days: 7,
             shutdown_grace_seconds: 30,
             max_json_depth: 32,
@@ -104,10 +120,28 @@ impl ServerConfig {
             figment = figment.merge(Toml::file(file));
         }
         // KETTLE_LOG is the log filter (read by the tracing setup), not a field.
-        figment
+        let config: ServerConfig = figment
             .merge(Env::prefixed("KETTLE_").ignore(&["LOG"]).split("__"))
             .extract()
-            .map_err(|e| ServerError::Config(e.to_string()))
+            .map_err(|e| ServerError::Config(e.to_string()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Refuses values the server cannot honour.
+    ///
+    /// # Errors
+    /// [`ServerError::Config`] naming the field.
+    pub fn check(&self) -> Result<(), ServerError> {
+        let ceiling = kettle_service::MAX_RESULT_BYTES_CEILING;
+        if self.max_result_bytes.as_u64() > ceiling {
+            return Err(ServerError::Config(format!(
+                "max_result_bytes is {}, more than the {} a result may have (it is stored as one SQLite value, and held in memory while it is stored and sent)",
+                self.max_result_bytes.as_u64(),
+                ceiling
+            )));
+        }
+        Ok(())
     }
 
     /// The service's part.
@@ -122,6 +156,10 @@ impl ServerConfig {
         c.memory_budget = self.memory_budget.as_u64();
         c.max_run_time = Duration::from_secs(self.max_run_time_seconds.max(1));
         c.max_listed_qubits = self.max_listed_qubits;
+        c.max_result_bytes = self
+            .max_result_bytes
+            .as_u64()
+            .min(kettle_service::MAX_RESULT_BYTES_CEILING);
         c.retention = Duration::from_secs(self.retention_days.saturating_mul(86_400));
         c.default_limits = self.limits.clone();
         c.tenant_limits = self.tenants.clone();
@@ -168,6 +206,30 @@ mod tests {
             assert_eq!(c.max_wait_seconds, 2);
             Ok(())
         });
+    }
+
+    #[test]
+    fn result_and_response_limits_are_read_and_bounded() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "kettle.toml",
+                "max_result_bytes = \"64MiB\"\nresponse_memory = \"1GiB\"\n",
+            )?;
+            jail.set_env("KETTLE_WRITE_TIMEOUT_SECONDS", "7");
+            let c = ServerConfig::load(Some(Path::new("kettle.toml"))).unwrap();
+            assert_eq!(c.service_config().max_result_bytes, 64 << 20);
+            assert_eq!(c.response_memory.as_u64(), 1 << 30);
+            assert_eq!(c.write_timeout_seconds, 7);
+            jail.set_env("KETTLE_MAX_RESULT_BYTES", "1GB");
+            let err = ServerConfig::load(None).unwrap_err();
+            assert!(err.to_string().contains("max_result_bytes"), "{err}");
+            Ok(())
+        });
+        let defaults = ServerConfig::default();
+        assert_eq!(
+            defaults.service_config().max_result_bytes,
+            kettle_service::DEFAULT_MAX_RESULT_BYTES
+        );
     }
 
     #[test]

@@ -26,12 +26,17 @@
 //!   `header_timeout_seconds` and bodies within `body_timeout_seconds`
 //!   (`408`), and at most `max_connections` are open at once (the rest wait
 //!   in the kernel's backlog). `tests/reliability/` measures all of this.
+//! - `stream`: responses that carry a job's result hold its stored JSON
+//!   text, counted against `response_memory` (a response that cannot get
+//!   its share soon is `503`), and are sent in chunks; one not read within
+//!   `write_timeout_seconds` lets go of its memory and its connection.
 
 mod body;
 mod config;
 mod page;
 mod problem;
 mod routes;
+mod stream;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -126,6 +131,8 @@ async fn start(
         max_wait: Duration::from_secs(config.max_wait_seconds),
         max_json_depth: config.max_json_depth,
         body_timeout: Duration::from_secs(config.body_timeout_seconds.max(1)),
+        write_timeout: Duration::from_secs(config.write_timeout_seconds.max(1)),
+        responses: stream::ResponseBudget::new(config.response_memory.as_u64()),
         prometheus: prometheus(),
         loopback: config.addr.ip().is_loopback(),
     });

@@ -62,6 +62,12 @@ impl Problem {
         self
     }
 
+    /// Sets `Retry-After` (seconds).
+    pub fn retry_after(mut self, secs: u64) -> Problem {
+        self.retry_after = Some(secs);
+        self
+    }
+
     /// A malformed request (syntax, types, query parameters).
     pub fn bad_request(detail: impl Into<String>) -> Problem {
         Problem::new(
@@ -160,10 +166,14 @@ impl From<ServiceError> for Problem {
             )
             .with("limit", json!(limit)),
             ServiceError::TooLarge {
-                needed, allowed, ..
+                limit,
+                needed,
+                allowed,
+                ..
             } => {
                 // u128 does not fit JSON numbers exactly; strings keep them.
                 Problem::new(StatusCode::PAYLOAD_TOO_LARGE, code, "Too large", detail)
+                    .with("limit", json!(limit))
                     .with("needed", json!(needed.to_string()))
                     .with("allowed", json!(allowed.to_string()))
             }

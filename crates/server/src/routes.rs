@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, guard, web};
 use kettle_service::{JobRequest, JobStatus, JobView, KeyFormat, Service};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -17,6 +18,11 @@ use serde_json::{Value, json};
 
 use crate::body::{check_content_encoding, check_json_media_type, parse_json};
 use crate::problem::Problem;
+use crate::stream::{ResponseBudget, TimedBody};
+
+/// How long a response waits for its share of `response_memory` before it
+/// is answered `503`.
+const RESPONSE_MEMORY_WAIT: Duration = Duration::from_secs(5);
 
 /// Every route the API serves, as (method, path template): the contract
 /// test compares this list with `openapi.yaml`.
@@ -41,6 +47,10 @@ pub(crate) struct AppState {
     pub(crate) max_json_depth: usize,
     /// How long a request body may take to arrive.
     pub(crate) body_timeout: Duration,
+    /// How long a response body may take to be sent.
+    pub(crate) write_timeout: Duration,
+    /// Bytes of results responses may hold at once.
+    pub(crate) responses: ResponseBudget,
     pub(crate) prometheus: PrometheusHandle,
     /// Listening on a loopback address: in local mode, requests must then
     /// be addressed to `localhost` or an IP address ([`host_is_local`]).
@@ -283,6 +293,69 @@ fn job_response(status: StatusCode, view: &JobView) -> HttpResponse {
     }
 }
 
+/// A job as a response body; a completed job's result is read from the
+/// store as its JSON text once the response has its share of the response
+/// memory, and is sent from that text in chunks under the write timeout.
+async fn job_reply(
+    state: &AppState,
+    tenant: &str,
+    status: StatusCode,
+    mut view: JobView,
+    keys: KeyFormat,
+) -> Result<HttpResponse, Problem> {
+    if view.status != JobStatus::Completed {
+        return Ok(job_response(status, &view));
+    }
+    // A result the view carries (a submission that waited) is read again
+    // as text: one way to send results, and its memory counted.
+    view.result = None;
+    let bound = match view.result_bytes {
+        // Jobs stored before the bound was recorded.
+        0 => state.service.config().max_result_bytes,
+        n => n,
+    };
+    let Some(share) = state.responses.take(bound, RESPONSE_MEMORY_WAIT).await else {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server-busy",
+            "Server busy",
+            format!(
+                "other responses hold the memory for results (response_memory); this job's result may need {bound} bytes; retry later"
+            ),
+        )
+        .retry_after(2));
+    };
+    let Some(text) = state.service.result_json(tenant, &view.id, keys).await? else {
+        return Ok(job_response(status, &view));
+    };
+    let mut head = serde_json::to_vec(&with_links(&view)).map_err(|e| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal-error",
+            "Internal error",
+            format!("the job could not be written as JSON: {e}"),
+        )
+    })?;
+    // `{…}` becomes `{…,"result":TEXT}`.
+    head.pop();
+    head.extend_from_slice(b",\"result\":");
+    let body = TimedBody::new(
+        vec![
+            Bytes::from(head),
+            Bytes::from(text),
+            Bytes::from_static(b"}"),
+        ],
+        Some(share),
+        state.write_timeout,
+    );
+    Ok(HttpResponse::build(status)
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ))
+        .body(body))
+}
+
 fn json_response(status: StatusCode, body: &Value) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((
@@ -365,8 +438,9 @@ async fn submit(
     } else {
         StatusCode::OK
     };
-    let mut resp = job_response(status, &view);
-    if let Ok(location) = HeaderValue::from_str(&format!("/v1/jobs/{}", view.id)) {
+    let location = format!("/v1/jobs/{}", view.id);
+    let mut resp = job_reply(&state, &tenant.0, status, view, query.keys()).await?;
+    if let Ok(location) = HeaderValue::from_str(&location) {
         resp.headers_mut().insert(header::LOCATION, location);
     }
     Ok(resp)
@@ -379,11 +453,8 @@ async fn get_job(
     query: web::Query<ReadQuery>,
 ) -> Result<HttpResponse, Problem> {
     let wait = query.wait(state.max_wait)?;
-    let view = state
-        .service
-        .wait(&tenant.0, &id, wait, query.keys())
-        .await?;
-    Ok(job_response(StatusCode::OK, &view))
+    let view = state.service.wait_summary(&tenant.0, &id, wait).await?;
+    job_reply(&state, &tenant.0, StatusCode::OK, view, query.keys()).await
 }
 
 async fn list_jobs(

@@ -8,6 +8,16 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// The default of [`ServiceConfig::max_result_bytes`]: 128 MiB, room for
+/// one 20-qubit state vector (at most 52 bytes of JSON per amplitude, 55 MB)
+/// with the probabilities of its 20 measured qubits beside it.
+pub const DEFAULT_MAX_RESULT_BYTES: u64 = 128 << 20;
+/// The largest [`ServiceConfig::max_result_bytes`] a server accepts: a
+/// result is stored as one SQLite value, and SQLite refuses values over
+/// 10^9 bytes (the job would then never end); a result is also held in
+/// memory, whole, while it is stored and served.
+pub const MAX_RESULT_BYTES_CEILING: u64 = 512 << 20;
+
 /// Limits that apply to each tenant's submissions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -53,6 +63,10 @@ pub struct ServiceConfig {
     /// Largest qubit count whose state vector or probabilities are returned
     /// as JSON.
     pub max_listed_qubits: u32,
+    /// Largest result a job may have, in bytes of JSON (an upper bound known
+    /// at admission); a job whose result could be larger is refused with
+    /// `413`. At most [`MAX_RESULT_BYTES_CEILING`].
+    pub max_result_bytes: u64,
     /// Finished jobs are deleted after this long.
     pub retention: Duration,
     /// How often finished jobs past the retention time are looked for
@@ -81,6 +95,7 @@ impl ServiceConfig {
             memory_budget: 4 << 30,
             max_run_time: Duration::from_secs(3600),
             max_listed_qubits: 20,
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             retention: Duration::from_secs(7 * 24 * 3600),
             purge_interval: Duration::from_secs(600),
             default_limits: TenantLimits::default(),

@@ -50,7 +50,7 @@ mod time;
 mod worker;
 mod writer;
 
-pub use config::{ServiceConfig, TenantLimits};
+pub use config::{DEFAULT_MAX_RESULT_BYTES, MAX_RESULT_BYTES_CEILING, ServiceConfig, TenantLimits};
 pub use decode::{DecodeError, decode_json};
 pub use error::{ProgramLocation, ServiceError};
 pub use model::{

@@ -191,6 +191,10 @@ pub struct JobSpec {
     pub qubits: u32,
     /// Bytes of state the job needs while it runs.
     pub memory_bytes: u64,
+    /// An upper bound of the bytes of its result as JSON, from admission
+    /// (0 in jobs stored before it was recorded).
+    #[serde(default)]
+    pub result_bytes: u64,
     /// A name for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -306,6 +310,10 @@ pub struct JobView {
     /// Why it failed or was cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
+    /// An upper bound of the bytes of its result as JSON (0 when unknown):
+    /// what serving the result may hold in memory. Not sent.
+    #[serde(skip)]
+    pub result_bytes: u64,
 }
 
 /// Key format of counts and probabilities at read time.

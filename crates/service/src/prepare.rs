@@ -9,7 +9,7 @@ use kettle_core::{PauliSum, final_measurements};
 use kettle_ir::{Circuit, Operation};
 use kettle_qasm::{Limits, ParseOptions, ProgramError, parse_program};
 
-use crate::config::TenantLimits;
+use crate::config::{DEFAULT_MAX_RESULT_BYTES, MAX_RESULT_BYTES_CEILING, TenantLimits};
 use crate::error::{ProgramLocation, ServiceError};
 use crate::model::{InputValue, JobRequest, JobSpec, Program, ResultType};
 
@@ -41,6 +41,8 @@ pub(crate) struct Admission<'a> {
     pub(crate) limits: &'a TenantLimits,
     pub(crate) memory_budget: u64,
     pub(crate) max_listed_qubits: u32,
+    /// Largest result, in bytes of JSON ([`result_bytes_bound`]).
+    pub(crate) max_result_bytes: u64,
 }
 
 /// The parser's limits for a tenant. The qubit bound is the core's, not the
@@ -309,6 +311,9 @@ pub(crate) fn prepare(
     let mut kept = Vec::new();
     let mut kept_ops = 0;
     let mut swept_ops = 0usize;
+    // Everything but the executions: `{"executions":[`, `],"run_seconds":`,
+    // a number and `}`.
+    let mut result_bytes: u128 = 16 + 17 + F64_JSON_BYTES + 1;
     for (i, inputs) in runs.iter().enumerate() {
         let circuit = parse_execution(&req.program, inputs, limits)
             .map_err(|e| program_error(e, sweep.then_some(i)))?;
@@ -335,6 +340,28 @@ pub(crate) fn prepare(
             });
         }
         check_result_types(&circuit, &types, &observables, admission.max_listed_qubits)?;
+        result_bytes =
+            result_bytes.saturating_add(execution_result_bound(&circuit, &types, shots, inputs));
+        let allowed = admission.max_result_bytes.min(MAX_RESULT_BYTES_CEILING);
+        if result_bytes > u128::from(allowed) {
+            return Err(ServiceError::TooLarge {
+                limit: "max_result_bytes",
+                needed: result_bytes,
+                allowed: u128::from(allowed),
+                message: format!(
+                    "the result of {} could be up to {result_bytes} bytes of JSON, more than this server's max_result_bytes of {allowed} (ask for fewer executions, shots or listed outcomes)",
+                    if sweep {
+                        format!(
+                            "the first {} of the sweep's {} executions",
+                            i + 1,
+                            runs.len()
+                        )
+                    } else {
+                        "the job".to_owned()
+                    }
+                ),
+            });
+        }
         // Later executions of a sweep differ only in angles; one check of
         // the structure would do, but parsing each catches inputs that make
         // a program invalid (a value out of a declared range).
@@ -347,6 +374,7 @@ pub(crate) fn prepare(
     let budget = u128::from(admission.memory_budget);
     if needed > budget {
         return Err(ServiceError::TooLarge {
+            limit: "memory_budget",
             needed,
             allowed: budget,
             message: format!(
@@ -365,6 +393,8 @@ pub(crate) fn prepare(
         qubits,
         // `needed` is at most the budget, a u64.
         memory_bytes: u64::try_from(needed).unwrap_or(u64::MAX),
+        // At most `max_result_bytes`, a u64.
+        result_bytes: u64::try_from(result_bytes).unwrap_or(u64::MAX),
         name: req.name.clone(),
         tags: req.tags.clone(),
         priority: req.priority,
@@ -380,7 +410,8 @@ pub(crate) fn prepare(
 /// (errors carry line and column, or a JSON path), the tenant's `limits`,
 /// and whether its state fits `memory_budget` bytes; `max_listed_qubits` is
 /// the largest qubit count whose state vector or probabilities may be
-/// returned (the service's [`ServiceConfig::max_listed_qubits`]). The
+/// returned (the service's [`ServiceConfig::max_listed_qubits`]). Results
+/// are bounded by the default [`ServiceConfig::max_result_bytes`]. The
 /// executions of a sweep together have at most 2,000,000 operations after
 /// unrolling (limit `max_sweep_operations`). The returned spec has the request's seed, or 0 when it has none (submission
 /// chooses a random one). Synchronous and free of I/O: for clients that want
@@ -417,8 +448,95 @@ pub fn check_request(
         limits,
         memory_budget,
         max_listed_qubits,
+        max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
     };
     prepare(req, &admission, 0).map(|p| p.spec)
+}
+
+/// Most bytes of a finite `f64` in JSON (`-2.2250738585072014e-308`; a
+/// non-finite one is `null`).
+const F64_JSON_BYTES: u128 = 24;
+/// Most bytes of a `u64` in JSON.
+const U64_JSON_BYTES: u128 = 20;
+
+/// Most bytes of `text` as a JSON string, quotes included (every byte
+/// escaped as `\u00XX` at worst).
+fn json_string_bound(text: &str) -> u128 {
+    2 + 6 * text.len() as u128
+}
+
+/// Decimal digits of `n`.
+fn digits(n: u64) -> u128 {
+    u128::from(n.checked_ilog10().map_or(1, |d| d + 1))
+}
+
+/// `2^bits`, saturating.
+fn outcomes(bits: u32) -> u128 {
+    1u128.checked_shl(bits).unwrap_or(u128::MAX)
+}
+
+/// An upper bound of the bytes of one execution's result as JSON (an
+/// [`ExecutionResult`](crate::ExecutionResult) as the API serialises it,
+/// with bitstring or hex keys): counts have at most min(shots,
+/// 2^clbits) entries, memory one per shot, probabilities at most 2^(measured
+/// qubits), a state vector 2^qubits `[re, im]` pairs.
+pub(crate) fn execution_result_bound(
+    circuit: &Circuit,
+    types: &[ResultType],
+    shots: u64,
+    inputs: &BTreeMap<String, f64>,
+) -> u128 {
+    let clbits = circuit.num_clbits();
+    // A key: the bitstring, or `0x` and a hex digit per 4 bits (at least
+    // one), in quotes.
+    let key = 2 + u128::from(clbits.max(2 + clbits.div_ceil(4).max(1)));
+    // `{"seed":…,"shots":…}` and the comma after it.
+    let mut bytes = 2 + 7 + U64_JSON_BYTES + 9 + U64_JSON_BYTES + 1;
+    if !inputs.is_empty() {
+        // `"inputs":{…},`, each `"name":value,`.
+        bytes += 12;
+        for name in inputs.keys() {
+            bytes += json_string_bound(name) + 1 + F64_JSON_BYTES + 1;
+        }
+    }
+    let mut add = |field: u128, entries: u128, entry: u128| {
+        // `,"field":[…]` (or `{…}`): the field's name in quotes, the colon,
+        // brackets and comma; each entry and its comma.
+        bytes = bytes
+            .saturating_add(field + 6)
+            .saturating_add(entries.saturating_mul(entry + 1));
+    };
+    for t in types {
+        match t {
+            ResultType::Counts => add(
+                6,
+                u128::from(shots).min(outcomes(clbits)),
+                key + 1 + digits(shots),
+            ),
+            ResultType::Memory => add(6, u128::from(shots), key),
+            ResultType::Probabilities => {
+                let measured = final_measurements(circuit).map_or(clbits, |finals| {
+                    let mut qubits: Vec<u32> = finals.iter().map(|&(q, _)| q).collect();
+                    qubits.sort_unstable();
+                    qubits.dedup();
+                    qubits.len() as u32
+                });
+                add(13, outcomes(measured.min(clbits)), key + 1 + F64_JSON_BYTES);
+            }
+            ResultType::Statevector => add(
+                11,
+                outcomes(circuit.num_qubits()),
+                1 + F64_JSON_BYTES + 1 + F64_JSON_BYTES + 1,
+            ),
+            ResultType::Expectation(list) => {
+                // `{"observable":…,"value":…}` each.
+                for text in list {
+                    add(12, 1, 15 + json_string_bound(text) + 9 + F64_JSON_BYTES + 1);
+                }
+            }
+        }
+    }
+    bytes
 }
 
 /// Operations in `ops`, those inside `if` blocks counted too.
@@ -464,6 +582,7 @@ fn check_result_types(
                 measured.dedup();
                 if measured.len() as u32 > max_listed {
                     return Err(ServiceError::TooLarge {
+                        limit: "max_listed_qubits",
                         needed: 1u128 << measured.len().min(127),
                         allowed: 1u128 << max_listed.min(127),
                         message: format!(
@@ -482,6 +601,7 @@ fn check_result_types(
                 }
                 if matches!(t, ResultType::Statevector) && n > max_listed {
                     return Err(ServiceError::TooLarge {
+                        limit: "max_listed_qubits",
                         needed: 1u128 << n.min(127),
                         allowed: 1u128 << max_listed.min(127),
                         message: format!(
@@ -527,6 +647,7 @@ mod tests {
                 limits: &limits,
                 memory_budget: 1 << 30,
                 max_listed_qubits: 20,
+                max_result_bytes: crate::config::DEFAULT_MAX_RESULT_BYTES,
             },
             99,
         )
@@ -569,6 +690,7 @@ mod tests {
             limits: &limits,
             memory_budget: 1 << 30,
             max_listed_qubits: 20,
+            max_result_bytes: crate::config::DEFAULT_MAX_RESULT_BYTES,
         };
         let spec = prepare(&request(BELL), &admission, 1).unwrap().spec;
         assert_eq!(spec.shots, 100);
@@ -591,6 +713,7 @@ mod tests {
             limits: &limits,
             memory_budget: 1 << 30,
             max_listed_qubits: 20,
+            max_result_bytes: crate::config::DEFAULT_MAX_RESULT_BYTES,
         };
         let kept = prepare(&request(BELL), &admission, 1).unwrap();
         assert_eq!(kept.circuits.map(|c| c.len()), Some(1));
@@ -749,5 +872,156 @@ mod tests {
         .unwrap();
         assert_eq!(runs.len(), 2);
         assert_eq!((runs[1]["a"], runs[1]["b"]), (2.0, 5.0));
+    }
+
+    /// Runs `req` as a worker does; the result's JSON with bitstring and
+    /// with hex keys, and the admission's bound.
+    fn real_sizes(req: &JobRequest) -> (usize, usize, u64) {
+        struct Never;
+        impl kettle_core::Monitor for Never {
+            fn on_progress(&self, _: kettle_core::Progress) -> std::ops::ControlFlow<()> {
+                std::ops::ControlFlow::Continue(())
+            }
+        }
+        let spec = admit(req).unwrap();
+        let result = crate::execute::run_job(
+            &kettle_core::Simulator::new(),
+            &spec,
+            None,
+            &TenantLimits::default(),
+            &Never,
+        )
+        .unwrap();
+        let bits = serde_json::to_vec(&result).unwrap().len();
+        let hex = serde_json::to_vec(&result.with_keys(crate::model::KeyFormat::Hex))
+            .unwrap()
+            .len();
+        (bits, hex, spec.result_bytes)
+    }
+
+    fn qasm3(source: &str, extra: serde_json::Value) -> JobRequest {
+        let mut body = serde_json::json!({"program": {"format": "qasm3", "source": source}});
+        if let (Some(b), serde_json::Value::Object(e)) = (body.as_object_mut(), extra) {
+            b.extend(e);
+        }
+        serde_json::from_value(body).unwrap()
+    }
+
+    #[test]
+    fn the_result_bound_is_never_below_the_real_json() {
+        let header = "OPENQASM 3.0;\ninclude \"stdgates.inc\";\n";
+        // Arbitrary angles: amplitudes and probabilities with long digits.
+        let mut random = format!("{header}qubit[10] q;\nbit[10] c;\n");
+        for i in 0..40 {
+            random.push_str(&format!(
+                "U({}, {}, {}) q[{}];\ncx q[{}], q[{}];\n",
+                0.1 + f64::from(i) * 0.37,
+                1.3 * f64::from(i),
+                -0.7 * f64::from(i),
+                i % 10,
+                i % 10,
+                (i + 3) % 10
+            ));
+        }
+        random.push_str("c = measure q;\n");
+        let everything = serde_json::json!({
+            "shots": 5000,
+            "result_types": ["counts", "memory", "probabilities", "statevector",
+                {"expectation": ["Z0", "0.5*X1 Y2 + Z9", "-1.25*Z0 Z1 Z2 Z3 Z4 Z5 Z6 Z7 Z8 Z9"]}],
+        });
+        let cases = [
+            (
+                "random 10 qubits, every result type",
+                qasm3(&random, everything),
+            ),
+            (
+                "1 clbit (hex keys are longer than bits)",
+                qasm3(
+                    &format!("{header}qubit q;\nbit c;\nh q;\nc = measure q;\n"),
+                    serde_json::json!({"shots": 1000, "result_types": ["counts", "memory", "probabilities"]}),
+                ),
+            ),
+            (
+                "a sweep with inputs",
+                qasm3(
+                    &format!(
+                        "{header}input float theta;\ninput float phi;\nqubit[3] q;\nbit[3] c;\nrx(theta) q[0];\nry(phi) q[1];\ncx q[1], q[2];\nc = measure q;\n"
+                    ),
+                    serde_json::json!({"shots": 300, "result_types": ["counts", "memory", "statevector"],
+                        "inputs": {"theta": [0.1, 0.2, 1e-300, -3.5], "phi": 2.5}}),
+                ),
+            ),
+            (
+                "mid-circuit measurements over many clbits",
+                qasm3(
+                    &format!(
+                        "{header}qubit[2] q;\nbit[40] c;\nh q[0];\nc[0] = measure q[0];\nreset q[0];\nh q[0];\nc[39] = measure q[0];\ncx q[0], q[1];\nc[20] = measure q[1];\n"
+                    ),
+                    serde_json::json!({"shots": 2000, "result_types": ["counts", "memory"]}),
+                ),
+            ),
+        ];
+        for (what, req) in cases {
+            let (bits, hex, bound) = real_sizes(&req);
+            assert!(
+                bits as u64 <= bound && hex as u64 <= bound,
+                "{what}: {bits} bytes (hex keys {hex}) over the bound of {bound}"
+            );
+            // A bound, not a guess: but within a small factor of the truth.
+            assert!(
+                bound < 8 * bits.max(hex) as u64 + 512,
+                "{what}: {bound} vs {bits}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_result_over_max_result_bytes_is_refused_with_the_numbers() {
+        let mut source = String::from(
+            "OPENQASM 3.0;\ninclude \"stdgates.inc\";\ninput float theta;\nqubit[20] q;\nrx(theta) q[0];\n",
+        );
+        source.push_str("h q[1];\n");
+        let one = qasm3(
+            &source,
+            serde_json::json!({"result_types": ["statevector"], "inputs": {"theta": 0.5}}),
+        );
+        // One 20-qubit state vector fits the default.
+        let spec = admit(&one).unwrap();
+        assert!(spec.result_bytes > 50_000_000, "{}", spec.result_bytes);
+        assert!(spec.result_bytes <= crate::config::DEFAULT_MAX_RESULT_BYTES);
+        let sweep = qasm3(
+            &source,
+            serde_json::json!({"result_types": ["statevector"], "inputs": {"theta": [0.1, 0.2, 0.3, 0.4]}}),
+        );
+        match admit(&sweep) {
+            Err(ServiceError::TooLarge {
+                limit: "max_result_bytes",
+                needed,
+                allowed,
+                message,
+            }) => {
+                assert_eq!(allowed, u128::from(crate::config::DEFAULT_MAX_RESULT_BYTES));
+                assert!(needed > allowed, "{message}");
+                assert!(message.contains("max_result_bytes"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A long sweep of probabilities is refused at the execution that
+        // passes the bound, without parsing the rest.
+        let probabilities = qasm3(
+            "OPENQASM 3.0;\ninclude \"stdgates.inc\";\ninput float theta;\nqubit[16] q;\nbit[16] c;\nrx(theta) q[0];\nc = measure q;\n",
+            serde_json::json!({"result_types": ["probabilities"], "inputs": {"theta": vec![0.5; 1000]}}),
+        );
+        match admit(&probabilities) {
+            Err(ServiceError::TooLarge {
+                limit: "max_result_bytes",
+                message,
+                ..
+            }) => assert!(
+                message.contains("of the sweep's 1000 executions"),
+                "{message}"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 }

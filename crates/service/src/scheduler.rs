@@ -372,6 +372,7 @@ mod tests {
                 precision: Precision::F64,
                 qubits: 1,
                 memory_bytes: memory,
+                result_bytes: 0,
                 name: None,
                 tags: Default::default(),
                 priority,

@@ -78,6 +78,9 @@ pub struct BackendInfo {
     pub limits: TenantLimits,
     /// Largest qubit count whose state vector or probabilities are returned.
     pub max_listed_qubits: u32,
+    /// Largest result a job may have, in bytes of JSON (known at
+    /// submission: a job whose result could be larger is refused).
+    pub max_result_bytes: u64,
     /// Seconds a job may run.
     pub max_run_time_seconds: f64,
     /// Whether the server runs without API keys.
@@ -691,6 +694,7 @@ impl Service {
                     limits: &limits,
                     memory_budget: inner.config.memory_budget,
                     max_listed_qubits: inner.config.max_listed_qubits,
+                    max_result_bytes: inner.config.max_result_bytes,
                 },
                 seed,
             )
@@ -744,6 +748,14 @@ impl Service {
         }
     }
 
+    /// Like [`row`](Self::row), without the result.
+    async fn summary_row(&self, tenant: &str, id: &str) -> Result<JobRow, ServiceError> {
+        match self.inner.store.get_summary(id).await? {
+            Some(row) if row.tenant == tenant => Ok(row),
+            _ => Err(ServiceError::NotFound(id.to_owned())),
+        }
+    }
+
     fn view(&self, row: JobRow, keys: KeyFormat) -> JobView {
         let queue_position = if row.status == JobStatus::Queued {
             self.inner.sched.position(&row.id)
@@ -771,10 +783,16 @@ impl Service {
             cancel_requested: row.cancel_requested,
             result: row.result.map(|r| r.with_keys(keys)),
             error: row.error,
+            result_bytes: row.spec.result_bytes,
         }
     }
 
     fn live_view(&self, job: &LiveJob, keys: KeyFormat) -> JobView {
+        self.live_view_with(job, keys, true)
+    }
+
+    /// A live job as a client sees it, with its result when `with_result`.
+    fn live_view_with(&self, job: &LiveJob, keys: KeyFormat, with_result: bool) -> JobView {
         let queue_position = if job.status == JobStatus::Queued {
             self.inner.sched.position(&job.id)
         } else {
@@ -803,8 +821,10 @@ impl Service {
             result: job
                 .result
                 .as_ref()
+                .filter(|_| with_result)
                 .map(|r| JobResult::clone(r).with_keys(keys)),
             error: job.error.clone(),
+            result_bytes: spec.result_bytes,
         }
     }
 
@@ -847,6 +867,66 @@ impl Service {
         timeout: Duration,
         keys: KeyFormat,
     ) -> Result<JobView, ServiceError> {
+        self.wait_view(tenant, id, timeout, keys, true).await
+    }
+
+    /// Like [`wait`](Self::wait), without the result: its
+    /// [`JobView::result_bytes`] bounds the result's size, which
+    /// [`result_json`](Self::result_json) then reads. A server loads a
+    /// large result only once it has the memory to send it.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub async fn wait_summary(
+        &self,
+        tenant: &str,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<JobView, ServiceError> {
+        self.wait_view(tenant, id, timeout, KeyFormat::Bitstring, false)
+            .await
+    }
+
+    /// The result of `tenant`'s completed job `id` as JSON, keyed as `keys`
+    /// says, read from the store (a job's end is published only once
+    /// stored); `None` when it has none. With bitstring keys this is the
+    /// stored text itself, never parsed.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn result_json(
+        &self,
+        tenant: &str,
+        id: &str,
+        keys: KeyFormat,
+    ) -> Result<Option<String>, ServiceError> {
+        let Some(text) = self.inner.store.result_text(tenant, id).await? else {
+            return Ok(None);
+        };
+        if keys == KeyFormat::Bitstring {
+            return Ok(Some(text));
+        }
+        // Off the async threads: a large result takes a while to re-key.
+        tokio::task::spawn_blocking(move || {
+            let result: JobResult = serde_json::from_str(&text)
+                .map_err(|e| ServiceError::Store(format!("stored result is unreadable: {e}")))?;
+            drop(text);
+            serde_json::to_string(&result.with_keys(keys))
+                .map(Some)
+                .map_err(|e| ServiceError::Store(e.to_string()))
+        })
+        .await
+        .map_err(|e| ServiceError::Store(format!("the result task failed: {e}")))?
+    }
+
+    async fn wait_view(
+        &self,
+        tenant: &str,
+        id: &str,
+        timeout: Duration,
+        keys: KeyFormat,
+        with_result: bool,
+    ) -> Result<JobView, ServiceError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let rx = {
             let live = self.inner.live();
@@ -866,20 +946,24 @@ impl Service {
             let job = rx.borrow().clone();
             // Still live, or ended with its last state published.
             if job.status.is_terminal() || rx.has_changed().is_ok() {
-                return Ok(self.live_view(&job, keys));
+                return Ok(self.live_view_with(&job, keys, with_result));
             }
             // Let go without an end of its own: the store knows.
         }
         // Not held in memory: finished (the store has it), or unknown.
         loop {
-            let row = self.row(tenant, id).await?;
+            let row = if with_result {
+                self.row(tenant, id).await?
+            } else {
+                self.summary_row(tenant, id).await?
+            };
             if row.status.is_terminal() || tokio::time::Instant::now() >= deadline {
                 return Ok(self.view(row, keys));
             }
             if let Some(job) = self.live_of(tenant, id)?
                 && job.status.is_terminal()
             {
-                return Ok(self.live_view(&job, keys));
+                return Ok(self.live_view_with(&job, keys, with_result));
             }
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(50)) => {}
@@ -888,7 +972,8 @@ impl Service {
         }
     }
 
-    /// A page of `tenant`'s jobs, newest first.
+    /// A page of `tenant`'s jobs, newest first: summaries, without results
+    /// (a result is read from its job).
     ///
     /// # Errors
     /// A bad cursor or limit, or a store failure.
@@ -927,7 +1012,7 @@ impl Service {
                 .into_iter()
                 .map(|r| match self.inner.live_job(&r.id) {
                     // Memory is ahead of the store for claims.
-                    Some(job) => self.live_view(&job, KeyFormat::Bitstring),
+                    Some(job) => self.live_view_with(&job, KeyFormat::Bitstring, false),
                     None => self.view(r, KeyFormat::Bitstring),
                 })
                 .collect(),
@@ -1078,6 +1163,7 @@ impl Service {
             gates: StandardGate::ALL.iter().map(|g| g.name().to_owned()).collect(),
             limits,
             max_listed_qubits: c.max_listed_qubits,
+            max_result_bytes: c.max_result_bytes.min(crate::config::MAX_RESULT_BYTES_CEILING),
             max_run_time_seconds: c.max_run_time.as_secs_f64(),
             local_mode: self.inner.local_mode,
             bit_order: "qiskit: qubit 0 is the least significant bit of a state index; classical bit 0 is the rightmost character of a bitstring".into(),

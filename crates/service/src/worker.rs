@@ -40,6 +40,11 @@ impl Monitor for JobMonitor<'_> {
     }
 }
 
+/// Most times a job is started: a job whose runs all ended without an
+/// outcome this often (it crashed the server, or the server stopped during
+/// each) fails with `too-many-attempts` when it is dispatched again.
+pub(crate) const MAX_ATTEMPTS: u32 = 3;
+
 /// What to write when a run ends.
 enum Ending {
     Finish(Outcome),
@@ -56,11 +61,12 @@ pub(crate) fn worker_loop(inner: Arc<Inner>) {
 fn run_admitted(inner: &Arc<Inner>, admitted: &Admitted) {
     let entry = &admitted.entry;
     let id = entry.id.clone();
-    // The claim: in memory now (readers see `running`), in the store by
-    // the writer, lazily: no fsync waits for it. After a crash a running
-    // job is queued again anyway, and a claim is always written before
-    // the same job's end (one writer, in order), so the conditional end
-    // below still decides.
+    // The claim: in memory now (readers see `running`), and committed in
+    // the store before the run starts, so that a run that kills the
+    // process still counts as an attempt ([`MAX_ATTEMPTS`]). Not durably:
+    // a claim lost in a power cut only means one more run, with the stored
+    // seed. A claim is always written before the same job's end (one
+    // writer, in order), so the conditional end below still decides.
     // A job not stored yet needs no claim: it is inserted as it stands
     // when it must be.
     let started_ms = now_ms();
@@ -75,18 +81,22 @@ fn run_admitted(inner: &Arc<Inner>, admitted: &Admitted) {
     };
     let attempt = job.attempt;
     if job.stored {
-        let id = id.clone();
-        inner.writer.write_then(
+        let (tx, rx) = std::sync::mpsc::channel();
+        inner.writer.write_at_once_then(
             WriteOp::Claim {
                 id: id.clone(),
                 now_ms: started_ms,
             },
-            false,
-            Box::new(move |written, _| match written {
-                Ok(Written::Claimed(Some(a))) if a == attempt => {}
-                other => tracing::warn!(job = %id, "the store did not record the claim as attempt {attempt}: {other:?}"),
+            Box::new(move |written, _| {
+                let _ = tx.send(written);
             }),
         );
+        match rx.recv() {
+            Ok(Ok(Written::Claimed(Some(a)))) if a == attempt => {}
+            other => {
+                tracing::warn!(job = %id, "the store did not record the claim as attempt {attempt}: {other:?}")
+            }
+        }
     }
     inner.publish_depth();
     let spec = &entry.spec;
@@ -96,21 +106,36 @@ fn run_admitted(inner: &Arc<Inner>, admitted: &Admitted) {
         deadline: Instant::now() + inner.config.max_run_time,
         timed_out: AtomicBool::new(false),
     };
-    let started = Instant::now();
-    let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        run_job(
-            &inner.sim,
-            spec,
-            entry.circuits.as_deref(),
-            &limits,
-            &monitor,
-        )
-    }));
-    let seconds = started.elapsed().as_secs_f64();
-    metrics::histogram!("kettle_simulation_seconds").record(seconds);
     let error = |code: &str, message: String| JobError {
         code: code.to_owned(),
         message,
+    };
+    let started = Instant::now();
+    // A job whose earlier runs all ended without an outcome (each crashed
+    // the server, or the server stopped during it) is not run again: a
+    // poison job would otherwise crash the server at every start.
+    let run = (attempt <= MAX_ATTEMPTS).then(|| {
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
+            run_job(
+                &inner.sim,
+                spec,
+                entry.circuits.as_deref(),
+                &limits,
+                &monitor,
+            )
+        }))
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    metrics::histogram!("kettle_simulation_seconds").record(seconds);
+    let Some(run) = run else {
+        let ending = Ending::Finish(Outcome::Failed(error(
+            "too-many-attempts",
+            format!(
+                "the job was started {} times and none of its runs ended (the server crashed or stopped during each); it is not run again",
+                attempt - 1
+            ),
+        )));
+        return end_run(inner, &id, attempt, ending);
     };
     let ending = match run {
         Ok(Ok(result)) => Ending::Finish(Outcome::Completed(result)),
@@ -142,6 +167,12 @@ fn run_admitted(inner: &Arc<Inner>, admitted: &Admitted) {
             "the simulator failed unexpectedly on this job".into(),
         ))),
     };
+    end_run(inner, &id, attempt, ending);
+}
+
+/// Records how attempt `attempt` of job `id` ended.
+fn end_run(inner: &Arc<Inner>, id: &str, attempt: u32, ending: Ending) {
+    let id = id.to_owned();
     // The state's memory is free now; the end is recorded by the writer
     // (durably, retried there), and only then published: a reader never
     // sees an end the store could still lose. The worker goes on to the

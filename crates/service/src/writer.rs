@@ -47,6 +47,8 @@ struct Pending {
     /// `None`: a barrier, answered once everything before it is committed.
     op: Option<WriteOp>,
     durable: bool,
+    /// Someone waits for this commit: the batch does not linger.
+    at_once: bool,
     reply: Reply,
 }
 
@@ -82,7 +84,12 @@ impl Writer {
 
     fn push(&self, op: Option<WriteOp>, durable: bool, reply: Reply) -> Result<(), Reply> {
         self.tx
-            .send(Pending { op, durable, reply })
+            .send(Pending {
+                op,
+                durable,
+                at_once: false,
+                reply,
+            })
             .map_err(|e| e.0.reply)
     }
 
@@ -108,6 +115,21 @@ impl Writer {
         if self.push(Some(op), durable, Reply::Then(then)).is_err() {
             // The writer stops only once no handle is left, so this cannot
             // happen through a handle; report it all the same.
+            tracing::error!("the store writer has stopped; a write was dropped");
+        }
+    }
+
+    /// Queues `op`, not durably, to be committed without lingering (a
+    /// caller waits for it); `then` runs on the writer thread after the
+    /// commit.
+    pub(crate) fn write_at_once_then(&self, op: WriteOp, then: Then) {
+        let pending = Pending {
+            op: Some(op),
+            durable: false,
+            at_once: true,
+            reply: Reply::Then(then),
+        };
+        if self.tx.send(pending).is_err() {
             tracing::error!("the store writer has stopped; a write was dropped");
         }
     }
@@ -168,7 +190,11 @@ async fn run(
         // does (typically the same job's end), so that both share its
         // transaction instead of costing one of their own.
         let linger_until = Instant::now() + LINGER;
-        while batch.len() < MAX_BATCH && !batch.iter().any(|p| p.durable || p.op.is_none()) {
+        while batch.len() < MAX_BATCH
+            && !batch
+                .iter()
+                .any(|p| p.durable || p.at_once || p.op.is_none())
+        {
             match tokio::time::timeout_at(linger_until, rx.recv()).await {
                 Ok(Some(p)) => batch.push(p),
                 Ok(None) | Err(_) => break,

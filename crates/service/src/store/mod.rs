@@ -232,7 +232,9 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<Option<(JobRow, String)>>;
     /// The job `id`, whoever owns it.
     async fn get(&self, id: &str) -> StoreResult<Option<JobRow>>;
-    /// `tenant`'s jobs, newest first, those with `seq < before` when given.
+    /// `tenant`'s jobs, newest first, those with `seq < before` when given,
+    /// without their results (`result` is `None`): a list carries
+    /// summaries, and a page of large results would be hundreds of MB.
     async fn list(
         &self,
         tenant: &str,
@@ -240,6 +242,12 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         limit: u32,
         before: Option<i64>,
     ) -> StoreResult<Vec<JobRow>>;
+    /// The job `id`, whoever owns it, without its result (`result` is
+    /// `None`): what a read needs to decide whether to load the result.
+    async fn get_summary(&self, id: &str) -> StoreResult<Option<JobRow>>;
+    /// The result of `tenant`'s job `id` as the JSON text it is stored as
+    /// (a [`JobResult`] serialised); `None` when there is none.
+    async fn result_text(&self, tenant: &str, id: &str) -> StoreResult<Option<String>>;
     /// Marks a queued job running and counts the attempt; the attempt
     /// number, or `None` if the job is no longer queued.
     async fn claim(&self, id: &str, now_ms: i64) -> StoreResult<Option<u32>>;

@@ -66,6 +66,10 @@ CREATE TABLE api_keys (
 const JOB_COLUMNS: &str = "seq, id, tenant, status, spec, attempt, cancel_requested, \
      created_ms, started_ms, ended_ms, result, error";
 
+/// [`JOB_COLUMNS`] with the result left out.
+const SUMMARY_COLUMNS: &str = "seq, id, tenant, status, spec, attempt, cancel_requested, \
+     created_ms, started_ms, ended_ms, NULL AS result, error";
+
 /// The SQLite job store: a pool of connections for reads and one
 /// connection for job writes (SQLite has one writer at a time anyway), on
 /// which [`JobStore::write_batch`] runs its transactions.
@@ -347,7 +351,7 @@ impl JobStore for SqliteStore {
         before: Option<i64>,
     ) -> StoreResult<Vec<JobRow>> {
         let rows = sqlx::query(sql(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ? AND seq < ? \
+            "SELECT {SUMMARY_COLUMNS} FROM jobs WHERE tenant = ? AND seq < ? \
              AND (? IS NULL OR status = ?) ORDER BY seq DESC LIMIT ?"
         )))
         .bind(tenant)
@@ -358,6 +362,26 @@ impl JobStore for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(job_row).collect()
+    }
+
+    async fn get_summary(&self, id: &str) -> StoreResult<Option<JobRow>> {
+        let row = sqlx::query(sql(format!(
+            "SELECT {SUMMARY_COLUMNS} FROM jobs WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(job_row).transpose()
+    }
+
+    async fn result_text(&self, tenant: &str, id: &str) -> StoreResult<Option<String>> {
+        let text: Option<Option<String>> =
+            sqlx::query_scalar("SELECT result FROM jobs WHERE id = ? AND tenant = ?")
+                .bind(id)
+                .bind(tenant)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(text.flatten())
     }
 
     async fn claim(&self, id: &str, now_ms: i64) -> StoreResult<Option<u32>> {
