@@ -41,7 +41,10 @@ impl Default for TenantLimits {
 pub struct ServiceConfig {
     /// Folder of the SQLite database (created if missing).
     pub data_dir: PathBuf,
-    /// Worker threads: jobs that may run at once.
+    /// Worker threads: jobs that may run at once. One more thread starts
+    /// a job only while all of these are busy, and only of a tenant with no
+    /// job running (so one tenant's long jobs never keep another's waiting);
+    /// a single tenant uses exactly `workers`.
     pub workers: usize,
     /// Threads one simulation may use for its passes over the state (shared
     /// by all workers).

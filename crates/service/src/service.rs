@@ -21,7 +21,7 @@ use crate::error::ServiceError;
 use crate::keys;
 use crate::model::{JobError, JobRequest, JobResult, JobSpec, JobStatus, JobView, KeyFormat};
 use crate::prepare::{Admission, Interrupt, Prepared, prepare_within};
-use crate::scheduler::{Entry, STOP_CANCEL, STOP_SHUTDOWN, Scheduler};
+use crate::scheduler::{Entry, STOP_CANCEL, STOP_SHUTDOWN, Scheduler, WorkerKind};
 use crate::store::{Inserted, JobRow, JobState, JobStore, NewJob, SqliteStore, WriteOp, Written};
 use crate::time::{now_ms, rfc3339};
 use crate::worker::worker_loop;
@@ -67,7 +67,10 @@ pub struct BackendInfo {
     pub max_qubits: QubitsPerPrecision,
     /// Bytes of state all running jobs together may hold.
     pub memory_budget_bytes: u64,
-    /// Jobs that may run at once.
+    /// Jobs that may run at once for one tenant. While these workers are
+    /// all busy, one more runs a job of a tenant that has none running, so
+    /// another tenant's job starts at once even when one tenant's long
+    /// jobs hold all of them.
     pub workers: usize,
     /// Program formats accepted.
     pub formats: Vec<String>,
@@ -375,7 +378,7 @@ impl Service {
         )
         .map_err(|e| ServiceError::Store(format!("cannot start the store writer: {e}")))?;
         let inner = Arc::new(Inner {
-            sched: Scheduler::new(config.memory_budget, config.reserve_after),
+            sched: Scheduler::new(config.memory_budget, config.reserve_after, config.workers),
             sim: Simulator::new().with_parallelism(par),
             store,
             writer,
@@ -393,11 +396,18 @@ impl Service {
         // The writer thread ends by itself once the service is dropped.
         drop(writer_thread);
         let mut threads = Vec::new();
-        for i in 0..inner.config.workers.max(1) {
+        // The regular workers, then the fair-share one (see the scheduler).
+        let workers = inner.config.workers.max(1);
+        for i in 0..=workers {
             let inner = inner.clone();
+            let (name, kind) = if i < workers {
+                (format!("kettle-worker-{i}"), WorkerKind::Regular)
+            } else {
+                ("kettle-worker-fair".to_owned(), WorkerKind::FairShare)
+            };
             let handle = std::thread::Builder::new()
-                .name(format!("kettle-worker-{i}"))
-                .spawn(move || worker_loop(inner))
+                .name(name)
+                .spawn(move || worker_loop(inner, kind))
                 .map_err(|e| ServiceError::Store(format!("cannot start a worker thread: {e}")))?;
             threads.push(handle);
         }
