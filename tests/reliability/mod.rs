@@ -4,6 +4,7 @@
 //! `README.md` beside this file, which also covers the fuzzers and the
 //! schemathesis run.
 
+mod admission;
 mod crash;
 mod exhaustion;
 mod protocol;

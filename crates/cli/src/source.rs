@@ -88,6 +88,7 @@ pub(crate) fn load(
         limits,
         includes: Some(&includes),
         inputs,
+        ..ParseOptions::default()
     };
     let started = Instant::now();
     let circuit = parse_program(&bytes, format, &options).map_err(|e| match e {

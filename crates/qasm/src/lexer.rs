@@ -26,6 +26,7 @@ impl Pos {
             line: self.line,
             column: self.column,
             file: None,
+            limit: None,
         }
     }
 }

@@ -98,8 +98,11 @@
 //! [`Limits`] bound the source size (included files counted), the qubits,
 //! the operations after inlining, unrolling and broadcasting (checked as
 //! they are produced), loop iterations, inlined calls, expression, block,
-//! call and include nesting, so hostile input fails fast with a message; no input makes a
-//! front end panic or recurse without bound.
+//! call and include nesting, and the classical work of an OpenQASM 3
+//! program (statements and expressions evaluated), so hostile input fails
+//! fast with a message; no input makes a front end panic or recurse without
+//! bound. [`ParseOptions::deadline`] and [`ParseOptions::stop`] end a parse
+//! from outside (a server's admission deadline, a client that hung up).
 //!
 //! # JSON
 //!
@@ -143,6 +146,11 @@ pub struct Diagnostic {
     /// The included file the position is in, as the program named it in its
     /// `include` statement; `None` for the main source.
     pub file: Option<String>,
+    /// The bound the program ran into, when that is the error: a [`Limits`]
+    /// field's name (so far only `max_classical_steps`), `deadline` when
+    /// [`ParseOptions::deadline`] passed, or `stopped` when
+    /// [`ParseOptions::stop`] was raised; `None` for every other error.
+    pub limit: Option<&'static str>,
 }
 
 impl fmt::Display for Diagnostic {
@@ -185,6 +193,13 @@ pub struct Limits {
     pub max_calls: u64,
     /// Deepest chain of `include`s (default 8).
     pub max_include_depth: usize,
+    /// Most classical work an OpenQASM 3 program may do while it is lowered
+    /// (default 10,000,000 steps): every statement executed and every
+    /// expression evaluated costs a step, loop bodies and inlined calls at
+    /// each pass. Loop iterations and calls are bounded separately, but a
+    /// loop body of a thousand assignments makes each iteration cost a
+    /// thousand; at the default, the slowest program parses in a few seconds.
+    pub max_classical_steps: u64,
 }
 
 impl Default for Limits {
@@ -199,6 +214,7 @@ impl Default for Limits {
             max_call_depth: 64,
             max_calls: 1_000_000,
             max_include_depth: 8,
+            max_classical_steps: 10_000_000,
         }
     }
 }
@@ -214,6 +230,7 @@ fn check_size(len: usize, limits: &Limits) -> Result<(), Diagnostic> {
             line: 1,
             column: 1,
             file: None,
+            limit: None,
         });
     }
     Ok(())
@@ -250,6 +267,7 @@ pub fn parse_qasm2_with(source: &str, options: &ParseOptions) -> Result<Circuit,
             line: 1,
             column: 1,
             file: None,
+            limit: None,
         });
     }
     parser::Parser::new(source, &options.limits, options.includes)?.parse_program()
@@ -345,6 +363,7 @@ fn utf8(source: &[u8]) -> Result<&str, Diagnostic> {
                 line,
                 column,
                 file: None,
+                limit: None,
             })
         }
     }

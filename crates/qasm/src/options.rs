@@ -1,10 +1,12 @@
 //! What every front end shares besides the source: the [`SourceFormat`] and
 //! its detection, the [`ParseOptions`] (limits, include resolver, input
-//! values), the [`IncludeResolver`] seam, and [`ProgramError`], the error of
-//! [`parse_program`](crate::parse_program).
+//! values, deadline and stop flag), the [`IncludeResolver`] seam, and
+//! [`ProgramError`], the error of [`parse_program`](crate::parse_program).
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use crate::{Diagnostic, JsonError, Limits};
 
@@ -128,6 +130,27 @@ pub struct ParseOptions<'a> {
     pub includes: Option<&'a dyn IncludeResolver>,
     /// Values of OpenQASM 3 `input` parameters (name → value).
     pub inputs: BTreeMap<String, f64>,
+    /// When set, a parse still running at this instant ends with an error
+    /// whose [`Diagnostic::limit`](crate::Diagnostic) is `deadline`.
+    pub deadline: Option<Instant>,
+    /// When set, a parse ends soon after the flag is raised, with an error
+    /// whose [`Diagnostic::limit`](crate::Diagnostic) is `stopped` (a
+    /// server raises it when the client that asked for the parse is gone).
+    pub stop: Option<&'a AtomicBool>,
+}
+
+impl ParseOptions<'_> {
+    /// Why the parse must end now, if it must: `deadline` or `stopped`.
+    /// Costs a clock read, so the front ends ask every few thousand steps.
+    pub(crate) fn interrupted(&self) -> Option<&'static str> {
+        if self.stop.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
+            Some("stopped")
+        } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            Some("deadline")
+        } else {
+            None
+        }
+    }
 }
 
 impl fmt::Debug for ParseOptions<'_> {
@@ -136,6 +159,8 @@ impl fmt::Debug for ParseOptions<'_> {
             .field("limits", &self.limits)
             .field("includes", &self.includes.map(|_| "resolver"))
             .field("inputs", &self.inputs)
+            .field("deadline", &self.deadline)
+            .field("stop", &self.stop)
             .finish()
     }
 }

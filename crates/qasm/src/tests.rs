@@ -638,6 +638,7 @@ fn diagnostics_display_line_and_column() {
         line: 3,
         column: 7,
         file: None,
+        limit: None,
     };
     assert_eq!(d.to_string(), "3:7: expected `;`");
     let _: &dyn std::error::Error = &d;

@@ -33,6 +33,10 @@ pub struct ServerConfig {
     pub memory_budget: ByteSize,
     /// Seconds a job may run before it fails (default 3600).
     pub max_run_time_seconds: u64,
+    /// Seconds a submission's checks (its program parsed for every
+    /// execution) may take before it is refused with `422`
+    /// `limit-exceeded` (default 10).
+    pub max_admission_seconds: u64,
     /// Longest `?wait=` a request may block, in seconds (default 60).
     pub max_wait_seconds: u64,
     /// Largest qubit count whose state vector or probabilities are returned
@@ -85,6 +89,7 @@ impl Default for ServerConfig {
             sim_threads: None,
             memory_budget: ByteSize::gib(4),
             max_run_time_seconds: 3600,
+            max_admission_seconds: 10,
             max_wait_seconds: 60,
             max_listed_qubits: 20,
             max_result_bytes: ByteSize::b(kettle_service::DEFAULT_MAX_RESULT_BYTES),
@@ -155,6 +160,7 @@ impl ServerConfig {
         }
         c.memory_budget = self.memory_budget.as_u64();
         c.max_run_time = Duration::from_secs(self.max_run_time_seconds.max(1));
+        c.max_admission_time = Duration::from_secs(self.max_admission_seconds.max(1));
         c.max_listed_qubits = self.max_listed_qubits;
         c.max_result_bytes = self
             .max_result_bytes
@@ -181,6 +187,7 @@ mod tests {
                  [limits]\nmax_qubits = 28\n[tenants.big]\nmax_qubits = 32\n",
             )?;
             jail.set_env("KETTLE_MAX_RUN_TIME_SECONDS", "5");
+            jail.set_env("KETTLE_MAX_ADMISSION_SECONDS", "3");
             jail.set_env("KETTLE_LIMITS__MAX_SHOTS", "100");
             let c = ServerConfig::load(Some(Path::new("kettle.toml"))).unwrap();
             assert_eq!(c.addr, "0.0.0.0:9000".parse().unwrap());
@@ -191,6 +198,7 @@ mod tests {
             assert_eq!(c.tenants["big"].max_qubits, 32);
             let s = c.service_config();
             assert_eq!(s.max_run_time, Duration::from_secs(5));
+            assert_eq!(s.max_admission_time, Duration::from_secs(3));
             assert_eq!(s.limits_for("big").max_qubits, 32);
             assert_eq!(s.limits_for("other").max_qubits, 28);
             Ok(())

@@ -51,7 +51,10 @@ impl Default for TenantLimits {
 pub struct ServiceConfig {
     /// Folder of the SQLite database (created if missing).
     pub data_dir: PathBuf,
-    /// Worker threads: jobs that may run at once.
+    /// Worker threads: jobs that may run at once. One more thread starts
+    /// a job only while all of these are busy, and only of a tenant with no
+    /// job running (so one tenant's long jobs never keep another's waiting);
+    /// a single tenant uses exactly `workers`.
     pub workers: usize,
     /// Threads one simulation may use for its passes over the state (shared
     /// by all workers).
@@ -60,6 +63,12 @@ pub struct ServiceConfig {
     pub memory_budget: u64,
     /// A job running longer is stopped and fails.
     pub max_run_time: Duration,
+    /// A submission whose checks (its program parsed for every execution
+    /// of its sweep) take longer is refused (`limit-exceeded`,
+    /// `max_admission_seconds`). The parser's work budget bounds one parse
+    /// to a few seconds; this bounds a whole sweep, and a machine slower
+    /// than the budget assumed.
+    pub max_admission_time: Duration,
     /// Largest qubit count whose state vector or probabilities are returned
     /// as JSON.
     pub max_listed_qubits: u32,
@@ -83,7 +92,8 @@ pub struct ServiceConfig {
 
 impl ServiceConfig {
     /// Defaults for a data folder: workers and simulation threads from the
-    /// core count, a 4 GiB budget, 1 hour per job, 20 listed qubits, results
+    /// core count, a 4 GiB budget, 1 hour per job, 10 seconds per
+    /// admission, 20 listed qubits, results
     /// kept 7 days
     /// (looked for every 10 minutes).
     pub fn new(data_dir: impl Into<PathBuf>) -> ServiceConfig {
@@ -94,6 +104,7 @@ impl ServiceConfig {
             sim_threads: cores,
             memory_budget: 4 << 30,
             max_run_time: Duration::from_secs(3600),
+            max_admission_time: Duration::from_secs(10),
             max_listed_qubits: 20,
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             retention: Duration::from_secs(7 * 24 * 3600),

@@ -36,6 +36,7 @@
 //!   `kettle_jobs_submitted_total`, `kettle_jobs_finished_total{status}`,
 //!   `kettle_simulation_seconds`, `kettle_memory_in_use_bytes`.
 
+mod admission;
 mod config;
 mod decode;
 mod error;

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use kettle_core::{PauliSum, final_measurements};
 use kettle_ir::{Circuit, Operation};
@@ -45,6 +47,46 @@ pub(crate) struct Admission<'a> {
     pub(crate) max_result_bytes: u64,
 }
 
+/// What may end an admission before it is through: its deadline (and the
+/// time it was allowed, for the message), and the flag raised when the
+/// client that submitted it is gone. The default ends nothing (a worker's
+/// parse of an admitted job, [`check_request`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Interrupt<'a> {
+    pub(crate) deadline: Option<(Instant, Duration)>,
+    pub(crate) stop: Option<&'a AtomicBool>,
+}
+
+impl Interrupt<'_> {
+    /// Between two parses: the error that ends the admission, if it must end.
+    fn check(&self) -> Result<(), ServiceError> {
+        let stopped = self.stop.is_some_and(|f| f.load(Ordering::Relaxed));
+        let late = self.deadline.is_some_and(|(d, _)| Instant::now() >= d);
+        if stopped || late {
+            return Err(self.error());
+        }
+        Ok(())
+    }
+
+    /// The error of an admission ended by its deadline or its client.
+    fn error(&self) -> ServiceError {
+        if self.stop.is_some_and(|f| f.load(Ordering::Relaxed)) {
+            // Nobody reads it: the client is gone.
+            return ServiceError::InvalidRequest {
+                message: "the submission was abandoned by its client".into(),
+                field: None,
+            };
+        }
+        let allowed = self.deadline.map_or(0.0, |(_, a)| a.as_secs_f64());
+        ServiceError::LimitExceeded {
+            limit: "max_admission_seconds",
+            message: format!(
+                "the program was still being checked after {allowed} s, the longest an admission may take (max_admission_seconds)"
+            ),
+        }
+    }
+}
+
 /// The parser's limits for a tenant. The qubit bound is the core's, not the
 /// tenant's: a program over the tenant's limit then gets a limit error with
 /// the numbers rather than a parse error.
@@ -62,10 +104,22 @@ pub(crate) fn parse_execution(
     inputs: &BTreeMap<String, f64>,
     limits: &TenantLimits,
 ) -> Result<Circuit, ProgramError> {
+    parse_execution_within(program, inputs, limits, Interrupt::default())
+}
+
+/// [`parse_execution`] that `interrupt` may end.
+fn parse_execution_within(
+    program: &Program,
+    inputs: &BTreeMap<String, f64>,
+    limits: &TenantLimits,
+    interrupt: Interrupt<'_>,
+) -> Result<Circuit, ProgramError> {
     let options = ParseOptions {
         limits: parse_limits(limits),
         includes: None,
         inputs: inputs.clone(),
+        deadline: interrupt.deadline.map(|(d, _)| d),
+        stop: interrupt.stop,
     };
     parse_program(
         program.source.as_bytes(),
@@ -74,9 +128,19 @@ pub(crate) fn parse_execution(
     )
 }
 
-/// A parse error as a service error.
+/// A parse error as a service error. The parser's work budget is a limit
+/// (`limit-exceeded` naming it, the position in the message).
 pub(crate) fn program_error(e: ProgramError, execution: Option<usize>) -> ServiceError {
     match e {
+        ProgramError::Source(d) if d.limit == Some("max_classical_steps") => {
+            ServiceError::LimitExceeded {
+                limit: "max_classical_steps",
+                message: match execution {
+                    Some(i) => format!("execution {i}: {d}"),
+                    None => d.to_string(),
+                },
+            }
+        }
         ProgramError::Source(d) => ServiceError::InvalidProgram {
             message: d.message,
             location: ProgramLocation {
@@ -269,6 +333,17 @@ pub(crate) fn prepare(
     admission: &Admission<'_>,
     seed: u64,
 ) -> Result<Prepared, ServiceError> {
+    prepare_within(req, admission, seed, Interrupt::default())
+}
+
+/// [`prepare`] that `interrupt` may end: between executions of a sweep, and
+/// inside an OpenQASM 3 parse every few thousand steps.
+pub(crate) fn prepare_within(
+    req: &JobRequest,
+    admission: &Admission<'_>,
+    seed: u64,
+    interrupt: Interrupt<'_>,
+) -> Result<Prepared, ServiceError> {
     let limits = admission.limits;
     check_metadata(req)?;
     let (types, observables) = result_types(req)?;
@@ -315,8 +390,15 @@ pub(crate) fn prepare(
     // a number and `}`.
     let mut result_bytes: u128 = 16 + 17 + F64_JSON_BYTES + 1;
     for (i, inputs) in runs.iter().enumerate() {
-        let circuit = parse_execution(&req.program, inputs, limits)
-            .map_err(|e| program_error(e, sweep.then_some(i)))?;
+        interrupt.check()?;
+        let circuit = parse_execution_within(&req.program, inputs, limits, interrupt).map_err(
+            |e| match &e {
+                ProgramError::Source(d) if matches!(d.limit, Some("deadline" | "stopped")) => {
+                    interrupt.error()
+                }
+                _ => program_error(e, sweep.then_some(i)),
+            },
+        )?;
         swept_ops = swept_ops.saturating_add(count_operations(circuit.ops()));
         if sweep && swept_ops > MAX_SWEEP_OPERATIONS {
             return Err(ServiceError::LimitExceeded {

@@ -7,7 +7,16 @@
 //! leave of the budget, so the running total never exceeds it; a smaller
 //! job of another tenant may start past one that does not fit, until that
 //! one has waited `reserve_after`, after which nothing else starts until it
-//! fits (no starvation of large jobs). The store stays the truth: this view
+//! fits (no starvation of large jobs).
+//!
+//! Workers: `workers` regular worker threads take any job in that order,
+//! so one tenant alone uses every one of them. One more, the fair-share
+//! worker, starts a job only while every regular worker is busy, and only
+//! a job of a tenant with none running: when one tenant's long jobs hold
+//! every regular worker, another tenant's job starts at once instead of
+//! waiting for one of them to end (up to the run-time limit, an hour by
+//! default). Work-conserving either way: nothing waits while a worker it
+//! may use is idle. The store stays the truth: this view
 //! is rebuilt from it at start, and a job that was cancelled in the store
 //! meanwhile is simply not claimed.
 
@@ -64,6 +73,18 @@ struct Running {
     tenant: String,
     memory: u64,
     stop: Arc<AtomicU8>,
+    /// Started by the fair-share worker.
+    fair_share: bool,
+}
+
+/// Which kind of worker asks for a job (see the module's documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WorkerKind {
+    /// One of the `workers` threads: takes any job.
+    Regular,
+    /// The extra thread: only while every regular worker is busy, only a
+    /// job of a tenant with none running.
+    FairShare,
 }
 
 #[derive(Debug, Default)]
@@ -92,6 +113,8 @@ pub(crate) struct Scheduler {
     wake: Condvar,
     budget: u64,
     reserve_after: Duration,
+    /// Regular worker threads.
+    workers: usize,
 }
 
 impl State {
@@ -121,12 +144,14 @@ impl State {
 }
 
 impl Scheduler {
-    pub(crate) fn new(budget: u64, reserve_after: Duration) -> Scheduler {
+    /// A scheduler for `workers` regular workers (and the fair-share one).
+    pub(crate) fn new(budget: u64, reserve_after: Duration, workers: usize) -> Scheduler {
         Scheduler {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
             budget,
             reserve_after,
+            workers: workers.max(1),
         }
     }
 
@@ -179,17 +204,25 @@ impl Scheduler {
             s.ring.push_back(tenant);
         }
         drop(s);
-        self.wake.notify_one();
+        // All: the fair-share worker may be the only one that may take it.
+        self.wake.notify_all();
     }
 
-    /// Takes the next admissible job, waiting for one; `None` once closed.
-    pub(crate) fn next(&self) -> Option<Admitted> {
+    /// Takes the next job a worker of `kind` may start, waiting for one;
+    /// `None` once closed.
+    pub(crate) fn next(&self, kind: WorkerKind) -> Option<Admitted> {
         let mut s = self.lock();
         loop {
             if s.closed {
                 return None;
             }
-            if let Some(admitted) = self.pick(&mut s) {
+            if let Some(admitted) = self.pick(&mut s, kind) {
+                if kind == WorkerKind::Regular && !s.index.is_empty() {
+                    // The regular workers may all be busy now: the
+                    // fair-share worker looks again.
+                    drop(s);
+                    self.wake.notify_all();
+                }
                 return Some(admitted);
             }
             // With a job blocked on memory, wake up in time to reserve for it.
@@ -206,7 +239,7 @@ impl Scheduler {
         }
     }
 
-    fn admit(&self, s: &mut State, tenant: &str) -> Option<Admitted> {
+    fn admit(&self, s: &mut State, tenant: &str, kind: WorkerKind) -> Option<Admitted> {
         let entry = s.head(tenant)?.clone();
         s.remove_queued(&entry.id);
         // The tenant goes to the back of the turn order if it has more.
@@ -225,12 +258,24 @@ impl Scheduler {
                 tenant: entry.tenant.clone(),
                 memory: entry.memory(),
                 stop: stop.clone(),
+                fair_share: kind == WorkerKind::FairShare,
             },
         );
         Some(Admitted { entry, stop })
     }
 
-    fn pick(&self, s: &mut State) -> Option<Admitted> {
+    fn pick(&self, s: &mut State, kind: WorkerKind) -> Option<Admitted> {
+        let fair_share = kind == WorkerKind::FairShare;
+        if fair_share {
+            let regular = s.running.values().filter(|r| !r.fair_share).count();
+            if regular < self.workers {
+                return None;
+            }
+        }
+        // The fair-share worker serves only tenants with nothing running.
+        let may_start = |s: &State, tenant: &str| {
+            !fair_share || !s.running.values().any(|r| r.tenant == tenant)
+        };
         let free = self.budget.saturating_sub(s.used);
         // A blocked job that has waited long enough holds the door.
         if let Some((id, since)) = s.blocked.clone() {
@@ -240,18 +285,25 @@ impl Scheduler {
                     let fits = s
                         .head(&tenant)
                         .is_some_and(|e| e.id == id && e.memory() <= free);
-                    return if fits { self.admit(s, &tenant) } else { None };
+                    return if fits && may_start(s, &tenant) {
+                        self.admit(s, &tenant, kind)
+                    } else {
+                        None
+                    };
                 }
                 Some(_) => {}
             }
         }
         let tenants: Vec<String> = s.ring.iter().cloned().collect();
         for tenant in tenants {
+            if !may_start(s, &tenant) {
+                continue;
+            }
             let Some(head) = s.head(&tenant) else {
                 continue;
             };
             if head.memory() <= free {
-                return self.admit(s, &tenant);
+                return self.admit(s, &tenant, kind);
             }
             let head_id = head.id.clone();
             let since = match &s.blocked {
@@ -383,7 +435,7 @@ mod tests {
     fn order(s: &Scheduler, n: usize) -> Vec<String> {
         (0..n)
             .map(|_| {
-                let a = s.next().unwrap();
+                let a = s.next(WorkerKind::Regular).unwrap();
                 s.finish(&a.entry.id);
                 a.entry.id.clone()
             })
@@ -392,7 +444,7 @@ mod tests {
 
     #[test]
     fn round_robin_over_tenants_then_priority_then_fifo() {
-        let s = Scheduler::new(100, Duration::from_secs(30));
+        let s = Scheduler::new(100, Duration::from_secs(30), 4);
         for i in 0..4 {
             s.push(entry(&format!("a{i}"), "alice", i, 0, 1), false);
         }
@@ -414,31 +466,31 @@ mod tests {
 
     #[test]
     fn admission_never_exceeds_the_budget() {
-        let s = Scheduler::new(100, Duration::from_secs(30));
+        let s = Scheduler::new(100, Duration::from_secs(30), 4);
         s.push(entry("big1", "a", 1, 0, 60), false);
         s.push(entry("big2", "b", 2, 0, 60), false);
         s.push(entry("small", "c", 3, 0, 40), false);
-        let first = s.next().unwrap();
+        let first = s.next(WorkerKind::Regular).unwrap();
         assert_eq!(first.entry.id, "big1");
         // big2 does not fit next to big1; the small job may pass it.
-        let second = s.next().unwrap();
+        let second = s.next(WorkerKind::Regular).unwrap();
         assert_eq!(second.entry.id, "small");
         assert_eq!(s.memory_in_use(), 100);
         s.finish("big1");
         s.finish("small");
-        assert_eq!(s.next().unwrap().entry.id, "big2");
+        assert_eq!(s.next(WorkerKind::Regular).unwrap().entry.id, "big2");
     }
 
     #[test]
     fn a_large_job_blocked_too_long_holds_the_door() {
-        let s = Scheduler::new(100, Duration::ZERO);
+        let s = Scheduler::new(100, Duration::ZERO, 4);
         s.push(entry("running", "a", 1, 0, 50), false);
-        let r = s.next().unwrap();
+        let r = s.next(WorkerKind::Regular).unwrap();
         s.push(entry("big", "b", 2, 0, 100), false);
         s.push(entry("small", "c", 3, 0, 10), false);
         // `big` is blocked; with no grace it reserves the memory at once.
         let picked = std::thread::scope(|scope| {
-            let h = scope.spawn(|| s.next().unwrap().entry.id.clone());
+            let h = scope.spawn(|| s.next(WorkerKind::Regular).unwrap().entry.id.clone());
             std::thread::sleep(Duration::from_millis(50));
             s.finish(&r.entry.id);
             h.join().unwrap()
@@ -446,9 +498,78 @@ mod tests {
         assert_eq!(picked, "big");
     }
 
+    /// Issue 15, finding 8: one tenant's long jobs held every worker, and
+    /// another tenant's small job waited for one of them to end (up to an
+    /// hour). The fair-share worker starts it at once.
+    #[test]
+    fn another_tenant_starts_at_once_while_one_holds_every_worker() {
+        let s = Scheduler::new(100, Duration::from_secs(30), 2);
+        for i in 0..5 {
+            s.push(entry(&format!("a{i}"), "a", i, 0, 1), false);
+        }
+        s.push(entry("b0", "b", 10, 0, 1), false);
+        let a0 = s.next(WorkerKind::Regular).unwrap();
+        assert_eq!(a0.entry.id, "a0");
+        // With a regular worker idle, the fair-share worker takes nothing.
+        assert!(s.pick(&mut s.lock(), WorkerKind::FairShare).is_none());
+        let second = s.next(WorkerKind::Regular).unwrap();
+        assert_eq!(second.entry.id, "b0", "round robin");
+        s.finish("b0");
+        let a1 = s.next(WorkerKind::Regular).unwrap();
+        assert_eq!(a1.entry.id, "a1");
+        s.push(entry("b1", "b", 11, 0, 1), false);
+        // Both regular workers run A's jobs: B's next job starts on the
+        // fair-share worker, and only one of B's at a time.
+        let fair = std::thread::scope(|scope| {
+            let worker = scope.spawn(|| s.next(WorkerKind::FairShare).unwrap());
+            worker.join().unwrap()
+        });
+        assert_eq!(fair.entry.id, "b1");
+        s.push(entry("b2", "b", 12, 0, 1), false);
+        assert!(s.pick(&mut s.lock(), WorkerKind::FairShare).is_none());
+        // A's jobs never go to the fair-share worker while A runs any.
+        s.finish("b1");
+        assert_eq!(
+            s.next(WorkerKind::FairShare).unwrap().entry.id,
+            "b2",
+            "a tenant with nothing running again"
+        );
+        s.finish("b2");
+        assert!(s.pick(&mut s.lock(), WorkerKind::FairShare).is_none());
+        // The fair-share worker wakes when the regular workers fill up.
+        s.finish(&a1.entry.id);
+        s.push(entry("c0", "c", 20, 0, 1), false);
+        let waiting = std::thread::scope(|scope| {
+            let worker = scope.spawn(|| s.next(WorkerKind::FairShare).unwrap());
+            std::thread::sleep(Duration::from_millis(50));
+            // A regular worker takes A's job (A is first in turn): now
+            // both are busy, and C has nothing running.
+            let regular = s.next(WorkerKind::Regular).unwrap();
+            assert_eq!(regular.entry.id, "a2");
+            worker.join().unwrap()
+        });
+        assert_eq!(waiting.entry.id, "c0");
+        drop(a0);
+    }
+
+    /// A single tenant uses exactly the regular workers: the fair-share
+    /// worker never takes its jobs.
+    #[test]
+    fn a_single_tenant_uses_every_regular_worker_and_no_more() {
+        let s = Scheduler::new(100, Duration::from_secs(30), 3);
+        for i in 0..6 {
+            s.push(entry(&format!("a{i}"), "a", i, 0, 1), false);
+        }
+        for _ in 0..3 {
+            s.next(WorkerKind::Regular).unwrap();
+        }
+        assert_eq!(s.depth(), (3, 3));
+        assert!(s.pick(&mut s.lock(), WorkerKind::FairShare).is_none());
+    }
+
     #[test]
     fn active_counts_limit_tenants_and_cancel_frees_them() {
-        let s = Scheduler::new(100, Duration::from_secs(30));
+        let s = Scheduler::new(100, Duration::from_secs(30), 4);
         assert!(s.try_reserve("a", 2).is_ok());
         s.push(entry("x", "a", 1, 0, 1), true);
         assert!(s.try_reserve("a", 2).is_ok());
@@ -457,12 +578,12 @@ mod tests {
         assert!(s.remove_queued("y"));
         assert!(s.try_reserve("a", 2).is_ok());
         s.unreserve("a");
-        let x = s.next().unwrap();
+        let x = s.next(WorkerKind::Regular).unwrap();
         assert!(s.stop_running("x", STOP_CANCEL));
         assert_eq!(x.stop.load(Ordering::Relaxed), STOP_CANCEL);
         s.finish("x");
         assert_eq!(s.depth(), (0, 0));
         s.close();
-        assert!(s.next().is_none());
+        assert!(s.next(WorkerKind::Regular).is_none());
     }
 }

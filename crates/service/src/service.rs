@@ -15,12 +15,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
+use crate::admission::{AdmissionPermits, StopOnDrop};
 use crate::config::{ServiceConfig, TenantLimits};
 use crate::error::ServiceError;
 use crate::keys;
 use crate::model::{JobError, JobRequest, JobResult, JobSpec, JobStatus, JobView, KeyFormat};
-use crate::prepare::{Admission, Prepared, prepare};
-use crate::scheduler::{Entry, STOP_CANCEL, STOP_SHUTDOWN, Scheduler};
+use crate::prepare::{Admission, Interrupt, Prepared, prepare_within};
+use crate::scheduler::{Entry, STOP_CANCEL, STOP_SHUTDOWN, Scheduler, WorkerKind};
 use crate::store::{Inserted, JobRow, JobState, JobStore, NewJob, SqliteStore, WriteOp, Written};
 use crate::time::{now_ms, rfc3339};
 use crate::worker::worker_loop;
@@ -66,7 +67,10 @@ pub struct BackendInfo {
     pub max_qubits: QubitsPerPrecision,
     /// Bytes of state all running jobs together may hold.
     pub memory_budget_bytes: u64,
-    /// Jobs that may run at once.
+    /// Jobs that may run at once for one tenant. While these workers are
+    /// all busy, one more runs a job of a tenant that has none running, so
+    /// another tenant's job starts at once even when one tenant's long
+    /// jobs hold all of them.
     pub workers: usize,
     /// Program formats accepted.
     pub formats: Vec<String>,
@@ -83,6 +87,13 @@ pub struct BackendInfo {
     pub max_result_bytes: u64,
     /// Seconds a job may run.
     pub max_run_time_seconds: f64,
+    /// Seconds a submission's checks (its program parsed for every
+    /// execution) may take before it is refused with `limit-exceeded`.
+    pub max_admission_seconds: f64,
+    /// Steps of classical work (statements executed, expressions
+    /// evaluated, loops counted at every iteration) an OpenQASM 3 program
+    /// may do while it is read; more is refused with `limit-exceeded`.
+    pub max_classical_steps: u64,
     /// Whether the server runs without API keys.
     pub local_mode: bool,
     /// Bit order of counts and state indices.
@@ -148,12 +159,13 @@ pub(crate) struct Inner {
     live: Mutex<LiveMap>,
     /// Jobs held so far: the next one's arrival order.
     arrivals: AtomicI64,
-    /// Admission parses that may run at once, one per core. A 150-byte
-    /// program can unroll to a million operations, about 150 MB while it is
-    /// parsed: without this bound, a few dozen such submissions at once
-    /// would take the machine's memory (8 took 1.8 GB). Parsing is CPU work,
-    /// so more at once than cores would not be faster anyway.
-    admissions: Arc<tokio::sync::Semaphore>,
+    /// Admission parses that may run at once, one per core (at least 2),
+    /// all but one for any one tenant. A 150-byte program can unroll to a
+    /// million operations, about 150 MB while it is parsed: without this
+    /// bound, a few dozen such submissions at once would take the machine's
+    /// memory (8 took 1.8 GB). Parsing is CPU work, so more at once than
+    /// cores would not be faster anyway.
+    admissions: AdmissionPermits,
 }
 
 impl LiveJob {
@@ -386,7 +398,7 @@ impl Service {
         )
         .map_err(|e| ServiceError::Store(format!("cannot start the store writer: {e}")))?;
         let inner = Arc::new(Inner {
-            sched: Scheduler::new(config.memory_budget, config.reserve_after),
+            sched: Scheduler::new(config.memory_budget, config.reserve_after, config.workers),
             sim: Simulator::new().with_parallelism(par),
             store,
             writer,
@@ -395,9 +407,7 @@ impl Service {
             stopping: watch::Sender::new(false),
             live: Mutex::new(HashMap::new()),
             arrivals: AtomicI64::new(0),
-            admissions: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-            )),
+            admissions: AdmissionPermits::for_this_machine(),
             config,
         });
         for row in inner.store.queued().await? {
@@ -407,11 +417,18 @@ impl Service {
         // The writer thread ends by itself once the service is dropped.
         drop(writer_thread);
         let mut threads = Vec::new();
-        for i in 0..inner.config.workers.max(1) {
+        // The regular workers, then the fair-share one (see the scheduler).
+        let workers = inner.config.workers.max(1);
+        for i in 0..=workers {
             let inner = inner.clone();
+            let (name, kind) = if i < workers {
+                (format!("kettle-worker-{i}"), WorkerKind::Regular)
+            } else {
+                ("kettle-worker-fair".to_owned(), WorkerKind::FairShare)
+            };
             let handle = std::thread::Builder::new()
-                .name(format!("kettle-worker-{i}"))
-                .spawn(move || worker_loop(inner))
+                .name(name)
+                .spawn(move || worker_loop(inner, kind))
                 .map_err(|e| ServiceError::Store(format!("cannot start a worker thread: {e}")))?;
             threads.push(handle);
         }
@@ -687,8 +704,18 @@ impl Service {
             .unwrap_or_default();
         let inner = self.inner.clone();
         let seed = random_seed();
+        // Raised when this future is dropped (the client hung up): the
+        // parse on its blocking thread then stops within milliseconds and
+        // gives its permit back.
+        let stop = Arc::new(AtomicBool::new(false));
+        let _stop_on_drop = StopOnDrop(Arc::clone(&stop));
+        let allowed = self.inner.config.max_admission_time;
         let work = move || {
-            prepare(
+            let interrupt = Interrupt {
+                deadline: Some((std::time::Instant::now() + allowed, allowed)),
+                stop: Some(&stop),
+            };
+            prepare_within(
                 &request,
                 &Admission {
                     limits: &limits,
@@ -697,17 +724,20 @@ impl Service {
                     max_result_bytes: inner.config.max_result_bytes,
                 },
                 seed,
+                interrupt,
             )
         };
         // Always off the async threads: size says nothing of the cost, as
         // a 150-byte loop unrolls to a million operations (1.2 s to parse).
+        // The deadline runs from when the parse starts, not while it waits
+        // for a permit (a wait whose client hangs up leaves the queue).
         let spec = if tokio::runtime::Handle::try_current().is_ok() {
-            let permit = Arc::clone(&self.inner.admissions)
-                .acquire_owned()
+            let permit = self
+                .inner
+                .admissions
+                .acquire(tenant)
                 .await
-                .map_err(|_| ServiceError::ShuttingDown)?;
-            // The permit goes with the parse, which runs on even when the
-            // client hangs up and this future is dropped.
+                .ok_or(ServiceError::ShuttingDown)?;
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 work()
@@ -720,10 +750,10 @@ impl Service {
         Ok((spec, hash))
     }
 
-    /// The semaphore admission parses take a permit of.
+    /// The permits admission parses take.
     #[cfg(test)]
-    pub(crate) fn admission_permits(&self) -> Arc<tokio::sync::Semaphore> {
-        Arc::clone(&self.inner.admissions)
+    pub(crate) fn admission_permits(&self) -> &AdmissionPermits {
+        &self.inner.admissions
     }
 
     /// Counts one more job against the tenant's limit of active jobs.
@@ -1165,6 +1195,8 @@ impl Service {
             max_listed_qubits: c.max_listed_qubits,
             max_result_bytes: c.max_result_bytes.min(crate::config::MAX_RESULT_BYTES_CEILING),
             max_run_time_seconds: c.max_run_time.as_secs_f64(),
+            max_admission_seconds: c.max_admission_time.as_secs_f64(),
+            max_classical_steps: kettle_qasm::Limits::default().max_classical_steps,
             local_mode: self.inner.local_mode,
             bit_order: "qiskit: qubit 0 is the least significant bit of a state index; classical bit 0 is the rightmost character of a bitstring".into(),
         }

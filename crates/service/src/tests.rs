@@ -419,11 +419,14 @@ async fn submissions_wait_for_a_parse_permit() {
     let tenant = service.authenticate(None).await.unwrap();
     let permits = service.admission_permits();
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    assert_eq!(permits.available_permits(), cores);
-    let all = std::sync::Arc::clone(&permits)
-        .acquire_many_owned(u32::try_from(cores).unwrap())
-        .await
-        .unwrap();
+    let total = permits.total();
+    assert_eq!(total, cores.max(2));
+    assert_eq!(permits.available(), total);
+    // Other tenants hold every permit.
+    let mut all = Vec::new();
+    for i in 0..total {
+        all.push(permits.acquire(&format!("other-{i}")).await.unwrap());
+    }
     let submission = tokio::spawn({
         let service = service.clone();
         let tenant = tenant.clone();
@@ -438,7 +441,102 @@ async fn submissions_wait_for_a_parse_permit() {
         .unwrap()
         .unwrap();
     assert!(sub.created);
-    assert_eq!(permits.available_permits(), cores);
+    assert_eq!(permits.available(), total);
+}
+
+/// A sweep of 1000 executions of a program whose classical loop takes tens
+/// of milliseconds to read: about a minute of admission in all.
+fn slow_sweep() -> JobRequest {
+    let source = "OPENQASM 3.0;\ninput float t;\nqubit q;\nbit c;\nint x = 0;\n\
+                  for int i in [0:99999] { x = i + 1; }\nc = measure q;\n";
+    serde_json::from_value(serde_json::json!({
+        "program": {"format": "qasm3", "source": source},
+        "shots": 10,
+        "inputs": {"t": (0..1000).map(f64::from).collect::<Vec<_>>()},
+    }))
+    .unwrap()
+}
+
+/// Issue 15, finding 1: a submission whose client hung up (its future
+/// dropped) went on parsing with its permit. The parse now stops within
+/// milliseconds and gives the permit back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_submission_stops_its_parse_and_frees_its_permit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.max_admission_time = Duration::from_secs(600);
+    let service = Service::start(c).await.unwrap();
+    let permits = service.admission_permits();
+    let total = permits.total();
+    let submission = tokio::spawn({
+        let service = service.clone();
+        async move { service.submit("local", slow_sweep(), None).await }
+    });
+    let started = std::time::Instant::now();
+    while permits.available() == total {
+        assert!(started.elapsed() < Duration::from_secs(10), "never parsed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!submission.is_finished());
+    submission.abort();
+    let dropped = std::time::Instant::now();
+    while permits.available() < total {
+        assert!(
+            dropped.elapsed() < Duration::from_secs(5),
+            "the parse runs on after its submission was dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let freed = dropped.elapsed();
+    assert!(freed < Duration::from_secs(5), "{freed:?}");
+    service.shutdown(Duration::ZERO).await;
+}
+
+/// Issue 15, finding 1: admission has a wall-clock bound, and the parser's
+/// work budget is a limit: both end in `limit-exceeded` naming the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_ends_at_its_deadline_or_work_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(config(dir.path())).await.unwrap();
+    let backend = service.backend("local");
+    assert!((backend.max_admission_seconds - 10.0).abs() < 1e-9);
+    assert_eq!(backend.max_classical_steps, 10_000_000);
+    let assignments: String = (0..1000).map(|i| format!("x = {i}; ")).collect();
+    let attack = format!("int x = 0;\nfor int i in [0:999999] {{ {assignments}}}\n");
+    let mut req = request(&attack);
+    req.program.format = ProgramFormat::Qasm3;
+    let err = service.submit("local", req, None).await.unwrap_err();
+    match err {
+        ServiceError::LimitExceeded { limit, message } => {
+            assert_eq!(limit, "max_classical_steps");
+            assert!(message.starts_with("2:"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    service.shutdown(Duration::ZERO).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.max_admission_time = Duration::from_millis(500);
+    let service = Service::start(c).await.unwrap();
+    let started = std::time::Instant::now();
+    let err = service
+        .submit("local", slow_sweep(), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ServiceError::LimitExceeded {
+                limit: "max_admission_seconds",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    service.shutdown(Duration::ZERO).await;
 }
 
 /// Seeds the service chooses stay below 2^53, so that clients holding JSON

@@ -14,7 +14,7 @@ use kettle_core::{Monitor, Progress};
 
 use crate::execute::{RunFailure, run_job};
 use crate::model::{JobError, JobStatus};
-use crate::scheduler::{Admitted, RUN, STOP_CANCEL, STOP_SHUTDOWN};
+use crate::scheduler::{Admitted, RUN, STOP_CANCEL, STOP_SHUTDOWN, WorkerKind};
 use crate::service::Inner;
 use crate::store::{Inserted, JobState, Outcome, StoreResult, WriteOp, Written};
 use crate::time::now_ms;
@@ -51,9 +51,10 @@ enum Ending {
     Requeue,
 }
 
-/// A worker thread's body: runs jobs until the scheduler closes.
-pub(crate) fn worker_loop(inner: Arc<Inner>) {
-    while let Some(admitted) = inner.sched.next() {
+/// A worker thread's body: runs the jobs a worker of `kind` may start
+/// until the scheduler closes.
+pub(crate) fn worker_loop(inner: Arc<Inner>, kind: WorkerKind) {
+    while let Some(admitted) = inner.sched.next(kind) {
         run_admitted(&inner, &admitted);
     }
 }

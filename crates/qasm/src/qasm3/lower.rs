@@ -12,15 +12,18 @@
 //! - Every operation produced counts against [`Limits::max_operations`] as
 //!   it is produced, every loop iteration against
 //!   [`Limits::max_loop_iterations`], every inlined call against
-//!   [`Limits::max_calls`] and [`Limits::max_call_depth`]; recursion through blocks, calls and
-//!   expressions together is bounded too, so no input exhausts the stack.
+//!   [`Limits::max_calls`] and [`Limits::max_call_depth`], every statement
+//!   executed and expression evaluated against [`Limits::max_classical_steps`]
+//!   (and every few thousand steps, the [`ParseOptions`] deadline and stop
+//!   flag are looked at); recursion through blocks, calls and expressions
+//!   together is bounded too, so no input exhausts the stack.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
 use kettle_ir::{Circuit, Clbit, Control, MAX_CLBITS, MAX_NESTING, Operation, Qubit};
 
-use crate::{Diagnostic, Limits};
+use crate::{Diagnostic, Limits, ParseOptions};
 
 use super::ast::{
     BinOp, Expr, ExprKind, GateDef, Index, Iterable, LValue, Loc, Modifier, Range, Stmt, StmtKind,
@@ -32,6 +35,11 @@ use super::parser::file_name;
 use super::values::{self, Value, VarType};
 
 type Result<T> = std::result::Result<T, Diagnostic>;
+
+/// Classical steps between two looks at the deadline and the stop flag: a
+/// step is well under a microsecond, so a stop is seen within milliseconds,
+/// and the clock read is lost in the work between.
+const STEPS_BETWEEN_STOP_CHECKS: u64 = 4096;
 
 /// A gate the program can call.
 #[derive(Clone, Debug)]
@@ -152,6 +160,7 @@ enum RegisterSlot {
 /// The lowering state.
 pub(crate) struct Lowerer<'a> {
     limits: &'a Limits,
+    options: &'a ParseOptions<'a>,
     inputs: &'a BTreeMap<String, f64>,
     used_inputs: HashSet<String>,
     files: Vec<String>,
@@ -181,6 +190,9 @@ pub(crate) struct Lowerer<'a> {
     iterations: u64,
     /// Gate and subroutine calls inlined so far (see [`Limits::max_calls`]).
     call_count: u64,
+    /// Statements executed and expressions evaluated so far (see
+    /// [`Limits::max_classical_steps`]).
+    steps: u64,
     /// Classical bits read, written or declared so far (loops counted).
     bit_work: u64,
     /// `bit_regs.len()` when each open scope began: bit variables local to
@@ -208,11 +220,8 @@ fn plural(n: usize, one: &str) -> String {
 }
 
 impl<'a> Lowerer<'a> {
-    pub(crate) fn new(
-        limits: &'a Limits,
-        inputs: &'a BTreeMap<String, f64>,
-        files: Vec<String>,
-    ) -> Self {
+    pub(crate) fn new(options: &'a ParseOptions<'a>, files: Vec<String>) -> Self {
+        let limits = &options.limits;
         let mut gates = HashMap::new();
         for &(name, gate) in gates::ALWAYS {
             gates.insert(
@@ -225,7 +234,8 @@ impl<'a> Lowerer<'a> {
         }
         Lowerer {
             limits,
-            inputs,
+            options,
+            inputs: &options.inputs,
             used_inputs: HashSet::new(),
             files,
             num_qubits: 0,
@@ -250,6 +260,7 @@ impl<'a> Lowerer<'a> {
             op_count: 0,
             iterations: 0,
             call_count: 0,
+            steps: 0,
             bit_work: 0,
             scope_marks: Vec::new(),
             depth: 0,
@@ -266,6 +277,7 @@ impl<'a> Lowerer<'a> {
             line: loc.line,
             column: loc.column,
             file: file_name(&self.files, loc.file),
+            limit: None,
         }
     }
 
@@ -309,6 +321,38 @@ impl<'a> Lowerer<'a> {
                     self.limits.max_loop_iterations
                 ),
             ));
+        }
+        Ok(())
+    }
+
+    /// Counts one step of classical work: a statement executed, an
+    /// expression evaluated, a loop iteration begun. Every few thousand
+    /// steps, also ends the lowering if its deadline passed or it was told
+    /// to stop.
+    fn step(&mut self, loc: Loc) -> Result<()> {
+        self.steps = self.steps.saturating_add(1);
+        if self.steps > self.limits.max_classical_steps {
+            let mut e = self.err(
+                loc,
+                format!(
+                    "the program does more than {} steps of classical work (statements executed and expressions evaluated, loops counted at every iteration; the limit `max_classical_steps`)",
+                    self.limits.max_classical_steps
+                ),
+            );
+            e.limit = Some("max_classical_steps");
+            return Err(e);
+        }
+        if self.steps % STEPS_BETWEEN_STOP_CHECKS == 0
+            && let Some(why) = self.options.interrupted()
+        {
+            let message = if why == "deadline" {
+                "the program was still being read when its deadline passed"
+            } else {
+                "reading the program was stopped"
+            };
+            let mut e = self.err(loc, message);
+            e.limit = Some(why);
+            return Err(e);
         }
         Ok(())
     }
@@ -511,6 +555,7 @@ impl<'a> Lowerer<'a> {
 
     fn stmt(&mut self, stmt: &Stmt, out: &mut Vec<Operation>) -> Result<Flow> {
         let loc = stmt.loc;
+        self.step(loc)?;
         match &stmt.kind {
             StmtKind::IncludeStdgates => {
                 self.top_level_only(loc, "`include`")?;
@@ -1746,6 +1791,7 @@ impl<'a> Lowerer<'a> {
         out: &mut Vec<Operation>,
     ) -> Result<Option<Flow>> {
         self.iteration(loc)?;
+        self.step(loc)?;
         self.enter(loc)?;
         self.push_scope();
         if let Some((name, ty, value, vloc)) = var {
@@ -2237,6 +2283,7 @@ impl<'a> Lowerer<'a> {
     }
 
     fn eval(&mut self, e: &Expr, out: &mut Vec<Operation>) -> Result<Val> {
+        self.step(e.loc)?;
         self.enter(e.loc)?;
         let v = self.eval_inner(e, out)?;
         self.leave();

@@ -106,7 +106,7 @@ fn includes<'r>(
 pub(crate) fn parse(source: &str, options: &ParseOptions) -> Result<Circuit, Diagnostic> {
     let mut inc = includes(options.includes, true, source);
     let (program, end) = Parser::new(source, 0, &options.limits, &mut inc)?.program()?;
-    lower::Lowerer::new(&options.limits, &options.inputs, inc.files).run(&program, end)
+    lower::Lowerer::new(options, inc.files).run(&program, end)
 }
 
 /// The `input` declarations of a program, without reading its includes.

@@ -71,6 +71,7 @@ impl Includes<'_> {
             line: loc.line,
             column: loc.column,
             file: file_name(&self.files, loc.file),
+            limit: None,
         }
     }
 }

@@ -1445,6 +1445,7 @@ fn parse_program_dispatches_and_displays_errors() {
         line: 1,
         column: 2,
         file: Some("lib.inc".into()),
+        limit: None,
     };
     assert_eq!(d.to_string(), "lib.inc:1:2: m");
 }
@@ -1870,4 +1871,82 @@ fn doubling_chains_of_calls_are_refused() {
         err_with(src, &options).to_string(),
         "3:22: the program makes more than 9 gate and subroutine calls in all (the limit)"
     );
+}
+
+/// Issue 15, finding 1: a loop of a thousand assignments run a million times
+/// stayed within every limit (iterations were counted, not the statements in
+/// them) and parsed for minutes. Every statement and expression now costs a
+/// step of `Limits::max_classical_steps`; the error has its position and
+/// names the limit.
+#[test]
+fn classical_work_counts_against_a_budget() {
+    let assignments: String = (0..1000).map(|i| format!("x = {i}; ")).collect();
+    let attack = format!("int x = 0;\nfor int i in [0:999999] {{ {assignments}}}\n");
+    let e = err(&attack);
+    assert_eq!(e.limit, Some("max_classical_steps"), "{e}");
+    assert_eq!(e.line, 2, "{e}");
+    assert!(e.message.contains("more than 10000000 steps"), "{e}");
+
+    // Statements, expressions and iterations each cost one step: `x = i + 1;`
+    // is a statement and three expressions, and the loop runs 4 times.
+    let src = "int x = 0;\nfor int i in [0:3] { x = i + 1; }\n";
+    let with_budget = |steps| ParseOptions {
+        limits: Limits {
+            max_classical_steps: steps,
+            ..Limits::default()
+        },
+        ..ParseOptions::default()
+    };
+    // 2 (declaration and its value) + 3 (the loop and its range bounds) +
+    // 4 × (1 iteration + 1 statement + 3 expressions).
+    parse_with(src, &with_budget(25));
+    let e = err_with(src, &with_budget(24));
+    assert_eq!(
+        e.to_string(),
+        "2:30: the program does more than 24 steps of classical work (statements executed and expressions evaluated, loops counted at every iteration; the limit `max_classical_steps`)"
+    );
+    assert_eq!(e.limit, Some("max_classical_steps"));
+    // Other errors name no limit.
+    assert_eq!(err("int x = y;\n").limit, None);
+}
+
+/// A parse ends soon after its deadline or its stop flag, whatever its
+/// budgets still allow, and says which ended it.
+#[test]
+fn a_deadline_or_a_stop_flag_ends_a_parse() {
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
+    let endless = "int x = 0;\nwhile (true) { x = x + 1; }\n";
+    let unbounded = Limits {
+        max_classical_steps: u64::MAX,
+        max_loop_iterations: u64::MAX,
+        ..Limits::default()
+    };
+    let options = ParseOptions {
+        limits: unbounded.clone(),
+        deadline: Some(Instant::now() + Duration::from_millis(50)),
+        ..ParseOptions::default()
+    };
+    let e = err_with(endless, &options);
+    assert_eq!(e.limit, Some("deadline"), "{e}");
+    assert_eq!(e.line, 2, "{e}");
+
+    let stop = AtomicBool::new(false);
+    let options = || ParseOptions {
+        limits: unbounded.clone(),
+        stop: Some(&stop),
+        ..ParseOptions::default()
+    };
+    let e = std::thread::scope(|s| {
+        let parse = s.spawn(|| err_with(endless, &options()));
+        std::thread::sleep(Duration::from_millis(20));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        parse
+            .join()
+            .unwrap_or_else(|_| panic!("the parse panicked"))
+    });
+    assert_eq!(e.limit, Some("stopped"), "{e}");
+    // A raised flag stops a parse that has not begun.
+    let e = err_with(endless, &options());
+    assert_eq!(e.limit, Some("stopped"), "{e}");
 }
