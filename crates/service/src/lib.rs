@@ -50,7 +50,7 @@ mod time;
 mod worker;
 mod writer;
 
-pub use config::{ServiceConfig, TenantLimits};
+pub use config::{AuthMode, ServiceConfig, TenantLimits};
 pub use decode::{DecodeError, decode_json};
 pub use error::{ProgramLocation, ServiceError};
 pub use model::{
@@ -61,7 +61,7 @@ pub use prepare::{DEFAULT_SHOTS, check_request};
 pub use service::{
     BackendInfo, JobPage, LOCAL_TENANT, MAX_LIST_LIMIT, QubitsPerPrecision, Service, Submitted,
 };
-pub use store::{JobStore, SqliteStore, WriteOp, Written};
+pub use store::{DataDirLock, JobStore, SqliteStore, WriteOp, Written};
 pub use time::{now_ms, rfc3339};
 
 #[cfg(test)]
