@@ -23,7 +23,7 @@ mod run;
 mod serve;
 mod source;
 
-pub use serve::{KeysAction, KeysArgs, ServeArgs};
+pub use serve::{KeysAction, KeysArgs, ServeArgs, StoreAction, StoreArgs};
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -52,6 +52,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create, list or revoke the API keys of `kettle serve`.
     Keys(KeysArgs),
+    /// Maintain the store of `kettle serve` (backups).
+    Store(StoreArgs),
     /// Show the SIMD level of this build, the threads, and memory per qubit count.
     Info,
 }
@@ -225,6 +227,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::bench(&args),
         Command::Serve(args) => serve::serve(&args),
         Command::Keys(args) => serve::keys(&args),
+        Command::Store(args) => serve::store(&args),
         Command::Info => {
             render::info(&mut std::io::stdout().lock()).map_err(failure::Failure::from)
         }

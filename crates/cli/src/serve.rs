@@ -1,13 +1,14 @@
-//! `kettle serve` (the HTTP job API of `kettle-server`) and `kettle keys`
-//! (its API keys): flags on top of the configuration file and `KETTLE_*`
-//! variables, which `kettle-server` reads.
+//! `kettle serve` (the HTTP job API of `kettle-server`), `kettle keys`
+//! (its API keys) and `kettle store` (backups of its store): flags on top
+//! of the configuration file and `KETTLE_*` variables, which
+//! `kettle-server` reads.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use bytesize::ByteSize;
-use kettle_server::{ServerConfig, ServerError};
+use kettle_server::{AuthMode, ServerConfig, ServerError, ServiceError};
 
 use crate::failure::Failure;
 
@@ -34,6 +35,42 @@ pub struct ServeArgs {
     /// reach it can submit jobs).
     #[arg(long)]
     pub insecure_no_auth: bool,
+    /// Local mode: no API keys, every request acts as tenant `local`, even
+    /// if the store holds keys [config: auth = "local"]. Without it, a store
+    /// that has ever held a key requires one.
+    #[arg(long, conflicts_with = "require_keys")]
+    pub local: bool,
+    /// Require API keys even in a store that has never held one (every
+    /// request gets 401 until `kettle keys create`) [config: auth = "keys"].
+    #[arg(long)]
+    pub require_keys: bool,
+}
+
+/// `kettle store`.
+#[derive(Debug, clap::Args)]
+pub struct StoreArgs {
+    /// Folder of the job database [default: ./kettle-data, or the
+    /// configuration's `data_dir`].
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// A TOML configuration file, for its `data_dir`.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// What to do with the store.
+    #[command(subcommand)]
+    pub action: StoreAction,
+}
+
+/// Store maintenance.
+#[derive(Debug, clap::Subcommand)]
+pub enum StoreAction {
+    /// Write a consistent copy of the store to a new file, also while a
+    /// server runs. To restore, put the copy as `kettle.db` into an empty
+    /// folder and serve that folder.
+    Backup {
+        /// The new file.
+        path: PathBuf,
+    },
 }
 
 /// `kettle keys`.
@@ -75,7 +112,10 @@ fn parse_bytes(text: &str) -> Result<ByteSize, String> {
 
 fn server_failure(e: ServerError) -> Failure {
     match e {
-        ServerError::Config(_) | ServerError::Insecure(_) | ServerError::Bind { .. } => {
+        ServerError::Config(_)
+        | ServerError::Insecure(_)
+        | ServerError::Bind { .. }
+        | ServerError::Service(ServiceError::InvalidRequest { .. }) => {
             Failure::input(format!("kettle: {e}"))
         }
         other => Failure::internal(format!("kettle: {other}")),
@@ -100,19 +140,45 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     if args.insecure_no_auth {
         config.insecure_no_auth = true;
     }
+    if args.local {
+        config.auth = AuthMode::Local;
+    }
+    if args.require_keys {
+        config.auth = AuthMode::Keys;
+    }
     kettle_server::run(config).map_err(server_failure)
+}
+
+/// The data folder a `keys` or `store` command works on.
+fn data_dir_of(data_dir: Option<&Path>, config: Option<&Path>) -> Result<PathBuf, Failure> {
+    match data_dir {
+        Some(dir) => Ok(dir.to_path_buf()),
+        None => Ok(ServerConfig::load(config)
+            .map_err(server_failure)?
+            .data_dir),
+    }
+}
+
+/// Store maintenance: a backup of the live store.
+pub(crate) fn store(args: &StoreArgs) -> Result<(), Failure> {
+    let data_dir = data_dir_of(args.data_dir.as_deref(), args.config.as_deref())?;
+    match &args.action {
+        StoreAction::Backup { path } => {
+            kettle_server::store_backup(&data_dir, path).map_err(server_failure)?;
+            let _ = writeln!(
+                std::io::stderr(),
+                "backed up the store in {} to {}",
+                data_dir.display(),
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Creates, lists or revokes API keys in the data folder's store.
 pub(crate) fn keys(args: &KeysArgs) -> Result<(), Failure> {
-    let data_dir = match &args.data_dir {
-        Some(dir) => dir.clone(),
-        None => {
-            ServerConfig::load(args.config.as_deref())
-                .map_err(server_failure)?
-                .data_dir
-        }
-    };
+    let data_dir = data_dir_of(args.data_dir.as_deref(), args.config.as_deref())?;
     let data_dir: &Path = &data_dir;
     let mut out = std::io::stdout().lock();
     match &args.action {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytesize::ByteSize;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use kettle_service::{ServiceConfig, TenantLimits};
+use kettle_service::{AuthMode, ServiceConfig, TenantLimits};
 use serde::{Deserialize, Serialize};
 
 use crate::ServerError;
@@ -74,6 +74,10 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Let local mode (no API keys) listen on a non-loopback address.
     pub insecure_no_auth: bool,
+    /// How requests are authenticated: `"auto"` (default: keys once the
+    /// store has ever held one, local mode for a store that never has),
+    /// `"local"` (no keys; `--local`) or `"keys"` (`--require-keys`).
+    pub auth: AuthMode,
     /// Limits of every tenant without its own entry.
     pub limits: TenantLimits,
     /// Limits per tenant.
@@ -102,6 +106,7 @@ impl Default for ServerConfig {
             body_timeout_seconds: 30,
             max_connections: 4096,
             insecure_no_auth: false,
+            auth: AuthMode::Auto,
             limits: TenantLimits::default(),
             tenants: BTreeMap::new(),
         }
@@ -152,6 +157,7 @@ impl ServerConfig {
     /// The service's part.
     pub fn service_config(&self) -> ServiceConfig {
         let mut c = ServiceConfig::new(&self.data_dir);
+        c.auth = self.auth;
         if let Some(w) = self.workers {
             c.workers = w.max(1);
         }

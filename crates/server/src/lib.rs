@@ -11,7 +11,9 @@
 //! Ctrl-C; then it stops accepting, lets running jobs finish for the grace
 //! period, re-queues the rest and returns. [`spawn`] does the same on a
 //! background thread (tests, embedding). [`keys_create`], [`keys_list`] and
-//! [`keys_revoke`] manage API keys in a data folder for `kettle keys`.
+//! [`keys_revoke`] manage API keys in a data folder for `kettle keys`, and
+//! [`store_backup`] copies a live store for `kettle store backup`; none of
+//! them takes the folder's lock, so they work beside a running server.
 //!
 //! - `routes`: `/v1/jobs` (submit with `?wait=`, list), `/v1/jobs/{id}`
 //!   (read with `?wait=`/`?keys=hex`, `DELETE` to cancel),
@@ -46,11 +48,12 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
 use kettle_service::keys::{self, CreatedKey, KeyInfo};
-use kettle_service::{Service, ServiceError, SqliteStore};
+use kettle_service::{Service, SqliteStore};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use thiserror::Error;
 
 pub use config::ServerConfig;
+pub use kettle_service::{AuthMode, ServiceError};
 pub use problem::{PROBLEM_JSON, Problem};
 pub use routes::ROUTES;
 
@@ -86,6 +89,8 @@ pub struct Started {
     pub addr: SocketAddr,
     /// Whether it runs without API keys.
     pub local_mode: bool,
+    /// Why it runs in that mode.
+    pub auth: String,
 }
 
 /// The process-wide Prometheus recorder (a process has one metrics
@@ -121,11 +126,13 @@ async fn start(
     if local_mode && !config.addr.ip().is_loopback() && !config.insecure_no_auth {
         service.shutdown(Duration::ZERO).await;
         return Err(ServerError::Insecure(format!(
-            "no API keys exist, so anyone who can reach {} could run jobs; create one with \
-             `kettle keys create TENANT`, listen on 127.0.0.1, or pass --insecure-no-auth",
+            "local mode (no API keys) on {}: anyone who can reach it could run jobs; create a \
+             key with `kettle keys create TENANT`, listen on 127.0.0.1, or pass \
+             --insecure-no-auth",
             config.addr
         )));
     }
+    let auth = service.auth_reason().to_owned();
     let state = web::Data::new(routes::AppState {
         service: service.clone(),
         max_wait: Duration::from_secs(config.max_wait_seconds),
@@ -155,7 +162,15 @@ async fn start(
         source,
     })?;
     let addr = server.addrs().first().copied().unwrap_or(config.addr);
-    Ok((Started { addr, local_mode }, server.run(), service))
+    Ok((
+        Started {
+            addr,
+            local_mode,
+            auth,
+        },
+        server.run(),
+        service,
+    ))
 }
 
 /// Serves until `stop` resolves, then shuts down in order.
@@ -188,12 +203,7 @@ async fn serve(
 
 fn announce(started: &Started, config: &ServerConfig) {
     let service = config.service_config();
-    let mode = if started.local_mode {
-        "LOCAL MODE: no API keys exist, so requests need none and all act as tenant `local`; \
-         create a key with `kettle keys create TENANT` (and restart) to require authentication"
-    } else {
-        "API keys required (Authorization: Bearer <key>)"
-    };
+    let mode = &started.auth;
     let line = format!(
         "kettle serve: listening on http://{} (data in {}, {} workers, memory budget {}). {mode}\n",
         started.addr,
@@ -359,7 +369,9 @@ fn with_store<T: Send>(
 
 /// `kettle keys create TENANT`: a new key for `tenant` in the store under
 /// `data_dir`; its plaintext is in the result and nowhere else. A running
-/// server in local mode keeps serving without keys until restarted.
+/// server that requires keys accepts it at once; one in local mode keeps
+/// serving without keys until restarted (and then requires them, unless
+/// started with `--local`).
 ///
 /// # Errors
 /// A bad tenant name or a store failure.
@@ -382,4 +394,27 @@ pub fn keys_list(data_dir: &Path) -> Result<Vec<KeyInfo>, ServerError> {
 /// A store failure.
 pub fn keys_revoke(data_dir: &Path, id: &str) -> Result<bool, ServerError> {
     with_store(data_dir, async |s| keys::revoke_key(s, id).await)
+}
+
+/// `kettle store backup PATH`: a consistent copy of the store under
+/// `data_dir`, also while a server runs on it (SQLite's `VACUUM INTO`), in
+/// the new file `path`. Restore: put the copy, named `kettle.db`, into an
+/// empty folder and serve that folder.
+///
+/// # Errors
+/// No store in `data_dir`, `path` exists, or the copy fails.
+pub fn store_backup(data_dir: &Path, path: &Path) -> Result<(), ServerError> {
+    if !data_dir.join("kettle.db").is_file() {
+        return Err(ServerError::Config(format!(
+            "there is no store in {} (no kettle.db)",
+            data_dir.display()
+        )));
+    }
+    if path.exists() {
+        return Err(ServerError::Config(format!(
+            "{} exists already; a backup goes into a new file",
+            path.display()
+        )));
+    }
+    with_store(data_dir, async |s| s.backup(path).await)
 }

@@ -208,7 +208,7 @@ impl From<ServiceError> for Problem {
                 p.retry_after = Some(5);
                 p
             }
-            ServiceError::Store(message) => {
+            ServiceError::Store(message) | ServiceError::Unstorable(message) => {
                 tracing::error!("store failure: {message}");
                 let mut p = Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -523,7 +523,7 @@ async fn readyz(state: State) -> Result<HttpResponse, Problem> {
             StatusCode::SERVICE_UNAVAILABLE,
             "not-ready",
             "Not ready",
-            "the server is shutting down or its store does not answer",
+            "the server is shutting down or its store cannot write",
         ))
     }
 }

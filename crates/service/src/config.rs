@@ -46,9 +46,29 @@ impl Default for TenantLimits {
     }
 }
 
+/// How requests are authenticated: chosen by the operator; [`Auto`]
+/// (the default) is decided from the store (see
+/// [`keys::decide_auth`](crate::keys::decide_auth)).
+///
+/// [`Auto`]: AuthMode::Auto
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Keys are required once the store has ever held one; a store that
+    /// never has runs in local mode.
+    #[default]
+    Auto,
+    /// Local mode: no keys, every request is tenant `local`.
+    Local,
+    /// Keys are required, even before the first one exists.
+    Keys,
+}
+
 /// The service's configuration.
 #[derive(Clone, Debug)]
 pub struct ServiceConfig {
+    /// How requests are authenticated.
+    pub auth: AuthMode,
     /// Folder of the SQLite database (created if missing).
     pub data_dir: PathBuf,
     /// Worker threads: jobs that may run at once. One more thread starts
@@ -99,6 +119,7 @@ impl ServiceConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> ServiceConfig {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         ServiceConfig {
+            auth: AuthMode::Auto,
             data_dir: data_dir.into(),
             workers: cores,
             sim_threads: cores,

@@ -94,9 +94,14 @@ pub enum ServiceError {
         "the server is shutting down: it accepts no new jobs and ends waits now; jobs it accepted are kept, so ask again once it is back"
     )]
     ShuttingDown,
-    /// The store failed (disk full, I/O error): not the caller's fault.
+    /// The store failed (disk full, I/O error): not the caller's fault,
+    /// and the same write may succeed later.
     #[error("the job store failed: {0}")]
     Store(String),
+    /// The store refused a write that it will never accept (a value over
+    /// SQLite's size limit, a broken constraint): retrying cannot help.
+    #[error("the job store cannot hold this write: {0}")]
+    Unstorable(String),
 }
 
 impl ServiceError {
@@ -114,7 +119,7 @@ impl ServiceError {
             ServiceError::IdempotencyConflict(_) => "idempotency-conflict",
             ServiceError::Unauthorized(_) => "unauthorized",
             ServiceError::ShuttingDown => "shutting-down",
-            ServiceError::Store(_) => "store-failure",
+            ServiceError::Store(_) | ServiceError::Unstorable(_) => "store-failure",
         }
     }
 
@@ -126,8 +131,32 @@ impl ServiceError {
     }
 }
 
+impl ServiceError {
+    /// Whether the same store write may succeed later (a full disk, an I/O
+    /// error, a read-only or busy database): such writes are retried.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ServiceError::Store(_))
+    }
+}
+
+/// SQLite's primary result codes of a write that can never succeed:
+/// `SQLITE_TOOBIG`, `SQLITE_CONSTRAINT`, `SQLITE_MISMATCH`, `SQLITE_RANGE`.
+/// Everything else (`SQLITE_FULL`, `IOERR`, `READONLY`, `BUSY`, `LOCKED`,
+/// `CANTOPEN`, `NOMEM`, lost connections) may pass on a later try.
+const PERMANENT_SQLITE_CODES: [i64; 4] = [18, 19, 20, 25];
+
 impl From<sqlx::Error> for ServiceError {
     fn from(e: sqlx::Error) -> Self {
-        ServiceError::Store(e.to_string())
+        let permanent = e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .and_then(|c| c.parse::<i64>().ok())
+            // Extended codes keep the primary code in their low byte.
+            .is_some_and(|code| PERMANENT_SQLITE_CODES.contains(&(code & 0xff)));
+        if permanent {
+            ServiceError::Unstorable(e.to_string())
+        } else {
+            ServiceError::Store(e.to_string())
+        }
     }
 }

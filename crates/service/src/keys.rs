@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::config::AuthMode;
 use crate::error::ServiceError;
 use crate::store::{ApiKeyRow, JobStore};
 use crate::time::{now_ms, rfc3339};
@@ -156,4 +157,71 @@ pub async fn authenticate(store: &dyn JobStore, key: &str) -> Result<String, Ser
         return Err(ServiceError::Unauthorized("the API key was revoked".into()));
     }
     Ok(row.tenant)
+}
+
+/// How a service authenticates, and why: the one place the mode is
+/// decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthDecision {
+    /// Local mode: no keys, every request is tenant `local`.
+    pub local: bool,
+    /// Why, for the start-up line.
+    pub reason: String,
+}
+
+/// Decides the mode from the operator's choice and the store. Local mode
+/// is never the default for a store that has held a key (revoking the last
+/// one does not switch authentication off); without an active key, every
+/// request then gets `401` until `kettle keys create` adds one, which takes
+/// effect without a restart (keys are checked per request).
+///
+/// # Errors
+/// A store failure.
+pub async fn decide_auth(
+    mode: AuthMode,
+    store: &dyn JobStore,
+) -> Result<AuthDecision, ServiceError> {
+    let held = store.keys_held().await?;
+    let active = store.active_key_count().await?;
+    let no_active_key = if active == 0 {
+        "; no key is active now, so every request gets 401 until `kettle keys create TENANT` \
+         adds one (no restart needed)"
+    } else {
+        ""
+    };
+    Ok(match mode {
+        AuthMode::Local => AuthDecision {
+            local: true,
+            reason: format!(
+                "LOCAL MODE, chosen with --local (auth = \"local\"): requests need no API key and \
+                 all act as tenant `local`{}",
+                if held {
+                    "; the API keys in this store are not checked"
+                } else {
+                    ""
+                }
+            ),
+        },
+        AuthMode::Keys => AuthDecision {
+            local: false,
+            reason: format!(
+                "API keys required (Authorization: Bearer <key>), chosen with --require-keys \
+                 (auth = \"keys\"){no_active_key}"
+            ),
+        },
+        AuthMode::Auto if held => AuthDecision {
+            local: false,
+            reason: format!(
+                "API keys required (Authorization: Bearer <key>): this store has held API keys, \
+                 so authentication stays on (local mode only with --local){no_active_key}"
+            ),
+        },
+        AuthMode::Auto => AuthDecision {
+            local: true,
+            reason: "LOCAL MODE: this data folder has never held an API key, so requests need \
+                     none and all act as tenant `local`; create a key with `kettle keys create \
+                     TENANT` (and restart) to require authentication"
+                .into(),
+        },
+    })
 }

@@ -51,7 +51,9 @@ mod time;
 mod worker;
 mod writer;
 
-pub use config::{DEFAULT_MAX_RESULT_BYTES, MAX_RESULT_BYTES_CEILING, ServiceConfig, TenantLimits};
+pub use config::{
+    AuthMode, DEFAULT_MAX_RESULT_BYTES, MAX_RESULT_BYTES_CEILING, ServiceConfig, TenantLimits,
+};
 pub use decode::{DecodeError, decode_json};
 pub use error::{ProgramLocation, ServiceError};
 pub use model::{
@@ -62,7 +64,7 @@ pub use prepare::{DEFAULT_SHOTS, check_request};
 pub use service::{
     BackendInfo, JobPage, LOCAL_TENANT, MAX_LIST_LIMIT, QubitsPerPrecision, Service, Submitted,
 };
-pub use store::{JobStore, SqliteStore, WriteOp, Written};
+pub use store::{DataDirLock, JobStore, SqliteStore, WriteOp, Written};
 pub use time::{now_ms, rfc3339};
 
 #[cfg(test)]

@@ -22,7 +22,9 @@ use crate::keys;
 use crate::model::{JobError, JobRequest, JobResult, JobSpec, JobStatus, JobView, KeyFormat};
 use crate::prepare::{Admission, Interrupt, Prepared, prepare_within};
 use crate::scheduler::{Entry, STOP_CANCEL, STOP_SHUTDOWN, Scheduler, WorkerKind};
-use crate::store::{Inserted, JobRow, JobState, JobStore, NewJob, SqliteStore, WriteOp, Written};
+use crate::store::{
+    DataDirLock, Inserted, JobRow, JobState, JobStore, NewJob, SqliteStore, WriteOp, Written,
+};
 use crate::time::{now_ms, rfc3339};
 use crate::worker::worker_loop;
 use crate::writer::{PurgePolicy, Writer};
@@ -151,6 +153,11 @@ pub(crate) struct Inner {
     pub(crate) sched: Scheduler,
     pub(crate) sim: Simulator,
     local_mode: bool,
+    /// Why the service runs in its mode (for the start-up line).
+    auth_reason: String,
+    /// The data folder's lock, when the service opened the folder itself;
+    /// let go at shutdown.
+    lock: Mutex<Option<DataDirLock>>,
     accepting: AtomicBool,
     /// Set once the service begins to stop: requests waiting for a job
     /// answer at once instead of holding the shutdown up.
@@ -364,13 +371,17 @@ fn largest_fitting(precision: kettle_core::Precision, budget: u64, cap: u32) -> 
 }
 
 impl Service {
-    /// Opens the SQLite store in `config.data_dir` and starts the service.
+    /// Locks `config.data_dir` (a second service on the folder is refused,
+    /// naming the first one's PID), opens the SQLite store there and starts
+    /// the service.
     ///
     /// # Errors
-    /// The store cannot be opened, or the worker threads cannot start.
+    /// The folder is in use, the store cannot be opened (or is not the
+    /// folder's own), or the worker threads cannot start.
     pub async fn start(config: ServiceConfig) -> Result<Service, ServiceError> {
+        let lock = DataDirLock::acquire(&config.data_dir)?;
         let store = SqliteStore::open(&config.data_dir).await?;
-        Service::start_with_store(config, Arc::new(store)).await
+        Service::start_locked(config, Arc::new(store), Some(lock)).await
     }
 
     /// Starts the service on `store`: jobs a crash left running return to
@@ -382,11 +393,19 @@ impl Service {
         config: ServiceConfig,
         store: Arc<dyn JobStore>,
     ) -> Result<Service, ServiceError> {
+        Service::start_locked(config, store, None).await
+    }
+
+    async fn start_locked(
+        config: ServiceConfig,
+        store: Arc<dyn JobStore>,
+        lock: Option<DataDirLock>,
+    ) -> Result<Service, ServiceError> {
         let recovered = store.recover(now_ms()).await?;
         if recovered > 0 {
             tracing::info!("{recovered} jobs left running by the last stop returned to the queue");
         }
-        let local_mode = store.active_key_count().await? == 0;
+        let auth = keys::decide_auth(config.auth, store.as_ref()).await?;
         let par = Parallelism::threads(config.sim_threads)
             .map_err(|e| ServiceError::Store(e.to_string()))?;
         let (writer, writer_thread) = Writer::start(
@@ -402,7 +421,9 @@ impl Service {
             sim: Simulator::new().with_parallelism(par),
             store,
             writer,
-            local_mode,
+            local_mode: auth.local,
+            auth_reason: auth.reason,
+            lock: Mutex::new(lock),
             accepting: AtomicBool::new(true),
             stopping: watch::Sender::new(false),
             live: Mutex::new(HashMap::new()),
@@ -455,6 +476,24 @@ impl Service {
         self.inner.local_mode
     }
 
+    /// Why the service authenticates as it does (see
+    /// [`keys::decide_auth`]), for the start-up line.
+    pub fn auth_reason(&self) -> &str {
+        &self.inner.auth_reason
+    }
+
+    /// A store error while the writer retries a failed write: new work is
+    /// turned down at once rather than left waiting for the disk.
+    fn check_writable(&self) -> Result<(), ServiceError> {
+        if self.inner.writer.healthy() {
+            Ok(())
+        } else {
+            Err(ServiceError::Store(
+                "the store cannot write now (a failed write is being retried)".into(),
+            ))
+        }
+    }
+
     /// Whether new jobs are accepted.
     pub fn accepting(&self) -> bool {
         self.inner.accepting.load(Ordering::Relaxed)
@@ -505,6 +544,7 @@ impl Service {
                 Err(ServiceError::IdempotencyConflict(key.to_owned()))
             };
         }
+        self.check_writable()?;
         self.reserve(tenant)?;
         let job = NewJob {
             id: uuid::Uuid::now_v7().to_string(),
@@ -590,6 +630,7 @@ impl Service {
         }
         let (Prepared { spec, circuits }, _) =
             self.prepare_submission(tenant, request, None).await?;
+        self.check_writable()?;
         self.reserve(tenant)?;
         let id = uuid::Uuid::now_v7().to_string();
         let mut rx = self.inner.hold(
@@ -1061,6 +1102,9 @@ impl Service {
             id: id.to_owned(),
             status: status.as_str().to_owned(),
         };
+        // A cancellation is a write: refused while the store cannot write,
+        // before anything changes, rather than answered and lost.
+        self.check_writable()?;
         // Decided under the live lock, so that the job cannot be dispatched
         // or admitted in between: still queued in the scheduler → cancelled
         // at once; otherwise a worker has it → stopped at its next gate.
@@ -1229,9 +1273,12 @@ impl Service {
         }
     }
 
-    /// Whether the store answers.
+    /// Whether the service takes jobs: it is not shutting down, no store
+    /// write is failing, and a probe write goes through.
     pub async fn ready(&self) -> bool {
-        self.accepting() && self.inner.store.active_key_count().await.is_ok()
+        self.accepting()
+            && self.inner.writer.healthy()
+            && self.inner.store.probe_write().await.is_ok()
     }
 
     /// The first step of a shutdown, for the HTTP layer to take before it
@@ -1282,6 +1329,25 @@ impl Service {
             // Queued now; awaited by the flush below.
             drop(self.inner.store_now(&id));
         }
-        self.inner.writer.flush().await;
+        // Writes the store does not take are retried; not for ever here.
+        let patience = grace.max(Duration::from_secs(5));
+        if tokio::time::timeout(patience, self.inner.writer.flush())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                "the store did not take the last writes within {} s; the next start returns \
+                 jobs left running to the queue",
+                patience.as_secs()
+            );
+        }
+        // Another server may use the folder now.
+        drop(
+            self.inner
+                .lock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
     }
 }

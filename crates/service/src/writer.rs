@@ -13,8 +13,20 @@
 //!
 //! The writer also deletes finished jobs past the retention time, every
 //! `purge_interval`, in bounded chunks between batches.
+//!
+//! A failed write of an accepted job (its claim, end, requeue or
+//! cancellation) is retried alone, with back-off, until it succeeds: a full
+//! disk or an I/O error that passes leaves no job `running` or `queued` for
+//! ever, and the writes behind it wait in order. Meanwhile the writer says
+//! it is failing ([`Writer::healthy`], which `/readyz` reads) and turns
+//! down inserts of new submissions at once instead of making them wait. A
+//! write the store will never accept ([`ServiceError::is_transient`] is
+//! false) is not retried, except a job's end with a result too large to
+//! store, which is retried as the job's failure.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -22,7 +34,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::error::ServiceError;
-use crate::store::{JobStore, StoreResult, WriteOp, Written};
+use crate::model::{JobError, JobStatus};
+use crate::store::{JobStore, Outcome, StoreResult, WriteOp, Written};
 use crate::time::now_ms;
 
 /// Most writes in one transaction.
@@ -31,8 +44,12 @@ const MAX_BATCH: usize = 512;
 const LINGER: Duration = Duration::from_millis(5);
 /// Most jobs one purge step deletes.
 const PURGE_CHUNK: u32 = 1000;
-/// Waits before each try of a write whose batch failed, alone.
-const RETRY_WAITS_MS: [u64; 4] = [0, 50, 500, 2000];
+/// The first wait before a failed write is tried again; it doubles up to
+/// [`RETRY_MAX_WAIT`].
+const RETRY_FIRST_WAIT: Duration = Duration::from_millis(50);
+/// The longest wait between two tries of a failing write: how late, at
+/// most, a write goes through after the store can write again.
+const RETRY_MAX_WAIT: Duration = Duration::from_secs(1);
 
 /// What runs on the writer thread once a write is committed (or has
 /// failed): its outcome and the write itself, handed back.
@@ -64,6 +81,8 @@ pub(crate) struct PurgePolicy {
 #[derive(Debug)]
 pub(crate) struct Writer {
     tx: mpsc::UnboundedSender<Pending>,
+    /// Set while a failed write is being retried.
+    failing: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -76,10 +95,22 @@ impl Writer {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()?;
+        let failing = Arc::new(AtomicBool::new(false));
+        let queue = Queue {
+            rx,
+            backlog: VecDeque::new(),
+            failing: failing.clone(),
+        };
         let handle = std::thread::Builder::new()
             .name("kettle-writer".into())
-            .spawn(move || rt.block_on(run(store, rx, purge)))?;
-        Ok((Writer { tx }, handle))
+            .spawn(move || rt.block_on(run(store, queue, purge)))?;
+        Ok((Writer { tx, failing }, handle))
+    }
+
+    /// Whether the writer's last write went through: false while it
+    /// retries one the store did not take.
+    pub(crate) fn healthy(&self) -> bool {
+        !self.failing.load(Ordering::Relaxed)
     }
 
     fn push(&self, op: Option<WriteOp>, durable: bool, reply: Reply) -> Result<(), Reply> {
@@ -159,31 +190,76 @@ fn answer(reply: Reply, result: StoreResult<Written>, op: Option<WriteOp>) {
     }
 }
 
-async fn run(
-    store: Arc<dyn JobStore>,
-    mut rx: mpsc::UnboundedReceiver<Pending>,
-    purge: PurgePolicy,
-) {
+/// What the writer has to do: the channel, and the writes that arrived
+/// while a failing one was retried (in their order).
+struct Queue {
+    rx: mpsc::UnboundedReceiver<Pending>,
+    backlog: VecDeque<Pending>,
+    failing: Arc<AtomicBool>,
+}
+
+impl Queue {
+    fn try_next(&mut self) -> Option<Pending> {
+        self.backlog.pop_front().or_else(|| self.rx.try_recv().ok())
+    }
+
+    /// Waits `wait` before a failed write is tried again. Inserts that
+    /// arrive meanwhile are turned down at once (a new submission gets
+    /// `503` rather than waiting for the disk); other writes wait their
+    /// turn. Whether anybody can still send writes.
+    async fn pause(&mut self, wait: Duration, error: &ServiceError) -> bool {
+        let until = Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(until, self.rx.recv()).await {
+                Ok(Some(p)) => self.defer(p, error),
+                Ok(None) => {
+                    tokio::time::sleep_until(until).await;
+                    return false;
+                }
+                Err(_) => return true,
+            }
+        }
+    }
+
+    fn defer(&mut self, p: Pending, error: &ServiceError) {
+        if matches!(p.op, Some(WriteOp::Insert(_))) {
+            answer(p.reply, Err(cannot_write_now(error)), p.op);
+        } else {
+            self.backlog.push_back(p);
+        }
+    }
+}
+
+fn cannot_write_now(error: &ServiceError) -> ServiceError {
+    ServiceError::Store(format!(
+        "the store cannot write now ({error}); earlier writes are being retried"
+    ))
+}
+
+async fn run(store: Arc<dyn JobStore>, mut queue: Queue, purge: PurgePolicy) {
     let interval = purge.interval.max(Duration::from_millis(10));
     let mut next_purge = Instant::now() + interval;
     loop {
-        let first = tokio::select! {
-            biased;
-            p = rx.recv() => match p {
-                Some(p) => p,
-                None => return,
+        let first = match queue.backlog.pop_front() {
+            Some(p) => p,
+            None => tokio::select! {
+                biased;
+                p = queue.rx.recv() => match p {
+                    Some(p) => p,
+                    None => return,
+                },
+                () = tokio::time::sleep_until(next_purge) => {
+                    let more = purge_step(store.as_ref(), purge.retention).await;
+                    next_purge = Instant::now() + if more { Duration::ZERO } else { interval };
+                    continue;
+                }
             },
-            () = tokio::time::sleep_until(next_purge) => {
-                let more = purge_step(store.as_ref(), purge.retention).await;
-                next_purge = Instant::now() + if more { Duration::ZERO } else { interval };
-                continue;
-            }
         };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
+            match queue.try_next() {
+                Some(p) => batch.push(p),
+                None => break,
             }
         }
         // Writes that need no fsync (claims) linger a little for one that
@@ -195,12 +271,12 @@ async fn run(
                 .iter()
                 .any(|p| p.durable || p.at_once || p.op.is_none())
         {
-            match tokio::time::timeout_at(linger_until, rx.recv()).await {
+            match tokio::time::timeout_at(linger_until, queue.rx.recv()).await {
                 Ok(Some(p)) => batch.push(p),
                 Ok(None) | Err(_) => break,
             }
         }
-        commit(store.as_ref(), batch).await;
+        commit(store.as_ref(), batch, &mut queue).await;
     }
 }
 
@@ -228,12 +304,13 @@ async fn purge_step(store: &dyn JobStore, retention: Duration) -> bool {
     }
 }
 
-async fn commit(store: &dyn JobStore, batch: Vec<Pending>) {
+
+async fn commit(store: &dyn JobStore, batch: Vec<Pending>, queue: &mut Queue) {
     let durable = batch.iter().any(|p| p.durable && p.op.is_some());
     let mut ops = Vec::with_capacity(batch.len());
     let mut replies = Vec::with_capacity(batch.len());
     for p in batch {
-        replies.push((p.op.is_some(), p.reply));
+        replies.push((p.op.is_some(), p.durable, p.at_once, p.reply));
         if let Some(op) = p.op {
             ops.push(op);
         }
@@ -245,9 +322,10 @@ async fn commit(store: &dyn JobStore, batch: Vec<Pending>) {
     };
     match results {
         Ok(results) if results.len() == ops.len() => {
+            queue.failing.store(false, Ordering::Relaxed);
             let mut results = results.into_iter();
             let mut ops = ops.into_iter();
-            for (has_op, reply) in replies {
+            for (has_op, _, _, reply) in replies {
                 if has_op {
                     let (Some(r), Some(op)) = (results.next(), ops.next()) else {
                         break;
@@ -265,32 +343,129 @@ async fn commit(store: &dyn JobStore, batch: Vec<Pending>) {
                     ops.len()
                 );
             }
-            // One failing write must not sink the others: each alone, with
-            // a few retries (a momentarily busy database).
+            // One failing write must not sink the others: each alone.
             let mut ops = ops.into_iter();
-            for (has_op, reply) in replies {
-                if !has_op {
-                    answer(reply, Ok(Written::Changed(false)), None);
+            let mut batch: VecDeque<Pending> = replies
+                .into_iter()
+                .map(|(has_op, durable, at_once, reply)| Pending {
+                    op: if has_op { ops.next() } else { None },
+                    durable,
+                    at_once,
+                    reply,
+                })
+                .collect();
+            while let Some(p) = batch.pop_front() {
+                let Some(op) = p.op else {
+                    answer(p.reply, Ok(Written::Changed(false)), None);
                     continue;
-                }
-                let Some(op) = ops.next() else { break };
-                let mut last = Err(stopped());
-                for wait in RETRY_WAITS_MS {
-                    tokio::time::sleep(Duration::from_millis(wait)).await;
-                    last = store
-                        .write_batch(std::slice::from_ref(&op), true)
-                        .await
-                        .and_then(|mut w| {
-                            w.pop().ok_or_else(|| {
-                                ServiceError::Store("a write answered nothing".into())
-                            })
-                        });
-                    if last.is_ok() {
-                        break;
-                    }
-                }
-                answer(reply, last, Some(op));
+                };
+                let (result, op) = write_until_done(store, op, &mut batch, queue).await;
+                answer(p.reply, result, Some(op));
             }
         }
+    }
+}
+
+/// Writes `op` alone: an insert once, any other write until the store
+/// takes it (or nobody is left to send writes). The outcome, and the write
+/// as it was made (a job's end may have lost its result).
+async fn write_until_done(
+    store: &dyn JobStore,
+    mut op: WriteOp,
+    rest: &mut VecDeque<Pending>,
+    queue: &mut Queue,
+) -> (StoreResult<Written>, WriteOp) {
+    let mut wait = RETRY_FIRST_WAIT;
+    let mut tries = 0u32;
+    let started = Instant::now();
+    loop {
+        tries += 1;
+        let result = store
+            .write_batch(std::slice::from_ref(&op), true)
+            .await
+            .and_then(|mut w| {
+                w.pop()
+                    .ok_or_else(|| ServiceError::Store("a write answered nothing".into()))
+            });
+        let error = match result {
+            Ok(w) => {
+                if tries > 1 {
+                    tracing::info!(
+                        "a store write went through after {tries} tries ({:.1} s)",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+                queue.failing.store(false, Ordering::Relaxed);
+                return (Ok(w), op);
+            }
+            Err(e) => e,
+        };
+        if !error.is_transient() {
+            if let Some(failed) = without_result(&op, &error) {
+                tracing::error!("a job's result cannot be stored ({error}); the job fails instead");
+                op = failed;
+                continue;
+            }
+            tracing::error!("the store refused a write for good: {error}");
+            return (Err(error), op);
+        }
+        // A new submission is turned down rather than kept waiting.
+        if matches!(op, WriteOp::Insert(_)) {
+            return (Err(error), op);
+        }
+        if !queue.failing.swap(true, Ordering::Relaxed) || tries % 30 == 0 {
+            tracing::warn!("a store write failed ({error}); retrying until it succeeds");
+        }
+        // The submissions behind it in this batch are not kept waiting.
+        let waiting = std::mem::take(rest);
+        for p in waiting {
+            queue.defer_in(rest, p, &error);
+        }
+        if !queue.pause(wait, &error).await {
+            tracing::error!("the service stopped while a store write was failing ({error}); a restart recovers the job");
+            return (Err(error), op);
+        }
+        wait = (wait * 2).min(RETRY_MAX_WAIT);
+    }
+}
+
+impl Queue {
+    /// Like [`Queue::defer`], for a write of the batch being retried.
+    fn defer_in(&self, rest: &mut VecDeque<Pending>, p: Pending, error: &ServiceError) {
+        if matches!(p.op, Some(WriteOp::Insert(_))) {
+            answer(p.reply, Err(cannot_write_now(error)), p.op);
+        } else {
+            rest.push_back(p);
+        }
+    }
+}
+
+/// A job's end without its result, as the job's failure: what is written
+/// when the result itself can never be stored. `None` for other writes.
+fn without_result(op: &WriteOp, error: &ServiceError) -> Option<WriteOp> {
+    let failure = || JobError {
+        code: "result-not-stored".into(),
+        message: format!("the job completed, but its result could not be stored: {error}"),
+    };
+    match op {
+        WriteOp::Finish {
+            id,
+            attempt,
+            outcome: Outcome::Completed(_),
+            now_ms,
+        } => Some(WriteOp::Finish {
+            id: id.clone(),
+            attempt: *attempt,
+            outcome: Outcome::Failed(failure()),
+            now_ms: *now_ms,
+        }),
+        WriteOp::Insert(job) if job.state.result.is_some() => {
+            let mut job = job.clone();
+            job.state.status = JobStatus::Failed;
+            job.state.result = None;
+            job.state.error = Some(failure());
+            Some(WriteOp::Insert(job))
+        }
+        _ => None,
     }
 }

@@ -6,8 +6,10 @@
 //! for several nodes sharing one queue fits the same trait (claims would add
 //! `FOR UPDATE SKIP LOCKED` and leases).
 
+mod folder;
 mod sqlite;
 
+pub use folder::DataDirLock;
 pub use sqlite::SqliteStore;
 
 use crate::error::ServiceError;
@@ -285,4 +287,14 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     async fn revoke_key(&self, id: &str, now_ms: i64) -> StoreResult<bool>;
     /// Keys not revoked.
     async fn active_key_count(&self) -> StoreResult<u64>;
+    /// Whether the store has ever held an API key, revoked ones included:
+    /// once it has, authentication stays on.
+    async fn keys_held(&self) -> StoreResult<bool> {
+        Ok(!self.list_keys().await?.is_empty())
+    }
+    /// Makes a small write that reaches the store's files (not durably):
+    /// whether the store can write now.
+    async fn probe_write(&self) -> StoreResult<()> {
+        Ok(())
+    }
 }

@@ -26,6 +26,8 @@ use crate::model::{JobError, JobStatus};
 
 mod writes;
 
+use super::folder;
+
 /// The database file's name inside the data folder.
 pub(crate) const DB_FILE: &str = "kettle.db";
 
@@ -60,7 +62,24 @@ CREATE TABLE api_keys (
     created_ms INTEGER NOT NULL,
     revoked_ms INTEGER
 );
-"#];
+"#,
+// The store's identity (also in the folder's marker file, so that a start
+// can tell a deleted or replaced database), and whether it has ever held an
+// API key: set by the first key, never cleared by revoking (authentication
+// fails closed).
+r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+INSERT INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(16))));
+INSERT INTO meta (key, value) SELECT 'keys_held', '1' WHERE EXISTS (SELECT 1 FROM api_keys);
+CREATE TRIGGER api_keys_held AFTER INSERT ON api_keys
+BEGIN
+    INSERT OR IGNORE INTO meta (key, value) VALUES ('keys_held', '1');
+END;
+"#,
+];
 
 /// Columns of a job row, in the order [`job_row`] reads them.
 const JOB_COLUMNS: &str = "seq, id, tenant, status, spec, attempt, cancel_requested, \
@@ -129,17 +148,72 @@ fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
 
 impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir` and brings its
-    /// schema up to date.
+    /// schema up to date. A folder Kettle creates is private (0700, the
+    /// database 0600). A folder whose marker says it held a store, but
+    /// whose database is missing, empty, unreadable or another store's, is
+    /// refused: starting afresh there would lose its jobs and keys.
     ///
     /// # Errors
-    /// The folder cannot be created, the file cannot be opened, or a
-    /// migration fails.
+    /// The folder cannot be created, the file cannot be opened, the
+    /// database is not the folder's own, or a migration fails.
     pub async fn open(data_dir: &Path) -> StoreResult<SqliteStore> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            ServiceError::Store(format!("cannot create {}: {e}", data_dir.display()))
-        })?;
+        folder::create_private_dir(data_dir)?;
+        let db = data_dir.join(DB_FILE);
+        let marker = folder::read_marker(data_dir)?;
+        if marker.is_some() && !db.exists() {
+            return Err(folder::damaged(
+                data_dir,
+                &format!("the database {} is missing", db.display()),
+            ));
+        }
+        // Created here, private, before SQLite opens it: its -wal and -shm
+        // files take its mode.
+        folder::create_private_file(&db)?;
+        let unreadable = |e: ServiceError| match &marker {
+            Some(_) => folder::damaged(
+                data_dir,
+                &format!("the database {} cannot be read ({e})", db.display()),
+            ),
+            None => e,
+        };
+        let store = SqliteStore::connect(&db).await.map_err(unreadable)?;
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&store.pool)
+            .await
+            .map_err(|e| unreadable(e.into()))?;
+        if version == 0 && marker.is_some() {
+            return Err(folder::damaged(
+                data_dir,
+                &format!(
+                    "the database {} is empty (deleted or truncated)",
+                    db.display()
+                ),
+            ));
+        }
+        store.migrate().await.map_err(unreadable)?;
+        let id = store.store_id().await?;
+        match marker {
+            Some(m) if m != id => {
+                return Err(folder::damaged(
+                    data_dir,
+                    &format!(
+                        "the database {} is another store's (id {id}, the folder's is {m})",
+                        db.display()
+                    ),
+                ));
+            }
+            Some(_) => {}
+            // A new folder, one from before the marker, or a backup
+            // restored into an empty folder: the database names itself.
+            None => folder::write_marker(data_dir, &id)?,
+        }
+        Ok(store)
+    }
+
+    /// Connects to the database file `db`.
+    async fn connect(db: &Path) -> StoreResult<SqliteStore> {
         let options = SqliteConnectOptions::from_str("sqlite:")?
-            .filename(data_dir.join(DB_FILE))
+            .filename(db)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: each commit fsyncs the WAL, so an acknowledged job
@@ -153,12 +227,51 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         let writer = SqliteConnection::connect_with(&options).await?;
-        let store = SqliteStore {
+        Ok(SqliteStore {
             pool,
             writer: Arc::new(tokio::sync::Mutex::new(WriterConn(writer))),
-        };
-        store.migrate().await?;
-        Ok(store)
+        })
+    }
+
+    /// The store's id (random, set when it was created).
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn store_id(&self) -> StoreResult<String> {
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = 'store_id'")
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| ServiceError::Store("the store has no id".into()))
+    }
+
+    /// Writes a consistent copy of the live database to `path` (SQLite's
+    /// `VACUUM INTO`, which reads one snapshot while writers go on), a
+    /// file that must not exist yet; created readable by its owner only.
+    /// The copy is a whole `kettle.db`: put it into an empty folder to
+    /// restore it.
+    ///
+    /// # Errors
+    /// `path` exists or cannot be written, or the store fails.
+    pub async fn backup(&self, path: &Path) -> StoreResult<()> {
+        let mut file = std::fs::OpenOptions::new();
+        file.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+        file.open(path).map_err(|e| {
+            ServiceError::Store(format!("cannot create the backup {}: {e}", path.display()))
+        })?;
+        let target = path.to_str().ok_or_else(|| {
+            ServiceError::Store(format!("the path {} is not UTF-8", path.display()))
+        })?;
+        let done = sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&self.pool)
+            .await;
+        if let Err(e) = done {
+            let _ = std::fs::remove_file(path);
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// Checks the database: SQLite's own `integrity_check` and
@@ -239,7 +352,7 @@ impl SqliteStore {
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| ServiceError::Store(e.to_string()))
+    serde_json::to_string(value).map_err(|e| ServiceError::Unstorable(e.to_string()))
 }
 
 async fn find_idempotent_row(
@@ -541,6 +654,33 @@ impl JobStore for SqliteStore {
                 .execute(&self.pool)
                 .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn keys_held(&self) -> StoreResult<bool> {
+        let held: Option<String> =
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'keys_held'")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(held.is_some())
+    }
+
+    async fn probe_write(&self) -> StoreResult<()> {
+        let mut conn = self.writer.lock().await;
+        // A real write (a page to the WAL), without waiting for the disk.
+        let probe = sqlx::raw_sql(
+            "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE; \
+             INSERT INTO meta (key, value) VALUES ('write_probe', '0') \
+             ON CONFLICT (key) DO UPDATE SET value = (value + 1) % 1000000; COMMIT",
+        )
+        .execute(&mut conn.0)
+        .await;
+        if probe.is_err() {
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut conn.0).await;
+        }
+        sqlx::raw_sql("PRAGMA synchronous = FULL")
+            .execute(&mut conn.0)
+            .await?;
+        probe.map(|_| ()).map_err(ServiceError::from)
     }
 
     async fn active_key_count(&self) -> StoreResult<u64> {
