@@ -392,20 +392,39 @@ async fn a_waiting_submission_is_stored_when_it_ends_when_its_wait_expires_or_at
     let done = wait_for(&service, "local", &late.job.id, JobStatus::Completed).await;
     assert_eq!(done.attempts, 1);
 
-    // Still waiting at shutdown: stored queued, and run after a restart.
+    // Still queued at shutdown: answered at once with ShuttingDown, and
+    // never stored (it was never acknowledged, so nothing is lost and no
+    // job exists that its client does not know of).
     let mut slow = request(&slow_program());
     slow.result_types = Some(vec![ResultType::Statevector]);
     let running = service.submit("local", slow, None).await.unwrap().job.id;
     wait_for(&service, "local", &running, JobStatus::Running).await;
-    let waiter = tokio::spawn(wait(service.clone(), request(BELL), 2.0));
+    let waiter = tokio::spawn({
+        let service = service.clone();
+        async move {
+            service
+                .submit_and_wait(
+                    "local",
+                    request(BELL),
+                    None,
+                    Duration::from_secs(60),
+                    KeyFormat::Bitstring,
+                )
+                .await
+        }
+    });
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let asked = std::time::Instant::now();
     service.shutdown(Duration::ZERO).await;
     let answered = waiter.await.unwrap();
-    assert_eq!(answered.job.status, JobStatus::Queued, "{answered:?}");
+    assert_eq!(answered, Err(ServiceError::ShuttingDown));
+    assert!(asked.elapsed() < Duration::from_secs(10));
     drop(service);
     let service = Service::start(c).await.unwrap();
+    let page = service.list("local", None, 100, None).await.unwrap();
+    // The quick job, the first slow one, the late job, the second slow one.
+    assert_eq!(page.jobs.len(), 4, "{page:?}");
     service.cancel("local", &running).await.unwrap();
-    wait_for(&service, "local", &answered.job.id, JobStatus::Completed).await;
     service.shutdown(Duration::ZERO).await;
 }
 
