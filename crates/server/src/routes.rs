@@ -289,7 +289,7 @@ async fn job_reply(
     let body = TimedBody::new(
         vec![
             Bytes::from(head),
-            Bytes::from(text),
+            Bytes::from_owner(text),
             Bytes::from_static(b"}"),
         ],
         Some(share),

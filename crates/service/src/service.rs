@@ -21,7 +21,9 @@ use crate::keys;
 use crate::model::{JobError, JobRequest, JobResult, JobSpec, JobStatus, JobView, KeyFormat};
 use crate::prepare::{Admission, Prepared, prepare};
 use crate::scheduler::{Entry, STOP_CANCEL, STOP_SHUTDOWN, Scheduler};
-use crate::store::{Inserted, JobRow, JobState, JobStore, NewJob, SqliteStore, WriteOp, Written};
+use crate::store::{
+    Inserted, JobRow, JobState, JobStore, NewJob, ResultText, SqliteStore, WriteOp, Written,
+};
 use crate::time::{now_ms, rfc3339};
 use crate::worker::worker_loop;
 use crate::writer::{PurgePolicy, Writer};
@@ -870,7 +872,7 @@ impl Service {
         tenant: &str,
         id: &str,
         keys: KeyFormat,
-    ) -> Result<Option<String>, ServiceError> {
+    ) -> Result<Option<ResultText>, ServiceError> {
         let Some(text) = self.inner.store.result_text(tenant, id).await? else {
             return Ok(None);
         };
@@ -879,11 +881,11 @@ impl Service {
         }
         // Off the async threads: a large result takes a while to re-key.
         tokio::task::spawn_blocking(move || {
-            let result: JobResult = serde_json::from_str(&text)
+            let result: JobResult = serde_json::from_slice(text.as_bytes())
                 .map_err(|e| ServiceError::Store(format!("stored result is unreadable: {e}")))?;
             drop(text);
             serde_json::to_string(&result.with_keys(keys))
-                .map(Some)
+                .map(|t| Some(ResultText::from(t)))
                 .map_err(|e| ServiceError::Store(e.to_string()))
         })
         .await
