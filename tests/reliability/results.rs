@@ -23,6 +23,9 @@ const MIB: f64 = (1 << 20) as f64;
 const WRITE_TIMEOUT_S: u64 = 3;
 /// Clients that ask for a large result and never read.
 const NON_READERS: usize = 20;
+/// How close to its resident memory before the clients came the server
+/// must get once their write timeouts have passed.
+const RETURNED_WITHIN: u64 = 100 << 20;
 
 /// A `qubits`-qubit program with an arbitrary angle on each qubit, so that
 /// amplitudes print with many digits, as real results do.
@@ -163,8 +166,16 @@ async fn large_results_are_refused_at_submission_and_served_within_a_memory_boun
         tokio::time::sleep(Duration::from_millis(250)).await;
         rss_during = rss_during.max(memory_of(pid).1);
     }
-    // Past the write timeouts of every round: the memory is let go.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Past the write timeouts of every round, the memory is let go: how
+    // long it takes to come back (a loaded machine takes longer to serve
+    // each round).
+    let returned = loop {
+        let rss = memory_of(pid).1;
+        if rss < rss_before + RETURNED_WITHIN || started.elapsed() > Duration::from_secs(40) {
+            break started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     let (peak, rss_after) = memory_of(pid);
     let got: Vec<Received> = streams.into_iter().map(read_all).collect();
     let served = got.iter().filter(|r| r.status == Some(200)).count();
@@ -176,20 +187,21 @@ async fn large_results_are_refused_at_submission_and_served_within_a_memory_boun
     report(&format!(
         "results: {NON_READERS} clients that never read a 20-qubit state vector ({:.1} MiB of JSON): \
          RSS {:.0} MiB before, {:.0} MiB at most while they held it (peak VmHWM {:.0} MiB), \
-         {:.0} MiB after the write timeout of {WRITE_TIMEOUT_S} s; {served} answered 200 \
+         {:.0} MiB {:.1} s after they asked (write timeout {WRITE_TIMEOUT_S} s); {served} answered 200 \
          ({cut} of them cut off by the write timeout), {busy} answered 503",
         result_bytes as f64 / MIB,
         rss_before as f64 / MIB,
         rss_during as f64 / MIB,
         peak as f64 / MIB,
         rss_after as f64 / MIB,
+        returned.as_secs_f64(),
     ));
     assert!(
-        rss_during < rss_before + 400 * (1 << 20),
+        rss_during < rss_before + 512 * (1 << 20),
         "{NON_READERS} non-reading clients raised RSS from {rss_before} to {rss_during}"
     );
     assert!(
-        rss_after < rss_before + 100 * (1 << 20),
+        rss_after < rss_before + RETURNED_WITHIN,
         "the memory did not come back: {rss_before} before, {rss_after} after"
     );
     assert_eq!(served + busy, NON_READERS, "every client got 200 or 503");

@@ -314,6 +314,12 @@ async fn job_reply(
         0 => state.service.config().max_result_bytes,
         n => n,
     };
+    // Re-keying holds the stored text, the parsed result (a map entry costs
+    // about twice its text) and the new text, never more than two at once.
+    let bound = match keys {
+        KeyFormat::Hex => bound.saturating_mul(3),
+        KeyFormat::Bitstring => bound,
+    };
     let Some(share) = state.responses.take(bound, RESPONSE_MEMORY_WAIT).await else {
         return Err(Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -342,7 +348,7 @@ async fn job_reply(
     let body = TimedBody::new(
         vec![
             Bytes::from(head),
-            Bytes::from(text),
+            Bytes::from_owner(text),
             Bytes::from_static(b"}"),
         ],
         Some(share),
@@ -485,7 +491,19 @@ async fn list_jobs(
     if let Some(c) = page.next_cursor {
         body["next_cursor"] = json!(c);
     }
-    Ok(json_response(StatusCode::OK, &body))
+    // Summaries, but 500 of them with long tags are a few MB: sent under
+    // the write timeout too.
+    let body = TimedBody::new(
+        vec![Bytes::from(body.to_string())],
+        None,
+        state.write_timeout,
+    );
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ))
+        .body(body))
 }
 
 async fn cancel_job(

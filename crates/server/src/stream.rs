@@ -69,7 +69,7 @@ struct Held {
 }
 
 /// A body of known length, sent in chunks of at most 64 KiB from `parts`.
-/// When `timeout` passes before it is sent, a timer drops what it holds
+/// When `timeout` passes before a body of more than one chunk is sent, a timer drops what it holds
 /// (and its share of the budget) even if actix no longer polls it (a
 /// client that does not read leaves the connection's buffers full), and
 /// the next poll ends the body with an error, on which actix closes the
@@ -96,6 +96,15 @@ impl TimedBody {
             _share: share,
         })));
         let weak: Weak<Mutex<Option<Held>>> = Arc::downgrade(&held);
+        // A body this small goes to the kernel's socket buffer at once:
+        // no client can make the server hold it, so it needs no timer.
+        if size <= CHUNK_BYTES as u64 {
+            return TimedBody {
+                held,
+                size,
+                sent_all: false,
+            };
+        }
         actix_web::rt::spawn(async move {
             actix_web::rt::time::sleep(timeout).await;
             if let Some(held) = weak.upgrade() {

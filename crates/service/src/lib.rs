@@ -64,7 +64,7 @@ pub use prepare::{DEFAULT_SHOTS, check_request};
 pub use service::{
     BackendInfo, JobPage, LOCAL_TENANT, MAX_LIST_LIMIT, QubitsPerPrecision, Service, Submitted,
 };
-pub use store::{DataDirLock, JobStore, SqliteStore, WriteOp, Written};
+pub use store::{DataDirLock, JobStore, ResultText, SqliteStore, WriteOp, Written};
 pub use time::{now_ms, rfc3339};
 
 #[cfg(test)]

@@ -519,6 +519,7 @@ pub(crate) fn prepare_within(
 /// The first problem found, as [`Service::submit`] reports it.
 ///
 /// [`ServiceConfig::max_listed_qubits`]: crate::ServiceConfig::max_listed_qubits
+/// [`ServiceConfig::max_result_bytes`]: crate::ServiceConfig::max_result_bytes
 /// [`Service::submit`]: crate::Service::submit
 pub fn check_request(
     req: &JobRequest,

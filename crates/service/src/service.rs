@@ -23,7 +23,8 @@ use crate::model::{JobError, JobRequest, JobResult, JobSpec, JobStatus, JobView,
 use crate::prepare::{Admission, Interrupt, Prepared, prepare_within};
 use crate::scheduler::{Entry, STOP_CANCEL, STOP_SHUTDOWN, Scheduler, WorkerKind};
 use crate::store::{
-    DataDirLock, Inserted, JobRow, JobState, JobStore, NewJob, SqliteStore, WriteOp, Written,
+    DataDirLock, Inserted, JobRow, JobState, JobStore, NewJob, ResultText, SqliteStore, WriteOp,
+    Written,
 };
 use crate::time::{now_ms, rfc3339};
 use crate::worker::worker_loop;
@@ -970,7 +971,7 @@ impl Service {
         tenant: &str,
         id: &str,
         keys: KeyFormat,
-    ) -> Result<Option<String>, ServiceError> {
+    ) -> Result<Option<ResultText>, ServiceError> {
         let Some(text) = self.inner.store.result_text(tenant, id).await? else {
             return Ok(None);
         };
@@ -979,11 +980,11 @@ impl Service {
         }
         // Off the async threads: a large result takes a while to re-key.
         tokio::task::spawn_blocking(move || {
-            let result: JobResult = serde_json::from_str(&text)
+            let result: JobResult = serde_json::from_slice(text.as_bytes())
                 .map_err(|e| ServiceError::Store(format!("stored result is unreadable: {e}")))?;
             drop(text);
             serde_json::to_string(&result.with_keys(keys))
-                .map(Some)
+                .map(|t| Some(ResultText::from(t)))
                 .map_err(|e| ServiceError::Store(e.to_string()))
         })
         .await

@@ -1,8 +1,10 @@
 //! The worker pool: dedicated OS threads (never async executor threads)
 //! that take admitted jobs from the scheduler, claim them (in memory at
-//! once, in the store through the writer), run them under a monitor
-//! (cancellation, the run-time limit, shutdown), and hand the outcome to
-//! the writer as a conditional write.
+//! once, and committed in the store before the run starts), run them under
+//! a monitor (cancellation, the run-time limit, shutdown), and hand the
+//! outcome to the writer as a conditional write. A job started
+//! [`MAX_ATTEMPTS`] times without an outcome (a poison job that crashes the
+//! server) fails instead of running again.
 
 use std::ops::ControlFlow;
 use std::panic::AssertUnwindSafe;

@@ -190,6 +190,43 @@ pub enum Written {
     Deleted(u64),
 }
 
+/// A stored result's JSON text, in the buffer the store read it into
+/// (SQLite's own, for [`SqliteStore`]) rather than copied: a response is
+/// sent from it. Why not a `String`: a result can be tens of MB, and a copy
+/// made on one thread and freed on another is one the global allocator may
+/// keep counted as resident long after it is freed.
+pub struct ResultText(Box<dyn AsRef<[u8]> + Send + Sync>);
+
+impl ResultText {
+    /// Text held by `owner`, which must be UTF-8 JSON.
+    pub fn new(owner: impl AsRef<[u8]> + Send + Sync + 'static) -> ResultText {
+        ResultText(Box::new(owner))
+    }
+
+    /// The text's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        (*self.0).as_ref()
+    }
+}
+
+impl From<String> for ResultText {
+    fn from(text: String) -> ResultText {
+        ResultText::new(text)
+    }
+}
+
+impl AsRef<[u8]> for ResultText {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for ResultText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ResultText({} bytes)", self.as_bytes().len())
+    }
+}
+
 /// A stored API key (its secret only as a hash).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiKeyRow {
@@ -249,7 +286,7 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     async fn get_summary(&self, id: &str) -> StoreResult<Option<JobRow>>;
     /// The result of `tenant`'s job `id` as the JSON text it is stored as
     /// (a [`JobResult`] serialised); `None` when there is none.
-    async fn result_text(&self, tenant: &str, id: &str) -> StoreResult<Option<String>>;
+    async fn result_text(&self, tenant: &str, id: &str) -> StoreResult<Option<ResultText>>;
     /// Marks a queued job running and counts the attempt; the attempt
     /// number, or `None` if the job is no longer queued.
     async fn claim(&self, id: &str, now_ms: i64) -> StoreResult<Option<u32>>;

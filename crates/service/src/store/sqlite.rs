@@ -19,7 +19,8 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Row};
 
 use super::{
-    ApiKeyRow, Inserted, JobRow, JobStore, NewJob, Outcome, StoreResult, WriteOp, Written,
+    ApiKeyRow, Inserted, JobRow, JobStore, NewJob, Outcome, ResultText, StoreResult, WriteOp,
+    Written,
 };
 use crate::error::ServiceError;
 use crate::model::{JobError, JobStatus};
@@ -130,6 +131,16 @@ fn job_row(row: &SqliteRow) -> StoreResult<JobRow> {
             .map(|r| serde_json::from_str(&r).map_err(|e| json_err("error", e)))
             .transpose()?,
     })
+}
+
+/// A row of one text column, as the text: SQLite's copy of the value, with
+/// no other (see [`ResultText`]).
+struct RowText(SqliteRow);
+
+impl AsRef<[u8]> for RowText {
+    fn as_ref(&self) -> &[u8] {
+        self.0.try_get::<&str, _>(0).map_or(&[], str::as_bytes)
+    }
 }
 
 fn key_row(row: &SqliteRow) -> StoreResult<ApiKeyRow> {
@@ -488,14 +499,18 @@ impl JobStore for SqliteStore {
         row.as_ref().map(job_row).transpose()
     }
 
-    async fn result_text(&self, tenant: &str, id: &str) -> StoreResult<Option<String>> {
-        let text: Option<Option<String>> =
-            sqlx::query_scalar("SELECT result FROM jobs WHERE id = ? AND tenant = ?")
-                .bind(id)
-                .bind(tenant)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(text.flatten())
+    async fn result_text(&self, tenant: &str, id: &str) -> StoreResult<Option<ResultText>> {
+        let row = sqlx::query(
+            "SELECT result FROM jobs WHERE id = ? AND tenant = ? AND result IS NOT NULL",
+        )
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        // Checked once here: the text is UTF-8.
+        row.try_get::<&str, _>(0)?;
+        Ok(Some(ResultText::new(RowText(row))))
     }
 
     async fn claim(&self, id: &str, now_ms: i64) -> StoreResult<Option<u32>> {
