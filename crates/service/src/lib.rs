@@ -66,3 +66,5 @@ pub use time::{now_ms, rfc3339};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod store_fault_tests;
