@@ -7,6 +7,7 @@
 mod crash;
 mod exhaustion;
 mod security;
+mod store;
 
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;

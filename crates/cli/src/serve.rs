@@ -153,9 +153,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
 fn data_dir_of(data_dir: Option<&Path>, config: Option<&Path>) -> Result<PathBuf, Failure> {
     match data_dir {
         Some(dir) => Ok(dir.to_path_buf()),
-        None => Ok(ServerConfig::load(config)
-            .map_err(server_failure)?
-            .data_dir),
+        None => Ok(ServerConfig::load(config).map_err(server_failure)?.data_dir),
     }
 }
 

@@ -65,6 +65,6 @@ pub use store::{DataDirLock, JobStore, SqliteStore, WriteOp, Written};
 pub use time::{now_ms, rfc3339};
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod store_fault_tests;
+#[cfg(test)]
+mod tests;

@@ -646,8 +646,8 @@ impl Service {
             // is failing has turned the job's insert down already; waiting
             // behind the write it retries would wait for the disk.)
             None if self.inner.writer.healthy() => {
-                let _ = tokio::time::timeout(Duration::from_secs(5), self.inner.writer.flush())
-                    .await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(5), self.inner.writer.flush()).await;
             }
             None => {}
         }

@@ -190,7 +190,12 @@ async fn status_of(service: &Service, id: &str) -> JobStatus {
         .status
 }
 
-async fn until_status(service: &Service, id: &str, status: JobStatus, within: Duration) -> Duration {
+async fn until_status(
+    service: &Service,
+    id: &str,
+    status: JobStatus,
+    within: Duration,
+) -> Duration {
     let start = Instant::now();
     while status_of(service, id).await != status {
         assert!(
@@ -220,7 +225,13 @@ async fn writes_that_fail_for_a_while_are_retried_until_the_store_takes_them() {
         .unwrap()
         .job
         .id;
-    until_status(&service, &running, JobStatus::Running, Duration::from_secs(20)).await;
+    until_status(
+        &service,
+        &running,
+        JobStatus::Running,
+        Duration::from_secs(20),
+    )
+    .await;
     store.full.store(true, Ordering::Relaxed);
 
     // New work is turned down at once; readiness says the store cannot write.
@@ -276,7 +287,13 @@ async fn writes_that_fail_for_a_while_are_retried_until_the_store_takes_them() {
         Duration::from_secs(10),
     )
     .await;
-    until_status(&service, &queued, JobStatus::Completed, Duration::from_secs(20)).await;
+    until_status(
+        &service,
+        &queued,
+        JobStatus::Completed,
+        Duration::from_secs(20),
+    )
+    .await;
     assert!(service.ready().await);
     let ready_after = back.elapsed();
     for id in [&running, &queued] {
@@ -369,7 +386,10 @@ async fn the_mode_is_local_only_by_choice_or_for_a_store_that_never_held_a_key()
     let store = SqliteStore::open(dir.path()).await.unwrap();
     let decide = async |mode| keys::decide_auth(mode, &store).await.unwrap();
     let fresh = decide(AuthMode::Auto).await;
-    assert!(fresh.local && fresh.reason.contains("never held"), "{fresh:?}");
+    assert!(
+        fresh.local && fresh.reason.contains("never held"),
+        "{fresh:?}"
+    );
     assert!(!decide(AuthMode::Keys).await.local);
     let key = keys::create_key(&store, "team").await.unwrap();
     let keyed = decide(AuthMode::Auto).await;

@@ -278,7 +278,6 @@ async fn purge_step(store: &dyn JobStore, retention: Duration) -> bool {
     }
 }
 
-
 async fn commit(store: &dyn JobStore, batch: Vec<Pending>, queue: &mut Queue) {
     let durable = batch.iter().any(|p| p.durable && p.op.is_some());
     let mut ops = Vec::with_capacity(batch.len());
@@ -395,7 +394,9 @@ async fn write_until_done(
             queue.defer_in(rest, p, &error);
         }
         if !queue.pause(wait, &error).await {
-            tracing::error!("the service stopped while a store write was failing ({error}); a restart recovers the job");
+            tracing::error!(
+                "the service stopped while a store write was failing ({error}); a restart recovers the job"
+            );
             return (Err(error), op);
         }
         wait = (wait * 2).min(RETRY_MAX_WAIT);

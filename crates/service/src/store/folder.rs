@@ -31,9 +31,7 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), ServiceError> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .map_err(|e| io_error("create", dir, &e))
+    builder.create(dir).map_err(|e| io_error("create", dir, &e))
 }
 
 /// Opens options that create a file readable by its owner only.

@@ -32,7 +32,8 @@ use super::folder;
 pub(crate) const DB_FILE: &str = "kettle.db";
 
 /// Migrations, in order; migration `i` brings `user_version` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE jobs (
     seq              INTEGER PRIMARY KEY AUTOINCREMENT,
     id               TEXT    NOT NULL UNIQUE,
@@ -63,11 +64,11 @@ CREATE TABLE api_keys (
     revoked_ms INTEGER
 );
 "#,
-// The store's identity (also in the folder's marker file, so that a start
-// can tell a deleted or replaced database), and whether it has ever held an
-// API key: set by the first key, never cleared by revoking (authentication
-// fails closed).
-r#"
+    // The store's identity (also in the folder's marker file, so that a start
+    // can tell a deleted or replaced database), and whether it has ever held an
+    // API key: set by the first key, never cleared by revoking (authentication
+    // fails closed).
+    r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL

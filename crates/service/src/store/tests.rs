@@ -246,7 +246,10 @@ async fn a_new_store_holds_no_keys_and_its_files_are_private() {
                 .mode()
                 & 0o777
         };
-        assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         for name in [DB_FILE, "kettle.db-wal", "kettle.db-shm", folder::ID_FILE] {
             assert_eq!(mode(name), 0o600, "{name}");
         }
@@ -263,7 +266,10 @@ async fn a_deleted_truncated_or_replaced_database_is_refused() {
     created(&store, &job("a", "t", None)).await;
     let backup = dir.path().join("backup.db");
     store.backup(&backup).await.unwrap();
-    assert!(store.backup(&backup).await.is_err(), "a backup never overwrites");
+    assert!(
+        store.backup(&backup).await.is_err(),
+        "a backup never overwrites"
+    );
     store.close().await;
     let db = data.join(DB_FILE);
     let remove_db = || {
@@ -285,14 +291,18 @@ async fn a_deleted_truncated_or_replaced_database_is_refused() {
     std::fs::write(&db, b"SQLite format 3\0 and then garbage, a torn copy").unwrap();
     let torn = SqliteStore::open(&data).await.unwrap_err().to_string();
     assert!(
-        torn.contains("Restore a backup") && (torn.contains("cannot be read") || torn.contains("empty")),
+        torn.contains("Restore a backup")
+            && (torn.contains("cannot be read") || torn.contains("empty")),
         "{torn}"
     );
     remove_db();
     let other = dir.path().join("other");
     SqliteStore::open(&other).await.unwrap().close().await;
     std::fs::copy(other.join(DB_FILE), &db).unwrap();
-    refused(SqliteStore::open(&data).await.unwrap_err(), "another store's");
+    refused(
+        SqliteStore::open(&data).await.unwrap_err(),
+        "another store's",
+    );
 
     // The backup restores, in place or into a new folder.
     remove_db();
@@ -304,7 +314,10 @@ async fn a_deleted_truncated_or_replaced_database_is_refused() {
     std::fs::copy(&backup, restored.join(DB_FILE)).unwrap();
     let copy = SqliteStore::open(&restored).await.unwrap();
     assert!(copy.get("a").await.unwrap().is_some());
-    assert_eq!(copy.store_id().await.unwrap(), store.store_id().await.unwrap());
+    assert_eq!(
+        copy.store_id().await.unwrap(),
+        store.store_id().await.unwrap()
+    );
 }
 
 #[tokio::test]
