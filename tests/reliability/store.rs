@@ -50,12 +50,18 @@ impl Served {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1)
+                let addr = line
+                    .split("listening on http://")
+                    .nth(1)
+                    .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned());
+                // Kept before the address is handed over: the caller reads
+                // the start-up line at once.
+                lines.lock().unwrap().push(line);
+                if let Some(addr) = addr
                     && let Some(tx) = tx.take()
                 {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+                    let _ = tx.send(addr);
                 }
-                lines.lock().unwrap().push(line);
             }
         });
         match rx.recv_timeout(Duration::from_secs(60)) {
