@@ -10,6 +10,7 @@ mod exhaustion;
 mod protocol;
 mod results;
 mod security;
+mod store;
 
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;

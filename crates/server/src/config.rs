@@ -247,6 +247,22 @@ mod tests {
     }
 
     #[test]
+    fn the_auth_mode_is_set_by_file_or_environment() {
+        figment::Jail::expect_with(|jail| {
+            assert_eq!(ServerConfig::load(None).unwrap().auth, AuthMode::Auto);
+            jail.create_file("kettle.toml", "auth = \"local\"\n")?;
+            let c = ServerConfig::load(Some(Path::new("kettle.toml"))).unwrap();
+            assert_eq!(c.service_config().auth, AuthMode::Local);
+            jail.set_env("KETTLE_AUTH", "keys");
+            let c = ServerConfig::load(Some(Path::new("kettle.toml"))).unwrap();
+            assert_eq!(c.auth, AuthMode::Keys);
+            jail.set_env("KETTLE_AUTH", "none");
+            assert!(ServerConfig::load(None).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
     fn unknown_fields_are_refused() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("kettle.toml", "adress = \"1.2.3.4:1\"\n")?;

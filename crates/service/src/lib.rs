@@ -20,15 +20,20 @@
 //!   `synchronous = FULL`). Claims count attempts; completion is a
 //!   conditional update on `(status = running, attempt)` carrying the result,
 //!   so a job completes at most once. At start, jobs a crash left running
-//!   return to the queue.
+//!   return to the queue. The data folder is private, locked by one service
+//!   ([`DataDirLock`]), and marked with the store's id, so that a deleted or
+//!   replaced database is refused rather than started afresh. The single
+//!   writer retries a failed write of an accepted job until the store takes
+//!   it.
 //! - The scheduler (private): round-robin over tenants, then priority, then
 //!   FIFO; a job starts only when its state fits the memory left.
 //! - Workers: `workers` dedicated OS threads run simulations (never the
 //!   async executor's threads) under a [`kettle_core::Monitor`] that stops a
 //!   run at the next gate on cancellation, shutdown or the run-time limit.
-//! - [`keys`]: API keys stored as SHA-256 hashes, checked in constant time;
-//!   with no key the service runs in local mode as tenant
-//!   [`LOCAL_TENANT`].
+//! - [`keys`]: API keys stored as SHA-256 hashes, checked in constant time
+//!   on every request; [`keys::decide_auth`] chooses the mode once: local
+//!   mode (tenant [`LOCAL_TENANT`]) only by the operator's choice
+//!   ([`AuthMode`]) or for a store that has never held a key.
 //! - Idempotency keys: same key and same request → the same job; same key
 //!   and another request → [`ServiceError::IdempotencyConflict`].
 //! - Metrics through the `metrics` facade: `kettle_queue_depth`,
@@ -67,5 +72,7 @@ pub use service::{
 pub use store::{DataDirLock, JobStore, ResultText, SqliteStore, WriteOp, Written};
 pub use time::{now_ms, rfc3339};
 
+#[cfg(test)]
+mod store_fault_tests;
 #[cfg(test)]
 mod tests;

@@ -692,8 +692,14 @@ impl Service {
                 }
             },
             // Stored by its end or a shutdown meanwhile: once that commit
-            // is through, memory or the store has the job.
-            None => self.inner.writer.flush().await,
+            // is through, memory or the store has the job. (A writer that
+            // is failing has turned the job's insert down already; waiting
+            // behind the write it retries would wait for the disk.)
+            None if self.inner.writer.healthy() => {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(5), self.inner.writer.flush()).await;
+            }
+            None => {}
         }
         let job = match self.inner.live_job(&id) {
             Some(job) => self.live_view(&job, keys),
@@ -790,6 +796,18 @@ impl Service {
             work()?
         };
         Ok((spec, hash))
+    }
+
+    /// Whether the writer's writes go through (false while it retries).
+    #[cfg(test)]
+    pub(crate) fn inner_writer_healthy(&self) -> bool {
+        self.inner.writer.healthy()
+    }
+
+    /// The scheduler's queued and running jobs.
+    #[cfg(test)]
+    pub(crate) fn inner_depth(&self) -> (usize, usize) {
+        self.inner.sched.depth()
     }
 
     /// The permits admission parses take.

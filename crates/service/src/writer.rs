@@ -412,7 +412,7 @@ async fn write_until_done(
         if matches!(op, WriteOp::Insert(_)) {
             return (Err(error), op);
         }
-        if !queue.failing.swap(true, Ordering::Relaxed) || tries % 30 == 0 {
+        if !queue.failing.swap(true, Ordering::Relaxed) || tries.is_multiple_of(30) {
             tracing::warn!("a store write failed ({error}); retrying until it succeeds");
         }
         // The submissions behind it in this batch are not kept waiting.

@@ -245,6 +245,15 @@ impl SqliteStore {
         })
     }
 
+    /// Closes every connection, and waits until they are closed (a store
+    /// merely dropped closes them in the background).
+    pub async fn close(self) {
+        self.pool.close().await;
+        if let Ok(writer) = Arc::try_unwrap(self.writer) {
+            let _ = writer.into_inner().0.close().await;
+        }
+    }
+
     /// The store's id (random, set when it was created).
     ///
     /// # Errors

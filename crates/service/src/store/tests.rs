@@ -222,6 +222,103 @@ async fn keys_are_stored_listed_and_revoked() {
     assert!(!store.revoke_key("abc", 6).await.unwrap());
     assert_eq!(store.list_keys().await.unwrap()[0].revoked_ms, Some(5));
     assert_eq!(store.active_key_count().await.unwrap(), 0);
+    // Revoking does not forget that the store held keys.
+    assert!(store.keys_held().await.unwrap());
+    drop(store);
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    assert!(store.keys_held().await.unwrap());
+}
+
+#[tokio::test]
+async fn a_new_store_holds_no_keys_and_its_files_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = SqliteStore::open(&data).await.unwrap();
+    assert!(!store.keys_held().await.unwrap());
+    created(&store, &job("a", "t", None)).await;
+    store.probe_write().await.unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |name: &str| {
+            std::fs::metadata(data.join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(
+            std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        for name in [DB_FILE, "kettle.db-wal", "kettle.db-shm", folder::ID_FILE] {
+            assert_eq!(mode(name), 0o600, "{name}");
+        }
+    }
+}
+
+/// Each way a folder's database can stop being its own: the store refuses
+/// to open (and so to start afresh), saying what to do.
+#[tokio::test]
+async fn a_deleted_truncated_or_replaced_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = SqliteStore::open(&data).await.unwrap();
+    created(&store, &job("a", "t", None)).await;
+    let backup = dir.path().join("backup.db");
+    store.backup(&backup).await.unwrap();
+    assert!(
+        store.backup(&backup).await.is_err(),
+        "a backup never overwrites"
+    );
+    store.close().await;
+    let db = data.join(DB_FILE);
+    let remove_db = || {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+    };
+    let refused = |e: ServiceError, what: &str| {
+        let e = e.to_string();
+        assert!(e.contains(what) && e.contains("Restore a backup"), "{e}");
+    };
+
+    remove_db();
+    refused(SqliteStore::open(&data).await.unwrap_err(), "missing");
+    remove_db();
+    std::fs::File::create(&db).unwrap();
+    refused(SqliteStore::open(&data).await.unwrap_err(), "empty");
+    remove_db();
+    std::fs::write(&db, b"SQLite format 3\0 and then garbage, a torn copy").unwrap();
+    let torn = SqliteStore::open(&data).await.unwrap_err().to_string();
+    assert!(
+        torn.contains("Restore a backup")
+            && (torn.contains("cannot be read") || torn.contains("empty")),
+        "{torn}"
+    );
+    remove_db();
+    let other = dir.path().join("other");
+    SqliteStore::open(&other).await.unwrap().close().await;
+    std::fs::copy(other.join(DB_FILE), &db).unwrap();
+    refused(
+        SqliteStore::open(&data).await.unwrap_err(),
+        "another store's",
+    );
+
+    // The backup restores, in place or into a new folder.
+    remove_db();
+    std::fs::copy(&backup, &db).unwrap();
+    let store = SqliteStore::open(&data).await.unwrap();
+    assert!(store.get("a").await.unwrap().is_some());
+    let restored = dir.path().join("restored");
+    std::fs::create_dir(&restored).unwrap();
+    std::fs::copy(&backup, restored.join(DB_FILE)).unwrap();
+    let copy = SqliteStore::open(&restored).await.unwrap();
+    assert!(copy.get("a").await.unwrap().is_some());
+    assert_eq!(
+        copy.store_id().await.unwrap(),
+        store.store_id().await.unwrap()
+    );
 }
 
 #[tokio::test]
