@@ -1,5 +1,5 @@
 //! Fair use of workers (issue 15, finding 8), against a `kettle serve`
-//! process with two workers: tenant A's long jobs (a 150-byte program of a
+//! process with two workers: tenant A's long jobs (a 123-byte program of a
 //! million gates) fill both, and more of them wait; tenant B's Bell jobs
 //! must still start at once (the fair-share worker), while A alone never
 //! runs more jobs than there are workers.
