@@ -7,6 +7,7 @@
 mod admission;
 mod crash;
 mod exhaustion;
+mod fairness;
 mod protocol;
 mod results;
 mod security;

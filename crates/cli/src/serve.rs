@@ -21,7 +21,8 @@ pub struct ServeArgs {
     /// Folder of the job database [default: ./kettle-data].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Jobs that may run at once [default: the core count].
+    /// Jobs that may run at once for one tenant [default: the core count];
+    /// while all are busy, one more worker runs another tenant's job.
     #[arg(long)]
     pub workers: Option<usize>,
     /// Memory all running state vectors may take together, like 16GiB

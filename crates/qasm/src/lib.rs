@@ -194,7 +194,7 @@ pub struct Limits {
     /// Deepest chain of `include`s (default 8).
     pub max_include_depth: usize,
     /// Most classical work an OpenQASM 3 program may do while it is lowered
-    /// (default 10,000,000 steps): every statement executed and every
+    /// (default 25,000,000 steps): every statement executed and every
     /// expression evaluated costs a step, loop bodies and inlined calls at
     /// each pass. Loop iterations and calls are bounded separately, but a
     /// loop body of a thousand assignments makes each iteration cost a
@@ -214,7 +214,7 @@ impl Default for Limits {
             max_call_depth: 64,
             max_calls: 1_000_000,
             max_include_depth: 8,
-            max_classical_steps: 10_000_000,
+            max_classical_steps: 25_000_000,
         }
     }
 }

@@ -24,7 +24,9 @@ pub struct ServerConfig {
     pub addr: SocketAddr,
     /// Folder of the job database (default `./kettle-data`).
     pub data_dir: PathBuf,
-    /// Jobs that may run at once (default: the core count).
+    /// Jobs that may run at once for one tenant (default: the core
+    /// count); while all are busy, one more worker runs a job of a tenant
+    /// with none running.
     pub workers: Option<usize>,
     /// Threads one simulation may use (default: the core count).
     pub sim_threads: Option<usize>,

@@ -35,6 +35,7 @@
 
 mod body;
 mod config;
+mod disconnect;
 mod page;
 mod problem;
 mod routes;
@@ -151,6 +152,7 @@ async fn start(
             .wrap_fn(routes::http_metrics)
             .configure(routes::configure)
     })
+    .on_connect(disconnect::on_connect)
     .disable_signals()
     .workers(http_workers)
     .max_connections(config.max_connections.div_ceil(http_workers).max(1))

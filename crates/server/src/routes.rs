@@ -434,10 +434,18 @@ async fn submit(
                 .to_owned(),
         ),
     };
-    let submitted = state
-        .service
-        .submit_and_wait(&tenant.0, request, key.as_deref(), wait, query.keys())
-        .await?;
+    // A client that hangs up abandons its submission: the future is
+    // dropped, which stops its program's parse (it may take seconds).
+    let submission =
+        state
+            .service
+            .submit_and_wait(&tenant.0, request, key.as_deref(), wait, query.keys());
+    let submitted = tokio::select! {
+        submitted = submission => submitted?,
+        () = crate::disconnect::client_gone(&req) => {
+            return Err(Problem::bad_request("the client closed the connection"));
+        }
+    };
     let view = submitted.job;
     let status = if submitted.created {
         StatusCode::CREATED

@@ -29,7 +29,13 @@
 //!   FIFO; a job starts only when its state fits the memory left.
 //! - Workers: `workers` dedicated OS threads run simulations (never the
 //!   async executor's threads) under a [`kettle_core::Monitor`] that stops a
-//!   run at the next gate on cancellation, shutdown or the run-time limit.
+//!   run at the next gate on cancellation, shutdown or the run-time limit;
+//!   one more, the fair-share worker, runs a job of a tenant with none
+//!   running while all of them are busy.
+//! - Admission: programs are parsed off the async threads, on at most one
+//!   permit per core (one tenant holds all but one), under the parser's
+//!   work budget and `max_admission_time`; a submission dropped by its
+//!   client stops its parse.
 //! - [`keys`]: API keys stored as SHA-256 hashes, checked in constant time
 //!   on every request; [`keys::decide_auth`] chooses the mode once: local
 //!   mode (tenant [`LOCAL_TENANT`]) only by the operator's choice

@@ -342,7 +342,7 @@ impl<'a> Lowerer<'a> {
             e.limit = Some("max_classical_steps");
             return Err(e);
         }
-        if self.steps % STEPS_BETWEEN_STOP_CHECKS == 0
+        if self.steps.is_multiple_of(STEPS_BETWEEN_STOP_CHECKS)
             && let Some(why) = self.options.interrupted()
         {
             let message = if why == "deadline" {

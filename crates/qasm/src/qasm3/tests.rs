@@ -1885,7 +1885,7 @@ fn classical_work_counts_against_a_budget() {
     let e = err(&attack);
     assert_eq!(e.limit, Some("max_classical_steps"), "{e}");
     assert_eq!(e.line, 2, "{e}");
-    assert!(e.message.contains("more than 10000000 steps"), "{e}");
+    assert!(e.message.contains("more than 25000000 steps"), "{e}");
 
     // Statements, expressions and iterations each cost one step: `x = i + 1;`
     // is a statement and three expressions, and the loop runs 4 times.
