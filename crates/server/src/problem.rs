@@ -21,8 +21,9 @@ pub struct Problem {
     detail: String,
     extra: Map<String, Value>,
     retry_after: Option<u64>,
-    /// Response headers the status calls for (`Accept-Encoding` on a 415).
-    headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// Response headers the status calls for (`Accept-Encoding` on a 415);
+    /// boxed, as a problem travels in every handler's `Err`.
+    headers: Box<[(header::HeaderName, HeaderValue)]>,
 }
 
 impl std::fmt::Display for Problem {
@@ -46,13 +47,15 @@ impl Problem {
             detail: detail.into(),
             extra: Map::new(),
             retry_after: None,
-            headers: Vec::new(),
+            headers: Box::default(),
         }
     }
 
     /// Adds a response header.
     pub(crate) fn with_header(mut self, name: header::HeaderName, value: &'static str) -> Problem {
-        self.headers.push((name, HeaderValue::from_static(value)));
+        let mut headers = std::mem::take(&mut self.headers).into_vec();
+        headers.push((name, HeaderValue::from_static(value)));
+        self.headers = headers.into_boxed_slice();
         self
     }
 
@@ -103,7 +106,7 @@ impl ResponseError for Problem {
         if let Some(secs) = self.retry_after {
             resp.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
-        for (name, value) in &self.headers {
+        for (name, value) in self.headers.iter() {
             resp.insert_header((name.clone(), value.clone()));
         }
         if self.status == StatusCode::UNAUTHORIZED {

@@ -43,8 +43,9 @@ impl Monitor for JobMonitor<'_> {
 }
 
 /// Most times a job is started: a job whose runs all ended without an
-/// outcome this often (it crashed the server, or the server stopped during
-/// each) fails with `too-many-attempts` when it is dispatched again.
+/// outcome this often (each crashed the server) fails with
+/// `too-many-attempts` when it is dispatched again. A run that a graceful
+/// shutdown stopped and queued again is not counted.
 pub(crate) const MAX_ATTEMPTS: u32 = 3;
 
 /// What to write when a run ends.
@@ -216,6 +217,7 @@ fn end_run(inner: &Arc<Inner>, id: &str, attempt: u32, ending: Ending) {
                     let mut state = job.state();
                     state.status = JobStatus::Queued;
                     state.started_ms = None;
+                    state.attempt = state.attempt.saturating_sub(1);
                     job.to_insert(state)
                 };
                 let then = move |written, _| requeued(&then_inner, &then_id, written);
@@ -288,5 +290,7 @@ fn requeued(inner: &Inner, id: &str, written: StoreResult<Written>) {
     inner.live_update(id, |j| {
         j.status = JobStatus::Queued;
         j.started_ms = None;
+        // Not counted, as in the store's requeue.
+        j.attempt = j.attempt.saturating_sub(1);
     });
 }

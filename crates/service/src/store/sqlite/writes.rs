@@ -342,7 +342,10 @@ async fn apply_one(conn: &mut SqliteConnection, op: &WriteOp) -> StoreResult<Wri
     Ok(match op {
         WriteOp::Requeue { id, attempt } => changed(
             sqlx::query(
-                "UPDATE jobs SET status = 'queued', started_ms = NULL \
+                // The stopped run is not counted: a job is failed after
+                // MAX_ATTEMPTS runs without an outcome, and a graceful
+                // stop (a restart, a deployment) is not the job's doing.
+                "UPDATE jobs SET status = 'queued', started_ms = NULL, attempt = attempt - 1 \
                  WHERE id = ? AND status = 'running' AND attempt = ?",
             )
             .bind(id)
