@@ -20,6 +20,48 @@ use std::time::Duration;
 use actix_web::HttpRequest;
 use actix_web::dev::Extensions;
 
+/// File descriptors each connection takes: its socket and the duplicate.
+pub(crate) const FDS_PER_CONNECTION: usize = 2;
+/// File descriptors kept for everything else (the database and its WAL,
+/// listeners, the runtime's own, the data folder's lock).
+const FDS_RESERVED: usize = 256;
+
+/// Connections the process can hold open at once, at most `wanted`.
+///
+/// Raises the soft limit on open files to the hard one first, as Go's
+/// runtime and nginx do (a soft limit of 1024 is a common default, far
+/// below what a server is allowed). Where even the hard limit cannot hold
+/// `wanted` connections at two descriptors each, fewer are allowed, so that
+/// the connection cap, not a failed `accept`, turns clients away (they
+/// wait in the kernel's backlog).
+pub(crate) fn connections_within_file_limit(wanted: usize) -> usize {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let limit = getrlimit(Resource::Nofile);
+        if limit.current < limit.maximum {
+            let raised = Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            };
+            if let Err(e) = setrlimit(Resource::Nofile, raised) {
+                tracing::debug!("could not raise the open-file limit: {e}");
+            }
+        }
+        if let Some(files) = getrlimit(Resource::Nofile).current {
+            let files = usize::try_from(files).unwrap_or(usize::MAX);
+            let fit = files.saturating_sub(FDS_RESERVED) / FDS_PER_CONNECTION;
+            if fit < wanted {
+                tracing::warn!(
+                    "max_connections is {wanted}, but the open-file limit ({files}) holds {fit} connections of {FDS_PER_CONNECTION} descriptors each; serving at most {fit} at once (raise `ulimit -n` for more)"
+                );
+                return fit.max(1);
+            }
+        }
+    }
+    wanted
+}
+
 /// How often a waiting handler looks at its connection.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -68,6 +110,26 @@ pub(crate) async fn client_gone(req: &HttpRequest) {
             }
             // Nothing new, or a pipelined request: still there.
             _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_connection_cap_fits_the_open_file_limit() {
+        use rustix::process::{Resource, getrlimit};
+        let small = connections_within_file_limit(10);
+        assert_eq!(small, 10);
+        let limit = getrlimit(Resource::Nofile);
+        assert_eq!(limit.current, limit.maximum, "the soft limit was raised");
+        let most = connections_within_file_limit(usize::MAX);
+        if let Some(files) = limit.current {
+            let files = usize::try_from(files).unwrap_or(usize::MAX);
+            assert!(most * FDS_PER_CONNECTION + FDS_RESERVED <= files.max(FDS_RESERVED + 2));
         }
     }
 }

@@ -155,7 +155,11 @@ async fn start(
     .on_connect(disconnect::on_connect)
     .disable_signals()
     .workers(http_workers)
-    .max_connections(config.max_connections.div_ceil(http_workers).max(1))
+    .max_connections(
+        disconnect::connections_within_file_limit(config.max_connections)
+            .div_ceil(http_workers)
+            .max(1),
+    )
     .client_request_timeout(Duration::from_secs(config.header_timeout_seconds.max(1)))
     .shutdown_timeout(config.shutdown_grace_seconds.max(1))
     .bind(config.addr)
