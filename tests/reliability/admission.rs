@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::report;
+use super::{bell_latencies, percentile, report};
 use crate::server_util::*;
 
 const ATTACKS: usize = 10;
@@ -33,27 +33,6 @@ fn slow_sweep() -> Value {
         "shots": 10,
         "inputs": {"t": (0..1000).map(f64::from).collect::<Vec<_>>()},
     })
-}
-
-/// Bell jobs with `?wait=5`, one after another, for `duration` (at least
-/// ten): their latencies, sorted.
-async fn bell_jobs(api: &Api, duration: Duration) -> Vec<Duration> {
-    let mut lat = Vec::new();
-    let end = Instant::now() + duration;
-    while Instant::now() < end || lat.len() < 10 {
-        let t = Instant::now();
-        let r = api
-            .post_job(job(BELL, json!({"shots": 100})), "?wait=5")
-            .await;
-        assert_eq!(r.body["status"], "completed", "{}", r.body);
-        lat.push(t.elapsed());
-    }
-    lat.sort();
-    lat
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,8 +60,8 @@ async fn slow_programs_of_one_tenant_end_in_422_and_others_keep_their_latency() 
         "{backend}"
     );
 
-    bell_jobs(&b, Duration::from_millis(300)).await;
-    let before = bell_jobs(&b, Duration::from_secs(2)).await;
+    bell_latencies(&b, Duration::from_millis(300), 5).await;
+    let before = bell_latencies(&b, Duration::from_secs(2), 5).await;
 
     let program = attack_program();
     assert!(program.len() > 10_000 && program.len() < 12_000);
@@ -100,7 +79,7 @@ async fn slow_programs_of_one_tenant_end_in_422_and_others_keep_their_latency() 
     // B's jobs while A's attacks are being parsed.
     let b_during = tokio::spawn({
         let b = Api::new(b.base.clone(), b.key.as_deref());
-        async move { bell_jobs(&b, Duration::from_secs(6)).await }
+        async move { bell_latencies(&b, Duration::from_secs(6), 5).await }
     });
     let mut limits = Vec::new();
     let mut took = Vec::new();
@@ -134,15 +113,18 @@ async fn slow_programs_of_one_tenant_end_in_422_and_others_keep_their_latency() 
     report(&format!(
         "other tenant's Bell jobs (?wait=5): before {} jobs p50 {:.1?} p99 {:.1?}; during the attack {} jobs p50 {:.1?} p99 {:.1?}",
         before.len(),
-        pct(&before, 0.5),
-        pct(&before, 0.99),
+        percentile(&before, 0.5),
+        percentile(&before, 0.99),
         during.len(),
-        pct(&during, 0.5),
-        pct(&during, 0.99),
+        percentile(&during, 0.5),
+        percentile(&during, 0.99),
     ));
     // Each attack parses for a few seconds at most, one at a time at worst.
     assert!(took[ATTACKS - 1] < Duration::from_secs(120), "{took:?}");
-    assert!(pct(&during, 0.99) < Duration::from_secs(2), "{during:?}");
+    assert!(
+        percentile(&during, 0.99) < Duration::from_secs(2),
+        "{during:?}"
+    );
 
     // A hangs up on sweeps that would parse until the deadline, on all the
     // permits it may hold: once they are abandoned, A's next job is parsed

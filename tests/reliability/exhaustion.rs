@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{memory_of, report};
+use super::{bell_latencies, memory_of, percentile, report};
 use crate::server_util::*;
 
 const MIB: u64 = 1 << 20;
@@ -154,26 +154,6 @@ async fn idle_connections(addr: &str, n: usize, wait: Duration) -> (usize, usize
     (opened, closed)
 }
 
-/// Small Bell jobs, one after another, for `duration`: their latencies.
-async fn small_jobs(api: &Api, duration: Duration) -> Vec<Duration> {
-    let mut lat = Vec::new();
-    let end = Instant::now() + duration;
-    while Instant::now() < end || lat.len() < 10 {
-        let t = Instant::now();
-        let r = api
-            .post_job(job(BELL, json!({"shots": 100})), "?wait=30")
-            .await;
-        assert_eq!(r.body["status"], "completed", "{}", r.body);
-        lat.push(t.elapsed());
-    }
-    lat.sort();
-    lat
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn floods_stay_within_memory_and_time_and_small_jobs_still_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -198,8 +178,8 @@ async fn floods_stay_within_memory_and_time_and_small_jobs_still_run() {
     let big = Api::new(server.base.clone(), Some(&big_key));
 
     // Before: warm, then the small jobs' normal latency.
-    small_jobs(&small, Duration::from_millis(300)).await;
-    let before = small_jobs(&small, Duration::from_secs(2)).await;
+    bell_latencies(&small, Duration::from_millis(300), 30).await;
+    let before = bell_latencies(&small, Duration::from_secs(2), 30).await;
     let (_, rss_before) = memory_of(pid);
 
     // A job that can never fit is refused before any allocation.
@@ -286,7 +266,7 @@ async fn floods_stay_within_memory_and_time_and_small_jobs_still_run() {
             most
         }
     });
-    let during = small_jobs(&small, Duration::from_secs(6)).await;
+    let during = bell_latencies(&small, Duration::from_secs(6), 30).await;
     let (seen, (opened, closed)) = attacks.await.unwrap();
     for id in &large_ids {
         let done = big.get_job(id, "?wait=120").await.body;
@@ -347,16 +327,19 @@ async fn floods_stay_within_memory_and_time_and_small_jobs_still_run() {
     report(&format!(
         "small jobs (Bell, 100 shots, ?wait): before {} jobs p50 {:.1?} p99 {:.1?}; during the floods {} jobs p50 {:.1?} p99 {:.1?}",
         before.len(),
-        pct(&before, 0.5),
-        pct(&before, 0.99),
+        percentile(&before, 0.5),
+        percentile(&before, 0.99),
         during.len(),
-        pct(&during, 0.5),
-        pct(&during, 0.99),
+        percentile(&during, 0.5),
+        percentile(&during, 0.99),
     ));
     // The budget plus an allowance for the connections' buffers (about
     // 15 KiB each: 30 MiB for 2000) and the runtime. States are mapped from
     // the kernel and returned when dropped (kettle-core's `buffer`), so the
     // allocator's reuse delay does not add finished jobs' states.
     assert!(grew <= BUDGET + 64 * MIB, "peak grew by {} MiB", grew / MIB);
-    assert!(pct(&during, 0.99) < Duration::from_secs(2), "{during:?}");
+    assert!(
+        percentile(&during, 0.99) < Duration::from_secs(2),
+        "{during:?}"
+    );
 }

@@ -51,3 +51,33 @@ pub(crate) fn memory_of(pid: u32) -> (u64, u64) {
     };
     (field("VmHWM:"), field("VmRSS:"))
 }
+
+/// Bell jobs of 100 shots submitted with `?wait={wait_s}`, one after
+/// another, for `duration` (and at least ten): their latencies, sorted.
+pub(crate) async fn bell_latencies(
+    api: &crate::server_util::Api,
+    duration: std::time::Duration,
+    wait_s: u32,
+) -> Vec<std::time::Duration> {
+    use crate::server_util::{BELL, job};
+    let mut latencies = Vec::new();
+    let end = std::time::Instant::now() + duration;
+    while std::time::Instant::now() < end || latencies.len() < 10 {
+        let t = std::time::Instant::now();
+        let r = api
+            .post_job(
+                job(BELL, serde_json::json!({"shots": 100})),
+                &format!("?wait={wait_s}"),
+            )
+            .await;
+        assert_eq!(r.body["status"], "completed", "{}", r.body);
+        latencies.push(t.elapsed());
+    }
+    latencies.sort();
+    latencies
+}
+
+/// The `p` quantile (0 to 1) of sorted, non-empty latencies.
+pub(crate) fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}

@@ -15,22 +15,11 @@ use crate::store::{
 };
 use crate::*;
 
-const BELL: &str = "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0], q[1];\nmeasure q -> c;\n";
+use crate::tests::{BELL, dense_program};
 
 /// A job of about a second on one thread.
 fn slowish_program() -> String {
-    let mut s = String::from("OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[16];\n");
-    for i in 0..3000 {
-        s.push_str(&format!(
-            "u3(0.1,0.2,{}) q[{}];\ncx q[{}], q[{}];\n",
-            i % 7,
-            i % 16,
-            i % 16,
-            (i + 1) % 16
-        ));
-    }
-    s.push_str("creg c[1];\nmeasure q[0] -> c[0];\n");
-    s
+    dense_program(16, 3000) + "creg c[1];\nmeasure q[0] -> c[0];\n"
 }
 
 fn request(source: &str) -> JobRequest {

@@ -8,21 +8,27 @@ use kettle_core::{RunOptions, Simulator};
 
 use crate::*;
 
-const BELL: &str = "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0], q[1];\nmeasure q -> c;\n";
+pub(crate) const BELL: &str = "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0], q[1];\nmeasure q -> c;\n";
 
-/// A circuit that takes seconds: many dense gates on 20 qubits.
-fn slow_program() -> String {
-    let mut s = String::from("OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[20];\n");
-    for i in 0..20_000 {
+/// `layers` layers of a `u3` and a `cx` on `qubits` qubits, round the
+/// register: a job whose run time grows with both.
+pub(crate) fn dense_program(qubits: usize, layers: usize) -> String {
+    let mut s = format!("OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[{qubits}];\n");
+    for i in 0..layers {
         s.push_str(&format!(
             "u3(0.1,0.2,{}) q[{}];\ncx q[{}], q[{}];\n",
             i % 7,
-            i % 20,
-            i % 20,
-            (i + 1) % 20
+            i % qubits,
+            i % qubits,
+            (i + 1) % qubits
         ));
     }
     s
+}
+
+/// A circuit that takes seconds: many dense gates on 20 qubits.
+fn slow_program() -> String {
+    dense_program(20, 20_000)
 }
 
 fn request(source: &str) -> JobRequest {
