@@ -82,11 +82,16 @@ key="$(tr -d '[:space:]' <"$tmp/key")"
 kettle_serve "$tmp/server.log" --data-dir "$tmp/data" --workers 1 --memory-budget 1GiB
 addr="$kettle_serve_addr"
 echo "== kettle serve on http://$addr" >&2
+# And one in local mode (a new folder, no keys), as the README starts it.
+kettle_serve "$tmp/local.log" --data-dir "$tmp/local" --workers 1
+local_addr="$kettle_serve_addr"
+echo "== kettle serve (local mode) on http://$local_addr" >&2
 
 # --- the test ---------------------------------------------------------------
 mkdir -p "$out"
 rm -f "$out"/*.png
 export BROWSER_TEST_BASE="http://$addr" BROWSER_TEST_KEY="$key" BROWSER_TEST_OUT="$out"
+export BROWSER_TEST_LOCAL_BASE="http://$local_addr"
 export BROWSER_TEST_CHROMIUM="$chromium" BROWSER_TEST_TIMEOUT_S="$limit"
 export NODE_PATH="$node_dir/node_modules"
 # Its own process group (setsid), so that cleanup ends Chromium with it.

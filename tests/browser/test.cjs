@@ -3,6 +3,7 @@
 // API key. What it checks is listed in README.md beside this file.
 //
 // Environment (set by run.sh): BROWSER_TEST_BASE (http://127.0.0.1:PORT),
+// BROWSER_TEST_LOCAL_BASE (a server in local mode),
 // BROWSER_TEST_KEY (the API key), BROWSER_TEST_OUT (folder for
 // screenshots), BROWSER_TEST_CHROMIUM (default /usr/bin/chromium),
 // BROWSER_TEST_TIMEOUT_S (default 100).
@@ -13,6 +14,9 @@ const path = require("path");
 const { chromium } = require("playwright-core");
 
 const BASE = need("BROWSER_TEST_BASE");
+// A second server, in local mode (no keys): the page must work there too,
+// its POSTs carrying the page's own Origin, which local mode requires.
+const LOCAL_BASE = need("BROWSER_TEST_LOCAL_BASE");
 const KEY = need("BROWSER_TEST_KEY");
 const OUT = need("BROWSER_TEST_OUT");
 const CHROMIUM = process.env.BROWSER_TEST_CHROMIUM || "/usr/bin/chromium";
@@ -188,6 +192,7 @@ async function main() {
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30000 });
   try {
     await run(browser);
+    await runLocal(browser);
   } catch (err) {
     if (currentPage) await screenshot(currentPage, "failure.png").catch(() => {});
     throw err;
@@ -335,6 +340,34 @@ async function run(browser) {
   check(problems.length === 0, "the page reported:\n  " + problems.join("\n  "));
   await context.close();
   return [bellPng, groverPng, errorPng, cancelPng];
+}
+
+// Local mode: no key prompt, and a job submitted from the page runs (a
+// server in local mode refuses writes whose Origin is not its own, so this
+// fails if the browser's Origin and the server's idea of it disagree).
+async function runLocal(browser) {
+  const context = await browser.newContext({ viewport: { width: 1366, height: 768 } });
+  const page = await context.newPage();
+  currentPage = page;
+  page.setDefaultTimeout(20000);
+  const origins = [];
+  page.on("request", r => {
+    if (r.method() === "POST") origins.push(r.headerValue("origin"));
+  });
+  await page.goto(LOCAL_BASE + "/");
+  await page.waitForFunction(() => /local mode/.test(document.getElementById("backend-info").textContent));
+  check(!(await page.isVisible("#key-prompt")), "the page asks for a key in local mode");
+  await page.selectOption("#circuit", "qasm3/bell.qasm");
+  await page.fill("#shots", String(SHOTS));
+  const id = await runAndWaitHistogram(page, null);
+  const r = await fetch(LOCAL_BASE + "/v1/jobs/" + id);
+  const job = await r.json();
+  check(r.ok && job.status === "completed", `local mode: job ${id} answered ${r.status} ${job.status}`);
+  const sent = await Promise.all(origins);
+  check(sent.length > 0 && sent.every(o => o === new URL(LOCAL_BASE).origin),
+    `local mode: the page's POSTs carried Origin ${JSON.stringify(sent)}`);
+  log(`local mode: Bell submitted from the page ran (job ${id}); its POST carried Origin ${sent[0]}`);
+  await context.close();
 }
 
 const watchdog = setTimeout(() => {
