@@ -297,7 +297,12 @@ class KettleClient:
         return _result_of(job)
 
     def list_jobs(self, status: str | None = None, limit: int | None = None, cursor: str | None = None) -> JobList:
-        """One page of the caller's jobs, newest first (``GET /v1/jobs``)."""
+        """One page of the caller's jobs, newest first (``GET /v1/jobs``).
+
+        The jobs are summaries: ``result`` is ``None`` even for completed
+        ones (a page never carries results); read a result with
+        :meth:`get` or :meth:`result`.
+        """
         resp = self._request("GET", "/v1/jobs", params={"status": status, "limit": limit, "cursor": cursor})
         return JobList.from_dict(self._json(resp))
 
