@@ -55,6 +55,7 @@ mod execute;
 pub mod keys;
 mod model;
 mod prepare;
+mod result_bound;
 mod scheduler;
 mod service;
 pub mod store;

@@ -14,6 +14,7 @@ use kettle_qasm::{Limits, ParseOptions, ProgramError, parse_program};
 use crate::config::{DEFAULT_MAX_RESULT_BYTES, MAX_RESULT_BYTES_CEILING, TenantLimits};
 use crate::error::{ProgramLocation, ServiceError};
 use crate::model::{InputValue, JobRequest, JobSpec, Program, ResultType};
+use crate::result_bound::{RESULT_ENVELOPE_BOUND, execution_result_bound};
 
 /// Shots when a request asks for counts without saying how many.
 pub const DEFAULT_SHOTS: u64 = 1024;
@@ -386,9 +387,7 @@ pub(crate) fn prepare_within(
     let mut kept = Vec::new();
     let mut kept_ops = 0;
     let mut swept_ops = 0usize;
-    // Everything but the executions: `{"executions":[`, `],"run_seconds":`,
-    // a number and `}`.
-    let mut result_bytes: u128 = 16 + 17 + F64_JSON_BYTES + 1;
+    let mut result_bytes = RESULT_ENVELOPE_BOUND;
     for (i, inputs) in runs.iter().enumerate() {
         interrupt.check()?;
         let circuit = parse_execution_within(&req.program, inputs, limits, interrupt).map_err(
@@ -534,92 +533,6 @@ pub fn check_request(
         max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
     };
     prepare(req, &admission, 0).map(|p| p.spec)
-}
-
-/// Most bytes of a finite `f64` in JSON (`-2.2250738585072014e-308`; a
-/// non-finite one is `null`).
-const F64_JSON_BYTES: u128 = 24;
-/// Most bytes of a `u64` in JSON.
-const U64_JSON_BYTES: u128 = 20;
-
-/// Most bytes of `text` as a JSON string, quotes included (every byte
-/// escaped as `\u00XX` at worst).
-fn json_string_bound(text: &str) -> u128 {
-    2 + 6 * text.len() as u128
-}
-
-/// Decimal digits of `n`.
-fn digits(n: u64) -> u128 {
-    u128::from(n.checked_ilog10().map_or(1, |d| d + 1))
-}
-
-/// `2^bits`, saturating.
-fn outcomes(bits: u32) -> u128 {
-    1u128.checked_shl(bits).unwrap_or(u128::MAX)
-}
-
-/// An upper bound of the bytes of one execution's result as JSON (an
-/// [`ExecutionResult`](crate::ExecutionResult) as the API serialises it,
-/// with bitstring or hex keys): counts have at most min(shots,
-/// 2^clbits) entries, memory one per shot, probabilities at most 2^(measured
-/// qubits), a state vector 2^qubits `[re, im]` pairs.
-pub(crate) fn execution_result_bound(
-    circuit: &Circuit,
-    types: &[ResultType],
-    shots: u64,
-    inputs: &BTreeMap<String, f64>,
-) -> u128 {
-    let clbits = circuit.num_clbits();
-    // A key: the bitstring, or `0x` and a hex digit per 4 bits (at least
-    // one), in quotes.
-    let key = 2 + u128::from(clbits.max(2 + clbits.div_ceil(4).max(1)));
-    // `{"seed":…,"shots":…}` and the comma after it.
-    let mut bytes = 2 + 7 + U64_JSON_BYTES + 9 + U64_JSON_BYTES + 1;
-    if !inputs.is_empty() {
-        // `"inputs":{…},`, each `"name":value,`.
-        bytes += 12;
-        for name in inputs.keys() {
-            bytes += json_string_bound(name) + 1 + F64_JSON_BYTES + 1;
-        }
-    }
-    let mut add = |field: u128, entries: u128, entry: u128| {
-        // `,"field":[…]` (or `{…}`): the field's name in quotes, the colon,
-        // brackets and comma; each entry and its comma.
-        bytes = bytes
-            .saturating_add(field + 6)
-            .saturating_add(entries.saturating_mul(entry + 1));
-    };
-    for t in types {
-        match t {
-            ResultType::Counts => add(
-                6,
-                u128::from(shots).min(outcomes(clbits)),
-                key + 1 + digits(shots),
-            ),
-            ResultType::Memory => add(6, u128::from(shots), key),
-            ResultType::Probabilities => {
-                let measured = final_measurements(circuit).map_or(clbits, |finals| {
-                    let mut qubits: Vec<u32> = finals.iter().map(|&(q, _)| q).collect();
-                    qubits.sort_unstable();
-                    qubits.dedup();
-                    qubits.len() as u32
-                });
-                add(13, outcomes(measured.min(clbits)), key + 1 + F64_JSON_BYTES);
-            }
-            ResultType::Statevector => add(
-                11,
-                outcomes(circuit.num_qubits()),
-                1 + F64_JSON_BYTES + 1 + F64_JSON_BYTES + 1,
-            ),
-            ResultType::Expectation(list) => {
-                // `{"observable":…,"value":…}` each.
-                for text in list {
-                    add(12, 1, 15 + json_string_bound(text) + 9 + F64_JSON_BYTES + 1);
-                }
-            }
-        }
-    }
-    bytes
 }
 
 /// Operations in `ops`, those inside `if` blocks counted too.
