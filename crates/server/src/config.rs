@@ -170,10 +170,8 @@ impl ServerConfig {
         c.max_run_time = Duration::from_secs(self.max_run_time_seconds.max(1));
         c.max_admission_time = Duration::from_secs(self.max_admission_seconds.max(1));
         c.max_listed_qubits = self.max_listed_qubits;
-        c.max_result_bytes = self
-            .max_result_bytes
-            .as_u64()
-            .min(kettle_service::MAX_RESULT_BYTES_CEILING);
+        // Past the ceiling is refused by `check`, and capped by the service.
+        c.max_result_bytes = self.max_result_bytes.as_u64();
         c.retention = Duration::from_secs(self.retention_days.saturating_mul(86_400));
         c.default_limits = self.limits.clone();
         c.tenant_limits = self.tenants.clone();

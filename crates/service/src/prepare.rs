@@ -11,7 +11,7 @@ use kettle_core::{PauliSum, final_measurements};
 use kettle_ir::{Circuit, Operation};
 use kettle_qasm::{Limits, ParseOptions, ProgramError, parse_program};
 
-use crate::config::{DEFAULT_MAX_RESULT_BYTES, MAX_RESULT_BYTES_CEILING, TenantLimits};
+use crate::config::{DEFAULT_MAX_RESULT_BYTES, TenantLimits};
 use crate::error::{ProgramLocation, ServiceError};
 use crate::model::{InputValue, JobRequest, JobSpec, Program, ResultType};
 use crate::result_bound::{RESULT_ENVELOPE_BOUND, execution_result_bound};
@@ -44,7 +44,8 @@ pub(crate) struct Admission<'a> {
     pub(crate) limits: &'a TenantLimits,
     pub(crate) memory_budget: u64,
     pub(crate) max_listed_qubits: u32,
-    /// Largest result, in bytes of JSON ([`result_bytes_bound`]).
+    /// Largest result, in bytes of JSON, as [`crate::result_bound`] bounds
+    /// it (the service caps it at the ceiling when it starts).
     pub(crate) max_result_bytes: u64,
 }
 
@@ -423,7 +424,7 @@ pub(crate) fn prepare_within(
         check_result_types(&circuit, &types, &observables, admission.max_listed_qubits)?;
         result_bytes =
             result_bytes.saturating_add(execution_result_bound(&circuit, &types, shots, inputs));
-        let allowed = admission.max_result_bytes.min(MAX_RESULT_BYTES_CEILING);
+        let allowed = admission.max_result_bytes;
         if result_bytes > u128::from(allowed) {
             return Err(ServiceError::TooLarge {
                 limit: "max_result_bytes",

@@ -159,9 +159,9 @@ pub(crate) struct Inner {
     /// The data folder's lock, when the service opened the folder itself;
     /// let go at shutdown.
     lock: Mutex<Option<DataDirLock>>,
-    accepting: AtomicBool,
-    /// Set once the service begins to stop: requests waiting for a job
-    /// answer at once instead of holding the shutdown up.
+    /// Set once the service begins to stop: it accepts no new job, and
+    /// requests waiting for a job answer at once instead of holding the
+    /// shutdown up.
     stopping: watch::Sender<bool>,
     /// Queued and running jobs. Lock order: this, then the scheduler's.
     live: Mutex<LiveMap>,
@@ -398,10 +398,15 @@ impl Service {
     }
 
     async fn start_locked(
-        config: ServiceConfig,
+        mut config: ServiceConfig,
         store: Arc<dyn JobStore>,
         lock: Option<DataDirLock>,
     ) -> Result<Service, ServiceError> {
+        // The one place the ceiling applies: admission and the backend's
+        // description read the value from here on.
+        config.max_result_bytes = config
+            .max_result_bytes
+            .min(crate::config::MAX_RESULT_BYTES_CEILING);
         let recovered = store.recover(now_ms()).await?;
         if recovered > 0 {
             tracing::info!("{recovered} jobs left running by the last stop returned to the queue");
@@ -425,7 +430,6 @@ impl Service {
             local_mode: auth.local,
             auth_reason: auth.reason,
             lock: Mutex::new(lock),
-            accepting: AtomicBool::new(true),
             stopping: watch::Sender::new(false),
             live: Mutex::new(HashMap::new()),
             arrivals: AtomicI64::new(0),
@@ -497,7 +501,7 @@ impl Service {
 
     /// Whether new jobs are accepted.
     pub fn accepting(&self) -> bool {
-        self.inner.accepting.load(Ordering::Relaxed)
+        !*self.inner.stopping.borrow()
     }
 
     /// The tenant a request acts as. In local mode every request is the
@@ -1256,7 +1260,7 @@ impl Service {
             gates: StandardGate::ALL.iter().map(|g| g.name().to_owned()).collect(),
             limits,
             max_listed_qubits: c.max_listed_qubits,
-            max_result_bytes: c.max_result_bytes.min(crate::config::MAX_RESULT_BYTES_CEILING),
+            max_result_bytes: c.max_result_bytes,
             max_run_time_seconds: c.max_run_time.as_secs_f64(),
             max_admission_seconds: c.max_admission_time.as_secs_f64(),
             max_classical_steps: kettle_qasm::Limits::default().max_classical_steps,
@@ -1306,7 +1310,6 @@ impl Service {
     /// off unanswered when the server exits. Its job is kept (or, never
     /// acknowledged, never stored).
     pub fn begin_shutdown(&self) {
-        self.inner.accepting.store(false, Ordering::Relaxed);
         self.inner.stopping.send_replace(true);
     }
 

@@ -211,21 +211,13 @@ impl Queue {
         let until = Instant::now() + wait;
         loop {
             match tokio::time::timeout_at(until, self.rx.recv()).await {
-                Ok(Some(p)) => self.defer(p, error),
+                Ok(Some(p)) => defer(&mut self.backlog, p, error),
                 Ok(None) => {
                     tokio::time::sleep_until(until).await;
                     return false;
                 }
                 Err(_) => return true,
             }
-        }
-    }
-
-    fn defer(&mut self, p: Pending, error: &ServiceError) {
-        if matches!(p.op, Some(WriteOp::Insert(_))) {
-            answer(p.reply, Err(cannot_write_now(error)), p.op);
-        } else {
-            self.backlog.push_back(p);
         }
     }
 }
@@ -418,7 +410,7 @@ async fn write_until_done(
         // The submissions behind it in this batch are not kept waiting.
         let waiting = std::mem::take(rest);
         for p in waiting {
-            queue.defer_in(rest, p, &error);
+            defer(rest, p, &error);
         }
         if !queue.pause(wait, &error).await {
             tracing::error!(
@@ -430,14 +422,15 @@ async fn write_until_done(
     }
 }
 
-impl Queue {
-    /// Like [`Queue::defer`], for a write of the batch being retried.
-    fn defer_in(&self, rest: &mut VecDeque<Pending>, p: Pending, error: &ServiceError) {
-        if matches!(p.op, Some(WriteOp::Insert(_))) {
-            answer(p.reply, Err(cannot_write_now(error)), p.op);
-        } else {
-            rest.push_back(p);
-        }
+/// A write that arrives (or waits in the batch) while a failing one is
+/// retried: an insert of a new submission is turned down at once (`503`
+/// rather than waiting for the disk); any other write joins `queue`, to
+/// follow in its turn.
+fn defer(queue: &mut VecDeque<Pending>, p: Pending, error: &ServiceError) {
+    if matches!(p.op, Some(WriteOp::Insert(_))) {
+        answer(p.reply, Err(cannot_write_now(error)), p.op);
+    } else {
+        queue.push_back(p);
     }
 }
 
