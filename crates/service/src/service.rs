@@ -186,6 +186,7 @@ impl LiveJob {
             created_ms: self.created_ms,
             idempotency: None,
             state,
+            max_active: None,
         }))
     }
 
@@ -558,6 +559,7 @@ impl Service {
             created_ms: now_ms(),
             idempotency: idempotency_key.map(|k| (k.to_owned(), hash)),
             state: JobState::queued(),
+            max_active: None,
         };
         // Through the writer: committed (durably) with whatever else is
         // pending, before this returns.
@@ -602,6 +604,10 @@ impl Service {
                 Err(ServiceError::IdempotencyConflict(
                     idempotency_key.unwrap_or_default().to_owned(),
                 ))
+            }
+            Inserted::TooMany(current) => {
+                self.inner.sched.unreserve(tenant);
+                Err(self.too_many(tenant, current))
             }
         }
     }
@@ -826,12 +832,18 @@ impl Service {
         self.inner
             .sched
             .try_reserve(tenant, max_active)
-            .map_err(|current| ServiceError::TooManyJobs {
-                message: format!(
-                    "{current} jobs are queued or running for this tenant; at most {max_active} at once"
-                ),
-                retry_after_secs: 1,
-            })
+            .map_err(|current| self.too_many(tenant, current as u64))
+    }
+
+    /// The refusal of a job over the tenant's limit of active jobs.
+    fn too_many(&self, tenant: &str, current: u64) -> ServiceError {
+        let max_active = self.inner.config.limits_for(tenant).max_active_jobs;
+        ServiceError::TooManyJobs {
+            message: format!(
+                "{current} jobs are queued or running for this tenant; at most {max_active} at once"
+            ),
+            retry_after_secs: 1,
+        }
     }
 
     async fn row(&self, tenant: &str, id: &str) -> Result<JobRow, ServiceError> {

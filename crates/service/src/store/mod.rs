@@ -1,15 +1,26 @@
 //! The durable job store: the [`JobStore`] boundary and its rows. Every
 //! state change a job goes through is one conditional write here, so the
 //! store alone decides what happened (a job completes at most once even if
-//! two workers raced); the scheduler's in-memory view is rebuilt from it at
-//! start. [`SqliteStore`] is the embedded implementation; a PostgreSQL one
-//! for several nodes sharing one queue fits the same trait (claims would add
-//! `FOR UPDATE SKIP LOCKED` and leases).
+//! two workers, or two nodes, raced).
+//!
+//! Two implementations pass one contract suite (`contract_tests.rs`):
+//! [`SqliteStore`], embedded, one service per data folder, whose scheduler
+//! keeps the queue in memory and rebuilds it from the store at start; and
+//! [`PgStore`], shared by any number of nodes ([`JobStore::shared`]), where
+//! the database is the only truth: nodes claim jobs with
+//! [`JobStore::claim_next`] (`FOR UPDATE SKIP LOCKED`) under a lease that
+//! their heartbeat renews ([`JobStore::renew_leases`]), and every end is
+//! fenced by the claim's attempt and owner. Which one runs is chosen in one
+//! place, [`open`], from a [`StoreLocation`].
 
 mod folder;
+mod location;
+mod postgres;
 mod sqlite;
 
 pub use folder::DataDirLock;
+pub use location::{OpenedStore, StoreLocation, open};
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::error::ServiceError;
@@ -35,6 +46,11 @@ pub struct NewJob {
     /// a job the service ran before storing it (a submission waiting for
     /// its result) is stored as it stands then.
     pub state: JobState,
+    /// When set, the insert is refused with [`Inserted::TooMany`] if the
+    /// tenant already has this many jobs queued or running, counted in the
+    /// store in the insert's own transaction (a shared store counts every
+    /// node's; a single service counts in memory and leaves this `None`).
+    pub max_active: Option<u32>,
 }
 
 /// Where a job stands: the mutable part of a [`JobRow`].
@@ -109,6 +125,9 @@ pub enum Inserted {
     Existing(JobRow),
     /// The idempotency key was used with a different request.
     Conflict,
+    /// [`NewJob::max_active`] was reached: the tenant has this many jobs
+    /// queued or running.
+    TooMany(u64),
 }
 
 /// How a running job ended.
@@ -227,6 +246,41 @@ impl std::fmt::Debug for ResultText {
     }
 }
 
+/// A wake-up about a change in the store, from [`JobStore::events`]:
+/// never the truth itself (whoever wakes re-reads the store), and lost
+/// while a connection is down, which [`StoreEvent::Resync`] then says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// A job was queued (inserted, or returned to the queue): a node with
+    /// room may claim it.
+    Queued,
+    /// Job `id` ended (completed, failed or cancelled).
+    Ended(String),
+    /// A cancellation was requested for running job `id`.
+    CancelRequested(String),
+    /// Events may have been missed (a listener reconnected, or fell
+    /// behind): poll now.
+    Resync,
+}
+
+/// What a node can take on now: the filter of [`JobStore::claim_next`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capacity {
+    /// Bytes of state the node's free memory budget holds: a job whose
+    /// `spec.memory_bytes` is larger is left to a bigger node.
+    pub memory_bytes: u64,
+}
+
+/// A job with everything a copy to another store needs
+/// ([`JobStore::export_jobs`], [`JobStore::import_jobs`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExportedJob {
+    /// The job, result included.
+    pub row: JobRow,
+    /// Its idempotency key and request hash.
+    pub idempotency: Option<(String, String)>,
+}
+
 /// A stored API key (its secret only as a hash).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiKeyRow {
@@ -334,4 +388,66 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     async fn probe_write(&self) -> StoreResult<()> {
         Ok(())
     }
+
+    // --- Several nodes on one store -------------------------------------
+
+    /// Whether several services may share this store as nodes of one
+    /// cluster. A service on a shared store keeps no queue of its own: it
+    /// claims with [`claim_next`](Self::claim_next), and a job another node
+    /// runs is read, waited for and cancelled through the store.
+    fn shared(&self) -> bool;
+    /// This handle's node id: the owner its claims record. Unique for each
+    /// opened handle (two handles on one database are two nodes), so a
+    /// node that restarts is a new owner.
+    fn node_id(&self) -> &str;
+    /// Claims, for this handle's node, in one atomic update: the first
+    /// queued job whose `spec.memory_bytes` fits `capacity`, or a running
+    /// job whose lease ended before `now_ms` (its node died or lost the
+    /// database). It becomes running under attempt + 1, owned by this
+    /// node, with its lease until `now_ms + lease_ms` and `started_ms =
+    /// now_ms`. Order: the tenant with the fewest jobs running in the store
+    /// first (fair sharing across the cluster), then higher priority, then
+    /// `seq`. An expired job whose cancellation was requested is cancelled
+    /// instead of claimed. Concurrent claims (any handles) never return
+    /// the same job under the same attempt. The row comes without its
+    /// result.
+    async fn claim_next(
+        &self,
+        capacity: &Capacity,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<Option<JobRow>>;
+    /// Extends to `now_ms + lease_ms` the leases of `jobs` (id, attempt)
+    /// that are still running under that attempt and owned by this node;
+    /// for each, in order, `Some(cancel_requested)` while held and `None`
+    /// once lost (its lease ended and another node claimed it, or it was
+    /// ended). A lost job's run must stop: its end would be refused.
+    async fn renew_leases(
+        &self,
+        jobs: &[(String, u32)],
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<Vec<Option<bool>>>;
+    /// Jobs of `tenant` queued or running, in the store.
+    async fn active_count(&self, tenant: &str) -> StoreResult<u64>;
+    /// Jobs per tenant and status: the cluster's queue depth.
+    async fn count_by_tenant_status(&self) -> StoreResult<Vec<(String, JobStatus, u64)>>;
+    /// Wake-ups about writes to the store, this node's and (for a shared
+    /// store) every other node's.
+    fn events(&self) -> tokio::sync::broadcast::Receiver<StoreEvent>;
+
+    // --- Copying an installation -----------------------------------------
+
+    /// Up to `limit` jobs with `seq > after_seq`, in `seq` order, results
+    /// and idempotency keys included.
+    async fn export_jobs(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<ExportedJob>>;
+    /// Inserts copies of `jobs` (new `seq`s, same ids) in one transaction;
+    /// a job that was running is stored queued (no node holds it here). A
+    /// job whose id exists already is left as it is: a copy run twice adds
+    /// nothing. How many were inserted.
+    async fn import_jobs(&self, jobs: &[ExportedJob]) -> StoreResult<u64>;
+    /// Every API key, revoked ones included, is copied with
+    /// [`list_keys`](Self::list_keys) and this: inserts `key` unless its id
+    /// exists; whether it did.
+    async fn import_key(&self, key: &ApiKeyRow) -> StoreResult<bool>;
 }

@@ -714,6 +714,46 @@ impl JobStore for SqliteStore {
             .await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
+    fn shared(&self) -> bool {
+        false
+    }
+    fn node_id(&self) -> &str {
+        "stub"
+    }
+    async fn claim_next(
+        &self,
+        _capacity: &super::Capacity,
+        _now_ms: i64,
+        _lease_ms: i64,
+    ) -> StoreResult<Option<JobRow>> {
+        Err(ServiceError::Store("stub".into()))
+    }
+    async fn renew_leases(
+        &self,
+        _jobs: &[(String, u32)],
+        _now_ms: i64,
+        _lease_ms: i64,
+    ) -> StoreResult<Vec<Option<bool>>> {
+        Err(ServiceError::Store("stub".into()))
+    }
+    async fn active_count(&self, _tenant: &str) -> StoreResult<u64> {
+        Err(ServiceError::Store("stub".into()))
+    }
+    async fn count_by_tenant_status(&self) -> StoreResult<Vec<(String, JobStatus, u64)>> {
+        Err(ServiceError::Store("stub".into()))
+    }
+    fn events(&self) -> tokio::sync::broadcast::Receiver<super::StoreEvent> {
+        tokio::sync::broadcast::channel(1).1
+    }
+    async fn export_jobs(&self, _after_seq: i64, _limit: u32) -> StoreResult<Vec<super::ExportedJob>> {
+        Err(ServiceError::Store("stub".into()))
+    }
+    async fn import_jobs(&self, _jobs: &[super::ExportedJob]) -> StoreResult<u64> {
+        Err(ServiceError::Store("stub".into()))
+    }
+    async fn import_key(&self, _key: &ApiKeyRow) -> StoreResult<bool> {
+        Err(ServiceError::Store("stub".into()))
+    }
 }
 
 #[cfg(test)]
