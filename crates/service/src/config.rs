@@ -108,6 +108,15 @@ pub struct ServiceConfig {
     /// A job blocked on memory this long stops smaller jobs from being
     /// started past it, so a large job is not starved.
     pub reserve_after: Duration,
+    /// On a shared store: how long a node's claim on a job lasts without
+    /// its heartbeat (renewed every third of it). A node that dies or
+    /// loses the database has its jobs claimed by another node within
+    /// `lease + claim_poll`.
+    pub lease: Duration,
+    /// On a shared store: how often a node looks for work without being
+    /// woken (notifications are lost while a connection is down), and how
+    /// often a `?wait` re-reads a job another node runs.
+    pub claim_poll: Duration,
 }
 
 impl ServiceConfig {
@@ -133,6 +142,8 @@ impl ServiceConfig {
             default_limits: TenantLimits::default(),
             tenant_limits: BTreeMap::new(),
             reserve_after: Duration::from_secs(30),
+            lease: Duration::from_secs(15),
+            claim_poll: Duration::from_secs(1),
         }
     }
 

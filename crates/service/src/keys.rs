@@ -171,7 +171,8 @@ pub struct AuthDecision {
 
 /// Decides the mode from the operator's choice and the store. Local mode
 /// is never the default for a store that has held a key (revoking the last
-/// one does not switch authentication off); without an active key, every
+/// one does not switch authentication off), nor for a shared store (see
+/// [`JobStore::shared`]); without an active key, every
 /// request then gets `401` until `kettle keys create` adds one, which takes
 /// effect without a restart (keys are checked per request).
 ///
@@ -214,6 +215,16 @@ pub async fn decide_auth(
             reason: format!(
                 "API keys required (Authorization: Bearer <key>): this store has held API keys, \
                  so authentication stays on (local mode only with --local){no_active_key}"
+            ),
+        },
+        // Several nodes on one database are a service on a network, and a
+        // key created later must take effect on every node without a
+        // restart: keys are required from the start.
+        AuthMode::Auto if store.shared() => AuthDecision {
+            local: false,
+            reason: format!(
+                "API keys required (Authorization: Bearer <key>): the store is shared by several \
+                 nodes (local mode only with --local){no_active_key}"
             ),
         },
         AuthMode::Auto => AuthDecision {

@@ -48,6 +48,7 @@
 //!   `kettle_simulation_seconds`, `kettle_memory_in_use_bytes`.
 
 mod admission;
+mod cluster;
 mod config;
 mod decode;
 mod error;

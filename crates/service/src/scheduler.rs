@@ -36,6 +36,9 @@ pub(crate) const RUN: u8 = 0;
 pub(crate) const STOP_CANCEL: u8 = 1;
 /// The server is shutting down: the job returns to the queue.
 pub(crate) const STOP_SHUTDOWN: u8 = 2;
+/// On a shared store, this node's claim on the job is gone (its lease
+/// ended and another node took the job): the run stops and writes nothing.
+pub(crate) const STOP_LOST: u8 = 3;
 
 /// A queued job as the scheduler sees it.
 #[derive(Debug)]
@@ -47,6 +50,9 @@ pub(crate) struct Entry {
     pub(crate) spec: Arc<JobSpec>,
     /// The executions' circuits, when the submission kept them.
     pub(crate) circuits: Option<Arc<[Circuit]>>,
+    /// On a shared store, the attempt this node claimed the job under (the
+    /// claim is in the store already); `None` for a job the worker claims.
+    pub(crate) claimed: Option<u32>,
 }
 
 impl Entry {
@@ -381,6 +387,32 @@ impl Scheduler {
         self.lock().used
     }
 
+    /// On a shared store: the bytes of state one more job may hold, when a
+    /// regular worker is free and nothing waits here (a node claims only
+    /// what it can start at once; what waits, waits in the store, where any
+    /// node may take it); `None` when the node is full or closed.
+    pub(crate) fn room(&self) -> Option<u64> {
+        let s = self.lock();
+        let regular = s.running.values().filter(|r| !r.fair_share).count();
+        (!s.closed && s.index.is_empty() && regular < self.workers)
+            .then(|| self.budget.saturating_sub(s.used))
+    }
+
+    /// Takes every queued job out (a shutdown on a shared store returns
+    /// them to the store's queue).
+    pub(crate) fn drain_queued(&self) -> Vec<Arc<Entry>> {
+        let mut s = self.lock();
+        let ids: Vec<String> = s.index.keys().cloned().collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(e) = s.remove_queued(&id) {
+                s.dec_active(&e.tenant);
+                out.push(e);
+            }
+        }
+        out
+    }
+
     /// 1-based place of a queued job in the dispatch order (ignoring
     /// memory): every tenant ahead in the turn order gets one more turn.
     pub(crate) fn position(&self, id: &str) -> Option<u64> {
@@ -412,6 +444,7 @@ mod tests {
             tenant: tenant.into(),
             seq,
             circuits: None,
+            claimed: None,
             spec: Arc::new(JobSpec {
                 program: Program {
                     format: ProgramFormat::Qasm2,

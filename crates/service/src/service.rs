@@ -23,8 +23,8 @@ use crate::model::{JobError, JobRequest, JobResult, JobSpec, JobStatus, JobView,
 use crate::prepare::{Admission, Interrupt, Prepared, prepare_within};
 use crate::scheduler::{Entry, STOP_CANCEL, STOP_SHUTDOWN, Scheduler, WorkerKind};
 use crate::store::{
-    DataDirLock, Inserted, JobRow, JobState, JobStore, NewJob, ResultText, SqliteStore, WriteOp,
-    Written,
+    DataDirLock, Inserted, JobRow, JobState, JobStore, NewJob, ResultText, SqliteStore,
+    StoreEvent, WriteOp, Written,
 };
 use crate::time::{now_ms, rfc3339};
 use crate::worker::worker_loop;
@@ -174,6 +174,17 @@ pub(crate) struct Inner {
     /// memory (8 took 1.8 GB). Parsing is CPU work, so more at once than
     /// cores would not be faster anyway.
     admissions: AdmissionPermits,
+    /// The store is shared with other nodes ([`JobStore::shared`]): the
+    /// store is the queue, and `live` holds only the jobs this node has
+    /// claimed (see `cluster.rs`).
+    shared: bool,
+    /// Told when a local run ends: the node may claim another job.
+    pub(crate) room: Arc<tokio::sync::Notify>,
+    /// Set once the node's claims are all ended or returned: its cluster
+    /// thread stops renewing them.
+    cluster_stop: watch::Sender<bool>,
+    /// Tenants the cluster's queue-depth gauges have named.
+    cluster_tenants: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl LiveJob {
@@ -210,8 +221,9 @@ impl Inner {
     }
 
     /// Holds a queued job in memory and hands it to the scheduler
-    /// (`reserved`: the submission counted it with `try_reserve`).
-    fn admit(&self, row: JobRow, circuits: Option<Arc<[Circuit]>>, reserved: bool) -> Arc<LiveJob> {
+    /// (`reserved`: the submission counted it with `try_reserve`); a row
+    /// `running` is one this node has just claimed in a shared store.
+    pub(crate) fn admit(&self, row: JobRow, circuits: Option<Arc<[Circuit]>>, reserved: bool) -> Arc<LiveJob> {
         self.hold(
             LiveJob {
                 id: row.id,
@@ -244,12 +256,15 @@ impl Inner {
         reserved: bool,
     ) -> watch::Receiver<Arc<LiveJob>> {
         job.order = self.arrivals.fetch_add(1, Ordering::Relaxed);
+        // A job held running is one this node claimed in a shared store.
+        let claimed = (job.status == JobStatus::Running).then_some(job.attempt);
         let entry = Entry {
             id: job.id.clone(),
             tenant: job.tenant.clone(),
             seq: job.order,
             spec: job.spec.clone(),
             circuits,
+            claimed,
         };
         let (tx, rx) = watch::channel(Arc::new(job));
         let mut live = self.live();
@@ -333,6 +348,22 @@ impl Inner {
         self.live().remove(id);
     }
 
+    /// Whether this node takes on more work from a shared store.
+    pub(crate) fn accepts_claims(&self) -> bool {
+        !*self.stopping.borrow()
+    }
+
+    /// The jobs this node holds claims on in a shared store, with their
+    /// attempts: every job it holds running.
+    pub(crate) fn claimed_jobs(&self) -> Vec<(String, u32)> {
+        self.live()
+            .values()
+            .map(|tx| tx.borrow().clone())
+            .filter(|j| j.status == JobStatus::Running)
+            .map(|j| (j.id.clone(), j.attempt))
+            .collect()
+    }
+
     /// Publishes queue depth and memory in use.
     pub(crate) fn publish_depth(&self) {
         let (queued, running) = self.sched.depth();
@@ -347,6 +378,8 @@ impl Inner {
 pub struct Service {
     inner: Arc<Inner>,
     threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// The node's thread on a shared store (see `cluster.rs`).
+    cluster: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 /// A seed for a request without one, below 2^53: JavaScript and other
@@ -360,6 +393,23 @@ fn random_seed() -> u64 {
         return now_ms() as u64 & SAFE_INTEGER_MASK;
     }
     u64::from_le_bytes(b) & SAFE_INTEGER_MASK
+}
+
+/// Returns once the store says job `id` ended, or that events were missed.
+async fn ended_event(events: &mut tokio::sync::broadcast::Receiver<StoreEvent>, id: &str) {
+    loop {
+        match events.recv().await {
+            Ok(StoreEvent::Ended(ended)) if ended == id => return,
+            Ok(StoreEvent::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                return;
+            }
+            Ok(_) => {}
+            // No more events: the poll goes on alone.
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
 }
 
 /// The integers a double holds exactly: below 2^53.
@@ -408,9 +458,16 @@ impl Service {
         config.max_result_bytes = config
             .max_result_bytes
             .min(crate::config::MAX_RESULT_BYTES_CEILING);
-        let recovered = store.recover(now_ms()).await?;
-        if recovered > 0 {
-            tracing::info!("{recovered} jobs left running by the last stop returned to the queue");
+        let shared = store.shared();
+        // On a shared store, a job left running may be another node's:
+        // leases decide, not this start.
+        if !shared {
+            let recovered = store.recover(now_ms()).await?;
+            if recovered > 0 {
+                tracing::info!(
+                    "{recovered} jobs left running by the last stop returned to the queue"
+                );
+            }
         }
         let auth = keys::decide_auth(config.auth, store.as_ref()).await?;
         let par = Parallelism::threads(config.sim_threads)
@@ -435,15 +492,27 @@ impl Service {
             live: Mutex::new(HashMap::new()),
             arrivals: AtomicI64::new(0),
             admissions: AdmissionPermits::for_this_machine(),
+            shared,
+            room: Arc::new(tokio::sync::Notify::new()),
+            cluster_stop: watch::Sender::new(false),
+            cluster_tenants: Mutex::default(),
             config,
         });
-        for row in inner.store.queued().await? {
-            inner.admit(row, None, false);
+        let mut threads = Vec::new();
+        let mut cluster = None;
+        if shared {
+            let stop = inner.cluster_stop.subscribe();
+            let handle = crate::cluster::start(&inner, stop)
+                .map_err(|e| ServiceError::Store(format!("cannot start the cluster thread: {e}")))?;
+            cluster = Some(handle);
+        } else {
+            for row in inner.store.queued().await? {
+                inner.admit(row, None, false);
+            }
         }
         inner.publish_depth();
         // The writer thread ends by itself once the service is dropped.
         drop(writer_thread);
-        let mut threads = Vec::new();
         // The regular workers, then the fair-share one (see the scheduler).
         let workers = inner.config.workers.max(1);
         for i in 0..=workers {
@@ -462,6 +531,7 @@ impl Service {
         let service = Service {
             inner,
             threads: Arc::new(Mutex::new(threads)),
+            cluster: Arc::new(Mutex::new(cluster)),
         };
         service.purge_expired().await;
         Ok(service)
@@ -551,7 +621,15 @@ impl Service {
             };
         }
         self.check_writable()?;
-        self.reserve(tenant)?;
+        // A shared store counts the tenant's active jobs of every node, in
+        // the insert's transaction; a single service counts them here.
+        let max_active = if self.inner.shared {
+            let limit = self.inner.config.limits_for(tenant).max_active_jobs;
+            Some(u32::try_from(limit).unwrap_or(u32::MAX))
+        } else {
+            self.reserve(tenant)?;
+            None
+        };
         let job = NewJob {
             id: uuid::Uuid::now_v7().to_string(),
             tenant: tenant.to_owned(),
@@ -559,7 +637,7 @@ impl Service {
             created_ms: now_ms(),
             idempotency: idempotency_key.map(|k| (k.to_owned(), hash)),
             state: JobState::queued(),
-            max_active: None,
+            max_active,
         };
         // Through the writer: committed (durably) with whatever else is
         // pending, before this returns.
@@ -571,17 +649,25 @@ impl Service {
         {
             Ok(Written::Inserted(i)) => *i,
             Ok(other) => {
-                self.inner.sched.unreserve(tenant);
+                self.unreserve(tenant);
                 return Err(ServiceError::Store(format!(
                     "unexpected write result {other:?}"
                 )));
             }
             Err(e) => {
-                self.inner.sched.unreserve(tenant);
+                self.unreserve(tenant);
                 return Err(e);
             }
         };
         match inserted {
+            // Any node with room claims it (told by the store's event).
+            Inserted::Created(row) if self.inner.shared => {
+                metrics::counter!("kettle_jobs_submitted_total").increment(1);
+                Ok(Submitted {
+                    job: self.view(row, KeyFormat::Bitstring),
+                    created: true,
+                })
+            }
             Inserted::Created(row) => {
                 metrics::counter!("kettle_jobs_submitted_total").increment(1);
                 let job = self.inner.admit(row, circuits, true);
@@ -593,20 +679,20 @@ impl Service {
                 })
             }
             Inserted::Existing(row) => {
-                self.inner.sched.unreserve(tenant);
+                self.unreserve(tenant);
                 Ok(Submitted {
                     job: self.view(row, KeyFormat::Bitstring),
                     created: false,
                 })
             }
             Inserted::Conflict => {
-                self.inner.sched.unreserve(tenant);
+                self.unreserve(tenant);
                 Err(ServiceError::IdempotencyConflict(
                     idempotency_key.unwrap_or_default().to_owned(),
                 ))
             }
             Inserted::TooMany(current) => {
-                self.inner.sched.unreserve(tenant);
+                self.unreserve(tenant);
                 Err(self.too_many(tenant, current))
             }
         }
@@ -629,7 +715,8 @@ impl Service {
         wait: Duration,
         keys: KeyFormat,
     ) -> Result<Submitted, ServiceError> {
-        if idempotency_key.is_some() || wait.is_zero() {
+        // On a shared store any node may run the job: it is stored first.
+        if idempotency_key.is_some() || wait.is_zero() || self.inner.shared {
             let submitted = self.submit(tenant, request, idempotency_key).await?;
             if wait.is_zero() {
                 return Ok(submitted);
@@ -833,6 +920,13 @@ impl Service {
             .sched
             .try_reserve(tenant, max_active)
             .map_err(|current| self.too_many(tenant, current as u64))
+    }
+
+    /// Undoes a [`reserve`](Self::reserve) (a single service's count).
+    fn unreserve(&self, tenant: &str) {
+        if !self.inner.shared {
+            self.inner.sched.unreserve(tenant);
+        }
     }
 
     /// The refusal of a job over the tenant's limit of active jobs.
@@ -1056,7 +1150,16 @@ impl Service {
             }
             // Let go without an end of its own: the store knows.
         }
-        // Not held in memory: finished (the store has it), or unknown.
+        // Not held in memory: finished (the store has it), unknown, or (on
+        // a shared store) queued or running on any node. Re-read when the
+        // store says a job ended, and every poll interval besides: a
+        // notification can be lost.
+        let mut events = self.inner.store.events();
+        let poll = if self.inner.shared {
+            self.inner.config.claim_poll
+        } else {
+            Duration::from_millis(50)
+        };
         loop {
             let row = if with_result {
                 self.row(tenant, id).await?
@@ -1071,8 +1174,10 @@ impl Service {
             {
                 return Ok(self.live_view_with(&job, keys, with_result));
             }
+            let next_read = (tokio::time::Instant::now() + poll).min(deadline);
             tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                () = ended_event(&mut events, id) => {}
+                () = tokio::time::sleep_until(next_read) => {}
                 () = self.stopping() => return Err(ServiceError::ShuttingDown),
             }
         }
@@ -1151,7 +1256,10 @@ impl Service {
                     return Err(ServiceError::NotFound(id.to_owned()));
                 }
                 Some(job) if job.status.is_terminal() => return Err(finished(job.status)),
-                Some(_) if self.inner.sched.remove_queued(id) => Some(true),
+                // On a shared store a job held here is claimed: even one
+                // not started yet is stopped through its claim (the worker
+                // that takes it ends it cancelled).
+                Some(_) if !self.inner.shared && self.inner.sched.remove_queued(id) => Some(true),
                 Some(_) => {
                     self.inner.sched.stop_running(id, STOP_CANCEL);
                     Some(false)
@@ -1225,6 +1333,7 @@ impl Service {
                             seq: job.order,
                             spec: job.spec.clone(),
                             circuits: None,
+                            claimed: None,
                         };
                         self.inner.sched.push(entry, false);
                     }
@@ -1295,6 +1404,36 @@ impl Service {
             }
             Err(e) => tracing::warn!("could not count jobs: {e}"),
         }
+        if self.inner.shared {
+            // The cluster's queue by tenant, as every node sees it.
+            match self.inner.store.count_by_tenant_status().await {
+                Ok(counts) => {
+                    // Every status of every tenant seen, zeros included: a
+                    // gauge not set again would keep its last value.
+                    let mut seen = self
+                        .inner
+                        .cluster_tenants
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    seen.extend(counts.iter().map(|(t, _, _)| t.clone()));
+                    for tenant in seen.iter() {
+                        for status in JobStatus::ALL {
+                            let n = counts
+                                .iter()
+                                .find(|(t, s, _)| t == tenant && *s == status)
+                                .map_or(0, |(_, _, n)| *n);
+                            metrics::gauge!(
+                                "kettle_cluster_jobs",
+                                "tenant" => tenant.clone(),
+                                "status" => status.as_str()
+                            )
+                            .set(n as f64);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("could not count the cluster's jobs: {e}"),
+            }
+        }
         self.inner.publish_depth();
     }
 
@@ -1363,6 +1502,18 @@ impl Service {
             // Queued now; awaited by the flush below.
             drop(self.inner.store_now(&id));
         }
+        // On a shared store, jobs claimed but not started go back to the
+        // store's queue, for another node.
+        for entry in self.inner.sched.drain_queued() {
+            if let Some(attempt) = entry.claimed {
+                let op = WriteOp::Requeue {
+                    id: entry.id.clone(),
+                    attempt,
+                };
+                drop(self.inner.writer.write(op, true));
+                self.inner.live_forget(&entry.id);
+            }
+        }
         // Writes the store does not take are retried; not for ever here.
         let patience = grace.max(Duration::from_secs(5));
         if tokio::time::timeout(patience, self.inner.writer.flush())
@@ -1374,6 +1525,19 @@ impl Service {
                  jobs left running to the queue",
                 patience.as_secs()
             );
+        }
+        // Every claim is ended or returned: no more leases to renew.
+        self.inner.cluster_stop.send_replace(true);
+        let cluster = self
+            .cluster
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(cluster) = cluster {
+            while !cluster.is_finished() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let _ = cluster.join();
         }
         // Another server may use the folder now.
         drop(

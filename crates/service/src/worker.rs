@@ -16,7 +16,7 @@ use kettle_core::{Monitor, Progress};
 
 use crate::execute::{RunFailure, run_job};
 use crate::model::{JobError, JobStatus};
-use crate::scheduler::{Admitted, RUN, STOP_CANCEL, STOP_SHUTDOWN, WorkerKind};
+use crate::scheduler::{Admitted, RUN, STOP_CANCEL, STOP_LOST, STOP_SHUTDOWN, WorkerKind};
 use crate::service::Inner;
 use crate::store::{Inserted, JobState, Outcome, StoreResult, WriteOp, Written};
 use crate::time::now_ms;
@@ -52,6 +52,9 @@ pub(crate) const MAX_ATTEMPTS: u32 = 3;
 enum Ending {
     Finish(Outcome),
     Requeue,
+    /// Nothing: this node's claim is gone (shared store), so is any say
+    /// in how the job ends.
+    Abandon,
 }
 
 /// A worker thread's body: runs the jobs a worker of `kind` may start
@@ -65,43 +68,21 @@ pub(crate) fn worker_loop(inner: Arc<Inner>, kind: WorkerKind) {
 fn run_admitted(inner: &Arc<Inner>, admitted: &Admitted) {
     let entry = &admitted.entry;
     let id = entry.id.clone();
-    // The claim: in memory now (readers see `running`), and committed in
-    // the store before the run starts, so that a run that kills the
-    // process still counts as an attempt ([`MAX_ATTEMPTS`]). Not durably:
-    // a claim lost in a power cut only means one more run, with the stored
-    // seed. A claim is always written before the same job's end (one
-    // writer, in order), so the conditional end below still decides.
-    // A job not stored yet needs no claim: it is inserted as it stands
-    // when it must be.
-    let started_ms = now_ms();
-    let Some(job) = inner.live_update(&id, |j| {
-        j.status = JobStatus::Running;
-        j.attempt += 1;
-        j.started_ms = Some(started_ms);
-    }) else {
-        tracing::error!(job = %id, "a dispatched job is not held in memory; it stays queued");
-        inner.sched.finish(&id);
-        return;
-    };
-    let attempt = job.attempt;
-    if job.stored {
-        let (tx, rx) = std::sync::mpsc::channel();
-        inner.writer.write_at_once_then(
-            WriteOp::Claim {
-                id: id.clone(),
-                now_ms: started_ms,
-            },
-            Box::new(move |written, _| {
-                let _ = tx.send(written);
-            }),
-        );
-        match rx.recv() {
-            Ok(Ok(Written::Claimed(Some(a)))) if a == attempt => {}
-            other => {
-                tracing::warn!(job = %id, "the store did not record the claim as attempt {attempt}: {other:?}")
-            }
+    let (attempt, cancelled) = match entry.claimed {
+        // Claimed in the shared store already, under its lease.
+        Some(attempt) => {
+            let Some(job) = inner.live_job(&id) else {
+                // Let go meanwhile (its lease was lost): nothing to run.
+                inner.sched.finish(&id);
+                return;
+            };
+            (attempt, job.cancel_requested)
         }
-    }
+        None => match claim(inner, &id) {
+            Some(attempt) => (attempt, false),
+            None => return,
+        },
+    };
     inner.publish_depth();
     let spec = &entry.spec;
     let limits = inner.config.limits_for(&entry.tenant).clone();
@@ -118,6 +99,13 @@ fn run_admitted(inner: &Arc<Inner>, admitted: &Admitted) {
     // A job whose earlier runs all ended without an outcome (each crashed
     // the server, or the server stopped during it) is not run again: a
     // poison job would otherwise crash the server at every start.
+    if cancelled {
+        let ending = Ending::Finish(Outcome::Cancelled(error(
+            "cancelled",
+            "cancelled before it ran".into(),
+        )));
+        return end_run(inner, &id, attempt, ending);
+    }
     let run = (attempt <= MAX_ATTEMPTS).then(|| {
         std::panic::catch_unwind(AssertUnwindSafe(|| {
             run_job(
@@ -149,6 +137,7 @@ fn run_admitted(inner: &Arc<Inner>, admitted: &Admitted) {
                 "cancelled while running".into(),
             ))),
             STOP_SHUTDOWN => Ending::Requeue,
+            STOP_LOST => Ending::Abandon,
             _ if monitor.timed_out.load(Ordering::Relaxed) => {
                 Ending::Finish(Outcome::Failed(error(
                     "run-time-exceeded",
@@ -174,6 +163,47 @@ fn run_admitted(inner: &Arc<Inner>, admitted: &Admitted) {
     end_run(inner, &id, attempt, ending);
 }
 
+/// Claims job `id` for a run, in memory at once (readers see `running`)
+/// and committed in the store before the run starts, so that a run that
+/// kills the process still counts as an attempt ([`MAX_ATTEMPTS`]). Not
+/// durably: a claim lost in a power cut only means one more run, with the
+/// stored seed. A claim is always written before the same job's end (one
+/// writer, in order), so the conditional end still decides. A job not
+/// stored yet needs no claim: it is inserted as it stands when it must be.
+/// The attempt, or `None` if the job is not held.
+fn claim(inner: &Arc<Inner>, id: &str) -> Option<u32> {
+    let started_ms = now_ms();
+    let Some(job) = inner.live_update(id, |j| {
+        j.status = JobStatus::Running;
+        j.attempt += 1;
+        j.started_ms = Some(started_ms);
+    }) else {
+        tracing::error!(job = %id, "a dispatched job is not held in memory; it stays queued");
+        inner.sched.finish(id);
+        return None;
+    };
+    let attempt = job.attempt;
+    if job.stored {
+        let (tx, rx) = std::sync::mpsc::channel();
+        inner.writer.write_at_once_then(
+            WriteOp::Claim {
+                id: id.to_owned(),
+                now_ms: started_ms,
+            },
+            Box::new(move |written, _| {
+                let _ = tx.send(written);
+            }),
+        );
+        match rx.recv() {
+            Ok(Ok(Written::Claimed(Some(a)))) if a == attempt => {}
+            other => {
+                tracing::warn!(job = %id, "the store did not record the claim as attempt {attempt}: {other:?}")
+            }
+        }
+    }
+    Some(attempt)
+}
+
 /// Records how attempt `attempt` of job `id` ended.
 fn end_run(inner: &Arc<Inner>, id: &str, attempt: u32, ending: Ending) {
     let id = id.to_owned();
@@ -183,6 +213,11 @@ fn end_run(inner: &Arc<Inner>, id: &str, attempt: u32, ending: Ending) {
     // next job meanwhile.
     inner.sched.finish(&id);
     inner.publish_depth();
+    inner.room.notify_one();
+    if let Ending::Abandon = ending {
+        tracing::warn!(job = %id, "this node lost its claim on the job (its lease ended); another node runs it");
+        return inner.live_forget(&id);
+    }
     let ended_ms = now_ms();
     let then_inner = inner.clone();
     let then_id = id.clone();
@@ -223,6 +258,7 @@ fn end_run(inner: &Arc<Inner>, id: &str, attempt: u32, ending: Ending) {
                 let then = move |written, _| requeued(&then_inner, &then_id, written);
                 inner.writer.write_then(op, true, Box::new(then));
             }
+            Ending::Abandon => {}
         }
     });
     if queued.is_none() {

@@ -1,0 +1,179 @@
+//! A node's part in a shared store ([`JobStore::shared`]): the database is
+//! the queue, and this node's memory holds only the jobs it has claimed.
+//!
+//! One thread, `kettle-cluster`, with a runtime of its own (the caller's
+//! may be an HTTP worker's, which stops before the service does):
+//! - claims work while the node has room: a free regular worker and
+//!   nothing waiting in its scheduler ([`Scheduler::room`]), with the
+//!   memory the budget has left as the claim's filter, so a big node takes
+//!   the jobs a small one cannot. It looks when the store says a job was
+//!   queued, when a local run ends, and every `claim_poll` (notifications
+//!   are lost while a connection is down, and a dead node's expired lease
+//!   sends none);
+//! - renews the leases of the jobs it holds every third of the lease; a
+//!   job whose lease was lost (another node took it after this one could
+//!   not reach the database for a whole lease) is stopped and writes
+//!   nothing, since its end would be refused anyway;
+//! - turns another node's cancellation of a job running here into a stop
+//!   at the next gate, as soon as the notification arrives (the heartbeat
+//!   reads `cancel_requested` too, as the backstop).
+//!
+//! [`JobStore::shared`]: crate::store::JobStore::shared
+//! [`Scheduler::room`]: crate::scheduler::Scheduler::room
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
+
+use crate::scheduler::{STOP_CANCEL, STOP_LOST};
+use crate::service::Inner;
+use crate::store::{Capacity, StoreEvent};
+use crate::time::now_ms;
+
+/// Starts the node's thread; it ends when `stop` is set or the service is
+/// dropped.
+pub(crate) fn start(
+    inner: &Arc<Inner>,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let events = inner.store.events();
+    let weak = Arc::downgrade(inner);
+    std::thread::Builder::new()
+        .name("kettle-cluster".into())
+        .spawn(move || rt.block_on(run(weak, events, stop)))
+}
+
+async fn run(
+    weak: Weak<Inner>,
+    mut events: broadcast::Receiver<StoreEvent>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Some((lease, poll, room)) = weak.upgrade().map(|i| {
+        (
+            i.config.lease.max(Duration::from_millis(300)),
+            i.config.claim_poll.max(Duration::from_millis(10)),
+            i.room.clone(),
+        )
+    }) else {
+        return;
+    };
+    let beat = lease / 3;
+    let mut next_beat = Instant::now() + beat;
+    let mut next_claim = Instant::now();
+    let mut want_claim = true;
+    let mut failing = false;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        if want_claim || now >= next_claim {
+            want_claim = false;
+            next_claim = now + poll;
+            claim_while_room(&inner, lease, &mut failing).await;
+        }
+        if now >= next_beat {
+            next_beat = now + beat;
+            renew(&inner, lease).await;
+        }
+        drop(inner);
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(StoreEvent::Queued | StoreEvent::Resync)
+                | Err(broadcast::error::RecvError::Lagged(_)) => want_claim = true,
+                Ok(StoreEvent::CancelRequested(id)) => {
+                    if let Some(inner) = weak.upgrade() {
+                        cancel_here(&inner, &id);
+                    }
+                }
+                Ok(StoreEvent::Ended(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => {
+                    tokio::time::sleep_until(next_claim.min(next_beat)).await;
+                }
+            },
+            () = room.notified() => want_claim = true,
+            () = tokio::time::sleep_until(next_claim.min(next_beat)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Claims jobs until the node is full or the queue has none that fits.
+async fn claim_while_room(inner: &Arc<Inner>, lease: Duration, failing: &mut bool) {
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+    while inner.accepts_claims() {
+        let Some(memory_bytes) = inner.sched.room() else {
+            return;
+        };
+        let capacity = Capacity { memory_bytes };
+        match inner.store.claim_next(&capacity, now_ms(), lease_ms).await {
+            Ok(Some(row)) => {
+                *failing = false;
+                tracing::debug!(job = %row.id, attempt = row.attempt, "claimed");
+                inner.admit(row, None, false);
+                inner.publish_depth();
+            }
+            Ok(None) => {
+                *failing = false;
+                return;
+            }
+            Err(e) => {
+                // Once per outage, not once per poll.
+                if !std::mem::replace(failing, true) {
+                    tracing::warn!("cannot claim jobs from the store: {e}; trying again");
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Renews the leases of every job this node holds.
+async fn renew(inner: &Arc<Inner>, lease: Duration) {
+    let held = inner.claimed_jobs();
+    if held.is_empty() {
+        return;
+    }
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+    let states = match inner.store.renew_leases(&held, now_ms(), lease_ms).await {
+        Ok(states) => states,
+        Err(e) => {
+            // The jobs keep running: if the database comes back before
+            // another node takes them, the next renewal holds them again;
+            // if not, their ends are refused and this node lets them go.
+            tracing::warn!("cannot renew this node's leases: {e}");
+            return;
+        }
+    };
+    for ((id, _), state) in held.iter().zip(states) {
+        match state {
+            Some(true) => cancel_here(inner, id),
+            Some(false) => {}
+            None => {
+                // Stopped at its next gate if it runs; let go if it waits
+                // here; if it is ending, its end's write decides.
+                if !inner.sched.stop_running(id, STOP_LOST) && inner.sched.remove_queued(id) {
+                    inner.live_forget(id);
+                }
+            }
+        }
+    }
+}
+
+/// Another node asked to cancel job `id`: stopped here if it runs here.
+fn cancel_here(inner: &Inner, id: &str) {
+    if inner
+        .live_update(id, |j| j.cancel_requested = true)
+        .is_some()
+    {
+        inner.sched.stop_running(id, STOP_CANCEL);
+    }
+}
