@@ -113,6 +113,11 @@ pub struct ServiceConfig {
     /// loses the database has its jobs claimed by another node within
     /// `lease + claim_poll`.
     pub lease: Duration,
+    /// On a shared store: the largest memory budget of any node. A node
+    /// admits jobs up to it, though it claims only those that fit its own
+    /// `memory_budget`, so a big node runs what a small one accepted.
+    /// `None`: this node's own budget.
+    pub cluster_memory_budget: Option<u64>,
     /// On a shared store: how often a node looks for work without being
     /// woken (notifications are lost while a connection is down), and how
     /// often a `?wait` re-reads a job another node runs.
@@ -143,8 +148,16 @@ impl ServiceConfig {
             tenant_limits: BTreeMap::new(),
             reserve_after: Duration::from_secs(30),
             lease: Duration::from_secs(15),
+            cluster_memory_budget: None,
             claim_poll: Duration::from_secs(1),
         }
+    }
+
+    /// The memory budget a job's state is admitted against: the cluster's
+    /// largest on a shared store, when given.
+    pub fn admission_memory_budget(&self) -> u64 {
+        self.cluster_memory_budget
+            .map_or(self.memory_budget, |c| c.max(self.memory_budget))
     }
 
     /// The limits of `tenant`.

@@ -864,7 +864,7 @@ impl Service {
                 &request,
                 &Admission {
                     limits: &limits,
-                    memory_budget: inner.config.memory_budget,
+                    memory_budget: inner.config.admission_memory_budget(),
                     max_listed_qubits: inner.config.max_listed_qubits,
                     max_result_bytes: inner.config.max_result_bytes,
                 },
@@ -1369,10 +1369,18 @@ impl Service {
             version: env!("CARGO_PKG_VERSION").into(),
             simulator: "statevector".into(),
             max_qubits: QubitsPerPrecision {
-                f64: largest_fitting(kettle_core::Precision::F64, c.memory_budget, limits.max_qubits),
-                f32: largest_fitting(kettle_core::Precision::F32, c.memory_budget, limits.max_qubits),
+                f64: largest_fitting(
+                    kettle_core::Precision::F64,
+                    c.admission_memory_budget(),
+                    limits.max_qubits,
+                ),
+                f32: largest_fitting(
+                    kettle_core::Precision::F32,
+                    c.admission_memory_budget(),
+                    limits.max_qubits,
+                ),
             },
-            memory_budget_bytes: c.memory_budget,
+            memory_budget_bytes: c.admission_memory_budget(),
             workers: c.workers,
             formats: ["qasm2", "qasm3", "json"].map(String::from).to_vec(),
             result_types: ["counts", "memory", "probabilities", "statevector", "expectation"]
