@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::store::{
-    ApiKeyRow, Inserted, JobRow, JobStore, NewJob, Outcome, ResultText, StoreResult, WriteOp,
-    Written,
+    ApiKeyRow, Capacity, ExportedJob, Inserted, JobRow, JobStore, NewJob, Outcome, ResultText,
+    StoreEvent, StoreResult, WriteOp, Written,
 };
 use crate::*;
 
@@ -155,6 +155,50 @@ impl JobStore for FaultyStore {
     async fn probe_write(&self) -> StoreResult<()> {
         self.check(&[])?;
         self.inner.probe_write().await
+    }
+    fn shared(&self) -> bool {
+        self.inner.shared()
+    }
+    fn node_id(&self) -> &str {
+        self.inner.node_id()
+    }
+    async fn claim_next(
+        &self,
+        capacity: &Capacity,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<Option<JobRow>> {
+        self.check(&[])?;
+        self.inner.claim_next(capacity, now_ms, lease_ms).await
+    }
+    async fn renew_leases(
+        &self,
+        jobs: &[(String, u32)],
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<Vec<Option<bool>>> {
+        self.check(&[])?;
+        self.inner.renew_leases(jobs, now_ms, lease_ms).await
+    }
+    async fn active_count(&self, tenant: &str) -> StoreResult<u64> {
+        self.inner.active_count(tenant).await
+    }
+    async fn count_by_tenant_status(&self) -> StoreResult<Vec<(String, JobStatus, u64)>> {
+        self.inner.count_by_tenant_status().await
+    }
+    fn events(&self) -> tokio::sync::broadcast::Receiver<StoreEvent> {
+        self.inner.events()
+    }
+    async fn export_jobs(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<ExportedJob>> {
+        self.inner.export_jobs(after_seq, limit).await
+    }
+    async fn import_jobs(&self, jobs: &[ExportedJob]) -> StoreResult<u64> {
+        self.check(&[])?;
+        self.inner.import_jobs(jobs).await
+    }
+    async fn import_key(&self, key: &ApiKeyRow) -> StoreResult<bool> {
+        self.check(&[])?;
+        self.inner.import_key(key).await
     }
 }
 

@@ -33,6 +33,7 @@ fn job(id: &str, tenant: &str, key: Option<(&str, &str)>) -> NewJob {
         created_ms: 1000,
         idempotency: key.map(|(k, h)| (k.into(), h.into())),
         state: JobState::queued(),
+        max_active: None,
     }
 }
 
