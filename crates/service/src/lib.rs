@@ -96,3 +96,5 @@ pub use time::{now_ms, rfc3339};
 mod store_fault_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod cluster_tests;
