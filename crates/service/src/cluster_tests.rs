@@ -230,7 +230,11 @@ async fn a_node_claims_only_what_fits_its_memory() {
     small.cluster_memory_budget = Some(1 << 30);
     let small = node(pg.url(), small).await;
     let big_job = small
-        .submit(LOCAL_TENANT, request(&dense_program(20, 40)), None)
+        .submit(
+            LOCAL_TENANT,
+            request(&(dense_program(20, 40) + "creg c[1];\nmeasure q[0] -> c[0];\n")),
+            None,
+        )
         .await
         .unwrap()
         .job
