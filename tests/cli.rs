@@ -613,7 +613,9 @@ fn a_store_password_is_never_shown() {
             std::env::var("KETTLE_REQUIRE_POSTGRES").as_deref() != Ok("1"),
             "KETTLE_REQUIRE_POSTGRES=1, but KETTLE_TEST_POSTGRES names no PostgreSQL"
         );
-        eprintln!("skipped: no PostgreSQL (KETTLE_TEST_POSTGRES is not set) for the start-up line");
+        crate::reliability::report(
+            "skipped: no PostgreSQL (KETTLE_TEST_POSTGRES is not set) for the start-up line",
+        );
         return;
     };
     // A server that trusts its clients ignores a password; one that checks

@@ -219,6 +219,12 @@ async fn serve(
 }
 
 fn announce(started: &Started, config: &ServerConfig) {
+    let _ = std::io::stderr().write_all(startup_lines(started, config).as_bytes());
+    tracing::info!(addr = %started.addr, local_mode = started.local_mode, "serving");
+}
+
+/// What `kettle serve` says on stderr once it listens.
+fn startup_lines(started: &Started, config: &ServerConfig) -> String {
     let service = config.service_config();
     let mode = &started.auth;
     let line = format!(
@@ -233,8 +239,7 @@ fn announce(started: &Started, config: &ServerConfig) {
         "kettle serve: web page at http://{}/ (the API is under /v1, described by openapi.yaml)\n",
         started.addr
     );
-    let _ = std::io::stderr().write_all((line + &page).as_bytes());
-    tracing::info!(addr = %started.addr, local_mode = started.local_mode, "serving");
+    line + &page
 }
 
 /// Resolves at SIGTERM or Ctrl-C.
@@ -360,5 +365,29 @@ pub fn spawn(config: ServerConfig) -> Result<ServerThread, ServerError> {
             .unwrap_or_else(|_| Err(ServerError::Config("the server thread panicked".into())))
             .err()
             .unwrap_or_else(|| ServerError::Config("the server stopped before listening".into()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_startup_line_names_the_store_without_its_password() {
+        let started = Started {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            local_mode: false,
+            auth: "API keys required.".into(),
+        };
+        let mut config = ServerConfig::default();
+        let line = startup_lines(&started, &config);
+        assert!(line.contains("(store sqlite:./kettle-data,"), "{line}");
+        config.store = Some("postgres://kettle:s3cret@db:5432/kettle".parse().unwrap());
+        let line = startup_lines(&started, &config);
+        assert!(
+            line.contains("(store postgres://kettle:***@db:5432/kettle,"),
+            "{line}"
+        );
+        assert!(!line.contains("s3cret"), "{line}");
     }
 }
