@@ -517,7 +517,7 @@ fn store_and_data_dir_together_are_refused() {
             "{err}"
         );
     }
-    // `store copy` names its stores with --from and --to only.
+    // `store copy` takes its source once.
     let o = kettle(&[
         "store", "copy", "--from", &store, "--to", "sqlite:x", "--store", &store,
     ]);
@@ -709,8 +709,9 @@ async fn store_copy_moves_jobs_results_and_keys_and_checks_the_counts() {
         "jobs: 4 in the source, 4 copied, 0 already in the destination\n\
          API keys: 2 in the source, 2 copied, 0 already in the destination\n"
     );
-    // Again: nothing new.
-    let again = kettle(&["store", "copy", "--from", &from, "--to", &to]);
+    // Again (the source given as the store the command works on): nothing
+    // new.
+    let again = kettle(&["store", "copy", "--to", &to, "--store", &from]);
     assert!(again.status.success(), "{}", stderr(&again));
     assert_eq!(
         stdout(&again),

@@ -99,9 +99,10 @@ pub enum StoreAction {
     /// the destination holds already stays as it is, so running it again
     /// copies nothing new. Stop the server on an SQLite folder first.
     Copy {
-        /// The store to copy from.
+        /// The store to copy from [default: the store of --store,
+        /// --data-dir or the configuration].
         #[arg(long, value_name = "URL", value_parser = parse_store)]
-        from: StoreLocation,
+        from: Option<StoreLocation>,
         /// The store to copy into (created if new).
         #[arg(long, value_name = "URL", value_parser = parse_store)]
         to: StoreLocation,
@@ -216,13 +217,17 @@ pub(crate) fn store(args: &StoreArgs) -> Result<(), Failure> {
             );
         }
         StoreAction::Copy { from, to } => {
-            if args.which.store.is_some() || args.which.data_dir.is_some() {
-                return Err(Failure::input(
-                    "kettle: `kettle store copy` takes its stores as --from and --to, \
-                     not --store or --data-dir",
-                ));
-            }
-            copy(from, to)?;
+            let from = match from {
+                Some(_) if args.which.store.is_some() || args.which.data_dir.is_some() => {
+                    return Err(Failure::input(
+                        "kettle: give the store to copy from once: --from, or --store or \
+                         --data-dir",
+                    ));
+                }
+                Some(from) => from.clone(),
+                None => store_of(&args.which)?,
+            };
+            copy(&from, to)?;
         }
     }
     Ok(())

@@ -286,7 +286,7 @@ pub fn store_copy(from: &StoreLocation, to: &StoreLocation) -> Result<CopyReport
 
 async fn copy_jobs(src: &dyn JobStore, dst: &dyn JobStore) -> Result<Copied, ServiceError> {
     let mut copied = Copied::default();
-    let mut after = 0;
+    let mut after = i64::MIN;
     loop {
         let page = src.export_jobs(after, COPY_PAGE).await?;
         let Some(last) = page.last() else { break };
