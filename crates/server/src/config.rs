@@ -143,8 +143,14 @@ impl ServerConfig {
             }
             given = given.merge(Toml::file(file));
         }
-        // KETTLE_LOG is the log filter (read by the tracing setup), not a field.
-        given = given.merge(Env::prefixed("KETTLE_").ignore(&["LOG"]).split("__"));
+        // Variables of the same prefix that are not fields: KETTLE_LOG is
+        // the log filter (read by the tracing setup); the test suite's
+        // PostgreSQL switches reach the servers the tests start.
+        given = given.merge(
+            Env::prefixed("KETTLE_")
+                .ignore(&["LOG", "TEST_POSTGRES", "REQUIRE_POSTGRES"])
+                .split("__"),
+        );
         let config: ServerConfig = Figment::from(Serialized::defaults(ServerConfig::default()))
             .merge(given.clone())
             .extract()
@@ -273,9 +279,14 @@ mod tests {
     }
 
     #[test]
-    fn the_log_filter_variable_is_not_a_field() {
+    fn the_log_filter_and_test_variables_are_not_fields() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("KETTLE_LOG", "warn");
+            jail.set_env(
+                "KETTLE_TEST_POSTGRES",
+                "postgres://postgres@127.0.0.1/postgres",
+            );
+            jail.set_env("KETTLE_REQUIRE_POSTGRES", "1");
             jail.set_env("KETTLE_MAX_WAIT_SECONDS", "2");
             let c = ServerConfig::load(None).unwrap();
             assert_eq!(c.max_wait_seconds, 2);
