@@ -89,6 +89,18 @@ pub struct ServerConfig {
     /// store has ever held one, local mode for a store that never has),
     /// `"local"` (no keys; `--local`) or `"keys"` (`--require-keys`).
     pub auth: AuthMode,
+    /// On a PostgreSQL store: seconds a node's claim on a job lasts
+    /// without its heartbeat (default 15; renewed every third of it). A
+    /// node that dies has its jobs run again elsewhere within about this
+    /// plus `claim_poll_ms`.
+    pub lease_seconds: u64,
+    /// On a PostgreSQL store: milliseconds between a node's looks for work
+    /// when nothing wakes it (default 1000).
+    pub claim_poll_ms: u64,
+    /// On a PostgreSQL store: the largest `memory_budget` of any node, such
+    /// as `"64GiB"`. Jobs are admitted up to it and run by a node whose own
+    /// budget they fit (default: this node's `memory_budget`).
+    pub cluster_memory_budget: Option<ByteSize>,
     /// Limits of every tenant without its own entry.
     pub limits: TenantLimits,
     /// Limits per tenant.
@@ -119,6 +131,9 @@ impl Default for ServerConfig {
             max_connections: 4096,
             insecure_no_auth: false,
             auth: AuthMode::Auto,
+            lease_seconds: 15,
+            claim_poll_ms: 1000,
+            cluster_memory_budget: None,
             limits: TenantLimits::default(),
             tenants: BTreeMap::new(),
         }
@@ -210,6 +225,9 @@ impl ServerConfig {
         // Past the ceiling is refused by `check`, and capped by the service.
         c.max_result_bytes = self.max_result_bytes.as_u64();
         c.retention = Duration::from_secs(self.retention_days.saturating_mul(86_400));
+        c.lease = Duration::from_secs(self.lease_seconds.max(1));
+        c.claim_poll = Duration::from_millis(self.claim_poll_ms.clamp(10, 60_000));
+        c.cluster_memory_budget = self.cluster_memory_budget.map(|b| b.as_u64());
         c.default_limits = self.limits.clone();
         c.tenant_limits = self.tenants.clone();
         c
