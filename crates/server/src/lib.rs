@@ -266,8 +266,10 @@ async fn termination() {
 }
 
 fn init_tracing() {
+    // PostgreSQL's notices ("relation … already exists, skipping" at every
+    // start's migration check) are not news to an operator.
     let filter = tracing_subscriber::EnvFilter::try_from_env("KETTLE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
