@@ -216,7 +216,12 @@ fn cancelled_while_running() -> JobError {
 /// (which aborts this task) or its pool closed. A lost connection is
 /// replaced, after a pause that grows to two seconds while the database is
 /// away, and the reconnection is announced with [`StoreEvent::Resync`].
-async fn listen(pool: PgPool, events: tokio::sync::broadcast::Sender<StoreEvent>) {
+async fn listen(
+    pool: PgPool,
+    events: tokio::sync::broadcast::Sender<StoreEvent>,
+    listening: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut listening = Some(listening);
     let mut pause = Duration::from_millis(100);
     let mut first = true;
     while !pool.is_closed() {
@@ -242,6 +247,9 @@ async fn listen(pool: PgPool, events: tokio::sync::broadcast::Sender<StoreEvent>
             let _ = events.send(StoreEvent::Resync);
         }
         first = false;
+        if let Some(listening) = listening.take() {
+            let _ = listening.send(());
+        }
         // Until the connection is lost (`None`) or fails.
         while let Ok(Some(note)) = listener.try_recv().await {
             if let Some(e) = event(note.payload()) {
@@ -272,14 +280,25 @@ impl PgStore {
             .connect_with(options)
             .await
             .pg()?;
-        let store = PgStore::with_pool(pool);
-        store.migrate().await?;
-        Ok(store)
+        migrate(&pool).await?;
+        Ok(PgStore::with_pool(pool).await)
     }
 
-    fn with_pool(pool: PgPool) -> PgStore {
+    /// A handle on `pool`'s database, listening for events when it
+    /// returns: a write made after it is seen by [`JobStore::events`]
+    /// (unless the database is away, after which the listener says
+    /// [`StoreEvent::Resync`]).
+    async fn with_pool(pool: PgPool) -> PgStore {
         let events = tokio::sync::broadcast::channel(EVENT_BUFFER).0;
-        let listener = AbortOnDrop(tokio::spawn(listen(pool.clone(), events.clone())));
+        let (listening, started) = tokio::sync::oneshot::channel();
+        let listener = AbortOnDrop(tokio::spawn(listen(
+            pool.clone(),
+            events.clone(),
+            listening,
+        )));
+        // Bounded: a database that went away just now delays nothing
+        // longer than a pool acquisition would.
+        let _ = tokio::time::timeout(Duration::from_secs(5), started).await;
         PgStore {
             pool,
             node_id: uuid::Uuid::now_v7().to_string().into(),
@@ -288,33 +307,34 @@ impl PgStore {
         }
     }
 
-    /// Another handle on the same database: another node (its own node id),
-    /// sharing this one's connections.
-    pub fn another_node(&self) -> PgStore {
-        PgStore::with_pool(self.pool.clone())
+    /// Another handle on the same database: another node (its own node id
+    /// and listener), sharing this one's connections.
+    pub async fn another_node(&self) -> PgStore {
+        PgStore::with_pool(self.pool.clone()).await
     }
+}
 
-    async fn migrate(&self) -> StoreResult<()> {
-        let mut conn = self.pool.acquire().await.pg()?;
-        let tracked: bool =
-            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-                .fetch_one(&mut *conn)
-                .await
-                .pg()?;
-        if tracked {
-            let applied: Option<i64> =
-                sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-                    .fetch_one(&mut *conn)
-                    .await
-                    .pg()?;
-            check_schema_version(applied.unwrap_or(0), MIGRATIONS)?;
-        }
-        migrator(MIGRATIONS)
-            .run(&mut *conn)
+/// Brings the schema up to date, refusing one newer than this build's.
+async fn migrate(pool: &PgPool) -> StoreResult<()> {
+    let mut conn = pool.acquire().await.pg()?;
+    let tracked: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await
+        .pg()?;
+    if tracked {
+        let applied: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+            .fetch_one(&mut *conn)
             .await
-            .map_err(migrate_error)
+            .pg()?;
+        check_schema_version(applied.unwrap_or(0), MIGRATIONS)?;
     }
+    migrator(MIGRATIONS)
+        .run(&mut *conn)
+        .await
+        .map_err(migrate_error)
+}
 
+impl PgStore {
     /// Closes every connection and stops the listener.
     pub async fn close(self) {
         self.listener.0.abort();
@@ -986,7 +1006,7 @@ impl JobStore for PgStore {
             "UPDATE jobs j SET lease_until_ms = $1 \
              FROM unnest($2::text[], $3::int[]) AS r (id, attempt) \
              WHERE j.id = r.id AND j.attempt = r.attempt AND j.status = 'running' \
-             AND j.owner = $4 RETURNING j.id, j.cancel_requested",
+             AND j.owner = $4 RETURNING j.id, j.attempt, j.cancel_requested",
         )
         .bind(now_ms.saturating_add(lease_ms))
         .bind(ids)
@@ -997,12 +1017,14 @@ impl JobStore for PgStore {
         .pg()?;
         let mut held = HashMap::with_capacity(rows.len());
         for r in rows {
-            held.insert(
-                r.try_get::<String, _>(0).pg()?,
-                r.try_get::<bool, _>(1).pg()?,
-            );
+            let id: String = r.try_get(0).pg()?;
+            let attempt: i32 = r.try_get(1).pg()?;
+            held.insert((id, attempt), r.try_get::<bool, _>(2).pg()?);
         }
-        Ok(jobs.iter().map(|(id, _)| held.get(id).copied()).collect())
+        Ok(jobs
+            .iter()
+            .map(|(id, a)| held.get(&(id.clone(), attempt(*a))).copied())
+            .collect())
     }
 
     async fn active_count(&self, tenant: &str) -> StoreResult<u64> {
