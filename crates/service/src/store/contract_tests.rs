@@ -119,7 +119,7 @@ contract!(
     recovery_requeues_only_on_a_store_that_is_not_shared,
 );
 
-fn spec(priority: i32) -> JobSpec {
+pub(super) fn spec(priority: i32) -> JobSpec {
     JobSpec {
         program: Program {
             format: ProgramFormat::Qasm2,
@@ -139,7 +139,7 @@ fn spec(priority: i32) -> JobSpec {
     }
 }
 
-fn job(id: &str, tenant: &str, key: Option<(&str, &str)>) -> NewJob {
+pub(super) fn job(id: &str, tenant: &str, key: Option<(&str, &str)>) -> NewJob {
     NewJob {
         id: id.into(),
         tenant: tenant.into(),
@@ -151,14 +151,14 @@ fn job(id: &str, tenant: &str, key: Option<(&str, &str)>) -> NewJob {
     }
 }
 
-fn result() -> JobResult {
+pub(super) fn result() -> JobResult {
     JobResult {
         executions: vec![],
         run_seconds: 0.5,
     }
 }
 
-async fn created(store: &dyn JobStore, j: &NewJob) -> JobRow {
+pub(super) async fn created(store: &dyn JobStore, j: &NewJob) -> JobRow {
     match store.insert(j).await.unwrap() {
         Inserted::Created(row) => row,
         other => panic!("{other:?}"),
@@ -794,7 +794,7 @@ async fn counts_per_tenant_and_status(h: &Harness) {
 }
 
 /// The next event `wanted` accepts, within five seconds.
-async fn next_event(
+pub(super) async fn next_event(
     events: &mut tokio::sync::broadcast::Receiver<StoreEvent>,
     wanted: impl Fn(&StoreEvent) -> bool,
 ) -> StoreEvent {

@@ -1154,6 +1154,103 @@ impl JobStore for PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::contract_tests::{created, job, next_event};
+    use crate::store::test_postgres::{own_server, skip_without_postgres, test_postgres};
+    use sqlx::Connection;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_schema_newer_than_this_build_is_refused() {
+        let Some(db) = test_postgres().await else {
+            return;
+        };
+        // Two nodes starting at once on an empty database: one migrates,
+        // the other waits for it.
+        let (a, b) = tokio::join!(PgStore::connect(db.url()), PgStore::connect(db.url()));
+        assert_eq!(
+            a.unwrap().store_id().await.unwrap(),
+            b.unwrap().store_id().await.unwrap()
+        );
+        let mut conn = PgConnection::connect(db.url()).await.unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (5, 'future', TRUE, $1, 0)",
+        )
+        .bind(vec![0_u8])
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let e = PgStore::connect(db.url()).await.unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "the store's schema is version 5; this kettle knows up to 1: upgrade kettle"
+            ),
+            "{e}"
+        );
+    }
+
+    /// While the database is down, every call fails as a transient store
+    /// failure (the server's 503 with Retry-After), within the pool's
+    /// acquire timeout; when it is back, the same store works again by
+    /// itself, and its listener says that events may have been missed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_database_that_goes_away_fails_calls_transiently_until_it_is_back() {
+        let server = match own_server() {
+            Ok(s) => s,
+            Err(why) => return skip_without_postgres(&why),
+        };
+        let server = std::sync::Arc::new(server);
+        let store = PgStore::connect(&server.database().await).await.unwrap();
+        created(&store, &job("before", "t", None)).await;
+        let mut events = store.events();
+        let s = server.clone();
+        tokio::task::spawn_blocking(move || s.stop())
+            .await
+            .unwrap()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let during = job("during", "t", None);
+        let (insert, get, probe) = tokio::join!(
+            store.insert(&during),
+            store.get("before"),
+            store.probe_write()
+        );
+        let failed = insert.unwrap_err();
+        assert!(
+            matches!(failed, ServiceError::Store(_)) && failed.is_transient(),
+            "{failed:?}"
+        );
+        assert!(matches!(get, Err(ServiceError::Store(_))), "{get:?}");
+        assert!(matches!(probe, Err(ServiceError::Store(_))), "{probe:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        let s = server.clone();
+        tokio::task::spawn_blocking(move || s.start())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            next_event(&mut events, |e| *e == StoreEvent::Resync).await,
+            StoreEvent::Resync
+        );
+        store.probe_write().await.unwrap();
+        assert!(
+            store.get("before").await.unwrap().is_some(),
+            "nothing committed is lost"
+        );
+        assert!(
+            store.get("during").await.unwrap().is_none(),
+            "nothing failed is kept"
+        );
+        created(&store, &job("after", "t", None)).await;
+        assert_eq!(
+            next_event(&mut events, |e| *e == StoreEvent::Queued).await,
+            StoreEvent::Queued,
+            "listening again"
+        );
+    }
 
     #[test]
     fn events_travel_as_payloads() {
