@@ -648,15 +648,15 @@ async fn apply(conn: &mut PgConnection, op: &WriteOp, owner: &str) -> StoreResul
 #[async_trait::async_trait]
 impl JobStore for PgStore {
     async fn write_batch(&self, ops: &[WriteOp], durable: bool) -> StoreResult<Vec<Written>> {
-        let mut tx = self.pool.begin().await.pg()?;
-        if !durable {
-            // The commit returns before the WAL reaches the disk; a crash
-            // of the database server may lose it, never corrupt anything.
-            sqlx::query("SET LOCAL synchronous_commit = off")
-                .execute(&mut *tx)
-                .await
-                .pg()?;
-        }
+        // Without `durable`, the commit returns before the WAL reaches the
+        // disk: a crash of the database server may lose it, never corrupt
+        // anything. (In BEGIN's round trip.)
+        let begin = if durable {
+            "BEGIN"
+        } else {
+            "BEGIN; SET LOCAL synchronous_commit = off"
+        };
+        let mut tx = self.pool.begin_with(begin).await.pg()?;
         let mut out = Vec::with_capacity(ops.len());
         for op in ops {
             out.push(apply(&mut tx, op, &self.node_id).await?);
@@ -912,9 +912,9 @@ impl JobStore for PgStore {
     }
 
     async fn probe_write(&self) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.pg()?;
-        sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(&mut *tx)
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
             .await
             .pg()?;
         sqlx::query(
@@ -941,52 +941,58 @@ impl JobStore for PgStore {
         now_ms: i64,
         lease_ms: i64,
     ) -> StoreResult<Option<JobRow>> {
-        let mut tx = self.pool.begin().await.pg()?;
-        // A claim lost in a crash of the database is a job run again.
-        sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(&mut *tx)
+        // A claim lost in a crash of the database is a job run again: no
+        // need to wait for the disk. One statement: the expired jobs whose
+        // cancel was asked are cancelled (and their ends announced), and
+        // one job is claimed, never one of those (disjoint by
+        // `cancel_requested`, so no row is updated twice). Fewest running
+        // first (a job whose lease ended no longer counts as running for
+        // its tenant), then priority, then age. SKIP LOCKED: a row another
+        // node is claiming is passed over, not waited for; the outer
+        // condition re-checks the row once it is locked. The final join
+        // gives one row even when nothing was claimed, so that the
+        // notifications are sent.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
             .await
             .pg()?;
-        let cancelled: Vec<String> = sqlx::query_scalar(
-            "UPDATE jobs SET status = 'cancelled', ended_ms = $1, error = $2, owner = NULL, \
-             lease_until_ms = NULL \
-             WHERE seq IN (SELECT seq FROM jobs WHERE status = 'running' AND lease_until_ms < $1 \
-             AND cancel_requested FOR UPDATE SKIP LOCKED) \
-             AND status = 'running' AND lease_until_ms < $1 RETURNING id",
-        )
-        .bind(now_ms)
-        .bind(to_json(&cancelled_while_running())?)
-        .fetch_all(&mut *tx)
-        .await
-        .pg()?;
-        // Fewest running first (a job whose lease ended no longer counts
-        // as running for its tenant), then priority, then age. SKIP LOCKED:
-        // a row another node is claiming is passed over, not waited for.
-        // The outer condition re-checks the row once it is locked.
-        let claimed = sqlx::query(sql(format!(
-            "UPDATE jobs SET status = 'running', attempt = attempt + 1, owner = $2, \
-               lease_until_ms = $1 + $3, started_ms = $1 \
-             WHERE seq = (SELECT j.seq FROM jobs j \
-               LEFT JOIN (SELECT tenant, COUNT(*) AS n FROM jobs WHERE status = 'running' \
-                 AND (lease_until_ms IS NULL OR lease_until_ms >= $1) GROUP BY tenant) r \
-                 ON r.tenant = j.tenant \
-               WHERE (j.status = 'queued' OR (j.status = 'running' AND j.lease_until_ms < $1)) \
-               AND j.memory_bytes <= $4 \
-               ORDER BY COALESCE(r.n, 0), j.priority DESC, j.seq \
-               LIMIT 1 FOR UPDATE OF j SKIP LOCKED) \
-             AND (status = 'queued' OR (status = 'running' AND lease_until_ms < $1)) \
-             RETURNING {SUMMARY_COLUMNS}"
+        let row = sqlx::query(sql(format!(
+            "WITH cancelled AS ( \
+               UPDATE jobs SET status = 'cancelled', ended_ms = $1, error = $5, owner = NULL, \
+                 lease_until_ms = NULL \
+               WHERE seq IN (SELECT seq FROM jobs WHERE status = 'running' AND lease_until_ms < $1 \
+                 AND cancel_requested FOR UPDATE SKIP LOCKED) \
+               AND status = 'running' AND lease_until_ms < $1 RETURNING id), \
+             notified AS (SELECT COUNT(pg_notify('{CHANNEL}', 'ended:' || id)) AS n FROM cancelled), \
+             claimed AS ( \
+               UPDATE jobs SET status = 'running', attempt = attempt + 1, owner = $2, \
+                 lease_until_ms = $1 + $3, started_ms = $1 \
+               WHERE seq = (SELECT j.seq FROM jobs j \
+                 LEFT JOIN (SELECT tenant, COUNT(*) AS n FROM jobs WHERE status = 'running' \
+                   AND (lease_until_ms IS NULL OR lease_until_ms >= $1) GROUP BY tenant) r \
+                   ON r.tenant = j.tenant \
+                 WHERE (j.status = 'queued' OR (j.status = 'running' AND j.lease_until_ms < $1 \
+                   AND NOT j.cancel_requested)) \
+                 AND j.memory_bytes <= $4 \
+                 ORDER BY COALESCE(r.n, 0), j.priority DESC, j.seq \
+                 LIMIT 1 FOR UPDATE OF j SKIP LOCKED) \
+               AND (status = 'queued' OR (status = 'running' AND lease_until_ms < $1)) \
+               RETURNING {SUMMARY_COLUMNS}) \
+             SELECT claimed.*, notified.n AS cancelled FROM notified LEFT JOIN claimed ON TRUE"
         )))
         .bind(now_ms)
         .bind(&*self.node_id)
         .bind(lease_ms)
         .bind(i64::try_from(capacity.memory_bytes).unwrap_or(i64::MAX))
-        .fetch_optional(&mut *tx)
+        .bind(to_json(&cancelled_while_running())?)
+        .fetch_one(&mut *tx)
         .await
         .pg()?;
-        let claimed = claimed.as_ref().map(job_row).transpose()?;
-        let ended: Vec<StoreEvent> = cancelled.into_iter().map(StoreEvent::Ended).collect();
-        notify(&mut tx, &ended).await?;
+        let claimed = match row.try_get::<Option<i64>, _>("seq").pg()? {
+            Some(_) => Some(job_row(&row)?),
+            None => None,
+        };
         tx.commit().await.pg()?;
         Ok(claimed)
     }
