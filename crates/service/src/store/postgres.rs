@@ -519,24 +519,255 @@ async fn insert(conn: &mut PgConnection, job: &NewJob, owner: &str) -> StoreResu
     .await
     .pg()?;
     match seq {
-        Some(seq) => Ok(Inserted::Created(JobRow {
-            id: job.id.clone(),
-            tenant: job.tenant.clone(),
-            seq,
-            status: state.status,
-            spec: job.spec.clone(),
-            attempt: state.attempt,
-            cancel_requested: state.cancel_requested,
-            created_ms: job.created_ms,
-            started_ms: state.started_ms,
-            ended_ms: state.ended_ms,
-            result: state.result.clone(),
-            error: state.error.clone(),
-        })),
+        Some(seq) => Ok(created_row(job, seq)),
         None => replay(conn, job)
             .await?
             .ok_or_else(|| ServiceError::Store("an idempotency key conflicted with no row".into())),
     }
+}
+
+/// Applies `ops`; what each did, in the order of `ops`. As in the SQLite
+/// store, the writes every job makes are set-based, one statement for
+/// many jobs (a round trip to the database costs more than the rows):
+/// runs of inserts without a tenant limit, and ends. Order: inserts, then
+/// claims, then ends and the rare writes in the order given, which keeps
+/// each job's own writes in its life's order.
+async fn apply_all(
+    conn: &mut PgConnection,
+    ops: &[WriteOp],
+    owner: &str,
+) -> StoreResult<Vec<Written>> {
+    let mut out: Vec<Option<Written>> = ops.iter().map(|_| None).collect();
+    let inserts: Vec<(usize, &NewJob)> = ops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, op)| match op {
+            WriteOp::Insert(job) => Some((i, &**job)),
+            _ => None,
+        })
+        .collect();
+    let mut rest = &inserts[..];
+    while !rest.is_empty() {
+        let run = rest
+            .iter()
+            .position(|(_, job)| job.max_active.is_some())
+            .unwrap_or(rest.len());
+        if run == 0 {
+            let (i, job) = rest[0];
+            out[i] = Some(Written::Inserted(Box::new(insert(conn, job, owner).await?)));
+            rest = &rest[1..];
+            continue;
+        }
+        for (i, inserted) in insert_bulk(conn, &rest[..run], owner).await? {
+            out[i] = Some(Written::Inserted(Box::new(inserted)));
+        }
+        rest = &rest[run..];
+    }
+    for (i, op) in ops.iter().enumerate() {
+        if let WriteOp::Claim { .. } = op {
+            out[i] = Some(apply(conn, op, owner).await?);
+        }
+    }
+    let ends: Vec<(usize, &WriteOp)> = ops
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| matches!(op, WriteOp::Finish { .. }))
+        .collect();
+    if !ends.is_empty() {
+        let ended = end_bulk(conn, &ends, owner).await?;
+        for (i, op) in ends {
+            if let WriteOp::Finish { id, attempt: a, .. } = op {
+                out[i] = Some(Written::Changed(ended.contains(&(id.clone(), attempt(*a)))));
+            }
+        }
+    }
+    for (i, op) in ops.iter().enumerate() {
+        if out[i].is_none() {
+            out[i] = Some(apply(conn, op, owner).await?);
+        }
+    }
+    out.into_iter()
+        .map(|w| w.ok_or_else(|| ServiceError::Store("a write was not applied".into())))
+        .collect()
+}
+
+/// Inserts `jobs` (none with a tenant limit) in one statement, in their
+/// order; one whose idempotency key is taken is answered as a replay.
+async fn insert_bulk(
+    conn: &mut PgConnection,
+    jobs: &[(usize, &NewJob)],
+    owner: &str,
+) -> StoreResult<Vec<(usize, Inserted)>> {
+    let n = jobs.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut tenants = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut priorities = Vec::with_capacity(n);
+    let mut memory = Vec::with_capacity(n);
+    let mut specs = Vec::with_capacity(n);
+    let mut attempts = Vec::with_capacity(n);
+    let mut cancels = Vec::with_capacity(n);
+    let mut owners = Vec::with_capacity(n);
+    let mut created = Vec::with_capacity(n);
+    let mut started = Vec::with_capacity(n);
+    let mut ended = Vec::with_capacity(n);
+    let mut results = Vec::with_capacity(n);
+    let mut errors = Vec::with_capacity(n);
+    let mut keys = Vec::with_capacity(n);
+    let mut hashes = Vec::with_capacity(n);
+    for &(_, job) in jobs {
+        let state = &job.state;
+        ids.push(job.id.as_str());
+        tenants.push(job.tenant.as_str());
+        statuses.push(state.status.as_str());
+        priorities.push(job.spec.priority);
+        memory.push(i64::try_from(job.spec.memory_bytes).unwrap_or(i64::MAX));
+        specs.push(to_json(&job.spec)?);
+        attempts.push(attempt(state.attempt));
+        cancels.push(state.cancel_requested);
+        owners.push((state.status == JobStatus::Running).then_some(owner));
+        created.push(job.created_ms);
+        started.push(state.started_ms);
+        ended.push(state.ended_ms);
+        results.push(state.result.as_ref().map(to_json).transpose()?);
+        errors.push(state.error.as_ref().map(to_json).transpose()?);
+        keys.push(job.idempotency.as_ref().map(|(k, _)| k.as_str()));
+        hashes.push(job.idempotency.as_ref().map(|(_, h)| h.as_str()));
+    }
+    // ORDER BY the ordinality: seqs follow the batch's order. The unique
+    // index turns down a taken key, even one taken earlier in this batch.
+    let rows = sqlx::query(
+        "INSERT INTO jobs (id, tenant, status, priority, memory_bytes, spec, attempt, \
+         cancel_requested, owner, created_ms, started_ms, ended_ms, result, error, \
+         idempotency_key, request_hash) \
+         SELECT id, tenant, status, priority, memory_bytes, spec, attempt, cancel_requested, \
+         owner, created_ms, started_ms, ended_ms, result, error, idempotency_key, request_hash \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::text[], \
+         $7::int[], $8::bool[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], \
+         $13::text[], $14::text[], $15::text[], $16::text[]) WITH ORDINALITY \
+         AS u (id, tenant, status, priority, memory_bytes, spec, attempt, cancel_requested, \
+         owner, created_ms, started_ms, ended_ms, result, error, idempotency_key, request_hash, \
+         ord) ORDER BY ord \
+         ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+         RETURNING id, seq",
+    )
+    .bind(ids)
+    .bind(tenants)
+    .bind(statuses)
+    .bind(priorities)
+    .bind(memory)
+    .bind(specs)
+    .bind(attempts)
+    .bind(cancels)
+    .bind(owners)
+    .bind(created)
+    .bind(started)
+    .bind(ended)
+    .bind(results)
+    .bind(errors)
+    .bind(keys)
+    .bind(hashes)
+    .fetch_all(&mut *conn)
+    .await
+    .pg()?;
+    let mut seqs = HashMap::with_capacity(rows.len());
+    for r in rows {
+        seqs.insert(
+            r.try_get::<String, _>(0).pg()?,
+            r.try_get::<i64, _>(1).pg()?,
+        );
+    }
+    let mut out = Vec::with_capacity(n);
+    for &(i, job) in jobs {
+        let inserted = match seqs.get(&job.id) {
+            Some(&seq) => created_row(job, seq),
+            None => replay(conn, job).await?.ok_or_else(|| {
+                ServiceError::Store("an idempotency key conflicted with no row".into())
+            })?,
+        };
+        out.push((i, inserted));
+    }
+    Ok(out)
+}
+
+fn created_row(job: &NewJob, seq: i64) -> Inserted {
+    let state = job.state.clone();
+    Inserted::Created(JobRow {
+        id: job.id.clone(),
+        tenant: job.tenant.clone(),
+        seq,
+        status: state.status,
+        spec: job.spec.clone(),
+        attempt: state.attempt,
+        cancel_requested: state.cancel_requested,
+        created_ms: job.created_ms,
+        started_ms: state.started_ms,
+        ended_ms: state.ended_ms,
+        result: state.result,
+        error: state.error,
+    })
+}
+
+/// Ends the running jobs of `ends` (each a [`WriteOp::Finish`]) in one
+/// statement, each only if still running under its attempt and owned by
+/// this node; the (id, attempt) of those ended.
+async fn end_bulk(
+    conn: &mut PgConnection,
+    ends: &[(usize, &WriteOp)],
+    owner: &str,
+) -> StoreResult<std::collections::HashSet<(String, i32)>> {
+    let n = ends.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut attempts = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut results = Vec::with_capacity(n);
+    let mut errors = Vec::with_capacity(n);
+    let mut times = Vec::with_capacity(n);
+    for &(_, op) in ends {
+        let WriteOp::Finish {
+            id,
+            attempt: a,
+            outcome,
+            now_ms,
+        } = op
+        else {
+            continue;
+        };
+        let (status, result, error) = match outcome {
+            Outcome::Completed(r) => ("completed", Some(to_json(r)?), None),
+            Outcome::Failed(e) => ("failed", None, Some(to_json(e)?)),
+            Outcome::Cancelled(e) => ("cancelled", None, Some(to_json(e)?)),
+        };
+        ids.push(id.as_str());
+        attempts.push(attempt(*a));
+        statuses.push(status);
+        results.push(result);
+        errors.push(error);
+        times.push(*now_ms);
+    }
+    // The status, attempt and owner guard make an end happen once: a node
+    // that lost its claim changes nothing.
+    let rows = sqlx::query(
+        "UPDATE jobs SET status = e.status, result = e.result, error = e.error, \
+         ended_ms = e.now_ms, lease_until_ms = NULL \
+         FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[]) \
+         AS e (id, attempt, status, result, error, now_ms) \
+         WHERE jobs.id = e.id AND jobs.status = 'running' AND jobs.attempt = e.attempt \
+         AND jobs.owner = $7 RETURNING jobs.id, jobs.attempt",
+    )
+    .bind(ids)
+    .bind(attempts)
+    .bind(statuses)
+    .bind(results)
+    .bind(errors)
+    .bind(times)
+    .bind(owner)
+    .fetch_all(&mut *conn)
+    .await
+    .pg()?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0).pg()?, r.try_get(1).pg()?)))
+        .collect()
 }
 
 /// One write, in the batch's transaction on `conn`.
@@ -657,10 +888,7 @@ impl JobStore for PgStore {
             "BEGIN; SET LOCAL synchronous_commit = off"
         };
         let mut tx = self.pool.begin_with(begin).await.pg()?;
-        let mut out = Vec::with_capacity(ops.len());
-        for op in ops {
-            out.push(apply(&mut tx, op, &self.node_id).await?);
-        }
+        let out = apply_all(&mut tx, ops, &self.node_id).await?;
         notify(&mut tx, &events_of(ops, &out)).await?;
         // Dropped uncommitted on any error above: rolled back.
         tx.commit().await.pg()?;
