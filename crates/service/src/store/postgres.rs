@@ -746,14 +746,15 @@ async fn end_bulk(
         times.push(*now_ms);
     }
     // The status, attempt and owner guard make an end happen once: a node
-    // that lost its claim changes nothing.
+    // that lost its claim changes nothing. (`id = ANY`: the rows are found
+    // by their index, however many jobs run.)
     let rows = sqlx::query(
         "UPDATE jobs SET status = e.status, result = e.result, error = e.error, \
          ended_ms = e.now_ms, lease_until_ms = NULL \
          FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[]) \
          AS e (id, attempt, status, result, error, now_ms) \
-         WHERE jobs.id = e.id AND jobs.status = 'running' AND jobs.attempt = e.attempt \
-         AND jobs.owner = $7 RETURNING jobs.id, jobs.attempt",
+         WHERE jobs.id = ANY($1) AND jobs.id = e.id AND jobs.status = 'running' \
+         AND jobs.attempt = e.attempt AND jobs.owner = $7 RETURNING jobs.id, jobs.attempt",
     )
     .bind(ids)
     .bind(attempts)
@@ -1239,7 +1240,8 @@ impl JobStore for PgStore {
         let rows = sqlx::query(
             "UPDATE jobs j SET lease_until_ms = $1 \
              FROM unnest($2::text[], $3::int[]) AS r (id, attempt) \
-             WHERE j.id = r.id AND j.attempt = r.attempt AND j.status = 'running' \
+             WHERE j.id = ANY($2) AND j.id = r.id AND j.attempt = r.attempt \
+             AND j.status = 'running' \
              AND j.owner = $4 RETURNING j.id, j.attempt, j.cancel_requested",
         )
         .bind(now_ms.saturating_add(lease_ms))
