@@ -1424,6 +1424,67 @@ mod tests {
         );
     }
 
+    /// What `kettle store copy` does: every job and key of an SQLite store
+    /// arrives in PostgreSQL as it was (running ones queued), with the
+    /// same ids, results and idempotency keys.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_sqlite_store_copies_into_postgres_row_for_row() {
+        let Some(db) = test_postgres().await else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let from = crate::store::SqliteStore::open(dir.path()).await.unwrap();
+        let ops: Vec<WriteOp> = (0..50)
+            .map(|i| {
+                let key = (i % 2 == 0).then(|| (format!("k{i}"), format!("h{i}")));
+                let mut j = job(&format!("j{i:02}"), &format!("t{}", i % 3), None);
+                j.idempotency = key;
+                WriteOp::Insert(Box::new(j))
+            })
+            .collect();
+        from.write_batch(&ops, true).await.unwrap();
+        for i in 0..30 {
+            let id = format!("j{i:02}");
+            assert_eq!(from.claim(&id, 10).await.unwrap(), Some(1));
+            if i < 20 {
+                let outcome = Outcome::Completed(crate::store::contract_tests::result());
+                assert!(from.finish(&id, 1, &outcome, 20).await.unwrap());
+            }
+        }
+        from.insert_key(&ApiKeyRow {
+            id: "key".into(),
+            tenant: "t0".into(),
+            hash: vec![1; 32],
+            created_ms: 1,
+            revoked_ms: Some(2),
+        })
+        .await
+        .unwrap();
+        let to = PgStore::connect(db.url()).await.unwrap();
+        let exported = from.export_jobs(0, 1000).await.unwrap();
+        assert_eq!(exported.len(), 50);
+        assert_eq!(to.import_jobs(&exported).await.unwrap(), 50);
+        for key in from.list_keys().await.unwrap() {
+            assert!(to.import_key(&key).await.unwrap());
+        }
+        let copied = to.export_jobs(0, 1000).await.unwrap();
+        for (a, b) in exported.iter().zip(&copied) {
+            let mut expected = a.clone();
+            if expected.row.status == JobStatus::Running {
+                expected.row.status = JobStatus::Queued;
+                expected.row.started_ms = None;
+            }
+            expected.row.seq = b.row.seq;
+            assert_eq!(&expected, b);
+        }
+        assert!(to.keys_held().await.unwrap());
+        assert_eq!(
+            to.list_keys().await.unwrap(),
+            from.list_keys().await.unwrap()
+        );
+        assert_eq!(to.integrity_check().await.unwrap(), Vec::<String>::new());
+    }
+
     /// While the database is down, every call fails as a transient store
     /// failure (the server's 503 with Retry-After), within the pool's
     /// acquire timeout; when it is back, the same store works again by
