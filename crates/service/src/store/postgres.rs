@@ -1424,6 +1424,22 @@ mod tests {
         );
     }
 
+    /// `open` chooses PostgreSQL for a `postgres://` location: a shared
+    /// store, with no folder lock.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_postgres_location_opens_a_shared_store() {
+        let Some(db) = test_postgres().await else {
+            return;
+        };
+        let location: crate::store::StoreLocation = db.url().parse().unwrap();
+        let opened = crate::store::open(&location).await.unwrap();
+        assert!(opened.store.shared() && opened.lock.is_none());
+        created(&*opened.store, &job("j", "t", None)).await;
+        let again = crate::store::open(&location).await.unwrap();
+        assert_ne!(again.store.node_id(), opened.store.node_id());
+        assert!(again.store.get("j").await.unwrap().is_some());
+    }
+
     /// What `kettle store copy` does: every job and key of an SQLite store
     /// arrives in PostgreSQL as it was (running ones queued), with the
     /// same ids, results and idempotency keys.
