@@ -771,11 +771,11 @@ async fn end_bulk(
         .collect()
 }
 
-/// One write, in the batch's transaction on `conn`.
+/// One claim or one of the rare writes, in the batch's transaction on
+/// `conn` (inserts and ends are [`apply_all`]'s, set-based).
 async fn apply(conn: &mut PgConnection, op: &WriteOp, owner: &str) -> StoreResult<Written> {
     let changed = |n: u64| Written::Changed(n == 1);
     Ok(match op {
-        WriteOp::Insert(job) => Written::Inserted(Box::new(insert(conn, job, owner).await?)),
         WriteOp::Claim { id, now_ms } => {
             let attempt: Option<i32> = sqlx::query_scalar(
                 "UPDATE jobs SET status = 'running', attempt = attempt + 1, started_ms = $2, \
@@ -789,38 +789,6 @@ async fn apply(conn: &mut PgConnection, op: &WriteOp, owner: &str) -> StoreResul
             .await
             .pg()?;
             Written::Claimed(attempt.map(|a| u32::try_from(a).unwrap_or(0)))
-        }
-        // The status, attempt and owner guard make an end happen once: a
-        // node that lost its claim changes nothing.
-        WriteOp::Finish {
-            id,
-            attempt: a,
-            outcome,
-            now_ms,
-        } => {
-            let (status, result, error) = match outcome {
-                Outcome::Completed(r) => ("completed", Some(to_json(r)?), None),
-                Outcome::Failed(e) => ("failed", None, Some(to_json(e)?)),
-                Outcome::Cancelled(e) => ("cancelled", None, Some(to_json(e)?)),
-            };
-            changed(
-                sqlx::query(
-                    "UPDATE jobs SET status = $4, result = $5, error = $6, ended_ms = $7, \
-                     lease_until_ms = NULL \
-                     WHERE id = $1 AND status = 'running' AND attempt = $2 AND owner = $3",
-                )
-                .bind(id)
-                .bind(attempt(*a))
-                .bind(owner)
-                .bind(status)
-                .bind(result)
-                .bind(error)
-                .bind(now_ms)
-                .execute(&mut *conn)
-                .await
-                .pg()?
-                .rows_affected(),
-            )
         }
         // The stopped run is not counted (see the SQLite store).
         WriteOp::Requeue { id, attempt: a } => changed(
@@ -874,6 +842,11 @@ async fn apply(conn: &mut PgConnection, op: &WriteOp, owner: &str) -> StoreResul
             .pg()?
             .rows_affected(),
         ),
+        WriteOp::Insert(_) | WriteOp::Finish { .. } => {
+            return Err(ServiceError::Store(
+                "a set-based write was left to run alone".into(),
+            ));
+        }
     })
 }
 
