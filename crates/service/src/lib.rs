@@ -93,8 +93,8 @@ pub use store::{
 pub use time::{now_ms, rfc3339};
 
 #[cfg(test)]
+mod cluster_tests;
+#[cfg(test)]
 mod store_fault_tests;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod cluster_tests;
