@@ -47,6 +47,9 @@ const MIGRATIONS: &[super::Embedded] = &[(
 
 /// The notification channel of job events.
 const CHANNEL: &str = "kettle_jobs";
+/// Queued jobs of each tenant a claim considers (see `claim_next`): more
+/// than the claims that may race for one tenant's head at once.
+const CANDIDATES: u32 = 8;
 
 /// Events kept for a slow receiver before it reads `Lagged`.
 const EVENT_BUFFER: usize = 1024;
@@ -1147,12 +1150,20 @@ impl JobStore for PgStore {
         // need to wait for the disk. One statement: the expired jobs whose
         // cancel was asked are cancelled (and their ends announced), and
         // one job is claimed, never one of those (disjoint by
-        // `cancel_requested`, so no row is updated twice). Fewest running
-        // first (a job whose lease ended no longer counts as running for
-        // its tenant), then priority, then age. SKIP LOCKED: a row another
-        // node is claiming is passed over, not waited for; the outer
-        // condition re-checks the row once it is locked. The final join
-        // gives one row even when nothing was claimed, so that the
+        // `cancel_requested`, so no row is updated twice).
+        //
+        // Which job: fewest running first (a job whose lease ended no
+        // longer counts as running for its tenant), then priority, then
+        // age. Sorting every queued job for that costs time in the queue's
+        // length (34 ms a claim with 50,000 queued), so the candidates are
+        // read from the `jobs_queue` index instead: the tenants with queued
+        // work by a skip scan (one index probe each), the first few of
+        // each tenant in (priority, age) order that fit, and the expired
+        // ones (0.7 ms with 50,000 queued). A few per tenant, not one: a
+        // candidate another node is claiming is passed over (SKIP LOCKED),
+        // not waited for, and the next one of the same tenant taken. The
+        // outer condition re-checks the row once it is locked. The final
+        // join gives one row even when nothing was claimed, so that the
         // notifications are sent.
         let mut tx = self
             .pool
@@ -1160,7 +1171,24 @@ impl JobStore for PgStore {
             .await
             .pg()?;
         let row = sqlx::query(sql(format!(
-            "WITH cancelled AS ( \
+            "WITH RECURSIVE tenants (tenant) AS ( \
+               (SELECT tenant FROM jobs WHERE status = 'queued' ORDER BY tenant LIMIT 1) \
+               UNION ALL \
+               SELECT (SELECT j.tenant FROM jobs j WHERE j.status = 'queued' \
+                 AND j.tenant > t.tenant ORDER BY j.tenant LIMIT 1) \
+               FROM tenants t WHERE t.tenant IS NOT NULL), \
+             candidates AS ( \
+               SELECT c.seq FROM tenants t CROSS JOIN LATERAL ( \
+                 SELECT j.seq FROM jobs j WHERE j.status = 'queued' AND j.tenant = t.tenant \
+                 AND j.memory_bytes <= $4 ORDER BY j.priority DESC, j.seq LIMIT {CANDIDATES}) c \
+               WHERE t.tenant IS NOT NULL \
+               UNION ALL \
+               SELECT seq FROM jobs WHERE status = 'running' AND lease_until_ms < $1 \
+                 AND NOT cancel_requested AND memory_bytes <= $4), \
+             running AS ( \
+               SELECT tenant, COUNT(*) AS n FROM jobs WHERE status = 'running' \
+                 AND (lease_until_ms IS NULL OR lease_until_ms >= $1) GROUP BY tenant), \
+             cancelled AS ( \
                UPDATE jobs SET status = 'cancelled', ended_ms = $1, error = $5, owner = NULL, \
                  lease_until_ms = NULL \
                WHERE seq IN (SELECT seq FROM jobs WHERE status = 'running' AND lease_until_ms < $1 \
@@ -1171,12 +1199,10 @@ impl JobStore for PgStore {
                UPDATE jobs SET status = 'running', attempt = attempt + 1, owner = $2, \
                  lease_until_ms = $1 + $3, started_ms = $1 \
                WHERE seq = (SELECT j.seq FROM jobs j \
-                 LEFT JOIN (SELECT tenant, COUNT(*) AS n FROM jobs WHERE status = 'running' \
-                   AND (lease_until_ms IS NULL OR lease_until_ms >= $1) GROUP BY tenant) r \
-                   ON r.tenant = j.tenant \
-                 WHERE (j.status = 'queued' OR (j.status = 'running' AND j.lease_until_ms < $1 \
+                 LEFT JOIN running r ON r.tenant = j.tenant \
+                 WHERE j.seq IN (SELECT seq FROM candidates) \
+                 AND (j.status = 'queued' OR (j.status = 'running' AND j.lease_until_ms < $1 \
                    AND NOT j.cancel_requested)) \
-                 AND j.memory_bytes <= $4 \
                  ORDER BY COALESCE(r.n, 0), j.priority DESC, j.seq \
                  LIMIT 1 FOR UPDATE OF j SKIP LOCKED) \
                AND (status = 'queued' OR (status = 'running' AND lease_until_ms < $1)) \
