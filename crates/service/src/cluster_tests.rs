@@ -179,6 +179,7 @@ async fn a_dead_nodes_job_runs_again_elsewhere_and_its_late_end_is_refused() {
         .id;
     let capacity = Capacity {
         memory_bytes: 1 << 30,
+        idle_tenants_only: false,
     };
     let claimed = dead
         .claim_next(&capacity, now_ms(), 900)
@@ -304,4 +305,65 @@ async fn a_node_claims_only_what_fits_its_memory() {
     assert_eq!(done.status, JobStatus::Completed, "{done:?}");
     small.shutdown(Duration::from_secs(5)).await;
     big.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenant_starts_at_once_while_one_tenant_holds_every_node() {
+    let Some(pg) = test_postgres().await else {
+        return;
+    };
+    let a = node(pg.url(), config(1)).await;
+    let b = node(pg.url(), config(1)).await;
+    // Tenant "flood" takes both nodes' one regular worker, and more waits.
+    let mut flood = Vec::new();
+    for _ in 0..4 {
+        let job = a
+            .submit("flood", request(&slow_program()), None)
+            .await
+            .unwrap();
+        flood.push(job.job.id);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut running = 0;
+        for id in &flood {
+            if a.get("flood", id, KeyFormat::Bitstring)
+                .await
+                .unwrap()
+                .status
+                == JobStatus::Running
+            {
+                running += 1;
+            }
+        }
+        if running == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the flood never held both nodes");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let asked = Instant::now();
+    let quick = b
+        .submit_and_wait(
+            "other",
+            request(BELL),
+            None,
+            Duration::from_secs(20),
+            KeyFormat::Bitstring,
+        )
+        .await
+        .unwrap();
+    let took = asked.elapsed();
+    assert_eq!(quick.job.status, JobStatus::Completed, "{:?}", quick.job);
+    // Not behind the flood's jobs (seconds each), but through a node's
+    // fair-share worker.
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    report(&format!(
+        "another tenant's job beside a flood on every node: {took:?}"
+    ));
+    for id in &flood {
+        let _ = a.cancel("flood", id).await;
+    }
+    a.shutdown(Duration::from_secs(5)).await;
+    b.shutdown(Duration::from_secs(5)).await;
 }

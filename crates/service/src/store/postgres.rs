@@ -1203,6 +1203,7 @@ impl JobStore for PgStore {
                  WHERE j.seq IN (SELECT seq FROM candidates) \
                  AND (j.status = 'queued' OR (j.status = 'running' AND j.lease_until_ms < $1 \
                    AND NOT j.cancel_requested)) \
+                 AND (NOT $6 OR COALESCE(r.n, 0) = 0) \
                  ORDER BY COALESCE(r.n, 0), j.priority DESC, j.seq \
                  LIMIT 1 FOR UPDATE OF j SKIP LOCKED) \
                AND (status = 'queued' OR (status = 'running' AND lease_until_ms < $1)) \
@@ -1214,6 +1215,7 @@ impl JobStore for PgStore {
         .bind(lease_ms)
         .bind(i64::try_from(capacity.memory_bytes).unwrap_or(i64::MAX))
         .bind(to_json(&cancelled_while_running())?)
+        .bind(capacity.idle_tenants_only)
         .fetch_one(&mut *tx)
         .await
         .pg()?;
