@@ -462,16 +462,40 @@ async fn replay(conn: &mut PgConnection, job: &NewJob) -> StoreResult<Option<Ins
         }))
 }
 
+/// Takes the advisory lock of every tenant whose insert in `ops` counts
+/// its active jobs, all at once and in one order (by lock key), before any
+/// write: every node's insert for such a tenant then waits until the one
+/// before it commits, so its count includes it. Taken one by one as the
+/// batch reached each insert, two batches holding two tenants in opposite
+/// orders would deadlock (seen with 8 tenants and 3 nodes: PostgreSQL
+/// aborted one batch a second later, and its submissions failed).
+async fn lock_limited_tenants(conn: &mut PgConnection, ops: &[WriteOp]) -> StoreResult<()> {
+    let mut tenants: Vec<&str> = ops
+        .iter()
+        .filter_map(|op| match op {
+            WriteOp::Insert(job) if job.max_active.is_some() => Some(job.tenant.as_str()),
+            _ => None,
+        })
+        .collect();
+    if tenants.is_empty() {
+        return Ok(());
+    }
+    tenants.sort_unstable();
+    tenants.dedup();
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(k) FROM \
+         (SELECT DISTINCT hashtext(t) AS k FROM unnest($1::text[]) AS t) AS keys ORDER BY k",
+    )
+    .bind(&tenants)
+    .execute(&mut *conn)
+    .await
+    .pg()?;
+    Ok(())
+}
+
 async fn insert(conn: &mut PgConnection, job: &NewJob, owner: &str) -> StoreResult<Inserted> {
     if let Some(limit) = job.max_active {
-        // Every node's insert for this tenant waits here until the one
-        // before it commits, so the count below includes it.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-            .bind(&job.tenant)
-            .execute(&mut *conn)
-            .await
-            .pg()?;
-        // A retry of an accepted job is answered, not turned down.
+        // The tenant's lock is held (`lock_limited_tenants`). A retry of an accepted job is answered, not turned down.
         if let Some(replayed) = replay(conn, job).await? {
             return Ok(replayed);
         }
@@ -865,6 +889,7 @@ impl JobStore for PgStore {
             "BEGIN; SET LOCAL synchronous_commit = off"
         };
         let mut tx = self.pool.begin_with(begin).await.pg()?;
+        lock_limited_tenants(&mut tx, ops).await?;
         let out = apply_all(&mut tx, ops, &self.node_id).await?;
         notify(&mut tx, &events_of(ops, &out)).await?;
         // Dropped uncommitted on any error above: rolled back.
@@ -1423,6 +1448,44 @@ mod tests {
             ),
             "{e}"
         );
+    }
+
+    /// Two nodes' batches that insert for the same limited tenants in
+    /// opposite orders: without the tenants' locks taken up front in one
+    /// order, they deadlock and PostgreSQL aborts one (`40P01`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_with_limited_tenants_in_any_order_never_deadlock() {
+        let Some(db) = test_postgres().await else {
+            return;
+        };
+        let (a, b) = tokio::join!(PgStore::connect(db.url()), PgStore::connect(db.url()));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let tenants = ["t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7"];
+        let batch = |node: &str, round: usize, reversed: bool| -> Vec<WriteOp> {
+            let mut order: Vec<&str> = tenants.to_vec();
+            if reversed {
+                order.reverse();
+            }
+            order
+                .into_iter()
+                .map(|t| {
+                    let mut j = job(&format!("{node}-{round}-{t}"), t, None);
+                    j.max_active = Some(1000);
+                    WriteOp::Insert(Box::new(j))
+                })
+                .collect()
+        };
+        for round in 0..40 {
+            let (first, second) = (batch("a", round, false), batch("b", round, true));
+            let (x, y) = tokio::join!(a.write_batch(&first, true), b.write_batch(&second, true));
+            x.unwrap();
+            y.unwrap();
+        }
+        let active: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
+            .fetch_one(&a.pool)
+            .await
+            .unwrap();
+        assert_eq!(active, 2 * 40 * 8);
     }
 
     /// `open` chooses PostgreSQL for a `postgres://` location: a shared
