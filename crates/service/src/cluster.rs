@@ -25,6 +25,7 @@
 //! [`JobStore::shared`]: crate::store::JobStore::shared
 //! [`Scheduler::room`]: crate::scheduler::Scheduler::room
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -91,10 +92,16 @@ async fn run(
         drop(inner);
         tokio::select! {
             event = events.recv() => match event {
-                Ok(StoreEvent::Queued) => want_claim = true,
+                Ok(StoreEvent::Queued) => {
+                    want_claim = true;
+                    if let Some(inner) = weak.upgrade() {
+                        inner.queue_seen_empty.store(false, Ordering::Relaxed);
+                    }
+                }
                 Ok(StoreEvent::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
                     want_claim = true;
                     if let Some(inner) = weak.upgrade() {
+                        inner.queue_seen_empty.store(false, Ordering::Relaxed);
                         inner.jobs_may_have_ended();
                     }
                 }
@@ -143,6 +150,10 @@ async fn claim_while_room(inner: &Arc<Inner>, lease: Duration, failing: &mut boo
             }
             Ok(None) => {
                 *failing = false;
+                // Events that arrive from now on say otherwise.
+                if !capacity.idle_tenants_only {
+                    inner.queue_seen_empty.store(true, Ordering::Relaxed);
+                }
                 return;
             }
             Err(e) => {

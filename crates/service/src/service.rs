@@ -186,6 +186,10 @@ pub(crate) struct Inner {
     /// when the store says the job ended (see `cluster.rs`), one waiter at
     /// a time rather than every waiter at every event.
     waiting: Mutex<HashMap<String, watch::Sender<()>>>,
+    /// On a shared store: this node's last claim found nothing it could
+    /// run, and no job was queued since (as the store's events tell), so
+    /// a submission it can start at once is stored claimed.
+    pub(crate) queue_seen_empty: AtomicBool,
     /// Tenants the cluster's queue-depth gauges have named.
     cluster_tenants: Mutex<std::collections::BTreeSet<String>>,
 }
@@ -235,6 +239,7 @@ impl LiveJob {
             idempotency: None,
             state,
             max_active: None,
+            lease_until_ms: None,
         }))
     }
 
@@ -562,6 +567,7 @@ impl Service {
             room: Arc::new(tokio::sync::Notify::new()),
             cluster_stop: watch::Sender::new(false),
             waiting: Mutex::default(),
+            queue_seen_empty: AtomicBool::new(false),
             cluster_tenants: Mutex::default(),
             config,
         });
@@ -698,14 +704,36 @@ impl Service {
             self.reserve(tenant)?;
             None
         };
+        // On a shared store, a node that can start the job at once, and
+        // knows of nothing queued that it could start instead, stores it
+        // claimed: what a claim would do next, without the claim's round
+        // trips and wait. (Otherwise any node with room claims it.)
+        let created_ms = now_ms();
+        let claim_now = self.inner.shared
+            && self.inner.queue_seen_empty.load(Ordering::Relaxed)
+            && self
+                .inner
+                .sched
+                .room()
+                .is_some_and(|free| spec.memory_bytes <= free);
+        let mut state = JobState::queued();
+        let mut lease_until_ms = None;
+        if claim_now {
+            state.status = JobStatus::Running;
+            state.attempt = 1;
+            state.started_ms = Some(created_ms);
+            let lease = i64::try_from(self.inner.config.lease.as_millis()).unwrap_or(i64::MAX);
+            lease_until_ms = Some(created_ms.saturating_add(lease));
+        }
         let job = NewJob {
             id: uuid::Uuid::now_v7().to_string(),
             tenant: tenant.to_owned(),
             spec,
-            created_ms: now_ms(),
+            created_ms,
             idempotency: idempotency_key.map(|k| (k.to_owned(), hash)),
-            state: JobState::queued(),
+            state,
             max_active,
+            lease_until_ms,
         };
         // Through the writer: committed (durably) with whatever else is
         // pending, before this returns.
@@ -728,6 +756,17 @@ impl Service {
             }
         };
         match inserted {
+            // Claimed as it was stored: it runs here.
+            Inserted::Created(row) if self.inner.shared && row.status == JobStatus::Running => {
+                metrics::counter!("kettle_jobs_submitted_total").increment(1);
+                let job = self.inner.admit(row, circuits, false);
+                let view = self.live_view(&job, KeyFormat::Bitstring);
+                self.inner.publish_depth();
+                Ok(Submitted {
+                    job: view,
+                    created: true,
+                })
+            }
             // Any node with room claims it (told by the store's event);
             // this one looks at once, without waiting for the notification.
             Inserted::Created(row) if self.inner.shared => {

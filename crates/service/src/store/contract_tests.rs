@@ -111,6 +111,7 @@ contract!(
     a_fair_share_claim_takes_only_tenants_with_nothing_running,
     concurrent_claims_from_two_nodes_take_each_job_exactly_once,
     an_expired_lease_is_claimed_again_and_the_old_owner_is_fenced_off,
+    a_job_inserted_claimed_holds_its_lease_like_a_claim,
     renewing_reports_a_cancel_while_held_and_none_once_lost,
     an_expired_job_whose_cancel_was_asked_is_cancelled_not_claimed,
     a_tenant_limit_turns_inserts_down_but_answers_replays,
@@ -149,6 +150,7 @@ pub(super) fn job(id: &str, tenant: &str, key: Option<(&str, &str)>) -> NewJob {
         idempotency: key.map(|(k, h)| (k.into(), h.into())),
         state: JobState::queued(),
         max_active: None,
+        lease_until_ms: None,
     }
 }
 
@@ -605,6 +607,40 @@ async fn concurrent_claims_from_two_nodes_take_each_job_exactly_once(h: &Harness
             [Some(false)]
         );
     }
+}
+
+async fn a_job_inserted_claimed_holds_its_lease_like_a_claim(h: &Harness) {
+    let (old, new) = (h.shared_handle(), h.second().await);
+    let mut j = job("j", "t", None);
+    j.state.status = JobStatus::Running;
+    j.state.attempt = 1;
+    j.state.started_ms = Some(1000);
+    j.lease_until_ms = Some(1100);
+    let row = created(&*old, &j).await;
+    assert_eq!((row.status, row.attempt), (JobStatus::Running, 1));
+    // Its node renews it as it would a claim's.
+    assert_eq!(new.claim_next(&ROOMY, 1050, 100).await.unwrap(), None);
+    assert_eq!(
+        old.renew_leases(&[("j".into(), 1)], 1090, 100)
+            .await
+            .unwrap(),
+        [Some(false)]
+    );
+    assert_eq!(new.claim_next(&ROOMY, 1150, 100).await.unwrap(), None);
+    // Its node dies: another takes it once the lease ends, and the first
+    // node's end is refused.
+    let again = new.claim_next(&ROOMY, 1300, 100).await.unwrap().unwrap();
+    assert_eq!((again.id.as_str(), again.attempt), ("j", 2));
+    let late = WriteOp::Finish {
+        id: "j".into(),
+        attempt: 1,
+        outcome: Outcome::Completed(result()),
+        now_ms: 1310,
+    };
+    assert_eq!(
+        old.write_batch(&[late], true).await.unwrap(),
+        vec![Written::Changed(false)]
+    );
 }
 
 async fn an_expired_lease_is_claimed_again_and_the_old_owner_is_fenced_off(h: &Harness) {

@@ -123,6 +123,11 @@ pub struct NewJob {
     /// store in the insert's own transaction (a shared store counts every
     /// node's; a single service counts in memory and leaves this `None`).
     pub max_active: Option<u32>,
+    /// For a job inserted `running` on a shared store (claimed by this
+    /// handle's node as it is stored, because the node can start it at
+    /// once): the end of its lease, as [`JobStore::claim_next`] would set
+    /// it. `None` otherwise.
+    pub lease_until_ms: Option<i64>,
 }
 
 /// Where a job stands: the mutable part of a [`JobRow`].

@@ -521,8 +521,8 @@ async fn insert(conn: &mut PgConnection, job: &NewJob, owner: &str) -> StoreResu
     let seq: Option<i64> = sqlx::query_scalar(
         "INSERT INTO jobs (id, tenant, status, priority, memory_bytes, spec, attempt, \
          cancel_requested, owner, created_ms, started_ms, ended_ms, result, error, \
-         idempotency_key, request_hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+         idempotency_key, request_hash, lease_until_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
          ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
          RETURNING seq",
     )
@@ -542,6 +542,10 @@ async fn insert(conn: &mut PgConnection, job: &NewJob, owner: &str) -> StoreResu
     .bind(state.error.as_ref().map(to_json).transpose()?)
     .bind(key)
     .bind(hash)
+    .bind(
+        job.lease_until_ms
+            .filter(|_| state.status == JobStatus::Running),
+    )
     .fetch_optional(&mut *conn)
     .await
     .pg()?;
@@ -642,6 +646,7 @@ async fn insert_bulk(
     let mut errors = Vec::with_capacity(n);
     let mut keys = Vec::with_capacity(n);
     let mut hashes = Vec::with_capacity(n);
+    let mut leases = Vec::with_capacity(n);
     for &(_, job) in jobs {
         let state = &job.state;
         ids.push(job.id.as_str());
@@ -660,21 +665,26 @@ async fn insert_bulk(
         errors.push(state.error.as_ref().map(to_json).transpose()?);
         keys.push(job.idempotency.as_ref().map(|(k, _)| k.as_str()));
         hashes.push(job.idempotency.as_ref().map(|(_, h)| h.as_str()));
+        leases.push(
+            job.lease_until_ms
+                .filter(|_| state.status == JobStatus::Running),
+        );
     }
     // ORDER BY the ordinality: seqs follow the batch's order. The unique
     // index turns down a taken key, even one taken earlier in this batch.
     let rows = sqlx::query(
         "INSERT INTO jobs (id, tenant, status, priority, memory_bytes, spec, attempt, \
          cancel_requested, owner, created_ms, started_ms, ended_ms, result, error, \
-         idempotency_key, request_hash) \
+         idempotency_key, request_hash, lease_until_ms) \
          SELECT id, tenant, status, priority, memory_bytes, spec, attempt, cancel_requested, \
-         owner, created_ms, started_ms, ended_ms, result, error, idempotency_key, request_hash \
+         owner, created_ms, started_ms, ended_ms, result, error, idempotency_key, request_hash, \
+         lease_until_ms \
          FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::text[], \
          $7::int[], $8::bool[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], \
-         $13::text[], $14::text[], $15::text[], $16::text[]) WITH ORDINALITY \
+         $13::text[], $14::text[], $15::text[], $16::text[], $17::bigint[]) WITH ORDINALITY \
          AS u (id, tenant, status, priority, memory_bytes, spec, attempt, cancel_requested, \
          owner, created_ms, started_ms, ended_ms, result, error, idempotency_key, request_hash, \
-         ord) ORDER BY ord \
+         lease_until_ms, ord) ORDER BY ord \
          ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
          RETURNING id, seq",
     )
@@ -694,6 +704,7 @@ async fn insert_bulk(
     .bind(errors)
     .bind(keys)
     .bind(hashes)
+    .bind(leases)
     .fetch_all(&mut *conn)
     .await
     .pg()?;

@@ -37,6 +37,7 @@ fn job(id: &str, tenant: &str, key: Option<(&str, &str)>) -> NewJob {
         idempotency: key.map(|(k, h)| (k.into(), h.into())),
         state: JobState::queued(),
         max_active: None,
+        lease_until_ms: None,
     }
 }
 

@@ -93,7 +93,7 @@ const CHUNK_ROWS: usize = 64;
 /// Row counts statements are prepared for, smallest first.
 const SIZES: [usize; 4] = [1, 4, 16, CHUNK_ROWS];
 
-const INSERT_COLUMNS: usize = 16;
+const INSERT_COLUMNS: usize = 17;
 const CLAIM_COLUMNS: usize = 3;
 const END_COLUMNS: usize = 7;
 
@@ -122,7 +122,7 @@ static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| {
             format!(
                 "INSERT INTO jobs (id, tenant, priority, spec, created_ms, idempotency_key, \
                  request_hash, status, attempt, cancel_requested, started_ms, ended_ms, result, error, \
-                 memory_bytes, owner) \
+                 memory_bytes, owner, lease_until_ms) \
                  SELECT * FROM (VALUES {values}) WHERE column1 IS NOT NULL \
                  ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
                  RETURNING id, seq"
@@ -330,6 +330,7 @@ async fn insert_bulk(
             .bind(r.error.as_deref())
             .bind(i64::try_from(job.spec.memory_bytes).unwrap_or(i64::MAX))
             .bind(r.owner)
+            .bind(r.owner.and(job.lease_until_ms))
     })
     .await?;
     let mut out = Vec::with_capacity(jobs.len());
