@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::store::{
-    ApiKeyRow, Inserted, JobRow, JobStore, NewJob, Outcome, ResultText, StoreResult, WriteOp,
-    Written,
+    ApiKeyRow, Capacity, ExportedJob, Inserted, JobRow, JobStore, NewJob, Outcome, ResultText,
+    StoreEvent, StoreResult, WriteOp, Written,
 };
 use crate::*;
 
@@ -164,7 +164,7 @@ impl JobStore for FaultyStore {
     }
     async fn claim_next(
         &self,
-        capacity: &crate::store::Capacity,
+        capacity: &Capacity,
         now_ms: i64,
         lease_ms: i64,
     ) -> StoreResult<Option<JobRow>> {
@@ -186,17 +186,13 @@ impl JobStore for FaultyStore {
     async fn count_by_tenant_status(&self) -> StoreResult<Vec<(String, JobStatus, u64)>> {
         self.inner.count_by_tenant_status().await
     }
-    fn events(&self) -> tokio::sync::broadcast::Receiver<crate::store::StoreEvent> {
+    fn events(&self) -> tokio::sync::broadcast::Receiver<StoreEvent> {
         self.inner.events()
     }
-    async fn export_jobs(
-        &self,
-        after_seq: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<crate::store::ExportedJob>> {
+    async fn export_jobs(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<ExportedJob>> {
         self.inner.export_jobs(after_seq, limit).await
     }
-    async fn import_jobs(&self, jobs: &[crate::store::ExportedJob]) -> StoreResult<u64> {
+    async fn import_jobs(&self, jobs: &[ExportedJob]) -> StoreResult<u64> {
         self.check(&[])?;
         self.inner.import_jobs(jobs).await
     }

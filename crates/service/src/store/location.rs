@@ -67,7 +67,10 @@ impl FromStr for StoreLocation {
     fn from_str(text: &str) -> Result<StoreLocation, String> {
         let text = text.trim();
         if text.is_empty() {
-            return Err("the store location is empty: give `sqlite:DIR` or `postgres://USER@HOST/DB`".into());
+            return Err(
+                "the store location is empty: give `sqlite:DIR` or `postgres://USER@HOST/DB`"
+                    .into(),
+            );
         }
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
             return Ok(StoreLocation::Postgres(text.to_owned()));
@@ -119,7 +122,9 @@ pub async fn open(location: &StoreLocation) -> StoreResult<OpenedStore> {
         // `Ok(OpenedStore { store: Arc::new(PgStore::connect(url).await?), lock: None })`.
         StoreLocation::Postgres(url) => {
             let _stub = PgStore::connect(url).await?;
-            Err(crate::error::ServiceError::Store("PostgreSQL is not built yet".into()))
+            Err(crate::error::ServiceError::Store(
+                "PostgreSQL is not built yet".into(),
+            ))
         }
     }
 }
@@ -131,22 +136,33 @@ mod tests {
     #[test]
     fn locations_parse() {
         let sqlite = |s: &str| StoreLocation::from_str(s).unwrap();
-        assert_eq!(sqlite("sqlite:/var/kettle"), StoreLocation::Sqlite("/var/kettle".into()));
+        assert_eq!(
+            sqlite("sqlite:/var/kettle"),
+            StoreLocation::Sqlite("/var/kettle".into())
+        );
         assert_eq!(sqlite("sqlite:data"), StoreLocation::Sqlite("data".into()));
-        assert_eq!(sqlite("sqlite:///abs"), StoreLocation::Sqlite("/abs".into()));
+        assert_eq!(
+            sqlite("sqlite:///abs"),
+            StoreLocation::Sqlite("/abs".into())
+        );
         assert_eq!(sqlite("./data"), StoreLocation::Sqlite("./data".into()));
         assert_eq!(
             sqlite("postgres://k@db/kettle"),
             StoreLocation::Postgres("postgres://k@db/kettle".into())
         );
-        assert!(StoreLocation::from_str("mysql://x").unwrap_err().contains("mysql://"));
+        assert!(
+            StoreLocation::from_str("mysql://x")
+                .unwrap_err()
+                .contains("mysql://")
+        );
         assert!(StoreLocation::from_str("").is_err());
         assert!(StoreLocation::from_str("sqlite:").is_err());
     }
 
     #[test]
     fn passwords_are_not_shown() {
-        let l = StoreLocation::from_str("postgres://kettle:s3cret@db:5432/k?sslmode=require").unwrap();
+        let l =
+            StoreLocation::from_str("postgres://kettle:s3cret@db:5432/k?sslmode=require").unwrap();
         let shown = l.to_string();
         assert!(!shown.contains("s3cret"), "{shown}");
         assert_eq!(shown, "postgres://kettle:***@db:5432/k?sslmode=require");

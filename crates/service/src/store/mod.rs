@@ -17,6 +17,8 @@ mod folder;
 mod location;
 mod postgres;
 mod sqlite;
+#[cfg(any(test, feature = "test-postgres"))]
+pub mod test_postgres;
 
 pub use folder::DataDirLock;
 pub use location::{OpenedStore, StoreLocation, open};

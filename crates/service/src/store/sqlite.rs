@@ -745,7 +745,11 @@ impl JobStore for SqliteStore {
     fn events(&self) -> tokio::sync::broadcast::Receiver<super::StoreEvent> {
         tokio::sync::broadcast::channel(1).1
     }
-    async fn export_jobs(&self, _after_seq: i64, _limit: u32) -> StoreResult<Vec<super::ExportedJob>> {
+    async fn export_jobs(
+        &self,
+        _after_seq: i64,
+        _limit: u32,
+    ) -> StoreResult<Vec<super::ExportedJob>> {
         Err(ServiceError::Store("stub".into()))
     }
     async fn import_jobs(&self, _jobs: &[super::ExportedJob]) -> StoreResult<u64> {
