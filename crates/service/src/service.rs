@@ -23,8 +23,8 @@ use crate::model::{JobError, JobRequest, JobResult, JobSpec, JobStatus, JobView,
 use crate::prepare::{Admission, Interrupt, Prepared, prepare_within};
 use crate::scheduler::{Entry, STOP_CANCEL, STOP_SHUTDOWN, Scheduler, WorkerKind};
 use crate::store::{
-    DataDirLock, Inserted, JobRow, JobState, JobStore, NewJob, ResultText, SqliteStore,
-    StoreEvent, WriteOp, Written,
+    DataDirLock, Inserted, JobRow, JobState, JobStore, NewJob, ResultText, SqliteStore, StoreEvent,
+    WriteOp, Written,
 };
 use crate::time::{now_ms, rfc3339};
 use crate::worker::worker_loop;
@@ -223,7 +223,12 @@ impl Inner {
     /// Holds a queued job in memory and hands it to the scheduler
     /// (`reserved`: the submission counted it with `try_reserve`); a row
     /// `running` is one this node has just claimed in a shared store.
-    pub(crate) fn admit(&self, row: JobRow, circuits: Option<Arc<[Circuit]>>, reserved: bool) -> Arc<LiveJob> {
+    pub(crate) fn admit(
+        &self,
+        row: JobRow,
+        circuits: Option<Arc<[Circuit]>>,
+        reserved: bool,
+    ) -> Arc<LiveJob> {
         self.hold(
             LiveJob {
                 id: row.id,
@@ -502,8 +507,9 @@ impl Service {
         let mut cluster = None;
         if shared {
             let stop = inner.cluster_stop.subscribe();
-            let handle = crate::cluster::start(&inner, stop)
-                .map_err(|e| ServiceError::Store(format!("cannot start the cluster thread: {e}")))?;
+            let handle = crate::cluster::start(&inner, stop).map_err(|e| {
+                ServiceError::Store(format!("cannot start the cluster thread: {e}"))
+            })?;
             cluster = Some(handle);
         } else {
             for row in inner.store.queued().await? {
