@@ -1249,3 +1249,43 @@ async fn tenant_limit_holds_across_nodes() {
         2 * LIMIT
     ));
 }
+
+/// The proxy the cluster test relies on: connections through it work, a
+/// cut ends them and blackholes new ones, a restore lets new ones through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_cuts_and_restores() {
+    use sqlx::Connection;
+    let Some(pg) = test_postgres().await else {
+        return;
+    };
+    let upstream = port_of(pg.url());
+    let proxy = Proxy::start(upstream).await;
+    let url = proxy.url(pg.url(), upstream);
+    assert_ne!(url, pg.url());
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+    proxy.cut();
+    let cut = tokio::time::timeout(
+        Duration::from_secs(5),
+        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&mut conn),
+    )
+    .await;
+    assert!(
+        matches!(cut, Ok(Err(_))),
+        "an open connection is cut: {cut:?}"
+    );
+    let blackholed =
+        tokio::time::timeout(Duration::from_secs(1), sqlx::PgConnection::connect(&url)).await;
+    assert!(blackholed.is_err(), "a new connection hangs while cut");
+    proxy.restore();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+}

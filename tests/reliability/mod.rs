@@ -5,7 +5,7 @@
 //! schemathesis run.
 
 mod admission;
-mod cluster;
+pub(crate) mod cluster;
 mod crash;
 mod exhaustion;
 mod fairness;
