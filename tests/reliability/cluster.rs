@@ -652,16 +652,17 @@ async fn cluster_survives_kills_restarts_and_partitions() {
     let cut_at = (2 * cycles) / 3;
     for cycle in 0..cycles {
         tokio::time::sleep(Duration::from_millis(rng.random_range(300..2000))).await;
-        if cycle == restart_pg_at {
-            if let Some(server) = pg.server() {
-                // Under load: clients get 503s and lost connections, and
-                // nodes lose the ends of the runs that finish meanwhile.
-                let t = Instant::now();
-                blocking(|| server.stop()).unwrap();
-                tokio::time::sleep(Duration::from_millis(rng.random_range(500..2000))).await;
-                blocking(|| server.start()).unwrap();
-                pg_down_ms = Some(t.elapsed().as_millis());
-            }
+        if cycle == restart_pg_at
+            && let Some(server) = pg.server()
+        {
+            // Under load, as a crash (immediate shutdown, recovery from the
+            // WAL): clients get 503s and lost connections, and nodes cannot
+            // write the ends of the runs that finish meanwhile.
+            let t = Instant::now();
+            blocking(|| server.crash()).unwrap();
+            tokio::time::sleep(Duration::from_millis(rng.random_range(500..2000))).await;
+            blocking(|| server.start()).unwrap();
+            pg_down_ms = Some(t.elapsed().as_millis());
         }
         if cycle == cut_at {
             let t = Instant::now();
