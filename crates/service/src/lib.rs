@@ -25,8 +25,18 @@
 //!   replaced database is refused rather than started afresh. The single
 //!   writer retries a failed write of an accepted job until the store takes
 //!   it.
+//!   [`PgStore`] is the same store on PostgreSQL, shared by any number of
+//!   nodes; [`store::open`] chooses one from a [`StoreLocation`].
 //! - The scheduler (private): round-robin over tenants, then priority, then
 //!   FIFO; a job starts only when its state fits the memory left.
+//! - On a shared store (the cluster module, private) the database is the
+//!   queue: a node claims a job only when it can start it at once (a free
+//!   worker, memory left), under a lease its heartbeat renews; a node that
+//!   dies has its jobs claimed again once their leases end, and its late
+//!   writes are refused (each claim's attempt and owner fence them).
+//!   Tenant limits are counted in the database, and `?wait`, reads and
+//!   cancellations reach a job on any node through the store and its
+//!   notifications.
 //! - Workers: `workers` dedicated OS threads run simulations (never the
 //!   async executor's threads) under a [`kettle_core::Monitor`] that stops a
 //!   run at the next gate on cancellation, shutdown or the run-time limit;
@@ -77,10 +87,14 @@ pub use prepare::{DEFAULT_SHOTS, check_request};
 pub use service::{
     BackendInfo, JobPage, LOCAL_TENANT, MAX_LIST_LIMIT, QubitsPerPrecision, Service, Submitted,
 };
-pub use store::{DataDirLock, JobStore, ResultText, SqliteStore, WriteOp, Written};
+pub use store::{
+    DataDirLock, JobStore, PgStore, ResultText, SqliteStore, StoreLocation, WriteOp, Written,
+};
 pub use time::{now_ms, rfc3339};
 
 #[cfg(test)]
 mod store_fault_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod cluster_tests;

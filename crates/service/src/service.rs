@@ -666,9 +666,11 @@ impl Service {
             }
         };
         match inserted {
-            // Any node with room claims it (told by the store's event).
+            // Any node with room claims it (told by the store's event);
+            // this one looks at once, without waiting for the notification.
             Inserted::Created(row) if self.inner.shared => {
                 metrics::counter!("kettle_jobs_submitted_total").increment(1);
+                self.inner.room.notify_one();
                 Ok(Submitted {
                     job: self.view(row, KeyFormat::Bitstring),
                     created: true,

@@ -92,8 +92,9 @@ impl Writer {
         purge: PurgePolicy,
     ) -> std::io::Result<(Writer, JoinHandle<()>)> {
         let (tx, rx) = mpsc::unbounded_channel();
+        // With I/O: a store may open network connections from here.
         let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
+            .enable_all()
             .build()?;
         let failing = Arc::new(AtomicBool::new(false));
         let queue = Queue {

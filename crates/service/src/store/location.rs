@@ -118,14 +118,11 @@ pub async fn open(location: &StoreLocation) -> StoreResult<OpenedStore> {
                 lock: Some(lock),
             })
         }
-        // STUB until PgStore implements JobStore: replace with
-        // `Ok(OpenedStore { store: Arc::new(PgStore::connect(url).await?), lock: None })`.
-        StoreLocation::Postgres(url) => {
-            let _stub = PgStore::connect(url).await?;
-            Err(crate::error::ServiceError::Store(
-                "PostgreSQL is not built yet".into(),
-            ))
-        }
+        // No lock: any number of nodes share the database.
+        StoreLocation::Postgres(url) => Ok(OpenedStore {
+            store: Arc::new(PgStore::connect(url).await?),
+            lock: None,
+        }),
     }
 }
 

@@ -28,6 +28,74 @@ pub use sqlite::SqliteStore;
 use crate::error::ServiceError;
 use crate::model::{JobError, JobResult, JobSpec, JobStatus};
 
+/// A migration compiled into the binary: its version, name and SQL.
+type Embedded = (i64, &'static str, &'static str);
+
+/// sqlx's migrator over `migrations` (the files under
+/// `crates/service/migrations/<store>/`, compiled in).
+fn migrator(migrations: &[Embedded]) -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|&(version, name, text)| {
+                Migration::new(
+                    version,
+                    name.into(),
+                    MigrationType::Simple,
+                    text.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Refuses a store whose schema is newer than this build's: its writes
+/// could break what a newer kettle relies on.
+fn check_schema_version(applied: i64, migrations: &[Embedded]) -> StoreResult<()> {
+    let known = migrations.iter().map(|m| m.0).max().unwrap_or(0);
+    if applied > known {
+        return Err(ServiceError::Store(format!(
+            "the store's schema is version {applied}; this kettle knows up to {known}: upgrade kettle"
+        )));
+    }
+    Ok(())
+}
+
+fn migrate_error(e: sqlx::migrate::MigrateError) -> ServiceError {
+    ServiceError::Store(format!("cannot migrate the store's schema: {e}"))
+}
+
+/// The wake-ups a committed batch gives: `out` is what each of `ops` did.
+fn events_of(ops: &[WriteOp], out: &[Written]) -> Vec<StoreEvent> {
+    let mut events = Vec::new();
+    let mut queued = false;
+    for (op, written) in ops.iter().zip(out) {
+        match (op, written) {
+            (WriteOp::Insert(_), Written::Inserted(i)) => {
+                if let Inserted::Created(row) = i.as_ref() {
+                    queued |= row.status == JobStatus::Queued;
+                }
+            }
+            (WriteOp::Requeue { .. }, Written::Changed(true)) => queued = true,
+            (
+                WriteOp::Finish { id, .. } | WriteOp::CancelQueued { id, .. },
+                Written::Changed(true),
+            ) => events.push(StoreEvent::Ended(id.clone())),
+            (WriteOp::RequestCancel { id }, Written::Changed(true)) => {
+                events.push(StoreEvent::CancelRequested(id.clone()));
+            }
+            _ => {}
+        }
+    }
+    if queued {
+        events.insert(0, StoreEvent::Queued);
+    }
+    events
+}
+
 /// Result type of store calls.
 pub type StoreResult<T> = Result<T, ServiceError>;
 

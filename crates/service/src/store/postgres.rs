@@ -1,19 +1,1148 @@
-//! [`PgStore`]: the job store shared by every node of a cluster (stub until
-//! the PostgreSQL implementation lands).
+//! [`PgStore`]: the job store shared by every node of a cluster, one
+//! PostgreSQL database through sqlx.
+//!
+//! The database is the only truth. A node claims work with
+//! [`JobStore::claim_next`], one `UPDATE … WHERE seq = (SELECT … FOR UPDATE
+//! SKIP LOCKED LIMIT 1)`, so two nodes never take the same row, under a
+//! lease its heartbeat renews; every end and requeue is conditional on the
+//! status, the attempt and the owner (the claiming handle's node id), so a
+//! node that lost a job can no longer write its end. A tenant's active-job
+//! limit is counted under a transaction-scoped advisory lock on the tenant,
+//! so two nodes cannot both admit the last job.
+//!
+//! Events: writes send `pg_notify('kettle_jobs', …)` in their own
+//! transaction (so a notification goes out only if the write commits); a
+//! listener task re-broadcasts them as [`StoreEvent`]s, and after it
+//! reconnects (notifications sent meanwhile are lost) it sends
+//! [`StoreEvent::Resync`].
+//!
+//! Failures: every error of an unreachable database is
+//! [`ServiceError::Store`], which callers retry and the server answers with
+//! 503 and `Retry-After`; only a write the database can never take (a data
+//! or constraint error) is [`ServiceError::Unstorable`]. The pool
+//! reconnects by itself, and gives up acquiring after five seconds so that
+//! requests fail fast while the database is away.
 
-use super::StoreResult;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
+
+use super::{
+    ApiKeyRow, Capacity, ExportedJob, Inserted, JobRow, JobStore, NewJob, Outcome, ResultText,
+    StoreEvent, StoreResult, WriteOp, Written, check_schema_version, events_of, migrate_error,
+    migrator,
+};
 use crate::error::ServiceError;
+use crate::model::{JobError, JobStatus};
 
-/// The PostgreSQL job store.
+/// The schema's migrations, compiled in.
+const MIGRATIONS: &[super::Embedded] = &[(
+    1,
+    "jobs",
+    include_str!("../../migrations/postgres/0001_jobs.sql"),
+)];
+
+/// The notification channel of job events.
+const CHANNEL: &str = "kettle_jobs";
+
+/// Events kept for a slow receiver before it reads `Lagged`.
+const EVENT_BUFFER: usize = 1024;
+
+/// Columns of a job row, in the order [`job_row`] reads them.
+const JOB_COLUMNS: &str = "seq, id, tenant, status, spec, attempt, cancel_requested, \
+     created_ms, started_ms, ended_ms, result, error";
+
+/// [`JOB_COLUMNS`] with the result left out.
+const SUMMARY_COLUMNS: &str = "seq, id, tenant, status, spec, attempt, cancel_requested, \
+     created_ms, started_ms, ended_ms, NULL::text AS result, error";
+
+/// The PostgreSQL job store: a pool of connections, and a listener task
+/// that turns notifications into [`StoreEvent`]s (stopped when the store
+/// is dropped).
 #[derive(Debug)]
-pub struct PgStore;
+pub struct PgStore {
+    pool: PgPool,
+    node_id: Arc<str>,
+    events: tokio::sync::broadcast::Sender<StoreEvent>,
+    listener: AbortOnDrop,
+}
+
+/// The listener task, stopped with its store.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// sqlx's error as the service's: a database error of class 22 (data) or
+/// 23 (constraint), or a program limit, will fail again however often it
+/// is retried; anything else (a lost connection, a pool timeout, a
+/// shutdown, a serialization failure) may pass later.
+fn pg(e: sqlx::Error) -> ServiceError {
+    let permanent = e
+        .as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| code.starts_with("22") || code.starts_with("23") || code == "54000");
+    if permanent {
+        ServiceError::Unstorable(e.to_string())
+    } else {
+        ServiceError::Store(format!("PostgreSQL: {e}"))
+    }
+}
+
+/// `.pg()`: [`pg`] on a result.
+trait PgResult<T> {
+    fn pg(self) -> StoreResult<T>;
+}
+
+impl<T> PgResult<T> for Result<T, sqlx::Error> {
+    fn pg(self) -> StoreResult<T> {
+        self.map_err(pg)
+    }
+}
+
+fn json_err(what: &str, e: serde_json::Error) -> ServiceError {
+    ServiceError::Store(format!("stored {what} is unreadable: {e}"))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| ServiceError::Unstorable(e.to_string()))
+}
+
+fn job_row(row: &PgRow) -> StoreResult<JobRow> {
+    let status: String = row.try_get("status").pg()?;
+    let spec: String = row.try_get("spec").pg()?;
+    let result: Option<String> = row.try_get("result").pg()?;
+    let error: Option<String> = row.try_get("error").pg()?;
+    Ok(JobRow {
+        seq: row.try_get("seq").pg()?,
+        id: row.try_get("id").pg()?,
+        tenant: row.try_get("tenant").pg()?,
+        status: JobStatus::parse(&status)
+            .ok_or_else(|| ServiceError::Store(format!("unknown stored status `{status}`")))?,
+        spec: serde_json::from_str(&spec).map_err(|e| json_err("spec", e))?,
+        attempt: u32::try_from(row.try_get::<i32, _>("attempt").pg()?).unwrap_or(0),
+        cancel_requested: row.try_get("cancel_requested").pg()?,
+        created_ms: row.try_get("created_ms").pg()?,
+        started_ms: row.try_get("started_ms").pg()?,
+        ended_ms: row.try_get("ended_ms").pg()?,
+        result: result
+            .map(|r| serde_json::from_str(&r).map_err(|e| json_err("result", e)))
+            .transpose()?,
+        error: error
+            .map(|r| serde_json::from_str(&r).map_err(|e| json_err("error", e)))
+            .transpose()?,
+    })
+}
+
+fn key_row(row: &PgRow) -> StoreResult<ApiKeyRow> {
+    Ok(ApiKeyRow {
+        id: row.try_get("id").pg()?,
+        tenant: row.try_get("tenant").pg()?,
+        hash: row.try_get("hash").pg()?,
+        created_ms: row.try_get("created_ms").pg()?,
+        revoked_ms: row.try_get("revoked_ms").pg()?,
+    })
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn attempt(a: u32) -> i32 {
+    i32::try_from(a).unwrap_or(i32::MAX)
+}
+
+/// SQL text built from constant pieces only (column lists), never from input.
+fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(text)
+}
+
+/// An event as its notification payload.
+fn payload(event: &StoreEvent) -> Option<String> {
+    match event {
+        StoreEvent::Queued => Some("queued".into()),
+        StoreEvent::Ended(id) => Some(format!("ended:{id}")),
+        StoreEvent::CancelRequested(id) => Some(format!("cancel:{id}")),
+        StoreEvent::Resync => None,
+    }
+}
+
+/// A notification payload as its event.
+fn event(payload: &str) -> Option<StoreEvent> {
+    if payload == "queued" {
+        return Some(StoreEvent::Queued);
+    }
+    if let Some(id) = payload.strip_prefix("ended:") {
+        return Some(StoreEvent::Ended(id.to_owned()));
+    }
+    payload
+        .strip_prefix("cancel:")
+        .map(|id| StoreEvent::CancelRequested(id.to_owned()))
+}
+
+/// Sends `events` as notifications, in the transaction on `conn`: they go
+/// out when it commits, not at all if it does not.
+async fn notify(conn: &mut PgConnection, events: &[StoreEvent]) -> StoreResult<()> {
+    let payloads: Vec<String> = events.iter().filter_map(payload).collect();
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+        .bind(CHANNEL)
+        .bind(payloads)
+        .execute(&mut *conn)
+        .await
+        .pg()?;
+    Ok(())
+}
+
+/// The error of a job whose node stopped while it ran and whose
+/// cancellation had been asked for.
+fn cancelled_while_running() -> JobError {
+    JobError {
+        code: "cancelled".into(),
+        message: "cancelled while running; its node stopped before it ended".into(),
+    }
+}
+
+/// Re-broadcasts the store's notifications until the store is dropped
+/// (which aborts this task) or its pool closed. A lost connection is
+/// replaced, after a pause that grows to two seconds while the database is
+/// away, and the reconnection is announced with [`StoreEvent::Resync`].
+async fn listen(pool: PgPool, events: tokio::sync::broadcast::Sender<StoreEvent>) {
+    let mut pause = Duration::from_millis(100);
+    let mut first = true;
+    while !pool.is_closed() {
+        let listener = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            // Reconnecting is this loop's business, so that it knows when.
+            listener.eager_reconnect(false);
+            listener.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        }
+        .await;
+        let mut listener = match listener {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!("store events: cannot listen ({e}); retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        pause = Duration::from_millis(100);
+        if !first {
+            let _ = events.send(StoreEvent::Resync);
+        }
+        first = false;
+        // Until the connection is lost (`None`) or fails.
+        while let Ok(Some(note)) = listener.try_recv().await {
+            if let Some(e) = event(note.payload()) {
+                let _ = events.send(e);
+            }
+        }
+        tracing::debug!("store events: the listening connection was lost");
+    }
+}
 
 impl PgStore {
-    /// Connects to `url`.
+    /// Connects to the database at `url`, brings its schema up to date
+    /// (several nodes starting at once migrate one at a time: sqlx's
+    /// migrator holds an advisory lock), and starts listening for events.
     ///
     /// # Errors
-    /// Always, for now.
-    pub async fn connect(_url: &str) -> StoreResult<PgStore> {
-        Err(ServiceError::Store("PostgreSQL is not built yet".into()))
+    /// The database cannot be reached, or its schema is newer than this
+    /// build knows, or a migration fails.
+    pub async fn connect(url: &str) -> StoreResult<PgStore> {
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|e| ServiceError::Store(format!("invalid PostgreSQL URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .min_connections(0)
+            // Fail fast while the database is away: the caller answers 503.
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .pg()?;
+        let store = PgStore::with_pool(pool);
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    fn with_pool(pool: PgPool) -> PgStore {
+        let events = tokio::sync::broadcast::channel(EVENT_BUFFER).0;
+        let listener = AbortOnDrop(tokio::spawn(listen(pool.clone(), events.clone())));
+        PgStore {
+            pool,
+            node_id: uuid::Uuid::now_v7().to_string().into(),
+            events,
+            listener,
+        }
+    }
+
+    /// Another handle on the same database: another node (its own node id),
+    /// sharing this one's connections.
+    pub fn another_node(&self) -> PgStore {
+        PgStore::with_pool(self.pool.clone())
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await.pg()?;
+        let tracked: bool =
+            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                .fetch_one(&mut *conn)
+                .await
+                .pg()?;
+        if tracked {
+            let applied: Option<i64> =
+                sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .pg()?;
+            check_schema_version(applied.unwrap_or(0), MIGRATIONS)?;
+        }
+        migrator(MIGRATIONS)
+            .run(&mut *conn)
+            .await
+            .map_err(migrate_error)
+    }
+
+    /// Closes every connection and stops the listener.
+    pub async fn close(self) {
+        self.listener.0.abort();
+        self.pool.close().await;
+    }
+
+    /// The store's id (random, set when its schema was created).
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn store_id(&self) -> StoreResult<String> {
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = 'store_id'")
+            .fetch_optional(&self.pool)
+            .await
+            .pg()?
+            .ok_or_else(|| ServiceError::Store("the store has no id".into()))
+    }
+
+    /// Checks the jobs' invariants (an ended job has its end time and its
+    /// result or error; a queued job has neither; a leased job is running
+    /// and owned). Returns what is wrong, nothing when the store is sound.
+    ///
+    /// # Errors
+    /// The checks could not run.
+    pub async fn integrity_check(&self) -> StoreResult<Vec<String>> {
+        let invariants = [
+            (
+                "completed without a result or end time",
+                "status = 'completed' AND (result IS NULL OR ended_ms IS NULL)",
+            ),
+            (
+                "failed without an error or end time",
+                "status = 'failed' AND (error IS NULL OR ended_ms IS NULL)",
+            ),
+            (
+                "cancelled without an end time",
+                "status = 'cancelled' AND ended_ms IS NULL",
+            ),
+            (
+                "queued with a result, an error or an end time",
+                "status = 'queued' AND (result IS NOT NULL OR error IS NOT NULL OR ended_ms IS NOT NULL)",
+            ),
+            (
+                "leased but not running or without an owner",
+                "lease_until_ms IS NOT NULL AND (status <> 'running' OR owner IS NULL)",
+            ),
+            (
+                "in an unknown status",
+                "status NOT IN ('queued', 'running', 'completed', 'failed', 'cancelled')",
+            ),
+        ];
+        let mut problems = Vec::new();
+        for (what, condition) in invariants {
+            let ids: Vec<String> = sqlx::query_scalar(sql(format!(
+                "SELECT id FROM jobs WHERE {condition} ORDER BY seq LIMIT 10"
+            )))
+            .fetch_all(&self.pool)
+            .await
+            .pg()?;
+            if !ids.is_empty() {
+                problems.push(format!("jobs {what}: {}", ids.join(", ")));
+            }
+        }
+        Ok(problems)
+    }
+
+    async fn one(&self, op: WriteOp) -> StoreResult<Written> {
+        self.write_batch(std::slice::from_ref(&op), true)
+            .await?
+            .pop()
+            .ok_or_else(|| ServiceError::Store("a write batch answered nothing".into()))
+    }
+
+    async fn changed(&self, op: WriteOp) -> StoreResult<bool> {
+        match self.one(op).await? {
+            Written::Changed(b) => Ok(b),
+            other => Err(ServiceError::Store(format!(
+                "unexpected write result {other:?}"
+            ))),
+        }
+    }
+}
+
+async fn find_idempotent_row(
+    conn: &mut PgConnection,
+    tenant: &str,
+    key: &str,
+) -> StoreResult<Option<(JobRow, String)>> {
+    let row = sqlx::query(sql(format!(
+        "SELECT {JOB_COLUMNS}, request_hash FROM jobs WHERE tenant = $1 AND idempotency_key = $2"
+    )))
+    .bind(tenant)
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await
+    .pg()?;
+    row.map(|r| {
+        Ok((
+            job_row(&r)?,
+            r.try_get::<Option<String>, _>("request_hash")
+                .pg()?
+                .unwrap_or_default(),
+        ))
+    })
+    .transpose()
+}
+
+/// A job whose idempotency key is taken: the job holding it, if the
+/// request was the same.
+async fn replay(conn: &mut PgConnection, job: &NewJob) -> StoreResult<Option<Inserted>> {
+    let Some((key, hash)) = &job.idempotency else {
+        return Ok(None);
+    };
+    Ok(find_idempotent_row(conn, &job.tenant, key)
+        .await?
+        .map(|(row, stored)| {
+            if &stored == hash {
+                Inserted::Existing(row)
+            } else {
+                Inserted::Conflict
+            }
+        }))
+}
+
+async fn insert(conn: &mut PgConnection, job: &NewJob, owner: &str) -> StoreResult<Inserted> {
+    if let Some(limit) = job.max_active {
+        // Every node's insert for this tenant waits here until the one
+        // before it commits, so the count below includes it.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(&job.tenant)
+            .execute(&mut *conn)
+            .await
+            .pg()?;
+        // A retry of an accepted job is answered, not turned down.
+        if let Some(replayed) = replay(conn, job).await? {
+            return Ok(replayed);
+        }
+        let active: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE tenant = $1 AND status IN ('queued', 'running')",
+        )
+        .bind(&job.tenant)
+        .fetch_one(&mut *conn)
+        .await
+        .pg()?;
+        if count(active) >= u64::from(limit) {
+            return Ok(Inserted::TooMany(count(active)));
+        }
+    }
+    let state = &job.state;
+    let (key, hash) = match &job.idempotency {
+        Some((k, h)) => (Some(k.as_str()), Some(h.as_str())),
+        None => (None, None),
+    };
+    // The unique index decides between a new job and a replay, even when
+    // two nodes insert the same key at once (the second waits for the
+    // first's commit, then sees its row).
+    let seq: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO jobs (id, tenant, status, priority, memory_bytes, spec, attempt, \
+         cancel_requested, owner, created_ms, started_ms, ended_ms, result, error, \
+         idempotency_key, request_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+         ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+         RETURNING seq",
+    )
+    .bind(&job.id)
+    .bind(&job.tenant)
+    .bind(state.status.as_str())
+    .bind(job.spec.priority)
+    .bind(i64::try_from(job.spec.memory_bytes).unwrap_or(i64::MAX))
+    .bind(to_json(&job.spec)?)
+    .bind(attempt(state.attempt))
+    .bind(state.cancel_requested)
+    .bind((state.status == JobStatus::Running).then_some(owner))
+    .bind(job.created_ms)
+    .bind(state.started_ms)
+    .bind(state.ended_ms)
+    .bind(state.result.as_ref().map(to_json).transpose()?)
+    .bind(state.error.as_ref().map(to_json).transpose()?)
+    .bind(key)
+    .bind(hash)
+    .fetch_optional(&mut *conn)
+    .await
+    .pg()?;
+    match seq {
+        Some(seq) => Ok(Inserted::Created(JobRow {
+            id: job.id.clone(),
+            tenant: job.tenant.clone(),
+            seq,
+            status: state.status,
+            spec: job.spec.clone(),
+            attempt: state.attempt,
+            cancel_requested: state.cancel_requested,
+            created_ms: job.created_ms,
+            started_ms: state.started_ms,
+            ended_ms: state.ended_ms,
+            result: state.result.clone(),
+            error: state.error.clone(),
+        })),
+        None => replay(conn, job)
+            .await?
+            .ok_or_else(|| ServiceError::Store("an idempotency key conflicted with no row".into())),
+    }
+}
+
+/// One write, in the batch's transaction on `conn`.
+async fn apply(conn: &mut PgConnection, op: &WriteOp, owner: &str) -> StoreResult<Written> {
+    let changed = |n: u64| Written::Changed(n == 1);
+    Ok(match op {
+        WriteOp::Insert(job) => Written::Inserted(Box::new(insert(conn, job, owner).await?)),
+        WriteOp::Claim { id, now_ms } => {
+            let attempt: Option<i32> = sqlx::query_scalar(
+                "UPDATE jobs SET status = 'running', attempt = attempt + 1, started_ms = $2, \
+                 owner = $3, lease_until_ms = NULL \
+                 WHERE id = $1 AND status = 'queued' RETURNING attempt",
+            )
+            .bind(id)
+            .bind(now_ms)
+            .bind(owner)
+            .fetch_optional(&mut *conn)
+            .await
+            .pg()?;
+            Written::Claimed(attempt.map(|a| u32::try_from(a).unwrap_or(0)))
+        }
+        // The status, attempt and owner guard make an end happen once: a
+        // node that lost its claim changes nothing.
+        WriteOp::Finish {
+            id,
+            attempt: a,
+            outcome,
+            now_ms,
+        } => {
+            let (status, result, error) = match outcome {
+                Outcome::Completed(r) => ("completed", Some(to_json(r)?), None),
+                Outcome::Failed(e) => ("failed", None, Some(to_json(e)?)),
+                Outcome::Cancelled(e) => ("cancelled", None, Some(to_json(e)?)),
+            };
+            changed(
+                sqlx::query(
+                    "UPDATE jobs SET status = $4, result = $5, error = $6, ended_ms = $7, \
+                     lease_until_ms = NULL \
+                     WHERE id = $1 AND status = 'running' AND attempt = $2 AND owner = $3",
+                )
+                .bind(id)
+                .bind(attempt(*a))
+                .bind(owner)
+                .bind(status)
+                .bind(result)
+                .bind(error)
+                .bind(now_ms)
+                .execute(&mut *conn)
+                .await
+                .pg()?
+                .rows_affected(),
+            )
+        }
+        // The stopped run is not counted (see the SQLite store).
+        WriteOp::Requeue { id, attempt: a } => changed(
+            sqlx::query(
+                "UPDATE jobs SET status = 'queued', started_ms = NULL, attempt = attempt - 1, \
+                 owner = NULL, lease_until_ms = NULL \
+                 WHERE id = $1 AND status = 'running' AND attempt = $2 AND owner = $3",
+            )
+            .bind(id)
+            .bind(attempt(*a))
+            .bind(owner)
+            .execute(&mut *conn)
+            .await
+            .pg()?
+            .rows_affected(),
+        ),
+        WriteOp::CancelQueued { id, error, now_ms } => changed(
+            sqlx::query(
+                "UPDATE jobs SET status = 'cancelled', error = $2, ended_ms = $3 \
+                 WHERE id = $1 AND status = 'queued'",
+            )
+            .bind(id)
+            .bind(to_json(error)?)
+            .bind(now_ms)
+            .execute(&mut *conn)
+            .await
+            .pg()?
+            .rows_affected(),
+        ),
+        WriteOp::RequestCancel { id } => changed(
+            sqlx::query(
+                "UPDATE jobs SET cancel_requested = TRUE \
+                 WHERE id = $1 AND status IN ('queued', 'running')",
+            )
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .pg()?
+            .rows_affected(),
+        ),
+        WriteOp::Purge { before_ms, limit } => Written::Deleted(
+            sqlx::query(
+                "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs \
+                 WHERE ended_ms IS NOT NULL AND ended_ms < $1 \
+                 AND status IN ('completed', 'failed', 'cancelled') LIMIT $2)",
+            )
+            .bind(before_ms)
+            .bind(i64::from(*limit))
+            .execute(&mut *conn)
+            .await
+            .pg()?
+            .rows_affected(),
+        ),
+    })
+}
+
+#[async_trait::async_trait]
+impl JobStore for PgStore {
+    async fn write_batch(&self, ops: &[WriteOp], durable: bool) -> StoreResult<Vec<Written>> {
+        let mut tx = self.pool.begin().await.pg()?;
+        if !durable {
+            // The commit returns before the WAL reaches the disk; a crash
+            // of the database server may lose it, never corrupt anything.
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut *tx)
+                .await
+                .pg()?;
+        }
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            out.push(apply(&mut tx, op, &self.node_id).await?);
+        }
+        notify(&mut tx, &events_of(ops, &out)).await?;
+        // Dropped uncommitted on any error above: rolled back.
+        tx.commit().await.pg()?;
+        Ok(out)
+    }
+
+    async fn insert(&self, job: &NewJob) -> StoreResult<Inserted> {
+        match self.one(WriteOp::Insert(Box::new(job.clone()))).await? {
+            Written::Inserted(i) => Ok(*i),
+            other => Err(ServiceError::Store(format!(
+                "unexpected write result {other:?}"
+            ))),
+        }
+    }
+
+    async fn find_idempotent(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> StoreResult<Option<(JobRow, String)>> {
+        let mut conn = self.pool.acquire().await.pg()?;
+        find_idempotent_row(&mut conn, tenant, key).await
+    }
+
+    async fn get(&self, id: &str) -> StoreResult<Option<JobRow>> {
+        let row = sqlx::query(sql(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .pg()?;
+        row.as_ref().map(job_row).transpose()
+    }
+
+    async fn list(
+        &self,
+        tenant: &str,
+        status: Option<JobStatus>,
+        limit: u32,
+        before: Option<i64>,
+    ) -> StoreResult<Vec<JobRow>> {
+        let rows = sqlx::query(sql(format!(
+            "SELECT {SUMMARY_COLUMNS} FROM jobs WHERE tenant = $1 AND seq < $2 \
+             AND ($3::text IS NULL OR status = $3) ORDER BY seq DESC LIMIT $4"
+        )))
+        .bind(tenant)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(status.map(JobStatus::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .pg()?;
+        rows.iter().map(job_row).collect()
+    }
+
+    async fn get_summary(&self, id: &str) -> StoreResult<Option<JobRow>> {
+        let row = sqlx::query(sql(format!(
+            "SELECT {SUMMARY_COLUMNS} FROM jobs WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .pg()?;
+        row.as_ref().map(job_row).transpose()
+    }
+
+    async fn result_text(&self, tenant: &str, id: &str) -> StoreResult<Option<ResultText>> {
+        let text: Option<String> = sqlx::query_scalar(
+            "SELECT result FROM jobs WHERE id = $1 AND tenant = $2 AND result IS NOT NULL",
+        )
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(&self.pool)
+        .await
+        .pg()?;
+        Ok(text.map(ResultText::from))
+    }
+
+    async fn claim(&self, id: &str, now_ms: i64) -> StoreResult<Option<u32>> {
+        match self
+            .one(WriteOp::Claim {
+                id: id.to_owned(),
+                now_ms,
+            })
+            .await?
+        {
+            Written::Claimed(a) => Ok(a),
+            other => Err(ServiceError::Store(format!(
+                "unexpected write result {other:?}"
+            ))),
+        }
+    }
+
+    async fn finish(
+        &self,
+        id: &str,
+        attempt: u32,
+        outcome: &Outcome,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        self.changed(WriteOp::Finish {
+            id: id.to_owned(),
+            attempt,
+            outcome: outcome.clone(),
+            now_ms,
+        })
+        .await
+    }
+
+    async fn requeue(&self, id: &str, attempt: u32) -> StoreResult<bool> {
+        self.changed(WriteOp::Requeue {
+            id: id.to_owned(),
+            attempt,
+        })
+        .await
+    }
+
+    async fn cancel_queued(&self, id: &str, error: &JobError, now_ms: i64) -> StoreResult<bool> {
+        self.changed(WriteOp::CancelQueued {
+            id: id.to_owned(),
+            error: error.clone(),
+            now_ms,
+        })
+        .await
+    }
+
+    async fn request_cancel(&self, id: &str) -> StoreResult<bool> {
+        self.changed(WriteOp::RequestCancel { id: id.to_owned() })
+            .await
+    }
+
+    /// Nothing: another node may be running the jobs that read `running`;
+    /// a dead node's jobs come back when their leases end.
+    async fn recover(&self, _now_ms: i64) -> StoreResult<u64> {
+        Ok(0)
+    }
+
+    async fn queued(&self) -> StoreResult<Vec<JobRow>> {
+        let rows = sqlx::query(sql(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' ORDER BY seq"
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .pg()?;
+        rows.iter().map(job_row).collect()
+    }
+
+    async fn purge(&self, before_ms: i64) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let limit = 1000;
+            match self.one(WriteOp::Purge { before_ms, limit }).await? {
+                Written::Deleted(n) => {
+                    total += n;
+                    if n < u64::from(limit) {
+                        return Ok(total);
+                    }
+                }
+                other => {
+                    return Err(ServiceError::Store(format!(
+                        "unexpected write result {other:?}"
+                    )));
+                }
+            }
+        }
+    }
+
+    async fn count_by_status(&self) -> StoreResult<Vec<(JobStatus, u64)>> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .pg()?;
+        let mut out = Vec::new();
+        for r in rows {
+            let status: String = r.try_get("status").pg()?;
+            if let Some(s) = JobStatus::parse(&status) {
+                out.push((s, count(r.try_get("n").pg()?)));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn insert_key(&self, key: &ApiKeyRow) -> StoreResult<()> {
+        // `keys_held` in the same statement: set by the first key, never
+        // cleared.
+        sqlx::query(
+            "WITH k AS (INSERT INTO api_keys (id, tenant, hash, created_ms, revoked_ms) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id) \
+             INSERT INTO meta (key, value) SELECT 'keys_held', '1' FROM k \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(&key.id)
+        .bind(&key.tenant)
+        .bind(&key.hash)
+        .bind(key.created_ms)
+        .bind(key.revoked_ms)
+        .execute(&self.pool)
+        .await
+        .pg()?;
+        Ok(())
+    }
+
+    async fn find_key(&self, id: &str) -> StoreResult<Option<ApiKeyRow>> {
+        let row = sqlx::query(
+            "SELECT id, tenant, hash, created_ms, revoked_ms FROM api_keys WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .pg()?;
+        row.as_ref().map(key_row).transpose()
+    }
+
+    async fn list_keys(&self) -> StoreResult<Vec<ApiKeyRow>> {
+        let rows = sqlx::query(
+            "SELECT id, tenant, hash, created_ms, revoked_ms FROM api_keys ORDER BY created_ms, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .pg()?;
+        rows.iter().map(key_row).collect()
+    }
+
+    async fn revoke_key(&self, id: &str, now_ms: i64) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_ms = $1 WHERE id = $2 AND revoked_ms IS NULL")
+                .bind(now_ms)
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .pg()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn active_key_count(&self) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE revoked_ms IS NULL")
+            .fetch_one(&self.pool)
+            .await
+            .pg()?;
+        Ok(count(n))
+    }
+
+    async fn keys_held(&self) -> StoreResult<bool> {
+        let held: Option<String> =
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'keys_held'")
+                .fetch_optional(&self.pool)
+                .await
+                .pg()?;
+        Ok(held.is_some())
+    }
+
+    async fn probe_write(&self) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.pg()?;
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await
+            .pg()?;
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('write_probe', '0') \
+             ON CONFLICT (key) DO UPDATE SET value = ((meta.value::bigint + 1) % 1000000)::text",
+        )
+        .execute(&mut *tx)
+        .await
+        .pg()?;
+        tx.commit().await.pg()
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    async fn claim_next(
+        &self,
+        capacity: &Capacity,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<Option<JobRow>> {
+        let mut tx = self.pool.begin().await.pg()?;
+        // A claim lost in a crash of the database is a job run again.
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await
+            .pg()?;
+        let cancelled: Vec<String> = sqlx::query_scalar(
+            "UPDATE jobs SET status = 'cancelled', ended_ms = $1, error = $2, owner = NULL, \
+             lease_until_ms = NULL \
+             WHERE seq IN (SELECT seq FROM jobs WHERE status = 'running' AND lease_until_ms < $1 \
+             AND cancel_requested FOR UPDATE SKIP LOCKED) \
+             AND status = 'running' AND lease_until_ms < $1 RETURNING id",
+        )
+        .bind(now_ms)
+        .bind(to_json(&cancelled_while_running())?)
+        .fetch_all(&mut *tx)
+        .await
+        .pg()?;
+        // Fewest running first (a job whose lease ended no longer counts
+        // as running for its tenant), then priority, then age. SKIP LOCKED:
+        // a row another node is claiming is passed over, not waited for.
+        // The outer condition re-checks the row once it is locked.
+        let claimed = sqlx::query(sql(format!(
+            "UPDATE jobs SET status = 'running', attempt = attempt + 1, owner = $2, \
+               lease_until_ms = $1 + $3, started_ms = $1 \
+             WHERE seq = (SELECT j.seq FROM jobs j \
+               LEFT JOIN (SELECT tenant, COUNT(*) AS n FROM jobs WHERE status = 'running' \
+                 AND (lease_until_ms IS NULL OR lease_until_ms >= $1) GROUP BY tenant) r \
+                 ON r.tenant = j.tenant \
+               WHERE (j.status = 'queued' OR (j.status = 'running' AND j.lease_until_ms < $1)) \
+               AND j.memory_bytes <= $4 \
+               ORDER BY COALESCE(r.n, 0), j.priority DESC, j.seq \
+               LIMIT 1 FOR UPDATE OF j SKIP LOCKED) \
+             AND (status = 'queued' OR (status = 'running' AND lease_until_ms < $1)) \
+             RETURNING {SUMMARY_COLUMNS}"
+        )))
+        .bind(now_ms)
+        .bind(&*self.node_id)
+        .bind(lease_ms)
+        .bind(i64::try_from(capacity.memory_bytes).unwrap_or(i64::MAX))
+        .fetch_optional(&mut *tx)
+        .await
+        .pg()?;
+        let claimed = claimed.as_ref().map(job_row).transpose()?;
+        let ended: Vec<StoreEvent> = cancelled.into_iter().map(StoreEvent::Ended).collect();
+        notify(&mut tx, &ended).await?;
+        tx.commit().await.pg()?;
+        Ok(claimed)
+    }
+
+    async fn renew_leases(
+        &self,
+        jobs: &[(String, u32)],
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<Vec<Option<bool>>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = jobs.iter().map(|(id, _)| id.as_str()).collect();
+        let attempts: Vec<i32> = jobs.iter().map(|&(_, a)| attempt(a)).collect();
+        let rows = sqlx::query(
+            "UPDATE jobs j SET lease_until_ms = $1 \
+             FROM unnest($2::text[], $3::int[]) AS r (id, attempt) \
+             WHERE j.id = r.id AND j.attempt = r.attempt AND j.status = 'running' \
+             AND j.owner = $4 RETURNING j.id, j.cancel_requested",
+        )
+        .bind(now_ms.saturating_add(lease_ms))
+        .bind(ids)
+        .bind(attempts)
+        .bind(&*self.node_id)
+        .fetch_all(&self.pool)
+        .await
+        .pg()?;
+        let mut held = HashMap::with_capacity(rows.len());
+        for r in rows {
+            held.insert(
+                r.try_get::<String, _>(0).pg()?,
+                r.try_get::<bool, _>(1).pg()?,
+            );
+        }
+        Ok(jobs.iter().map(|(id, _)| held.get(id).copied()).collect())
+    }
+
+    async fn active_count(&self, tenant: &str) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE tenant = $1 AND status IN ('queued', 'running')",
+        )
+        .bind(tenant)
+        .fetch_one(&self.pool)
+        .await
+        .pg()?;
+        Ok(count(n))
+    }
+
+    async fn count_by_tenant_status(&self) -> StoreResult<Vec<(String, JobStatus, u64)>> {
+        let rows = sqlx::query(
+            "SELECT tenant, status, COUNT(*) AS n FROM jobs GROUP BY tenant, status \
+             ORDER BY tenant, status",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .pg()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let status: String = r.try_get("status").pg()?;
+            if let Some(status) = JobStatus::parse(&status) {
+                out.push((
+                    r.try_get("tenant").pg()?,
+                    status,
+                    count(r.try_get("n").pg()?),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    fn events(&self) -> tokio::sync::broadcast::Receiver<StoreEvent> {
+        self.events.subscribe()
+    }
+
+    async fn export_jobs(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<ExportedJob>> {
+        let rows = sqlx::query(sql(format!(
+            "SELECT {JOB_COLUMNS}, idempotency_key, request_hash FROM jobs \
+             WHERE seq > $1 ORDER BY seq LIMIT $2"
+        )))
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .pg()?;
+        rows.iter()
+            .map(|r| {
+                let key: Option<String> = r.try_get("idempotency_key").pg()?;
+                let hash: Option<String> = r.try_get("request_hash").pg()?;
+                Ok(ExportedJob {
+                    row: job_row(r)?,
+                    idempotency: key.map(|k| (k, hash.unwrap_or_default())),
+                })
+            })
+            .collect()
+    }
+
+    async fn import_jobs(&self, jobs: &[ExportedJob]) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await.pg()?;
+        let mut inserted = 0;
+        for job in jobs {
+            let row = super::sqlite::imported(&job.row);
+            let (key, hash) = match &job.idempotency {
+                Some((k, h)) => (Some(k.as_str()), Some(h.as_str())),
+                None => (None, None),
+            };
+            // No conflict target: an id or an idempotency key already here
+            // leaves the copy out.
+            let done = sqlx::query(
+                "INSERT INTO jobs (id, tenant, status, priority, memory_bytes, spec, attempt, \
+                 cancel_requested, created_ms, started_ms, ended_ms, result, error, \
+                 idempotency_key, request_hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&row.id)
+            .bind(&row.tenant)
+            .bind(row.status.as_str())
+            .bind(row.spec.priority)
+            .bind(i64::try_from(row.spec.memory_bytes).unwrap_or(i64::MAX))
+            .bind(to_json(&row.spec)?)
+            .bind(attempt(row.attempt))
+            .bind(row.cancel_requested)
+            .bind(row.created_ms)
+            .bind(row.started_ms)
+            .bind(row.ended_ms)
+            .bind(row.result.as_ref().map(to_json).transpose()?)
+            .bind(row.error.as_ref().map(to_json).transpose()?)
+            .bind(key)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await
+            .pg()?;
+            inserted += done.rows_affected();
+        }
+        if inserted > 0 {
+            notify(&mut tx, &[StoreEvent::Queued]).await?;
+        }
+        tx.commit().await.pg()?;
+        Ok(inserted)
+    }
+
+    async fn import_key(&self, key: &ApiKeyRow) -> StoreResult<bool> {
+        let inserted: Option<String> = sqlx::query_scalar(
+            "WITH k AS (INSERT INTO api_keys (id, tenant, hash, created_ms, revoked_ms) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING id), \
+             held AS (INSERT INTO meta (key, value) SELECT 'keys_held', '1' FROM k \
+             ON CONFLICT (key) DO NOTHING) \
+             SELECT id FROM k",
+        )
+        .bind(&key.id)
+        .bind(&key.tenant)
+        .bind(&key.hash)
+        .bind(key.created_ms)
+        .bind(key.revoked_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .pg()?;
+        Ok(inserted.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_travel_as_payloads() {
+        for e in [
+            StoreEvent::Queued,
+            StoreEvent::Ended("a:b".into()),
+            StoreEvent::CancelRequested("c".into()),
+        ] {
+            assert_eq!(event(&payload(&e).unwrap()), Some(e));
+        }
+        assert_eq!(payload(&StoreEvent::Resync), None);
+        assert_eq!(event("nonsense"), None);
     }
 }

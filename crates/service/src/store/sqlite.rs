@@ -4,8 +4,13 @@
 //! Durability: WAL journal with `synchronous = FULL`, so a commit has reached
 //! the disk (fsync of the WAL) before `insert` returns and the HTTP layer
 //! answers `201`; a power cut loses no acknowledged job. Schema changes are
-//! numbered migrations applied in a transaction, tracked with SQLite's
-//! `user_version`.
+//! sqlx's migrations (`migrations/sqlite/`); `user_version` mirrors the
+//! latest applied, so a kettle from before them refuses a newer store.
+//!
+//! Not shared ([`JobStore::shared`] is false): one service per folder. It
+//! still implements the claims, leases and fencing of several nodes (two
+//! handles on one file behave as two nodes), and broadcasts the events of
+//! its own writes after they commit.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -19,8 +24,9 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Row};
 
 use super::{
-    ApiKeyRow, Inserted, JobRow, JobStore, NewJob, Outcome, ResultText, StoreResult, WriteOp,
-    Written,
+    ApiKeyRow, Capacity, ExportedJob, Inserted, JobRow, JobStore, NewJob, Outcome, ResultText,
+    StoreEvent, StoreResult, WriteOp, Written, check_schema_version, events_of, migrate_error,
+    migrator,
 };
 use crate::error::ServiceError;
 use crate::model::{JobError, JobStatus};
@@ -32,56 +38,35 @@ use super::folder;
 /// The database file's name inside the data folder.
 pub(crate) const DB_FILE: &str = "kettle.db";
 
-/// Migrations, in order; migration `i` brings `user_version` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE jobs (
-    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
-    id               TEXT    NOT NULL UNIQUE,
-    tenant           TEXT    NOT NULL,
-    status           TEXT    NOT NULL,
-    priority         INTEGER NOT NULL,
-    spec             TEXT    NOT NULL,
-    attempt          INTEGER NOT NULL DEFAULT 0,
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
-    created_ms       INTEGER NOT NULL,
-    started_ms       INTEGER,
-    ended_ms         INTEGER,
-    result           TEXT,
-    error            TEXT,
-    idempotency_key  TEXT,
-    request_hash     TEXT
-);
-CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant, idempotency_key)
-    WHERE idempotency_key IS NOT NULL;
-CREATE INDEX jobs_tenant_seq ON jobs (tenant, seq);
-CREATE INDEX jobs_status ON jobs (status, seq);
-CREATE INDEX jobs_ended ON jobs (ended_ms) WHERE ended_ms IS NOT NULL;
-CREATE TABLE api_keys (
-    id         TEXT    PRIMARY KEY,
-    tenant     TEXT    NOT NULL,
-    hash       BLOB    NOT NULL,
-    created_ms INTEGER NOT NULL,
-    revoked_ms INTEGER
-);
-"#,
-    // The store's identity (also in the folder's marker file, so that a start
-    // can tell a deleted or replaced database), and whether it has ever held an
-    // API key: set by the first key, never cleared by revoking (authentication
-    // fails closed).
-    r#"
-CREATE TABLE meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-INSERT INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(16))));
-INSERT INTO meta (key, value) SELECT 'keys_held', '1' WHERE EXISTS (SELECT 1 FROM api_keys);
-CREATE TRIGGER api_keys_held AFTER INSERT ON api_keys
-BEGIN
-    INSERT OR IGNORE INTO meta (key, value) VALUES ('keys_held', '1');
-END;
-"#,
+/// The schema's migrations (sqlx's), compiled in. Stores created before
+/// them (tracked with `user_version` 2, no `_sqlx_migrations`) adopt them:
+/// 1 and 2 are the schema those stores have, written to be no-ops on them.
+const MIGRATIONS: &[super::Embedded] = &[
+    (
+        1,
+        "jobs",
+        include_str!("../../migrations/sqlite/0001_jobs.sql"),
+    ),
+    (
+        2,
+        "meta",
+        include_str!("../../migrations/sqlite/0002_meta.sql"),
+    ),
+    (
+        3,
+        "leases",
+        include_str!("../../migrations/sqlite/0003_leases.sql"),
+    ),
 ];
+
+/// The error of a job whose node stopped while it ran and whose
+/// cancellation had been asked for.
+fn cancelled_while_running() -> JobError {
+    JobError {
+        code: "cancelled".into(),
+        message: "cancelled while running; its node stopped before it ended".into(),
+    }
+}
 
 /// Columns of a job row, in the order [`job_row`] reads them.
 const JOB_COLUMNS: &str = "seq, id, tenant, status, spec, attempt, cancel_requested, \
@@ -98,6 +83,9 @@ const SUMMARY_COLUMNS: &str = "seq, id, tenant, status, spec, attempt, cancel_re
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: Arc<tokio::sync::Mutex<WriterConn>>,
+    /// This handle's node id: the owner its claims record.
+    node_id: Arc<str>,
+    events: tokio::sync::broadcast::Sender<StoreEvent>,
 }
 
 #[derive(Debug)]
@@ -242,6 +230,8 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             writer: Arc::new(tokio::sync::Mutex::new(WriterConn(writer))),
+            node_id: uuid::Uuid::now_v7().to_string().into(),
+            events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
         })
     }
 
@@ -351,25 +341,88 @@ impl SqliteStore {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
-            .fetch_one(&mut *tx)
+        let mut conn = self.pool.acquire().await?;
+        let mut applied: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&mut *conn)
             .await?;
-        let known = MIGRATIONS.len() as i64;
-        if version > known {
-            return Err(ServiceError::Store(format!(
-                "the database has schema version {version}, newer than this build's {known}; use a newer kettle"
-            )));
+        let tracked: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master \
+             WHERE type = 'table' AND name = '_sqlx_migrations')",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        if tracked {
+            let latest: Option<i64> =
+                sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+                    .fetch_one(&mut *conn)
+                    .await?;
+            applied = applied.max(latest.unwrap_or(0));
         }
-        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            sqlx::raw_sql(*m).execute(&mut *tx).await?;
-            sqlx::query(sql(format!("PRAGMA user_version = {}", i + 1)))
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
+        check_schema_version(applied, MIGRATIONS)?;
+        migrator(MIGRATIONS)
+            .run(&mut *conn)
+            .await
+            .map_err(migrate_error)?;
+        let latest = MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0);
+        sqlx::query(sql(format!("PRAGMA user_version = {latest}")))
+            .execute(&mut *conn)
+            .await?;
         Ok(())
     }
+
+    /// Sends `events` to the receivers of [`JobStore::events`] (none is
+    /// fine).
+    fn broadcast(&self, events: impl IntoIterator<Item = StoreEvent>) {
+        for event in events {
+            let _ = self.events.send(event);
+        }
+    }
+}
+
+/// Events kept for a slow receiver before it reads `Lagged`.
+const EVENT_BUFFER: usize = 1024;
+
+/// Opens a write transaction on the writer connection. Without `durable`,
+/// its commit writes the WAL without waiting for the disk (`synchronous`
+/// is per connection), and [`end_tx`] puts it back.
+async fn begin_tx(conn: &mut SqliteConnection, durable: bool) -> StoreResult<()> {
+    let begin = if durable {
+        "BEGIN IMMEDIATE"
+    } else {
+        "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE"
+    };
+    sqlx::raw_sql(begin).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Commits what [`begin_tx`] opened when `outcome` is `Ok`; whatever failed
+/// (the work, the commit), leaves the connection as it was: no open
+/// transaction, synchronous FULL.
+async fn end_tx<T>(
+    conn: &mut SqliteConnection,
+    durable: bool,
+    outcome: StoreResult<T>,
+) -> StoreResult<T> {
+    let commit = if durable {
+        "COMMIT"
+    } else {
+        "COMMIT; PRAGMA synchronous = FULL"
+    };
+    let outcome = match outcome {
+        Ok(value) => sqlx::raw_sql(commit)
+            .execute(&mut *conn)
+            .await
+            .map(|_| value)
+            .map_err(ServiceError::from),
+        Err(e) => Err(e),
+    };
+    if outcome.is_err() {
+        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+        sqlx::raw_sql("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await?;
+    }
+    outcome
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
@@ -422,33 +475,15 @@ impl JobStore for SqliteStore {
         let mut conn = self.writer.lock().await;
         let conn = &mut conn.0;
         // Each call below is one round trip to sqlx's SQLite thread, so
-        // statements that belong together share one. Without `durable`,
-        // this connection's commit writes the WAL without waiting for the
-        // disk (`synchronous` is per connection), and is put back after.
-        let (begin, commit) = if durable {
-            ("BEGIN IMMEDIATE", "COMMIT")
-        } else {
-            (
-                "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
-                "COMMIT; PRAGMA synchronous = FULL",
-            )
-        };
+        // statements that belong together share one.
         let outcome = async {
-            sqlx::raw_sql(begin).execute(&mut *conn).await?;
-            let out = writes::apply_all(conn, ops).await?;
-            sqlx::raw_sql(commit).execute(&mut *conn).await?;
-            Ok(out)
+            begin_tx(conn, durable).await?;
+            writes::apply_all(conn, ops, &self.node_id).await
         }
         .await;
-        if outcome.is_err() {
-            // Whatever failed (the batch, the commit), leave the connection
-            // as it was: no open transaction, synchronous FULL.
-            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-            sqlx::raw_sql("PRAGMA synchronous = FULL")
-                .execute(&mut *conn)
-                .await?;
-        }
-        outcome
+        let out = end_tx(conn, durable, outcome).await?;
+        self.broadcast(events_of(ops, &out));
+        Ok(out)
     }
 
     async fn insert(&self, job: &NewJob) -> StoreResult<Inserted> {
@@ -586,11 +621,15 @@ impl JobStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         let requeued = sqlx::query(
-            "UPDATE jobs SET status = 'queued', started_ms = NULL WHERE status = 'running'",
+            "UPDATE jobs SET status = 'queued', started_ms = NULL, owner = NULL, \
+             lease_until_ms = NULL WHERE status = 'running'",
         )
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        if requeued.rows_affected() > 0 {
+            self.broadcast([StoreEvent::Queued]);
+        }
         Ok(cancelled.rows_affected() + requeued.rows_affected())
     }
 
@@ -717,47 +756,220 @@ impl JobStore for SqliteStore {
     fn shared(&self) -> bool {
         false
     }
+
     fn node_id(&self) -> &str {
-        "stub"
+        &self.node_id
     }
+
     async fn claim_next(
         &self,
-        _capacity: &super::Capacity,
-        _now_ms: i64,
-        _lease_ms: i64,
+        capacity: &Capacity,
+        now_ms: i64,
+        lease_ms: i64,
     ) -> StoreResult<Option<JobRow>> {
-        Err(ServiceError::Store("stub".into()))
+        let mut conn = self.writer.lock().await;
+        let conn = &mut conn.0;
+        let error = to_json(&cancelled_while_running())?;
+        let memory = i64::try_from(capacity.memory_bytes).unwrap_or(i64::MAX);
+        // Not durable: a claim lost in a power cut is a job run again.
+        let outcome = async {
+            begin_tx(conn, false).await?;
+            let cancelled: Vec<String> = sqlx::query_scalar(
+                "UPDATE jobs SET status = 'cancelled', ended_ms = ?1, error = ?2, \
+                 owner = NULL, lease_until_ms = NULL \
+                 WHERE status = 'running' AND lease_until_ms < ?1 AND cancel_requested = 1 \
+                 RETURNING id",
+            )
+            .bind(now_ms)
+            .bind(&error)
+            .fetch_all(&mut *conn)
+            .await?;
+            // Fewest running first: a job whose lease ended is no longer
+            // counted as running for its tenant.
+            let claimed = sqlx::query(sql(format!(
+                "WITH running (tenant, n) AS (SELECT tenant, COUNT(*) FROM jobs \
+                   WHERE status = 'running' AND (lease_until_ms IS NULL OR lease_until_ms >= ?1) \
+                   GROUP BY tenant) \
+                 UPDATE jobs SET status = 'running', attempt = attempt + 1, owner = ?2, \
+                   lease_until_ms = ?1 + ?3, started_ms = ?1 \
+                 WHERE seq = (SELECT j.seq FROM jobs j LEFT JOIN running r ON r.tenant = j.tenant \
+                   WHERE (j.status = 'queued' OR (j.status = 'running' AND j.lease_until_ms < ?1)) \
+                   AND j.memory_bytes <= ?4 \
+                   ORDER BY COALESCE(r.n, 0), j.priority DESC, j.seq LIMIT 1) \
+                 RETURNING {SUMMARY_COLUMNS}"
+            )))
+            .bind(now_ms)
+            .bind(&*self.node_id)
+            .bind(lease_ms)
+            .bind(memory)
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok((cancelled, claimed.as_ref().map(job_row).transpose()?))
+        }
+        .await;
+        let (cancelled, claimed) = end_tx(conn, false, outcome).await?;
+        self.broadcast(cancelled.into_iter().map(StoreEvent::Ended));
+        Ok(claimed)
     }
+
     async fn renew_leases(
         &self,
-        _jobs: &[(String, u32)],
-        _now_ms: i64,
-        _lease_ms: i64,
+        jobs: &[(String, u32)],
+        now_ms: i64,
+        lease_ms: i64,
     ) -> StoreResult<Vec<Option<bool>>> {
-        Err(ServiceError::Store("stub".into()))
+        let mut conn = self.writer.lock().await;
+        let conn = &mut conn.0;
+        let outcome = async {
+            begin_tx(conn, false).await?;
+            let mut held = Vec::with_capacity(jobs.len());
+            for (id, attempt) in jobs {
+                let cancel: Option<bool> = sqlx::query_scalar(
+                    "UPDATE jobs SET lease_until_ms = ? \
+                     WHERE id = ? AND attempt = ? AND status = 'running' AND owner = ? \
+                     RETURNING cancel_requested",
+                )
+                .bind(now_ms.saturating_add(lease_ms))
+                .bind(id)
+                .bind(i64::from(*attempt))
+                .bind(&*self.node_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+                held.push(cancel);
+            }
+            Ok(held)
+        }
+        .await;
+        end_tx(conn, false, outcome).await
     }
-    async fn active_count(&self, _tenant: &str) -> StoreResult<u64> {
-        Err(ServiceError::Store("stub".into()))
+
+    async fn active_count(&self, tenant: &str) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE tenant = ? AND status IN ('queued', 'running')",
+        )
+        .bind(tenant)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
+
     async fn count_by_tenant_status(&self) -> StoreResult<Vec<(String, JobStatus, u64)>> {
-        Err(ServiceError::Store("stub".into()))
+        let rows = sqlx::query(
+            "SELECT tenant, status, COUNT(*) AS n FROM jobs GROUP BY tenant, status \
+             ORDER BY tenant, status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let status: String = r.try_get("status")?;
+            let n: i64 = r.try_get("n")?;
+            if let Some(status) = JobStatus::parse(&status) {
+                out.push((r.try_get("tenant")?, status, u64::try_from(n).unwrap_or(0)));
+            }
+        }
+        Ok(out)
     }
-    fn events(&self) -> tokio::sync::broadcast::Receiver<super::StoreEvent> {
-        tokio::sync::broadcast::channel(1).1
+
+    fn events(&self) -> tokio::sync::broadcast::Receiver<StoreEvent> {
+        self.events.subscribe()
     }
-    async fn export_jobs(
-        &self,
-        _after_seq: i64,
-        _limit: u32,
-    ) -> StoreResult<Vec<super::ExportedJob>> {
-        Err(ServiceError::Store("stub".into()))
+
+    async fn export_jobs(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<ExportedJob>> {
+        let rows = sqlx::query(sql(format!(
+            "SELECT {JOB_COLUMNS}, idempotency_key, request_hash FROM jobs \
+             WHERE seq > ? ORDER BY seq LIMIT ?"
+        )))
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let key: Option<String> = r.try_get("idempotency_key")?;
+                let hash: Option<String> = r.try_get("request_hash")?;
+                Ok(ExportedJob {
+                    row: job_row(r)?,
+                    idempotency: key.map(|k| (k, hash.unwrap_or_default())),
+                })
+            })
+            .collect()
     }
-    async fn import_jobs(&self, _jobs: &[super::ExportedJob]) -> StoreResult<u64> {
-        Err(ServiceError::Store("stub".into()))
+
+    async fn import_jobs(&self, jobs: &[ExportedJob]) -> StoreResult<u64> {
+        let mut conn = self.writer.lock().await;
+        let conn = &mut conn.0;
+        let outcome = async {
+            begin_tx(conn, true).await?;
+            let mut inserted = 0;
+            for job in jobs {
+                let row = imported(&job.row);
+                let (key, hash) = match &job.idempotency {
+                    Some((k, h)) => (Some(k.as_str()), Some(h.as_str())),
+                    None => (None, None),
+                };
+                // No conflict target: an id or an idempotency key already
+                // here leaves the copy out.
+                let done = sqlx::query(
+                    "INSERT INTO jobs (id, tenant, status, priority, memory_bytes, spec, attempt, \
+                     cancel_requested, created_ms, started_ms, ended_ms, result, error, \
+                     idempotency_key, request_hash) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                )
+                .bind(&row.id)
+                .bind(&row.tenant)
+                .bind(row.status.as_str())
+                .bind(row.spec.priority)
+                .bind(i64::try_from(row.spec.memory_bytes).unwrap_or(i64::MAX))
+                .bind(to_json(&row.spec)?)
+                .bind(i64::from(row.attempt))
+                .bind(row.cancel_requested)
+                .bind(row.created_ms)
+                .bind(row.started_ms)
+                .bind(row.ended_ms)
+                .bind(row.result.as_ref().map(to_json).transpose()?)
+                .bind(row.error.as_ref().map(to_json).transpose()?)
+                .bind(key)
+                .bind(hash)
+                .execute(&mut *conn)
+                .await?;
+                inserted += done.rows_affected();
+            }
+            Ok(inserted)
+        }
+        .await;
+        let inserted = end_tx(conn, true, outcome).await?;
+        if inserted > 0 {
+            self.broadcast([StoreEvent::Queued]);
+        }
+        Ok(inserted)
     }
-    async fn import_key(&self, _key: &ApiKeyRow) -> StoreResult<bool> {
-        Err(ServiceError::Store("stub".into()))
+
+    async fn import_key(&self, key: &ApiKeyRow) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO api_keys (id, tenant, hash, created_ms, revoked_ms) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&key.id)
+        .bind(&key.tenant)
+        .bind(&key.hash)
+        .bind(key.created_ms)
+        .bind(key.revoked_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
+}
+
+/// A job as a copy stores it: one that was running is queued (no node
+/// holds it in the new store), its attempts kept.
+pub(super) fn imported(row: &JobRow) -> JobRow {
+    let mut row = row.clone();
+    if row.status == JobStatus::Running {
+        row.status = JobStatus::Queued;
+        row.started_ms = None;
+    }
+    row
 }
 
 #[cfg(test)]

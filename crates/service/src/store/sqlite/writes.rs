@@ -12,6 +12,14 @@
 //! quarter of the store's CPU under load.) The rare writes (cancellations,
 //! requeues, purges) run one by one.
 //!
+//! An insert with a tenant limit ([`NewJob::max_active`]) counts the
+//! tenant's active jobs first, so it is written by itself, in its place
+//! among the inserts; the inserts around it keep their statements.
+//!
+//! Every claim records `owner`, the store handle's node id, and every end
+//! and requeue requires it, beside the attempt: the fencing that keeps a
+//! node that lost a job from writing its end.
+//!
 //! Order: inserts first, then claims, then ends and the rare writes in the
 //! order given. That keeps every job's own writes in its life's order,
 //! which is all a batch promises: a caller issues a job's next write only
@@ -26,12 +34,14 @@ use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
 
 use super::{find_idempotent_row, to_json};
 use crate::error::ServiceError;
+use crate::model::JobStatus;
 use crate::store::{Inserted, JobRow, NewJob, Outcome, StoreResult, WriteOp, Written};
 
 /// Applies `ops`; what each did, in the order of `ops`.
 pub(super) async fn apply_all(
     conn: &mut SqliteConnection,
     ops: &[WriteOp],
+    owner: &str,
 ) -> StoreResult<Vec<Written>> {
     let mut out: Vec<Option<Written>> = ops.iter().map(|_| None).collect();
     let (mut inserts, mut claims, mut ends) = (Vec::new(), Vec::new(), Vec::new());
@@ -43,6 +53,7 @@ pub(super) async fn apply_all(
                 ClaimRow {
                     id,
                     now_ms: *now_ms,
+                    owner,
                 },
             )),
             WriteOp::Finish {
@@ -50,11 +61,11 @@ pub(super) async fn apply_all(
                 attempt,
                 outcome,
                 now_ms,
-            } => ends.push((i, end_row(id, *attempt, outcome, *now_ms)?)),
+            } => ends.push((i, end_row(id, *attempt, outcome, *now_ms, owner)?)),
             _ => {}
         }
     }
-    for (i, inserted) in insert_all(conn, &inserts).await? {
+    for (i, inserted) in insert_all(conn, &inserts, owner).await? {
         out[i] = Some(Written::Inserted(Box::new(inserted)));
     }
     let claimed = claim_all(conn, &claims).await?;
@@ -69,7 +80,7 @@ pub(super) async fn apply_all(
     }
     for (i, op) in ops.iter().enumerate() {
         if out[i].is_none() {
-            out[i] = Some(apply_one(conn, op).await?);
+            out[i] = Some(apply_one(conn, op, owner).await?);
         }
     }
     out.into_iter()
@@ -82,9 +93,9 @@ const CHUNK_ROWS: usize = 64;
 /// Row counts statements are prepared for, smallest first.
 const SIZES: [usize; 4] = [1, 4, 16, CHUNK_ROWS];
 
-const INSERT_COLUMNS: usize = 14;
-const CLAIM_COLUMNS: usize = 2;
-const END_COLUMNS: usize = 6;
+const INSERT_COLUMNS: usize = 16;
+const CLAIM_COLUMNS: usize = 3;
+const END_COLUMNS: usize = 7;
 
 /// The statement texts, per kind and per entry of [`SIZES`].
 struct Statements {
@@ -110,7 +121,8 @@ static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| {
         insert: each(INSERT_COLUMNS, &|values| {
             format!(
                 "INSERT INTO jobs (id, tenant, priority, spec, created_ms, idempotency_key, \
-                 request_hash, status, attempt, cancel_requested, started_ms, ended_ms, result, error) \
+                 request_hash, status, attempt, cancel_requested, started_ms, ended_ms, result, error, \
+                 memory_bytes, owner) \
                  SELECT * FROM (VALUES {values}) WHERE column1 IS NOT NULL \
                  ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
                  RETURNING id, seq"
@@ -118,20 +130,23 @@ static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| {
         }),
         claim: each(CLAIM_COLUMNS, &|values| {
             format!(
-                "WITH c (id, now_ms) AS (VALUES {values}) \
-                 UPDATE jobs SET status = 'running', attempt = attempt + 1, started_ms = c.now_ms \
+                "WITH c (id, now_ms, owner) AS (VALUES {values}) \
+                 UPDATE jobs SET status = 'running', attempt = attempt + 1, started_ms = c.now_ms, \
+                 owner = c.owner, lease_until_ms = NULL \
                  FROM c WHERE jobs.id = c.id AND jobs.status = 'queued' \
                  RETURNING jobs.id, jobs.attempt"
             )
         }),
-        // The status and attempt guard make an end happen once: a worker
-        // that lost its claim (restart, requeue) changes nothing.
+        // The status, attempt and owner guard make an end happen once: a
+        // worker that lost its claim (restart, requeue, another node's
+        // claim after its lease ended) changes nothing.
         end: each(END_COLUMNS, &|values| {
             format!(
-                "WITH e (id, attempt, status, result, error, now_ms) AS (VALUES {values}) \
+                "WITH e (id, attempt, status, result, error, now_ms, owner) AS (VALUES {values}) \
                  UPDATE jobs SET status = e.status, result = e.result, error = e.error, \
-                 ended_ms = e.now_ms \
+                 ended_ms = e.now_ms, lease_until_ms = NULL \
                  FROM e WHERE jobs.id = e.id AND jobs.status = 'running' AND jobs.attempt = e.attempt \
+                 AND jobs.owner = e.owner \
                  RETURNING jobs.id, jobs.attempt"
             )
         }),
@@ -171,6 +186,8 @@ async fn set_based<T>(
 
 struct InsertRow<'a> {
     job: &'a NewJob,
+    /// A job stored running is this node's.
+    owner: Option<&'a str>,
     spec: String,
     result: Option<String>,
     error: Option<String>,
@@ -179,6 +196,7 @@ struct InsertRow<'a> {
 struct ClaimRow<'a> {
     id: &'a str,
     now_ms: i64,
+    owner: &'a str,
 }
 
 struct EndRow<'a> {
@@ -188,6 +206,7 @@ struct EndRow<'a> {
     result: Option<String>,
     error: Option<String>,
     now_ms: i64,
+    owner: &'a str,
 }
 
 fn end_row<'a>(
@@ -195,6 +214,7 @@ fn end_row<'a>(
     attempt: u32,
     outcome: &Outcome,
     now_ms: i64,
+    owner: &'a str,
 ) -> StoreResult<EndRow<'a>> {
     let (status, result, error) = match outcome {
         Outcome::Completed(r) => ("completed", Some(to_json(r)?), None),
@@ -208,12 +228,70 @@ fn end_row<'a>(
         result,
         error,
         now_ms,
+        owner,
     })
 }
 
+/// The inserts in their order: runs of unlimited ones set-based, each
+/// limited one by itself.
 async fn insert_all(
     conn: &mut SqliteConnection,
     jobs: &[(usize, &NewJob)],
+    owner: &str,
+) -> StoreResult<Vec<(usize, Inserted)>> {
+    let mut out = Vec::with_capacity(jobs.len());
+    let mut rest = jobs;
+    while !rest.is_empty() {
+        let run = rest
+            .iter()
+            .position(|(_, job)| job.max_active.is_some())
+            .unwrap_or(rest.len());
+        if run > 0 {
+            out.extend(insert_bulk(conn, &rest[..run], owner).await?);
+            rest = &rest[run..];
+            continue;
+        }
+        let (i, job) = rest[0];
+        out.push((i, insert_limited(conn, (i, job), owner).await?));
+        rest = &rest[1..];
+    }
+    Ok(out)
+}
+
+/// An insert under [`NewJob::max_active`]: a replay of its idempotency key
+/// is answered first (a retry of an accepted job is not turned down), then
+/// the tenant's queued and running jobs are counted, in this transaction.
+async fn insert_limited(
+    conn: &mut SqliteConnection,
+    (i, job): (usize, &NewJob),
+    owner: &str,
+) -> StoreResult<Inserted> {
+    if let Some((key, _)) = &job.idempotency
+        && find_idempotent_row(conn, &job.tenant, key).await?.is_some()
+    {
+        return replay(conn, job).await;
+    }
+    let limit = job.max_active.unwrap_or(u32::MAX);
+    let active: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM jobs WHERE tenant = ? AND status IN ('queued', 'running')",
+    )
+    .bind(&job.tenant)
+    .fetch_one(&mut *conn)
+    .await?;
+    let active = u64::try_from(active).unwrap_or(0);
+    if active >= u64::from(limit) {
+        return Ok(Inserted::TooMany(active));
+    }
+    let mut done = insert_bulk(conn, &[(i, job)], owner).await?;
+    done.pop()
+        .map(|(_, inserted)| inserted)
+        .ok_or_else(|| ServiceError::Store("an insert answered nothing".into()))
+}
+
+async fn insert_bulk(
+    conn: &mut SqliteConnection,
+    jobs: &[(usize, &NewJob)],
+    owner: &str,
 ) -> StoreResult<Vec<(usize, Inserted)>> {
     if jobs.is_empty() {
         return Ok(Vec::new());
@@ -223,6 +301,7 @@ async fn insert_all(
         .map(|&(_, job)| {
             Ok(InsertRow {
                 job,
+                owner: (job.state.status == JobStatus::Running).then_some(owner),
                 spec: to_json(&job.spec)?,
                 result: job.state.result.as_ref().map(to_json).transpose()?,
                 error: job.state.error.as_ref().map(to_json).transpose()?,
@@ -249,6 +328,8 @@ async fn insert_all(
             .bind(state.ended_ms)
             .bind(r.result.as_deref())
             .bind(r.error.as_deref())
+            .bind(i64::try_from(job.spec.memory_bytes).unwrap_or(i64::MAX))
+            .bind(r.owner)
     })
     .await?;
     let mut out = Vec::with_capacity(jobs.len());
@@ -307,7 +388,7 @@ async fn claim_all(
         &STATEMENTS.claim,
         CLAIM_COLUMNS,
         claims,
-        |q, (_, c)| q.bind(c.id).bind(c.now_ms),
+        |q, (_, c)| q.bind(c.id).bind(c.now_ms).bind(c.owner),
     )
     .await?;
     Ok(attempts
@@ -331,12 +412,13 @@ async fn end_all(
             .bind(e.result.as_deref())
             .bind(e.error.as_deref())
             .bind(e.now_ms)
+            .bind(e.owner)
     })
     .await
 }
 
 /// One of the rare writes.
-async fn apply_one(conn: &mut SqliteConnection, op: &WriteOp) -> StoreResult<Written> {
+async fn apply_one(conn: &mut SqliteConnection, op: &WriteOp, owner: &str) -> StoreResult<Written> {
     let changed =
         |done: sqlx::sqlite::SqliteQueryResult| Written::Changed(done.rows_affected() == 1);
     Ok(match op {
@@ -345,11 +427,13 @@ async fn apply_one(conn: &mut SqliteConnection, op: &WriteOp) -> StoreResult<Wri
                 // The stopped run is not counted: a job is failed after
                 // MAX_ATTEMPTS runs without an outcome, and a graceful
                 // stop (a restart, a deployment) is not the job's doing.
-                "UPDATE jobs SET status = 'queued', started_ms = NULL, attempt = attempt - 1 \
-                 WHERE id = ? AND status = 'running' AND attempt = ?",
+                "UPDATE jobs SET status = 'queued', started_ms = NULL, attempt = attempt - 1, \
+                 owner = NULL, lease_until_ms = NULL \
+                 WHERE id = ? AND status = 'running' AND attempt = ? AND owner = ?",
             )
             .bind(id)
             .bind(i64::from(*attempt))
+            .bind(owner)
             .execute(&mut *conn)
             .await?,
         ),

@@ -1,0 +1,263 @@
+//! Two services on one PostgreSQL database, as two nodes of a cluster, in
+//! one process: a job submitted to one runs on whichever has room and is
+//! read and waited for on the other; a cancellation reaches the node that
+//! runs the job; a dead node's job is claimed again once its lease ends,
+//! and the dead node's late end is refused; tenant limits count both
+//! nodes' jobs. (Real processes, SIGKILL and partitions: the cluster test
+//! in `tests/reliability/cluster.rs`.)
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::store::test_postgres::test_postgres;
+use crate::store::{Capacity, JobStore, Outcome, PgStore, WriteOp, Written};
+use crate::tests::{BELL, dense_program};
+use crate::*;
+
+fn request(source: &str) -> JobRequest {
+    serde_json::from_value(serde_json::json!({
+        "program": {"format": "qasm2", "source": source}, "seed": 5, "shots": 100
+    }))
+    .unwrap()
+}
+
+/// A job of a few seconds on one thread.
+fn slow_program() -> String {
+    dense_program(18, 20_000) + "creg c[1];\nmeasure q[0] -> c[0];\n"
+}
+
+fn config(workers: usize) -> ServiceConfig {
+    let mut c = ServiceConfig::new("unused-on-a-shared-store");
+    c.auth = AuthMode::Local;
+    c.workers = workers;
+    c.sim_threads = 1;
+    c.memory_budget = 1 << 30;
+    c.lease = Duration::from_millis(900);
+    c.claim_poll = Duration::from_millis(100);
+    c
+}
+
+async fn node(url: &str, config: ServiceConfig) -> Service {
+    let store = PgStore::connect(url).await.unwrap();
+    assert!(store.shared());
+    Service::start_with_store(config, Arc::new(store))
+        .await
+        .unwrap()
+}
+
+async fn status_on(service: &Service, id: &str) -> JobView {
+    service
+        .get(LOCAL_TENANT, id, KeyFormat::Bitstring)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_submitted_to_one_node_is_read_and_waited_for_on_another() {
+    let Some(pg) = test_postgres().await else {
+        return;
+    };
+    let a = node(pg.url(), config(1)).await;
+    let b = node(pg.url(), config(1)).await;
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        ids.push(a.submit(LOCAL_TENANT, request(BELL), None).await.unwrap().job.id);
+    }
+    for id in &ids {
+        let done = b
+            .wait(LOCAL_TENANT, id, Duration::from_secs(20), KeyFormat::Bitstring)
+            .await
+            .unwrap();
+        assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+        assert_eq!(done.attempts, 1);
+        let counts: u64 = done.result.as_ref().unwrap().executions[0]
+            .counts
+            .as_ref()
+            .unwrap()
+            .values()
+            .sum();
+        assert_eq!(counts, 100);
+        assert_eq!(status_on(&a, id).await.status, JobStatus::Completed);
+    }
+    // `?wait` on a node with the job: one store, one answer.
+    let sub = b
+        .submit_and_wait(
+            LOCAL_TENANT,
+            request(BELL),
+            None,
+            Duration::from_secs(20),
+            KeyFormat::Bitstring,
+        )
+        .await
+        .unwrap();
+    assert_eq!(sub.job.status, JobStatus::Completed);
+    assert_eq!(status_on(&a, &sub.job.id).await.status, JobStatus::Completed);
+    a.shutdown(Duration::from_secs(5)).await;
+    b.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_on_one_node_stops_the_run_on_the_other() {
+    let Some(pg) = test_postgres().await else {
+        return;
+    };
+    // Only `runner` has workers that take jobs: `front` is full at once.
+    let runner = node(pg.url(), config(1)).await;
+    let mut front_config = config(1);
+    front_config.memory_budget = 0;
+    front_config.cluster_memory_budget = Some(1 << 30);
+    let front = node(pg.url(), front_config).await;
+    let id = front
+        .submit(LOCAL_TENANT, request(&slow_program()), None)
+        .await
+        .unwrap()
+        .job
+        .id;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while status_on(&front, &id).await.status != JobStatus::Running {
+        assert!(Instant::now() < deadline, "never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let asked = Instant::now();
+    front.cancel(LOCAL_TENANT, &id).await.unwrap();
+    let ended = front
+        .wait(LOCAL_TENANT, &id, Duration::from_secs(20), KeyFormat::Bitstring)
+        .await
+        .unwrap();
+    let took = asked.elapsed();
+    assert_eq!(ended.status, JobStatus::Cancelled, "{ended:?}");
+    assert_eq!(ended.error.unwrap().message, "cancelled while running");
+    assert!(took < Duration::from_secs(2), "the cancel took {took:?}");
+    eprintln!("cross-node cancel: stopped and seen ended after {took:?}");
+    runner.shutdown(Duration::from_secs(5)).await;
+    front.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_job_runs_again_elsewhere_and_its_late_end_is_refused() {
+    let Some(pg) = test_postgres().await else {
+        return;
+    };
+    // The node that dies: its claim is made and never renewed.
+    let dead = PgStore::connect(pg.url()).await.unwrap();
+    let mut front_config = config(1);
+    front_config.memory_budget = 0;
+    front_config.cluster_memory_budget = Some(1 << 30);
+    let front = node(pg.url(), front_config).await;
+    let id = front
+        .submit(LOCAL_TENANT, request(BELL), None)
+        .await
+        .unwrap()
+        .job
+        .id;
+    let capacity = Capacity {
+        memory_bytes: 1 << 30,
+    };
+    let claimed = dead
+        .claim_next(&capacity, now_ms(), 900)
+        .await
+        .unwrap()
+        .expect("the dead node claims the job");
+    assert_eq!((claimed.id.as_str(), claimed.attempt), (id.as_str(), 1));
+    let died = Instant::now();
+    let survivor = node(pg.url(), config(1)).await;
+    let done = survivor
+        .wait(LOCAL_TENANT, &id, Duration::from_secs(20), KeyFormat::Bitstring)
+        .await
+        .unwrap();
+    let rerun = died.elapsed();
+    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+    assert_eq!(done.attempts, 2);
+    assert!(rerun < Duration::from_secs(5), "re-run after {rerun:?}");
+    // The dead node wakes up and tries to end its attempt: refused.
+    let late = WriteOp::Finish {
+        id: id.clone(),
+        attempt: 1,
+        outcome: Outcome::Failed(JobError {
+            code: "late".into(),
+            message: "a stale end".into(),
+        }),
+        now_ms: now_ms(),
+    };
+    assert_eq!(
+        dead.write_batch(&[late], true).await.unwrap(),
+        vec![Written::Changed(false)]
+    );
+    assert_eq!(status_on(&front, &id).await.status, JobStatus::Completed);
+    eprintln!("a dead node's job completed elsewhere {rerun:?} after its claim (lease 0.9 s)");
+    front.shutdown(Duration::from_secs(5)).await;
+    survivor.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_limits_count_every_nodes_jobs() {
+    let Some(pg) = test_postgres().await else {
+        return;
+    };
+    // No node runs anything: jobs stay queued.
+    let mut c = config(1);
+    c.memory_budget = 0;
+    c.cluster_memory_budget = Some(1 << 30);
+    c.default_limits.max_active_jobs = 3;
+    let a = node(pg.url(), c.clone()).await;
+    let b = node(pg.url(), c).await;
+    let mut accepted = 0;
+    let mut refused = 0;
+    for i in 0..8 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        match node.submit(LOCAL_TENANT, request(BELL), None).await {
+            Ok(_) => accepted += 1,
+            Err(ServiceError::TooManyJobs { message, .. }) => {
+                assert!(message.contains("at most 3"), "{message}");
+                refused += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((accepted, refused), (3, 5));
+    a.shutdown(Duration::from_secs(5)).await;
+    b.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_claims_only_what_fits_its_memory() {
+    let Some(pg) = test_postgres().await else {
+        return;
+    };
+    // 20 qubits at f64 need 16 MiB: the small node cannot take it.
+    let mut small = config(1);
+    small.memory_budget = 1 << 20;
+    small.cluster_memory_budget = Some(1 << 30);
+    let small = node(pg.url(), small).await;
+    let big_job = small
+        .submit(
+            LOCAL_TENANT,
+            request(&(dense_program(20, 40) + "creg c[1];\nmeasure q[0] -> c[0];\n")),
+            None,
+        )
+        .await
+        .unwrap()
+        .job
+        .id;
+    let small_job = small
+        .submit(LOCAL_TENANT, request(BELL), None)
+        .await
+        .unwrap()
+        .job
+        .id;
+    let done = small
+        .wait(LOCAL_TENANT, &small_job, Duration::from_secs(20), KeyFormat::Bitstring)
+        .await
+        .unwrap();
+    assert_eq!(done.status, JobStatus::Completed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(status_on(&small, &big_job).await.status, JobStatus::Queued);
+    let big = node(pg.url(), config(1)).await;
+    let done = small
+        .wait(LOCAL_TENANT, &big_job, Duration::from_secs(30), KeyFormat::Bitstring)
+        .await
+        .unwrap();
+    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+    small.shutdown(Duration::from_secs(5)).await;
+    big.shutdown(Duration::from_secs(5)).await;
+}
