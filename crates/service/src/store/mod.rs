@@ -13,6 +13,8 @@
 //! fenced by the claim's attempt and owner. Which one runs is chosen in one
 //! place, [`open`], from a [`StoreLocation`].
 
+#[cfg(test)]
+mod contract_tests;
 mod folder;
 mod location;
 mod postgres;

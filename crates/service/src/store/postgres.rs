@@ -216,7 +216,12 @@ fn cancelled_while_running() -> JobError {
 /// (which aborts this task) or its pool closed. A lost connection is
 /// replaced, after a pause that grows to two seconds while the database is
 /// away, and the reconnection is announced with [`StoreEvent::Resync`].
-async fn listen(pool: PgPool, events: tokio::sync::broadcast::Sender<StoreEvent>) {
+async fn listen(
+    pool: PgPool,
+    events: tokio::sync::broadcast::Sender<StoreEvent>,
+    listening: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut listening = Some(listening);
     let mut pause = Duration::from_millis(100);
     let mut first = true;
     while !pool.is_closed() {
@@ -242,6 +247,9 @@ async fn listen(pool: PgPool, events: tokio::sync::broadcast::Sender<StoreEvent>
             let _ = events.send(StoreEvent::Resync);
         }
         first = false;
+        if let Some(listening) = listening.take() {
+            let _ = listening.send(());
+        }
         // Until the connection is lost (`None`) or fails.
         while let Ok(Some(note)) = listener.try_recv().await {
             if let Some(e) = event(note.payload()) {
@@ -272,14 +280,25 @@ impl PgStore {
             .connect_with(options)
             .await
             .pg()?;
-        let store = PgStore::with_pool(pool);
-        store.migrate().await?;
-        Ok(store)
+        migrate(&pool).await?;
+        Ok(PgStore::with_pool(pool).await)
     }
 
-    fn with_pool(pool: PgPool) -> PgStore {
+    /// A handle on `pool`'s database, listening for events when it
+    /// returns: a write made after it is seen by [`JobStore::events`]
+    /// (unless the database is away, after which the listener says
+    /// [`StoreEvent::Resync`]).
+    async fn with_pool(pool: PgPool) -> PgStore {
         let events = tokio::sync::broadcast::channel(EVENT_BUFFER).0;
-        let listener = AbortOnDrop(tokio::spawn(listen(pool.clone(), events.clone())));
+        let (listening, started) = tokio::sync::oneshot::channel();
+        let listener = AbortOnDrop(tokio::spawn(listen(
+            pool.clone(),
+            events.clone(),
+            listening,
+        )));
+        // Bounded: a database that went away just now delays nothing
+        // longer than a pool acquisition would.
+        let _ = tokio::time::timeout(Duration::from_secs(5), started).await;
         PgStore {
             pool,
             node_id: uuid::Uuid::now_v7().to_string().into(),
@@ -288,33 +307,34 @@ impl PgStore {
         }
     }
 
-    /// Another handle on the same database: another node (its own node id),
-    /// sharing this one's connections.
-    pub fn another_node(&self) -> PgStore {
-        PgStore::with_pool(self.pool.clone())
+    /// Another handle on the same database: another node (its own node id
+    /// and listener), sharing this one's connections.
+    pub async fn another_node(&self) -> PgStore {
+        PgStore::with_pool(self.pool.clone()).await
     }
+}
 
-    async fn migrate(&self) -> StoreResult<()> {
-        let mut conn = self.pool.acquire().await.pg()?;
-        let tracked: bool =
-            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-                .fetch_one(&mut *conn)
-                .await
-                .pg()?;
-        if tracked {
-            let applied: Option<i64> =
-                sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-                    .fetch_one(&mut *conn)
-                    .await
-                    .pg()?;
-            check_schema_version(applied.unwrap_or(0), MIGRATIONS)?;
-        }
-        migrator(MIGRATIONS)
-            .run(&mut *conn)
+/// Brings the schema up to date, refusing one newer than this build's.
+async fn migrate(pool: &PgPool) -> StoreResult<()> {
+    let mut conn = pool.acquire().await.pg()?;
+    let tracked: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await
+        .pg()?;
+    if tracked {
+        let applied: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+            .fetch_one(&mut *conn)
             .await
-            .map_err(migrate_error)
+            .pg()?;
+        check_schema_version(applied.unwrap_or(0), MIGRATIONS)?;
     }
+    migrator(MIGRATIONS)
+        .run(&mut *conn)
+        .await
+        .map_err(migrate_error)
+}
 
+impl PgStore {
     /// Closes every connection and stops the listener.
     pub async fn close(self) {
         self.listener.0.abort();
@@ -986,7 +1006,7 @@ impl JobStore for PgStore {
             "UPDATE jobs j SET lease_until_ms = $1 \
              FROM unnest($2::text[], $3::int[]) AS r (id, attempt) \
              WHERE j.id = r.id AND j.attempt = r.attempt AND j.status = 'running' \
-             AND j.owner = $4 RETURNING j.id, j.cancel_requested",
+             AND j.owner = $4 RETURNING j.id, j.attempt, j.cancel_requested",
         )
         .bind(now_ms.saturating_add(lease_ms))
         .bind(ids)
@@ -997,12 +1017,14 @@ impl JobStore for PgStore {
         .pg()?;
         let mut held = HashMap::with_capacity(rows.len());
         for r in rows {
-            held.insert(
-                r.try_get::<String, _>(0).pg()?,
-                r.try_get::<bool, _>(1).pg()?,
-            );
+            let id: String = r.try_get(0).pg()?;
+            let attempt: i32 = r.try_get(1).pg()?;
+            held.insert((id, attempt), r.try_get::<bool, _>(2).pg()?);
         }
-        Ok(jobs.iter().map(|(id, _)| held.get(id).copied()).collect())
+        Ok(jobs
+            .iter()
+            .map(|(id, a)| held.get(&(id.clone(), attempt(*a))).copied())
+            .collect())
     }
 
     async fn active_count(&self, tenant: &str) -> StoreResult<u64> {
@@ -1132,6 +1154,103 @@ impl JobStore for PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::contract_tests::{created, job, next_event};
+    use crate::store::test_postgres::{own_server, skip_without_postgres, test_postgres};
+    use sqlx::Connection;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_schema_newer_than_this_build_is_refused() {
+        let Some(db) = test_postgres().await else {
+            return;
+        };
+        // Two nodes starting at once on an empty database: one migrates,
+        // the other waits for it.
+        let (a, b) = tokio::join!(PgStore::connect(db.url()), PgStore::connect(db.url()));
+        assert_eq!(
+            a.unwrap().store_id().await.unwrap(),
+            b.unwrap().store_id().await.unwrap()
+        );
+        let mut conn = PgConnection::connect(db.url()).await.unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (5, 'future', TRUE, $1, 0)",
+        )
+        .bind(vec![0_u8])
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let e = PgStore::connect(db.url()).await.unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "the store's schema is version 5; this kettle knows up to 1: upgrade kettle"
+            ),
+            "{e}"
+        );
+    }
+
+    /// While the database is down, every call fails as a transient store
+    /// failure (the server's 503 with Retry-After), within the pool's
+    /// acquire timeout; when it is back, the same store works again by
+    /// itself, and its listener says that events may have been missed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_database_that_goes_away_fails_calls_transiently_until_it_is_back() {
+        let server = match own_server() {
+            Ok(s) => s,
+            Err(why) => return skip_without_postgres(&why),
+        };
+        let server = std::sync::Arc::new(server);
+        let store = PgStore::connect(&server.database().await).await.unwrap();
+        created(&store, &job("before", "t", None)).await;
+        let mut events = store.events();
+        let s = server.clone();
+        tokio::task::spawn_blocking(move || s.stop())
+            .await
+            .unwrap()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let during = job("during", "t", None);
+        let (insert, get, probe) = tokio::join!(
+            store.insert(&during),
+            store.get("before"),
+            store.probe_write()
+        );
+        let failed = insert.unwrap_err();
+        assert!(
+            matches!(failed, ServiceError::Store(_)) && failed.is_transient(),
+            "{failed:?}"
+        );
+        assert!(matches!(get, Err(ServiceError::Store(_))), "{get:?}");
+        assert!(matches!(probe, Err(ServiceError::Store(_))), "{probe:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        let s = server.clone();
+        tokio::task::spawn_blocking(move || s.start())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            next_event(&mut events, |e| *e == StoreEvent::Resync).await,
+            StoreEvent::Resync
+        );
+        store.probe_write().await.unwrap();
+        assert!(
+            store.get("before").await.unwrap().is_some(),
+            "nothing committed is lost"
+        );
+        assert!(
+            store.get("during").await.unwrap().is_none(),
+            "nothing failed is kept"
+        );
+        created(&store, &job("after", "t", None)).await;
+        assert_eq!(
+            next_event(&mut events, |e| *e == StoreEvent::Queued).await,
+            StoreEvent::Queued,
+            "listening again"
+        );
+    }
 
     #[test]
     fn events_travel_as_payloads() {

@@ -973,5 +973,4 @@ pub(super) fn imported(row: &JobRow) -> JobRow {
 }
 
 #[cfg(test)]
-#[path = "tests.rs"]
 mod tests;

@@ -89,8 +89,16 @@ pub async fn test_postgres() -> Option<TestPostgres> {
             }
         }
     };
+    Some(TestPostgres {
+        url: create_database(&admin_url).await,
+        server,
+    })
+}
+
+/// Creates a database `t_<random>` on the server of `admin_url`; its URL.
+async fn create_database(admin_url: &str) -> String {
     let name = format!("t_{}", uuid::Uuid::now_v7().simple());
-    let mut admin = sqlx::PgConnection::connect(&admin_url)
+    let mut admin = sqlx::PgConnection::connect(admin_url)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL {admin_url}: {e}"));
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -98,10 +106,7 @@ pub async fn test_postgres() -> Option<TestPostgres> {
         .await
         .unwrap_or_else(|e| panic!("cannot create a test database: {e}"));
     let _ = admin.close().await;
-    Some(TestPostgres {
-        url: with_database(&admin_url, &name),
-        server,
-    })
+    with_database(admin_url, &name)
 }
 
 /// Says why PostgreSQL tests are skipped, or fails them when CI requires
@@ -110,7 +115,11 @@ fn skipped(why: &str) {
     if std::env::var("KETTLE_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
         panic!("no PostgreSQL ({why}) and KETTLE_REQUIRE_POSTGRES=1");
     }
-    eprintln!("skipped: no PostgreSQL ({why})");
+    // The one line a skipped test prints: the point is that it is seen.
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("skipped: no PostgreSQL ({why})");
+    }
 }
 
 /// `url` naming database `name` instead of its own.
@@ -161,6 +170,31 @@ fn running_as_root() -> bool {
 fn free_port() -> Result<u16, String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+/// A server of one's own (not the one [`test_postgres`] shares), for a
+/// test that stops, crashes or restarts it while other tests run. Stopped,
+/// and its folder removed, when dropped (or by its watchdog, if the
+/// process dies first).
+///
+/// # Errors
+/// No PostgreSQL binaries, or the server does not start. Callers skip
+/// with [`skip_without_postgres`].
+pub fn own_server() -> Result<PgServer, String> {
+    PgServer::launch()
+}
+
+/// Says (in one line) why a test is skipped for want of PostgreSQL; panics
+/// instead when `KETTLE_REQUIRE_POSTGRES=1`.
+pub fn skip_without_postgres(why: &str) {
+    skipped(why);
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl_stop("immediate");
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
 }
 
 impl PgServer {
@@ -267,6 +301,14 @@ impl PgServer {
     /// The port it listens on (127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// A fresh, empty database on it; its URL.
+    ///
+    /// # Panics
+    /// The server cannot be reached or the database not created.
+    pub async fn database(&self) -> String {
+        create_database(&self.admin_url()).await
     }
 
     /// The URL of its `postgres` database, as superuser `postgres`.

@@ -1,9 +1,12 @@
-//! Round trips, exactly-once completion, crash recovery, idempotency and
-//! keys, against a real SQLite file in a temporary folder.
+//! The SQLite store's own behaviour, beyond the contract every store
+//! passes (`contract_tests.rs`): crash recovery on reopen, the data
+//! folder's files and its refusal of a database that is not its own,
+//! backups, the integrity check, and the schema's migrations from stores
+//! made before sqlx's.
 
 use super::*;
-use crate::model::{JobError, JobResult, JobSpec, JobStatus, Precision, Program, ProgramFormat};
-use crate::store::{ApiKeyRow, Inserted, JobState, JobStore, NewJob, Outcome, WriteOp, Written};
+use crate::model::{JobResult, JobSpec, JobStatus, Precision, Program, ProgramFormat};
+use crate::store::{JobState, NewJob};
 
 fn spec(priority: i32) -> JobSpec {
     JobSpec {
@@ -52,71 +55,6 @@ async fn created(store: &SqliteStore, j: &NewJob) -> JobRow {
 }
 
 #[tokio::test]
-async fn jobs_round_trip_and_list_newest_first_by_cursor() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).await.unwrap();
-    for i in 0..5 {
-        created(&store, &job(&format!("j{i}"), "alice", None)).await;
-    }
-    created(&store, &job("other", "bob", None)).await;
-    let row = store.get("j2").await.unwrap().unwrap();
-    assert_eq!(
-        (row.status, row.spec.clone(), row.attempt),
-        (JobStatus::Queued, spec(0), 0)
-    );
-    let page = store.list("alice", None, 2, None).await.unwrap();
-    assert_eq!(
-        page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-        ["j4", "j3"]
-    );
-    let next = store
-        .list("alice", None, 2, Some(page[1].seq))
-        .await
-        .unwrap();
-    assert_eq!(
-        next.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-        ["j2", "j1"]
-    );
-    assert!(
-        store
-            .list("alice", Some(JobStatus::Completed), 10, None)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(store.list("bob", None, 10, None).await.unwrap().len(), 1);
-}
-
-#[tokio::test]
-async fn a_job_completes_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).await.unwrap();
-    created(&store, &job("j", "t", None)).await;
-    assert_eq!(store.claim("j", 2000).await.unwrap(), Some(1));
-    assert_eq!(store.claim("j", 2000).await.unwrap(), None, "claimed twice");
-    let done = Outcome::Completed(result());
-    assert!(
-        !store.finish("j", 2, &done, 3000).await.unwrap(),
-        "wrong attempt"
-    );
-    assert!(store.finish("j", 1, &done, 3000).await.unwrap());
-    assert!(
-        !store.finish("j", 1, &done, 3001).await.unwrap(),
-        "completed twice"
-    );
-    let failed = Outcome::Failed(JobError {
-        code: "x".into(),
-        message: "y".into(),
-    });
-    assert!(!store.finish("j", 1, &failed, 3002).await.unwrap());
-    let row = store.get("j").await.unwrap().unwrap();
-    assert_eq!(
-        (row.status, row.result, row.ended_ms),
-        (JobStatus::Completed, Some(result()), Some(3000))
-    );
-}
-
-#[tokio::test]
 async fn a_reopened_store_requeues_running_jobs_and_stale_workers_cannot_complete() {
     let dir = tempfile::tempdir().unwrap();
     {
@@ -160,74 +98,6 @@ async fn a_reopened_store_requeues_running_jobs_and_stale_workers_cannot_complet
             .await
             .unwrap()
     );
-}
-
-#[tokio::test]
-async fn idempotency_keys_replay_or_conflict_per_tenant() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).await.unwrap();
-    let first = created(&store, &job("a", "t", Some(("k", "h1")))).await;
-    match store
-        .insert(&job("b", "t", Some(("k", "h1"))))
-        .await
-        .unwrap()
-    {
-        Inserted::Existing(row) => assert_eq!(row.id, first.id),
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(
-        store
-            .insert(&job("c", "t", Some(("k", "h2"))))
-            .await
-            .unwrap(),
-        Inserted::Conflict
-    );
-    // Another tenant's key space is its own.
-    created(&store, &job("d", "u", Some(("k", "h2")))).await;
-    assert!(store.get("b").await.unwrap().is_none());
-}
-
-#[tokio::test]
-async fn cancel_and_purge() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).await.unwrap();
-    created(&store, &job("q", "t", None)).await;
-    let err = JobError {
-        code: "cancelled".into(),
-        message: "m".into(),
-    };
-    assert!(store.cancel_queued("q", &err, 10).await.unwrap());
-    assert!(!store.cancel_queued("q", &err, 11).await.unwrap());
-    assert!(!store.request_cancel("q").await.unwrap());
-    assert_eq!(store.purge(10).await.unwrap(), 0);
-    assert_eq!(store.purge(11).await.unwrap(), 1);
-    assert!(store.get("q").await.unwrap().is_none());
-}
-
-#[tokio::test]
-async fn keys_are_stored_listed_and_revoked() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).await.unwrap();
-    assert_eq!(store.active_key_count().await.unwrap(), 0);
-    let key = ApiKeyRow {
-        id: "abc".into(),
-        tenant: "t".into(),
-        hash: vec![1, 2],
-        created_ms: 1,
-        revoked_ms: None,
-    };
-    store.insert_key(&key).await.unwrap();
-    assert_eq!(store.find_key("abc").await.unwrap(), Some(key.clone()));
-    assert_eq!(store.active_key_count().await.unwrap(), 1);
-    assert!(store.revoke_key("abc", 5).await.unwrap());
-    assert!(!store.revoke_key("abc", 6).await.unwrap());
-    assert_eq!(store.list_keys().await.unwrap()[0].revoked_ms, Some(5));
-    assert_eq!(store.active_key_count().await.unwrap(), 0);
-    // Revoking does not forget that the store held keys.
-    assert!(store.keys_held().await.unwrap());
-    drop(store);
-    let store = SqliteStore::open(dir.path()).await.unwrap();
-    assert!(store.keys_held().await.unwrap());
 }
 
 #[tokio::test]
@@ -319,170 +189,6 @@ async fn a_deleted_truncated_or_replaced_database_is_refused() {
     assert_eq!(
         copy.store_id().await.unwrap(),
         store.store_id().await.unwrap()
-    );
-}
-
-#[tokio::test]
-async fn one_batch_mixes_every_write_and_answers_each_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).await.unwrap();
-    created(&store, &job("old", "t", None)).await;
-    created(&store, &job("gone", "t", None)).await;
-    let err = JobError {
-        code: "cancelled".into(),
-        message: "m".into(),
-    };
-    let claim_finish = |id: &str, attempt| {
-        (
-            WriteOp::Claim {
-                id: id.into(),
-                now_ms: 20,
-            },
-            WriteOp::Finish {
-                id: id.into(),
-                attempt,
-                outcome: Outcome::Completed(result()),
-                now_ms: 30,
-            },
-        )
-    };
-    let (claim_old, finish_old) = claim_finish("old", 1);
-    let (_, finish_stale) = claim_finish("old", 7);
-    let ops = vec![
-        WriteOp::Insert(Box::new(job("a", "t", Some(("k", "h1"))))),
-        claim_old,
-        WriteOp::CancelQueued {
-            id: "gone".into(),
-            error: err.clone(),
-            now_ms: 5,
-        },
-        finish_stale,
-        finish_old,
-        // Same key in the same batch: a replay, then a conflict.
-        WriteOp::Insert(Box::new(job("b", "t", Some(("k", "h1"))))),
-        WriteOp::Insert(Box::new(job("c", "t", Some(("k", "h2"))))),
-        WriteOp::Claim {
-            id: "nobody".into(),
-            now_ms: 20,
-        },
-        WriteOp::Insert(Box::new(job("d", "t", None))),
-    ];
-    let out = store.write_batch(&ops, true).await.unwrap();
-    assert_eq!(out.len(), ops.len());
-    let Written::Inserted(a) = &out[0] else {
-        panic!("{:?}", out[0])
-    };
-    let Inserted::Created(a) = a.as_ref() else {
-        panic!("{a:?}")
-    };
-    assert_eq!(out[1], Written::Claimed(Some(1)));
-    assert_eq!(out[2], Written::Changed(true));
-    assert_eq!(
-        out[3],
-        Written::Changed(false),
-        "a stale attempt ends nothing"
-    );
-    assert_eq!(out[4], Written::Changed(true));
-    match &out[5] {
-        Written::Inserted(i) => match i.as_ref() {
-            Inserted::Existing(row) => assert_eq!(row.id, a.id),
-            other => panic!("{other:?}"),
-        },
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(out[6], Written::Inserted(Box::new(Inserted::Conflict)));
-    assert_eq!(out[7], Written::Claimed(None));
-    let Written::Inserted(d) = &out[8] else {
-        panic!("{:?}", out[8])
-    };
-    let Inserted::Created(d) = d.as_ref() else {
-        panic!("{d:?}")
-    };
-    assert!(d.seq > a.seq, "inserts keep their order");
-    let old = store.get("old").await.unwrap().unwrap();
-    assert_eq!(old.status, JobStatus::Completed);
-    assert_eq!((old.started_ms, old.ended_ms), (Some(20), Some(30)));
-    assert_eq!(old.result, Some(result()));
-    assert_eq!(
-        store.get("gone").await.unwrap().unwrap().status,
-        JobStatus::Cancelled
-    );
-    let stored_a = store.get("a").await.unwrap().unwrap();
-    assert_eq!(stored_a.spec, a.spec);
-    assert_eq!(stored_a.status, JobStatus::Queued);
-    assert!(store.get("b").await.unwrap().is_none());
-    assert!(store.get("c").await.unwrap().is_none());
-}
-
-#[tokio::test]
-async fn batches_larger_than_one_statement_are_cut_and_padded() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).await.unwrap();
-    // 70 = one statement of 64 rows and one of 16 with 10 rows of padding.
-    let ids: Vec<String> = (0..70).map(|i| format!("j{i:02}")).collect();
-    let inserts: Vec<WriteOp> = ids
-        .iter()
-        .map(|id| WriteOp::Insert(Box::new(job(id, "t", None))))
-        .collect();
-    let out = store.write_batch(&inserts, true).await.unwrap();
-    let seqs: Vec<i64> = out
-        .iter()
-        .map(|w| match w {
-            Written::Inserted(i) => match i.as_ref() {
-                Inserted::Created(row) => row.seq,
-                other => panic!("{other:?}"),
-            },
-            other => panic!("{other:?}"),
-        })
-        .collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
-    let claims: Vec<WriteOp> = ids
-        .iter()
-        .map(|id| WriteOp::Claim {
-            id: id.clone(),
-            now_ms: 5,
-        })
-        .collect();
-    let out = store.write_batch(&claims, false).await.unwrap();
-    assert!(
-        out.iter().all(|w| *w == Written::Claimed(Some(1))),
-        "{out:?}"
-    );
-    let ends: Vec<WriteOp> = ids
-        .iter()
-        .map(|id| WriteOp::Finish {
-            id: id.clone(),
-            attempt: 1,
-            outcome: Outcome::Completed(result()),
-            now_ms: 6,
-        })
-        .collect();
-    let out = store.write_batch(&ends, true).await.unwrap();
-    assert!(out.iter().all(|w| *w == Written::Changed(true)), "{out:?}");
-    let page = store.list("t", None, 100, None).await.unwrap();
-    assert_eq!(page.len(), 70);
-    // A list carries summaries; each result is read by itself.
-    assert!(page.iter().all(|r| r.status == JobStatus::Completed
-        && r.started_ms == Some(5)
-        && r.ended_ms == Some(6)
-        && r.result.is_none()));
-    for r in &page {
-        let text = store.result_text("t", &r.id).await.unwrap().unwrap();
-        assert_eq!(
-            serde_json::from_slice::<JobResult>(text.as_bytes()).unwrap(),
-            result()
-        );
-        assert_eq!(
-            store.get_summary(&r.id).await.unwrap().unwrap().result,
-            None
-        );
-    }
-    assert!(
-        store
-            .result_text("other", &page[0].id)
-            .await
-            .unwrap()
-            .is_none()
     );
 }
 
