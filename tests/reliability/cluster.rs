@@ -16,9 +16,10 @@
 //! - [`tenant_limit_holds_across_nodes`]: `max_active_jobs` counted in the
 //!   database, not per node.
 //!
-//! Each test skips (one line) when there is no PostgreSQL. They take one
-//! lock, so that the two that stop the shared server never do it under
-//! another of them. `RELIABILITY_SEED` replays the first test's schedule;
+//! Each test skips (one line) when there is no PostgreSQL. The two that
+//! stop or crash PostgreSQL have a server of their own ([`own_server`]);
+//! the others share [`test_postgres`]'s. They take one lock, so that no
+//! two of them load the cores at once. `RELIABILITY_SEED` replays the first test's schedule;
 //! `RELIABILITY_CLUSTER_CYCLES` sets its kill cycles (default 10).
 
 use std::collections::{BTreeMap, VecDeque};
@@ -29,7 +30,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kettle_service::now_ms;
-use kettle_service::store::test_postgres::{PgServer, test_postgres};
+use kettle_service::store::test_postgres::{
+    PgServer, own_server, skip_without_postgres, test_postgres,
+};
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde_json::{Value, json};
@@ -40,8 +43,7 @@ use tokio::sync::watch;
 use super::{report, seeded_rng};
 use crate::server_util::*;
 
-/// One cluster test at a time: two of them stop the server all of them
-/// share, and each loads the two cores with several nodes.
+/// One cluster test at a time: each loads the cores with several nodes.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const TERMINAL: [&str; 3] = ["completed", "failed", "cancelled"];
@@ -309,6 +311,18 @@ impl Drop for Proxy {
 fn port_of(url: &str) -> u16 {
     let authority = url.split("://").nth(1).unwrap().split('/').next().unwrap();
     authority.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// A PostgreSQL server for this test alone, which it may stop and crash;
+/// `None` (after the one skip line) when none can be started.
+fn server_of_our_own() -> Option<PgServer> {
+    match blocking(own_server) {
+        Ok(server) => Some(server),
+        Err(why) => {
+            skip_without_postgres(&why);
+            None
+        }
+    }
 }
 
 /// Runs `f` (blocking: a node's start, `pg_ctl`) without holding up the
@@ -594,7 +608,7 @@ async fn reclaims(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_survives_kills_restarts_and_partitions() {
-    let Some(pg) = test_postgres().await else {
+    let Some(server) = server_of_our_own() else {
         return;
     };
     let _one = ONE_AT_A_TIME.lock().await;
@@ -607,7 +621,7 @@ async fn cluster_survives_kills_restarts_and_partitions() {
     report(&format!(
         "cluster: 3 nodes, lease {LEASE_MS} ms, {cycles} kill cycles, RELIABILITY_SEED={seed}"
     ));
-    let url = pg.url().to_owned();
+    let url = server.database().await;
     let upstream = port_of(&url);
     let tenants: [&'static str; 3] = ["alpha", "beta", "gamma"];
     let keys: BTreeMap<&str, String> = tenants.iter().map(|t| (*t, create_key(&url, t))).collect();
@@ -652,9 +666,7 @@ async fn cluster_survives_kills_restarts_and_partitions() {
     let cut_at = (2 * cycles) / 3;
     for cycle in 0..cycles {
         tokio::time::sleep(Duration::from_millis(rng.random_range(300..2000))).await;
-        if cycle == restart_pg_at
-            && let Some(server) = pg.server()
-        {
+        if cycle == restart_pg_at {
             // Under load, as a crash (immediate shutdown, recovery from the
             // WAL): clients get 503s and lost connections, and nodes cannot
             // write the ends of the runs that finish meanwhile.
@@ -1027,54 +1039,23 @@ async fn memory_aware_placement() {
     ));
 }
 
-/// A way to take the database away from every node: PostgreSQL stopped and
-/// started when this process runs it; the nodes' proxy cut and restored
-/// when the server is `KETTLE_TEST_POSTGRES`'s, which tests must not stop.
-enum Outage<'a> {
-    Server(&'static PgServer),
-    Proxy(&'a Proxy),
-}
-
-impl Outage<'_> {
-    fn begin(&self) {
-        match self {
-            Outage::Server(s) => blocking(|| s.stop()).unwrap(),
-            Outage::Proxy(p) => p.cut(),
-        }
-    }
-
-    fn end(&self) {
-        match self {
-            Outage::Server(s) => blocking(|| s.start()).unwrap(),
-            Outage::Proxy(p) => p.restore(),
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_503_and_resume() {
-    let Some(pg) = test_postgres().await else {
+    let Some(server) = server_of_our_own() else {
         return;
     };
     let _one = ONE_AT_A_TIME.lock().await;
-    let url = pg.url().to_owned();
-    let upstream = port_of(&url);
+    let url = server.database().await;
     let key = create_key(&url, "team");
-    let proxy = Proxy::start(upstream).await;
-    let through = proxy.url(&url, upstream);
     let env = [("KETTLE_WORKERS", "1"), ("KETTLE_CLAIM_POLL_MS", "200")];
     let nodes = [
-        blocking(|| Node::start("n0", &through, &env)),
-        blocking(|| Node::start("n1", &through, &env)),
+        blocking(|| Node::start("n0", &url, &env)),
+        blocking(|| Node::start("n1", &url, &env)),
     ];
     let apis: Vec<Api> = nodes
         .iter()
         .map(|n| Api::new(n.base.clone(), Some(&key)))
         .collect();
-    let outage = match pg.server() {
-        Some(server) => Outage::Server(server),
-        None => Outage::Proxy(&proxy),
-    };
 
     // Acknowledged before: done, running and queued.
     let mut acked = Vec::new();
@@ -1093,7 +1074,7 @@ async fn postgres_down_503_and_resume() {
         acked.push(r.body["id"].as_str().unwrap().to_owned());
     }
 
-    outage.begin();
+    blocking(|| server.stop()).unwrap();
     let down = Instant::now();
     // A submission needs the database: 503 with Retry-After, on each node.
     let mut refused = Vec::new();
@@ -1126,7 +1107,7 @@ async fn postgres_down_503_and_resume() {
         not_ready.push(down.elapsed().as_millis());
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    outage.end();
+    blocking(|| server.start()).unwrap();
     let up = Instant::now();
 
     // Both nodes resume by themselves: ready again, and a new job on each
@@ -1158,14 +1139,10 @@ async fn postgres_down_503_and_resume() {
         assert_eq!(done["status"], "completed", "{done}");
     }
     report(&format!(
-        "cluster, database down ({}): POST answered 503 + Retry-After at {refused:?} ms, \
+        "cluster, PostgreSQL stopped: POST answered 503 + Retry-After at {refused:?} ms, \
          /readyz 503 at {not_ready:?} ms; back: a new job completed on each node {resumed:?} ms \
          after the database returned, without a restart; the {} jobs acknowledged before all \
          completed",
-        match outage {
-            Outage::Server(_) => "PostgreSQL stopped",
-            Outage::Proxy(_) => "connections cut",
-        },
         acked.len()
     ));
 }
