@@ -40,11 +40,11 @@ struct Figures {
 }
 
 /// POSTs from `clients` tasks for `duration` (at most `max` in all),
-/// client `i` to `urls[i % urls.len()]`, with `key` as bearer token if
-/// given.
+/// client `i` to `urls[i % urls.len()]` with `keys[i % keys.len()]` as
+/// bearer token (none when `keys` is empty).
 async fn load(
     urls: &[String],
-    key: Option<&str>,
+    keys: &[String],
     body: &serde_json::Value,
     clients: usize,
     duration: Duration,
@@ -60,7 +60,7 @@ async fn load(
     let mut tasks = Vec::new();
     for i in 0..clients {
         let (http, url, body) = (http.clone(), urls[i % urls.len()].clone(), body.clone());
-        let key = key.map(str::to_owned);
+        let key = (!keys.is_empty()).then(|| keys[i % keys.len()].clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             while lat.len() < per_client && Instant::now() < deadline {
@@ -70,8 +70,9 @@ async fn load(
                     req = req.bearer_auth(key);
                 }
                 let r = req.send().await.unwrap();
-                assert!(r.status().is_success(), "{}", r.status());
+                let status = r.status();
                 let v: serde_json::Value = r.json().await.unwrap();
+                assert!(status.is_success(), "{status}: {v}");
                 assert!(v["status"] == "completed" || v["ok"] == true, "{v}");
                 lat.push(t.elapsed());
             }
@@ -138,7 +139,7 @@ async fn load_benchmark() {
         for (_, url) in &targets {
             load(
                 &[(*url).clone()],
-                None,
+                &[],
                 &bell,
                 clients,
                 RUN / 4,
@@ -151,7 +152,7 @@ async fn load_benchmark() {
         for round in 1..=ROUNDS {
             let mut rate = Vec::new();
             for (name, url) in &targets {
-                let f = load(&[(*url).clone()], None, &bell, clients, RUN, MAX_REQUESTS).await;
+                let f = load(&[(*url).clone()], &[], &bell, clients, RUN, MAX_REQUESTS).await;
                 let _ = writeln!(
                     out,
                     "{clients:>7}  {round:>5}  {name:<7} {:>8.0}  {:>8.2?}  {:>8.2?}",
@@ -193,7 +194,8 @@ const STORE_RUN: Duration = Duration::from_secs(2);
 struct Deployment {
     name: &'static str,
     nodes: Vec<Node>,
-    key: String,
+    /// One key per tenant; clients take them in turn.
+    keys: Vec<String>,
     db: Db,
 }
 
@@ -227,20 +229,24 @@ impl Db {
     }
 }
 
-/// What PostgreSQL has counted for one database: commits, and statements
-/// with pg_stat_statements (when it is loaded).
+/// What PostgreSQL has counted for one database: commits, rollbacks and
+/// deadlocks, and statements with pg_stat_statements (when it is loaded).
 #[derive(Clone, Copy, Debug, Default)]
 struct PgCounts {
     commits: i64,
+    rollbacks: i64,
+    deadlocks: i64,
     statements: Option<i64>,
 }
 
 async fn pg_counts(admin: &sqlx::PgPool, datname: &str, statements: bool) -> PgCounts {
-    let commits = sqlx::query_scalar("SELECT xact_commit FROM pg_stat_database WHERE datname = $1")
-        .bind(datname)
-        .fetch_one(admin)
-        .await
-        .unwrap();
+    let (commits, rollbacks, deadlocks) = sqlx::query_as(
+        "SELECT xact_commit, xact_rollback, deadlocks FROM pg_stat_database WHERE datname = $1",
+    )
+    .bind(datname)
+    .fetch_one(admin)
+    .await
+    .unwrap();
     let statements = if statements {
         sqlx::query_scalar(
             "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements \
@@ -255,6 +261,8 @@ async fn pg_counts(admin: &sqlx::PgPool, datname: &str, statements: bool) -> PgC
     };
     PgCounts {
         commits,
+        rollbacks,
+        deadlocks,
         statements,
     }
 }
@@ -394,7 +402,7 @@ async fn store_benchmark() {
     let env: [(&str, &str); 0] = [];
     let mut deployments = Vec::new();
     {
-        let key = create_key(&sqlite, "bench");
+        let keys = vec![create_key(&sqlite, "bench")];
         let node = tokio::task::block_in_place(|| Node::start("sqlite", &sqlite, &env));
         let db = sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(1)
@@ -408,13 +416,23 @@ async fn store_benchmark() {
         deployments.push(Deployment {
             name: "sqlite×1",
             nodes: vec![node],
-            key,
+            keys,
             db: Db::Sqlite(db),
         });
     }
-    for (name, url, count) in [("pg×1", &url1, 1), ("pg×3", &url3, 3)] {
+    // The last: three nodes again, with the clients spread over 8
+    // tenants, since a submission counts its tenant's active jobs under a
+    // lock of that tenant's.
+    let url8 = server.database().await;
+    for (name, url, count, tenants) in [
+        ("pg×1", &url1, 1, 1),
+        ("pg×3", &url3, 3, 1),
+        ("pg×3 8t", &url8, 3, 8),
+    ] {
         let url = url.clone();
-        let key = create_key(&url, "bench");
+        let keys = (0..tenants)
+            .map(|t| create_key(&url, &format!("bench{t}")))
+            .collect();
         let nodes = (0..count)
             .map(|i| {
                 tokio::task::block_in_place(|| Node::start(&format!("{name}-{i}"), &url, &env))
@@ -432,7 +450,7 @@ async fn store_benchmark() {
         deployments.push(Deployment {
             name,
             nodes,
-            key,
+            keys,
             db: Db::Pg(db, datname),
         });
     }
@@ -443,10 +461,16 @@ async fn store_benchmark() {
             .map(|n| format!("{}/v1/jobs?wait=30", n.base))
             .collect()
     };
+    // `STORE_ONLY=pg×3` (names, comma-separated): those deployments alone,
+    // for a profiler; the SQLite node is always kept, for the ratio.
+    if let Ok(only) = std::env::var("STORE_ONLY") {
+        let names: Vec<&str> = only.split(',').map(str::trim).collect();
+        deployments.retain(|d| d.name == "sqlite×1" || names.contains(&d.name));
+    }
     for d in &deployments {
         load(
             &urls(d),
-            Some(&d.key),
+            &d.keys,
             &bell,
             STORE_CLIENTS,
             RUN / 2,
@@ -488,7 +512,7 @@ async fn store_benchmark() {
             let since = kettle_service::now_ms();
             let f = load(
                 &urls(d),
-                Some(&d.key),
+                &d.keys,
                 &bell,
                 STORE_CLIENTS,
                 STORE_RUN,
@@ -514,6 +538,7 @@ async fn store_benchmark() {
         "\nmedians of {ROUNDS} rounds:\n\
          deployment   jobs/s  vs sqlite    p50      p99   start p50/p99 ms   commits/job   statements/job   node CPU ms/job   PG CPU ms/job"
     );
+    let mut notes = Vec::new();
     let sqlite_rate = median(rows[0].iter().map(|r| r.0.per_second).collect());
     for (i, d) in deployments.iter().enumerate() {
         let rate = median(rows[i].iter().map(|r| r.0.per_second).collect());
@@ -546,6 +571,12 @@ async fn store_benchmark() {
         let (commits, stmts) = match (&d.db, before[i]) {
             (Db::Pg(_, datname), Some(b)) => {
                 let a = pg_counts(&admin, datname, statements).await;
+                notes.push(format!(
+                    "{}: {} rollbacks, {} deadlocks in the measured rounds",
+                    d.name,
+                    a.rollbacks - b.rollbacks,
+                    a.deadlocks - b.deadlocks
+                ));
                 (
                     format!("{:.2}", (a.commits - b.commits) as f64 / jobs),
                     a.statements
@@ -569,10 +600,16 @@ async fn store_benchmark() {
             }
         );
     }
+    for note in notes {
+        let _ = writeln!(out, "{note}");
+    }
     if statements {
-        // What the statements are, per job of the three-node deployment.
-        if let Db::Pg(_, datname) = &deployments[2].db {
-            let jobs = (deployments[2].db.jobs().await).max(1) as f64;
+        // What the statements are, per job, for each PostgreSQL deployment.
+        for d in &deployments {
+            let Db::Pg(_, datname) = &d.db else {
+                continue;
+            };
+            let jobs = d.db.jobs().await.max(1) as f64;
             let top: Vec<(String, i64, f64)> = sqlx::query_as(
                 "SELECT regexp_replace(left(query, 90), '\\s+', ' ', 'g'), calls::bigint, \
                  mean_exec_time FROM pg_stat_statements \
@@ -585,7 +622,8 @@ async fn store_benchmark() {
             .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "\npg×3 statements (all jobs of the run, warm-up included): calls/job, mean ms, statement"
+                "\n{} statements (all its jobs, warm-up included): calls/job, mean ms, statement",
+                d.name
             );
             for (query, calls, mean) in top {
                 let _ = writeln!(out, "{:>6.2}  {mean:>6.3}  {query}", calls as f64 / jobs);

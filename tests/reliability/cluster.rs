@@ -661,7 +661,7 @@ async fn cluster_survives_kills_restarts_and_partitions() {
 
     let started = Instant::now();
     let (mut delays, mut unresolved) = (Vec::new(), Vec::new());
-    let (mut pg_down_ms, mut cut_ms) = (None, None);
+    let (mut pg_down_ms, mut cut_ms, mut cut_reclaims) = (0, 0, Vec::new());
     let restart_pg_at = cycles / 3;
     let cut_at = (2 * cycles) / 3;
     for cycle in 0..cycles {
@@ -674,14 +674,41 @@ async fn cluster_survives_kills_restarts_and_partitions() {
             blocking(|| server.crash()).unwrap();
             tokio::time::sleep(Duration::from_millis(rng.random_range(500..2000))).await;
             blocking(|| server.start()).unwrap();
-            pg_down_ms = Some(t.elapsed().as_millis());
+            pg_down_ms = t.elapsed().as_millis();
         }
         if cycle == cut_at {
+            // Cut while n2 runs something (up to 10 s to find it busy), so
+            // that other nodes claim its jobs and its own ends of them,
+            // written late, are refused.
+            let n2 = nodes[2].pid().unwrap();
+            let busy_by = Instant::now() + Duration::from_secs(10);
+            loop {
+                let before = cpu_ticks(n2);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                if cpu_ticks(n2) - before >= 10 || Instant::now() > busy_by {
+                    break;
+                }
+            }
+            let running: Vec<(String, i32)> =
+                sqlx::query_as("SELECT id, attempt FROM jobs WHERE status = 'running'")
+                    .fetch_all(&db)
+                    .await
+                    .unwrap();
+            let cut_at_ms = now_ms();
+            let follow = tokio::spawn(reclaims(
+                db.clone(),
+                cut_at_ms,
+                running,
+                Duration::from_millis(LEASE_MS as u64) + Duration::from_secs(20),
+            ));
             let t = Instant::now();
             proxy.cut();
             tokio::time::sleep(Duration::from_millis(2 * LEASE_MS as u64)).await;
             proxy.restore();
-            cut_ms = Some(t.elapsed().as_millis());
+            cut_ms = t.elapsed().as_millis();
+            let (d, u) = follow.await.unwrap();
+            cut_reclaims = d;
+            unresolved.extend(u);
         }
         // Two kills in three hit the node busiest over the last 300 ms (most
         // likely running a slow job), so that most cycles leave a job to run
@@ -814,8 +841,9 @@ async fn cluster_survives_kills_restarts_and_partitions() {
         "cluster: {} acknowledged in {load_s:.0} s of load ({retries} requests sent again after a \
          lost connection or 503), {lost} lost, {} with an end written twice ({completed_twice} \
          completed twice; {audited} ends audited); statuses {by_status:?}, {reran} run more than \
-         once; re-run after SIGKILL: {rerun}; PostgreSQL restarted (down {pg_down_ms:?} ms), \
-         node n2 cut off for {cut_ms:?} ms; integrity: {}",
+         once; re-run after SIGKILL: {rerun}; PostgreSQL crashed and restarted (down \
+         {pg_down_ms} ms); node n2 cut off for {cut_ms} ms, its jobs claimed by others \
+         {cut_reclaims:?} ms after the cut; integrity: {}",
         acked.len(),
         twice.len(),
         if problems.is_empty() {
