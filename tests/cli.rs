@@ -348,3 +348,392 @@ fn openqasm3_inputs_come_from_the_command_line() {
     assert_eq!(extra.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&extra.stderr).contains("psi"));
 }
+
+// --- The store: `--store URL`, `kettle keys`, `kettle store copy` ---------
+
+/// `kettle serve ARGS` as a child process on a free loopback port, with
+/// every line it logs kept; `Err` with those lines if it exits before
+/// listening.
+struct Serving {
+    child: std::process::Child,
+    base: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Serving {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Result<Serving, String> {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kettle"))
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .env("KETTLE_WORKERS", "1")
+            .env("KETTLE_SIM_THREADS", "1")
+            .env("KETTLE_SHUTDOWN_GRACE_SECONDS", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kettle serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let addr = line
+                    .split("listening on http://")
+                    .nth(1)
+                    .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned());
+                lines.lock().unwrap().push(line);
+                if let Some(addr) = addr
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(addr);
+                }
+            }
+            // The sender goes with the thread: a server that exits before
+            // listening ends the wait at once.
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(addr) => Ok(Serving {
+                child,
+                base: format!("http://{addr}"),
+                log,
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(log.lock().unwrap().join("\n"))
+            }
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `kettle ARGS` with `env` added.
+fn kettle_env(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_kettle"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("the kettle binary runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_takes_its_store_as_a_url_flag_or_variable() {
+    use crate::server_util::{Api, BELL, job};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = format!("sqlite:{}", data.display());
+    let server = Serving::start(&["--store", &store], &[]).unwrap();
+    let log = server.log();
+    assert!(log.contains(&format!("(store {store},")), "{log}");
+    let api = Api::new(server.base.clone(), None);
+    let r = api
+        .post_job(job(BELL, serde_json::json!({"shots": 10})), "?wait=30")
+        .await;
+    assert_eq!(r.body["status"], "completed", "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    drop(server);
+    assert!(data.join("kettle.db").is_file());
+    // The same folder through KETTLE_STORE, and through --data-dir.
+    for (args, env) in [
+        (vec![], vec![("KETTLE_STORE", store.as_str())]),
+        (vec!["--data-dir", data.to_str().unwrap()], vec![]),
+    ] {
+        let server = Serving::start(&args, &env).unwrap();
+        assert!(server.log().contains(&format!("(store {store},")));
+        let api = Api::new(server.base.clone(), None);
+        assert_eq!(api.get_job(&id, "").await.body["status"], "completed");
+    }
+    // A flag overrides the configuration file's store.
+    let toml = dir.path().join("kettle.toml");
+    std::fs::write(&toml, "store = \"sqlite:/nonexistent/elsewhere\"\n").unwrap();
+    let server = Serving::start(
+        &[
+            "--config",
+            toml.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .unwrap();
+    assert!(server.log().contains(&format!("(store {store},")));
+}
+
+#[test]
+fn store_and_data_dir_together_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let store = format!("sqlite:{d}");
+    for args in [
+        vec!["serve", "--store", &store, "--data-dir", d],
+        vec!["keys", "list", "--store", &store, "--data-dir", d],
+        vec![
+            "store",
+            "backup",
+            "x.db",
+            "--data-dir",
+            d,
+            "--store",
+            &store,
+        ],
+    ] {
+        let o = kettle(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("--store") && err.contains("--data-dir"),
+            "{err}"
+        );
+    }
+    // Both in the configuration (file or environment).
+    let both = [("KETTLE_STORE", store.as_str()), ("KETTLE_DATA_DIR", d)];
+    for args in [vec!["serve"], vec!["keys", "list"]] {
+        let o = kettle_env(&args, &both);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("`store`") && err.contains("`data_dir`"),
+            "{err}"
+        );
+    }
+    // `store copy` takes its source once.
+    let o = kettle(&[
+        "store", "copy", "--from", &store, "--to", "sqlite:x", "--store", &store,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--from"), "{}", stderr(&o));
+}
+
+#[test]
+fn an_unknown_store_scheme_is_refused() {
+    for args in [
+        vec!["serve", "--store", "mysql://kettle@db/kettle"],
+        vec!["keys", "list", "--store", "mysql://kettle@db/kettle"],
+        vec![
+            "store",
+            "copy",
+            "--from",
+            "mysql://kettle@db/kettle",
+            "--to",
+            "sqlite:x",
+        ],
+    ] {
+        let o = kettle(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("unknown store `mysql://`") && err.contains("postgres://"),
+            "{err}"
+        );
+    }
+    let o = kettle_env(&["serve"], &[("KETTLE_STORE", "mysql://kettle@db/kettle")]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("mysql://"), "{}", stderr(&o));
+    let o = kettle(&["serve", "--store", "sqlite:"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+/// A password no message may show.
+const CANARY: &str = "Canary-s3cret";
+
+/// `url` with [`CANARY`] as its password (replacing any it has).
+fn with_canary(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (user, host) = authority
+        .rsplit_once('@')
+        .unwrap_or(("postgres", authority));
+    let user = user.split(':').next().unwrap();
+    format!("{scheme}://{user}:{CANARY}@{host}{path}")
+}
+
+/// The password in `url`, if it has one.
+fn password_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    userinfo.split_once(':').map(|(_, pw)| pw.to_owned())
+}
+
+#[test]
+fn a_store_password_is_never_shown() {
+    // Nothing listens on port 1: every command fails, and says why without
+    // the password.
+    let url = with_canary("postgres://kettle@127.0.0.1:1/kettle");
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("b.db");
+    let to = format!("sqlite:{}", dir.path().join("copy").display());
+    for args in [
+        vec!["serve", "--addr", "127.0.0.1:0", "--store", &url],
+        vec!["keys", "list", "--store", &url],
+        vec!["keys", "create", "team", "--store", &url],
+        vec!["store", "backup", backup.to_str().unwrap(), "--store", &url],
+        vec!["store", "copy", "--from", &url, "--to", &to],
+    ] {
+        let o = kettle(&args);
+        assert!(!o.status.success(), "{args:?}");
+        let err = stderr(&o);
+        assert!(!err.contains(CANARY), "{args:?}: {err}");
+        assert!(!stdout(&o).contains(CANARY), "{args:?}");
+    }
+    let o = kettle(&["store", "backup", backup.to_str().unwrap(), "--store", &url]);
+    assert!(
+        stderr(&o).contains("pg_dump") && stderr(&o).contains("kettle:***@127.0.0.1:1"),
+        "{}",
+        stderr(&o)
+    );
+    // The start-up line names the store, without the password, on a real
+    // PostgreSQL (a throwaway one, or the one KETTLE_TEST_POSTGRES names).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(pg) = rt.block_on(kettle_service::store::test_postgres::test_postgres()) else {
+        return;
+    };
+    let server = pg.url().to_owned();
+    // A server that trusts its clients ignores a password; one that checks
+    // it was given its own.
+    let (url, secret) = match password_of(&server) {
+        Some(password) => (server.clone(), password),
+        None => (with_canary(&server), CANARY.to_owned()),
+    };
+    let running = Serving::start(&["--store", &url], &[]).unwrap_or_else(|log| panic!("{log}"));
+    let log = running.log();
+    assert!(log.contains("(store postgres"), "{log}");
+    assert!(log.contains(":***@"), "{log}");
+    assert!(!log.contains(&secret), "the password is in the log");
+}
+
+/// Stops a server as an operator does (SIGTERM) and waits for it.
+fn terminate(mut server: Serving) {
+    let pid = server.child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "exit after SIGTERM: {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_copy_moves_jobs_results_and_keys_and_checks_the_counts() {
+    use crate::server_util::{Api, BELL, RawBody, job};
+    use reqwest::Method;
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let from = format!("sqlite:{}", dir.path().join("from").display());
+    let to = format!("sqlite:{}", dir.path().join("to").display());
+    let create = |tenant: &str| {
+        let o = kettle(&["keys", "create", tenant, "--store", &from]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o).trim().to_owned()
+    };
+    let alice = create("alice");
+    let bob = create("bob");
+    let bob_id = bob.trim_start_matches("kt_").split('_').next().unwrap();
+    assert!(
+        kettle(&["keys", "revoke", bob_id, "--store", &from])
+            .status
+            .success()
+    );
+
+    // Jobs with results, one of them with an idempotency key.
+    let server = Serving::start(&["--store", &from], &[]).unwrap();
+    let api = Api::new(server.base.clone(), Some(&alice));
+    let mut done = Vec::new();
+    for seed in 1..=3 {
+        let r = api
+            .post_job(job(BELL, json!({"shots": 50, "seed": seed})), "?wait=30")
+            .await;
+        assert_eq!(r.body["status"], "completed", "{}", r.body);
+        done.push(r.body.clone());
+    }
+    let keyed_body = job(BELL, json!({"shots": 20, "seed": 9}));
+    let keyed = |api: Api, body: serde_json::Value| async move {
+        api.send(
+            Method::POST,
+            "/v1/jobs",
+            "/v1/jobs?wait=30",
+            Some(RawBody::Json(body)),
+            &[("Idempotency-Key", "copy-1")],
+        )
+        .await
+    };
+    let first = keyed(api.clone(), keyed_body.clone()).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(first.body["status"], "completed", "{}", first.body);
+    done.push(first.body.clone());
+
+    // Not while a server runs on the source folder.
+    let busy = kettle(&["store", "copy", "--from", &from, "--to", &to]);
+    assert_eq!(busy.status.code(), Some(2), "{}", stderr(&busy));
+    let err = stderr(&busy);
+    assert!(
+        err.contains("source") && err.contains(&format!("PID {}", server.child.id())),
+        "{err}"
+    );
+    terminate(server);
+
+    let copy = kettle(&["store", "copy", "--from", &from, "--to", &to]);
+    assert!(copy.status.success(), "{}", stderr(&copy));
+    assert_eq!(
+        stdout(&copy),
+        "jobs: 4 in the source, 4 copied, 0 already in the destination\n\
+         API keys: 2 in the source, 2 copied, 0 already in the destination\n"
+    );
+    // Again (the source given as the store the command works on): nothing
+    // new.
+    let again = kettle(&["store", "copy", "--to", &to, "--store", &from]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        stdout(&again),
+        "jobs: 4 in the source, 0 copied, 4 already in the destination\n\
+         API keys: 2 in the source, 0 copied, 2 already in the destination\n"
+    );
+
+    // The copy serves what the original did: results, the idempotency key,
+    // the keys (the revoked one still revoked).
+    let server = Serving::start(&["--store", &to], &[]).unwrap();
+    let api = Api::new(server.base.clone(), Some(&alice));
+    for original in &done {
+        let id = original["id"].as_str().unwrap();
+        let r = api.get_job(id, "").await;
+        assert_eq!(r.body["status"], "completed", "{id}: {}", r.body);
+        assert_eq!(r.body["result"], original["result"], "{id}");
+    }
+    let retried = keyed(api.clone(), keyed_body).await;
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    assert_eq!(retried.body["id"], first.body["id"]);
+    let revoked = Api::new(server.base.clone(), Some(&bob));
+    assert_eq!(revoked.get_job("x", "").await.status, 401);
+    drop(server);
+    let list = kettle(&["keys", "list", "--store", &to]);
+    let listed = stdout(&list);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains("bob") && l.contains("revoked")),
+        "{listed}"
+    );
+}

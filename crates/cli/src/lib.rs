@@ -23,7 +23,7 @@ mod run;
 mod serve;
 mod source;
 
-pub use serve::{KeysAction, KeysArgs, ServeArgs, StoreAction, StoreArgs};
+pub use serve::{KeysAction, KeysArgs, ServeArgs, StoreAction, StoreArgs, WhichStore};
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -48,11 +48,11 @@ pub enum Command {
     Run(RunArgs),
     /// Time the simulation of a circuit file (no sampling); one JSON line.
     Bench(BenchArgs),
-    /// Serve the HTTP job API (durable queue in --data-dir).
+    /// Serve the HTTP job API (durable queue in --store or --data-dir).
     Serve(ServeArgs),
     /// Create, list or revoke the API keys of `kettle serve`.
     Keys(KeysArgs),
-    /// Maintain the store of `kettle serve` (backups).
+    /// Maintain the store of `kettle serve` (backups, copies to another store).
     Store(StoreArgs),
     /// Show the SIMD level of this build, the threads, and memory per qubit count.
     Info,

@@ -1,14 +1,16 @@
 //! `kettle serve` (the HTTP job API of `kettle-server`), `kettle keys`
-//! (its API keys) and `kettle store` (backups of its store): flags on top
-//! of the configuration file and `KETTLE_*` variables, which
-//! `kettle-server` reads.
+//! (its API keys) and `kettle store` (backups of its store, and copies
+//! from one store to another): flags on top of the configuration file and
+//! `KETTLE_*` variables, which `kettle-server` reads. Each command works on
+//! one store, `--store URL` (`sqlite:DIR` or `postgres://…`) or the older
+//! `--data-dir DIR`, else the configuration's.
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bytesize::ByteSize;
-use kettle_server::{AuthMode, ServerConfig, ServerError, ServiceError};
+use kettle_server::{AuthMode, Copied, ServerConfig, ServerError, ServiceError, StoreLocation};
 
 use crate::failure::Failure;
 
@@ -18,9 +20,15 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long)]
     pub addr: Option<SocketAddr>,
-    /// Folder of the job database [default: ./kettle-data].
+    /// Folder of the job database [default: ./kettle-data]; the same as
+    /// `--store sqlite:DIR`.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Where the store lives: `sqlite:DIR` (embedded, one server per
+    /// folder) or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`, shared by any
+    /// number of servers [config: store; env: KETTLE_STORE].
+    #[arg(long, value_name = "URL", value_parser = parse_store, conflicts_with = "data_dir")]
+    pub store: Option<StoreLocation>,
     /// Jobs that may run at once for one tenant [default: the core count];
     /// while all are busy, one more worker runs another tenant's job.
     #[arg(long)]
@@ -50,40 +58,63 @@ pub struct ServeArgs {
 /// `kettle store`.
 #[derive(Debug, clap::Args)]
 pub struct StoreArgs {
-    /// Folder of the job database [default: ./kettle-data, or the
-    /// configuration's `data_dir`].
-    #[arg(long, global = true)]
-    pub data_dir: Option<PathBuf>,
-    /// A TOML configuration file, for its `data_dir`.
-    #[arg(long, global = true)]
-    pub config: Option<PathBuf>,
+    /// Which store.
+    #[command(flatten)]
+    pub which: WhichStore,
     /// What to do with the store.
     #[command(subcommand)]
     pub action: StoreAction,
 }
 
+/// The store a `keys` or `store` command works on.
+#[derive(Debug, clap::Args)]
+pub struct WhichStore {
+    /// Folder of the job database [default: ./kettle-data, or the
+    /// configuration's `store` or `data_dir`]; the same as `--store
+    /// sqlite:DIR`.
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// The store: `sqlite:DIR` or `postgres://USER[:PASSWORD]@HOST/DB`
+    /// [default: the configuration's; env: KETTLE_STORE].
+    #[arg(long, global = true, value_name = "URL", value_parser = parse_store, conflicts_with = "data_dir")]
+    pub store: Option<StoreLocation>,
+    /// A TOML configuration file, for its `store` or `data_dir`.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+}
+
 /// Store maintenance.
 #[derive(Debug, clap::Subcommand)]
 pub enum StoreAction {
-    /// Write a consistent copy of the store to a new file, also while a
-    /// server runs. To restore, put the copy as `kettle.db` into an empty
-    /// folder and serve that folder.
+    /// Write a consistent copy of an SQLite store to a new file, also while
+    /// a server runs. To restore, put the copy as `kettle.db` into an empty
+    /// folder and serve that folder. (PostgreSQL: use pg_dump.)
     Backup {
         /// The new file.
         path: PathBuf,
+    },
+    /// Copy every job (results and idempotency keys included) and every API
+    /// key from one store into another, e.g. an SQLite folder into the
+    /// PostgreSQL database of a cluster, then check that all arrived. What
+    /// the destination holds already stays as it is, so running it again
+    /// copies nothing new. Stop the server on an SQLite folder first.
+    Copy {
+        /// The store to copy from [default: the store of --store,
+        /// --data-dir or the configuration].
+        #[arg(long, value_name = "URL", value_parser = parse_store)]
+        from: Option<StoreLocation>,
+        /// The store to copy into (created if new).
+        #[arg(long, value_name = "URL", value_parser = parse_store)]
+        to: StoreLocation,
     },
 }
 
 /// `kettle keys`.
 #[derive(Debug, clap::Args)]
 pub struct KeysArgs {
-    /// Folder of the job database [default: ./kettle-data, or the
-    /// configuration's `data_dir`].
-    #[arg(long, global = true)]
-    pub data_dir: Option<PathBuf>,
-    /// A TOML configuration file, for its `data_dir`.
-    #[arg(long, global = true)]
-    pub config: Option<PathBuf>,
+    /// Which store.
+    #[command(flatten)]
+    pub which: WhichStore,
     /// What to do with the keys.
     #[command(subcommand)]
     pub action: KeysAction,
@@ -106,6 +137,10 @@ pub enum KeysAction {
     },
 }
 
+fn parse_store(text: &str) -> Result<StoreLocation, String> {
+    text.parse()
+}
+
 fn parse_bytes(text: &str) -> Result<ByteSize, String> {
     text.parse::<ByteSize>()
         .map_err(|e| format!("`{text}` is not a size like 16GiB ({e})"))
@@ -115,6 +150,7 @@ fn server_failure(e: ServerError) -> Failure {
     match e {
         ServerError::Config(_)
         | ServerError::Insecure(_)
+        | ServerError::Store(_)
         | ServerError::Bind { .. }
         | ServerError::Service(ServiceError::InvalidRequest { .. }) => {
             Failure::input(format!("kettle: {e}"))
@@ -129,8 +165,14 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     if let Some(addr) = args.addr {
         config.addr = addr;
     }
+    // A flag overrides the configuration's store, whichever way that was
+    // given.
     if let Some(dir) = &args.data_dir {
         config.data_dir = dir.clone();
+        config.store = None;
+    }
+    if let Some(store) = &args.store {
+        config.store = Some(store.clone());
     }
     if let Some(workers) = args.workers {
         config.workers = Some(workers);
@@ -150,39 +192,116 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     kettle_server::run(config).map_err(server_failure)
 }
 
-/// The data folder a `keys` or `store` command works on.
-fn data_dir_of(data_dir: Option<&Path>, config: Option<&Path>) -> Result<PathBuf, Failure> {
-    match data_dir {
-        Some(dir) => Ok(dir.to_path_buf()),
-        None => Ok(ServerConfig::load(config).map_err(server_failure)?.data_dir),
+/// The store a `keys` or `store` command works on.
+fn store_of(which: &WhichStore) -> Result<StoreLocation, Failure> {
+    match (&which.store, &which.data_dir) {
+        (Some(store), _) => Ok(store.clone()),
+        (None, Some(dir)) => Ok(StoreLocation::Sqlite(dir.clone())),
+        (None, None) => Ok(ServerConfig::load(which.config.as_deref())
+            .map_err(server_failure)?
+            .store_location()),
     }
 }
 
-/// Store maintenance: a backup of the live store.
+/// Store maintenance: a backup of a live SQLite store, or a copy into
+/// another store.
 pub(crate) fn store(args: &StoreArgs) -> Result<(), Failure> {
-    let data_dir = data_dir_of(args.data_dir.as_deref(), args.config.as_deref())?;
     match &args.action {
         StoreAction::Backup { path } => {
-            kettle_server::store_backup(&data_dir, path).map_err(server_failure)?;
+            let store = store_of(&args.which)?;
+            kettle_server::store_backup(&store, path).map_err(server_failure)?;
             let _ = writeln!(
                 std::io::stderr(),
-                "backed up the store in {} to {}",
-                data_dir.display(),
+                "backed up the store {store} to {}",
                 path.display()
             );
+        }
+        StoreAction::Copy { from, to } => {
+            let from = match from {
+                Some(_) if args.which.store.is_some() || args.which.data_dir.is_some() => {
+                    return Err(Failure::input(
+                        "kettle: give the store to copy from once: --from, or --store or \
+                         --data-dir",
+                    ));
+                }
+                Some(from) => from.clone(),
+                None => store_of(&args.which)?,
+            };
+            copy(&from, to)?;
         }
     }
     Ok(())
 }
 
-/// Creates, lists or revokes API keys in the data folder's store.
+/// `kettle store copy`: prints what was copied; fails naming what did not
+/// arrive.
+fn copy(from: &StoreLocation, to: &StoreLocation) -> Result<(), Failure> {
+    let report = kettle_server::store_copy(from, to).map_err(server_failure)?;
+    let mut out = std::io::stdout().lock();
+    for (what, copied) in [("jobs", &report.jobs), ("API keys", &report.keys)] {
+        writeln!(
+            out,
+            "{what}: {} in the source, {} copied, {} already in the destination",
+            copied.source, copied.copied, copied.present
+        )?;
+    }
+    if report.complete() {
+        let _ = writeln!(std::io::stderr(), "copied {from} to {to}; the counts agree");
+        return Ok(());
+    }
+    let mut problems = Vec::new();
+    for (what, copied) in [("jobs", &report.jobs), ("API keys", &report.keys)] {
+        problems.extend(differences(what, copied, to));
+    }
+    Err(Failure::internal(format!(
+        "kettle: the copy from {from} to {to} is incomplete: {}",
+        problems.join("; ")
+    )))
+}
+
+/// What is wrong with one kind's copy, in words.
+fn differences(what: &str, copied: &Copied, to: &StoreLocation) -> Vec<String> {
+    let named = |ids: &[String], count: u64| {
+        let more = count.saturating_sub(ids.len() as u64);
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        format!("{}{more}", ids.join(", "))
+    };
+    let mut problems = Vec::new();
+    if copied.missing > 0 {
+        problems.push(format!(
+            "{} of the {what} are not in {to} ({})",
+            copied.missing,
+            named(&copied.missing_ids, copied.missing)
+        ));
+    }
+    if copied.differing > 0 {
+        problems.push(format!(
+            "{} of the {what} differ in {to} (tenant, secret or revocation: {}); \
+             revoke or fix them there",
+            copied.differing,
+            named(&copied.differing_ids, copied.differing)
+        ));
+    }
+    if copied.source != copied.copied + copied.present {
+        problems.push(format!(
+            "{what}: {} in the source, but {} copied and {} there before",
+            copied.source, copied.copied, copied.present
+        ));
+    }
+    problems
+}
+
+/// Creates, lists or revokes API keys in the store.
 pub(crate) fn keys(args: &KeysArgs) -> Result<(), Failure> {
-    let data_dir = data_dir_of(args.data_dir.as_deref(), args.config.as_deref())?;
-    let data_dir: &Path = &data_dir;
+    let store = store_of(&args.which)?;
     let mut out = std::io::stdout().lock();
     match &args.action {
         KeysAction::Create { tenant } => {
-            let created = kettle_server::keys_create(data_dir, tenant).map_err(server_failure)?;
+            let created = kettle_server::keys_create(&store, tenant).map_err(server_failure)?;
             writeln!(out, "{}", created.key)?;
             let _ = writeln!(
                 std::io::stderr(),
@@ -193,7 +312,7 @@ pub(crate) fn keys(args: &KeysArgs) -> Result<(), Failure> {
             );
         }
         KeysAction::List => {
-            for key in kettle_server::keys_list(data_dir).map_err(server_failure)? {
+            for key in kettle_server::keys_list(&store).map_err(server_failure)? {
                 let state = key
                     .revoked_at
                     .map_or_else(|| "active".to_string(), |at| format!("revoked {at}"));
@@ -205,7 +324,7 @@ pub(crate) fn keys(args: &KeysArgs) -> Result<(), Failure> {
             }
         }
         KeysAction::Revoke { id } => {
-            if !kettle_server::keys_revoke(data_dir, id).map_err(server_failure)? {
+            if !kettle_server::keys_revoke(&store, id).map_err(server_failure)? {
                 return Err(Failure::input(format!(
                     "kettle: no active key has the id {id}"
                 )));

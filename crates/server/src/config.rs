@@ -1,7 +1,9 @@
 //! [`ServerConfig`]: everything `kettle serve` is configured with, from
 //! defaults, then a TOML file (`--config kettle.toml`), then `KETTLE_*`
 //! environment variables (nested fields with `__`:
-//! `KETTLE_LIMITS__MAX_QUBITS=28`); the CLI's flags go last.
+//! `KETTLE_LIMITS__MAX_QUBITS=28`); the CLI's flags go last. The store is
+//! `store` (`KETTLE_STORE`, `--store`: `sqlite:DIR` or `postgres://…`) or,
+//! as before it existed, `data_dir`; naming both is refused.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -11,6 +13,7 @@ use std::time::Duration;
 use bytesize::ByteSize;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use kettle_service::store::StoreLocation;
 use kettle_service::{AuthMode, ServiceConfig, TenantLimits};
 use serde::{Deserialize, Serialize};
 
@@ -22,8 +25,14 @@ use crate::ServerError;
 pub struct ServerConfig {
     /// Address to listen on (default `127.0.0.1:8080`).
     pub addr: SocketAddr,
-    /// Folder of the job database (default `./kettle-data`).
+    /// Folder of the job database (default `./kettle-data`), when `store`
+    /// is not set: the same as `store = "sqlite:DIR"`.
     pub data_dir: PathBuf,
+    /// Where the store lives: `"sqlite:DIR"` (the embedded default, one
+    /// server per folder) or `"postgres://USER@HOST/DB"` (a database any
+    /// number of nodes share). Unset: `data_dir`.
+    #[serde(with = "store_location")]
+    pub store: Option<StoreLocation>,
     /// Jobs that may run at once for one tenant (default: the core
     /// count); while all are busy, one more worker runs a job of a tenant
     /// with none running.
@@ -80,6 +89,18 @@ pub struct ServerConfig {
     /// store has ever held one, local mode for a store that never has),
     /// `"local"` (no keys; `--local`) or `"keys"` (`--require-keys`).
     pub auth: AuthMode,
+    /// On a PostgreSQL store: seconds a node's claim on a job lasts
+    /// without its heartbeat (default 15; renewed every third of it). A
+    /// node that dies has its jobs run again elsewhere within about this
+    /// plus `claim_poll_ms`.
+    pub lease_seconds: u64,
+    /// On a PostgreSQL store: milliseconds between a node's looks for work
+    /// when nothing wakes it (default 1000).
+    pub claim_poll_ms: u64,
+    /// On a PostgreSQL store: the largest `memory_budget` of any node, such
+    /// as `"64GiB"`. Jobs are admitted up to it and run by a node whose own
+    /// budget they fit (default: this node's `memory_budget`).
+    pub cluster_memory_budget: Option<ByteSize>,
     /// Limits of every tenant without its own entry.
     pub limits: TenantLimits,
     /// Limits per tenant.
@@ -91,6 +112,7 @@ impl Default for ServerConfig {
         ServerConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./kettle-data"),
+            store: None,
             workers: None,
             sim_threads: None,
             memory_budget: ByteSize::gib(4),
@@ -109,6 +131,9 @@ impl Default for ServerConfig {
             max_connections: 4096,
             insecure_no_auth: false,
             auth: AuthMode::Auto,
+            lease_seconds: 15,
+            claim_poll_ms: 1000,
+            cluster_memory_budget: None,
             limits: TenantLimits::default(),
             tenants: BTreeMap::new(),
         }
@@ -121,7 +146,9 @@ impl ServerConfig {
     /// # Errors
     /// [`ServerError::Config`] naming the bad file, field or value.
     pub fn load(file: Option<&Path>) -> Result<ServerConfig, ServerError> {
-        let mut figment = Figment::from(Serialized::defaults(ServerConfig::default()));
+        // What the operator gave, apart from the defaults: to tell a
+        // `data_dir` they set from the default one.
+        let mut given = Figment::new();
         if let Some(file) = file {
             if !file.is_file() {
                 return Err(ServerError::Config(format!(
@@ -129,13 +156,30 @@ impl ServerConfig {
                     file.display()
                 )));
             }
-            figment = figment.merge(Toml::file(file));
+            given = given.merge(Toml::file(file));
         }
-        // KETTLE_LOG is the log filter (read by the tracing setup), not a field.
-        let config: ServerConfig = figment
-            .merge(Env::prefixed("KETTLE_").ignore(&["LOG"]).split("__"))
+        // Variables of the same prefix that are not fields: KETTLE_LOG is
+        // the log filter (read by the tracing setup); the test suite's
+        // PostgreSQL switches reach the servers the tests start.
+        given = given.merge(
+            Env::prefixed("KETTLE_")
+                .ignore(&["LOG", "TEST_POSTGRES", "REQUIRE_POSTGRES"])
+                .split("__"),
+        );
+        let config: ServerConfig = Figment::from(Serialized::defaults(ServerConfig::default()))
+            .merge(given.clone())
             .extract()
             .map_err(|e| ServerError::Config(e.to_string()))?;
+        if let Some(store) = &config.store
+            && given.contains("data_dir")
+        {
+            return Err(ServerError::Config(format!(
+                "both `store` ({store}) and `data_dir` ({}) are set (in the configuration \
+                 file or KETTLE_STORE and KETTLE_DATA_DIR): give one; `data_dir = \"DIR\"` \
+                 is `store = \"sqlite:DIR\"`",
+                config.data_dir.display()
+            )));
+        }
         config.check()?;
         Ok(config)
     }
@@ -156,9 +200,17 @@ impl ServerConfig {
         Ok(())
     }
 
+    /// Where the store lives: `store`, else the SQLite folder `data_dir`.
+    pub fn store_location(&self) -> StoreLocation {
+        self.store
+            .clone()
+            .unwrap_or_else(|| StoreLocation::Sqlite(self.data_dir.clone()))
+    }
+
     /// The service's part.
     pub fn service_config(&self) -> ServiceConfig {
         let mut c = ServiceConfig::new(&self.data_dir);
+        c.store = self.store_location();
         c.auth = self.auth;
         if let Some(w) = self.workers {
             c.workers = w.max(1);
@@ -173,9 +225,42 @@ impl ServerConfig {
         // Past the ceiling is refused by `check`, and capped by the service.
         c.max_result_bytes = self.max_result_bytes.as_u64();
         c.retention = Duration::from_secs(self.retention_days.saturating_mul(86_400));
+        c.lease = Duration::from_secs(self.lease_seconds.max(1));
+        c.claim_poll = Duration::from_millis(self.claim_poll_ms.clamp(10, 60_000));
+        c.cluster_memory_budget = self.cluster_memory_budget.map(|b| b.as_u64());
         c.default_limits = self.limits.clone();
         c.tenant_limits = self.tenants.clone();
         c
+    }
+}
+
+/// `store` as text: what `StoreLocation` parses. Serialising gives the URL
+/// whole, password included (the defaults are serialised, and they have no
+/// store); `Debug` and `Display` of a location hide the password.
+mod store_location {
+    use kettle_service::store::StoreLocation;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        store: &Option<StoreLocation>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match store {
+            None => s.serialize_none(),
+            Some(StoreLocation::Sqlite(dir)) => {
+                s.serialize_some(&format!("sqlite:{}", dir.display()))
+            }
+            Some(StoreLocation::Postgres(url)) => s.serialize_some(url),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<StoreLocation>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(text) => text.parse().map(Some).map_err(serde::de::Error::custom),
+        }
     }
 }
 
@@ -212,9 +297,14 @@ mod tests {
     }
 
     #[test]
-    fn the_log_filter_variable_is_not_a_field() {
+    fn the_log_filter_and_test_variables_are_not_fields() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("KETTLE_LOG", "warn");
+            jail.set_env(
+                "KETTLE_TEST_POSTGRES",
+                "postgres://postgres@127.0.0.1/postgres",
+            );
+            jail.set_env("KETTLE_REQUIRE_POSTGRES", "1");
             jail.set_env("KETTLE_MAX_WAIT_SECONDS", "2");
             let c = ServerConfig::load(None).unwrap();
             assert_eq!(c.max_wait_seconds, 2);
@@ -258,6 +348,46 @@ mod tests {
             assert_eq!(c.auth, AuthMode::Keys);
             jail.set_env("KETTLE_AUTH", "none");
             assert!(ServerConfig::load(None).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_store_is_set_by_file_or_environment_and_not_beside_data_dir() {
+        figment::Jail::expect_with(|jail| {
+            let c = ServerConfig::load(None).unwrap();
+            assert_eq!(
+                c.service_config().store,
+                StoreLocation::Sqlite("./kettle-data".into())
+            );
+            jail.create_file("kettle.toml", "store = \"postgres://k:pw@db/kettle\"\n")?;
+            let c = ServerConfig::load(Some(Path::new("kettle.toml"))).unwrap();
+            assert_eq!(
+                c.service_config().store,
+                StoreLocation::Postgres("postgres://k:pw@db/kettle".into())
+            );
+            assert!(!format!("{c:?}").contains("pw"), "{c:?}");
+            jail.set_env("KETTLE_STORE", "sqlite:/srv/kettle");
+            let c = ServerConfig::load(Some(Path::new("kettle.toml"))).unwrap();
+            assert_eq!(
+                c.store_location(),
+                StoreLocation::Sqlite("/srv/kettle".into())
+            );
+            jail.set_env("KETTLE_DATA_DIR", "/srv/other");
+            let err = ServerConfig::load(None).unwrap_err().to_string();
+            assert!(err.contains("store") && err.contains("data_dir"), "{err}");
+            jail.set_env("KETTLE_STORE", "mysql://db/kettle");
+            let err = ServerConfig::load(None).unwrap_err().to_string();
+            assert!(err.contains("mysql://"), "{err}");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("KETTLE_DATA_DIR", "/srv/kettle");
+            let c = ServerConfig::load(None).unwrap();
+            assert_eq!(
+                c.store_location(),
+                StoreLocation::Sqlite("/srv/kettle".into())
+            );
             Ok(())
         });
     }

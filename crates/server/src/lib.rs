@@ -10,10 +10,12 @@
 //! whether it runs in local (no-key) mode, and serves until SIGTERM or
 //! Ctrl-C; then it stops accepting, lets running jobs finish for the grace
 //! period, re-queues the rest and returns. [`spawn`] does the same on a
-//! background thread (tests, embedding). [`keys_create`], [`keys_list`] and
-//! [`keys_revoke`] manage API keys in a data folder for `kettle keys`, and
-//! [`store_backup`] copies a live store for `kettle store backup`; none of
-//! them takes the folder's lock, so they work beside a running server.
+//! background thread (tests, embedding). `admin` holds what `kettle keys`
+//! and `kettle store` do without a server: [`keys_create`], [`keys_list`]
+//! and [`keys_revoke`] manage API keys, [`store_backup`] copies a live
+//! SQLite store (neither takes the folder's lock, so they work beside a
+//! running server), and [`store_copy`] moves a whole installation into
+//! another store (an SQLite folder to PostgreSQL, say) and checks it.
 //!
 //! - `routes`: `/v1/jobs` (submit with `?wait=`, list), `/v1/jobs/{id}`
 //!   (read with `?wait=`/`?keys=hex`, `DELETE` to cancel),
@@ -33,6 +35,7 @@
 //!   its share soon is `503`), and are sent in chunks; one not read within
 //!   `write_timeout_seconds` lets go of its memory and its connection.
 
+mod admin;
 mod body;
 mod config;
 mod disconnect;
@@ -43,17 +46,20 @@ mod stream;
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
-use kettle_service::keys::{self, CreatedKey, KeyInfo};
-use kettle_service::{Service, SqliteStore};
+use kettle_service::Service;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use thiserror::Error;
 
+pub use admin::{
+    AsStoreLocation, Copied, CopyReport, keys_create, keys_list, keys_revoke, store_backup,
+    store_copy,
+};
 pub use config::ServerConfig;
+pub use kettle_service::store::StoreLocation;
 pub use kettle_service::{AuthMode, ServiceError};
 pub use problem::{PROBLEM_JSON, Problem};
 pub use routes::ROUTES;
@@ -67,6 +73,11 @@ pub enum ServerError {
     /// Local mode on a non-loopback address without `insecure_no_auth`.
     #[error("{0}")]
     Insecure(String),
+    /// `kettle keys` or `kettle store` was given a store it cannot work
+    /// on (a backup of PostgreSQL, a copy onto itself, a source folder
+    /// that holds no store or that a server is using).
+    #[error("{0}")]
+    Store(String),
     /// The service failed (store, threads).
     #[error(transparent)]
     Service(#[from] ServiceError),
@@ -208,12 +219,19 @@ async fn serve(
 }
 
 fn announce(started: &Started, config: &ServerConfig) {
+    let _ = std::io::stderr().write_all(startup_lines(started, config).as_bytes());
+    tracing::info!(addr = %started.addr, local_mode = started.local_mode, "serving");
+}
+
+/// What `kettle serve` says on stderr once it listens.
+fn startup_lines(started: &Started, config: &ServerConfig) -> String {
     let service = config.service_config();
     let mode = &started.auth;
     let line = format!(
-        "kettle serve: listening on http://{} (data in {}, {} workers, memory budget {}). {mode}\n",
+        "kettle serve: listening on http://{} (store {}, {} workers, memory budget {}). {mode}\n",
         started.addr,
-        config.data_dir.display(),
+        // Display hides a PostgreSQL URL's password.
+        service.store,
         service.workers,
         config.memory_budget.display().iec(),
     );
@@ -221,8 +239,7 @@ fn announce(started: &Started, config: &ServerConfig) {
         "kettle serve: web page at http://{}/ (the API is under /v1, described by openapi.yaml)\n",
         started.addr
     );
-    let _ = std::io::stderr().write_all((line + &page).as_bytes());
-    tracing::info!(addr = %started.addr, local_mode = started.local_mode, "serving");
+    line + &page
 }
 
 /// Resolves at SIGTERM or Ctrl-C.
@@ -249,8 +266,10 @@ async fn termination() {
 }
 
 fn init_tracing() {
+    // PostgreSQL's notices ("relation … already exists, skipping" at every
+    // start's migration check) are not news to an operator.
     let filter = tracing_subscriber::EnvFilter::try_from_env("KETTLE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -351,76 +370,26 @@ pub fn spawn(config: ServerConfig) -> Result<ServerThread, ServerError> {
     }
 }
 
-fn with_store<T: Send>(
-    data_dir: &Path,
-    f: impl AsyncFnOnce(&SqliteStore) -> Result<T, ServiceError> + Send,
-) -> Result<T, ServerError> {
-    // A thread of its own, so that callers inside an async runtime (tests,
-    // embedding programs) can call these blocking functions too.
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                rt.block_on(async {
-                    let store = SqliteStore::open(data_dir).await?;
-                    Ok(f(&store).await?)
-                })
-            })
-            .join()
-            .unwrap_or_else(|_| Err(ServerError::Config("the key store thread panicked".into())))
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// `kettle keys create TENANT`: a new key for `tenant` in the store under
-/// `data_dir`; its plaintext is in the result and nowhere else. A running
-/// server that requires keys accepts it at once; one in local mode keeps
-/// serving without keys until restarted (and then requires them, unless
-/// started with `--local`).
-///
-/// # Errors
-/// A bad tenant name or a store failure.
-pub fn keys_create(data_dir: &Path, tenant: &str) -> Result<CreatedKey, ServerError> {
-    with_store(data_dir, async |s| keys::create_key(s, tenant).await)
-}
-
-/// `kettle keys list`: every key (never a secret), oldest first.
-///
-/// # Errors
-/// A store failure.
-pub fn keys_list(data_dir: &Path) -> Result<Vec<KeyInfo>, ServerError> {
-    with_store(data_dir, async |s| keys::list_keys(s).await)
-}
-
-/// `kettle keys revoke ID`: whether the key was active. Takes effect on
-/// the next request, also on a running server.
-///
-/// # Errors
-/// A store failure.
-pub fn keys_revoke(data_dir: &Path, id: &str) -> Result<bool, ServerError> {
-    with_store(data_dir, async |s| keys::revoke_key(s, id).await)
-}
-
-/// `kettle store backup PATH`: a consistent copy of the store under
-/// `data_dir`, also while a server runs on it (SQLite's `VACUUM INTO`), in
-/// the new file `path`. Restore: put the copy, named `kettle.db`, into an
-/// empty folder and serve that folder.
-///
-/// # Errors
-/// No store in `data_dir`, `path` exists, or the copy fails.
-pub fn store_backup(data_dir: &Path, path: &Path) -> Result<(), ServerError> {
-    if !data_dir.join("kettle.db").is_file() {
-        return Err(ServerError::Config(format!(
-            "there is no store in {} (no kettle.db)",
-            data_dir.display()
-        )));
+    #[test]
+    fn the_startup_line_names_the_store_without_its_password() {
+        let started = Started {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            local_mode: false,
+            auth: "API keys required.".into(),
+        };
+        let mut config = ServerConfig::default();
+        let line = startup_lines(&started, &config);
+        assert!(line.contains("(store sqlite:./kettle-data,"), "{line}");
+        config.store = Some("postgres://kettle:s3cret@db:5432/kettle".parse().unwrap());
+        let line = startup_lines(&started, &config);
+        assert!(
+            line.contains("(store postgres://kettle:***@db:5432/kettle,"),
+            "{line}"
+        );
+        assert!(!line.contains("s3cret"), "{line}");
     }
-    if path.exists() {
-        return Err(ServerError::Config(format!(
-            "{} exists already; a backup goes into a new file",
-            path.display()
-        )));
-    }
-    with_store(data_dir, async |s| s.backup(path).await)
 }

@@ -6,7 +6,9 @@
 //! - claims work while the node has room: a free regular worker and
 //!   nothing waiting in its scheduler ([`Scheduler::room`]), with the
 //!   memory the budget has left as the claim's filter, so a big node takes
-//!   the jobs a small one cannot. It looks when the store says a job was
+//!   the jobs a small one cannot. While every regular worker is busy, the
+//!   idle fair-share worker claims a job of a tenant with none running
+//!   anywhere, as on a single node. It looks when the store says a job was
 //!   queued, when a local run ends, and every `claim_poll` (notifications
 //!   are lost while a connection is down, and a dead node's expired lease
 //!   sends none);
@@ -110,10 +112,17 @@ async fn run(
 async fn claim_while_room(inner: &Arc<Inner>, lease: Duration, failing: &mut bool) {
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     while inner.accepts_claims() {
-        let Some(memory_bytes) = inner.sched.room() else {
-            return;
+        let capacity = match (inner.sched.room(), inner.sched.fair_share_room()) {
+            (Some(memory_bytes), _) => Capacity {
+                memory_bytes,
+                idle_tenants_only: false,
+            },
+            (None, Some(memory_bytes)) => Capacity {
+                memory_bytes,
+                idle_tenants_only: true,
+            },
+            (None, None) => return,
         };
-        let capacity = Capacity { memory_bytes };
         match inner.store.claim_next(&capacity, now_ms(), lease_ms).await {
             Ok(Some(row)) => {
                 *failing = false;

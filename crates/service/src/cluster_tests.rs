@@ -14,6 +14,12 @@ use crate::store::{Capacity, JobStore, Outcome, PgStore, WriteOp, Written};
 use crate::tests::{BELL, dense_program};
 use crate::*;
 
+/// A figure, shown with `--nocapture`.
+fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 fn request(source: &str) -> JobRequest {
     serde_json::from_value(serde_json::json!({
         "program": {"format": "qasm2", "source": source}, "seed": 5, "shots": 100
@@ -61,11 +67,22 @@ async fn a_job_submitted_to_one_node_is_read_and_waited_for_on_another() {
     let b = node(pg.url(), config(1)).await;
     let mut ids = Vec::new();
     for _ in 0..6 {
-        ids.push(a.submit(LOCAL_TENANT, request(BELL), None).await.unwrap().job.id);
+        ids.push(
+            a.submit(LOCAL_TENANT, request(BELL), None)
+                .await
+                .unwrap()
+                .job
+                .id,
+        );
     }
     for id in &ids {
         let done = b
-            .wait(LOCAL_TENANT, id, Duration::from_secs(20), KeyFormat::Bitstring)
+            .wait(
+                LOCAL_TENANT,
+                id,
+                Duration::from_secs(20),
+                KeyFormat::Bitstring,
+            )
             .await
             .unwrap();
         assert_eq!(done.status, JobStatus::Completed, "{done:?}");
@@ -91,7 +108,10 @@ async fn a_job_submitted_to_one_node_is_read_and_waited_for_on_another() {
         .await
         .unwrap();
     assert_eq!(sub.job.status, JobStatus::Completed);
-    assert_eq!(status_on(&a, &sub.job.id).await.status, JobStatus::Completed);
+    assert_eq!(
+        status_on(&a, &sub.job.id).await.status,
+        JobStatus::Completed
+    );
     a.shutdown(Duration::from_secs(5)).await;
     b.shutdown(Duration::from_secs(5)).await;
 }
@@ -121,14 +141,21 @@ async fn a_cancel_on_one_node_stops_the_run_on_the_other() {
     let asked = Instant::now();
     front.cancel(LOCAL_TENANT, &id).await.unwrap();
     let ended = front
-        .wait(LOCAL_TENANT, &id, Duration::from_secs(20), KeyFormat::Bitstring)
+        .wait(
+            LOCAL_TENANT,
+            &id,
+            Duration::from_secs(20),
+            KeyFormat::Bitstring,
+        )
         .await
         .unwrap();
     let took = asked.elapsed();
     assert_eq!(ended.status, JobStatus::Cancelled, "{ended:?}");
     assert_eq!(ended.error.unwrap().message, "cancelled while running");
     assert!(took < Duration::from_secs(2), "the cancel took {took:?}");
-    eprintln!("cross-node cancel: stopped and seen ended after {took:?}");
+    report(&format!(
+        "cross-node cancel: stopped and seen ended after {took:?}"
+    ));
     runner.shutdown(Duration::from_secs(5)).await;
     front.shutdown(Duration::from_secs(5)).await;
 }
@@ -152,6 +179,7 @@ async fn a_dead_nodes_job_runs_again_elsewhere_and_its_late_end_is_refused() {
         .id;
     let capacity = Capacity {
         memory_bytes: 1 << 30,
+        idle_tenants_only: false,
     };
     let claimed = dead
         .claim_next(&capacity, now_ms(), 900)
@@ -162,7 +190,12 @@ async fn a_dead_nodes_job_runs_again_elsewhere_and_its_late_end_is_refused() {
     let died = Instant::now();
     let survivor = node(pg.url(), config(1)).await;
     let done = survivor
-        .wait(LOCAL_TENANT, &id, Duration::from_secs(20), KeyFormat::Bitstring)
+        .wait(
+            LOCAL_TENANT,
+            &id,
+            Duration::from_secs(20),
+            KeyFormat::Bitstring,
+        )
         .await
         .unwrap();
     let rerun = died.elapsed();
@@ -184,7 +217,9 @@ async fn a_dead_nodes_job_runs_again_elsewhere_and_its_late_end_is_refused() {
         vec![Written::Changed(false)]
     );
     assert_eq!(status_on(&front, &id).await.status, JobStatus::Completed);
-    eprintln!("a dead node's job completed elsewhere {rerun:?} after its claim (lease 0.9 s)");
+    report(&format!(
+        "a dead node's job completed elsewhere {rerun:?} after its claim (lease 0.9 s)"
+    ));
     front.shutdown(Duration::from_secs(5)).await;
     survivor.shutdown(Duration::from_secs(5)).await;
 }
@@ -246,7 +281,12 @@ async fn a_node_claims_only_what_fits_its_memory() {
         .job
         .id;
     let done = small
-        .wait(LOCAL_TENANT, &small_job, Duration::from_secs(20), KeyFormat::Bitstring)
+        .wait(
+            LOCAL_TENANT,
+            &small_job,
+            Duration::from_secs(20),
+            KeyFormat::Bitstring,
+        )
         .await
         .unwrap();
     assert_eq!(done.status, JobStatus::Completed);
@@ -254,10 +294,76 @@ async fn a_node_claims_only_what_fits_its_memory() {
     assert_eq!(status_on(&small, &big_job).await.status, JobStatus::Queued);
     let big = node(pg.url(), config(1)).await;
     let done = small
-        .wait(LOCAL_TENANT, &big_job, Duration::from_secs(30), KeyFormat::Bitstring)
+        .wait(
+            LOCAL_TENANT,
+            &big_job,
+            Duration::from_secs(30),
+            KeyFormat::Bitstring,
+        )
         .await
         .unwrap();
     assert_eq!(done.status, JobStatus::Completed, "{done:?}");
     small.shutdown(Duration::from_secs(5)).await;
     big.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenant_starts_at_once_while_one_tenant_holds_every_node() {
+    let Some(pg) = test_postgres().await else {
+        return;
+    };
+    let a = node(pg.url(), config(1)).await;
+    let b = node(pg.url(), config(1)).await;
+    // Tenant "flood" takes both nodes' one regular worker, and more waits.
+    let mut flood = Vec::new();
+    for _ in 0..4 {
+        let job = a
+            .submit("flood", request(&slow_program()), None)
+            .await
+            .unwrap();
+        flood.push(job.job.id);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut running = 0;
+        for id in &flood {
+            if a.get("flood", id, KeyFormat::Bitstring)
+                .await
+                .unwrap()
+                .status
+                == JobStatus::Running
+            {
+                running += 1;
+            }
+        }
+        if running == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the flood never held both nodes");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let asked = Instant::now();
+    let quick = b
+        .submit_and_wait(
+            "other",
+            request(BELL),
+            None,
+            Duration::from_secs(20),
+            KeyFormat::Bitstring,
+        )
+        .await
+        .unwrap();
+    let took = asked.elapsed();
+    assert_eq!(quick.job.status, JobStatus::Completed, "{:?}", quick.job);
+    // Not behind the flood's jobs (seconds each), but through a node's
+    // fair-share worker.
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    report(&format!(
+        "another tenant's job beside a flood on every node: {took:?}"
+    ));
+    for id in &flood {
+        let _ = a.cancel("flood", id).await;
+    }
+    a.shutdown(Duration::from_secs(5)).await;
+    b.shutdown(Duration::from_secs(5)).await;
 }

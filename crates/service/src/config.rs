@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::StoreLocation;
+
 /// The default of [`ServiceConfig::max_result_bytes`]: 128 MiB, room for
 /// one 20-qubit state vector (at most 52 bytes of JSON per amplitude, 55 MB)
 /// with the probabilities of its 20 measured qubits beside it.
@@ -69,8 +71,9 @@ pub enum AuthMode {
 pub struct ServiceConfig {
     /// How requests are authenticated.
     pub auth: AuthMode,
-    /// Folder of the SQLite database (created if missing).
-    pub data_dir: PathBuf,
+    /// Where the store lives: an SQLite data folder (created if missing,
+    /// locked while the service runs) or a PostgreSQL database.
+    pub store: StoreLocation,
     /// Worker threads: jobs that may run at once. One more thread starts
     /// a job only while all of these are busy, and only of a tenant with no
     /// job running (so one tenant's long jobs never keep another's waiting);
@@ -125,7 +128,8 @@ pub struct ServiceConfig {
 }
 
 impl ServiceConfig {
-    /// Defaults for a data folder: workers and simulation threads from the
+    /// Defaults for an SQLite store in `data_dir` (set
+    /// [`store`](Self::store) for another): workers and simulation threads from the
     /// core count, a 4 GiB budget, 1 hour per job, 10 seconds per
     /// admission, 20 listed qubits, results
     /// kept 7 days
@@ -134,7 +138,7 @@ impl ServiceConfig {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         ServiceConfig {
             auth: AuthMode::Auto,
-            data_dir: data_dir.into(),
+            store: StoreLocation::Sqlite(data_dir.into()),
             workers: cores,
             sim_threads: cores,
             memory_budget: 4 << 30,

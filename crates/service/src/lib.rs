@@ -55,7 +55,10 @@
 //! - Metrics through the `metrics` facade: `kettle_queue_depth`,
 //!   `kettle_running_jobs`, `kettle_jobs{status}`,
 //!   `kettle_jobs_submitted_total`, `kettle_jobs_finished_total{status}`,
-//!   `kettle_simulation_seconds`, `kettle_memory_in_use_bytes`.
+//!   `kettle_simulation_seconds`, `kettle_memory_in_use_bytes` (this node's),
+//!   and on a shared store `kettle_cluster_jobs{tenant,status}`, the whole
+//!   cluster's queue (`kettle_jobs{status}` counts the store, so every
+//!   node's too).
 
 mod admission;
 mod cluster;
@@ -93,8 +96,8 @@ pub use store::{
 pub use time::{now_ms, rfc3339};
 
 #[cfg(test)]
+mod cluster_tests;
+#[cfg(test)]
 mod store_fault_tests;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod cluster_tests;

@@ -398,6 +398,20 @@ impl Scheduler {
             .then(|| self.budget.saturating_sub(s.used))
     }
 
+    /// On a shared store: the bytes of state a job for the fair-share
+    /// worker may hold, when every regular worker is busy, the fair-share
+    /// worker is idle and nothing waits here; such a claim takes only a
+    /// job of a tenant with none running ([`Capacity::idle_tenants_only`]).
+    ///
+    /// [`Capacity::idle_tenants_only`]: crate::store::Capacity::idle_tenants_only
+    pub(crate) fn fair_share_room(&self) -> Option<u64> {
+        let s = self.lock();
+        let regular = s.running.values().filter(|r| !r.fair_share).count();
+        let fair_busy = s.running.values().any(|r| r.fair_share);
+        (!s.closed && s.index.is_empty() && regular >= self.workers && !fair_busy)
+            .then(|| self.budget.saturating_sub(s.used))
+    }
+
     /// Takes every queued job out (a shutdown on a shared store returns
     /// them to the store's queue).
     pub(crate) fn drain_queued(&self) -> Vec<Arc<Entry>> {

@@ -23,8 +23,8 @@ use crate::model::{JobError, JobRequest, JobResult, JobSpec, JobStatus, JobView,
 use crate::prepare::{Admission, Interrupt, Prepared, prepare_within};
 use crate::scheduler::{Entry, STOP_CANCEL, STOP_SHUTDOWN, Scheduler, WorkerKind};
 use crate::store::{
-    DataDirLock, Inserted, JobRow, JobState, JobStore, NewJob, ResultText, SqliteStore, StoreEvent,
-    WriteOp, Written,
+    DataDirLock, Inserted, JobRow, JobState, JobStore, NewJob, ResultText, StoreEvent, WriteOp,
+    Written,
 };
 use crate::time::{now_ms, rfc3339};
 use crate::worker::worker_loop;
@@ -428,17 +428,17 @@ fn largest_fitting(precision: kettle_core::Precision, budget: u64, cap: u32) -> 
 }
 
 impl Service {
-    /// Locks `config.data_dir` (a second service on the folder is refused,
-    /// naming the first one's PID), opens the SQLite store there and starts
-    /// the service.
+    /// Opens the store at `config.store` (an SQLite folder is locked first:
+    /// a second service on it is refused, naming the first one's PID) and
+    /// starts the service.
     ///
     /// # Errors
     /// The folder is in use, the store cannot be opened (or is not the
-    /// folder's own), or the worker threads cannot start.
+    /// folder's own, or its schema is newer than this build), or the worker
+    /// threads cannot start.
     pub async fn start(config: ServiceConfig) -> Result<Service, ServiceError> {
-        let lock = DataDirLock::acquire(&config.data_dir)?;
-        let store = SqliteStore::open(&config.data_dir).await?;
-        Service::start_locked(config, Arc::new(store), Some(lock)).await
+        let crate::store::OpenedStore { store, lock } = crate::store::open(&config.store).await?;
+        Service::start_locked(config, store, lock).await
     }
 
     /// Starts the service on `store`: jobs a crash left running return to

@@ -26,8 +26,9 @@ CREATE TABLE jobs (
 CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX jobs_tenant_seq ON jobs (tenant, seq);
--- The claim's scan: queued jobs by priority, then age.
-CREATE INDEX jobs_claim ON jobs (status, priority DESC, seq);
+-- The claim's scan: each tenant's queued jobs by priority, then age (and,
+-- by its leading column, the tenants that have queued jobs).
+CREATE INDEX jobs_queue ON jobs (tenant, priority DESC, seq) WHERE status = 'queued';
 CREATE INDEX jobs_tenant_status ON jobs (tenant, status);
 CREATE INDEX jobs_ended ON jobs (ended_ms) WHERE ended_ms IS NOT NULL;
 CREATE INDEX jobs_leases ON jobs (lease_until_ms) WHERE status = 'running';

@@ -108,6 +108,7 @@ contract!(
     batches_larger_than_one_statement_are_cut_and_padded,
     claims_go_to_the_tenant_with_fewest_running_then_priority_then_age,
     a_claim_takes_only_jobs_that_fit_the_memory_given,
+    a_fair_share_claim_takes_only_tenants_with_nothing_running,
     concurrent_claims_from_two_nodes_take_each_job_exactly_once,
     an_expired_lease_is_claimed_again_and_the_old_owner_is_fenced_off,
     renewing_reports_a_cancel_while_held_and_none_once_lost,
@@ -460,6 +461,7 @@ fn job_in(id: &str, tenant: &str, priority: i32, memory_bytes: u64) -> NewJob {
 
 const ROOMY: Capacity = Capacity {
     memory_bytes: 1 << 40,
+    idle_tenants_only: false,
 };
 
 async fn claimed_id(store: &dyn JobStore, now_ms: i64) -> Option<String> {
@@ -501,6 +503,7 @@ async fn a_claim_takes_only_jobs_that_fit_the_memory_given(h: &Harness) {
     created(store, &job_in("small", "t", 0, 1 << 10)).await;
     let small_node = Capacity {
         memory_bytes: 1 << 20,
+        idle_tenants_only: false,
     };
     let first = store
         .claim_next(&small_node, 1, 1000)
@@ -512,11 +515,50 @@ async fn a_claim_takes_only_jobs_that_fit_the_memory_given(h: &Harness) {
     assert_eq!(store.claim_next(&small_node, 2, 1000).await.unwrap(), None);
     let exact = Capacity {
         memory_bytes: 1 << 30,
+        idle_tenants_only: false,
     };
     assert_eq!(
         store.claim_next(&exact, 3, 1000).await.unwrap().unwrap().id,
         "big"
     );
+}
+
+async fn a_fair_share_claim_takes_only_tenants_with_nothing_running(h: &Harness) {
+    let store = h.store();
+    for j in [
+        job_in("a1", "a", 0, 512),
+        job_in("a2", "a", 9, 512),
+        job_in("b1", "b", 0, 512),
+    ] {
+        created(store, &j).await;
+    }
+    let fair = Capacity {
+        memory_bytes: 1 << 40,
+        idle_tenants_only: true,
+    };
+    // Nothing runs: any tenant, in the usual order.
+    assert_eq!(
+        store
+            .claim_next(&fair, 1, 60_000)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        "a2"
+    );
+    // `a` runs one now: only `b`, though `a1` is older.
+    assert_eq!(
+        store
+            .claim_next(&fair, 2, 60_000)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        "b1"
+    );
+    // Both run one: nothing for the fair-share worker, `a1` for a regular one.
+    assert_eq!(store.claim_next(&fair, 3, 60_000).await.unwrap(), None);
+    assert_eq!(claimed_id(store, 4).await.as_deref(), Some("a1"));
 }
 
 async fn concurrent_claims_from_two_nodes_take_each_job_exactly_once(h: &Harness) {

@@ -341,6 +341,11 @@ pub struct Capacity {
     /// Bytes of state the node's free memory budget holds: a job whose
     /// `spec.memory_bytes` is larger is left to a bigger node.
     pub memory_bytes: u64,
+    /// Only a job of a tenant with no job running in the store: the claim
+    /// of a node whose regular workers are all busy, for its fair-share
+    /// worker (so that one tenant's long jobs on every node never keep
+    /// another tenant's job waiting for one of them to end).
+    pub idle_tenants_only: bool,
 }
 
 /// A job with everything a copy to another store needs
@@ -479,7 +484,8 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// node, with its lease until `now_ms + lease_ms` and `started_ms =
     /// now_ms`. Order: the tenant with the fewest jobs running in the store
     /// first (fair sharing across the cluster), then higher priority, then
-    /// `seq`. An expired job whose cancellation was requested is cancelled
+    /// `seq`; with [`Capacity::idle_tenants_only`], only tenants with none
+    /// running. An expired job whose cancellation was requested is cancelled
     /// instead of claimed. Concurrent claims (any handles) never return
     /// the same job under the same attempt. The row comes without its
     /// result.

@@ -794,7 +794,7 @@ impl JobStore for SqliteStore {
                    lease_until_ms = ?1 + ?3, started_ms = ?1 \
                  WHERE seq = (SELECT j.seq FROM jobs j LEFT JOIN running r ON r.tenant = j.tenant \
                    WHERE (j.status = 'queued' OR (j.status = 'running' AND j.lease_until_ms < ?1)) \
-                   AND j.memory_bytes <= ?4 \
+                   AND j.memory_bytes <= ?4 AND (?5 = 0 OR COALESCE(r.n, 0) = 0) \
                    ORDER BY COALESCE(r.n, 0), j.priority DESC, j.seq LIMIT 1) \
                  RETURNING {SUMMARY_COLUMNS}"
             )))
@@ -802,6 +802,7 @@ impl JobStore for SqliteStore {
             .bind(&*self.node_id)
             .bind(lease_ms)
             .bind(memory)
+            .bind(capacity.idle_tenants_only)
             .fetch_optional(&mut *conn)
             .await?;
             Ok((cancelled, claimed.as_ref().map(job_row).transpose()?))

@@ -345,10 +345,14 @@ async fn a_store_from_before_sqlx_migrations_opens_with_its_jobs_and_keys() {
     assert_eq!(store.recover(10).await.unwrap(), 1);
     // The new memory column was filled from the spec: a node too small
     // for 512 bytes claims nothing; one big enough takes the queued jobs.
-    let small = Capacity { memory_bytes: 100 };
+    let small = Capacity {
+        memory_bytes: 100,
+        idle_tenants_only: false,
+    };
     assert_eq!(store.claim_next(&small, 20, 1000).await.unwrap(), None);
     let big = Capacity {
         memory_bytes: 1 << 20,
+        idle_tenants_only: false,
     };
     let first = store.claim_next(&big, 20, 1000).await.unwrap().unwrap();
     assert_eq!((first.id.as_str(), first.attempt), ("q", 1));
