@@ -18,7 +18,9 @@
 //!   nothing, since its end would be refused anyway;
 //! - turns another node's cancellation of a job running here into a stop
 //!   at the next gate, as soon as the notification arrives (the heartbeat
-//!   reads `cancel_requested` too, as the backstop).
+//!   reads `cancel_requested` too, as the backstop);
+//! - tells the requests waiting here for a job another node ran that it
+//!   ended (they poll too, as the backstop).
 //!
 //! [`JobStore::shared`]: crate::store::JobStore::shared
 //! [`Scheduler::room`]: crate::scheduler::Scheduler::room
@@ -89,14 +91,23 @@ async fn run(
         drop(inner);
         tokio::select! {
             event = events.recv() => match event {
-                Ok(StoreEvent::Queued | StoreEvent::Resync)
-                | Err(broadcast::error::RecvError::Lagged(_)) => want_claim = true,
+                Ok(StoreEvent::Queued) => want_claim = true,
+                Ok(StoreEvent::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    want_claim = true;
+                    if let Some(inner) = weak.upgrade() {
+                        inner.jobs_may_have_ended();
+                    }
+                }
                 Ok(StoreEvent::CancelRequested(id)) => {
                     if let Some(inner) = weak.upgrade() {
                         cancel_here(&inner, &id);
                     }
                 }
-                Ok(StoreEvent::Ended(_)) => {}
+                Ok(StoreEvent::Ended(id)) => {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.job_ended(&id);
+                    }
+                }
                 Err(broadcast::error::RecvError::Closed) => {
                     tokio::time::sleep_until(next_claim.min(next_beat)).await;
                 }

@@ -23,8 +23,7 @@ use crate::model::{JobError, JobRequest, JobResult, JobSpec, JobStatus, JobView,
 use crate::prepare::{Admission, Interrupt, Prepared, prepare_within};
 use crate::scheduler::{Entry, STOP_CANCEL, STOP_SHUTDOWN, Scheduler, WorkerKind};
 use crate::store::{
-    DataDirLock, Inserted, JobRow, JobState, JobStore, NewJob, ResultText, StoreEvent, WriteOp,
-    Written,
+    DataDirLock, Inserted, JobRow, JobState, JobStore, NewJob, ResultText, WriteOp, Written,
 };
 use crate::time::{now_ms, rfc3339};
 use crate::worker::worker_loop;
@@ -183,8 +182,46 @@ pub(crate) struct Inner {
     /// Set once the node's claims are all ended or returned: its cluster
     /// thread stops renewing them.
     cluster_stop: watch::Sender<bool>,
+    /// Requests waiting for jobs this node does not hold, by job id: told
+    /// when the store says the job ended (see `cluster.rs`), one waiter at
+    /// a time rather than every waiter at every event.
+    waiting: Mutex<HashMap<String, watch::Sender<()>>>,
     /// Tenants the cluster's queue-depth gauges have named.
     cluster_tenants: Mutex<std::collections::BTreeSet<String>>,
+}
+
+/// A request's registration as a waiter for a job (see
+/// [`Inner::watch_job`]); the last one out removes the job's entry.
+struct JobWatch {
+    inner: Arc<Inner>,
+    id: String,
+    rx: Option<watch::Receiver<()>>,
+}
+
+impl JobWatch {
+    /// Returns once the job's waiters are told to re-read it.
+    async fn changed(&mut self) {
+        let told = match self.rx.as_mut() {
+            Some(rx) => rx.changed().await.is_ok(),
+            None => false,
+        };
+        if !told {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Drop for JobWatch {
+    fn drop(&mut self) {
+        drop(self.rx.take());
+        let mut waiting = self.inner.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if waiting
+            .get(&self.id)
+            .is_some_and(|tx| tx.receiver_count() == 0)
+        {
+            waiting.remove(&self.id);
+        }
+    }
 }
 
 impl LiveJob {
@@ -353,6 +390,47 @@ impl Inner {
         self.live().remove(id);
     }
 
+    /// Registers a request waiting for job `id` to end: its receiver
+    /// changes when the store says so.
+    fn watch_job(self: &Arc<Self>, id: &str) -> JobWatch {
+        let rx = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.to_owned())
+            .or_insert_with(|| watch::Sender::new(()))
+            .subscribe();
+        JobWatch {
+            inner: self.clone(),
+            id: id.to_owned(),
+            rx: Some(rx),
+        }
+    }
+
+    /// The store says job `id` ended: its waiters re-read it.
+    pub(crate) fn job_ended(&self, id: &str) {
+        if let Some(tx) = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+        {
+            tx.send_replace(());
+        }
+    }
+
+    /// Store events were missed: every waiter re-reads its job.
+    pub(crate) fn jobs_may_have_ended(&self) {
+        for tx in self
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            tx.send_replace(());
+        }
+    }
+
     /// Whether this node takes on more work from a shared store.
     pub(crate) fn accepts_claims(&self) -> bool {
         !*self.stopping.borrow()
@@ -398,23 +476,6 @@ fn random_seed() -> u64 {
         return now_ms() as u64 & SAFE_INTEGER_MASK;
     }
     u64::from_le_bytes(b) & SAFE_INTEGER_MASK
-}
-
-/// Returns once the store says job `id` ended, or that events were missed.
-async fn ended_event(events: &mut tokio::sync::broadcast::Receiver<StoreEvent>, id: &str) {
-    loop {
-        match events.recv().await {
-            Ok(StoreEvent::Ended(ended)) if ended == id => return,
-            Ok(StoreEvent::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                return;
-            }
-            Ok(_) => {}
-            // No more events: the poll goes on alone.
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                std::future::pending::<()>().await;
-            }
-        }
-    }
 }
 
 /// The integers a double holds exactly: below 2^53.
@@ -500,6 +561,7 @@ impl Service {
             shared,
             room: Arc::new(tokio::sync::Notify::new()),
             cluster_stop: watch::Sender::new(false),
+            waiting: Mutex::default(),
             cluster_tenants: Mutex::default(),
             config,
         });
@@ -1160,9 +1222,9 @@ impl Service {
         }
         // Not held in memory: finished (the store has it), unknown, or (on
         // a shared store) queued or running on any node. Re-read when the
-        // store says a job ended, and every poll interval besides: a
+        // store says the job ended, and every poll interval besides: a
         // notification can be lost.
-        let mut events = self.inner.store.events();
+        let mut ended = self.inner.watch_job(id);
         let poll = if self.inner.shared {
             self.inner.config.claim_poll
         } else {
@@ -1184,7 +1246,7 @@ impl Service {
             }
             let next_read = (tokio::time::Instant::now() + poll).min(deadline);
             tokio::select! {
-                () = ended_event(&mut events, id) => {}
+                _ = ended.changed() => {}
                 () = tokio::time::sleep_until(next_read) => {}
                 () = self.stopping() => return Err(ServiceError::ShuttingDown),
             }
