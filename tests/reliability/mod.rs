@@ -5,6 +5,7 @@
 //! schemathesis run.
 
 mod admission;
+pub(crate) mod cluster;
 mod crash;
 mod exhaustion;
 mod fairness;

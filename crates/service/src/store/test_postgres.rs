@@ -321,12 +321,25 @@ impl PgServer {
     /// # Errors
     /// `pg_ctl start` failed; the log's tail says why.
     pub fn start(&self) -> Result<(), String> {
-        let options = format!(
+        self.start_with(&[])
+    }
+
+    /// Starts it (again) with `settings` (`name=value`) after the tests'
+    /// own, which they override: the store benchmark's durable server
+    /// (`fsync=on`, …).
+    ///
+    /// # Errors
+    /// `pg_ctl start` failed; the log's tail says why.
+    pub fn start_with(&self, settings: &[&str]) -> Result<(), String> {
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
              -c synchronous_commit=on -c full_page_writes=off -c max_connections=300",
             self.port,
             self.root.display()
         );
+        for setting in settings {
+            options.push_str(&format!(" -c {setting}"));
+        }
         let out = self
             .command("pg_ctl")
             .arg("-D")
