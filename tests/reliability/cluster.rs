@@ -742,10 +742,50 @@ async fn cluster_survives_kills_restarts_and_partitions() {
             cut_reclaims = d;
             unresolved.extend(u);
         }
-        // Two kills in three hit the node busiest over the last 300 ms (most
-        // likely running a slow job), so that most cycles leave a job to run
-        // again; the third a node at random.
-        let victim = if cycle % 3 == 2 {
+        // The first kill hits n0 while it surely runs a job of about 4 s
+        // (submitted to it with n1 and n2 paused), so that every run
+        // measures a re-run; then two kills in three hit the node busiest
+        // over the last 300 ms (most likely running a slow job), so that
+        // most cycles leave a job to run again; the third a node at random.
+        let victim = if cycle == 0 {
+            nodes[1].signal("STOP");
+            nodes[2].signal("STOP");
+            let http = reqwest::Client::new();
+            let body = job(
+                &slow_measured(8000),
+                json!({"shots": 10, "name": "held-by-n0"}),
+            );
+            let (id, _) = submit_keyed(
+                &http,
+                &bases[..1],
+                &keys["alpha"],
+                "held-by-n0",
+                &body,
+                "",
+                &mut rng,
+            )
+            .await;
+            let held_by = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < held_by {
+                let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+                    .bind(&id)
+                    .fetch_one(&db)
+                    .await
+                    .unwrap();
+                if status == "running" {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            nodes[1].signal("CONT");
+            nodes[2].signal("CONT");
+            extra.push(Acked {
+                tenant: "alpha",
+                id,
+                bell: None,
+            });
+            0
+        } else if cycle % 3 == 2 {
             rng.random_range(0..nodes.len())
         } else {
             let before: Vec<u64> = nodes.iter().map(|n| n.pid().map_or(0, cpu_ticks)).collect();
@@ -835,6 +875,9 @@ async fn cluster_survives_kills_restarts_and_partitions() {
         .map(|(t, n)| ((t, n), Api::new(bases[n].clone(), Some(&keys[t]))))
         .collect();
     let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+    // Why jobs failed, by error code (a job whose node was killed during
+    // each of its runs fails with `too-many-attempts`, by design).
+    let mut failures: BTreeMap<String, usize> = BTreeMap::new();
     let mut reran = 0;
     for (i, a) in acked.iter().enumerate() {
         let Some((status, attempt)) = stored.get(&a.id) else {
@@ -847,6 +890,10 @@ async fn cluster_survives_kills_restarts_and_partitions() {
         let api = &apis[&(a.tenant, i % bases.len())];
         let view = api.get_job(&a.id, "").await.body;
         assert_eq!(view["status"], json!(status), "{view}");
+        if status == "failed" {
+            let code = view["error"]["code"].as_str().unwrap_or("?").to_owned();
+            *failures.entry(code).or_default() += 1;
+        }
         if let (Some((seed, shots)), "completed") = (a.bell, status.as_str()) {
             assert_eq!(
                 view["result"]["executions"][0]["counts"],
@@ -872,8 +919,8 @@ async fn cluster_survives_kills_restarts_and_partitions() {
     report(&format!(
         "cluster: {} acknowledged in {load_s:.0} s of load ({retries} requests sent again after a \
          lost connection or 503), {lost} lost, {} with an end written twice ({completed_twice} \
-         completed twice; {audited} ends audited); statuses {by_status:?}, {reran} run more than \
-         once; re-run after SIGKILL: {rerun}; PostgreSQL crashed and restarted (down \
+         completed twice; {audited} ends audited); statuses {by_status:?} (failed: \
+         {failures:?}), {reran} run more than once; re-run after SIGKILL: {rerun}; PostgreSQL crashed and restarted (down \
          {pg_down_ms} ms); node n2 cut off for {cut_ms} ms, its jobs claimed by others \
          {cut_reclaims:?} ms after the cut; integrity: {}",
         acked.len(),
