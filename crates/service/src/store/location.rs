@@ -36,14 +36,36 @@ fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
+    // The host follows the last `@`: a careless password may hold a `/` or
+    // an `@` unescaped, and must not show for it.
+    let (userinfo, tail) = match rest.rfind('@') {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
+    };
+    let mut out = format!("{scheme}://");
+    match userinfo.map(|info| {
+        info.split_once(':')
+            .map_or((info, false), |(u, _)| (u, true))
+    }) {
+        Some((user, true)) => out.push_str(&format!("{user}:***@")),
+        Some((user, false)) => out.push_str(&format!("{user}@")),
+        None => {}
     }
+    // A password may also come as a query parameter (`?password=…`).
+    match tail.split_once('?') {
+        Some((before, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => kv.to_owned(),
+                })
+                .collect();
+            out.push_str(&format!("{before}?{}", params.join("&")));
+        }
+        None => out.push_str(tail),
+    }
+    out
 }
 
 impl fmt::Display for StoreLocation {
@@ -164,5 +186,16 @@ mod tests {
         assert!(!shown.contains("s3cret"), "{shown}");
         assert_eq!(shown, "postgres://kettle:***@db:5432/k?sslmode=require");
         assert_eq!(format!("{l:?}"), shown);
+        for url in [
+            "postgres://kettle:s3c/ret@db/k",
+            "postgres://kettle:s3c@ret@db/k",
+            "postgres://kettle@db/k?sslmode=require&password=s3cret",
+        ] {
+            let shown = StoreLocation::from_str(url).unwrap().to_string();
+            assert!(!shown.contains("s3c"), "{shown}");
+            assert!(shown.contains("@db/k"), "{shown}");
+        }
+        let plain = StoreLocation::from_str("postgres://kettle@db/k").unwrap();
+        assert_eq!(plain.to_string(), "postgres://kettle@db/k");
     }
 }
