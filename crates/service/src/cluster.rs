@@ -71,7 +71,7 @@ async fn run(
     let mut next_beat = Instant::now() + beat;
     let mut next_claim = Instant::now();
     let mut want_claim = true;
-    let mut failing = false;
+    let mut claims = Claims::default();
     loop {
         if *stop.borrow() {
             return;
@@ -83,7 +83,10 @@ async fn run(
         if want_claim || now >= next_claim {
             want_claim = false;
             next_claim = now + poll;
-            claim_while_room(&inner, lease, &mut failing).await;
+            claim_while_room(&inner, lease, &mut claims).await;
+            if let Some(at) = claims.fair_share_at {
+                next_claim = next_claim.min(at);
+            }
         }
         if now >= next_beat {
             next_beat = now + beat;
@@ -126,39 +129,72 @@ async fn run(
     }
 }
 
+/// How the node's claims have gone lately.
+#[derive(Default)]
+struct Claims {
+    /// The store failed the last claim (a warning was logged).
+    failing: bool,
+    /// When a fair-share claim last found nothing.
+    fair_share_found_nothing: Option<Instant>,
+    /// A fair-share claim was put off: when to make it.
+    fair_share_at: Option<Instant>,
+}
+
+/// How long after a fair-share claim that found nothing the next one
+/// waits. A full node is woken by every job queued anywhere; most of those
+/// jobs are of tenants that run something already, and a query per
+/// wake-up would cost the store more than these milliseconds are worth to
+/// the job the fair-share worker is for.
+const FAIR_SHARE_BACKOFF: Duration = Duration::from_millis(50);
+
 /// Claims jobs until the node is full or the queue has none that fits.
-async fn claim_while_room(inner: &Arc<Inner>, lease: Duration, failing: &mut bool) {
+async fn claim_while_room(inner: &Arc<Inner>, lease: Duration, claims: &mut Claims) {
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+    claims.fair_share_at = None;
     while inner.accepts_claims() {
+        let fair_share_due = claims
+            .fair_share_found_nothing
+            .is_none_or(|at| at.elapsed() >= FAIR_SHARE_BACKOFF);
         let capacity = match (inner.sched.room(), inner.sched.fair_share_room()) {
             (Some(memory_bytes), _) => Capacity {
                 memory_bytes,
                 idle_tenants_only: false,
             },
-            (None, Some(memory_bytes)) => Capacity {
+            (None, Some(memory_bytes)) if fair_share_due => Capacity {
                 memory_bytes,
                 idle_tenants_only: true,
             },
+            (None, Some(_)) => {
+                claims.fair_share_at = claims
+                    .fair_share_found_nothing
+                    .map(|at| at + FAIR_SHARE_BACKOFF);
+                return;
+            }
             (None, None) => return,
         };
         match inner.store.claim_next(&capacity, now_ms(), lease_ms).await {
             Ok(Some(row)) => {
-                *failing = false;
+                claims.failing = false;
+                if capacity.idle_tenants_only {
+                    claims.fair_share_found_nothing = None;
+                }
                 tracing::debug!(job = %row.id, attempt = row.attempt, "claimed");
                 inner.admit(row, None, false);
                 inner.publish_depth();
             }
             Ok(None) => {
-                *failing = false;
-                // Events that arrive from now on say otherwise.
-                if !capacity.idle_tenants_only {
+                claims.failing = false;
+                if capacity.idle_tenants_only {
+                    claims.fair_share_found_nothing = Some(Instant::now());
+                } else {
+                    // Events that arrive from now on say otherwise.
                     inner.queue_seen_empty.store(true, Ordering::Relaxed);
                 }
                 return;
             }
             Err(e) => {
                 // Once per outage, not once per poll.
-                if !std::mem::replace(failing, true) {
+                if !std::mem::replace(&mut claims.failing, true) {
                     tracing::warn!("cannot claim jobs from the store: {e}; trying again");
                 }
                 return;
