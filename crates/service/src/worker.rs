@@ -72,8 +72,10 @@ fn run_admitted(inner: &Arc<Inner>, admitted: &Admitted) {
         // Claimed in the shared store already, under its lease.
         Some(attempt) => {
             let Some(job) = inner.live_job(&id) else {
-                // Let go meanwhile (its lease was lost): nothing to run.
+                // Let go meanwhile (its lease was lost): nothing to run,
+                // and room for another claim.
                 inner.sched.finish(&id);
+                inner.room.notify_one();
                 return;
             };
             (attempt, job.cancel_requested)
