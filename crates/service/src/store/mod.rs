@@ -363,6 +363,31 @@ pub struct ExportedJob {
     pub idempotency: Option<(String, String)>,
 }
 
+/// `op` as a durable batch of one: what it did. The single-row writes of
+/// [`JobStore`] are these, for every store.
+pub(super) async fn write_one<S: JobStore + ?Sized>(
+    store: &S,
+    op: WriteOp,
+) -> StoreResult<Written> {
+    store
+        .write_batch(std::slice::from_ref(&op), true)
+        .await?
+        .pop()
+        .ok_or_else(|| ServiceError::Store("a write batch answered nothing".into()))
+}
+
+/// [`write_one`] of a conditional write: whether it changed the job.
+async fn write_changed<S: JobStore + ?Sized>(store: &S, op: WriteOp) -> StoreResult<bool> {
+    match write_one(store, op).await? {
+        Written::Changed(b) => Ok(b),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn unexpected(written: &Written) -> ServiceError {
+    ServiceError::Store(format!("unexpected write result {written:?}"))
+}
+
 /// A stored API key (its secret only as a hash).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiKeyRow {
@@ -383,7 +408,7 @@ pub struct ApiKeyRow {
 /// Job writes go through [`write_batch`](Self::write_batch): the service's
 /// single writer hands it every write pending at once, so that one commit
 /// (one fsync) serves many jobs. The single-write methods are batches of
-/// one.
+/// one, provided here for every store.
 #[async_trait::async_trait]
 pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// Applies `ops` in one transaction and commits it; what each did comes
@@ -397,7 +422,12 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// was committed.
     async fn write_batch(&self, ops: &[WriteOp], durable: bool) -> StoreResult<Vec<Written>>;
     /// Inserts a queued job, durably, unless its idempotency key is taken.
-    async fn insert(&self, job: &NewJob) -> StoreResult<Inserted>;
+    async fn insert(&self, job: &NewJob) -> StoreResult<Inserted> {
+        match write_one(self, WriteOp::Insert(Box::new(job.clone()))).await? {
+            Written::Inserted(i) => Ok(*i),
+            other => Err(unexpected(&other)),
+        }
+    }
     /// The job `tenant` submitted with idempotency key `key`, with the
     /// hash of that request.
     async fn find_idempotent(
@@ -425,7 +455,16 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     async fn result_text(&self, tenant: &str, id: &str) -> StoreResult<Option<ResultText>>;
     /// Marks a queued job running and counts the attempt; the attempt
     /// number, or `None` if the job is no longer queued.
-    async fn claim(&self, id: &str, now_ms: i64) -> StoreResult<Option<u32>>;
+    async fn claim(&self, id: &str, now_ms: i64) -> StoreResult<Option<u32>> {
+        let op = WriteOp::Claim {
+            id: id.to_owned(),
+            now_ms,
+        };
+        match write_one(self, op).await? {
+            Written::Claimed(a) => Ok(a),
+            other => Err(unexpected(&other)),
+        }
+    }
     /// Ends a running job, only if it is still running under `attempt`;
     /// whether it did.
     async fn finish(
@@ -434,13 +473,36 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         attempt: u32,
         outcome: &Outcome,
         now_ms: i64,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        let op = WriteOp::Finish {
+            id: id.to_owned(),
+            attempt,
+            outcome: outcome.clone(),
+            now_ms,
+        };
+        write_changed(self, op).await
+    }
     /// Returns a running job to the queue (shutdown); whether it did.
-    async fn requeue(&self, id: &str, attempt: u32) -> StoreResult<bool>;
+    async fn requeue(&self, id: &str, attempt: u32) -> StoreResult<bool> {
+        let op = WriteOp::Requeue {
+            id: id.to_owned(),
+            attempt,
+        };
+        write_changed(self, op).await
+    }
     /// Cancels a job if it is queued; whether it did.
-    async fn cancel_queued(&self, id: &str, error: &JobError, now_ms: i64) -> StoreResult<bool>;
+    async fn cancel_queued(&self, id: &str, error: &JobError, now_ms: i64) -> StoreResult<bool> {
+        let op = WriteOp::CancelQueued {
+            id: id.to_owned(),
+            error: error.clone(),
+            now_ms,
+        };
+        write_changed(self, op).await
+    }
     /// Records that a running job should stop; whether it is running.
-    async fn request_cancel(&self, id: &str) -> StoreResult<bool>;
+    async fn request_cancel(&self, id: &str) -> StoreResult<bool> {
+        write_changed(self, WriteOp::RequestCancel { id: id.to_owned() }).await
+    }
     /// After a crash: jobs left running return to the queue (or are
     /// cancelled, if that was asked); how many changed.
     async fn recover(&self, now_ms: i64) -> StoreResult<u64>;

@@ -403,22 +403,6 @@ impl PgStore {
         }
         Ok(problems)
     }
-
-    async fn one(&self, op: WriteOp) -> StoreResult<Written> {
-        self.write_batch(std::slice::from_ref(&op), true)
-            .await?
-            .pop()
-            .ok_or_else(|| ServiceError::Store("a write batch answered nothing".into()))
-    }
-
-    async fn changed(&self, op: WriteOp) -> StoreResult<bool> {
-        match self.one(op).await? {
-            Written::Changed(b) => Ok(b),
-            other => Err(ServiceError::Store(format!(
-                "unexpected write result {other:?}"
-            ))),
-        }
-    }
 }
 
 async fn find_idempotent_row(
@@ -908,15 +892,6 @@ impl JobStore for PgStore {
         Ok(out)
     }
 
-    async fn insert(&self, job: &NewJob) -> StoreResult<Inserted> {
-        match self.one(WriteOp::Insert(Box::new(job.clone()))).await? {
-            Written::Inserted(i) => Ok(*i),
-            other => Err(ServiceError::Store(format!(
-                "unexpected write result {other:?}"
-            ))),
-        }
-    }
-
     async fn find_idempotent(
         &self,
         tenant: &str,
@@ -979,59 +954,6 @@ impl JobStore for PgStore {
         Ok(text.map(ResultText::from))
     }
 
-    async fn claim(&self, id: &str, now_ms: i64) -> StoreResult<Option<u32>> {
-        match self
-            .one(WriteOp::Claim {
-                id: id.to_owned(),
-                now_ms,
-            })
-            .await?
-        {
-            Written::Claimed(a) => Ok(a),
-            other => Err(ServiceError::Store(format!(
-                "unexpected write result {other:?}"
-            ))),
-        }
-    }
-
-    async fn finish(
-        &self,
-        id: &str,
-        attempt: u32,
-        outcome: &Outcome,
-        now_ms: i64,
-    ) -> StoreResult<bool> {
-        self.changed(WriteOp::Finish {
-            id: id.to_owned(),
-            attempt,
-            outcome: outcome.clone(),
-            now_ms,
-        })
-        .await
-    }
-
-    async fn requeue(&self, id: &str, attempt: u32) -> StoreResult<bool> {
-        self.changed(WriteOp::Requeue {
-            id: id.to_owned(),
-            attempt,
-        })
-        .await
-    }
-
-    async fn cancel_queued(&self, id: &str, error: &JobError, now_ms: i64) -> StoreResult<bool> {
-        self.changed(WriteOp::CancelQueued {
-            id: id.to_owned(),
-            error: error.clone(),
-            now_ms,
-        })
-        .await
-    }
-
-    async fn request_cancel(&self, id: &str) -> StoreResult<bool> {
-        self.changed(WriteOp::RequestCancel { id: id.to_owned() })
-            .await
-    }
-
     /// Nothing: another node may be running the jobs that read `running`;
     /// a dead node's jobs come back when their leases end.
     async fn recover(&self, _now_ms: i64) -> StoreResult<u64> {
@@ -1052,7 +974,7 @@ impl JobStore for PgStore {
         let mut total = 0;
         loop {
             let limit = 1000;
-            match self.one(WriteOp::Purge { before_ms, limit }).await? {
+            match super::write_one(self, WriteOp::Purge { before_ms, limit }).await? {
                 Written::Deleted(n) => {
                     total += n;
                     if n < u64::from(limit) {

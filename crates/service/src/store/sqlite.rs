@@ -24,9 +24,8 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Row};
 
 use super::{
-    ApiKeyRow, Capacity, ExportedJob, Inserted, JobRow, JobStore, NewJob, Outcome, ResultText,
-    StoreEvent, StoreResult, WriteOp, Written, check_schema_version, events_of, migrate_error,
-    migrator,
+    ApiKeyRow, Capacity, ExportedJob, JobRow, JobStore, ResultText, StoreEvent, StoreResult,
+    WriteOp, Written, check_schema_version, events_of, migrate_error, migrator,
 };
 use crate::error::ServiceError;
 use crate::model::{JobError, JobStatus};
@@ -451,24 +450,6 @@ async fn find_idempotent_row(
     .transpose()
 }
 
-impl SqliteStore {
-    async fn one(&self, op: WriteOp) -> StoreResult<Written> {
-        self.write_batch(std::slice::from_ref(&op), true)
-            .await?
-            .pop()
-            .ok_or_else(|| ServiceError::Store("a write batch answered nothing".into()))
-    }
-
-    async fn changed(&self, op: WriteOp) -> StoreResult<bool> {
-        match self.one(op).await? {
-            Written::Changed(b) => Ok(b),
-            other => Err(ServiceError::Store(format!(
-                "unexpected write result {other:?}"
-            ))),
-        }
-    }
-}
-
 #[async_trait::async_trait]
 impl JobStore for SqliteStore {
     async fn write_batch(&self, ops: &[WriteOp], durable: bool) -> StoreResult<Vec<Written>> {
@@ -484,15 +465,6 @@ impl JobStore for SqliteStore {
         let out = end_tx(conn, durable, outcome).await?;
         self.broadcast(events_of(ops, &out));
         Ok(out)
-    }
-
-    async fn insert(&self, job: &NewJob) -> StoreResult<Inserted> {
-        match self.one(WriteOp::Insert(Box::new(job.clone()))).await? {
-            Written::Inserted(i) => Ok(*i),
-            other => Err(ServiceError::Store(format!(
-                "unexpected write result {other:?}"
-            ))),
-        }
     }
 
     async fn find_idempotent(
@@ -557,59 +529,6 @@ impl JobStore for SqliteStore {
         Ok(Some(ResultText::new(RowText(row))))
     }
 
-    async fn claim(&self, id: &str, now_ms: i64) -> StoreResult<Option<u32>> {
-        match self
-            .one(WriteOp::Claim {
-                id: id.to_owned(),
-                now_ms,
-            })
-            .await?
-        {
-            Written::Claimed(a) => Ok(a),
-            other => Err(ServiceError::Store(format!(
-                "unexpected write result {other:?}"
-            ))),
-        }
-    }
-
-    async fn finish(
-        &self,
-        id: &str,
-        attempt: u32,
-        outcome: &Outcome,
-        now_ms: i64,
-    ) -> StoreResult<bool> {
-        self.changed(WriteOp::Finish {
-            id: id.to_owned(),
-            attempt,
-            outcome: outcome.clone(),
-            now_ms,
-        })
-        .await
-    }
-
-    async fn requeue(&self, id: &str, attempt: u32) -> StoreResult<bool> {
-        self.changed(WriteOp::Requeue {
-            id: id.to_owned(),
-            attempt,
-        })
-        .await
-    }
-
-    async fn cancel_queued(&self, id: &str, error: &JobError, now_ms: i64) -> StoreResult<bool> {
-        self.changed(WriteOp::CancelQueued {
-            id: id.to_owned(),
-            error: error.clone(),
-            now_ms,
-        })
-        .await
-    }
-
-    async fn request_cancel(&self, id: &str) -> StoreResult<bool> {
-        self.changed(WriteOp::RequestCancel { id: id.to_owned() })
-            .await
-    }
-
     async fn recover(&self, now_ms: i64) -> StoreResult<u64> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let cancelled = sqlx::query(
@@ -646,7 +565,7 @@ impl JobStore for SqliteStore {
         let mut total = 0;
         loop {
             let limit = 1000;
-            match self.one(WriteOp::Purge { before_ms, limit }).await? {
+            match super::write_one(self, WriteOp::Purge { before_ms, limit }).await? {
                 Written::Deleted(n) => {
                     total += n;
                     if n < u64::from(limit) {

@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::model::{JobResult, JobSpec, JobStatus, Precision, Program, ProgramFormat};
-use crate::store::{JobState, NewJob};
+use crate::store::{Inserted, JobState, NewJob, Outcome};
 
 fn spec(priority: i32) -> JobSpec {
     JobSpec {
