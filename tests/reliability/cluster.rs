@@ -492,6 +492,51 @@ async fn submit_keyed(
     }
 }
 
+/// A job of about 4 s (tenant `alpha`) that node `holder` surely runs: it
+/// is submitted there while the other nodes are paused, and they go on
+/// once the store says it runs (or after 10 s).
+async fn held_job(
+    nodes: &[Node],
+    bases: &[String],
+    holder: usize,
+    api_key: &str,
+    db: &PgPool,
+    rng: &mut Xoshiro256PlusPlus,
+) -> Acked {
+    let others: Vec<&Node> = (0..nodes.len())
+        .filter(|&i| i != holder)
+        .map(|i| &nodes[i])
+        .collect();
+    for node in &others {
+        node.signal("STOP");
+    }
+    let name = format!("held-by-n{holder}");
+    let body = job(&slow_measured(8000), json!({"shots": 10, "name": name}));
+    let http = reqwest::Client::new();
+    let only = &bases[holder..=holder];
+    let (id, _) = submit_keyed(&http, only, api_key, &name, &body, "", rng).await;
+    let held_by = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < held_by {
+        let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+            .bind(&id)
+            .fetch_one(db)
+            .await
+            .unwrap();
+        if status == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for node in &others {
+        node.signal("CONT");
+    }
+    Acked {
+        tenant: "alpha",
+        id,
+        bell: None,
+    }
+}
+
 /// A job a client got acknowledged.
 #[derive(Debug)]
 struct Acked {
@@ -685,42 +730,7 @@ async fn cluster_survives_kills_restarts_and_partitions() {
             // claim it and n2's own end of it, written late, is refused:
             // with n0 and n1 paused for a moment, a job submitted to n2 is
             // n2's to run.
-            nodes[0].signal("STOP");
-            nodes[1].signal("STOP");
-            let http = reqwest::Client::new();
-            let body = job(
-                &slow_measured(8000),
-                json!({"shots": 10, "name": "held-by-n2"}),
-            );
-            let (id, _) = submit_keyed(
-                &http,
-                &bases[2..],
-                &keys["alpha"],
-                "held-by-n2",
-                &body,
-                "",
-                &mut rng,
-            )
-            .await;
-            let held_by = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < held_by {
-                let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
-                    .bind(&id)
-                    .fetch_one(&db)
-                    .await
-                    .unwrap();
-                if status == "running" {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            nodes[0].signal("CONT");
-            nodes[1].signal("CONT");
-            extra.push(Acked {
-                tenant: "alpha",
-                id,
-                bell: None,
-            });
+            extra.push(held_job(&nodes, &bases, 2, &keys["alpha"], &db, &mut rng).await);
             let running: Vec<(String, i32)> =
                 sqlx::query_as("SELECT id, attempt FROM jobs WHERE status = 'running'")
                     .fetch_all(&db)
@@ -748,42 +758,7 @@ async fn cluster_survives_kills_restarts_and_partitions() {
         // over the last 300 ms (most likely running a slow job), so that
         // most cycles leave a job to run again; the third a node at random.
         let victim = if cycle == 0 {
-            nodes[1].signal("STOP");
-            nodes[2].signal("STOP");
-            let http = reqwest::Client::new();
-            let body = job(
-                &slow_measured(8000),
-                json!({"shots": 10, "name": "held-by-n0"}),
-            );
-            let (id, _) = submit_keyed(
-                &http,
-                &bases[..1],
-                &keys["alpha"],
-                "held-by-n0",
-                &body,
-                "",
-                &mut rng,
-            )
-            .await;
-            let held_by = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < held_by {
-                let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
-                    .bind(&id)
-                    .fetch_one(&db)
-                    .await
-                    .unwrap();
-                if status == "running" {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            nodes[1].signal("CONT");
-            nodes[2].signal("CONT");
-            extra.push(Acked {
-                tenant: "alpha",
-                id,
-                bell: None,
-            });
+            extra.push(held_job(&nodes, &bases, 0, &keys["alpha"], &db, &mut rng).await);
             0
         } else if cycle % 3 == 2 {
             rng.random_range(0..nodes.len())
