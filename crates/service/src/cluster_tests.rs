@@ -43,6 +43,15 @@ fn config(workers: usize) -> ServiceConfig {
     c
 }
 
+/// A node that accepts jobs (up to the cluster's 1 GiB budget) and runs
+/// none: its own budget holds no state.
+fn front_config() -> ServiceConfig {
+    let mut c = config(1);
+    c.memory_budget = 0;
+    c.cluster_memory_budget = Some(1 << 30);
+    c
+}
+
 async fn node(url: &str, config: ServiceConfig) -> Service {
     let store = PgStore::connect(url).await.unwrap();
     assert!(store.shared());
@@ -123,10 +132,7 @@ async fn a_cancel_on_one_node_stops_the_run_on_the_other() {
     };
     // Only `runner` has workers that take jobs: `front` is full at once.
     let runner = node(pg.url(), config(1)).await;
-    let mut front_config = config(1);
-    front_config.memory_budget = 0;
-    front_config.cluster_memory_budget = Some(1 << 30);
-    let front = node(pg.url(), front_config).await;
+    let front = node(pg.url(), front_config()).await;
     let id = front
         .submit(LOCAL_TENANT, request(&slow_program()), None)
         .await
@@ -167,10 +173,7 @@ async fn a_dead_nodes_job_runs_again_elsewhere_and_its_late_end_is_refused() {
     };
     // The node that dies: its claim is made and never renewed.
     let dead = PgStore::connect(pg.url()).await.unwrap();
-    let mut front_config = config(1);
-    front_config.memory_budget = 0;
-    front_config.cluster_memory_budget = Some(1 << 30);
-    let front = node(pg.url(), front_config).await;
+    let front = node(pg.url(), front_config()).await;
     let id = front
         .submit(LOCAL_TENANT, request(BELL), None)
         .await
@@ -230,9 +233,7 @@ async fn tenant_limits_count_every_nodes_jobs() {
         return;
     };
     // No node runs anything: jobs stay queued.
-    let mut c = config(1);
-    c.memory_budget = 0;
-    c.cluster_memory_budget = Some(1 << 30);
+    let mut c = front_config();
     c.default_limits.max_active_jobs = 3;
     let a = node(pg.url(), c.clone()).await;
     let b = node(pg.url(), c).await;
