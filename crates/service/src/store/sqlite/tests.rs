@@ -5,55 +5,9 @@
 //! made before sqlx's.
 
 use super::*;
-use crate::model::{JobResult, JobSpec, JobStatus, Precision, Program, ProgramFormat};
-use crate::store::{Inserted, JobState, NewJob, Outcome};
-
-fn spec(priority: i32) -> JobSpec {
-    JobSpec {
-        program: Program {
-            format: ProgramFormat::Qasm2,
-            source: "OPENQASM 2.0;".into(),
-        },
-        shots: 10,
-        seed: 7,
-        result_types: vec![],
-        executions: vec![Default::default()],
-        precision: Precision::F64,
-        qubits: 1,
-        memory_bytes: 512,
-        result_bytes: 0,
-        name: Some("n".into()),
-        tags: Default::default(),
-        priority,
-    }
-}
-
-fn job(id: &str, tenant: &str, key: Option<(&str, &str)>) -> NewJob {
-    NewJob {
-        id: id.into(),
-        tenant: tenant.into(),
-        spec: spec(0),
-        created_ms: 1000,
-        idempotency: key.map(|(k, h)| (k.into(), h.into())),
-        state: JobState::queued(),
-        max_active: None,
-        lease_until_ms: None,
-    }
-}
-
-fn result() -> JobResult {
-    JobResult {
-        executions: vec![],
-        run_seconds: 0.5,
-    }
-}
-
-async fn created(store: &SqliteStore, j: &NewJob) -> JobRow {
-    match store.insert(j).await.unwrap() {
-        Inserted::Created(row) => row,
-        other => panic!("{other:?}"),
-    }
-}
+use crate::model::JobStatus;
+use crate::store::Outcome;
+use crate::store::contract_tests::{created, job, result, spec};
 
 #[tokio::test]
 async fn a_reopened_store_requeues_running_jobs_and_stale_workers_cannot_complete() {
