@@ -363,6 +363,49 @@ pub struct ExportedJob {
     pub idempotency: Option<(String, String)>,
 }
 
+/// `value` as the JSON text a store keeps; a value that cannot be
+/// serialised can never be stored.
+pub(super) fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| ServiceError::Unstorable(e.to_string()))
+}
+
+/// A stored JSON value that no longer reads.
+pub(super) fn json_err(what: &str, e: serde_json::Error) -> ServiceError {
+    ServiceError::Store(format!("stored {what} is unreadable: {e}"))
+}
+
+impl NewJob {
+    /// The row it is once stored under `seq`.
+    pub(super) fn created_row(&self, seq: i64) -> JobRow {
+        let state = self.state.clone();
+        JobRow {
+            id: self.id.clone(),
+            tenant: self.tenant.clone(),
+            seq,
+            status: state.status,
+            spec: self.spec.clone(),
+            attempt: state.attempt,
+            cancel_requested: state.cancel_requested,
+            created_ms: self.created_ms,
+            started_ms: state.started_ms,
+            ended_ms: state.ended_ms,
+            result: state.result,
+            error: state.error,
+        }
+    }
+}
+
+impl Outcome {
+    /// The status, result and error columns of a job that ends so.
+    pub(super) fn columns(&self) -> StoreResult<(&'static str, Option<String>, Option<String>)> {
+        Ok(match self {
+            Outcome::Completed(r) => ("completed", Some(to_json(r)?), None),
+            Outcome::Failed(e) => ("failed", None, Some(to_json(e)?)),
+            Outcome::Cancelled(e) => ("cancelled", None, Some(to_json(e)?)),
+        })
+    }
+}
+
 /// `op` as a durable batch of one: what it did. The single-row writes of
 /// [`JobStore`] are these, for every store.
 pub(super) async fn write_one<S: JobStore + ?Sized>(

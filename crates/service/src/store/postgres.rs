@@ -31,9 +31,9 @@ use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 
 use super::{
-    ApiKeyRow, Capacity, ExportedJob, Inserted, JobRow, JobStore, NewJob, Outcome, ResultText,
-    StoreEvent, StoreResult, WriteOp, Written, check_schema_version, events_of, migrate_error,
-    migrator,
+    ApiKeyRow, Capacity, ExportedJob, Inserted, JobRow, JobStore, NewJob, ResultText, StoreEvent,
+    StoreResult, WriteOp, Written, check_schema_version, events_of, json_err, migrate_error,
+    migrator, to_json,
 };
 use crate::error::ServiceError;
 use crate::model::{JobError, JobStatus};
@@ -108,14 +108,6 @@ impl<T> PgResult<T> for Result<T, sqlx::Error> {
     fn pg(self) -> StoreResult<T> {
         self.map_err(pg)
     }
-}
-
-fn json_err(what: &str, e: serde_json::Error) -> ServiceError {
-    ServiceError::Store(format!("stored {what} is unreadable: {e}"))
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| ServiceError::Unstorable(e.to_string()))
 }
 
 fn job_row(row: &PgRow) -> StoreResult<JobRow> {
@@ -534,7 +526,7 @@ async fn insert(conn: &mut PgConnection, job: &NewJob, owner: &str) -> StoreResu
     .await
     .pg()?;
     match seq {
-        Some(seq) => Ok(created_row(job, seq)),
+        Some(seq) => Ok(Inserted::Created(job.created_row(seq))),
         None => replay(conn, job)
             .await?
             .ok_or_else(|| ServiceError::Store("an idempotency key conflicted with no row".into())),
@@ -702,7 +694,7 @@ async fn insert_bulk(
     let mut out = Vec::with_capacity(n);
     for &(i, job) in jobs {
         let inserted = match seqs.get(&job.id) {
-            Some(&seq) => created_row(job, seq),
+            Some(&seq) => Inserted::Created(job.created_row(seq)),
             None => replay(conn, job).await?.ok_or_else(|| {
                 ServiceError::Store("an idempotency key conflicted with no row".into())
             })?,
@@ -710,24 +702,6 @@ async fn insert_bulk(
         out.push((i, inserted));
     }
     Ok(out)
-}
-
-fn created_row(job: &NewJob, seq: i64) -> Inserted {
-    let state = job.state.clone();
-    Inserted::Created(JobRow {
-        id: job.id.clone(),
-        tenant: job.tenant.clone(),
-        seq,
-        status: state.status,
-        spec: job.spec.clone(),
-        attempt: state.attempt,
-        cancel_requested: state.cancel_requested,
-        created_ms: job.created_ms,
-        started_ms: state.started_ms,
-        ended_ms: state.ended_ms,
-        result: state.result,
-        error: state.error,
-    })
 }
 
 /// Ends the running jobs of `ends` (each a [`WriteOp::Finish`]) in one
@@ -755,11 +729,7 @@ async fn end_bulk(
         else {
             continue;
         };
-        let (status, result, error) = match outcome {
-            Outcome::Completed(r) => ("completed", Some(to_json(r)?), None),
-            Outcome::Failed(e) => ("failed", None, Some(to_json(e)?)),
-            Outcome::Cancelled(e) => ("cancelled", None, Some(to_json(e)?)),
-        };
+        let (status, result, error) = outcome.columns()?;
         ids.push(id.as_str());
         attempts.push(attempt(*a));
         statuses.push(status);
@@ -1460,7 +1430,8 @@ mod tests {
             let id = format!("j{i:02}");
             assert_eq!(from.claim(&id, 10).await.unwrap(), Some(1));
             if i < 20 {
-                let outcome = Outcome::Completed(crate::store::contract_tests::result());
+                let outcome =
+                    crate::store::Outcome::Completed(crate::store::contract_tests::result());
                 assert!(from.finish(&id, 1, &outcome, 20).await.unwrap());
             }
         }

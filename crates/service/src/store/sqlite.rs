@@ -25,7 +25,7 @@ use sqlx::{Connection, Row};
 
 use super::{
     ApiKeyRow, Capacity, ExportedJob, JobRow, JobStore, ResultText, StoreEvent, StoreResult,
-    WriteOp, Written, check_schema_version, events_of, migrate_error, migrator,
+    WriteOp, Written, check_schema_version, events_of, json_err, migrate_error, migrator, to_json,
 };
 use crate::error::ServiceError;
 use crate::model::{JobError, JobStatus};
@@ -89,10 +89,6 @@ pub struct SqliteStore {
 
 #[derive(Debug)]
 struct WriterConn(SqliteConnection);
-
-fn json_err(what: &str, e: serde_json::Error) -> ServiceError {
-    ServiceError::Store(format!("stored {what} is unreadable: {e}"))
-}
 
 fn job_row(row: &SqliteRow) -> StoreResult<JobRow> {
     let status: String = row.try_get("status")?;
@@ -422,10 +418,6 @@ async fn end_tx<T>(
             .await?;
     }
     outcome
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| ServiceError::Unstorable(e.to_string()))
 }
 
 async fn find_idempotent_row(

@@ -35,7 +35,7 @@ use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
 use super::{find_idempotent_row, to_json};
 use crate::error::ServiceError;
 use crate::model::JobStatus;
-use crate::store::{Inserted, JobRow, NewJob, Outcome, StoreResult, WriteOp, Written};
+use crate::store::{Inserted, NewJob, Outcome, StoreResult, WriteOp, Written};
 
 /// Applies `ops`; what each did, in the order of `ops`.
 pub(super) async fn apply_all(
@@ -216,11 +216,7 @@ fn end_row<'a>(
     now_ms: i64,
     owner: &'a str,
 ) -> StoreResult<EndRow<'a>> {
-    let (status, result, error) = match outcome {
-        Outcome::Completed(r) => ("completed", Some(to_json(r)?), None),
-        Outcome::Failed(e) => ("failed", None, Some(to_json(e)?)),
-        Outcome::Cancelled(e) => ("cancelled", None, Some(to_json(e)?)),
-    };
+    let (status, result, error) = outcome.columns()?;
     Ok(EndRow {
         id,
         attempt,
@@ -336,23 +332,7 @@ async fn insert_bulk(
     let mut out = Vec::with_capacity(jobs.len());
     for &(i, job) in jobs {
         let inserted = match seqs.get(&job.id) {
-            Some(&seq) => {
-                let state = job.state.clone();
-                Inserted::Created(JobRow {
-                    id: job.id.clone(),
-                    tenant: job.tenant.clone(),
-                    seq,
-                    status: state.status,
-                    spec: job.spec.clone(),
-                    attempt: state.attempt,
-                    cancel_requested: state.cancel_requested,
-                    created_ms: job.created_ms,
-                    started_ms: state.started_ms,
-                    ended_ms: state.ended_ms,
-                    result: state.result,
-                    error: state.error,
-                })
-            }
+            Some(&seq) => Inserted::Created(job.created_row(seq)),
             None => replay(conn, job).await?,
         };
         out.push((i, inserted));
