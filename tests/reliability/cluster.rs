@@ -238,6 +238,8 @@ pub(crate) struct Proxy {
     generation: watch::Sender<u64>,
     /// Connections accepted while cut, held unanswered.
     held: Arc<Mutex<Vec<TcpStream>>>,
+    /// The tasks relaying the open connections.
+    relays: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -248,8 +250,10 @@ impl Proxy {
         let cut = Arc::new(AtomicBool::new(false));
         let (generation, _) = watch::channel(0u64);
         let held = Arc::new(Mutex::new(Vec::new()));
+        let relays = Arc::new(Mutex::new(Vec::<tokio::task::JoinHandle<()>>::new()));
         let accept = {
             let (cut, generation, held) = (cut.clone(), generation.clone(), held.clone());
+            let relays = relays.clone();
             tokio::spawn(async move {
                 loop {
                     let Ok((mut client, _)) = listener.accept().await else {
@@ -262,7 +266,7 @@ impl Proxy {
                         held.lock().unwrap().push(client);
                         continue;
                     }
-                    tokio::spawn(async move {
+                    let relay = tokio::spawn(async move {
                         let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)).await
                         else {
                             return;
@@ -272,6 +276,9 @@ impl Proxy {
                             _ = ended.changed() => {}
                         }
                     });
+                    let mut relays = relays.lock().unwrap();
+                    relays.retain(|r| !r.is_finished());
+                    relays.push(relay);
                 }
             })
         };
@@ -280,6 +287,7 @@ impl Proxy {
             cut,
             generation,
             held,
+            relays,
             accept,
         }
     }
@@ -289,9 +297,17 @@ impl Proxy {
         url.replace(&format!(":{upstream}/"), &format!(":{}/", self.port))
     }
 
-    pub(crate) fn cut(&self) {
+    /// Cuts every open connection, and returns once they are closed (a
+    /// relay only told to stop could still pass the next bytes sent), and
+    /// holds new ones unanswered.
+    pub(crate) async fn cut(&self) {
         self.cut.store(true, Ordering::SeqCst);
         self.generation.send_modify(|g| *g += 1);
+        let relays = std::mem::take(&mut *self.relays.lock().unwrap());
+        for relay in relays {
+            relay.abort();
+            let _ = relay.await;
+        }
     }
 
     pub(crate) fn restore(&self) {
@@ -744,7 +760,7 @@ async fn cluster_survives_kills_restarts_and_partitions() {
                 Duration::from_millis(LEASE_MS as u64) + Duration::from_secs(20),
             ));
             let t = Instant::now();
-            proxy.cut();
+            proxy.cut().await;
             tokio::time::sleep(Duration::from_millis(2 * LEASE_MS as u64)).await;
             proxy.restore();
             cut_ms = t.elapsed().as_millis();
@@ -1332,7 +1348,7 @@ async fn the_proxy_cuts_and_restores() {
         .await
         .unwrap();
     assert_eq!(one, 1);
-    proxy.cut();
+    proxy.cut().await;
     let cut = tokio::time::timeout(
         Duration::from_secs(5),
         sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&mut conn),
