@@ -11,7 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, guard, web};
-use kettle_service::{JobRequest, JobStatus, JobView, KeyFormat, Service};
+use kettle_service::{JobRequest, JobResult, JobStatus, JobView, KeyFormat, ResultText, Service};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -306,9 +306,10 @@ async fn job_reply(
     if view.status != JobStatus::Completed {
         return Ok(job_response(status, &view));
     }
-    // A result the view carries (a submission that waited) is read again
-    // as text: one way to send results, and its memory counted.
-    view.result = None;
+    // A result the view carries (a job that ended while its request
+    // waited here) is written from memory; any other is read from the
+    // store. On a shared store that read is a round trip per job.
+    let carried = view.result.take();
     let bound = match view.result_bytes {
         // Jobs stored before the bound was recorded.
         0 => state.service.config().max_result_bytes,
@@ -331,8 +332,12 @@ async fn job_reply(
         )
         .retry_after(2));
     };
-    let Some(text) = state.service.result_json(tenant, &view.id, keys).await? else {
-        return Ok(job_response(status, &view));
+    let text = match carried {
+        Some(result) => result_text(result, bound).await?,
+        None => match state.service.result_json(tenant, &view.id, keys).await? {
+            Some(text) => text,
+            None => return Ok(job_response(status, &view)),
+        },
     };
     let mut head = serde_json::to_vec(&with_links(&view)).map_err(|e| {
         Problem::new(
@@ -360,6 +365,29 @@ async fn job_reply(
             HeaderValue::from_static("application/json"),
         ))
         .body(body))
+}
+
+/// A result held in memory as JSON text; one that may be large (`bound`
+/// bytes) is written off the async threads.
+async fn result_text(result: JobResult, bound: u64) -> Result<ResultText, Problem> {
+    const INLINE_BYTES: u64 = 64 * 1024;
+    let failed = |e: String| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal-error",
+            "Internal error",
+            format!("the result could not be written as JSON: {e}"),
+        )
+    };
+    let write = move || serde_json::to_string(&result).map_err(|e| e.to_string());
+    let text = if bound <= INLINE_BYTES {
+        write()
+    } else {
+        actix_web::rt::task::spawn_blocking(write)
+            .await
+            .map_err(|e| failed(e.to_string()))?
+    };
+    text.map(ResultText::from).map_err(failed)
 }
 
 fn json_response(status: StatusCode, body: &Value) -> HttpResponse {

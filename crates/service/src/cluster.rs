@@ -3,15 +3,20 @@
 //!
 //! One thread, `kettle-cluster`, with a runtime of its own (the caller's
 //! may be an HTTP worker's, which stops before the service does):
-//! - claims work while the node has room: a free regular worker and
-//!   nothing waiting in its scheduler ([`Scheduler::room`]), with the
+//! - claims work while the node has room: a free regular worker, or,
+//!   while its jobs are short, as many as it expects to start within half
+//!   a second ([`Scheduler::room`]), several in one statement, with the
 //!   memory the budget has left as the claim's filter, so a big node takes
-//!   the jobs a small one cannot. While every regular worker is busy, the
-//!   idle fair-share worker claims a job of a tenant with none running
-//!   anywhere, as on a single node. It looks when the store says a job was
-//!   queued, when a local run ends, and every `claim_poll` (notifications
-//!   are lost while a connection is down, and a dead node's expired lease
-//!   sends none);
+//!   the jobs a small one cannot. While every regular worker is busy and
+//!   nothing waits here, the idle fair-share worker claims a job of a
+//!   tenant with none running anywhere, as on a single node. It looks when
+//!   the store says a job was queued, when a local run ends (unless its
+//!   last claim found the queue empty: such a claim costs the store a
+//!   transaction), and every `claim_poll` (notifications are lost while a
+//!   connection is down, and a dead node's expired lease sends none);
+//! - returns to the store's queue a job claimed here that has waited a
+//!   second without starting (claimed ahead behind a run that turned out
+//!   long), for a node with room;
 //! - renews the leases of the jobs it holds every third of the lease; a
 //!   job whose lease was lost (another node took it after this one could
 //!   not reach the database for a whole lease) is stopped and writes
@@ -32,8 +37,9 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
-use crate::scheduler::{STOP_CANCEL, STOP_LOST};
+use crate::scheduler::{CLAIM_AHEAD_WAIT, STOP_CANCEL, STOP_LOST};
 use crate::service::Inner;
+use crate::store::WriteOp;
 use crate::store::{Capacity, StoreEvent};
 use crate::time::now_ms;
 
@@ -70,6 +76,7 @@ async fn run(
     let beat = lease / 3;
     let mut next_beat = Instant::now() + beat;
     let mut next_claim = Instant::now();
+    let mut next_release = Instant::now() + CLAIM_AHEAD_WAIT / 2;
     let mut want_claim = true;
     let mut claims = Claims::default();
     loop {
@@ -91,6 +98,10 @@ async fn run(
         if now >= next_beat {
             next_beat = now + beat;
             renew(&inner, lease).await;
+        }
+        if now >= next_release {
+            next_release = now + CLAIM_AHEAD_WAIT / 2;
+            release_overdue(&inner);
         }
         drop(inner);
         tokio::select! {
@@ -119,11 +130,17 @@ async fn run(
                     }
                 }
                 Err(broadcast::error::RecvError::Closed) => {
-                    tokio::time::sleep_until(next_claim.min(next_beat)).await;
+                    tokio::time::sleep_until(next_claim.min(next_beat).min(next_release)).await;
                 }
             },
-            () = room.notified() => want_claim = true,
-            () = tokio::time::sleep_until(next_claim.min(next_beat)) => {}
+            // Room here, for the queue's jobs if it has any: a claim that
+            // finds the queue empty costs the store a transaction.
+            () = room.notified() => {
+                want_claim = weak
+                    .upgrade()
+                    .is_some_and(|i| !i.queue_seen_empty.load(Ordering::Relaxed));
+            }
+            () = tokio::time::sleep_until(next_claim.min(next_beat).min(next_release)) => {}
             _ = stop.changed() => return,
         }
     }
@@ -147,6 +164,9 @@ struct Claims {
 /// the job the fair-share worker is for.
 const FAIR_SHARE_BACKOFF: Duration = Duration::from_millis(50);
 
+/// Most jobs one claim takes (a node with room for more claims again).
+const MOST_AT_ONCE: usize = 32;
+
 /// Claims jobs until the node is full or the queue has none that fits.
 async fn claim_while_room(inner: &Arc<Inner>, lease: Duration, claims: &mut Claims) {
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
@@ -155,15 +175,21 @@ async fn claim_while_room(inner: &Arc<Inner>, lease: Duration, claims: &mut Clai
         let fair_share_due = claims
             .fair_share_found_nothing
             .is_none_or(|at| at.elapsed() >= FAIR_SHARE_BACKOFF);
-        let capacity = match (inner.sched.room(), inner.sched.fair_share_room()) {
-            (Some(memory_bytes), _) => Capacity {
-                memory_bytes,
-                idle_tenants_only: false,
-            },
-            (None, Some(memory_bytes)) if fair_share_due => Capacity {
-                memory_bytes,
-                idle_tenants_only: true,
-            },
+        let (capacity, jobs) = match (inner.sched.room(), inner.sched.fair_share_room()) {
+            (Some(room), _) => (
+                Capacity {
+                    memory_bytes: room.memory_bytes,
+                    idle_tenants_only: false,
+                },
+                room.jobs.min(MOST_AT_ONCE),
+            ),
+            (None, Some(memory_bytes)) if fair_share_due => (
+                Capacity {
+                    memory_bytes,
+                    idle_tenants_only: true,
+                },
+                1,
+            ),
             (None, Some(_)) => {
                 claims.fair_share_at = claims
                     .fair_share_found_nothing
@@ -172,17 +198,30 @@ async fn claim_while_room(inner: &Arc<Inner>, lease: Duration, claims: &mut Clai
             }
             (None, None) => return,
         };
-        match inner.store.claim_next(&capacity, now_ms(), lease_ms).await {
-            Ok(Some(row)) => {
+        match inner
+            .store
+            .claim_several(&capacity, jobs, now_ms(), lease_ms)
+            .await
+        {
+            Ok(rows) if !rows.is_empty() => {
                 claims.failing = false;
                 if capacity.idle_tenants_only {
                     claims.fair_share_found_nothing = None;
                 }
-                tracing::debug!(job = %row.id, attempt = row.attempt, "claimed");
-                inner.admit(row, None, false);
+                let all = rows.len() == jobs;
+                for row in rows {
+                    tracing::debug!(job = %row.id, attempt = row.attempt, "claimed");
+                    inner.admit(row, None, false);
+                }
                 inner.publish_depth();
+                if !all {
+                    // Fewer than asked for: the queue holds no more that
+                    // fit (events that arrive from now on say otherwise).
+                    inner.queue_seen_empty.store(true, Ordering::Relaxed);
+                    return;
+                }
             }
-            Ok(None) => {
+            Ok(_) => {
                 claims.failing = false;
                 if capacity.idle_tenants_only {
                     claims.fair_share_found_nothing = Some(Instant::now());
@@ -201,6 +240,30 @@ async fn claim_while_room(inner: &Arc<Inner>, lease: Duration, claims: &mut Clai
             }
         }
     }
+}
+
+/// Returns to the store's queue the jobs claimed here that have waited
+/// too long to start (a job claimed ahead behind one that turned out
+/// long): another node may have room for them.
+fn release_overdue(inner: &Arc<Inner>) {
+    let overdue = inner.sched.overdue_claims(CLAIM_AHEAD_WAIT);
+    if overdue.is_empty() {
+        return;
+    }
+    for entry in overdue {
+        if let Some(attempt) = entry.claimed {
+            tracing::debug!(job = %entry.id, "returned to the queue: it waited here too long");
+            drop(inner.writer.write(
+                WriteOp::Requeue {
+                    id: entry.id.clone(),
+                    attempt,
+                },
+                false,
+            ));
+            inner.live_forget(&entry.id);
+        }
+    }
+    inner.publish_depth();
 }
 
 /// Renews the leases of every job this node holds.

@@ -64,6 +64,24 @@ impl Entry {
     }
 }
 
+/// How soon a node on a shared store expects to start the jobs it claims
+/// ahead of its free workers ([`Scheduler::room`]).
+pub(crate) const HOLD: Duration = Duration::from_millis(500);
+/// Most jobs a node holds claimed ahead, per regular worker.
+const MAX_AHEAD_PER_WORKER: usize = 64;
+/// How long a job a node claimed may wait there to start before it goes
+/// back to the store's queue ([`Scheduler::overdue_claims`]).
+pub(crate) const CLAIM_AHEAD_WAIT: Duration = Duration::from_secs(1);
+
+/// What a node on a shared store may claim now ([`Scheduler::room`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Room {
+    /// How many jobs.
+    pub(crate) jobs: usize,
+    /// The bytes of state they may hold together.
+    pub(crate) memory_bytes: u64,
+}
+
 /// A job a worker may start: its entry and its stop flag.
 #[derive(Debug)]
 pub(crate) struct Admitted {
@@ -81,6 +99,7 @@ struct Running {
     stop: Arc<AtomicU8>,
     /// Started by the fair-share worker.
     fair_share: bool,
+    started: Instant,
 }
 
 /// Which kind of worker asks for a job (see the module's documentation).
@@ -99,13 +118,16 @@ struct State {
     queues: HashMap<String, BTreeMap<QueueKey, Arc<Entry>>>,
     /// Tenants with queued jobs, in turn order.
     ring: VecDeque<String>,
-    /// Queued job id → (tenant, key).
-    index: HashMap<String, (String, QueueKey)>,
+    /// Queued job id → (tenant, key, when it was queued).
+    index: HashMap<String, (String, QueueKey, Instant)>,
     running: HashMap<String, Running>,
     /// Per tenant: queued + running + reserved (being inserted).
     active: HashMap<String, usize>,
     /// Bytes of state held by running jobs.
     used: u64,
+    /// A moving average of how long this node's regular runs take, in
+    /// seconds (`None` before the first ends).
+    mean_run: Option<f64>,
     /// The job that first failed to fit, and since when.
     blocked: Option<(String, Instant)>,
     /// No more dispatch: workers exit.
@@ -134,7 +156,7 @@ impl State {
     }
 
     fn remove_queued(&mut self, id: &str) -> Option<Arc<Entry>> {
-        let (tenant, key) = self.index.remove(id)?;
+        let (tenant, key, _) = self.index.remove(id)?;
         let queue = self.queues.get_mut(&tenant)?;
         let entry = queue.remove(&key);
         if queue.is_empty() {
@@ -202,7 +224,8 @@ impl Scheduler {
         }
         let key = entry.key();
         let tenant = entry.tenant.clone();
-        s.index.insert(entry.id.clone(), (tenant.clone(), key));
+        s.index
+            .insert(entry.id.clone(), (tenant.clone(), key, Instant::now()));
         let queue = s.queues.entry(tenant.clone()).or_default();
         let was_empty = queue.is_empty();
         queue.insert(key, Arc::new(entry));
@@ -265,6 +288,7 @@ impl Scheduler {
                 memory: entry.memory(),
                 stop: stop.clone(),
                 fair_share: kind == WorkerKind::FairShare,
+                started: Instant::now(),
             },
         );
         Some(Admitted { entry, stop })
@@ -285,7 +309,7 @@ impl Scheduler {
         let free = self.budget.saturating_sub(s.used);
         // A blocked job that has waited long enough holds the door.
         if let Some((id, since)) = s.blocked.clone() {
-            match s.index.get(&id).map(|(t, _)| t.clone()) {
+            match s.index.get(&id).map(|(t, _, _)| t.clone()) {
                 None => s.blocked = None,
                 Some(tenant) if since.elapsed() >= self.reserve_after => {
                     let fits = s
@@ -334,6 +358,10 @@ impl Scheduler {
         if let Some(r) = s.running.remove(id) {
             s.used = s.used.saturating_sub(r.memory);
             s.dec_active(&r.tenant);
+            if !r.fair_share {
+                let took = r.started.elapsed().as_secs_f64();
+                s.mean_run = Some(s.mean_run.map_or(took, |m| 0.9 * m + 0.1 * took));
+            }
         }
         drop(s);
         self.wake.notify_all();
@@ -387,15 +415,79 @@ impl Scheduler {
         self.lock().used
     }
 
-    /// On a shared store: the bytes of state one more job may hold, when a
-    /// regular worker is free and nothing waits here (a node claims only
-    /// what it can start at once; what waits, waits in the store, where any
-    /// node may take it); `None` when the node is full or closed.
-    pub(crate) fn room(&self) -> Option<u64> {
+    /// On a shared store: how many more jobs this node may claim, and the
+    /// bytes of state they may hold together; `None` when it is full or
+    /// closed. A node claims what its free regular workers can start at
+    /// once and, while its runs are short, as many more as it expects to
+    /// start within [`HOLD`] (from how long its recent runs took): the next
+    /// job is at hand when one ends, and several are claimed in one round
+    /// trip. None ahead while a regular run has lasted [`HOLD`] already.
+    /// What waits here beyond [`CLAIM_AHEAD_WAIT`] anyway goes back to the
+    /// store for another node ([`overdue_claims`]).
+    ///
+    /// [`overdue_claims`]: Self::overdue_claims
+    pub(crate) fn room(&self) -> Option<Room> {
         let s = self.lock();
-        let regular = s.running.values().filter(|r| !r.fair_share).count();
-        (!s.closed && s.index.is_empty() && regular < self.workers)
-            .then(|| self.budget.saturating_sub(s.used))
+        if s.closed {
+            return None;
+        }
+        let mut regular = 0;
+        let mut short = true;
+        for r in s.running.values().filter(|r| !r.fair_share) {
+            regular += 1;
+            short &= r.started.elapsed() < HOLD;
+        }
+        let ahead = if short {
+            // Before any run has ended here, as if each took a tenth of HOLD.
+            let mean = s.mean_run.unwrap_or(HOLD.as_secs_f64() / 10.0);
+            let per_worker = (HOLD.as_secs_f64() / mean.max(1e-6)).floor();
+            // In 0..=MAX_AHEAD_PER_WORKER, so the cast is exact.
+            let per_worker = per_worker.min(MAX_AHEAD_PER_WORKER as f64) as usize;
+            per_worker * self.workers
+        } else {
+            0
+        };
+        let jobs = (self.workers + ahead).saturating_sub(regular + s.index.len());
+        if jobs == 0 {
+            return None;
+        }
+        let waiting: u64 = s
+            .queues
+            .values()
+            .flat_map(BTreeMap::values)
+            .map(|e| e.memory())
+            .sum();
+        Some(Room {
+            jobs,
+            memory_bytes: self.budget.saturating_sub(s.used).saturating_sub(waiting),
+        })
+    }
+
+    /// Takes out the claimed jobs that have waited here longer than
+    /// `waited` without starting (on a shared store they go back to the
+    /// store's queue, where another node may start them sooner).
+    pub(crate) fn overdue_claims(&self, waited: Duration) -> Vec<Arc<Entry>> {
+        let mut s = self.lock();
+        let overdue: Vec<String> = s
+            .index
+            .iter()
+            .filter(|(_, (tenant, key, since))| {
+                since.elapsed() > waited
+                    && s.queues
+                        .get(tenant)
+                        .and_then(|q| q.get(key))
+                        .is_some_and(|e| e.claimed.is_some())
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut out = Vec::with_capacity(overdue.len());
+        for id in overdue {
+            if let Some(e) = s.remove_queued(&id) {
+                s.dec_active(&e.tenant);
+                out.push(e);
+            }
+        }
+        out
     }
 
     /// On a shared store: the bytes of state a job for the fair-share
@@ -431,7 +523,7 @@ impl Scheduler {
     /// memory): every tenant ahead in the turn order gets one more turn.
     pub(crate) fn position(&self, id: &str) -> Option<u64> {
         let s = self.lock();
-        let (tenant, key) = s.index.get(id)?;
+        let (tenant, key, _) = s.index.get(id)?;
         let rank = s.queues.get(tenant)?.range(..*key).count();
         let mut ahead = 0usize;
         let mut before_in_ring = true;

@@ -316,7 +316,12 @@ impl Inner {
         let (tx, rx) = watch::channel(Arc::new(job));
         let mut live = self.live();
         live.insert(entry.id.clone(), tx);
+        let id = entry.id.clone();
         self.sched.push(entry, reserved);
+        drop(live);
+        // A request waiting for it in the store (it was queued there) now
+        // follows it here instead of reading the store again.
+        self.job_ended(&id);
         rx
     }
 
@@ -412,7 +417,8 @@ impl Inner {
         }
     }
 
-    /// The store says job `id` ended: its waiters re-read it.
+    /// The store says job `id` ended, or this node claimed it: its waiters
+    /// look again.
     pub(crate) fn job_ended(&self, id: &str) {
         if let Some(tx) = self
             .waiting
@@ -677,6 +683,18 @@ impl Service {
         request: JobRequest,
         idempotency_key: Option<&str>,
     ) -> Result<Submitted, ServiceError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        self.submit_as(&id, tenant, request, idempotency_key).await
+    }
+
+    /// [`submit`](Self::submit), with the id the job gets if it is new.
+    async fn submit_as(
+        &self,
+        id: &str,
+        tenant: &str,
+        request: JobRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<Submitted, ServiceError> {
         let (Prepared { spec, circuits }, hash) = self
             .prepare_submission(tenant, request, idempotency_key)
             .await?;
@@ -704,10 +722,12 @@ impl Service {
             self.reserve(tenant)?;
             None
         };
-        // On a shared store, a node that can start the job at once, and
-        // knows of nothing queued that it could start instead, stores it
-        // claimed: what a claim would do next, without the claim's round
-        // trips and wait. (Otherwise any node with room claims it.)
+        // On a shared store, a node that has room for the job (a free
+        // worker, or a short wait behind its own short runs: see
+        // `Scheduler::room`), and knows of nothing queued that it could
+        // take instead, stores it claimed: what a claim would do next,
+        // without the claim's round trips and writes. (Otherwise any node
+        // with room claims it.)
         let created_ms = now_ms();
         let claim_now = self.inner.shared
             && self.inner.queue_seen_empty.load(Ordering::Relaxed)
@@ -715,7 +735,7 @@ impl Service {
                 .inner
                 .sched
                 .room()
-                .is_some_and(|free| spec.memory_bytes <= free);
+                .is_some_and(|room| spec.memory_bytes <= room.memory_bytes);
         let mut state = JobState::queued();
         let mut lease_until_ms = None;
         if claim_now {
@@ -726,7 +746,7 @@ impl Service {
             lease_until_ms = Some(created_ms.saturating_add(lease));
         }
         let job = NewJob {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: id.to_owned(),
             tenant: tenant.to_owned(),
             spec,
             created_ms,
@@ -771,6 +791,7 @@ impl Service {
             // this one looks at once, without waiting for the notification.
             Inserted::Created(row) if self.inner.shared => {
                 metrics::counter!("kettle_jobs_submitted_total").increment(1);
+                self.inner.queue_seen_empty.store(false, Ordering::Relaxed);
                 self.inner.room.notify_one();
                 Ok(Submitted {
                     job: self.view(row, KeyFormat::Bitstring),
@@ -826,12 +847,25 @@ impl Service {
     ) -> Result<Submitted, ServiceError> {
         // On a shared store any node may run the job: it is stored first.
         if idempotency_key.is_some() || wait.is_zero() || self.inner.shared {
-            let submitted = self.submit(tenant, request, idempotency_key).await?;
-            if wait.is_zero() {
+            // Watched from before it is stored: its end on any node, or its
+            // claim here, is never missed, so the wait needs no first read
+            // of what the insert just returned.
+            let id = uuid::Uuid::now_v7().to_string();
+            let watch = (!wait.is_zero()).then(|| self.inner.watch_job(&id));
+            let submitted = self
+                .submit_as(&id, tenant, request, idempotency_key)
+                .await?;
+            let Some(watch) = watch else {
                 return Ok(submitted);
-            }
+            };
+            let job = if submitted.job.id == id {
+                self.wait_watched(watch, tenant, wait, keys, true, false)
+                    .await?
+            } else {
+                self.wait(tenant, &submitted.job.id, wait, keys).await?
+            };
             return Ok(Submitted {
-                job: self.wait(tenant, &submitted.job.id, wait, keys).await?,
+                job,
                 created: submitted.created,
             });
         }
@@ -1236,40 +1270,71 @@ impl Service {
         keys: KeyFormat,
         with_result: bool,
     ) -> Result<JobView, ServiceError> {
+        // Registered first: a claim of the job by this node, or its end
+        // anywhere, from now on wakes this request.
+        let watch = self.inner.watch_job(id);
+        self.wait_watched(watch, tenant, timeout, keys, with_result, true)
+            .await
+    }
+
+    /// [`wait_view`](Self::wait_view) for the job `ended` watches;
+    /// `read_first: false` when the caller knows the job was not ended
+    /// when the watch began (it was being stored).
+    async fn wait_watched(
+        &self,
+        mut ended: JobWatch,
+        tenant: &str,
+        timeout: Duration,
+        keys: KeyFormat,
+        with_result: bool,
+        mut read_first: bool,
+    ) -> Result<JobView, ServiceError> {
+        let id = ended.id.clone();
+        let id = id.as_str();
         let deadline = tokio::time::Instant::now() + timeout;
-        let rx = {
-            let live = self.inner.live();
-            live.get(id).map(watch::Sender::subscribe)
-        };
-        if let Some(mut rx) = rx {
-            let job = rx.borrow().clone();
-            if job.tenant != tenant || !job.stored {
-                return Err(ServiceError::NotFound(id.to_owned()));
-            }
-            if !job.status.is_terminal() && !timeout.is_zero() {
-                tokio::select! {
-                    _ = tokio::time::timeout_at(deadline, rx.wait_for(|j| j.status.is_terminal())) => {}
-                    () = self.stopping() => return Err(ServiceError::ShuttingDown),
-                }
-            }
-            let job = rx.borrow().clone();
-            // Still live, or ended with its last state published.
-            if job.status.is_terminal() || rx.has_changed().is_ok() {
-                return Ok(self.live_view_with(&job, keys, with_result));
-            }
-            // Let go without an end of its own: the store knows.
-        }
-        // Not held in memory: finished (the store has it), unknown, or (on
-        // a shared store) queued or running on any node. Re-read when the
-        // store says the job ended, and every poll interval besides: a
-        // notification can be lost.
-        let mut ended = self.inner.watch_job(id);
         let poll = if self.inner.shared {
             self.inner.config.claim_poll
         } else {
             Duration::from_millis(50)
         };
+        let mut followed = false;
         loop {
+            // Held in memory (from the start, or claimed here since): its
+            // end is published here, result included. Followed once; a job
+            // let go without an end of its own is read from the store.
+            let rx = (!followed)
+                .then(|| self.inner.live().get(id).map(watch::Sender::subscribe))
+                .flatten();
+            if let Some(mut rx) = rx {
+                followed = true;
+                let job = rx.borrow().clone();
+                if job.tenant != tenant || !job.stored {
+                    return Err(ServiceError::NotFound(id.to_owned()));
+                }
+                if !job.status.is_terminal() && tokio::time::Instant::now() < deadline {
+                    tokio::select! {
+                        _ = tokio::time::timeout_at(deadline, rx.wait_for(|j| j.status.is_terminal())) => {}
+                        () = self.stopping() => return Err(ServiceError::ShuttingDown),
+                    }
+                }
+                let job = rx.borrow().clone();
+                // Still live, or ended with its last state published.
+                if job.status.is_terminal() || rx.has_changed().is_ok() {
+                    return Ok(self.live_view_with(&job, keys, with_result));
+                }
+                // Let go without an end of its own: the store knows.
+            }
+            // Not held in memory: finished (the store has it), unknown, or
+            // (on a shared store) queued or running on any node. Re-read
+            // when the store says the job ended or this node claimed it,
+            // and every poll interval besides: a notification can be lost.
+            if !std::mem::replace(&mut read_first, true) {
+                if !followed && self.inner.live().contains_key(id) {
+                    continue;
+                }
+                self.wait_for_news(&mut ended, poll, deadline).await?;
+                continue;
+            }
             let row = if with_result {
                 self.row(tenant, id).await?
             } else {
@@ -1283,12 +1348,25 @@ impl Service {
             {
                 return Ok(self.live_view_with(&job, keys, with_result));
             }
-            let next_read = (tokio::time::Instant::now() + poll).min(deadline);
-            tokio::select! {
-                _ = ended.changed() => {}
-                () = tokio::time::sleep_until(next_read) => {}
-                () = self.stopping() => return Err(ServiceError::ShuttingDown),
+            if !followed && self.inner.live().contains_key(id) {
+                continue;
             }
+            self.wait_for_news(&mut ended, poll, deadline).await?;
+        }
+    }
+
+    /// Waits until `ended` is told something, `poll` passes, or `deadline`.
+    async fn wait_for_news(
+        &self,
+        ended: &mut JobWatch,
+        poll: Duration,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), ServiceError> {
+        let next_read = (tokio::time::Instant::now() + poll).min(deadline);
+        tokio::select! {
+            () = ended.changed() => Ok(()),
+            () = tokio::time::sleep_until(next_read) => Ok(()),
+            () = self.stopping() => Err(ServiceError::ShuttingDown),
         }
     }
 

@@ -109,6 +109,7 @@ contract!(
     claims_go_to_the_tenant_with_fewest_running_then_priority_then_age,
     a_claim_takes_only_jobs_that_fit_the_memory_given,
     a_fair_share_claim_takes_only_tenants_with_nothing_running,
+    several_claimed_at_once_go_round_the_tenants_within_the_memory,
     concurrent_claims_from_two_nodes_take_each_job_exactly_once,
     an_expired_lease_is_claimed_again_and_the_old_owner_is_fenced_off,
     a_job_inserted_claimed_holds_its_lease_like_a_claim,
@@ -563,6 +564,50 @@ async fn a_fair_share_claim_takes_only_tenants_with_nothing_running(h: &Harness)
     assert_eq!(claimed_id(store, 4).await.as_deref(), Some("a1"));
 }
 
+async fn several_claimed_at_once_go_round_the_tenants_within_the_memory(h: &Harness) {
+    let store = h.store();
+    for j in [
+        job_in("a1", "a", 0, 512),
+        job_in("a2", "a", 0, 512),
+        job_in("a3", "a", 0, 512),
+        job_in("b1", "b", 0, 512),
+        job_in("c1", "c", 0, 2048),
+    ] {
+        created(store, &j).await;
+    }
+    let ids = |rows: &[JobRow]| {
+        let mut ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        ids.sort();
+        ids
+    };
+    // One of each tenant before a second of any, as one-by-one claims.
+    let first = store.claim_several(&ROOMY, 3, 10, 60_000).await.unwrap();
+    assert_eq!(ids(&first), ["a1", "b1", "c1"]);
+    assert!(
+        first
+            .iter()
+            .all(|r| r.status == JobStatus::Running && r.attempt == 1)
+    );
+    // The memory given holds two of the rest, not three.
+    let tight = Capacity {
+        memory_bytes: 1024,
+        idle_tenants_only: false,
+    };
+    let second = store.claim_several(&tight, 3, 11, 60_000).await.unwrap();
+    assert_eq!(ids(&second), ["a2", "a3"]);
+    assert!(
+        store
+            .claim_several(&ROOMY, 3, 12, 60_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for id in ["a1", "a2", "a3", "b1", "c1"] {
+        let row = store.get(id).await.unwrap().unwrap();
+        assert_eq!(row.status, JobStatus::Running, "{id}");
+    }
+}
+
 async fn concurrent_claims_from_two_nodes_take_each_job_exactly_once(h: &Harness) {
     let ops: Vec<WriteOp> = (0..200)
         .map(|i| {
@@ -577,12 +622,20 @@ async fn concurrent_claims_from_two_nodes_take_each_job_exactly_once(h: &Harness
     let nodes = [h.shared_handle(), h.second().await];
     let mut tasks = Vec::new();
     for node in &nodes {
-        for _ in 0..4 {
+        for i in 0..4 {
             let node = node.clone();
             tasks.push(tokio::spawn(async move {
                 let mut got = Vec::new();
-                while let Some(row) = node.claim_next(&ROOMY, 100, 60_000).await.unwrap() {
-                    got.push((row.id, row.attempt, node.node_id().to_owned()));
+                // One at a time, and several at a time.
+                loop {
+                    let rows = node.claim_several(&ROOMY, 1 + i % 2 * 4, 100, 60_000);
+                    let rows = rows.await.unwrap();
+                    if rows.is_empty() {
+                        break;
+                    }
+                    for row in rows {
+                        got.push((row.id, row.attempt, node.node_id().to_owned()));
+                    }
                 }
                 got
             }));

@@ -605,6 +605,35 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         now_ms: i64,
         lease_ms: i64,
     ) -> StoreResult<Option<JobRow>>;
+    /// Claims up to `jobs` jobs at once, as that many calls of
+    /// [`claim_next`](Self::claim_next) one after another would, their
+    /// states together within `capacity.memory_bytes`: fewer, or none, when
+    /// the queue has fewer that fit (or, on a shared store, another node is
+    /// claiming them at the same moment). The default makes those calls; a
+    /// store may claim them in one statement.
+    async fn claim_several(
+        &self,
+        capacity: &Capacity,
+        jobs: usize,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<Vec<JobRow>> {
+        let mut left = *capacity;
+        let mut claimed = Vec::new();
+        while claimed.len() < jobs {
+            match self.claim_next(&left, now_ms, lease_ms).await {
+                Ok(Some(row)) => {
+                    left.memory_bytes = left.memory_bytes.saturating_sub(row.spec.memory_bytes);
+                    claimed.push(row);
+                }
+                Ok(None) => break,
+                // What was claimed is this node's now: its leases run.
+                Err(_) if !claimed.is_empty() => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(claimed)
+    }
     /// Extends to `now_ms + lease_ms` the leases of `jobs` (id, attempt)
     /// that are still running under that attempt and owned by this node;
     /// for each, in order, `Some(cancel_requested)` while held and `None`

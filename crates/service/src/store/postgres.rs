@@ -47,9 +47,6 @@ const MIGRATIONS: &[super::Embedded] = &[(
 
 /// The notification channel of job events.
 const CHANNEL: &str = "kettle_jobs";
-/// Queued jobs of each tenant a claim considers (see `claim_next`): more
-/// than the claims that may race for one tenant's head at once.
-const CANDIDATES: u32 = 8;
 
 /// Events kept for a slow receiver before it reads `Lagged`.
 const EVENT_BUFFER: usize = 1024;
@@ -469,74 +466,70 @@ async fn lock_limited_tenants(conn: &mut PgConnection, ops: &[WriteOp]) -> Store
     Ok(())
 }
 
-async fn insert(conn: &mut PgConnection, job: &NewJob, owner: &str) -> StoreResult<Inserted> {
-    if let Some(limit) = job.max_active {
-        // The tenant's lock is held (`lock_limited_tenants`). A retry of an accepted job is answered, not turned down.
-        if let Some(replayed) = replay(conn, job).await? {
-            return Ok(replayed);
-        }
-        let active: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM jobs WHERE tenant = $1 AND status IN ('queued', 'running')",
+/// Decides which of `inserts` fit their tenant's limit of active jobs
+/// (the tenants' locks are held: `lock_limited_tenants`), with one count
+/// for all the batch's limited tenants, then inserts those in one
+/// statement. A retry of an accepted job is answered, not turned down.
+async fn insert_all(
+    conn: &mut PgConnection,
+    inserts: &[(usize, &NewJob)],
+    owner: &str,
+) -> StoreResult<Vec<(usize, Inserted)>> {
+    let mut limited: Vec<&str> = inserts
+        .iter()
+        .filter(|(_, job)| job.max_active.is_some())
+        .map(|(_, job)| job.tenant.as_str())
+        .collect();
+    limited.sort_unstable();
+    limited.dedup();
+    let mut active: HashMap<String, u64> = HashMap::new();
+    if !limited.is_empty() {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT tenant, COUNT(*) FROM jobs WHERE tenant = ANY($1) \
+             AND status IN ('queued', 'running') GROUP BY tenant",
         )
-        .bind(&job.tenant)
-        .fetch_one(&mut *conn)
+        .bind(&limited)
+        .fetch_all(&mut *conn)
         .await
         .pg()?;
-        if count(active) >= u64::from(limit) {
-            return Ok(Inserted::TooMany(count(active)));
+        active.extend(rows.into_iter().map(|(t, n)| (t, count(n))));
+    }
+    let mut out = Vec::with_capacity(inserts.len());
+    let mut fits = Vec::with_capacity(inserts.len());
+    // A key seen earlier in this batch: that job is counted already.
+    let mut keys_seen = std::collections::HashSet::new();
+    for &(i, job) in inserts {
+        // A second job with a key seen earlier in this batch is that job's
+        // replay (the insert finds its row): it adds nothing to count.
+        let counted = job
+            .idempotency
+            .as_ref()
+            .is_none_or(|(key, _)| keys_seen.insert((job.tenant.as_str(), key.as_str())));
+        if let Some(limit) = job.max_active {
+            if let Some(replayed) = replay(conn, job).await? {
+                out.push((i, replayed));
+                continue;
+            }
+            let n = active.get(job.tenant.as_str()).copied().unwrap_or(0);
+            if counted && n >= u64::from(limit) {
+                out.push((i, Inserted::TooMany(n)));
+                continue;
+            }
         }
+        if counted && (job.max_active.is_some() || active.contains_key(job.tenant.as_str())) {
+            *active.entry(job.tenant.clone()).or_insert(0) += 1;
+        }
+        fits.push((i, job));
     }
-    let state = &job.state;
-    let (key, hash) = match &job.idempotency {
-        Some((k, h)) => (Some(k.as_str()), Some(h.as_str())),
-        None => (None, None),
-    };
-    // The unique index decides between a new job and a replay, even when
-    // two nodes insert the same key at once (the second waits for the
-    // first's commit, then sees its row).
-    let seq: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO jobs (id, tenant, status, priority, memory_bytes, spec, attempt, \
-         cancel_requested, owner, created_ms, started_ms, ended_ms, result, error, \
-         idempotency_key, request_hash, lease_until_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
-         ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-         RETURNING seq",
-    )
-    .bind(&job.id)
-    .bind(&job.tenant)
-    .bind(state.status.as_str())
-    .bind(job.spec.priority)
-    .bind(i64::try_from(job.spec.memory_bytes).unwrap_or(i64::MAX))
-    .bind(to_json(&job.spec)?)
-    .bind(attempt(state.attempt))
-    .bind(state.cancel_requested)
-    .bind((state.status == JobStatus::Running).then_some(owner))
-    .bind(job.created_ms)
-    .bind(state.started_ms)
-    .bind(state.ended_ms)
-    .bind(state.result.as_ref().map(to_json).transpose()?)
-    .bind(state.error.as_ref().map(to_json).transpose()?)
-    .bind(key)
-    .bind(hash)
-    .bind(
-        job.lease_until_ms
-            .filter(|_| state.status == JobStatus::Running),
-    )
-    .fetch_optional(&mut *conn)
-    .await
-    .pg()?;
-    match seq {
-        Some(seq) => Ok(Inserted::Created(job.created_row(seq))),
-        None => replay(conn, job)
-            .await?
-            .ok_or_else(|| ServiceError::Store("an idempotency key conflicted with no row".into())),
-    }
+    out.extend(insert_bulk(conn, &fits, owner).await?);
+    out.sort_unstable_by_key(|(i, _)| *i);
+    Ok(out)
 }
 
 /// Applies `ops`; what each did, in the order of `ops`. As in the SQLite
 /// store, the writes every job makes are set-based, one statement for
 /// many jobs (a round trip to the database costs more than the rows):
-/// runs of inserts without a tenant limit, and ends. Order: inserts, then
+/// inserts (with one count of the limited tenants' active jobs), and ends. Order: inserts, then
 /// claims, then ends and the rare writes in the order given, which keeps
 /// each job's own writes in its life's order.
 async fn apply_all(
@@ -553,22 +546,10 @@ async fn apply_all(
             _ => None,
         })
         .collect();
-    let mut rest = &inserts[..];
-    while !rest.is_empty() {
-        let run = rest
-            .iter()
-            .position(|(_, job)| job.max_active.is_some())
-            .unwrap_or(rest.len());
-        if run == 0 {
-            let (i, job) = rest[0];
-            out[i] = Some(Written::Inserted(Box::new(insert(conn, job, owner).await?)));
-            rest = &rest[1..];
-            continue;
-        }
-        for (i, inserted) in insert_bulk(conn, &rest[..run], owner).await? {
+    if !inserts.is_empty() {
+        for (i, inserted) in insert_all(conn, &inserts, owner).await? {
             out[i] = Some(Written::Inserted(Box::new(inserted)));
         }
-        rest = &rest[run..];
     }
     for (i, op) in ops.iter().enumerate() {
         if let WriteOp::Claim { .. } = op {
@@ -598,8 +579,8 @@ async fn apply_all(
         .collect()
 }
 
-/// Inserts `jobs` (none with a tenant limit) in one statement, in their
-/// order; one whose idempotency key is taken is answered as a replay.
+/// Inserts `jobs` in one statement, in their order; one whose idempotency
+/// key is taken is answered as a replay.
 async fn insert_bulk(
     conn: &mut PgConnection,
     jobs: &[(usize, &NewJob)],
@@ -1074,23 +1055,39 @@ impl JobStore for PgStore {
         now_ms: i64,
         lease_ms: i64,
     ) -> StoreResult<Option<JobRow>> {
+        Ok(self
+            .claim_several(capacity, 1, now_ms, lease_ms)
+            .await?
+            .pop())
+    }
+
+    async fn claim_several(
+        &self,
+        capacity: &Capacity,
+        jobs: usize,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<Vec<JobRow>> {
         // A claim lost in a crash of the database is a job run again: no
         // need to wait for the disk. One statement: the expired jobs whose
         // cancel was asked are cancelled (and their ends announced), and
-        // one job is claimed, never one of those (disjoint by
+        // the jobs are claimed, never one of those (disjoint by
         // `cancel_requested`, so no row is updated twice).
         //
-        // Which job: fewest running first (a job whose lease ended no
-        // longer counts as running for its tenant), then priority, then
-        // age. Sorting every queued job for that costs time in the queue's
-        // length (34 ms a claim with 50,000 queued), so the candidates are
-        // read from the `jobs_queue` index instead: the tenants with queued
-        // work by a skip scan (one index probe each), the first few of
-        // each tenant in (priority, age) order that fit, and the expired
-        // ones (0.7 ms with 50,000 queued). A few per tenant, not one: a
-        // candidate another node is claiming is passed over (SKIP LOCKED),
-        // not waited for, and the next one of the same tenant taken. The
-        // outer condition re-checks the row once it is locked. The final
+        // Which jobs: fewest running first (a job whose lease ended no
+        // longer counts as running for its tenant; a tenant's k-th pick
+        // counts as k − 1 more running, so several claimed at once go
+        // round the tenants as one-by-one claims would), then priority,
+        // then age; as many as fit the memory together. Sorting every
+        // queued job for that costs time in the queue's length (34 ms a
+        // claim with 50,000 queued), so the candidates are read from the
+        // `jobs_queue` index instead: the tenants with queued work by a
+        // skip scan (one index probe each), the first `jobs` of each tenant
+        // in (priority, age) order that fit, and the expired ones (0.7 ms
+        // with 50,000 queued). The candidates are locked as they are read,
+        // passing over (SKIP LOCKED) those another node is claiming at that
+        // moment, so two nodes claiming at once take different jobs rather
+        // than one of them none; the update re-checks each pick. The final
         // join gives one row even when nothing was claimed, so that the
         // notifications are sent.
         let mut tx = self
@@ -1098,7 +1095,7 @@ impl JobStore for PgStore {
             .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
             .await
             .pg()?;
-        let row = sqlx::query(sql(format!(
+        let rows = sqlx::query(sql(format!(
             "WITH RECURSIVE tenants (tenant) AS ( \
                (SELECT tenant FROM jobs WHERE status = 'queued' ORDER BY tenant LIMIT 1) \
                UNION ALL \
@@ -1106,16 +1103,27 @@ impl JobStore for PgStore {
                  AND j.tenant > t.tenant ORDER BY j.tenant LIMIT 1) \
                FROM tenants t WHERE t.tenant IS NOT NULL), \
              candidates AS ( \
-               SELECT c.seq FROM tenants t CROSS JOIN LATERAL ( \
-                 SELECT j.seq FROM jobs j WHERE j.status = 'queued' AND j.tenant = t.tenant \
-                 AND j.memory_bytes <= $4 ORDER BY j.priority DESC, j.seq LIMIT {CANDIDATES}) c \
+               SELECT c.* FROM tenants t CROSS JOIN LATERAL ( \
+                 SELECT j.seq, j.tenant, j.priority, j.memory_bytes FROM jobs j \
+                 WHERE j.status = 'queued' AND j.tenant = t.tenant AND j.memory_bytes <= $4 \
+                 ORDER BY j.priority DESC, j.seq LIMIT $7 FOR UPDATE SKIP LOCKED) c \
                WHERE t.tenant IS NOT NULL \
                UNION ALL \
-               SELECT seq FROM jobs WHERE status = 'running' AND lease_until_ms < $1 \
-                 AND NOT cancel_requested AND memory_bytes <= $4), \
+               SELECT e.* FROM (SELECT seq, tenant, priority, memory_bytes FROM jobs \
+                 WHERE status = 'running' AND lease_until_ms < $1 AND NOT cancel_requested \
+                 AND memory_bytes <= $4 ORDER BY seq LIMIT $7 FOR UPDATE SKIP LOCKED) e), \
              running AS ( \
                SELECT tenant, COUNT(*) AS n FROM jobs WHERE status = 'running' \
                  AND (lease_until_ms IS NULL OR lease_until_ms >= $1) GROUP BY tenant), \
+             ranked AS ( \
+               SELECT c.seq, c.priority, c.memory_bytes, COALESCE(r.n, 0) - 1 \
+                 + ROW_NUMBER() OVER (PARTITION BY c.tenant ORDER BY c.priority DESC, c.seq) AS load \
+               FROM candidates c LEFT JOIN running r ON r.tenant = c.tenant \
+               WHERE NOT $6 OR COALESCE(r.n, 0) = 0), \
+             picked AS ( \
+               SELECT seq FROM (SELECT seq, load, priority, SUM(memory_bytes) OVER \
+                   (ORDER BY load, priority DESC, seq) AS held FROM ranked) o \
+               WHERE held <= $4 ORDER BY load, priority DESC, seq LIMIT $7), \
              cancelled AS ( \
                UPDATE jobs SET status = 'cancelled', ended_ms = $1, error = $5, owner = NULL, \
                  lease_until_ms = NULL \
@@ -1126,15 +1134,9 @@ impl JobStore for PgStore {
              claimed AS ( \
                UPDATE jobs SET status = 'running', attempt = attempt + 1, owner = $2, \
                  lease_until_ms = $1 + $3, started_ms = $1 \
-               WHERE seq = (SELECT j.seq FROM jobs j \
-                 LEFT JOIN running r ON r.tenant = j.tenant \
-                 WHERE j.seq IN (SELECT seq FROM candidates) \
-                 AND (j.status = 'queued' OR (j.status = 'running' AND j.lease_until_ms < $1 \
-                   AND NOT j.cancel_requested)) \
-                 AND (NOT $6 OR COALESCE(r.n, 0) = 0) \
-                 ORDER BY COALESCE(r.n, 0), j.priority DESC, j.seq \
-                 LIMIT 1 FOR UPDATE OF j SKIP LOCKED) \
-               AND (status = 'queued' OR (status = 'running' AND lease_until_ms < $1)) \
+               WHERE seq IN (SELECT seq FROM picked) \
+               AND (status = 'queued' OR (status = 'running' AND lease_until_ms < $1 \
+                 AND NOT cancel_requested)) \
                RETURNING {SUMMARY_COLUMNS}) \
              SELECT claimed.*, notified.n AS cancelled FROM notified LEFT JOIN claimed ON TRUE"
         )))
@@ -1144,14 +1146,19 @@ impl JobStore for PgStore {
         .bind(i64::try_from(capacity.memory_bytes).unwrap_or(i64::MAX))
         .bind(to_json(&cancelled_while_running())?)
         .bind(capacity.idle_tenants_only)
-        .fetch_one(&mut *tx)
+        .bind(i64::try_from(if capacity.idle_tenants_only { 1 } else { jobs }).unwrap_or(1))
+        .fetch_all(&mut *tx)
         .await
         .pg()?;
-        let claimed = match row.try_get::<Option<i64>, _>("seq").pg()? {
-            Some(_) => Some(job_row(&row)?),
-            None => None,
-        };
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if row.try_get::<Option<i64>, _>("seq").pg()?.is_some() {
+                claimed.push(job_row(row)?);
+            }
+        }
         tx.commit().await.pg()?;
+        // Oldest first: the node's queue serves them in the order it gets them.
+        claimed.sort_by_key(|j| j.seq);
         Ok(claimed)
     }
 
