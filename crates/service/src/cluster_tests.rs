@@ -368,3 +368,57 @@ async fn another_tenant_starts_at_once_while_one_tenant_holds_every_node() {
     a.shutdown(Duration::from_secs(5)).await;
     b.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_claimed_behind_a_long_run_goes_back_for_another_node() {
+    let Some(pg) = test_postgres().await else {
+        return;
+    };
+    let a = node(pg.url(), config(1)).await;
+    let b = node(pg.url(), config(1)).await;
+    // Both nodes have looked at the empty queue.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let slow = a
+        .submit(LOCAL_TENANT, request(&slow_program()), None)
+        .await
+        .unwrap()
+        .job;
+    // A run that has just begun counts as short: `a` keeps the next job
+    // too, claimed, to start when the slow one ends.
+    let quick = a
+        .submit(LOCAL_TENANT, request(BELL), None)
+        .await
+        .unwrap()
+        .job;
+    let submitted = Instant::now();
+    assert_eq!(
+        (slow.status, quick.status),
+        (JobStatus::Running, JobStatus::Running),
+        "both claimed by the node that took them"
+    );
+    // A second later it goes back to the queue, and `b` runs it while the
+    // slow job still runs on `a`'s only worker.
+    let done = b
+        .wait(
+            LOCAL_TENANT,
+            &quick.id,
+            Duration::from_secs(10),
+            KeyFormat::Bitstring,
+        )
+        .await
+        .unwrap();
+    let took = submitted.elapsed();
+    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+    assert_eq!(done.attempts, 1, "a run given back is not counted");
+    assert_eq!(status_on(&a, &slow.id).await.status, JobStatus::Running);
+    assert!(
+        took < Duration::from_secs(4),
+        "given back and run after {took:?}"
+    );
+    report(&format!(
+        "claimed behind a long run: given back and run on the other node after {took:?}"
+    ));
+    a.cancel(LOCAL_TENANT, &slow.id).await.unwrap();
+    a.shutdown(Duration::from_secs(5)).await;
+    b.shutdown(Duration::from_secs(5)).await;
+}

@@ -725,4 +725,67 @@ mod tests {
         s.close();
         assert!(s.next(WorkerKind::Regular).is_none());
     }
+
+    fn claimed(id: &str, seq: i64, memory: u64) -> Entry {
+        Entry {
+            claimed: Some(1),
+            ..entry(id, "t", seq, 0, memory)
+        }
+    }
+
+    #[test]
+    fn a_node_claims_ahead_what_it_expects_to_start_soon_and_gives_back_what_waits() {
+        let s = Scheduler::new(10_000, Duration::from_secs(60), 2);
+        // Before any run has ended: as if each took a tenth of HOLD, so
+        // ten per worker ahead, besides the two free workers.
+        assert_eq!(
+            s.room(),
+            Some(Room {
+                jobs: 22,
+                memory_bytes: 10_000
+            })
+        );
+        for i in 0..3 {
+            s.push(claimed(&format!("c{i}"), i, 1000), false);
+        }
+        // Three wait: three fewer, and their memory is spoken for.
+        assert_eq!(
+            s.room(),
+            Some(Room {
+                jobs: 19,
+                memory_bytes: 7000
+            })
+        );
+        // Runs that end at once: the most ahead, 64 per worker.
+        for _ in 0..3 {
+            let a = s.next(WorkerKind::Regular).unwrap();
+            s.finish(&a.entry.id);
+        }
+        assert_eq!(s.room().unwrap().jobs, 2 + 128);
+        // A run that has lasted HOLD: nothing ahead, only its free worker.
+        s.push(claimed("long", 3, 1000), false);
+        let long = s.next(WorkerKind::Regular).unwrap();
+        std::thread::sleep(HOLD + Duration::from_millis(20));
+        assert_eq!(
+            s.room(),
+            Some(Room {
+                jobs: 1,
+                memory_bytes: 9000
+            })
+        );
+        // What waits past its time goes back; a job not claimed stays.
+        s.push(claimed("waits", 4, 1000), false);
+        s.push(entry("mine", "t", 9, 0, 1000), false);
+        assert!(s.overdue_claims(Duration::from_secs(5)).is_empty());
+        let back: Vec<String> = s
+            .overdue_claims(Duration::ZERO)
+            .iter()
+            .map(|e| e.id.clone())
+            .collect();
+        assert_eq!(back, ["waits"]);
+        assert_eq!(s.depth(), (1, 1));
+        s.finish(&long.entry.id);
+        s.close();
+        assert_eq!(s.room(), None);
+    }
 }
