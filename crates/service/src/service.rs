@@ -188,7 +188,8 @@ pub(crate) struct Inner {
     waiting: Mutex<HashMap<String, watch::Sender<()>>>,
     /// On a shared store: this node's last claim found nothing it could
     /// run, and no job was queued since (as the store's events tell), so
-    /// a submission it can start at once is stored claimed.
+    /// a submission it has room for is stored claimed, and a local run's
+    /// end does not send it to the store for more.
     pub(crate) queue_seen_empty: AtomicBool,
     /// Tenants the cluster's queue-depth gauges have named.
     cluster_tenants: Mutex<std::collections::BTreeSet<String>>,

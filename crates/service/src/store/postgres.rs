@@ -575,11 +575,11 @@ async fn apply_all(
         | WriteOp::RequestCancel { id } => !born_here.contains(id.as_str()),
         WriteOp::Purge { .. } => true,
     };
-    let (early_ends, late_ends): (Vec<(usize, &WriteOp)>, Vec<(usize, &WriteOp)>) = ops
+    let ends = ops
         .iter()
         .enumerate()
-        .filter(|(_, op)| matches!(op, WriteOp::Finish { .. }))
-        .partition(|(_, op)| early(op));
+        .filter(|(_, op)| matches!(op, WriteOp::Finish { .. }));
+    let (early_ends, late_ends): (Vec<_>, Vec<_>) = ends.partition(|(_, op)| early(op));
     end_all(conn, &early_ends, owner, &mut out).await?;
     for (i, op) in ops.iter().enumerate() {
         if out[i].is_none() && !matches!(op, WriteOp::Finish { .. }) && early(op) {
