@@ -189,6 +189,9 @@ async fn load_benchmark() {
 const STORE_CLIENTS: usize = 64;
 /// Length of one measured run of the store benchmark.
 const STORE_RUN: Duration = Duration::from_secs(2);
+/// Clients of the store benchmark's light-load pass: the latency of one
+/// job through each store when requests seldom queue behind each other.
+const STORE_LIGHT_CLIENTS: usize = 4;
 
 /// One installation under load in the store benchmark.
 struct Deployment {
@@ -318,7 +321,8 @@ fn clock_ticks() -> f64 {
 /// the same run, rounds alternating. Bell jobs of 100 shots with `?wait`
 /// from 64 clients: jobs/s, p50/p99; acceptance-to-start latency from the
 /// store; PostgreSQL's commits and statements (pg_stat_statements) per
-/// job and the CPU per job of PostgreSQL and of the nodes. PostgreSQL is a
+/// job and the CPU per job of PostgreSQL and of the nodes; then the
+/// latency at light load (4 clients). PostgreSQL is a
 /// server of its own, durable (fsync, full_page_writes, synchronous_commit
 /// on) like the SQLite store's `synchronous = FULL`.
 /// `cargo test --release --test integration store_benchmark -- --ignored --nocapture`
@@ -602,6 +606,43 @@ async fn store_benchmark() {
     }
     for note in notes {
         let _ = writeln!(out, "{note}");
+    }
+    // Light load: latency rather than throughput (at 64 clients the
+    // latency is mostly the queue: 64 / jobs per second).
+    let _ = writeln!(
+        out,
+        "\n{STORE_LIGHT_CLIENTS} clients (light load), medians of {ROUNDS} rounds:\n\
+         deployment   jobs/s      p50      p99"
+    );
+    let mut light: Vec<Vec<Figures>> = vec![Vec::new(); deployments.len()];
+    for _ in 0..ROUNDS {
+        for (i, d) in deployments.iter().enumerate() {
+            light[i].push(
+                load(
+                    &urls(d),
+                    &d.keys,
+                    &bell,
+                    STORE_LIGHT_CLIENTS,
+                    STORE_RUN,
+                    MAX_REQUESTS,
+                )
+                .await,
+            );
+        }
+    }
+    for (i, d) in deployments.iter().enumerate() {
+        let f = &light[i];
+        let ms = |pick: fn(&Figures) -> Duration| {
+            median(f.iter().map(|r| pick(r).as_secs_f64() * 1e3).collect())
+        };
+        let _ = writeln!(
+            out,
+            "{:<10} {:>8.0}  {:>5.2}  {:>7.2}",
+            d.name,
+            median(f.iter().map(|r| r.per_second).collect()),
+            ms(|r| r.p50),
+            ms(|r| r.p99)
+        );
     }
     if statements {
         // What the statements are, per job, for each PostgreSQL deployment.
