@@ -605,12 +605,14 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         now_ms: i64,
         lease_ms: i64,
     ) -> StoreResult<Option<JobRow>>;
-    /// Claims up to `jobs` jobs at once, as that many calls of
-    /// [`claim_next`](Self::claim_next) one after another would, their
-    /// states together within `capacity.memory_bytes`: fewer, or none, when
-    /// the queue has fewer that fit (or, on a shared store, another node is
-    /// claiming them at the same moment). The default makes those calls; a
-    /// store may claim them in one statement.
+    /// Claims up to `jobs` jobs at once, in the order that many calls of
+    /// [`claim_next`](Self::claim_next) one after another would take them,
+    /// their states together within `capacity.memory_bytes`: fewer, or
+    /// none, when the queue has fewer that fit (or, on a shared store,
+    /// another node is claiming them at the same moment). The default makes
+    /// those calls, each within what the earlier ones left; a store that
+    /// claims them in one statement may stop at the first that does not fit
+    /// beside the earlier ones.
     async fn claim_several(
         &self,
         capacity: &Capacity,
