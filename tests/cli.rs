@@ -298,6 +298,10 @@ fn includes_are_read_from_the_source_folder_only() {
             err.contains("bad.qasm:3:") && err.contains(include),
             "{err}"
         );
+        // Said once, and in words rather than as an OS error.
+        assert_eq!(err.matches("cannot include").count(), 1, "{err}");
+        assert!(!err.contains("os error"), "{err}");
+        assert!(err.contains("files in the program's own folder"), "{err}");
     }
     // An error inside the included file names that file.
     std::fs::write(inner.join("broken.inc"), "gate flip a { nope a; }\n").unwrap();
@@ -307,6 +311,39 @@ fn includes_are_read_from_the_source_folder_only() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("broken.inc:1:15"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn openqasm2_without_its_version_line_runs_as_qiskit_reads_it() {
+    let dir = scratch("headerless");
+    let file = dir.join("bell.qasm");
+    std::fs::write(
+        &file,
+        "// from a benchmark suite\ninclude \"qelib1.inc\";\nqreg q[2];\ncreg c[2];\n\
+         h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    for args in [
+        vec!["run", path, "--json"],
+        vec!["run", path, "--json", "--format", "qasm2"],
+    ] {
+        let v = json(&kettle(&args));
+        let counts = v["counts"].as_object().unwrap();
+        let mut keys: Vec<&String> = counts.keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["00", "11"], "{args:?}: {v}");
+    }
+    // Read as OpenQASM 3, its library is named for what it is.
+    let o = kettle(&["run", path, "--format", "qasm3"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bell.qasm:2:") && err.contains("the OpenQASM 2 library"),
+        "{err}"
+    );
+    assert!(!err.contains("os error"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

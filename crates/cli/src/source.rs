@@ -109,30 +109,30 @@ struct SiblingIncludes {
 }
 
 impl IncludeResolver for SiblingIncludes {
+    // The front end puts `cannot include "name": ` before each reason.
     fn resolve(&self, name: &str) -> Result<String, String> {
+        let only =
+            "only the built-in library and files in the program's own folder can be included";
         let relative = Path::new(name);
         let plain = relative
             .components()
             .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
         if name.is_empty() || !plain {
-            return Err(format!(
-                "cannot include \"{name}\": only files in the program's own folder can be included"
-            ));
+            return Err(only.to_owned());
         }
-        let folder = self
-            .folder
-            .canonicalize()
-            .map_err(|e| format!("cannot include \"{name}\": {e}"))?;
-        let file = folder
-            .join(relative)
-            .canonicalize()
-            .map_err(|e| format!("cannot include \"{name}\": {e}"))?;
+        let missing = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::NotFound => format!(
+                "there is no such file in {} ({only})",
+                self.folder.display()
+            ),
+            _ => format!("it cannot be read ({e})"),
+        };
+        let folder = self.folder.canonicalize().map_err(missing)?;
+        let file = folder.join(relative).canonicalize().map_err(missing)?;
         if !file.starts_with(&folder) {
-            return Err(format!(
-                "cannot include \"{name}\": it leads outside the program's folder"
-            ));
+            return Err(format!("it leads outside the program's folder ({only})"));
         }
-        std::fs::read_to_string(&file).map_err(|e| format!("cannot include \"{name}\": {e}"))
+        std::fs::read_to_string(&file).map_err(missing)
     }
 }
 

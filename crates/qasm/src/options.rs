@@ -37,9 +37,11 @@ impl SourceFormat {
 /// The content decides first: after blanks and comments, `{` means JSON and
 /// `OPENQASM 2…` / `OPENQASM 3…` the version it names. Otherwise the file
 /// name's extension decides: `.json`, `.qasm2`, `.qasm3`. A program that
-/// still is undecided but has some content is OpenQASM 3 (a plain `.qasm`
-/// file included): OpenQASM 2 requires its `OPENQASM 2.0;` header, OpenQASM 3
-/// does not. `None` for a blank or comment-only source with no telling name.
+/// still is undecided but has some content is OpenQASM 2 when it begins
+/// with `include "qelib1.inc";` or a `qreg`/`creg` declaration (a file
+/// whose version line was left out), else OpenQASM 3 (a plain `.qasm` file
+/// included). `None` for a blank or comment-only source with no telling
+/// name.
 ///
 /// ```
 /// use kettle_qasm::{SourceFormat, detect_format};
@@ -47,6 +49,10 @@ impl SourceFormat {
 /// assert_eq!(detect_format(b"OPENQASM 3;", Some("a.qasm")), Some(SourceFormat::Qasm3));
 /// assert_eq!(detect_format(b" {\"qubits\": 1}", None), Some(SourceFormat::Json));
 /// assert_eq!(detect_format(b"qubit q;", Some("a.qasm")), Some(SourceFormat::Qasm3));
+/// assert_eq!(
+///     detect_format(b"include \"qelib1.inc\";\nqreg q[2];", Some("a.qasm")),
+///     Some(SourceFormat::Qasm2)
+/// );
 /// assert_eq!(detect_format(b"", Some("a.qasm2")), Some(SourceFormat::Qasm2));
 /// assert_eq!(detect_format(b"  // nothing", None), None);
 /// ```
@@ -76,9 +82,28 @@ pub fn detect_format(source: &[u8], file_name: Option<&str>) -> Option<SourceFor
     }
     if code.is_empty() {
         None
+    } else if looks_like_qasm2(code) {
+        Some(SourceFormat::Qasm2)
     } else {
         Some(SourceFormat::Qasm3)
     }
+}
+
+/// A program without its version line that reads as OpenQASM 2 (as
+/// Qiskit's loader reads it): it includes `qelib1.inc`, or begins with a
+/// `qreg` or `creg` declaration. (OpenQASM 3 accepts those declarations
+/// too, but its programs declare `qubit`s and include `stdgates.inc`.)
+fn looks_like_qasm2(code: &[u8]) -> bool {
+    let word = |w: &[u8]| {
+        code.strip_prefix(w)
+            .is_some_and(|rest| rest.first().is_some_and(u8::is_ascii_whitespace))
+    };
+    if word(b"qreg") || word(b"creg") {
+        return true;
+    }
+    code.strip_prefix(b"include")
+        .map(skip_blanks_and_comments)
+        .is_some_and(|rest| rest.starts_with(b"\"qelib1.inc\""))
 }
 
 /// `source` without its leading whitespace, `//` and `/* */` comments (and

@@ -438,29 +438,23 @@ impl<'a> Parser<'a> {
     // ----- program -------------------------------------------------------
 
     pub(crate) fn parse_program(mut self) -> Result<Circuit, Diagnostic> {
-        match &self.tok.kind {
-            Kind::Ident(w) if w == "OPENQASM" => {
-                self.advance()?;
+        // The version line is optional, as Qiskit's loader has it: files
+        // of published benchmark suites leave it out.
+        if matches!(&self.tok.kind, Kind::Ident(w) if w == "OPENQASM") {
+            self.advance()?;
+            match self.tok.kind {
+                Kind::Real(v) | Kind::Int(_, v) if v == 2.0 => {
+                    self.advance()?;
+                }
+                Kind::Real(v) | Kind::Int(_, v) => {
+                    return Err(self.tok.pos.error(format!(
+                        "only OpenQASM 2.0 is supported here, not version {v}"
+                    )));
+                }
+                _ => return Err(self.unexpected("a version number such as `2.0`")),
             }
-            _ => {
-                return Err(self
-                    .tok
-                    .pos
-                    .error("a program must start with `OPENQASM 2.0;`"));
-            }
+            self.expect(Kind::Semicolon)?;
         }
-        match self.tok.kind {
-            Kind::Real(v) | Kind::Int(_, v) if v == 2.0 => {
-                self.advance()?;
-            }
-            Kind::Real(v) | Kind::Int(_, v) => {
-                return Err(self.tok.pos.error(format!(
-                    "only OpenQASM 2.0 is supported here, not version {v}"
-                )));
-            }
-            _ => return Err(self.unexpected("a version number such as `2.0`")),
-        }
-        self.expect(Kind::Semicolon)?;
         loop {
             if self.tok.kind == Kind::Eof {
                 // The end of an included file resumes the file that included it.

@@ -20,6 +20,8 @@ use super::ast::{
 
 /// The built-in standard library: never read, never passed to the resolver.
 pub(crate) const STDGATES: &str = "stdgates.inc";
+/// The OpenQASM 2 library, named in OpenQASM 3 only to say so.
+const QELIB1: &str = "qelib1.inc";
 
 /// Keywords of constructs that are recognised and refused, with the reason.
 fn unsupported_keyword(word: &str) -> Option<String> {
@@ -405,6 +407,16 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
         }
         if name == STDGATES {
             return Ok(StmtKind::IncludeStdgates);
+        }
+        if name == QELIB1 {
+            return Err(self.error(
+                loc,
+                format!(
+                    "\"{QELIB1}\" is the OpenQASM 2 library: this program reads as OpenQASM 3; \
+                     for OpenQASM 2 start it with `OPENQASM 2.0;` (or give the format qasm2), \
+                     for OpenQASM 3 include \"{STDGATES}\""
+                ),
+            ));
         }
         if !self.includes.read {
             return Ok(StmtKind::IncludeUnread);
