@@ -4,6 +4,7 @@
 //! instead of simulated.
 
 use kettle_ir::{Circuit, Clbit, Condition, Operation, Qubit};
+use std::borrow::Cow;
 
 use crate::blocking::{ChunkShape, Stage, plan};
 use crate::fusion::FusionConfig;
@@ -47,7 +48,8 @@ impl Program {
         fusion: &FusionConfig,
         chunk: Option<ChunkShape>,
     ) -> Program {
-        let ops = move_terminal_measurements(circuit.ops());
+        let ops = drop_idle_resets(circuit.ops());
+        let ops = move_terminal_measurements(&ops);
         let mut p = Program {
             instrs: Vec::new(),
             tail: 0,
@@ -149,6 +151,43 @@ impl Program {
     }
 }
 
+/// `ops` without the resets of qubits that nothing has touched yet: they
+/// are in |0⟩ already, so such a reset changes nothing (Qiskit's
+/// `Initialize` begins with one on every qubit), and keeping it would make
+/// the circuit look non-unitary. Only the top level before any branch is
+/// looked at.
+fn drop_idle_resets(ops: &[Operation]) -> Cow<'_, [Operation]> {
+    let mut touched = std::collections::HashSet::new();
+    let mut idle = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        match op {
+            Operation::Reset { qubit } if !touched.contains(qubit) => idle.push(i),
+            Operation::Reset { .. } | Operation::Barrier { .. } => {}
+            Operation::Gate {
+                qubits, controls, ..
+            } => {
+                touched.extend(qubits.iter().copied());
+                touched.extend(controls.iter().map(|c| c.qubit));
+            }
+            Operation::Measure { qubit, .. } => {
+                touched.insert(*qubit);
+            }
+            Operation::IfElse { .. } => break,
+        }
+    }
+    if idle.is_empty() {
+        return Cow::Borrowed(ops);
+    }
+    let mut idle = idle.into_iter().peekable();
+    Cow::Owned(
+        ops.iter()
+            .enumerate()
+            .filter(|(i, _)| idle.next_if_eq(i).is_none())
+            .map(|(_, op)| op.clone())
+            .collect(),
+    )
+}
+
 /// Reorders top-level operations so that measurements nothing depends on
 /// come last: a measurement moves to the end when no later gate, reset or
 /// branch touches its qubit, no branch anywhere reads classical bits, and no
@@ -202,14 +241,15 @@ fn terminal_flags(ops: &[Operation]) -> Option<Vec<bool>> {
 
 /// The circuit's measurements as `(qubit, clbit)` pairs in order, if every
 /// one of them is final (nothing after it touches its qubit) and the circuit
-/// has no reset or classical control: then the classical bits' distribution
+/// has no reset (but those of qubits nothing has touched yet, which change
+/// nothing) or classical control: then the classical bits' distribution
 /// follows exactly from the final state. `None` otherwise.
 pub fn final_measurements(circuit: &Circuit) -> Option<Vec<(Qubit, Clbit)>> {
-    let ops = circuit.ops();
+    let ops = drop_idle_resets(circuit.ops());
     if ops.iter().any(|o| matches!(o, Operation::Reset { .. })) {
         return None;
     }
-    let terminal = terminal_flags(ops)?;
+    let terminal = terminal_flags(&ops)?;
     let mut out = Vec::new();
     for (op, t) in ops.iter().zip(terminal) {
         if let Operation::Measure { qubit, clbit } = op {
@@ -258,8 +298,33 @@ mod tests {
         assert_eq!(final_measurements(&c), Some(vec![(0, 1), (1, 0)]));
         let mid = Circuit::new(1).creg("c", 1).measure(0, 0).h(0);
         assert_eq!(final_measurements(&mid), None);
-        let reset = Circuit::new(1).creg("c", 1).reset(0).measure(0, 0);
+        let reset = Circuit::new(1).creg("c", 1).h(0).reset(0).measure(0, 0);
         assert_eq!(final_measurements(&reset), None);
+    }
+
+    #[test]
+    fn a_reset_of_a_qubit_nothing_touched_changes_nothing() {
+        // As Qiskit's `Initialize` begins: a reset of every qubit, then gates.
+        let init = Circuit::new(2)
+            .creg("c", 2)
+            .reset(0)
+            .reset(1)
+            .reset(0)
+            .h(0)
+            .cx(0, 1)
+            .measure(0, 0)
+            .measure(1, 1);
+        assert_eq!(final_measurements(&init), Some(vec![(0, 0), (1, 1)]));
+        let p = Program::compile(&init, &FusionConfig::default(), None);
+        assert!(p.is_deterministic_prefix());
+        assert!(!p.instrs.iter().any(|i| matches!(i, Instr::Reset { .. })));
+        // Once a qubit has been touched, its reset is a reset.
+        let late = Circuit::new(2).reset(0).h(1).reset(1);
+        assert_eq!(final_measurements(&late), None);
+        assert_eq!(
+            drop_idle_resets(late.ops()).as_ref(),
+            &Circuit::new(2).h(1).reset(1).ops()[..]
+        );
     }
 
     #[test]

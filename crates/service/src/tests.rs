@@ -114,6 +114,27 @@ async fn submit_wait_and_results_match_the_core() {
         counts.keys().all(|k| k == "0x0" || k == "0x3"),
         "{counts:?}"
     );
+    // Qiskit's `Initialize` begins with a reset of qubits still in |0⟩:
+    // it changes nothing, and the state can still be returned.
+    let mut req = request(&BELL.replacen("h q[0];", "reset q;\nh q[0];", 1));
+    req.result_types = Some(vec![ResultType::Statevector]);
+    let sub = service.submit(&tenant, req, None).await.unwrap();
+    let job = service
+        .wait(
+            &tenant,
+            &sub.job.id,
+            Duration::from_secs(20),
+            KeyFormat::Bitstring,
+        )
+        .await
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+    let e = &job.result.unwrap().executions[0];
+    assert_eq!(
+        e.statevector.as_ref(),
+        Some(sv),
+        "the same state as without the reset"
+    );
     service.shutdown(Duration::from_secs(1)).await;
 }
 
