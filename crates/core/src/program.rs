@@ -323,7 +323,7 @@ mod tests {
         assert_eq!(final_measurements(&late), None);
         assert_eq!(
             drop_idle_resets(late.ops()).as_ref(),
-            &Circuit::new(2).h(1).reset(1).ops()[..]
+            Circuit::new(2).h(1).reset(1).ops()
         );
     }
 
