@@ -502,3 +502,35 @@ def test_cancel(backend, client):
     assert job.status() == JobStatus.CANCELLED and job.cancelled() and job.in_final_state()
     with pytest.raises(JobCancelledError):
         job.result()
+
+
+def test_aer_options_dicts_work_or_are_refused_by_name(backend):
+    qc = QuantumCircuit(2)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.measure_all()
+    aer_style = {
+        "default_shots": 50,
+        "backend_options": {"precision": "single", "method": "statevector", "noise_model": None},
+        "run_options": {"seed_simulator": 3},
+    }
+    sampler = KettleSamplerV2(backend, options=aer_style)
+    counts = sampler.run([qc]).result()[0].data.meas.get_counts()
+    assert sum(counts.values()) == 50 and set(counts) <= {"00", "11"}
+    again = KettleSamplerV2(backend, options=aer_style).run([qc]).result()[0].data.meas.get_counts()
+    assert again == counts, "seed_simulator seeds the run"
+    estimator = KettleEstimatorV2(backend, options={"default_precision": 0.0, "run_options": {"seed_simulator": 1}})
+    plain = QuantumCircuit(2)
+    plain.h(0)
+    plain.cx(0, 1)
+    value = estimator.run([(plain, SparsePauliOp("ZZ"))]).result()[0].data.evs
+    assert abs(float(value) - 1.0) < 1e-6
+    for bad, name in [
+        ({"backend_options": {"method": "density_matrix"}}, "density_matrix"),
+        ({"backend_options": {"noise_model": object()}}, "noise"),
+        ({"backend_options": {"fusion_enable": True}}, "fusion_enable"),
+        ({"run_options": {"shots": 5}}, "shots"),
+        ({"transpilation": {}}, "transpilation"),
+    ]:
+        with pytest.raises(ValueError, match=name):
+            KettleSamplerV2(backend, options=bad)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import math
 from typing import Any
 
@@ -369,4 +371,9 @@ def test_aer_only_options(backend: KettleBackend) -> None:
         backend.run(qc, noise_model=object())
     with pytest.warns(UserWarning, match="method"):
         job = backend.run(qc, shots=10, method="matrix_product_state")
+    assert sum(job.result().get_counts().values()) == 10
+    # No noise model is what Kettle does: nothing to warn about.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        job = backend.run(qc, shots=10, noise_model=None)
     assert sum(job.result().get_counts().values()) == 10

@@ -166,8 +166,10 @@ class KettleBackend(BackendV2):
         for k in _RUN_OPTIONS:
             opts[k] = getattr(self.options, k)
         for k, v in options.items():
-            if k == "noise_model" and v is not None:
-                raise ValueError("Kettle simulates ideal circuits only: noise models are not supported")
+            if k == "noise_model":
+                if v is not None:
+                    raise ValueError("Kettle simulates ideal circuits only: noise models are not supported")
+                continue
             if k not in _RUN_OPTIONS:
                 warnings.warn(f"option {k!r} is not used by the Kettle backend", stacklevel=2)
                 continue

@@ -448,6 +448,50 @@ def _execution_outcomes(execution: ExecutionResult, shots: int) -> tuple[list[st
     return keys, index
 
 
+def _aer_options(options: dict[str, Any] | None, default_key: str) -> dict[str, Any]:
+    """Qiskit Aer's primitive ``options`` dict as this module's arguments:
+    ``default_key`` (``default_shots`` or ``default_precision``), ``seed``
+    (from ``run_options.seed_simulator``) and ``precision`` (from
+    ``backend_options.precision``). Aer options with no Kettle meaning are
+    refused by name rather than ignored."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise TypeError(f"options must be a dict, as Qiskit Aer's primitives take, not {type(options).__name__}")
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if key == default_key:
+            out[default_key] = value
+        elif key == "backend_options":
+            for name, v in dict(value or {}).items():
+                if name == "precision":
+                    if v not in ("double", "single"):
+                        raise ValueError(f"backend_options precision must be 'double' or 'single', not {v!r}")
+                    out["precision"] = "f64" if v == "double" else "f32"
+                elif name == "method":
+                    if v not in ("statevector", "automatic"):
+                        raise ValueError(f"Kettle simulates state vectors: method {v!r} is not available")
+                elif name == "device":
+                    if str(v).upper() != "CPU":
+                        raise ValueError(f"Kettle runs on the server's CPUs: device {v!r} is not available")
+                elif name == "noise_model":
+                    if v is not None:
+                        raise ValueError("Kettle simulates ideal circuits only: noise models are not supported")
+                else:
+                    raise ValueError(f"the Aer backend option {name!r} has no Kettle equivalent")
+        elif key == "run_options":
+            for name, v in dict(value or {}).items():
+                if name == "seed_simulator":
+                    out["seed"] = v
+                else:
+                    raise ValueError(f"the Aer run option {name!r} has no Kettle equivalent")
+        else:
+            raise ValueError(
+                f"unknown option {key!r}: Kettle takes {default_key!r}, 'backend_options' and 'run_options' as Aer does"
+            )
+    return out
+
+
 class KettleSamplerV2(BaseSamplerV2):
     """Qiskit's :class:`~qiskit.primitives.BaseSamplerV2` on a Kettle server.
 
@@ -459,6 +503,11 @@ class KettleSamplerV2(BaseSamplerV2):
             ``seed + 1``, … over the call's PUBs); None lets the server draw.
             An ``np.random.Generator`` is drawn from once per call.
         precision: ``"f64"`` (default) or ``"f32"`` state vectors.
+        options: Qiskit Aer's ``SamplerV2`` options dict, for code written
+            for Aer: ``default_shots``, ``backend_options`` (``precision``
+            ``"double"``/``"single"``, ``method`` ``"statevector"``,
+            ``noise_model`` None) and ``run_options`` (``seed_simulator``);
+            any other is refused by name. The arguments above win.
 
     Each classical register becomes a :class:`~qiskit.primitives.BitArray`
     of the PUB's shape in the result's ``data``, under the register's name;
@@ -469,7 +518,19 @@ class KettleSamplerV2(BaseSamplerV2):
     execution to check it).
     """
 
-    def __init__(self, backend: Any, *, default_shots: int = 1024, seed: Any = None, precision: str = "f64"):
+    def __init__(
+        self,
+        backend: Any,
+        *,
+        default_shots: int | None = None,
+        seed: Any = None,
+        precision: str | None = None,
+        options: dict[str, Any] | None = None,
+    ):
+        aer = _aer_options(options, "default_shots")
+        default_shots = default_shots if default_shots is not None else aer.get("default_shots", 1024)
+        seed = seed if seed is not None else aer.get("seed")
+        precision = precision or aer.get("precision", "f64")
         if int(default_shots) < 1:
             raise ValueError("default_shots must be at least 1")
         self._kettle = _KettlePrimitive(backend, seed, precision)
@@ -591,6 +652,11 @@ class KettleEstimatorV2(BaseEstimatorV2):
             entropy); Kettle's results themselves are exact.
         precision: ``"f64"`` (default) or ``"f32"`` state vectors (the
             floating-point precision of the simulation, not the estimator's).
+        options: Qiskit Aer's ``EstimatorV2`` options dict, for code written
+            for Aer: ``default_precision``, ``backend_options`` (as for
+            :class:`KettleSamplerV2`) and ``run_options`` (``seed_simulator``
+            seeds the noise); any other is refused by name. The arguments
+            above win.
 
     Observables may be ``SparsePauliOp``, ``Pauli``, ``SparseObservable``
     (projectors are expanded into Paulis), labels or label→weight mappings,
@@ -605,10 +671,16 @@ class KettleEstimatorV2(BaseEstimatorV2):
         self,
         backend: Any,
         *,
-        default_precision: float = 0.0,
+        default_precision: float | None = None,
         seed: Any = None,
-        precision: str = "f64",
+        precision: str | None = None,
+        options: dict[str, Any] | None = None,
     ):
+        aer = _aer_options(options, "default_precision")
+        if default_precision is None:
+            default_precision = float(aer.get("default_precision", 0.0))
+        seed = seed if seed is not None else aer.get("seed")
+        precision = precision or aer.get("precision", "f64")
         if default_precision < 0:
             raise ValueError("default_precision must be non-negative")
         self._kettle = _KettlePrimitive(backend, None, precision)
