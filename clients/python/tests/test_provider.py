@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
+import copy
 
 import math
+import pickle
+import warnings
 from typing import Any
 
 import numpy as np
@@ -377,3 +379,18 @@ def test_aer_only_options(backend: KettleBackend) -> None:
         warnings.simplefilter("error")
         job = backend.run(qc, shots=10, noise_model=None)
     assert sum(job.result().get_counts().values()) == 10
+
+
+def test_the_backend_copies_and_pickles_with_its_own_connection(backend: KettleBackend) -> None:
+    """Qiskit's runtime local mode deep-copies a backend, and multiprocessing
+    pickles it: each copy rebuilds its HTTP client from the settings."""
+    copies = [copy.deepcopy(backend), pickle.loads(pickle.dumps(backend)), copy.copy(backend)]
+    for other in copies[:2]:
+        assert other.client is not backend.client
+        assert other.client.url == backend.client.url
+    for other in copies:
+        counts = other.run(bell(), shots=20, seed_simulator=1).result().get_counts()
+        assert sum(counts.values()) == 20
+    client = pickle.loads(pickle.dumps(backend.client))
+    assert client.health()
+    client.close()

@@ -96,6 +96,11 @@ class KettleClient:
     ) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")
+        # What a copy rebuilds its own connection pool from (see __getstate__).
+        self._settings: dict[str, Any] = {
+            "url": url, "token": token, "timeout": timeout, "retries": retries, "backoff": backoff,
+            "max_backoff": max_backoff, "headers": dict(headers) if headers else None, "transport": transport,
+        }  # fmt: skip
         self.url = url.rstrip("/")
         self.timeout = float(timeout)
         self.retries = int(retries)
@@ -113,6 +118,20 @@ class KettleClient:
     def close(self) -> None:
         """Closes the connection pool."""
         self._http.close()
+
+    # A client is copied, deep-copied and pickled as its settings: the copy
+    # opens its own connection pool (one holds locks and sockets, which
+    # cannot be shared across copies or processes). Qiskit's runtime local
+    # mode deep-copies a backend, and multiprocessing pickles it.
+    def __getstate__(self) -> dict[str, Any]:
+        if self._settings["transport"] is not None:
+            raise TypeError("a KettleClient made with a custom transport cannot be copied or pickled")
+        return dict(self._settings)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        url = state.pop("url")
+        token = state.pop("token")
+        self.__init__(url, token, **state)  # type: ignore[misc]
 
     def __enter__(self) -> KettleClient:
         return self
