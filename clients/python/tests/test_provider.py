@@ -14,7 +14,7 @@ from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister, transpile
 from qiskit.circuit import Parameter, ParameterVector
 from qiskit.circuit.library import QFTGate, UnitaryGate
 from qiskit.providers import JobStatus
-from qiskit.quantum_info import Statevector, random_unitary
+from qiskit.quantum_info import SparsePauliOp, Statevector, random_unitary
 from qiskit_aer import AerSimulator
 
 from kettle_client import KettleClient, ProgramError
@@ -393,3 +393,35 @@ def test_the_backend_copies_and_pickles_with_its_own_connection(backend: KettleB
     client = pickle.loads(pickle.dumps(backend.client))
     assert client.health()
     client.close()
+
+
+def test_pauli_evolution_is_the_exact_exponential(backend: KettleBackend) -> None:
+    from qiskit.circuit.library import PauliEvolutionGate
+
+    from qiskit_kettle import save_statevector
+    from qiskit_kettle.convert import UnsupportedCircuitError
+
+    hamiltonian = SparsePauliOp(["ZZZ", "XIX", "IYI"], coeffs=[1.0, 0.5, 0.3])
+    qc = QuantumCircuit(3)
+    qc.h([0, 1, 2])
+    qc.append(PauliEvolutionGate(hamiltonian, time=0.7), [0, 1, 2])
+    expected = Statevector(qc)
+    sent = qc.copy()
+    save_statevector(sent)
+    got = backend.run(sent, shots=0).result().get_statevector()
+    assert np.allclose(np.asarray(got), expected.data, atol=1e-10)
+    # Commuting terms: the definition is exact, also with a parameter.
+    t = Parameter("t")
+    ising = QuantumCircuit(3)
+    ising.h([0, 1, 2])
+    ising.append(PauliEvolutionGate(SparsePauliOp(["ZZI", "IZZ"]), time=t), [0, 1, 2])
+    bound = ising.assign_parameters({t: 0.4})
+    sent = bound.copy()
+    save_statevector(sent)
+    got = backend.run(sent, shots=0).result().get_statevector()
+    assert np.allclose(np.asarray(got), Statevector(bound).data, atol=1e-10)
+    # Non-commuting with an unbound time: refused by name.
+    free = QuantumCircuit(3)
+    free.append(PauliEvolutionGate(hamiltonian, time=t), [0, 1, 2])
+    with pytest.raises(UnsupportedCircuitError, match="PauliEvolutionGate"):
+        backend.run(free, shots=10, parameter_binds=[{t: [0.1]}])

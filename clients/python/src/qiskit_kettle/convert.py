@@ -43,6 +43,8 @@ from qiskit.circuit import (
     SwitchCaseOp,
 )
 from qiskit.circuit.classical import expr
+from qiskit.circuit.library import PauliEvolutionGate, UnitaryGate
+from qiskit.quantum_info import Operator, SparsePauliOp
 
 __all__ = [
     "QASM2_GATES",
@@ -254,12 +256,44 @@ def _lower(circuit: QuantumCircuit, native: frozenset[str], fmt: str, depth: int
                 f"Kettle cannot run Aer's `{name}` instruction"
                 + (" (only save_statevector, before the final measurements)" if name.startswith("save_") else "")
             )
+        if isinstance(op, PauliEvolutionGate):
+            op = _exact_evolution(op)
         definition = getattr(op, "definition", None)
         if definition is None:
             raise UnsupportedCircuitError(f"Kettle cannot run `{name}`: it has no definition in known gates")
         body = _lower(definition, native, fmt, depth + 1)
         out.compose(body, qubits=inst.qubits, clbits=inst.clbits, inplace=True)
     return out
+
+
+#: Most qubits of a ``PauliEvolutionGate`` of non-commuting terms sent as
+#: its exact unitary (a 2ⁿ × 2ⁿ matrix, synthesised by Qiskit).
+EXACT_EVOLUTION_QUBITS = 8
+
+
+def _exact_evolution(op: PauliEvolutionGate) -> Gate:
+    """A ``PauliEvolutionGate`` as a gate whose definition is exact, as
+    ``Statevector`` and ``StatevectorEstimator`` take it: its own (a product
+    of exponentials, one per term) when the terms commute, else its unitary,
+    up to :data:`EXACT_EVOLUTION_QUBITS` qubits with a bound time. Its
+    default definition is one Trotter step, which is not the exponential
+    of non-commuting terms."""
+    operators = op.operator if isinstance(op.operator, list) else [op.operator]
+    paulis = [p for o in operators for p in SparsePauliOp(o).paulis]
+    if all(a.commutes(b) for i, a in enumerate(paulis) for b in paulis[i + 1 :]):
+        return op
+    if isinstance(op.params[0], ParameterExpression) and op.params[0].parameters:
+        raise UnsupportedCircuitError(
+            "Kettle cannot run a PauliEvolutionGate of non-commuting terms with an unbound time exactly "
+            "(its definition is one Trotter step): bind the time, or synthesise it yourself first"
+        )
+    if op.num_qubits > EXACT_EVOLUTION_QUBITS:
+        raise UnsupportedCircuitError(
+            f"Kettle cannot run a PauliEvolutionGate of non-commuting terms on {op.num_qubits} qubits exactly "
+            f"(its definition is one Trotter step; up to {EXACT_EVOLUTION_QUBITS} qubits are sent as their unitary): "
+            "synthesise it yourself first, e.g. with qiskit.synthesis.SuzukiTrotter"
+        )
+    return UnitaryGate(Operator(op), check_input=False)
 
 
 def _switch_as_if_else(op: SwitchCaseOp) -> IfElseOp:
