@@ -425,3 +425,26 @@ def test_pauli_evolution_is_the_exact_exponential(backend: KettleBackend) -> Non
     free.append(PauliEvolutionGate(hamiltonian, time=t), [0, 1, 2])
     with pytest.raises(UnsupportedCircuitError, match="PauliEvolutionGate"):
         backend.run(free, shots=10, parameter_binds=[{t: [0.1]}])
+
+
+def test_the_state_is_saved_after_initialize(backend: KettleBackend) -> None:
+    """Qiskit's ``Initialize`` begins with a reset of qubits still in |0⟩."""
+    from qiskit_kettle import save_statevector
+
+    amplitudes = np.array([1, 1j, -1, 0.5], dtype=complex)
+    amplitudes /= np.linalg.norm(amplitudes)
+    qc = QuantumCircuit(2)
+    qc.reset(1)
+    qc.initialize(amplitudes, [0, 1])
+    qc.cx(0, 1)
+    expected = Statevector(qc)
+    save_statevector(qc)
+    qc.measure_all()
+    got = backend.run(qc, shots=10).result().get_statevector()
+    assert np.allclose(np.asarray(got), expected.data, atol=1e-10)
+    late = QuantumCircuit(1)
+    late.h(0)
+    late.reset(0)
+    save_statevector(late)
+    with pytest.raises(UnsupportedCircuitError, match="reset"):
+        backend.run(late, shots=10)

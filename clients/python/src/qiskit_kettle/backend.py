@@ -288,8 +288,9 @@ def _prepare(circuit: QuantumCircuit, opts: Mapping[str, Any], binds: Any, info:
 
 def _strip_save_statevector(circuit: QuantumCircuit) -> tuple[QuantumCircuit, bool]:
     """Removes Aer's ``save_statevector`` when only final measurements (and
-    barriers) follow it and nothing before it measures, resets or branches:
-    Kettle's ``statevector`` result is then the state it would save."""
+    barriers) follow it and nothing before it measures, branches or resets
+    a qubit already touched: Kettle's ``statevector`` result is then the
+    state it would save."""
     positions = [i for i, inst in enumerate(circuit.data) if inst.operation.name == "save_statevector"]
     if not positions:
         return circuit, False
@@ -305,13 +306,20 @@ def _strip_save_statevector(circuit: QuantumCircuit) -> tuple[QuantumCircuit, bo
                 "Kettle returns the state before the final measurements: save_statevector may be "
                 f"followed only by measurements and barriers (found `{later.operation.name}`)"
             )
+    # A reset of a qubit nothing has touched changes nothing (Qiskit's
+    # `Initialize` begins with one): the server drops it.
+    touched: set[Any] = set()
     for earlier in circuit.data[:at]:
         op = earlier.operation
+        if op.name == "reset" and not touched.intersection(earlier.qubits):
+            continue
         if op.name in ("measure", "reset") or isinstance(op, ControlFlowOp):
             raise UnsupportedCircuitError(
                 "Kettle cannot save the state after a measurement, reset or control flow "
                 f"(found `{op.name}` before save_statevector)"
             )
+        if op.name != "barrier":
+            touched.update(earlier.qubits)
     stripped = circuit.copy_empty_like()
     for i, other in enumerate(circuit.data):
         if i != at:
