@@ -50,8 +50,8 @@ pub struct ServerConfig {
     pub max_admission_seconds: u64,
     /// Longest `?wait=` a request may block, in seconds (default 60).
     pub max_wait_seconds: u64,
-    /// Largest qubit count whose state vector or probabilities are returned
-    /// as JSON (default 20).
+    /// Largest qubit count whose state vector is returned as JSON; 2^this
+    /// is the most non-zero probabilities a result lists (default 20).
     pub max_listed_qubits: u32,
     /// Largest result a job may have, in bytes of JSON, such as `"64MiB"`
     /// (default 128 MiB, room for one 20-qubit state vector; at most

@@ -92,8 +92,9 @@ pub struct ServiceConfig {
     /// to a few seconds; this bounds a whole sweep, and a machine slower
     /// than the budget assumed.
     pub max_admission_time: Duration,
-    /// Largest qubit count whose state vector or probabilities are returned
-    /// as JSON.
+    /// Largest qubit count whose state vector is returned as JSON; 2^this is
+    /// the most non-zero probabilities a result lists (any number of qubits
+    /// may be measured).
     pub max_listed_qubits: u32,
     /// Largest result a job may have, in bytes of JSON (an upper bound known
     /// at admission); a job whose result could be larger is refused with

@@ -35,12 +35,19 @@ impl From<SimError> for RunFailure {
     }
 }
 
-/// Runs every execution of `spec`.
+/// Most entries a listed result (probabilities) may have: 2^`max_listed_qubits`.
+pub(crate) fn listed_entries(max_listed_qubits: u32) -> u128 {
+    1u128.checked_shl(max_listed_qubits).unwrap_or(u128::MAX)
+}
+
+/// Runs every execution of `spec`; `max_listed_qubits` bounds the entries
+/// of its probabilities (see [`listed_entries`]).
 pub(crate) fn run_job(
     sim: &Simulator,
     spec: &JobSpec,
     circuits: Option<&[Circuit]>,
     limits: &TenantLimits,
+    max_listed_qubits: u32,
     monitor: &dyn Monitor,
 ) -> Result<JobResult, RunFailure> {
     let started = Instant::now();
@@ -60,8 +67,12 @@ pub(crate) fn run_job(
         };
         let seed = spec.seed.wrapping_add(i as u64);
         let mut result = match spec.precision {
-            Precision::F64 => run_one::<f64>(&sim, circuit, spec, seed, monitor)?,
-            Precision::F32 => run_one::<f32>(&sim, circuit, spec, seed, monitor)?,
+            Precision::F64 => {
+                run_one::<f64>(&sim, circuit, spec, seed, max_listed_qubits, monitor)?
+            }
+            Precision::F32 => {
+                run_one::<f32>(&sim, circuit, spec, seed, max_listed_qubits, monitor)?
+            }
         };
         result.inputs = inputs.clone();
         executions.push(result);
@@ -77,6 +88,7 @@ fn run_one<F: Float>(
     circuit: &Circuit,
     spec: &JobSpec,
     seed: u64,
+    max_listed_qubits: u32,
     monitor: &dyn Monitor,
 ) -> Result<ExecutionResult, RunFailure> {
     let wants_counts = spec.result_types.contains(&ResultType::Counts);
@@ -126,8 +138,17 @@ fn run_one<F: Float>(
             ResultType::Counts | ResultType::Memory => {}
             ResultType::Probabilities => {
                 let finals = finals.as_deref().unwrap_or(&[]);
-                result.probabilities =
-                    Some(state.classical_distribution(finals, circuit.num_clbits(), par)?);
+                let listed = state.classical_distribution(finals, circuit.num_clbits(), par)?;
+                // Admitted for any number of measured qubits: the non-zero
+                // outcomes are what is bounded.
+                let most = listed_entries(max_listed_qubits);
+                if listed.len() as u128 > most {
+                    return Err(RunFailure::Error(format!(
+                        "the probabilities have {} non-zero outcomes, more than the {most} a result may list (2^max_listed_qubits); ask for counts instead",
+                        listed.len()
+                    )));
+                }
+                result.probabilities = Some(listed);
             }
             ResultType::Statevector => {
                 result.statevector = Some(

@@ -422,8 +422,13 @@ pub(crate) fn prepare_within(
             });
         }
         check_result_types(&circuit, &types, &observables, admission.max_listed_qubits)?;
-        result_bytes =
-            result_bytes.saturating_add(execution_result_bound(&circuit, &types, shots, inputs));
+        result_bytes = result_bytes.saturating_add(execution_result_bound(
+            &circuit,
+            &types,
+            shots,
+            inputs,
+            admission.max_listed_qubits,
+        ));
         let allowed = admission.max_result_bytes;
         if result_bytes > u128::from(allowed) {
             return Err(ServiceError::TooLarge {
@@ -491,8 +496,9 @@ pub(crate) fn prepare_within(
 /// request's fields, its program parsed for every execution of its sweep
 /// (errors carry line and column, or a JSON path), the tenant's `limits`,
 /// and whether its state fits `memory_budget` bytes; `max_listed_qubits` is
-/// the largest qubit count whose state vector or probabilities may be
-/// returned (the service's [`ServiceConfig::max_listed_qubits`]). Results
+/// the largest qubit count whose state vector may be returned, and
+/// 2^`max_listed_qubits` the most non-zero probabilities (the service's
+/// [`ServiceConfig::max_listed_qubits`]). Results
 /// are bounded by the default [`ServiceConfig::max_result_bytes`]. The
 /// executions of a sweep together have at most 2,000,000 operations after
 /// unrolling (limit `max_sweep_operations`). The returned spec has the request's seed, or 0 when it has none (submission
@@ -568,25 +574,14 @@ fn check_result_types(
                 }
             }
             ResultType::Probabilities => {
-                let Some(finals) = &finals else {
+                // Any number of measured qubits: the run lists the
+                // non-zero outcomes, at most 2^max_listed_qubits of them
+                // (`execute::listed_entries`).
+                if finals.is_none() {
                     return Err(ServiceError::invalid(
                         field,
                         "probabilities need every measurement to be final (no reset, mid-circuit measurement or classical control)",
                     ));
-                };
-                let mut measured: Vec<u32> = finals.iter().map(|&(q, _)| q).collect();
-                measured.sort_unstable();
-                measured.dedup();
-                if measured.len() as u32 > max_listed {
-                    return Err(ServiceError::TooLarge {
-                        limit: "max_listed_qubits",
-                        needed: 1u128 << measured.len().min(127),
-                        allowed: 1u128 << max_listed.min(127),
-                        message: format!(
-                            "probabilities over {} measured qubits are too many outcomes to return; at most {max_listed} measured qubits",
-                            measured.len()
-                        ),
-                    });
                 }
             }
             ResultType::Statevector | ResultType::Expectation(_) => {
@@ -886,6 +881,7 @@ mod tests {
             &spec,
             None,
             &TenantLimits::default(),
+            20,
             &Never,
         )
         .unwrap();

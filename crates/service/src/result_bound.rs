@@ -40,13 +40,15 @@ fn outcomes(bits: u32) -> u128 {
 /// An upper bound of the bytes of one execution's result as JSON (an
 /// [`ExecutionResult`](crate::ExecutionResult) as the API serialises it,
 /// with bitstring or hex keys): counts have at most min(shots,
-/// 2^clbits) entries, memory one per shot, probabilities at most 2^(measured
-/// qubits), a state vector 2^qubits `[re, im]` pairs.
+/// 2^clbits) entries, memory one per shot, probabilities at most
+/// 2^min(measured qubits, `max_listed_qubits`), a state vector 2^qubits
+/// `[re, im]` pairs.
 pub(crate) fn execution_result_bound(
     circuit: &Circuit,
     types: &[ResultType],
     shots: u64,
     inputs: &BTreeMap<String, f64>,
+    max_listed_qubits: u32,
 ) -> u128 {
     let clbits = circuit.num_clbits();
     // A key: the bitstring, or `0x` and a hex digit per 4 bits (at least
@@ -83,7 +85,10 @@ pub(crate) fn execution_result_bound(
                     qubits.dedup();
                     qubits.len() as u32
                 });
-                add(13, outcomes(measured.min(clbits)), key + 1 + F64_JSON_BYTES);
+                // Non-zero outcomes only, and at most 2^max_listed_qubits
+                // of them (more fail the job).
+                let entries = outcomes(measured.min(clbits)).min(outcomes(max_listed_qubits));
+                add(13, entries, key + 1 + F64_JSON_BYTES);
             }
             ResultType::Statevector => add(
                 11,

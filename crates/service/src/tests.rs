@@ -617,3 +617,49 @@ async fn chosen_seeds_fit_a_double_and_given_ones_are_kept() {
     let sub = service.submit(&tenant, req, None).await.unwrap();
     assert_eq!(sub.job.seed, u64::MAX);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probabilities_list_the_non_zero_outcomes_of_any_number_of_qubits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.max_listed_qubits = 4;
+    let service = Service::start(c).await.unwrap();
+    let tenant = service.authenticate(None).await.unwrap();
+    let program = |prep: &str| {
+        format!(
+            "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[8];\ncreg c[8];\n{prep}measure q -> c;\n"
+        )
+    };
+    let run = |source: String| {
+        let service = service.clone();
+        let tenant = tenant.clone();
+        async move {
+            let mut req = request(&source);
+            req.result_types = Some(vec![ResultType::Probabilities]);
+            let id = service.submit(&tenant, req, None).await.unwrap().job.id;
+            service
+                .wait(&tenant, &id, Duration::from_secs(20), KeyFormat::Bitstring)
+                .await
+                .unwrap()
+        }
+    };
+    // Eight measured qubits, past max_listed_qubits: a GHZ state has two
+    // outcomes, which is what is listed.
+    let ghz = run(program("h q[0];\ncx q[0],q[1];\ncx q[1],q[2];\ncx q[2],q[3];\ncx q[3],q[4];\ncx q[4],q[5];\ncx q[5],q[6];\ncx q[6],q[7];\n")).await;
+    assert_eq!(ghz.status, JobStatus::Completed, "{ghz:?}");
+    let p = ghz.result.unwrap().executions[0]
+        .probabilities
+        .clone()
+        .unwrap();
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert!((p["00000000"] - 0.5).abs() < 1e-12 && (p["11111111"] - 0.5).abs() < 1e-12);
+    // 32 outcomes are more than 2^4: the job fails and says why.
+    let wide = run(program("h q[0];\nh q[1];\nh q[2];\nh q[3];\nh q[4];\n")).await;
+    assert_eq!(wide.status, JobStatus::Failed, "{wide:?}");
+    let message = wide.error.unwrap().message;
+    assert!(
+        message.contains("32 non-zero outcomes") && message.contains("16"),
+        "{message}"
+    );
+    service.shutdown(Duration::from_secs(1)).await;
+}

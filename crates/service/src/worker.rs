@@ -115,6 +115,7 @@ fn run_admitted(inner: &Arc<Inner>, admitted: &Admitted) {
                 spec,
                 entry.circuits.as_deref(),
                 &limits,
+                inner.config.max_listed_qubits,
                 &monitor,
             )
         }))
