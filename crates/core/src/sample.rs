@@ -260,6 +260,62 @@ impl<F: Float> StateVector<F> {
         Ok(dist)
     }
 
+    /// [`classical_distribution`](Self::classical_distribution) for any
+    /// number of measured qubits, in memory for at most `max_entries`
+    /// outcomes of non-zero probability: `Ok(None)` as soon as there are
+    /// more. One pass over the amplitudes, in basis-state order, on one
+    /// thread (the dense form's table of 2^k probabilities is what a large
+    /// k cannot afford).
+    ///
+    /// # Errors
+    /// [`SimError::QubitOutOfRange`] for a measured qubit the state lacks.
+    pub fn sparse_classical_distribution(
+        &self,
+        finals: &[(Qubit, Clbit)],
+        num_clbits: u32,
+        max_entries: usize,
+    ) -> Result<Option<BTreeMap<String, f64>>, SimError> {
+        let n = self.num_qubits();
+        let mut qubits: Vec<Qubit> = Vec::new();
+        for &(q, _) in finals {
+            if q >= n {
+                return Err(SimError::QubitOutOfRange {
+                    qubit: q,
+                    num_qubits: n,
+                });
+            }
+            if !qubits.contains(&q) {
+                qubits.push(q);
+            }
+        }
+        let mut outcomes: std::collections::HashMap<u64, f64> = std::collections::HashMap::new();
+        for i in 0..self.len() {
+            let p = self.amp(i).norm_sqr_f64();
+            if p == 0.0 {
+                continue;
+            }
+            let k = qubits
+                .iter()
+                .enumerate()
+                .fold(0u64, |k, (pos, &q)| k | (((i as u64 >> q) & 1) << pos));
+            *outcomes.entry(k).or_insert(0.0) += p;
+            if outcomes.len() > max_entries {
+                return Ok(None);
+            }
+        }
+        let mut dist = BTreeMap::new();
+        for (k, p) in outcomes {
+            let mut value = ClassicalValue::zeros(num_clbits);
+            for &(q, c) in finals {
+                if let Some(pos) = qubits.iter().position(|&x| x == q) {
+                    value.set(c, (k >> pos) & 1 == 1);
+                }
+            }
+            *dist.entry(value.to_bitstring(num_clbits)).or_insert(0.0) += p;
+        }
+        Ok(Some(dist))
+    }
+
     /// Draws `shots` basis states with a seeded generator; returns
     /// `(basis index, occurrences)` in increasing index order. The same seed
     /// gives the same result whatever the parallelism.

@@ -816,4 +816,19 @@ fn classical_distribution_follows_the_measurement_map() {
         .unwrap();
     assert_eq!(dist.keys().collect::<Vec<_>>(), ["100", "111"]);
     assert!(dist.values().all(|p| (p - 0.5).abs() < 1e-12), "{dist:?}");
+    // The sparse form gives the same, within its cap, and nothing past it.
+    assert_eq!(
+        state.sparse_classical_distribution(&finals, 3, 2).unwrap(),
+        Some(dist)
+    );
+    assert_eq!(
+        state.sparse_classical_distribution(&finals, 3, 1).unwrap(),
+        None
+    );
+    // A measured qubit that is not there is an error.
+    assert!(
+        state
+            .sparse_classical_distribution(&[(5, 0)], 3, 2)
+            .is_err()
+    );
 }

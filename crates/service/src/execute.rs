@@ -138,17 +138,26 @@ fn run_one<F: Float>(
             ResultType::Counts | ResultType::Memory => {}
             ResultType::Probabilities => {
                 let finals = finals.as_deref().unwrap_or(&[]);
-                let listed = state.classical_distribution(finals, circuit.num_clbits(), par)?;
+                let mut measured: Vec<u32> = finals.iter().map(|&(q, _)| q).collect();
+                measured.sort_unstable();
+                measured.dedup();
                 // Admitted for any number of measured qubits: the non-zero
-                // outcomes are what is bounded.
-                let most = listed_entries(max_listed_qubits);
-                if listed.len() as u128 > most {
-                    return Err(RunFailure::Error(format!(
-                        "the probabilities have {} non-zero outcomes, more than the {most} a result may list (2^max_listed_qubits); ask for counts instead",
-                        listed.len()
-                    )));
-                }
-                result.probabilities = Some(listed);
+                // outcomes are what is bounded. Up to max_listed_qubits
+                // measured, all of them fit (the dense, parallel form).
+                result.probabilities = Some(if measured.len() as u32 <= max_listed_qubits {
+                    state.classical_distribution(finals, circuit.num_clbits(), par)?
+                } else {
+                    let most = listed_entries(max_listed_qubits);
+                    let cap = usize::try_from(most).unwrap_or(usize::MAX);
+                    state
+                        .sparse_classical_distribution(finals, circuit.num_clbits(), cap)?
+                        .ok_or_else(|| {
+                            RunFailure::Error(format!(
+                                "the probabilities over {} measured qubits have more than the {most} non-zero outcomes a result may list (2^max_listed_qubits); ask for counts instead",
+                                measured.len()
+                            ))
+                        })?
+                });
             }
             ResultType::Statevector => {
                 result.statevector = Some(
