@@ -307,3 +307,11 @@ def test_unavailable_and_failed_job() -> None:
         c.result("j1")
     assert e.value.code == "simulation-error" and "boom" in str(e.value)
     assert "failed" in TERMINAL_STATUSES
+
+
+def test_a_sparse_state_is_read_by_bitstring() -> None:
+    from kettle_client.models import ExecutionResult
+
+    e = ExecutionResult.from_dict({"seed": 1, "shots": 0, "sparse_statevector": {"101": [0.6, 0], "000": [0, 0.8]}})
+    assert e.statevector is None
+    assert e.sparse_statevector == {"101": complex(0.6, 0), "000": complex(0, 0.8)}

@@ -448,3 +448,17 @@ def test_the_state_is_saved_after_initialize(backend: KettleBackend) -> None:
     save_statevector(late)
     with pytest.raises(UnsupportedCircuitError, match="reset"):
         backend.run(late, shots=10)
+
+
+def test_a_state_past_the_listed_qubits_comes_back_sparse(backend: KettleBackend) -> None:
+    from qiskit_kettle import save_statevector
+
+    n = backend.info.max_listed_qubits + 1
+    qc = QuantumCircuit(n)
+    qc.x(0)
+    qc.h(n - 1)
+    expected = Statevector(qc)
+    save_statevector(qc)
+    qc.measure_all()
+    result = backend.run(qc, shots=10).result()
+    assert np.allclose(np.asarray(result.get_statevector()), expected.data, atol=1e-12)

@@ -316,6 +316,28 @@ impl<F: Float> StateVector<F> {
         Ok(Some(dist))
     }
 
+    /// The non-zero amplitudes, widened to f64, by basis-state index in
+    /// increasing order, if there are at most `max_entries` of them (`None`
+    /// as soon as there are more). One pass, on one thread.
+    pub fn sparse_amplitudes(
+        &self,
+        max_entries: usize,
+    ) -> Option<Vec<(u64, num_complex::Complex64)>> {
+        let mut out = Vec::new();
+        for i in 0..self.len() {
+            let a = self.amp(i);
+            let a = num_complex::Complex64::new(a.re.to_f64(), a.im.to_f64());
+            if a.re == 0.0 && a.im == 0.0 {
+                continue;
+            }
+            if out.len() == max_entries {
+                return None;
+            }
+            out.push((i as u64, a));
+        }
+        Some(out)
+    }
+
     /// Draws `shots` basis states with a seeded generator; returns
     /// `(basis index, occurrences)` in increasing index order. The same seed
     /// gives the same result whatever the parallelism.

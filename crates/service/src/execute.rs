@@ -35,7 +35,16 @@ impl From<SimError> for RunFailure {
     }
 }
 
-/// Most entries a listed result (probabilities) may have: 2^`max_listed_qubits`.
+/// Basis state `index` of `n` qubits as a bitstring, qubit 0 rightmost.
+fn basis_bitstring(index: u64, n: u32) -> String {
+    (0..n)
+        .rev()
+        .map(|q| if (index >> q) & 1 == 1 { '1' } else { '0' })
+        .collect()
+}
+
+/// Most entries a listed result (probabilities, a sparse state) may have:
+/// 2^`max_listed_qubits`.
 pub(crate) fn listed_entries(max_listed_qubits: u32) -> u128 {
     1u128.checked_shl(max_listed_qubits).unwrap_or(u128::MAX)
 }
@@ -127,6 +136,7 @@ fn run_one<F: Float>(
         }),
         probabilities: None,
         statevector: None,
+        sparse_statevector: None,
         expectations: Vec::new(),
     };
     let Some(state) = out.state.as_ref() else {
@@ -159,12 +169,28 @@ fn run_one<F: Float>(
                         })?
                 });
             }
-            ResultType::Statevector => {
+            ResultType::Statevector if circuit.num_qubits() <= max_listed_qubits => {
                 result.statevector = Some(
                     state
                         .to_vec_f64()
                         .into_iter()
                         .map(|a| [a.re, a.im])
+                        .collect(),
+                );
+            }
+            ResultType::Statevector => {
+                let most = listed_entries(max_listed_qubits);
+                let cap = usize::try_from(most).unwrap_or(usize::MAX);
+                let n = circuit.num_qubits();
+                let amplitudes = state.sparse_amplitudes(cap).ok_or_else(|| {
+                    RunFailure::Error(format!(
+                        "the state of {n} qubits has more than the {most} non-zero amplitudes a result may list (2^max_listed_qubits)"
+                    ))
+                })?;
+                result.sparse_statevector = Some(
+                    amplitudes
+                        .into_iter()
+                        .map(|(index, a)| (basis_bitstring(index, n), [a.re, a.im]))
                         .collect(),
                 );
             }

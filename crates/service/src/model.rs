@@ -234,9 +234,15 @@ pub struct ExecutionResult {
     /// Exact probabilities of the classical outcomes (non-zero ones).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probabilities: Option<BTreeMap<String, f64>>,
-    /// Amplitudes as `[re, im]`, index bit `q` = qubit `q`.
+    /// Amplitudes as `[re, im]`, index bit `q` = qubit `q`: every one, for
+    /// a state of at most `max_listed_qubits` qubits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statevector: Option<Vec<[f64; 2]>>,
+    /// The non-zero amplitudes of a larger state, as `[re, im]` keyed by
+    /// the basis state's bitstring (qubit 0 rightmost, as Qiskit's
+    /// `Statevector.to_dict()`); at most 2^`max_listed_qubits` of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparse_statevector: Option<BTreeMap<String, [f64; 2]>>,
     /// Expectation values, in request order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expectations: Vec<Expectation>,

@@ -421,7 +421,7 @@ pub(crate) fn prepare_within(
                 ),
             });
         }
-        check_result_types(&circuit, &types, &observables, admission.max_listed_qubits)?;
+        check_result_types(&circuit, &types, &observables)?;
         result_bytes = result_bytes.saturating_add(execution_result_bound(
             &circuit,
             &types,
@@ -558,7 +558,6 @@ fn check_result_types(
     circuit: &Circuit,
     types: &[ResultType],
     observables: &[PauliSum],
-    max_listed: u32,
 ) -> Result<(), ServiceError> {
     let n = circuit.num_qubits();
     let finals = final_measurements(circuit);
@@ -591,16 +590,9 @@ fn check_result_types(
                         "statevector and expectation need every measurement to be final (no reset, mid-circuit measurement or classical control)",
                     ));
                 }
-                if matches!(t, ResultType::Statevector) && n > max_listed {
-                    return Err(ServiceError::TooLarge {
-                        limit: "max_listed_qubits",
-                        needed: 1u128 << n.min(127),
-                        allowed: 1u128 << max_listed.min(127),
-                        message: format!(
-                            "a state vector of {n} qubits has 2^{n} amplitudes, too many to return as JSON; at most {max_listed} qubits"
-                        ),
-                    });
-                }
+                // A state of more than max_listed qubits comes back
+                // sparse: its non-zero amplitudes, at most
+                // 2^max_listed of them (`execute::listed_entries`).
             }
         }
     }

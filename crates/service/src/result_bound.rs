@@ -42,7 +42,8 @@ fn outcomes(bits: u32) -> u128 {
 /// with bitstring or hex keys): counts have at most min(shots,
 /// 2^clbits) entries, memory one per shot, probabilities at most
 /// 2^min(measured qubits, `max_listed_qubits`), a state vector 2^qubits
-/// `[re, im]` pairs.
+/// `[re, im]` pairs (past `max_listed_qubits` qubits, at most
+/// 2^`max_listed_qubits` of them, keyed by bitstring).
 pub(crate) fn execution_result_bound(
     circuit: &Circuit,
     types: &[ResultType],
@@ -90,10 +91,23 @@ pub(crate) fn execution_result_bound(
                 let entries = outcomes(measured.min(clbits)).min(outcomes(max_listed_qubits));
                 add(13, entries, key + 1 + F64_JSON_BYTES);
             }
-            ResultType::Statevector => add(
+            ResultType::Statevector if circuit.num_qubits() <= max_listed_qubits => add(
                 11,
                 outcomes(circuit.num_qubits()),
                 1 + F64_JSON_BYTES + 1 + F64_JSON_BYTES + 1,
+            ),
+            // `sparse_statevector`: `"bits":[re,im]` for at most
+            // 2^max_listed_qubits non-zero amplitudes.
+            ResultType::Statevector => add(
+                18,
+                outcomes(circuit.num_qubits()).min(outcomes(max_listed_qubits)),
+                2 + u128::from(circuit.num_qubits())
+                    + 1
+                    + 1
+                    + F64_JSON_BYTES
+                    + 1
+                    + F64_JSON_BYTES
+                    + 1,
             ),
             ResultType::Expectation(list) => {
                 // `{"observable":…,"value":…}` each.

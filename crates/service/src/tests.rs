@@ -661,5 +661,22 @@ async fn probabilities_list_the_non_zero_outcomes_of_any_number_of_qubits() {
         message.contains("8 measured qubits") && message.contains("more than the 16"),
         "{message}"
     );
+    // A state past max_listed_qubits comes back sparse, bit order as
+    // Qiskit's `Statevector.to_dict()`.
+    let mut req = request(&program("x q[1];\nh q[7];\n"));
+    req.result_types = Some(vec![ResultType::Statevector]);
+    let id = service.submit(&tenant, req, None).await.unwrap().job.id;
+    let job = service
+        .wait(&tenant, &id, Duration::from_secs(20), KeyFormat::Bitstring)
+        .await
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+    let e = &job.result.unwrap().executions[0];
+    assert_eq!(e.statevector, None);
+    let sparse = e.sparse_statevector.clone().unwrap();
+    let h = std::f64::consts::FRAC_1_SQRT_2;
+    assert_eq!(sparse.len(), 2, "{sparse:?}");
+    assert!((sparse["00000010"][0] - h).abs() < 1e-12, "{sparse:?}");
+    assert!((sparse["10000010"][0] - h).abs() < 1e-12, "{sparse:?}");
     service.shutdown(Duration::from_secs(1)).await;
 }

@@ -69,7 +69,11 @@ class ExecutionResult:
     ``counts`` and ``probabilities`` are keyed by bitstring (classical bit 0
     rightmost) or by ``0x…`` value when asked with ``keys="hex"``;
     ``statevector`` has qubit 0 as the least significant bit of the index;
-    ``memory`` is one key per shot, in shot order.
+    a state of more than the server's ``max_listed_qubits`` comes as
+    ``sparse_statevector`` instead, its non-zero amplitudes keyed by the
+    basis state's bitstring (qubit 0 rightmost, as Qiskit's
+    ``Statevector.to_dict()``); ``memory`` is one key per shot, in shot
+    order.
     """
 
     seed: int
@@ -77,6 +81,7 @@ class ExecutionResult:
     counts: dict[str, int] | None = None
     probabilities: dict[str, float] | None = None
     statevector: list[complex] | None = None
+    sparse_statevector: dict[str, complex] | None = None
     expectations: list[Expectation] | None = None
     memory: list[str] | None = None
     inputs: dict[str, float] | None = None
@@ -85,6 +90,7 @@ class ExecutionResult:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ExecutionResult:
         sv = d.get("statevector")
+        sparse = d.get("sparse_statevector")
         exps = d.get("expectations")
         counts = d.get("counts")
         probs = d.get("probabilities")
@@ -96,6 +102,11 @@ class ExecutionResult:
             counts={str(k): int(v) for k, v in counts.items()} if isinstance(counts, Mapping) else None,
             probabilities={str(k): float(v) for k, v in probs.items()} if isinstance(probs, Mapping) else None,
             statevector=[complex(float(a[0]), float(a[1])) for a in sv] if isinstance(sv, list) else None,
+            sparse_statevector=(
+                {str(k): complex(float(a[0]), float(a[1])) for k, a in sparse.items()}
+                if isinstance(sparse, Mapping)
+                else None
+            ),
             expectations=[Expectation.from_dict(e) for e in exps] if isinstance(exps, list) else None,
             memory=[str(m) for m in memory] if isinstance(memory, list) else None,
             inputs={str(k): float(v) for k, v in inputs.items()} if isinstance(inputs, Mapping) else None,

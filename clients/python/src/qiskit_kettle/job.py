@@ -152,8 +152,17 @@ def _experiment_results(e: Experiment, job: Job, out: Any) -> list[ExperimentRes
             if ex.memory is None:
                 raise JobError("the Kettle server sent no memory (it needs the `memory` result type)")
             data["memory"] = [_hex(k) for k in ex.memory]
-        if e.statevector and ex.statevector is not None:
-            vec = np.asarray(ex.statevector, dtype=complex)
+        if e.statevector and (ex.statevector is not None or ex.sparse_statevector is not None):
+            if ex.statevector is not None:
+                vec = np.asarray(ex.statevector, dtype=complex)
+            else:
+                # Past the server's max_listed_qubits: the non-zero
+                # amplitudes, by bitstring; Qiskit's Statevector is dense.
+                sparse = ex.sparse_statevector or {}
+                width = len(next(iter(sparse), ""))
+                vec = np.zeros(1 << width, dtype=complex)
+                for bits, amplitude in sparse.items():
+                    vec[int(bits, 2)] = amplitude
             phase = e.phases[i] if i < len(e.phases) else e.phases[-1]
             if phase:
                 vec = vec * np.exp(1j * phase)
