@@ -53,8 +53,7 @@ pub enum ServiceError {
     /// be too large to return).
     #[error("{message}")]
     TooLarge {
-        /// Which limit: `memory_budget`, `max_listed_qubits`,
-        /// `max_result_bytes`.
+        /// Which limit: `memory_budget` or `max_result_bytes`.
         limit: &'static str,
         /// Bytes the job would need.
         needed: u128,
