@@ -315,3 +315,27 @@ def test_a_sparse_state_is_read_by_bitstring() -> None:
     e = ExecutionResult.from_dict({"seed": 1, "shots": 0, "sparse_statevector": {"101": [0.6, 0], "000": [0, 0.8]}})
     assert e.statevector is None
     assert e.sparse_statevector == {"101": complex(0.6, 0), "000": complex(0, 0.8)}
+
+
+def test_progress_is_read_and_drawn_while_a_job_runs(client) -> None:
+    import io
+
+    from kettle_client import JobProgress
+
+    # A few seconds on one worker: dense layers on 20 qubits.
+    lines = ["OPENQASM 2.0;", 'include "qelib1.inc";', "qreg q[20];"]
+    for layer in range(150):
+        for q in range(20):
+            lines.append(f"u3(0.1,0.2,{0.01 * layer}) q[{q}];")
+            lines.append(f"cx q[{q}],q[{(q + 1) % 20}];")
+    job = client.submit("\n".join(lines) + "\n", result_types=["statevector"])
+    out = io.StringIO()
+    result = client.result(job.id, timeout=120, progress=out)
+    assert result.executions[0].statevector is not None
+    drawn = out.getvalue()
+    assert "completed" in drawn, drawn
+    seen = [line for line in drawn.split("\r") if "%" in line]
+    assert seen, f"a running job was drawn with its progress: {drawn!r}"
+    ended = client.get(job.id)
+    assert ended.progress is None
+    assert JobProgress.from_dict({"fraction": 0.5}).seconds_left is None

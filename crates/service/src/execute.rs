@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use kettle_core::{Float, Monitor, PauliSum, RunOptions, SimError, Simulator, final_measurements};
+use kettle_core::{
+    Float, Monitor, PauliSum, Progress, RunOptions, SimError, Simulator, final_measurements,
+};
 use kettle_ir::Circuit;
 
 use crate::config::TenantLimits;
@@ -32,6 +34,26 @@ impl From<SimError> for RunFailure {
             SimError::Stopped => RunFailure::Stopped,
             other => RunFailure::Error(other.to_string()),
         }
+    }
+}
+
+/// One execution's progress as the whole sweep's: execution `done` of
+/// `of`, each counted as one run of the same length.
+struct SweepMonitor<'a> {
+    outer: &'a dyn Monitor,
+    done: u64,
+    of: u64,
+}
+
+impl Monitor for SweepMonitor<'_> {
+    fn on_progress(&self, p: Progress) -> std::ops::ControlFlow<()> {
+        self.outer.on_progress(Progress {
+            applied: self
+                .done
+                .saturating_mul(p.planned)
+                .saturating_add(p.applied.min(p.planned)),
+            planned: self.of.saturating_mul(p.planned),
+        })
     }
 }
 
@@ -75,6 +97,11 @@ pub(crate) fn run_job(
             }
         };
         let seed = spec.seed.wrapping_add(i as u64);
+        let monitor = &SweepMonitor {
+            outer: monitor,
+            done: i as u64,
+            of: spec.executions.len() as u64,
+        };
         let mut result = match spec.precision {
             Precision::F64 => {
                 run_one::<f64>(&sim, circuit, spec, seed, max_listed_qubits, monitor)?

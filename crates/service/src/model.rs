@@ -306,6 +306,9 @@ pub struct JobView {
     /// 1-based place in the dispatch order, while queued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_position: Option<u64>,
+    /// How far its run has got, while it runs on the node answering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<JobProgress>,
     /// Times a worker has started it (more than 1 after a restart).
     pub attempts: u32,
     /// A cancellation was asked for while it ran.
@@ -320,6 +323,18 @@ pub struct JobView {
     /// what serving the result may hold in memory. Not sent.
     #[serde(skip)]
     pub result_bytes: u64,
+}
+
+/// How far a running job has got: the fraction of its operations applied
+/// (over all its executions) and, once some are, an estimate of the
+/// seconds left at the rate so far.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobProgress {
+    /// In 0..=1.
+    pub fraction: f64,
+    /// At the rate so far; absent until something was applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds_left: Option<f64>,
 }
 
 /// Key format of counts and probabilities at read time.

@@ -19,7 +19,9 @@ use crate::admission::{AdmissionPermits, StopOnDrop};
 use crate::config::{ServiceConfig, TenantLimits};
 use crate::error::ServiceError;
 use crate::keys;
-use crate::model::{JobError, JobRequest, JobResult, JobSpec, JobStatus, JobView, KeyFormat};
+use crate::model::{
+    JobError, JobProgress, JobRequest, JobResult, JobSpec, JobStatus, JobView, KeyFormat,
+};
 use crate::prepare::{Admission, Interrupt, Prepared, prepare_within};
 use crate::scheduler::{Entry, STOP_CANCEL, STOP_SHUTDOWN, Scheduler, WorkerKind};
 use crate::store::{
@@ -140,6 +142,8 @@ pub(crate) struct LiveJob {
     pub(crate) ended_ms: Option<i64>,
     pub(crate) result: Option<Arc<JobResult>>,
     pub(crate) error: Option<JobError>,
+    /// While it runs here: how far (published by its worker's monitor).
+    pub(crate) progress: Option<JobProgress>,
 }
 
 type LiveMap = HashMap<String, watch::Sender<Arc<LiveJob>>>;
@@ -287,6 +291,7 @@ impl Inner {
                 ended_ms: row.ended_ms,
                 result: None,
                 error: None,
+                progress: None,
             },
             circuits,
             reserved,
@@ -890,6 +895,7 @@ impl Service {
                 ended_ms: None,
                 result: None,
                 error: None,
+                progress: None,
             },
             circuits,
             true,
@@ -1123,6 +1129,7 @@ impl Service {
             started_at: row.started_ms.map(rfc3339),
             ended_at: row.ended_ms.map(rfc3339),
             queue_position,
+            progress: None,
             attempts: row.attempt,
             cancel_requested: row.cancel_requested,
             result: row.result.map(|r| r.with_keys(keys)),
@@ -1160,6 +1167,7 @@ impl Service {
             started_at: job.started_ms.map(rfc3339),
             ended_at: job.ended_ms.map(rfc3339),
             queue_position,
+            progress: job.progress.filter(|_| job.status == JobStatus::Running),
             attempts: job.attempt,
             cancel_requested: job.cancel_requested,
             result: job

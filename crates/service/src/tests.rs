@@ -680,3 +680,46 @@ async fn probabilities_list_the_non_zero_outcomes_of_any_number_of_qubits() {
     assert!((sparse["10000010"][0] - h).abs() < 1e-12, "{sparse:?}");
     service.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_job_reports_its_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(config(dir.path())).await.unwrap();
+    let tenant = service.authenticate(None).await.unwrap();
+    let mut req = request(&slow_program());
+    req.result_types = Some(vec![ResultType::Statevector]);
+    let id = service.submit(&tenant, req, None).await.unwrap().job.id;
+    wait_for(&service, &tenant, &id, JobStatus::Running).await;
+    // Published every quarter of a second: two readings, the later further.
+    let mut seen = Vec::new();
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let v = service
+            .get(&tenant, &id, KeyFormat::Bitstring)
+            .await
+            .unwrap();
+        if v.status != JobStatus::Running {
+            break;
+        }
+        if let Some(p) = v.progress {
+            seen.push(p);
+        }
+        if seen.len() >= 2 && seen[seen.len() - 1].fraction > seen[0].fraction {
+            break;
+        }
+    }
+    assert!(seen.len() >= 2, "{seen:?}");
+    let (first, last) = (seen[0], seen[seen.len() - 1]);
+    assert!(
+        0.0 < first.fraction && last.fraction > first.fraction && last.fraction < 1.0,
+        "{seen:?}"
+    );
+    assert!(last.seconds_left.is_some_and(|s| s > 0.0), "{seen:?}");
+    service.cancel(&tenant, &id).await.unwrap();
+    let ended = service
+        .wait(&tenant, &id, Duration::from_secs(20), KeyFormat::Bitstring)
+        .await
+        .unwrap();
+    assert_eq!(ended.progress, None, "no progress once it has ended");
+    service.shutdown(Duration::from_secs(1)).await;
+}

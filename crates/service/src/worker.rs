@@ -9,34 +9,64 @@
 use std::ops::ControlFlow;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use kettle_core::{Monitor, Progress};
 
 use crate::execute::{RunFailure, run_job};
-use crate::model::{JobError, JobStatus};
+use crate::model::{JobError, JobProgress, JobStatus};
 use crate::scheduler::{Admitted, RUN, STOP_CANCEL, STOP_LOST, STOP_SHUTDOWN, WorkerKind};
 use crate::service::Inner;
 use crate::store::{Inserted, JobState, Outcome, StoreResult, WriteOp, Written};
 use crate::time::now_ms;
 
+/// How often a running job's progress is published to its readers.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
 /// Stops a run at the next gate when the job is cancelled, the server shuts
-/// down, or the run-time limit passes.
+/// down, or the run-time limit passes; publishes its progress in the live
+/// job every [`PROGRESS_EVERY`].
 struct JobMonitor<'a> {
     stop: &'a AtomicU8,
     deadline: Instant,
     timed_out: AtomicBool,
+    inner: &'a Inner,
+    id: &'a str,
+    started: Instant,
+    /// Milliseconds after `started` of the last publication.
+    published_ms: AtomicU64,
 }
 
 impl Monitor for JobMonitor<'_> {
-    fn on_progress(&self, _: Progress) -> ControlFlow<()> {
+    fn on_progress(&self, progress: Progress) -> ControlFlow<()> {
         if self.stop.load(Ordering::Relaxed) != RUN {
             return ControlFlow::Break(());
         }
-        if Instant::now() >= self.deadline {
+        let now = Instant::now();
+        if now >= self.deadline {
             self.timed_out.store(true, Ordering::Relaxed);
             return ControlFlow::Break(());
+        }
+        let elapsed = now.duration_since(self.started);
+        let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        if ms.saturating_sub(self.published_ms.load(Ordering::Relaxed))
+            >= PROGRESS_EVERY.as_millis() as u64
+        {
+            self.published_ms.store(ms, Ordering::Relaxed);
+            let fraction = if progress.planned == 0 {
+                0.0
+            } else {
+                (progress.applied as f64 / progress.planned as f64).min(1.0)
+            };
+            let seconds_left =
+                (fraction > 0.0).then(|| elapsed.as_secs_f64() * (1.0 - fraction) / fraction);
+            self.inner.live_update(self.id, |j| {
+                j.progress = Some(JobProgress {
+                    fraction,
+                    seconds_left,
+                });
+            });
         }
         ControlFlow::Continue(())
     }
@@ -92,6 +122,10 @@ fn run_admitted(inner: &Arc<Inner>, admitted: &Admitted) {
         stop: &admitted.stop,
         deadline: Instant::now() + inner.config.max_run_time,
         timed_out: AtomicBool::new(false),
+        inner,
+        id: &id,
+        started: Instant::now(),
+        published_ms: AtomicU64::new(0),
     };
     let error = |code: &str, message: String| JobError {
         code: code.to_owned(),

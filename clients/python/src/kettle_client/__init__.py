@@ -41,6 +41,7 @@ from .models import (  # noqa: E402
     Job,
     JobError,
     JobList,
+    JobProgress,
     JobResult,
     TenantLimits,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "JobError",
     "JobFailedError",
     "JobList",
+    "JobProgress",
     "JobResult",
     "JobTimeoutError",
     "KettleClient",

@@ -5,12 +5,13 @@ from __future__ import annotations
 import email.utils
 import json as _json
 import random
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 from urllib.parse import quote
 
 import httpx
@@ -65,6 +66,24 @@ def guess_format(source: str) -> str:
         if version.startswith("2"):
             return "qasm2"
     return "qasm3"
+
+
+#: How often ``result(..., progress=True)`` reads the job.
+PROGRESS_SECONDS = 0.5
+
+
+def progress_line(job: Job, width: int = 30) -> str:
+    """One line for a job's state: ``[#####     ] 42% about 3 s left``
+    while it runs, its status otherwise."""
+    if job.done:
+        return f"[{'#' * width}] {job.status}".ljust(width + 30)
+    if job.status != "running" or job.progress is None:
+        where = f" (position {job.queue_position})" if job.queue_position else ""
+        return f"[{' ' * width}] {job.status}{where}".ljust(width + 30)
+    filled = int(width * min(max(job.progress.fraction, 0.0), 1.0))
+    left = job.progress.seconds_left
+    eta = f" about {left:.0f} s left" if left is not None else ""
+    return f"[{'#' * filled}{' ' * (width - filled)}] {job.progress.fraction:4.0%}{eta}".ljust(width + 30)
 
 
 class KettleClient:
@@ -307,13 +326,34 @@ class KettleClient:
                 # The server answered before the wait was over: do not spin.
                 time.sleep(min(0.2, w) if deadline is None else min(0.2, max(deadline - after, 0.0)))
 
-    def result(self, job_id: str, timeout: float | None = None, *, keys: str | None = None) -> JobResult:
+    def result(
+        self,
+        job_id: str,
+        timeout: float | None = None,
+        *,
+        keys: str | None = None,
+        progress: bool | TextIO = False,
+    ) -> JobResult:
         """Waits for the job and returns its result; raises
         :class:`JobFailedError` or :class:`JobCancelledError` (with the job's
         ``error``) if it did not complete, :class:`JobTimeoutError` after
-        ``timeout`` seconds."""
-        job = self.wait(job_id, timeout, keys=keys)
-        return _result_of(job)
+        ``timeout`` seconds. With ``progress`` (True for standard error, or
+        a stream), a progress bar of the running job is drawn meanwhile."""
+        if progress is False:
+            return _result_of(self.wait(job_id, timeout, keys=keys))
+        stream: TextIO = sys.stderr if progress is True else progress
+        start = time.monotonic()
+        while True:
+            job = self.get(job_id, keys=keys)
+            stream.write("\r" + progress_line(job))
+            stream.flush()
+            if job.done:
+                stream.write("\n")
+                return _result_of(job)
+            if timeout is not None and time.monotonic() - start >= timeout:
+                stream.write("\n")
+                raise JobTimeoutError(job_id, float(timeout), job.status)
+            time.sleep(PROGRESS_SECONDS)
 
     def list_jobs(self, status: str | None = None, limit: int | None = None, cursor: str | None = None) -> JobList:
         """One page of the caller's jobs, newest first (``GET /v1/jobs``).

@@ -167,6 +167,7 @@ class Job:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     queue_position: int | None = None
+    progress: JobProgress | None = None
     result: JobResult | None = None
     error: JobError | None = None
     links: dict[str, str] = field(default_factory=dict)
@@ -182,6 +183,7 @@ class Job:
         res = d.get("result")
         err = d.get("error")
         qp = d.get("queue_position")
+        prog = d.get("progress")
         name = d.get("name")
         return cls(
             id=str(d["id"]),
@@ -202,11 +204,27 @@ class Job:
             started_at=parse_timestamp(d.get("started_at")),
             ended_at=parse_timestamp(d.get("ended_at")),
             queue_position=int(qp) if isinstance(qp, int) else None,
+            progress=JobProgress.from_dict(prog) if isinstance(prog, Mapping) else None,
             result=JobResult.from_dict(res) if isinstance(res, Mapping) else None,
             error=JobError.from_dict(err) if isinstance(err, Mapping) else None,
             links={str(k): str(v) for k, v in (d.get("links") or {}).items()},
             raw=d,
         )
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """How far a running job has got, as the node running it estimates:
+    ``fraction`` of its operations applied (0 to 1) and ``seconds_left`` at
+    the rate so far (None until something was applied)."""
+
+    fraction: float
+    seconds_left: float | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> JobProgress:
+        left = d.get("seconds_left")
+        return cls(fraction=float(d.get("fraction", 0.0)), seconds_left=float(left) if left is not None else None)
 
 
 @dataclass(frozen=True)
