@@ -66,9 +66,14 @@
 //!   condition are refused).
 //! - Pragmas, annotations and comments are ignored.
 //!
-//! Timing (`delay`, `duration`, `stretch`, `box`, `100ns`), pulse-level
-//! constructs (`defcal`, `cal`, `defcalgrammar`, `port`, `frame`,
-//! `waveform`), `extern`, `opaque`, arrays, `complex`, `end`, and
+//! - Timing, as an ideal simulator has none: `delay[…]` is the identity (as
+//!   in Aer), `box` runs its body, a gate's duration (`h[100ns] q;`) is
+//!   ignored, and `duration`/`stretch` declarations are read past (their
+//!   names may appear only in designators).
+//!
+//! Timing values elsewhere (`100ns` in an expression, `durationof`),
+//! pulse-level constructs (`defcal`, `cal`, `defcalgrammar`, `port`,
+//! `frame`, `waveform`), `extern`, `opaque`, arrays, `complex`, `end`, and
 //! `while` on measured bits are refused by name, at their position.
 
 mod ast;

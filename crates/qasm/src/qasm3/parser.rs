@@ -29,7 +29,7 @@ fn unsupported_keyword(word: &str) -> Option<String> {
     let pulse =
         |w: &str| format!("`{w}` (pulse-level calibration) is not supported by this simulator");
     Some(match word {
-        "delay" | "duration" | "stretch" | "box" | "durationof" => timing(word),
+        "durationof" => timing(word),
         "defcal" | "cal" | "defcalgrammar" | "port" | "frame" | "waveform" => pulse(word),
         "extern" => "`extern` functions are not supported by this simulator".into(),
         "opaque" => "`opaque` gates have no body, so this simulator cannot run them".into(),
@@ -48,6 +48,7 @@ const RESERVED: &[&str] = &[
     "const", "input", "output", "let", "gate", "def", "measure", "reset", "barrier", "if", "else",
     "for", "in", "while", "break", "continue", "return", "inv", "pow", "ctrl", "negctrl", "gphase",
     "true", "false", "pi", "π", "tau", "τ", "euler", "ℇ", "U", "switch", "case", "default",
+    "delay", "box", "duration", "stretch",
 ];
 
 /// Include bookkeeping shared by the parser of the main source and those of
@@ -355,6 +356,28 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
                         StmtKind::While { condition, body }
                     }
                     "switch" => self.switch()?,
+                    // Timing: an ideal simulator has no time, so a delay is
+                    // the identity (Aer runs it so), a box is its body, and
+                    // durations and stretches only name times.
+                    "delay" => {
+                        self.advance()?;
+                        self.skip_designator()?;
+                        // No-ops on the state, like a barrier: `delay[t];`
+                        // with no operands covers every qubit, as `barrier;`.
+                        StmtKind::Barrier(self.comma_list(Kind::Semicolon, Self::expression)?)
+                    }
+                    "box" => {
+                        self.advance()?;
+                        if self.tok.kind == Kind::LBracket {
+                            self.skip_designator()?;
+                        }
+                        StmtKind::Block(self.block()?)
+                    }
+                    "duration" | "stretch" => {
+                        self.advance()?;
+                        self.skip_to_semicolon()?;
+                        StmtKind::Block(Vec::new())
+                    }
                     "case" | "default" => {
                         return Err(self.error(loc, format!("`{word}` outside a `switch`")));
                     }
@@ -794,6 +817,49 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
         self.gate_call_rest(modifiers, name, params)
     }
 
+    /// Passes over a timing designator, `[` to its matching `]`: times
+    /// mean nothing to an ideal simulator, so what is inside is not read.
+    fn skip_designator(&mut self) -> Result<()> {
+        let open = self.expect(Kind::LBracket)?;
+        self.skip_designator_after(open)
+    }
+
+    /// [`skip_designator`](Self::skip_designator) once its `[` (at `open`)
+    /// is read.
+    fn skip_designator_after(&mut self, open: Loc) -> Result<()> {
+        let mut depth = 1usize;
+        loop {
+            match self.tok.kind {
+                Kind::LBracket => depth += 1,
+                Kind::RBracket => {
+                    depth -= 1;
+                    if depth == 0 {
+                        self.advance()?;
+                        return Ok(());
+                    }
+                }
+                Kind::Semicolon | Kind::Eof => {
+                    return Err(self.error(open, "this `[` is never closed"));
+                }
+                _ => {}
+            }
+            self.advance()?;
+        }
+    }
+
+    /// Passes over the rest of a timing declaration, to its `;`.
+    fn skip_to_semicolon(&mut self) -> Result<()> {
+        let start = self.loc();
+        while self.tok.kind != Kind::Semicolon {
+            if matches!(self.tok.kind, Kind::Eof | Kind::LBrace | Kind::RBrace) {
+                return Err(self.error(start, "a `;` is missing at the end of this declaration"));
+            }
+            self.advance()?;
+        }
+        self.advance()?;
+        Ok(())
+    }
+
     /// The operands and `;` of a gate call.
     fn gate_call_rest(
         &mut self,
@@ -801,11 +867,9 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
         name: String,
         params: Vec<Expr>,
     ) -> Result<StmtKind> {
+        // A gate's duration (`h[100ns] q;`) changes nothing here.
         if self.tok.kind == Kind::LBracket {
-            return Err(self.error(
-                self.loc(),
-                "gate durations such as `h[100ns]` (timing) are not supported by this simulator",
-            ));
+            self.skip_designator()?;
         }
         let args = self.comma_list(Kind::Semicolon, Self::expression)?;
         Ok(StmtKind::GateCall {
@@ -822,7 +886,13 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
         let (name, loc) = self.ident("a statement")?;
         match &self.tok.kind {
             Kind::LBracket | Kind::Assign | Kind::CompoundAssign(_) => {
+                let open = self.loc();
                 let index = if self.eat(&Kind::LBracket)? {
+                    if matches!(self.tok.kind, Kind::Duration(_)) {
+                        // `h[100ns] q;`: a gate's duration, not an index.
+                        self.skip_designator_after(open)?;
+                        return self.gate_call_rest(Vec::new(), name, Vec::new());
+                    }
                     let i = self.index_inside(0)?;
                     self.expect(Kind::RBracket)?;
                     Some(i)
