@@ -177,12 +177,12 @@ fn run_reports_source_errors_with_line_and_column() {
     // The `;` missing at the end of line 4 is reported there.
     assert!(err.contains("bad.qasm:4:7: expected `;`"), "{err}");
     let v3 = dir.join("v3.qasm");
-    std::fs::write(&v3, "OPENQASM 3.0;\nqubit q;\ndelay[100ns] q;\n").unwrap();
+    std::fs::write(&v3, "OPENQASM 3.0;\nqubit q;\ndefcal x $0 { }\n").unwrap();
     let o = kettle(&["run", v3.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("v3.qasm:3:1:") && err.contains("delay"),
+        err.contains("v3.qasm:3:1:") && err.contains("defcal"),
         "{err}"
     );
     let bad_json = dir.join("bad.json");
