@@ -435,12 +435,6 @@ async fn replay(conn: &mut PgConnection, job: &NewJob) -> StoreResult<Option<Ins
         }))
 }
 
-/// Whether [`lock_limited_tenants`] takes any lock for `ops`.
-fn takes_tenant_locks(ops: &[WriteOp]) -> bool {
-    ops.iter()
-        .any(|op| matches!(op, WriteOp::Insert(job) if job.max_active.is_some()))
-}
-
 /// Takes the advisory lock of every tenant whose insert in `ops` counts
 /// its active jobs, all at once and in one order (by lock key), before the
 /// inserts: every node's insert for such a tenant then waits until the one
@@ -879,16 +873,13 @@ impl JobStore for PgStore {
         // disk: a crash of the database server may lose it, never corrupt
         // anything. (In BEGIN's round trip.)
         //
-        // A batch that takes tenants' locks (inserts under a limit) holds
-        // them until its commit, and every node's next insert for those
-        // tenants waits for them: the commit does not wait for the disk
-        // with the locks held (measured with three nodes: 4–6 ms a batch
-        // waiting for another node's fsync). It is made durable just after,
-        // by a transaction of its own that waits for the disk, so the WAL
-        // is flushed past this commit before any caller is answered; a
-        // crash in between loses only writes no caller was told of.
-        let locks = takes_tenant_locks(ops);
-        let begin = if durable && !locks {
+        // A batch's tenant locks are held through its commit's flush.
+        // Committing without waiting and then waiting for the disk in a
+        // transaction of its own (`SELECT txid_current()`) was tried, and
+        // the cluster test lost an acknowledged job to a crash of
+        // PostgreSQL: a commit that wrote no WAL of its own does not wait
+        // for the flush, whatever `synchronous_commit` says.
+        let begin = if durable {
             "BEGIN"
         } else {
             "BEGIN; SET LOCAL synchronous_commit = off"
@@ -898,14 +889,6 @@ impl JobStore for PgStore {
         notify(&mut tx, &events_of(ops, &out)).await?;
         // Dropped uncommitted on any error above: rolled back.
         tx.commit().await.pg()?;
-        if durable && locks {
-            // A transaction id makes a commit record; a synchronous commit
-            // of it waits until the WAL is on disk up to there.
-            sqlx::raw_sql("BEGIN; SELECT txid_current(); COMMIT")
-                .execute(&self.pool)
-                .await
-                .pg()?;
-        }
         Ok(out)
     }
 
