@@ -59,7 +59,7 @@ pub use float::Float;
 pub use fusion::FusionConfig;
 pub use observable::{Pauli, PauliSum, PauliTerm};
 pub use par::{PARALLEL_THRESHOLD, Parallelism};
-pub use program::final_measurements;
+pub use program::{final_measurements, measured_qubits};
 pub use simulator::{MAX_SHOTS, Monitor, Progress, RunOptions, RunResult, RunStats, Simulator};
 pub use state::{MAX_QUBITS, Precision, StateVector};
 

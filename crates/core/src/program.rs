@@ -239,6 +239,20 @@ fn terminal_flags(ops: &[Operation]) -> Option<Vec<bool>> {
     Some(terminal)
 }
 
+/// The distinct qubits of `finals` (as [`final_measurements`] gives them),
+/// in the order they are first measured: bit `i` of an outcome of
+/// [`StateVector::classical_distribution`](crate::StateVector::classical_distribution)'s
+/// probabilities is the `i`-th of them.
+pub fn measured_qubits(finals: &[(Qubit, Clbit)]) -> Vec<Qubit> {
+    let mut qubits: Vec<Qubit> = Vec::new();
+    for &(q, _) in finals {
+        if !qubits.contains(&q) {
+            qubits.push(q);
+        }
+    }
+    qubits
+}
+
 /// The circuit's measurements as `(qubit, clbit)` pairs in order, if every
 /// one of them is final (nothing after it touches its qubit) and the circuit
 /// has no reset (but those of qubits nothing has touched yet, which change

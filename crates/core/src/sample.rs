@@ -22,6 +22,7 @@ use crate::error::SimError;
 use crate::float::Float;
 use crate::kernels::reduce::{PIECE_BLOCKS, piece_norms};
 use crate::par::Parallelism;
+use crate::program::measured_qubits;
 use crate::state::StateVector;
 
 /// Draws `shots` basis states; returns `(index, occurrences)` in increasing
@@ -132,6 +133,28 @@ fn multinomial<R: Rng>(
 
 /// Exact probabilities of the outcomes of measuring `qubits`: entry `k` is
 /// the probability that qubit `qubits[i]` reads bit `i` of `k`.
+/// Probabilities of outcomes over `qubits` (bit `i` of an outcome is
+/// qubit `qubits[i]`) as the distribution of the classical bits `finals`
+/// writes them to, keyed by bitstring over `num_clbits` bits.
+fn outcome_distribution(
+    outcomes: impl IntoIterator<Item = (u64, f64)>,
+    qubits: &[Qubit],
+    finals: &[(Qubit, Clbit)],
+    num_clbits: u32,
+) -> BTreeMap<String, f64> {
+    let mut dist = BTreeMap::new();
+    for (k, p) in outcomes {
+        let mut value = ClassicalValue::zeros(num_clbits);
+        for &(q, c) in finals {
+            if let Some(pos) = qubits.iter().position(|&x| x == q) {
+                value.set(c, (k >> pos) & 1 == 1);
+            }
+        }
+        *dist.entry(value.to_bitstring(num_clbits)).or_insert(0.0) += p;
+    }
+    dist
+}
+
 pub(crate) fn marginal_probabilities<F: Float>(
     state: &StateVector<F>,
     qubits: &[Qubit],
@@ -238,26 +261,10 @@ impl<F: Float> StateVector<F> {
         num_clbits: u32,
         par: &Parallelism,
     ) -> Result<BTreeMap<String, f64>, SimError> {
-        let mut qubits: Vec<Qubit> = Vec::new();
-        for &(q, _) in finals {
-            if !qubits.contains(&q) {
-                qubits.push(q);
-            }
-        }
-        let mut dist = BTreeMap::new();
-        for (k, p) in self.probabilities(&qubits, par)?.into_iter().enumerate() {
-            if p == 0.0 {
-                continue;
-            }
-            let mut value = ClassicalValue::zeros(num_clbits);
-            for &(q, c) in finals {
-                if let Some(pos) = qubits.iter().position(|&x| x == q) {
-                    value.set(c, (k >> pos) & 1 == 1);
-                }
-            }
-            *dist.entry(value.to_bitstring(num_clbits)).or_insert(0.0) += p;
-        }
-        Ok(dist)
+        let qubits = measured_qubits(finals);
+        let probabilities = self.probabilities(&qubits, par)?;
+        let outcomes = (0u64..).zip(probabilities).filter(|&(_, p)| p != 0.0);
+        Ok(outcome_distribution(outcomes, &qubits, finals, num_clbits))
     }
 
     /// [`classical_distribution`](Self::classical_distribution) for any
@@ -276,19 +283,15 @@ impl<F: Float> StateVector<F> {
         max_entries: usize,
     ) -> Result<Option<BTreeMap<String, f64>>, SimError> {
         let n = self.num_qubits();
-        let mut qubits: Vec<Qubit> = Vec::new();
-        for &(q, _) in finals {
-            if q >= n {
-                return Err(SimError::QubitOutOfRange {
-                    qubit: q,
-                    num_qubits: n,
-                });
-            }
-            if !qubits.contains(&q) {
-                qubits.push(q);
-            }
+        if let Some(&(q, _)) = finals.iter().find(|&&(q, _)| q >= n) {
+            return Err(SimError::QubitOutOfRange {
+                qubit: q,
+                num_qubits: n,
+            });
         }
-        let mut outcomes: std::collections::HashMap<u64, f64> = std::collections::HashMap::new();
+        let qubits = measured_qubits(finals);
+        // Ordered, so that outcomes sharing a bitstring add up in one order.
+        let mut outcomes: BTreeMap<u64, f64> = BTreeMap::new();
         for i in 0..self.len() {
             let p = self.amp(i).norm_sqr_f64();
             if p == 0.0 {
@@ -303,17 +306,9 @@ impl<F: Float> StateVector<F> {
                 return Ok(None);
             }
         }
-        let mut dist = BTreeMap::new();
-        for (k, p) in outcomes {
-            let mut value = ClassicalValue::zeros(num_clbits);
-            for &(q, c) in finals {
-                if let Some(pos) = qubits.iter().position(|&x| x == q) {
-                    value.set(c, (k >> pos) & 1 == 1);
-                }
-            }
-            *dist.entry(value.to_bitstring(num_clbits)).or_insert(0.0) += p;
-        }
-        Ok(Some(dist))
+        Ok(Some(outcome_distribution(
+            outcomes, &qubits, finals, num_clbits,
+        )))
     }
 
     /// The non-zero amplitudes, widened to f64, by basis-state index in

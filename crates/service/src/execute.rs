@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use kettle_core::{
     Float, Monitor, PauliSum, Progress, RunOptions, SimError, Simulator, final_measurements,
+    measured_qubits,
 };
 use kettle_ir::Circuit;
 
@@ -59,10 +60,7 @@ impl Monitor for SweepMonitor<'_> {
 
 /// Basis state `index` of `n` qubits as a bitstring, qubit 0 rightmost.
 fn basis_bitstring(index: u64, n: u32) -> String {
-    (0..n)
-        .rev()
-        .map(|q| if (index >> q) & 1 == 1 { '1' } else { '0' })
-        .collect()
+    format!("{index:0width$b}", width = n as usize)
 }
 
 /// Most entries a listed result (probabilities, a sparse state) may have:
@@ -175,9 +173,7 @@ fn run_one<F: Float>(
             ResultType::Counts | ResultType::Memory => {}
             ResultType::Probabilities => {
                 let finals = finals.as_deref().unwrap_or(&[]);
-                let mut measured: Vec<u32> = finals.iter().map(|&(q, _)| q).collect();
-                measured.sort_unstable();
-                measured.dedup();
+                let measured = measured_qubits(finals);
                 // Admitted for any number of measured qubits: the non-zero
                 // outcomes are what is bounded. Up to max_listed_qubits
                 // measured, all of them fit (the dense, parallel form).

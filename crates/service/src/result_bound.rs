@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use kettle_core::final_measurements;
+use kettle_core::{final_measurements, measured_qubits};
 use kettle_ir::Circuit;
 
 use crate::model::ResultType;
@@ -80,12 +80,8 @@ pub(crate) fn execution_result_bound(
             ),
             ResultType::Memory => add(6, u128::from(shots), key),
             ResultType::Probabilities => {
-                let measured = final_measurements(circuit).map_or(clbits, |finals| {
-                    let mut qubits: Vec<u32> = finals.iter().map(|&(q, _)| q).collect();
-                    qubits.sort_unstable();
-                    qubits.dedup();
-                    qubits.len() as u32
-                });
+                let measured = final_measurements(circuit)
+                    .map_or(clbits, |finals| measured_qubits(&finals).len() as u32);
                 // Non-zero outcomes only, and at most 2^max_listed_qubits
                 // of them (more fail the job).
                 let entries = outcomes(measured.min(clbits)).min(outcomes(max_listed_qubits));
