@@ -90,6 +90,13 @@ def build_target(info: Backend, *, precision: str = "f64", description: str | No
     return target
 
 
+def refuse_noise_model(model: Any) -> None:
+    """Accepts Qiskit Aer's ``noise_model`` option only as None: Kettle
+    simulates ideal circuits."""
+    if model is not None:
+        raise ValueError("Kettle simulates ideal circuits only: noise models are not supported")
+
+
 class KettleBackend(BackendV2):
     """A Kettle server as a Qiskit backend.
 
@@ -167,8 +174,7 @@ class KettleBackend(BackendV2):
             opts[k] = getattr(self.options, k)
         for k, v in options.items():
             if k == "noise_model":
-                if v is not None:
-                    raise ValueError("Kettle simulates ideal circuits only: noise models are not supported")
+                refuse_noise_model(v)
                 continue
             if k not in _RUN_OPTIONS:
                 warnings.warn(f"option {k!r} is not used by the Kettle backend", stacklevel=2)

@@ -71,6 +71,7 @@ from kettle_client import (
     LimitExceededError,
 )
 
+from .backend import refuse_noise_model
 from .convert import Program, circuit_to_program
 from .observables import observable_to_pauli_sum
 
@@ -475,8 +476,7 @@ def _aer_options(options: dict[str, Any] | None, default_key: str) -> dict[str, 
                     if str(v).upper() != "CPU":
                         raise ValueError(f"Kettle runs on the server's CPUs: device {v!r} is not available")
                 elif name == "noise_model":
-                    if v is not None:
-                        raise ValueError("Kettle simulates ideal circuits only: noise models are not supported")
+                    refuse_noise_model(v)
                 else:
                     raise ValueError(f"the Aer backend option {name!r} has no Kettle equivalent")
         elif key == "run_options":
