@@ -1337,45 +1337,30 @@ impl Service {
             // (on a shared store) queued or running on any node. Re-read
             // when the store says the job ended or this node claimed it,
             // and every poll interval besides: a notification can be lost.
-            if !std::mem::replace(&mut read_first, true) {
-                if !followed && self.inner.live().contains_key(id) {
-                    continue;
+            if std::mem::replace(&mut read_first, true) {
+                let row = if with_result {
+                    self.row(tenant, id).await?
+                } else {
+                    self.summary_row(tenant, id).await?
+                };
+                if row.status.is_terminal() || tokio::time::Instant::now() >= deadline {
+                    return Ok(self.view(row, keys));
                 }
-                self.wait_for_news(&mut ended, poll, deadline).await?;
-                continue;
-            }
-            let row = if with_result {
-                self.row(tenant, id).await?
-            } else {
-                self.summary_row(tenant, id).await?
-            };
-            if row.status.is_terminal() || tokio::time::Instant::now() >= deadline {
-                return Ok(self.view(row, keys));
-            }
-            if let Some(job) = self.live_of(tenant, id)?
-                && job.status.is_terminal()
-            {
-                return Ok(self.live_view_with(&job, keys, with_result));
+                if let Some(job) = self.live_of(tenant, id)?
+                    && job.status.is_terminal()
+                {
+                    return Ok(self.live_view_with(&job, keys, with_result));
+                }
             }
             if !followed && self.inner.live().contains_key(id) {
                 continue;
             }
-            self.wait_for_news(&mut ended, poll, deadline).await?;
-        }
-    }
-
-    /// Waits until `ended` is told something, `poll` passes, or `deadline`.
-    async fn wait_for_news(
-        &self,
-        ended: &mut JobWatch,
-        poll: Duration,
-        deadline: tokio::time::Instant,
-    ) -> Result<(), ServiceError> {
-        let next_read = (tokio::time::Instant::now() + poll).min(deadline);
-        tokio::select! {
-            () = ended.changed() => Ok(()),
-            () = tokio::time::sleep_until(next_read) => Ok(()),
-            () = self.stopping() => Err(ServiceError::ShuttingDown),
+            let next_read = (tokio::time::Instant::now() + poll).min(deadline);
+            tokio::select! {
+                () = ended.changed() => {}
+                () = tokio::time::sleep_until(next_read) => {}
+                () = self.stopping() => return Err(ServiceError::ShuttingDown),
+            }
         }
     }
 
