@@ -66,7 +66,7 @@ impl Entry {
 
 /// How soon a node on a shared store expects to start the jobs it claims
 /// ahead of its free workers ([`Scheduler::room`]).
-pub(crate) const HOLD: Duration = Duration::from_millis(500);
+const HOLD: Duration = Duration::from_millis(500);
 /// Most jobs a node holds claimed ahead, per regular worker.
 const MAX_AHEAD_PER_WORKER: usize = 64;
 /// How long a job a node claimed may wait there to start before it goes
