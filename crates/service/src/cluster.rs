@@ -39,7 +39,6 @@ use tokio::time::Instant;
 
 use crate::scheduler::{CLAIM_AHEAD_WAIT, STOP_CANCEL, STOP_LOST};
 use crate::service::Inner;
-use crate::store::WriteOp;
 use crate::store::{Capacity, StoreEvent};
 use crate::time::now_ms;
 
@@ -250,19 +249,11 @@ fn release_overdue(inner: &Arc<Inner>) {
     if overdue.is_empty() {
         return;
     }
-    for entry in overdue {
-        if let Some(attempt) = entry.claimed {
-            tracing::debug!(job = %entry.id, "returned to the queue: it waited here too long");
-            drop(inner.writer.write(
-                WriteOp::Requeue {
-                    id: entry.id.clone(),
-                    attempt,
-                },
-                false,
-            ));
-            inner.live_forget(&entry.id);
-        }
-    }
+    tracing::debug!(
+        jobs = overdue.len(),
+        "returned to the queue: they waited here too long"
+    );
+    inner.give_back(overdue);
     inner.publish_depth();
 }
 

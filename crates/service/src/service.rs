@@ -400,6 +400,22 @@ impl Inner {
         false
     }
 
+    /// Returns the claimed ones of `entries` (taken out of the scheduler,
+    /// not started) to the shared store's queue, for any node, and lets
+    /// them go here; queued now, committed with the writer's next batch.
+    pub(crate) fn give_back(&self, entries: Vec<Arc<Entry>>) {
+        for entry in entries {
+            if let Some(attempt) = entry.claimed {
+                let op = WriteOp::Requeue {
+                    id: entry.id.clone(),
+                    attempt,
+                };
+                drop(self.writer.write(op, true));
+                self.live_forget(&entry.id);
+            }
+        }
+    }
+
     /// Lets a job go without an end of its own (the store knows better);
     /// waiters then read the store.
     pub(crate) fn live_forget(&self, id: &str) {
@@ -1693,16 +1709,7 @@ impl Service {
         }
         // On a shared store, jobs claimed but not started go back to the
         // store's queue, for another node.
-        for entry in self.inner.sched.drain_queued() {
-            if let Some(attempt) = entry.claimed {
-                let op = WriteOp::Requeue {
-                    id: entry.id.clone(),
-                    attempt,
-                };
-                drop(self.inner.writer.write(op, true));
-                self.inner.live_forget(&entry.id);
-            }
-        }
+        self.inner.give_back(self.inner.sched.drain_queued());
         // Writes the store does not take are retried; not for ever here.
         let patience = grace.max(Duration::from_secs(5));
         if tokio::time::timeout(patience, self.inner.writer.flush())
