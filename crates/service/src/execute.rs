@@ -65,8 +65,8 @@ fn basis_bitstring(index: u64, n: u32) -> String {
 
 /// Most entries a listed result (probabilities, a sparse state) may have:
 /// 2^`max_listed_qubits`.
-pub(crate) fn listed_entries(max_listed_qubits: u32) -> u128 {
-    1u128.checked_shl(max_listed_qubits).unwrap_or(u128::MAX)
+pub(crate) fn listed_entries(max_listed_qubits: u32) -> usize {
+    1usize.checked_shl(max_listed_qubits).unwrap_or(usize::MAX)
 }
 
 /// Runs every execution of `spec`; `max_listed_qubits` bounds the entries
@@ -181,9 +181,8 @@ fn run_one<F: Float>(
                     state.classical_distribution(finals, circuit.num_clbits(), par)?
                 } else {
                     let most = listed_entries(max_listed_qubits);
-                    let cap = usize::try_from(most).unwrap_or(usize::MAX);
                     state
-                        .sparse_classical_distribution(finals, circuit.num_clbits(), cap)?
+                        .sparse_classical_distribution(finals, circuit.num_clbits(), most)?
                         .ok_or_else(|| {
                             RunFailure::Error(format!(
                                 "the probabilities over {} measured qubits have more than the {most} non-zero outcomes a result may list (2^max_listed_qubits); ask for counts instead",
@@ -203,9 +202,8 @@ fn run_one<F: Float>(
             }
             ResultType::Statevector => {
                 let most = listed_entries(max_listed_qubits);
-                let cap = usize::try_from(most).unwrap_or(usize::MAX);
                 let n = circuit.num_qubits();
-                let amplitudes = state.sparse_amplitudes(cap).ok_or_else(|| {
+                let amplitudes = state.sparse_amplitudes(most).ok_or_else(|| {
                     RunFailure::Error(format!(
                         "the state of {n} qubits has more than the {most} non-zero amplitudes a result may list (2^max_listed_qubits)"
                     ))
