@@ -65,6 +65,10 @@ pub enum SimError {
         /// The state's qubit count.
         num_qubits: u32,
     },
+    /// A gradient that cannot be computed (a circuit that is not unitary up
+    /// to its final measurements, an angle that does not exist).
+    #[error("cannot compute the gradient: {0}")]
+    Gradient(String),
     /// An observable that cannot be read (bad syntax, non-finite weight).
     #[error("invalid observable: {0}")]
     Observable(String),

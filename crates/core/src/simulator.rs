@@ -153,6 +153,11 @@ impl Simulator {
         &self.par
     }
 
+    /// The memory budget, if any.
+    pub fn memory_budget(&self) -> Option<u64> {
+        self.memory_budget
+    }
+
     /// Runs `circuit` at precision `F`.
     ///
     /// # Errors

@@ -178,6 +178,39 @@ impl<F: Float> StateVector<F> {
         Ok(state)
     }
 
+    /// A state whose amplitude `i` is `amplitude(i)` (not renormalised),
+    /// refused before allocating if the budget cannot hold it beside one
+    /// other state (the one `amplitude` usually reads).
+    ///
+    /// # Errors
+    /// As [`with_budget`](Self::with_budget).
+    pub(crate) fn from_fn(
+        num_qubits: u32,
+        budget: Option<u64>,
+        amplitude: impl Fn(usize) -> Complex64,
+    ) -> Result<Self, SimError> {
+        check_budget::<F>(num_qubits, 2, budget)?;
+        let mut blocks = alloc_zeroed_blocks::<F>(Self::buffer_len(num_qubits))?;
+        let len = 1usize << num_qubits;
+        for b in 0..Self::logical_blocks(num_qubits) {
+            let values: Vec<Complex64> = (0..F::LANES)
+                .map(|l| {
+                    let i = b * F::LANES + l;
+                    if i < len {
+                        amplitude(i)
+                    } else {
+                        Complex64::new(0.0, 0.0)
+                    }
+                })
+                .collect();
+            blocks[block_address::<F>(b)] = Block {
+                re: F::from_fn(|l| F::from_f64(values[l].re)),
+                im: F::from_fn(|l| F::from_f64(values[l].im)),
+            };
+        }
+        Ok(StateVector { num_qubits, blocks })
+    }
+
     /// A copy, refused if the budget cannot hold `live_states + 1` states.
     ///
     /// # Errors

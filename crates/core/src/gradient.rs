@@ -1,0 +1,568 @@
+//! Exact gradients of expectation values by the adjoint method (Jones and
+//! Gacon, arXiv:2009.02823): one forward run, then one backward walk over
+//! the circuit, whatever the number of angles.
+//!
+//! With `ψ = U_N ⋯ U_1 |0⟩`, `φ_j = U_j ⋯ U_1 |0⟩` and
+//! `λ_j = U_{j+1}† ⋯ U_N† H ψ`,
+//! `∂⟨ψ|H|ψ⟩/∂θ = 2 Re ⟨λ_j| ∂U_j/∂θ |φ_{j−1}⟩` for an angle θ of gate `j`.
+//! The walk starts from `φ = ψ` and `λ = Hψ` and undoes one gate at a time
+//! on both. Unlike PennyLane Lightning, which copies `φ` and applies the
+//! gate's generator to the copy before taking the inner product, the
+//! matrix element is computed in one read of both states
+//! ([`matrix_element`]), so the memory is one state plus one per
+//! observable, and any gate of the catalogue (several angles, controls)
+//! has a derivative (see [`derivative`]).
+
+use std::f64::consts::PI;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use kettle_ir::{Circuit, Control, Gate, GateMatrix, Operation, Qubit, StandardGate};
+use num_complex::Complex64;
+
+use crate::error::SimError;
+use crate::float::Float;
+use crate::observable::{Pauli, PauliSum};
+use crate::op::KernelOp;
+use crate::par::Parallelism;
+use crate::program::final_measurements;
+use crate::simulator::{Monitor, Progress, RunOptions, Simulator};
+use crate::state::{StateVector, check_budget};
+
+/// One angle of a circuit: parameter `param` (in the order OpenQASM lists
+/// them) of the top-level operation `op` of [`Circuit::ops`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AngleRef {
+    /// Index in [`Circuit::ops`]; the operation is a standard gate.
+    pub op: usize,
+    /// Which of its parameters.
+    pub param: usize,
+}
+
+/// An expectation value and its derivatives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gradient {
+    /// `⟨ψ|H|ψ⟩`.
+    pub value: f64,
+    /// `∂⟨ψ|H|ψ⟩/∂θ` for each angle asked for, in the order asked.
+    pub angles: Vec<f64>,
+}
+
+impl Simulator {
+    /// `⟨H⟩` and its derivative with respect to each of `angles`, for every
+    /// observable `H`, by the adjoint method. The circuit may end in
+    /// measurements (ignored, as for [`Simulator::statevector`]) but has no
+    /// mid-circuit measurement, reset or classical control. It needs one
+    /// state per observable on top of the run's own.
+    ///
+    /// # Errors
+    /// [`SimError::Gradient`] for a circuit that is not unitary up to its
+    /// final measurements or an angle that does not exist, those of
+    /// [`Simulator::run`], and [`SimError::QubitOutOfRange`] for an
+    /// observable on a qubit the circuit lacks.
+    pub fn adjoint_gradient<F: Float>(
+        &self,
+        circuit: &Circuit,
+        observables: &[PauliSum],
+        angles: &[AngleRef],
+    ) -> Result<Vec<Gradient>, SimError> {
+        self.adjoint_gradient_monitored::<F>(circuit, observables, angles, &Unwatched)
+    }
+
+    /// Like [`adjoint_gradient`](Self::adjoint_gradient), telling `monitor`
+    /// of progress (the forward run's operations, then one per operation
+    /// undone) and stopping when it says so.
+    ///
+    /// # Errors
+    /// As [`adjoint_gradient`](Self::adjoint_gradient), and
+    /// [`SimError::Stopped`] when the monitor stopped it.
+    pub fn adjoint_gradient_monitored<F: Float>(
+        &self,
+        circuit: &Circuit,
+        observables: &[PauliSum],
+        angles: &[AngleRef],
+        monitor: &dyn Monitor,
+    ) -> Result<Vec<Gradient>, SimError> {
+        circuit.validate()?;
+        if final_measurements(circuit).is_none() {
+            return Err(SimError::Gradient(
+                "the adjoint gradient needs a circuit without mid-circuit measurement, reset or classical control".into(),
+            ));
+        }
+        let ops = circuit.ops();
+        for a in angles {
+            match ops.get(a.op) {
+                Some(Operation::Gate {
+                    gate: Gate::Standard { params, .. },
+                    ..
+                }) if a.param < params.len() => {}
+                _ => {
+                    return Err(SimError::Gradient(format!(
+                        "operation {} has no angle {}",
+                        a.op, a.param
+                    )));
+                }
+            }
+        }
+        let n = circuit.num_qubits();
+        for h in observables {
+            for t in &h.terms {
+                if let Some(&(qubit, _)) = t.factors.iter().find(|(q, _)| *q >= n) {
+                    return Err(SimError::QubitOutOfRange {
+                        qubit,
+                        num_qubits: n,
+                    });
+                }
+            }
+        }
+        let budget = self.memory_budget();
+        check_budget::<F>(n, 1 + observables.len() as u32, budget)?;
+
+        // The angles of each operation, and where the walk can stop.
+        let mut wanted: Vec<Vec<(usize, usize)>> = vec![Vec::new(); ops.len()];
+        for (i, a) in angles.iter().enumerate() {
+            wanted[a.op].push((i, a.param));
+        }
+        let first = angles.iter().map(|a| a.op).min().unwrap_or(ops.len());
+        let backward = (ops.len() - first) as u64;
+
+        let forward_planned = AtomicU64::new(0);
+        let forward = Forward {
+            inner: monitor,
+            backward,
+            planned: &forward_planned,
+        };
+        let options = RunOptions {
+            shots: 0,
+            seed: Some(0),
+            keep_state: true,
+        };
+        let mut phi = self
+            .run_monitored::<F>(circuit, &options, &forward)?
+            .state
+            .expect("state was asked for");
+        let par = self.parallelism();
+        let mut results = Vec::with_capacity(observables.len());
+        let mut lambdas = Vec::with_capacity(observables.len());
+        for h in observables {
+            results.push(Gradient {
+                value: phi.expectation(h, par)?,
+                angles: vec![0.0; angles.len()],
+            });
+            lambdas.push(apply_observable(&phi, h, budget)?);
+        }
+
+        let done = forward_planned.load(Ordering::Relaxed);
+        for (step, j) in (first..ops.len()).rev().enumerate() {
+            let Operation::Gate {
+                gate,
+                qubits,
+                controls,
+            } = &ops[j]
+            else {
+                // Barriers, final measurements and resets of untouched
+                // qubits change nothing here.
+                continue;
+            };
+            let (builtin, base) = gate.controlled_base();
+            let builtin = builtin as usize;
+            let targets = &qubits[builtin..];
+            let mut all_controls: Vec<Control> = controls.clone();
+            all_controls.extend(qubits[..builtin].iter().map(|&q| Control::one(q)));
+            let undo = KernelOp::from_matrix(&base.adjoint(), targets, &all_controls);
+            phi.apply(&undo, par);
+            if let Gate::Standard { gate, params } = gate {
+                for &(slot, param) in &wanted[j] {
+                    let d = derivative(*gate, params, param);
+                    for (lambda, result) in lambdas.iter().zip(&mut results) {
+                        let g = matrix_element(lambda, &phi, targets, &all_controls, &d, par);
+                        result.angles[slot] = 2.0 * g.re;
+                    }
+                }
+            }
+            for lambda in &mut lambdas {
+                lambda.apply(&undo, par);
+            }
+            let progress = Progress {
+                applied: done + step as u64 + 1,
+                planned: done + backward,
+            };
+            if monitor.on_progress(progress).is_break() {
+                return Err(SimError::Stopped);
+            }
+        }
+        Ok(results)
+    }
+}
+
+/// The monitor of [`Simulator::adjoint_gradient`]: never stops anything.
+struct Unwatched;
+
+impl Monitor for Unwatched {
+    fn on_progress(&self, _: Progress) -> ControlFlow<()> {
+        ControlFlow::Continue(())
+    }
+}
+
+/// Passes the forward run's progress on with the backward walk's
+/// operations added to the plan, and keeps the forward plan's size.
+struct Forward<'a> {
+    inner: &'a dyn Monitor,
+    backward: u64,
+    planned: &'a AtomicU64,
+}
+
+impl Monitor for Forward<'_> {
+    fn on_progress(&self, progress: Progress) -> ControlFlow<()> {
+        self.planned.store(progress.planned, Ordering::Relaxed);
+        self.inner.on_progress(Progress {
+            applied: progress.applied,
+            planned: progress.planned + self.backward,
+        })
+    }
+}
+
+/// `H|ψ⟩` as a new state (not normalised): for a Pauli string with X-or-Y
+/// mask `f`, Z-or-Y mask `z` and `y` factors of Y,
+/// `(Pψ)[i] = i^y (−1)^{|(i⊕f) ∧ z|} ψ[i⊕f]`.
+fn apply_observable<F: Float>(
+    state: &StateVector<F>,
+    h: &PauliSum,
+    budget: Option<u64>,
+) -> Result<StateVector<F>, SimError> {
+    let masks: Vec<(usize, usize, Complex64)> = h
+        .terms
+        .iter()
+        .map(|t| {
+            let (mut flip, mut z, mut ys) = (0usize, 0usize, 0u32);
+            for &(q, p) in &t.factors {
+                match p {
+                    Pauli::I => {}
+                    Pauli::X => flip |= 1 << q,
+                    Pauli::Y => {
+                        flip |= 1 << q;
+                        z |= 1 << q;
+                        ys += 1;
+                    }
+                    Pauli::Z => z |= 1 << q,
+                }
+            }
+            let phase = [
+                Complex64::new(1.0, 0.0),
+                Complex64::new(0.0, 1.0),
+                Complex64::new(-1.0, 0.0),
+                Complex64::new(0.0, -1.0),
+            ][ys as usize % 4];
+            (flip, z, phase * t.coefficient)
+        })
+        .collect();
+    StateVector::from_fn(state.num_qubits(), budget, |i| {
+        let mut out = Complex64::new(0.0, 0.0);
+        for &(flip, z, w) in &masks {
+            let src = i ^ flip;
+            let a = state.amp(src);
+            let v = w * Complex64::new(a.re.to_f64(), a.im.to_f64());
+            if (src & z).count_ones() % 2 == 1 {
+                out -= v;
+            } else {
+                out += v;
+            }
+        }
+        out
+    })
+}
+
+/// `⟨bra| (C ⊗ M) |ket⟩`, where `M` acts on `targets` (bit `i` of its index
+/// is `targets[i]`) and `C` projects onto the basis states where every
+/// control holds: one read of both states, in fixed pieces (the same sum
+/// for any thread count).
+pub(crate) fn matrix_element<F: Float>(
+    bra: &StateVector<F>,
+    ket: &StateVector<F>,
+    targets: &[Qubit],
+    controls: &[Control],
+    m: &GateMatrix,
+    par: &Parallelism,
+) -> Complex64 {
+    let dim = m.dim();
+    let data = m.data();
+    let mut fixed: Vec<Qubit> = targets
+        .iter()
+        .copied()
+        .chain(controls.iter().map(|c| c.qubit))
+        .collect();
+    fixed.sort_unstable();
+    let want: usize = controls
+        .iter()
+        .filter(|c| c.on)
+        .map(|c| 1usize << c.qubit)
+        .sum();
+    let offsets: Vec<usize> = (0..dim)
+        .map(|r| {
+            targets
+                .iter()
+                .enumerate()
+                .filter(|(b, _)| r >> b & 1 == 1)
+                .map(|(_, &q)| 1usize << q)
+                .sum()
+        })
+        .collect();
+    let items = 1usize << (ket.num_qubits() as usize - fixed.len());
+    let amp = |s: &StateVector<F>, i: usize| {
+        let a = s.amp(i);
+        Complex64::new(a.re.to_f64(), a.im.to_f64())
+    };
+    let pieces = par.map_pieces(items, 1 << 12, dim, |range| {
+        let mut acc = Complex64::new(0.0, 0.0);
+        let mut column = vec![Complex64::new(0.0, 0.0); dim];
+        for j in range {
+            // Spread the free bits around the fixed ones, which are zero.
+            let mut base = j;
+            for &p in &fixed {
+                base = (base & ((1 << p) - 1)) | ((base >> p) << (p + 1));
+            }
+            base |= want;
+            for (c, v) in column.iter_mut().enumerate() {
+                *v = amp(ket, base | offsets[c]);
+            }
+            for r in 0..dim {
+                let row = &data[r * dim..(r + 1) * dim];
+                let mv: Complex64 = row.iter().zip(&column).map(|(x, v)| x * v).sum();
+                acc += amp(bra, base | offsets[r]).conj() * mv;
+            }
+        }
+        acc
+    });
+    pieces.into_iter().sum()
+}
+
+/// `∂B/∂θ_a` for the base matrix `B` of `gate` (see
+/// [`Gate::controlled_base`]; the controls are not differentiated).
+///
+/// Every entry of every gate of the catalogue, as a function of one angle
+/// `θ`, is a trigonometric polynomial of degree at most 2 in `θ/2`
+/// (frequencies 0, ½ and 1: rotations, phases, `U`'s three angles, `cu`'s
+/// phase). For such functions the general parameter-shift rule (Wierichs,
+/// Izaac, Wang and Lin, Quantum 6, 677 (2022), eq. 9 with R = 2) is exact:
+/// `f'(x) = Σ_μ (−1)^{μ−1} f(x + x_μ) / (8 sin²(x_μ/2))` with
+/// `x_μ = (2μ−1)π/4` in `x = θ/2`. Four matrices of the catalogue give the
+/// derivative of any gate without a formula per gate.
+pub(crate) fn derivative(gate: StandardGate, params: &[f64], a: usize) -> GateMatrix {
+    let mut data: Vec<Complex64> = Vec::new();
+    let mut shifted: Vec<f64> = params.to_vec();
+    for mu in 1..=4 {
+        let x_mu = (2 * mu - 1) as f64 * PI / 4.0;
+        let sign = if mu % 2 == 1 { 1.0 } else { -1.0 };
+        // d/dθ = ½ d/dx.
+        let weight = 0.5 * sign / (8.0 * (x_mu / 2.0).sin().powi(2));
+        shifted[a] = params[a] + 2.0 * x_mu;
+        let (_, m) = gate.controlled_base(&shifted);
+        if data.is_empty() {
+            data = vec![Complex64::new(0.0, 0.0); m.data().len()];
+        }
+        for (d, x) in data.iter_mut().zip(m.data()) {
+            *d += x * weight;
+        }
+    }
+    let qubits = data.len().trailing_zeros() / 2;
+    GateMatrix::new(qubits, data).expect("the shape of a catalogue matrix")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kettle_ir::Circuit;
+
+    fn close(a: Complex64, b: Complex64, tol: f64) -> bool {
+        (a - b).norm() <= tol
+    }
+
+    #[test]
+    fn derivative_matches_central_differences_for_every_gate() {
+        let angles = [0.3, -1.1, 2.5, 0.7];
+        let h = 1e-5;
+        for g in StandardGate::ALL {
+            let p = &angles[..g.num_params()];
+            for a in 0..p.len() {
+                let d = derivative(g, p, a);
+                let (mut up, mut down) = (p.to_vec(), p.to_vec());
+                up[a] += h;
+                down[a] -= h;
+                let (_, mu) = g.controlled_base(&up);
+                let (_, md) = g.controlled_base(&down);
+                for (i, x) in d.data().iter().enumerate() {
+                    let fd = (mu.data()[i] - md.data()[i]) / (2.0 * h);
+                    assert!(close(*x, fd, 1e-9), "{} angle {a}: {x} vs {fd}", g.name());
+                }
+            }
+        }
+        // And exactly, where the derivative is known: ∂Rx/∂θ = −i/2 X Rx.
+        let d = derivative(StandardGate::Rx, &[0.4], 0);
+        let (s, c) = 0.2f64.sin_cos();
+        let want = [
+            Complex64::new(-s / 2.0, 0.0),
+            Complex64::new(0.0, -c / 2.0),
+            Complex64::new(0.0, -c / 2.0),
+            Complex64::new(-s / 2.0, 0.0),
+        ];
+        for (x, w) in d.data().iter().zip(want) {
+            assert!(close(*x, w, 1e-15), "{x} vs {w}");
+        }
+    }
+
+    #[test]
+    fn matrix_element_matches_a_dense_reference() {
+        let n = 5;
+        let circuit = Circuit::new(n)
+            .h(0)
+            .ry(0.7, 1)
+            .cx(0, 2)
+            .rx(1.3, 3)
+            .cx(3, 4)
+            .rz(0.4, 4);
+        let ket: StateVector<f64> = Simulator::new().statevector(&circuit).unwrap();
+        let bra: StateVector<f64> = Simulator::new()
+            .statevector(&Circuit::new(n).h(4).ry(-0.3, 2).cx(4, 1))
+            .unwrap();
+        let m = derivative(StandardGate::U, &[0.3, 0.2, -0.9], 0);
+        let targets = [3];
+        let controls = [Control::one(1), Control::zero(4)];
+        for par in [Parallelism::Sequential, Parallelism::threads(3).unwrap()] {
+            let got = matrix_element(&bra, &ket, &targets, &controls, &m, &par);
+            // Reference: build (C ⊗ M)|ket⟩ amplitude by amplitude.
+            let (b, k) = (bra.to_vec_f64(), ket.to_vec_f64());
+            let mut want = Complex64::new(0.0, 0.0);
+            for (i, bi) in b.iter().enumerate() {
+                if i >> 1 & 1 != 1 || i >> 4 & 1 != 0 {
+                    continue;
+                }
+                let r = i >> 3 & 1;
+                for c in 0..2 {
+                    let j = (i & !(1 << 3)) | (c << 3);
+                    want += bi.conj() * m.get(r, c) * k[j];
+                }
+            }
+            assert!(close(got, want, 1e-14), "{got} vs {want}");
+        }
+    }
+
+    /// ⟨H⟩ of `circuit` with angle `a` moved by `shift`.
+    fn shifted_value(circuit: &Circuit, a: AngleRef, shift: f64, h: &PauliSum) -> f64 {
+        let mut ops = circuit.ops().to_vec();
+        if let Operation::Gate {
+            gate: Gate::Standard { params, .. },
+            ..
+        } = &mut ops[a.op]
+        {
+            params[a.param] += shift;
+        }
+        let mut c = Circuit::new(circuit.num_qubits()).creg("c", circuit.num_clbits());
+        c.append_ops(ops);
+        let s: StateVector<f64> = Simulator::new().statevector(&c).unwrap();
+        s.expectation(h, &Parallelism::Sequential).unwrap()
+    }
+
+    #[test]
+    fn gradients_match_finite_differences_on_a_mixed_circuit() {
+        use kettle_ir::{Gate as G, StandardGate as S};
+        let g = |s: S, p: &[f64], q: &[Qubit], c: &[Control]| Operation::Gate {
+            gate: G::standard(s, p),
+            qubits: q.to_vec(),
+            controls: c.to_vec(),
+        };
+        let mut circuit = Circuit::new(4).creg("c", 1);
+        for op in [
+            g(S::H, &[], &[0], &[]),
+            g(S::Ry, &[0.4], &[1], &[]),
+            g(S::U, &[0.3, -0.8, 1.9], &[2], &[]),
+            g(S::Crx, &[1.1], &[0, 3], &[]),
+            g(S::Rzz, &[0.6], &[1, 2], &[]),
+            g(S::Cu, &[0.5, 0.2, -0.4, 0.9], &[3, 1], &[]),
+            g(S::P, &[0.7], &[2], &[Control::zero(0)]),
+            g(S::Rx, &[-1.2], &[3], &[Control::one(2), Control::one(1)]),
+            g(S::GlobalPhase, &[0.3], &[], &[Control::one(0)]),
+            g(S::GlobalPhase, &[0.8], &[], &[]),
+            Operation::Measure { qubit: 0, clbit: 0 },
+        ] {
+            circuit.push(op);
+        }
+        let observables: Vec<PauliSum> = ["Z0 Z1 + 0.5*X2", "Y3 X0 - 0.25*Z2 + 2"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let mut angles = Vec::new();
+        for (op, o) in circuit.ops().iter().enumerate() {
+            if let Operation::Gate {
+                gate: G::Standard { params, .. },
+                ..
+            } = o
+            {
+                angles.extend((0..params.len()).map(|param| AngleRef { op, param }));
+            }
+        }
+        for par in [Parallelism::Sequential, Parallelism::threads(2).unwrap()] {
+            let sim = Simulator::new().with_parallelism(par);
+            let got = sim
+                .adjoint_gradient::<f64>(&circuit, &observables, &angles)
+                .unwrap();
+            for (h, r) in observables.iter().zip(&got) {
+                assert!((r.value - shifted_value(&circuit, angles[0], 0.0, h)).abs() < 1e-12);
+                for (a, g) in angles.iter().zip(&r.angles) {
+                    let e = 1e-5;
+                    let fd = (shifted_value(&circuit, *a, e, h)
+                        - shifted_value(&circuit, *a, -e, h))
+                        / (2.0 * e);
+                    assert!((g - fd).abs() < 1e-8, "{a:?} of {h}: {g} vs {fd}");
+                }
+            }
+        }
+        // The uncontrolled global phase changes no expectation value.
+        let last = angles.last().unwrap();
+        assert_eq!(circuit.ops()[last.op], g(S::GlobalPhase, &[0.8], &[], &[]));
+        let f32_result = Simulator::new()
+            .adjoint_gradient::<f32>(&circuit, &observables, &angles)
+            .unwrap();
+        assert!(f32_result[0].angles.last().unwrap().abs() < 1e-6);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_differentiate() {
+        let z: PauliSum = "Z0".parse().unwrap();
+        let sim = Simulator::new();
+        let mid = Circuit::new(1)
+            .creg("c", 1)
+            .rx(0.3, 0)
+            .measure(0, 0)
+            .rx(0.2, 0);
+        let err = sim
+            .adjoint_gradient::<f64>(
+                &mid,
+                std::slice::from_ref(&z),
+                &[AngleRef { op: 0, param: 0 }],
+            )
+            .unwrap_err();
+        assert!(matches!(err, SimError::Gradient(_)), "{err}");
+        let c = Circuit::new(1).h(0).rx(0.3, 0);
+        for bad in [
+            AngleRef { op: 0, param: 0 },
+            AngleRef { op: 1, param: 1 },
+            AngleRef { op: 9, param: 0 },
+        ] {
+            assert!(matches!(
+                sim.adjoint_gradient::<f64>(&c, std::slice::from_ref(&z), &[bad]),
+                Err(SimError::Gradient(_))
+            ));
+        }
+        let far: PauliSum = "Z3".parse().unwrap();
+        assert!(matches!(
+            sim.adjoint_gradient::<f64>(&c, &[far], &[]),
+            Err(SimError::QubitOutOfRange { .. })
+        ));
+        let tight =
+            Simulator::new().with_memory_budget(Some(2 * StateVector::<f64>::bytes_for(1) as u64));
+        assert!(matches!(
+            tight.adjoint_gradient::<f64>(&c, &[z.clone(), z], &[]),
+            Err(SimError::MemoryBudget { .. })
+        ));
+    }
+}
