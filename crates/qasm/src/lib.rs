@@ -114,6 +114,7 @@
 //! the JSON path of the offending value; [`to_json`] writes it.
 
 mod expr;
+mod jacobian;
 mod json;
 mod lexer;
 mod options;
@@ -125,6 +126,7 @@ mod tests;
 
 use std::fmt;
 
+pub use jacobian::{InputColumn, JacobianError, angle_jacobian};
 pub use json::{JsonError, parse_json, to_json};
 pub use options::{
     IncludeResolver, InputParameter, ParseOptions, ProgramError, SourceFormat, detect_format,
