@@ -5,11 +5,14 @@ qiskit_qasm3_import (0.6) leaves `for` loops as loops and cannot index a
 register with the loop variable, rejects `const` declarations, and cannot
 evaluate function calls (`sin`, `arccos`, `sqrt`, …), `**` or `%`; and
 Qiskit 2.6 gets `inv @ ctrl @ cu(…)` wrong (the inverse of a controlled
-CUGate drops γ). The program is parsed with the reference grammar (the
+CUGate drops γ); and it reads the built-in `U` as `UGate`, the definition
+the specification replaced in 2022 (the current one is `UGate` times
+e^{iθ/2}, which under a control is a relative phase). The program is parsed with the reference grammar (the
 ``openqasm3`` package: a syntax check of its own), loops over integer ranges
 and sets are unrolled, `const`s substituted, expressions on literals folded
 to literals (exactly, in float64) and `inv` modifiers moved innermost (they
-commute with ctrl, negctrl and pow); the result, which means the same thing,
+commute with ctrl, negctrl and pow), every call of `U` calls a gate defined
+as the current `U`; the result, which means the same thing,
 goes to Qiskit's importer.
 """
 
@@ -151,13 +154,42 @@ class Unroll(QASMTransformer):
         return out
 
 
+# The built-in `U` as the specification defines it (since its 2022 revision):
+# Qiskit's UGate times e^{iθ/2}. Qiskit's importer reads `U` as UGate, which
+# differs under a control, so every call of `U` is renamed to this gate.
+U_2022_NAME = "kettle_u_2022"
+# (Parameter names in alphabetical order: Qiskit's importer binds the
+# arguments of a defined gate in that order, not in the declared one.)
+U_2022 = f"gate {U_2022_NAME}(a, b, c) q {{ U(a, b, c) q; gphase(a / 2); }}"
+
+
+class SpecU(QASMTransformer):
+    """Gives Qiskit the specification's `U` (see `U_2022`)."""
+
+    def visit_QuantumGate(self, node: ast.QuantumGate):
+        node = self.generic_visit(node)
+        if node.name.name == "U":
+            node.name = ast.Identifier(U_2022_NAME)
+        return node
+
+
+def spec_u(program: ast.Program) -> ast.Program:
+    program = SpecU().visit(program)
+    definition = openqasm3.parse(U_2022).statements
+    at = 0
+    while at < len(program.statements) and isinstance(program.statements[at], ast.Include):
+        at += 1
+    program.statements[at:at] = definition
+    return program
+
+
 def unrolled(text: str) -> str:
     """The program with loops unrolled and literal expressions folded."""
     return openqasm3.dumps(Unroll().visit(openqasm3.parse(text)))
 
 
 def load_qasm3(text: str) -> QuantumCircuit:
-    program = Unroll().visit(openqasm3.parse(text))
+    program = spec_u(Unroll().visit(openqasm3.parse(text)))
     try:
         return qiskit_qasm3_import.convert(program)  # no second parse
     except Exception:  # noqa: BLE001 - the printed program through the public API

@@ -183,6 +183,9 @@ pub(crate) struct Lexer {
     line: u32,
     column: u32,
     dialect: Dialect,
+    /// The OpenQASM 3 pragma lines skipped so far: where each began and its
+    /// text after `pragma` / `#pragma`, trimmed.
+    pub(crate) pragmas: Vec<(Pos, String)>,
 }
 
 impl Lexer {
@@ -198,6 +201,7 @@ impl Lexer {
             line: 1,
             column: 1,
             dialect,
+            pragmas: Vec::new(),
         }
     }
 
@@ -277,7 +281,18 @@ impl Lexer {
                 Some(c) if c.is_whitespace() => {
                     self.bump();
                 }
-                Some(_) if self.at_ignored_line() => self.skip_line(),
+                Some(_) if self.at_ignored_line() => {
+                    let pos = self.pos();
+                    let start = self.offset;
+                    self.skip_line();
+                    let line = self.src.get(start..self.offset).unwrap_or("");
+                    if let Some(text) = line
+                        .strip_prefix("#pragma")
+                        .or_else(|| line.strip_prefix("pragma"))
+                    {
+                        self.pragmas.push((pos, text.trim().to_string()));
+                    }
+                }
                 Some('/') if self.peek2() == Some('/') => {
                     while let Some(c) = self.peek() {
                         if c == '\n' {

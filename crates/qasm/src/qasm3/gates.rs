@@ -4,12 +4,23 @@
 //! raising to a power (by repetition, by scaling a rotation angle, or by the
 //! principal power of the body's matrix).
 //!
+//! The built-in `U(θ, φ, λ)` is the specification's (since its 2022
+//! revision, in the released 3.0.0 and 3.1.0): the matrix
+//! `½[[1+e^{iθ}, -ie^{iλ}(1-e^{iθ})], [ie^{iφ}(1-e^{iθ}), e^{i(φ+λ)}(1+e^{iθ})]]`,
+//! which is `e^{iθ/2}` times Qiskit's `UGate` ([`StandardGate::U`]); it is
+//! lowered to that gate and a `gphase(θ/2)` beside it, so that `ctrl @ U(…)`
+//! gets the relative phase the specification gives it. `pragma kettle U
+//! pre-2022` selects the earlier definition (Qiskit's `UGate`, without the
+//! phase), for programs written against it.
+//!
 //! Every `stdgates.inc` gate equals its [`StandardGate`] exactly, global
 //! phase included, except `u2` and `u3`, which the library defines with an
-//! extra `gphase(-(φ+λ)/2)`; that phase is emitted beside them, so that
-//! `ctrl @ u3(…)` means what the specification says (a relative phase on the
-//! control). Qiskit's importer maps `u3` to its `U3Gate` without the phase;
-//! the two agree on every uncontrolled use up to global phase.
+//! extra `gphase(-(φ+λ)/2)` relative to Qiskit's `U2Gate`/`U3Gate`; that
+//! phase is emitted beside them, so that `ctrl @ u3(…)` means what the
+//! specification says (a relative phase on the control). Qiskit's importer
+//! maps `u3` to its `U3Gate` without the phase; the two agree on every
+//! uncontrolled use up to global phase. None of this depends on which `U`
+//! is selected: the library gates are not lowered through `U`.
 
 use kettle_ir::{
     Complex64, Control, Gate, GateMatrix, Operation, Qubit, StandardGate, UnitaryMatrix,
@@ -23,6 +34,8 @@ pub(crate) const MAX_POWER_QUBITS: usize = 6;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PhaseFix {
     None,
+    /// The built-in `U(θ, φ, λ)` of the specification: `gphase(θ/2)`.
+    U,
     /// `u2(φ, λ)`: `gphase(-(φ+λ)/2)`.
     U2,
     /// `u3(θ, φ, λ)`: `gphase(-(φ+λ)/2)`.
@@ -37,10 +50,17 @@ pub(crate) struct Builtin {
 }
 
 /// Always defined, without any include.
-pub(crate) const ALWAYS: &[(&str, StandardGate)] = &[
-    ("U", StandardGate::U),
-    ("gphase", StandardGate::GlobalPhase),
+pub(crate) const ALWAYS: &[(&str, StandardGate, PhaseFix)] = &[
+    ("U", StandardGate::U, PhaseFix::U),
+    ("gphase", StandardGate::GlobalPhase, PhaseFix::None),
 ];
+
+/// The built-in `U` as the specification defined it before its 2022
+/// revision (Qiskit's `UGate`), selected by `pragma kettle U pre-2022`.
+pub(crate) const U_PRE_2022: Builtin = Builtin {
+    gate: StandardGate::U,
+    phase: PhaseFix::None,
+};
 
 /// The gates of `stdgates.inc`.
 pub(crate) const STDGATES: &[(&str, StandardGate, PhaseFix)] = {
@@ -95,6 +115,7 @@ pub(crate) fn builtin_ops(b: Builtin, params: &[f64], qubits: &[Qubit]) -> Vec<O
         qubits.to_vec(),
     )];
     let phase = match (b.phase, params) {
+        (PhaseFix::U, [theta, _, _]) => theta / 2.0,
         (PhaseFix::U2, [phi, lambda]) | (PhaseFix::U3, [_, phi, lambda]) => -(phi + lambda) / 2.0,
         _ => 0.0,
     };

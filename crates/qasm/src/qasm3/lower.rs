@@ -30,7 +30,7 @@ use super::ast::{
     SubDef, SubParam, Type, UnOp,
 };
 use super::conditions::{self, BitRef, Cond, Truth};
-use super::gates::{self, Builtin, PhaseFix, Power};
+use super::gates::{self, Builtin, Power};
 use super::parser::file_name;
 use super::values::{self, Value, VarType};
 
@@ -223,13 +223,10 @@ impl<'a> Lowerer<'a> {
     pub(crate) fn new(options: &'a ParseOptions<'a>, files: Vec<String>) -> Self {
         let limits = &options.limits;
         let mut gates = HashMap::new();
-        for &(name, gate) in gates::ALWAYS {
+        for &(name, gate, phase) in gates::ALWAYS {
             gates.insert(
                 name.to_string(),
-                GateEntry::Builtin(Builtin {
-                    gate,
-                    phase: PhaseFix::None,
-                }),
+                GateEntry::Builtin(Builtin { gate, phase }),
             );
         }
         Lowerer {
@@ -269,6 +266,13 @@ impl<'a> Lowerer<'a> {
                 .saturating_add(limits.max_call_depth)
                 .saturating_add(limits.max_expression_depth.saturating_mul(2)),
         }
+    }
+
+    /// Gives the built-in `U` its pre-2022 definition (`pragma kettle U
+    /// pre-2022`; see [`gates`]).
+    pub(crate) fn use_u_pre_2022(&mut self) {
+        self.gates
+            .insert("U".to_string(), GateEntry::Builtin(gates::U_PRE_2022));
     }
 
     fn err(&self, loc: Loc, message: impl Into<String>) -> Diagnostic {

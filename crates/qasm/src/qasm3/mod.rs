@@ -41,6 +41,20 @@
 //! - `OPENQASM 3;` / `OPENQASM 3.0;` (optional); `include "stdgates.inc";`
 //!   built in; `U` and `gphase` always defined; other includes through the
 //!   resolver (depth- and cycle-checked, counted in the source size).
+//! - `U(θ, φ, λ)` is the specification's since its 2022 revision (released
+//!   in 3.0.0 and 3.1.0): `½[[1+e^{iθ}, -ie^{iλ}(1-e^{iθ})], [ie^{iφ}(1-e^{iθ}),
+//!   e^{i(φ+λ)}(1+e^{iθ})]]`, 2π-periodic, which is `e^{iθ/2}` times
+//!   Qiskit's `UGate` (the earlier definition). The difference is a global
+//!   phase alone, except under `ctrl @`/`negctrl @` (or in a gate that is
+//!   controlled), where it is a relative phase. The `stdgates.inc` gates
+//!   keep their meaning either way (they are Qiskit's gates, `u2`/`u3`
+//!   with the phase the library gives them, see [`gates`]). A line `pragma
+//!   kettle U pre-2022` selects the earlier `U`, which Qiskit's importer
+//!   still reads and its exporter still writes: `qiskit.qasm3.dumps(c,
+//!   includes=[])` defines `cx` as `ctrl @ U(pi, 0, pi)`, which is CNOT
+//!   only with the earlier `U` (with the default includes Qiskit's export
+//!   never controls `U`, and means the same under both). Any other `pragma
+//!   kettle …` line is refused.
 //! - `qubit`, `qubit[n]`, `qreg`, physical qubits `$n`; `bit`, `bit[n]`,
 //!   `creg`; indices (negative from the end), ranges `[a:b]`, `[a:s:b]`
 //!   (inclusive), sets `[{0, 2}]`; `let` aliases with `++`; broadcasting.
@@ -64,7 +78,7 @@
 //!   directly (`if (m(q)) …`), into the one-bit `discarded` register, which
 //!   then holds it until the `if` reads it (two such results in one
 //!   condition are refused).
-//! - Pragmas, annotations and comments are ignored.
+//! - Pragmas (but `pragma kettle …`), annotations and comments are ignored.
 //!
 //! - Timing, as an ideal simulator has none: `delay[…]` is the identity (as
 //!   in Aer), `box` runs its body, a gate's duration (`h[100ns] q;`) is
@@ -104,14 +118,44 @@ fn includes<'r>(
         files: vec![String::new()],
         stack: Vec::new(),
         bytes: source.len(),
+        pragmas: Vec::new(),
     }
+}
+
+/// Reads the `pragma kettle …` lines (other pragmas are ignored): whether
+/// `pragma kettle U pre-2022` selects the earlier definition of `U`.
+fn u_pre_2022(inc: &Includes<'_>) -> Result<bool, Diagnostic> {
+    let mut pre_2022 = false;
+    for (loc, text) in &inc.pragmas {
+        let mut words = text.split_whitespace();
+        if words.next() != Some("kettle") {
+            continue;
+        }
+        match words.collect::<Vec<_>>()[..] {
+            ["U", "pre-2022"] => pre_2022 = true,
+            _ => {
+                return Err(inc.error(
+                    *loc,
+                    format!(
+                        "unknown Kettle pragma `{text}`: the only one is `pragma kettle U pre-2022`"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(pre_2022)
 }
 
 /// Parses and lowers an OpenQASM 3 program.
 pub(crate) fn parse(source: &str, options: &ParseOptions) -> Result<Circuit, Diagnostic> {
     let mut inc = includes(options.includes, true, source);
     let (program, end) = Parser::new(source, 0, &options.limits, &mut inc)?.program()?;
-    lower::Lowerer::new(options, inc.files).run(&program, end)
+    let pre_2022 = u_pre_2022(&inc)?;
+    let mut lowerer = lower::Lowerer::new(options, inc.files);
+    if pre_2022 {
+        lowerer.use_u_pre_2022();
+    }
+    lowerer.run(&program, end)
 }
 
 /// The `input` declarations of a program, without reading its includes.

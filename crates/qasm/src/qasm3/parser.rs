@@ -64,6 +64,8 @@ pub(crate) struct Includes<'r> {
     pub(crate) stack: Vec<String>,
     /// Bytes of source read so far, the main source included.
     pub(crate) bytes: usize,
+    /// The pragma lines of every file read (see [`crate::lexer::Lexer`]).
+    pub(crate) pragmas: Vec<(Loc, String)>,
 }
 
 impl Includes<'_> {
@@ -250,6 +252,10 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
         let mut stmts = Vec::new();
         while self.tok.kind != Kind::Eof {
             stmts.push(self.statement()?);
+        }
+        for (pos, text) in std::mem::take(&mut self.lexer.pragmas) {
+            let loc = self.loc_of(pos);
+            self.includes.pragmas.push((loc, text));
         }
         Ok((stmts, self.loc()))
     }

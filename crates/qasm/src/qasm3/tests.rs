@@ -171,8 +171,9 @@ fn bell_and_measure_forms() {
 
 #[test]
 fn header_is_optional_and_checked() {
+    // The specification's `U(π, 0, π)` is `iX`: Qiskit's UGate and a phase.
     let c = parse("qubit q;\nU(pi, 0, pi) q;\n");
-    assert_eq!(c, Circuit::new(1).u(PI, 0.0, PI, 0));
+    assert_eq!(c, Circuit::new(1).gphase(PI / 2.0).u(PI, 0.0, PI, 0));
     parse("OPENQASM 3;\nqubit q;\n");
     let e = err("OPENQASM 2.0;\nqubit q;");
     assert_eq!((e.line, e.column), (1, 1));
@@ -190,21 +191,25 @@ fn stdgates_need_the_include() {
     parse("qubit q;\nU(0.1, 0.2, 0.3) q;\ngphase(0.5);\n");
 }
 
-/// `stdgates.inc` as the specification publishes it (with its `CX` typo,
-/// `a, v`, corrected): every gate defined from `U`, `gphase` and modifiers.
-const SPEC_STDGATES: &str = "// OpenQASM 3 standard gate library
+/// `examples/stdgates.inc` of the OpenQASM repository (commit 45977e1, the
+/// 2022 definitions: `U` 2π-periodic, `gphase` where it differs from the
+/// gate), with one line changed: the file defines `CX` as `ctrl @ U(π, 0,
+/// π)`, a leftover of the earlier `U` that is CNOT with an `S` on the
+/// control, while the specification's standard library says `CX` is "a
+/// convenience alias for `cx`" (and Qiskit reads it as `CXGate`).
+const SPEC_STDGATES: &str = "// OpenQASM 3.0 standard gate library
 gate p(λ) a { ctrl @ gphase(λ) a; }
-gate x a { U(π, 0, π) a; }
-gate y a { U(π, π/2, π/2) a; }
+gate x a { U(π, 0, π) a; gphase(-π/2);}
+gate y a { U(π, π/2, π/2) a; gphase(-π/2);}
 gate z a { p(π) a; }
-gate h a { U(π/2, 0, π) a; }
-gate s a { pow(1/2) @ z a; }
-gate sdg a { inv @ pow(1/2) @ z a; }
-gate t a { pow(1/2) @ s a; }
-gate tdg a { inv @ pow(1/2) @ s a; }
-gate sx a { pow(1/2) @ x a; }
-gate rx(θ) a { U(θ, -π/2, π/2) a; }
-gate ry(θ) a { U(θ, 0, 0) a; }
+gate h a { U(π/2, 0, π) a; gphase(-π/4);}
+gate s a { pow(0.5) @ z a; }
+gate sdg a { inv @ pow(0.5) @ z a; }
+gate t a { pow(0.5) @ s a; }
+gate tdg a { inv @ pow(0.5) @ s a; }
+gate sx a { pow(0.5) @ x a; }
+gate rx(θ) a { U(θ, -π/2, π/2) a; gphase(-θ/2);}
+gate ry(θ) a { U(θ, 0, 0) a; gphase(-θ/2);}
 gate rz(λ) a { gphase(-λ/2); U(0, 0, λ) a; }
 gate cx a, b { ctrl @ x a, b; }
 gate cy a, b { ctrl @ y a, b; }
@@ -217,14 +222,14 @@ gate ch a, b { ctrl @ h a, b; }
 gate swap a, b { cx a, b; cx b, a; cx a, b; }
 gate ccx a, b, c { ctrl @ ctrl @ x a, b, c; }
 gate cswap a, b, c { ctrl @ swap a, b, c; }
-gate cu(θ, φ, λ, γ) a, b { p(γ) a; ctrl @ U(θ, φ, λ) a, b; }
-gate CX a, b { ctrl @ U(π, 0, π) a, b; }
+gate cu(θ, φ, λ, γ) a, b { p(γ-θ/2) a; ctrl @ U(θ, φ, λ) a, b; }
+gate CX a, b { ctrl @ x a, b; }
 gate phase(λ) q { U(0, 0, λ) q; }
 gate cphase(λ) a, b { ctrl @ phase(λ) a, b; }
 gate id a { U(0, 0, 0) a; }
 gate u1(λ) q { U(0, 0, λ) q; }
-gate u2(φ, λ) q { gphase(-(φ+λ)/2); U(π/2, φ, λ) q; }
-gate u3(θ, φ, λ) q { gphase(-(φ+λ)/2); U(θ, φ, λ) q; }
+gate u2(φ, λ) q { gphase(-(φ+λ+π/2)/2); U(π/2, φ, λ) q; }
+gate u3(θ, φ, λ) q { gphase(-(φ+λ+θ)/2); U(θ, φ, λ) q; }
 ";
 
 /// The built-in library and the specification's definitions agree exactly
@@ -274,6 +279,100 @@ fn builtin_library_matches_the_specification_under_modifiers() {
             assert!(d < 1e-9, "`{m}{call}` differs from its definition by {d}");
         }
     }
+}
+
+/// The specification's `U(θ, φ, λ)` (gates.rst, since its 2022 revision),
+/// written out: `½[[1+e^{iθ}, -ie^{iλ}(1-e^{iθ})], [ie^{iφ}(1-e^{iθ}),
+/// e^{i(φ+λ)}(1+e^{iθ})]]`.
+fn spec_u(theta: f64, phi: f64, lambda: f64) -> Gate {
+    use kettle_ir::Complex64 as C;
+    let e = |a: f64| C::from_polar(1.0, a);
+    let i = C::new(0.0, 1.0);
+    let one = C::new(1.0, 0.0);
+    let half = C::new(0.5, 0.0);
+    let m = vec![
+        half * (one + e(theta)),
+        half * -i * e(lambda) * (one - e(theta)),
+        half * i * e(phi) * (one - e(theta)),
+        half * e(phi + lambda) * (one + e(theta)),
+    ];
+    Gate::Unitary(kettle_ir::UnitaryMatrix::new(kettle_ir::GateMatrix::new(1, m).unwrap()).unwrap())
+}
+
+/// `U` is the specification's matrix, global phase included, so that a
+/// control turns that phase into the relative phase the specification
+/// gives; `pragma kettle U pre-2022` selects the earlier `U` (Qiskit's
+/// `UGate`), which a Qiskit export without `stdgates.inc` needs.
+#[test]
+fn builtin_u_is_the_2022_definition() {
+    for (t, p, l) in [
+        (0.7, -0.4, 1.3),
+        (PI, 0.0, PI),
+        (-2.1, 0.25, 0.9),
+        (0.0, 0.0, 0.5),
+    ] {
+        let call = format!("U({t:?}, {p:?}, {l:?})");
+        let c = body(&format!("qubit[2] q;\n{}{call} q[1];\n", prep(2)));
+        same_state(
+            &c,
+            &prep_circuit(2).op(Operation::gate(spec_u(t, p, l), vec![1])),
+        );
+        for (m, on) in [("ctrl @ ", true), ("negctrl @ ", false)] {
+            let c = body(&format!("qubit[2] q;\n{}{m}{call} q[0], q[1];\n", prep(2)));
+            let expect = prep_circuit(2).op(Operation::Gate {
+                gate: spec_u(t, p, l),
+                qubits: vec![1],
+                controls: vec![Control { qubit: 0, on }],
+            });
+            same_state(&c, &expect);
+            // The pre-2022 `U` is Qiskit's UGate, under the control too.
+            let c = body(&format!(
+                "pragma kettle U pre-2022\nqubit[2] q;\n{}{m}{call} q[0], q[1];\n",
+                prep(2)
+            ));
+            let expect = prep_circuit(2).controlled(
+                Gate::standard(StandardGate::U, &[t, p, l]),
+                &[1],
+                vec![Control { qubit: 0, on }],
+            );
+            same_state(&c, &expect);
+        }
+    }
+    // 2π-periodic in θ, as the specification says (Qiskit's UGate is 4π).
+    let a = body(&format!(
+        "qubit[2] q;\n{}ctrl @ U(0.3, 0.1, 0.2) q[0], q[1];\n",
+        prep(2)
+    ));
+    let b = body(&format!(
+        "qubit[2] q;\n{}ctrl @ U(0.3 + 2 * π, 0.1, 0.2) q[0], q[1];\n",
+        prep(2)
+    ));
+    same_state(&a, &b);
+
+    // `qiskit.qasm3.dumps(circuit, includes=[])` defines `cx` from the
+    // pre-2022 `U`: with the pragma it is CNOT; without, the specification
+    // makes it CNOT with an `S` on the control.
+    let export = "OPENQASM 3.0;\ngate h _gate_q_0 {\n  U(pi/2, 0, pi) _gate_q_0;\n}\n\
+                  gate cx c, t {\n  ctrl @ U(pi, 0, pi) c, t;\n}\nqubit[2] q;\nh q[0];\ncx q[0], q[1];\n";
+    let legacy = parse(&format!("pragma kettle U pre-2022\n{export}"));
+    let bell = Circuit::new(2).h(0).cx(0, 1);
+    let f = kettle_reference::fidelity(&state(&legacy), &state(&bell));
+    assert!((f - 1.0).abs() < 1e-12, "{f}");
+    let spec = parse(export);
+    let f = kettle_reference::fidelity(&state(&spec), &state(&bell.clone().s(0)));
+    assert!((f - 1.0).abs() < 1e-12, "{f}");
+    // `#pragma` works too; other pragmas are ignored; an unknown Kettle
+    // pragma is refused where it is.
+    let legacy2 = parse(&format!(
+        "#pragma kettle U pre-2022\npragma qiskit x\n{export}"
+    ));
+    assert_eq!(legacy2.ops(), legacy.ops());
+    let (line, col, msg) = body_err("qubit q;\n  pragma kettle U 2021\n");
+    assert_eq!((line, col), (2, 3), "{msg}");
+    assert!(
+        msg.contains("unknown Kettle pragma `kettle U 2021`"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -351,7 +450,7 @@ fn inverse_and_power_of_user_gates() {
     assert!(c.ops().is_empty());
     // A non-integer power of a user gate is the principal power of its matrix.
     let c = body(&format!(
-        "gate myx a {{ U(pi, 0, pi) a; }}\nqubit q;\n{}pow(0.5) @ myx q;\n",
+        "gate myx a {{ U(pi, 0, pi) a; gphase(-pi/2); }}\nqubit q;\n{}pow(0.5) @ myx q;\n",
         "h q;\n"
     ));
     same_state(&c, &Circuit::new(1).h(0).sx(0));
