@@ -247,6 +247,56 @@ async fn every_result_type_agrees_with_the_core() {
         r.body["result"]["executions"][0]["counts"],
         core_counts(ghz, 50, 9)
     );
+    // Exact gradients (opt-in), in both precisions, against the core's.
+    let source = "OPENQASM 3.0;\ninclude \"stdgates.inc\";\ninput float[64] a;\ninput angle b;\n\
+        qubit[2] q;\nbit[2] c;\nry(2*a) q[0];\ncx q[0], q[1];\nrz(b - a) q[1];\nh q[1];\nc = measure q;\n";
+    let circuit = kettle::qasm::parse_qasm3(
+        source,
+        &kettle::qasm::ParseOptions {
+            inputs: [("a".to_string(), 0.3), ("b".to_string(), 1.1)].into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let observable: kettle::PauliSum = "X1 + 0.5*Z0 Z1".parse().unwrap();
+    let angles: Vec<kettle::AngleRef> = [0, 2]
+        .into_iter()
+        .map(|op| kettle::AngleRef { op, param: 0 })
+        .collect();
+    let core = kettle::Simulator::new()
+        .adjoint_gradient::<f64>(&circuit, std::slice::from_ref(&observable), &angles)
+        .unwrap();
+    // ∂/∂a = 2·∂/∂θ_ry − ∂/∂θ_rz; ∂/∂b = ∂/∂θ_rz.
+    let (da, db) = (
+        2.0 * core[0].angles[0] - core[0].angles[1],
+        core[0].angles[1],
+    );
+    for precision in ["f64", "f32"] {
+        let tol = if precision == "f64" { 1e-10 } else { 1e-5 };
+        let r = api
+            .post_job(
+                json!({"program": {"format": "qasm3", "source": source},
+                       "inputs": {"a": 0.3, "b": 1.1}, "precision": precision,
+                       "result_types": [{"adjoint_gradient": {"observables": ["X1 + 0.5*Z0 Z1"]}}]}),
+                "?wait=30",
+            )
+            .await;
+        assert_eq!(r.body["status"], "completed", "{}", r.body);
+        let g = &r.body["result"]["executions"][0]["gradients"][0];
+        assert_eq!(g["observable"], "X1 + 0.5*Z0 Z1");
+        assert!(
+            (g["value"].as_f64().unwrap() - core[0].value).abs() < tol,
+            "{g}"
+        );
+        assert!(
+            (g["gradient"]["a"].as_f64().unwrap() - da).abs() < tol,
+            "{g}"
+        );
+        assert!(
+            (g["gradient"]["b"].as_f64().unwrap() - db).abs() < tol,
+            "{g}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

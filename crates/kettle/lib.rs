@@ -17,9 +17,9 @@
 //! ```
 
 pub use kettle_core::{
-    ClassicalValue, Counts, Float, FusionConfig, MAX_QUBITS, MAX_SHOTS, Parallelism, Pauli,
-    PauliSum, PauliTerm, Precision, RunOptions, RunResult, RunStats, SimError, Simulator,
-    StateVector, cpu,
+    AngleRef, ClassicalValue, Counts, Float, FusionConfig, Gradient, MAX_QUBITS, MAX_SHOTS,
+    Parallelism, Pauli, PauliSum, PauliTerm, Precision, RunOptions, RunResult, RunStats, SimError,
+    Simulator, StateVector, cpu,
 };
 pub use kettle_qasm as qasm;
 

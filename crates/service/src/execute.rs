@@ -8,13 +8,17 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use kettle_core::{
-    Float, Monitor, PauliSum, Progress, RunOptions, SimError, Simulator, final_measurements,
-    measured_qubits,
+    AngleRef, Float, Monitor, PauliSum, Progress, RunOptions, SimError, Simulator,
+    final_measurements, measured_qubits,
 };
 use kettle_ir::Circuit;
+use kettle_qasm::{InputColumn, JacobianError, angle_jacobian};
 
 use crate::config::TenantLimits;
-use crate::model::{ExecutionResult, Expectation, JobResult, JobSpec, Precision, ResultType};
+use crate::model::{
+    ExecutionResult, Expectation, Gradient, GradientRequest, JobResult, JobSpec, Precision,
+    ResultType,
+};
 use crate::prepare::parse_execution;
 
 /// Mixed into an execution's seed for the order of its shots ("memory").
@@ -100,13 +104,26 @@ pub(crate) fn run_job(
             done: i as u64,
             of: spec.executions.len() as u64,
         };
+        let gradient = gradient_plan(spec, circuit, inputs, limits, monitor)?;
         let mut result = match spec.precision {
-            Precision::F64 => {
-                run_one::<f64>(&sim, circuit, spec, seed, max_listed_qubits, monitor)?
-            }
-            Precision::F32 => {
-                run_one::<f32>(&sim, circuit, spec, seed, max_listed_qubits, monitor)?
-            }
+            Precision::F64 => run_one::<f64>(
+                &sim,
+                circuit,
+                spec,
+                seed,
+                max_listed_qubits,
+                gradient.as_ref(),
+                monitor,
+            )?,
+            Precision::F32 => run_one::<f32>(
+                &sim,
+                circuit,
+                spec,
+                seed,
+                max_listed_qubits,
+                gradient.as_ref(),
+                monitor,
+            )?,
         };
         result.inputs = inputs.clone();
         executions.push(result);
@@ -117,25 +134,165 @@ pub(crate) fn run_job(
     })
 }
 
+/// An execution's `adjoint_gradient`: the observables, and how the
+/// circuit's angles move with each parameter.
+struct GradientPlan<'a> {
+    request: &'a GradientRequest,
+    observables: Vec<PauliSum>,
+    columns: Vec<InputColumn>,
+}
+
+/// The gradient plan of one execution, if its job asks for a gradient:
+/// the program lowered again around its inputs
+/// ([`kettle_qasm::angle_jacobian`]), the monitor asked before each
+/// lowering so that a cancel stops it.
+fn gradient_plan<'a>(
+    spec: &'a JobSpec,
+    circuit: &Circuit,
+    inputs: &BTreeMap<String, f64>,
+    limits: &TenantLimits,
+    monitor: &dyn Monitor,
+) -> Result<Option<GradientPlan<'a>>, RunFailure> {
+    let Some(request) = spec.result_types.iter().find_map(|t| match t {
+        ResultType::AdjointGradient(g) => Some(g),
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    let observables = request
+        .observables
+        .iter()
+        .map(|text| text.parse())
+        .collect::<Result<Vec<PauliSum>, SimError>>()?;
+    let names = request.parameters.clone().unwrap_or_default();
+    let lower = |moved: &BTreeMap<String, f64>| {
+        let start = Progress {
+            applied: 0,
+            planned: 1,
+        };
+        if monitor.on_progress(start).is_break() {
+            return Err(RunFailure::Stopped);
+        }
+        parse_execution(&spec.program, moved, limits)
+            .map_err(|e| RunFailure::Error(format!("the program no longer parses: {e}")))
+    };
+    let columns = angle_jacobian(circuit, inputs, &names, lower).map_err(|e| match e {
+        JacobianError::Lower(failure) => failure,
+        JacobianError::Shape(message) => RunFailure::Error(format!("adjoint_gradient: {message}")),
+    })?;
+    Ok(Some(GradientPlan {
+        request,
+        observables,
+        columns,
+    }))
+}
+
+/// Runs the gradient of `plan` and turns the derivatives by angle into
+/// derivatives by parameter.
+fn gradients<F: Float>(
+    sim: &Simulator,
+    circuit: &Circuit,
+    plan: &GradientPlan<'_>,
+    monitor: &dyn Monitor,
+) -> Result<Vec<Gradient>, RunFailure> {
+    let mut angles: Vec<AngleRef> = plan
+        .columns
+        .iter()
+        .flat_map(|c| {
+            c.angles
+                .iter()
+                .map(|&(op, param, _)| AngleRef { op, param })
+        })
+        .collect();
+    angles.sort_unstable();
+    angles.dedup();
+    let by_angle =
+        sim.adjoint_gradient_monitored::<F>(circuit, &plan.observables, &angles, monitor)?;
+    let names = plan.request.parameters.as_deref().unwrap_or_default();
+    Ok(plan
+        .request
+        .observables
+        .iter()
+        .zip(by_angle)
+        .map(|(text, g)| Gradient {
+            observable: text.clone(),
+            value: g.value,
+            gradient: names
+                .iter()
+                .zip(&plan.columns)
+                .map(|(name, column)| {
+                    let d: f64 = column
+                        .angles
+                        .iter()
+                        .map(|&(op, param, slope)| {
+                            let k = angles
+                                .binary_search(&AngleRef { op, param })
+                                .expect("every angle of a column was asked for");
+                            slope * g.angles[k]
+                        })
+                        .sum();
+                    (name.clone(), d)
+                })
+                .collect(),
+        })
+        .collect())
+}
+
 fn run_one<F: Float>(
     sim: &Simulator,
     circuit: &Circuit,
     spec: &JobSpec,
     seed: u64,
     max_listed_qubits: u32,
+    gradient: Option<&GradientPlan<'_>>,
     monitor: &dyn Monitor,
 ) -> Result<ExecutionResult, RunFailure> {
     let wants_counts = spec.result_types.contains(&ResultType::Counts);
     let wants_memory = spec.result_types.contains(&ResultType::Memory);
-    let wants_state = spec
-        .result_types
-        .iter()
-        .any(|t| !matches!(t, ResultType::Counts | ResultType::Memory));
+    let wants_state = spec.result_types.iter().any(|t| {
+        !matches!(
+            t,
+            ResultType::Counts | ResultType::Memory | ResultType::AdjointGradient(_)
+        )
+    });
     let finals = final_measurements(circuit);
     let shots = if wants_counts || wants_memory {
         spec.shots
     } else {
         0
+    };
+    // The run and the gradient's own forward and backward passes are two
+    // phases of the execution's progress.
+    let phases = (u64::from(gradient.is_some()) + u64::from(shots > 0 || wants_state)).max(1);
+    let gradients = match gradient {
+        Some(plan) => {
+            let phase = SweepMonitor {
+                outer: monitor,
+                done: 0,
+                of: phases,
+            };
+            gradients::<F>(sim, circuit, plan, &phase)?
+        }
+        None => Vec::new(),
+    };
+    if shots == 0 && !wants_state {
+        return Ok(ExecutionResult {
+            inputs: BTreeMap::new(),
+            seed,
+            shots,
+            counts: None,
+            memory: None,
+            probabilities: None,
+            statevector: None,
+            sparse_statevector: None,
+            expectations: Vec::new(),
+            gradients,
+        });
+    }
+    let phase = SweepMonitor {
+        outer: monitor,
+        done: phases - 1,
+        of: phases,
     };
     let out = sim.run_monitored::<F>(
         circuit,
@@ -144,7 +301,7 @@ fn run_one<F: Float>(
             seed: Some(seed),
             keep_state: wants_state && finals.is_some(),
         },
-        monitor,
+        &phase,
     )?;
     let mut result = ExecutionResult {
         inputs: BTreeMap::new(),
@@ -163,6 +320,7 @@ fn run_one<F: Float>(
         statevector: None,
         sparse_statevector: None,
         expectations: Vec::new(),
+        gradients,
     };
     let Some(state) = out.state.as_ref() else {
         return Ok(result);
@@ -170,7 +328,7 @@ fn run_one<F: Float>(
     let par = sim.parallelism();
     for t in &spec.result_types {
         match t {
-            ResultType::Counts | ResultType::Memory => {}
+            ResultType::Counts | ResultType::Memory | ResultType::AdjointGradient(_) => {}
             ResultType::Probabilities => {
                 let finals = finals.as_deref().unwrap_or(&[]);
                 let measured = measured_qubits(finals);

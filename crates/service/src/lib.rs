@@ -83,9 +83,9 @@ pub use config::{
 pub use decode::{DecodeError, decode_json};
 pub use error::{ProgramLocation, ServiceError};
 pub use model::{
-    ExecutionResult, Expectation, InputValue, JobError, JobProgress, JobRequest, JobResult,
-    JobSpec, JobStatus, JobView, KeyFormat, Precision, Program, ProgramFormat, ResultType,
-    bitstring_to_hex,
+    ExecutionResult, Expectation, Gradient, GradientRequest, InputValue, JobError, JobProgress,
+    JobRequest, JobResult, JobSpec, JobStatus, JobView, KeyFormat, Precision, Program,
+    ProgramFormat, ResultType, bitstring_to_hex,
 };
 pub use prepare::{DEFAULT_SHOTS, check_request};
 pub use service::{

@@ -128,6 +128,25 @@ pub enum ResultType {
     Statevector,
     /// Expectation values of Pauli sums such as `"0.5*Z0 Z1 + X2"`.
     Expectation(Vec<String>),
+    /// Expectation values and their exact derivatives with respect to the
+    /// program's `input float`/`input angle` parameters, by the adjoint
+    /// method. Opt-in: it costs a backward pass and one state per
+    /// observable.
+    #[serde(rename = "adjoint_gradient")]
+    AdjointGradient(GradientRequest),
+}
+
+/// What an `adjoint_gradient` result differentiates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GradientRequest {
+    /// Pauli sums, as for `expectation`.
+    pub observables: Vec<String>,
+    /// The inputs to differentiate by, each an `input float` or `input
+    /// angle` of the program; all of those when absent (a stored job lists
+    /// them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Vec<String>>,
 }
 
 /// The value of one `input` parameter: one number, or one per execution.
@@ -214,6 +233,17 @@ pub struct Expectation {
     pub value: f64,
 }
 
+/// An expectation value and its gradient.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Gradient {
+    /// The observable as submitted.
+    pub observable: String,
+    /// ⟨ψ|O|ψ⟩.
+    pub value: f64,
+    /// ∂⟨ψ|O|ψ⟩/∂x for each parameter x asked for.
+    pub gradient: BTreeMap<String, f64>,
+}
+
 /// The results of one execution (one index of a sweep).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExecutionResult {
@@ -246,6 +276,9 @@ pub struct ExecutionResult {
     /// Expectation values, in request order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expectations: Vec<Expectation>,
+    /// Gradients (`adjoint_gradient`), one per observable in request order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gradients: Vec<Gradient>,
 }
 
 /// The result of a completed job.

@@ -13,7 +13,7 @@ use kettle_qasm::{Limits, ParseOptions, ProgramError, parse_program};
 
 use crate::config::{DEFAULT_MAX_RESULT_BYTES, TenantLimits};
 use crate::error::{ProgramLocation, ServiceError};
-use crate::model::{InputValue, JobRequest, JobSpec, Program, ResultType};
+use crate::model::{InputValue, JobRequest, JobSpec, Program, ProgramFormat, ResultType};
 use crate::result_bound::{RESULT_ENVELOPE_BOUND, execution_result_bound};
 
 /// Shots when a request asks for counts without saying how many.
@@ -272,8 +272,32 @@ fn check_metadata(req: &JobRequest) -> Result<(), ServiceError> {
     Ok(())
 }
 
-/// Result types with duplicates removed and expectations parsed.
-fn result_types(req: &JobRequest) -> Result<(Vec<ResultType>, Vec<PauliSum>), ServiceError> {
+/// Most parameters one `adjoint_gradient` may differentiate by: each costs
+/// four lowerings of the program for its angles' derivatives
+/// (`kettle_qasm::angle_jacobian`) and a matrix element per angle.
+pub(crate) const MAX_GRADIENT_PARAMETERS: usize = 1024;
+
+/// Result types with duplicates removed, and the observables of
+/// expectations and of the gradient parsed (all of them, for the qubit
+/// check; the gradient's alone, for its memory).
+struct AskedResults {
+    types: Vec<ResultType>,
+    observables: Vec<PauliSum>,
+    gradient_observables: usize,
+}
+
+fn parse_observables(list: &[String], path: &str) -> Result<Vec<PauliSum>, ServiceError> {
+    list.iter()
+        .enumerate()
+        .map(|(j, text)| {
+            text.parse().map_err(|e: kettle_core::SimError| {
+                ServiceError::invalid(&format!("{path}[{j}]"), e.to_string())
+            })
+        })
+        .collect()
+}
+
+fn result_types(req: &JobRequest) -> Result<AskedResults, ServiceError> {
     let asked = req
         .result_types
         .clone()
@@ -281,34 +305,121 @@ fn result_types(req: &JobRequest) -> Result<(Vec<ResultType>, Vec<PauliSum>), Se
     if asked.is_empty() {
         return Err(ServiceError::invalid(
             "$.result_types",
-            "result_types is empty; ask for at least one of counts, memory, probabilities, statevector, expectation",
+            "result_types is empty; ask for at least one of counts, memory, probabilities, statevector, expectation, adjoint_gradient",
         ));
     }
     let mut types: Vec<ResultType> = Vec::new();
     let mut observables = Vec::new();
+    let mut gradient_observables = None;
     for (i, t) in asked.into_iter().enumerate() {
-        if let ResultType::Expectation(list) = &t {
-            if list.is_empty() {
-                return Err(ServiceError::invalid(
-                    &format!("$.result_types[{i}].expectation"),
-                    "an expectation result needs at least one observable",
-                ));
+        match &t {
+            ResultType::Expectation(list) => {
+                let path = format!("$.result_types[{i}].expectation");
+                if list.is_empty() {
+                    return Err(ServiceError::invalid(
+                        &path,
+                        "an expectation result needs at least one observable",
+                    ));
+                }
+                observables.extend(parse_observables(list, &path)?);
             }
-            for (j, text) in list.iter().enumerate() {
-                let obs: PauliSum = text.parse().map_err(|e: kettle_core::SimError| {
-                    ServiceError::invalid(
-                        &format!("$.result_types[{i}].expectation[{j}]"),
-                        e.to_string(),
-                    )
-                })?;
-                observables.push(obs);
+            ResultType::AdjointGradient(g) => {
+                let path = format!("$.result_types[{i}].adjoint_gradient");
+                if gradient_observables.is_some() {
+                    return Err(ServiceError::invalid(
+                        &path,
+                        "ask for one adjoint_gradient, with every observable in it",
+                    ));
+                }
+                if g.observables.is_empty() {
+                    return Err(ServiceError::invalid(
+                        &format!("{path}.observables"),
+                        "a gradient needs at least one observable",
+                    ));
+                }
+                observables.extend(parse_observables(
+                    &g.observables,
+                    &format!("{path}.observables"),
+                )?);
+                gradient_observables = Some(g.observables.len());
             }
+            _ => {}
         }
         if !types.contains(&t) {
             types.push(t);
         }
     }
-    Ok((types, observables))
+    Ok(AskedResults {
+        types,
+        observables,
+        gradient_observables: gradient_observables.unwrap_or(0),
+    })
+}
+
+/// The gradient's parameters made explicit: those asked for, each an
+/// `input float` or `input angle` of the program, or all of them.
+fn resolve_gradient_parameters(
+    req: &JobRequest,
+    types: &mut [ResultType],
+    limits: &TenantLimits,
+) -> Result<(), ServiceError> {
+    let Some((i, g)) = types.iter_mut().enumerate().find_map(|(i, t)| match t {
+        ResultType::AdjointGradient(g) => Some((i, g)),
+        _ => None,
+    }) else {
+        return Ok(());
+    };
+    let path = format!("$.result_types[{i}].adjoint_gradient");
+    if req.program.format != ProgramFormat::Qasm3 {
+        return Err(ServiceError::invalid(
+            &path,
+            "a gradient is taken with respect to `input float` or `input angle` parameters, which only OpenQASM 3 programs have",
+        ));
+    }
+    let declared = kettle_qasm::qasm3_inputs(&req.program.source, &parse_limits(limits))
+        .map_err(|d| program_error(ProgramError::Source(d), None))?;
+    let real: Vec<String> = declared
+        .into_iter()
+        .filter(|p| p.kind == "float" || p.kind == "angle")
+        .map(|p| p.name)
+        .collect();
+    let parameters = match &g.parameters {
+        None => real,
+        Some(list) => {
+            for (j, name) in list.iter().enumerate() {
+                if !real.contains(name) {
+                    return Err(ServiceError::invalid(
+                        &format!("{path}.parameters[{j}]"),
+                        format!("`{name}` is not an `input float` or `input angle` of the program"),
+                    ));
+                }
+                if list[..j].contains(name) {
+                    return Err(ServiceError::invalid(
+                        &format!("{path}.parameters[{j}]"),
+                        format!("`{name}` is listed twice"),
+                    ));
+                }
+            }
+            list.clone()
+        }
+    };
+    if parameters.is_empty() {
+        return Err(ServiceError::invalid(
+            &path,
+            "the program declares no `input float` or `input angle` to differentiate by",
+        ));
+    }
+    if parameters.len() > MAX_GRADIENT_PARAMETERS {
+        return Err(ServiceError::LimitExceeded {
+            limit: "max_gradient_parameters",
+            message: format!(
+                "a gradient by {} parameters was asked for; at most {MAX_GRADIENT_PARAMETERS}",
+                parameters.len()
+            ),
+        });
+    }
+    g.parameters = Some(parameters);
+    Ok(())
 }
 
 /// Validates `req`, parses every execution and computes the memory need;
@@ -348,7 +459,12 @@ pub(crate) fn prepare_within(
 ) -> Result<Prepared, ServiceError> {
     let limits = admission.limits;
     check_metadata(req)?;
-    let (types, observables) = result_types(req)?;
+    let AskedResults {
+        mut types,
+        observables,
+        gradient_observables,
+    } = result_types(req)?;
+    resolve_gradient_parameters(req, &mut types, limits)?;
     let wants_memory = types.contains(&ResultType::Memory);
     let wants_shots = wants_memory || types.contains(&ResultType::Counts);
     let shots = if wants_shots {
@@ -457,7 +573,13 @@ pub(crate) fn prepare_within(
             kept.push(circuit);
         }
     }
-    let needed = req.precision.to_core().state_bytes(qubits);
+    // A gradient holds one more state per observable (`Simulator::adjoint_gradient`).
+    let states = 1 + gradient_observables as u128;
+    let needed = req
+        .precision
+        .to_core()
+        .state_bytes(qubits)
+        .saturating_mul(states);
     let budget = u128::from(admission.memory_budget);
     if needed > budget {
         return Err(ServiceError::TooLarge {
@@ -465,8 +587,13 @@ pub(crate) fn prepare_within(
             needed,
             allowed: budget,
             message: format!(
-                "{qubits} qubits at {} need {needed} bytes of state, more than this server's memory budget of {budget} bytes",
-                req.precision.to_core().name()
+                "{qubits} qubits at {} need {needed} bytes of state{}, more than this server's memory budget of {budget} bytes",
+                req.precision.to_core().name(),
+                if states > 1 {
+                    format!(" ({states} states: the run's and one per observable of the gradient)")
+                } else {
+                    String::new()
+                }
             ),
         });
     }
@@ -583,11 +710,13 @@ fn check_result_types(
                     ));
                 }
             }
-            ResultType::Statevector | ResultType::Expectation(_) => {
+            ResultType::Statevector
+            | ResultType::Expectation(_)
+            | ResultType::AdjointGradient(_) => {
                 if finals.is_none() {
                     return Err(ServiceError::invalid(
                         field,
-                        "statevector and expectation need every measurement to be final (no reset, mid-circuit measurement or classical control)",
+                        "statevector, expectation and adjoint_gradient need every measurement to be final (no reset, mid-circuit measurement or classical control)",
                     ));
                 }
                 // A state of more than max_listed qubits comes back

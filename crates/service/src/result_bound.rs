@@ -111,6 +111,22 @@ pub(crate) fn execution_result_bound(
                     add(12, 1, 15 + json_string_bound(text) + 9 + F64_JSON_BYTES + 1);
                 }
             }
+            ResultType::AdjointGradient(g) => {
+                // `{"observable":…,"value":…,"gradient":{"name":value,…}}` each.
+                let per_parameter: u128 = g
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .map(|name| json_string_bound(name) + 1 + F64_JSON_BYTES + 1)
+                    .sum();
+                for text in &g.observables {
+                    add(
+                        9,
+                        1,
+                        15 + json_string_bound(text) + 9 + F64_JSON_BYTES + 13 + per_parameter + 1,
+                    );
+                }
+            }
         }
     }
     bytes

@@ -723,3 +723,216 @@ async fn a_running_job_reports_its_progress() {
     assert_eq!(ended.progress, None, "no progress once it has ended");
     service.shutdown(Duration::from_secs(1)).await;
 }
+
+/// A program whose inputs each set one gate's angle, so that the
+/// parameter-shift rule `(E(x+π/2) − E(x−π/2))/2` is exact for each.
+const GRADIENT_PROGRAM: &str = "OPENQASM 3.0;\ninclude \"stdgates.inc\";\n\
+    input float[64] a;\ninput angle b;\ninput float[64] c;\nqubit[3] q;\nbit[3] m;\n\
+    h q[0];\nrx(a) q[0];\ncx q[0], q[1];\nry(b) q[1];\ncrz(c) q[1], q[2];\nh q[2];\nm = measure q;\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adjoint_gradients_match_the_parameter_shift_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(config(dir.path())).await.unwrap();
+    let tenant = service.authenticate(None).await.unwrap();
+    let observables = ["Z0 Z1 + 0.5*X2", "Y0 Z2 - 0.25*X1"];
+    let run = |inputs: serde_json::Value, types: serde_json::Value| {
+        let req: JobRequest = serde_json::from_value(serde_json::json!({
+            "program": {"format": "qasm3", "source": GRADIENT_PROGRAM},
+            "inputs": inputs, "result_types": types
+        }))
+        .unwrap();
+        let service = &service;
+        let tenant = &tenant;
+        async move {
+            let sub = service.submit(tenant, req, None).await.unwrap();
+            let job = service
+                .wait(
+                    tenant,
+                    &sub.job.id,
+                    Duration::from_secs(20),
+                    KeyFormat::Bitstring,
+                )
+                .await
+                .unwrap();
+            assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+            job.result.unwrap()
+        }
+    };
+    let point = [("a", 0.37), ("b", -1.21), ("c", 2.05)];
+    let inputs: serde_json::Map<String, serde_json::Value> = point
+        .iter()
+        .map(|(k, v)| (k.to_string(), (*v).into()))
+        .collect();
+    // The gradient by every input, next to counts (two phases of one run).
+    let result = run(
+        inputs.clone().into(),
+        serde_json::json!(["counts", {"adjoint_gradient": {"observables": observables}}]),
+    )
+    .await;
+    let e = &result.executions[0];
+    assert!(e.counts.is_some());
+    assert_eq!(e.gradients.len(), 2);
+    // Parameter shift: one sweep of 2 × 3 executions, expectations only.
+    let mut sweep = serde_json::Map::new();
+    for (k, (name, _)) in point.iter().enumerate() {
+        let values: Vec<f64> = (0..6)
+            .map(|j| {
+                let shift = if j / 2 == k {
+                    if j % 2 == 0 {
+                        std::f64::consts::FRAC_PI_2
+                    } else {
+                        -std::f64::consts::FRAC_PI_2
+                    }
+                } else {
+                    0.0
+                };
+                point[k].1 + shift
+            })
+            .collect();
+        sweep.insert(name.to_string(), values.into());
+    }
+    let shifted = run(
+        sweep.into(),
+        serde_json::json!([{"expectation": observables}]),
+    )
+    .await;
+    for (o, g) in e.gradients.iter().enumerate() {
+        assert_eq!(g.observable, observables[o]);
+        let plain = run(
+            inputs.clone().into(),
+            serde_json::json!([{"expectation": [observables[o]]}]),
+        )
+        .await;
+        assert!((g.value - plain.executions[0].expectations[0].value).abs() < 1e-14);
+        assert_eq!(g.gradient.len(), 3);
+        for (k, (name, _)) in point.iter().enumerate() {
+            let up = shifted.executions[2 * k].expectations[o].value;
+            let down = shifted.executions[2 * k + 1].expectations[o].value;
+            let want = (up - down) / 2.0;
+            let got = g.gradient[*name];
+            assert!(
+                (got - want).abs() < 1e-10,
+                "∂{}/∂{name}: {got} vs {want}",
+                g.observable
+            );
+        }
+    }
+    // One parameter, and an input that enters two gates through
+    // expressions: the chain rule against a 4th-order difference.
+    let chained = "OPENQASM 3.0;\ninclude \"stdgates.inc\";\ninput float[64] a;\nqubit[2] q;\n\
+        ry(2*a + 0.1) q[0];\ncx q[0], q[1];\nrz(-a/3) q[1];\nrx(a) q[1];\n";
+    let req: JobRequest = serde_json::from_value(serde_json::json!({
+        "program": {"format": "qasm3", "source": chained},
+        "inputs": {"a": [0.4, 0.4 + 2e-3, 0.4 + 1e-3, 0.4 - 1e-3, 0.4 - 2e-3]},
+        "result_types": [{"adjoint_gradient": {"observables": ["X1 + Z0"], "parameters": ["a"]}}]
+    }))
+    .unwrap();
+    let sub = service.submit(&tenant, req, None).await.unwrap();
+    let job = service
+        .wait(
+            &tenant,
+            &sub.job.id,
+            Duration::from_secs(20),
+            KeyFormat::Bitstring,
+        )
+        .await
+        .unwrap();
+    let ex = &job.result.unwrap().executions;
+    let v = |i: usize| ex[i].gradients[0].value;
+    let h = 1e-3;
+    let fd = (-v(1) + 8.0 * v(2) - 8.0 * v(3) + v(4)) / (12.0 * h);
+    let got = ex[0].gradients[0].gradient["a"];
+    assert!((got - fd).abs() < 1e-9, "{got} vs {fd}");
+}
+
+#[test]
+fn adjoint_gradient_requests_are_checked_at_admission() {
+    let admit = |source: &str, format: &str, types: serde_json::Value| {
+        let declared = |name: &str| source.contains(&format!(" {name};"));
+        let inputs: serde_json::Map<String, serde_json::Value> =
+            [("a", 0.1), ("b", 0.2), ("k", 3.0)]
+                .into_iter()
+                .filter(|(name, _)| format == "qasm3" && declared(name))
+                .map(|(name, v)| (name.to_string(), v.into()))
+                .collect();
+        let req: JobRequest = serde_json::from_value(serde_json::json!({
+            "program": {"format": format, "source": source},
+            "inputs": inputs,
+            "result_types": types
+        }))
+        .unwrap();
+        check_request(&req, &TenantLimits::default(), 1 << 30, 20)
+    };
+    let src = "OPENQASM 3.0;\ninclude \"stdgates.inc\";\ninput float a;\ninput angle b;\ninput int k;\nqubit[2] q;\nrx(a) q[0];\nry(b*k) q[1];\n";
+    let ok = admit(
+        src,
+        "qasm3",
+        serde_json::json!([{"adjoint_gradient": {"observables": ["Z0", "X1"]}}]),
+    )
+    .unwrap();
+    match &ok.result_types[0] {
+        ResultType::AdjointGradient(g) => {
+            assert_eq!(
+                g.parameters.as_deref(),
+                Some(&["a".to_string(), "b".to_string()][..])
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // Three states: the run's and one per observable.
+    assert_eq!(ok.memory_bytes, 3 * 16 * 4);
+    for (source, format, types, says) in [
+        (
+            src,
+            "qasm3",
+            serde_json::json!([{"adjoint_gradient": {"observables": ["Z0"], "parameters": ["k"]}}]),
+            "`k` is not an `input float`",
+        ),
+        (
+            src,
+            "qasm3",
+            serde_json::json!([{"adjoint_gradient": {"observables": ["Z0"], "parameters": ["a", "a"]}}]),
+            "listed twice",
+        ),
+        (
+            src,
+            "qasm3",
+            serde_json::json!([{"adjoint_gradient": {"observables": []}}]),
+            "at least one observable",
+        ),
+        (
+            src,
+            "qasm3",
+            serde_json::json!([{"adjoint_gradient": {"observables": ["Z7"]}}]),
+            "qubit 7",
+        ),
+        (
+            src,
+            "qasm3",
+            serde_json::json!([{"adjoint_gradient": {"observables": ["Z0"]}}, {"adjoint_gradient": {"observables": ["Z1"]}}]),
+            "one adjoint_gradient",
+        ),
+        (
+            BELL,
+            "qasm2",
+            serde_json::json!([{"adjoint_gradient": {"observables": ["Z0"]}}]),
+            "only OpenQASM 3",
+        ),
+        (
+            "OPENQASM 3.0;\ninclude \"stdgates.inc\";\nqubit q;\nbit c;\nh q;\n",
+            "qasm3",
+            serde_json::json!([{"adjoint_gradient": {"observables": ["Z0"]}}]),
+            "no `input float`",
+        ),
+        (
+            "OPENQASM 3.0;\ninclude \"stdgates.inc\";\ninput float a;\nqubit q;\nbit c;\nrx(a) q;\nc = measure q;\nrx(a) q;\n",
+            "qasm3",
+            serde_json::json!([{"adjoint_gradient": {"observables": ["Z0"]}}]),
+            "need every measurement to be final",
+        ),
+    ] {
+        let err = admit(source, format, types).unwrap_err().to_string();
+        assert!(err.contains(says), "{err} lacks {says:?}");
+    }
+}
