@@ -13,6 +13,7 @@ mod readme;
 mod reliability;
 mod serve;
 mod server;
+mod server_draw;
 mod server_load;
 mod server_restart;
 mod server_util;

@@ -32,6 +32,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/jobs"),
     ("get", "/v1/jobs/{id}"),
     ("delete", "/v1/jobs/{id}"),
+    ("get", "/v1/jobs/{id}/circuit.svg"),
     ("post", "/v1/jobs/{id}/cancel"),
     ("get", "/v1/backend"),
     ("get", "/healthz"),
@@ -245,6 +246,21 @@ pub(crate) struct ListQuery {
     limit: Option<u32>,
     cursor: Option<String>,
 }
+
+/// `?fold=` of a job's drawing.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DrawQuery {
+    fold: Option<usize>,
+}
+
+/// Most layers per row that `?fold=` may ask for.
+const MAX_FOLD: usize = 100;
+
+/// A drawing opened on its own: nothing in it may run or load, only its
+/// own style applies.
+const SVG_CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'";
 
 /// A job with its link, as the API shows it.
 #[derive(serde::Serialize)]
@@ -499,6 +515,51 @@ async fn get_job(
     job_reply(&state, &tenant.0, StatusCode::OK, view, query.keys()).await
 }
 
+/// `GET /v1/jobs/{id}/circuit.svg`: the job's circuit as a picture,
+/// drawn from the IR it runs (its first execution's, for a sweep), folded
+/// every `?fold=` layers. The drawing is bounded (`kettle_draw`): a large
+/// circuit is drawn up to a number of operations, with a note of the rest.
+async fn circuit_svg(
+    state: State,
+    tenant: Tenant,
+    id: web::Path<String>,
+    query: web::Query<DrawQuery>,
+) -> Result<HttpResponse, Problem> {
+    let fold = match query.fold {
+        None => kettle_draw::DEFAULT_FOLD,
+        Some(f) if (1..=MAX_FOLD).contains(&f) => f,
+        Some(f) => {
+            return Err(Problem::bad_request(format!(
+                "fold must be a number of layers from 1 to {MAX_FOLD}; got {f}"
+            )));
+        }
+    };
+    let circuit = state.service.circuit(&tenant.0, &id).await?;
+    let options = kettle_draw::Options {
+        fold,
+        ..kettle_draw::Options::default()
+    };
+    // Off the async threads: the drawing is bounded, but a circuit of a
+    // million operations takes a while to drop.
+    let svg = web::block(move || kettle_draw::draw(&circuit, &options).svg)
+        .await
+        .map_err(|e| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal-error",
+                "Internal error",
+                format!("the drawing failed: {e}"),
+            )
+        })?;
+    Ok(HttpResponse::Ok()
+        .content_type("image/svg+xml; charset=utf-8")
+        .insert_header((header::CONTENT_SECURITY_POLICY, SVG_CONTENT_SECURITY_POLICY))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        // A job's program never changes.
+        .insert_header((header::CACHE_CONTROL, "private, max-age=86400"))
+        .body(svg))
+}
+
 async fn list_jobs(
     state: State,
     tenant: Tenant,
@@ -661,6 +722,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                         .route(get_or_head().to(get_job))
                         .route(web::delete().to(cancel_job))
                         .default_service(only("GET, HEAD, DELETE")),
+                )
+                .service(
+                    web::resource("/jobs/{id}/circuit.svg")
+                        .route(get_or_head().to(circuit_svg))
+                        .default_service(only("GET, HEAD")),
                 )
                 .service(
                     web::resource("/jobs/{id}/cancel")

@@ -22,7 +22,9 @@ use crate::keys;
 use crate::model::{
     JobError, JobProgress, JobRequest, JobResult, JobSpec, JobStatus, JobView, KeyFormat,
 };
-use crate::prepare::{Admission, Interrupt, Prepared, prepare_within};
+use crate::prepare::{
+    Admission, Interrupt, Prepared, parse_execution, prepare_within, program_error,
+};
 use crate::scheduler::{Entry, STOP_CANCEL, STOP_SHUTDOWN, Scheduler, WorkerKind};
 use crate::store::{
     DataDirLock, Inserted, JobRow, JobState, JobStore, NewJob, ResultText, WriteOp, Written,
@@ -1285,6 +1287,35 @@ impl Service {
         })
         .await
         .map_err(|e| ServiceError::Store(format!("the result task failed: {e}")))?
+    }
+
+    /// The circuit that `tenant`'s job `id` runs, as its program parses to
+    /// for the job's first execution (a sweep's executions differ only in
+    /// their input values): what a drawing of the job shows. The parse runs
+    /// off the async threads under one of the tenant's admission permits,
+    /// as a submission's does; it is one that the job's admission already
+    /// completed within `max_admission_time`, for every execution.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`] (also for another tenant's job), a store
+    /// failure, [`ServiceError::ShuttingDown`], or the parse's error (a
+    /// program accepted by an older version that no longer parses).
+    pub async fn circuit(&self, tenant: &str, id: &str) -> Result<Circuit, ServiceError> {
+        let spec = self.summary_row(tenant, id).await?.spec;
+        let limits = self.inner.config.limits_for(tenant).clone();
+        let permit = self
+            .inner
+            .admissions
+            .acquire(tenant)
+            .await
+            .ok_or(ServiceError::ShuttingDown)?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let inputs = spec.executions.first().cloned().unwrap_or_default();
+            parse_execution(&spec.program, &inputs, &limits).map_err(|e| program_error(e, None))
+        })
+        .await
+        .map_err(|e| ServiceError::Store(format!("the parser task failed: {e}")))?
     }
 
     async fn wait_view(
