@@ -74,6 +74,8 @@ NATIVE_GATES: dict[str, tuple[str, Callable[[list[str]], list[str]]]] = {
     "RZ": ("rz", lambda p: [p[0]]),
     "PhaseShift": ("p", lambda p: [p[0]]),
     "U1": ("p", lambda p: [p[0]]),
+    # U2 and U3 are written as rz, ry, rz and a global phase (_gate_line),
+    # so that they never depend on which global phase a server gives `U`.
     "U2": ("U", lambda p: [repr(math.pi / 2), p[0], p[1]]),
     "U3": ("U", lambda p: [p[0], p[1], p[2]]),
     "CNOT": ("cx", lambda p: []),
@@ -88,7 +90,7 @@ NATIVE_GATES: dict[str, tuple[str, Callable[[list[str]], list[str]]]] = {
     "CRY": ("cry", lambda p: [p[0]]),
     "CRZ": ("crz", lambda p: [p[0]]),
     # PennyLane's GlobalPhase(φ) is exp(-iφ)·I, OpenQASM's gphase(γ) exp(iγ)·I.
-    "GlobalPhase": ("gphase", lambda p: [f"-{p[0]}"]),
+    "GlobalPhase": ("gphase", lambda p: [f"-({p[0]})" if p[0].startswith("-") else f"-{p[0]}"]),
 }
 
 #: Operations that change nothing in an ideal simulation and are left out.
@@ -127,6 +129,11 @@ def _gate_line(op: Operator, params: list[str]) -> str:
         raise ValueError(f"operation {op.name} is not a Kettle gate (the device decomposes it first)")
     gate, texts = NATIVE_GATES[op.name]
     args = texts(params)
+    if gate == "U":
+        # PennyLane's U3(θ, φ, λ) is e^{i(φ+λ)/2} RZ(φ) RY(θ) RZ(λ).
+        (qubit,) = (f"q[{int(w)}]" for w in op.wires)
+        theta, phi, lam = args
+        return f"rz({lam}) {qubit}; ry({theta}) {qubit}; rz({phi}) {qubit}; gphase(({phi} + {lam}) / 2);"
     head = f"{gate}({', '.join(args)})" if args else gate
     if op.name == "GlobalPhase":
         return f"{head};"

@@ -39,7 +39,7 @@ from pennylane.devices import Device, ExecutionConfig
 from pennylane.devices.modifiers import simulator_tracking, single_tape_support
 from pennylane.devices.preprocess import decompose, validate_device_wires, validate_measurements
 from pennylane.devices.qubit.measure import measure
-from pennylane.exceptions import DeviceError
+from pennylane.exceptions import DecompositionUndefinedError, DeviceError
 from pennylane.measurements import (
     ClassicalShadowMP,
     ExpectationMP,
@@ -302,7 +302,7 @@ class KettleDevice(Device):
         program.add_transform(defer_measurements, allow_postselect=False)
         program.add_transform(
             decompose, stopping_condition=is_native, skip_initial_state_prep=False, name=self.name,
-            device_wires=self.wires,
+            device_wires=self.wires, decomposer=_decomposer,
         )  # fmt: skip
         program.add_transform(
             validate_measurements, analytic_measurements=_analytic_ok, sample_measurements=_sample_ok, name=self.name
@@ -663,12 +663,30 @@ def _squeeze_jacobian(jac: np.ndarray) -> Any:
     return tuple(tuple(np.array(x) for x in row) for row in squeezed)
 
 
+#: Operations without a decomposition but with a matrix on at most this many
+#: wires are sent as that matrix's decomposition (PennyLane's, of a
+#: ``QubitUnitary``).
+MATRIX_FALLBACK_WIRES = 4
+
+
+def _decomposer(op: Any) -> Sequence[Any]:
+    """PennyLane's decomposition of ``op``, or, for an operation that has
+    none but has a matrix (``BlockEncode``, ``DoubleExcitationPlus``, …),
+    that of a ``QubitUnitary`` of its matrix."""
+    try:
+        return op.decomposition()  # type: ignore[no-any-return]
+    except DecompositionUndefinedError:
+        if op.has_matrix and 0 < len(op.wires) <= MATRIX_FALLBACK_WIRES:
+            return [qml.QubitUnitary(op.matrix(), wires=op.wires)]
+        raise
+
+
 def _decomposed(ops: Sequence[Any], name: str) -> list[Any]:
     """``ops`` (diagonalising gates) decomposed into Kettle's gates."""
     if all(is_native(op) for op in ops):
         return list(ops)
     tape = QuantumScript(list(ops))
-    (out,), _ = decompose(tape, stopping_condition=is_native, name=name)
+    (out,), _ = decompose(tape, stopping_condition=is_native, name=name, decomposer=_decomposer)
     return list(out.operations)
 
 
