@@ -136,6 +136,62 @@ async function checkHistogram(page, id, label) {
   return { job, counts, bars };
 }
 
+// The drawing of job `id`'s circuit beside its histogram: the page shows
+// the SVG the API draws (GET /v1/jobs/{id}/circuit.svg, fetched here from
+// Node too) as an image, in view and not over the histogram, and it holds
+// as many gate boxes, measurements and if-frames as the circuit has.
+async function checkCircuit(page, id, label, want) {
+  await page.waitForFunction(jobId => {
+    const c = document.getElementById("drawing");
+    const img = document.getElementById("drawing-img");
+    return c.dataset.jobId === jobId && c.dataset.state === "ready" && img.complete && img.naturalWidth > 0;
+  }, id, { timeout: 20000 });
+  const got = await page.evaluate(() => {
+    const img = document.getElementById("drawing-img");
+    const src = img.getAttribute("src");
+    const svg = decodeURIComponent(src.slice(src.indexOf(",") + 1));
+    const doc = new DOMParser().parseFromString(svg, "image/svg+xml");
+    const root = doc.documentElement;
+    const count = sel => doc.querySelectorAll(sel).length;
+    const box = r => ({ left: r.left, top: r.top, right: r.right, bottom: r.bottom, width: r.width, height: r.height });
+    return {
+      scheme: src.slice(0, src.indexOf(",")), parseError: count("parsererror") > 0,
+      operations: Number(root.getAttribute("data-operations")), drawn: Number(root.getAttribute("data-drawn")),
+      fold: Number(root.getAttribute("data-fold")),
+      gates: count("g.op.gate"), measures: count("g.op.measure"), ifs: count("g.op.if"),
+      names: Array.from(doc.querySelectorAll("g.op.gate"), g => g.getAttribute("data-name")),
+      img: box(img.getBoundingClientRect()), view: box(img.parentElement.getBoundingClientRect()),
+      hist: box(document.getElementById("histogram").getBoundingClientRect()),
+      panel: box(document.getElementById("job-panel").getBoundingClientRect()),
+      note: document.getElementById("drawing-note").textContent,
+    };
+  });
+  check(got.scheme === "data:image/svg+xml;charset=utf-8" && !got.parseError, `${label}: the drawing is ${got.scheme}, parse error ${got.parseError}`);
+  for (const k of ["operations", "gates", "measures", "ifs"]) {
+    check(got[k] === want[k], `${label}: the drawing has ${got[k]} ${k}, the circuit ${want[k]}`);
+  }
+  check(got.drawn === want.operations, `${label}: ${got.drawn} of ${got.operations} operations drawn`);
+  if (want.names) {
+    const names = got.names.slice().sort().join(" "), expected = want.names.slice().sort().join(" ");
+    check(names === expected, `${label}: gates drawn ${names}, expected ${expected}`);
+  }
+  check(got.note.startsWith(String(want.operations) + " operation"), `${label}: the note says "${got.note}"`);
+  // In view, inside the result panel, and not over the histogram.
+  check(got.view.width > 100 && got.view.height > 40 && got.img.width > 50, `${label}: the drawing is ${got.img.width}x${got.img.height} px`);
+  check(got.view.left >= got.panel.left && got.view.right <= got.panel.right + 1 && got.view.top >= got.panel.top,
+    `${label}: the drawing is outside the result panel`);
+  const apart = got.view.bottom <= got.hist.top + 1 || got.view.right <= got.hist.left + 1;
+  check(apart, `${label}: the drawing overlaps the histogram`);
+  // The page shows what the API serves for the same fold.
+  const r = await fetch(`${BASE}/v1/jobs/${id}/circuit.svg?fold=${got.fold}`, { headers: { authorization: "Bearer " + KEY } });
+  const svg = await r.text();
+  check(r.status === 200 && r.headers.get("content-type").startsWith("image/svg+xml"), `${label}: the API answered ${r.status} ${r.headers.get("content-type")}`);
+  const apiGates = (svg.match(/<g class="op gate"/g) || []).length;
+  const apiMeasures = (svg.match(/<g class="op measure"/g) || []).length;
+  check(apiGates === got.gates && apiMeasures === got.measures, `${label}: the API's drawing has ${apiGates} gates and ${apiMeasures} measurements, the page's ${got.gates} and ${got.measures}`);
+  log(`${label}: circuit drawn beside the histogram (${got.gates} gates, ${got.measures} measurements, ${got.ifs} conditions, fold ${got.fold})`);
+}
+
 async function pickAndRun(page, circuit, prev) {
   await page.selectOption("#circuit", circuit);
   await page.fill("#shots", String(SHOTS));
@@ -243,6 +299,7 @@ async function run(browser) {
   const bell = await checkHistogram(page, bellId, "Bell");
   check(Object.keys(bell.counts).every(o => o === "00" || o === "11"), `Bell gave ${JSON.stringify(bell.counts)}`);
   log(`Bell: ${bell.bars.length} bars equal the API's counts ${JSON.stringify(bell.counts)}`);
+  await checkCircuit(page, bellId, "Bell", { operations: 4, gates: 2, measures: 2, ifs: 0, names: ["h", "cx"] });
   const bellPng = await screenshot(page, "bell.png");
 
   // Grover over 4 qubits: "1101" with probability 0.961319 (circuit's comment).
@@ -252,7 +309,25 @@ async function run(browser) {
   check(best.outcome === "1101" && best.count / SHOTS > 0.93, `Grover's most frequent outcome is ${best.outcome} (${best.count})`);
   check(Math.abs(grover.bars.find(b => b.outcome === "1101").probability - 0.961319) < 1e-6, "Grover: exact probability of 1101 is not 0.961319");
   log(`Grover: ${grover.bars.length} bars equal the API's counts; 1101 has ${best.count}/${SHOTS}`);
+  // h q (4); three times the oracle (x, ctrl(3) @ z, x) and the diffuser
+  // (4 h, 4 x, ctrl(3) @ z, 4 x, 4 h); c = measure q (4).
+  const groverGates = ["h", "h", "h", "h"];
+  for (let k = 0; k < 3; k++) {
+    groverGates.push("x", "z", "x", ...Array(4).fill("h"), ...Array(4).fill("x"), "z", ...Array(4).fill("x"), ...Array(4).fill("h"));
+  }
+  await checkCircuit(page, groverId, "Grover", { operations: 68, gates: 64, measures: 4, ifs: 0, names: groverGates });
   const groverPng = await screenshot(page, "grover.png");
+
+  // Teleportation: mid-circuit measurements and two conditions, drawn as
+  // frames joined to the bits they read.
+  await page.selectOption("#circuit", "qasm3/teleport.qasm");
+  await page.fill("#shots", String(SHOTS));
+  const teleportId = await runAndWaitHistogram(page, groverId);
+  await checkCircuit(page, teleportId, "Teleport",
+    { operations: 12, gates: 7, measures: 3, ifs: 2, names: ["ry", "h", "cx", "cx", "h", "x", "z"] });
+  // (Its second row holds the two frames: scrolled into view for the picture.)
+  await page.$eval("#drawing .circuit-view", v => { v.scrollTop = v.scrollHeight; });
+  const circuitPng = await screenshot(page, "circuit.png");
 
   // A program error on line 3: the server's message beside line 3, also
   // after scrolling the editor.
@@ -299,7 +374,7 @@ async function run(browser) {
   const longId = await (await page.waitForFunction(prev => {
     const p = document.getElementById("job-panel");
     return p.dataset.jobId && p.dataset.jobId !== prev && ["queued", "running"].includes(p.dataset.status) ? p.dataset.jobId : null;
-  }, groverId, { timeout: 20000 })).jsonValue();
+  }, teleportId, { timeout: 20000 })).jsonValue();
   const before = await apiGet("/v1/jobs/" + longId);
   check(!["completed", "failed", "cancelled"].includes(before.status), `the long job already ended (${before.status})`);
   log(`long job ${longId} is ${before.status}; cancelling from the page`);
@@ -339,7 +414,7 @@ async function run(browser) {
 
   check(problems.length === 0, "the page reported:\n  " + problems.join("\n  "));
   await context.close();
-  return [bellPng, groverPng, errorPng, cancelPng];
+  return [bellPng, groverPng, circuitPng, errorPng, cancelPng];
 }
 
 // Local mode: no key prompt, and a job submitted from the page runs (a
