@@ -23,5 +23,7 @@ def blocks() -> list[str]:
 @pytest.mark.parametrize("index", range(len(blocks())))
 def test_readme_block_runs(index: int, server_url: str) -> None:
     code = blocks()[index]
+    if "import pennylane" in code:
+        pytest.importorskip("pennylane", reason="PennyLane is not installed in this venv (the Qiskit 1.4 one)")
     assert ADDRESS in code, "each block talks to the documented address"
     exec(compile(code.replace(ADDRESS, server_url), f"README.md block {index + 1}", "exec"), {})
