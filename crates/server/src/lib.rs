@@ -19,9 +19,11 @@
 //!
 //! - `routes`: `/v1/jobs` (submit with `?wait=`, list), `/v1/jobs/{id}`
 //!   (read with `?wait=`/`?keys=hex`, `DELETE` to cancel),
-//!   `/v1/jobs/{id}/cancel`, `/v1/backend`, `/healthz`, `/readyz`,
+//!   `/v1/jobs/{id}/cancel`, `/v1/jobs/{id}/circuit.svg` (the job's
+//!   circuit drawn by `kettle-draw`), `/v1/backend`, `/healthz`, `/readyz`,
 //!   `/metrics`; the list is [`ROUTES`], the contract is `openapi.yaml`.
-//! - `page`: the web page at `/` (embedded; it uses only the public API).
+//! - `page`: the web page at `/` (embedded; it uses only the public API;
+//!   it shows a job's histogram beside the drawing of its circuit).
 //! - `problem`: every error is RFC 7807 `application/problem+json` with a
 //!   stable `type` `urn:kettle:problem:<code>`.
 //! - `body`: JSON bodies are size- and depth-limited before serde sees them.
