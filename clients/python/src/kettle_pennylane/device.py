@@ -29,6 +29,7 @@ How a batch of tapes runs (:meth:`KettleDevice.execute`):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -63,6 +64,7 @@ from kettle_client import (
     KettleClient,
     KettleError,
     LimitExceededError,
+    TooLargeError,
     TransportError,
 )
 
@@ -455,9 +457,9 @@ class KettleDevice(Device):
         try:
             for members in groups.values():
                 submitted.extend(self._submit_group(members))
-            deadline_each = self.timeout
+            deadline = time.monotonic() + self.timeout
             for job_id, chunk in submitted:
-                result = self.client.result(job_id, timeout=deadline_each)
+                result = self.client.result(job_id, timeout=max(deadline - time.monotonic(), 0.0))
                 executions = result.executions
                 if len(executions) == 1 and len(chunk) > 1:
                     executions = executions * len(chunk)  # no inputs: one execution serves all
@@ -515,7 +517,7 @@ class KettleDevice(Device):
             chunk = members[start : start + per_job]
             try:
                 job_id = self._submit(first, chunk, names, all_members=members)
-            except LimitExceededError as e:
+            except (LimitExceededError, TooLargeError) as e:
                 if len(chunk) > 1 and e.limit in ("max_executions", "max_sweep_operations", "max_memory_shots",
                                                   "max_request_bytes", "max_result_bytes"):  # fmt: skip
                     per_job = max(1, len(chunk) // 2)
@@ -674,7 +676,7 @@ def _decomposer(op: Any) -> Sequence[Any]:
     none but has a matrix (``BlockEncode``, ``DoubleExcitationPlus``, …),
     that of a ``QubitUnitary`` of its matrix."""
     try:
-        return op.decomposition()  # type: ignore[no-any-return]
+        return list(op.decomposition())
     except DecompositionUndefinedError:
         if op.has_matrix and 0 < len(op.wires) <= MATRIX_FALLBACK_WIRES:
             return [qml.QubitUnitary(op.matrix(), wires=op.wires)]
