@@ -270,9 +270,6 @@ pub(crate) struct Laid {
     pub(crate) drawn: usize,
     /// Sum of the top-level global phases (shown in the caption).
     pub(crate) global_phase: Option<f64>,
-    /// Deepest frame nesting at the top level (1 for an `if` without
-    /// nested ones; 0 without any).
-    pub(crate) depth: usize,
 }
 
 struct Layout {
@@ -309,21 +306,11 @@ pub(crate) fn lay_out(circuit: &Circuit, options: &Options) -> Laid {
     } else {
         layout.place(circuit.ops(), 0)
     };
-    let depth = layers
-        .iter()
-        .flat_map(|l| &l.items)
-        .filter_map(|i| match &i.kind {
-            Kind::Block(b) => Some(b.inner_depth + 1),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0);
     Laid {
         lines,
         layers,
         drawn: layout.drawn,
         global_phase: layout.global_phase,
-        depth,
     }
 }
 

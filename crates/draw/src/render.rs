@@ -39,6 +39,12 @@ const STYLE: &str = "text{font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,\
 .clink{stroke:#8a5a00;stroke-width:1.2}.cdot{fill:#8a5a00}.small{font-size:9px;fill:#59636e}\
 .more{fill:#8a5a00}.fold{fill:#8c959f}";
 
+/// How far above its top wire an `if` frame reaches: room for its label,
+/// and for the labels of the frames nested in it (up to three).
+fn frame_reach(inner_depth: usize) -> f64 {
+    BOX_H / 2.0 + FRAME_STEP * (1.0 + inner_depth.min(3) as f64)
+}
+
 /// A coordinate, with one decimal at most.
 struct N(f64);
 
@@ -112,8 +118,24 @@ pub(crate) fn render(
     let x0 = label_w + LEAD;
     let rows: Vec<&[Layer]> = laid.layers.chunks(options.fold).collect();
     let rows: Vec<&[Layer]> = if rows.is_empty() { vec![&[]] } else { rows };
-    let top = BOX_H / 2.0 + 10.0 + FRAME_STEP * laid.depth.min(4) as f64;
-    let row_h = top + (wires - 1) as f64 * WIRE_GAP + BOTTOM;
+    // Each row leaves room above its first wire for the frames that reach
+    // above it (an `if` on q0, taller the more frames it holds).
+    let tops: Vec<f64> = rows
+        .iter()
+        .map(|layers| {
+            layers
+                .iter()
+                .flat_map(|l| &l.items)
+                .filter_map(|i| match &i.kind {
+                    Kind::Block(b) => {
+                        Some(frame_reach(b.inner_depth) - i.qlo as f64 * WIRE_GAP + 4.0)
+                    }
+                    _ => None,
+                })
+                .fold(BOX_H / 2.0 + 10.0, f64::max)
+        })
+        .collect();
+    let wires_h = (wires - 1) as f64 * WIRE_GAP + BOTTOM;
     let header = if laid.global_phase.is_some() {
         TEXT_LINE
     } else {
@@ -136,7 +158,13 @@ pub(crate) fn render(
         } else {
             0.0
         });
-    let height = header + rows.len() as f64 * (row_h + ROW_GAP) - ROW_GAP + footer;
+    let mut y0s = Vec::with_capacity(rows.len());
+    let mut y = header;
+    for top in &tops {
+        y0s.push(y);
+        y += top + wires_h + ROW_GAP;
+    }
+    let height = y - ROW_GAP + footer;
 
     let mut out = String::with_capacity(4096);
     let attrs = format!(
@@ -154,8 +182,9 @@ pub(crate) fn render(
         );
     }
     for (r, layers) in rows.iter().enumerate() {
-        let y0 = header + r as f64 * (row_h + ROW_GAP);
-        let pen = Pen { y0: y0 + top };
+        let pen = Pen {
+            y0: y0s[r] + tops[r],
+        };
         let end = row_widths[r] - 12.0;
         let folded = r + 1 < rows.len();
         let _ = write!(out, "<g class=\"row\" data-row=\"{r}\">");
@@ -438,7 +467,7 @@ impl Pen {
     fn block(&self, out: &mut String, block: &Block, item: &Item, cx: f64) {
         let nested = block.inner_depth.min(3) as f64;
         let left = cx - item.width / 2.0;
-        let top = self.y(item.qlo) - BOX_H / 2.0 - FRAME_STEP * (1.0 + nested);
+        let top = self.y(item.qlo) - frame_reach(block.inner_depth);
         let bottom = self.y(item.qhi) + BOX_H / 2.0 + 5.0 + 4.0 * nested;
         let _ = write!(
             out,
