@@ -396,6 +396,38 @@ def test_server_refusal_names_kettle(kettle: Callable[..., KettleDevice]) -> Non
         circuit()
 
 
+def test_timeout_cancels_the_jobs(kettle: Callable[..., KettleDevice], monkeypatch: pytest.MonkeyPatch) -> None:
+    from kettle_client import JobTimeoutError
+
+    dev = kettle(2, timeout=5)
+    cancelled: list[str] = []
+
+    def never(job_id: str, timeout: float | None = None, **_: Any) -> Any:
+        assert timeout is not None and timeout <= 5
+        raise JobTimeoutError(job_id, timeout, "running")
+
+    monkeypatch.setattr(dev.client, "result", never)
+    monkeypatch.setattr(dev.client, "cancel", lambda job_id: cancelled.append(job_id))
+
+    @qml.qnode(dev)
+    def circuit() -> Any:
+        qml.Hadamard(0)
+        return qml.expval(qml.Z(0))
+
+    with pytest.raises(KettleDeviceError, match=r"did not finish within the device's timeout of 5 s"):
+        circuit()
+    assert len(cancelled) == 1
+
+
+def test_single_precision(kettle: Callable[..., KettleDevice]) -> None:
+    def circuit(x: float, y: float) -> Any:
+        layered(x, y, [0, 1, 2])
+        return qml.state()
+
+    got = qml.QNode(circuit, kettle(3, precision="f32"))(0.3, 0.7)
+    close(got, qml.QNode(circuit, qml.device("default.qubit", wires=3))(0.3, 0.7), 1e-6)
+
+
 def test_unreachable_server_is_a_clear_error() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
