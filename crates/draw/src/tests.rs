@@ -386,3 +386,27 @@ fn invalid_operations_are_left_out() {
     assert_eq!((d.operations, d.drawn), (3, 1));
     assert!(d.svg.contains("2 more operations not drawn"));
 }
+
+#[test]
+fn rows_leave_room_only_for_the_frames_that_reach_above_them() {
+    // The first wire's y in the first row.
+    fn first_wire_y(svg: &str) -> f64 {
+        let at = svg.find("<line class=\"wire\"").unwrap();
+        let y1 = svg[at..].find("y1=\"").unwrap() + at + 4;
+        svg[y1..y1 + svg[y1..].find('"').unwrap()].parse().unwrap()
+    }
+    let plain = Circuit::new(3).creg("c", 1).measure(2, 0).x(2);
+    let low = Circuit::new(3)
+        .creg("c", 1)
+        .measure(2, 0)
+        .if_then(Condition::bit(0, true), |b| b.x(2));
+    let high = Circuit::new(3)
+        .creg("c", 1)
+        .measure(2, 0)
+        .if_then(Condition::bit(0, true), |b| {
+            b.if_then(Condition::bit(0, true), |b| b.x(0))
+        });
+    let y = |c: &Circuit| first_wire_y(&draw(c, &Options::default()).svg);
+    assert_eq!(y(&low), y(&plain), "a frame on q2 needs no room above q0");
+    assert!(y(&high) > y(&plain) + 20.0, "two frames on q0 need room");
+}
