@@ -362,6 +362,58 @@ def test_adjoint_gradient_of_a_batch_is_one_sweep(adjoint_device: KettleDevice, 
     assert len(counter.jobs) == 1
 
 
+@pytest.mark.parametrize("outputs", [1, 2])
+@pytest.mark.parametrize("params", [1, 3])
+def test_adjoint_jacobian_shapes(adjoint_device: KettleDevice, outputs: int, params: int) -> None:
+    """Jacobians of one or several measurements by one or several
+    parameters have the shapes default.qubit's adjoint gives."""
+
+    def circuit(*args: Any) -> Any:
+        qml.Hadamard(1)
+        for i, a in enumerate(args):
+            qml.RX(a, i % 3)
+            qml.CRZ(0.4, wires=[i % 3, (i + 1) % 3])
+            qml.RY(0.3 * (i + 1), 2)
+        if outputs == 1:
+            return qml.expval(qml.Z(0) @ qml.Y(2))
+        return qml.expval(qml.Z(0) @ qml.Y(2)), qml.expval(qml.X(1) - 0.5 * qml.Z(2))
+
+    def jac(dev: Any) -> Any:
+        node = qml.QNode(circuit, dev, diff_method="adjoint")
+        f = node if outputs == 1 else (lambda *a: qml.math.stack(node(*a)))
+        return qml.jacobian(f, argnums=list(range(params)) if params > 1 else 0)(*args)
+
+    args = [pnp.array(0.2 + 0.3 * i, requires_grad=True) for i in range(params)]
+    dq = qml.device("default.qubit", wires=3)
+    close(jac(adjoint_device), jac(dq), 1e-8)
+    close(
+        qml.QNode(circuit, adjoint_device, diff_method="adjoint")(*args),
+        qml.QNode(circuit, dq)(*args),
+    )
+
+
+def test_device_derivatives_of_a_batch_match_default_qubit(adjoint_device: KettleDevice, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The device API itself: a batch of tapes with trainable parameters
+    chosen per tape; values and Jacobians as default.qubit's adjoint gives
+    them, from one job per program."""
+    ops = [qml.RX(0.3, 0), qml.CNOT([0, 1]), qml.RY(-0.4, 1), qml.CRZ(0.9, wires=[1, 2]), qml.RX(1.1, 2)]
+    meas = [qml.expval(qml.Z(2)), qml.expval(qml.X(0) @ qml.Y(1) + 0.3 * qml.Z(1))]
+    tapes = (
+        qml.tape.QuantumScript(ops, meas, trainable_params=[0, 2, 3]),
+        qml.tape.QuantumScript(ops, meas[:1], trainable_params=[1]),
+        qml.tape.QuantumScript([qml.RX(0.5, 0), *ops[1:]], meas, trainable_params=[0, 3]),
+    )
+    config = qml.devices.ExecutionConfig(gradient_method="adjoint")
+    counter = JobCounter(adjoint_device, monkeypatch)
+    values, jacobians = adjoint_device.execute_and_compute_derivatives(tapes, config)
+    dq = qml.devices.DefaultQubit()
+    want_values, want_jacobians = dq.execute_and_compute_derivatives(tapes, config)
+    close(values, want_values)
+    close(jacobians, want_jacobians, 1e-8)
+    assert len(counter.jobs) == 1
+    assert adjoint_device.compute_derivatives(tapes[1], config) is not None
+
+
 def test_adjoint_is_refused_with_shots_and_for_probabilities(adjoint_device: KettleDevice) -> None:
     config = qml.devices.ExecutionConfig(gradient_method="adjoint")
     sampled = qml.tape.QuantumScript([qml.RX(0.1, 0)], [qml.expval(qml.Z(0))], shots=10)
