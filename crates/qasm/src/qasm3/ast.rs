@@ -25,7 +25,8 @@ pub(crate) enum Type {
     Int,
     Uint,
     Float,
-    Angle,
+    /// `angle` (`None`) or `angle[n]`.
+    Angle(Option<Box<Expr>>),
 }
 
 impl Type {
@@ -37,7 +38,7 @@ impl Type {
             Type::Int => "int",
             Type::Uint => "uint",
             Type::Float => "float",
-            Type::Angle => "angle",
+            Type::Angle(_) => "angle",
         }
     }
 }

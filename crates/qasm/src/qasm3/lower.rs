@@ -6,7 +6,12 @@
 //!   pick their branch, gate and subroutine calls are inlined.
 //! - A measured bit has no value until the circuit runs: reading it gives a
 //!   [`Truth::Runtime`] condition, which only `if` may use; it becomes an
-//!   [`Operation::IfElse`].
+//!   [`Operation::IfElse`]. Each cell of a bit variable is a known bit or
+//!   the clbit that holds it at run time ([`BitCell`]): a top-level bit
+//!   variable's own, or a scratch clbit (locals, subroutine parameters,
+//!   `angle[n]` bits), which copies share; scratch clbits become the
+//!   circuit's last register. How many cells hold each clbit is counted, so
+//!   that no measurement overwrites a value a copy still needs.
 //! - Gate calls are lowered to their body's operations, then the modifiers
 //!   are applied to that list from the innermost out (see [`gates`]).
 //! - Every operation produced counts against [`Limits::max_operations`] as
@@ -21,7 +26,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
-use kettle_ir::{Circuit, Clbit, Control, MAX_CLBITS, MAX_NESTING, Operation, Qubit};
+use kettle_ir::{
+    Circuit, Clbit, Condition, Control, MAX_CLBITS, MAX_NESTING, Operation, Qubit, StandardGate,
+};
 
 use crate::{Diagnostic, Limits, ParseOptions};
 
@@ -68,19 +75,114 @@ impl GateEntry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum BitCell {
     Known(bool),
-    /// Written by a measurement: read at run time from the clbit.
-    Measured,
+    /// A measurement result: read at run time from this clbit (the cell's
+    /// own, for a circuit register; a scratch clbit otherwise, which other
+    /// cells may share when the value was copied).
+    Clbit(Clbit),
 }
 
-/// A bit variable (`bit`, `bit[n]`, `creg`).
+/// An angle with measured bits: its known part, and each measured bit's
+/// clbit with the angle the bit stands for.
+type RuntimeAngle = (f64, Vec<(Clbit, f64)>);
+
+/// The first of the scratch clbits while lowering: the bits of values that
+/// live in no circuit register (see [`Lowerer::scratch_clbit`]). They are
+/// numbered from here and moved after the circuit's registers at the end.
+const SCRATCH_BASE: Clbit = MAX_CLBITS;
+
+/// The `n` bits of the angle nearest `x` (the specification's
+/// `angle[n]`: `2π·bits/2ⁿ`, ties to even, modulo 2π).
+fn angle_bits(x: f64, n: usize) -> Vec<bool> {
+    let n = n.min(64);
+    let scale = 2f64.powi(i32::try_from(n).unwrap_or(64));
+    let units = if x.is_finite() {
+        (x / std::f64::consts::TAU * scale)
+            .round_ties_even()
+            .rem_euclid(scale)
+    } else {
+        0.0
+    };
+    // `units` is a whole number in [0, 2ⁿ) (2ⁿ itself after rounding at the
+    // top, which is 0 modulo 2ⁿ).
+    let u = if units >= scale { 0 } else { units as u64 };
+    (0..n).map(|k| (u >> k) & 1 == 1).collect()
+}
+
+/// The angle the bits of an `angle[n]` stand for.
+fn angle_value(bits: &[bool]) -> f64 {
+    bits.iter()
+        .enumerate()
+        .filter(|(_, b)| **b)
+        .map(|(k, _)| angle_weight(bits.len(), k))
+        .sum()
+}
+
+/// The angle bit `k` of an `angle[n]` stands for: `2π·2ᵏ/2ⁿ`.
+fn angle_weight(n: usize, k: usize) -> f64 {
+    let shift = i32::try_from(k).unwrap_or(0) - i32::try_from(n).unwrap_or(0);
+    std::f64::consts::TAU * 2f64.powi(shift)
+}
+
+/// Whether `ops` measure into or test any of `clbits`.
+fn uses_clbits(ops: &[Operation], clbits: &HashSet<Clbit>) -> bool {
+    ops.iter().any(|op| match op {
+        Operation::Measure { clbit, .. } => clbits.contains(clbit),
+        Operation::IfElse {
+            condition,
+            then_ops,
+            else_ops,
+        } => {
+            condition.clbits.iter().any(|c| clbits.contains(c))
+                || uses_clbits(then_ops, clbits)
+                || uses_clbits(else_ops, clbits)
+        }
+        _ => false,
+    })
+}
+
+/// Points the clbits of `ops` named in `renames` elsewhere.
+fn rename_clbits(ops: &mut [Operation], renames: &HashMap<Clbit, Clbit>) {
+    if renames.is_empty() {
+        return;
+    }
+    for op in ops {
+        match op {
+            Operation::Measure { clbit, .. } => {
+                if let Some(&to) = renames.get(clbit) {
+                    *clbit = to;
+                }
+            }
+            Operation::IfElse {
+                condition,
+                then_ops,
+                else_ops,
+            } => {
+                for c in &mut condition.clbits {
+                    if let Some(&to) = renames.get(c) {
+                        *c = to;
+                    }
+                }
+                rename_clbits(then_ops, renames);
+                rename_clbits(else_ops, renames);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A bit variable (`bit`, `bit[n]`, `creg`), or an `angle[n]` variable,
+/// whose bits can be measured into and read like a register's.
 #[derive(Debug)]
 struct BitReg {
     name: String,
     cells: Vec<BitCell>,
     /// Declared `bit` (one element, indexed by nothing).
     scalar: bool,
-    /// First clbit: only variables declared at the top level are circuit
-    /// registers (and can hold measurements).
+    /// Declared `angle[n]`: read whole, it is the angle `2π·bits/2ⁿ`.
+    angle: bool,
+    /// First clbit: the bit variables declared at the top level are circuit
+    /// registers, whose measured bits stay in their own clbits; the bits of
+    /// the others live in scratch clbits.
     start: Option<Clbit>,
     /// How many `if`s on measured bits enclose the declaration.
     runtime_depth: usize,
@@ -169,6 +271,10 @@ pub(crate) struct Lowerer<'a> {
     physical_qubits: bool,
     bit_regs: Vec<BitReg>,
     num_clbits: u32,
+    /// Scratch clbits taken (numbered from [`SCRATCH_BASE`]).
+    num_scratch: u32,
+    /// How many cells of live variables hold each clbit.
+    holders: HashMap<Clbit, u32>,
     register_order: Vec<RegisterSlot>,
     discard: Option<Clbit>,
     /// The discard bit holds a measurement an `if` condition being
@@ -240,6 +346,8 @@ impl<'a> Lowerer<'a> {
             physical_qubits: false,
             bit_regs: Vec::new(),
             num_clbits: 0,
+            num_scratch: 0,
+            holders: HashMap::new(),
             register_order: Vec::new(),
             discard: None,
             discard_held: false,
@@ -415,8 +523,85 @@ impl<'a> Lowerer<'a> {
     fn drop_local_bits(&mut self, mark: usize) {
         while self.bit_regs.len() > mark && self.bit_regs.last().is_some_and(|r| r.start.is_none())
         {
-            self.bit_regs.pop();
+            if let Some(reg) = self.bit_regs.pop() {
+                for cell in reg.cells {
+                    self.release(cell);
+                }
+            }
         }
+    }
+
+    /// One cell fewer holds `cell`'s clbit.
+    fn release(&mut self, cell: BitCell) {
+        if let BitCell::Clbit(c) = cell
+            && let Some(n) = self.holders.get_mut(&c)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.holders.remove(&c);
+            }
+        }
+    }
+
+    /// Writes one cell of bit variable `id`, keeping [`Self::holders`].
+    fn set_cell(&mut self, id: usize, cell: usize, value: BitCell) {
+        let Some(old) = self
+            .bit_regs
+            .get(id)
+            .and_then(|r| r.cells.get(cell))
+            .copied()
+        else {
+            return;
+        };
+        self.release(old);
+        if let BitCell::Clbit(c) = value {
+            *self.holders.entry(c).or_insert(0) += 1;
+        }
+        if let Some(slot) = self
+            .bit_regs
+            .get_mut(id)
+            .and_then(|r| r.cells.get_mut(cell))
+        {
+            *slot = value;
+        }
+    }
+
+    /// How many live cells other than `cell` of variable `id` hold clbit `c`.
+    fn other_holders(&self, c: Clbit, id: usize, cell: usize) -> u32 {
+        let own = self.bit_regs.get(id).and_then(|r| r.cells.get(cell)) == Some(&BitCell::Clbit(c));
+        self.holders
+            .get(&c)
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(u32::from(own))
+    }
+
+    /// `name` or `name[cell]`, for messages.
+    fn cell_name(&self, id: usize, cell: usize) -> String {
+        match self.bit_regs.get(id) {
+            Some(r) if r.scalar => r.name.clone(),
+            Some(r) => format!("{}[{cell}]", r.name),
+            None => String::new(),
+        }
+    }
+
+    /// A new scratch clbit: the bit of a measurement stored in a variable
+    /// that is not a circuit register (one declared in a block or a
+    /// subroutine, or an `angle`). Scratch clbits become the circuit's last
+    /// register, `scratch`, in the order they were taken.
+    fn scratch_clbit(&mut self, loc: Loc) -> Result<Clbit> {
+        let total = self.num_clbits.saturating_add(self.num_scratch);
+        if total >= MAX_CLBITS {
+            return Err(self.err(
+                loc,
+                format!(
+                    "this measurement brings the program to more than {MAX_CLBITS} classical bits (the limit; every measurement into a variable declared in a block or subroutine, or into an angle, takes a bit of its own)"
+                ),
+            ));
+        }
+        let c = SCRATCH_BASE + self.num_scratch;
+        self.num_scratch += 1;
+        Ok(c)
     }
 
     /// Counts classical bits handled against a budget, so that loops over
@@ -769,7 +954,7 @@ impl<'a> Lowerer<'a> {
             Type::Int => VarType::Int,
             Type::Uint => VarType::Uint,
             Type::Float => VarType::Float,
-            Type::Angle => VarType::Angle,
+            Type::Angle(_) => VarType::Angle,
             Type::Bit(None) => VarType::Bit(None),
             Type::Bit(Some(size)) => {
                 let n = self.int(size, "a register size", out)?;
@@ -803,6 +988,11 @@ impl<'a> Lowerer<'a> {
         if let VarType::Bit(width) = vt {
             return self.bit_declaration(name, width, init, loc, out);
         }
+        if let Type::Angle(Some(size)) = ty
+            && !constant
+        {
+            return self.angle_declaration(name, size, init, loc, out);
+        }
         let value = match init {
             None => vt.zero(),
             Some(e) => {
@@ -821,6 +1011,43 @@ impl<'a> Lowerer<'a> {
             },
             loc,
         )
+    }
+
+    /// `angle[n] name = init;`: a variable of `n` bits, which measurements
+    /// can write and `name[i]` can read (its value is `2π·bits/2ⁿ`).
+    fn angle_declaration(
+        &mut self,
+        name: &str,
+        size: &Expr,
+        init: Option<&Expr>,
+        loc: Loc,
+        out: &mut Vec<Operation>,
+    ) -> Result<()> {
+        let n = self.int(size, "the size of an angle", out)?;
+        if !(1..=64).contains(&n) {
+            return Err(self.err(
+                size.loc,
+                format!("an angle has between 1 and 64 bits here, not {n}"),
+            ));
+        }
+        let n = usize::try_from(n).unwrap_or(64);
+        self.charge_bits(n, loc)?;
+        let id = self.bit_regs.len();
+        self.declare(name, Symbol::Bits(id), loc)?;
+        self.bit_regs.push(BitReg {
+            name: name.to_string(),
+            cells: vec![BitCell::Known(false); n],
+            scalar: false,
+            angle: true,
+            start: None,
+            runtime_depth: self.runtime_depth,
+            loc,
+        });
+        if let Some(e) = init {
+            let cells: Vec<usize> = (0..n).collect();
+            self.store_bits(id, &cells, false, e, loc, out)?;
+        }
+        Ok(())
     }
 
     fn input_declaration(&mut self, vt: VarType, name: &str, loc: Loc) -> Result<()> {
@@ -880,7 +1107,10 @@ impl<'a> Lowerer<'a> {
         let n = width.unwrap_or(1);
         self.charge_bits(n as usize, loc)?;
         let start = if self.at_top_level() {
-            let total = self.num_clbits.saturating_add(n);
+            let total = self
+                .num_clbits
+                .saturating_add(self.num_scratch)
+                .saturating_add(n);
             if total > MAX_CLBITS {
                 return Err(self.err(
                     loc,
@@ -904,6 +1134,7 @@ impl<'a> Lowerer<'a> {
             name: name.to_string(),
             cells: vec![BitCell::Known(false); n as usize],
             scalar: width.is_none(),
+            angle: false,
             start,
             runtime_depth: self.runtime_depth,
             loc,
@@ -925,28 +1156,215 @@ impl<'a> Lowerer<'a> {
         loc: Loc,
         out: &mut Vec<Operation>,
     ) -> Result<()> {
-        let v = self.eval(value, out)?;
+        // The value's operations go to `ops` first: a value a subroutine
+        // measured into its own variables is measured straight into a
+        // circuit register it is stored in (see `store_measured_bits`).
+        let scratch_mark = self.num_scratch;
+        let mut ops = Vec::new();
+        let v = self.eval(value, &mut ops)?;
         let name = self
             .bit_regs
             .get(id)
             .map(|r| r.name.clone())
             .unwrap_or_default();
-        match v {
+        let stored = match v {
             Val::Measure(qubits, q_scalar, _) => {
-                self.measure_cells(&qubits, q_scalar, id, cells, scalar, loc, out)
+                out.append(&mut ops);
+                return self.measure_cells(&qubits, q_scalar, id, cells, scalar, loc, out);
             }
             Val::Known(v) => self.store_known_bits(id, cells, scalar, v, value.loc, loc),
-            Val::Bits(_) | Val::Cond(_) => Err(self.err(
+            Val::Bits(bits) => {
+                self.store_measured_bits(id, cells, &bits, scratch_mark, &mut ops, value.loc, loc)
+            }
+            Val::Cond(_) => Err(self.err(
                 value.loc,
                 format!(
-                    "copying measured bits into `{name}` is not supported: measure into it directly"
+                    "storing a combination of measured bits in `{name}` is not supported: store the bits themselves"
                 ),
             )),
             Val::Qubits(..) => Err(self.err(
                 value.loc,
                 "qubits cannot be stored in bits (did you mean `measure`?)",
             )),
+        };
+        out.append(&mut ops);
+        stored
+    }
+
+    /// Stores bits of which some are measured (`b = c;`, `syn = f(q);`)
+    /// into cells of bit variable `id`. A variable that is not a circuit
+    /// register takes the value's clbits as its own (nothing runs). A
+    /// circuit register holds its bits in its own clbits, and the circuit
+    /// writes a clbit only by measuring, so a register takes only values
+    /// measured by the expression just evaluated into scratch clbits that
+    /// nothing else holds (a subroutine's result): those measurements, in
+    /// `ops`, are redirected to the register's clbits.
+    #[allow(clippy::too_many_arguments)]
+    fn store_measured_bits(
+        &mut self,
+        id: usize,
+        cells: &[usize],
+        bits: &[BitRef],
+        scratch_mark: u32,
+        ops: &mut [Operation],
+        value_loc: Loc,
+        loc: Loc,
+    ) -> Result<()> {
+        let Some(reg) = self.bit_regs.get(id) else {
+            return Ok(());
+        };
+        let (name, start, reg_depth) = (reg.name.clone(), reg.start, reg.runtime_depth);
+        if bits.len() != cells.len() {
+            return Err(self.err(
+                value_loc,
+                format!(
+                    "cannot store {} in {} of `{name}`: both sides must have the same size",
+                    plural(bits.len(), "bit"),
+                    plural(cells.len(), "bit")
+                ),
+            ));
         }
+        let Some(start) = start else {
+            if self.runtime_depth > reg_depth {
+                return Err(self.err(
+                    loc,
+                    format!(
+                        "assigning to `{name}` inside an `if` that tests measured bits is not supported"
+                    ),
+                ));
+            }
+            for (&cell, bit) in cells.iter().zip(bits) {
+                let value = match *bit {
+                    BitRef::Known(b) => BitCell::Known(b),
+                    BitRef::Clbit(c) => BitCell::Clbit(c),
+                };
+                self.set_cell(id, cell, value);
+            }
+            return Ok(());
+        };
+        // A circuit register: check every bit before changing anything.
+        let mut renames: HashMap<Clbit, Clbit> = HashMap::new();
+        for (&cell, bit) in cells.iter().zip(bits) {
+            let home = start.saturating_add(u32::try_from(cell).unwrap_or(u32::MAX));
+            let current = self
+                .bit_regs
+                .get(id)
+                .and_then(|r| r.cells.get(cell))
+                .copied();
+            match *bit {
+                BitRef::Known(_) => {
+                    if matches!(current, Some(BitCell::Clbit(_))) {
+                        return Err(self.err(
+                            loc,
+                            format!(
+                                "`{}` holds a measurement result; this simulator writes classical bits only by `measure`, so it cannot be assigned",
+                                self.cell_name(id, cell)
+                            ),
+                        ));
+                    }
+                }
+                BitRef::Clbit(c) => {
+                    let fresh = c >= SCRATCH_BASE.saturating_add(scratch_mark)
+                        && !self.holders.contains_key(&c)
+                        && !renames.contains_key(&c);
+                    if !fresh {
+                        return Err(self.err(
+                            value_loc,
+                            format!(
+                                "copying measured bits into `{name}` is not supported: `{name}` is a register of the circuit, whose bits are written only by `measure`; measure into it directly, or assign it the result of a subroutine call that measures (`{name} = f(q);`)"
+                            ),
+                        ));
+                    }
+                    self.check_overwrite(id, cell, home, loc)?;
+                    renames.insert(c, home);
+                }
+            }
+        }
+        let known: Vec<(usize, bool)> = cells
+            .iter()
+            .zip(bits)
+            .filter_map(|(&cell, bit)| match bit {
+                BitRef::Known(b) => Some((cell, *b)),
+                BitRef::Clbit(_) => None,
+            })
+            .collect();
+        if !known.is_empty() && self.runtime_depth > reg_depth {
+            return Err(self.err(
+                loc,
+                format!(
+                    "assigning to `{name}` inside an `if` that tests measured bits is not supported"
+                ),
+            ));
+        }
+        // The register's old value must not be read (or written) by what the
+        // expression ran, which now measures into it earlier.
+        let homes: HashSet<Clbit> = renames.values().copied().collect();
+        if uses_clbits(ops, &homes) {
+            return Err(self.err(
+                value_loc,
+                format!(
+                    "`{name}` cannot take this value: computing it reads `{name}`, and the circuit writes its bits only by `measure`, so they would change before they are read"
+                ),
+            ));
+        }
+        rename_clbits(ops, &renames);
+        for (&cell, bit) in cells.iter().zip(bits) {
+            let value = match *bit {
+                BitRef::Known(b) => BitCell::Known(b),
+                BitRef::Clbit(c) => BitCell::Clbit(renames.get(&c).copied().unwrap_or(c)),
+            };
+            self.set_cell(id, cell, value);
+        }
+        // Scratch clbits left unused at the end are given back.
+        while self.num_scratch > scratch_mark
+            && renames.contains_key(&(SCRATCH_BASE + self.num_scratch - 1))
+        {
+            self.num_scratch -= 1;
+        }
+        Ok(())
+    }
+
+    /// Checks that measuring into `home`, the clbit of cell `cell` of
+    /// circuit register `id`, overwrites no value another variable still
+    /// holds, nor (inside an `if` on measured bits) a 1 set by an
+    /// assignment, which the circuit could not restore when the `if` does
+    /// not run.
+    fn check_overwrite(&self, id: usize, cell: usize, home: Clbit, loc: Loc) -> Result<()> {
+        let Some(reg) = self.bit_regs.get(id) else {
+            return Ok(());
+        };
+        if self.runtime_depth > reg.runtime_depth
+            && reg.cells.get(cell) == Some(&BitCell::Known(true))
+        {
+            return Err(self.err(
+                loc,
+                format!(
+                    "`{}` was set to 1 by an assignment and is measured inside an `if` on measured bits: not supported",
+                    self.cell_name(id, cell)
+                ),
+            ));
+        }
+        if self.other_holders(home, id, cell) > 0 {
+            let holder = self
+                .bit_regs
+                .iter()
+                .enumerate()
+                .find_map(|(j, r)| {
+                    r.cells.iter().enumerate().find_map(|(k, c)| {
+                        (*c == BitCell::Clbit(home) && (j, k) != (id, cell))
+                            .then(|| self.cell_name(j, k))
+                    })
+                })
+                .unwrap_or_default();
+            return Err(self.err(
+                loc,
+                format!(
+                    "this would overwrite the measurement in `{}` that `{holder}` still holds (it was copied there): not supported",
+                    self.cell_name(id, cell)
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// `measure qubits -> cells of bit variable id`.
@@ -977,40 +1395,51 @@ impl<'a> Lowerer<'a> {
                 ),
             ));
         }
-        let Some(start) = reg.start else {
-            return Err(self.err(
-                loc,
-                format!(
-                    "`{name}` is declared inside a block or subroutine, so it cannot hold a measurement: declare it at the top level (a subroutine can `return measure q;`)"
-                ),
-            ));
-        };
+        let (start, reg_depth) = (reg.start, reg.runtime_depth);
+        // Where each result goes: a circuit register's own clbit; for other
+        // variables the scratch clbit the cell already holds if nothing else
+        // holds it, else a new one.
+        let mut targets = Vec::with_capacity(cells.len());
         for &cell in cells {
-            if runtime_depth > reg.runtime_depth
-                && reg.cells.get(cell) == Some(&BitCell::Known(true))
-            {
-                return Err(self.err(
-                    loc,
-                    format!(
-                        "`{name}[{cell}]` was set to 1 by an assignment and is measured inside an `if` on measured bits: not supported"
-                    ),
-                ));
-            }
+            let current = self
+                .bit_regs
+                .get(id)
+                .and_then(|r| r.cells.get(cell))
+                .copied();
+            let target = match (start, current) {
+                (Some(start), _) => {
+                    let home = start.saturating_add(u32::try_from(cell).unwrap_or(u32::MAX));
+                    self.check_overwrite(id, cell, home, loc)?;
+                    home
+                }
+                (None, Some(BitCell::Clbit(c)))
+                    if c >= SCRATCH_BASE
+                        && self.other_holders(c, id, cell) == 0
+                        && !targets.contains(&c) =>
+                {
+                    c
+                }
+                (None, current) => {
+                    if runtime_depth > reg_depth && current != Some(BitCell::Known(false)) {
+                        return Err(self.err(
+                            loc,
+                            format!(
+                                "`{}` is measured inside an `if` on measured bits, but keeps its earlier value when the `if` does not run, which is held elsewhere: not supported (declare it inside the `if`, or measure it outside)",
+                                self.cell_name(id, cell)
+                            ),
+                        ));
+                    }
+                    self.scratch_clbit(loc)?
+                }
+            };
+            targets.push(target);
         }
         self.reserve(qubits.len() as u64, loc)?;
-        for (&qubit, &cell) in qubits.iter().zip(cells) {
-            let offset = u32::try_from(cell).unwrap_or(u32::MAX);
-            out.push(Operation::Measure {
-                qubit,
-                clbit: start.saturating_add(offset),
-            });
+        for (&qubit, &clbit) in qubits.iter().zip(&targets) {
+            out.push(Operation::Measure { qubit, clbit });
         }
-        if let Some(reg) = self.bit_regs.get_mut(id) {
-            for &cell in cells {
-                if let Some(c) = reg.cells.get_mut(cell) {
-                    *c = BitCell::Measured;
-                }
-            }
+        for (&cell, &clbit) in cells.iter().zip(&targets) {
+            self.set_cell(id, cell, BitCell::Clbit(clbit));
         }
         Ok(())
     }
@@ -1026,7 +1455,7 @@ impl<'a> Lowerer<'a> {
         if let Some(c) = self.discard {
             return Ok(c);
         }
-        if self.num_clbits >= MAX_CLBITS {
+        if self.num_clbits.saturating_add(self.num_scratch) >= MAX_CLBITS {
             return Err(self.err(loc, "too many classical bits"));
         }
         let c = self.num_clbits;
@@ -1126,8 +1555,20 @@ impl<'a> Lowerer<'a> {
                 let (id, cells, scalar) = self.bit_target(target, out)?;
                 match op {
                     None => self.store_bits(id, &cells, scalar, value, loc, out),
+                    Some(op @ (BinOp::Shl | BinOp::Shr))
+                        if target.index.is_none() && self.shifts_cells(id) =>
+                    {
+                        let k = self.int(value, "the shift", out)?;
+                        self.shift_cells(id, op == BinOp::Shl, k, value.loc, loc)
+                    }
                     Some(op) => {
-                        let old = self.read_bits(id, &cells, loc)?;
+                        let whole = self.bit_regs.get(id).is_some_and(|r| r.angle)
+                            && target.index.is_none();
+                        let old = if whole {
+                            self.read_whole(id, loc)?
+                        } else {
+                            self.read_bits(id, &cells, loc)?
+                        };
                         let Val::Known(old) = old else {
                             return Err(self.err(
                                 loc,
@@ -1193,6 +1634,71 @@ impl<'a> Lowerer<'a> {
         }
     }
 
+    /// Whether `<<=` and `>>=` on bit variable `id` move its cells (an angle,
+    /// or a variable holding measured bits) rather than compute on its
+    /// value.
+    fn shifts_cells(&self, id: usize) -> bool {
+        self.bit_regs
+            .get(id)
+            .is_some_and(|r| r.angle || r.cells.iter().any(|c| matches!(c, BitCell::Clbit(_))))
+    }
+
+    /// `name <<= k` (`left`) or `name >>= k` on bit variable `id`: its bits
+    /// move up (or down) by `k` places, zeros come in, those pushed out are
+    /// lost. Measured bits move with their clbits, which only a variable
+    /// that is not a circuit register can do.
+    fn shift_cells(
+        &mut self,
+        id: usize,
+        left: bool,
+        k: i64,
+        value_loc: Loc,
+        loc: Loc,
+    ) -> Result<()> {
+        let Some(reg) = self.bit_regs.get(id) else {
+            return Ok(());
+        };
+        let name = reg.name.clone();
+        if k < 0 {
+            return Err(self.err(
+                value_loc,
+                format!("cannot shift by a negative amount ({k})"),
+            ));
+        }
+        if reg.start.is_some() {
+            return Err(self.err(
+                loc,
+                format!(
+                    "shifting `{name}` is not supported: it holds measurement results in a register of the circuit, whose bits are written only by `measure`"
+                ),
+            ));
+        }
+        if self.runtime_depth > reg.runtime_depth {
+            return Err(self.err(
+                loc,
+                format!(
+                    "assigning to `{name}` inside an `if` that tests measured bits is not supported"
+                ),
+            ));
+        }
+        let old = reg.cells.clone();
+        let n = old.len();
+        self.charge_bits(n, loc)?;
+        let k = usize::try_from(k).unwrap_or(usize::MAX);
+        for i in 0..n {
+            let from = if left {
+                i.checked_sub(k)
+            } else {
+                i.checked_add(k).filter(|&j| j < n)
+            };
+            let value = from
+                .and_then(|j| old.get(j).copied())
+                .unwrap_or(BitCell::Known(false));
+            self.set_cell(id, i, value);
+        }
+        Ok(())
+    }
+
     /// Writes a known value into cells of bit variable `id`.
     fn store_known_bits(
         &mut self,
@@ -1209,8 +1715,22 @@ impl<'a> Lowerer<'a> {
         } else {
             Some(width)
         });
-        let Value::Bits(bits) = value.convert(ty).map_err(|m| self.err(value_loc, m))? else {
-            return Err(self.err(value_loc, "internal error: bits expected"));
+        let whole_angle = self
+            .bit_regs
+            .get(id)
+            .is_some_and(|r| r.angle && r.cells.len() == cells.len());
+        let bits = match value {
+            Value::Float(_) | Value::Int(_) if whole_angle => {
+                let x = value.as_f64().map_err(|m| self.err(value_loc, m))?;
+                angle_bits(x, cells.len())
+            }
+            value => {
+                let Value::Bits(bits) = value.convert(ty).map_err(|m| self.err(value_loc, m))?
+                else {
+                    return Err(self.err(value_loc, "internal error: bits expected"));
+                };
+                bits
+            }
         };
         let runtime_depth = self.runtime_depth;
         let Some(reg) = self.bit_regs.get(id) else {
@@ -1225,28 +1745,22 @@ impl<'a> Lowerer<'a> {
                 ),
             ));
         }
+        // A circuit register's measured bit cannot be overwritten; another
+        // variable just forgets the clbit that held it.
         if let Some(&cell) = cells
             .iter()
-            .find(|&&c| reg.cells.get(c) == Some(&BitCell::Measured))
+            .find(|&&c| reg.start.is_some() && matches!(reg.cells.get(c), Some(BitCell::Clbit(_))))
         {
-            let bit = if reg.scalar {
-                name
-            } else {
-                format!("{name}[{cell}]")
-            };
             return Err(self.err(
                 loc,
                 format!(
-                    "`{bit}` holds a measurement result; this simulator writes classical bits only by `measure`, so it cannot be assigned"
+                    "`{}` holds a measurement result; this simulator writes classical bits only by `measure`, so it cannot be assigned",
+                    self.cell_name(id, cell)
                 ),
             ));
         }
-        if let Some(reg) = self.bit_regs.get_mut(id) {
-            for (&cell, &b) in cells.iter().zip(&bits) {
-                if let Some(c) = reg.cells.get_mut(cell) {
-                    *c = BitCell::Known(b);
-                }
-            }
+        for (&cell, &b) in cells.iter().zip(&bits) {
+            self.set_cell(id, cell, BitCell::Known(b));
         }
         Ok(())
     }
@@ -1384,7 +1898,16 @@ impl<'a> Lowerer<'a> {
             ));
         }
         let mut values = Vec::with_capacity(params.len());
+        // An angle parameter with measured bits: its known part, and the
+        // measured bits with the angle each stands for.
+        let mut runtime: Option<Vec<(Clbit, f64)>> = None;
         for p in params {
+            if let Some((known, bits)) = self.runtime_angle(p)? {
+                self.check_runtime_angle_gate(&entry, name, p, params.len())?;
+                values.push(known);
+                runtime = Some(bits);
+                continue;
+            }
             values.push(self.real(p, "a gate parameter", out)?);
         }
         let mut mods = Vec::with_capacity(modifiers.len());
@@ -1406,6 +1929,14 @@ impl<'a> Lowerer<'a> {
                     Mod::Ctrl { on: *on, count }
                 }
             };
+            if let (Mod::Pow(k), Some(_)) = (m, &runtime)
+                && k.fract() != 0.0
+            {
+                return Err(self.err(
+                    *mloc,
+                    "a non-integer power of a gate whose angle holds measured bits is not supported",
+                ));
+            }
             mods.push(m);
         }
         let expected = num_controls.saturating_add(entry.num_qubits());
@@ -1472,9 +2003,90 @@ impl<'a> Lowerer<'a> {
                 }
             }
             let ops = self.apply_gate(&entry, name, &values, &qubits, &mods, loc)?;
-            out.extend(ops);
+            let Some(bits) = &runtime else {
+                out.extend(ops);
+                continue;
+            };
+            // g(a + b) = g(a) g(b) for these gates: the known part, then the
+            // angle of each measured bit where it is 1.
+            if values.first().is_some_and(|&v| v != 0.0) {
+                out.extend(ops);
+            }
+            for &(clbit, weight) in bits {
+                let then_ops = self.apply_gate(&entry, name, &[weight], &qubits, &mods, loc)?;
+                self.reserve(1, loc)?;
+                out.push(Operation::IfElse {
+                    condition: Condition::bit(clbit, true),
+                    then_ops,
+                    else_ops: Vec::new(),
+                });
+            }
         }
         Ok(())
+    }
+
+    /// The known part and the measured bits (each with the angle it stands
+    /// for) of a gate parameter that is an `angle[n]` variable holding
+    /// measured bits; `None` for any other parameter.
+    fn runtime_angle(&mut self, p: &Expr) -> Result<Option<RuntimeAngle>> {
+        let ExprKind::Ident(name) = &p.kind else {
+            return Ok(None);
+        };
+        let Some(Symbol::Bits(id)) = self.lookup(name, p.loc)? else {
+            return Ok(None);
+        };
+        let Some(reg) = self.bit_regs.get(*id) else {
+            return Ok(None);
+        };
+        if !reg.angle || !reg.cells.iter().any(|c| matches!(c, BitCell::Clbit(_))) {
+            return Ok(None);
+        }
+        let n = reg.cells.len();
+        let mut known = 0.0;
+        let mut bits = Vec::new();
+        for (k, cell) in reg.cells.iter().enumerate() {
+            match *cell {
+                BitCell::Known(true) => known += angle_weight(n, k),
+                BitCell::Known(false) => {}
+                BitCell::Clbit(c) => bits.push((c, angle_weight(n, k))),
+            }
+        }
+        self.charge_bits(n, p.loc)?;
+        Ok(Some((known, bits)))
+    }
+
+    /// A gate may take an angle holding measured bits only if it is a
+    /// one-parameter group (`g(a + b) = g(a) g(b)`, exactly, phase included):
+    /// then it is applied once for the known part and once per measured bit,
+    /// in an `if` on that bit.
+    fn check_runtime_angle_gate(
+        &self,
+        entry: &GateEntry,
+        name: &str,
+        p: &Expr,
+        num_params: usize,
+    ) -> Result<()> {
+        use StandardGate::{Cp, Crx, Cry, Crz, GlobalPhase, P, Rx, Ry, Rz};
+        let additive = matches!(
+            entry,
+            GateEntry::Builtin(Builtin {
+                gate: P | Rx | Ry | Rz | Cp | Crx | Cry | Crz | GlobalPhase,
+                phase: gates::PhaseFix::None,
+            })
+        );
+        if additive && num_params == 1 {
+            return Ok(());
+        }
+        let label = match &p.kind {
+            ExprKind::Ident(v) => v.as_str(),
+            _ => "this angle",
+        };
+        Err(self.err(
+            p.loc,
+            format!(
+                "`{label}` holds measured bits, so it can be the angle of `p`, `phase`, `u1`, `rx`, `ry`, `rz`, `cp`, `cphase`, `crx`, `cry`, `crz` or `gphase` (each applied once per measured bit, in an `if` on it), but not of `{name}`"
+            ),
+        ))
     }
 
     /// One gate application: the body on the targets, then the modifiers
@@ -2038,11 +2650,38 @@ impl<'a> Lowerer<'a> {
                 } => {
                     let vt = self.var_type(ty, out)?;
                     let what = format!("argument `{name}` of `{}`", def.name);
+                    if let VarType::Bit(width) = vt {
+                        // Bits, measured or not, are passed by value: the
+                        // parameter holds the same clbits.
+                        let refs = match self.eval(arg, out)? {
+                            Val::Bits(refs) => refs,
+                            other => {
+                                let v = self.expect_known(other, arg.loc, &what)?;
+                                let v = v.convert(vt).map_err(|m| self.err(arg.loc, m))?;
+                                let Value::Bits(bits) = v else {
+                                    return Err(self.err(arg.loc, "internal error: bits expected"));
+                                };
+                                bits.into_iter().map(BitRef::Known).collect()
+                            }
+                        };
+                        let n = width.map_or(1, |w| w as usize);
+                        if refs.len() != n {
+                            return Err(self.err(
+                                arg.loc,
+                                format!(
+                                    "`{name}` of `{}` takes {}, but {} given",
+                                    def.name,
+                                    plural(n, "bit"),
+                                    plural(refs.len(), "bit")
+                                ),
+                            ));
+                        }
+                        bit_params.push((name.clone(), width.is_none(), refs, *ploc));
+                        continue;
+                    }
                     let v = self.known(arg, &what, out)?;
                     let v = v.convert(vt).map_err(|m| self.err(arg.loc, m))?;
-                    if let (VarType::Bit(width), Value::Bits(bits)) = (vt, &v) {
-                        bit_params.push((name.clone(), width.is_none(), bits.clone(), *ploc));
-                    } else {
+                    {
                         scope.insert(
                             name.clone(),
                             Symbol::Var {
@@ -2057,16 +2696,24 @@ impl<'a> Lowerer<'a> {
             }
         }
         let mark = self.bit_regs.len();
-        for (name, scalar, bits, ploc) in bit_params {
+        for (name, scalar, refs, ploc) in bit_params {
             let id = self.bit_regs.len();
             self.bit_regs.push(BitReg {
                 name: name.clone(),
-                cells: bits.into_iter().map(BitCell::Known).collect(),
+                cells: vec![BitCell::Known(false); refs.len()],
                 scalar,
+                angle: false,
                 start: None,
                 runtime_depth: self.runtime_depth,
                 loc: ploc,
             });
+            for (cell, r) in refs.into_iter().enumerate() {
+                let value = match r {
+                    BitRef::Known(b) => BitCell::Known(b),
+                    BitRef::Clbit(c) => BitCell::Clbit(c),
+                };
+                self.set_cell(id, cell, value);
+            }
             scope.insert(name, Symbol::Bits(id));
         }
         self.enter_call(&def.name, loc)?;
@@ -2117,19 +2764,25 @@ impl<'a> Lowerer<'a> {
 
     /// A value known at compile time, or an error naming `what`.
     fn known(&mut self, e: &Expr, what: &str, out: &mut Vec<Operation>) -> Result<Value> {
-        match self.eval(e, out)? {
+        let v = self.eval(e, out)?;
+        self.expect_known(v, e.loc, what)
+    }
+
+    /// The value `v` of the expression at `loc`, which must be known.
+    fn expect_known(&self, v: Val, loc: Loc, what: &str) -> Result<Value> {
+        match v {
             Val::Known(v) => Ok(v),
             Val::Bits(_) | Val::Cond(_) => Err(self.err(
-                e.loc,
+                loc,
                 format!(
                     "{what} depends on measurement results; only `if` conditions can test them"
                 ),
             )),
             Val::Measure(..) => Err(self.err(
-                e.loc,
+                loc,
                 "a measurement result must be stored in a bit first (`b = measure q;`)",
             )),
-            Val::Qubits(..) => Err(self.err(e.loc, format!("{what} must be a value, not qubits"))),
+            Val::Qubits(..) => Err(self.err(loc, format!("{what} must be a value, not qubits"))),
         }
     }
 
@@ -2194,6 +2847,20 @@ impl<'a> Lowerer<'a> {
         }
     }
 
+    /// The value of a whole bit variable: an angle's is its angle when no
+    /// bit of it is measured (and its bits otherwise).
+    fn read_whole(&mut self, id: usize, loc: Loc) -> Result<Val> {
+        let (len, angle) = self
+            .bit_regs
+            .get(id)
+            .map_or((0, false), |r| (r.cells.len(), r.angle));
+        let cells: Vec<usize> = (0..len).collect();
+        Ok(match self.read_bits(id, &cells, loc)? {
+            Val::Known(Value::Bits(bits)) if angle => Val::Known(Value::Float(angle_value(&bits))),
+            v => v,
+        })
+    }
+
     /// Reads cells of a bit variable.
     fn read_bits(&mut self, id: usize, cells: &[usize], loc: Loc) -> Result<Val> {
         self.charge_bits(cells.len(), loc)?;
@@ -2202,12 +2869,10 @@ impl<'a> Lowerer<'a> {
         };
         let refs: Vec<BitRef> = cells
             .iter()
-            .map(|&i| match (reg.cells.get(i), reg.start) {
-                (Some(BitCell::Known(b)), _) => BitRef::Known(*b),
-                (_, Some(start)) => {
-                    BitRef::Clbit(start.saturating_add(u32::try_from(i).unwrap_or(u32::MAX)))
-                }
-                (_, None) => BitRef::Known(false),
+            .map(|&i| match reg.cells.get(i) {
+                Some(BitCell::Clbit(c)) => BitRef::Clbit(*c),
+                Some(BitCell::Known(b)) => BitRef::Known(*b),
+                None => BitRef::Known(false),
             })
             .collect();
         if refs.iter().all(|r| matches!(r, BitRef::Known(_))) {
@@ -2319,9 +2984,7 @@ impl<'a> Lowerer<'a> {
                     }
                     Some(Symbol::Bits(id)) => {
                         let id = *id;
-                        let len = self.bit_regs.get(id).map_or(0, |r| r.cells.len());
-                        let cells: Vec<usize> = (0..len).collect();
-                        self.read_bits(id, &cells, loc)?
+                        self.read_whole(id, loc)?
                     }
                     None => {
                         if self.inputs.contains_key(name) {
@@ -2639,14 +3302,25 @@ impl<'a> Lowerer<'a> {
         if phase.is_finite() && phase > 1e-15 && (std::f64::consts::TAU - phase) > 1e-15 {
             ops.insert(0, gates::global_phase(phase));
         }
+        // The scratch clbits follow the registers.
+        if self.num_scratch > 0 {
+            let renames: HashMap<Clbit, Clbit> = (0..self.num_scratch)
+                .map(|i| (SCRATCH_BASE + i, self.num_clbits + i))
+                .collect();
+            rename_clbits(&mut ops, &renames);
+        }
         let mut circuit = Circuit::new(self.num_qubits);
         let user_names: HashSet<&str> = self.bit_regs.iter().map(|r| r.name.as_str()).collect();
-        let mut discard_name = "discarded".to_string();
-        let mut k = 1;
-        while user_names.contains(discard_name.as_str()) {
-            discard_name = format!("discarded{k}");
-            k += 1;
-        }
+        let free_name = |base: &str| {
+            let mut name = base.to_string();
+            let mut k = 1;
+            while user_names.contains(name.as_str()) {
+                name = format!("{base}{k}");
+                k += 1;
+            }
+            name
+        };
+        let discard_name = free_name("discarded");
         for slot in &self.register_order {
             let (name, size) = match slot {
                 RegisterSlot::Variable(id) => match self.bit_regs.get(*id) {
@@ -2657,6 +3331,11 @@ impl<'a> Lowerer<'a> {
             };
             circuit
                 .add_register(name, size)
+                .map_err(|e| self.err(end, format!("internal error: {e}")))?;
+        }
+        if self.num_scratch > 0 {
+            circuit
+                .add_register(&free_name("scratch"), self.num_scratch)
                 .map_err(|e| self.err(end, format!("internal error: {e}")))?;
         }
         circuit.append_ops(ops);

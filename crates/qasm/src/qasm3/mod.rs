@@ -78,6 +78,32 @@
 //!   directly (`if (m(q)) …`), into the one-bit `discarded` register, which
 //!   then holds it until the `if` reads it (two such results in one
 //!   condition are refused).
+//! - Measurement results in variables of any scope. Bit variables declared
+//!   at the top level are the circuit's registers, and a measurement goes
+//!   into their own bits. Any other bit variable (declared in a block, a
+//!   loop body or a subroutine, or a subroutine's bit parameter) and every
+//!   `angle[n]` keeps its measured bits in scratch bits: each measurement
+//!   into one takes a new bit of the circuit's last register, `scratch`
+//!   (the same bit again when the variable is measured again and nothing
+//!   else holds its old value). Copying measured bits into such a variable,
+//!   or passing them to a subroutine, shares those bits (nothing runs). A
+//!   top-level register can take the bits a subroutine returns (`syn =
+//!   f(q);`, as in the OpenQASM examples `qec.qasm` and `rus.qasm`): the
+//!   subroutine's measurements are then made straight into the register's
+//!   bits. The circuit writes bits only by measuring, so other copies into
+//!   a register (`r = b;` from a variable measured earlier, `r2 = r;`), a
+//!   measurement into a register bit whose old value a copy still holds, and
+//!   storing `&&`/`||` of measured bits are refused.
+//! - `angle[n]` variables have `n` bits (values rounded to a multiple of
+//!   `2π/2ⁿ`, ties to even, as the specification says); `a[i]` reads bit
+//!   `i` (bit `n-1` is π), measurements can be stored into bits, `<<=` and
+//!   `>>=` move bits (measured ones too). An angle holding measured bits can
+//!   be the angle of `p`, `phase`, `u1`, `rx`, `ry`, `rz`, `cp`, `cphase`,
+//!   `crx`, `cry`, `crz` or `gphase` (under `ctrl`, `negctrl`, `inv` and
+//!   integer `pow`): these satisfy `g(a + b) = g(a)·g(b)` exactly, so the
+//!   gate is applied for the known bits and once more for each measured
+//!   bit, in an `if` on it (the OpenQASM example `ipe.qasm`); any other use
+//!   of its value is refused.
 //! - Pragmas (but `pragma kettle …`), annotations and comments are ignored.
 //!
 //! - Timing, as an ideal simulator has none: `delay[…]` is the identity (as
@@ -88,7 +114,14 @@
 //! Timing values elsewhere (`100ns` in an expression, `durationof`),
 //! pulse-level constructs (`defcal`, `cal`, `defcalgrammar`, `port`,
 //! `frame`, `waveform`), `extern`, `opaque`, arrays, `complex`, `end`, and
-//! `while` on measured bits are refused by name, at their position.
+//! `while` on measured bits are refused by name, at their position. A
+//! `while` on measured bits (the repeat-until-success loop of `rus.qasm`)
+//! needs a loop in the circuit, which [`Circuit`] does not have (its only
+//! control flow is [`Operation::IfElse`](kettle_ir::Operation)); unrolling
+//! it a fixed number of times would be exact only for loops that certainly
+//! end within that many turns, which a loop on measurements in general does
+//! not (`rus.qasm` repeats each turn with probability 3/8, forever with
+//! probability 0 but after any bound with probability above 0).
 
 mod ast;
 mod conditions;
@@ -148,14 +181,42 @@ fn u_pre_2022(inc: &Includes<'_>) -> Result<bool, Diagnostic> {
 
 /// Parses and lowers an OpenQASM 3 program.
 pub(crate) fn parse(source: &str, options: &ParseOptions) -> Result<Circuit, Diagnostic> {
+    read(source, options)?.lower(options)
+}
+
+/// A program parsed (its includes read), to be lowered with any input
+/// values: what lowering the same program many times needs (a gradient's
+/// Jacobian of angles) without reading it again each time.
+pub(crate) struct Parsed {
+    program: Vec<ast::Stmt>,
+    end: ast::Loc,
+    files: Vec<String>,
+    pre_2022: bool,
+}
+
+/// Parses an OpenQASM 3 program without lowering it.
+pub(crate) fn read(source: &str, options: &ParseOptions) -> Result<Parsed, Diagnostic> {
     let mut inc = includes(options.includes, true, source);
     let (program, end) = Parser::new(source, 0, &options.limits, &mut inc)?.program()?;
     let pre_2022 = u_pre_2022(&inc)?;
-    let mut lowerer = lower::Lowerer::new(options, inc.files);
-    if pre_2022 {
-        lowerer.use_u_pre_2022();
+    Ok(Parsed {
+        program,
+        end,
+        files: inc.files,
+        pre_2022,
+    })
+}
+
+impl Parsed {
+    /// Lowers the program with `options`' inputs, limits and interruptions
+    /// (its includes were read by [`read`]).
+    pub(crate) fn lower(&self, options: &ParseOptions) -> Result<Circuit, Diagnostic> {
+        let mut lowerer = lower::Lowerer::new(options, self.files.clone());
+        if self.pre_2022 {
+            lowerer.use_u_pre_2022();
+        }
+        lowerer.run(&self.program, self.end)
     }
-    lowerer.run(&program, end)
 }
 
 /// The `input` declarations of a program, without reading its includes.

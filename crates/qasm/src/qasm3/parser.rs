@@ -530,7 +530,7 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
             "int" => Type::Int,
             "uint" => Type::Uint,
             "float" => Type::Float,
-            "angle" => Type::Angle,
+            "angle" => Type::Angle(None),
             "bool" => return Ok(Type::Bool),
             _ => {
                 return Err(self.error(
@@ -544,6 +544,9 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
             self.expect(Kind::RBracket)?;
             if ty == Type::Bit(None) {
                 return Ok(Type::Bit(Some(Box::new(size))));
+            }
+            if ty == Type::Angle(None) {
+                return Ok(Type::Angle(Some(Box::new(size))));
             }
             // Widths of numbers do not change a simulation's result here:
             // integers are 64-bit, floats double precision.
@@ -857,6 +860,12 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
     fn skip_to_semicolon(&mut self) -> Result<()> {
         let start = self.loc();
         while self.tok.kind != Kind::Semicolon {
+            // `durationof(…)` and the like are refused by name.
+            if let Kind::Ident(word) = &self.tok.kind
+                && let Some(message) = unsupported_keyword(word)
+            {
+                return Err(self.error(self.loc(), message));
+            }
             if matches!(self.tok.kind, Kind::Eof | Kind::LBrace | Kind::RBrace) {
                 return Err(self.error(start, "a `;` is missing at the end of this declaration"));
             }

@@ -966,9 +966,10 @@ fn subroutines_inline() {
     );
     assert_eq!((l, c), (3, 5));
     assert!(m.contains("several qubits"), "{m}");
-    let (l, _, m) = body_err("qubit q;\ndef m(qubit a) { bit b; b = measure a; }\nm(q);\n");
-    assert_eq!(l, 2);
-    assert!(m.contains("top level"), "{m}");
+    // A subroutine's local bit holds a measurement: it gets a scratch bit.
+    let c = body("qubit q;\ndef m(qubit a) { bit b; b = measure a; }\nm(q);\n");
+    assert_eq!(c.ops(), [Operation::Measure { qubit: 0, clbit: 0 }]);
+    assert_eq!(c.register("scratch").map(|r| r.size), Some(1));
     assert_eq!(
         body_err("int g = 1;\ndef f() -> int { return g; }\nint x = f();\n"),
         (2, 25, "`g` is declared outside a subroutine, and only constants declared outside are visible inside one".into())
@@ -2064,4 +2065,466 @@ fn timing_is_the_identity_on_an_ideal_simulator() {
     assert!(e.message.contains("timing literals"), "{e}");
     let e = err(&format!("{STD}qubit q;\ndelay[100ns q;\n"));
     assert!(e.message.contains("never closed"), "{e}");
+}
+
+/// One of the OpenQASM project's example programs (`tests/openqasm-examples`).
+fn example(name: &str) -> &'static str {
+    match name {
+        "adder" => include_str!("../../tests/openqasm-examples/adder.qasm"),
+        "alignment" => include_str!("../../tests/openqasm-examples/alignment.qasm"),
+        "arrays" => include_str!("../../tests/openqasm-examples/arrays.qasm"),
+        "cphase" => include_str!("../../tests/openqasm-examples/cphase.qasm"),
+        "dd" => include_str!("../../tests/openqasm-examples/dd.qasm"),
+        "defcal" => include_str!("../../tests/openqasm-examples/defcal.qasm"),
+        "gateteleport" => include_str!("../../tests/openqasm-examples/gateteleport.qasm"),
+        "inverseqft1" => include_str!("../../tests/openqasm-examples/inverseqft1.qasm"),
+        "inverseqft2" => include_str!("../../tests/openqasm-examples/inverseqft2.qasm"),
+        "ipe" => include_str!("../../tests/openqasm-examples/ipe.qasm"),
+        "msd" => include_str!("../../tests/openqasm-examples/msd.qasm"),
+        "qec" => include_str!("../../tests/openqasm-examples/qec.qasm"),
+        "qft" => include_str!("../../tests/openqasm-examples/qft.qasm"),
+        "qpt" => include_str!("../../tests/openqasm-examples/qpt.qasm"),
+        "rb" => include_str!("../../tests/openqasm-examples/rb.qasm"),
+        "rus" => include_str!("../../tests/openqasm-examples/rus.qasm"),
+        "scqec" => include_str!("../../tests/openqasm-examples/scqec.qasm"),
+        "t1" => include_str!("../../tests/openqasm-examples/t1.qasm"),
+        "teleport" => include_str!("../../tests/openqasm-examples/teleport.qasm"),
+        "varteleport" => include_str!("../../tests/openqasm-examples/varteleport.qasm"),
+        "vqe" => include_str!("../../tests/openqasm-examples/vqe.qasm"),
+        _ => panic!("no example {name}"),
+    }
+}
+
+/// `src` with `from` (which must occur) replaced by `to`.
+fn edited(src: &str, from: &str, to: &str) -> String {
+    assert!(src.contains(from), "`{from}` is not in the program");
+    src.replacen(from, to, 1)
+}
+
+/// The exact distribution of the classical bits (keys with bit 0 on the
+/// right), checked against `want`: every outcome of either with probability
+/// above 1e-12 in both, within 1e-9.
+fn assert_distribution(c: &Circuit, want: &BTreeMap<String, f64>) {
+    let got = kettle_reference::exact_distribution(c);
+    for key in got.keys().chain(want.keys()) {
+        let (g, w) = (
+            got.get(key).copied().unwrap_or(0.0),
+            want.get(key).copied().unwrap_or(0.0),
+        );
+        assert!((g - w).abs() < 1e-9, "P({key}) = {g}, expected {w}");
+    }
+}
+
+fn certain(key: &str) -> BTreeMap<String, f64> {
+    [(key.to_string(), 1.0)].into()
+}
+
+/// The examples an ideal simulator can run give what they should, worked out
+/// by hand; the others are refused by name, where the construct is.
+#[test]
+fn openqasm_examples_run_with_their_results() {
+    // 1 + 15 with the Cuccaro adder: ans = 16.
+    assert_distribution(&parse(example("adder")), &certain("10000"));
+    // The QFT of |0101⟩ measured: every outcome equally likely.
+    let uniform: BTreeMap<String, f64> =
+        (0..16).map(|k| (format!("{k:04b}"), 1.0 / 16.0)).collect();
+    assert_distribution(&parse(example("qft")), &uniform);
+    // H between empty tomography gates: a fair coin.
+    assert_distribution(
+        &parse(example("qpt")),
+        &[("0".into(), 0.5), ("1".into(), 0.5)].into(),
+    );
+    // The randomized-benchmarking sequence is the identity.
+    assert_distribution(&parse(example("rb")), &certain("00"));
+    // Timing only: a state, no bits.
+    assert_eq!(parse(example("alignment")).num_clbits(), 0);
+    // Teleporting U(0.3, 0.2, 0.1)|0⟩: c2 is 1 with probability sin²(0.15),
+    // c0 and c1 are fair coins.
+    let c = parse(example("teleport"));
+    let mut want = BTreeMap::new();
+    for c01 in 0..4 {
+        let p1 = 0.15f64.sin().powi(2);
+        want.insert(format!("0{c01:02b}"), (1.0 - p1) / 4.0);
+        want.insert(format!("1{c01:02b}"), p1 / 4.0);
+    }
+    assert_distribution(&c, &want);
+
+    // Repetition-code syndrome measured in a subroutine's own `bit[2] b`,
+    // returned, stored in `syn` and tested: every single error is found and
+    // corrected (c = 000), and `syn` (bits 3, 4) says which.
+    let qec = example("qec");
+    let c = parse(qec);
+    assert_eq!(
+        c.registers()
+            .iter()
+            .map(|r| (r.name.as_str(), r.size))
+            .collect::<Vec<_>>(),
+        [("c", 3), ("syn", 2)],
+        "the syndrome is measured straight into `syn`, no scratch bits"
+    );
+    assert_distribution(&c, &certain("01000"));
+    for (error, syn) in [("", "00"), ("x q[1];", "11"), ("x q[2];", "10")] {
+        let src = edited(qec, "x q[0]; // insert an error", error);
+        assert_distribution(&parse(&src), &certain(&format!("{syn}000")));
+    }
+
+    // The semi-classical inverse QFT (corrections conditioned on the
+    // measured register, or on each bit) reads k from the Fourier state
+    // ⊗_j (|0⟩ + e^{-2πi·k·2^{3-j}/16}|1⟩) exactly; the example's own input
+    // is k = 0.
+    for name in ["inverseqft1", "inverseqft2"] {
+        let src = example(name);
+        assert_distribution(&parse(src), &certain("0000"));
+        for k in 0..16 {
+            let prep: String = (0..4)
+                .map(|j| {
+                    format!(
+                        "h q[{j}];\np(-2 * pi * {k} * {} / 16) q[{j}];\n",
+                        1 << (3 - j)
+                    )
+                })
+                .collect();
+            let src = edited(src, "h q;\nbarrier q;", &format!("{prep}barrier q;"));
+            assert_distribution(&parse(&src), &certain(&format!("{k:04b}")));
+        }
+    }
+
+    // Repeat-until-success: the `while` on measured bits is refused by name.
+    // One pass of its body (a subroutine measuring into its own `bit[2] b`
+    // and returning it into `flags`) succeeds (flags = 00) with probability
+    // 5/8, as the example says, and then the output is 0 for certain: the
+    // 00 branch applies diag(3+i, -(1+3i))/4, a Z-rotation by π + arccos(3/5)
+    // that the final rz undoes.
+    let rus = example("rus");
+    let e = err(rus);
+    assert_eq!((e.line, e.column), (34, 1), "{e}");
+    assert!(
+        e.message
+            .contains("while loops that depend on measurement results"),
+        "{e}"
+    );
+    let once = parse(&edited(rus, "while(int[2](flags) != 0) {", "{"));
+    let dist = kettle_reference::exact_distribution(&once);
+    let p = |key: &str| dist.get(key).copied().unwrap_or(0.0);
+    assert!((p("000") - 5.0 / 8.0).abs() < 1e-12, "{dist:?}");
+    assert!(p("100") < 1e-12, "{dist:?}");
+}
+
+/// Iterative phase estimation: measurements into the bits of `angle[10] c`,
+/// `c <<= 1`, and `inv @ phase(c)` on a `c` holding measured bits (a phase
+/// per measured bit, in an `if` on it). The results are the scratch bits
+/// (bit j = the j-th measurement), compared with the distribution worked out
+/// by hand: with r = |0⟩ (probability ½) every phase is 0 and every bit 0;
+/// with r = |1⟩, iteration k (power 2^k) measures 1 with probability
+/// sin²(α/2), α = 2^k·3π/8 − 2π·c/2^10, c = Σ_{j<k} m_j·2^{k−j}.
+#[test]
+fn openqasm_example_ipe_runs_with_its_distribution() {
+    let c = parse(example("ipe"));
+    assert_eq!(
+        c.registers()
+            .iter()
+            .map(|r| (r.name.as_str(), r.size))
+            .collect::<Vec<_>>(),
+        [("scratch", 10)]
+    );
+    fn walk(k: u32, ms: &mut Vec<bool>, p: f64, want: &mut BTreeMap<String, f64>) {
+        if p < 1e-300 {
+            return;
+        }
+        if k == 10 {
+            let key: String = ms
+                .iter()
+                .rev()
+                .map(|&m| if m { '1' } else { '0' })
+                .collect();
+            *want.entry(key).or_insert(0.0) += p;
+            return;
+        }
+        let units: u32 = ms
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| **m)
+            .map(|(j, _)| 1u32 << (k as usize - j))
+            .sum::<u32>()
+            % 1024;
+        let alpha = f64::from(1u32 << k) * 3.0 * PI / 8.0 - 2.0 * PI * f64::from(units) / 1024.0;
+        let p1 = (alpha / 2.0).sin().powi(2);
+        for (m, pm) in [(false, 1.0 - p1), (true, p1)] {
+            ms.push(m);
+            walk(k + 1, ms, p * pm, want);
+            ms.pop();
+        }
+    }
+    let mut want = BTreeMap::new();
+    walk(0, &mut Vec::new(), 0.5, &mut want);
+    *want.entry("0".repeat(10)).or_insert(0.0) += 0.5;
+    want.retain(|_, p| *p > 1e-13);
+    assert_distribution(&c, &want);
+}
+
+/// The examples that cannot run here are refused by name, at the construct.
+#[test]
+fn openqasm_examples_refused_by_name() {
+    for (name, line, column, words) in [
+        ("arrays", 9, 1, "`array` (arrays) is not supported"),
+        ("dd", 8, 33, "`durationof` (timing) is not supported"),
+        (
+            "defcal",
+            1,
+            1,
+            "`defcalgrammar` (pulse-level calibration) is not supported",
+        ),
+        ("gateteleport", 6, 1, "`extern` functions are not supported"),
+        ("scqec", 16, 1, "`extern` functions are not supported"),
+        ("t1", 13, 1, "`extern` functions are not supported"),
+        ("vqe", 17, 1, "`extern` functions are not supported"),
+        ("msd", 147, 7, "more than the limit of 40"),
+        (
+            "rus",
+            34,
+            1,
+            "while loops that depend on measurement results",
+        ),
+        // Not valid OpenQASM 3: `CX` without the include, `q` undeclared.
+        ("cphase", 4, 3, "undefined gate `CX`"),
+        // Not valid OpenQASM 3: a subroutine called like a gate.
+        (
+            "varteleport",
+            31,
+            3,
+            "`bellprep` is a subroutine, not a gate",
+        ),
+    ] {
+        let e = err(example(name));
+        assert_eq!((e.line, e.column), (line, column), "{name}: {e}");
+        assert!(e.message.contains(words), "{name}: {e}");
+    }
+}
+
+/// Bit variables declared in blocks and subroutines hold measurements (in
+/// scratch bits); copies of measured bits share their clbits; a circuit
+/// register takes a subroutine's measured result directly; what the circuit
+/// cannot express is refused by name.
+#[test]
+fn scoped_variables_hold_measurements() {
+    let m = |qubit, clbit| Operation::Measure { qubit, clbit };
+    let if1 = |clbit, then_ops| Operation::IfElse {
+        condition: Condition::bit(clbit, true),
+        then_ops,
+        else_ops: vec![],
+    };
+    // In a block, and in a loop (a bit per iteration), after the registers.
+    let c = body(
+        "qubit[2] q;\nbit r;\n{ bit b; b = measure q[0]; if (b) x q[1]; }\n\
+         for int i in [0:1] { bit[2] t = measure q; if (t == 3) z q[0]; }\nr = measure q[1];\n",
+    );
+    let x1 = std_op(StandardGate::X, &[], &[1]);
+    let z0 = std_op(StandardGate::Z, &[], &[0]);
+    let test3 = |a, b| Operation::IfElse {
+        condition: Condition::equals(vec![a, b], 3),
+        then_ops: vec![z0.clone()],
+        else_ops: vec![],
+    };
+    assert_eq!(
+        c.ops(),
+        [
+            m(0, 1),
+            if1(1, vec![x1]),
+            m(0, 2),
+            m(1, 3),
+            test3(2, 3),
+            m(0, 4),
+            m(1, 5),
+            test3(4, 5),
+            m(1, 0),
+        ]
+    );
+    assert_eq!(
+        c.registers()
+            .iter()
+            .map(|r| (r.name.as_str(), r.start, r.size))
+            .collect::<Vec<_>>(),
+        [("r", 0, 1), ("scratch", 1, 5)]
+    );
+    // A local copy of a measured register bit, and bits passed to a
+    // subroutine, are the same clbits; a value returned from a subroutine
+    // is tested later.
+    let c = body(
+        "qubit[3] q;\nbit[2] c;\nc = measure q[0:1];\n\
+         def flip(bit f, qubit t) { if (f) x t; }\n\
+         def pair(qubit[2] a) -> bit[2] { bit[2] b = measure a; return b; }\n\
+         { bit k = c[1]; flip(k, q[2]); }\n\
+         if (pair(q[0:1]) == 2) x q[2];\n",
+    );
+    let x2 = std_op(StandardGate::X, &[], &[2]);
+    assert_eq!(
+        c.ops(),
+        [
+            m(0, 0),
+            m(1, 1),
+            if1(1, vec![x2.clone()]),
+            m(0, 2),
+            m(1, 3),
+            Operation::IfElse {
+                condition: Condition::equals(vec![2, 3], 2),
+                then_ops: vec![x2],
+                else_ops: vec![],
+            },
+        ]
+    );
+    // `syn = f(q)` measures into `syn` itself; in an `if` on measured bits
+    // too (the register keeps its value when the `if` does not run).
+    let c = body(
+        "qubit[2] q;\nbit g;\nbit[2] syn;\ndef f(qubit[2] a) -> bit[2] { bit[2] b; b = measure a; return b; }\n\
+         g = measure q[0];\nif (g) syn = f(q);\n",
+    );
+    assert_eq!(c.ops(), [m(0, 0), if1(0, vec![m(0, 1), m(1, 2)])]);
+    assert_eq!(c.num_clbits(), 3);
+    // A local measured again inside an `if` keeps its bit: the old value
+    // stays there when the `if` does not run.
+    let c = body(
+        "qubit[2] q;\nbit g = measure q[0];\n{ bit b = measure q[1]; if (g) b = measure q[0]; if (b) x q[1]; }\n",
+    );
+    assert_eq!(
+        c.ops(),
+        [
+            m(0, 0),
+            m(1, 1),
+            if1(0, vec![m(0, 1)]),
+            if1(1, vec![std_op(StandardGate::X, &[], &[1])])
+        ]
+    );
+
+    // Refused, by name and place.
+    let refused = [
+        // A register's bits are written only by `measure`.
+        (
+            "qubit q;\nbit r;\nbit b2;\n{ bit b; b = measure q; r = b; }\n",
+            (4, 29),
+            "copying measured bits into `r` is not supported",
+        ),
+        (
+            "qubit[2] q;\nbit[2] r;\nbit[2] w;\nr = measure q;\nw = r;\n",
+            (5, 5),
+            "copying measured bits into `w` is not supported",
+        ),
+        // A result measured into a register that computing it reads.
+        (
+            "qubit[2] q;\nbit[2] r = measure q;\n\
+             def f(bit x, qubit[2] a) -> bit[2] { bit[2] b = measure a; if (x) z a[0]; return b; }\n\
+             r = f(r[0], q);\n",
+            (4, 5),
+            "`r` cannot take this value: computing it reads `r`",
+        ),
+        // Measuring again into a bit whose old value a copy still holds.
+        (
+            "qubit q;\nbit r;\nr = measure q;\n{ bit k = r; r = measure q; if (k) x q; }\n",
+            (4, 14),
+            "overwrite the measurement in `r` that `k` still holds",
+        ),
+        // A local measured inside an `if` that keeps its old value otherwise.
+        (
+            "qubit[2] q;\nbit g = measure q[0];\n{ bit b = measure q[1]; bit k = b; if (g) b = measure q[0]; if (k) x q; }\n",
+            (3, 43),
+            "`b` is measured inside an `if` on measured bits",
+        ),
+        (
+            "qubit q;\nbit g = measure q;\n{ bit b; if (g) { bit t = measure q; b = t; } }\n",
+            (3, 38),
+            "assigning to `b` inside an `if` that tests measured bits",
+        ),
+        // Shifting a circuit register that holds measurements.
+        (
+            "qubit q;\nbit[2] r;\nr[0] = measure q;\nr <<= 1;\n",
+            (4, 1),
+            "shifting `r` is not supported",
+        ),
+        // A combination of measured bits is not bits.
+        (
+            "qubit[2] q;\nbit[2] r = measure q;\n{ bit b = r[0] && r[1]; }\n",
+            (3, 16),
+            "storing a combination of measured bits in `b` is not supported",
+        ),
+    ];
+    for (src, at, words) in refused {
+        let (l, c, msg) = body_err(src);
+        assert_eq!((l, c), at, "{msg}\nin:\n{src}");
+        assert!(msg.contains(words), "{msg}\nin:\n{src}");
+    }
+}
+
+/// `angle[n]` variables are n-bit angles: their values are rounded to a
+/// multiple of 2π/2ⁿ, their bits read and measured into, and shifted; a
+/// rotation by an angle holding measured bits is one rotation per bit.
+#[test]
+fn angle_registers_hold_measured_bits() {
+    // Rounded to n bits (π/2 is exact in 3; 1.0 rounds to π/2 in 2).
+    let c = body("qubit q;\nangle[3] a = pi / 2;\nangle[2] b = 1.0;\nrz(a) q;\nrz(b) q;\n");
+    assert_eq!(
+        c.ops(),
+        [
+            std_op(StandardGate::Rz, &[PI / 2.0], &[0]),
+            std_op(StandardGate::Rz, &[PI / 2.0], &[0])
+        ]
+    );
+    // Bits: bit n-1 is π; known bits fold; arithmetic on a known angle.
+    let c = body(
+        "qubit q;\nangle[4] a = pi;\nif (a[3]) x q;\nif (a[0]) y q;\na += pi / 4;\na <<= 1;\nrz(a) q;\n",
+    );
+    assert_eq!(
+        c.ops(),
+        [
+            std_op(StandardGate::X, &[], &[0]),
+            std_op(StandardGate::Rz, &[PI / 2.0], &[0])
+        ]
+    );
+    // Measured bits: `p(c)` is p(known part) and p(2π·2ᵏ/2ⁿ) where bit k is 1.
+    let c = body(
+        "qubit[2] q;\nangle[3] c = pi / 4;\nmeasure q[0] -> c[1];\nc <<= 1;\nctrl @ inv @ p(c) q[0], q[1];\n",
+    );
+    let expect = Circuit::new(2)
+        .measure(0, 0)
+        .controlled(
+            Gate::standard(StandardGate::P, &[-PI / 2.0]),
+            &[1],
+            vec![Control::one(0)],
+        )
+        .if_then(Condition::bit(0, true), |c| {
+            c.controlled(
+                Gate::standard(StandardGate::P, &[-PI]),
+                &[1],
+                vec![Control::one(0)],
+            )
+        });
+    assert_eq!(c.ops(), expect.ops());
+    assert_eq!(c.register("scratch").map(|r| r.size), Some(1));
+
+    let refused = [
+        (
+            "qubit q;\nangle[2] c;\nmeasure q -> c[0];\nu3(c, 0, 0) q;\n",
+            (4, 4),
+            "`c` holds measured bits, so it can be the angle of `p`",
+        ),
+        (
+            "qubit q;\nangle[2] c;\nmeasure q -> c[0];\npow(0.5) @ rz(c) q;\n",
+            (4, 1),
+            "a non-integer power",
+        ),
+        (
+            "qubit q;\nangle[2] c;\nmeasure q -> c[0];\nc += 1;\n",
+            (4, 1),
+            "`c` holds measurement results, which cannot be updated with `+=`",
+        ),
+        (
+            "qubit q;\nangle[2] c;\nmeasure q -> c[0];\nrz(2 * c) q;\n",
+            (4, 6),
+            "`*` cannot be applied to measured bits",
+        ),
+        ("qubit q;\nangle[65] c;\n", (2, 7), "between 1 and 64 bits"),
+    ];
+    for (src, at, words) in refused {
+        let (l, c, msg) = body_err(src);
+        assert_eq!((l, c), at, "{msg}\nin:\n{src}");
+        assert!(msg.contains(words), "{msg}\nin:\n{src}");
+    }
 }
