@@ -223,6 +223,59 @@ fn scratch(name: &str) -> std::path::PathBuf {
 }
 
 #[test]
+fn run_gradient_gives_exact_derivatives_by_every_input() {
+    let ansatz = format!(
+        "{}/circuits/qasm3/vqe_ansatz.qasm",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let args = [
+        "run",
+        &ansatz,
+        "--input",
+        "theta=0.3",
+        "--input",
+        "phi=1.1",
+        "--expect",
+        "Z0 Z1",
+        "--expect",
+        "X0 X1",
+        "--gradient",
+    ];
+    let v = json(&kettle(&[&args[..], &["--json"]].concat()));
+    // ⟨Z0 Z1⟩ = cos φ and ⟨X0 X1⟩ = sin θ.
+    let g = |i: usize, name: &str| v["gradients"][i]["gradient"][name].as_f64().unwrap();
+    assert!((g(0, "phi") + 1.1f64.sin()).abs() < 1e-10, "{v}");
+    assert!(g(0, "theta").abs() < 1e-10, "{v}");
+    assert!((g(1, "theta") - 0.3f64.cos()).abs() < 1e-10, "{v}");
+    assert!(g(1, "phi").abs() < 1e-10, "{v}");
+    assert!((v["gradients"][0]["value"].as_f64().unwrap() - 1.1f64.cos()).abs() < 1e-12);
+    assert!(v["timing"]["gradient_seconds"].as_f64().is_some(), "{v}");
+    let human = stdout(&kettle(&args));
+    assert!(
+        human.contains("gradient of ⟨Z0 Z1⟩:") && human.contains("∂/∂phi = "),
+        "{human}"
+    );
+    // Refused, with the reason: without --expect, and for OpenQASM 2.
+    let alone = kettle(&[
+        "run",
+        &ansatz,
+        "--input",
+        "theta=0.3",
+        "--input",
+        "phi=1.1",
+        "--gradient",
+    ]);
+    assert_eq!(alone.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&alone.stderr).contains("--expect"));
+    let qasm2 = kettle(&["run", &sample("bell.qasm"), "--expect", "Z0", "--gradient"]);
+    assert_eq!(qasm2.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&qasm2.stderr).contains("only OpenQASM 3"),
+        "{qasm2:?}"
+    );
+}
+
+#[test]
 fn bench_prints_one_json_line_and_the_state() {
     let dir = scratch("bench");
     let raw = dir.join("state.bin");

@@ -100,6 +100,11 @@ pub struct RunArgs {
     /// (repeatable).
     #[arg(long = "expect", value_name = "OBSERVABLE")]
     pub expect: Vec<String>,
+    /// With --expect: also print each expectation's exact derivatives by
+    /// every `input float` and `input angle` of an OpenQASM 3 program
+    /// (adjoint method).
+    #[arg(long, requires = "expect")]
+    pub gradient: bool,
     /// How to read and simulate the file.
     #[command(flatten)]
     pub sim: SimArgs,

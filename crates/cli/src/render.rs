@@ -24,12 +24,24 @@ pub(crate) struct Report {
     pub(crate) probabilities: Option<BTreeMap<String, f64>>,
     pub(crate) statevector: Option<Vec<Complex64>>,
     pub(crate) expectations: Vec<(String, f64)>,
+    /// `--gradient`: one per observable.
+    pub(crate) gradients: Vec<GradientLine>,
+    /// Time the gradients took, when asked for.
+    pub(crate) gradient_time: Option<Duration>,
     pub(crate) parse_time: Duration,
     pub(crate) sim_time: Duration,
     /// Gates, operations applied after fusion, and trajectory branches.
     pub(crate) stats: kettle_core::RunStats,
     /// Things asked for but omitted, and why (printed on stderr).
     pub(crate) notes: Vec<String>,
+}
+
+/// An expectation value and its derivatives by the program's inputs.
+#[derive(Debug)]
+pub(crate) struct GradientLine {
+    pub(crate) observable: String,
+    pub(crate) value: f64,
+    pub(crate) gradient: Vec<(String, f64)>,
 }
 
 /// Rows of the histogram shown before "… more outcomes".
@@ -87,12 +99,22 @@ pub(crate) fn human(out: &mut impl Write, path: &Path, r: &Report) -> io::Result
     for (text, value) in &r.expectations {
         writeln!(out, "\n⟨{text}⟩ = {value:.10}")?;
     }
-    writeln!(
+    for g in &r.gradients {
+        writeln!(out, "\ngradient of ⟨{}⟩:", g.observable)?;
+        for (name, d) in &g.gradient {
+            writeln!(out, "  ∂/∂{name} = {d:+.10}")?;
+        }
+    }
+    write!(
         out,
         "\nparse {:.2} ms, simulate {:.2} ms",
         r.parse_time.as_secs_f64() * 1e3,
         r.sim_time.as_secs_f64() * 1e3
-    )
+    )?;
+    match r.gradient_time {
+        Some(t) => writeln!(out, ", gradient {:.2} ms", t.as_secs_f64() * 1e3),
+        None => writeln!(out),
+    }
 }
 
 pub(crate) fn json(out: &mut impl Write, r: &Report) -> io::Result<()> {
@@ -128,10 +150,26 @@ pub(crate) fn json(out: &mut impl Write, r: &Report) -> io::Result<()> {
             .collect();
         obj.insert("expectation".into(), Value::Array(e));
     }
-    obj.insert(
-        "timing".into(),
-        json!({"parse_seconds": r.parse_time.as_secs_f64(), "simulate_seconds": r.sim_time.as_secs_f64()}),
-    );
+    if !r.gradients.is_empty() {
+        let g: Vec<Value> = r
+            .gradients
+            .iter()
+            .map(|g| {
+                let by: Map<String, Value> = g
+                    .gradient
+                    .iter()
+                    .map(|(k, d)| (k.clone(), json!(d)))
+                    .collect();
+                json!({"observable": g.observable, "value": g.value, "gradient": by})
+            })
+            .collect();
+        obj.insert("gradients".into(), Value::Array(g));
+    }
+    let mut timing = json!({"parse_seconds": r.parse_time.as_secs_f64(), "simulate_seconds": r.sim_time.as_secs_f64()});
+    if let Some(t) = r.gradient_time {
+        timing["gradient_seconds"] = json!(t.as_secs_f64());
+    }
+    obj.insert("timing".into(), timing);
     obj.insert(
         "stats".into(),
         json!({"gates": r.stats.gates, "applied_ops": r.stats.applied_ops, "branches": r.stats.branches}),

@@ -5,12 +5,15 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kettle_core::{Float, PauliSum, RunOptions, SimError, Simulator, final_measurements};
-use kettle_ir::Circuit;
+use kettle_core::{AngleRef, Float, PauliSum, RunOptions, SimError, Simulator, final_measurements};
+use kettle_qasm::{
+    JacobianError, Limits, SourceFormat, angle_jacobian, moved_angles, qasm3_inputs,
+};
 
 use crate::failure::Failure;
 use crate::progress::ProgressMonitor;
-use crate::render::{self, Report};
+use crate::render::{self, GradientLine, Report};
+use crate::source::Loaded;
 use crate::{PrecisionArg, RunArgs};
 
 /// Largest state or distribution printed inline; beyond it, `--state-out`.
@@ -20,8 +23,8 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), Failure> {
     let loaded = args.sim.load(&args.file)?;
     let (sim, threads) = args.sim.simulator()?;
     let report = match args.sim.precision {
-        PrecisionArg::F64 => simulate::<f64>(&sim, &loaded.circuit, args, threads)?,
-        PrecisionArg::F32 => simulate::<f32>(&sim, &loaded.circuit, args, threads)?,
+        PrecisionArg::F64 => simulate::<f64>(&sim, &loaded, args, threads)?,
+        PrecisionArg::F32 => simulate::<f32>(&sim, &loaded, args, threads)?,
     };
     let report = Report {
         parse_time: loaded.parse_time,
@@ -46,10 +49,11 @@ fn eprintln_note(note: &str) {
 
 fn simulate<F: Float>(
     sim: &Simulator,
-    circuit: &Circuit,
+    loaded: &Loaded,
     args: &RunArgs,
     threads: usize,
 ) -> Result<Report, Failure> {
+    let circuit = &loaded.circuit;
     let observables: Vec<PauliSum> = args
         .expect
         .iter()
@@ -109,6 +113,8 @@ fn simulate<F: Float>(
         probabilities: None,
         statevector: None,
         expectations: Vec::new(),
+        gradients: Vec::new(),
+        gradient_time: None,
         parse_time: Duration::ZERO,
         sim_time,
         stats: result.stats.clone(),
@@ -150,8 +156,76 @@ fn simulate<F: Float>(
             write_state(out, &state.to_vec())?;
         }
     }
+    if args.gradient && deterministic {
+        let started = Instant::now();
+        report.gradients = gradients::<F>(sim, loaded, &args.expect, &observables, args)?;
+        report.gradient_time = Some(started.elapsed());
+    }
     report.notes = notes;
     Ok(report)
+}
+
+/// `--gradient`: each observable's derivatives by every `input float` and
+/// `input angle`, by the adjoint method, through the program's angles.
+fn gradients<F: Float>(
+    sim: &Simulator,
+    loaded: &Loaded,
+    texts: &[String],
+    observables: &[PauliSum],
+    args: &RunArgs,
+) -> Result<Vec<GradientLine>, Failure> {
+    let refuse = |why: &str| Failure::input(format!("kettle: --gradient: {why}"));
+    if loaded.format != SourceFormat::Qasm3 {
+        return Err(refuse(
+            "a gradient is taken by `input float` and `input angle` parameters, which only OpenQASM 3 programs have",
+        ));
+    }
+    let text = std::str::from_utf8(loaded.bytes()).map_err(|_| refuse("the file is not UTF-8"))?;
+    let names: Vec<String> = qasm3_inputs(text, &Limits::default())
+        .map_err(|d| refuse(&d.to_string()))?
+        .into_iter()
+        .filter(|p| p.kind == "float" || p.kind == "angle")
+        .map(|p| p.name)
+        .collect();
+    if names.is_empty() {
+        return Err(refuse(
+            "the program declares no `input float` or `input angle` to differentiate by",
+        ));
+    }
+    let columns = angle_jacobian(&loaded.circuit, &loaded.inputs, &names, loaded.lowerer()?)
+        .map_err(|e| match e {
+            JacobianError::Lower(failure) => failure,
+            JacobianError::Shape(why) => refuse(&why),
+        })?;
+    let angles: Vec<AngleRef> = moved_angles(&columns)
+        .into_iter()
+        .map(|(op, param)| AngleRef { op, param })
+        .collect();
+    let progress = ProgressMonitor::new(args.sim.quiet);
+    let by_angle =
+        sim.adjoint_gradient_monitored::<F>(&loaded.circuit, observables, &angles, &progress);
+    progress.finish();
+    Ok(texts
+        .iter()
+        .zip(by_angle?)
+        .map(|(text, g)| {
+            let d = |op, param| {
+                let k = angles
+                    .binary_search(&AngleRef { op, param })
+                    .expect("every moved angle was asked for");
+                g.angles[k]
+            };
+            GradientLine {
+                observable: text.clone(),
+                value: g.value,
+                gradient: names
+                    .iter()
+                    .zip(&columns)
+                    .map(|(name, column)| (name.clone(), column.chain(d)))
+                    .collect(),
+            }
+        })
+        .collect())
 }
 
 /// Raw little-endian re, im pairs at the state's precision.

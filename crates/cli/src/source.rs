@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use kettle_core::{FusionConfig, Parallelism, Simulator};
 use kettle_ir::Circuit;
 use kettle_qasm::{
-    Diagnostic, IncludeResolver, Limits, ParseOptions, ProgramError, SourceFormat, detect_format,
-    parse_program,
+    Diagnostic, IncludeResolver, Limits, ParseOptions, ProgramError, Qasm3Program, SourceFormat,
+    detect_format, parse_program,
 };
 
 use crate::SimArgs;
@@ -44,10 +44,53 @@ impl SimArgs {
     }
 }
 
-/// A parsed circuit and how long parsing took.
+/// A parsed circuit and how long parsing took, with what it takes to
+/// parse it again with other input values.
 pub(crate) struct Loaded {
     pub(crate) circuit: Circuit,
     pub(crate) parse_time: Duration,
+    pub(crate) format: SourceFormat,
+    pub(crate) inputs: BTreeMap<String, f64>,
+    bytes: Vec<u8>,
+    path: PathBuf,
+}
+
+impl Loaded {
+    /// An OpenQASM 3 program parsed once, and a function that lowers it
+    /// with other input values (includes from the file's folder).
+    pub(crate) fn lowerer(
+        &self,
+    ) -> Result<impl FnMut(&BTreeMap<String, f64>) -> Result<Circuit, Failure> + '_, Failure> {
+        fn options<'a>(
+            inputs: &BTreeMap<String, f64>,
+            includes: &'a SiblingIncludes,
+        ) -> ParseOptions<'a> {
+            ParseOptions {
+                limits: Limits::default(),
+                includes: Some(includes),
+                inputs: inputs.clone(),
+                ..ParseOptions::default()
+            }
+        }
+        let includes = self.includes();
+        let error = |d: Diagnostic| Failure::input(source_error(&self.path, &self.bytes, &d));
+        let text = std::str::from_utf8(&self.bytes)
+            .map_err(|_| Failure::input(format!("kettle: {} is not UTF-8", self.path.display())))?;
+        let program =
+            Qasm3Program::parse(text, &options(&self.inputs, &includes)).map_err(error)?;
+        Ok(move |inputs: &BTreeMap<String, f64>| {
+            program.lower(&options(inputs, &includes)).map_err(error)
+        })
+    }
+
+    /// The source's bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    fn includes(&self) -> SiblingIncludes {
+        includes_beside(&self.path)
+    }
 }
 
 /// Reads, size-checks and parses `path`; `format` overrides detection.
@@ -77,28 +120,47 @@ pub(crate) fn load(
                 "kettle: cannot tell the format of {shown}; pass --format qasm2, qasm3 or json"
             ))
         })?;
-    let folder = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let includes = SiblingIncludes {
-        folder: folder.to_path_buf(),
-    };
+    let started = Instant::now();
+    let circuit = parse(path, &bytes, format, inputs.clone())?;
+    Ok(Loaded {
+        circuit,
+        parse_time: started.elapsed(),
+        format,
+        inputs,
+        bytes,
+        path: path.to_path_buf(),
+    })
+}
+
+/// Parses the bytes of `path` as `format`, includes from its folder.
+fn parse(
+    path: &Path,
+    bytes: &[u8],
+    format: SourceFormat,
+    inputs: BTreeMap<String, f64>,
+) -> Result<Circuit, Failure> {
+    let includes = includes_beside(path);
     let options = ParseOptions {
-        limits,
+        limits: Limits::default(),
         includes: Some(&includes),
         inputs,
         ..ParseOptions::default()
     };
-    let started = Instant::now();
-    let circuit = parse_program(&bytes, format, &options).map_err(|e| match e {
-        ProgramError::Source(d) => Failure::input(source_error(path, &bytes, &d)),
-        ProgramError::Json(e) => Failure::input(format!("error: {shown}: {e}")),
-    })?;
-    Ok(Loaded {
-        circuit,
-        parse_time: started.elapsed(),
+    parse_program(bytes, format, &options).map_err(|e| match e {
+        ProgramError::Source(d) => Failure::input(source_error(path, bytes, &d)),
+        ProgramError::Json(e) => Failure::input(format!("error: {}: {e}", path.display())),
     })
+}
+
+/// The includes of the file at `path`: its own folder's.
+fn includes_beside(path: &Path) -> SiblingIncludes {
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    SiblingIncludes {
+        folder: folder.to_path_buf(),
+    }
 }
 
 /// Serves `include "name";` from the source file's own folder: `name` must

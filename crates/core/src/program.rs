@@ -69,6 +69,29 @@ impl Program {
         p
     }
 
+    /// Compiles a run of gates to apply to any state (not only |0…0⟩, so
+    /// no stage skips chunks that would be zero there).
+    pub(crate) fn compile_gates(
+        ops: Vec<KernelOp>,
+        num_qubits: u32,
+        fusion: &FusionConfig,
+        chunk: Option<ChunkShape>,
+    ) -> Program {
+        let gates = ops.len();
+        let instrs = if ops.is_empty() {
+            Vec::new()
+        } else {
+            plan(ops, num_qubits, chunk, fusion, false)
+        };
+        Program {
+            tail: instrs.len(),
+            instrs,
+            gates,
+            num_qubits,
+            chunk,
+        }
+    }
+
     /// Whether every shot follows the same path until the sampled tail (no
     /// measurement, reset or branch before it).
     #[cfg(test)]

@@ -153,6 +153,11 @@ impl Simulator {
         &self.par
     }
 
+    /// The fusion configuration.
+    pub(crate) fn fusion(&self) -> &FusionConfig {
+        &self.fusion
+    }
+
     /// The memory budget, if any.
     pub fn memory_budget(&self) -> Option<u64> {
         self.memory_budget

@@ -345,6 +345,18 @@ impl<F: Float> StateVector<F> {
         kernels::apply(&mut self.blocks, self.num_qubits, op, par);
     }
 
+    /// Applies a compiled program of gates only (no measurement, reset or
+    /// branch: its instructions are passes and stages).
+    pub(crate) fn apply_program(&mut self, program: &crate::program::Program, par: &Parallelism) {
+        for instr in &program.instrs {
+            match instr {
+                crate::program::Instr::Apply(op) => self.apply(op, par),
+                crate::program::Instr::Stage(stage) => self.apply_stage(stage, par),
+                other => unreachable!("a unitary program has no {other:?}"),
+            }
+        }
+    }
+
     /// Applies a stage of cache blocking, chunk by chunk.
     pub(crate) fn apply_stage(&mut self, stage: &Stage, par: &Parallelism) {
         kernels::apply_stage(&mut self.blocks, self.num_qubits, stage, par);

@@ -37,6 +37,29 @@ pub struct InputColumn {
     pub angles: Vec<(usize, usize, f64)>,
 }
 
+impl InputColumn {
+    /// The derivative by this column's input, from the derivative by each
+    /// angle (`by_angle(op, param)`): the chain rule.
+    pub fn chain(&self, by_angle: impl Fn(usize, usize) -> f64) -> f64 {
+        self.angles
+            .iter()
+            .map(|&(op, param, slope)| slope * by_angle(op, param))
+            .sum()
+    }
+}
+
+/// Every angle that some column moves, as `(operation, parameter)`, sorted
+/// and each once: the angles to differentiate by.
+pub fn moved_angles(columns: &[InputColumn]) -> Vec<(usize, usize)> {
+    let mut angles: Vec<(usize, usize)> = columns
+        .iter()
+        .flat_map(|c| c.angles.iter().map(|&(op, param, _)| (op, param)))
+        .collect();
+    angles.sort_unstable();
+    angles.dedup();
+    angles
+}
+
 /// The columns of the Jacobian of `base`'s angles with respect to each of
 /// `names` (inputs of `values`), where `lower` turns input values into the
 /// circuit (`base` is `lower(values)`). Lowerings go through `lower`, so

@@ -126,7 +126,7 @@ mod tests;
 
 use std::fmt;
 
-pub use jacobian::{InputColumn, JacobianError, angle_jacobian};
+pub use jacobian::{InputColumn, JacobianError, angle_jacobian, moved_angles};
 pub use json::{JsonError, parse_json, to_json};
 pub use options::{
     IncludeResolver, InputParameter, ParseOptions, ProgramError, SourceFormat, detect_format,
@@ -293,6 +293,37 @@ pub fn parse_qasm2_bytes(source: &[u8], limits: &Limits) -> Result<Circuit, Diag
 pub fn parse_qasm3(source: &str, options: &ParseOptions) -> Result<Circuit, Diagnostic> {
     check_size(source.len(), &options.limits)?;
     qasm3::parse(source, options)
+}
+
+/// An OpenQASM 3 program parsed once (its includes read), to be lowered
+/// as often as needed with other input values, as a gradient's
+/// [`angle_jacobian`] does.
+pub struct Qasm3Program(qasm3::Parsed);
+
+impl fmt::Debug for Qasm3Program {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Qasm3Program").finish_non_exhaustive()
+    }
+}
+
+impl Qasm3Program {
+    /// Parses `source` without lowering it.
+    ///
+    /// # Errors
+    /// A syntax error or an include that cannot be had, with its position.
+    pub fn parse(source: &str, options: &ParseOptions) -> Result<Qasm3Program, Diagnostic> {
+        check_size(source.len(), &options.limits)?;
+        qasm3::read(source, options).map(Qasm3Program)
+    }
+
+    /// The program lowered with `options`' inputs: what [`parse_qasm3`]
+    /// gives for the same source and options.
+    ///
+    /// # Errors
+    /// As [`parse_qasm3`], past the parse.
+    pub fn lower(&self, options: &ParseOptions) -> Result<Circuit, Diagnostic> {
+        self.0.lower(options)
+    }
 }
 
 /// The `input` declarations of an OpenQASM 3 program (name and type), in

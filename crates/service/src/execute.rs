@@ -12,14 +12,14 @@ use kettle_core::{
     final_measurements, measured_qubits,
 };
 use kettle_ir::Circuit;
-use kettle_qasm::{InputColumn, JacobianError, angle_jacobian};
+use kettle_qasm::{InputColumn, JacobianError, Qasm3Program, angle_jacobian, moved_angles};
 
 use crate::config::TenantLimits;
 use crate::model::{
     ExecutionResult, Expectation, Gradient, GradientRequest, JobResult, JobSpec, Precision,
     ResultType,
 };
-use crate::prepare::parse_execution;
+use crate::prepare::{parse_execution, parse_options};
 
 /// Mixed into an execution's seed for the order of its shots ("memory").
 const MEMORY_STREAM: u64 = 0x6d65_6d6f_7279;
@@ -165,6 +165,9 @@ fn gradient_plan<'a>(
         .map(|text| text.parse())
         .collect::<Result<Vec<PauliSum>, SimError>>()?;
     let names = request.parameters.clone().unwrap_or_default();
+    // Parsed once, lowered at each moved point.
+    let parsed = Qasm3Program::parse(&spec.program.source, &parse_options(limits, inputs))
+        .map_err(|e| RunFailure::Error(format!("the program no longer parses: {e}")))?;
     let lower = |moved: &BTreeMap<String, f64>| {
         let start = Progress {
             applied: 0,
@@ -173,7 +176,8 @@ fn gradient_plan<'a>(
         if monitor.on_progress(start).is_break() {
             return Err(RunFailure::Stopped);
         }
-        parse_execution(&spec.program, moved, limits)
+        parsed
+            .lower(&parse_options(limits, moved))
             .map_err(|e| RunFailure::Error(format!("the program no longer parses: {e}")))
     };
     let columns = angle_jacobian(circuit, inputs, &names, lower).map_err(|e| match e {
@@ -195,17 +199,10 @@ fn gradients<F: Float>(
     plan: &GradientPlan<'_>,
     monitor: &dyn Monitor,
 ) -> Result<Vec<Gradient>, RunFailure> {
-    let mut angles: Vec<AngleRef> = plan
-        .columns
-        .iter()
-        .flat_map(|c| {
-            c.angles
-                .iter()
-                .map(|&(op, param, _)| AngleRef { op, param })
-        })
+    let angles: Vec<AngleRef> = moved_angles(&plan.columns)
+        .into_iter()
+        .map(|(op, param)| AngleRef { op, param })
         .collect();
-    angles.sort_unstable();
-    angles.dedup();
     let by_angle =
         sim.adjoint_gradient_monitored::<F>(circuit, &plan.observables, &angles, monitor)?;
     let names = plan.request.parameters.as_deref().unwrap_or_default();
@@ -214,26 +211,22 @@ fn gradients<F: Float>(
         .observables
         .iter()
         .zip(by_angle)
-        .map(|(text, g)| Gradient {
-            observable: text.clone(),
-            value: g.value,
-            gradient: names
-                .iter()
-                .zip(&plan.columns)
-                .map(|(name, column)| {
-                    let d: f64 = column
-                        .angles
-                        .iter()
-                        .map(|&(op, param, slope)| {
-                            let k = angles
-                                .binary_search(&AngleRef { op, param })
-                                .expect("every angle of a column was asked for");
-                            slope * g.angles[k]
-                        })
-                        .sum();
-                    (name.clone(), d)
-                })
-                .collect(),
+        .map(|(text, g)| {
+            let d = |op, param| {
+                let k = angles
+                    .binary_search(&AngleRef { op, param })
+                    .expect("every moved angle was asked for");
+                g.angles[k]
+            };
+            Gradient {
+                observable: text.clone(),
+                value: g.value,
+                gradient: names
+                    .iter()
+                    .zip(&plan.columns)
+                    .map(|(name, column)| (name.clone(), column.chain(d)))
+                    .collect(),
+            }
         })
         .collect())
 }

@@ -109,6 +109,19 @@ pub(crate) fn parse_execution(
     parse_execution_within(program, inputs, limits, Interrupt::default())
 }
 
+/// The options a job's program is parsed with, for these input values.
+pub(crate) fn parse_options(
+    limits: &TenantLimits,
+    inputs: &BTreeMap<String, f64>,
+) -> ParseOptions<'static> {
+    ParseOptions {
+        limits: parse_limits(limits),
+        includes: None,
+        inputs: inputs.clone(),
+        ..ParseOptions::default()
+    }
+}
+
 /// [`parse_execution`] that `interrupt` may end.
 fn parse_execution_within(
     program: &Program,
