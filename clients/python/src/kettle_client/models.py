@@ -63,6 +63,28 @@ class Expectation:
 
 
 @dataclass(frozen=True)
+class Gradient:
+    """An expectation value and its exact derivatives (the
+    ``adjoint_gradient`` result type): ``gradient[name]`` is
+    ∂⟨observable⟩/∂``name`` for each input parameter asked for."""
+
+    observable: str
+    value: float
+    gradient: dict[str, float]
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Gradient:
+        g = d.get("gradient")
+        return cls(
+            observable=str(d.get("observable", "")),
+            value=float(d.get("value", 0.0)),
+            gradient={str(k): float(v) for k, v in g.items()} if isinstance(g, Mapping) else {},
+            raw=d,
+        )
+
+
+@dataclass(frozen=True)
 class ExecutionResult:
     """The result of one execution (one index of a sweep).
 
@@ -83,6 +105,7 @@ class ExecutionResult:
     statevector: list[complex] | None = None
     sparse_statevector: dict[str, complex] | None = None
     expectations: list[Expectation] | None = None
+    gradients: list[Gradient] | None = None
     memory: list[str] | None = None
     inputs: dict[str, float] | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -92,6 +115,7 @@ class ExecutionResult:
         sv = d.get("statevector")
         sparse = d.get("sparse_statevector")
         exps = d.get("expectations")
+        grads = d.get("gradients")
         counts = d.get("counts")
         probs = d.get("probabilities")
         memory = d.get("memory")
@@ -108,6 +132,7 @@ class ExecutionResult:
                 else None
             ),
             expectations=[Expectation.from_dict(e) for e in exps] if isinstance(exps, list) else None,
+            gradients=[Gradient.from_dict(g) for g in grads] if isinstance(grads, list) else None,
             memory=[str(m) for m in memory] if isinstance(memory, list) else None,
             inputs={str(k): float(v) for k, v in inputs.items()} if isinstance(inputs, Mapping) else None,
             raw=d,

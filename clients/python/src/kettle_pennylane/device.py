@@ -632,8 +632,8 @@ class KettleDevice(Device):
     def _adjoint_results(self, plan: _Plan) -> tuple[Any, Any]:
         ex = plan.execution
         assert ex is not None
-        gradients = ex.raw.get("gradients")
-        if not isinstance(gradients, list):
+        gradients = ex.gradients
+        if gradients is None:
             raise KettleDeviceError("the Kettle server returned no gradients (adjoint_gradient)")
         if len(gradients) != len(plan.asked):
             raise KettleDeviceError(
@@ -646,9 +646,8 @@ class KettleDevice(Device):
             g = by_text.get(text)
             if g is None:
                 raise KettleDeviceError(f"the Kettle server returned no gradient for the observable {text!r}")
-            values.append(np.float64(g["value"]))
-            grad = g.get("gradient") or {}
-            rows.append([float(grad[name]) for name in plan.parameters])
+            values.append(np.float64(g.value))
+            rows.append([g.gradient[name] for name in plan.parameters])
         value: Any = values[0] if len(values) == 1 else tuple(values)
         return value, _squeeze_jacobian(np.asarray(rows, dtype=np.float64).reshape(len(values), len(plan.parameters)))
 

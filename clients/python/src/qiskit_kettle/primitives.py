@@ -665,6 +665,15 @@ class KettleEstimatorV2(BaseEstimatorV2):
     with a mid-circuit measurement, reset or classical control is refused by
     the server. ``metadata`` has ``target_precision``, ``shots`` (0),
     ``circuit_metadata`` and ``kettle_job_ids``.
+
+    With ``gradients=True`` each result's ``data`` also has ``gradients``,
+    of shape ``shape + (len(circuit.parameters),)``: the exact derivative of
+    each (noise-free) expectation value with respect to each of the
+    circuit's parameters, in ``circuit.parameters`` order, computed on the
+    server by the adjoint method (one forward and one backward pass per
+    parameter value set, whatever the number of parameters; the chain rule
+    runs through parameter expressions such as ``2*θ``). A parameter that
+    appears only in the global phase has derivative 0.
     """
 
     def __init__(
@@ -675,6 +684,7 @@ class KettleEstimatorV2(BaseEstimatorV2):
         seed: Any = None,
         precision: str | None = None,
         options: dict[str, Any] | None = None,
+        gradients: bool = False,
     ):
         aer = _aer_options(options, "default_precision")
         if default_precision is None:
@@ -686,6 +696,7 @@ class KettleEstimatorV2(BaseEstimatorV2):
         self._kettle = _KettlePrimitive(backend, None, precision)
         self._noise_seed = seed
         self._default_precision = float(default_precision)
+        self._gradients = bool(gradients)
 
     @property
     def backend(self) -> Any:
@@ -749,21 +760,42 @@ class KettleEstimatorV2(BaseEstimatorV2):
         per_job = kettle._max_executions()
         if exec_rows.shape[1] > 0:
             per_job = min(per_job, max(1, MAX_SWEEP_OPERATIONS // _operation_count(circuit)))
+        inputs = [program.parameters[p] for p in _input_parameters(circuit, program)]
+        every = list(circuit.parameters)
+        # Each circuit parameter's column among the inputs (None: global phase only).
+        input_of = [inputs.index(program.parameters[p]) if p in program.parameters else None for p in every]
+        def result_types(wanted: list[int]) -> list[Any]:
+            observables = [texts[t] for t in wanted]
+            if self._gradients and inputs:
+                return [{"adjoint_gradient": {"observables": observables, "parameters": inputs}}]
+            return [{"expectation": observables}]
+
         chunks: list[_Chunk] = []
         order: list[tuple[int, list[int]]] = []  # per execution sent: (execution, its texts)
         for execs, wanted in groups:
             for c in runner.submit_sweep(
                 index, circuit, program, exec_rows[execs],
-                result_types=[{"expectation": [texts[t] for t in wanted]}], shots=None, per_job=per_job,
+                result_types=result_types(wanted), shots=None, per_job=per_job,
             ):  # fmt: skip
                 chunks.append(_Chunk(c.job_id, len(order) + c.start, c.count))
             order.extend((e, wanted) for e in execs)
         job_ids = [c.job_id for c in chunks]
         noise = rng.normal(0.0, precision, shape) if precision > 0 else None
 
+        with_gradients = self._gradients and bool(inputs)
+
         def finish(executions: list[ExecutionResult]) -> PubResult:
             values = np.full((len(unique_rows), len(texts)), np.nan, dtype=float)
+            grads = np.zeros((len(unique_rows), len(texts), len(every)), dtype=float)
             for (e, wanted), execution in zip(order, executions, strict=True):
+                if with_gradients:
+                    found = execution.gradients or []
+                    if len(found) != len(wanted):
+                        raise RuntimeError(f"execution {e} returned {len(found)} gradients, expected {len(wanted)}")
+                    values[e, wanted] = [g.value for g in found]
+                    for t, g in zip(wanted, found, strict=True):
+                        grads[e, t] = [0.0 if k is None else g.gradient[inputs[k]] for k in input_of]
+                    continue
                 exps = execution.expectations or []
                 if len(exps) != len(wanted):
                     raise RuntimeError(f"execution {e} returned {len(exps)} expectation values, expected {len(wanted)}")
@@ -772,8 +804,11 @@ class KettleEstimatorV2(BaseEstimatorV2):
             if noise is not None:
                 evs = evs + noise
             stds = np.full(shape, precision, dtype=float)
+            fields: dict[str, Any] = {"evs": evs, "stds": stds}
+            if self._gradients:
+                fields["gradients"] = grads[exec_of, text_of].reshape(shape + (len(every),))
             return PubResult(
-                DataBin(evs=evs, stds=stds, shape=shape),
+                DataBin(**fields, shape=shape),
                 metadata={
                     "target_precision": precision,
                     "shots": 0,
