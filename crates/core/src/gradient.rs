@@ -5,13 +5,15 @@
 //! With `ψ = U_N ⋯ U_1 |0⟩`, `φ_j = U_j ⋯ U_1 |0⟩` and
 //! `λ_j = U_{j+1}† ⋯ U_N† H ψ`,
 //! `∂⟨ψ|H|ψ⟩/∂θ = 2 Re ⟨λ_j| ∂U_j/∂θ |φ_{j−1}⟩` for an angle θ of gate `j`.
-//! The walk starts from `φ = ψ` and `λ = Hψ` and undoes one gate at a time
-//! on both. Unlike PennyLane Lightning, which copies `φ` and applies the
-//! gate's generator to the copy before taking the inner product, the
-//! matrix element is computed in one read of both states
-//! ([`matrix_element`]), so the memory is one state plus one per
-//! observable, and any gate of the catalogue (several angles, controls)
-//! has a derivative (see [`derivative`]).
+//! The walk starts from `φ = ψ` and `λ = Hψ` and undoes the gates on both,
+//! in layers of gates on disjoint qubits whose terms are taken together,
+//! everything between them fused as a forward run is. Unlike PennyLane
+//! Lightning, which copies `φ` and applies the gate's generator to the copy
+//! before taking each inner product, the matrix elements are computed by
+//! reading both states, a layer's at once ([`matrix_elements`]), so the
+//! memory is one state plus one per observable, and any gate of the
+//! catalogue (several angles, controls) has a derivative (see
+//! [`derivative`]).
 
 use std::f64::consts::PI;
 use std::ops::ControlFlow;
@@ -197,6 +199,8 @@ impl Simulator {
                     lambda.apply_program(&segment, par);
                 }
                 at = top;
+                // Every angle's term of the layer, in one sweep per λ.
+                let mut found = Vec::new();
                 for (j, op) in ops.iter().enumerate().take(top).skip(bottom) {
                     let Operation::Gate {
                         gate:
@@ -214,10 +218,21 @@ impl Simulator {
                     let inverse = gate.controlled_base().1.adjoint();
                     for &(slot, param) in &wanted[j] {
                         let m = derivative(*standard, params, param).matmul(&inverse);
-                        for (lambda, result) in lambdas.iter().zip(&mut results) {
-                            let g = matrix_element(lambda, &phi, &targets, &all_controls, &m, par);
-                            result.angles[slot] = 2.0 * g.re;
-                        }
+                        found.push((slot, targets.clone(), all_controls.clone(), m));
+                    }
+                }
+                let terms: Vec<Term<'_>> = found
+                    .iter()
+                    .map(|(_, targets, controls, m)| Term {
+                        targets,
+                        controls,
+                        m,
+                    })
+                    .collect();
+                for (lambda, result) in lambdas.iter().zip(&mut results) {
+                    let values = matrix_elements(lambda, &phi, &terms, par);
+                    for ((slot, ..), g) in found.iter().zip(values) {
+                        result.angles[*slot] = 2.0 * g.re;
                     }
                 }
             }
@@ -347,38 +362,6 @@ fn apply_observable<F: Float>(
     })
 }
 
-/// `⟨bra| (C ⊗ M) |ket⟩`, where `M` acts on `targets` (bit `i` of its index
-/// is `targets[i]`) and `C` projects onto the basis states where every
-/// control holds: one read of both states, in fixed pieces (the same sum
-/// for any thread count).
-///
-/// When no target or control lives inside a block (every one at or above
-/// `LOG_LANES`), whole blocks line up: the sum runs on vectors, a block of
-/// each of the `2^k` columns at a time ([`matrix_element_blocks`]);
-/// otherwise amplitude by amplitude ([`matrix_element_amplitudes`], also
-/// the reference the fast path is tested against).
-pub(crate) fn matrix_element<F: Float>(
-    bra: &StateVector<F>,
-    ket: &StateVector<F>,
-    targets: &[Qubit],
-    controls: &[Control],
-    m: &GateMatrix,
-    par: &Parallelism,
-) -> Complex64 {
-    let n = ket.num_qubits();
-    let lowest = targets
-        .iter()
-        .copied()
-        .chain(controls.iter().map(|c| c.qubit))
-        .min()
-        .unwrap_or(n);
-    if n >= F::LOG_LANES && lowest >= F::LOG_LANES {
-        matrix_element_blocks(bra, ket, targets, controls, m, par)
-    } else {
-        matrix_element_amplitudes(bra, ket, targets, controls, m, par)
-    }
-}
-
 /// The layout of a matrix element's sum: the fixed qubits (targets and
 /// controls) in increasing order, the index bits the controls require, and
 /// the index offset of each of the matrix's columns, all in units of
@@ -435,7 +418,11 @@ impl Layout {
     }
 }
 
-/// [`matrix_element`] amplitude by amplitude.
+/// `⟨bra| (C ⊗ M) |ket⟩`, where `M` acts on `targets` (bit `i` of its index
+/// is `targets[i]`) and `C` projects onto the basis states where every
+/// control holds, amplitude by amplitude, in fixed pieces (the same sum for
+/// any thread count): the plain form, and the reference of
+/// [`matrix_elements`]' sweep.
 pub(crate) fn matrix_element_amplitudes<F: Float>(
     bra: &StateVector<F>,
     ket: &StateVector<F>,
@@ -469,54 +456,117 @@ pub(crate) fn matrix_element_amplitudes<F: Float>(
     pieces.into_iter().sum()
 }
 
-/// [`matrix_element`] a block at a time, when every fixed qubit is at or
-/// above `LOG_LANES`: lane `l` of every block read holds amplitudes that
-/// differ only in the low (free) bits, so the lanes add up independently.
-fn matrix_element_blocks<F: Float>(
+/// One term of [`matrix_elements`]: `⟨bra| (C ⊗ M) |ket⟩` as in
+/// [`matrix_element_amplitudes`].
+pub(crate) struct Term<'a> {
+    pub(crate) targets: &'a [Qubit],
+    pub(crate) controls: &'a [Control],
+    pub(crate) m: &'a GateMatrix,
+}
+
+/// [`matrix_element_amplitudes`] of every term, with one sweep over the two states
+/// among the terms whose qubits are all at or above `LOG_LANES`: each block
+/// is read once for all of them, and a term's partner blocks (a power of
+/// two apart) are mostly still in cache when the sweep reaches them, where
+/// one sweep per term would stream both states from memory for each. The
+/// others go one at a time, amplitude by amplitude.
+pub(crate) fn matrix_elements<F: Float>(
     bra: &StateVector<F>,
     ket: &StateVector<F>,
-    targets: &[Qubit],
-    controls: &[Control],
-    m: &GateMatrix,
+    terms: &[Term<'_>],
     par: &Parallelism,
-) -> Complex64 {
-    let dim = m.dim();
-    let layout = Layout::new(ket.num_qubits(), targets, controls, F::LOG_LANES);
+) -> Vec<Complex64> {
+    let n = ket.num_qubits();
+    let block_level = |t: &Term<'_>| {
+        n >= F::LOG_LANES
+            && t.targets
+                .iter()
+                .chain(t.controls.iter().map(|c| &c.qubit))
+                .all(|&q| q >= F::LOG_LANES)
+    };
+    let mut out = vec![Complex64::new(0.0, 0.0); terms.len()];
+    let mut swept = Vec::new();
+    for (k, t) in terms.iter().enumerate() {
+        if block_level(t) {
+            swept.push(k);
+        } else {
+            out[k] = matrix_element_amplitudes(bra, ket, t.targets, t.controls, t.m, par);
+        }
+    }
+    if swept.is_empty() {
+        return out;
+    }
+    struct Prepared<V> {
+        targets: usize,
+        controls: usize,
+        want: usize,
+        offsets: Vec<usize>,
+        entries: Vec<(V, V)>,
+    }
     let splat = |x: f64| F::splat(F::from_f64(x));
-    let entries: Vec<(F::V, F::V)> = m
-        .data()
+    let shift = F::LOG_LANES;
+    let prepared: Vec<Prepared<F::V>> = swept
         .iter()
-        .map(|z| (splat(z.re), splat(z.im)))
-        .collect();
-    let pieces = par.map_pieces(layout.items, 256, F::LANES * dim, |range| {
-        let zero = splat(0.0);
-        let (mut acc_re, mut acc_im) = (zero, zero);
-        let mut column = vec![(zero, zero); dim];
-        for j in range {
-            let base = layout.base(j);
-            for (c, v) in column.iter_mut().enumerate() {
-                let b = ket.block(base | layout.offsets[c]);
-                *v = (b.re, b.im);
+        .map(|&k| {
+            let t = &terms[k];
+            let layout = Layout::new(n, t.targets, t.controls, shift);
+            Prepared {
+                targets: t.targets.iter().map(|&q| 1usize << (q - shift)).sum(),
+                controls: t.controls.iter().map(|c| 1usize << (c.qubit - shift)).sum(),
+                want: layout.want,
+                offsets: layout.offsets,
+                entries: t
+                    .m
+                    .data()
+                    .iter()
+                    .map(|z| (splat(z.re), splat(z.im)))
+                    .collect(),
             }
-            for r in 0..dim {
-                // (M·ket)_r, then conj(bra_r) times it.
-                let (mut re, mut im) = (zero, zero);
-                for (&(mre, mim), &(vre, vim)) in
-                    entries[r * dim..(r + 1) * dim].iter().zip(&column)
-                {
-                    re = F::mul_add(mre, vre, F::mul_neg_add(mim, vim, re));
-                    im = F::mul_add(mre, vim, F::mul_add(mim, vre, im));
+        })
+        .collect();
+    let most = prepared.iter().map(|p| p.offsets.len()).max().unwrap_or(1);
+    let pieces = par.map_pieces(ket.block_count(), 256, F::LANES * swept.len(), |range| {
+        let zero = splat(0.0);
+        let mut acc = vec![(zero, zero); prepared.len()];
+        let mut column = vec![(zero, zero); most];
+        for b in range {
+            for (p, (acc_re, acc_im)) in prepared.iter().zip(acc.iter_mut()) {
+                if b & p.targets != 0 || b & p.controls != p.want {
+                    continue;
                 }
-                let b = bra.block(base | layout.offsets[r]);
-                acc_re = F::mul_add(b.re, re, F::mul_add(b.im, im, acc_re));
-                acc_im = F::mul_add(b.re, im, F::mul_neg_add(b.im, re, acc_im));
+                let dim = p.offsets.len();
+                for (c, v) in column[..dim].iter_mut().enumerate() {
+                    let k = ket.block(b | p.offsets[c]);
+                    *v = (k.re, k.im);
+                }
+                for r in 0..dim {
+                    let (mut re, mut im) = (zero, zero);
+                    for (&(mre, mim), &(vre, vim)) in
+                        p.entries[r * dim..(r + 1) * dim].iter().zip(&column[..dim])
+                    {
+                        re = F::mul_add(mre, vre, F::mul_neg_add(mim, vim, re));
+                        im = F::mul_add(mre, vim, F::mul_add(mim, vre, im));
+                    }
+                    let w = bra.block(b | p.offsets[r]);
+                    *acc_re = F::mul_add(w.re, re, F::mul_add(w.im, im, *acc_re));
+                    *acc_im = F::mul_add(w.re, im, F::mul_neg_add(w.im, re, *acc_im));
+                }
             }
         }
-        (0..F::LANES).fold(Complex64::new(0.0, 0.0), |sum, l| {
-            sum + Complex64::new(F::lane(&acc_re, l).to_f64(), F::lane(&acc_im, l).to_f64())
-        })
+        acc.iter()
+            .map(|(re, im)| {
+                (0..F::LANES).fold(Complex64::new(0.0, 0.0), |sum, l| {
+                    sum + Complex64::new(F::lane(re, l).to_f64(), F::lane(im, l).to_f64())
+                })
+            })
+            .collect::<Vec<Complex64>>()
     });
-    pieces.into_iter().sum()
+    for piece in pieces {
+        for (&k, v) in swept.iter().zip(piece) {
+            out[k] += v;
+        }
+    }
+    out
 }
 
 /// `∂B/∂θ_a` for the base matrix `B` of `gate` (see
@@ -611,7 +661,12 @@ mod tests {
         let targets = [3];
         let controls = [Control::one(1), Control::zero(4)];
         for par in [Parallelism::Sequential, Parallelism::threads(3).unwrap()] {
-            let got = matrix_element(&bra, &ket, &targets, &controls, &m, &par);
+            let term = Term {
+                targets: &targets,
+                controls: &controls,
+                m: &m,
+            };
+            let got = matrix_elements(&bra, &ket, &[term], &par)[0];
             // Reference: build (C ⊗ M)|ket⟩ amplitude by amplitude.
             let (b, k) = (bra.to_vec_f64(), ket.to_vec_f64());
             let mut want = Complex64::new(0.0, 0.0);
@@ -668,8 +723,59 @@ mod tests {
                 &Parallelism::Sequential,
             );
             for par in [Parallelism::Sequential, Parallelism::threads(2).unwrap()] {
-                let fast = matrix_element_blocks(&bra, &ket, targets, controls, m, &par);
+                let term = Term {
+                    targets,
+                    controls,
+                    m,
+                };
+                let fast = matrix_elements(&bra, &ket, &[term], &par)[0];
                 assert!(close(fast, plain, tol), "{targets:?}: {fast} vs {plain}");
+            }
+        }
+    }
+
+    #[test]
+    fn matrix_elements_in_one_sweep_match_one_at_a_time() {
+        let n = 11;
+        let mut c = Circuit::new(n);
+        for q in 0..n {
+            c = c.ry(0.2 + 0.5 * f64::from(q), q).rz(0.3 * f64::from(q), q);
+        }
+        for q in 0..n - 1 {
+            c = c.cx(q, q + 1);
+        }
+        let ket: StateVector<f64> = Simulator::new().statevector(&c).unwrap();
+        let bra: StateVector<f64> = Simulator::new().statevector(&c.clone().h(6)).unwrap();
+        let ms = [
+            derivative(StandardGate::Rx, &[0.4], 0),
+            derivative(StandardGate::U, &[0.3, 0.2, -0.9], 2),
+            derivative(StandardGate::Rzz, &[1.2], 0),
+            derivative(StandardGate::Ry, &[-0.6], 0),
+        ];
+        let cases: [(&[Qubit], &[Control]); 4] = [
+            (&[0], &[]),
+            (&[5], &[Control::zero(9), Control::one(4)]),
+            (&[10, 6], &[]),
+            (&[8], &[Control::one(1)]),
+        ];
+        let terms: Vec<Term<'_>> = cases
+            .iter()
+            .zip(&ms)
+            .map(|((targets, controls), m)| Term {
+                targets,
+                controls,
+                m,
+            })
+            .collect();
+        for par in [Parallelism::Sequential, Parallelism::threads(2).unwrap()] {
+            let together = matrix_elements(&bra, &ket, &terms, &par);
+            for (t, got) in terms.iter().zip(together) {
+                let alone = matrix_element_amplitudes(&bra, &ket, t.targets, t.controls, t.m, &par);
+                assert!(
+                    close(got, alone, 1e-14),
+                    "{:?}: {got} vs {alone}",
+                    t.targets
+                );
             }
         }
     }

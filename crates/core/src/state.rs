@@ -192,17 +192,17 @@ impl<F: Float> StateVector<F> {
         check_budget::<F>(num_qubits, 2, budget)?;
         let mut blocks = alloc_zeroed_blocks::<F>(Self::buffer_len(num_qubits))?;
         let len = 1usize << num_qubits;
+        // At most 16 lanes (f32 on AVX-512).
+        let mut values = [Complex64::new(0.0, 0.0); 16];
         for b in 0..Self::logical_blocks(num_qubits) {
-            let values: Vec<Complex64> = (0..F::LANES)
-                .map(|l| {
-                    let i = b * F::LANES + l;
-                    if i < len {
-                        amplitude(i)
-                    } else {
-                        Complex64::new(0.0, 0.0)
-                    }
-                })
-                .collect();
+            for (l, v) in values.iter_mut().take(F::LANES).enumerate() {
+                let i = b * F::LANES + l;
+                *v = if i < len {
+                    amplitude(i)
+                } else {
+                    Complex64::new(0.0, 0.0)
+                };
+            }
             blocks[block_address::<F>(b)] = Block {
                 re: F::from_fn(|l| F::from_f64(values[l].re)),
                 im: F::from_fn(|l| F::from_f64(values[l].im)),
