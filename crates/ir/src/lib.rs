@@ -23,11 +23,13 @@
 //!
 //! This crate does no I/O and knows nothing of files, HTTP or async.
 
+mod channel;
 mod circuit;
 mod error;
 mod gate;
 mod matrix;
 
+pub use channel::{CHANNEL_TOLERANCE, Channel, ChannelError, ChannelForm, MAX_CHANNEL_QUBITS};
 pub use circuit::{
     Circuit, ClassicalRegister, Clbit, Condition, Control, MAX_CLBITS, MAX_NESTING, Operation,
     Qubit, check_gate,
