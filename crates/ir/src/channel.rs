@@ -684,9 +684,9 @@ mod tests {
         );
         // Thermal relaxation: excited population → pe with e^{−t/T1},
         // coherence × e^{−t/T2} (Qiskit's definition).
-        let (t1, t2, t, pe) = (50.0, 70.0, 13.0, 0.1);
-        let e1 = (-t / t1 as f64).exp();
-        let e2 = (-t / t2 as f64).exp();
+        let (t1, t2, t, pe): (f64, f64, f64, f64) = (50.0, 70.0, 13.0, 0.1);
+        let e1 = (-t / t1).exp();
+        let e2 = (-t / t2).exp();
         let excited = d.re * e1 + pe * (1.0 - e1);
         let want = [c(1.0 - excited, 0.), b * e2, b.conj() * e2, c(excited, 0.)];
         close(
