@@ -130,11 +130,9 @@ fn parse_execution_within(
     interrupt: Interrupt<'_>,
 ) -> Result<Circuit, ProgramError> {
     let options = ParseOptions {
-        limits: parse_limits(limits),
-        includes: None,
-        inputs: inputs.clone(),
         deadline: interrupt.deadline.map(|(d, _)| d),
         stop: interrupt.stop,
+        ..parse_options(limits, inputs)
     };
     parse_program(
         program.source.as_bytes(),
@@ -285,9 +283,9 @@ fn check_metadata(req: &JobRequest) -> Result<(), ServiceError> {
     Ok(())
 }
 
-/// Most parameters one `adjoint_gradient` may differentiate by: each costs
-/// four lowerings of the program for its angles' derivatives
-/// (`kettle_qasm::angle_jacobian`) and a matrix element per angle.
+/// Most parameters one `adjoint_gradient` may differentiate by: the angles'
+/// Jacobian costs `2⌈log₂ P⌉ + 4` lowerings of the program, but four per
+/// parameter when an angle depends on several (`kettle_qasm::angle_jacobian`).
 pub(crate) const MAX_GRADIENT_PARAMETERS: usize = 1024;
 
 /// Result types with duplicates removed, and the observables of
