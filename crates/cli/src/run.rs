@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use kettle_core::{AngleRef, Float, PauliSum, RunOptions, SimError, Simulator, final_measurements};
 use kettle_qasm::{
-    JacobianError, Limits, SourceFormat, angle_jacobian, moved_angles, qasm3_inputs,
+    JacobianError, Limits, SourceFormat, angle_jacobian, chain_rule, moved_angles, qasm3_inputs,
 };
 
 use crate::failure::Failure;
@@ -197,9 +197,10 @@ fn gradients<F: Float>(
             JacobianError::Lower(failure) => failure,
             JacobianError::Shape(why) => refuse(&why),
         })?;
-    let angles: Vec<AngleRef> = moved_angles(&columns)
-        .into_iter()
-        .map(|(op, param)| AngleRef { op, param })
+    let moved = moved_angles(&columns);
+    let angles: Vec<AngleRef> = moved
+        .iter()
+        .map(|&(op, param)| AngleRef { op, param })
         .collect();
     let progress = ProgressMonitor::new(args.sim.quiet);
     let by_angle =
@@ -208,22 +209,14 @@ fn gradients<F: Float>(
     Ok(texts
         .iter()
         .zip(by_angle?)
-        .map(|(text, g)| {
-            let d = |op, param| {
-                let k = angles
-                    .binary_search(&AngleRef { op, param })
-                    .expect("every moved angle was asked for");
-                g.angles[k]
-            };
-            GradientLine {
-                observable: text.clone(),
-                value: g.value,
-                gradient: names
-                    .iter()
-                    .zip(&columns)
-                    .map(|(name, column)| (name.clone(), column.chain(d)))
-                    .collect(),
-            }
+        .map(|(text, g)| GradientLine {
+            observable: text.clone(),
+            value: g.value,
+            gradient: names
+                .iter()
+                .cloned()
+                .zip(chain_rule(&columns, &moved, &g.angles))
+                .collect(),
         })
         .collect())
 }

@@ -66,6 +66,27 @@ impl InputColumn {
     }
 }
 
+/// The derivative by each column's input, from the derivatives by the
+/// angles of [`moved_angles`] (`by_angle[i]` is by `angles[i]`, as a
+/// simulator's gradient returns them): the chain rule for every input.
+pub fn chain_rule(
+    columns: &[InputColumn],
+    angles: &[(usize, usize)],
+    by_angle: &[f64],
+) -> Vec<f64> {
+    columns
+        .iter()
+        .map(|column| {
+            column.chain(|op, param| {
+                let i = angles
+                    .binary_search(&(op, param))
+                    .expect("moved_angles lists every angle a column moves");
+                by_angle[i]
+            })
+        })
+        .collect()
+}
+
 /// Every angle that some column moves, as `(operation, parameter)`, sorted
 /// and each once: the angles to differentiate by.
 pub fn moved_angles(columns: &[InputColumn]) -> Vec<(usize, usize)> {

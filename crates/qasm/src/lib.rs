@@ -126,7 +126,7 @@ mod tests;
 
 use std::fmt;
 
-pub use jacobian::{InputColumn, JacobianError, angle_jacobian, moved_angles};
+pub use jacobian::{InputColumn, JacobianError, angle_jacobian, chain_rule, moved_angles};
 pub use json::{JsonError, parse_json, to_json};
 pub use options::{
     IncludeResolver, InputParameter, ParseOptions, ProgramError, SourceFormat, detect_format,

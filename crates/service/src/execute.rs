@@ -12,7 +12,9 @@ use kettle_core::{
     final_measurements, measured_qubits,
 };
 use kettle_ir::Circuit;
-use kettle_qasm::{InputColumn, JacobianError, Qasm3Program, angle_jacobian, moved_angles};
+use kettle_qasm::{
+    InputColumn, JacobianError, Qasm3Program, angle_jacobian, chain_rule, moved_angles,
+};
 
 use crate::config::TenantLimits;
 use crate::model::{
@@ -199,9 +201,10 @@ fn gradients<F: Float>(
     plan: &GradientPlan<'_>,
     monitor: &dyn Monitor,
 ) -> Result<Vec<Gradient>, RunFailure> {
-    let angles: Vec<AngleRef> = moved_angles(&plan.columns)
-        .into_iter()
-        .map(|(op, param)| AngleRef { op, param })
+    let moved = moved_angles(&plan.columns);
+    let angles: Vec<AngleRef> = moved
+        .iter()
+        .map(|&(op, param)| AngleRef { op, param })
         .collect();
     let by_angle =
         sim.adjoint_gradient_monitored::<F>(circuit, &plan.observables, &angles, monitor)?;
@@ -211,22 +214,14 @@ fn gradients<F: Float>(
         .observables
         .iter()
         .zip(by_angle)
-        .map(|(text, g)| {
-            let d = |op, param| {
-                let k = angles
-                    .binary_search(&AngleRef { op, param })
-                    .expect("every moved angle was asked for");
-                g.angles[k]
-            };
-            Gradient {
-                observable: text.clone(),
-                value: g.value,
-                gradient: names
-                    .iter()
-                    .zip(&plan.columns)
-                    .map(|(name, column)| (name.clone(), column.chain(d)))
-                    .collect(),
-            }
+        .map(|(text, g)| Gradient {
+            observable: text.clone(),
+            value: g.value,
+            gradient: names
+                .iter()
+                .cloned()
+                .zip(chain_rule(&plan.columns, &moved, &g.angles))
+                .collect(),
         })
         .collect())
 }
