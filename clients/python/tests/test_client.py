@@ -10,6 +10,7 @@ import pytest
 
 from kettle_client import (
     AuthenticationError,
+    BadRequestError,
     Backend,
     ConflictError,
     Job,
@@ -158,6 +159,21 @@ def test_cancel_and_delete(client: KettleClient) -> None:
     deleted = client.delete(other.id)
     assert deleted.id == other.id and (deleted.status == "cancelled" or deleted.cancel_requested)
     assert client.wait(other.id, timeout=60).status == "cancelled"
+
+
+def test_circuit_svg(client: KettleClient) -> None:
+    job = client.submit(BELL3, shots=10)
+    svg = client.circuit_svg(job.id)
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    # h, cx and two measurements, drawn from the job's own parse.
+    assert svg.count('class="op gate"') == 2 and svg.count('class="op measure"') == 2
+    assert 'data-rows="1"' in svg
+    folded = client.circuit_svg(job.id, fold=1)
+    assert 'data-rows="1"' not in folded
+    with pytest.raises(BadRequestError):
+        client.circuit_svg(job.id, fold=0)
+    with pytest.raises(NotFoundError):
+        client.circuit_svg(str(uuid.uuid4()))
 
 
 def test_wait_timeout(client: KettleClient) -> None:

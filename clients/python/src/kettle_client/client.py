@@ -388,6 +388,20 @@ class KettleClient:
         resp = self._request("DELETE", f"/v1/jobs/{_quote(job_id)}", retry="unsent")
         return Job.from_dict(self._json(resp))
 
+    def circuit_svg(self, job_id: str, *, fold: int | None = None) -> str:
+        """The job's circuit drawn as SVG (``GET /v1/jobs/{id}/circuit.svg``),
+        from the same parse the job runs (a sweep's first execution):
+        wires, gates with their angles, controls, measurements, resets,
+        barriers and ``if`` frames, ``fold`` layers per row (1–100, default
+        20). The drawing is bounded; what is left out is said in it."""
+        resp = self._request(
+            "GET",
+            f"/v1/jobs/{_quote(job_id)}/circuit.svg",
+            params={"fold": fold},
+            headers={"Accept": "image/svg+xml"},
+        )
+        return resp.text
+
     # -- server ---------------------------------------------------------
 
     def backend(self) -> Backend:
