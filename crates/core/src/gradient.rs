@@ -24,11 +24,11 @@ use num_complex::Complex64;
 
 use crate::error::SimError;
 use crate::float::Float;
-use crate::observable::{Pauli, PauliSum};
-use crate::op::KernelOp;
+use crate::observable::PauliSum;
+use crate::op::{KernelOp, split_controls};
 use crate::par::Parallelism;
 use crate::program::{Program, final_measurements};
-use crate::simulator::{Monitor, Progress, RunOptions, Simulator};
+use crate::simulator::{Monitor, Progress, RunOptions, Simulator, Unwatched};
 use crate::state::{StateVector, check_budget};
 
 /// One angle of a circuit: parameter `param` (in the order OpenQASM lists
@@ -108,14 +108,7 @@ impl Simulator {
         }
         let n = circuit.num_qubits();
         for h in observables {
-            for t in &h.terms {
-                if let Some(&(qubit, _)) = t.factors.iter().find(|(q, _)| *q >= n) {
-                    return Err(SimError::QubitOutOfRange {
-                        qubit,
-                        num_qubits: n,
-                    });
-                }
-            }
+            h.check_qubits(n)?;
         }
         let budget = self.memory_budget();
         check_budget::<F>(n, 1 + observables.len() as u32, budget)?;
@@ -214,11 +207,11 @@ impl Simulator {
                     else {
                         continue;
                     };
-                    let (_, targets, all_controls) = undo(gate, qubits, controls);
-                    let inverse = gate.controlled_base().1.adjoint();
+                    let (base, targets, all_controls) = split_controls(gate, qubits, controls);
+                    let inverse = base.adjoint();
                     for &(slot, param) in &wanted[j] {
                         let m = derivative(*standard, params, param).matmul(&inverse);
-                        found.push((slot, targets.clone(), all_controls.clone(), m));
+                        found.push((slot, targets, all_controls.clone(), m));
                     }
                 }
                 let terms: Vec<Term<'_>> = found
@@ -256,7 +249,7 @@ impl Simulator {
                     gate,
                     qubits,
                     controls,
-                } => Some(undo(gate, qubits, controls).0),
+                } => Some(undo(gate, qubits, controls)),
                 _ => None,
             })
             .collect();
@@ -269,29 +262,10 @@ impl Simulator {
     }
 }
 
-/// The inverse of one gate as a kernel operation, with its targets and
-/// every control (extra and built in).
-fn undo(
-    gate: &Gate,
-    qubits: &[Qubit],
-    controls: &[Control],
-) -> (KernelOp, Vec<Qubit>, Vec<Control>) {
-    let (builtin, base) = gate.controlled_base();
-    let builtin = builtin as usize;
-    let targets = qubits[builtin..].to_vec();
-    let mut all_controls: Vec<Control> = controls.to_vec();
-    all_controls.extend(qubits[..builtin].iter().map(|&q| Control::one(q)));
-    let op = KernelOp::from_matrix(&base.adjoint(), &targets, &all_controls);
-    (op, targets, all_controls)
-}
-
-/// The monitor of [`Simulator::adjoint_gradient`]: never stops anything.
-struct Unwatched;
-
-impl Monitor for Unwatched {
-    fn on_progress(&self, _: Progress) -> ControlFlow<()> {
-        ControlFlow::Continue(())
-    }
+/// The inverse of one gate as a kernel operation.
+fn undo(gate: &Gate, qubits: &[Qubit], controls: &[Control]) -> KernelOp {
+    let (base, targets, all_controls) = split_controls(gate, qubits, controls);
+    KernelOp::from_matrix(&base.adjoint(), targets, &all_controls)
 }
 
 /// Passes the forward run's progress on with the backward walk's
@@ -324,19 +298,7 @@ fn apply_observable<F: Float>(
         .terms
         .iter()
         .map(|t| {
-            let (mut flip, mut z, mut ys) = (0usize, 0usize, 0u32);
-            for &(q, p) in &t.factors {
-                match p {
-                    Pauli::I => {}
-                    Pauli::X => flip |= 1 << q,
-                    Pauli::Y => {
-                        flip |= 1 << q;
-                        z |= 1 << q;
-                        ys += 1;
-                    }
-                    Pauli::Z => z |= 1 << q,
-                }
-            }
+            let (flip, z, ys) = t.masks();
             let phase = [
                 Complex64::new(1.0, 0.0),
                 Complex64::new(0.0, 1.0),
@@ -684,11 +646,9 @@ mod tests {
         }
     }
 
-    /// The block path (every fixed qubit above the lanes) against the plain
-    /// one, in both precisions, with and without threads.
-    fn blocks_match_amplitudes<F: Float>(tol: f64) {
-        // Fixed qubits from 4 up: above the lanes of every build (AVX-512 f32 has 16).
-        let n = 10;
+    /// A product of distinct rotations entangled by a CNOT ladder: every
+    /// amplitude differs, so a term misread shows.
+    fn entangled(n: u32) -> Circuit {
         let mut c = Circuit::new(n);
         for q in 0..n {
             c = c.ry(0.3 + 0.7 * f64::from(q), q).rz(0.2 * f64::from(q), q);
@@ -696,6 +656,14 @@ mod tests {
         for q in 0..n - 1 {
             c = c.cx(q, q + 1);
         }
+        c
+    }
+
+    /// The block path (every fixed qubit above the lanes) against the plain
+    /// one, in both precisions, with and without threads.
+    fn blocks_match_amplitudes<F: Float>(tol: f64) {
+        // Fixed qubits from 4 up: above the lanes of every build (AVX-512 f32 has 16).
+        let c = entangled(10);
         let ket: StateVector<F> = Simulator::new().statevector(&c).unwrap();
         let bra: StateVector<F> = Simulator::new()
             .statevector(&c.clone().h(5).rx(0.9, 9))
@@ -736,14 +704,7 @@ mod tests {
 
     #[test]
     fn matrix_elements_in_one_sweep_match_one_at_a_time() {
-        let n = 11;
-        let mut c = Circuit::new(n);
-        for q in 0..n {
-            c = c.ry(0.2 + 0.5 * f64::from(q), q).rz(0.3 * f64::from(q), q);
-        }
-        for q in 0..n - 1 {
-            c = c.cx(q, q + 1);
-        }
+        let c = entangled(11);
         let ket: StateVector<f64> = Simulator::new().statevector(&c).unwrap();
         let bra: StateVector<f64> = Simulator::new().statevector(&c.clone().h(6)).unwrap();
         let ms = [

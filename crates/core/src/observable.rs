@@ -71,6 +71,42 @@ impl PauliTerm {
     }
 }
 
+impl PauliTerm {
+    /// `(f, z, y)`: the X-or-Y mask, the Z-or-Y mask and the number of Y
+    /// factors, so that `P|i⟩ = i^y (−1)^{|i ∧ z|} |i ⊕ f⟩`.
+    pub(crate) fn masks(&self) -> (usize, usize, u32) {
+        let (mut flip, mut z, mut ys) = (0usize, 0usize, 0u32);
+        for &(q, p) in &self.factors {
+            match p {
+                Pauli::I => {}
+                Pauli::X => flip |= 1 << q,
+                Pauli::Y => {
+                    flip |= 1 << q;
+                    z |= 1 << q;
+                    ys += 1;
+                }
+                Pauli::Z => z |= 1 << q,
+            }
+        }
+        (flip, z, ys)
+    }
+}
+
+impl PauliSum {
+    /// Fails if a term names a qubit a state of `num_qubits` lacks.
+    ///
+    /// # Errors
+    /// [`SimError::QubitOutOfRange`] for the first such qubit.
+    pub(crate) fn check_qubits(&self, num_qubits: u32) -> Result<(), SimError> {
+        for t in &self.terms {
+            if let Some(&(qubit, _)) = t.factors.iter().find(|(q, _)| *q >= num_qubits) {
+                return Err(SimError::QubitOutOfRange { qubit, num_qubits });
+            }
+        }
+        Ok(())
+    }
+}
+
 fn pauli(ch: char) -> Option<Pauli> {
     Some(match ch.to_ascii_uppercase() {
         'I' => Pauli::I,
@@ -197,28 +233,10 @@ pub(crate) fn expectation<F: Float>(
     observable: &PauliSum,
     par: &Parallelism,
 ) -> Result<f64, SimError> {
-    let n = state.num_qubits();
+    observable.check_qubits(state.num_qubits())?;
     let mut total = 0.0;
     for term in &observable.terms {
-        let (mut flip, mut zmask, mut ys) = (0usize, 0usize, 0u32);
-        for &(q, p) in &term.factors {
-            if q >= n {
-                return Err(SimError::QubitOutOfRange {
-                    qubit: q,
-                    num_qubits: n,
-                });
-            }
-            match p {
-                Pauli::I => {}
-                Pauli::X => flip |= 1 << q,
-                Pauli::Y => {
-                    flip |= 1 << q;
-                    zmask |= 1 << q;
-                    ys += 1;
-                }
-                Pauli::Z => zmask |= 1 << q,
-            }
-        }
+        let (flip, zmask, ys) = term.masks();
         let pieces = par.map_pieces(state.len(), 1 << 12, 1, |range| {
             let mut acc = Complex64::new(0.0, 0.0);
             for i in range {

@@ -10,6 +10,21 @@ use kettle_ir::{Control, Gate, GateMatrix, MatrixKind, Qubit};
 use num_complex::Complex64;
 use smallvec::SmallVec;
 
+/// A gate as its base matrix, the targets it acts on, and every control:
+/// the extra ones, then the gate's built-in |1⟩-controls (`ccx` is X on its
+/// last qubit under two controls).
+pub(crate) fn split_controls<'q>(
+    gate: &Gate,
+    qubits: &'q [Qubit],
+    controls: &[Control],
+) -> (GateMatrix, &'q [Qubit], SmallVec<[Control; 4]>) {
+    let (builtin, base) = gate.controlled_base();
+    let builtin = builtin as usize;
+    let mut all_controls: SmallVec<[Control; 4]> = controls.iter().copied().collect();
+    all_controls.extend(qubits[..builtin].iter().map(|&q| Control::one(q)));
+    (base, &qubits[builtin..], all_controls)
+}
+
 /// The matrix of a lowered operation, on `2^k` basis states of its targets.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum OpMatrix {
@@ -36,11 +51,8 @@ pub(crate) struct KernelOp {
 impl KernelOp {
     /// Lowers a validated gate.
     pub(crate) fn from_gate(gate: &Gate, qubits: &[Qubit], controls: &[Control]) -> KernelOp {
-        let (builtin, base) = gate.controlled_base();
-        let builtin = builtin as usize;
-        let mut all_controls: SmallVec<[Control; 4]> = controls.iter().copied().collect();
-        all_controls.extend(qubits[..builtin].iter().map(|&q| Control::one(q)));
-        KernelOp::from_matrix(&base, &qubits[builtin..], &all_controls)
+        let (base, targets, all_controls) = split_controls(gate, qubits, controls);
+        KernelOp::from_matrix(&base, targets, &all_controls)
     }
 
     /// Wraps a matrix, choosing its representation from its exact zeros.

@@ -84,8 +84,9 @@ pub trait Monitor: Sync {
     fn on_progress(&self, progress: Progress) -> ControlFlow<()>;
 }
 
-/// The monitor of [`Simulator::run`]: never stops anything.
-struct Unwatched;
+/// The monitor of [`Simulator::run`] and
+/// [`Simulator::adjoint_gradient`]: never stops anything.
+pub(crate) struct Unwatched;
 
 impl Monitor for Unwatched {
     fn on_progress(&self, _: Progress) -> ControlFlow<()> {
