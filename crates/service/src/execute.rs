@@ -107,26 +107,19 @@ pub(crate) fn run_job(
             of: spec.executions.len() as u64,
         };
         let gradient = gradient_plan(spec, circuit, inputs, limits, monitor)?;
-        let mut result = match spec.precision {
-            Precision::F64 => run_one::<f64>(
-                &sim,
-                circuit,
-                spec,
-                seed,
-                max_listed_qubits,
-                gradient.as_ref(),
-                monitor,
-            )?,
-            Precision::F32 => run_one::<f32>(
-                &sim,
-                circuit,
-                spec,
-                seed,
-                max_listed_qubits,
-                gradient.as_ref(),
-                monitor,
-            )?,
+        let run = match spec.precision {
+            Precision::F64 => run_one::<f64>,
+            Precision::F32 => run_one::<f32>,
         };
+        let mut result = run(
+            &sim,
+            circuit,
+            spec,
+            seed,
+            max_listed_qubits,
+            gradient.as_ref(),
+            monitor,
+        )?;
         result.inputs = inputs.clone();
         executions.push(result);
     }

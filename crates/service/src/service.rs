@@ -1045,18 +1045,7 @@ impl Service {
         // The deadline runs from when the parse starts, not while it waits
         // for a permit (a wait whose client hangs up leaves the queue).
         let spec = if tokio::runtime::Handle::try_current().is_ok() {
-            let permit = self
-                .inner
-                .admissions
-                .acquire(tenant)
-                .await
-                .ok_or(ServiceError::ShuttingDown)?;
-            tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                work()
-            })
-            .await
-            .map_err(|e| ServiceError::Store(format!("the parser task failed: {e}")))??
+            self.parse_under_permit(tenant, work).await??
         } else {
             work()?
         };
@@ -1303,6 +1292,24 @@ impl Service {
     pub async fn circuit(&self, tenant: &str, id: &str) -> Result<Circuit, ServiceError> {
         let spec = self.summary_row(tenant, id).await?.spec;
         let limits = self.inner.config.limits_for(tenant).clone();
+        self.parse_under_permit(tenant, move || {
+            let inputs = spec.executions.first().cloned().unwrap_or_default();
+            parse_execution(&spec.program, &inputs, &limits).map_err(|e| program_error(e, None))
+        })
+        .await?
+    }
+
+    /// Runs `parse` on a blocking thread under one of `tenant`'s admission
+    /// permits: a program's size says nothing of its parse's cost.
+    ///
+    /// # Errors
+    /// [`ServiceError::ShuttingDown`] when no permit is given, or the
+    /// blocking task's failure.
+    async fn parse_under_permit<T: Send + 'static>(
+        &self,
+        tenant: &str,
+        parse: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ServiceError> {
         let permit = self
             .inner
             .admissions
@@ -1311,11 +1318,10 @@ impl Service {
             .ok_or(ServiceError::ShuttingDown)?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let inputs = spec.executions.first().cloned().unwrap_or_default();
-            parse_execution(&spec.program, &inputs, &limits).map_err(|e| program_error(e, None))
+            parse()
         })
         .await
-        .map_err(|e| ServiceError::Store(format!("the parser task failed: {e}")))?
+        .map_err(|e| ServiceError::Store(format!("the parser task failed: {e}")))
     }
 
     async fn wait_view(

@@ -736,9 +736,9 @@ async fn adjoint_gradients_match_the_parameter_shift_rule() {
     let service = Service::start(config(dir.path())).await.unwrap();
     let tenant = service.authenticate(None).await.unwrap();
     let observables = ["Z0 Z1 + 0.5*X2", "Y0 Z2 - 0.25*X1"];
-    let run = |inputs: serde_json::Value, types: serde_json::Value| {
+    let run_program = |source: &str, inputs: serde_json::Value, types: serde_json::Value| {
         let req: JobRequest = serde_json::from_value(serde_json::json!({
-            "program": {"format": "qasm3", "source": GRADIENT_PROGRAM},
+            "program": {"format": "qasm3", "source": source},
             "inputs": inputs, "result_types": types
         }))
         .unwrap();
@@ -759,6 +759,7 @@ async fn adjoint_gradients_match_the_parameter_shift_rule() {
             job.result.unwrap()
         }
     };
+    let run = |inputs, types| run_program(GRADIENT_PROGRAM, inputs, types);
     let point = [("a", 0.37), ("b", -1.21), ("c", 2.05)];
     let inputs: serde_json::Map<String, serde_json::Value> = point
         .iter()
@@ -822,23 +823,13 @@ async fn adjoint_gradients_match_the_parameter_shift_rule() {
     // expressions: the chain rule against a 4th-order difference.
     let chained = "OPENQASM 3.0;\ninclude \"stdgates.inc\";\ninput float[64] a;\nqubit[2] q;\n\
         ry(2*a + 0.1) q[0];\ncx q[0], q[1];\nrz(-a/3) q[1];\nrx(a) q[1];\n";
-    let req: JobRequest = serde_json::from_value(serde_json::json!({
-        "program": {"format": "qasm3", "source": chained},
-        "inputs": {"a": [0.4, 0.4 + 2e-3, 0.4 + 1e-3, 0.4 - 1e-3, 0.4 - 2e-3]},
-        "result_types": [{"adjoint_gradient": {"observables": ["X1 + Z0"], "parameters": ["a"]}}]
-    }))
-    .unwrap();
-    let sub = service.submit(&tenant, req, None).await.unwrap();
-    let job = service
-        .wait(
-            &tenant,
-            &sub.job.id,
-            Duration::from_secs(20),
-            KeyFormat::Bitstring,
-        )
-        .await
-        .unwrap();
-    let ex = &job.result.unwrap().executions;
+    let result = run_program(
+        chained,
+        serde_json::json!({"a": [0.4, 0.4 + 2e-3, 0.4 + 1e-3, 0.4 - 1e-3, 0.4 - 2e-3]}),
+        serde_json::json!([{"adjoint_gradient": {"observables": ["X1 + Z0"], "parameters": ["a"]}}]),
+    )
+    .await;
+    let ex = &result.executions;
     let v = |i: usize| ex[i].gradients[0].value;
     let h = 1e-3;
     let fd = (-v(1) + 8.0 * v(2) - 8.0 * v(3) + v(4)) / (12.0 * h);
