@@ -129,6 +129,9 @@ impl Program {
                     pending.push(KernelOp::from_gate(gate, qubits, controls));
                 }
                 Operation::Barrier { .. } => {}
+                Operation::Channel { .. } | Operation::ReadoutError { .. } => {
+                    todo!("noise in the core")
+                }
                 Operation::Measure { qubit, clbit } => {
                     self.flush(pending, fusion);
                     self.instrs.push(Instr::Measure {
@@ -185,13 +188,16 @@ fn drop_idle_resets(ops: &[Operation]) -> Cow<'_, [Operation]> {
     for (i, op) in ops.iter().enumerate() {
         match op {
             Operation::Reset { qubit } if !touched.contains(qubit) => idle.push(i),
-            Operation::Reset { .. } | Operation::Barrier { .. } => {}
+            Operation::Reset { .. }
+            | Operation::Barrier { .. }
+            | Operation::ReadoutError { .. } => {}
             Operation::Gate {
                 qubits, controls, ..
             } => {
                 touched.extend(qubits.iter().copied());
                 touched.extend(controls.iter().map(|c| c.qubit));
             }
+            Operation::Channel { qubits, .. } => touched.extend(qubits.iter().copied()),
             Operation::Measure { qubit, .. } => {
                 touched.insert(*qubit);
             }
@@ -241,10 +247,13 @@ fn terminal_flags(ops: &[Operation]) -> Option<Vec<bool>> {
                 touched.extend(qubits.iter().copied());
                 touched.extend(controls.iter().map(|c| c.qubit));
             }
+            Operation::Channel { qubits, .. } => touched.extend(qubits.iter().copied()),
             Operation::Reset { qubit } => {
                 touched.insert(*qubit);
             }
-            Operation::Barrier { .. } | Operation::IfElse { .. } => {}
+            Operation::Barrier { .. }
+            | Operation::IfElse { .. }
+            | Operation::ReadoutError { .. } => {}
         }
     }
     // A terminal measurement must not overtake a kept one writing its bit.
@@ -257,6 +266,19 @@ fn terminal_flags(ops: &[Operation]) -> Option<Vec<bool>> {
             if !terminal[i] {
                 later_kept_writes.insert(*clbit);
             }
+        }
+    }
+    // A readout error goes with the measurement that wrote its bit last.
+    let mut last_write = std::collections::HashMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        match op {
+            Operation::Measure { clbit, .. } => {
+                last_write.insert(*clbit, i);
+            }
+            Operation::ReadoutError { clbit, .. } => {
+                terminal[i] = last_write.get(clbit).is_some_and(|&m| terminal[m]);
+            }
+            _ => {}
         }
     }
     Some(terminal)
@@ -289,11 +311,15 @@ pub fn final_measurements(circuit: &Circuit) -> Option<Vec<(Qubit, Clbit)>> {
     let terminal = terminal_flags(&ops)?;
     let mut out = Vec::new();
     for (op, t) in ops.iter().zip(terminal) {
-        if let Operation::Measure { qubit, clbit } = op {
-            if !t {
-                return None;
+        match op {
+            Operation::Measure { qubit, clbit } => {
+                if !t {
+                    return None;
+                }
+                out.push((*qubit, *clbit));
             }
-            out.push((*qubit, *clbit));
+            Operation::ReadoutError { .. } if !t => return None,
+            _ => {}
         }
     }
     Some(out)

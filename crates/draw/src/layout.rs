@@ -447,6 +447,8 @@ impl Layout {
                     width: label_width("|0⟩") + 2.0 * BOX_PAD,
                 })
             }
+            // Drawn by the noise work of issue 18 (not yet).
+            Operation::Channel { .. } | Operation::ReadoutError { .. } => None,
             Operation::Barrier { qubits } => {
                 let mut wires = qubits
                     .iter()

@@ -38,6 +38,10 @@ pub const CHANNEL_TOLERANCE: f64 = crate::matrix::UNITARY_TOLERANCE;
 pub struct Channel {
     num_qubits: u32,
     form: ChannelForm,
+    /// The name it was built by (`depolarizing`, `kraus`, …) and its
+    /// parameters, for drawings and the JSON format.
+    name: &'static str,
+    params: Vec<f64>,
 }
 
 /// How a channel acts.
@@ -173,6 +177,8 @@ impl Channel {
         Ok(Channel {
             num_qubits,
             form: ChannelForm::Mixture(branches.into_iter().filter(|(p, _)| *p > 0.0).collect()),
+            name: "mixture",
+            params: Vec::new(),
         })
     }
 
@@ -236,12 +242,16 @@ impl Channel {
                 return Ok(Channel {
                     num_qubits,
                     form: ChannelForm::Kraus(ops),
+                    name: "kraus",
+                    params: Vec::new(),
                 });
             }
         }
         Ok(Channel {
             num_qubits,
             form: ChannelForm::Mixture(branches),
+            name: "kraus",
+            params: Vec::new(),
         })
     }
 
@@ -250,7 +260,7 @@ impl Channel {
     /// # Errors
     /// `p` outside [0, 1].
     pub fn bit_flip(p: f64) -> Result<Channel, ChannelError> {
-        Channel::pauli_channel(p, 0.0, 0.0)
+        Ok(Channel::pauli_channel(p, 0.0, 0.0)?.named("bit_flip", &[p]))
     }
 
     /// Pauli `Z` with probability `p` (Braket's `phase_flip`).
@@ -258,7 +268,7 @@ impl Channel {
     /// # Errors
     /// `p` outside [0, 1].
     pub fn phase_flip(p: f64) -> Result<Channel, ChannelError> {
-        Channel::pauli_channel(0.0, 0.0, p)
+        Ok(Channel::pauli_channel(0.0, 0.0, p)?.named("phase_flip", &[p]))
     }
 
     /// `X`, `Y`, `Z` with probabilities `px`, `py`, `pz` (Braket's
@@ -271,7 +281,10 @@ impl Channel {
             probability("a Pauli channel's probability", p)?;
         }
         let [i, x, y, z] = paulis();
-        Channel::mixture(vec![(1.0 - px - py - pz, i), (px, x), (py, y), (pz, z)])
+        Ok(
+            Channel::mixture(vec![(1.0 - px - py - pz, i), (px, x), (py, y), (pz, z)])?
+                .named("pauli_channel", &[px, py, pz]),
+        )
     }
 
     /// `(1 − p)ρ + p/3 (XρX + YρY + ZρZ)`: `p` is the probability of an
@@ -287,7 +300,7 @@ impl Channel {
                 value: p,
             });
         }
-        Channel::pauli_channel(p / 3.0, p / 3.0, p / 3.0)
+        Ok(Channel::pauli_channel(p / 3.0, p / 3.0, p / 3.0)?.named("depolarizing", &[p]))
     }
 
     /// `(1 − p)ρ + p/15 Σ PρP` over the 15 two-qubit Paulis other than
@@ -311,7 +324,7 @@ impl Channel {
                 branches.push((w, kron(pa, pb)));
             }
         }
-        Channel::mixture(branches)
+        Ok(Channel::mixture(branches)?.named("two_qubit_depolarizing", &[p]))
     }
 
     /// `(1 − p)ρ + p/3 (ZI ρ ZI + IZ ρ IZ + ZZ ρ ZZ)` (Braket's
@@ -328,12 +341,13 @@ impl Channel {
             });
         }
         let [i, _, _, z] = paulis();
-        Channel::mixture(vec![
+        Ok(Channel::mixture(vec![
             (1.0 - p, kron(&i, &i)),
             (p / 3.0, kron(&i, &z)),
             (p / 3.0, kron(&z, &i)),
             (p / 3.0, kron(&z, &z)),
-        ])
+        ])?
+        .named("two_qubit_dephasing", &[p]))
     }
 
     /// Decay from |1⟩ to |0⟩ with probability `γ` (Braket's
@@ -343,7 +357,10 @@ impl Channel {
     /// # Errors
     /// `γ` outside [0, 1].
     pub fn amplitude_damping(gamma: f64) -> Result<Channel, ChannelError> {
-        Channel::generalized_amplitude_damping(gamma, 1.0)
+        Ok(
+            Channel::generalized_amplitude_damping(gamma, 1.0)?
+                .named("amplitude_damping", &[gamma]),
+        )
     }
 
     /// Amplitude damping towards a thermal state that is |0⟩ with
@@ -365,12 +382,13 @@ impl Channel {
             (b, m2([[k, o], [o, l]])),
             (b, m2([[o, o], [g, o]])),
         ];
-        Channel::kraus(
+        Ok(Channel::kraus(
             ops.iter()
                 .filter(|(w, _)| *w > 0.0)
                 .map(|(w, m)| scale(m, *w))
                 .collect(),
-        )
+        )?
+        .named("generalized_amplitude_damping", &[gamma, p]))
     }
 
     /// Loss of coherence without loss of energy (Braket's `phase_damping`):
@@ -381,10 +399,11 @@ impl Channel {
     pub fn phase_damping(gamma: f64) -> Result<Channel, ChannelError> {
         probability("gamma", gamma)?;
         let (o, l) = (c(0., 0.), c(1., 0.));
-        Channel::kraus(vec![
+        Ok(Channel::kraus(vec![
             m2([[l, o], [o, c((1.0 - gamma).sqrt(), 0.)]]),
             m2([[o, o], [o, c(gamma.sqrt(), 0.)]]),
-        ])
+        ])?
+        .named("phase_damping", &[gamma]))
     }
 
     /// `(1 − λ)ρ + λ·I/2^n` on `n` qubits (Qiskit Aer's
@@ -417,13 +436,14 @@ impl Channel {
                 .collect()
         };
         let each = lambda / count;
-        Channel::mixture(
+        Ok(Channel::mixture(
             strings
                 .into_iter()
                 .enumerate()
                 .map(|(k, s)| (if k == 0 { 1.0 - lambda + each } else { each }, s))
                 .collect(),
-        )
+        )?
+        .named("depolarizing_error", &[lambda]))
     }
 
     /// Qiskit Aer's `thermal_relaxation_error(t1, t2, time,
@@ -482,7 +502,10 @@ impl Channel {
                 }
             }
         }
-        Channel::from_kraus(ops)
+        Ok(Channel::from_kraus(ops)?.named(
+            "thermal_relaxation_error",
+            &[t1, t2, time, excited_state_population],
+        ))
     }
 
     /// Qiskit Aer's `reset_error(p0, p1)`: reset to |0⟩ with probability
@@ -519,7 +542,186 @@ impl Channel {
                 ops.push(b);
             }
         }
+        Ok(Channel::from_kraus(ops)?.named("reset_error", &[p0, p1]))
+    }
+
+    fn named(mut self, name: &'static str, params: &[f64]) -> Channel {
+        self.name = name;
+        self.params = params.to_vec();
+        self
+    }
+
+    /// The name it was built by: a named channel's (`depolarizing`,
+    /// `thermal_relaxation_error`, …), else `mixture` or `kraus`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The parameters of a named channel, in its library's order (none for
+    /// `mixture` and `kraus`).
+    pub fn params(&self) -> &[f64] {
+        &self.params
+    }
+
+    /// A unitary applied always: a mixture of one branch.
+    ///
+    /// # Errors
+    /// A matrix on more than [`MAX_CHANNEL_QUBITS`] qubits or not unitary.
+    pub fn from_unitary(u: GateMatrix) -> Result<Channel, ChannelError> {
+        Channel::mixture(vec![(1.0, u)])
+    }
+
+    /// `self` followed by `then`, on the same qubits: Kraus operators
+    /// `L_j K_i` (a mixture again when both are).
+    ///
+    /// # Errors
+    /// Channels on different numbers of qubits.
+    pub fn then(&self, then: &Channel) -> Result<Channel, ChannelError> {
+        if self.num_qubits != then.num_qubits {
+            return Err(ChannelError::Shape(format!(
+                "a channel on {} qubit(s) composed with one on {}",
+                self.num_qubits, then.num_qubits
+            )));
+        }
+        if let (ChannelForm::Mixture(a), ChannelForm::Mixture(b)) = (&self.form, &then.form) {
+            let branches = b
+                .iter()
+                .flat_map(|(pb, ub)| a.iter().map(move |(pa, ua)| (pa * pb, ub.matmul(ua))))
+                .collect();
+            return Ok(Channel {
+                num_qubits: self.num_qubits,
+                form: ChannelForm::Mixture(branches),
+                name: "mixture",
+                params: Vec::new(),
+            });
+        }
+        let mut ops = Vec::new();
+        for l in then.kraus_operators() {
+            for k in self.kraus_operators() {
+                let lk = l.matmul(&k);
+                if lk.data().iter().any(|z| z.norm() > 0.0) {
+                    ops.push(lk);
+                }
+            }
+        }
         Channel::from_kraus(ops)
+    }
+
+    /// `Σ p_i · channel_i`: each channel applied with its probability (Qiskit
+    /// Aer's `QuantumError`, a list of circuits with probabilities).
+    ///
+    /// # Errors
+    /// Probabilities outside [0, 1] or not adding up to 1, or channels on
+    /// different numbers of qubits.
+    pub fn mix(parts: Vec<(f64, Channel)>) -> Result<Channel, ChannelError> {
+        let mut total = 0.0;
+        for (p, _) in &parts {
+            probability("an error's probability", *p)?;
+            total += p;
+        }
+        if (total - 1.0).abs() > CHANNEL_TOLERANCE {
+            return Err(ChannelError::Parameter {
+                what: "the sum of an error's probabilities",
+                range: "1",
+                value: total,
+            });
+        }
+        if parts
+            .iter()
+            .all(|(_, c)| matches!(c.form, ChannelForm::Mixture(_)))
+        {
+            let mut branches = Vec::new();
+            for (p, c) in &parts {
+                if let ChannelForm::Mixture(b) = &c.form {
+                    branches.extend(b.iter().map(|(q, u)| (p * q, u.clone())));
+                }
+            }
+            return Channel::mixture(branches);
+        }
+        let mut ops = Vec::new();
+        for (p, c) in &parts {
+            if *p > 0.0 {
+                ops.extend(c.kraus_operators().iter().map(|k| scale(k, p.sqrt())));
+            }
+        }
+        Channel::from_kraus(ops)
+    }
+
+    /// Whether every branch of a mixture is the identity up to a phase (a
+    /// channel that changes nothing, such as `depolarizing(0)`).
+    pub fn is_identity(&self) -> bool {
+        match &self.form {
+            ChannelForm::Mixture(b) => b.iter().all(|(_, u)| is_phase_times_identity(u)),
+            ChannelForm::Kraus(_) => false,
+        }
+    }
+}
+
+/// Whether `u` is `e^{iφ}·I`.
+pub(crate) fn is_phase_times_identity(u: &GateMatrix) -> bool {
+    let d = u.get(0, 0);
+    let dim = u.dim();
+    (0..dim).all(|r| {
+        (0..dim).all(|col| {
+            let want = if r == col {
+                d
+            } else {
+                Complex64::new(0.0, 0.0)
+            };
+            u.get(r, col) == want
+        })
+    })
+}
+
+/// A classical readout error on one measured bit: the value a measurement
+/// wrote is read back flipped with a probability that depends on it (Qiskit
+/// Aer's `ReadoutError` on one qubit).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReadoutError {
+    flip_from_0: f64,
+    flip_from_1: f64,
+}
+
+impl ReadoutError {
+    /// From an assignment matrix: row `i` holds the probabilities of reading
+    /// 0 and 1 when the measured value is `i` (Aer's convention).
+    ///
+    /// # Errors
+    /// An entry outside [0, 1] or a row that does not add up to 1.
+    pub fn new(assignment: [[f64; 2]; 2]) -> Result<ReadoutError, ChannelError> {
+        for row in assignment {
+            for p in row {
+                probability("a readout error's probability", p)?;
+            }
+            if (row[0] + row[1] - 1.0).abs() > CHANNEL_TOLERANCE {
+                return Err(ChannelError::Parameter {
+                    what: "each row of a readout error's assignment matrix",
+                    range: "adding up to 1",
+                    value: row[0] + row[1],
+                });
+            }
+        }
+        Ok(ReadoutError {
+            flip_from_0: assignment[0][1],
+            flip_from_1: assignment[1][0],
+        })
+    }
+
+    /// The probability that a bit holding `value` is read flipped.
+    pub fn flip_probability(&self, value: bool) -> f64 {
+        if value {
+            self.flip_from_1
+        } else {
+            self.flip_from_0
+        }
+    }
+
+    /// The assignment matrix it was built from.
+    pub fn assignment(&self) -> [[f64; 2]; 2] {
+        [
+            [1.0 - self.flip_from_0, self.flip_from_0],
+            [self.flip_from_1, 1.0 - self.flip_from_1],
+        ]
     }
 }
 

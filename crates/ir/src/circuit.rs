@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use smallvec::SmallVec;
 
+use crate::channel::{Channel, ReadoutError};
 use crate::error::{IrError, OperationError};
 use crate::gate::{Gate, StandardGate};
 use crate::matrix::UnitaryMatrix;
@@ -111,6 +112,23 @@ pub enum Operation {
         /// Qubits it spans.
         qubits: Vec<Qubit>,
     },
+    /// A noise channel on `qubits` (as many as [`Channel::num_qubits`], in
+    /// the channel's own qubit order).
+    Channel {
+        /// The channel.
+        channel: Channel,
+        /// Its qubits.
+        qubits: Vec<Qubit>,
+    },
+    /// Reads `clbit` back with a classical error: flips it with the
+    /// probability the error gives for its value. Noise models put one
+    /// after each measurement of a qubit with a readout error.
+    ReadoutError {
+        /// The bit read.
+        clbit: Clbit,
+        /// Its error.
+        error: ReadoutError,
+    },
     /// Runs `then_ops` if `condition` holds, else `else_ops`.
     IfElse {
         /// The test, evaluated when the operation is reached.
@@ -132,9 +150,18 @@ impl Operation {
         }
     }
 
-    /// Whether the operation is a unitary gate (no measurement, reset or branch).
+    /// Whether the operation is a unitary gate (no measurement, reset,
+    /// noise or branch).
     pub fn is_unitary(&self) -> bool {
         matches!(self, Operation::Gate { .. } | Operation::Barrier { .. })
+    }
+
+    /// Whether the operation is noise: a channel or a readout error.
+    pub fn is_noise(&self) -> bool {
+        matches!(
+            self,
+            Operation::Channel { .. } | Operation::ReadoutError { .. }
+        )
     }
 }
 
@@ -232,6 +259,20 @@ impl Circuit {
     /// Number of classical bits.
     pub fn num_clbits(&self) -> u32 {
         self.num_clbits
+    }
+
+    /// Whether any operation, at any nesting, is noise (a channel or a
+    /// readout error).
+    pub fn is_noisy(&self) -> bool {
+        fn any_noise(ops: &[Operation]) -> bool {
+            ops.iter().any(|op| match op {
+                Operation::IfElse {
+                    then_ops, else_ops, ..
+                } => any_noise(then_ops) || any_noise(else_ops),
+                op => op.is_noise(),
+            })
+        }
+        any_noise(&self.ops)
     }
 
     /// Whether any operation, at any nesting, measures a qubit.
@@ -472,6 +513,19 @@ impl Circuit {
         self.op(Operation::Reset { qubit })
     }
 
+    /// Appends `channel` on `qubits`.
+    pub fn channel(self, channel: Channel, qubits: &[Qubit]) -> Self {
+        self.op(Operation::Channel {
+            channel,
+            qubits: qubits.to_vec(),
+        })
+    }
+
+    /// Appends a readout error on `clbit`.
+    pub fn readout_error(self, clbit: Clbit, error: ReadoutError) -> Self {
+        self.op(Operation::ReadoutError { clbit, error })
+    }
+
     /// A barrier on `qubits`.
     pub fn barrier(self, qubits: &[Qubit]) -> Self {
         self.op(Operation::Barrier {
@@ -572,6 +626,22 @@ impl Circuit {
                 self.check_clbit(*clbit)?;
             }
             Operation::Reset { qubit } => self.check_qubit(*qubit)?,
+            Operation::Channel { channel, qubits } => {
+                if qubits.len() != channel.num_qubits() as usize {
+                    return Err(OperationError::WrongQubitCount {
+                        gate: channel.name(),
+                        expected: channel.num_qubits(),
+                        got: qubits.len(),
+                    });
+                }
+                for (i, &q) in qubits.iter().enumerate() {
+                    self.check_qubit(q)?;
+                    if qubits[..i].contains(&q) {
+                        return Err(OperationError::DuplicateQubit { qubit: q });
+                    }
+                }
+            }
+            Operation::ReadoutError { clbit, .. } => self.check_clbit(*clbit)?,
             Operation::Barrier { qubits } => {
                 for &q in qubits {
                     self.check_qubit(q)?;

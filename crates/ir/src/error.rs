@@ -28,7 +28,7 @@ pub enum OperationError {
         qubit: u32,
     },
     /// A gate got the wrong number of target qubits.
-    #[error("gate `{gate}` acts on {expected} qubits but was given {got}")]
+    #[error("`{gate}` acts on {expected} qubits but was given {got}")]
     WrongQubitCount {
         /// Gate name.
         gate: &'static str,

@@ -29,7 +29,9 @@ mod error;
 mod gate;
 mod matrix;
 
-pub use channel::{CHANNEL_TOLERANCE, Channel, ChannelError, ChannelForm, MAX_CHANNEL_QUBITS};
+pub use channel::{
+    CHANNEL_TOLERANCE, Channel, ChannelError, ChannelForm, MAX_CHANNEL_QUBITS, ReadoutError,
+};
 pub use circuit::{
     Circuit, ClassicalRegister, Clbit, Condition, Control, MAX_CLBITS, MAX_NESTING, Operation,
     Qubit, check_gate,

@@ -69,8 +69,9 @@
 use std::fmt::{self, Write as _};
 
 use kettle_ir::{
-    Circuit, Complex64, Condition, Control, Gate, IrError, MAX_CLBITS, MAX_MATRIX_QUBITS,
-    MAX_NESTING, Operation, OperationError, StandardGate, UnitaryMatrix, check_gate,
+    Circuit, Complex64, Condition, Control, Gate, GateMatrix, IrError, MAX_CLBITS,
+    MAX_MATRIX_QUBITS, MAX_NESTING, Operation, OperationError, StandardGate, UnitaryMatrix,
+    check_gate,
 };
 use serde_json::{Map, Value};
 
@@ -739,6 +740,20 @@ fn write_f64(out: &mut String, x: f64) {
     let _ = write!(out, "{}", Value::from(x));
 }
 
+/// A matrix as rows of `[re, im]` pairs.
+fn write_matrix(out: &mut String, m: &GateMatrix) {
+    let rows: Vec<&[Complex64]> = m.data().chunks(m.dim().max(1)).collect();
+    write_list(out, &rows, |out, row| {
+        write_list(out, row, |out, z| {
+            out.push('[');
+            write_f64(out, z.re);
+            out.push_str(", ");
+            write_f64(out, z.im);
+            out.push(']');
+        });
+    });
+}
+
 fn write_ops(out: &mut String, ops: &[Operation]) {
     write_list(out, ops, write_op);
 }
@@ -760,18 +775,8 @@ fn write_op(out: &mut String, op: &Operation) {
                     }
                 }
                 Gate::Unitary(u) => {
-                    let m = u.matrix();
                     out.push_str("{\"unitary\": ");
-                    let rows: Vec<&[Complex64]> = m.data().chunks(m.dim().max(1)).collect();
-                    write_list(out, &rows, |out, row| {
-                        write_list(out, row, |out, z| {
-                            out.push('[');
-                            write_f64(out, z.re);
-                            out.push_str(", ");
-                            write_f64(out, z.im);
-                            out.push(']');
-                        });
-                    });
+                    write_matrix(out, u.matrix());
                     out.push_str(", \"qubits\": ");
                     write_u32s(out, qubits);
                 }
@@ -794,6 +799,29 @@ fn write_op(out: &mut String, op: &Operation) {
         }
         Operation::Reset { qubit } => {
             let _ = write!(out, "{{\"reset\": {qubit}}}");
+        }
+        Operation::Channel { channel, qubits } => {
+            let _ = write!(out, "{{\"channel\": \"{}\"", channel.name());
+            if matches!(channel.name(), "mixture" | "kraus") {
+                // Written as its Kraus operators, which any form has.
+                out.push_str(", \"matrices\": ");
+                write_list(out, &channel.kraus_operators(), |out, m| {
+                    write_matrix(out, m)
+                });
+            } else {
+                out.push_str(", \"params\": ");
+                write_list(out, channel.params(), |out, &p| write_f64(out, p));
+            }
+            out.push_str(", \"qubits\": ");
+            write_u32s(out, qubits);
+            out.push('}');
+        }
+        Operation::ReadoutError { clbit, error } => {
+            out.push_str("{\"readout_error\": ");
+            write_list(out, &error.assignment(), |out, row| {
+                write_list(out, row, |out, &p| write_f64(out, p));
+            });
+            let _ = write!(out, ", \"clbit\": {clbit}}}");
         }
         Operation::Barrier { qubits } => {
             out.push_str("{\"barrier\": ");
@@ -1003,7 +1031,7 @@ mod tests {
             (
                 r#"{"qubits": 2, "ops": [{"gate": "cx", "qubits": [0]}]}"#,
                 "$.ops[0].qubits",
-                "gate `cx` acts on 2 qubits but was given 1",
+                "`cx` acts on 2 qubits but was given 1",
             ),
             (
                 r#"{"qubits": 2, "ops": [{"gate": "rx", "qubits": [0]}]}"#,

@@ -13,8 +13,8 @@
 //! character.
 //!
 //! Besides simulation the crate offers what tests need around it: exact
-//! outcome distributions of circuits with mid-circuit measurement
-//! ([`exact_distribution`]), Pauli expectations, circuit inversion, seeded
+//! outcome distributions of circuits with mid-circuit measurement and noise
+//! ([`exact_distribution`], [`ensemble`]), Pauli expectations, circuit inversion, seeded
 //! random circuits ([`random_circuit`]) and a chi-square goodness-of-fit test
 //! for sampled counts ([`chi_square_p_value`]).
 //!
@@ -285,6 +285,7 @@ pub fn probabilities(amps: &[Complex64]) -> Vec<f64> {
 }
 
 /// One line of history in [`exact_distribution`].
+#[derive(Clone)]
 struct Branch {
     prob: f64,
     amps: Vec<Complex64>,
@@ -345,6 +346,35 @@ fn run_branches(ops: &[Operation], mut branches: Vec<Branch>) -> Vec<Branch> {
                 Operation::Barrier { .. } => vec![b],
                 Operation::Measure { qubit, clbit } => split(b, *qubit, Some(*clbit)),
                 Operation::Reset { qubit } => split(b, *qubit, None),
+                Operation::Channel { channel, qubits } => channel
+                    .kraus_operators()
+                    .iter()
+                    .filter_map(|k| {
+                        let mut amps = b.amps.clone();
+                        apply_gate(&mut amps, k, qubits, &[]);
+                        let p: f64 = amps.iter().map(|a| a.norm_sqr()).sum();
+                        (b.prob * p >= PRUNE_PROBABILITY).then(|| {
+                            let scale = 1.0 / p.sqrt();
+                            Branch {
+                                prob: b.prob * p,
+                                amps: amps.iter().map(|a| a * scale).collect(),
+                                bits: b.bits.clone(),
+                            }
+                        })
+                    })
+                    .collect(),
+                Operation::ReadoutError { clbit, error } => {
+                    let value = b.bits[*clbit as usize];
+                    let flip = error.flip_probability(value);
+                    let mut flipped = b.clone();
+                    flipped.bits[*clbit as usize] = !value;
+                    flipped.prob *= flip;
+                    b.prob *= 1.0 - flip;
+                    [b, flipped]
+                        .into_iter()
+                        .filter(|x| x.prob >= PRUNE_PROBABILITY)
+                        .collect()
+                }
                 Operation::IfElse {
                     condition,
                     then_ops,
@@ -363,9 +393,36 @@ fn run_branches(ops: &[Operation], mut branches: Vec<Branch>) -> Vec<Branch> {
     branches
 }
 
+/// The final state as an ensemble: every branch's probability and
+/// normalised state, following every outcome of every measurement and reset
+/// and every Kraus operator of every channel (branches less likely than
+/// [`PRUNE_PROBABILITY`] dropped). The density matrix is
+/// `Σ p |ψ⟩⟨ψ|`, and an expectation value `Σ p ⟨ψ|O|ψ⟩`.
+///
+/// # Panics
+/// If the circuit does not validate.
+pub fn ensemble(circuit: &Circuit) -> Vec<(f64, Vec<Complex64>)> {
+    circuit
+        .validate()
+        .expect("reference ensemble: invalid circuit");
+    let mut amps = vec![ZERO; 1usize << circuit.num_qubits()];
+    amps[0] = ONE;
+    let start = Branch {
+        prob: 1.0,
+        amps,
+        bits: vec![false; circuit.num_clbits() as usize],
+    };
+    run_branches(circuit.ops(), vec![start])
+        .into_iter()
+        .map(|b| (b.prob, b.amps))
+        .collect()
+}
+
 /// The exact probability of every final classical register value, for any
-/// circuit (mid-circuit measurement, reset and `if` included), by following
-/// both outcomes of every measurement and reset. Keys are bitstrings of
+/// circuit (mid-circuit measurement, reset, `if`, channels and readout
+/// errors included), by following both outcomes of every measurement and
+/// reset, every Kraus operator of a channel and both readings of a bit with
+/// a readout error. Keys are bitstrings of
 /// `num_clbits` characters with clbit 0 rightmost; bits never written stay 0.
 /// Branches less likely than [`PRUNE_PROBABILITY`] are dropped, so only
 /// outcomes that can happen appear.
