@@ -7,6 +7,8 @@
 
 use std::rc::Rc;
 
+use kettle_ir::Complex64;
+
 /// A position: 1-based line and column (in characters) in file `file`
 /// (0 is the main source, others index the lowering's file table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -351,4 +353,28 @@ pub(crate) enum StmtKind {
     Expr(Expr),
     /// `{ … }`.
     Block(Vec<Stmt>),
+    /// `#pragma braket noise …`: a noise channel where the pragma stands.
+    Noise(Noise),
+}
+
+/// A Braket noise pragma, `#pragma braket noise name(args) targets`.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Noise {
+    /// The channel's name and where it is written.
+    pub(crate) name: String,
+    pub(crate) name_loc: Loc,
+    pub(crate) args: NoiseArgs,
+    /// The qubit operands, as a gate call's.
+    pub(crate) targets: Vec<Expr>,
+}
+
+/// What is between the parentheses of a noise pragma.
+#[derive(Debug, PartialEq)]
+pub(crate) enum NoiseArgs {
+    /// A named channel's parameters (expressions, evaluated when lowered,
+    /// so that constants and inputs may appear in them).
+    Params(Vec<Expr>),
+    /// `kraus`'s matrices, row-major in Braket's qubit order (the first
+    /// target the most significant bit), each with where it starts.
+    Kraus(Vec<(Vec<Complex64>, Loc)>),
 }

@@ -27,17 +27,19 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
 use kettle_ir::{
-    Circuit, Clbit, Condition, Control, MAX_CLBITS, MAX_NESTING, Operation, Qubit, StandardGate,
+    Channel, Circuit, Clbit, Condition, Control, MAX_CLBITS, MAX_NESTING, Operation, Qubit,
+    StandardGate,
 };
 
 use crate::{Diagnostic, Limits, ParseOptions};
 
 use super::ast::{
-    BinOp, Expr, ExprKind, GateDef, Index, Iterable, LValue, Loc, Modifier, Range, Stmt, StmtKind,
-    SubDef, SubParam, Type, UnOp,
+    BinOp, Expr, ExprKind, GateDef, Index, Iterable, LValue, Loc, Modifier, Noise, NoiseArgs,
+    Range, Stmt, StmtKind, SubDef, SubParam, Type, UnOp,
 };
 use super::conditions::{self, BitRef, Cond, Truth};
 use super::gates::{self, Builtin, Power};
+use super::noise;
 use super::parser::file_name;
 use super::values::{self, Value, VarType};
 
@@ -849,6 +851,10 @@ impl<'a> Lowerer<'a> {
             }
             StmtKind::Expr(e) => self.expression_statement(e, out)?,
             StmtKind::Block(stmts) => return self.block(stmts, out, loc),
+            StmtKind::Noise(noise) => {
+                self.no_gate_body(loc, "a noise pragma")?;
+                self.noise(noise, loc, out)?;
+            }
         }
         Ok(Flow::Normal)
     }
@@ -1834,10 +1840,81 @@ impl<'a> Lowerer<'a> {
                 StmtKind::Return(_) => {
                     return Err(self.err(stmt.loc, "`return` cannot appear in a gate"));
                 }
+                StmtKind::Noise(_) => {
+                    return Err(self.err(
+                        stmt.loc,
+                        "a noise pragma cannot appear in a gate: gates are unitary",
+                    ));
+                }
                 _ => {}
             }
         }
         Ok(())
+    }
+
+    /// A Braket noise pragma: its channel on its targets (a register
+    /// target gives all its qubits, as Braket's `qs` does).
+    fn noise(&mut self, noise: &Noise, loc: Loc, out: &mut Vec<Operation>) -> Result<()> {
+        let mut qubits: Vec<Qubit> = Vec::new();
+        for t in &noise.targets {
+            for q in self.qubits(t, out)?.0 {
+                if qubits.contains(&q) {
+                    return Err(self.err(t.loc, format!("qubit {q} is used twice in one channel")));
+                }
+                qubits.push(q);
+            }
+        }
+        let targets_loc = noise.targets.first().map_or(loc, |t| t.loc);
+        let channel = match &noise.args {
+            NoiseArgs::Params(params) => self.named_noise(noise, params, qubits.len(), out)?,
+            NoiseArgs::Kraus(matrices) => {
+                let num_qubits = matrices[0].0.len().trailing_zeros() / 2;
+                let ops = matrices
+                    .iter()
+                    .map(|(m, _)| noise::from_big_endian(num_qubits, m))
+                    .collect();
+                Channel::kraus(ops).map_err(|e| self.err(matrices[0].1, e.to_string()))?
+            }
+        };
+        if channel.num_qubits() as usize != qubits.len() {
+            return Err(self.err(
+                targets_loc,
+                format!(
+                    "`{}` acts on {}, but {} given",
+                    noise.name,
+                    plural(channel.num_qubits() as usize, "qubit"),
+                    if qubits.len() == 1 {
+                        "1 was".to_string()
+                    } else {
+                        format!("{} were", qubits.len())
+                    }
+                ),
+            ));
+        }
+        self.reserve(1, loc)?;
+        out.push(Operation::Channel { channel, qubits });
+        Ok(())
+    }
+
+    /// A named channel of a noise pragma, its parameters evaluated; an
+    /// out-of-range one is reported where it is written.
+    fn named_noise(
+        &mut self,
+        noise: &Noise,
+        params: &[Expr],
+        num_qubits: usize,
+        out: &mut Vec<Operation>,
+    ) -> Result<Channel> {
+        let mut values = Vec::with_capacity(params.len());
+        for p in params {
+            values.push(self.real(p, "a noise parameter", out)?);
+        }
+        let named = noise::named_channel(&noise.name).expect("checked by the parser");
+        let size = u32::try_from(num_qubits).unwrap_or(u32::MAX);
+        named.build(&values, size).map_err(|e| {
+            let at = noise::offending_param(&e, &values).map_or(noise.name_loc, |i| params[i].loc);
+            self.err(at, format!("`{}`: {e}", noise.name))
+        })
     }
 
     fn undefined_gate(&self, name: &str, loc: Loc) -> Diagnostic {

@@ -127,6 +127,7 @@ mod ast;
 mod conditions;
 mod gates;
 mod lower;
+pub(crate) mod noise;
 mod parser;
 mod values;
 

@@ -18,6 +18,8 @@ use super::ast::{
     SubDef, SubParam, Type, UnOp,
 };
 
+mod pragma;
+
 /// The built-in standard library: never read, never passed to the resolver.
 pub(crate) const STDGATES: &str = "stdgates.inc";
 /// The OpenQASM 2 library, named in OpenQASM 3 only to say so.
@@ -100,6 +102,13 @@ pub(crate) struct Parser<'s, 'i, 'r> {
     limits: &'s Limits,
     includes: &'i mut Includes<'r>,
     block_depth: usize,
+    /// The text read (a file, or a pragma's text after `pragma`).
+    src: &'s str,
+    /// Where `src` starts in its file: (1, 1) for a file, the pragma's text
+    /// for a pragma, so that positions in a pragma are those of its file.
+    origin: Pos,
+    /// The last line [`Parser::source_line`] found and where it starts.
+    line_cursor: (u32, usize),
 }
 
 impl std::fmt::Debug for Parser<'_, '_, '_> {
@@ -119,27 +128,75 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
         limits: &'s Limits,
         includes: &'i mut Includes<'r>,
     ) -> Result<Self> {
-        let mut lexer = Lexer::with_dialect(src, Dialect::Qasm3);
-        let tok = lexer.next_token().map_err(|d| in_file(d, includes, file))?;
-        Ok(Parser {
-            lexer,
-            tok,
+        Self::with_origin(src, Pos { line: 1, column: 1 }, file, limits, includes)
+    }
+
+    /// A parser of `src`, which starts at `origin` in file `file`.
+    fn with_origin(
+        src: &'s str,
+        origin: Pos,
+        file: u32,
+        limits: &'s Limits,
+        includes: &'i mut Includes<'r>,
+    ) -> Result<Self> {
+        let mut parser = Parser {
+            lexer: Lexer::with_dialect(src, Dialect::Qasm3),
+            tok: Token {
+                kind: Kind::Eof,
+                pos: origin,
+                end: origin,
+            },
             prev_end: None,
             file,
             limits,
             includes,
             block_depth: 0,
-        })
+            src,
+            origin,
+            line_cursor: (1, 0),
+        };
+        parser.advance()?;
+        parser.prev_end = None;
+        Ok(parser)
     }
 
     // ----- tokens ---------------------------------------------------------
 
     fn loc_of(&self, pos: Pos) -> Loc {
+        let pos = self.file_pos(pos);
         Loc {
             line: pos.line,
             column: pos.column,
             file: self.file,
         }
+    }
+
+    /// Where a position in `src` is in its file.
+    fn file_pos(&self, pos: Pos) -> Pos {
+        if pos.line <= 1 {
+            Pos {
+                line: self.origin.line,
+                column: self
+                    .origin
+                    .column
+                    .saturating_add(pos.column.saturating_sub(1)),
+            }
+        } else {
+            Pos {
+                line: self.origin.line.saturating_add(pos.line - 1),
+                column: pos.column,
+            }
+        }
+    }
+
+    /// A lexer's diagnostic, placed in the file.
+    fn lexed(&self, mut d: Diagnostic) -> Diagnostic {
+        let pos = self.file_pos(Pos {
+            line: d.line,
+            column: d.column,
+        });
+        (d.line, d.column) = (pos.line, pos.column);
+        in_file(d, self.includes, self.file)
     }
 
     fn loc(&self) -> Loc {
@@ -151,10 +208,10 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
     }
 
     fn advance(&mut self) -> Result<Token> {
-        let next = self
-            .lexer
-            .next_token()
-            .map_err(|d| in_file(d, self.includes, self.file))?;
+        let next = match self.lexer.next_token() {
+            Ok(t) => t,
+            Err(d) => return Err(self.lexed(d)),
+        };
         let t = std::mem::replace(&mut self.tok, next);
         self.prev_end = Some(t.end);
         Ok(t)
@@ -250,12 +307,10 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
             self.expect(Kind::Semicolon)?;
         }
         let mut stmts = Vec::new();
+        self.pragmas(&mut stmts)?;
         while self.tok.kind != Kind::Eof {
             stmts.push(self.statement()?);
-        }
-        for (pos, text) in std::mem::take(&mut self.lexer.pragmas) {
-            let loc = self.loc_of(pos);
-            self.includes.pragmas.push((loc, text));
+            self.pragmas(&mut stmts)?;
         }
         Ok((stmts, self.loc()))
     }
@@ -280,6 +335,7 @@ impl<'s, 'i, 'r> Parser<'s, 'i, 'r> {
         self.enter_block(open)?;
         let mut stmts = Vec::new();
         loop {
+            self.pragmas(&mut stmts)?;
             match self.tok.kind {
                 Kind::RBrace => break,
                 Kind::Eof => return Err(self.error(open, "this `{` is never closed")),

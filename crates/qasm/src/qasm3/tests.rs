@@ -7,7 +7,9 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::f64::consts::PI;
 
-use kettle_ir::{Circuit, Condition, Control, Gate, Operation, StandardGate};
+use kettle_ir::{
+    Channel, Circuit, Complex64, Condition, Control, Gate, GateMatrix, Operation, StandardGate,
+};
 
 use crate::{
     Diagnostic, IncludeResolver, InputParameter, Limits, ParseOptions, ProgramError, SourceFormat,
@@ -1084,7 +1086,7 @@ fn inputs_are_bound() {
 fn ignored_lines_and_comments() {
     let c = parse(
         "// comment\n#pragma qiskit something\nOPENQASM 3.0;\n/* block\n comment */\ninclude \"stdgates.inc\";\n\
-         pragma braket noise\n@annotation(1) with text\nqubit q;\noutput bit b;\n@bind x\nh q;\nb = measure q;\n",
+         pragma braket verbatim\n@annotation(1) with text\nqubit q;\noutput bit b;\n@bind x\nh q;\nb = measure q;\n",
     );
     assert_eq!(c, Circuit::new(1).creg("b", 1).h(0).measure(0, 0));
 }
@@ -2526,5 +2528,303 @@ fn angle_registers_hold_measured_bits() {
         let (l, c, msg) = body_err(src);
         assert_eq!((l, c), at, "{msg}\nin:\n{src}");
         assert!(msg.contains(words), "{msg}\nin:\n{src}");
+    }
+}
+
+// ----- Braket noise pragmas (issue 18) ---------------------------------------
+
+fn channel_op(channel: Result<Channel, kettle_ir::ChannelError>, qubits: &[u32]) -> Operation {
+    Operation::Channel {
+        channel: channel.unwrap(),
+        qubits: qubits.to_vec(),
+    }
+}
+
+fn cx(re: f64, im: f64) -> Complex64 {
+    Complex64::new(re, im)
+}
+
+/// A real matrix on `n` qubits from its rows.
+fn real_matrix(n: u32, rows: &[&[f64]]) -> GateMatrix {
+    let data = rows
+        .iter()
+        .flat_map(|r| r.iter().map(|&x| cx(x, 0.0)))
+        .collect();
+    GateMatrix::new(n, data).unwrap()
+}
+
+#[test]
+fn braket_noise_pragmas_are_their_channels_where_they_stand() {
+    // As Braket's SDK writes them (`Circuit.to_ir(IRType.OPENQASM)`).
+    let c = parse(&format!(
+        "{STD}qubit[2] q;\nh q[0];\n\
+         #pragma braket noise bit_flip(0.1) q[0]\n\
+         #pragma braket noise phase_flip(0.2) q[1]\n\
+         #pragma braket noise pauli_channel(0.1, 0.2, 0.3) q[0]\n\
+         #pragma braket noise depolarizing(0.05) q[1]\n\
+         #pragma braket noise two_qubit_depolarizing(0.1) q[0], q[1]\n\
+         #pragma braket noise two_qubit_dephasing(0.2) q[1], q[0]\n\
+         #pragma braket noise amplitude_damping(0.3) q[0]\n\
+         #pragma braket noise generalized_amplitude_damping(0.2, 0.3)  q[1]\n\
+         #pragma braket noise phase_damping(.4) q[0]\n\
+         x q[1];\n"
+    ));
+    let h = std_op(StandardGate::H, &[], &[0]);
+    let x = std_op(StandardGate::X, &[], &[1]);
+    let want = vec![
+        h,
+        channel_op(Channel::bit_flip(0.1), &[0]),
+        channel_op(Channel::phase_flip(0.2), &[1]),
+        channel_op(Channel::pauli_channel(0.1, 0.2, 0.3), &[0]),
+        channel_op(Channel::depolarizing(0.05), &[1]),
+        channel_op(Channel::two_qubit_depolarizing(0.1), &[0, 1]),
+        channel_op(Channel::two_qubit_dephasing(0.2), &[1, 0]),
+        channel_op(Channel::amplitude_damping(0.3), &[0]),
+        channel_op(Channel::generalized_amplitude_damping(0.2, 0.3), &[1]),
+        channel_op(Channel::phase_damping(0.4), &[0]),
+        x,
+    ];
+    assert_eq!(c.ops(), want.as_slice());
+}
+
+#[test]
+fn noise_pragma_operands_and_parameters() {
+    // Physical qubits, a whole register (Braket's `qs`), a trailing `;`,
+    // `pragma` without `#`, parameters that are constant expressions and
+    // inputs, pragmas in loops and blocks, other Braket pragmas ignored.
+    let c = parse(
+        "OPENQASM 3.0;\n#pragma braket verbatim\n#pragma braket result probability\n\
+                   #pragma braket noise bit_flip(0.5 / 5) $1\n",
+    );
+    assert_eq!(c.ops(), [channel_op(Channel::bit_flip(0.1), &[1])]);
+    let src = "OPENQASM 3.0;\ninput float p;\nconst float g = 0.25;\nqubit[2] qs;\n\
+               pragma braket noise two_qubit_depolarizing(p) qs;\n\
+               for int i in [0:1] {\n  #pragma braket noise amplitude_damping(g * 2) qs[i]\n}\n\
+               #pragma braket noise two_qubit_dephasing(p) qs[{1, 0}]\n";
+    let options = ParseOptions {
+        inputs: [("p".to_string(), 0.125)].into(),
+        ..ParseOptions::default()
+    };
+    let c = parse_with(src, &options);
+    assert_eq!(
+        c.ops(),
+        [
+            channel_op(Channel::two_qubit_depolarizing(0.125), &[0, 1]),
+            channel_op(Channel::amplitude_damping(0.5), &[0]),
+            channel_op(Channel::amplitude_damping(0.5), &[1]),
+            channel_op(Channel::two_qubit_dephasing(0.125), &[1, 0]),
+        ]
+    );
+}
+
+#[test]
+fn kraus_pragma_reads_braket_complex_literals() {
+    let (a, b) = (0.9f64.sqrt(), 0.1f64.sqrt());
+    // Braket's own test program, and its serialiser's forms of complex numbers.
+    let c = parse(&format!(
+        "OPENQASM 3.0;\nqubit q;\n\
+         #pragma braket noise kraus([[{a}im, 0], [0, {a}im]], [[0, {b}], [{b}, 0]]) q\n\
+         #pragma braket noise kraus([[0.6, 0 + 0.8im], [-0 - -0.8 im, 6e-1]]) q\n"
+    ));
+    let i = real_matrix(1, &[&[1.0, 0.0], &[0.0, 1.0]]);
+    let scaled = |m: &GateMatrix, z: Complex64| {
+        GateMatrix::new(1, m.data().iter().map(|x| x * z).collect()).unwrap()
+    };
+    let x = real_matrix(1, &[&[0.0, 1.0], &[1.0, 0.0]]);
+    let u = GateMatrix::new(
+        1,
+        vec![cx(0.6, 0.0), cx(0.0, 0.8), cx(0.0, 0.8), cx(0.6, 0.0)],
+    )
+    .unwrap();
+    assert_eq!(
+        c.ops(),
+        [
+            channel_op(
+                Channel::kraus(vec![scaled(&i, cx(0.0, a)), scaled(&x, cx(b, 0.0))]),
+                &[0]
+            ),
+            channel_op(Channel::kraus(vec![u]), &[0]),
+        ]
+    );
+}
+
+/// Braket writes a Kraus matrix with its first target the most significant
+/// bit; Kettle's IR has `qubits[0]` as bit 0: the matrix is converted, and
+/// the qubits stay in the order written.
+#[test]
+fn kraus_pragma_converts_braket_qubit_order() {
+    // CNOT with the first listed qubit as control, in Braket's order.
+    let c = parse(
+        "OPENQASM 3.0;\nqubit[3] q;\n\
+         #pragma braket noise kraus([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]]) q[2], q[0]\n",
+    );
+    // In Kettle's order, control bit 0 (q[2]): |01> <-> |11>.
+    let kettle_cnot = real_matrix(
+        2,
+        &[
+            &[1.0, 0.0, 0.0, 0.0],
+            &[0.0, 0.0, 0.0, 1.0],
+            &[0.0, 0.0, 1.0, 0.0],
+            &[0.0, 1.0, 0.0, 0.0],
+        ],
+    );
+    assert_eq!(
+        c.ops(),
+        [channel_op(Channel::kraus(vec![kettle_cnot]), &[2, 0])]
+    );
+    // Amplitude damping on the first listed qubit, identity on the second:
+    // Braket's A ⊗ I is Kettle's I ⊗ A on qubits [first, second].
+    let g: f64 = 0.36;
+    let (k, s) = ((1.0 - g).sqrt(), g.sqrt());
+    let c = parse(&format!(
+        "OPENQASM 3.0;\nqubit[2] q;\n\
+         #pragma braket noise kraus([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, {k}, 0], [0, 0, 0, {k}]], \
+         [[0, 0, {s}, 0], [0, 0, 0, {s}], [0, 0, 0, 0], [0, 0, 0, 0]]) q[0], q[1]\n"
+    ));
+    let k0 = real_matrix(
+        2,
+        &[
+            &[1.0, 0.0, 0.0, 0.0],
+            &[0.0, k, 0.0, 0.0],
+            &[0.0, 0.0, 1.0, 0.0],
+            &[0.0, 0.0, 0.0, k],
+        ],
+    );
+    let k1 = real_matrix(
+        2,
+        &[
+            &[0.0, s, 0.0, 0.0],
+            &[0.0, 0.0, 0.0, 0.0],
+            &[0.0, 0.0, 0.0, s],
+            &[0.0, 0.0, 0.0, 0.0],
+        ],
+    );
+    assert_eq!(c.ops(), [channel_op(Channel::kraus(vec![k0, k1]), &[0, 1])]);
+}
+
+#[test]
+fn noise_pragma_errors_have_positions() {
+    let cases: &[(&str, u32, u32, &str)] = &[
+        (
+            "qubit[2] q;\n#pragma braket noise bit_flip(1.5) q[0]\n",
+            2,
+            31,
+            "`bit_flip`: ",
+        ),
+        (
+            "qubit[2] q;\n  #pragma   braket noise  pauli_channel(0.1, 0.2, -0.3) q[0]\n",
+            2,
+            51,
+            "`pauli_channel`: ",
+        ),
+        (
+            "qubit[2] q;\n#pragma braket noise pauli_channel(0.5, 0.5, 0.5) q[0]\n",
+            2,
+            22,
+            "`pauli_channel`: ",
+        ),
+        (
+            "qubit[2] q;\n#pragma braket noise depolarize(0.1) q[0]\n",
+            2,
+            22,
+            "unknown noise channel `depolarize`: Braket's are `bit_flip`",
+        ),
+        (
+            "qubit[2] q;\n#pragma braket noise depolarizing_error(0.1) q[0]\n",
+            2,
+            22,
+            "unknown noise channel `depolarizing_error`",
+        ),
+        (
+            "qubit[2] q;\n#pragma braket noise bit_flip(0.1, 0.2) q[0]\n",
+            2,
+            36,
+            "`bit_flip` takes 1 parameter (probability), got 2",
+        ),
+        (
+            "qubit[2] q;\n#pragma braket noise generalized_amplitude_damping(0.1) q[0]\n",
+            2,
+            22,
+            "`generalized_amplitude_damping` takes 2 parameters (gamma, probability), got 1",
+        ),
+        (
+            "qubit[2] q;\n#pragma braket noise two_qubit_dephasing(0.1) q[1]\n",
+            2,
+            47,
+            "`two_qubit_dephasing` acts on 2 qubits, but 1 was given",
+        ),
+        (
+            "qubit[2] q;\n#pragma braket noise depolarizing(0.1) q\n",
+            2,
+            40,
+            "`depolarizing` acts on 1 qubit, but 2 were given",
+        ),
+        (
+            "qubit[2] q;\n#pragma braket noise two_qubit_depolarizing(0.1) q[1], q[1]\n",
+            2,
+            56,
+            "qubit 1 is used twice in one channel",
+        ),
+        (
+            "qubit[2] q;\n#pragma braket noise kraus([[1, 0], [0, 1]], [[1, 0], [0, 0]]) q[0]\n",
+            2,
+            28,
+            "not trace-preserving",
+        ),
+        (
+            "qubit[2] q;\n#pragma braket noise kraus([[1, 0], [0, 1]], [[1, 0, 0, 0]]) q[0]\n",
+            2,
+            46,
+            "a Kraus matrix needs 2 or 4 rows",
+        ),
+        (
+            "qubit[2] q;\n#pragma braket noise kraus([[1, 0], [0]]) q[0]\n",
+            2,
+            37,
+            "a 2×2 matrix needs 2 entries per row, got 1",
+        ),
+        (
+            "qubit[2] q;\n#pragma braket noise kraus([[1, 0], [0, 1]]) q[0], q[1]\n",
+            2,
+            46,
+            "`kraus` acts on 1 qubit, but 2 were given",
+        ),
+        (
+            "qubit[2] q;\n#pragma braket noise kraus([[1, 0], [0, x]]) q[0]\n",
+            2,
+            41,
+            "expected a number (a Kraus matrix entry), found `x`",
+        ),
+        (
+            "qubit[2] q;\n#pragma braket noise bit_flip(0.1) q[0] q[1]\n",
+            2,
+            41,
+            "expected the end of the noise pragma, found `q`",
+        ),
+        (
+            "qubit[2] q;\n#pragma braket noise bit_flip(0.1) q[5]\n",
+            2,
+            38,
+            "out of range",
+        ),
+        (
+            "qubit[2] q;\n#pragma braket noise bit_flip(0.1x) q[0]\n",
+            2,
+            31,
+            "malformed number",
+        ),
+        (
+            "qubit[2] q;\ngate g a {\n  h a;\n  #pragma braket noise bit_flip(0.1) a\n}\n",
+            4,
+            3,
+            "a noise pragma cannot appear in a gate",
+        ),
+    ];
+    for &(src, line, column, message) in cases {
+        let (l, c, m) = body_err(src);
+        assert!(
+            (l, c) == (line, column) && m.contains(message),
+            "for {src:?}: got {l}:{c}: {m}; want {line}:{column}: …{message}…"
+        );
     }
 }
