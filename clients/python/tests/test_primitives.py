@@ -526,14 +526,15 @@ def test_aer_options_dicts_work_or_are_refused_by_name(backend):
     value = estimator.run([(plain, SparsePauliOp("ZZ"))]).result()[0].data.evs
     assert abs(float(value) - 1.0) < 1e-6
     for bad, name in [
-        ({"backend_options": {"method": "density_matrix"}}, "density_matrix"),
-        ({"backend_options": {"noise_model": object()}}, "noise"),
+        ({"backend_options": {"method": "matrix_product_state"}}, "matrix_product_state"),
         ({"backend_options": {"fusion_enable": True}}, "fusion_enable"),
         ({"run_options": {"shots": 5}}, "shots"),
         ({"transpilation": {}}, "transpilation"),
     ]:
         with pytest.raises(ValueError, match=name):
             KettleSamplerV2(backend, options=bad)
+    with pytest.raises(TypeError, match="noise_model"):
+        KettleSamplerV2(backend, options={"backend_options": {"noise_model": object()}})
 
 
 def test_estimator_gradients_match_the_parameter_shift_rule(backend, submissions):

@@ -368,12 +368,12 @@ def test_job_cancel(backend: KettleBackend) -> None:
 
 def test_aer_only_options(backend: KettleBackend) -> None:
     qc = bell()
-    with pytest.raises(ValueError, match="noise"):
+    with pytest.raises(TypeError, match="noise_model"):
         backend.run(qc, noise_model=object())
     with pytest.warns(UserWarning, match="method"):
         job = backend.run(qc, shots=10, method="matrix_product_state")
     assert sum(job.result().get_counts().values()) == 10
-    # No noise model is what Kettle does: nothing to warn about.
+    # No noise model is an ideal run: nothing to warn about.
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         job = backend.run(qc, shots=10, noise_model=None)
@@ -462,3 +462,34 @@ def test_a_state_past_the_listed_qubits_comes_back_sparse(backend: KettleBackend
     qc.measure_all()
     result = backend.run(qc, shots=10).result()
     assert np.allclose(np.asarray(result.get_statevector()), expected.data, atol=1e-12)
+
+
+def test_the_provider_imports_without_aer_and_says_when_it_needs_it() -> None:
+    """Qiskit Aer is optional: the package imports without it, a noise model
+    given as a dict needs none, and only building one (``from_backend``)
+    asks for it, by name."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+sys.modules["qiskit_aer"] = None  # an import of it now fails
+import qiskit_kettle, qiskit_kettle.primitives, qiskit_kettle.noise
+from kettle_client import KettleClient
+from qiskit.providers.fake_provider import GenericBackendV2
+from qiskit_kettle import KettleBackend
+from qiskit_kettle.backend import _prepare
+from qiskit import QuantumCircuit
+qc = QuantumCircuit(1, 1); qc.x(0); qc.measure(0, 0)
+doc = {"errors": [{"type": "roerror", "operations": ["measure"], "probabilities": [[0.9, 0.1], [0.2, 0.8]]}]}
+from qiskit_kettle.noise import NoiseSpec
+req = _prepare(qc, {"shots": 10, "noise": NoiseSpec(doc)}, None, None)
+assert req["submit"]["noise_model"] == doc, req
+try:
+    KettleBackend.from_backend(GenericBackendV2(2), KettleClient("http://127.0.0.1:9"))
+except ImportError as e:
+    print("refused:", e)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "refused: building a noise model needs Qiskit Aer (pip install qiskit-aer)" in out.stdout

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .client import KettleClient, guess_format  # noqa: E402
+from .client import KettleClient, guess_format, noise_model_dict  # noqa: E402
 from .errors import (  # noqa: E402
     ApiError,
     AuthenticationError,
@@ -80,4 +80,5 @@ __all__ = [
     "TransportError",
     "UnavailableError",
     "__version__",
+    "noise_model_dict",
 ]

@@ -27,7 +27,7 @@ from .errors import (
 )
 from .models import Backend, Job, JobList, JobResult
 
-__all__ = ["KettleClient", "guess_format"]
+__all__ = ["KettleClient", "guess_format", "noise_model_dict"]
 
 #: Statuses worth retrying: the request was not carried out, or a proxy
 #: could not say (and idempotency keys make a repeated submission safe).
@@ -66,6 +66,26 @@ def guess_format(source: str) -> str:
         if version.startswith("2"):
             return "qasm2"
     return "qasm3"
+
+
+def noise_model_dict(noise_model: Any) -> dict[str, Any]:
+    """A noise model as a job's ``noise_model`` member: Qiskit Aer's
+    ``NoiseModel.to_dict(serializable=True)`` for an object with that
+    method, a mapping as it is (copied). Raises :class:`TypeError` for
+    anything else."""
+    to_dict = getattr(noise_model, "to_dict", None)
+    if callable(to_dict):
+        out = to_dict(serializable=True)
+    elif isinstance(noise_model, Mapping):
+        out = noise_model
+    else:
+        raise TypeError(
+            "noise_model must be a Qiskit Aer NoiseModel (or anything with to_dict(serializable=True)) "
+            f"or the dict it returns, not {type(noise_model).__name__}"
+        )
+    if not isinstance(out, Mapping):
+        raise TypeError(f"noise_model.to_dict(serializable=True) returned a {type(out).__name__}, not a dict")
+    return dict(out)
 
 
 #: How often ``result(..., progress=True)`` reads the job.
@@ -248,6 +268,8 @@ class KettleClient:
         wait: float | None = None,
         idempotency_key: str | None = None,
         keys: str | None = None,
+        noise_model: Any = None,
+        method: str | None = None,
     ) -> Job:
         """Submits a job (``POST /v1/jobs``) and returns it as stored.
 
@@ -259,6 +281,15 @@ class KettleClient:
         ``inputs`` gives OpenQASM 3 ``input`` values; lists of equal length
         make a sweep, one execution per index. ``wait`` asks the server to
         hold the answer until the job ends or that many seconds pass.
+
+        ``noise_model`` is Qiskit Aer's noise model, applied to every
+        execution as Aer applies it: a ``NoiseModel`` (anything with
+        ``to_dict(serializable=True)``) or the dict that method returns.
+        ``method`` is ``"automatic"`` (the server's default),
+        ``"statevector"`` (each shot follows one sampled noise trajectory)
+        or ``"density_matrix"`` (exact); each execution's ``method`` says
+        which ran. A noisy circuit has no state vector; its
+        ``probabilities`` need the density-matrix method.
 
         A random ``idempotency_key`` is made when none is given, so that a
         retried submission can never make a second job.
@@ -284,6 +315,12 @@ class KettleClient:
             body["tags"] = {str(k): str(v) for k, v in tags.items()}
         if priority is not None:
             body["priority"] = int(priority)
+        if noise_model is not None:
+            body["noise_model"] = noise_model_dict(noise_model)
+        if method is not None:
+            if not isinstance(method, str):
+                raise TypeError(f"method must be a string, not {type(method).__name__}")
+            body["method"] = method
         key = idempotency_key or str(uuid.uuid4())
         resp = self._request(
             "POST",

@@ -51,15 +51,28 @@ def parse_timestamp(value: Any) -> datetime | None:
 
 @dataclass(frozen=True)
 class Expectation:
-    """The expectation value of one Pauli sum."""
+    """The expectation value of one Pauli sum.
+
+    ``std_error`` is 0 when the value is exact (an ideal circuit, or the
+    ``density_matrix`` method), else the standard error of the mean over
+    the noise trajectories (``statevector`` method with a noise model); a
+    server that does not send it ran the circuit exactly.
+    """
 
     observable: str
     value: float
+    std_error: float = 0.0
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Expectation:
-        return cls(observable=str(d.get("observable", "")), value=float(d.get("value", 0.0)), raw=d)
+        err = d.get("std_error")
+        return cls(
+            observable=str(d.get("observable", "")),
+            value=float(d.get("value", 0.0)),
+            std_error=float(err) if isinstance(err, (int, float)) else 0.0,
+            raw=d,
+        )
 
 
 @dataclass(frozen=True)
@@ -95,7 +108,9 @@ class ExecutionResult:
     ``sparse_statevector`` instead, its non-zero amplitudes keyed by the
     basis state's bitstring (qubit 0 rightmost, as Qiskit's
     ``Statevector.to_dict()``); ``memory`` is one key per shot, in shot
-    order.
+    order. ``method`` is the simulation method that ran: ``"statevector"``
+    or ``"density_matrix"`` (None from a server that does not say, which
+    simulates state vectors).
     """
 
     seed: int
@@ -108,6 +123,7 @@ class ExecutionResult:
     gradients: list[Gradient] | None = None
     memory: list[str] | None = None
     inputs: dict[str, float] | None = None
+    method: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -120,6 +136,7 @@ class ExecutionResult:
         probs = d.get("probabilities")
         memory = d.get("memory")
         inputs = d.get("inputs")
+        method = d.get("method")
         return cls(
             seed=int(d.get("seed", 0)),
             shots=int(d.get("shots", 0)),
@@ -135,6 +152,7 @@ class ExecutionResult:
             gradients=[Gradient.from_dict(g) for g in grads] if isinstance(grads, list) else None,
             memory=[str(m) for m in memory] if isinstance(memory, list) else None,
             inputs={str(k): float(v) for k, v in inputs.items()} if isinstance(inputs, Mapping) else None,
+            method=str(method) if isinstance(method, str) else None,
             raw=d,
         )
 
@@ -299,6 +317,10 @@ class Backend:
 
     ``max_qubits`` maps a precision (``"f64"``, ``"f32"``) to the largest
     state the memory budget holds; ``limits`` are the caller's.
+    ``methods`` lists the simulation methods a job may ask for
+    (``automatic``, ``statevector``, ``density_matrix``) and ``channels``
+    the noise channels its ``noise_model`` may use; both are empty from a
+    server without noise support.
     """
 
     name: str
@@ -315,7 +337,14 @@ class Backend:
     max_run_time_seconds: float
     local_mode: bool
     bit_order: str
+    methods: list[str] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def supports_noise(self) -> bool:
+        """Whether the server runs noise models (it lists ``density_matrix``)."""
+        return "density_matrix" in self.methods
 
     def qubit_limit(self, precision: str = "f64") -> int:
         """Most qubits a job at ``precision`` may have: the smaller of the
@@ -339,5 +368,7 @@ class Backend:
             max_run_time_seconds=float(d.get("max_run_time_seconds", 0.0)),
             local_mode=bool(d.get("local_mode", False)),
             bit_order=str(d.get("bit_order", "")),
+            methods=[str(x) for x in d.get("methods") or []],
+            channels=[str(x) for x in d.get("channels") or []],
             raw=d,
         )

@@ -25,8 +25,9 @@ from qiskit.transpiler import Target
 
 from kettle_client import Backend, KettleClient, KettleError
 
-from .convert import UnsupportedCircuitError, circuit_to_program
+from .convert import QASM2_GATES, QASM3_GATES, UnsupportedCircuitError, circuit_to_program
 from .job import Experiment, KettleJob
+from .noise import METHODS, NoiseSpec, aer_noise_model, check_method, fit_circuit, sent_method
 
 if TYPE_CHECKING:
     from .provider import KettleProvider
@@ -56,7 +57,10 @@ _QISKIT_NAMES = {"gphase": "global_phase", "i": "id"}
 _CONTROL_FLOW: dict[str, type[Instruction]] = {"if_else": IfElseOp, "switch_case": SwitchCaseOp, "for_loop": ForLoopOp}
 if hasattr(qiskit.circuit, "BoxOp"):  # Qiskit 2.0 and later
     _CONTROL_FLOW["box"] = qiskit.circuit.BoxOp
-_RUN_OPTIONS = ("shots", "seed_simulator", "memory", "precision", "parameter_binds", "name", "tags", "priority")
+_RUN_OPTIONS = (
+    "shots", "seed_simulator", "memory", "precision", "parameter_binds", "name", "tags", "priority",
+    "noise_model", "method",
+)  # fmt: skip
 
 
 def build_target(info: Backend, *, precision: str = "f64", description: str | None = None) -> Target:
@@ -88,13 +92,6 @@ def build_target(info: Backend, *, precision: str = "f64", description: str | No
     # ``statevector`` result type.
     target.add_instruction(SaveStatevector, name="save_statevector")
     return target
-
-
-def refuse_noise_model(model: Any) -> None:
-    """Accepts Qiskit Aer's ``noise_model`` option only as None: Kettle
-    simulates ideal circuits."""
-    if model is not None:
-        raise ValueError("Kettle simulates ideal circuits only: noise models are not supported")
 
 
 class KettleBackend(BackendV2):
@@ -148,7 +145,66 @@ class KettleBackend(BackendV2):
             name=None,
             tags=None,
             priority=None,
+            noise_model=None,
+            method="automatic",
         )
+
+    def set_options(self, **fields: Any) -> None:
+        """Sets default options of :meth:`run` (``noise_model``, ``method``,
+        ``shots``, …); a ``method`` Kettle does not have is warned about
+        and replaced by ``"automatic"``, as :meth:`run` does."""
+        if "method" in fields:
+            fields["method"] = _method_option(fields["method"], stacklevel=3)
+        if "noise_model" in fields:
+            _check_noise_model(fields["noise_model"])
+        super().set_options(**fields)
+
+    @classmethod
+    def from_backend(
+        cls,
+        backend: Any,
+        client: Any = None,
+        *,
+        token: str | None = None,
+        noise_model: Any = None,
+        name: str | None = None,
+        **options: Any,
+    ) -> KettleBackend:
+        """A Kettle backend that simulates the device ``backend`` as
+        ``AerSimulator.from_backend(backend)`` does: the device's
+        :class:`~qiskit.transpiler.Target` (its qubits, coupling map, basis
+        gates, durations and error rates, so that ``transpile(qc, kettle)``
+        produces circuits for the device), and its noise model
+        (``qiskit_aer.noise.NoiseModel.from_backend(backend)``, which needs
+        Qiskit Aer, unless ``noise_model`` is given) as the default
+        ``noise_model`` option.
+
+        ``client`` is where the circuits run: a :class:`KettleClient`, a
+        :class:`KettleBackend` or :class:`KettleProvider` (its client), or
+        a server's URL (default ``http://127.0.0.1:8080``, with ``token``).
+        Other keyword arguments are default options (``shots``,
+        ``method``, …).
+        """
+        from .provider import KettleProvider
+
+        if client is None or isinstance(client, str):
+            client = KettleClient(client or "http://127.0.0.1:8080", token)
+        elif isinstance(client, (KettleBackend, KettleProvider)):
+            client = client.client
+        elif not isinstance(client, KettleClient):
+            raise TypeError(f"client must be a KettleClient, KettleBackend, KettleProvider or URL, not {client!r}")
+        target = _device_target(backend)
+        if noise_model is None:
+            noise_model = aer_noise_model().from_backend(backend)
+        device = str(getattr(backend, "name", None) or "device")
+        if callable(device):  # a BackendV1's name()
+            device = str(device())
+        kettle = cls(client, name=name or f"kettle_from({device})")
+        kettle._target = target
+        kettle.description = f"Kettle at {client.url} simulating {device} with its noise model"
+        _warn_unnative(noise_model)
+        kettle.set_options(noise_model=noise_model, **options)
+        return kettle
 
     def run(self, run_input: QuantumCircuit | Sequence[QuantumCircuit], **options: Any) -> KettleJob:
         """Runs one circuit or a list of circuits (one Kettle job each,
@@ -160,6 +216,16 @@ class KettleBackend(BackendV2):
         ``"f32"``), ``parameter_binds`` (one ``{Parameter: [values]}`` per
         circuit, as Aer's: one experiment per value, run as one Kettle sweep),
         and ``name``, ``tags``, ``priority`` passed to the jobs.
+
+        ``noise_model`` is a Qiskit Aer ``NoiseModel`` (or the dict of its
+        ``to_dict(serializable=True)``), applied by the server as Aer
+        applies it; ``method`` is ``"automatic"``, ``"statevector"``
+        (noise trajectories, one per shot) or ``"density_matrix"``; the
+        method that ran is in each result's ``metadata["method"]``. A
+        noisy circuit has no state vector (``save_statevector`` is
+        refused). Qubits no instruction touches are left out before
+        sending (a circuit transpiled for a large device runs as the qubits
+        it uses), with the noise model's errors on the others.
 
         Circuit problems (an instruction Kettle cannot run, a program the
         server refuses) are raised here; an error from the server is a
@@ -173,13 +239,15 @@ class KettleBackend(BackendV2):
         for k in _RUN_OPTIONS:
             opts[k] = getattr(self.options, k)
         for k, v in options.items():
-            if k == "noise_model":
-                refuse_noise_model(v)
-                continue
             if k not in _RUN_OPTIONS:
                 warnings.warn(f"option {k!r} is not used by the Kettle backend", stacklevel=2)
                 continue
+            if k == "method":
+                v = _method_option(v, stacklevel=3)
+            elif k == "noise_model":
+                _check_noise_model(v)
             opts[k] = v
+        opts["noise"] = NoiseSpec(opts.get("noise_model"))
         binds = opts.get("parameter_binds")
         if binds is not None and len(binds) != len(circuits):
             raise ValueError(
@@ -219,13 +287,75 @@ class KettleBackend(BackendV2):
         return KettleJob(self, experiments)
 
 
+def _method_option(method: Any, stacklevel: int) -> str:
+    """A ``method`` option as Kettle runs it: one of :data:`METHODS`; any
+    other of Aer's (``matrix_product_state``, ``stabilizer``, …) is warned
+    about and runs as ``"automatic"``."""
+    if method is None or method in METHODS:
+        return check_method(method)
+    warnings.warn(
+        f"option method={method!r} is not available on Kettle (it runs 'automatic', 'statevector' or "
+        "'density_matrix'): running 'automatic'",
+        stacklevel=stacklevel,
+    )
+    return "automatic"
+
+
+def _check_noise_model(model: Any) -> None:
+    if model is None or isinstance(model, Mapping) or callable(getattr(model, "to_dict", None)):
+        return
+    raise TypeError(
+        "noise_model must be a Qiskit Aer NoiseModel or the dict of its to_dict(serializable=True), "
+        f"not {type(model).__name__}"
+    )
+
+
+def _device_target(backend: Any) -> Target:
+    """A copy of a device's target (a BackendV1 through Qiskit's converter)."""
+    import copy
+
+    target = getattr(backend, "target", None)
+    if target is None:
+        from qiskit.providers import BackendV2Converter  # Qiskit 1.x, for BackendV1
+
+        target = BackendV2Converter(backend).target
+    return copy.deepcopy(target)
+
+
+def _warn_unnative(noise_model: Any) -> None:
+    """Warns about noisy gates Kettle's programs do not keep by name (they
+    are sent as their definitions, so their errors would not apply)."""
+    names = getattr(noise_model, "noise_instructions", None)
+    if names is None and isinstance(noise_model, Mapping):
+        names = [op for e in noise_model.get("errors") or [] for op in e.get("operations") or []]
+    missing = sorted(set(names or ()) - (QASM2_GATES | QASM3_GATES | {"measure", "reset"}))
+    if missing:
+        warnings.warn(
+            f"the noise model has errors on {', '.join(missing)}, which Kettle's programs send as their "
+            "definitions: those errors do not apply (transpile to other basis gates)",
+            stacklevel=3,
+        )
+
+
 def _prepare(circuit: QuantumCircuit, opts: Mapping[str, Any], binds: Any, info: Backend) -> dict[str, Any]:
     circuit, want_sv = _strip_save_statevector(circuit)
-    program = circuit_to_program(circuit)
+    noise: NoiseSpec = opts.get("noise") or NoiseSpec(None)
+    kept: list[int] | None = None
+    sent = circuit
+    if noise.noisy:
+        if want_sv:
+            raise UnsupportedCircuitError(
+                f"circuit {circuit.name!r} saves its state vector, which a noisy circuit does not have on Kettle "
+                "(ask for counts, or for probabilities and expectation values from KettleClient with "
+                "method='density_matrix')"
+            )
+        noise.warn_unapplied(circuit)
+        sent, kept = fit_circuit(circuit)
+    program = circuit_to_program(sent)
     measures = _count_measures(circuit)
     want_counts = measures > 0
     want_memory = bool(opts.get("memory")) and want_counts
-    result_types: list[str] = []
+    result_types: list[Any] = []
     if want_counts:
         result_types.append("counts")
     if want_memory:
@@ -234,8 +364,9 @@ def _prepare(circuit: QuantumCircuit, opts: Mapping[str, Any], binds: Any, info:
         result_types.append("statevector")
     if not result_types:
         # Nothing to report (Aer's result has no data either); the server
-        # still checks and runs the circuit.
-        result_types.append("probabilities")
+        # still checks and runs the circuit. A noisy circuit's probabilities
+        # need the density-matrix method: it is asked for the trace.
+        result_types.append({"expectation": ["1"]} if noise.noisy else "probabilities")
     inputs = None
     phases = [0.0]
     if program.parameters or circuit.parameters:
@@ -269,6 +400,11 @@ def _prepare(circuit: QuantumCircuit, opts: Mapping[str, Any], binds: Any, info:
         "tags": opts.get("tags"),
         "priority": opts.get("priority"),
     }
+    if noise.noisy:
+        submit["noise_model"] = noise.for_qubits(kept)
+    method = sent_method(opts.get("method"), noise.noisy)
+    if method is not None:
+        submit["method"] = method
     header = {
         "name": circuit.name,
         "creg_sizes": [[r.name, r.size] for r in circuit.cregs],

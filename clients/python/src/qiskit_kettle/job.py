@@ -176,6 +176,8 @@ def _experiment_results(e: Experiment, job: Job, out: Any) -> list[ExperimentRes
         }
         if ex.inputs:
             metadata["inputs"] = dict(ex.inputs)
+        if ex.method is not None:
+            metadata["method"] = ex.method
         results.append(
             ExperimentResult(
                 shots=e.shots if e.counts else ex.shots,

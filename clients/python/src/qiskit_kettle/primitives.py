@@ -71,8 +71,8 @@ from kettle_client import (
     LimitExceededError,
 )
 
-from .backend import refuse_noise_model
 from .convert import Program, circuit_to_program
+from .noise import NoiseSpec, check_method, fit_circuit, pauli_sum_qubits, remap_pauli_sum, sent_method
 from .observables import observable_to_pauli_sum
 
 __all__ = ["KettleEstimatorV2", "KettlePrimitiveJob", "KettleSamplerV2"]
@@ -82,6 +82,8 @@ MAX_SWEEP_OPERATIONS = 2_000_000
 #: Kettle's bound on the shots a job lists one by one (``memory``).
 MAX_MEMORY_SHOTS = 1_000_000
 _SEED_MOD = 1 << 64
+#: A primitive's ``noise_model`` when not given: the backend's.
+_FROM_BACKEND: Any = object()
 
 
 
@@ -266,6 +268,7 @@ class _Runner:
         result_types: list[Any],
         shots: int | None,
         per_job: int,
+        noise_model: dict[str, Any] | None = None,
     ) -> list[_Chunk]:
         """Submits executions ``rows`` (one row of values each, for the
         parameters :func:`_input_parameters` lists) as jobs of at most ``per_job``
@@ -297,6 +300,8 @@ class _Runner:
                     precision=self.primitive._precision,
                     name=(circuit.name or None) and str(circuit.name)[:256],
                     tags=tags,
+                    noise_model=noise_model,
+                    method=sent_method(self.primitive._method, noise_model is not None),
                 )
             except LimitExceededError as e:
                 splittable = e.limit in (
@@ -327,7 +332,7 @@ class _KettlePrimitive:
     """What the Sampler and the Estimator share: the client, the server's
     limits (read once) and the options."""
 
-    def __init__(self, backend: Any, seed: Any, precision: str):
+    def __init__(self, backend: Any, seed: Any, precision: str, noise_model: Any = None, method: Any = None):
         if precision not in ("f64", "f32"):
             raise ValueError(f"precision must be 'f64' or 'f32', not {precision!r}")
         self._backend = backend
@@ -335,6 +340,25 @@ class _KettlePrimitive:
         self._seed = seed
         self._precision = precision
         self._info: Backend | None = None
+        # A KettleBackend's own noise model and method (from_backend's, or
+        # set_options') apply unless the primitive sets its own.
+        backend_options = getattr(backend, "options", None) if not isinstance(backend, KettleClient) else None
+        if noise_model is _FROM_BACKEND:
+            noise_model = getattr(backend_options, "noise_model", None)
+        if method is None:
+            method = getattr(backend_options, "method", None)
+        self._noise = NoiseSpec(noise_model)
+        self._method = check_method(method)
+
+    @property
+    def noise_model(self) -> Any:
+        """The noise model the jobs run with (None: ideal)."""
+        return self._noise.model
+
+    @property
+    def method(self) -> str:
+        """The simulation method asked for (``automatic``, ``statevector``, ``density_matrix``)."""
+        return self._method
 
     @property
     def backend(self) -> Any:
@@ -470,19 +494,20 @@ def _aer_options(options: dict[str, Any] | None, default_key: str) -> dict[str, 
                         raise ValueError(f"backend_options precision must be 'double' or 'single', not {v!r}")
                     out["precision"] = "f64" if v == "double" else "f32"
                 elif name == "method":
-                    if v not in ("statevector", "automatic"):
-                        raise ValueError(f"Kettle simulates state vectors: method {v!r} is not available")
+                    out["method"] = check_method(v)
                 elif name == "device":
                     if str(v).upper() != "CPU":
                         raise ValueError(f"Kettle runs on the server's CPUs: device {v!r} is not available")
                 elif name == "noise_model":
-                    refuse_noise_model(v)
+                    out["noise_model"] = v
                 else:
                     raise ValueError(f"the Aer backend option {name!r} has no Kettle equivalent")
         elif key == "run_options":
             for name, v in dict(value or {}).items():
                 if name == "seed_simulator":
                     out["seed"] = v
+                elif name == "shots" and default_key == "default_precision":
+                    out["shots"] = v
                 else:
                     raise ValueError(f"the Aer run option {name!r} has no Kettle equivalent")
         else:
@@ -503,10 +528,18 @@ class KettleSamplerV2(BaseSamplerV2):
             ``seed + 1``, … over the call's PUBs); None lets the server draw.
             An ``np.random.Generator`` is drawn from once per call.
         precision: ``"f64"`` (default) or ``"f32"`` state vectors.
+        noise_model: a Qiskit Aer ``NoiseModel`` (or the dict of its
+            ``to_dict(serializable=True)``) applied to every circuit as Aer
+            applies it; None runs ideal circuits. When not given, a
+            :class:`~qiskit_kettle.KettleBackend`'s own ``noise_model``
+            option applies (``KettleBackend.from_backend``'s device model).
+        method: ``"automatic"``, ``"statevector"`` (each shot one noise
+            trajectory) or ``"density_matrix"``; when not given, the
+            backend's ``method`` option.
         options: Qiskit Aer's ``SamplerV2`` options dict, for code written
             for Aer: ``default_shots``, ``backend_options`` (``precision``
-            ``"double"``/``"single"``, ``method`` ``"statevector"``,
-            ``noise_model`` None) and ``run_options`` (``seed_simulator``);
+            ``"double"``/``"single"``, ``method``, ``noise_model``,
+            ``device`` ``"CPU"``) and ``run_options`` (``seed_simulator``);
             any other is refused by name. The arguments above win.
 
     Each classical register becomes a :class:`~qiskit.primitives.BitArray`
@@ -526,6 +559,8 @@ class KettleSamplerV2(BaseSamplerV2):
         seed: Any = None,
         precision: str | None = None,
         options: dict[str, Any] | None = None,
+        noise_model: Any = _FROM_BACKEND,
+        method: str | None = None,
     ):
         aer = _aer_options(options, "default_shots")
         default_shots = default_shots if default_shots is not None else aer.get("default_shots", 1024)
@@ -533,7 +568,9 @@ class KettleSamplerV2(BaseSamplerV2):
         precision = precision or aer.get("precision", "f64")
         if int(default_shots) < 1:
             raise ValueError("default_shots must be at least 1")
-        self._kettle = _KettlePrimitive(backend, seed, precision)
+        if noise_model is _FROM_BACKEND:
+            noise_model = aer.get("noise_model", _FROM_BACKEND)
+        self._kettle = _KettlePrimitive(backend, seed, precision, noise_model, method or aer.get("method"))
         self._default_shots = int(default_shots)
 
     @property
@@ -545,6 +582,16 @@ class KettleSamplerV2(BaseSamplerV2):
     def default_shots(self) -> int:
         """Shots of a PUB that does not set its own."""
         return self._default_shots
+
+    @property
+    def noise_model(self) -> Any:
+        """The noise model the circuits run with (None: ideal)."""
+        return self._kettle.noise_model
+
+    @property
+    def method(self) -> str:
+        """The simulation method asked for."""
+        return self._kettle.method
 
     @property
     def seed(self) -> Any:
@@ -563,7 +610,14 @@ class KettleSamplerV2(BaseSamplerV2):
     def _plan(self, runner: _Runner, index: int, pub: SamplerPub) -> _PubPlan:
         kettle = self._kettle
         circuit = pub.circuit
-        program = circuit_to_program(circuit)
+        noise = kettle._noise
+        kept: list[int] | None = None
+        sent = circuit
+        if noise.noisy:
+            noise.warn_unapplied(circuit)
+            sent, kept = fit_circuit(circuit)
+        noise_model = noise.for_qubits(kept)
+        program = circuit_to_program(sent)
         rows, shape = _parameter_rows(pub, program)
         shots = pub.shots
         measures = _measures(circuit)
@@ -581,7 +635,10 @@ class KettleSamplerV2(BaseSamplerV2):
             job_shots: int | None = shots
         else:
             # Nothing to sample: run once per execution to check the program.
-            result_types, job_shots = ["probabilities"], None
+            # (A noisy circuit's probabilities need the density-matrix
+            # method: it is asked for the trace.)
+            result_types = [{"expectation": ["1"]}] if noise.noisy else ["probabilities"]
+            job_shots = None
         if rows.shape[1] == 0 and rows.shape[0] > 1:
             # No parameters, several executions (a shaped empty binding):
             # Kettle sweeps only over inputs, so submit one job per element.
@@ -589,13 +646,14 @@ class KettleSamplerV2(BaseSamplerV2):
             for k in range(rows.shape[0]):
                 for c in runner.submit_sweep(
                     index, circuit, program, rows[k : k + 1],
-                    result_types=result_types, shots=job_shots, per_job=1,
+                    result_types=result_types, shots=job_shots, per_job=1, noise_model=noise_model,
                 ):  # fmt: skip
                     chunks.append(_Chunk(c.job_id, k, 1))
         else:
             chunks = runner.submit_sweep(
-                index, circuit, program, rows, result_types=result_types, shots=job_shots, per_job=per_job
-            )
+                index, circuit, program, rows,
+                result_types=result_types, shots=job_shots, per_job=per_job, noise_model=noise_model,
+            )  # fmt: skip
         job_ids = [c.job_id for c in chunks]
 
         def finish(executions: list[ExecutionResult]) -> SamplerPubResult:
@@ -652,11 +710,20 @@ class KettleEstimatorV2(BaseEstimatorV2):
             entropy); Kettle's results themselves are exact.
         precision: ``"f64"`` (default) or ``"f32"`` state vectors (the
             floating-point precision of the simulation, not the estimator's).
+        noise_model: a Qiskit Aer ``NoiseModel`` (or its dict), as for
+            :class:`KettleSamplerV2` (when not given, the backend's).
+        method: as for :class:`KettleSamplerV2`. With a noise model, the
+            ``density_matrix`` method gives exact values (``stds`` the
+            precision); the ``statevector`` method averages ``shots``
+            noise trajectories, and ``stds`` adds the server's standard
+            error of that mean (in quadrature with the precision).
+        shots: the noise trajectories of the ``statevector`` method (None:
+            the server's default); unused for ideal circuits.
         options: Qiskit Aer's ``EstimatorV2`` options dict, for code written
             for Aer: ``default_precision``, ``backend_options`` (as for
             :class:`KettleSamplerV2`) and ``run_options`` (``seed_simulator``
-            seeds the noise); any other is refused by name. The arguments
-            above win.
+            seeds the noise, ``shots``); any other is refused by name. The
+            arguments above win.
 
     Observables may be ``SparsePauliOp``, ``Pauli``, ``SparseObservable``
     (projectors are expanded into Paulis), labels or label→weight mappings,
@@ -685,6 +752,9 @@ class KettleEstimatorV2(BaseEstimatorV2):
         precision: str | None = None,
         options: dict[str, Any] | None = None,
         gradients: bool = False,
+        noise_model: Any = _FROM_BACKEND,
+        method: str | None = None,
+        shots: int | None = None,
     ):
         aer = _aer_options(options, "default_precision")
         if default_precision is None:
@@ -693,7 +763,15 @@ class KettleEstimatorV2(BaseEstimatorV2):
         precision = precision or aer.get("precision", "f64")
         if default_precision < 0:
             raise ValueError("default_precision must be non-negative")
-        self._kettle = _KettlePrimitive(backend, None, precision)
+        if noise_model is _FROM_BACKEND:
+            noise_model = aer.get("noise_model", _FROM_BACKEND)
+        self._kettle = _KettlePrimitive(backend, None, precision, noise_model, method or aer.get("method"))
+        shots = shots if shots is not None else aer.get("shots")
+        if shots is not None and int(shots) < 1:
+            raise ValueError("shots must be at least 1")
+        self._shots = None if shots is None else int(shots)
+        if gradients and self._kettle._noise.noisy:
+            raise ValueError("gradients=True needs an ideal circuit: the adjoint method does not run noise models")
         self._noise_seed = seed
         self._default_precision = float(default_precision)
         self._gradients = bool(gradients)
@@ -707,6 +785,16 @@ class KettleEstimatorV2(BaseEstimatorV2):
     def default_precision(self) -> float:
         """The precision of a PUB that does not set its own."""
         return self._default_precision
+
+    @property
+    def noise_model(self) -> Any:
+        """The noise model the circuits run with (None: ideal)."""
+        return self._kettle.noise_model
+
+    @property
+    def method(self) -> str:
+        """The simulation method asked for."""
+        return self._kettle.method
 
     @property
     def seed(self) -> Any:
@@ -739,8 +827,17 @@ class KettleEstimatorV2(BaseEstimatorV2):
                 text_index[text] = len(texts)
                 texts.append(text)
             obs_idx[nd] = text_index[text]
+        noise = kettle._noise
+        kept: list[int] | None = None
+        sent = circuit
+        if noise.noisy:
+            # The qubits the observables act on are kept, even idle ones.
+            noise.warn_unapplied(circuit)
+            sent, kept = fit_circuit(circuit, also=set().union(*map(pauli_sum_qubits, texts)))
+        noise_model = noise.for_qubits(kept)
+        sent_texts = [remap_pauli_sum(t, kept) for t in texts]
         # Parameters: each distinct value set is one execution.
-        program = circuit_to_program(circuit)
+        program = circuit_to_program(sent)
         rows, param_shape = _parameter_rows(pub, program)
         row_exec = np.zeros(rows.shape[0], dtype=np.int64)
         distinct: dict[tuple[float, ...], int] = {}
@@ -756,7 +853,7 @@ class KettleEstimatorV2(BaseEstimatorV2):
         exec_of = np.broadcast_to(row_exec.reshape(param_shape), shape)
         text_of = np.broadcast_to(obs_idx, shape)
 
-        groups = _observable_groups(exec_of, text_of, len(unique_rows), len(texts), circuit.num_qubits)
+        groups = _observable_groups(exec_of, text_of, len(unique_rows), len(texts), sent.num_qubits)
         per_job = kettle._max_executions()
         if exec_rows.shape[1] > 0:
             per_job = min(per_job, max(1, MAX_SWEEP_OPERATIONS // _operation_count(circuit)))
@@ -765,7 +862,7 @@ class KettleEstimatorV2(BaseEstimatorV2):
         # Each circuit parameter's column among the inputs (None: global phase only).
         input_of = [inputs.index(program.parameters[p]) if p in program.parameters else None for p in every]
         def result_types(wanted: list[int]) -> list[Any]:
-            observables = [texts[t] for t in wanted]
+            observables = [sent_texts[t] for t in wanted]
             if self._gradients and inputs:
                 return [{"adjoint_gradient": {"observables": observables, "parameters": inputs}}]
             return [{"expectation": observables}]
@@ -775,17 +872,19 @@ class KettleEstimatorV2(BaseEstimatorV2):
         for execs, wanted in groups:
             for c in runner.submit_sweep(
                 index, circuit, program, exec_rows[execs],
-                result_types=result_types(wanted), shots=None, per_job=per_job,
+                result_types=result_types(wanted), shots=self._shots if noise.noisy else None, per_job=per_job,
+                noise_model=noise_model,
             ):  # fmt: skip
                 chunks.append(_Chunk(c.job_id, len(order) + c.start, c.count))
             order.extend((e, wanted) for e in execs)
         job_ids = [c.job_id for c in chunks]
-        noise = rng.normal(0.0, precision, shape) if precision > 0 else None
+        added = rng.normal(0.0, precision, shape) if precision > 0 else None
 
         with_gradients = self._gradients and bool(inputs)
 
         def finish(executions: list[ExecutionResult]) -> PubResult:
             values = np.full((len(unique_rows), len(texts)), np.nan, dtype=float)
+            errors = np.zeros((len(unique_rows), len(texts)), dtype=float)
             grads = np.zeros((len(unique_rows), len(texts), len(every)), dtype=float)
             for (e, wanted), execution in zip(order, executions, strict=True):
                 if with_gradients:
@@ -800,10 +899,12 @@ class KettleEstimatorV2(BaseEstimatorV2):
                 if len(exps) != len(wanted):
                     raise RuntimeError(f"execution {e} returned {len(exps)} expectation values, expected {len(wanted)}")
                 values[e, wanted] = [x.value for x in exps]
+                errors[e, wanted] = [x.std_error for x in exps]
             evs = np.asarray(values[exec_of, text_of], dtype=float).reshape(shape)
-            if noise is not None:
-                evs = evs + noise
-            stds = np.full(shape, precision, dtype=float)
+            if added is not None:
+                evs = evs + added
+            std_errors = np.asarray(errors[exec_of, text_of], dtype=float).reshape(shape)
+            stds = np.sqrt(precision**2 + std_errors**2)
             fields: dict[str, Any] = {"evs": evs, "stds": stds}
             if self._gradients:
                 fields["gradients"] = grads[exec_of, text_of].reshape(shape + (len(every),))
@@ -811,7 +912,7 @@ class KettleEstimatorV2(BaseEstimatorV2):
                 DataBin(**fields, shape=shape),
                 metadata={
                     "target_precision": precision,
-                    "shots": 0,
+                    "shots": 0 if not noise.noisy else (executions[0].shots if executions else 0),
                     "circuit_metadata": circuit.metadata,
                     "kettle_job_ids": job_ids,
                 },
