@@ -50,6 +50,19 @@
 //!   - `if`: `{"clbits": [...], "value": n}`, true when those bits read as an
 //!     integer (`clbits[0]` least significant) equal `n`; `then` (required)
 //!     and `else` (optional) are operation lists.
+//!   - `channel`: a noise channel on `qubits`. A named one takes `params` in
+//!     its library's order: Braket's `bit_flip`, `phase_flip`,
+//!     `pauli_channel`, `depolarizing`, `two_qubit_depolarizing`,
+//!     `two_qubit_dephasing`, `amplitude_damping`,
+//!     `generalized_amplitude_damping`, `phase_damping`, and Qiskit Aer's
+//!     `depolarizing_error` (`[λ]`, on as many qubits as given),
+//!     `thermal_relaxation_error` (`[t1, t2, time, excited_state_population]`)
+//!     and `reset_error` (`[p0, p1]`). `kraus` takes `matrices`, Kraus
+//!     operators as rows of `[re, im]` pairs in the bit order of `unitary`;
+//!     `mixture` the same, each matrix `√p·U` (how [`to_json`] writes one).
+//!   - `readout_error`: the assignment matrix `[[P(0|0), P(1|0)], [P(0|1),
+//!     P(1|1)]]` of the bit `clbit`: row `i` holds the probabilities of
+//!     reading 0 and 1 when `i` was measured.
 //!
 //! # Errors and limits
 //!
@@ -69,13 +82,14 @@
 use std::fmt::{self, Write as _};
 
 use kettle_ir::{
-    Circuit, Complex64, Condition, Control, Gate, GateMatrix, IrError, MAX_CLBITS,
-    MAX_MATRIX_QUBITS, MAX_NESTING, Operation, OperationError, StandardGate, UnitaryMatrix,
-    check_gate,
+    Channel, ChannelForm, Circuit, Complex64, Condition, Control, Gate, GateMatrix, IrError,
+    MAX_CLBITS, MAX_MATRIX_QUBITS, MAX_NESTING, Operation, OperationError, ReadoutError,
+    StandardGate, UnitaryMatrix, check_gate,
 };
 use serde_json::{Map, Value};
 
 use crate::Limits;
+use crate::qasm3::noise::{channel_names, named_channel, offending_param};
 
 /// The value of the optional `format` key.
 const FORMAT: &str = "kettle.circuit";
@@ -84,7 +98,16 @@ const VERSION: u64 = 1;
 /// Keys of the top-level object.
 const TOP_KEYS: &[&str] = &["format", "version", "qubits", "clbits", "registers", "ops"];
 /// The key that names each kind of operation.
-const OP_KINDS: &[&str] = &["gate", "unitary", "measure", "reset", "barrier", "if"];
+const OP_KINDS: &[&str] = &[
+    "gate",
+    "unitary",
+    "measure",
+    "reset",
+    "barrier",
+    "if",
+    "channel",
+    "readout_error",
+];
 
 /// An error in a JSON circuit: what is wrong and where.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -216,8 +239,9 @@ fn number(v: &Value, path: &str, what: &str) -> Result<f64> {
 /// `qubits`, optional `clbits` and `registers` (`[{"name", "size"}]`), and an
 /// `ops` list whose entries are `{"gate", "qubits", "params"?, "controls"?,
 /// "neg_controls"?}`, `{"unitary": rows of [re, im] pairs, "qubits", ...}`,
-/// `{"measure", "clbit"}`, `{"reset"}`, `{"barrier": [qubits]}` and
-/// `{"if": {"clbits", "value"}, "then", "else"?}`. `circuit.schema.json` in
+/// `{"measure", "clbit"}`, `{"reset"}`, `{"barrier": [qubits]}`,
+/// `{"if": {"clbits", "value"}, "then", "else"?}`, `{"channel", "params" |
+/// "matrices", "qubits"}` and `{"readout_error", "clbit"}`. `circuit.schema.json` in
 /// this crate is its JSON Schema (draft 2020-12) and describes every field.
 ///
 /// # Errors
@@ -517,15 +541,7 @@ impl Reader<'_> {
                     return fail(&name_path, format!("unknown gate `{name}`"));
                 };
                 let params = match obj.get("params") {
-                    Some(p) => {
-                        let p_path = key_path(path, "params");
-                        let items = array(p, &p_path, "an array of parameters")?;
-                        items
-                            .iter()
-                            .enumerate()
-                            .map(|(i, x)| number(x, &index_path(&p_path, i), "a parameter"))
-                            .collect::<Result<Vec<f64>>>()?
-                    }
+                    Some(p) => numbers(p, &key_path(path, "params"))?,
                     None => Vec::new(),
                 };
                 self.gate(obj, path, Gate::standard(g, &params))
@@ -554,6 +570,13 @@ impl Reader<'_> {
                 check_keys(obj, path, &["barrier"])?;
                 let qubits = self.qubits(&obj["barrier"], &key_path(path, "barrier"))?;
                 Ok(Operation::Barrier { qubits })
+            }
+            "channel" => self.channel(obj, path),
+            "readout_error" => {
+                check_keys(obj, path, &["readout_error", "clbit"])?;
+                let error = readout_error(&obj["readout_error"], &key_path(path, "readout_error"))?;
+                let clbit = self.clbit(required(obj, path, "clbit")?, &key_path(path, "clbit"))?;
+                Ok(Operation::ReadoutError { clbit, error })
             }
             _ => {
                 check_keys(obj, path, &["if", "then", "else"])?;
@@ -600,6 +623,64 @@ impl Reader<'_> {
         }
     }
 
+    /// A `channel` operation: a named channel with `params`, or `kraus` /
+    /// `mixture` with `matrices`, on `qubits`.
+    fn channel(&self, obj: &Map<String, Value>, path: &str) -> Result<Operation> {
+        check_keys(obj, path, &["channel", "params", "matrices", "qubits"])?;
+        let name_path = key_path(path, "channel");
+        let Value::String(name) = &obj["channel"] else {
+            return fail(
+                &name_path,
+                format!(
+                    "a channel name must be a string, got {}",
+                    describe(&obj["channel"])
+                ),
+            );
+        };
+        let qubits_path = key_path(path, "qubits");
+        let qubits = self.qubits(required(obj, path, "qubits")?, &qubits_path)?;
+        let channel = if matches!(name.as_str(), "kraus" | "mixture") {
+            only_one_of(obj, path, "matrices", "params")?;
+            kraus_channel(
+                name,
+                required(obj, path, "matrices")?,
+                &key_path(path, "matrices"),
+            )?
+        } else {
+            only_one_of(obj, path, "params", "matrices")?;
+            let Some(named) = named_channel(name) else {
+                return fail(
+                    &name_path,
+                    format!(
+                        "unknown channel `{name}`; expected one of {}, `kraus`, `mixture`",
+                        channel_names(|_| true)
+                    ),
+                );
+            };
+            let params_path = key_path(path, "params");
+            let params = numbers(required(obj, path, "params")?, &params_path)?;
+            if params.len() != named.params.len() {
+                return fail(
+                    &params_path,
+                    format!(
+                        "channel `{name}` takes {} parameters ({}) but was given {}",
+                        named.params.len(),
+                        named.params.join(", "),
+                        params.len()
+                    ),
+                );
+            }
+            let size = u32::try_from(qubits.len()).unwrap_or(u32::MAX);
+            named.build(&params, size).map_err(|e| JsonError {
+                path: offending_param(&e, &params)
+                    .map_or_else(|| params_path.clone(), |i| index_path(&params_path, i)),
+                message: e.to_string(),
+            })?
+        };
+        check_channel_qubits(&channel, &qubits, &qubits_path)?;
+        Ok(Operation::Channel { channel, qubits })
+    }
+
     /// Reads a gate's qubits and controls and checks the application.
     fn gate(&self, obj: &Map<String, Value>, path: &str, gate: Gate) -> Result<Operation> {
         let qubits_path = key_path(path, "qubits");
@@ -623,8 +704,118 @@ impl Reader<'_> {
     }
 }
 
+/// An array of numbers.
+fn numbers(v: &Value, path: &str) -> Result<Vec<f64>> {
+    array(v, path, "an array of parameters")?
+        .iter()
+        .enumerate()
+        .map(|(i, x)| number(x, &index_path(path, i), "a parameter"))
+        .collect()
+}
+
+/// Refuses `other` beside `key` (a channel has parameters or matrices).
+fn only_one_of(obj: &Map<String, Value>, path: &str, key: &str, other: &str) -> Result<()> {
+    if obj.contains_key(other) {
+        return fail(
+            &key_path(path, other),
+            format!("this channel takes `{key}`, not `{other}`"),
+        );
+    }
+    Ok(())
+}
+
+/// A channel's qubits: as many as it acts on, each once.
+fn check_channel_qubits(channel: &Channel, qubits: &[u32], path: &str) -> Result<()> {
+    if qubits.len() != channel.num_qubits() as usize {
+        let e = OperationError::WrongQubitCount {
+            gate: channel.name(),
+            expected: channel.num_qubits(),
+            got: qubits.len(),
+        };
+        return fail(path, e.to_string());
+    }
+    if let Some(i) = (1..qubits.len()).find(|&i| qubits[..i].contains(&qubits[i])) {
+        let e = OperationError::DuplicateQubit { qubit: qubits[i] };
+        return fail(&index_path(path, i), e.to_string());
+    }
+    Ok(())
+}
+
+/// `kraus` (Kraus operators) or `mixture` (Kraus operators that are each
+/// `√p·U`, as the writer spells a mixture) from matrices in Kettle's bit
+/// order.
+fn kraus_channel(name: &str, v: &Value, path: &str) -> Result<Channel> {
+    let items = array(v, path, "an array of matrices")?;
+    let ops = items
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let (num_qubits, data) = matrix(m, &index_path(path, i))?;
+            GateMatrix::new(num_qubits, data).map_err(|e| JsonError {
+                message: e.to_string(),
+                path: index_path(path, i),
+            })
+        })
+        .collect::<Result<Vec<GateMatrix>>>()?;
+    let at = |e: kettle_ir::ChannelError| JsonError {
+        message: e.to_string(),
+        path: path.to_owned(),
+    };
+    let channel = Channel::kraus(ops).map_err(at)?;
+    if name == "kraus" {
+        return Ok(channel);
+    }
+    match channel.form() {
+        ChannelForm::Mixture(branches) => Channel::mixture(branches.clone()).map_err(at),
+        ChannelForm::Kraus(_) => fail(
+            path,
+            "a mixture's matrices must each be a probability's square root times a unitary",
+        ),
+    }
+}
+
+/// A readout error's assignment matrix, `[[p00, p01], [p10, p11]]`.
+fn readout_error(v: &Value, path: &str) -> Result<ReadoutError> {
+    let rows = array(v, path, "a 2×2 assignment matrix")?;
+    let mut m = [[0.0; 2]; 2];
+    if rows.len() != 2 {
+        return fail(
+            path,
+            format!("an assignment matrix has 2 rows, got {}", rows.len()),
+        );
+    }
+    for (r, row) in rows.iter().enumerate() {
+        let row_path = index_path(path, r);
+        let entries = numbers(row, &row_path)?;
+        let [a, b] = entries[..] else {
+            return fail(
+                &row_path,
+                format!(
+                    "a row of an assignment matrix has 2 entries, got {}",
+                    entries.len()
+                ),
+            );
+        };
+        m[r] = [a, b];
+    }
+    ReadoutError::new(m).map_err(|e| JsonError {
+        message: e.to_string(),
+        path: path.to_owned(),
+    })
+}
+
 /// Reads a matrix given as rows of `[re, im]` pairs and checks it is unitary.
 fn unitary(v: &Value, path: &str) -> Result<UnitaryMatrix> {
+    let (num_qubits, data) = matrix(v, path)?;
+    UnitaryMatrix::from_entries(num_qubits, data).map_err(|e| JsonError {
+        message: e.to_string(),
+        path: path.to_owned(),
+    })
+}
+
+/// A square matrix given as `2^k` rows of `2^k` `[re, im]` pairs: `k` and
+/// its entries, row-major.
+fn matrix(v: &Value, path: &str) -> Result<(u32, Vec<Complex64>)> {
     let rows = array(v, path, "a matrix (an array of rows)")?;
     let dim = rows.len();
     if dim == 0 || !dim.is_power_of_two() {
@@ -672,10 +863,7 @@ fn unitary(v: &Value, path: &str) -> Result<UnitaryMatrix> {
             }
         }
     }
-    UnitaryMatrix::from_entries(num_qubits, data).map_err(|e| JsonError {
-        message: e.to_string(),
-        path: path.to_owned(),
-    })
+    Ok((num_qubits, data))
 }
 
 /// Writes `circuit` in the JSON format [`parse_json`] reads: one line per
@@ -1330,6 +1518,251 @@ mod tests {
                 "classical register `a` is declared twice".to_string()
             )
         );
+    }
+
+    /// Every kind of channel the reader knows, and a readout error.
+    fn noisy_circuit() -> Circuit {
+        let h = std::f64::consts::FRAC_1_SQRT_2;
+        let s = GateMatrix::new(1, vec![c(1., 0.), c(0., 0.), c(0., 0.), c(0., 1.)]).unwrap();
+        let hadamard = GateMatrix::new(1, vec![c(h, 0.), c(h, 0.), c(h, 0.), c(-h, 0.)]).unwrap();
+        let named = [
+            Channel::bit_flip(0.1),
+            Channel::phase_flip(0.2),
+            Channel::pauli_channel(0.1, 0.2, 0.3),
+            Channel::depolarizing(0.05),
+            Channel::amplitude_damping(0.3),
+            Channel::generalized_amplitude_damping(0.2, 0.7),
+            Channel::phase_damping(0.4),
+            Channel::depolarizing_mixed(0.5, 1),
+            Channel::thermal_relaxation(50.0, 70.0, 1.5, 0.1),
+            Channel::reset_error(0.1, 0.2),
+        ];
+        let mut circuit = Circuit::new(3).creg("c", 2).h(0);
+        for (i, ch) in named.into_iter().enumerate() {
+            circuit = circuit.channel(ch.unwrap(), &[i as u32 % 3]);
+        }
+        let (g, k) = (0.36f64, 0.8f64);
+        let damp0 = GateMatrix::new(1, vec![c(1., 0.), c(0., 0.), c(0., 0.), c(k, 0.)]).unwrap();
+        let damp1 =
+            GateMatrix::new(1, vec![c(0., 0.), c(g.sqrt(), 0.), c(0., 0.), c(0., 0.)]).unwrap();
+        circuit
+            .channel(Channel::two_qubit_depolarizing(0.1).unwrap(), &[2, 0])
+            .channel(Channel::two_qubit_dephasing(0.2).unwrap(), &[0, 1])
+            .channel(Channel::depolarizing_mixed(0.25, 2).unwrap(), &[1, 2])
+            .channel(Channel::kraus(vec![damp0, damp1]).unwrap(), &[1])
+            .channel(
+                Channel::mixture(vec![(0.25, s), (0.75, hadamard)]).unwrap(),
+                &[2],
+            )
+            .measure(0, 0)
+            .readout_error(0, ReadoutError::new([[0.9, 0.1], [0.2, 0.8]]).unwrap())
+    }
+
+    /// `a` and `b` are the same circuit, Kraus operators equal within
+    /// rounding (a mixture's probabilities are recomputed when read).
+    fn same_up_to_rounding(a: &Circuit, b: &Circuit) {
+        assert_eq!(a.ops().len(), b.ops().len());
+        for (x, y) in a.ops().iter().zip(b.ops()) {
+            match (x, y) {
+                (
+                    Operation::Channel { channel, qubits },
+                    Operation::Channel {
+                        channel: other,
+                        qubits: other_qubits,
+                    },
+                ) => {
+                    assert_eq!(
+                        (channel.name(), channel.params()),
+                        (other.name(), other.params())
+                    );
+                    assert_eq!(qubits, other_qubits);
+                    let (ka, kb) = (channel.kraus_operators(), other.kraus_operators());
+                    assert_eq!(ka.len(), kb.len());
+                    for (m, n) in ka.iter().zip(&kb) {
+                        let d = m
+                            .data()
+                            .iter()
+                            .zip(n.data())
+                            .map(|(p, q)| (p - q).norm())
+                            .fold(0.0, f64::max);
+                        assert!(d < 1e-12, "{} differs by {d}", channel.name());
+                    }
+                }
+                _ => assert_eq!(x, y),
+            }
+        }
+    }
+
+    #[test]
+    fn channels_and_readout_errors_are_read() {
+        let got = parse(
+            r#"{"qubits": 2, "clbits": 1, "ops": [
+                {"channel": "bit_flip", "params": [0.1], "qubits": [0]},
+                {"channel": "generalized_amplitude_damping", "params": [0.2, 0.3], "qubits": [1]},
+                {"channel": "two_qubit_dephasing", "params": [0.2], "qubits": [1, 0]},
+                {"channel": "depolarizing_error", "params": [0.5], "qubits": [0, 1]},
+                {"channel": "depolarizing_error", "params": [0.5], "qubits": [1]},
+                {"channel": "thermal_relaxation_error", "params": [50, 70, 1.5, 0], "qubits": [0]},
+                {"channel": "reset_error", "params": [0.1, 0.2], "qubits": [1]},
+                {"channel": "kraus", "matrices": [[[[0, 0], [1, 0]], [[1, 0], [0, 0]]]], "qubits": [1]},
+                {"channel": "mixture", "matrices": [[[[0, 0], [1, 0]], [[1, 0], [0, 0]]]], "qubits": [0]},
+                {"measure": 0, "clbit": 0},
+                {"readout_error": [[0.9, 0.1], [0.25, 0.75]], "clbit": 0}]}"#,
+        );
+        let x = GateMatrix::new(1, vec![c(0., 0.), c(1., 0.), c(1., 0.), c(0., 0.)]).unwrap();
+        let want = Circuit::new(2)
+            .creg("c", 1)
+            .channel(Channel::bit_flip(0.1).unwrap(), &[0])
+            .channel(
+                Channel::generalized_amplitude_damping(0.2, 0.3).unwrap(),
+                &[1],
+            )
+            .channel(Channel::two_qubit_dephasing(0.2).unwrap(), &[1, 0])
+            .channel(Channel::depolarizing_mixed(0.5, 2).unwrap(), &[0, 1])
+            .channel(Channel::depolarizing_mixed(0.5, 1).unwrap(), &[1])
+            .channel(
+                Channel::thermal_relaxation(50.0, 70.0, 1.5, 0.0).unwrap(),
+                &[0],
+            )
+            .channel(Channel::reset_error(0.1, 0.2).unwrap(), &[1])
+            .channel(Channel::kraus(vec![x.clone()]).unwrap(), &[1])
+            .channel(Channel::mixture(vec![(1.0, x)]).unwrap(), &[0])
+            .measure(0, 0)
+            .readout_error(0, ReadoutError::new([[0.9, 0.1], [0.25, 0.75]]).unwrap());
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn channels_and_readout_errors_round_trip() {
+        let circuit = noisy_circuit();
+        circuit.validate().unwrap();
+        let text = to_json(&circuit);
+        let back = parse(&text);
+        same_up_to_rounding(&back, &circuit);
+        // Named channels and readout errors come back exactly.
+        for (x, y) in back.ops().iter().zip(circuit.ops()) {
+            if let Operation::Channel { channel, .. } = y
+                && matches!(channel.name(), "kraus" | "mixture")
+            {
+                continue;
+            }
+            assert_eq!(x, y);
+        }
+        same_up_to_rounding(&parse(&to_json(&back)), &circuit);
+    }
+
+    #[test]
+    fn channel_errors_have_paths() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                r#"{"channel": "depolarize", "params": [0.1], "qubits": [0]}"#,
+                "$.ops[0].channel",
+                "unknown channel `depolarize`; expected one of `bit_flip`",
+            ),
+            (
+                r#"{"channel": 3, "params": [0.1], "qubits": [0]}"#,
+                "$.ops[0].channel",
+                "a channel name must be a string",
+            ),
+            (
+                r#"{"channel": "bit_flip", "params": [1.5], "qubits": [0]}"#,
+                "$.ops[0].params[0]",
+                "must be between 0 and 1, not 1.5",
+            ),
+            (
+                r#"{"channel": "reset_error", "params": [0.5, 0.7], "qubits": [0]}"#,
+                "$.ops[0].params",
+                "p0 + p1 must be at most 1",
+            ),
+            (
+                r#"{"channel": "pauli_channel", "params": [0.1, 0.2], "qubits": [0]}"#,
+                "$.ops[0].params",
+                "channel `pauli_channel` takes 3 parameters (probX, probY, probZ) but was given 2",
+            ),
+            (
+                r#"{"channel": "bit_flip", "params": [0.1, "x"], "qubits": [0]}"#,
+                "$.ops[0].params[1]",
+                "a parameter must be a number",
+            ),
+            (
+                r#"{"channel": "bit_flip", "qubits": [0]}"#,
+                "$.ops[0]",
+                "missing field `params`",
+            ),
+            (
+                r#"{"channel": "bit_flip", "params": [0.1], "matrices": [], "qubits": [0]}"#,
+                "$.ops[0].matrices",
+                "this channel takes `params`, not `matrices`",
+            ),
+            (
+                r#"{"channel": "kraus", "params": [], "matrices": [], "qubits": [0]}"#,
+                "$.ops[0].params",
+                "this channel takes `matrices`, not `params`",
+            ),
+            (
+                r#"{"channel": "two_qubit_depolarizing", "params": [0.1], "qubits": [0]}"#,
+                "$.ops[0].qubits",
+                "`two_qubit_depolarizing` acts on 2 qubits but was given 1",
+            ),
+            (
+                r#"{"channel": "depolarizing_error", "params": [0.1], "qubits": [0, 0]}"#,
+                "$.ops[0].qubits[1]",
+                "qubit 0 is used twice",
+            ),
+            (
+                r#"{"channel": "bit_flip", "params": [0.1], "qubits": [2]}"#,
+                "$.ops[0].qubits[0]",
+                "qubit 2 is out of range",
+            ),
+            (
+                r#"{"channel": "kraus", "matrices": [[[[1, 0], [0, 0]], [[0, 0], [1, 0]]], [[[1, 0], [0, 0]], [[0, 0], [0, 0]]]], "qubits": [0]}"#,
+                "$.ops[0].matrices",
+                "not trace-preserving",
+            ),
+            (
+                r#"{"channel": "kraus", "matrices": [[[[1, 0], [0, 0]], [[0, 0], [1]]]], "qubits": [0]}"#,
+                "$.ops[0].matrices[0][1][1]",
+                "a matrix entry must be a [re, im] pair",
+            ),
+            (
+                r#"{"channel": "mixture", "matrices": [[[[1, 0], [0, 0]], [[0, 0], [0, 0]]], [[[0, 0], [0, 0]], [[0, 0], [1, 0]]]], "qubits": [0]}"#,
+                "$.ops[0].matrices",
+                "a mixture's matrices must each be",
+            ),
+            (
+                r#"{"readout_error": [[0.9, 0.2], [0, 1]], "clbit": 0}"#,
+                "$.ops[0].readout_error",
+                "adding up to 1",
+            ),
+            (
+                r#"{"readout_error": [[0.9, 0.1], [0, 1, 0]], "clbit": 0}"#,
+                "$.ops[0].readout_error[1]",
+                "a row of an assignment matrix has 2 entries, got 3",
+            ),
+            (
+                r#"{"readout_error": [[0.9, 0.1]], "clbit": 0}"#,
+                "$.ops[0].readout_error",
+                "an assignment matrix has 2 rows, got 1",
+            ),
+            (
+                r#"{"readout_error": [[0.9, 0.1], [0, 1]], "clbit": 1}"#,
+                "$.ops[0].clbit",
+                "classical bit 1 is out of range",
+            ),
+            (
+                r#"{"readout_error": [[0.9, 0.1], [0, 1]]}"#,
+                "$.ops[0]",
+                "missing field `clbit`",
+            ),
+        ];
+        for &(op, want_path, want_msg) in cases {
+            let src = format!(r#"{{"qubits": 2, "clbits": 1, "ops": [{op}]}}"#);
+            let (path, msg) = err(&src);
+            assert!(
+                path == want_path && msg.contains(want_msg),
+                "for {op}: got {path}: {msg}; want {want_path}: …{want_msg}…"
+            );
+        }
     }
 
     #[test]
