@@ -2,11 +2,11 @@
 //! operation as an [`Item`] with the wires it spans and its width, and the
 //! items packed into [`Layer`]s from left to right.
 
-use kettle_ir::{Circuit, Clbit, Condition, Gate, Operation, StandardGate};
+use kettle_ir::{Channel, Circuit, Clbit, Condition, Gate, Operation, StandardGate};
 
 use crate::{
     MARKS_PER_OPERATION, MAX_CLASSICAL_LINES, MAX_DRAWN_NESTING, MAX_ROWS, Options, format_angle,
-    short_name,
+    format_number, short_name,
 };
 
 /// Width of one character of the labels (12 px monospace).
@@ -23,6 +23,8 @@ pub(crate) const LAYER_GAP: f64 = 10.0;
 pub(crate) const FRAME_PAD_X: f64 = 8.0;
 /// Width of a barrier's layer.
 const BARRIER_W: f64 = 14.0;
+/// Width of a readout error's mark.
+pub(crate) const READOUT_W: f64 = 20.0;
 
 /// A classical line: a register, all bits (when there are too many
 /// registers), or the bits no register holds.
@@ -221,13 +223,40 @@ pub(crate) struct Block {
     pub(crate) inner_depth: usize,
 }
 
+/// A noise channel as drawn: a box like a gate's, styled apart.
+#[derive(Debug)]
+pub(crate) struct ChannelItem {
+    /// Its name (`depolarizing`), for the SVG's `data-name`.
+    pub(crate) name: &'static str,
+    /// What the box says (`depolarizing(0.01)`).
+    pub(crate) label: String,
+    /// Its qubits' wires, in its order.
+    pub(crate) targets: Vec<usize>,
+}
+
 /// What an item draws.
 #[derive(Debug)]
 pub(crate) enum Kind {
     Gate(GateItem),
-    Measure { qubit: usize, line: usize, bit: u64 },
-    Reset { qubit: usize },
-    Barrier { qubits: Vec<usize> },
+    Channel(ChannelItem),
+    /// A readout error: a mark on the classical line of its bit, with the
+    /// probabilities of reading 0 as 1 and 1 as 0.
+    Readout {
+        line: usize,
+        bit: u64,
+        flips: (f64, f64),
+    },
+    Measure {
+        qubit: usize,
+        line: usize,
+        bit: u64,
+    },
+    Reset {
+        qubit: usize,
+    },
+    Barrier {
+        qubits: Vec<usize>,
+    },
     Block(Box<Block>),
 }
 
@@ -399,11 +428,9 @@ impl Layout {
                 let lo = wires.clone().min()?;
                 let hi = wires.max()?;
                 let width = match gate.target {
-                    Target::Box if gate.pins => label_width(&gate.label) + 3.0 * BOX_PAD + 4.0,
-                    Target::Box => label_width(&gate.label) + 2.0 * BOX_PAD,
-                    _ => 0.0,
-                }
-                .max(MIN_BOX_W);
+                    Target::Box => box_width(&gate.label, gate.pins),
+                    _ => MIN_BOX_W,
+                };
                 self.drawn += 1;
                 self.marks += gate.targets.len() + gate.controls.len();
                 Some(Item {
@@ -447,8 +474,25 @@ impl Layout {
                     width: label_width("|0⟩") + 2.0 * BOX_PAD,
                 })
             }
-            // Drawn by the noise work of issue 18 (not yet).
-            Operation::Channel { .. } | Operation::ReadoutError { .. } => None,
+            Operation::Channel { channel, qubits } => self.channel(channel, qubits),
+            Operation::ReadoutError { clbit, error } => {
+                let place = self.classical.place(*clbit)?;
+                let line = self.nq + place.line;
+                self.drawn += 1;
+                self.marks += 1;
+                Some(Item {
+                    kind: Kind::Readout {
+                        line,
+                        bit: place.offset,
+                        flips: (error.flip_probability(false), error.flip_probability(true)),
+                    },
+                    lo: line,
+                    hi: line,
+                    qlo: line,
+                    qhi: line,
+                    width: READOUT_W,
+                })
+            }
             Operation::Barrier { qubits } => {
                 let mut wires = qubits
                     .iter()
@@ -475,6 +519,38 @@ impl Layout {
                 else_ops,
             } => self.block(condition, then_ops, else_ops, depth),
         }
+    }
+
+    /// A channel: a box over its qubits, labelled with its name and
+    /// parameters (numbered pins when it spans several).
+    fn channel(&mut self, channel: &Channel, qubits: &[u32]) -> Option<Item> {
+        let targets = qubits
+            .iter()
+            .map(|&q| self.qubit(q))
+            .collect::<Option<Vec<_>>>()?;
+        let lo = *targets.iter().min()?;
+        let hi = *targets.iter().max()?;
+        let label = if channel.params().is_empty() {
+            channel.name().to_owned()
+        } else {
+            let params: Vec<String> = channel.params().iter().map(|&p| format_number(p)).collect();
+            format!("{}({})", channel.name(), params.join(","))
+        };
+        let width = box_width(&label, targets.len() > 1);
+        self.drawn += 1;
+        self.marks += targets.len();
+        Some(Item {
+            kind: Kind::Channel(ChannelItem {
+                name: channel.name(),
+                label,
+                targets,
+            }),
+            lo,
+            hi,
+            qlo: lo,
+            qhi: hi,
+            width,
+        })
     }
 
     fn block(
@@ -659,6 +735,16 @@ fn base_of(gate: StandardGate) -> (&'static str, usize) {
         ISwap => ("iSwap", 0),
         GlobalPhase => ("gphase", 0),
     }
+}
+
+/// Width of a box with `label`, and numbered pins on its left when `pins`.
+fn box_width(label: &str, pins: bool) -> f64 {
+    let pad = if pins {
+        3.0 * BOX_PAD + 4.0
+    } else {
+        2.0 * BOX_PAD
+    };
+    (label_width(label) + pad).max(MIN_BOX_W)
 }
 
 /// Width of a label in the drawing's font.

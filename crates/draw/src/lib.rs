@@ -8,7 +8,10 @@
 //! as a meter with an arrow to its classical line, resets as `|0⟩`,
 //! barriers as dashed lines, and an `if`/`else` as a dashed frame around its
 //! body, labelled with its condition (`if c==1`) and joined to the
-//! classical bits it reads. Operations are packed into layers from left to
+//! classical bits it reads. Noise (issue 18) is drawn apart from the gates,
+//! in red with dashed borders: a channel as a box over its qubits labelled
+//! with its name and parameters (`depolarizing(0.01)`), a readout error as
+//! a small `ro` mark on the classical line of its bit. Operations are packed into layers from left to
 //! right (an operation goes into the first layer after every earlier one on
 //! the wires it spans), and a wide circuit is folded into rows of
 //! [`Options::fold`] layers, as Qiskit's `fold` does.
@@ -145,12 +148,8 @@ pub fn count_operations(ops: &[kettle_ir::Operation]) -> usize {
 /// others with three decimals at most (`0.3`, `1.234`), or in exponent
 /// form when very large or small.
 pub fn format_angle(value: f64) -> String {
-    if !value.is_finite() {
-        return value.to_string();
-    }
-    if value == 0.0 {
-        return "0".into();
-    }
+    // Zero and non-finite values match no multiple of π: format_number
+    // writes them.
     let ratio = value / std::f64::consts::PI;
     for d in 1..=16i64 {
         let scaled = ratio * d as f64;
@@ -164,6 +163,19 @@ pub fn format_angle(value: f64) -> String {
             };
             return if d == 1 { num } else { format!("{num}/{d}") };
         }
+    }
+    format_number(value)
+}
+
+/// A number, short: three decimals at most (`0.3`, `1.234`), or in
+/// exponent form when very large or small (a channel's probabilities and
+/// times, which are no angles, so never shown as multiples of π).
+pub fn format_number(value: f64) -> String {
+    if !value.is_finite() {
+        return value.to_string();
+    }
+    if value == 0.0 {
+        return "0".into();
     }
     let magnitude = value.abs();
     if !(1e-3..1e4).contains(&magnitude) {

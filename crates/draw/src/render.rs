@@ -6,10 +6,10 @@ use std::fmt::{self, Write as _};
 use kettle_ir::Circuit;
 
 use crate::layout::{
-    BOX_H, BOX_PAD, Block, FRAME_PAD_X, GateItem, Item, Kind, LAYER_GAP, Laid, Layer, Target,
-    label_width, span_width, then_section,
+    BOX_H, BOX_PAD, Block, ChannelItem, FRAME_PAD_X, GateItem, Item, Kind, LAYER_GAP, Laid, Layer,
+    READOUT_W, Target, label_width, span_width, then_section,
 };
-use crate::{Options, escape, format_angle};
+use crate::{Options, escape, format_angle, format_number};
 
 /// Space between two wires.
 const WIRE_GAP: f64 = 40.0;
@@ -37,7 +37,8 @@ const STYLE: &str = "text{font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,\
 .frame{fill:#fdf3d8;fill-opacity:.45;stroke:#8a5a00;stroke-dasharray:5 3;stroke-width:1.2}\
 .sep{stroke:#8a5a00;stroke-dasharray:3 3}.cond{fill:#8a5a00;font-size:10px}\
 .clink{stroke:#8a5a00;stroke-width:1.2}.cdot{fill:#8a5a00}.small{font-size:9px;fill:#59636e}\
-.more{fill:#8a5a00}.fold{fill:#8c959f}";
+.more{fill:#8a5a00}.fold{fill:#8c959f}\
+.noise .box,.readout rect{fill:#fdecea;stroke:#b42318;stroke-dasharray:4 2}.readout text{font-size:9px;fill:#b42318}";
 
 /// How far above its top wire an `if` frame reaches: room for its label,
 /// and for the labels of the frames nested in it (up to three).
@@ -279,6 +280,8 @@ impl Pen {
     fn item(&self, out: &mut String, item: &Item, cx: f64) {
         match &item.kind {
             Kind::Gate(gate) => self.gate(out, gate, cx, item.width),
+            Kind::Channel(channel) => self.channel(out, channel, cx, item.width),
+            Kind::Readout { line, bit, flips } => self.readout(out, *line, *bit, *flips, cx),
             Kind::Measure { qubit, line, bit } => self.measure(out, *qubit, *line, *bit, cx),
             Kind::Reset { qubit } => {
                 let y = self.y(*qubit);
@@ -329,40 +332,7 @@ impl Pen {
             );
         }
         match gate.target {
-            Target::Box => {
-                let (tlo, thi) = gate
-                    .targets
-                    .iter()
-                    .map(|&w| self.y(w))
-                    .fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
-                let left = cx - width / 2.0;
-                let _ = write!(
-                    out,
-                    "<rect class=\"box\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"3\"/>",
-                    N(left),
-                    N(tlo - BOX_H / 2.0),
-                    N(width),
-                    N(thi - tlo + BOX_H)
-                );
-                let shift = if gate.pins { BOX_PAD / 2.0 + 2.0 } else { 0.0 };
-                let _ = write!(
-                    out,
-                    "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-                    N(cx + shift),
-                    N((tlo + thi) / 2.0 + 4.0),
-                    escape(&gate.label)
-                );
-                if gate.pins {
-                    for (i, &w) in gate.targets.iter().enumerate() {
-                        let _ = write!(
-                            out,
-                            "<text class=\"small\" x=\"{}\" y=\"{}\">{i}</text>",
-                            N(left + 3.0),
-                            N(self.y(w) + 3.0)
-                        );
-                    }
-                }
-            }
+            Target::Box => self.labelled_box(out, &gate.targets, &gate.label, gate.pins, cx, width),
             Target::Oplus => {
                 for &w in &gate.targets {
                     let y = self.y(w);
@@ -401,6 +371,80 @@ impl Pen {
             }
         }
         out.push_str("</g>");
+    }
+
+    /// A box over `targets` saying `label`, with the targets numbered
+    /// inside on its left when `pins` (a gate's or a channel's).
+    fn labelled_box(
+        &self,
+        out: &mut String,
+        targets: &[usize],
+        label: &str,
+        pins: bool,
+        cx: f64,
+        width: f64,
+    ) {
+        let (tlo, thi) = targets
+            .iter()
+            .map(|&w| self.y(w))
+            .fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
+        let left = cx - width / 2.0;
+        let _ = write!(
+            out,
+            "<rect class=\"box\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"3\"/>",
+            N(left),
+            N(tlo - BOX_H / 2.0),
+            N(width),
+            N(thi - tlo + BOX_H)
+        );
+        let shift = if pins { BOX_PAD / 2.0 + 2.0 } else { 0.0 };
+        let _ = write!(
+            out,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            N(cx + shift),
+            N((tlo + thi) / 2.0 + 4.0),
+            escape(label)
+        );
+        if pins {
+            for (i, &w) in targets.iter().enumerate() {
+                let _ = write!(
+                    out,
+                    "<text class=\"small\" x=\"{}\" y=\"{}\">{i}</text>",
+                    N(left + 3.0),
+                    N(self.y(w) + 3.0)
+                );
+            }
+        }
+    }
+
+    /// A channel: a gate-like box in the noise style (class `noise`).
+    fn channel(&self, out: &mut String, channel: &ChannelItem, cx: f64, width: f64) {
+        let _ = write!(
+            out,
+            "<g class=\"op noise\" data-name=\"{}\">",
+            escape(channel.name)
+        );
+        let pins = channel.targets.len() > 1;
+        self.labelled_box(out, &channel.targets, &channel.label, pins, cx, width);
+        out.push_str("</g>");
+    }
+
+    /// A readout error: a small `ro` mark on its classical line; its
+    /// probabilities in a tooltip.
+    fn readout(&self, out: &mut String, line: usize, bit: u64, flips: (f64, f64), cx: f64) {
+        let y = self.y(line);
+        let _ = write!(
+            out,
+            "<g class=\"op readout\" data-bit=\"{bit}\"><title>readout error on bit {bit}: P(1|0)={}, P(0|1)={}</title>\
+<rect x=\"{}\" y=\"{}\" width=\"{w}\" height=\"14\" rx=\"3\"/><text x=\"{}\" y=\"{}\" text-anchor=\"middle\">ro</text></g>",
+            escape(&format_number(flips.0)),
+            escape(&format_number(flips.1)),
+            N(cx - READOUT_W / 2.0),
+            N(y - 7.0),
+            N(cx),
+            N(y + 3.0),
+            w = N(READOUT_W),
+        );
     }
 
     fn measure(&self, out: &mut String, qubit: usize, line: usize, bit: u64, cx: f64) {

@@ -3,10 +3,12 @@
 
 use std::f64::consts::PI;
 
-use kettle_ir::{Circuit, Condition, Control, Gate, Operation, StandardGate};
+use kettle_ir::{
+    Channel, Circuit, Condition, Control, Gate, Operation, ReadoutError, StandardGate,
+};
 
 use crate::layout::{Kind, lay_out};
-use crate::{Options, draw, escape, format_angle};
+use crate::{Options, draw, escape, format_angle, format_number};
 
 fn count(svg: &str, needle: &str) -> usize {
     svg.matches(needle).count()
@@ -409,4 +411,110 @@ fn rows_leave_room_only_for_the_frames_that_reach_above_them() {
     let y = |c: &Circuit| first_wire_y(&draw(c, &Options::default()).svg);
     assert_eq!(y(&low), y(&plain), "a frame on q2 needs no room above q0");
     assert!(y(&high) > y(&plain) + 20.0, "two frames on q0 need room");
+}
+
+#[test]
+fn channels_are_dashed_boxes_with_their_parameters() {
+    let c = Circuit::new(3)
+        .creg("c", 2)
+        .h(0)
+        .channel(Channel::depolarizing(0.01).unwrap(), &[0])
+        .channel(Channel::pauli_channel(0.1, 0.2, 0.25).unwrap(), &[1])
+        .channel(Channel::two_qubit_dephasing(0.05).unwrap(), &[2, 0])
+        .channel(
+            Channel::thermal_relaxation(50.0, 70.0, 0.5, 0.0).unwrap(),
+            &[1],
+        )
+        .channel(
+            Channel::kraus(vec![kettle_ir::GateMatrix::identity(1)]).unwrap(),
+            &[2],
+        );
+    let d = draw(&c, &Options::default());
+    well_formed(&d.svg);
+    assert_eq!((d.operations, d.drawn), (6, 6));
+    assert_eq!(ops(&d.svg, "gate"), 1);
+    assert_eq!(ops(&d.svg, "noise"), 5);
+    assert!(d.svg.contains("data-name=\"depolarizing\""));
+    for label in [
+        ">depolarizing(0.01)<",
+        ">pauli_channel(0.1,0.2,0.25)<",
+        ">two_qubit_dephasing(0.05)<",
+        ">thermal_relaxation_error(50,70,0.5,0)<",
+        ">kraus<",
+    ] {
+        assert!(d.svg.contains(label), "no {label} in {}", d.svg);
+    }
+    // Probabilities are numbers, never multiples of π.
+    assert_eq!(format_number(PI / 4.0), "0.785");
+    // Noise boxes are styled apart from gate boxes (dashed, red).
+    assert!(d.svg.contains(".noise .box,"));
+    assert!(d.svg.contains("stroke-dasharray:4 2"));
+    // A two-qubit channel spans its qubits with numbered pins, in its order.
+    let two = &d.svg[d.svg.find("data-name=\"two_qubit_dephasing\"").unwrap()..];
+    let two = &two[..two.find("</g>").unwrap()];
+    assert_eq!(count(two, "class=\"small\""), 2);
+    // The channel on q1 shares H's layer, the one on q0 waits for H; a
+    // two-qubit channel takes the wires between its qubits, as a gate does.
+    let laid = lay_out(&c, &Options::default());
+    let kinds: Vec<Vec<&str>> = laid
+        .layers
+        .iter()
+        .map(|l| {
+            l.items
+                .iter()
+                .map(|i| match &i.kind {
+                    Kind::Gate(_) => "gate",
+                    Kind::Channel(_) => "channel",
+                    _ => "other",
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            vec!["gate", "channel"],
+            vec!["channel"],
+            vec!["channel"],
+            vec!["channel", "channel"]
+        ]
+    );
+}
+
+#[test]
+fn readout_errors_mark_their_classical_line() {
+    let c = Circuit::new(2)
+        .creg("a", 1)
+        .creg("b", 2)
+        .measure(0, 0)
+        .measure(1, 2)
+        .readout_error(2, ReadoutError::new([[0.9, 0.1], [0.25, 0.75]]).unwrap());
+    let d = draw(&c, &Options::default());
+    well_formed(&d.svg);
+    assert_eq!((d.operations, d.drawn), (3, 3));
+    assert_eq!(ops(&d.svg, "readout"), 1);
+    assert!(
+        d.svg.contains(
+            "data-bit=\"1\"><title>readout error on bit 1: P(1|0)=0.1, P(0|1)=0.25</title>"
+        )
+    );
+    assert!(d.svg.contains(">ro</text>"));
+    // On register b's line (wire 3), after the measurement that writes it
+    // (layer 2: that measurement's arrow crosses line a, so it waits in
+    // layer 1 for the first one).
+    let laid = lay_out(&c, &Options::default());
+    let readout = laid
+        .layers
+        .iter()
+        .enumerate()
+        .flat_map(|(n, l)| l.items.iter().map(move |i| (n, i)))
+        .find_map(|(n, i)| match i.kind {
+            Kind::Readout { line, bit, .. } => Some((n, line, bit, i.lo, i.hi)),
+            _ => None,
+        });
+    assert_eq!(readout, Some((2, 3, 1, 3, 3)));
+    // A readout error on a bit the circuit lacks is left out.
+    let bad =
+        Circuit::new(1).readout_error(5, ReadoutError::new([[1.0, 0.0], [0.0, 1.0]]).unwrap());
+    assert_eq!(draw(&bad, &Options::default()).drawn, 0);
 }
