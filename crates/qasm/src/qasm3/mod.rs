@@ -104,7 +104,19 @@
 //!   gate is applied for the known bits and once more for each measured
 //!   bit, in an `if` on it (the OpenQASM example `ipe.qasm`); any other use
 //!   of its value is refused.
-//! - Pragmas (but `pragma kettle …`), annotations and comments are ignored.
+//! - Amazon Braket's noise pragmas, as its SDK writes them (issue 18):
+//!   `#pragma braket noise bit_flip(0.1) q[0]`, `phase_flip`,
+//!   `pauli_channel(px, py, pz)`, `depolarizing`, `two_qubit_depolarizing`,
+//!   `two_qubit_dephasing`, `amplitude_damping`,
+//!   `generalized_amplitude_damping(gamma, p)`, `phase_damping`, and
+//!   `kraus([[…], […]], …)` with complex entries (`0.5im`, `1 + 2im`) in
+//!   Braket's qubit order (the first target the most significant bit),
+//!   converted to Kettle's. Each is an [`kettle_ir::Operation::Channel`]
+//!   where it stands; parameters are expressions (constants, inputs),
+//!   targets are gate operands (`q[0]`, `$0`, a register). See
+//!   `parser/pragma.rs`.
+//! - Other pragmas (but `pragma kettle …`), annotations and comments are
+//!   ignored.
 //!
 //! - Timing, as an ideal simulator has none: `delay[…]` is the identity (as
 //!   in Aer), `box` runs its body, a gate's duration (`h[100ns] q;`) is
