@@ -177,7 +177,7 @@ impl<'s> Parser<'s, '_, '_> {
             return Err(self.error(
                 loc,
                 format!(
-                    "a Kraus matrix needs 2 or {max} rows (one or {MAX_CHANNEL_QUBITS} qubits), got {dim}"
+                    "a Kraus matrix needs 2 or {max} rows (1 or {MAX_CHANNEL_QUBITS} qubits), got {dim}"
                 ),
             ));
         }
