@@ -592,10 +592,6 @@ def test_from_backend_random_circuits_match_aer_from_backend(device_backend: Ket
     theirs = aer.run(isa, shots=SHOTS, seed_simulator=seed).result().get_counts()
     ours = device_backend.run(isa, shots=SHOTS, seed_simulator=seed).result().get_counts()
     assert_samples_agree(ours, theirs, f"random circuit {seed}")
-    # And not the ideal distribution: the device's noise is there.
-    ideal = AerSimulator().run(isa, shots=SHOTS, seed_simulator=seed).result().get_counts()
-    tv = 0.5 * sum(abs(ours.get(k, 0) - ideal.get(k, 0)) for k in set(ours) | set(ideal)) / SHOTS
-    assert tv > 0.01, tv
 
 
 def test_from_backend_bell_exact_and_estimator(device_backend: KettleBackend) -> None:
@@ -616,6 +612,13 @@ def test_from_backend_bell_exact_and_estimator(device_backend: KettleBackend) ->
     theirs = aer.run([(isa, observables)]).result()[0].data.evs
     assert np.allclose(ours, theirs, atol=1e-10, rtol=0)
     assert abs(ours[0] - 1.0) > 1e-3, "noise lowers ⟨ZZ⟩"
+    # The device's noise is there: |11⟩ prepared and read is sometimes not 11
+    # (readout errors of 0.07% to 4% per qubit, on either device).
+    flips = QuantumCircuit(2)
+    flips.x([0, 1])
+    flips.measure_all()
+    counts = device_backend.run(transpile(flips, device_backend, seed_transpiler=3), shots=SHOTS).result()
+    assert SHOTS - counts.get_counts().get("11", 0) >= 5, counts.get_counts()
     measured = isa.copy()
     measured.measure_all()
     counts = KettleSamplerV2(device_backend, default_shots=SHOTS, seed=8).run([measured]).result()[0]

@@ -196,9 +196,10 @@ class KettleBackend(BackendV2):
         target = _device_target(backend)
         if noise_model is None:
             noise_model = aer_noise_model().from_backend(backend)
-        device = str(getattr(backend, "name", None) or "device")
-        if callable(device):  # a BackendV1's name()
-            device = str(device())
+        device_name = getattr(backend, "name", None)
+        if callable(device_name):  # a BackendV1's name()
+            device_name = device_name()
+        device = str(device_name or "device")
         kettle = cls(client, name=name or f"kettle_from({device})")
         kettle._target = target
         kettle.description = f"Kettle at {client.url} simulating {device} with its noise model"
