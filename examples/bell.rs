@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             shots: 1000,
             seed: Some(7),
             keep_state: true,
+            ..Default::default()
         },
     )?;
     let state = out.state.expect("asked for the state");

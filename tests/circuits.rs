@@ -66,6 +66,7 @@ fn counts(c: &Circuit, shots: u64, seed: u64) -> BTreeMap<String, u64> {
                 shots,
                 seed: Some(seed),
                 keep_state: false,
+                ..Default::default()
             },
         )
         .unwrap()

@@ -14,6 +14,7 @@ fn ghz_counts_and_statevector() {
                 shots: 2000,
                 seed: Some(3),
                 keep_state: true,
+                ..Default::default()
             },
         )
         .unwrap();

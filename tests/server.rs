@@ -182,6 +182,7 @@ async fn every_result_type_agrees_with_the_core() {
                 shots: 0,
                 seed: Some(1),
                 keep_state: true,
+                ..Default::default()
             },
         )
         .unwrap()

@@ -389,6 +389,7 @@ pub(crate) fn core_counts(source: &str, shots: u64, seed: u64) -> Value {
                 shots,
                 seed: Some(seed),
                 keep_state: false,
+                ..Default::default()
             },
         )
         .unwrap();

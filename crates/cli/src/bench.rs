@@ -68,6 +68,7 @@ fn time_runs<F: Float>(
         shots: 0,
         seed: Some(0),
         keep_state: true,
+        ..Default::default()
     };
     let mut runs = Runs {
         seconds: Vec::with_capacity(args.repeat),

@@ -94,6 +94,7 @@ fn simulate<F: Float>(
             shots,
             seed: args.seed,
             keep_state,
+            ..Default::default()
         },
         &progress,
     );

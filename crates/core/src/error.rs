@@ -35,7 +35,17 @@ pub enum SimError {
     /// A [`Monitor`](crate::Monitor) stopped the run between operations.
     #[error("the run was stopped before it finished")]
     Stopped,
-    /// More shots than one run may take.
+    /// A density matrix larger than a state vector may be.
+    #[error(
+        "a density matrix of {num_qubits} qubits is too large: at most {max} qubits (its vector has twice as many)"
+    )]
+    DensityTooLarge {
+        /// Qubits of the circuit.
+        num_qubits: u32,
+        /// The most a density matrix may have.
+        max: u32,
+    },
+    /// More shots than a run may take.
     #[error("{shots} shots asked for; at most {max} per run")]
     TooManyShots {
         /// Shots asked for.

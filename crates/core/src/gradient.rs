@@ -131,6 +131,7 @@ impl Simulator {
             shots: 0,
             seed: Some(0),
             keep_state: true,
+            ..Default::default()
         };
         let mut phi = self
             .run_monitored::<F>(circuit, &options, &forward)?

@@ -40,6 +40,7 @@ mod blocking;
 mod buffer;
 mod counts;
 pub mod cpu;
+mod density;
 mod error;
 mod float;
 mod fusion;
@@ -52,9 +53,11 @@ mod program;
 mod sample;
 mod simulator;
 mod state;
+mod trajectory;
 
 pub use blocking::{CHUNK_BYTES, CacheBlocking};
 pub use counts::{ClassicalValue, Counts};
+pub use density::{DensityMatrix, MAX_DENSITY_QUBITS};
 pub use error::SimError;
 pub use float::Float;
 pub use fusion::FusionConfig;
@@ -62,8 +65,13 @@ pub use gradient::{AngleRef, Gradient};
 pub use observable::{Pauli, PauliSum, PauliTerm};
 pub use par::{PARALLEL_THRESHOLD, Parallelism};
 pub use program::{final_measurements, measured_qubits};
-pub use simulator::{MAX_SHOTS, Monitor, Progress, RunOptions, RunResult, RunStats, Simulator};
+pub use simulator::{
+    AUTOMATIC_DENSITY_QUBITS, Estimate, MAX_SHOTS, Method, Monitor, Progress, RunOptions,
+    RunResult, RunStats, Simulator,
+};
 pub use state::{MAX_QUBITS, Precision, StateVector};
 
+#[cfg(test)]
+mod noise_tests;
 #[cfg(test)]
 mod tests;

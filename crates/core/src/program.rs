@@ -2,13 +2,21 @@
 //! straight runs of gates are lowered and fused, `if` blocks are jumps, and
 //! terminal measurements are moved to the end so they can be sampled
 //! instead of simulated.
+//!
+//! Noise compiles one of two ways. For trajectories (the state vector),
+//! runs of gates with unitary mixtures become [`Segment`]s, other channels
+//! [`KrausStep`]s. For the density matrix ([`crate::density`]), every gate,
+//! channel and reset becomes an operation on the doubled vector, fused like
+//! any other; only measurements branch.
 
-use kettle_ir::{Circuit, Clbit, Condition, Operation, Qubit};
+use kettle_ir::{Circuit, Clbit, Condition, Operation, Qubit, ReadoutError};
 use std::borrow::Cow;
 
 use crate::blocking::{ChunkShape, Stage, plan};
+use crate::density::{lift_unitary, superoperator};
 use crate::fusion::FusionConfig;
 use crate::op::KernelOp;
+use crate::trajectory::{Item, KrausStep, Mixture, Segment};
 
 /// One step of a compiled circuit.
 #[derive(Clone, Debug)]
@@ -25,19 +33,37 @@ pub(crate) enum Instr {
     JumpUnless { condition: Condition, target: usize },
     /// Continue at `target`.
     Jump { target: usize },
+    /// A run of gates with unitary-mixture noise (trajectories).
+    Noisy(Box<Segment>),
+    /// A channel with non-unitary Kraus operators (trajectories).
+    Kraus(Box<KrausStep>),
+    /// A readout error on `clbit`.
+    Readout { clbit: Clbit, error: ReadoutError },
+}
+
+/// How a state is held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Representation {
+    /// A state vector of the circuit's qubits; noise by trajectories.
+    StateVector,
+    /// A density matrix, as a vector of twice the qubits.
+    DensityMatrix,
 }
 
 /// The compiled circuit.
 #[derive(Debug)]
 pub(crate) struct Program {
     pub(crate) instrs: Vec<Instr>,
-    /// From this index on, every instruction is a measurement: the tail that
-    /// is sampled from the final state instead of being simulated.
+    /// From this index on, every instruction is a measurement or a
+    /// readout error: the tail that is sampled from the final state instead
+    /// of being simulated.
     pub(crate) tail: usize,
     /// Gates in the source circuit (barriers excluded).
     pub(crate) gates: usize,
+    /// Qubits of the vector (twice the circuit's for a density matrix).
     num_qubits: u32,
     chunk: Option<ChunkShape>,
+    pub(crate) representation: Representation,
 }
 
 impl Program {
@@ -47,15 +73,21 @@ impl Program {
         circuit: &Circuit,
         fusion: &FusionConfig,
         chunk: Option<ChunkShape>,
+        representation: Representation,
     ) -> Program {
         let ops = drop_idle_resets(circuit.ops());
         let ops = move_terminal_measurements(&ops);
+        let n = circuit.num_qubits();
         let mut p = Program {
             instrs: Vec::new(),
             tail: 0,
             gates: 0,
-            num_qubits: circuit.num_qubits(),
+            num_qubits: match representation {
+                Representation::StateVector => n,
+                Representation::DensityMatrix => 2 * n,
+            },
             chunk,
+            representation,
         };
         let mut pending = Vec::new();
         p.compile_ops(&ops, &mut pending, fusion);
@@ -64,9 +96,17 @@ impl Program {
             - p.instrs
                 .iter()
                 .rev()
-                .take_while(|i| matches!(i, Instr::Measure { .. }))
+                .take_while(|i| matches!(i, Instr::Measure { .. } | Instr::Readout { .. }))
                 .count();
         p
+    }
+
+    /// Qubits of the circuit (half the vector's for a density matrix).
+    fn circuit_qubits(&self) -> u32 {
+        match self.representation {
+            Representation::StateVector => self.num_qubits,
+            Representation::DensityMatrix => self.num_qubits / 2,
+        }
     }
 
     /// Compiles a run of gates to apply to any state (not only |0…0⟩, so
@@ -89,6 +129,7 @@ impl Program {
             gates,
             num_qubits,
             chunk,
+            representation: Representation::StateVector,
         }
     }
 
@@ -101,23 +142,42 @@ impl Program {
             .all(|i| matches!(i, Instr::Apply(_) | Instr::Stage(_)))
     }
 
-    fn flush(&mut self, pending: &mut Vec<KernelOp>, fusion: &FusionConfig) {
-        if !pending.is_empty() {
-            let run = std::mem::take(pending);
-            // Only the program's first run starts from |0…0⟩: nothing jumps
-            // back to instruction 0, and replays start there afresh.
-            let fresh = self.instrs.is_empty();
-            self.instrs
-                .extend(plan(run, self.num_qubits, self.chunk, fusion, fresh));
+    fn flush(&mut self, pending: &mut Vec<Item>, fusion: &FusionConfig) {
+        if pending.is_empty() {
+            return;
+        }
+        let run = std::mem::take(pending);
+        // Only the program's first run starts from |0…0⟩: nothing jumps
+        // back to instruction 0, and replays start there afresh.
+        let fresh = self.instrs.is_empty();
+        if run.iter().any(|i| matches!(i, Item::Mixture(_))) {
+            let segment = Segment::new(run, self.num_qubits, self.chunk, fusion, fresh);
+            self.instrs.push(Instr::Noisy(Box::new(segment)));
+            return;
+        }
+        let ops = run
+            .into_iter()
+            .map(|i| match i {
+                Item::Gate(op) => op,
+                Item::Mixture(_) => unreachable!("runs with mixtures are segments"),
+            })
+            .collect();
+        self.instrs
+            .extend(plan(ops, self.num_qubits, self.chunk, fusion, fresh));
+    }
+
+    /// Queues a unitary operation on the circuit's qubits.
+    fn push_unitary(&self, pending: &mut Vec<Item>, op: KernelOp) {
+        match self.representation {
+            Representation::StateVector => pending.push(Item::Gate(op)),
+            Representation::DensityMatrix => {
+                pending.extend(lift_unitary(op, self.circuit_qubits()).map(Item::Gate));
+            }
         }
     }
 
-    fn compile_ops(
-        &mut self,
-        ops: &[&Operation],
-        pending: &mut Vec<KernelOp>,
-        fusion: &FusionConfig,
-    ) {
+    fn compile_ops(&mut self, ops: &[&Operation], pending: &mut Vec<Item>, fusion: &FusionConfig) {
+        let density = self.representation == Representation::DensityMatrix;
         for op in ops {
             match op {
                 Operation::Gate {
@@ -126,11 +186,34 @@ impl Program {
                     controls,
                 } => {
                     self.gates += 1;
-                    pending.push(KernelOp::from_gate(gate, qubits, controls));
+                    self.push_unitary(pending, KernelOp::from_gate(gate, qubits, controls));
                 }
                 Operation::Barrier { .. } => {}
-                Operation::Channel { .. } | Operation::ReadoutError { .. } => {
-                    todo!("noise in the core")
+                Operation::Channel { channel, qubits } if density => {
+                    if !channel.is_identity() {
+                        let n = self.circuit_qubits();
+                        let op = superoperator(&channel.kraus_operators(), qubits, n);
+                        pending.push(Item::Gate(op));
+                    }
+                }
+                Operation::Channel { channel, qubits } => match Mixture::new(channel, qubits) {
+                    Some(m) if m.is_identity() => {}
+                    Some(m) => match m.as_gate() {
+                        Some(op) => pending.push(Item::Gate(op.clone())),
+                        None => pending.push(Item::Mixture(m)),
+                    },
+                    None => {
+                        self.flush(pending, fusion);
+                        self.instrs
+                            .push(Instr::Kraus(Box::new(KrausStep::new(channel, qubits))));
+                    }
+                },
+                Operation::ReadoutError { clbit, error } => {
+                    self.flush(pending, fusion);
+                    self.instrs.push(Instr::Readout {
+                        clbit: *clbit,
+                        error: *error,
+                    });
                 }
                 Operation::Measure { qubit, clbit } => {
                     self.flush(pending, fusion);
@@ -138,6 +221,15 @@ impl Program {
                         qubit: *qubit,
                         clbit: *clbit,
                     });
+                }
+                Operation::Reset { qubit } if density => {
+                    let reset = kettle_ir::Channel::reset_error(1.0, 0.0).expect("valid");
+                    let n = self.circuit_qubits();
+                    pending.push(Item::Gate(superoperator(
+                        &reset.kraus_operators(),
+                        &[*qubit],
+                        n,
+                    )));
                 }
                 Operation::Reset { qubit } => {
                     self.flush(pending, fusion);
@@ -304,8 +396,17 @@ pub fn measured_qubits(finals: &[(Qubit, Clbit)]) -> Vec<Qubit> {
 /// nothing) or classical control: then the classical bits' distribution
 /// follows exactly from the final state. `None` otherwise.
 pub fn final_measurements(circuit: &Circuit) -> Option<Vec<(Qubit, Clbit)>> {
+    measurements_after(circuit, false)
+}
+
+/// [`final_measurements`], where `resets_allowed` lets resets anywhere
+/// before them (a density matrix takes a reset as a channel, not a branch).
+pub(crate) fn measurements_after(
+    circuit: &Circuit,
+    resets_allowed: bool,
+) -> Option<Vec<(Qubit, Clbit)>> {
     let ops = drop_idle_resets(circuit.ops());
-    if ops.iter().any(|o| matches!(o, Operation::Reset { .. })) {
+    if !resets_allowed && ops.iter().any(|o| matches!(o, Operation::Reset { .. })) {
         return None;
     }
     let terminal = terminal_flags(&ops)?;
@@ -337,7 +438,12 @@ mod tests {
             .measure(0, 0)
             .h(1)
             .measure(1, 1);
-        let p = Program::compile(&c, &FusionConfig::disabled(), None);
+        let p = Program::compile(
+            &c,
+            &FusionConfig::disabled(),
+            None,
+            Representation::StateVector,
+        );
         assert_eq!(p.tail, 2);
         assert!(p.is_deterministic_prefix());
         let mid = Circuit::new(1)
@@ -346,7 +452,12 @@ mod tests {
             .measure(0, 0)
             .h(0)
             .measure(0, 1);
-        let p = Program::compile(&mid, &FusionConfig::disabled(), None);
+        let p = Program::compile(
+            &mid,
+            &FusionConfig::disabled(),
+            None,
+            Representation::StateVector,
+        );
         assert!(!p.is_deterministic_prefix());
     }
 
@@ -378,7 +489,12 @@ mod tests {
             .measure(0, 0)
             .measure(1, 1);
         assert_eq!(final_measurements(&init), Some(vec![(0, 0), (1, 1)]));
-        let p = Program::compile(&init, &FusionConfig::default(), None);
+        let p = Program::compile(
+            &init,
+            &FusionConfig::default(),
+            None,
+            Representation::StateVector,
+        );
         assert!(p.is_deterministic_prefix());
         assert!(!p.instrs.iter().any(|i| matches!(i, Instr::Reset { .. })));
         // Once a qubit has been touched, its reset is a reset.
@@ -397,7 +513,12 @@ mod tests {
             |b| b.x(1),
             |b| b.z(1),
         );
-        let p = Program::compile(&c, &FusionConfig::disabled(), None);
+        let p = Program::compile(
+            &c,
+            &FusionConfig::disabled(),
+            None,
+            Representation::StateVector,
+        );
         assert!(matches!(p.instrs[2], Instr::JumpUnless { target: 5, .. }));
         assert!(matches!(p.instrs[4], Instr::Jump { target: 6 }));
     }

@@ -96,7 +96,7 @@ pub(crate) fn sample_indices<F: Float, R: Rng + Clone>(
 /// left, with its probability relative to the mass not yet visited; the
 /// last outcome of non-zero probability takes what remains, so rounding
 /// never loses a shot.
-fn multinomial<R: Rng>(
+pub(crate) fn multinomial<R: Rng>(
     shots: u64,
     total: f64,
     len: usize,
@@ -136,7 +136,7 @@ fn multinomial<R: Rng>(
 /// Probabilities of outcomes over `qubits` (bit `i` of an outcome is
 /// qubit `qubits[i]`) as the distribution of the classical bits `finals`
 /// writes them to, keyed by bitstring over `num_clbits` bits.
-fn outcome_distribution(
+pub(crate) fn outcome_distribution(
     outcomes: impl IntoIterator<Item = (u64, f64)>,
     qubits: &[Qubit],
     finals: &[(Qubit, Clbit)],

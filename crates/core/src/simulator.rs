@@ -1,5 +1,5 @@
 //! Running circuits: the [`Simulator`], its options and results, and the
-//! trajectory engine for circuits with mid-circuit measurement.
+//! engine that branches shots at measurements and noise.
 //!
 //! A circuit whose measurements are all terminal is simulated once and its
 //! shots are sampled from the final state. Otherwise shots are *branched*:
@@ -7,35 +7,108 @@
 //! binomially between its two outcomes; each outcome group continues on its
 //! own collapsed state, and groups that meet the terminal measurements are
 //! sampled. This is exactly per-shot trajectories in distribution, but the
-//! unitary prefix is simulated once and identical branches once. A branch
-//! state is copied only if the memory budget allows it; otherwise the branch
-//! is later replayed from |0…0⟩ with its outcomes forced.
+//! unitary prefix is simulated once and identical branches once. Noise
+//! branches the same way: a channel with non-unitary Kraus operators splits
+//! shots among them, a readout error between its two readings, and a run of
+//! gates with unitary-mixture noise among its distinct sampled trajectories
+//! ([`crate::trajectory`]). A branch state is copied only if the memory
+//! budget allows it; otherwise the branch is later replayed from |0…0⟩ with
+//! its choices forced.
+//!
+//! The density-matrix [`Method`] runs the same engine on the doubled vector
+//! of [`crate::density`], where only measurements branch.
 
 use std::hash::{BuildHasher, RandomState};
 use std::ops::ControlFlow;
 
-use kettle_ir::{Circuit, Complex64, GateMatrix, Qubit};
+use kettle_ir::{
+    ChannelForm, Circuit, Clbit, Complex64, GateMatrix, Operation, Qubit, ReadoutError,
+};
 use rand::SeedableRng;
 use rand_distr::{Binomial, Distribution};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::counts::{ClassicalValue, Counts};
 use crate::cpu;
+use crate::density::{DensityMatrix, MAX_DENSITY_QUBITS, sample_diagonal};
 use crate::error::SimError;
 use crate::float::Float;
 use crate::fusion::FusionConfig;
 use crate::kernels::reduce::qubit_probabilities;
+use crate::observable::PauliSum;
 use crate::par::Parallelism;
-use crate::program::{Instr, Program};
+use crate::program::{Instr, Program, Representation};
 use crate::sample::sample_indices;
 use crate::state::{StateVector, check_budget};
+use crate::trajectory::{Choices, KrausStep};
+
+/// The largest noisy circuit that [`Method::Automatic`] simulates with a
+/// density matrix (one of 14 qubits is a vector of 28: 4 GiB at f64).
+pub const AUTOMATIC_DENSITY_QUBITS: u32 = 14;
+
+/// How a run simulates noise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// The density matrix for a noisy circuit small enough and cheaper than
+    /// its shots' distinct trajectories (as Aer decides), else the state
+    /// vector.
+    #[default]
+    Automatic,
+    /// A state vector; each shot follows one sampled noise trajectory.
+    Statevector,
+    /// A density matrix: exact, with `4^n` entries.
+    DensityMatrix,
+}
+
+impl Method {
+    /// Its name in the API: `automatic`, `statevector`, `density_matrix`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Automatic => "automatic",
+            Method::Statevector => "statevector",
+            Method::DensityMatrix => "density_matrix",
+        }
+    }
+
+    /// Every method, in the API's order.
+    pub const ALL: [Method; 3] = [
+        Method::Automatic,
+        Method::Statevector,
+        Method::DensityMatrix,
+    ];
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Method, String> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                format!("unknown method `{s}`; one of automatic, statevector, density_matrix")
+            })
+    }
+}
+
+/// An estimate of an expectation value: the mean over the shots'
+/// trajectories and its standard error (0 for an exact value: a noiseless
+/// state, a density matrix without mid-circuit measurement, or a single
+/// trajectory).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Estimate {
+    /// The value.
+    pub value: f64,
+    /// Its standard error.
+    pub std_error: f64,
+}
 
 /// The most shots one run may ask for (2^32); sampling costs time in
 /// proportion to the shots, so more would run for hours.
 pub const MAX_SHOTS: u64 = 1 << 32;
 
 /// What to compute in one run.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunOptions {
     /// Shots to sample (0: none; at most [`MAX_SHOTS`]).
     pub shots: u64,
@@ -45,6 +118,11 @@ pub struct RunOptions {
     /// measurement it is the state of one trajectory (drawn with the seed);
     /// terminal measurements are sampled, never applied to it.
     pub keep_state: bool,
+    /// How to simulate noise.
+    pub method: Method,
+    /// Observables whose expectation values to estimate from the final
+    /// states of the shots' trajectories (at least one trajectory runs).
+    pub observables: Vec<PauliSum>,
 }
 
 /// Figures about a run.
@@ -57,7 +135,8 @@ pub struct RunStats {
     /// Sweeps over the whole state (per branch): one per operation outside
     /// a stage, one per stage of cache blocking.
     pub passes: usize,
-    /// Branches simulated (1 for a circuit without mid-circuit measurement).
+    /// Branches simulated (1 for a circuit without mid-circuit measurement
+    /// or noise; with noise, the distinct trajectories).
     pub branches: usize,
     /// Branches rebuilt from |0…0⟩ because the budget allowed no copy.
     pub replays: usize,
@@ -99,8 +178,15 @@ impl Monitor for Unwatched {
 pub struct RunResult<F: Float> {
     /// Classical register values and their counts.
     pub counts: Counts,
-    /// The final state, when asked for.
+    /// The final state, when asked for (state-vector method).
     pub state: Option<StateVector<F>>,
+    /// The final density matrix, when asked for (density-matrix method).
+    pub density_matrix: Option<DensityMatrix<F>>,
+    /// The estimates of [`RunOptions::observables`], in order.
+    pub expectations: Vec<Estimate>,
+    /// The method that ran: [`Method::Statevector`] or
+    /// [`Method::DensityMatrix`].
+    pub method: Method,
     /// The seed used.
     pub seed: u64,
     /// Figures about the run.
@@ -199,8 +285,25 @@ impl Simulator {
             });
         }
         let n = circuit.num_qubits();
-        check_budget::<F>(n, 1, self.memory_budget)?;
-        let program = Program::compile(circuit, &self.fusion, self.fusion.blocking.shape::<F>());
+        for o in &options.observables {
+            o.check_qubits(n)?;
+        }
+        let method = self.choose_method::<F>(circuit, options)?;
+        let representation = match method {
+            Method::DensityMatrix => Representation::DensityMatrix,
+            _ => Representation::StateVector,
+        };
+        let vector_qubits = match representation {
+            Representation::StateVector => n,
+            Representation::DensityMatrix => 2 * n,
+        };
+        check_budget::<F>(vector_qubits, 1, self.memory_budget)?;
+        let program = Program::compile(
+            circuit,
+            &self.fusion,
+            self.fusion.blocking.shape::<F>(),
+            representation,
+        );
         let seed = options
             .seed
             .unwrap_or_else(|| RandomState::new().hash_one(0x6b65_7474_6c65_u64));
@@ -211,8 +314,18 @@ impl Simulator {
                 .fold((0, 0), |(ops, passes), i| match i {
                     Instr::Apply(_) => (ops + 1, passes + 1),
                     Instr::Stage(s) => (ops + s.ops.len(), passes + 1),
+                    Instr::Noisy(s) => (ops + s.planned_ops(), passes + s.windows()),
                     _ => (ops, passes),
                 });
+        let gates = program.gates
+            + program
+                .instrs
+                .iter()
+                .map(|i| match i {
+                    Instr::Noisy(s) => s.gates(),
+                    _ => 0,
+                })
+                .sum::<usize>();
         let mut engine = Engine {
             program: &program,
             par: &self.par,
@@ -225,21 +338,66 @@ impl Simulator {
             rng: Xoshiro256PlusPlus::seed_from_u64(seed),
             counts: Counts::new(circuit.num_clbits()),
             stats: RunStats {
-                gates: program.gates,
+                gates,
                 applied_ops,
                 passes,
                 ..RunStats::default()
             },
-            num_qubits: n,
+            num_qubits: vector_qubits,
             num_clbits: circuit.num_clbits(),
+            observables: &options.observables,
+            leaves: Vec::new(),
         };
-        let state = engine.run(options)?;
+        let kept = engine.run(options)?;
+        let expectations = estimates(&engine.leaves, options.observables.len());
+        let (state, density_matrix) = match representation {
+            Representation::StateVector => (kept, None),
+            Representation::DensityMatrix => (None, kept.map(DensityMatrix::from_vector)),
+        };
         Ok(RunResult {
             counts: engine.counts,
             state,
+            density_matrix,
+            expectations,
+            method,
             seed,
             stats: engine.stats,
         })
+    }
+
+    /// The method a run uses (see [`Method::Automatic`]).
+    fn choose_method<F: Float>(
+        &self,
+        circuit: &Circuit,
+        options: &RunOptions,
+    ) -> Result<Method, SimError> {
+        let n = circuit.num_qubits();
+        let density_fits =
+            |limit: u32| n <= limit && check_budget::<F>(2 * n, 1, self.memory_budget).is_ok();
+        match options.method {
+            Method::Statevector => Ok(Method::Statevector),
+            Method::DensityMatrix if n > MAX_DENSITY_QUBITS => Err(SimError::DensityTooLarge {
+                num_qubits: n,
+                max: MAX_DENSITY_QUBITS,
+            }),
+            Method::DensityMatrix => Ok(Method::DensityMatrix),
+            Method::Automatic if !circuit.is_noisy() => Ok(Method::Statevector),
+            Method::Automatic => {
+                if !density_fits(AUTOMATIC_DENSITY_QUBITS) {
+                    return Ok(Method::Statevector);
+                }
+                // One trajectory costs about what 2^-n of the density
+                // matrix's run does.
+                let trajectories = expected_trajectories(circuit, options.shots.max(1));
+                Ok(
+                    if trajectories >= (1u64 << n) as f64 || options.shots <= 1 {
+                        Method::DensityMatrix
+                    } else {
+                        Method::Statevector
+                    },
+                )
+            }
+        }
     }
 
     /// The final state of a circuit (terminal measurements are ignored; a
@@ -252,12 +410,85 @@ impl Simulator {
             shots: 0,
             seed: Some(0),
             keep_state: true,
+            method: Method::Statevector,
+            ..RunOptions::default()
         };
         Ok(self
             .run::<F>(circuit, &options)?
             .state
             .expect("state was asked for"))
     }
+}
+
+/// The expected number of distinct trajectories of `shots` shots: every
+/// shot that takes a non-identity branch somewhere may be distinct (Kraus
+/// channels and mid-circuit measurements count as always branching).
+fn expected_trajectories(circuit: &Circuit, shots: u64) -> f64 {
+    fn clean(ops: &[Operation]) -> f64 {
+        ops.iter()
+            .map(|op| match op {
+                Operation::Channel { channel, .. } => match channel.form() {
+                    ChannelForm::Mixture(b) => b
+                        .iter()
+                        .filter(|(_, u)| u.is_phase_times_identity())
+                        .map(|(p, _)| p)
+                        .sum(),
+                    ChannelForm::Kraus(_) => 0.0,
+                },
+                Operation::IfElse {
+                    then_ops, else_ops, ..
+                } => clean(then_ops).min(clean(else_ops)),
+                _ => 1.0,
+            })
+            .product()
+    }
+    1.0 + shots as f64 * (1.0 - clean(circuit.ops()))
+}
+
+/// The estimates from the leaves' `(shots, values)`: the weighted mean and
+/// the standard error of a per-shot mean.
+fn estimates(leaves: &[(u64, Vec<f64>)], count: usize) -> Vec<Estimate> {
+    let total: u64 = leaves.iter().map(|(w, _)| w).sum();
+    (0..count)
+        .map(|k| {
+            if total == 0 {
+                return Estimate {
+                    value: 0.0,
+                    std_error: 0.0,
+                };
+            }
+            let w = total as f64;
+            let mean = leaves.iter().map(|(s, v)| *s as f64 * v[k]).sum::<f64>() / w;
+            let spread: f64 = leaves
+                .iter()
+                .map(|(s, v)| *s as f64 * (v[k] - mean).powi(2))
+                .sum();
+            // One leaf is one exact value (its spread is only rounding).
+            let std_error = if total > 1 && leaves.len() > 1 {
+                (spread / w / (w - 1.0)).sqrt()
+            } else {
+                0.0
+            };
+            Estimate {
+                value: mean,
+                std_error,
+            }
+        })
+        .collect()
+}
+
+/// A random choice a branch made, recorded so that a branch whose state
+/// could not be copied can be rebuilt from |0…0⟩.
+#[derive(Clone, Debug)]
+enum Choice {
+    /// A measurement's or reset's outcome.
+    Outcome(bool),
+    /// Which Kraus operator of a channel.
+    Kraus(u16),
+    /// Whether a readout error flipped its bit.
+    Flip(bool),
+    /// The unitaries a noisy run of gates chose.
+    Trajectory(Choices),
 }
 
 /// A group of shots waiting to continue from `pc`.
@@ -267,8 +498,40 @@ struct Branch<F: Float> {
     clbits: ClassicalValue,
     /// `None`: rebuild by replaying `path`.
     state: Option<StateVector<F>>,
-    /// Outcome of every measurement and reset so far.
-    path: Vec<bool>,
+    /// Every choice so far.
+    path: Vec<Choice>,
+}
+
+/// The shots of a branch that reached a noisy run of gates, handing out
+/// their distinct trajectories one at a time (see [`crate::trajectory`]).
+struct Trajectories<F: Float> {
+    pc: usize,
+    clbits: ClassicalValue,
+    path: Vec<Choice>,
+    /// The state after the noiseless windows before `window`.
+    cursor: Option<StateVector<F>>,
+    window: usize,
+    /// Drawn and not yet handed out, the next last.
+    groups: Vec<(Choices, u64)>,
+    /// Shots not yet drawn.
+    undrawn: u64,
+    /// All shots were drawn in one batch, so the first errors of the
+    /// groups only go forwards and the cursor may advance.
+    one_batch: bool,
+}
+
+enum Task<F: Float> {
+    Branch(Branch<F>),
+    Trajectories(Trajectories<F>),
+}
+
+impl<F: Float> Task<F> {
+    fn holds_state(&self) -> bool {
+        match self {
+            Task::Branch(b) => b.state.is_some(),
+            Task::Trajectories(t) => t.cursor.is_some(),
+        }
+    }
 }
 
 struct Engine<'a> {
@@ -280,8 +543,12 @@ struct Engine<'a> {
     rng: Xoshiro256PlusPlus,
     counts: Counts,
     stats: RunStats,
+    /// Qubits of the vector (twice the circuit's for a density matrix).
     num_qubits: u32,
     num_clbits: u32,
+    observables: &'a [PauliSum],
+    /// Shots and observable values of every finished branch.
+    leaves: Vec<(u64, Vec<f64>)>,
 }
 
 impl Engine<'_> {
@@ -294,10 +561,15 @@ impl Engine<'_> {
         }
     }
 
+    fn density(&self) -> bool {
+        self.program.representation == Representation::DensityMatrix
+    }
+
     fn run<F: Float>(&mut self, options: &RunOptions) -> Result<Option<StateVector<F>>, SimError> {
-        // With no shots, one trajectory still runs if the state is wanted.
+        // With no shots, one trajectory still runs if the state or an
+        // expectation value is wanted.
         let shots = if options.shots == 0 {
-            u64::from(options.keep_state)
+            u64::from(options.keep_state || !options.observables.is_empty())
         } else {
             options.shots
         };
@@ -306,14 +578,21 @@ impl Engine<'_> {
         }
         let record = options.shots > 0;
         let mut kept = None;
-        let mut stack = vec![Branch {
+        let mut stack = vec![Task::Branch(Branch {
             pc: 0,
             shots,
             clbits: ClassicalValue::zeros(self.num_clbits),
             state: Some(StateVector::<F>::with_budget(self.num_qubits, self.budget)?),
             path: Vec::new(),
-        }];
-        while let Some(mut branch) = stack.pop() {
+        })];
+        'tasks: while let Some(task) = stack.pop() {
+            let mut branch = match task {
+                Task::Branch(b) => b,
+                Task::Trajectories(t) => match self.next_trajectory(t, &mut stack)? {
+                    Some(b) => b,
+                    None => continue,
+                },
+            };
             self.stats.branches += 1;
             let mut state = match branch.state.take() {
                 Some(s) => s,
@@ -321,14 +600,13 @@ impl Engine<'_> {
             };
             loop {
                 if branch.pc >= self.program.tail {
-                    if record {
-                        self.sample_tail(&state, &branch);
-                    }
+                    self.finish(&state, &branch, record)?;
                     if options.keep_state && kept.is_none() {
                         kept = Some(state);
                     }
                     break;
                 }
+                let live = 1 + stack.iter().filter(|t| t.holds_state()).count() as u32;
                 match &self.program.instrs[branch.pc] {
                     Instr::Apply(op) => {
                         state.apply(op, self.par);
@@ -339,10 +617,35 @@ impl Engine<'_> {
                         self.applied(stage.ops.len())?;
                     }
                     Instr::Measure { qubit, .. } | Instr::Reset { qubit } => {
-                        let live = 1 + stack.iter().filter(|b| b.state.is_some()).count() as u32;
                         if let Some(other) = self.split(&mut state, &mut branch, *qubit, live)? {
-                            stack.push(other);
+                            stack.push(Task::Branch(other));
                         }
+                    }
+                    Instr::Kraus(step) => {
+                        for other in self.split_kraus(&mut state, &mut branch, step, live)? {
+                            stack.push(Task::Branch(other));
+                        }
+                    }
+                    Instr::Readout { clbit, error } => {
+                        if let Some(other) =
+                            self.split_readout(&state, &mut branch, *clbit, error, live)?
+                        {
+                            stack.push(Task::Branch(other));
+                        }
+                    }
+                    Instr::Noisy(segment) => {
+                        let one_batch = branch.shots <= segment.batch_shots();
+                        stack.push(Task::Trajectories(Trajectories {
+                            pc: branch.pc,
+                            clbits: branch.clbits,
+                            path: branch.path,
+                            cursor: Some(state),
+                            window: 0,
+                            groups: Vec::new(),
+                            undrawn: branch.shots,
+                            one_batch,
+                        }));
+                        continue 'tasks;
                     }
                     Instr::JumpUnless { condition, target } => {
                         if !condition.holds(|c| branch.clbits.get(c)) {
@@ -361,6 +664,83 @@ impl Engine<'_> {
         Ok(kept)
     }
 
+    /// The next distinct trajectory of `t` as a branch past its segment,
+    /// with `t` pushed back while it has more; `None` when it has none.
+    fn next_trajectory<F: Float>(
+        &mut self,
+        mut t: Trajectories<F>,
+        stack: &mut Vec<Task<F>>,
+    ) -> Result<Option<Branch<F>>, SimError> {
+        let Instr::Noisy(segment) = &self.program.instrs[t.pc] else {
+            unreachable!("trajectories start at a segment")
+        };
+        if t.groups.is_empty() {
+            if t.undrawn == 0 {
+                return Ok(None);
+            }
+            let batch = t.undrawn.min(segment.batch_shots());
+            t.undrawn -= batch;
+            t.groups = segment.sample(batch, &mut self.rng);
+            t.groups.reverse();
+        }
+        let (choices, shots) = t.groups.pop().expect("drawn above");
+        let last = t.groups.is_empty() && t.undrawn == 0;
+        let start = segment.first_window(&choices);
+        let mut cursor = t.cursor.take().expect("kept until the last trajectory");
+        if t.one_batch && t.window < start {
+            let ops = segment.apply(&mut cursor, t.window, start, &[], self.par);
+            self.applied(ops)?;
+            t.window = start;
+        }
+        let from = t.window;
+        let state = if last {
+            Some(cursor)
+        } else {
+            let live = 2 + stack.iter().filter(|t| t.holds_state()).count() as u32;
+            let copy = match cursor.try_clone(live, self.budget) {
+                Ok(s) => Some(s),
+                Err(SimError::MemoryBudget { .. } | SimError::OutOfMemory { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            t.cursor = Some(cursor);
+            copy
+        };
+        let state = match state {
+            Some(mut s) => {
+                let ops = segment.apply(&mut s, from, segment.windows(), &choices, self.par);
+                self.applied(ops)?;
+                Some(s)
+            }
+            None => None,
+        };
+        let mut path = t.path.clone();
+        path.push(Choice::Trajectory(choices));
+        let branch = Branch {
+            pc: t.pc + 1,
+            shots,
+            clbits: t.clbits.clone(),
+            state,
+            path,
+        };
+        if !last {
+            stack.push(Task::Trajectories(t));
+        }
+        Ok(Some(branch))
+    }
+
+    /// Probabilities of reading `qubit` as 0 and 1.
+    fn outcome_probabilities<F: Float>(&self, state: &StateVector<F>, qubit: Qubit) -> [f64; 2] {
+        if !self.density() {
+            return qubit_probabilities(state, qubit, self.par);
+        }
+        let n = self.num_qubits / 2;
+        let mut p = [0.0; 2];
+        for i in 0..1usize << n {
+            p[(i >> qubit) & 1] += state.amp(i | (i << n)).re.to_f64().max(0.0);
+        }
+        p
+    }
+
     /// Splits `branch`'s shots at the measurement or reset at `branch.pc`:
     /// `branch` and `state` continue with one outcome; the other outcome's
     /// shots, if any, are returned as a new branch.
@@ -371,7 +751,7 @@ impl Engine<'_> {
         qubit: Qubit,
         live_states: u32,
     ) -> Result<Option<Branch<F>>, SimError> {
-        let [p0, p1] = qubit_probabilities(state, qubit, self.par);
+        let [p0, p1] = self.outcome_probabilities(state, qubit);
         // Normalise against rounding; a degenerate state (never produced by
         // unitary gates) must not reach the binomial as NaN.
         let p = (p1 / (p0 + p1)).clamp(0.0, 1.0);
@@ -383,18 +763,17 @@ impl Engine<'_> {
         let instr = &self.program.instrs[branch.pc];
         let mut other = None;
         if ones > 0 && zeros > 0 {
-            let copy = match state.try_clone(live_states, self.budget) {
-                Ok(mut s) => {
-                    collapse(&mut s, instr, true, p1, self.par);
+            let copy = match self.try_copy(state, live_states)? {
+                Some(mut s) => {
+                    self.collapse(&mut s, instr, true, p1);
                     Some(s)
                 }
-                Err(SimError::MemoryBudget { .. } | SimError::OutOfMemory { .. }) => None,
-                Err(e) => return Err(e),
+                None => None,
             };
             let mut clbits = branch.clbits.clone();
             record_outcome(instr, &mut clbits, true);
             let mut path = branch.path.clone();
-            path.push(true);
+            path.push(Choice::Outcome(true));
             other = Some(Branch {
                 pc: branch.pc + 1,
                 shots: ones,
@@ -404,20 +783,107 @@ impl Engine<'_> {
             });
         }
         let outcome = zeros == 0;
-        collapse(
-            state,
-            instr,
-            outcome,
-            if outcome { p1 } else { p0 },
-            self.par,
-        );
+        self.collapse(state, instr, outcome, if outcome { p1 } else { p0 });
         record_outcome(instr, &mut branch.clbits, outcome);
-        branch.path.push(outcome);
+        branch.path.push(Choice::Outcome(outcome));
         branch.shots = if outcome { ones } else { zeros };
         Ok(other)
     }
 
-    /// Rebuilds a branch's state from |0…0⟩, forcing its recorded outcomes.
+    /// A copy of `state` if the budget allows one more.
+    fn try_copy<F: Float>(
+        &self,
+        state: &StateVector<F>,
+        live_states: u32,
+    ) -> Result<Option<StateVector<F>>, SimError> {
+        match state.try_clone(live_states, self.budget) {
+            Ok(s) => Ok(Some(s)),
+            Err(SimError::MemoryBudget { .. } | SimError::OutOfMemory { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Splits `branch`'s shots among the Kraus operators of `step`: the
+    /// last operator drawn continues in `state`, the others are returned.
+    fn split_kraus<F: Float>(
+        &mut self,
+        state: &mut StateVector<F>,
+        branch: &mut Branch<F>,
+        step: &KrausStep,
+        live_states: u32,
+    ) -> Result<Vec<Branch<F>>, SimError> {
+        let probabilities = step.probabilities(state, self.par);
+        let total: f64 = probabilities.iter().sum();
+        let shares = KrausStep::split(&probabilities, branch.shots, &mut self.rng);
+        let kept = shares.iter().rposition(|&s| s > 0).unwrap_or(0);
+        let mut others = Vec::new();
+        for (i, &shots) in shares.iter().enumerate() {
+            if shots == 0 || i == kept {
+                continue;
+            }
+            let live = live_states + others.len() as u32;
+            let copy = match self.try_copy(state, live)? {
+                Some(mut s) => {
+                    step.apply(&mut s, i, probabilities[i] / total, self.par);
+                    Some(s)
+                }
+                None => None,
+            };
+            let mut path = branch.path.clone();
+            path.push(Choice::Kraus(i as u16));
+            others.push(Branch {
+                pc: branch.pc + 1,
+                shots,
+                clbits: branch.clbits.clone(),
+                state: copy,
+                path,
+            });
+        }
+        step.apply(state, kept, probabilities[kept] / total, self.par);
+        self.applied(1)?;
+        branch.path.push(Choice::Kraus(kept as u16));
+        branch.shots = shares[kept];
+        Ok(others)
+    }
+
+    /// Splits `branch`'s shots between the two readings of `clbit`; the
+    /// flipped ones are returned when some shots read each way.
+    fn split_readout<F: Float>(
+        &mut self,
+        state: &StateVector<F>,
+        branch: &mut Branch<F>,
+        clbit: Clbit,
+        error: &ReadoutError,
+        live_states: u32,
+    ) -> Result<Option<Branch<F>>, SimError> {
+        let value = branch.clbits.get(clbit);
+        let flips = Binomial::new(branch.shots, error.flip_probability(value))
+            .expect("a probability")
+            .sample(&mut self.rng);
+        if flips == branch.shots {
+            branch.clbits.set(clbit, !value);
+            branch.path.push(Choice::Flip(true));
+            return Ok(None);
+        }
+        branch.path.push(Choice::Flip(false));
+        if flips == 0 {
+            return Ok(None);
+        }
+        branch.shots -= flips;
+        let mut clbits = branch.clbits.clone();
+        clbits.set(clbit, !value);
+        let mut path = branch.path.clone();
+        *path.last_mut().expect("pushed above") = Choice::Flip(true);
+        Ok(Some(Branch {
+            pc: branch.pc + 1,
+            shots: flips,
+            clbits,
+            state: self.try_copy(state, live_states)?,
+            path,
+        }))
+    }
+
+    /// Rebuilds a branch's state from |0…0⟩, forcing its recorded choices.
     fn replay<F: Float>(&mut self, branch: &Branch<F>) -> Result<StateVector<F>, SimError> {
         self.stats.replays += 1;
         let mut state = StateVector::<F>::with_budget(self.num_qubits, self.budget)?;
@@ -425,38 +891,54 @@ impl Engine<'_> {
         let (mut pc, mut k) = (0, 0);
         while !(pc == branch.pc && k == branch.path.len()) {
             let instr = &self.program.instrs[pc];
-            match instr {
-                Instr::Apply(op) => {
+            match (instr, branch.path.get(k)) {
+                (Instr::Apply(op), _) => {
                     state.apply(op, self.par);
                     self.applied(1)?;
                 }
-                Instr::Stage(stage) => {
+                (Instr::Stage(stage), _) => {
                     state.apply_stage(stage, self.par);
                     self.applied(stage.ops.len())?;
                 }
-                Instr::Measure { qubit, .. } | Instr::Reset { qubit } => {
-                    let outcome = branch.path[k];
+                (
+                    Instr::Measure { qubit, .. } | Instr::Reset { qubit },
+                    Some(Choice::Outcome(o)),
+                ) => {
                     k += 1;
-                    let [p0, p1] = qubit_probabilities(&state, *qubit, self.par);
-                    collapse(
-                        &mut state,
-                        instr,
-                        outcome,
-                        if outcome { p1 } else { p0 },
-                        self.par,
-                    );
-                    record_outcome(instr, &mut clbits, outcome);
+                    let [p0, p1] = self.outcome_probabilities(&state, *qubit);
+                    self.collapse(&mut state, instr, *o, if *o { p1 } else { p0 });
+                    record_outcome(instr, &mut clbits, *o);
                 }
-                Instr::JumpUnless { condition, target } => {
+                (Instr::Kraus(step), Some(Choice::Kraus(i))) => {
+                    k += 1;
+                    let probabilities = step.probabilities(&state, self.par);
+                    let total: f64 = probabilities.iter().sum();
+                    let i = usize::from(*i);
+                    step.apply(&mut state, i, probabilities[i] / total, self.par);
+                    self.applied(1)?;
+                }
+                (Instr::Readout { clbit, .. }, Some(Choice::Flip(f))) => {
+                    k += 1;
+                    if *f {
+                        clbits.set(*clbit, !clbits.get(*clbit));
+                    }
+                }
+                (Instr::Noisy(segment), Some(Choice::Trajectory(choices))) => {
+                    k += 1;
+                    let ops = segment.apply(&mut state, 0, segment.windows(), choices, self.par);
+                    self.applied(ops)?;
+                }
+                (Instr::JumpUnless { condition, target }, _) => {
                     if !condition.holds(|c| clbits.get(c)) {
                         pc = *target;
                         continue;
                     }
                 }
-                Instr::Jump { target } => {
+                (Instr::Jump { target }, _) => {
                     pc = *target;
                     continue;
                 }
+                (other, choice) => unreachable!("replaying {other:?} with {choice:?}"),
             }
             pc += 1;
         }
@@ -464,23 +946,124 @@ impl Engine<'_> {
         Ok(state)
     }
 
+    /// A branch that reached the tail: samples its shots through the
+    /// terminal measurements and readout errors (if shots are recorded)
+    /// and takes its observables' values.
+    fn finish<F: Float>(
+        &mut self,
+        state: &StateVector<F>,
+        branch: &Branch<F>,
+        record: bool,
+    ) -> Result<(), SimError> {
+        if !self.observables.is_empty() {
+            let values = self
+                .observables
+                .iter()
+                .map(|o| {
+                    if self.density() {
+                        crate::density::expectation(state, o, self.par)
+                    } else {
+                        state.expectation(o, self.par)
+                    }
+                })
+                .collect::<Result<Vec<f64>, SimError>>()?;
+            self.leaves.push((branch.shots, values));
+        }
+        if record {
+            self.sample_tail(state, branch);
+        }
+        Ok(())
+    }
+
     /// Samples the branch's shots from `state` through the terminal
-    /// measurements `instrs[branch.pc..]`.
+    /// measurements and readout errors `instrs[branch.pc..]`.
     fn sample_tail<F: Float>(&mut self, state: &StateVector<F>, branch: &Branch<F>) {
         let tail = &self.program.instrs[branch.pc..];
-        if tail.is_empty() {
-            self.counts.add(branch.clbits.clone(), branch.shots);
+        if !tail.iter().any(|i| matches!(i, Instr::Measure { .. })) {
+            let mut values = vec![(branch.clbits.clone(), branch.shots)];
+            self.read_out(tail, &mut values);
+            for (v, n) in values {
+                self.counts.add(v, n);
+            }
             return;
         }
-        for (index, count) in sample_indices(state, branch.shots, &mut self.rng, self.par) {
-            let mut value = branch.clbits.clone();
+        let indices = if self.density() {
+            sample_diagonal(state, branch.shots, &mut self.rng)
+        } else {
+            sample_indices(state, branch.shots, &mut self.rng, self.par)
+        };
+        for (index, count) in indices {
+            let mut base = branch.clbits.clone();
             for instr in tail {
                 if let Instr::Measure { qubit, clbit } = instr {
-                    value.set(*clbit, (index >> qubit) & 1 == 1);
+                    base.set(*clbit, (index >> qubit) & 1 == 1);
                 }
             }
-            self.counts.add(value, count);
+            let mut values = vec![(base, count)];
+            self.read_out(tail, &mut values);
+            for (v, n) in values {
+                self.counts.add(v, n);
+            }
         }
+    }
+
+    /// Applies the tail's readout errors to sampled `(value, shots)` pairs,
+    /// splitting them between the readings. The measurements wrote their
+    /// bits already: a readout error acts on the value of its bit, and no
+    /// measurement in the tail writes a bit after a readout error on it.
+    fn read_out(&mut self, tail: &[Instr], values: &mut Vec<(ClassicalValue, u64)>) {
+        for instr in tail {
+            let Instr::Readout { clbit, error } = instr else {
+                continue;
+            };
+            let mut next = Vec::with_capacity(values.len() * 2);
+            for (v, n) in values.drain(..) {
+                let bit = v.get(*clbit);
+                let flips = Binomial::new(n, error.flip_probability(bit))
+                    .expect("a probability")
+                    .sample(&mut self.rng);
+                if flips > 0 {
+                    let mut f = v.clone();
+                    f.set(*clbit, !bit);
+                    next.push((f, flips));
+                }
+                if flips < n {
+                    next.push((v, n - flips));
+                }
+            }
+            *values = next;
+        }
+    }
+
+    /// Projects `state` onto `outcome` of the measured qubit and
+    /// renormalises by the outcome's probability `p`; a reset then moves
+    /// |1⟩ to |0⟩ in the same pass. On a density matrix both copies of the
+    /// qubit are projected and the scale is `1/p`.
+    fn collapse<F: Float>(&self, state: &mut StateVector<F>, instr: &Instr, outcome: bool, p: f64) {
+        let (qubit, reset) = match instr {
+            Instr::Measure { qubit, .. } => (*qubit, false),
+            Instr::Reset { qubit } => (*qubit, true),
+            _ => unreachable!("only measurements and resets collapse"),
+        };
+        let o = Complex64::new(0.0, 0.0);
+        if self.density() {
+            // Resets are channels on a density matrix, never collapses.
+            debug_assert!(!reset);
+            let n = self.num_qubits / 2;
+            let mut data = vec![o; 16];
+            let at = if outcome { 3 } else { 0 };
+            data[at * 4 + at] = Complex64::new(1.0 / p, 0.0);
+            let m = GateMatrix::new(2, data).expect("4x4");
+            state.apply_matrix(&m, &[qubit, qubit + n], self.par);
+            return;
+        }
+        let s = Complex64::new(1.0 / p.sqrt(), 0.0);
+        let data = match (outcome, reset) {
+            (false, _) => vec![s, o, o, o],
+            (true, false) => vec![o, o, o, s],
+            (true, true) => vec![o, s, o, o],
+        };
+        state.apply_matrix(&GateMatrix::new(1, data).expect("2x2"), &[qubit], self.par);
     }
 }
 
@@ -488,28 +1071,4 @@ fn record_outcome(instr: &Instr, clbits: &mut ClassicalValue, outcome: bool) {
     if let Instr::Measure { clbit, .. } = instr {
         clbits.set(*clbit, outcome);
     }
-}
-
-/// Projects `state` onto `outcome` of the measured qubit and renormalises by
-/// the outcome's probability `p`; a reset then moves |1⟩ to |0⟩ in the same pass.
-fn collapse<F: Float>(
-    state: &mut StateVector<F>,
-    instr: &Instr,
-    outcome: bool,
-    p: f64,
-    par: &Parallelism,
-) {
-    let (qubit, reset) = match instr {
-        Instr::Measure { qubit, .. } => (*qubit, false),
-        Instr::Reset { qubit } => (*qubit, true),
-        _ => unreachable!("only measurements and resets collapse"),
-    };
-    let s = Complex64::new(1.0 / p.sqrt(), 0.0);
-    let o = Complex64::new(0.0, 0.0);
-    let data = match (outcome, reset) {
-        (false, _) => vec![s, o, o, o],
-        (true, false) => vec![o, o, o, s],
-        (true, true) => vec![o, s, o, o],
-    };
-    state.apply_matrix(&GateMatrix::new(1, data).expect("2x2"), &[qubit], par);
 }

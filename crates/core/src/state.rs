@@ -348,11 +348,16 @@ impl<F: Float> StateVector<F> {
     /// Applies a compiled program of gates only (no measurement, reset or
     /// branch: its instructions are passes and stages).
     pub(crate) fn apply_program(&mut self, program: &crate::program::Program, par: &Parallelism) {
-        for instr in &program.instrs {
+        self.apply_passes(&program.instrs, par);
+    }
+
+    /// Applies passes and stages (instructions of nothing else).
+    pub(crate) fn apply_passes(&mut self, instrs: &[crate::program::Instr], par: &Parallelism) {
+        for instr in instrs {
             match instr {
                 crate::program::Instr::Apply(op) => self.apply(op, par),
                 crate::program::Instr::Stage(stage) => self.apply_stage(stage, par),
-                other => unreachable!("a unitary program has no {other:?}"),
+                other => unreachable!("passes only, not {other:?}"),
             }
         }
     }

@@ -230,6 +230,7 @@ fn assert_counts_follow_exact<F: Float>(sim: &Simulator, c: &Circuit, shots: u64
                 shots,
                 seed: Some(seed),
                 keep_state: false,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -277,6 +278,7 @@ fn trajectories_follow_the_exact_distribution<F: Float>(sim: &Simulator) {
                 shots: 40_000,
                 seed: Some(3),
                 keep_state: false,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -460,6 +462,7 @@ fn same_seed_same_counts_whatever_the_threads() {
                     shots: 5000,
                     seed: Some(seed),
                     keep_state: false,
+                    ..Default::default()
                 },
             )
             .unwrap()
@@ -479,6 +482,7 @@ fn same_seed_same_counts_whatever_the_threads() {
                     shots: 3000,
                     seed: Some(9),
                     keep_state: false,
+                    ..Default::default()
                 },
             )
             .unwrap()
@@ -494,6 +498,7 @@ fn a_tight_budget_replays_branches_with_the_same_result() {
         shots: 4000,
         seed: Some(4),
         keep_state: false,
+        ..Default::default()
     };
     let roomy = Simulator::new().run::<f64>(&c, &opts).unwrap();
     let one_state = StateVector::<f64>::bytes_for(3) as u64;
@@ -520,6 +525,7 @@ fn terminal_measurements_are_sampled_not_branched() {
                 shots: 1000,
                 seed: Some(1),
                 keep_state: true,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -554,6 +560,7 @@ fn invalid_input_is_a_typed_error() {
         shots: u64::MAX,
         seed: None,
         keep_state: false,
+        ..Default::default()
     };
     assert!(matches!(
         Simulator::new().run::<f64>(&Circuit::new(1).h(0).measure_all(), &too_many),
@@ -593,6 +600,7 @@ fn sampling_skips_zero_probability_states() {
                 shots: 10_000,
                 seed: Some(2),
                 keep_state: false,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -711,6 +719,7 @@ fn states_spanning_buffer_gaps_match_reference() {
                 shots: 4000,
                 seed: Some(1),
                 keep_state: false,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -756,6 +765,7 @@ fn a_monitor_sees_every_operation_and_can_stop_the_run() {
         shots: 10,
         seed: Some(1),
         keep_state: false,
+        ..Default::default()
     };
     let watcher = CountingMonitor {
         seen: Default::default(),
@@ -791,6 +801,7 @@ fn a_monitor_sees_every_operation_and_can_stop_the_run() {
         shots: 1000,
         seed: Some(3),
         keep_state: false,
+        ..Default::default()
     };
     let out = sim
         .run_monitored::<f64>(&reference::teleportation(), &options, &counter)

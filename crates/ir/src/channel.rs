@@ -651,26 +651,10 @@ impl Channel {
     /// channel that changes nothing, such as `depolarizing(0)`).
     pub fn is_identity(&self) -> bool {
         match &self.form {
-            ChannelForm::Mixture(b) => b.iter().all(|(_, u)| is_phase_times_identity(u)),
+            ChannelForm::Mixture(b) => b.iter().all(|(_, u)| u.is_phase_times_identity()),
             ChannelForm::Kraus(_) => false,
         }
     }
-}
-
-/// Whether `u` is `e^{iφ}·I`.
-pub(crate) fn is_phase_times_identity(u: &GateMatrix) -> bool {
-    let d = u.get(0, 0);
-    let dim = u.dim();
-    (0..dim).all(|r| {
-        (0..dim).all(|col| {
-            let want = if r == col {
-                d
-            } else {
-                Complex64::new(0.0, 0.0)
-            };
-            u.get(r, col) == want
-        })
-    })
 }
 
 /// A classical readout error on one measured bit: the value a measurement

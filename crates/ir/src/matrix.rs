@@ -152,6 +152,16 @@ impl GateMatrix {
         }
     }
 
+    /// Whether it is the identity times a phase (exactly: entries equal
+    /// to the first, zeros elsewhere).
+    pub fn is_phase_times_identity(&self) -> bool {
+        let d = self.get(0, 0);
+        let dim = self.dim();
+        (0..dim).all(|r| {
+            (0..dim).all(|c| self.get(r, c) == if r == c { d } else { Complex64::new(0.0, 0.0) })
+        })
+    }
+
     /// The conjugate transpose.
     pub fn adjoint(&self) -> GateMatrix {
         let dim = self.dim();

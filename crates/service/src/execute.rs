@@ -281,6 +281,7 @@ fn run_one<F: Float>(
             shots,
             seed: Some(seed),
             keep_state: wants_state && finals.is_some(),
+            ..Default::default()
         },
         &phase,
     )?;

@@ -93,6 +93,7 @@ async fn submit_wait_and_results_match_the_core() {
                 shots: 500,
                 seed: Some(11),
                 keep_state: false,
+                ..Default::default()
             },
         )
         .unwrap();
