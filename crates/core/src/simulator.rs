@@ -288,7 +288,7 @@ impl Simulator {
         for o in &options.observables {
             o.check_qubits(n)?;
         }
-        let method = self.choose_method::<F>(circuit, options)?;
+        let method = self.method_for::<F>(circuit, options)?;
         let representation = match method {
             Method::DensityMatrix => Representation::DensityMatrix,
             _ => Representation::StateVector,
@@ -365,8 +365,14 @@ impl Simulator {
         })
     }
 
-    /// The method a run uses (see [`Method::Automatic`]).
-    fn choose_method<F: Float>(
+    /// The method a run of `circuit` with `options` uses at precision `F`:
+    /// [`Method::Statevector`] or [`Method::DensityMatrix`] (see
+    /// [`Method::Automatic`] for how it decides).
+    ///
+    /// # Errors
+    /// [`SimError::DensityTooLarge`] when a density matrix is asked for a
+    /// circuit too large for one.
+    pub fn method_for<F: Float>(
         &self,
         circuit: &Circuit,
         options: &RunOptions,

@@ -131,6 +131,7 @@ pub use json::{JsonError, parse_json, to_json};
 pub use options::{
     IncludeResolver, InputParameter, ParseOptions, ProgramError, SourceFormat, detect_format,
 };
+pub use qasm3::noise::noise_channel_names;
 
 use kettle_ir::Circuit;
 #[cfg(doc)]

@@ -18,10 +18,10 @@ use kettle_qasm::{
 
 use crate::config::TenantLimits;
 use crate::model::{
-    ExecutionResult, Expectation, Gradient, GradientRequest, JobResult, JobSpec, Precision,
+    ExecutionResult, Expectation, Gradient, GradientRequest, JobResult, JobSpec, Method, Precision,
     ResultType,
 };
-use crate::prepare::{parse_execution, parse_options};
+use crate::prepare::{parse_execution, parse_options, read_noise_model, with_noise};
 
 /// Mixed into an execution's seed for the order of its shots ("memory").
 const MEMORY_STREAM: u64 = 0x6d65_6d6f_7279;
@@ -89,14 +89,19 @@ pub(crate) fn run_job(
     // The job was admitted for one state of its size: branches of
     // mid-circuit measurements replay rather than copy beyond it.
     let sim = sim.clone().with_memory_budget(Some(spec.memory_bytes));
+    let noise = read_noise_model(spec.noise_model.as_ref())
+        .map_err(|e| RunFailure::Error(format!("the noise model no longer reads: {e}")))?;
     let mut executions = Vec::with_capacity(spec.executions.len());
     for (i, inputs) in spec.executions.iter().enumerate() {
         let parsed;
         let circuit = match circuits.and_then(|c| c.get(i)) {
             Some(circuit) => circuit,
             None => {
-                parsed = parse_execution(&spec.program, inputs, limits)
+                let plain = parse_execution(&spec.program, inputs, limits)
                     .map_err(|e| RunFailure::Error(format!("the program no longer parses: {e}")))?;
+                parsed = with_noise(noise.as_ref(), plain).map_err(|e| {
+                    RunFailure::Error(format!("the noise model no longer applies: {e}"))
+                })?;
                 &parsed
             }
         };
@@ -230,21 +235,30 @@ fn run_one<F: Float>(
 ) -> Result<ExecutionResult, RunFailure> {
     let wants_counts = spec.result_types.contains(&ResultType::Counts);
     let wants_memory = spec.result_types.contains(&ResultType::Memory);
-    let wants_state = spec.result_types.iter().any(|t| {
-        !matches!(
-            t,
-            ResultType::Counts | ResultType::Memory | ResultType::AdjointGradient(_)
-        )
-    });
+    let wants_state = spec
+        .result_types
+        .iter()
+        .any(|t| matches!(t, ResultType::Statevector | ResultType::Probabilities));
+    let expectations: Vec<&String> = spec
+        .result_types
+        .iter()
+        .filter_map(|t| match t {
+            ResultType::Expectation(list) => Some(list),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let observables = expectations
+        .iter()
+        .map(|text| text.parse())
+        .collect::<Result<Vec<PauliSum>, SimError>>()?;
     let finals = final_measurements(circuit);
-    let shots = if wants_counts || wants_memory {
-        spec.shots
-    } else {
-        0
-    };
+    // Admission set shots for counts, memory and trajectory estimates only.
+    let shots = spec.shots;
+    let runs = shots > 0 || wants_state || !observables.is_empty();
     // The run and the gradient's own forward and backward passes are two
     // phases of the execution's progress.
-    let phases = (u64::from(gradient.is_some()) + u64::from(shots > 0 || wants_state)).max(1);
+    let phases = (u64::from(gradient.is_some()) + u64::from(runs)).max(1);
     let gradients = match gradient {
         Some(plan) => {
             let phase = SweepMonitor {
@@ -256,19 +270,21 @@ fn run_one<F: Float>(
         }
         None => Vec::new(),
     };
-    if shots == 0 && !wants_state {
-        return Ok(ExecutionResult {
-            inputs: BTreeMap::new(),
-            seed,
-            shots,
-            counts: None,
-            memory: None,
-            probabilities: None,
-            statevector: None,
-            sparse_statevector: None,
-            expectations: Vec::new(),
-            gradients,
-        });
+    let mut result = ExecutionResult {
+        inputs: BTreeMap::new(),
+        seed,
+        shots,
+        method: Some(Method::Statevector),
+        counts: None,
+        memory: None,
+        probabilities: None,
+        statevector: None,
+        sparse_statevector: None,
+        expectations: Vec::new(),
+        gradients,
+    };
+    if !runs {
+        return Ok(result);
     }
     let phase = SweepMonitor {
         outer: monitor,
@@ -281,36 +297,52 @@ fn run_one<F: Float>(
             shots,
             seed: Some(seed),
             keep_state: wants_state && finals.is_some(),
-            ..Default::default()
+            method: spec.method.to_core(),
+            observables,
         },
         &phase,
     )?;
-    let mut result = ExecutionResult {
-        inputs: BTreeMap::new(),
-        seed: out.seed,
-        shots,
-        counts: wants_counts.then(|| out.counts.to_bitstrings()),
-        // Its own stream: the order of the shots is independent of which
-        // outcomes were drawn.
-        memory: wants_memory.then(|| {
-            let clbits = out.counts.num_clbits();
-            (out.counts.to_memory(seed ^ MEMORY_STREAM).iter())
-                .map(|v| v.to_bitstring(clbits))
-                .collect()
-        }),
-        probabilities: None,
-        statevector: None,
-        sparse_statevector: None,
-        expectations: Vec::new(),
-        gradients,
-    };
+    result.seed = out.seed;
+    result.method = Some(Method::from_core(out.method));
+    result.counts = wants_counts.then(|| out.counts.to_bitstrings());
+    // Its own stream: the order of the shots is independent of which
+    // outcomes were drawn.
+    result.memory = wants_memory.then(|| {
+        let clbits = out.counts.num_clbits();
+        (out.counts.to_memory(seed ^ MEMORY_STREAM).iter())
+            .map(|v| v.to_bitstring(clbits))
+            .collect()
+    });
+    result.expectations = expectations
+        .into_iter()
+        .zip(&out.expectations)
+        .map(|(text, e)| Expectation {
+            observable: text.clone(),
+            value: e.value,
+            std_error: e.std_error,
+        })
+        .collect();
+    let most = listed_entries(max_listed_qubits);
+    if let Some(rho) = out.density_matrix.as_ref() {
+        if spec.result_types.contains(&ResultType::Probabilities) {
+            let dist = rho.classical_distribution(circuit)?.ok_or_else(|| {
+                RunFailure::Error("probabilities need every measurement to be final".into())
+            })?;
+            if dist.len() > most {
+                return Err(RunFailure::Error(format!(
+                    "the probabilities have more than the {most} non-zero outcomes a result may list (2^max_listed_qubits); ask for counts instead"
+                )));
+            }
+            result.probabilities = Some(dist);
+        }
+        return Ok(result);
+    }
     let Some(state) = out.state.as_ref() else {
         return Ok(result);
     };
     let par = sim.parallelism();
     for t in &spec.result_types {
         match t {
-            ResultType::Counts | ResultType::Memory | ResultType::AdjointGradient(_) => {}
             ResultType::Probabilities => {
                 let finals = finals.as_deref().unwrap_or(&[]);
                 let measured = measured_qubits(finals);
@@ -320,7 +352,6 @@ fn run_one<F: Float>(
                 result.probabilities = Some(if measured.len() as u32 <= max_listed_qubits {
                     state.classical_distribution(finals, circuit.num_clbits(), par)?
                 } else {
-                    let most = listed_entries(max_listed_qubits);
                     state
                         .sparse_classical_distribution(finals, circuit.num_clbits(), most)?
                         .ok_or_else(|| {
@@ -341,7 +372,6 @@ fn run_one<F: Float>(
                 );
             }
             ResultType::Statevector => {
-                let most = listed_entries(max_listed_qubits);
                 let n = circuit.num_qubits();
                 let amplitudes = state.sparse_amplitudes(most).ok_or_else(|| {
                     RunFailure::Error(format!(
@@ -355,15 +385,7 @@ fn run_one<F: Float>(
                         .collect(),
                 );
             }
-            ResultType::Expectation(list) => {
-                for text in list {
-                    let obs: PauliSum = text.parse()?;
-                    result.expectations.push(Expectation {
-                        observable: text.clone(),
-                        value: state.expectation(&obs, par)?,
-                    });
-                }
-            }
+            _ => {}
         }
     }
     Ok(result)

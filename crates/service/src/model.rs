@@ -114,6 +114,41 @@ impl Precision {
     }
 }
 
+/// How a job simulates noise (the core's [`kettle_core::Method`], as named
+/// in the API).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// The density matrix for a noisy circuit that is small enough and
+    /// cheaper than its shots' trajectories, else the state vector.
+    #[default]
+    Automatic,
+    /// A state vector: each shot follows one sampled noise trajectory.
+    Statevector,
+    /// A density matrix: exact.
+    DensityMatrix,
+}
+
+impl Method {
+    /// The core's method.
+    pub fn to_core(self) -> kettle_core::Method {
+        match self {
+            Method::Automatic => kettle_core::Method::Automatic,
+            Method::Statevector => kettle_core::Method::Statevector,
+            Method::DensityMatrix => kettle_core::Method::DensityMatrix,
+        }
+    }
+
+    /// The API's name of the core's method.
+    pub fn from_core(m: kettle_core::Method) -> Method {
+        match m {
+            kettle_core::Method::Automatic => Method::Automatic,
+            kettle_core::Method::Statevector => Method::Statevector,
+            kettle_core::Method::DensityMatrix => Method::DensityMatrix,
+        }
+    }
+}
+
 /// What a job should return.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -180,6 +215,13 @@ pub struct JobRequest {
     /// Precision of the state.
     #[serde(default)]
     pub precision: Precision,
+    /// A noise model applied to every execution: Qiskit Aer's
+    /// `NoiseModel.to_dict(serializable=True)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_model: Option<serde_json::Value>,
+    /// How to simulate noise.
+    #[serde(default)]
+    pub method: Method,
     /// A name for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -206,6 +248,16 @@ pub struct JobSpec {
     pub executions: Vec<BTreeMap<String, f64>>,
     /// Precision of the state.
     pub precision: Precision,
+    /// The noise model of the request, applied at each execution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_model: Option<serde_json::Value>,
+    /// The method the job runs with, decided at admission (never
+    /// `automatic` in a job admitted with noise support).
+    #[serde(default)]
+    pub method: Method,
+    /// Whether its circuits have noise (channels or a noise model).
+    #[serde(default)]
+    pub noisy: bool,
     /// Qubits of the circuit.
     pub qubits: u32,
     /// Bytes of state the job needs while it runs.
@@ -229,8 +281,12 @@ pub struct JobSpec {
 pub struct Expectation {
     /// The observable as submitted.
     pub observable: String,
-    /// ⟨ψ|O|ψ⟩.
+    /// ⟨ψ|O|ψ⟩, or `Tr(ρO)`; under trajectories, their mean over the
+    /// shots' trajectories.
     pub value: f64,
+    /// The standard error of `value`: 0 when it is exact.
+    #[serde(default)]
+    pub std_error: f64,
 }
 
 /// An expectation value and its gradient.
@@ -252,8 +308,12 @@ pub struct ExecutionResult {
     pub inputs: BTreeMap<String, f64>,
     /// The seed this execution used.
     pub seed: u64,
-    /// Shots sampled.
+    /// Shots sampled (or trajectories run, for expectation values under
+    /// trajectories).
     pub shots: u64,
+    /// The method that ran: `statevector` or `density_matrix`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
     /// Counts keyed by bitstring, classical bit 0 rightmost (or by hex value
     /// when asked at read time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -324,6 +384,11 @@ pub struct JobView {
     pub executions: usize,
     /// Precision of the state.
     pub precision: Precision,
+    /// The method it runs with (decided at submission).
+    pub method: Method,
+    /// Whether its circuits have noise: channels in the program, or a
+    /// noise model.
+    pub noisy: bool,
     /// The seed the job uses (chosen at submission if not given).
     pub seed: u64,
     /// Bytes of state the job needs.

@@ -7,13 +7,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use kettle_core::{PauliSum, final_measurements};
+use kettle_core::{PauliSum, RunOptions, Simulator, final_measurements};
 use kettle_ir::{Circuit, Operation};
+use kettle_noise::{NoiseModel, NoiseModelError};
 use kettle_qasm::{Limits, ParseOptions, ProgramError, parse_program};
 
 use crate::config::{DEFAULT_MAX_RESULT_BYTES, TenantLimits};
 use crate::error::{ProgramLocation, ServiceError};
-use crate::model::{InputValue, JobRequest, JobSpec, Program, ProgramFormat, ResultType};
+use crate::model::{
+    InputValue, JobRequest, JobSpec, Method, Precision, Program, ProgramFormat, ResultType,
+};
 use crate::result_bound::{RESULT_ENVELOPE_BOUND, execution_result_bound};
 
 /// Shots when a request asks for counts without saying how many.
@@ -139,6 +142,41 @@ fn parse_execution_within(
         program.format.to_source_format(),
         &options,
     )
+}
+
+/// The request's noise model, read (errors at their JSON path under
+/// `$.noise_model`); `None` without one.
+pub(crate) fn read_noise_model(
+    json: Option<&serde_json::Value>,
+) -> Result<Option<NoiseModel>, ServiceError> {
+    let Some(json) = json else {
+        return Ok(None);
+    };
+    NoiseModel::from_aer_json(json)
+        .map(Some)
+        .map_err(|e| noise_error(&e))
+}
+
+/// A noise model's error as a service error at its path.
+fn noise_error(e: &NoiseModelError) -> ServiceError {
+    match e {
+        NoiseModelError::Invalid { path, message } => ServiceError::invalid(
+            &format!("$.noise_model{}", path.strip_prefix('$').unwrap_or(path)),
+            message.clone(),
+        ),
+        other => ServiceError::invalid("$.noise_model", other.to_string()),
+    }
+}
+
+/// `circuit` with `noise` applied, if any.
+pub(crate) fn with_noise(
+    noise: Option<&NoiseModel>,
+    circuit: Circuit,
+) -> Result<Circuit, ServiceError> {
+    match noise {
+        Some(model) => model.apply(&circuit).map_err(|e| noise_error(&e)),
+        None => Ok(circuit),
+    }
 }
 
 /// A parse error as a service error. The parser's work budget is a limit
@@ -476,8 +514,15 @@ pub(crate) fn prepare_within(
         gradient_observables,
     } = result_types(req)?;
     resolve_gradient_parameters(req, &mut types, limits)?;
+    let noise = read_noise_model(req.noise_model.as_ref())?;
     let wants_memory = types.contains(&ResultType::Memory);
-    let wants_shots = wants_memory || types.contains(&ResultType::Counts);
+    // Expectation values under trajectories are means over shots.
+    let wants_trajectories = noise.is_some()
+        && req.method != Method::DensityMatrix
+        && types
+            .iter()
+            .any(|t| matches!(t, ResultType::Expectation(_)));
+    let wants_shots = wants_memory || types.contains(&ResultType::Counts) || wants_trajectories;
     let shots = if wants_shots {
         let max = limits.max_shots.min(kettle_core::MAX_SHOTS);
         // A default the tenant may not ask for would refuse every request
@@ -486,7 +531,7 @@ pub(crate) fn prepare_within(
         if shots == 0 {
             return Err(ServiceError::invalid(
                 "$.shots",
-                "counts and memory need at least one shot",
+                "counts, memory and expectation values under noise trajectories need at least one shot",
             ));
         }
         if shots > max {
@@ -511,6 +556,8 @@ pub(crate) fn prepare_within(
         });
     }
     let sweep = runs.len() > 1;
+    let mut method = None;
+    let mut noisy = false;
     let mut qubits = 0;
     let mut kept = Vec::new();
     let mut kept_ops = 0;
@@ -526,6 +573,7 @@ pub(crate) fn prepare_within(
                 _ => program_error(e, sweep.then_some(i)),
             },
         )?;
+        let circuit = with_noise(noise.as_ref(), circuit)?;
         swept_ops = swept_ops.saturating_add(count_operations(circuit.ops()));
         if sweep && swept_ops > MAX_SWEEP_OPERATIONS {
             return Err(ServiceError::LimitExceeded {
@@ -548,7 +596,18 @@ pub(crate) fn prepare_within(
                 ),
             });
         }
-        check_result_types(&circuit, &types, &observables)?;
+        // The executions of a sweep differ in angles only: the first
+        // decides the method for all.
+        noisy |= circuit.is_noisy();
+        let chosen = match method {
+            Some(m) => m,
+            None => {
+                let m = choose_method(req, &circuit, &types, shots, admission)?;
+                method = Some(m);
+                m
+            }
+        };
+        check_result_types(&circuit, &types, &observables, chosen)?;
         result_bytes = result_bytes.saturating_add(execution_result_bound(
             &circuit,
             &types,
@@ -586,10 +645,15 @@ pub(crate) fn prepare_within(
     }
     // A gradient holds one more state per observable (`Simulator::adjoint_gradient`).
     let states = 1 + gradient_observables as u128;
+    let method = method.unwrap_or(Method::Statevector);
+    let vector_qubits = match method {
+        Method::DensityMatrix => 2 * qubits,
+        _ => qubits,
+    };
     let needed = req
         .precision
         .to_core()
-        .state_bytes(qubits)
+        .state_bytes(vector_qubits)
         .saturating_mul(states);
     let budget = u128::from(admission.memory_budget);
     if needed > budget {
@@ -598,8 +662,13 @@ pub(crate) fn prepare_within(
             needed,
             allowed: budget,
             message: format!(
-                "{qubits} qubits at {} need {needed} bytes of state{}, more than this server's memory budget of {budget} bytes",
+                "{qubits} qubits at {} need {needed} bytes of {}{}, more than this server's memory budget of {budget} bytes",
                 req.precision.to_core().name(),
+                if method == Method::DensityMatrix {
+                    "density matrix"
+                } else {
+                    "state"
+                },
                 if states > 1 {
                     format!(" ({states} states: the run's and one per observable of the gradient)")
                 } else {
@@ -615,6 +684,9 @@ pub(crate) fn prepare_within(
         result_types: types,
         executions: runs,
         precision: req.precision,
+        noise_model: req.noise_model.clone(),
+        method,
+        noisy,
         qubits,
         // `needed` is at most the budget, a u64.
         memory_bytes: u64::try_from(needed).unwrap_or(u64::MAX),
@@ -692,16 +764,68 @@ fn count_operations(ops: &[Operation]) -> usize {
         .sum()
 }
 
+/// The method a job runs with: the request's, with `automatic` decided
+/// here as the core decides it for this circuit, shots and memory budget;
+/// probabilities of a noisy circuit need the density matrix, which
+/// `automatic` then picks.
+fn choose_method(
+    req: &JobRequest,
+    circuit: &Circuit,
+    types: &[ResultType],
+    shots: u64,
+    admission: &Admission<'_>,
+) -> Result<Method, ServiceError> {
+    let noisy = circuit.is_noisy();
+    let wants_probabilities = types.contains(&ResultType::Probabilities);
+    let asked = match req.method {
+        Method::Automatic if noisy && wants_probabilities => Method::DensityMatrix,
+        m => m,
+    };
+    let sim = Simulator::new().with_memory_budget(Some(admission.memory_budget));
+    let options = RunOptions {
+        shots,
+        method: asked.to_core(),
+        ..RunOptions::default()
+    };
+    let chosen = match req.precision {
+        Precision::F64 => sim.method_for::<f64>(circuit, &options),
+        Precision::F32 => sim.method_for::<f32>(circuit, &options),
+    };
+    chosen
+        .map(Method::from_core)
+        .map_err(|e| ServiceError::invalid("$.method", e.to_string()))
+}
+
 fn check_result_types(
     circuit: &Circuit,
     types: &[ResultType],
     observables: &[PauliSum],
+    method: Method,
 ) -> Result<(), ServiceError> {
     let n = circuit.num_qubits();
     let finals = final_measurements(circuit);
+    let noisy = circuit.is_noisy();
     for t in types {
         let field = "$.result_types";
         match t {
+            ResultType::Statevector if noisy => {
+                return Err(ServiceError::invalid(
+                    field,
+                    "a noisy circuit has no state vector; ask for probabilities or expectation (with the density_matrix method), or counts",
+                ));
+            }
+            ResultType::AdjointGradient(_) if noisy => {
+                return Err(ServiceError::invalid(
+                    field,
+                    "adjoint_gradient needs a noiseless circuit",
+                ));
+            }
+            ResultType::Probabilities if noisy && method != Method::DensityMatrix => {
+                return Err(ServiceError::invalid(
+                    "$.method",
+                    "probabilities of a noisy circuit need the density_matrix method (automatic picks it when the density matrix fits)",
+                ));
+            }
             ResultType::Counts | ResultType::Memory => {
                 if !circuit.measures_anything() {
                     return Err(ServiceError::invalid(

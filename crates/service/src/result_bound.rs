@@ -55,8 +55,9 @@ pub(crate) fn execution_result_bound(
     // A key: the bitstring, or `0x` and a hex digit per 4 bits (at least
     // one), in quotes.
     let key = 2 + u128::from(clbits.max(2 + clbits.div_ceil(4).max(1)));
-    // `{"seed":…,"shots":…}` and the comma after it.
-    let mut bytes = 2 + 7 + U64_JSON_BYTES + 9 + U64_JSON_BYTES + 1;
+    // `{"seed":…,"shots":…,"method":"density_matrix"}` and the comma
+    // after it.
+    let mut bytes = 2 + 7 + U64_JSON_BYTES + 9 + U64_JSON_BYTES + 26 + 1;
     if !inputs.is_empty() {
         // `"inputs":{…},`, each `"name":value,`.
         bytes += 12;
@@ -80,7 +81,9 @@ pub(crate) fn execution_result_bound(
             ),
             ResultType::Memory => add(6, u128::from(shots), key),
             ResultType::Probabilities => {
+                // Readout errors may flip bits no measurement wrote.
                 let measured = final_measurements(circuit)
+                    .filter(|_| !circuit.is_noisy())
                     .map_or(clbits, |finals| measured_qubits(&finals).len() as u32);
                 // Non-zero outcomes only, and at most 2^max_listed_qubits
                 // of them (more fail the job).
@@ -106,9 +109,13 @@ pub(crate) fn execution_result_bound(
                     + 1,
             ),
             ResultType::Expectation(list) => {
-                // `{"observable":…,"value":…}` each.
+                // `{"observable":…,"value":…,"std_error":…}` each.
                 for text in list {
-                    add(12, 1, 15 + json_string_bound(text) + 9 + F64_JSON_BYTES + 1);
+                    add(
+                        12,
+                        1,
+                        15 + json_string_bound(text) + 9 + F64_JSON_BYTES + 13 + F64_JSON_BYTES + 1,
+                    );
                 }
             }
             ResultType::AdjointGradient(g) => {

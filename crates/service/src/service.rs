@@ -68,6 +68,15 @@ pub struct BackendInfo {
     pub version: String,
     /// `"statevector"`.
     pub simulator: String,
+    /// Methods a job may ask for (`method`): `automatic`, `statevector`
+    /// (noise by trajectories), `density_matrix`.
+    pub methods: Vec<String>,
+    /// Noise channels programs may use (OpenQASM 3 `#pragma braket noise`,
+    /// the JSON format's `channel`), and that noise models become.
+    pub channels: Vec<String>,
+    /// Noise model formats accepted in `noise_model`: `qiskit_aer`
+    /// (`NoiseModel.to_dict(serializable=True)`).
+    pub noise_models: Vec<String>,
     /// Largest qubit count per precision that fits the memory budget (and
     /// the caller's limit).
     pub max_qubits: QubitsPerPrecision,
@@ -1130,6 +1139,8 @@ impl Service {
             shots: row.spec.shots,
             executions: row.spec.executions.len(),
             precision: row.spec.precision,
+            method: row.spec.method,
+            noisy: row.spec.noisy,
             seed: row.spec.seed,
             memory_bytes: row.spec.memory_bytes,
             created_at: rfc3339(row.created_ms),
@@ -1168,6 +1179,8 @@ impl Service {
             shots: spec.shots,
             executions: spec.executions.len(),
             precision: spec.precision,
+            method: spec.method,
+            noisy: spec.noisy,
             seed: spec.seed,
             memory_bytes: spec.memory_bytes,
             created_at: rfc3339(job.created_ms),
@@ -1602,6 +1615,15 @@ impl Service {
             name: "kettle".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             simulator: "statevector".into(),
+            methods: kettle_core::Method::ALL
+                .iter()
+                .map(|m| m.name().to_owned())
+                .collect(),
+            channels: kettle_qasm::noise_channel_names()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            noise_models: vec!["qiskit_aer".into()],
             max_qubits: QubitsPerPrecision {
                 f64: largest_fitting(
                     kettle_core::Precision::F64,

@@ -114,6 +114,16 @@ pub(crate) fn named_channel(name: &str) -> Option<&'static NamedChannel> {
     NAMED_CHANNELS.iter().find(|c| c.name == name)
 }
 
+/// Every channel name the front ends read: the named channels, then
+/// `kraus` (and `mixture`, in the JSON format).
+pub fn noise_channel_names() -> Vec<&'static str> {
+    NAMED_CHANNELS
+        .iter()
+        .map(|c| c.name)
+        .chain(["kraus", "mixture"])
+        .collect()
+}
+
 /// The names of the channels `keep` selects, for "expected one of" messages.
 pub(crate) fn channel_names(keep: impl Fn(&NamedChannel) -> bool) -> String {
     let names: Vec<String> = NAMED_CHANNELS
