@@ -43,7 +43,7 @@ from qiskit_aer.noise import (  # noqa: E402
     thermal_relaxation_error,
 )
 
-from kettle_client import ExecutionResult, Expectation, InvalidRequestError, KettleClient  # noqa: E402
+from kettle_client import ExecutionResult, Expectation, InvalidRequestError, Job, KettleClient  # noqa: E402
 from kettle_client.models import Backend  # noqa: E402
 from qiskit_kettle import KettleBackend, UnsupportedCircuitError, circuit_to_program, save_statevector  # noqa: E402
 from qiskit_kettle.noise import fit_circuit, restrict_noise  # noqa: E402
@@ -285,10 +285,19 @@ def test_models_read_method_std_error_methods_and_channels() -> None:
     old = ExecutionResult.from_dict({"seed": 1, "shots": 0, "expectations": [{"observable": "Z0", "value": 1.0}]})
     assert old.method is None and old.expectations is not None and old.expectations[0].std_error == 0.0
     info = Backend.from_dict(
-        {"name": "kettle", "methods": ["automatic", "statevector", "density_matrix"], "channels": ["kraus"]}
+        {
+            "name": "kettle",
+            "methods": ["automatic", "statevector", "density_matrix"],
+            "channels": ["kraus"],
+            "noise_models": ["qiskit_aer"],
+        }
     )
     assert info.methods == ["automatic", "statevector", "density_matrix"] and info.channels == ["kraus"]
     assert info.supports_noise and not Backend.from_dict({"name": "old"}).supports_noise
+    job = Job.from_dict({"id": "j", "status": "queued", "method": "density_matrix", "noisy": True})
+    assert job.method == "density_matrix" and job.noisy
+    old_job = Job.from_dict({"id": "j", "status": "queued"})
+    assert old_job.method is None and not old_job.noisy
 
 
 def test_submit_sends_the_noise_model_as_aer_serializes_it() -> None:
@@ -365,7 +374,18 @@ def fresh_backend(client: KettleClient) -> Iterator[KettleBackend]:
 def test_backend_lists_methods_and_channels(client: KettleClient) -> None:
     info = client.backend()
     assert info.methods == ["automatic", "statevector", "density_matrix"], info.raw
-    assert info.channels, "the server names the channels its noise models may use"
+    assert info.channels, "the server names the channels programs may use"
+    assert info.supports_noise and "qiskit_aer" in info.noise_models
+
+
+def test_jobs_say_their_method_and_noise(client: KettleClient) -> None:
+    program = circuit_to_program(ghz_rotations())
+    noisy = client.submit(program.source, program.format, noise_model=depolarizing_model(), method="statevector")
+    assert noisy.noisy and noisy.method == "statevector"
+    ideal = client.submit(program.source, program.format)
+    assert not ideal.noisy and ideal.method == "statevector"
+    ideal_ex = client.result(ideal.id, timeout=60).executions[0]
+    assert ideal_ex.method == "statevector"
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))

@@ -190,7 +190,12 @@ class JobError:
 
 @dataclass(frozen=True)
 class Job:
-    """A job as the server reports it; ``result`` is set once it completed."""
+    """A job as the server reports it; ``result`` is set once it completed.
+
+    ``method`` is the simulation method it runs with (``statevector``,
+    ``density_matrix``; ``automatic`` for a job from before noise support;
+    None from a server without it) and ``noisy`` whether its circuits have
+    noise (a ``noise_model``, or channels in the program)."""
 
     id: str
     status: str
@@ -214,6 +219,8 @@ class Job:
     result: JobResult | None = None
     error: JobError | None = None
     links: dict[str, str] = field(default_factory=dict)
+    method: str | None = None
+    noisy: bool = False
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -228,6 +235,7 @@ class Job:
         qp = d.get("queue_position")
         prog = d.get("progress")
         name = d.get("name")
+        method = d.get("method")
         return cls(
             id=str(d["id"]),
             status=str(d.get("status", "")),
@@ -251,6 +259,8 @@ class Job:
             result=JobResult.from_dict(res) if isinstance(res, Mapping) else None,
             error=JobError.from_dict(err) if isinstance(err, Mapping) else None,
             links={str(k): str(v) for k, v in (d.get("links") or {}).items()},
+            method=str(method) if isinstance(method, str) else None,
+            noisy=bool(d.get("noisy", False)),
             raw=d,
         )
 
@@ -318,9 +328,11 @@ class Backend:
     ``max_qubits`` maps a precision (``"f64"``, ``"f32"``) to the largest
     state the memory budget holds; ``limits`` are the caller's.
     ``methods`` lists the simulation methods a job may ask for
-    (``automatic``, ``statevector``, ``density_matrix``) and ``channels``
-    the noise channels its ``noise_model`` may use; both are empty from a
-    server without noise support.
+    (``automatic``, ``statevector``, ``density_matrix``), ``channels`` the
+    noise channels a program may use (Braket's noise pragmas, the JSON
+    format's ``channel``) and ``noise_models`` the formats of a job's
+    ``noise_model`` (``qiskit_aer``); all are empty from a server without
+    noise support.
     """
 
     name: str
@@ -339,12 +351,13 @@ class Backend:
     bit_order: str
     methods: list[str] = field(default_factory=list)
     channels: list[str] = field(default_factory=list)
+    noise_models: list[str] = field(default_factory=list)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def supports_noise(self) -> bool:
-        """Whether the server runs noise models (it lists ``density_matrix``)."""
-        return "density_matrix" in self.methods
+        """Whether the server takes Qiskit Aer noise models (``noise_model``)."""
+        return "qiskit_aer" in self.noise_models
 
     def qubit_limit(self, precision: str = "f64") -> int:
         """Most qubits a job at ``precision`` may have: the smaller of the
@@ -370,5 +383,6 @@ class Backend:
             bit_order=str(d.get("bit_order", "")),
             methods=[str(x) for x in d.get("methods") or []],
             channels=[str(x) for x in d.get("channels") or []],
+            noise_models=[str(x) for x in d.get("noise_models") or []],
             raw=d,
         )
