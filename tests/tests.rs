@@ -9,6 +9,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod circuits;
 mod cli;
 mod library;
+mod noise;
 mod readme;
 mod reliability;
 mod serve;

@@ -17,13 +17,15 @@
 //! ```
 
 pub use kettle_core::{
-    AngleRef, ClassicalValue, Counts, Float, FusionConfig, Gradient, MAX_QUBITS, MAX_SHOTS,
-    Parallelism, Pauli, PauliSum, PauliTerm, Precision, RunOptions, RunResult, RunStats, SimError,
-    Simulator, StateVector, cpu,
+    AngleRef, ClassicalValue, Counts, DensityMatrix, Estimate, Float, FusionConfig, Gradient,
+    MAX_QUBITS, MAX_SHOTS, Method, Parallelism, Pauli, PauliSum, PauliTerm, Precision, RunOptions,
+    RunResult, RunStats, SimError, Simulator, StateVector, cpu,
 };
+pub use kettle_noise as noise;
 pub use kettle_qasm as qasm;
 
 pub use kettle_ir::{
-    Circuit, ClassicalRegister, Clbit, Complex64, Condition, Control, Gate, GateMatrix, IrError,
-    MAX_CLBITS, MatrixKind, Operation, OperationError, Qubit, StandardGate, UnitaryMatrix,
+    Channel, ChannelError, Circuit, ClassicalRegister, Clbit, Complex64, Condition, Control, Gate,
+    GateMatrix, IrError, MAX_CLBITS, MatrixKind, Operation, OperationError, Qubit, ReadoutError,
+    StandardGate, UnitaryMatrix,
 };
