@@ -427,6 +427,55 @@ def test_counts_match_aer_exact_distribution(backend: KettleBackend, model: str,
     assert result.results[0].metadata["method"] == method
 
 
+#: Gates Kettle's programs keep by name and Aer's density matrix runs.
+NAMED_GATES = [
+    "id", "x", "y", "z", "h", "s", "sdg", "t", "tdg", "sx", "sxdg", "rx", "ry", "rz", "p", "u", "u1", "u2", "u3",
+    "cx", "cy", "cz", "swap", "cp", "rxx", "rzz",
+]  # fmt: skip
+
+
+def test_errors_follow_every_gate_by_its_qiskit_name(client: KettleClient) -> None:
+    """An error on each of Qiskit's gate names that Kettle's programs keep
+    (``id`` included) follows that gate, on its qubits in order: exact
+    probabilities against Aer's density matrix, to 1e-10."""
+    from qiskit.circuit.library import get_standard_gate_name_mapping
+
+    mapping = get_standard_gate_name_mapping()
+    for name in NAMED_GATES:
+        gate = mapping[name]
+        if gate.params:
+            gate = type(gate)(*[0.3 + 0.2 * i for i in range(len(gate.params))])
+        qc = QuantumCircuit(2, name=name)
+        qc.h(0)
+        qc.ry(0.4, 1)
+        qc.append(gate, [0] if gate.num_qubits == 1 else [0, 1])
+        qc.measure_all()
+        nm = NoiseModel()
+        damping = amplitude_damping_error(0.3)
+        # On two qubits, damping on the gate's first and depolarizing on its second.
+        error = damping if gate.num_qubits == 1 else depolarizing_error(0.2, 1).tensor(damping)
+        nm.add_all_qubit_quantum_error(error, [name])
+        program = circuit_to_program(qc)
+        job = client.submit(program.source, program.format, noise_model=nm, method="density_matrix",
+                            result_types=["probabilities"])  # fmt: skip
+        got = client.result(job.id, timeout=60).executions[0].probabilities or {}
+        want = exact_distribution(qc, nm)
+        for key in set(got) | set(want):
+            assert got.get(key, 0.0) == pytest.approx(want.get(key, 0.0), abs=1e-10), (name, key)
+
+
+def test_errors_on_gates_sent_as_definitions_are_warned_about(backend: KettleBackend) -> None:
+    nm = NoiseModel()
+    nm.add_all_qubit_quantum_error(depolarizing_error(0.1, 2), ["ecr"])
+    qc = QuantumCircuit(2, name="ecr")
+    qc.ecr(0, 1)
+    qc.measure_all()
+    with pytest.warns(UserWarning, match="ecr"):
+        backend.run(qc, noise_model=nm, shots=10).result()
+    with pytest.warns(UserWarning, match="ecr"):
+        KettleSamplerV2(backend, noise_model=nm).run([qc], shots=10).result()
+
+
 def test_automatic_method_and_run_options(backend: KettleBackend) -> None:
     nm = readout_model()
     qc = ghz_rotations()

@@ -353,6 +353,8 @@ def _prepare(circuit: QuantumCircuit, opts: Mapping[str, Any], binds: Any, info:
         noise.warn_unapplied(circuit)
         sent, kept = fit_circuit(circuit)
     program = circuit_to_program(sent)
+    if noise.noisy:
+        noise.warn_unnamed(circuit, program.format)
     measures = _count_measures(circuit)
     want_counts = measures > 0
     want_memory = bool(opts.get("memory")) and want_counts

@@ -31,6 +31,8 @@ from qiskit.circuit import ControlFlowOp, QuantumRegister
 
 from kettle_client import noise_model_dict
 
+from .convert import QASM2_GATES, QASM3_GATES
+
 __all__ = [
     "METHODS",
     "NoiseSpec",
@@ -100,6 +102,13 @@ class NoiseSpec:
         else:
             doc = noise_model_dict(model)
             self.doc = doc if doc.get("errors") else None
+        #: Names of the operations the model's quantum errors follow.
+        self.noisy_names: frozenset[str] = frozenset(
+            str(op)
+            for error in (self.doc or {}).get("errors") or []
+            if isinstance(error, Mapping) and error.get("type") != "roerror"
+            for op in error.get("operations") or []
+        )
 
     @property
     def noisy(self) -> bool:
@@ -113,6 +122,21 @@ class NoiseSpec:
             warnings.warn(
                 f"circuit {circuit.name!r} has delays: Kettle drops them, without the relaxation errors "
                 "that the noise model's custom passes would add to them on Aer",
+                stacklevel=4,
+            )
+
+    def warn_unnamed(self, circuit: QuantumCircuit, program_format: str) -> None:
+        """Warns when the circuit has a gate with errors in the model that
+        its program does not keep by name (``ecr``, ``ryy``, …, or
+        ``rxx`` in OpenQASM 3): it is sent as its definition, after which
+        the errors on it do not apply."""
+        kept = (QASM2_GATES if program_format == "qasm2" else QASM3_GATES) | {"measure", "reset"}
+        lost = sorted((_names(circuit) & self.noisy_names) - kept)
+        if lost:
+            warnings.warn(
+                f"circuit {circuit.name!r} has {', '.join(lost)}, with errors in the noise model, which Kettle's "
+                f"{program_format} program sends as their definitions: those errors do not apply (transpile "
+                "to other basis gates)",
                 stacklevel=4,
             )
 
@@ -144,6 +168,15 @@ def restrict_noise(doc: Mapping[str, Any], kept: Sequence[int]) -> dict[str, Any
     out = dict(doc)
     out["errors"] = errors
     return out
+
+
+def _names(circuit: QuantumCircuit) -> set[str]:
+    names: set[str] = set()
+    for inst in circuit.data:
+        names.add(inst.operation.name)
+        for block in getattr(inst.operation, "blocks", ()) or ():
+            names |= _names(block)
+    return names
 
 
 def _has(circuit: QuantumCircuit, name: str) -> bool:

@@ -618,6 +618,8 @@ class KettleSamplerV2(BaseSamplerV2):
             sent, kept = fit_circuit(circuit)
         noise_model = noise.for_qubits(kept)
         program = circuit_to_program(sent)
+        if noise.noisy:
+            noise.warn_unnamed(circuit, program.format)
         rows, shape = _parameter_rows(pub, program)
         shots = pub.shots
         measures = _measures(circuit)
@@ -838,6 +840,8 @@ class KettleEstimatorV2(BaseEstimatorV2):
         sent_texts = [remap_pauli_sum(t, kept) for t in texts]
         # Parameters: each distinct value set is one execution.
         program = circuit_to_program(sent)
+        if noise.noisy:
+            noise.warn_unnamed(circuit, program.format)
         rows, param_shape = _parameter_rows(pub, program)
         row_exec = np.zeros(rows.shape[0], dtype=np.int64)
         distinct: dict[tuple[float, ...], int] = {}
