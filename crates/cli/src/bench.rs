@@ -2,7 +2,9 @@
 //! print one JSON line for the peer benchmark (`../shared/bench-peers`,
 //! its `--ours` contract): `seconds` is the best repeat's simulation time,
 //! from the parsed circuit to the final state in memory, allocation and
-//! fusion planning included, parsing and output excluded.
+//! fusion planning included, parsing and output excluded. `--method` and
+//! `--noise-model` apply as in `kettle run`: a noisy circuit is timed along
+//! one noise trajectory (no shots), or on its density matrix.
 
 use std::path::Path;
 use std::time::Instant;
@@ -43,6 +45,8 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<(), Failure> {
         "applied_ops": runs.applied_ops,
         "passes": runs.passes,
         "parse_seconds": loaded.parse_time.as_secs_f64(),
+        "method": runs.method,
+        "noisy": loaded.circuit.is_noisy(),
     });
     use std::io::Write;
     let mut out = std::io::stdout().lock();
@@ -56,6 +60,7 @@ struct Runs {
     gates: usize,
     applied_ops: usize,
     passes: usize,
+    method: &'static str,
 }
 
 fn time_runs<F: Float>(
@@ -68,6 +73,7 @@ fn time_runs<F: Float>(
         shots: 0,
         seed: Some(0),
         keep_state: true,
+        method: args.sim.method.into(),
         ..Default::default()
     };
     let mut runs = Runs {
@@ -75,6 +81,7 @@ fn time_runs<F: Float>(
         gates: 0,
         applied_ops: 0,
         passes: 0,
+        method: "",
     };
     for repeat in 0..args.repeat {
         let progress = ProgressMonitor::new(args.sim.quiet);
@@ -87,6 +94,7 @@ fn time_runs<F: Float>(
         runs.gates = result.stats.gates;
         runs.applied_ops = result.stats.applied_ops;
         runs.passes = result.stats.passes;
+        runs.method = result.method.name();
         if repeat + 1 == args.repeat
             && let (Some(path), Some(state)) = (state_out, result.state.as_ref())
         {

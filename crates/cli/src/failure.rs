@@ -65,6 +65,7 @@ impl From<SimError> for Failure {
                 | SimError::Gate(_)
                 | SimError::MemoryBudget { .. }
                 | SimError::TooManyShots { .. }
+                | SimError::DensityTooLarge { .. }
                 | SimError::Observable(_)
                 | SimError::QubitOutOfRange { .. }
                 | SimError::DuplicateQubit { .. }

@@ -22,6 +22,8 @@ mod render;
 mod run;
 mod serve;
 mod source;
+#[cfg(test)]
+mod tests;
 
 pub use serve::{KeysAction, KeysArgs, ServeArgs, StoreAction, StoreArgs, WhichStore};
 
@@ -118,6 +120,30 @@ pub struct RunArgs {
     pub state_out: Option<String>,
 }
 
+/// How a run simulates noise (`kettle_core::Method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    /// The density matrix for a small noisy circuit whose shots would take
+    /// more distinct trajectories than it has amplitudes, else the state
+    /// vector.
+    Automatic,
+    /// A state vector; each shot follows one sampled noise trajectory.
+    Statevector,
+    /// A density matrix: exact, 4^n entries (at most 15 qubits).
+    #[value(name = "density_matrix", alias = "density-matrix")]
+    DensityMatrix,
+}
+
+impl From<MethodArg> for kettle_core::Method {
+    fn from(m: MethodArg) -> kettle_core::Method {
+        match m {
+            MethodArg::Automatic => kettle_core::Method::Automatic,
+            MethodArg::Statevector => kettle_core::Method::Statevector,
+            MethodArg::DensityMatrix => kettle_core::Method::DensityMatrix,
+        }
+    }
+}
+
 /// Options of `kettle bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -168,6 +194,15 @@ pub struct SimArgs {
     /// '{"theta": 0.3}'.
     #[arg(long, value_name = "JSON")]
     pub inputs: Option<String>,
+    /// A noise model: Qiskit Aer's `NoiseModel.to_dict(serializable=True)`
+    /// saved as JSON, applied to the circuit after parsing.
+    #[arg(long, value_name = "FILE.json")]
+    pub noise_model: Option<PathBuf>,
+    /// How to simulate noise: trajectories on a state vector, a density
+    /// matrix, or whichever is cheaper (a noiseless circuit always runs on
+    /// a state vector with `automatic`).
+    #[arg(long, value_enum, default_value_t = MethodArg::Automatic)]
+    pub method: MethodArg,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,

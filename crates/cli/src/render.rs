@@ -20,15 +20,23 @@ pub(crate) struct Report {
     pub(crate) seed: u64,
     pub(crate) precision: &'static str,
     pub(crate) threads: usize,
+    /// The method that ran: `statevector` or `density_matrix`.
+    pub(crate) method: &'static str,
+    /// Whether the circuit (after `--noise-model`) has noise.
+    pub(crate) noisy: bool,
     pub(crate) counts: Option<BTreeMap<String, u64>>,
     pub(crate) probabilities: Option<BTreeMap<String, f64>>,
     pub(crate) statevector: Option<Vec<Complex64>>,
-    pub(crate) expectations: Vec<(String, f64)>,
+    /// `--expect`: each observable's value and its standard error (0 when
+    /// exact).
+    pub(crate) expectations: Vec<(String, kettle_core::Estimate)>,
     /// `--gradient`: one per observable.
     pub(crate) gradients: Vec<GradientLine>,
     /// Time the gradients took, when asked for.
     pub(crate) gradient_time: Option<Duration>,
     pub(crate) parse_time: Duration,
+    /// Reading `--noise-model` and writing its noise into the circuit.
+    pub(crate) noise_time: Option<Duration>,
     pub(crate) sim_time: Duration,
     /// Gates, operations applied after fusion, and trajectory branches.
     pub(crate) stats: kettle_core::RunStats,
@@ -44,23 +52,39 @@ pub(crate) struct GradientLine {
     pub(crate) gradient: Vec<(String, f64)>,
 }
 
+impl Report {
+    /// The distinct noise trajectories simulated, for a noisy run that
+    /// followed them (on a density matrix there are none).
+    pub(crate) fn trajectories(&self) -> Option<usize> {
+        (self.noisy && self.method == kettle_core::Method::Statevector.name())
+            .then_some(self.stats.branches)
+    }
+}
+
 /// Rows of the histogram shown before "… more outcomes".
 const MAX_ROWS: usize = 32;
 /// Width of the longest bar.
 const BAR: usize = 40;
 
 pub(crate) fn human(out: &mut impl Write, path: &Path, r: &Report) -> io::Result<()> {
-    writeln!(
+    write!(
         out,
-        "{}: {} qubits, {} classical bits, {} operations; {} precision, {} thread{}",
+        "{}: {} qubits, {} classical bits, {} operations{}; {} precision, {} thread{}, method {}",
         path.display(),
         r.qubits,
         r.clbits,
         r.operations,
+        if r.noisy { " with noise" } else { "" },
         r.precision,
         r.threads,
-        if r.threads == 1 { "" } else { "s" }
+        if r.threads == 1 { "" } else { "s" },
+        r.method,
     )?;
+    match r.trajectories() {
+        Some(1) => writeln!(out, " (1 distinct noise trajectory)")?,
+        Some(t) => writeln!(out, " ({t} distinct noise trajectories)")?,
+        None => writeln!(out)?,
+    }
     if let Some(counts) = &r.counts {
         writeln!(out, "\ncounts ({} shots, seed {}):", r.shots, r.seed)?;
         let mut rows: Vec<(&String, &u64)> = counts.iter().collect();
@@ -96,8 +120,12 @@ pub(crate) fn human(out: &mut impl Write, path: &Path, r: &Report) -> io::Result
             }
         }
     }
-    for (text, value) in &r.expectations {
-        writeln!(out, "\n⟨{text}⟩ = {value:.10}")?;
+    for (text, e) in &r.expectations {
+        if e.std_error > 0.0 {
+            writeln!(out, "\n⟨{text}⟩ = {:.10} ± {:.2e}", e.value, e.std_error)?;
+        } else {
+            writeln!(out, "\n⟨{text}⟩ = {:.10}", e.value)?;
+        }
     }
     for g in &r.gradients {
         writeln!(out, "\ngradient of ⟨{}⟩:", g.observable)?;
@@ -105,12 +133,11 @@ pub(crate) fn human(out: &mut impl Write, path: &Path, r: &Report) -> io::Result
             writeln!(out, "  ∂/∂{name} = {d:+.10}")?;
         }
     }
-    write!(
-        out,
-        "\nparse {:.2} ms, simulate {:.2} ms",
-        r.parse_time.as_secs_f64() * 1e3,
-        r.sim_time.as_secs_f64() * 1e3
-    )?;
+    write!(out, "\nparse {:.2} ms", r.parse_time.as_secs_f64() * 1e3)?;
+    if let Some(t) = r.noise_time {
+        write!(out, ", noise model {:.2} ms", t.as_secs_f64() * 1e3)?;
+    }
+    write!(out, ", simulate {:.2} ms", r.sim_time.as_secs_f64() * 1e3)?;
     match r.gradient_time {
         Some(t) => writeln!(out, ", gradient {:.2} ms", t.as_secs_f64() * 1e3),
         None => writeln!(out),
@@ -132,6 +159,11 @@ pub(crate) fn json(out: &mut impl Write, r: &Report) -> io::Result<()> {
         }),
     );
     obj.insert("threads".into(), json!(r.threads));
+    obj.insert("method".into(), json!(r.method));
+    obj.insert("noisy".into(), json!(r.noisy));
+    if let Some(t) = r.trajectories() {
+        obj.insert("trajectories".into(), json!(t));
+    }
     if let Some(c) = &r.counts {
         obj.insert("counts".into(), json!(c));
     }
@@ -146,7 +178,7 @@ pub(crate) fn json(out: &mut impl Write, r: &Report) -> io::Result<()> {
         let e: Vec<Value> = r
             .expectations
             .iter()
-            .map(|(o, v)| json!({"observable": o, "value": v}))
+            .map(|(o, e)| json!({"observable": o, "value": e.value, "std_error": e.std_error}))
             .collect();
         obj.insert("expectation".into(), Value::Array(e));
     }
@@ -166,13 +198,16 @@ pub(crate) fn json(out: &mut impl Write, r: &Report) -> io::Result<()> {
         obj.insert("gradients".into(), Value::Array(g));
     }
     let mut timing = json!({"parse_seconds": r.parse_time.as_secs_f64(), "simulate_seconds": r.sim_time.as_secs_f64()});
+    if let Some(t) = r.noise_time {
+        timing["noise_model_seconds"] = json!(t.as_secs_f64());
+    }
     if let Some(t) = r.gradient_time {
         timing["gradient_seconds"] = json!(t.as_secs_f64());
     }
     obj.insert("timing".into(), timing);
     obj.insert(
         "stats".into(),
-        json!({"gates": r.stats.gates, "applied_ops": r.stats.applied_ops, "branches": r.stats.branches}),
+        json!({"gates": r.stats.gates, "applied_ops": r.stats.applied_ops, "passes": r.stats.passes, "branches": r.stats.branches, "replays": r.stats.replays}),
     );
     // Top-level `seconds`: the simulation time, as the peer benchmark reads it.
     obj.insert("seconds".into(), json!(r.sim_time.as_secs_f64()));

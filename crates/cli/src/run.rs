@@ -5,7 +5,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kettle_core::{AngleRef, Float, PauliSum, RunOptions, SimError, Simulator, final_measurements};
+use kettle_core::{
+    AngleRef, Estimate, Float, Method, PauliSum, RunOptions, RunResult, SimError, Simulator,
+    final_measurements,
+};
+use kettle_ir::Circuit;
 use kettle_qasm::{
     JacobianError, Limits, SourceFormat, angle_jacobian, chain_rule, moved_angles, qasm3_inputs,
 };
@@ -47,7 +51,7 @@ fn eprintln_note(note: &str) {
     let _ = writeln!(std::io::stderr(), "note: {note}");
 }
 
-fn simulate<F: Float>(
+pub(crate) fn simulate<F: Float>(
     sim: &Simulator,
     loaded: &Loaded,
     args: &RunArgs,
@@ -62,17 +66,17 @@ fn simulate<F: Float>(
                 .map_err(|e: SimError| Failure::input(format!("kettle: --expect: {e}")))
         })
         .collect::<Result<_, _>>()?;
+    let method: Method = args.sim.method.into();
+    if circuit.is_noisy() || method == Method::DensityMatrix {
+        return simulate_mixed::<F>(sim, loaded, args, threads, &observables, method);
+    }
     let measures = circuit.measures_anything();
     let finals = final_measurements(circuit);
     let deterministic = finals.is_some();
     let unitary = !measures && deterministic;
     let mut notes = Vec::new();
     // An empty --state-out is how the peer benchmark says "not this time".
-    let state_out = args
-        .state_out
-        .as_deref()
-        .filter(|p| !p.is_empty())
-        .map(Path::new);
+    let state_out = state_out(args);
     let wants_state =
         args.statevector || args.probabilities || !observables.is_empty() || state_out.is_some();
     // A circuit that measures nothing is still simulated (one trajectory if
@@ -94,6 +98,7 @@ fn simulate<F: Float>(
             shots,
             seed: args.seed,
             keep_state,
+            method,
             ..Default::default()
         },
         &progress,
@@ -102,25 +107,8 @@ fn simulate<F: Float>(
     let result = result?;
     let sim_time: Duration = started.elapsed();
     let n = circuit.num_qubits();
-    let mut report = Report {
-        qubits: n,
-        clbits: circuit.num_clbits(),
-        operations: circuit.ops().len(),
-        shots,
-        seed: result.seed,
-        precision: F::NAME,
-        threads,
-        counts: (shots > 0).then(|| result.counts.to_bitstrings()),
-        probabilities: None,
-        statevector: None,
-        expectations: Vec::new(),
-        gradients: Vec::new(),
-        gradient_time: None,
-        parse_time: Duration::ZERO,
-        sim_time,
-        stats: result.stats.clone(),
-        notes: Vec::new(),
-    };
+    let mut report = base_report::<F>(circuit, &result, shots, threads, sim_time);
+    report.noise_time = loaded.noise_time;
     // Only a deterministic run's state stands for the circuit; a trajectory does not.
     if let Some(state) = result.state.as_ref().filter(|_| deterministic) {
         let par = sim.parallelism();
@@ -149,9 +137,14 @@ fn simulate<F: Float>(
             }
         }
         for (text, obs) in args.expect.iter().zip(&observables) {
-            report
-                .expectations
-                .push((text.clone(), state.expectation(obs, par)?));
+            let value = state.expectation(obs, par)?;
+            report.expectations.push((
+                text.clone(),
+                Estimate {
+                    value,
+                    std_error: 0.0,
+                },
+            ));
         }
         if let Some(out) = state_out {
             write_state(out, &state.to_vec())?;
@@ -161,6 +154,143 @@ fn simulate<F: Float>(
         let started = Instant::now();
         report.gradients = gradients::<F>(sim, loaded, &args.expect, &observables, args)?;
         report.gradient_time = Some(started.elapsed());
+    }
+    report.notes = notes;
+    Ok(report)
+}
+
+/// `--state-out`, unless empty.
+fn state_out(args: &RunArgs) -> Option<&Path> {
+    args.state_out
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(Path::new)
+}
+
+/// What every run reports, before the extras asked for.
+fn base_report<F: Float>(
+    circuit: &Circuit,
+    result: &RunResult<F>,
+    shots: u64,
+    threads: usize,
+    sim_time: Duration,
+) -> Report {
+    Report {
+        qubits: circuit.num_qubits(),
+        clbits: circuit.num_clbits(),
+        operations: circuit.ops().len(),
+        shots,
+        seed: result.seed,
+        precision: F::NAME,
+        threads,
+        method: result.method.name(),
+        noisy: circuit.is_noisy(),
+        counts: (shots > 0 && circuit.measures_anything()).then(|| result.counts.to_bitstrings()),
+        probabilities: None,
+        statevector: None,
+        expectations: Vec::new(),
+        gradients: Vec::new(),
+        gradient_time: None,
+        parse_time: Duration::ZERO,
+        noise_time: None,
+        sim_time,
+        stats: result.stats.clone(),
+        notes: Vec::new(),
+    }
+}
+
+/// A noisy circuit, or any circuit on a density matrix: the counts, the
+/// estimates of `--expect` over the shots' trajectories (exact on a density
+/// matrix), and the exact distribution from a density matrix. No single
+/// state stands for such a run, so `--statevector`, `--state-out` and
+/// `--gradient` are refused or omitted.
+fn simulate_mixed<F: Float>(
+    sim: &Simulator,
+    loaded: &Loaded,
+    args: &RunArgs,
+    threads: usize,
+    observables: &[PauliSum],
+    method: Method,
+) -> Result<Report, Failure> {
+    let circuit = &loaded.circuit;
+    if args.gradient {
+        return Err(Failure::input(if circuit.is_noisy() {
+            "kettle: --gradient: the adjoint method needs a noiseless circuit, and this one has noise"
+        } else {
+            "kettle: --gradient needs --method statevector or automatic"
+        }));
+    }
+    let mut notes = Vec::new();
+    if args.statevector || state_out(args).is_some() {
+        notes.push(format!(
+            "--statevector and --state-out: a {} run has no single state vector; omitted",
+            if circuit.is_noisy() {
+                "noisy"
+            } else {
+                "density-matrix"
+            }
+        ));
+    }
+    let measures = circuit.measures_anything();
+    // Shots are also the trajectories that estimate the expectation values.
+    let shots = if measures || !observables.is_empty() {
+        args.shots
+    } else {
+        0
+    };
+    let started = Instant::now();
+    let progress = ProgressMonitor::new(args.sim.quiet);
+    let result = sim.run_monitored::<F>(
+        circuit,
+        &RunOptions {
+            shots,
+            seed: args.seed,
+            // The density matrix, for --probabilities (a trajectory's state is
+            // of no use).
+            keep_state: args.probabilities && method != Method::Statevector,
+            method,
+            observables: observables.to_vec(),
+        },
+        &progress,
+    );
+    progress.finish();
+    let result = result?;
+    let sim_time = started.elapsed();
+    let mut report = base_report::<F>(circuit, &result, shots, threads, sim_time);
+    report.noise_time = loaded.noise_time;
+    report.expectations = args
+        .expect
+        .iter()
+        .cloned()
+        .zip(result.expectations)
+        .collect();
+    if args.probabilities {
+        match &result.density_matrix {
+            Some(rho) => {
+                let measured = final_measurements(circuit).map_or(0, |f| {
+                    f.iter().map(|&(q, _)| q).collect::<BTreeSet<_>>().len()
+                });
+                if measured as u32 > MAX_LISTED {
+                    notes.push(format!(
+                        "--probabilities: {measured} measured qubits are too many outcomes to list; omitted"
+                    ));
+                } else {
+                    match rho.classical_distribution(circuit)? {
+                        Some(dist) => report.probabilities = Some(dist),
+                        None => notes.push(
+                            "--probabilities needs a circuit whose measurements are all final \
+                             (no classical control); omitted"
+                                .into(),
+                        ),
+                    }
+                }
+            }
+            None => notes.push(
+                "--probabilities: a noisy circuit's exact distribution needs --method \
+                 density_matrix (this run followed trajectories); omitted"
+                    .into(),
+            ),
+        }
     }
     report.notes = notes;
     Ok(report)

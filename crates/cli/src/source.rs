@@ -18,10 +18,24 @@ use crate::SimArgs;
 use crate::failure::Failure;
 
 impl SimArgs {
-    /// Reads and parses `file` with these options' format and inputs.
+    /// Reads and parses `file` with these options' format and inputs, and
+    /// writes `--noise-model`'s noise into the circuit.
     pub(crate) fn load(&self, file: &Path) -> Result<Loaded, Failure> {
         let inputs = parse_inputs(self.inputs.as_deref(), &self.input)?;
-        load(file, self.format.map(Into::into), inputs)
+        let mut loaded = load(file, self.format.map(Into::into), inputs)?;
+        if let Some(path) = &self.noise_model {
+            let started = Instant::now();
+            let model = read_noise_model(path)?;
+            loaded.circuit = model.apply(&loaded.circuit).map_err(|e| {
+                Failure::input(format!(
+                    "kettle: --noise-model {}: cannot apply it to {}: {e}",
+                    path.display(),
+                    file.display()
+                ))
+            })?;
+            loaded.noise_time = Some(started.elapsed());
+        }
+        Ok(loaded)
     }
 
     /// The simulator these options ask for, and its thread count.
@@ -49,6 +63,8 @@ impl SimArgs {
 pub(crate) struct Loaded {
     pub(crate) circuit: Circuit,
     pub(crate) parse_time: Duration,
+    /// Time taken to read `--noise-model` and write its noise in, when given.
+    pub(crate) noise_time: Option<Duration>,
     pub(crate) format: SourceFormat,
     pub(crate) inputs: BTreeMap<String, f64>,
     bytes: Vec<u8>,
@@ -125,12 +141,48 @@ pub(crate) fn load(
     Ok(Loaded {
         circuit,
         parse_time: started.elapsed(),
+        noise_time: None,
         format,
         inputs,
         bytes,
         path: path.to_path_buf(),
     })
 }
+
+/// Reads a noise model saved from Qiskit Aer
+/// (`json.dump(noise_model.to_dict(serializable=True), f)`). Errors name the
+/// file and, for a JSON syntax error, its line and column, for a document
+/// Kettle cannot use, the JSONPath of the problem.
+pub(crate) fn read_noise_model(path: &Path) -> Result<kettle_noise::NoiseModel, Failure> {
+    let shown = path.display();
+    let size = std::fs::metadata(path)
+        .map_err(|e| Failure::input(format!("kettle: --noise-model: cannot read {shown}: {e}")))?
+        .len();
+    if size > MAX_NOISE_MODEL_BYTES {
+        return Err(Failure::input(format!(
+            "kettle: --noise-model: {shown} is {size} bytes, more than the {MAX_NOISE_MODEL_BYTES} a noise model may have"
+        )));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| Failure::input(format!("kettle: --noise-model: cannot read {shown}: {e}")))?;
+    let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        Failure::input(format!(
+            "error: {shown}:{}:{}: not JSON: {e}",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    kettle_noise::NoiseModel::from_aer_json(&json).map_err(|e| match e {
+        kettle_noise::NoiseModelError::Invalid { path: at, message } => Failure::input(format!(
+            "error: {shown}: {at}: {message} (--noise-model takes Qiskit Aer's NoiseModel.to_dict(serializable=True) as JSON)"
+        )),
+        other => Failure::input(format!("error: {shown}: {other}")),
+    })
+}
+
+/// The largest `--noise-model` file read (a device's model with many
+/// Kraus maps is a few MiB).
+const MAX_NOISE_MODEL_BYTES: u64 = 256 << 20;
 
 /// Parses the bytes of `path` as `format`, includes from its folder.
 fn parse(
