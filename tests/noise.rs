@@ -101,6 +101,19 @@ async fn noisy_jobs_run_by_both_methods() {
         );
     }
 
+    // Expectations alone under trajectories run the default shots.
+    let r = api
+        .post_job(
+            json!({"program": {"format": "qasm3", "source": PRAGMAS}, "method": "statevector",
+                   "result_types": [{"expectation": ["Z0"]}]}),
+            "?wait=60",
+        )
+        .await;
+    let ex = &r.body["result"]["executions"][0];
+    assert_eq!(ex["shots"], 1024, "{}", r.body);
+    assert!(ex.get("counts").is_none());
+    assert!(f(&ex["expectations"][0]["std_error"]) > 0.0, "{ex}");
+
     // A noiseless program's job says so.
     let r = api
         .post_job(job(BELL_QASM2, json!({"shots": 10})), "?wait=30")

@@ -144,6 +144,28 @@ fn parse_execution_within(
     )
 }
 
+/// The shots a request asks for (the default when it leaves them out),
+/// checked against the tenant's limit.
+fn asked_shots(req: &JobRequest, limits: &TenantLimits) -> Result<u64, ServiceError> {
+    let max = limits.max_shots.min(kettle_core::MAX_SHOTS);
+    // A default the tenant may not ask for would refuse every request
+    // that leaves shots out.
+    let shots = req.shots.unwrap_or(DEFAULT_SHOTS.min(max).max(1));
+    if shots == 0 {
+        return Err(ServiceError::invalid(
+            "$.shots",
+            "counts, memory and expectation values under noise trajectories need at least one shot",
+        ));
+    }
+    if shots > max {
+        return Err(ServiceError::LimitExceeded {
+            limit: "max_shots",
+            message: format!("{shots} shots asked for; at most {max} per execution"),
+        });
+    }
+    Ok(shots)
+}
+
 /// The request's noise model, read (errors at their JSON path under
 /// `$.noise_model`); `None` without one.
 pub(crate) fn read_noise_model(
@@ -516,31 +538,9 @@ pub(crate) fn prepare_within(
     resolve_gradient_parameters(req, &mut types, limits)?;
     let noise = read_noise_model(req.noise_model.as_ref())?;
     let wants_memory = types.contains(&ResultType::Memory);
-    // Expectation values under trajectories are means over shots.
-    let wants_trajectories = noise.is_some()
-        && req.method != Method::DensityMatrix
-        && types
-            .iter()
-            .any(|t| matches!(t, ResultType::Expectation(_)));
-    let wants_shots = wants_memory || types.contains(&ResultType::Counts) || wants_trajectories;
-    let shots = if wants_shots {
-        let max = limits.max_shots.min(kettle_core::MAX_SHOTS);
-        // A default the tenant may not ask for would refuse every request
-        // that leaves shots out.
-        let shots = req.shots.unwrap_or(DEFAULT_SHOTS.min(max).max(1));
-        if shots == 0 {
-            return Err(ServiceError::invalid(
-                "$.shots",
-                "counts, memory and expectation values under noise trajectories need at least one shot",
-            ));
-        }
-        if shots > max {
-            return Err(ServiceError::LimitExceeded {
-                limit: "max_shots",
-                message: format!("{shots} shots asked for; at most {max} per execution"),
-            });
-        }
-        shots
+    let wants_shots = wants_memory || types.contains(&ResultType::Counts);
+    let mut shots = if wants_shots {
+        asked_shots(req, limits)?
     } else {
         0
     };
@@ -646,6 +646,16 @@ pub(crate) fn prepare_within(
     // A gradient holds one more state per observable (`Simulator::adjoint_gradient`).
     let states = 1 + gradient_observables as u128;
     let method = method.unwrap_or(Method::Statevector);
+    // Expectation values under trajectories are means over the shots'.
+    if noisy
+        && method == Method::Statevector
+        && shots == 0
+        && types
+            .iter()
+            .any(|t| matches!(t, ResultType::Expectation(_)))
+    {
+        shots = asked_shots(req, limits)?;
+    }
     let vector_qubits = match method {
         Method::DensityMatrix => 2 * qubits,
         _ => qubits,
