@@ -958,4 +958,60 @@ mod tests {
             "depolarizing's probability must be between 0 and 3/4, not 0.8"
         );
     }
+
+    #[test]
+    fn channels_compose_and_mix_as_maps_do() {
+        let rho = rho1();
+        let ad = Channel::amplitude_damping(0.3).unwrap();
+        let flip = Channel::bit_flip(0.2).unwrap();
+        // `then` is the composition, in order; two mixtures stay a mixture.
+        close(
+            &apply(&ad.then(&flip).unwrap(), &rho),
+            &apply(&flip, &apply(&ad, &rho)),
+        );
+        close(
+            &apply(&flip.then(&ad).unwrap(), &rho),
+            &apply(&ad, &apply(&flip, &rho)),
+        );
+        let z = Channel::phase_flip(0.1).unwrap();
+        assert!(matches!(
+            flip.then(&z).unwrap().form(),
+            ChannelForm::Mixture(_)
+        ));
+        // `mix` weighs the maps.
+        let mixed = Channel::mix(vec![(0.25, ad.clone()), (0.75, flip.clone())]).unwrap();
+        let want: Vec<Complex64> = apply(&ad, &rho)
+            .iter()
+            .zip(apply(&flip, &rho))
+            .map(|(a, b)| a * 0.25 + b * 0.75)
+            .collect();
+        close(&apply(&mixed, &rho), &want);
+        assert!(matches!(
+            Channel::mix(vec![(0.5, flip.clone()), (0.5, z)])
+                .unwrap()
+                .form(),
+            ChannelForm::Mixture(_)
+        ));
+        assert!(Channel::mix(vec![(0.5, flip.clone())]).is_err());
+        assert!(Channel::mix(vec![(1.5, flip.clone()), (-0.5, ad.clone())]).is_err());
+        let two = Channel::two_qubit_dephasing(0.1).unwrap();
+        assert!(flip.then(&two).is_err());
+        assert!(Channel::mix(vec![(0.5, flip), (0.5, two)]).is_err());
+        // Names and parameters are kept for drawings and the JSON format.
+        assert_eq!(ad.name(), "amplitude_damping");
+        assert_eq!(ad.params(), &[0.3]);
+        assert!(Channel::depolarizing(0.0).unwrap().is_identity());
+        assert!(!Channel::depolarizing(0.1).unwrap().is_identity());
+    }
+
+    #[test]
+    fn readout_errors_are_checked_assignment_matrices() {
+        let e = ReadoutError::new([[0.9, 0.1], [0.25, 0.75]]).unwrap();
+        assert_eq!(e.flip_probability(false), 0.1);
+        assert_eq!(e.flip_probability(true), 0.25);
+        assert_eq!(e.assignment(), [[0.9, 0.1], [0.25, 0.75]]);
+        assert!(ReadoutError::new([[0.9, 0.2], [0.0, 1.0]]).is_err());
+        assert!(ReadoutError::new([[1.1, -0.1], [0.0, 1.0]]).is_err());
+        assert!(ReadoutError::new([[f64::NAN, 0.0], [0.0, 1.0]]).is_err());
+    }
 }

@@ -798,6 +798,32 @@ mod tests {
                 ..
             })
         ));
+        // Channels and readout errors are checked like gates and bits.
+        let dep2 = crate::Channel::two_qubit_depolarizing(0.1).unwrap();
+        let flip = crate::Channel::bit_flip(0.1).unwrap();
+        let readout = crate::ReadoutError::new([[0.9, 0.1], [0.1, 0.9]]).unwrap();
+        assert!(
+            Circuit::new(2)
+                .channel(dep2.clone(), &[0, 1])
+                .validate()
+                .is_ok()
+        );
+        for (c, want) in [
+            (
+                Circuit::new(2).channel(dep2.clone(), &[0]),
+                "acts on 2 qubits but was given 1",
+            ),
+            (Circuit::new(2).channel(dep2, &[1, 1]), "used twice"),
+            (Circuit::new(1).channel(flip, &[1]), "out of range"),
+            (
+                Circuit::new(1).creg("c", 1).readout_error(1, readout),
+                "classical bit 1",
+            ),
+        ] {
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+            assert!(c.is_noisy());
+        }
         let ctrl_dup = Circuit::new(2).controlled(
             Gate::standard(StandardGate::X, &[]),
             &[0],
