@@ -679,23 +679,30 @@ def test_estimator_with_noise_equals_aer(backend: KettleBackend) -> None:
 # --------------------------------------------------------------------------
 
 
-def device() -> Any:
+#: Two devices' calibrations: IBM's 5-qubit Manila and 7-qubit Nairobi
+#: (Qiskit's generic 5- and 7-qubit devices where qiskit-ibm-runtime's fake
+#: provider is missing).
+DEVICES = ["manila", "nairobi"]
+
+
+def device(name: str) -> Any:
     try:
-        from qiskit_ibm_runtime.fake_provider import FakeManilaV2
+        from qiskit_ibm_runtime.fake_provider import FakeManilaV2, FakeNairobiV2
     except ImportError:
         from qiskit.providers.fake_provider import GenericBackendV2
 
-        return GenericBackendV2(num_qubits=5, seed=42)
-    return FakeManilaV2()
+        return GenericBackendV2(num_qubits=5 if name == "manila" else 7, seed=42)
+    return FakeManilaV2() if name == "manila" else FakeNairobiV2()
 
 
-@pytest.fixture(scope="module")
-def device_backend(client: KettleClient) -> KettleBackend:
-    return KettleBackend.from_backend(device(), client)
+@pytest.fixture(scope="module", params=DEVICES)
+def device_pair(request: Any, client: KettleClient) -> tuple[Any, KettleBackend]:
+    dev = device(request.param)
+    return dev, KettleBackend.from_backend(dev, client)
 
 
-def test_from_backend_uses_the_device_target_and_noise(device_backend: KettleBackend) -> None:
-    dev = device()
+def test_from_backend_uses_the_device_target_and_noise(device_pair: tuple[Any, KettleBackend]) -> None:
+    dev, device_backend = device_pair
     assert device_backend.target.num_qubits == dev.target.num_qubits
     assert set(device_backend.target.operation_names) == set(dev.target.operation_names)
     assert sorted(device_backend.coupling_map.get_edges()) == sorted(dev.coupling_map.get_edges())
@@ -704,8 +711,10 @@ def test_from_backend_uses_the_device_target_and_noise(device_backend: KettleBac
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_from_backend_random_circuits_match_aer_from_backend(device_backend: KettleBackend, seed: int) -> None:
-    dev = device()
+def test_from_backend_random_circuits_match_aer_from_backend(
+    device_pair: tuple[Any, KettleBackend], seed: int
+) -> None:
+    dev, device_backend = device_pair
     qc = random_circuit(4, depth=4, max_operands=2, measure=True, seed=300 + seed)
     isa = transpile(qc, device_backend, optimization_level=1, seed_transpiler=seed)
     assert set(isa.count_ops()) <= set(dev.target.operation_names) | {"barrier"}
@@ -719,10 +728,10 @@ def test_from_backend_random_circuits_match_aer_from_backend(device_backend: Ket
     assert_samples_agree(ours, theirs, f"random circuit {seed}")
 
 
-def test_from_backend_bell_exact_and_estimator(device_backend: KettleBackend) -> None:
+def test_from_backend_bell_exact_and_estimator(device_pair: tuple[Any, KettleBackend]) -> None:
     from qiskit_aer.primitives import EstimatorV2 as AerEstimator
 
-    dev = device()
+    dev, device_backend = device_pair
     bell = QuantumCircuit(2)
     bell.h(0)
     bell.cx(0, 1)
