@@ -702,7 +702,8 @@ impl Engine<'_> {
         let state = if last {
             Some(cursor)
         } else {
-            let live = 2 + stack.iter().filter(|t| t.holds_state()).count() as u32;
+            // The cursor, and the states waiting on the stack.
+            let live = 1 + stack.iter().filter(|t| t.holds_state()).count() as u32;
             let copy = match cursor.try_clone(live, self.budget) {
                 Ok(s) => Some(s),
                 Err(SimError::MemoryBudget { .. } | SimError::OutOfMemory { .. }) => None,

@@ -200,7 +200,7 @@ impl Segment {
 
     /// Shots to draw at once: bounded so that a batch's picks fit in memory.
     pub(crate) fn batch_shots(&self) -> u64 {
-        (PICKS_PER_BATCH / self.errors_per_shot.max(1e-12)).clamp(1024.0, 1e12) as u64
+        (PICKS_PER_BATCH / self.errors_per_shot.max(1e-12)).clamp(1.0, 1e12) as u64
     }
 
     /// Draws `shots` trajectories and groups them: `(choices, shots)` with

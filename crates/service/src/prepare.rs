@@ -643,9 +643,12 @@ pub(crate) fn prepare_within(
             kept.push(circuit);
         }
     }
-    // A gradient holds one more state per observable (`Simulator::adjoint_gradient`).
-    let states = 1 + gradient_observables as u128;
     let method = method.unwrap_or(Method::Statevector);
+    // A gradient holds one more state per observable
+    // (`Simulator::adjoint_gradient`); noise trajectories one more, the
+    // shared prefix they start from (without it each replays from |0…0⟩).
+    let trajectories = noisy && method == Method::Statevector;
+    let states = 1 + gradient_observables as u128 + u128::from(trajectories);
     // Expectation values under trajectories are means over the shots'.
     if noisy
         && method == Method::Statevector
@@ -679,7 +682,9 @@ pub(crate) fn prepare_within(
                 } else {
                     "state"
                 },
-                if states > 1 {
+                if trajectories {
+                    format!(" ({states} states: noise trajectories and their shared prefix)")
+                } else if states > 1 {
                     format!(" ({states} states: the run's and one per observable of the gradient)")
                 } else {
                     String::new()
