@@ -19,11 +19,11 @@ use rand::Rng;
 
 use crate::error::SimError;
 use crate::float::Float;
-use crate::observable::PauliSum;
+use crate::observable::{PauliSum, pauli_trace};
 use crate::op::KernelOp;
 use crate::par::Parallelism;
 use crate::program::{measured_qubits, measurements_after};
-use crate::sample::{multinomial, outcome_distribution};
+use crate::sample::{check_distinct_qubits, multinomial, outcome_distribution};
 use crate::state::StateVector;
 
 /// The most qubits a density matrix may have: its vector has twice as many,
@@ -80,18 +80,7 @@ impl<F: Float> DensityMatrix<F> {
     /// # Errors
     /// [`SimError::QubitOutOfRange`] or [`SimError::DuplicateQubit`].
     pub fn probabilities(&self, qubits: &[Qubit]) -> Result<Vec<f64>, SimError> {
-        let n = self.num_qubits();
-        for (i, &q) in qubits.iter().enumerate() {
-            if q >= n {
-                return Err(SimError::QubitOutOfRange {
-                    qubit: q,
-                    num_qubits: n,
-                });
-            }
-            if qubits[..i].contains(&q) {
-                return Err(SimError::DuplicateQubit { qubit: q });
-            }
-        }
+        check_distinct_qubits(qubits, self.num_qubits())?;
         let mut out = vec![0.0; 1usize << qubits.len()];
         for (i, p) in self.diagonal().into_iter().enumerate() {
             let k = qubits
@@ -153,33 +142,11 @@ pub(crate) fn expectation<F: Float>(
 ) -> Result<f64, SimError> {
     let n = vec.num_qubits() / 2;
     observable.check_qubits(n)?;
-    let mut total = 0.0;
-    for term in &observable.terms {
-        let (flip, zmask, ys) = term.masks();
-        // ⟨c|ρP|c⟩ = i^y (−1)^{|c ∧ z|} ρ[c][c ⊕ f].
-        let pieces = par.map_pieces(1usize << n, 1 << 12, 1, |range| {
-            let mut acc = Complex64::new(0.0, 0.0);
-            for c in range {
-                let a = vec.amp(c | ((c ^ flip) << n));
-                let v = Complex64::new(a.re.to_f64(), a.im.to_f64());
-                if (c & zmask).count_ones() % 2 == 1 {
-                    acc -= v;
-                } else {
-                    acc += v;
-                }
-            }
-            acc
-        });
-        let sum: Complex64 = pieces.into_iter().sum();
-        let value = match ys % 4 {
-            0 => sum.re,
-            1 => -sum.im,
-            2 => -sum.re,
-            _ => sum.im,
-        };
-        total += term.coefficient * value;
-    }
-    Ok(total)
+    // ⟨i|ρ|i ⊕ f⟩ = ρ[i][i ⊕ f].
+    Ok(pauli_trace(observable, 1usize << n, par, |i, flip| {
+        let a = vec.amp(i | ((i ^ flip) << n));
+        Complex64::new(a.re.to_f64(), a.im.to_f64())
+    }))
 }
 
 /// `dist` after a readout error on `clbit` (of `width` bits) that flips a

@@ -227,24 +227,24 @@ impl fmt::Display for PauliSum {
     }
 }
 
-/// `⟨ψ|O|ψ⟩` for a Hermitian `O` (real by construction).
-pub(crate) fn expectation<F: Float>(
-    state: &StateVector<F>,
+/// `Σ c·Tr(X P)` over the terms `c·P` of `observable`, where
+/// `entry(i, f)` is `⟨i|X|i ⊕ f⟩` over basis states `i < len`: a Pauli
+/// string maps `|i⟩` to `i^y (−1)^{|i ∧ z|} |i ⊕ f⟩`, so `Tr(XP)` sums
+/// those entries with signs and one phase. A pure state's `X` is `|ψ⟩⟨ψ|`
+/// (`entry` = `ψ[i] ψ̄[i⊕f]`), a density matrix's is `ρ`.
+pub(crate) fn pauli_trace(
     observable: &PauliSum,
+    len: usize,
     par: &Parallelism,
-) -> Result<f64, SimError> {
-    observable.check_qubits(state.num_qubits())?;
+    entry: impl Fn(usize, usize) -> Complex64 + Sync,
+) -> f64 {
     let mut total = 0.0;
     for term in &observable.terms {
         let (flip, zmask, ys) = term.masks();
-        let pieces = par.map_pieces(state.len(), 1 << 12, 1, |range| {
+        let pieces = par.map_pieces(len, 1 << 12, 1, |range| {
             let mut acc = Complex64::new(0.0, 0.0);
             for i in range {
-                let a = state.amp(i);
-                let b = state.amp(i ^ flip);
-                let a = Complex64::new(a.re.to_f64(), a.im.to_f64());
-                let b = Complex64::new(b.re.to_f64(), b.im.to_f64());
-                let v = b.conj() * a;
+                let v = entry(i, flip);
                 if (i & zmask).count_ones() % 2 == 1 {
                     acc -= v;
                 } else {
@@ -263,7 +263,21 @@ pub(crate) fn expectation<F: Float>(
         };
         total += term.coefficient * value;
     }
-    Ok(total)
+    total
+}
+
+/// `⟨ψ|O|ψ⟩` for a Hermitian `O` (real by construction).
+pub(crate) fn expectation<F: Float>(
+    state: &StateVector<F>,
+    observable: &PauliSum,
+    par: &Parallelism,
+) -> Result<f64, SimError> {
+    observable.check_qubits(state.num_qubits())?;
+    Ok(pauli_trace(observable, state.len(), par, |i, flip| {
+        let a = state.amp(i);
+        let b = state.amp(i ^ flip);
+        Complex64::new(b.re.to_f64(), -b.im.to_f64()) * Complex64::new(a.re.to_f64(), a.im.to_f64())
+    }))
 }
 
 impl<F: Float> StateVector<F> {

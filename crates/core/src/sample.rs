@@ -155,12 +155,8 @@ pub(crate) fn outcome_distribution(
     dist
 }
 
-pub(crate) fn marginal_probabilities<F: Float>(
-    state: &StateVector<F>,
-    qubits: &[Qubit],
-    par: &Parallelism,
-) -> Result<Vec<f64>, SimError> {
-    let n = state.num_qubits();
+/// Fails unless `qubits` are distinct qubits of a state of `n`.
+pub(crate) fn check_distinct_qubits(qubits: &[Qubit], n: u32) -> Result<(), SimError> {
     for (i, &q) in qubits.iter().enumerate() {
         if q >= n {
             return Err(SimError::QubitOutOfRange {
@@ -172,6 +168,16 @@ pub(crate) fn marginal_probabilities<F: Float>(
             return Err(SimError::DuplicateQubit { qubit: q });
         }
     }
+    Ok(())
+}
+
+pub(crate) fn marginal_probabilities<F: Float>(
+    state: &StateVector<F>,
+    qubits: &[Qubit],
+    par: &Parallelism,
+) -> Result<Vec<f64>, SimError> {
+    let n = state.num_qubits();
+    check_distinct_qubits(qubits, n)?;
     let k = qubits.len();
     let size = 1usize << k;
     let mut probs = Vec::new();
