@@ -24,7 +24,7 @@ use std::ops::ControlFlow;
 use kettle_ir::{
     ChannelForm, Circuit, Clbit, Complex64, GateMatrix, Operation, Qubit, ReadoutError,
 };
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_distr::{Binomial, Distribution};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -40,7 +40,14 @@ use crate::par::Parallelism;
 use crate::program::{Instr, Program, Representation};
 use crate::sample::sample_indices;
 use crate::state::{StateVector, check_budget};
-use crate::trajectory::{Choices, KrausStep};
+use crate::trajectory::{Choices, KrausStep, Segment};
+
+/// Up to this many qubits, trajectories run whole on one thread each, a
+/// few at once, rather than one at a time with each pass spread over the
+/// threads (a 2^17-amplitude state is 2 MiB at f64: on the reference
+/// machine a 14-qubit trajectory took twice as long with its passes
+/// spread over 2 threads as on one).
+const PARALLEL_TRAJECTORY_QUBITS: u32 = 17;
 
 /// The largest noisy circuit that [`Method::Automatic`] simulates with a
 /// density matrix (one of 14 qubits is a vector of 28: 4 GiB at f64).
@@ -506,6 +513,11 @@ struct Branch<F: Float> {
     state: Option<StateVector<F>>,
     /// Every choice so far.
     path: Vec<Choice>,
+    /// The seed of its own random stream for the tail, for a trajectory
+    /// that goes straight from its segment to the tail: trajectories then
+    /// sample independently of each other's order, so that they can run
+    /// in parallel with the same counts.
+    tail_seed: Option<u64>,
 }
 
 /// The shots of a branch that reached a noisy run of gates, handing out
@@ -524,6 +536,9 @@ struct Trajectories<F: Float> {
     /// All shots were drawn in one batch, so the first errors of the
     /// groups only go forwards and the cursor may advance.
     one_batch: bool,
+    /// The tail seeds' base for this batch, and the next group's index.
+    seed_base: u64,
+    index: u64,
 }
 
 enum Task<F: Float> {
@@ -590,6 +605,7 @@ impl Engine<'_> {
             clbits: ClassicalValue::zeros(self.num_clbits),
             state: Some(StateVector::<F>::with_budget(self.num_qubits, self.budget)?),
             path: Vec::new(),
+            tail_seed: None,
         })];
         'tasks: while let Some(task) = stack.pop() {
             let mut branch = match task {
@@ -639,6 +655,14 @@ impl Engine<'_> {
                             stack.push(Task::Branch(other));
                         }
                     }
+                    Instr::Noisy(segment)
+                        if branch.pc + 1 == self.program.tail
+                            && !options.keep_state
+                            && self.parallel_trajectories::<F>(live) =>
+                    {
+                        self.trajectories_to_tail(state, &branch, segment, record)?;
+                        continue 'tasks;
+                    }
                     Instr::Noisy(segment) => {
                         let one_batch = branch.shots <= segment.batch_shots();
                         stack.push(Task::Trajectories(Trajectories {
@@ -650,6 +674,8 @@ impl Engine<'_> {
                             groups: Vec::new(),
                             undrawn: branch.shots,
                             one_batch,
+                            seed_base: 0,
+                            index: 0,
                         }));
                         continue 'tasks;
                     }
@@ -670,6 +696,98 @@ impl Engine<'_> {
         Ok(kept)
     }
 
+    /// Whether trajectories that go straight to the tail run a few at a
+    /// time, each whole on one thread ([`trajectories_to_tail`]): there
+    /// are threads, the state is small enough that a pass over it costs
+    /// less than handing it to the pool, and the budget holds a copy per
+    /// thread besides the shared prefix and the `live` states.
+    ///
+    /// [`trajectories_to_tail`]: Engine::trajectories_to_tail
+    fn parallel_trajectories<F: Float>(&self, live: u32) -> bool {
+        let threads = self.par.num_threads() as u32;
+        threads > 1
+            && !self.density()
+            && self.num_qubits <= PARALLEL_TRAJECTORY_QUBITS
+            && check_budget::<F>(self.num_qubits, live + threads, self.budget).is_ok()
+    }
+
+    /// Runs every trajectory of `branch`'s shots through `segment` and
+    /// samples its tail, a few trajectories per thread at once, each whole
+    /// on one thread (Aer's parallel shots). The draws, the groups, the
+    /// shared prefix and the tail seeds are those of [`next_trajectory`]
+    /// taking one trajectory at a time, so the counts are the same.
+    ///
+    /// [`next_trajectory`]: Engine::next_trajectory
+    fn trajectories_to_tail<F: Float>(
+        &mut self,
+        mut cursor: StateVector<F>,
+        branch: &Branch<F>,
+        segment: &Segment,
+        record: bool,
+    ) -> Result<(), SimError> {
+        let tail = &self.program.instrs[branch.pc + 1..];
+        let one_batch = branch.shots <= segment.batch_shots();
+        let per_round = self.par.num_threads() * 4;
+        let alone = Parallelism::Sequential;
+        let mut window = 0;
+        let mut undrawn = branch.shots;
+        while undrawn > 0 {
+            let batch = undrawn.min(segment.batch_shots());
+            undrawn -= batch;
+            let groups = segment.sample(batch, &mut self.rng);
+            let base = self.rng.next_u64();
+            for (round, chunk) in groups.chunks(per_round).enumerate() {
+                let start = segment.first_window(&chunk[0].0);
+                if one_batch && window < start {
+                    let ops = segment.apply(&mut cursor, window, start, &[], &alone);
+                    self.applied(ops)?;
+                    window = start;
+                }
+                let observables = self.observables;
+                let cursor = &cursor;
+                let done = self
+                    .par
+                    .map_pieces(chunk.len(), 1, 1 << self.num_qubits, |r| {
+                        let (choices, shots) = &chunk[r.start];
+                        let mut state = cursor.clone();
+                        let ops =
+                            segment.apply(&mut state, window, segment.windows(), choices, &alone);
+                        let index = (round * per_round + r.start) as u64;
+                        let leaf = Branch {
+                            pc: branch.pc + 1,
+                            shots: *shots,
+                            clbits: branch.clbits.clone(),
+                            state: None,
+                            path: Vec::new(),
+                            tail_seed: None,
+                        };
+                        let mut rng = Xoshiro256PlusPlus::seed_from_u64(tail_seed(base, index));
+                        let values = if record {
+                            sample_through(&state, &leaf, tail, &mut rng, &alone)
+                        } else {
+                            Vec::new()
+                        };
+                        let measured = observables
+                            .iter()
+                            .map(|o| state.expectation(o, &alone))
+                            .collect::<Result<Vec<f64>, SimError>>();
+                        (ops, values, measured, *shots)
+                    });
+                for (ops, values, measured, shots) in done {
+                    self.stats.branches += 1;
+                    self.applied(ops)?;
+                    for (v, n) in values {
+                        self.counts.add(v, n);
+                    }
+                    if !observables.is_empty() {
+                        self.leaves.push((shots, measured?));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The next distinct trajectory of `t` as a branch past its segment,
     /// with `t` pushed back while it has more; `None` when it has none.
     fn next_trajectory<F: Float>(
@@ -688,6 +806,8 @@ impl Engine<'_> {
             t.undrawn -= batch;
             t.groups = segment.sample(batch, &mut self.rng);
             t.groups.reverse();
+            t.seed_base = self.rng.next_u64();
+            t.index = 0;
         }
         let (choices, shots) = t.groups.pop().expect("drawn above");
         let last = t.groups.is_empty() && t.undrawn == 0;
@@ -722,12 +842,15 @@ impl Engine<'_> {
         };
         let mut path = t.path.clone();
         path.push(Choice::Trajectory(choices));
+        let tail_seed = (t.pc + 1 == self.program.tail).then(|| tail_seed(t.seed_base, t.index));
+        t.index += 1;
         let branch = Branch {
             pc: t.pc + 1,
             shots,
             clbits: t.clbits.clone(),
             state,
             path,
+            tail_seed,
         };
         if !last {
             stack.push(Task::Trajectories(t));
@@ -787,6 +910,7 @@ impl Engine<'_> {
                 clbits,
                 state: copy,
                 path,
+                tail_seed: branch.tail_seed,
             });
         }
         let outcome = zeros == 0;
@@ -844,6 +968,7 @@ impl Engine<'_> {
                 clbits: branch.clbits.clone(),
                 state: copy,
                 path,
+                tail_seed: branch.tail_seed,
             });
         }
         step.apply(state, kept, probabilities[kept] / total, self.par);
@@ -887,6 +1012,7 @@ impl Engine<'_> {
             clbits,
             state: self.try_copy(state, live_states)?,
             path,
+            tail_seed: branch.tail_seed,
         }))
     }
 
@@ -988,57 +1114,28 @@ impl Engine<'_> {
         let tail = &self.program.instrs[branch.pc..];
         if !tail.iter().any(|i| matches!(i, Instr::Measure { .. })) {
             let mut values = vec![(branch.clbits.clone(), branch.shots)];
-            self.read_out(tail, &mut values);
+            read_out(tail, &mut values, &mut self.rng);
             for (v, n) in values {
                 self.counts.add(v, n);
             }
             return;
         }
-        let indices = if self.density() {
-            sample_diagonal(state, branch.shots, &mut self.rng)
-        } else {
-            sample_indices(state, branch.shots, &mut self.rng, self.par)
+        let values = match branch.tail_seed {
+            Some(seed) => sample_through(
+                state,
+                branch,
+                tail,
+                &mut Xoshiro256PlusPlus::seed_from_u64(seed),
+                self.par,
+            ),
+            None if self.density() => {
+                let indices = sample_diagonal(state, branch.shots, &mut self.rng);
+                read_through(indices, branch, tail, &mut self.rng)
+            }
+            None => sample_through(state, branch, tail, &mut self.rng, self.par),
         };
-        for (index, count) in indices {
-            let mut base = branch.clbits.clone();
-            for instr in tail {
-                if let Instr::Measure { qubit, clbit } = instr {
-                    base.set(*clbit, (index >> qubit) & 1 == 1);
-                }
-            }
-            let mut values = vec![(base, count)];
-            self.read_out(tail, &mut values);
-            for (v, n) in values {
-                self.counts.add(v, n);
-            }
-        }
-    }
-
-    /// Applies the tail's readout errors to sampled `(value, shots)` pairs,
-    /// splitting them between the readings. The measurements wrote their
-    /// bits already: a readout error acts on the value of its bit, and no
-    /// measurement in the tail writes a bit after a readout error on it.
-    fn read_out(&mut self, tail: &[Instr], values: &mut Vec<(ClassicalValue, u64)>) {
-        for instr in tail {
-            let Instr::Readout { clbit, error } = instr else {
-                continue;
-            };
-            let mut next = Vec::with_capacity(values.len() * 2);
-            for (v, n) in values.drain(..) {
-                let bit = v.get(*clbit);
-                let flips = Binomial::new(n, error.flip_probability(bit))
-                    .expect("a probability")
-                    .sample(&mut self.rng);
-                if flips > 0 {
-                    let mut f = v.clone();
-                    f.set(*clbit, !bit);
-                    next.push((f, flips));
-                }
-                if flips < n {
-                    next.push((v, n - flips));
-                }
-            }
-            *values = next;
+        for (v, n) in values {
+            self.counts.add(v, n);
         }
     }
 
@@ -1072,6 +1169,78 @@ impl Engine<'_> {
         };
         state.apply_matrix(&GateMatrix::new(1, data).expect("2x2"), &[qubit], self.par);
     }
+}
+
+/// Applies the tail's readout errors to sampled `(value, shots)` pairs,
+/// splitting them between the readings. The measurements wrote their bits
+/// already: a readout error acts on the value of its bit, and no
+/// measurement in the tail writes a bit after a readout error on it.
+fn read_out<R: Rng>(tail: &[Instr], values: &mut Vec<(ClassicalValue, u64)>, rng: &mut R) {
+    for instr in tail {
+        let Instr::Readout { clbit, error } = instr else {
+            continue;
+        };
+        let mut next = Vec::with_capacity(values.len() * 2);
+        for (v, n) in values.drain(..) {
+            let bit = v.get(*clbit);
+            let flips = Binomial::new(n, error.flip_probability(bit))
+                .expect("a probability")
+                .sample(rng);
+            if flips > 0 {
+                let mut f = v.clone();
+                f.set(*clbit, !bit);
+                next.push((f, flips));
+            }
+            if flips < n {
+                next.push((v, n - flips));
+            }
+        }
+        *values = next;
+    }
+}
+
+/// The classical values of sampled basis states through the tail's
+/// measurements and readout errors.
+fn read_through<F: Float, R: Rng>(
+    indices: Vec<(u64, u64)>,
+    branch: &Branch<F>,
+    tail: &[Instr],
+    rng: &mut R,
+) -> Vec<(ClassicalValue, u64)> {
+    let mut out = Vec::new();
+    for (index, count) in indices {
+        let mut base = branch.clbits.clone();
+        for instr in tail {
+            if let Instr::Measure { qubit, clbit } = instr {
+                base.set(*clbit, (index >> qubit) & 1 == 1);
+            }
+        }
+        let mut values = vec![(base, count)];
+        read_out(tail, &mut values, rng);
+        out.extend(values);
+    }
+    out
+}
+
+/// Samples a state-vector branch's shots through the tail.
+fn sample_through<F: Float, R: Rng + Clone>(
+    state: &StateVector<F>,
+    branch: &Branch<F>,
+    tail: &[Instr],
+    rng: &mut R,
+    par: &Parallelism,
+) -> Vec<(ClassicalValue, u64)> {
+    let indices = sample_indices(state, branch.shots, rng, par);
+    read_through(indices, branch, tail, rng)
+}
+
+/// The seed of trajectory `index`'s tail in a batch whose base is `base`
+/// (SplitMix64's mixing, so neighbouring indices give unrelated streams).
+fn tail_seed(base: u64, index: u64) -> u64 {
+    let mut z = base.wrapping_add(index.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 fn record_outcome(instr: &Instr, clbits: &mut ClassicalValue, outcome: bool) {
