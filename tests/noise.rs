@@ -256,3 +256,75 @@ async fn noisy_jobs_are_refused_with_reasons() {
         .await;
     refused(&r.body, "$.method", "density matrix");
 }
+
+#[test]
+fn kettle_run_takes_a_noise_model_and_a_method() {
+    let dir = std::env::temp_dir().join(format!("kettle-noise-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = "OPENQASM 3.0;\ninclude \"stdgates.inc\";\nqubit[3] q;\nbit[3] c;\n\
+        sx q[0];\ncx q[0], q[1];\nx q[2];\ncx q[1], q[2];\nc = measure q;\n";
+    let program = dir.join("device.qasm");
+    std::fs::write(&program, source).unwrap();
+    let model_file = dir.join("model.json");
+    std::fs::write(&model_file, device_model().to_string()).unwrap();
+    let noisy = kettle::noise::NoiseModel::from_aer_json(&device_model())
+        .unwrap()
+        .apply(&reference_circuit(source))
+        .unwrap();
+    let want = kettle_reference::exact_distribution(&noisy);
+    let (p, m) = (program.to_str().unwrap(), model_file.to_str().unwrap());
+    let out = crate::util::kettle(&[
+        "run",
+        p,
+        "--noise-model",
+        m,
+        "--method",
+        "density_matrix",
+        "--probabilities",
+        "--expect",
+        "Z0 Z1",
+        "--json",
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["method"], "density_matrix");
+    let got: BTreeMap<String, f64> = serde_json::from_value(v["probabilities"].clone()).unwrap();
+    for (k, p) in &want {
+        assert!((got[k] - p).abs() < 1e-10, "{k}: {} vs {p}", got[k]);
+    }
+    // Trajectories: counts by chi-square, the distinct trajectories said.
+    let shots = 20_000;
+    let out = crate::util::kettle(&[
+        "run",
+        p,
+        "--noise-model",
+        m,
+        "--method",
+        "statevector",
+        "--shots",
+        "20000",
+        "--seed",
+        "4",
+        "--json",
+        "--quiet",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["method"], "statevector");
+    assert!(v["trajectories"].as_u64().unwrap() > 1, "{v}");
+    let p_value = kettle_reference::chi_square_p_value(&counts(&v["counts"]), &want, shots);
+    assert!(p_value > 1e-4, "chi-square p = {p_value}");
+    // A model that is not one names its fault's path.
+    std::fs::write(&model_file, r#"{"errors": [{"type": "qerror"}]}"#).unwrap();
+    let bad = crate::util::kettle(&["run", p, "--noise-model", m]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("$.errors[0]"),
+        "{bad:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
