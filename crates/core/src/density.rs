@@ -195,6 +195,26 @@ pub(crate) fn sample_diagonal<F: Float, R: Rng>(
     multinomial(shots, total, diag.len(), last_nonzero, |i| diag[i], rng)
 }
 
+/// Bytes a run of `circuit` by the density matrix holds for its channels
+/// beyond its gates: each channel on `k` qubits is a superoperator of
+/// `16^k` complex entries, held twice while its run is planned and fused.
+/// (Trajectories hold a shared reference per channel: no more than a
+/// gate.) What a job's admission counts besides its states.
+pub fn density_noise_bytes(circuit: &Circuit) -> u128 {
+    fn bytes(ops: &[Operation]) -> u128 {
+        ops.iter()
+            .map(|op| match op {
+                Operation::Channel { channel, .. } => 2 * 16 * 16u128.pow(channel.num_qubits()),
+                Operation::IfElse {
+                    then_ops, else_ops, ..
+                } => bytes(then_ops) + bytes(else_ops),
+                _ => 0,
+            })
+            .sum()
+    }
+    bytes(circuit.ops())
+}
+
 /// `U` on the row qubits and `Ū` on the column qubits of a `2n`-qubit
 /// density vector: `ρ ↦ U ρ U†`. Controls stay split off on both copies.
 pub(crate) fn lift_unitary(op: KernelOp, n: u32) -> [KernelOp; 2] {

@@ -57,7 +57,7 @@ mod trajectory;
 
 pub use blocking::{CHUNK_BYTES, CacheBlocking};
 pub use counts::{ClassicalValue, Counts};
-pub use density::{DensityMatrix, MAX_DENSITY_QUBITS};
+pub use density::{DensityMatrix, MAX_DENSITY_QUBITS, density_noise_bytes};
 pub use error::SimError;
 pub use float::Float;
 pub use fusion::FusionConfig;

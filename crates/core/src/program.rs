@@ -199,7 +199,7 @@ impl Program {
                 Operation::Channel { channel, qubits } => match Mixture::new(channel, qubits) {
                     Some(m) if m.is_identity() => {}
                     Some(m) => match m.as_gate() {
-                        Some(op) => pending.push(Item::Gate(op.clone())),
+                        Some(op) => pending.push(Item::Gate(op)),
                         None => pending.push(Item::Mixture(m)),
                     },
                     None => {

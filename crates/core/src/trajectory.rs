@@ -26,6 +26,7 @@ use std::sync::Arc;
 use kettle_ir::{Channel, ChannelForm, GateMatrix, Qubit};
 use rand::Rng;
 use rand_distr::{Binomial, Distribution, Geometric, StandardUniform};
+use smallvec::SmallVec;
 
 use crate::blocking::{ChunkShape, plan};
 use crate::float::Float;
@@ -48,14 +49,17 @@ const PICKS_PER_BATCH: f64 = 4e6;
 const MIN_WINDOW_ITEMS: usize = 32;
 const MAX_WINDOWS: usize = 16;
 
-/// A unitary mixture lowered for trajectories.
+/// A unitary mixture on its qubits, for trajectories. It holds the shared
+/// channel, not operations: a noise model may put one after each of a
+/// million gates, and only the branches a trajectory chooses become
+/// operations.
 #[derive(Clone, Debug)]
 pub(crate) struct Mixture {
+    channel: Channel,
+    qubits: SmallVec<[Qubit; 2]>,
     /// Probability of changing nothing (branches that are the identity up
     /// to a phase).
     clean: f64,
-    /// The other branches: probability and operation.
-    branches: Vec<(f64, KernelOp)>,
 }
 
 impl Mixture {
@@ -64,48 +68,67 @@ impl Mixture {
         let ChannelForm::Mixture(branches) = channel.form() else {
             return None;
         };
-        let mut clean = 0.0;
-        let mut rest = Vec::new();
-        for (p, u) in branches {
-            let op = KernelOp::from_matrix(u, qubits, &[]);
-            if u.is_phase_times_identity() {
-                clean += p;
-            } else {
-                rest.push((*p, op));
-            }
-        }
+        let clean = branches
+            .iter()
+            .filter(|(_, u)| u.is_phase_times_identity())
+            .map(|(p, _)| p)
+            .sum();
         Some(Mixture {
+            channel: channel.clone(),
+            qubits: qubits.into(),
             clean,
-            branches: rest,
         })
+    }
+
+    /// The branches that change something: `(index, probability, unitary)`.
+    fn branches(&self) -> impl Iterator<Item = (usize, f64, &GateMatrix)> {
+        let ChannelForm::Mixture(branches) = self.channel.form() else {
+            unreachable!("built from a mixture")
+        };
+        branches
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, u))| !u.is_phase_times_identity())
+            .map(|(i, (p, u))| (i, *p, u))
+    }
+
+    /// Branch `i`'s operation.
+    fn op(&self, i: u16) -> KernelOp {
+        let ChannelForm::Mixture(branches) = self.channel.form() else {
+            unreachable!("built from a mixture")
+        };
+        KernelOp::from_matrix(&branches[usize::from(i)].1, &self.qubits, &[])
     }
 
     /// The one operation a mixture always applies, if it has one branch
     /// and changes something: it is then a gate.
-    pub(crate) fn as_gate(&self) -> Option<&KernelOp> {
-        match self.branches.as_slice() {
-            [(_, op)] if self.clean == 0.0 => Some(op),
+    pub(crate) fn as_gate(&self) -> Option<KernelOp> {
+        let mut changing = self.branches();
+        match (changing.next(), changing.next()) {
+            (Some((i, _, _)), None) if self.clean == 0.0 => Some(self.op(i as u16)),
             _ => None,
         }
     }
 
     /// Whether it never changes anything.
     pub(crate) fn is_identity(&self) -> bool {
-        self.branches.is_empty()
+        self.branches().next().is_none()
     }
 
-    /// A non-identity branch, drawn given that one is taken.
+    /// A branch that changes something, drawn given that one is taken.
     fn pick<R: Rng>(&self, rng: &mut R) -> u16 {
-        let total: f64 = self.branches.iter().map(|(p, _)| p).sum();
+        let total: f64 = self.branches().map(|(_, p, _)| p).sum();
         let u: f64 = StandardUniform.sample(rng);
         let mut at = u * total;
-        for (i, (p, _)) in self.branches.iter().enumerate() {
-            if at < *p {
+        let mut last = 0;
+        for (i, p, _) in self.branches() {
+            last = i;
+            if at < p {
                 return i as u16;
             }
             at -= p;
         }
-        (self.branches.len() - 1) as u16
+        last as u16
     }
 }
 
@@ -213,7 +236,7 @@ impl Segment {
                 unreachable!("mixtures index mixtures")
             };
             let hit = (1.0 - m.clean).clamp(0.0, 1.0);
-            if hit <= 0.0 || m.branches.is_empty() {
+            if hit <= 0.0 || m.is_identity() {
                 continue;
             }
             // Shots taking an error, in order: geometric gaps between them.
@@ -279,7 +302,7 @@ impl Segment {
                 Item::Gate(op) => ops.push(op.clone()),
                 Item::Mixture(m) => {
                     if let Some(&(_, b)) = chosen.next_if(|(item, _)| *item as usize == i) {
-                        ops.push(m.branches[b as usize].1.clone());
+                        ops.push(m.op(b));
                     }
                 }
             }
@@ -308,34 +331,38 @@ fn ops_in(plan: &[Instr]) -> usize {
 }
 
 /// A channel with Kraus operators that are not all unitary, for
-/// trajectories.
+/// trajectories (the shared channel and its qubits; the operators' products
+/// are formed where a trajectory meets it).
 #[derive(Clone, Debug)]
 pub(crate) struct KrausStep {
-    qubits: Vec<Qubit>,
-    kraus: Vec<GateMatrix>,
-    /// `K_i† K_i`, whose expectation is the probability of `K_i`.
-    probes: Vec<GateMatrix>,
+    channel: Channel,
+    qubits: SmallVec<[Qubit; 2]>,
 }
 
 impl KrausStep {
     pub(crate) fn new(channel: &Channel, qubits: &[Qubit]) -> KrausStep {
-        let kraus = channel.kraus_operators();
-        let probes = kraus.iter().map(|k| k.adjoint().matmul(k)).collect();
         KrausStep {
-            qubits: qubits.to_vec(),
-            kraus,
-            probes,
+            channel: channel.clone(),
+            qubits: qubits.into(),
         }
     }
 
-    /// The probability of each operator, `‖K_i ψ‖²`, in one sweep.
+    fn kraus(&self) -> &[GateMatrix] {
+        match self.channel.form() {
+            ChannelForm::Kraus(ops) => ops,
+            ChannelForm::Mixture(_) => unreachable!("mixtures are not Kraus steps"),
+        }
+    }
+
+    /// The probability of each operator, `‖K_i ψ‖² = ⟨ψ|K_i†K_i|ψ⟩`, in one
+    /// sweep.
     pub(crate) fn probabilities<F: Float>(
         &self,
         state: &StateVector<F>,
         par: &Parallelism,
     ) -> Vec<f64> {
-        let terms: Vec<Term<'_>> = self
-            .probes
+        let probes: Vec<GateMatrix> = self.kraus().iter().map(|k| k.adjoint().matmul(k)).collect();
+        let terms: Vec<Term<'_>> = probes
             .iter()
             .map(|m| Term {
                 targets: &self.qubits,
@@ -357,7 +384,7 @@ impl KrausStep {
         p: f64,
         par: &Parallelism,
     ) {
-        let k = &self.kraus[i];
+        let k = &self.kraus()[i];
         let s = 1.0 / p.sqrt();
         let scaled = GateMatrix::new(k.num_qubits(), k.data().iter().map(|z| z * s).collect())
             .expect("same shape");

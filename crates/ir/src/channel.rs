@@ -21,6 +21,8 @@
 //! Matrices follow the IR's bit order: for a channel on qubits `[q0, q1]`,
 //! bit `i` of a matrix index is `q_i`.
 
+use std::sync::Arc;
+
 use num_complex::Complex64;
 use thiserror::Error;
 
@@ -37,7 +39,9 @@ pub const CHANNEL_TOLERANCE: f64 = crate::matrix::UNITARY_TOLERANCE;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Channel {
     num_qubits: u32,
-    form: ChannelForm,
+    /// Shared: a noise model puts the same channel after every gate of a
+    /// kind, and a million-gate circuit must not hold a million copies.
+    form: Arc<ChannelForm>,
     /// The name it was built by (`depolarizing`, `kraus`, …) and its
     /// parameters, for drawings and the JSON format.
     name: &'static str,
@@ -138,7 +142,7 @@ impl Channel {
 
     /// Its Kraus operators (`√p_i U_i` for a mixture).
     pub fn kraus_operators(&self) -> Vec<GateMatrix> {
-        match &self.form {
+        match &*self.form {
             ChannelForm::Kraus(ops) => ops.clone(),
             ChannelForm::Mixture(branches) => {
                 branches.iter().map(|(p, u)| scale(u, p.sqrt())).collect()
@@ -176,7 +180,9 @@ impl Channel {
         }
         Ok(Channel {
             num_qubits,
-            form: ChannelForm::Mixture(branches.into_iter().filter(|(p, _)| *p > 0.0).collect()),
+            form: Arc::new(ChannelForm::Mixture(
+                branches.into_iter().filter(|(p, _)| *p > 0.0).collect(),
+            )),
             name: "mixture",
             params: Vec::new(),
         })
@@ -241,7 +247,7 @@ impl Channel {
             } else if p > 0.0 || k.data().iter().any(|z| z.norm() > 0.0) {
                 return Ok(Channel {
                     num_qubits,
-                    form: ChannelForm::Kraus(ops),
+                    form: Arc::new(ChannelForm::Kraus(ops)),
                     name: "kraus",
                     params: Vec::new(),
                 });
@@ -249,7 +255,7 @@ impl Channel {
         }
         Ok(Channel {
             num_qubits,
-            form: ChannelForm::Mixture(branches),
+            form: Arc::new(ChannelForm::Mixture(branches)),
             name: "kraus",
             params: Vec::new(),
         })
@@ -583,14 +589,14 @@ impl Channel {
                 self.num_qubits, then.num_qubits
             )));
         }
-        if let (ChannelForm::Mixture(a), ChannelForm::Mixture(b)) = (&self.form, &then.form) {
+        if let (ChannelForm::Mixture(a), ChannelForm::Mixture(b)) = (&*self.form, &*then.form) {
             let branches = b
                 .iter()
                 .flat_map(|(pb, ub)| a.iter().map(move |(pa, ua)| (pa * pb, ub.matmul(ua))))
                 .collect();
             return Ok(Channel {
                 num_qubits: self.num_qubits,
-                form: ChannelForm::Mixture(branches),
+                form: Arc::new(ChannelForm::Mixture(branches)),
                 name: "mixture",
                 params: Vec::new(),
             });
@@ -628,11 +634,11 @@ impl Channel {
         }
         if parts
             .iter()
-            .all(|(_, c)| matches!(c.form, ChannelForm::Mixture(_)))
+            .all(|(_, c)| matches!(*c.form, ChannelForm::Mixture(_)))
         {
             let mut branches = Vec::new();
             for (p, c) in &parts {
-                if let ChannelForm::Mixture(b) = &c.form {
+                if let ChannelForm::Mixture(b) = &*c.form {
                     branches.extend(b.iter().map(|(q, u)| (p * q, u.clone())));
                 }
             }
@@ -650,7 +656,7 @@ impl Channel {
     /// Whether every branch of a mixture is the identity up to a phase (a
     /// channel that changes nothing, such as `depolarizing(0)`).
     pub fn is_identity(&self) -> bool {
-        match &self.form {
+        match &*self.form {
             ChannelForm::Mixture(b) => b.iter().all(|(_, u)| u.is_phase_times_identity()),
             ChannelForm::Kraus(_) => false,
         }

@@ -558,6 +558,7 @@ pub(crate) fn prepare_within(
     let sweep = runs.len() > 1;
     let mut method = None;
     let mut noisy = false;
+    let mut noise_bytes = 0u128;
     let mut qubits = 0;
     let mut kept = Vec::new();
     let mut kept_ops = 0;
@@ -595,6 +596,11 @@ pub(crate) fn prepare_within(
                     limits.max_qubits
                 ),
             });
+        }
+        if circuit.is_noisy() {
+            // A density matrix's channels are superoperators of 16^k
+            // entries each: a noisy program of a million gates holds them.
+            noise_bytes = noise_bytes.max(kettle_core::density_noise_bytes(&circuit));
         }
         // The executions of a sweep differ in angles only: the first
         // decides the method for all.
@@ -667,7 +673,12 @@ pub(crate) fn prepare_within(
         .precision
         .to_core()
         .state_bytes(vector_qubits)
-        .saturating_mul(states);
+        .saturating_mul(states)
+        .saturating_add(if method == Method::DensityMatrix {
+            noise_bytes
+        } else {
+            0
+        });
     let budget = u128::from(admission.memory_budget);
     if needed > budget {
         return Err(ServiceError::TooLarge {
@@ -682,7 +693,9 @@ pub(crate) fn prepare_within(
                 } else {
                     "state"
                 },
-                if trajectories {
+                if method == Method::DensityMatrix && noise_bytes > 0 {
+                    format!(" and of its channels' superoperators ({noise_bytes} bytes)")
+                } else if trajectories {
                     format!(" ({states} states: noise trajectories and their shared prefix)")
                 } else if states > 1 {
                     format!(" ({states} states: the run's and one per observable of the gradient)")
@@ -1237,6 +1250,34 @@ mod tests {
                 "{what}: {bound} vs {bits}"
             );
         }
+    }
+
+    #[test]
+    fn noisy_jobs_count_the_memory_of_their_method() {
+        // 20,000 two-qubit channels: their superoperators (8 KiB each)
+        // are what a density matrix of 2 qubits costs.
+        let source = "OPENQASM 3.0;\ninclude \"stdgates.inc\";\nqubit[2] q;\nbit[2] c;\n\
+            for int i in [1:20000] {\n  cx q[0], q[1];\n  #pragma braket noise two_qubit_depolarizing(0.01) q[0], q[1]\n}\nc = measure q;\n";
+        let limits = TenantLimits::default();
+        let dm = qasm3(source, serde_json::json!({"method": "density_matrix"}));
+        let err = check_request(&dm, &limits, 100 << 20, 20).unwrap_err();
+        assert!(
+            matches!(&err, ServiceError::TooLarge { limit: "memory_budget", message, .. }
+                if message.contains("superoperators")),
+            "{err}"
+        );
+        let spec = check_request(&dm, &limits, 1 << 30, 20).unwrap();
+        assert_eq!(spec.method, Method::DensityMatrix);
+        assert!(spec.memory_bytes > 20_000 * 8192, "{}", spec.memory_bytes);
+        // Trajectories hold two states (the shared prefix and a copy).
+        let sv = qasm3(source, serde_json::json!({"method": "statevector"}));
+        let spec = check_request(&sv, &limits, 100 << 20, 20).unwrap();
+        assert_eq!(spec.method, Method::Statevector);
+        assert!(spec.noisy);
+        assert_eq!(
+            u128::from(spec.memory_bytes),
+            2 * kettle_core::Precision::F64.state_bytes(2)
+        );
     }
 
     #[test]
