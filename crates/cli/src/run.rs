@@ -90,9 +90,8 @@ pub(crate) fn simulate<F: Float>(
         );
     }
     let shots = if measures { args.shots } else { 0 };
-    let started = Instant::now();
-    let progress = ProgressMonitor::new(args.sim.quiet);
-    let result = sim.run_monitored::<F>(
+    let (result, sim_time) = run_with_progress::<F>(
+        sim,
         circuit,
         &RunOptions {
             shots,
@@ -101,11 +100,8 @@ pub(crate) fn simulate<F: Float>(
             method,
             ..Default::default()
         },
-        &progress,
-    );
-    progress.finish();
-    let result = result?;
-    let sim_time: Duration = started.elapsed();
+        args.sim.quiet,
+    )?;
     let n = circuit.num_qubits();
     let mut report = base_report::<F>(circuit, &result, shots, threads, sim_time);
     report.noise_time = loaded.noise_time;
@@ -199,6 +195,21 @@ fn base_report<F: Float>(
     }
 }
 
+/// Runs `circuit` under the progress bar (none when `quiet`); the result
+/// and the time it took.
+fn run_with_progress<F: Float>(
+    sim: &Simulator,
+    circuit: &Circuit,
+    options: &RunOptions,
+    quiet: bool,
+) -> Result<(RunResult<F>, Duration), SimError> {
+    let started = Instant::now();
+    let progress = ProgressMonitor::new(quiet);
+    let result = sim.run_monitored::<F>(circuit, options, &progress);
+    progress.finish();
+    Ok((result?, started.elapsed()))
+}
+
 /// A noisy circuit, or any circuit on a density matrix: the counts, the
 /// estimates of `--expect` over the shots' trajectories (exact on a density
 /// matrix), and the exact distribution from a density matrix. No single
@@ -238,9 +249,8 @@ fn simulate_mixed<F: Float>(
     } else {
         0
     };
-    let started = Instant::now();
-    let progress = ProgressMonitor::new(args.sim.quiet);
-    let result = sim.run_monitored::<F>(
+    let (result, sim_time) = run_with_progress::<F>(
+        sim,
         circuit,
         &RunOptions {
             shots,
@@ -251,11 +261,8 @@ fn simulate_mixed<F: Float>(
             method,
             observables: observables.to_vec(),
         },
-        &progress,
-    );
-    progress.finish();
-    let result = result?;
-    let sim_time = started.elapsed();
+        args.sim.quiet,
+    )?;
     let mut report = base_report::<F>(circuit, &result, shots, threads, sim_time);
     report.noise_time = loaded.noise_time;
     report.expectations = args
