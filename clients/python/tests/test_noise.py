@@ -787,3 +787,52 @@ def test_from_backend_large_device_runs_the_used_qubits(client: KettleClient) ->
     assert job.qubits == 3
     theirs = AerSimulator.from_backend(dev).run(isa, shots=SHOTS, seed_simulator=1).result().get_counts()
     assert_samples_agree(ours.get_counts(), theirs, "20-qubit device")
+
+
+def test_from_backend_relaxes_qubits_during_delays(device_pair: tuple[Any, KettleBackend]) -> None:
+    """``AerSimulator.from_backend``'s model relaxes a qubit for the length
+    of each ``delay`` (a custom noise pass, outside the serialised model);
+    Kettle's backend applies the same pass and sends its errors as Kraus
+    pragmas."""
+    dev, device_backend = device_pair
+    qc = QuantumCircuit(2)
+    qc.x([0, 1])
+    qc.delay(60, 0, unit="us")
+    qc.measure_all()
+    isa = transpile(qc, device_backend, optimization_level=0, seed_transpiler=1)
+    assert "delay" in isa.count_ops()
+    ours = device_backend.run(isa, shots=SHOTS, seed_simulator=2).result().get_counts()
+    theirs = AerSimulator.from_backend(dev).run(isa, shots=SHOTS, seed_simulator=2).result().get_counts()
+    assert_samples_agree(ours, theirs, "delay")
+
+    def ones(counts: dict[str, int], bit: int) -> float:
+        return sum(n for k, n in counts.items() if k[::-1][bit] == "1") / sum(counts.values())
+
+    # The delayed qubit decays; the other only by its gates' errors.
+    assert ones(ours, 0) < ones(ours, 1) - 0.05, ours
+
+
+def test_aer_noise_instructions_in_a_circuit_run_as_kraus_pragmas(client: KettleClient) -> None:
+    """An Aer ``QuantumError`` appended to a circuit (what custom noise
+    passes insert) is sent as a ``kraus`` pragma; a non-symmetric
+    two-qubit channel checks the bit order against Qiskit's density
+    matrix."""
+    from qiskit.quantum_info import Kraus, random_quantum_channel
+    from qiskit_aer.noise import QuantumError
+
+    error = QuantumError(Kraus(random_quantum_channel(4, seed=3)))
+    qc = QuantumCircuit(3)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.append(error, [1, 2])
+    qc.ry(0.3, 2)
+    measured = qc.copy()
+    measured.measure_all()
+    program = circuit_to_program(measured)
+    assert program.format == "qasm3" and "#pragma braket noise kraus(" in program.source
+    job = client.submit(program.source, program.format, method="density_matrix", result_types=["probabilities"])
+    got = client.result(job.id, timeout=120).executions[0].probabilities or {}
+    rho = DensityMatrix(QuantumCircuit(3)).evolve(qc)
+    want = rho.probabilities_dict()
+    for key in set(got) | set(want):
+        assert got.get(key, 0.0) == pytest.approx(want.get(key, 0.0), abs=1e-10), key

@@ -350,7 +350,7 @@ def _prepare(circuit: QuantumCircuit, opts: Mapping[str, Any], binds: Any, info:
                 "(ask for counts, or for probabilities and expectation values from KettleClient with "
                 "method='density_matrix')"
             )
-        noise.warn_unapplied(circuit)
+        circuit = noise.with_custom_noise(circuit)
         sent, kept = fit_circuit(circuit)
     program = circuit_to_program(sent)
     if noise.noisy:

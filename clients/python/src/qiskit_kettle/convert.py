@@ -16,6 +16,11 @@ phase is not written either (OpenQASM 2 has no way to say it): it is kept in
 :attr:`Program.global_phase`, and whoever reads a state vector multiplies by
 ``exp(i·global_phase)`` (the provider does).
 
+Aer's noise instructions (``quantum_channel``: what an Aer noise model's
+custom passes, such as ``NoiseModel.from_backend``'s relaxation during
+``delay``, put into a circuit) are written as OpenQASM 3 noise pragmas
+(``#pragma braket noise kraus(…)``), which Kettle's front end reads.
+
 ``delay`` is dropped (an ideal simulator has no time) and ``box`` is replaced
 by its body. ``switch_case`` becomes a chain of ``if_else``: Qiskit writes
 ``switch`` only in a pre-standard syntax, and a chain tests each case in
@@ -24,6 +29,7 @@ order until one holds, as a ``switch`` does.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -161,7 +167,12 @@ def circuit_to_program(circuit: QuantumCircuit, format: str | None = None) -> Pr
     through their definitions; Aer's ``save_*`` instructions are refused:
     the provider handles ``save_statevector`` itself).
     """
-    needs3 = bool(circuit.parameters) or has_control_flow(circuit) or _has_vars(circuit)
+    needs3 = (
+        bool(circuit.parameters)
+        or has_control_flow(circuit)
+        or _has_vars(circuit)
+        or _has_channels(circuit)
+    )
     if format is None:
         fmt = "qasm3" if needs3 else "qasm2"
     elif format in ("qasm2", "qasm3"):
@@ -173,7 +184,8 @@ def circuit_to_program(circuit: QuantumCircuit, format: str | None = None) -> Pr
     else:
         raise ValueError(f"format must be 'qasm2' or 'qasm3', not {format!r}")
     native = QASM2_GATES if fmt == "qasm2" else QASM3_GATES
-    lowered = _lower(circuit, native, fmt, 0)
+    channels: list[Any] = []
+    lowered = _lower(circuit, native, fmt, 0, channels)
     lowered = _single_register_if_needed(lowered)
     global_phase = lowered.global_phase
     if not isinstance(global_phase, ParameterExpression) or not global_phase.parameters:
@@ -185,7 +197,10 @@ def circuit_to_program(circuit: QuantumCircuit, format: str | None = None) -> Pr
         if fmt == "qasm2":
             source = qasm2.dumps(lowered)
             return Program(fmt, source, {}, global_phase, circuit.num_qubits, circuit.num_clbits)
-        return _qasm3_program(lowered, global_phase, circuit.num_qubits, circuit.num_clbits)
+        program = _qasm3_program(lowered, global_phase, circuit.num_qubits, circuit.num_clbits)
+        if channels:
+            program = dataclasses.replace(program, source=_channels_as_pragmas(program.source, channels))
+        return program
     except (qasm2.QASM2ExportError, qasm3.QASM3ExporterError) as e:
         raise UnsupportedCircuitError(f"cannot write circuit {circuit.name!r} as OpenQASM: {e}") from e
 
@@ -224,7 +239,9 @@ def _is_native(op: Any, native: frozenset[str]) -> bool:
     return standard is not None or type(op).__module__.startswith("qiskit.circuit.library")
 
 
-def _lower(circuit: QuantumCircuit, native: frozenset[str], fmt: str, depth: int) -> QuantumCircuit:
+def _lower(
+    circuit: QuantumCircuit, native: frozenset[str], fmt: str, depth: int, channels: list[Any]
+) -> QuantumCircuit:
     if depth > 64:
         raise UnsupportedCircuitError("gate definitions nest more than 64 deep")
     out = circuit.copy_empty_like()
@@ -237,7 +254,7 @@ def _lower(circuit: QuantumCircuit, native: frozenset[str], fmt: str, depth: int
             out._append(inst)
             continue
         if name == "box":
-            body = _lower(op.blocks[0], native, fmt, depth + 1)
+            body = _lower(op.blocks[0], native, fmt, depth + 1, channels)
             out.compose(body, qubits=inst.qubits, clbits=inst.clbits, inplace=True)
             continue
         if isinstance(op, SwitchCaseOp) and fmt == "qasm3":
@@ -248,8 +265,14 @@ def _lower(circuit: QuantumCircuit, native: frozenset[str], fmt: str, depth: int
                 raise UnsupportedCircuitError(
                     f"Kettle cannot run `{name}` (control flow it runs: if_else, switch_case, for_loop, box)"
                 )
-            blocks = [_lower(b, native, fmt, depth + 1) for b in op.blocks]
+            blocks = [_lower(b, native, fmt, depth + 1, channels) for b in op.blocks]
             out.append(op.replace_blocks(blocks), inst.qubits, inst.clbits, copy=False)
+            continue
+        if name == "quantum_channel" and fmt == "qasm3":
+            # A marker gate of identity in its place, written as a pragma
+            # once exported (`_channels_as_pragmas`).
+            out.append(_ChannelMarker(len(channels), op.num_qubits), inst.qubits, copy=False)
+            channels.append(op)
             continue
         if name.startswith(("save_", "set_")) or name in ("snapshot", "kraus", "superop", "quantum_channel"):
             raise UnsupportedCircuitError(
@@ -261,7 +284,7 @@ def _lower(circuit: QuantumCircuit, native: frozenset[str], fmt: str, depth: int
         definition = getattr(op, "definition", None)
         if definition is None:
             raise UnsupportedCircuitError(f"Kettle cannot run `{name}`: it has no definition in known gates")
-        body = _lower(definition, native, fmt, depth + 1)
+        body = _lower(definition, native, fmt, depth + 1, channels)
         out.compose(body, qubits=inst.qubits, clbits=inst.clbits, inplace=True)
     return out
 
@@ -269,6 +292,70 @@ def _lower(circuit: QuantumCircuit, native: frozenset[str], fmt: str, depth: int
 #: Most qubits of a ``PauliEvolutionGate`` of non-commuting terms sent as
 #: its exact unitary (a 2ⁿ × 2ⁿ matrix, synthesised by Qiskit).
 EXACT_EVOLUTION_QUBITS = 8
+
+
+class _ChannelMarker(Gate):
+    """Where Aer's noise instruction number ``index`` stood: the identity,
+    named so that the exported text can be found and replaced."""
+
+    def __init__(self, index: int, num_qubits: int) -> None:
+        super().__init__(f"{_CHANNEL_MARKER}{index}", num_qubits, [])
+
+    def _define(self) -> None:
+        self.definition = QuantumCircuit(self.num_qubits)
+
+
+_CHANNEL_MARKER = "kettle_noise_channel_"
+_MARKER_DEFINITION = re.compile(rf"gate {_CHANNEL_MARKER}\d+[^{{]*\{{[^}}]*\}}\n?")
+_MARKER_CALL = re.compile(rf"^(\s*){_CHANNEL_MARKER}(\d+) ([^;]+);", re.MULTILINE)
+
+
+def _has_channels(circuit: QuantumCircuit) -> bool:
+    for inst in circuit.data:
+        if inst.operation.name == "quantum_channel":
+            return True
+        if isinstance(inst.operation, ControlFlowOp) and any(_has_channels(b) for b in inst.operation.blocks):
+            return True
+    return False
+
+
+def _braket_complex(z: complex) -> str:
+    re_, im = float(z.real), float(z.imag)
+    if im == 0.0:
+        return repr(re_)
+    return f"{re_!r} {'-' if im < 0 else '+'} {abs(im)!r}im"
+
+
+def _kraus_pragma(op: Any, targets: str) -> str:
+    """``#pragma braket noise kraus(…) targets`` for Aer's noise instruction
+    ``op``. Braket's matrices have the first listed qubit as the most
+    significant bit, Qiskit's as the least: the bits of each index are
+    reversed."""
+    from qiskit.quantum_info import Kraus
+
+    n = op.num_qubits
+    dim = 1 << n
+
+    def rev(i: int) -> int:
+        return int(format(i, f"0{n}b")[::-1], 2) if n > 1 else i
+
+    matrices = []
+    for k in Kraus(op._quantum_error).data:
+        rows = []
+        for r in range(dim):
+            row = ", ".join(_braket_complex(k[rev(r)][rev(c)]) for c in range(dim))
+            rows.append(f"[{row}]")
+        matrices.append("[" + ", ".join(rows) + "]")
+    return f"#pragma braket noise kraus({', '.join(matrices)}) {targets}"
+
+
+def _channels_as_pragmas(source: str, channels: Sequence[Any]) -> str:
+    """The exported ``source`` with each marker gate's definition removed
+    and each call replaced by its channel's Kraus pragma."""
+    source = _MARKER_DEFINITION.sub("", source)
+    return _MARKER_CALL.sub(
+        lambda m: m.group(1) + _kraus_pragma(channels[int(m.group(2))], m.group(3)), source
+    )
 
 
 def _exact_evolution(op: PauliEvolutionGate) -> Gate:

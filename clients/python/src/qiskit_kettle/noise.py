@@ -114,16 +114,16 @@ class NoiseSpec:
     def noisy(self) -> bool:
         return self.doc is not None
 
-    def warn_unapplied(self, circuit: QuantumCircuit) -> None:
-        """Warns when Aer would add errors Kettle does not: an Aer model's
-        custom passes (``NoiseModel.from_backend``'s relaxation during
-        ``delay``) on a circuit with delays."""
-        if self.passes and _has(circuit, "delay"):
-            warnings.warn(
-                f"circuit {circuit.name!r} has delays: Kettle drops them, without the relaxation errors "
-                "that the noise model's custom passes would add to them on Aer",
-                stacklevel=4,
-            )
+    def with_custom_noise(self, circuit: QuantumCircuit) -> QuantumCircuit:
+        """``circuit`` with the errors an Aer model's custom passes add, as
+        Aer adds them before it runs a circuit (``NoiseModel.from_backend``'s
+        thermal relaxation during each ``delay``, for its duration): Aer's
+        noise instructions, which the program carries as Kraus pragmas."""
+        if not self.passes or not _has(circuit, "delay"):
+            return circuit
+        from qiskit.transpiler import PassManager
+
+        return PassManager(self.passes).run(circuit)
 
     def warn_unnamed(self, circuit: QuantumCircuit, program_format: str) -> None:
         """Warns when the circuit has a gate with errors in the model that

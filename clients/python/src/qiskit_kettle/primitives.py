@@ -614,7 +614,7 @@ class KettleSamplerV2(BaseSamplerV2):
         kept: list[int] | None = None
         sent = circuit
         if noise.noisy:
-            noise.warn_unapplied(circuit)
+            circuit = noise.with_custom_noise(circuit)
             sent, kept = fit_circuit(circuit)
         noise_model = noise.for_qubits(kept)
         program = circuit_to_program(sent)
@@ -834,7 +834,7 @@ class KettleEstimatorV2(BaseEstimatorV2):
         sent = circuit
         if noise.noisy:
             # The qubits the observables act on are kept, even idle ones.
-            noise.warn_unapplied(circuit)
+            circuit = noise.with_custom_noise(circuit)
             sent, kept = fit_circuit(circuit, also=set().union(*map(pauli_sum_qubits, texts)))
         noise_model = noise.for_qubits(kept)
         sent_texts = [remap_pauli_sum(t, kept) for t in texts]
