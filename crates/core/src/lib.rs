@@ -17,7 +17,15 @@
 //! built-in controls split off so kernels touch only the controlled subspace;
 //! runs of gates are fused ([`FusionConfig`]); `if` blocks become jumps; and
 //! terminal measurements are sampled from the final state instead of being
-//! simulated. Mid-circuit measurements branch the shots (see [`Simulator`]).
+//! simulated. Mid-circuit measurements branch the shots (the engine).
+//!
+//! Noise (channels and readout errors of the IR) runs by one of two
+//! [`Method`]s: trajectories on the state vector, where each shot follows
+//! one sampled branch of every channel and equal trajectories are simulated
+//! once, or the [`DensityMatrix`] held as a vector of twice the qubits, so
+//! that the same kernels, fusion and blocking serve both;
+//! [`Method::Automatic`] picks the cheaper. [`RunOptions::observables`]
+//! gives [`Estimate`]s with their standard errors.
 //!
 //! Parallelism is always passed in ([`Parallelism`]), never read from a
 //! global; results do not depend on the thread count. Memory is checked
@@ -41,6 +49,7 @@ mod buffer;
 mod counts;
 pub mod cpu;
 mod density;
+mod engine;
 mod error;
 mod float;
 mod fusion;

@@ -101,6 +101,12 @@ impl Program {
         p
     }
 
+    /// Qubits of the vector it runs on (twice the circuit's for a density
+    /// matrix).
+    pub(crate) fn vector_qubits(&self) -> u32 {
+        self.num_qubits
+    }
+
     /// Qubits of the circuit (half the vector's for a density matrix).
     fn circuit_qubits(&self) -> u32 {
         match self.representation {
