@@ -128,6 +128,12 @@ struct Trajectories<F: Float> {
     index: u64,
 }
 
+/// States alive while a branch runs: its own, and those waiting on the
+/// stack (counted where a copy is considered, not at every instruction).
+fn live<F: Float>(stack: &[Task<F>]) -> u32 {
+    1 + stack.iter().filter(|t| t.holds_state()).count() as u32
+}
+
 enum Task<F: Float> {
     Branch(Branch<F>),
     Trajectories(Trajectories<F>),
@@ -271,7 +277,6 @@ impl<'a> Engine<'a> {
                     }
                     break;
                 }
-                let live = 1 + stack.iter().filter(|t| t.holds_state()).count() as u32;
                 match &self.program.instrs[branch.pc] {
                     Instr::Apply(op) => {
                         state.apply(op, self.par);
@@ -282,18 +287,22 @@ impl<'a> Engine<'a> {
                         self.applied(stage.ops.len())?;
                     }
                     Instr::Measure { qubit, .. } | Instr::Reset { qubit } => {
-                        if let Some(other) = self.split(&mut state, &mut branch, *qubit, live)? {
+                        if let Some(other) =
+                            self.split(&mut state, &mut branch, *qubit, live(&stack))?
+                        {
                             stack.push(Task::Branch(other));
                         }
                     }
                     Instr::Kraus(step) => {
-                        for other in self.split_kraus(&mut state, &mut branch, step, live)? {
+                        for other in
+                            self.split_kraus(&mut state, &mut branch, step, live(&stack))?
+                        {
                             stack.push(Task::Branch(other));
                         }
                     }
                     Instr::Readout { clbit, error } => {
                         if let Some(other) =
-                            self.split_readout(&state, &mut branch, *clbit, error, live)?
+                            self.split_readout(&state, &mut branch, *clbit, error, live(&stack))?
                         {
                             stack.push(Task::Branch(other));
                         }
@@ -301,7 +310,7 @@ impl<'a> Engine<'a> {
                     Instr::Noisy(segment)
                         if branch.pc + 1 == self.program.tail
                             && !options.keep_state
-                            && self.parallel_trajectories::<F>(live) =>
+                            && self.parallel_trajectories::<F>(live(&stack)) =>
                     {
                         self.trajectories_to_tail(state, &branch, segment, record)?;
                         continue 'tasks;
@@ -466,7 +475,7 @@ impl<'a> Engine<'a> {
             Some(cursor)
         } else {
             // The cursor, and the states waiting on the stack.
-            let live = 1 + stack.iter().filter(|t| t.holds_state()).count() as u32;
+            let live = live(stack);
             let copy = match cursor.try_clone(live, self.budget) {
                 Ok(s) => Some(s),
                 Err(SimError::MemoryBudget { .. } | SimError::OutOfMemory { .. }) => None,
