@@ -384,10 +384,7 @@ impl KrausStep {
         p: f64,
         par: &Parallelism,
     ) {
-        let k = &self.kraus()[i];
-        let s = 1.0 / p.sqrt();
-        let scaled = GateMatrix::new(k.num_qubits(), k.data().iter().map(|z| z * s).collect())
-            .expect("same shape");
+        let scaled = self.kraus()[i].scaled(1.0 / p.sqrt());
         state.apply(&KernelOp::from_matrix(&scaled, &self.qubits, &[]), par);
     }
 

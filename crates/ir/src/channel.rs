@@ -104,19 +104,6 @@ fn paulis() -> [GateMatrix; 4] {
     ]
 }
 
-/// `a ⊗ b` with `b` on the low bit (the first qubit) and `a` on the high.
-fn kron(a: &GateMatrix, b: &GateMatrix) -> GateMatrix {
-    let (da, db) = (a.dim(), b.dim());
-    let dim = da * db;
-    let mut data = vec![c(0., 0.); dim * dim];
-    for r in 0..dim {
-        for col in 0..dim {
-            data[r * dim + col] = a.get(r / db, col / db) * b.get(r % db, col % db);
-        }
-    }
-    GateMatrix::new(dim.trailing_zeros(), data).expect("square")
-}
-
 fn probability(what: &'static str, p: f64) -> Result<f64, ChannelError> {
     if (0.0..=1.0).contains(&p) {
         Ok(p)
@@ -145,7 +132,7 @@ impl Channel {
         match &*self.form {
             ChannelForm::Kraus(ops) => ops.clone(),
             ChannelForm::Mixture(branches) => {
-                branches.iter().map(|(p, u)| scale(u, p.sqrt())).collect()
+                branches.iter().map(|(p, u)| u.scaled(p.sqrt())).collect()
             }
         }
     }
@@ -243,7 +230,7 @@ impl Channel {
             let scaled: Vec<Complex64> =
                 data.iter().map(|x| x / p.max(f64::MIN_POSITIVE)).collect();
             if p > 0.0 && deviation_from_identity(&scaled, dim) <= CHANNEL_TOLERANCE {
-                branches.push((p, scale(k, 1.0 / p.sqrt())));
+                branches.push((p, k.scaled(1.0 / p.sqrt())));
             } else if p > 0.0 || k.data().iter().any(|z| z.norm() > 0.0) {
                 return Ok(Channel {
                     num_qubits,
@@ -327,7 +314,7 @@ impl Channel {
         for (a, pa) in ps.iter().enumerate() {
             for (b, pb) in ps.iter().enumerate() {
                 let w = if a == 0 && b == 0 { 1.0 - p } else { p / 15.0 };
-                branches.push((w, kron(pa, pb)));
+                branches.push((w, pa.kron(pb)));
             }
         }
         Ok(Channel::mixture(branches)?.named("two_qubit_depolarizing", &[p]))
@@ -348,10 +335,10 @@ impl Channel {
         }
         let [i, _, _, z] = paulis();
         Ok(Channel::mixture(vec![
-            (1.0 - p, kron(&i, &i)),
-            (p / 3.0, kron(&i, &z)),
-            (p / 3.0, kron(&z, &i)),
-            (p / 3.0, kron(&z, &z)),
+            (1.0 - p, i.kron(&i)),
+            (p / 3.0, i.kron(&z)),
+            (p / 3.0, z.kron(&i)),
+            (p / 3.0, z.kron(&z)),
         ])?
         .named("two_qubit_dephasing", &[p]))
     }
@@ -391,7 +378,7 @@ impl Channel {
         Ok(Channel::kraus(
             ops.iter()
                 .filter(|(w, _)| *w > 0.0)
-                .map(|(w, m)| scale(m, *w))
+                .map(|(w, m)| m.scaled(*w))
                 .collect(),
         )?
         .named("generalized_amplitude_damping", &[gamma, p]))
@@ -438,7 +425,7 @@ impl Channel {
             ps.to_vec()
         } else {
             ps.iter()
-                .flat_map(|a| ps.iter().map(move |b| kron(a, b)))
+                .flat_map(|a| ps.iter().map(move |b| a.kron(b)))
                 .collect()
         };
         let each = lambda / count;
@@ -533,7 +520,7 @@ impl Channel {
         let (o, l) = (c(0., 0.), c(1., 0.));
         let mut ops = Vec::new();
         if rest > 0.0 {
-            ops.push(scale(&m2([[l, o], [o, l]]), rest.sqrt()));
+            ops.push(m2([[l, o], [o, l]]).scaled(rest.sqrt()));
         }
         for (w, to_one) in [(p0, false), (p1, true)] {
             if w > 0.0 {
@@ -647,7 +634,7 @@ impl Channel {
         let mut ops = Vec::new();
         for (p, c) in &parts {
             if *p > 0.0 {
-                ops.extend(c.kraus_operators().iter().map(|k| scale(k, p.sqrt())));
+                ops.extend(c.kraus_operators().iter().map(|k| k.scaled(p.sqrt())));
             }
         }
         Channel::from_kraus(ops)
@@ -713,10 +700,6 @@ impl ReadoutError {
             [self.flip_from_1, 1.0 - self.flip_from_1],
         ]
     }
-}
-
-fn scale(m: &GateMatrix, w: f64) -> GateMatrix {
-    GateMatrix::new(m.num_qubits(), m.data().iter().map(|z| z * w).collect()).expect("same shape")
 }
 
 /// The common size of `matrices`: 1 or 2 qubits.
@@ -922,7 +905,7 @@ mod tests {
     fn kraus_maps_are_checked_and_unitary_ones_become_mixtures() {
         let [i, x, _, z] = paulis();
         // √0.9·I, √0.1·X: a bit flip, recognised as a mixture.
-        let ch = Channel::kraus(vec![scale(&i, 0.9f64.sqrt()), scale(&x, 0.1f64.sqrt())]).unwrap();
+        let ch = Channel::kraus(vec![i.scaled(0.9f64.sqrt()), x.scaled(0.1f64.sqrt())]).unwrap();
         match ch.form() {
             ChannelForm::Mixture(b) => {
                 assert_eq!(b.len(), 2);
@@ -931,7 +914,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let err =
-            Channel::kraus(vec![scale(&i, 0.9f64.sqrt()), scale(&z, 0.2f64.sqrt())]).unwrap_err();
+            Channel::kraus(vec![i.scaled(0.9f64.sqrt()), z.scaled(0.2f64.sqrt())]).unwrap_err();
         assert!(
             matches!(err, ChannelError::NotTracePreserving { .. }),
             "{err}"
@@ -941,8 +924,8 @@ mod tests {
             vec![],
             vec![GateMatrix::identity(3)],
             vec![i.clone(), GateMatrix::identity(2)],
-            vec![scale(&i, f64::NAN)],
-            vec![scale(&i, 0.5); 5],
+            vec![i.scaled(f64::NAN)],
+            vec![i.scaled(0.5); 5],
         ] {
             assert!(Channel::kraus(bad).is_err());
         }

@@ -152,6 +152,31 @@ impl GateMatrix {
         }
     }
 
+    /// `w` times this matrix.
+    pub fn scaled(&self, w: f64) -> GateMatrix {
+        GateMatrix {
+            num_qubits: self.num_qubits,
+            data: self.data.iter().map(|z| z * w).collect(),
+        }
+    }
+
+    /// `self ⊗ low`: `low` on the low bits of an index (the first qubits),
+    /// `self` on the high ones.
+    pub fn kron(&self, low: &GateMatrix) -> GateMatrix {
+        let (da, db) = (self.dim(), low.dim());
+        let dim = da * db;
+        let mut data = vec![Complex64::new(0.0, 0.0); dim * dim];
+        for r in 0..dim {
+            for c in 0..dim {
+                data[r * dim + c] = self.get(r / db, c / db) * low.get(r % db, c % db);
+            }
+        }
+        GateMatrix {
+            num_qubits: self.num_qubits + low.num_qubits,
+            data,
+        }
+    }
+
     /// Whether it is the identity times a phase (exactly: entries equal
     /// to the first, zeros elsewhere).
     pub fn is_phase_times_identity(&self) -> bool {

@@ -59,7 +59,7 @@ pub(crate) fn compact(channel: Channel) -> Result<Channel, ChannelError> {
             if merged.len() > MAX_MIXTURE_BRANCHES {
                 let ops = merged
                     .iter()
-                    .map(|(p, u)| scale(u, p.sqrt()))
+                    .map(|(p, u)| u.scaled(p.sqrt()))
                     .collect::<Vec<_>>();
                 Channel::kraus(reduce_kraus(&ops, n))
             } else if merged.len() < branches.len() {
@@ -162,22 +162,4 @@ fn pivoted_cholesky(a: &mut [Complex64], m: usize) -> Vec<Vec<Complex64>> {
         columns.push(w);
     }
     columns
-}
-
-/// `w · m`.
-pub(crate) fn scale(m: &GateMatrix, w: f64) -> GateMatrix {
-    GateMatrix::new(m.num_qubits(), m.data().iter().map(|z| z * w).collect()).expect("same shape")
-}
-
-/// `a ⊗ b`: `b` on the low bits (the first qubits), `a` on the high.
-pub(crate) fn kron(a: &GateMatrix, b: &GateMatrix) -> GateMatrix {
-    let (da, db) = (a.dim(), b.dim());
-    let dim = da * db;
-    let mut data = vec![ZERO; dim * dim];
-    for r in 0..dim {
-        for c in 0..dim {
-            data[r * dim + c] = a.get(r / db, c / db) * b.get(r % db, c % db);
-        }
-    }
-    GateMatrix::new(a.num_qubits() + b.num_qubits(), data).expect("square")
 }

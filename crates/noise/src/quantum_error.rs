@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::error::NoiseModelError;
 use crate::json::{Path, array, get, matrix, number, object, qubits, required, string};
-use crate::linalg::{compact, embed, identity_channel, kron, reduce_kraus};
+use crate::linalg::{compact, embed, identity_channel, reduce_kraus};
 
 /// Aer's threshold: probabilities and rates at most this are dropped, and
 /// probabilities must add up to 1 within it.
@@ -238,7 +238,7 @@ fn reset(k: u32) -> Action {
             one.to_vec()
         } else {
             ops.iter()
-                .flat_map(|a| one.iter().map(move |b| kron(b, a)))
+                .flat_map(|a| one.iter().map(move |b| b.kron(a)))
                 .collect()
         };
     }
@@ -312,7 +312,7 @@ fn pauli(params: &[Value], k: u32, path: &Path<'_>) -> Result<GateMatrix, NoiseM
         let p = pauli_matrix(letter)
             .ok_or_else(|| label_path.error(format!("`{letter}` is not one of I, X, Y, Z")))?;
         // Letters run from the last qubit to the first: each new one is lower.
-        m = kron(&m, &p);
+        m = m.kron(&p);
     }
     Ok(m)
 }

@@ -434,7 +434,7 @@ fn long_error_circuits_stay_small() {
     let one = Channel::amplitude_damping(g).unwrap().kraus_operators();
     let want: Vec<GateMatrix> = one
         .iter()
-        .flat_map(|a| one.iter().map(move |b| crate::linalg::kron(a, b)))
+        .flat_map(|a| one.iter().map(move |b| a.kron(b)))
         .collect();
     assert!(max_diff(&superop(&ch.kraus_operators()), &superop(&want)) < 1e-9);
 
@@ -460,8 +460,8 @@ fn long_error_circuits_stay_small() {
             rz(0.7)
         };
         let (a, b) = (
-            crate::linalg::scale(&GateMatrix::identity(1), 0.8f64.sqrt()),
-            crate::linalg::scale(&u, 0.2f64.sqrt()),
+            GateMatrix::identity(1).scaled(0.8f64.sqrt()),
+            u.scaled(0.2f64.sqrt()),
         );
         circuit.push(json!({"name": "kraus", "qubits": [0], "params": [rows(&a), rows(&b)]}));
         let s = superop(&[a, b]);
