@@ -1,36 +1,111 @@
-//! Which SIMD instructions this build uses, and whether this CPU has them.
+//! Which SIMD instructions the kernels run, chosen once per process from
+//! what this CPU has.
 //!
-//! `wide` picks its instructions when Kettle is compiled (`-C target-cpu`),
-//! so one binary cannot switch between AVX-512 and AVX2 at run time. Builds
-//! in this repository target x86-64-v3 (AVX2 + FMA, see `.cargo/config.toml`);
-//! AVX-512 builds use `-C target-cpu=x86-64-v4`. A binary started on a CPU
-//! without the instructions it was built for would die of SIGILL somewhere in
-//! a kernel; [`check`] turns that into an error, and the `kettle` binary and
-//! the [`Simulator`](crate::Simulator) call it before any kernel runs.
+//! One binary carries the kernels three times, compiled for AVX-512, for
+//! AVX2 + FMA and for plain x86-64 (SSE2, or the target's baseline on other
+//! architectures): [`SimdLevel`]. The first kernel to run detects the CPU and
+//! takes the widest level it has, lowered by the environment variable
+//! `KETTLE_SIMD` (`avx512`, `avx2` or `portable`) when set, so that one
+//! machine can test every level. The state's layout is the same at every
+//! level (blocks of the AVX-512 width), so the level can change between two
+//! runs, or even two gates, without touching a state.
+//!
+//! A build made with `-C target-cpu=…` may still use instructions outside
+//! the kernels that an older CPU lacks: [`check`] says so instead of letting
+//! the process die of SIGILL, and also refuses a `KETTLE_SIMD` it cannot
+//! honour. The `kettle` binary and the [`Simulator`](crate::Simulator) call
+//! it before any kernel runs.
+
+use std::fmt;
+use std::sync::OnceLock;
 
 use crate::error::SimError;
 
-/// The widest SIMD instruction set this build's kernels use.
-pub fn simd_level() -> &'static str {
-    if cfg!(target_feature = "avx512f") {
-        "avx512"
-    } else if cfg!(all(target_feature = "avx2", target_feature = "fma")) {
-        "avx2+fma"
-    } else if cfg!(target_feature = "avx") {
-        "avx"
-    } else if cfg!(target_feature = "sse2") {
-        "sse2"
-    } else if cfg!(target_feature = "neon") {
-        "neon"
-    } else {
-        "scalar"
+/// The environment variable that lowers the SIMD level.
+pub const SIMD_ENV: &str = "KETTLE_SIMD";
+
+/// An instruction set the kernels are compiled for, from narrowest to widest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SimdLevel {
+    /// The target's baseline (SSE2 on x86-64, NEON on aarch64): runs anywhere.
+    Portable,
+    /// AVX2 with FMA (x86-64-v3: Intel since 2013, AMD since 2015).
+    Avx2,
+    /// AVX-512F (x86-64-v4: Intel Xeon since 2017, AMD since Zen 4).
+    Avx512,
+}
+
+impl SimdLevel {
+    /// Every level, narrowest first.
+    pub const ALL: [SimdLevel; 3] = [SimdLevel::Portable, SimdLevel::Avx2, SimdLevel::Avx512];
+
+    /// `"portable"`, `"avx2"` or `"avx512"`: the spelling of `KETTLE_SIMD`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SimdLevel::Portable => "portable",
+            SimdLevel::Avx2 => "avx2",
+            SimdLevel::Avx512 => "avx512",
+        }
+    }
+
+    /// The level named `name` (as [`SimdLevel::name`] spells it).
+    pub fn from_name(name: &str) -> Option<SimdLevel> {
+        SimdLevel::ALL.into_iter().find(|l| l.name() == name)
+    }
+
+    /// The widest level this CPU runs.
+    pub fn detected() -> SimdLevel {
+        static DETECTED: OnceLock<SimdLevel> = OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            {
+                use std::arch::is_x86_feature_detected as has;
+                if has!("avx512f") && has!("avx2") && has!("fma") {
+                    return SimdLevel::Avx512;
+                }
+                if has!("avx2") && has!("fma") {
+                    return SimdLevel::Avx2;
+                }
+            }
+            SimdLevel::Portable
+        })
     }
 }
 
-/// Checks that the CPU has every instruction set this build was compiled for.
+impl fmt::Display for SimdLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What `KETTLE_SIMD` asks for, once per process: `Ok(None)` when unset.
+fn requested() -> &'static Result<Option<SimdLevel>, String> {
+    static REQUESTED: OnceLock<Result<Option<SimdLevel>, String>> = OnceLock::new();
+    REQUESTED.get_or_init(|| match std::env::var(SIMD_ENV) {
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Ok(v) if v.is_empty() => Ok(None),
+        Ok(v) => SimdLevel::from_name(&v).map(Some).ok_or(v),
+        Err(std::env::VarError::NotUnicode(v)) => Err(v.to_string_lossy().into_owned()),
+    })
+}
+
+/// The level the kernels run: the widest this CPU has, lowered to
+/// `KETTLE_SIMD` when that is set. Never above what the CPU has, so a bad
+/// setting cannot crash a kernel ([`check`] reports it).
+pub fn simd_level() -> SimdLevel {
+    let detected = SimdLevel::detected();
+    match requested() {
+        Ok(Some(level)) => (*level).min(detected),
+        _ => detected,
+    }
+}
+
+/// Checks that the CPU has every instruction set this build was compiled
+/// for, and that `KETTLE_SIMD`, if set, names a level it runs.
 ///
 /// # Errors
-/// [`SimError::UnsupportedCpu`] naming the first missing feature.
+/// [`SimError::UnsupportedCpu`] naming the first missing feature, or
+/// [`SimError::SimdSetting`] for an unknown or unsupported `KETTLE_SIMD`.
 pub fn check() -> Result<(), SimError> {
     #[cfg(target_arch = "x86_64")]
     {
@@ -45,15 +120,35 @@ pub fn check() -> Result<(), SimError> {
             "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx2", "fma", "avx", "bmi2"
         );
     }
-    Ok(())
+    match requested() {
+        Ok(Some(level)) if *level > SimdLevel::detected() => Err(SimError::SimdSetting(format!(
+            "{SIMD_ENV}={level} asks for instructions this CPU lacks; it runs {}",
+            SimdLevel::detected()
+        ))),
+        Ok(_) => Ok(()),
+        Err(value) => Err(SimError::SimdSetting(format!(
+            "{SIMD_ENV}={value:?} is not a level; use one of portable, avx2, avx512"
+        ))),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_test_machine_runs_this_build() {
         // If this fails, the tests would have crashed anyway.
-        super::check().unwrap();
-        assert!(!super::simd_level().is_empty());
+        check().unwrap();
+        assert!(simd_level() <= SimdLevel::detected());
+    }
+
+    #[test]
+    fn levels_round_trip_their_names() {
+        for level in SimdLevel::ALL {
+            assert_eq!(SimdLevel::from_name(level.name()), Some(level));
+        }
+        assert_eq!(SimdLevel::from_name("sse9"), None);
+        assert!(SimdLevel::Portable < SimdLevel::Avx2 && SimdLevel::Avx2 < SimdLevel::Avx512);
     }
 }

@@ -90,6 +90,9 @@ pub enum SimError {
         /// The missing feature, e.g. `"avx2"`.
         missing: &'static str,
     },
+    /// `KETTLE_SIMD` names no level, or one this CPU cannot run.
+    #[error("{0}")]
+    SimdSetting(String),
     /// The thread pool could not be created.
     #[error("could not start {threads} worker threads: {message}")]
     ThreadPool {

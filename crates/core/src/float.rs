@@ -1,21 +1,20 @@
-//! The two precisions a state can have, and the SIMD vector each one uses.
+//! The two precisions a state can have, and the SIMD vectors each one uses.
 //!
-//! Each precision fixes a `wide` vector of `LANES` values, and a state is
-//! stored in blocks of `LANES` real parts followed by `LANES` imaginary parts
-//! (qsim's layout): kernels then do complex arithmetic with vertical vector
-//! operations only. The vector is one machine register: with AVX-512, f64
-//! uses `F64V` and f32 `F32V`; otherwise `f64x4` and `f32x8` (one AVX2
-//! register). Wider vectors on AVX2 would be register pairs, and a dense
-//! kernel's inputs, outputs and coefficients would then no longer fit in the
-//! 16 registers (measured: 1.8 instead of 1.3 passes for a 1-qubit gate).
+//! A state is stored in blocks of `LANES` real parts followed by `LANES`
+//! imaginary parts (qsim's layout): kernels then do complex arithmetic with
+//! vertical vector operations only. `LANES` is the AVX-512 width (8 at f64,
+//! 16 at f32) whatever the CPU: one register there, two with AVX2, so the
+//! layout does not depend on the SIMD level the kernels run at (see
+//! [`crate::cpu`]). `Float::V` is the portable vector of a block half, which
+//! code outside the kernels uses; the kernels load the same memory into the
+//! vector of their level (`Float::Avx2`, `Float::Avx512`).
 
 use std::fmt::Debug;
 use std::ops::{Add, Mul, Sub};
 
-#[cfg(not(target_feature = "avx512f"))]
-use wide::{f32x8 as F32V, f64x4 as F64V};
-#[cfg(target_feature = "avx512f")]
 use wide::{f32x16 as F32V, f64x8 as F64V};
+
+use crate::kernels::Lanes;
 
 mod sealed {
     pub trait Sealed {}
@@ -36,7 +35,14 @@ pub trait Float:
         + Debug
         + Add<Output = Self::V>
         + Sub<Output = Self::V>
-        + Mul<Output = Self::V>;
+        + Mul<Output = Self::V>
+        + Lanes<Self>;
+    /// The kernels' vector at the AVX2 level.
+    #[doc(hidden)]
+    type Avx2: Lanes<Self>;
+    /// The kernels' vector at the AVX-512 level.
+    #[doc(hidden)]
+    type Avx512: Lanes<Self>;
     /// Values per vector.
     const LANES: usize;
     /// `log2(LANES)`: qubits below this index live inside one block.
@@ -58,36 +64,20 @@ pub trait Float:
     fn mul_add(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     /// `c - a * b`, fused where the CPU allows.
     fn mul_neg_add(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
-    /// The vector whose lane `i` is lane `i ^ mask` of `v` (`mask < LANES`).
-    fn xor_lanes(v: Self::V, mask: usize) -> Self::V;
 }
 
-/// `out[i] = v[i ^ M]`: a constant shuffle the compiler turns into one permute.
-macro_rules! xor_shuffle {
-    ($v:expr, $mask:expr, $ty:ty, $lanes:expr, [$($m:literal),*]) => {{
-        #[inline(always)]
-        fn shuffle<const M: usize>(v: $ty) -> $ty {
-            let a = v.to_array();
-            <$ty>::new(std::array::from_fn(|i| a[i ^ M]))
-        }
-        const LANES: usize = $lanes;
-        match $mask {
-            0 => $v,
-            $($m if $m < LANES => shuffle::<{ $m % LANES }>($v),)*
-            _ => unreachable!("lane mask {} out of range", $mask),
-        }
-    }};
-}
-
-#[cfg(target_feature = "avx512f")]
-const F64_LOG_LANES: u32 = 3;
-#[cfg(not(target_feature = "avx512f"))]
-const F64_LOG_LANES: u32 = 2;
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::x86::{Avx2F32, Avx2F64, Avx512F32, Avx512F64};
+// Elsewhere only the portable level exists (`SimdLevel::detected`).
+#[cfg(not(target_arch = "x86_64"))]
+use {F32V as Avx2F32, F32V as Avx512F32, F64V as Avx2F64, F64V as Avx512F64};
 
 impl Float for f64 {
     type V = F64V;
-    const LANES: usize = 1 << F64_LOG_LANES;
-    const LOG_LANES: u32 = F64_LOG_LANES;
+    type Avx2 = Avx2F64;
+    type Avx512 = Avx512F64;
+    const LANES: usize = 8;
+    const LOG_LANES: u32 = 3;
     const NAME: &'static str = "f64";
 
     #[inline(always)]
@@ -118,16 +108,14 @@ impl Float for f64 {
     fn mul_neg_add(a: F64V, b: F64V, c: F64V) -> F64V {
         a.mul_neg_add(b, c)
     }
-    #[inline(always)]
-    fn xor_lanes(v: F64V, mask: usize) -> F64V {
-        xor_shuffle!(v, mask, F64V, <f64 as Float>::LANES, [1, 2, 3, 4, 5, 6, 7])
-    }
 }
 
 impl Float for f32 {
     type V = F32V;
-    const LANES: usize = 2 * f64::LANES;
-    const LOG_LANES: u32 = F64_LOG_LANES + 1;
+    type Avx2 = Avx2F32;
+    type Avx512 = Avx512F32;
+    const LANES: usize = 16;
+    const LOG_LANES: u32 = 4;
     const NAME: &'static str = "f32";
 
     #[inline(always)]
@@ -158,16 +146,6 @@ impl Float for f32 {
     fn mul_neg_add(a: F32V, b: F32V, c: F32V) -> F32V {
         a.mul_neg_add(b, c)
     }
-    #[inline(always)]
-    fn xor_lanes(v: F32V, mask: usize) -> F32V {
-        xor_shuffle!(
-            v,
-            mask,
-            F32V,
-            <f32 as Float>::LANES,
-            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
-        )
-    }
 }
 
 #[cfg(test)]
@@ -176,16 +154,16 @@ mod tests {
 
     fn check<F: Float>() {
         let v = F::from_fn(|i| F::from_f64(i as f64));
-        for mask in 0..F::LANES {
-            let p = F::xor_lanes(v, mask);
-            for i in 0..F::LANES {
-                assert_eq!(F::lane(&p, i).to_f64(), (i ^ mask) as f64);
-            }
-        }
         let fma = F::mul_add(v, v, F::splat(F::from_f64(1.0)));
         let neg = F::mul_neg_add(v, v, F::splat(F::from_f64(1.0)));
         assert_eq!(F::lane(&fma, 3).to_f64(), 10.0);
         assert_eq!(F::lane(&neg, 3).to_f64(), -8.0);
+        assert_eq!(
+            std::mem::size_of::<F::V>(),
+            64,
+            "a block half is one cache line"
+        );
+        assert_eq!(std::mem::align_of::<F::V>(), 64);
     }
 
     #[test]

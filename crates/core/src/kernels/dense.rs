@@ -7,33 +7,38 @@
 
 use num_complex::Complex64;
 
-use super::{BlockPtr, Split, cmul_add, coefficient_block, xor_lanes};
+use super::{BlockPtr, Lanes, Reg, Split, cmul_add, coefficient_block, xor_lanes};
 use crate::float::Float;
 use crate::par::Parallelism;
 use crate::state::Block;
 
 /// Runs the loop unrolled for the group size and the number of lane flips
 /// where there is one (every block of up to 4 dense qubits has one).
-pub(super) fn run<F: Float>(ptr: BlockPtr<F>, split: &Split, coef: &[Block<F>], par: &Parallelism) {
+pub(super) fn run<F: Float, V: Lanes<F>>(
+    ptr: BlockPtr<F>,
+    split: &Split,
+    coef: &[Block<F>],
+    par: &Parallelism,
+) {
     match (split.nb(), split.perms.len()) {
-        (1, 1) => run_nb::<F, 1, 1>(ptr, split, coef, par),
-        (1, 2) => run_nb::<F, 1, 2>(ptr, split, coef, par),
-        (1, 4) => run_nb::<F, 1, 4>(ptr, split, coef, par),
-        (1, 8) => run_nb::<F, 1, 8>(ptr, split, coef, par),
-        (1, 16) => run_nb::<F, 1, 16>(ptr, split, coef, par),
-        (2, 1) => run_nb::<F, 2, 1>(ptr, split, coef, par),
-        (2, 2) => run_nb::<F, 2, 2>(ptr, split, coef, par),
-        (2, 4) => run_nb::<F, 2, 4>(ptr, split, coef, par),
-        (2, 8) => run_nb::<F, 2, 8>(ptr, split, coef, par),
-        (4, 1) => run_nb::<F, 4, 1>(ptr, split, coef, par),
-        (4, 2) => run_nb::<F, 4, 2>(ptr, split, coef, par),
-        (4, 4) => run_nb::<F, 4, 4>(ptr, split, coef, par),
-        (8, 1) => run_nb::<F, 8, 1>(ptr, split, coef, par),
-        (8, 2) => run_nb::<F, 8, 2>(ptr, split, coef, par),
-        (16, 1) => run_nb::<F, 16, 1>(ptr, split, coef, par),
-        (32, 1) => run_nb::<F, 32, 1>(ptr, split, coef, par),
-        (64, 1) => run_nb::<F, 64, 1>(ptr, split, coef, par),
-        _ => run_any(ptr, split, coef, par),
+        (1, 1) => run_nb::<F, V, 1, 1>(ptr, split, coef, par),
+        (1, 2) => run_nb::<F, V, 1, 2>(ptr, split, coef, par),
+        (1, 4) => run_nb::<F, V, 1, 4>(ptr, split, coef, par),
+        (1, 8) => run_nb::<F, V, 1, 8>(ptr, split, coef, par),
+        (1, 16) => run_nb::<F, V, 1, 16>(ptr, split, coef, par),
+        (2, 1) => run_nb::<F, V, 2, 1>(ptr, split, coef, par),
+        (2, 2) => run_nb::<F, V, 2, 2>(ptr, split, coef, par),
+        (2, 4) => run_nb::<F, V, 2, 4>(ptr, split, coef, par),
+        (2, 8) => run_nb::<F, V, 2, 8>(ptr, split, coef, par),
+        (4, 1) => run_nb::<F, V, 4, 1>(ptr, split, coef, par),
+        (4, 2) => run_nb::<F, V, 4, 2>(ptr, split, coef, par),
+        (4, 4) => run_nb::<F, V, 4, 4>(ptr, split, coef, par),
+        (8, 1) => run_nb::<F, V, 8, 1>(ptr, split, coef, par),
+        (8, 2) => run_nb::<F, V, 8, 2>(ptr, split, coef, par),
+        (16, 1) => run_nb::<F, V, 16, 1>(ptr, split, coef, par),
+        (32, 1) => run_nb::<F, V, 32, 1>(ptr, split, coef, par),
+        (64, 1) => run_nb::<F, V, 64, 1>(ptr, split, coef, par),
+        _ => run_any::<F, V>(ptr, split, coef, par),
     }
 }
 
@@ -65,7 +70,7 @@ pub(super) fn coefficients<F: Float>(split: &Split, m: &[Complex64]) -> Vec<Bloc
 /// copies included) are loaded once, then each output block is one chain of
 /// multiply-adds, stored as soon as it is done (row by row, so that only one
 /// accumulator is live beside the inputs).
-fn run_nb<F: Float, const NB: usize, const NP: usize>(
+fn run_nb<F: Float, V: Lanes<F>, const NB: usize, const NP: usize>(
     ptr: BlockPtr<F>,
     split: &Split,
     coef: &[Block<F>],
@@ -75,72 +80,91 @@ fn run_nb<F: Float, const NB: usize, const NP: usize>(
     let offsets: [usize; NB] = std::array::from_fn(|h| split.offsets[h]);
     let coef = &coef[..NB * NB * NP];
     par.for_each_range(split.num_groups, NB * F::LANES, |groups| {
-        split.for_each_run(groups, |base, len| {
-            let mut at = [std::ptr::null_mut::<Block<F>>(); NB];
-            for h in 0..NB {
-                at[h] = ptr.at(base + offsets[h]);
-            }
-            for i in 0..len {
-                // Plain loops, not `array::from_fn`: its closures are not
-                // always inlined, and then every block goes through memory.
-                let mut x = [[Block::<F>::zero(); NP]; NB];
-                for h in 0..NB {
-                    // SAFETY: the run's blocks belong to this range of
-                    // groups only, and `at[h] + i` stays inside the run's
-                    // window of the buffer (see `Split::for_each_run`).
-                    let b = unsafe { *at[h].add(i) };
-                    x[h][0] = b;
-                    for p in 1..NP {
-                        x[h][p] = xor_lanes(&b, perms[p]);
-                    }
-                }
-                for j in 0..NB {
-                    let row = &coef[j * NB * NP..][..NB * NP];
-                    let mut acc = Block::<F>::zero();
-                    for h in 0..NB {
-                        for p in 0..NP {
-                            cmul_add(&row[h * NP + p], &x[h][p], &mut acc);
+        V::vectorize(
+            #[inline(always)]
+            || {
+                split.for_each_run(
+                    groups,
+                    #[inline(always)]
+                    |base, len| {
+                        let mut at = [std::ptr::null_mut::<Block<F>>(); NB];
+                        for h in 0..NB {
+                            at[h] = ptr.at(base + offsets[h]);
                         }
-                    }
-                    // SAFETY: as for the loads; every input is already loaded.
-                    unsafe { *at[j].add(i) = acc };
-                }
-            }
-        });
+                        for i in 0..len {
+                            // Plain loops, not `array::from_fn`: its closures are not
+                            // always inlined, and then every block goes through memory.
+                            let mut x = [[Reg::<V>::zero(); NP]; NB];
+                            for h in 0..NB {
+                                // SAFETY: the run's blocks belong to this range of
+                                // groups only, and `at[h] + i` stays inside the run's
+                                // window of the buffer (see `Split::for_each_run`).
+                                let b = Reg::load(unsafe { &*at[h].add(i) });
+                                x[h][0] = b;
+                                for p in 1..NP {
+                                    x[h][p] = xor_lanes(&b, perms[p]);
+                                }
+                            }
+                            for j in 0..NB {
+                                let row = &coef[j * NB * NP..][..NB * NP];
+                                let mut acc = Reg::<V>::zero();
+                                for h in 0..NB {
+                                    for p in 0..NP {
+                                        cmul_add(&Reg::load(&row[h * NP + p]), &x[h][p], &mut acc);
+                                    }
+                                }
+                                // SAFETY: as for the loads; every input is already loaded.
+                                acc.store(unsafe { &mut *at[j].add(i) });
+                            }
+                        }
+                    },
+                );
+            },
+        );
     });
 }
 
 /// The same loop for groups of more than 64 blocks (explicit matrices on 7
 /// or more high qubits), with scratch space per range instead of arrays.
-fn run_any<F: Float>(ptr: BlockPtr<F>, split: &Split, coef: &[Block<F>], par: &Parallelism) {
+fn run_any<F: Float, V: Lanes<F>>(
+    ptr: BlockPtr<F>,
+    split: &Split,
+    coef: &[Block<F>],
+    par: &Parallelism,
+) {
     let nb = split.nb();
     let np = split.perms.len();
     par.for_each_range(split.num_groups, nb * F::LANES, |groups| {
-        let mut input = vec![Block::<F>::zero(); nb];
-        let mut out = vec![Block::<F>::zero(); nb];
-        for g in groups {
-            let base = split.group_base(g);
-            for h in 0..nb {
-                // SAFETY: as in `run`.
-                input[h] = unsafe { ptr.load(base + split.offsets[h]) };
-            }
-            out.fill(Block::zero());
-            for h in 0..nb {
-                for (p, &pm) in split.perms.iter().enumerate() {
-                    let x = if pm == 0 {
-                        input[h]
-                    } else {
-                        xor_lanes(&input[h], pm)
-                    };
+        V::vectorize(
+            #[inline(always)]
+            || {
+                let mut input = vec![Reg::<V>::zero(); nb];
+                let mut out = vec![Reg::<V>::zero(); nb];
+                for g in groups {
+                    let base = split.group_base(g);
+                    for h in 0..nb {
+                        // SAFETY: as in `run`.
+                        input[h] = unsafe { ptr.load(base + split.offsets[h]) };
+                    }
+                    out.fill(Reg::zero());
+                    for h in 0..nb {
+                        for (p, &pm) in split.perms.iter().enumerate() {
+                            let x = if pm == 0 {
+                                input[h]
+                            } else {
+                                xor_lanes(&input[h], pm)
+                            };
+                            for j in 0..nb {
+                                cmul_add(&Reg::load(&coef[(j * nb + h) * np + p]), &x, &mut out[j]);
+                            }
+                        }
+                    }
                     for j in 0..nb {
-                        cmul_add(&coef[(j * nb + h) * np + p], &x, &mut out[j]);
+                        // SAFETY: as in `run`.
+                        unsafe { ptr.store(base + split.offsets[j], out[j]) };
                     }
                 }
-            }
-            for j in 0..nb {
-                // SAFETY: as in `run`.
-                unsafe { ptr.store(base + split.offsets[j], out[j]) };
-            }
-        }
+            },
+        );
     });
 }

@@ -4,7 +4,7 @@
 
 use num_complex::Complex64;
 
-use super::{BlockPtr, Split, cmul, coefficient_block};
+use super::{BlockPtr, Lanes, Reg, Split, cmul, coefficient_block};
 use crate::float::Float;
 use crate::par::Parallelism;
 use crate::state::Block;
@@ -24,18 +24,34 @@ pub(super) fn coefficients<F: Float>(split: &Split, diag: &[Complex64]) -> Vec<B
         .collect()
 }
 
-pub(super) fn run<F: Float>(ptr: BlockPtr<F>, split: &Split, coef: &[Block<F>], par: &Parallelism) {
+pub(super) fn run<F: Float, V: Lanes<F>>(
+    ptr: BlockPtr<F>,
+    split: &Split,
+    coef: &[Block<F>],
+    par: &Parallelism,
+) {
     par.for_each_range(split.num_groups, split.nb() * F::LANES, |groups| {
-        split.for_each_run(groups, |base, len| {
-            for (c, &o) in coef.iter().zip(&split.offsets) {
-                let at = ptr.at(base + o);
-                for i in 0..len {
-                    // SAFETY: the run's blocks belong to this range of
-                    // groups only, and `at + i` stays inside the run's
-                    // window of the buffer (see `Split::for_each_run`).
-                    unsafe { *at.add(i) = cmul(c, &*at.add(i)) };
-                }
-            }
-        });
+        V::vectorize(
+            #[inline(always)]
+            || {
+                split.for_each_run(
+                    groups,
+                    #[inline(always)]
+                    |base, len| {
+                        for (c, &o) in coef.iter().zip(&split.offsets) {
+                            let c = Reg::<V>::load(c);
+                            let at = ptr.at(base + o);
+                            for i in 0..len {
+                                // SAFETY: the run's blocks belong to this range of
+                                // groups only, and `at + i` stays inside the run's
+                                // window of the buffer (see `Split::for_each_run`).
+                                let b = unsafe { &mut *at.add(i) };
+                                cmul(&c, &Reg::load(b)).store(b);
+                            }
+                        }
+                    },
+                );
+            },
+        );
     });
 }

@@ -18,22 +18,34 @@
 //! `prepare` step (the group layout and per-lane coefficients, computed once)
 //! and a run over the groups, so that a [`Prepared`] operation can be applied
 //! to many cache-sized chunks (`chunks`) without preparing it again.
+//!
+//! Each kernel is generic over the vector it computes with ([`Lanes`]) and
+//! is instantiated once per SIMD level; preparing an operation picks the
+//! instantiation of the process's level ([`crate::cpu::simd_level`]), so
+//! applying it is one indirect call, not a branch per block. Inside, each
+//! range of groups runs through [`Lanes::vectorize`], compiled with the
+//! level's instructions.
 
 #![allow(unsafe_code)]
 
 mod chunks;
 mod dense;
 mod diagonal;
+mod lanes;
 mod monomial;
 pub(crate) mod reduce;
 mod split;
 
+use crate::cpu::SimdLevel;
 use crate::float::Float;
 use crate::op::{KernelOp, OpMatrix};
 use crate::par::Parallelism;
 use crate::state::{Block, block_address};
 
 pub(crate) use chunks::apply_stage;
+pub(crate) use lanes::Lanes;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use lanes::x86;
 pub(crate) use split::Split;
 
 /// Applies `op` to the state held in `blocks` (`n` qubits).
@@ -45,10 +57,35 @@ pub(crate) fn apply<F: Float>(blocks: &mut [Block<F>], n: u32, op: &KernelOp, pa
 }
 
 /// An operation ready to run on a state of a given size: where its groups
-/// lie and what each kernel multiplies by.
+/// lie, what each kernel multiplies by, and the kernels of the SIMD level
+/// to run it with.
 pub(crate) struct Prepared<F: Float> {
     split: Split,
     kind: Kind<F>,
+    run: Runner<F>,
+}
+
+/// [`run`] instantiated for one precision and SIMD level.
+type Runner<F> = fn(&Split, &Kind<F>, BlockPtr<F>, &Parallelism);
+
+/// The kernels of `level`.
+fn runner<F: Float>(level: SimdLevel) -> Runner<F> {
+    match level {
+        SimdLevel::Portable => run::<F, F::V>,
+        SimdLevel::Avx2 => run::<F, F::Avx2>,
+        SimdLevel::Avx512 => run::<F, F::Avx512>,
+    }
+}
+
+/// Runs a prepared operation with the vectors `V`.
+fn run<F: Float, V: Lanes<F>>(split: &Split, kind: &Kind<F>, ptr: BlockPtr<F>, par: &Parallelism) {
+    match kind {
+        Kind::Identity => {}
+        Kind::Diagonal(coef) => diagonal::run::<F, V>(ptr, split, coef, par),
+        Kind::Dense(coef) => dense::run::<F, V>(ptr, split, coef, par),
+        Kind::Moves(moves) => monomial::run_moves::<F, V>(ptr, split, moves, par),
+        Kind::Terms(terms) => monomial::run_terms::<F, V>(ptr, split, terms, par),
+    }
 }
 
 /// What a prepared operation runs.
@@ -66,8 +103,15 @@ enum Kind<F: Float> {
 }
 
 impl<F: Float> Prepared<F> {
-    /// Prepares `op` for states of `n` qubits.
+    /// Prepares `op` for states of `n` qubits, at the process's SIMD level.
     pub(crate) fn new(n: u32, op: &KernelOp) -> Self {
+        Self::at_level(crate::cpu::simd_level(), n, op)
+    }
+
+    /// Prepares `op` for states of `n` qubits, to run at `level` (which the
+    /// CPU must have: the vectors' instructions are not checked again).
+    pub(crate) fn at_level(level: SimdLevel, n: u32, op: &KernelOp) -> Self {
+        debug_assert!(level <= SimdLevel::detected());
         let split = Split::new::<F>(n, &op.targets, &op.controls);
         let kind = if op.is_identity() {
             Kind::Identity
@@ -78,7 +122,11 @@ impl<F: Float> Prepared<F> {
                 OpMatrix::Dense(m) => Kind::Dense(dense::coefficients(&split, m)),
             }
         };
-        Prepared { split, kind }
+        Prepared {
+            split,
+            kind,
+            run: runner::<F>(level.min(SimdLevel::detected())),
+        }
     }
 
     /// Applies the operation to `blocks`, a state of the size it was prepared for.
@@ -88,14 +136,7 @@ impl<F: Float> Prepared<F> {
             blocks.len(),
             block_address::<F>(split.block_count() - 1) + 1
         );
-        let ptr = BlockPtr::new(blocks);
-        match &self.kind {
-            Kind::Identity => {}
-            Kind::Diagonal(coef) => diagonal::run(ptr, split, coef, par),
-            Kind::Dense(coef) => dense::run(ptr, split, coef, par),
-            Kind::Moves(moves) => monomial::run_moves(ptr, split, moves, par),
-            Kind::Terms(terms) => monomial::run_terms(ptr, split, terms, par),
-        }
+        (self.run)(split, &self.kind, BlockPtr::new(blocks), par);
     }
 }
 
@@ -123,12 +164,12 @@ impl<F: Float> BlockPtr<F> {
     /// # Safety
     /// No other thread may be writing block `i`.
     #[inline(always)]
-    unsafe fn load(self, i: usize) -> Block<F> {
+    unsafe fn load<V: Lanes<F>>(self, i: usize) -> Reg<V> {
         let a = block_address::<F>(i);
         debug_assert!(a < self.1);
         // SAFETY: `a` is in bounds (the group arithmetic guarantees it, and
         // debug builds check it); exclusivity is the caller's contract.
-        unsafe { *self.0.add(a) }
+        Reg::load(unsafe { &*self.0.add(a) })
     }
 
     /// Where logical block `i` lives: the start of a run of blocks (see
@@ -157,38 +198,78 @@ impl<F: Float> BlockPtr<F> {
     /// # Safety
     /// No other thread may be reading or writing block `i`.
     #[inline(always)]
-    unsafe fn store(self, i: usize, b: Block<F>) {
+    unsafe fn store<V: Lanes<F>>(self, i: usize, b: Reg<V>) {
         let a = block_address::<F>(i);
         debug_assert!(a < self.1);
         // SAFETY: as in `load`.
-        unsafe { *self.0.add(a) = b }
+        b.store(unsafe { &mut *self.0.add(a) });
+    }
+}
+
+/// A block in the registers of one SIMD level: `V` is [`Lanes`].
+#[derive(Clone, Copy)]
+struct Reg<V> {
+    re: V,
+    im: V,
+}
+
+impl<V> Reg<V> {
+    /// Loads a block of the state (or of prepared coefficients).
+    #[inline(always)]
+    fn load<F: Float>(b: &Block<F>) -> Self
+    where
+        V: Lanes<F>,
+    {
+        Reg {
+            re: V::load(&b.re),
+            im: V::load(&b.im),
+        }
+    }
+
+    /// Stores into a block of the state.
+    #[inline(always)]
+    fn store<F: Float>(self, to: &mut Block<F>)
+    where
+        V: Lanes<F>,
+    {
+        self.re.store(&mut to.re);
+        self.im.store(&mut to.im);
+    }
+
+    #[inline(always)]
+    fn zero<F: Float>() -> Self
+    where
+        V: Lanes<F>,
+    {
+        let z = V::splat(F::from_f64(0.0));
+        Reg { re: z, im: z }
     }
 }
 
 /// `acc += c · x` on complex blocks (four fused multiply-adds).
 #[inline(always)]
-fn cmul_add<F: Float>(c: &Block<F>, x: &Block<F>, acc: &mut Block<F>) {
-    acc.re = F::mul_add(c.re, x.re, acc.re);
-    acc.re = F::mul_neg_add(c.im, x.im, acc.re);
-    acc.im = F::mul_add(c.re, x.im, acc.im);
-    acc.im = F::mul_add(c.im, x.re, acc.im);
+fn cmul_add<F: Float, V: Lanes<F>>(c: &Reg<V>, x: &Reg<V>, acc: &mut Reg<V>) {
+    acc.re = c.re.mul_add(x.re, acc.re);
+    acc.re = c.im.mul_neg_add(x.im, acc.re);
+    acc.im = c.re.mul_add(x.im, acc.im);
+    acc.im = c.im.mul_add(x.re, acc.im);
 }
 
 /// `c · x` on complex blocks.
 #[inline(always)]
-fn cmul<F: Float>(c: &Block<F>, x: &Block<F>) -> Block<F> {
-    Block {
-        re: F::mul_neg_add(c.im, x.im, c.re * x.re),
-        im: F::mul_add(c.im, x.re, c.re * x.im),
+fn cmul<F: Float, V: Lanes<F>>(c: &Reg<V>, x: &Reg<V>) -> Reg<V> {
+    Reg {
+        re: c.im.mul_neg_add(x.im, c.re * x.re),
+        im: c.im.mul_add(x.re, c.re * x.im),
     }
 }
 
 /// Permutes the lanes of both halves of a block: lane `i` takes lane `i ^ mask`.
 #[inline(always)]
-fn xor_lanes<F: Float>(b: &Block<F>, mask: usize) -> Block<F> {
-    Block {
-        re: F::xor_lanes(b.re, mask),
-        im: F::xor_lanes(b.im, mask),
+fn xor_lanes<F: Float, V: Lanes<F>>(b: &Reg<V>, mask: usize) -> Reg<V> {
+    Reg {
+        re: b.re.xor_lanes(mask),
+        im: b.im.xor_lanes(mask),
     }
 }
 

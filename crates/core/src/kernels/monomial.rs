@@ -7,7 +7,7 @@
 use num_complex::Complex64;
 use smallvec::SmallVec;
 
-use super::{BlockPtr, Kind, Split, all_zero, cmul_add, coefficient_block, xor_lanes};
+use super::{BlockPtr, Kind, Lanes, Reg, Split, all_zero, cmul_add, coefficient_block, xor_lanes};
 use crate::float::Float;
 use crate::par::Parallelism;
 use crate::state::Block;
@@ -55,17 +55,17 @@ pub(super) fn prepare<F: Float>(split: &Split, src: &[usize], phase: &[Complex64
 }
 
 /// Runs pure moves, unrolled for the group size.
-pub(super) fn run_moves<F: Float>(
+pub(super) fn run_moves<F: Float, V: Lanes<F>>(
     ptr: BlockPtr<F>,
     split: &Split,
     moves: &[(usize, usize)],
     par: &Parallelism,
 ) {
     match split.nb() {
-        1 => run_moves_nb::<F, 1>(ptr, split, moves, par),
-        2 => run_moves_nb::<F, 2>(ptr, split, moves, par),
-        4 => run_moves_nb::<F, 4>(ptr, split, moves, par),
-        _ => run_moves_nb::<F, 8>(ptr, split, moves, par),
+        1 => run_moves_nb::<F, V, 1>(ptr, split, moves, par),
+        2 => run_moves_nb::<F, V, 2>(ptr, split, moves, par),
+        4 => run_moves_nb::<F, V, 4>(ptr, split, moves, par),
+        _ => run_moves_nb::<F, V, 8>(ptr, split, moves, par),
     }
 }
 
@@ -77,7 +77,7 @@ pub(super) fn run_moves<F: Float>(
 /// when all of them read zero their places already hold zero and nothing is
 /// stored: writing zeros would only make the kernel zero fresh pages, which
 /// dominated sparse states such as GHZ.
-fn run_moves_nb<F: Float, const NB: usize>(
+fn run_moves_nb<F: Float, V: Lanes<F>, const NB: usize>(
     ptr: BlockPtr<F>,
     split: &Split,
     moves: &[(usize, usize)],
@@ -93,46 +93,55 @@ fn run_moves_nb<F: Float, const NB: usize>(
         return;
     }
     par.for_each_range(split.num_groups, NB * F::LANES, |groups| {
-        split.for_each_run(groups, |base, len| {
-            let mut from = [std::ptr::null_mut::<Block<F>>(); NB];
-            let mut to = [std::ptr::null_mut::<Block<F>>(); NB];
-            for j in 0..NB {
-                from[j] = ptr.at(base + sources[j]);
-                to[j] = ptr.at(base + offsets[j]);
-            }
-            for i in 0..len {
-                let mut moved = [Block::<F>::zero(); NB];
-                for j in 0..NB {
-                    if moved_here[j] {
-                        // SAFETY: the run's blocks belong to this range of
-                        // groups only, and `from[j] + i` stays inside the
-                        // run's window of the buffer (see
-                        // `Split::for_each_run`); all loads precede the stores.
-                        moved[j] = unsafe { *from[j].add(i) };
-                    }
-                }
-                if all_zero(&moved[..]) {
-                    continue;
-                }
-                for j in 0..NB {
-                    if !moved_here[j] {
-                        continue;
-                    }
-                    let out = if flips[j] == 0 {
-                        moved[j]
-                    } else {
-                        xor_lanes(&moved[j], flips[j])
-                    };
-                    // SAFETY: as for the loads.
-                    unsafe { *to[j].add(i) = out };
-                }
-            }
-        });
+        V::vectorize(
+            #[inline(always)]
+            || {
+                split.for_each_run(
+                    groups,
+                    #[inline(always)]
+                    |base, len| {
+                        let mut from = [std::ptr::null_mut::<Block<F>>(); NB];
+                        let mut to = [std::ptr::null_mut::<Block<F>>(); NB];
+                        for j in 0..NB {
+                            from[j] = ptr.at(base + sources[j]);
+                            to[j] = ptr.at(base + offsets[j]);
+                        }
+                        for i in 0..len {
+                            let mut moved = [Block::<F>::zero(); NB];
+                            for j in 0..NB {
+                                if moved_here[j] {
+                                    // SAFETY: the run's blocks belong to this range of
+                                    // groups only, and `from[j] + i` stays inside the
+                                    // run's window of the buffer (see
+                                    // `Split::for_each_run`); all loads precede the stores.
+                                    moved[j] = unsafe { *from[j].add(i) };
+                                }
+                            }
+                            if all_zero(&moved[..]) {
+                                continue;
+                            }
+                            for j in 0..NB {
+                                if !moved_here[j] {
+                                    continue;
+                                }
+                                // SAFETY: as for the loads.
+                                let to = unsafe { &mut *to[j].add(i) };
+                                if flips[j] == 0 {
+                                    *to = moved[j];
+                                } else {
+                                    xor_lanes(&Reg::<V>::load(&moved[j]), flips[j]).store(to);
+                                }
+                            }
+                        }
+                    },
+                );
+            },
+        );
     });
 }
 
 /// The general case: every output block a sum of weighted, lane-flipped inputs.
-pub(super) fn run_terms<F: Float>(
+pub(super) fn run_terms<F: Float, V: Lanes<F>>(
     ptr: BlockPtr<F>,
     split: &Split,
     terms: &[Terms<F>],
@@ -140,28 +149,35 @@ pub(super) fn run_terms<F: Float>(
 ) {
     let nb = split.nb();
     par.for_each_range(split.num_groups, nb * F::LANES, |groups| {
-        let mut input: SmallVec<[Block<F>; 16]> = SmallVec::from_elem(Block::zero(), nb);
-        for g in groups {
-            let base = split.group_base(g);
-            for h in 0..nb {
-                // SAFETY: each group's blocks belong to it alone, and each
-                // range of groups to one thread.
-                input[h] = unsafe { ptr.load(base + split.offsets[h]) };
-            }
-            for (j, terms) in terms.iter().enumerate() {
-                let mut out = Block::zero();
-                for t in terms {
-                    match t {
-                        Term::Copy { h, pm } => out = xor_lanes(&input[*h], *pm),
-                        Term::Weighted { h, pm, coef } => {
-                            cmul_add(coef, &xor_lanes(&input[*h], *pm), &mut out)
+        V::vectorize(
+            #[inline(always)]
+            || {
+                let mut input: SmallVec<[Reg<V>; 16]> = SmallVec::from_elem(Reg::zero(), nb);
+                for g in groups {
+                    let base = split.group_base(g);
+                    for h in 0..nb {
+                        // SAFETY: each group's blocks belong to it alone, and each
+                        // range of groups to one thread.
+                        input[h] = unsafe { ptr.load(base + split.offsets[h]) };
+                    }
+                    for (j, terms) in terms.iter().enumerate() {
+                        let mut out = Reg::zero();
+                        for t in terms {
+                            match t {
+                                Term::Copy { h, pm } => out = xor_lanes(&input[*h], *pm),
+                                Term::Weighted { h, pm, coef } => cmul_add(
+                                    &Reg::load(coef),
+                                    &xor_lanes(&input[*h], *pm),
+                                    &mut out,
+                                ),
+                            }
                         }
+                        // SAFETY: as for the loads.
+                        unsafe { ptr.store(base + split.offsets[j], out) };
                     }
                 }
-                // SAFETY: as for the loads.
-                unsafe { ptr.store(base + split.offsets[j], out) };
-            }
-        }
+            },
+        );
     });
 }
 
