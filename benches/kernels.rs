@@ -2,8 +2,8 @@
 //! across iterations, per kernel kind, plus a plain memory pass of the same
 //! bytes to compare with in the same run.
 //!
-//! Groups (benchmark ids are `<group>/<precision>/n<N>/<what>/t<threads>`,
-//! e.g. `dense1q/f64/n24/q22/t1`, `diagonal/f64/n24/cp_q2_23/t1`):
+//! Groups (benchmark ids are `<group>/<precision>/n<N>/<what>/t<threads>/<simd>`,
+//! e.g. `dense1q/f64/n24/q22/t1/avx512`, `diagonal/f64/n24/cp_q2_23/t1/avx2`):
 //!
 //! - `dense1q`: `u(θ, φ, λ)` on qubit 1 (inside a SIMD block) and on qubit
 //!   n−2; f64 and f32, n = 20, 24, 26.
@@ -19,6 +19,10 @@
 //! - `memory_pass`: `x = x·s + 1e-300` over a `Vec<f64>` of `16·2^n` bytes
 //!   (the f64 state's size), split over the threads with scoped threads.
 //!
+//! Every kernel runs at each SIMD level in `KETTLE_BENCH_SIMD` (a comma
+//! list such as `avx512,avx2,portable`; default: every level this CPU runs),
+//! as the last part of its id, in one run of one binary.
+//!
 //! Everything except `dense1q` and `memory_pass` runs at f64, n = 20 and 24.
 //! Thread counts come from `KETTLE_BENCH_THREADS` (default `1`), e.g.
 //! `KETTLE_BENCH_THREADS=1,2`. Throughput is in amplitudes (elements) per
@@ -32,7 +36,7 @@ use std::time::Duration;
 use common::SplitMix64;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
-use kettle_core::{Float, Parallelism, StateVector};
+use kettle_core::{Float, Parallelism, StateVector, cpu};
 use kettle_ir::{Control, Gate, MatrixKind, Qubit, StandardGate, UnitaryMatrix};
 
 /// Sizes of every group but `dense1q` and `memory_pass`.
@@ -91,23 +95,26 @@ fn bench_case<F: Float>(
     pools: &[(usize, Parallelism)],
 ) {
     group.throughput(Throughput::Elements(1u64 << n));
+    let mut state: Option<StateVector<F>> = None;
     for (t, par) in pools {
-        let id = format!("{}/n{n}/{}/t{t}", F::NAME, case.what);
-        let mut state: Option<StateVector<F>> = None;
-        group.bench_function(id, |b| {
-            let state = state.get_or_insert_with(|| {
-                let mut s = StateVector::<F>::new(n).expect("state fits in memory");
-                // One dense pass maps every page of the lazily zeroed buffer.
-                s.apply_gate(&Gate::standard(StandardGate::H, &[]), &[n - 1], &[], par)
-                    .expect("valid gate");
-                s
+        for level in common::simd_levels() {
+            let id = format!("{}/n{n}/{}/t{t}/{level}", F::NAME, case.what);
+            group.bench_function(id, |b| {
+                cpu::set_simd_level(Some(level)).expect("a level this CPU runs");
+                let state = state.get_or_insert_with(|| {
+                    let mut s = StateVector::<F>::new(n).expect("state fits in memory");
+                    // One dense pass maps every page of the lazily zeroed buffer.
+                    s.apply_gate(&Gate::standard(StandardGate::H, &[]), &[n - 1], &[], par)
+                        .expect("valid gate");
+                    s
+                });
+                b.iter(|| {
+                    state
+                        .apply_gate(&case.gate, &case.targets, &case.controls, par)
+                        .expect("valid gate");
+                });
             });
-            b.iter(|| {
-                state
-                    .apply_gate(&case.gate, &case.targets, &case.controls, par)
-                    .expect("valid gate");
-            });
-        });
+        }
     }
 }
 

@@ -30,6 +30,52 @@ fn info_reports_simd_and_memory() {
 }
 
 #[test]
+fn kettle_simd_lowers_the_level_and_a_bad_value_stops_the_binary() {
+    let with = |value: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kettle"))
+            .arg("info")
+            .env("KETTLE_SIMD", value)
+            .output()
+            .unwrap()
+    };
+    let portable = with("portable");
+    assert!(portable.status.success());
+    assert!(
+        stdout(&portable).contains("simd: portable (forced by KETTLE_SIMD; this CPU runs "),
+        "{}",
+        stdout(&portable)
+    );
+    // The portable kernels give the distribution the widest ones give.
+    let probabilities = |value: &str| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_kettle"))
+            .args([
+                "run",
+                &sample("qaoa_maxcut.qasm"),
+                "--json",
+                "--probabilities",
+            ])
+            .env("KETTLE_SIMD", value)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        v["probabilities"].as_object().unwrap().clone()
+    };
+    let (portable, widest) = (probabilities("portable"), probabilities(""));
+    assert_eq!(portable.len(), widest.len());
+    for (k, p) in &portable {
+        let (p, q) = (p.as_f64().unwrap(), widest[k].as_f64().unwrap());
+        assert!((p - q).abs() < 1e-12, "{k}: {p} vs {q}");
+    }
+    for bad in ["sse9", "AVX2"] {
+        let o = with(bad);
+        assert_eq!(o.status.code(), Some(3));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("KETTLE_SIMD") && err.contains(bad), "{err}");
+    }
+}
+
+#[test]
 fn unknown_command_fails_with_usage() {
     let o = kettle(&["frobnicate"]);
     assert_eq!(o.status.code(), Some(2));

@@ -151,6 +151,7 @@ async fn submit_wait_poll_list_and_cancel() {
         .await
         .body;
     assert_eq!(b["local_mode"], true);
+    assert_eq!(b["simd"], kettle_core::cpu::simd_level().name());
     assert!(b["max_qubits"]["f32"].as_u64() > b["max_qubits"]["f64"].as_u64());
     let m = api
         .send(Method::GET, "/metrics", "/metrics", None, &[])

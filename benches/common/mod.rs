@@ -7,6 +7,7 @@
 use std::f64::consts::PI;
 
 use kettle_core::Parallelism;
+use kettle_core::cpu::SimdLevel;
 use kettle_ir::{Circuit, Complex64, GateMatrix, StandardGate};
 
 /// splitmix64: a tiny deterministic generator, enough for bench angles.
@@ -114,6 +115,28 @@ pub(crate) fn thread_counts() -> Vec<usize> {
         .collect();
     assert!(!counts.is_empty(), "KETTLE_BENCH_THREADS is empty");
     counts
+}
+
+/// SIMD levels from `KETTLE_BENCH_SIMD` (a comma list such as
+/// `avx512,avx2`; default: every level this CPU runs, widest first). Panics
+/// on a name that is no level or a level the CPU cannot run.
+pub(crate) fn simd_levels() -> Vec<SimdLevel> {
+    let Ok(raw) = std::env::var("KETTLE_BENCH_SIMD") else {
+        let mut all: Vec<SimdLevel> = SimdLevel::ALL
+            .into_iter()
+            .filter(|&l| l <= SimdLevel::detected())
+            .collect();
+        all.reverse();
+        return all;
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| match SimdLevel::from_name(s) {
+            Some(l) if l <= SimdLevel::detected() => l,
+            _ => panic!("KETTLE_BENCH_SIMD: {s:?} is not a level this CPU runs (list: {raw:?})"),
+        })
+        .collect()
 }
 
 /// A [`Parallelism`] of `threads` threads (1: sequential).

@@ -403,6 +403,7 @@ def test_backend_lists_methods_and_channels(client: KettleClient) -> None:
     assert info.methods == ["automatic", "statevector", "density_matrix"], info.raw
     assert info.channels, "the server names the channels programs may use"
     assert info.supports_noise and "qiskit_aer" in info.noise_models
+    assert info.simd in ("avx512", "avx2", "portable"), info.raw
 
 
 def test_jobs_say_their_method_and_noise(client: KettleClient) -> None:

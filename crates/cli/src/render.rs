@@ -221,11 +221,16 @@ pub(crate) fn json(out: &mut impl Write, r: &Report) -> io::Result<()> {
 pub(crate) fn info(out: &mut impl Write) -> io::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     writeln!(out, "kettle {}", env!("CARGO_PKG_VERSION"))?;
-    writeln!(
-        out,
-        "simd: {} (checked against this CPU: ok)",
-        cpu::simd_level()
-    )?;
+    let (level, widest) = (cpu::simd_level(), cpu::SimdLevel::detected());
+    if level == widest {
+        writeln!(out, "simd: {level} (the widest this CPU runs)")?;
+    } else {
+        writeln!(
+            out,
+            "simd: {level} (forced by {}; this CPU runs {widest})",
+            cpu::SIMD_ENV
+        )?;
+    }
     writeln!(out, "threads available: {threads}")?;
     writeln!(out, "state memory:")?;
     writeln!(out, "  qubits        f64         f32")?;

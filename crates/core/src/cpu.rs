@@ -18,6 +18,7 @@
 
 use std::fmt;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::error::SimError;
 
@@ -89,15 +90,46 @@ fn requested() -> &'static Result<Option<SimdLevel>, String> {
     })
 }
 
+/// The level [`set_simd_level`] chose: 0 for none, else 1 + its index in
+/// [`SimdLevel::ALL`].
+static CHOSEN: AtomicU8 = AtomicU8::new(0);
+
 /// The level the kernels run: the widest this CPU has, lowered to
-/// `KETTLE_SIMD` when that is set. Never above what the CPU has, so a bad
-/// setting cannot crash a kernel ([`check`] reports it).
+/// [`set_simd_level`]'s choice or else to `KETTLE_SIMD` when either is set.
+/// Never above what the CPU has, so a bad setting cannot crash a kernel
+/// ([`check`] reports it).
 pub fn simd_level() -> SimdLevel {
     let detected = SimdLevel::detected();
-    match requested() {
-        Ok(Some(level)) => (*level).min(detected),
-        _ => detected,
-    }
+    let chosen = match CHOSEN.load(Ordering::Relaxed) {
+        0 => None,
+        i => SimdLevel::ALL.get(usize::from(i) - 1).copied(),
+    };
+    let requested = requested().as_ref().ok().copied().flatten();
+    chosen
+        .or(requested)
+        .map_or(detected, |level| level.min(detected))
+}
+
+/// Makes the kernels prepared from now on run at `level` (`None`: back to
+/// the default of [`simd_level`]), for benchmarks and library users that
+/// compare levels in one process. Operations already prepared keep theirs;
+/// any mix is safe, as every level uses the same state layout.
+///
+/// # Errors
+/// [`SimError::SimdSetting`] when this CPU cannot run `level`.
+pub fn set_simd_level(level: Option<SimdLevel>) -> Result<(), SimError> {
+    let code = match level {
+        Some(l) if l > SimdLevel::detected() => {
+            return Err(SimError::SimdSetting(format!(
+                "this CPU cannot run {l} kernels; it runs {}",
+                SimdLevel::detected()
+            )));
+        }
+        Some(l) => 1 + SimdLevel::ALL.iter().position(|&x| x == l).unwrap_or(0) as u8,
+        None => 0,
+    };
+    CHOSEN.store(code, Ordering::Relaxed);
+    Ok(())
 }
 
 /// Checks that the CPU has every instruction set this build was compiled

@@ -24,6 +24,7 @@ use num_complex::Complex64;
 
 use crate::error::SimError;
 use crate::float::Float;
+use crate::kernels::{Lanes, at_level, lane_sum};
 use crate::observable::PauliSum;
 use crate::op::{KernelOp, split_controls};
 use crate::par::Parallelism;
@@ -459,21 +460,14 @@ pub(crate) fn matrix_elements<F: Float>(
     if swept.is_empty() {
         return out;
     }
-    struct Prepared<V> {
-        targets: usize,
-        controls: usize,
-        want: usize,
-        offsets: Vec<usize>,
-        entries: Vec<(V, V)>,
-    }
     let splat = |x: f64| F::splat(F::from_f64(x));
     let shift = F::LOG_LANES;
-    let prepared: Vec<Prepared<F::V>> = swept
+    let prepared: Vec<SweptTerm<F>> = swept
         .iter()
         .map(|&k| {
             let t = &terms[k];
             let layout = Layout::new(n, t.targets, t.controls, shift);
-            Prepared {
+            SweptTerm {
                 targets: t.targets.iter().map(|&q| 1usize << (q - shift)).sum(),
                 controls: t.controls.iter().map(|c| 1usize << (c.qubit - shift)).sum(),
                 want: layout.want,
@@ -487,49 +481,78 @@ pub(crate) fn matrix_elements<F: Float>(
             }
         })
         .collect();
-    let most = prepared.iter().map(|p| p.offsets.len()).max().unwrap_or(1);
-    let pieces = par.map_pieces(ket.block_count(), 256, F::LANES * swept.len(), |range| {
-        let zero = splat(0.0);
-        let mut acc = vec![(zero, zero); prepared.len()];
-        let mut column = vec![(zero, zero); most];
-        for b in range {
-            for (p, (acc_re, acc_im)) in prepared.iter().zip(acc.iter_mut()) {
-                if b & p.targets != 0 || b & p.controls != p.want {
-                    continue;
-                }
-                let dim = p.offsets.len();
-                for (c, v) in column[..dim].iter_mut().enumerate() {
-                    let k = ket.block(b | p.offsets[c]);
-                    *v = (k.re, k.im);
-                }
-                for r in 0..dim {
-                    let (mut re, mut im) = (zero, zero);
-                    for (&(mre, mim), &(vre, vim)) in
-                        p.entries[r * dim..(r + 1) * dim].iter().zip(&column[..dim])
-                    {
-                        re = F::mul_add(mre, vre, F::mul_neg_add(mim, vim, re));
-                        im = F::mul_add(mre, vim, F::mul_add(mim, vre, im));
-                    }
-                    let w = bra.block(b | p.offsets[r]);
-                    *acc_re = F::mul_add(w.re, re, F::mul_add(w.im, im, *acc_re));
-                    *acc_im = F::mul_add(w.re, im, F::mul_neg_add(w.im, re, *acc_im));
-                }
-            }
-        }
-        acc.iter()
-            .map(|(re, im)| {
-                (0..F::LANES).fold(Complex64::new(0.0, 0.0), |sum, l| {
-                    sum + Complex64::new(F::lane(re, l).to_f64(), F::lane(im, l).to_f64())
-                })
-            })
-            .collect::<Vec<Complex64>>()
-    });
+    let pieces = at_level!(sweep::<F>(bra, ket, &prepared, par));
     for piece in pieces {
         for (&k, v) in swept.iter().zip(piece) {
             out[k] += v;
         }
     }
     out
+}
+
+/// A term of [`matrix_elements`]' sweep: which blocks it reads (block-index
+/// masks of its targets and controls, the controls' required bits, the
+/// partner offsets) and its matrix, each entry splat over a block half.
+struct SweptTerm<F: Float> {
+    targets: usize,
+    controls: usize,
+    want: usize,
+    offsets: Vec<usize>,
+    entries: Vec<(F::V, F::V)>,
+}
+
+/// The sweep of [`matrix_elements`] with the vectors `V`: per piece of
+/// blocks, the sum of every term's `⟨bra|(C ⊗ M)|ket⟩` over it.
+fn sweep<F: Float, V: Lanes<F>>(
+    bra: &StateVector<F>,
+    ket: &StateVector<F>,
+    prepared: &[SweptTerm<F>],
+    par: &Parallelism,
+) -> Vec<Vec<Complex64>> {
+    let most = prepared.iter().map(|p| p.offsets.len()).max().unwrap_or(1);
+    par.map_pieces(ket.block_count(), 256, F::LANES * prepared.len(), |range| {
+        V::vectorize(
+            #[inline(always)]
+            || {
+                let zero = V::splat(F::from_f64(0.0));
+                let mut acc = vec![(zero, zero); prepared.len()];
+                let mut column = vec![(zero, zero); most];
+                for b in range {
+                    for (p, (acc_re, acc_im)) in prepared.iter().zip(acc.iter_mut()) {
+                        if b & p.targets != 0 || b & p.controls != p.want {
+                            continue;
+                        }
+                        let dim = p.offsets.len();
+                        for (c, v) in column[..dim].iter_mut().enumerate() {
+                            let k = ket.block(b | p.offsets[c]);
+                            *v = (V::load(&k.re), V::load(&k.im));
+                        }
+                        for r in 0..dim {
+                            let (mut re, mut im) = (zero, zero);
+                            for ((mre, mim), &(vre, vim)) in
+                                p.entries[r * dim..(r + 1) * dim].iter().zip(&column[..dim])
+                            {
+                                let (mre, mim) = (V::load(mre), V::load(mim));
+                                re = mre.mul_add(vre, mim.mul_neg_add(vim, re));
+                                im = mre.mul_add(vim, mim.mul_add(vre, im));
+                            }
+                            let w = bra.block(b | p.offsets[r]);
+                            let (wre, wim) = (V::load(&w.re), V::load(&w.im));
+                            *acc_re = wre.mul_add(re, wim.mul_add(im, *acc_re));
+                            *acc_im = wre.mul_add(im, wim.mul_neg_add(re, *acc_im));
+                        }
+                    }
+                }
+                // A loop, not `map`: a closure here would be compiled
+                // without the level's instructions (see `kernels::lanes`).
+                let mut sums = Vec::with_capacity(acc.len());
+                for &(re, im) in &acc {
+                    sums.push(Complex64::new(lane_sum::<F, V>(re), lane_sum::<F, V>(im)));
+                }
+                sums
+            },
+        )
+    })
 }
 
 /// `∂B/∂θ_a` for the base matrix `B` of `gate` (see

@@ -30,8 +30,9 @@
 //! Parallelism is always passed in ([`Parallelism`]), never read from a
 //! global; results do not depend on the thread count. Memory is checked
 //! against an optional budget before anything is allocated
-//! ([`StateVector::bytes_for`]). [`cpu`] says which SIMD instructions this
-//! build uses and checks that the CPU has them.
+//! ([`StateVector::bytes_for`]). Kernels run at the widest SIMD level the
+//! CPU has (AVX-512, AVX2 + FMA or portable), chosen once per process;
+//! [`cpu`] says which, and lets `KETTLE_SIMD` lower it.
 //!
 //! ```
 //! use kettle_core::{Parallelism, PauliSum, Simulator};

@@ -77,6 +77,9 @@ pub struct BackendInfo {
     /// Noise model formats accepted in `noise_model`: `qiskit_aer`
     /// (`NoiseModel.to_dict(serializable=True)`).
     pub noise_models: Vec<String>,
+    /// The SIMD level the kernels run at: `avx512`, `avx2` or `portable`
+    /// (the widest this CPU has, unless `KETTLE_SIMD` lowers it).
+    pub simd: String,
     /// Largest qubit count per precision that fits the memory budget (and
     /// the caller's limit).
     pub max_qubits: QubitsPerPrecision,
@@ -1624,6 +1627,7 @@ impl Service {
                 .map(String::from)
                 .collect(),
             noise_models: vec!["qiskit_aer".into()],
+            simd: kettle_core::cpu::simd_level().name().into(),
             max_qubits: QubitsPerPrecision {
                 f64: largest_fitting(
                     kettle_core::Precision::F64,

@@ -332,7 +332,8 @@ class Backend:
     noise channels a program may use (Braket's noise pragmas, the JSON
     format's ``channel``) and ``noise_models`` the formats of a job's
     ``noise_model`` (``qiskit_aer``); all are empty from a server without
-    noise support.
+    noise support. ``simd`` is the instruction set the server's kernels run
+    (``avx512``, ``avx2`` or ``portable``; empty from older servers).
     """
 
     name: str
@@ -352,6 +353,7 @@ class Backend:
     methods: list[str] = field(default_factory=list)
     channels: list[str] = field(default_factory=list)
     noise_models: list[str] = field(default_factory=list)
+    simd: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -384,5 +386,6 @@ class Backend:
             methods=[str(x) for x in d.get("methods") or []],
             channels=[str(x) for x in d.get("channels") or []],
             noise_models=[str(x) for x in d.get("noise_models") or []],
+            simd=str(d.get("simd", "")),
             raw=d,
         )

@@ -9,7 +9,11 @@
 //! wrappers of intrinsics; they become single instructions only inside a
 //! function compiled with the level's target features, which is what
 //! [`Lanes::vectorize`] provides: kernels run each range of their work
-//! through it, and everything the closure calls is inlined into it.
+//! through it, and everything the closure calls is inlined into it. Hence
+//! the rule for code inside: closures carry `#[inline(always)]` (a closure
+//! is its own function, compiled without the level's features unless
+//! inlined), and iterator adapters with vector code in their closures are
+//! written as loops. `.ci/run` checks the binary for intrinsics left as calls.
 
 #![allow(unsafe_code)]
 
@@ -39,6 +43,26 @@ pub trait Lanes<F: Float>:
     fn mul_neg_add(self, b: Self, c: Self) -> Self;
     /// Lane `i` of the result is lane `i ^ mask` of `self` (`mask < LANES`).
     fn xor_lanes(self, mask: usize) -> Self;
+}
+
+/// Calls `f::<F, V>(args…)` with `V` the vector of the process's SIMD level.
+macro_rules! at_level {
+    ($f:ident::<$F:ident>($($arg:expr),*)) => {
+        match $crate::cpu::simd_level() {
+            $crate::cpu::SimdLevel::Portable => $f::<$F, $F::V>($($arg),*),
+            $crate::cpu::SimdLevel::Avx2 => $f::<$F, $F::Avx2>($($arg),*),
+            $crate::cpu::SimdLevel::Avx512 => $f::<$F, $F::Avx512>($($arg),*),
+        }
+    };
+}
+pub(crate) use at_level;
+
+/// The lanes of `v`, summed in f64.
+#[inline(always)]
+pub(crate) fn lane_sum<F: Float, V: Lanes<F>>(v: V) -> f64 {
+    let mut out = F::splat(F::from_f64(0.0));
+    v.store(&mut out);
+    (0..F::LANES).map(|l| F::lane(&out, l).to_f64()).sum()
 }
 
 /// `out[i] = v[i ^ M]` through the vector's array form: with the mask a

@@ -43,9 +43,9 @@ use crate::par::Parallelism;
 use crate::state::{Block, block_address};
 
 pub(crate) use chunks::apply_stage;
-pub(crate) use lanes::Lanes;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use lanes::x86;
+pub(crate) use lanes::{Lanes, at_level, lane_sum};
 pub(crate) use split::Split;
 
 /// Applies `op` to the state held in `blocks` (`n` qubits).

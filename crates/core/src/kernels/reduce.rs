@@ -1,6 +1,8 @@
 //! Reductions over the state (norms and probabilities), summed in fixed
-//! pieces so that the result does not depend on the thread count.
+//! pieces so that the result does not depend on the thread count, with the
+//! vectors of the process's SIMD level.
 
+use super::{Lanes, at_level, lane_sum};
 use crate::float::Float;
 use crate::par::Parallelism;
 use crate::state::StateVector;
@@ -11,12 +13,23 @@ pub(crate) const PIECE_BLOCKS: usize = 256;
 
 /// `Σ |a|²` over each piece of [`PIECE_BLOCKS`] blocks, in order.
 pub(crate) fn piece_norms<F: Float>(state: &StateVector<F>, par: &Parallelism) -> Vec<f64> {
+    at_level!(piece_norms_with::<F>(state, par))
+}
+
+fn piece_norms_with<F: Float, V: Lanes<F>>(state: &StateVector<F>, par: &Parallelism) -> Vec<f64> {
     par.map_pieces(state.block_count(), PIECE_BLOCKS, F::LANES, |range| {
-        let mut acc = F::splat(F::from_f64(0.0));
-        for b in range.map(|b| state.block(b)) {
-            acc = F::mul_add(b.re, b.re, F::mul_add(b.im, b.im, acc));
-        }
-        (0..F::LANES).map(|l| F::lane(&acc, l).to_f64()).sum()
+        V::vectorize(
+            #[inline(always)]
+            || {
+                let mut acc = V::splat(F::from_f64(0.0));
+                for b in range {
+                    let b = state.block(b);
+                    let (re, im) = (V::load(&b.re), V::load(&b.im));
+                    acc = re.mul_add(re, im.mul_add(im, acc));
+                }
+                lane_sum::<F, V>(acc)
+            },
+        )
     })
 }
 
@@ -26,32 +39,49 @@ pub(crate) fn qubit_probabilities<F: Float>(
     qubit: u32,
     par: &Parallelism,
 ) -> [f64; 2] {
+    at_level!(qubit_probabilities_with::<F>(state, qubit, par))
+}
+
+fn qubit_probabilities_with<F: Float, V: Lanes<F>>(
+    state: &StateVector<F>,
+    qubit: u32,
+    par: &Parallelism,
+) -> [f64; 2] {
     let pieces = par.map_pieces(state.block_count(), PIECE_BLOCKS, F::LANES, |range| {
-        let zero = F::splat(F::from_f64(0.0));
-        let mut acc = [zero; 2];
-        for b in range {
-            let blk = state.block(b);
-            let v = F::mul_add(blk.re, blk.re, blk.im * blk.im);
-            // High qubits select whole blocks; for low ones split lanes below.
-            let side = if qubit >= F::LOG_LANES {
-                (b >> (qubit - F::LOG_LANES)) & 1
-            } else {
-                0
-            };
-            acc[side] = acc[side] + v;
-        }
-        let mut p = [0.0f64; 2];
-        for (side, a) in acc.iter().enumerate() {
-            for l in 0..F::LANES {
-                let s = if qubit >= F::LOG_LANES {
-                    side
-                } else {
-                    (l >> qubit) & 1
-                };
-                p[s] += F::lane(a, l).to_f64();
-            }
-        }
-        p
+        V::vectorize(
+            #[inline(always)]
+            || {
+                let zero = V::splat(F::from_f64(0.0));
+                let mut acc = [zero; 2];
+                for b in range {
+                    let blk = state.block(b);
+                    let (re, im) = (V::load(&blk.re), V::load(&blk.im));
+                    let v = re.mul_add(re, im * im);
+                    // High qubits select whole blocks; for low ones split lanes below.
+                    let side = if qubit >= F::LOG_LANES {
+                        (b >> (qubit - F::LOG_LANES)) & 1
+                    } else {
+                        0
+                    };
+                    acc[side] = acc[side] + v;
+                }
+                let mut p = [0.0f64; 2];
+                for (side, a) in acc.into_iter().enumerate() {
+                    let mut a_lanes = F::splat(F::from_f64(0.0));
+                    a.store(&mut a_lanes);
+                    let a = &a_lanes;
+                    for l in 0..F::LANES {
+                        let s = if qubit >= F::LOG_LANES {
+                            side
+                        } else {
+                            (l >> qubit) & 1
+                        };
+                        p[s] += F::lane(a, l).to_f64();
+                    }
+                }
+                p
+            },
+        )
     });
     pieces
         .iter()
