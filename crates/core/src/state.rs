@@ -345,6 +345,21 @@ impl<F: Float> StateVector<F> {
         kernels::apply(&mut self.blocks, self.num_qubits, op, par);
     }
 
+    /// [`StateVector::apply_gate`] with the kernels of `level` (which the
+    /// CPU must run), whatever the process's level: tests compare levels.
+    #[cfg(test)]
+    pub(crate) fn apply_gate_at_level(
+        &mut self,
+        level: crate::cpu::SimdLevel,
+        gate: &Gate,
+        qubits: &[Qubit],
+        controls: &[Control],
+        par: &Parallelism,
+    ) {
+        let op = KernelOp::from_gate(gate, qubits, controls);
+        kernels::Prepared::<F>::at_level(level, self.num_qubits, &op).apply(&mut self.blocks, par);
+    }
+
     /// Applies a compiled program of gates only (no measurement, reset or
     /// branch: its instructions are passes and stages).
     pub(crate) fn apply_program(&mut self, program: &crate::program::Program, par: &Parallelism) {

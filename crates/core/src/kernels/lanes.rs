@@ -175,7 +175,7 @@ pub(crate) mod x86 {
         (
             $name:ident, $f:ty, $storage:ty, $arr:ty, $repr:ty, $level:expr, $features:literal,
             load: $load:expr, store: $store:expr, splat: $splat:expr,
-            map2: $map2:ident, fmadd: $fmadd:ident, fnmadd: $fnmadd:ident,
+            fmadd: $fmadd:ident, fnmadd: $fnmadd:ident,
             add: $add:ident, sub: $sub:ident, mul: $mul:ident,
             masks: [$($m:literal),*]
         ) => {
@@ -186,21 +186,21 @@ pub(crate) mod x86 {
                 type Output = Self;
                 #[inline(always)]
                 fn add(self, o: Self) -> Self {
-                    $name($map2(self.0, o.0, |a, b| unsafe { $add(a, b) }))
+                    $name(self.0.map2(o.0, #[inline(always)] |a, b| unsafe { $add(a, b) }))
                 }
             }
             impl Sub for $name {
                 type Output = Self;
                 #[inline(always)]
                 fn sub(self, o: Self) -> Self {
-                    $name($map2(self.0, o.0, |a, b| unsafe { $sub(a, b) }))
+                    $name(self.0.map2(o.0, #[inline(always)] |a, b| unsafe { $sub(a, b) }))
                 }
             }
             impl Mul for $name {
                 type Output = Self;
                 #[inline(always)]
                 fn mul(self, o: Self) -> Self {
-                    $name($map2(self.0, o.0, |a, b| unsafe { $mul(a, b) }))
+                    $name(self.0.map2(o.0, #[inline(always)] |a, b| unsafe { $mul(a, b) }))
                 }
             }
 
@@ -223,11 +223,11 @@ pub(crate) mod x86 {
                 }
                 #[inline(always)]
                 fn mul_add(self, b: Self, c: Self) -> Self {
-                    $name(map3(self.0, b.0, c.0, |a, b, c| unsafe { $fmadd(a, b, c) }))
+                    $name(self.0.map3(b.0, c.0, #[inline(always)] |a, b, c| unsafe { $fmadd(a, b, c) }))
                 }
                 #[inline(always)]
                 fn mul_neg_add(self, b: Self, c: Self) -> Self {
-                    $name(map3(self.0, b.0, c.0, |a, b, c| unsafe { $fnmadd(a, b, c) }))
+                    $name(self.0.map3(b.0, c.0, #[inline(always)] |a, b, c| unsafe { $fnmadd(a, b, c) }))
                 }
                 #[inline(always)]
                 fn xor_lanes(self, mask: usize) -> Self {
@@ -245,59 +245,51 @@ pub(crate) mod x86 {
         };
     }
 
-    /// Applies a binary intrinsic to one register.
-    #[inline(always)]
-    fn one<T>(a: T, b: T, f: impl Fn(T, T) -> T) -> T {
-        f(a, b)
-    }
-
-    /// Applies a binary intrinsic to both registers of a pair.
-    #[inline(always)]
-    fn pair<T: Copy>(a: [T; 2], b: [T; 2], f: impl Fn(T, T) -> T) -> [T; 2] {
-        [f(a[0], b[0]), f(a[1], b[1])]
-    }
-
-    /// Applies a ternary intrinsic to one register or to both of a pair.
-    trait Map3: Sized {
+    /// A vector's registers, one or a pair: the intrinsics apply to each.
+    trait Regs: Copy {
         type Reg;
+        fn map2(self, b: Self, f: impl Fn(Self::Reg, Self::Reg) -> Self::Reg) -> Self;
         fn map3(
-            a: Self,
+            self,
             b: Self,
             c: Self,
             f: impl Fn(Self::Reg, Self::Reg, Self::Reg) -> Self::Reg,
         ) -> Self;
     }
-    macro_rules! map3_one {
+    macro_rules! one_register {
         ($t:ty) => {
-            impl Map3 for $t {
+            impl Regs for $t {
                 type Reg = $t;
                 #[inline(always)]
-                fn map3(a: Self, b: Self, c: Self, f: impl Fn($t, $t, $t) -> $t) -> Self {
-                    f(a, b, c)
+                fn map2(self, b: Self, f: impl Fn($t, $t) -> $t) -> Self {
+                    f(self, b)
+                }
+                #[inline(always)]
+                fn map3(self, b: Self, c: Self, f: impl Fn($t, $t, $t) -> $t) -> Self {
+                    f(self, b, c)
                 }
             }
         };
     }
-    macro_rules! map3_pair {
+    macro_rules! register_pair {
         ($t:ty) => {
-            impl Map3 for [$t; 2] {
+            impl Regs for [$t; 2] {
                 type Reg = $t;
                 #[inline(always)]
-                fn map3(a: Self, b: Self, c: Self, f: impl Fn($t, $t, $t) -> $t) -> Self {
-                    [f(a[0], b[0], c[0]), f(a[1], b[1], c[1])]
+                fn map2(self, b: Self, f: impl Fn($t, $t) -> $t) -> Self {
+                    [f(self[0], b[0]), f(self[1], b[1])]
+                }
+                #[inline(always)]
+                fn map3(self, b: Self, c: Self, f: impl Fn($t, $t, $t) -> $t) -> Self {
+                    [f(self[0], b[0], c[0]), f(self[1], b[1], c[1])]
                 }
             }
         };
     }
-    map3_one!(__m512d);
-    map3_one!(__m512);
-    map3_pair!(__m256d);
-    map3_pair!(__m256);
-
-    #[inline(always)]
-    fn map3<T: Map3>(a: T, b: T, c: T, f: impl Fn(T::Reg, T::Reg, T::Reg) -> T::Reg) -> T {
-        T::map3(a, b, c, f)
-    }
+    one_register!(__m512d);
+    one_register!(__m512);
+    register_pair!(__m256d);
+    register_pair!(__m256);
 
     #[inline(always)]
     unsafe fn load_pd_pair(p: *const f64) -> [__m256d; 2] {
@@ -335,14 +327,14 @@ pub(crate) mod x86 {
     vector!(
         Avx2F64, f64, wide::f64x8, [f64; 8], [__m256d; 2], SimdLevel::Avx2, "avx,avx2,fma",
         load: load_pd_pair, store: store_pd_pair, splat: splat_pd_pair,
-        map2: pair, fmadd: _mm256_fmadd_pd, fnmadd: _mm256_fnmadd_pd,
+        fmadd: _mm256_fmadd_pd, fnmadd: _mm256_fnmadd_pd,
         add: _mm256_add_pd, sub: _mm256_sub_pd, mul: _mm256_mul_pd,
         masks: [1, 2, 3, 4, 5, 6, 7]
     );
     vector!(
         Avx2F32, f32, wide::f32x16, [f32; 16], [__m256; 2], SimdLevel::Avx2, "avx,avx2,fma",
         load: load_ps_pair, store: store_ps_pair, splat: splat_ps_pair,
-        map2: pair, fmadd: _mm256_fmadd_ps, fnmadd: _mm256_fnmadd_ps,
+        fmadd: _mm256_fmadd_ps, fnmadd: _mm256_fnmadd_ps,
         add: _mm256_add_ps, sub: _mm256_sub_ps, mul: _mm256_mul_ps,
         masks: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
     );
@@ -350,7 +342,7 @@ pub(crate) mod x86 {
         Avx512F64, f64, wide::f64x8, [f64; 8], __m512d, SimdLevel::Avx512,
         "avx,avx2,fma,avx512f",
         load: _mm512_load_pd, store: _mm512_store_pd, splat: _mm512_set1_pd,
-        map2: one, fmadd: _mm512_fmadd_pd, fnmadd: _mm512_fnmadd_pd,
+        fmadd: _mm512_fmadd_pd, fnmadd: _mm512_fnmadd_pd,
         add: _mm512_add_pd, sub: _mm512_sub_pd, mul: _mm512_mul_pd,
         masks: [1, 2, 3, 4, 5, 6, 7]
     );
@@ -358,7 +350,7 @@ pub(crate) mod x86 {
         Avx512F32, f32, wide::f32x16, [f32; 16], __m512, SimdLevel::Avx512,
         "avx,avx2,fma,avx512f",
         load: _mm512_load_ps, store: _mm512_store_ps, splat: _mm512_set1_ps,
-        map2: one, fmadd: _mm512_fmadd_ps, fnmadd: _mm512_fnmadd_ps,
+        fmadd: _mm512_fmadd_ps, fnmadd: _mm512_fnmadd_ps,
         add: _mm512_add_ps, sub: _mm512_sub_ps, mul: _mm512_mul_ps,
         masks: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
     );
