@@ -872,8 +872,12 @@ fn adjoint_gradient_requests_are_checked_at_admission() {
         }
         other => panic!("{other:?}"),
     }
-    // Three states: the run's and one per observable.
-    assert_eq!(ok.memory_bytes, 3 * 16 * 4);
+    // Three states: the run's and one per observable (a 2-qubit state
+    // still takes one whole block).
+    assert_eq!(
+        u128::from(ok.memory_bytes),
+        3 * kettle_core::StateVector::<f64>::bytes_for(2)
+    );
     for (source, format, types, says) in [
         (
             src,
