@@ -7,7 +7,7 @@
 
 use num_complex::Complex64;
 
-use super::{BlockPtr, Lanes, Reg, Split, cmul_add, coefficient_block, xor_lanes};
+use super::{BlockPtr, Lanes, Reg, Split, cmul_add, coefficient_block, for_each_run_at, xor_lanes};
 use crate::float::Float;
 use crate::par::Parallelism;
 use crate::state::Block;
@@ -79,49 +79,43 @@ fn run_nb<F: Float, V: Lanes<F>, const NB: usize, const NP: usize>(
     let perms: [usize; NP] = std::array::from_fn(|p| split.perms[p]);
     let offsets: [usize; NB] = std::array::from_fn(|h| split.offsets[h]);
     let coef = &coef[..NB * NB * NP];
-    par.for_each_range(split.num_groups, NB * F::LANES, |groups| {
-        V::vectorize(
-            #[inline(always)]
-            || {
-                split.for_each_run(
-                    groups,
-                    #[inline(always)]
-                    |base, len| {
-                        let mut at = [std::ptr::null_mut::<Block<F>>(); NB];
-                        for h in 0..NB {
-                            at[h] = ptr.at(base + offsets[h]);
+    for_each_run_at::<F, V>(
+        split,
+        par,
+        #[inline(always)]
+        |base, len| {
+            let mut at = [std::ptr::null_mut::<Block<F>>(); NB];
+            for h in 0..NB {
+                at[h] = ptr.at(base + offsets[h]);
+            }
+            for i in 0..len {
+                // Plain loops, not `array::from_fn`: its closures are not
+                // always inlined, and then every block goes through memory.
+                let mut x = [[Reg::<V>::zero(); NP]; NB];
+                for h in 0..NB {
+                    // SAFETY: the run's blocks belong to this range of
+                    // groups only, and `at[h] + i` stays inside the run's
+                    // window of the buffer (see `Split::for_each_run`).
+                    let b = Reg::load(unsafe { &*at[h].add(i) });
+                    x[h][0] = b;
+                    for p in 1..NP {
+                        x[h][p] = xor_lanes(&b, perms[p]);
+                    }
+                }
+                for j in 0..NB {
+                    let row = &coef[j * NB * NP..][..NB * NP];
+                    let mut acc = Reg::<V>::zero();
+                    for h in 0..NB {
+                        for p in 0..NP {
+                            cmul_add(&Reg::load(&row[h * NP + p]), &x[h][p], &mut acc);
                         }
-                        for i in 0..len {
-                            // Plain loops, not `array::from_fn`: its closures are not
-                            // always inlined, and then every block goes through memory.
-                            let mut x = [[Reg::<V>::zero(); NP]; NB];
-                            for h in 0..NB {
-                                // SAFETY: the run's blocks belong to this range of
-                                // groups only, and `at[h] + i` stays inside the run's
-                                // window of the buffer (see `Split::for_each_run`).
-                                let b = Reg::load(unsafe { &*at[h].add(i) });
-                                x[h][0] = b;
-                                for p in 1..NP {
-                                    x[h][p] = xor_lanes(&b, perms[p]);
-                                }
-                            }
-                            for j in 0..NB {
-                                let row = &coef[j * NB * NP..][..NB * NP];
-                                let mut acc = Reg::<V>::zero();
-                                for h in 0..NB {
-                                    for p in 0..NP {
-                                        cmul_add(&Reg::load(&row[h * NP + p]), &x[h][p], &mut acc);
-                                    }
-                                }
-                                // SAFETY: as for the loads; every input is already loaded.
-                                acc.store(unsafe { &mut *at[j].add(i) });
-                            }
-                        }
-                    },
-                );
-            },
-        );
-    });
+                    }
+                    // SAFETY: as for the loads; every input is already loaded.
+                    acc.store(unsafe { &mut *at[j].add(i) });
+                }
+            }
+        },
+    );
 }
 
 /// The same loop for groups of more than 64 blocks (explicit matrices on 7

@@ -4,7 +4,7 @@
 
 use num_complex::Complex64;
 
-use super::{BlockPtr, Lanes, Reg, Split, cmul, coefficient_block};
+use super::{BlockPtr, Lanes, Reg, Split, cmul, coefficient_block, for_each_run_at};
 use crate::float::Float;
 use crate::par::Parallelism;
 use crate::state::Block;
@@ -30,28 +30,22 @@ pub(super) fn run<F: Float, V: Lanes<F>>(
     coef: &[Block<F>],
     par: &Parallelism,
 ) {
-    par.for_each_range(split.num_groups, split.nb() * F::LANES, |groups| {
-        V::vectorize(
-            #[inline(always)]
-            || {
-                split.for_each_run(
-                    groups,
-                    #[inline(always)]
-                    |base, len| {
-                        for (c, &o) in coef.iter().zip(&split.offsets) {
-                            let c = Reg::<V>::load(c);
-                            let at = ptr.at(base + o);
-                            for i in 0..len {
-                                // SAFETY: the run's blocks belong to this range of
-                                // groups only, and `at + i` stays inside the run's
-                                // window of the buffer (see `Split::for_each_run`).
-                                let b = unsafe { &mut *at.add(i) };
-                                cmul(&c, &Reg::load(b)).store(b);
-                            }
-                        }
-                    },
-                );
-            },
-        );
-    });
+    for_each_run_at::<F, V>(
+        split,
+        par,
+        #[inline(always)]
+        |base, len| {
+            for (c, &o) in coef.iter().zip(&split.offsets) {
+                let c = Reg::<V>::load(c);
+                let at = ptr.at(base + o);
+                for i in 0..len {
+                    // SAFETY: the run's blocks belong to this range of
+                    // groups only, and `at + i` stays inside the run's
+                    // window of the buffer (see `Split::for_each_run`).
+                    let b = unsafe { &mut *at.add(i) };
+                    cmul(&c, &Reg::load(b)).store(b);
+                }
+            }
+        },
+    );
 }

@@ -140,6 +140,33 @@ impl<F: Float> Prepared<F> {
     }
 }
 
+/// Calls `f(base, len)` for every run of groups of `split` (see
+/// [`Split::for_each_run`]), the groups shared out over `par`'s threads and
+/// each thread's share run inside [`Lanes::vectorize`]. `f` must be an
+/// `#[inline(always)]` closure, so that it is compiled into that code.
+#[inline(always)]
+fn for_each_run_at<F: Float, V: Lanes<F>>(
+    split: &Split,
+    par: &Parallelism,
+    f: impl Fn(usize, usize) + Sync,
+) {
+    par.for_each_range(split.num_groups, split.nb() * F::LANES, |groups| {
+        V::vectorize(
+            #[inline(always)]
+            || {
+                // Not `&f`: `&F`'s `FnMut` is a std shim, not always inlined,
+                // and the body would then be compiled outside the level.
+                #[allow(clippy::redundant_closure)]
+                split.for_each_run(
+                    groups,
+                    #[inline(always)]
+                    |base, len| f(base, len),
+                )
+            },
+        )
+    });
+}
+
 /// A raw pointer to the state's blocks that worker threads may share.
 ///
 /// Kernels write through it from several threads at once; this is sound

@@ -7,7 +7,10 @@
 use num_complex::Complex64;
 use smallvec::SmallVec;
 
-use super::{BlockPtr, Kind, Lanes, Reg, Split, all_zero, cmul_add, coefficient_block, xor_lanes};
+use super::{
+    BlockPtr, Kind, Lanes, Reg, Split, all_zero, cmul_add, coefficient_block, for_each_run_at,
+    xor_lanes,
+};
 use crate::float::Float;
 use crate::par::Parallelism;
 use crate::state::Block;
@@ -92,52 +95,46 @@ fn run_moves_nb<F: Float, V: Lanes<F>, const NB: usize>(
     if !moved_here.contains(&true) {
         return;
     }
-    par.for_each_range(split.num_groups, NB * F::LANES, |groups| {
-        V::vectorize(
-            #[inline(always)]
-            || {
-                split.for_each_run(
-                    groups,
-                    #[inline(always)]
-                    |base, len| {
-                        let mut from = [std::ptr::null_mut::<Block<F>>(); NB];
-                        let mut to = [std::ptr::null_mut::<Block<F>>(); NB];
-                        for j in 0..NB {
-                            from[j] = ptr.at(base + sources[j]);
-                            to[j] = ptr.at(base + offsets[j]);
-                        }
-                        for i in 0..len {
-                            let mut moved = [Block::<F>::zero(); NB];
-                            for j in 0..NB {
-                                if moved_here[j] {
-                                    // SAFETY: the run's blocks belong to this range of
-                                    // groups only, and `from[j] + i` stays inside the
-                                    // run's window of the buffer (see
-                                    // `Split::for_each_run`); all loads precede the stores.
-                                    moved[j] = unsafe { *from[j].add(i) };
-                                }
-                            }
-                            if all_zero(&moved[..]) {
-                                continue;
-                            }
-                            for j in 0..NB {
-                                if !moved_here[j] {
-                                    continue;
-                                }
-                                // SAFETY: as for the loads.
-                                let to = unsafe { &mut *to[j].add(i) };
-                                if flips[j] == 0 {
-                                    *to = moved[j];
-                                } else {
-                                    xor_lanes(&Reg::<V>::load(&moved[j]), flips[j]).store(to);
-                                }
-                            }
-                        }
-                    },
-                );
-            },
-        );
-    });
+    for_each_run_at::<F, V>(
+        split,
+        par,
+        #[inline(always)]
+        |base, len| {
+            let mut from = [std::ptr::null_mut::<Block<F>>(); NB];
+            let mut to = [std::ptr::null_mut::<Block<F>>(); NB];
+            for j in 0..NB {
+                from[j] = ptr.at(base + sources[j]);
+                to[j] = ptr.at(base + offsets[j]);
+            }
+            for i in 0..len {
+                let mut moved = [Block::<F>::zero(); NB];
+                for j in 0..NB {
+                    if moved_here[j] {
+                        // SAFETY: the run's blocks belong to this range of
+                        // groups only, and `from[j] + i` stays inside the
+                        // run's window of the buffer (see
+                        // `Split::for_each_run`); all loads precede the stores.
+                        moved[j] = unsafe { *from[j].add(i) };
+                    }
+                }
+                if all_zero(&moved[..]) {
+                    continue;
+                }
+                for j in 0..NB {
+                    if !moved_here[j] {
+                        continue;
+                    }
+                    // SAFETY: as for the loads.
+                    let to = unsafe { &mut *to[j].add(i) };
+                    if flips[j] == 0 {
+                        *to = moved[j];
+                    } else {
+                        xor_lanes(&Reg::<V>::load(&moved[j]), flips[j]).store(to);
+                    }
+                }
+            }
+        },
+    );
 }
 
 /// The general case: every output block a sum of weighted, lane-flipped inputs.
