@@ -125,7 +125,8 @@ pub fn set_simd_level(level: Option<SimdLevel>) -> Result<(), SimError> {
                 SimdLevel::detected()
             )));
         }
-        Some(l) => 1 + SimdLevel::ALL.iter().position(|&x| x == l).unwrap_or(0) as u8,
+        // `ALL` lists the levels in declaration order.
+        Some(l) => 1 + l as u8,
         None => 0,
     };
     CHOSEN.store(code, Ordering::Relaxed);

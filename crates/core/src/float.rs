@@ -60,10 +60,6 @@ pub trait Float:
     fn from_fn(f: impl FnMut(usize) -> Self) -> Self::V;
     /// Lane `i` of `v`.
     fn lane(v: &Self::V, i: usize) -> Self;
-    /// `a * b + c`, fused where the CPU allows.
-    fn mul_add(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
-    /// `c - a * b`, fused where the CPU allows.
-    fn mul_neg_add(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -100,14 +96,6 @@ impl Float for f64 {
     fn lane(v: &F64V, i: usize) -> Self {
         v.as_array()[i]
     }
-    #[inline(always)]
-    fn mul_add(a: F64V, b: F64V, c: F64V) -> F64V {
-        a.mul_add(b, c)
-    }
-    #[inline(always)]
-    fn mul_neg_add(a: F64V, b: F64V, c: F64V) -> F64V {
-        a.mul_neg_add(b, c)
-    }
 }
 
 impl Float for f32 {
@@ -138,14 +126,6 @@ impl Float for f32 {
     fn lane(v: &F32V, i: usize) -> Self {
         v.as_array()[i]
     }
-    #[inline(always)]
-    fn mul_add(a: F32V, b: F32V, c: F32V) -> F32V {
-        a.mul_add(b, c)
-    }
-    #[inline(always)]
-    fn mul_neg_add(a: F32V, b: F32V, c: F32V) -> F32V {
-        a.mul_neg_add(b, c)
-    }
 }
 
 #[cfg(test)]
@@ -154,8 +134,9 @@ mod tests {
 
     fn check<F: Float>() {
         let v = F::from_fn(|i| F::from_f64(i as f64));
-        let fma = F::mul_add(v, v, F::splat(F::from_f64(1.0)));
-        let neg = F::mul_neg_add(v, v, F::splat(F::from_f64(1.0)));
+        // The portable vector's arithmetic is its `Lanes` implementation.
+        let fma = Lanes::mul_add(v, v, F::splat(F::from_f64(1.0)));
+        let neg = Lanes::mul_neg_add(v, v, F::splat(F::from_f64(1.0)));
         assert_eq!(F::lane(&fma, 3).to_f64(), 10.0);
         assert_eq!(F::lane(&neg, 3).to_f64(), -8.0);
         assert_eq!(

@@ -481,7 +481,7 @@ pub(crate) fn matrix_elements<F: Float>(
             }
         })
         .collect();
-    let pieces = at_level!(sweep::<F>(bra, ket, &prepared, par));
+    let pieces = at_level!(crate::cpu::simd_level(), sweep::<F>)(bra, ket, &prepared, par);
     for piece in pieces {
         for (&k, v) in swept.iter().zip(piece) {
             out[k] += v;

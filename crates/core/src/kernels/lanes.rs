@@ -45,23 +45,31 @@ pub trait Lanes<F: Float>:
     fn xor_lanes(self, mask: usize) -> Self;
 }
 
-/// Calls `f::<F, V>(args…)` with `V` the vector of the process's SIMD level.
+/// `f::<F, V>` with `V` the vector of `level`, as a function pointer: the one
+/// place that maps a level to its vectors.
 macro_rules! at_level {
-    ($f:ident::<$F:ident>($($arg:expr),*)) => {
-        match $crate::cpu::simd_level() {
-            $crate::cpu::SimdLevel::Portable => $f::<$F, $F::V>($($arg),*),
-            $crate::cpu::SimdLevel::Avx2 => $f::<$F, $F::Avx2>($($arg),*),
-            $crate::cpu::SimdLevel::Avx512 => $f::<$F, $F::Avx512>($($arg),*),
+    ($level:expr, $f:ident::<$F:ident>) => {
+        match $level {
+            $crate::cpu::SimdLevel::Portable => $f::<$F, $F::V>,
+            $crate::cpu::SimdLevel::Avx2 => $f::<$F, $F::Avx2>,
+            $crate::cpu::SimdLevel::Avx512 => $f::<$F, $F::Avx512>,
         }
     };
 }
 pub(crate) use at_level;
 
+/// `v` as a block half of the state (to read its lanes with `F::lane`).
+#[inline(always)]
+pub(crate) fn to_storage<F: Float, V: Lanes<F>>(v: V) -> F::V {
+    let mut out = F::splat(F::from_f64(0.0));
+    v.store(&mut out);
+    out
+}
+
 /// The lanes of `v`, summed in f64.
 #[inline(always)]
 pub(crate) fn lane_sum<F: Float, V: Lanes<F>>(v: V) -> f64 {
-    let mut out = F::splat(F::from_f64(0.0));
-    v.store(&mut out);
+    let out = to_storage::<F, V>(v);
     (0..F::LANES).map(|l| F::lane(&out, l).to_f64()).sum()
 }
 
@@ -369,8 +377,7 @@ mod tests {
         V::vectorize(|| {
             let (va, vb, vc) = (V::load(&a), V::load(&b), V::load(&c));
             let lanes = |v: V| {
-                let mut out = F::splat(F::from_f64(0.0));
-                v.store(&mut out);
+                let out = to_storage::<F, V>(v);
                 (0..F::LANES)
                     .map(|i| F::lane(&out, i).to_f64())
                     .collect::<Vec<_>>()
@@ -396,11 +403,7 @@ mod tests {
     }
 
     fn check_level<F: Float>(level: SimdLevel) {
-        match level {
-            SimdLevel::Portable => check::<F, F::V>(),
-            SimdLevel::Avx2 => check::<F, F::Avx2>(),
-            SimdLevel::Avx512 => check::<F, F::Avx512>(),
-        }
+        at_level!(level, check::<F>)();
     }
 
     #[test]

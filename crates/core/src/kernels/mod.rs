@@ -45,7 +45,7 @@ use crate::state::{Block, block_address};
 pub(crate) use chunks::apply_stage;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use lanes::x86;
-pub(crate) use lanes::{Lanes, at_level, lane_sum};
+pub(crate) use lanes::{Lanes, at_level, lane_sum, to_storage};
 pub(crate) use split::Split;
 
 /// Applies `op` to the state held in `blocks` (`n` qubits).
@@ -70,11 +70,7 @@ type Runner<F> = fn(&Split, &Kind<F>, BlockPtr<F>, &Parallelism);
 
 /// The kernels of `level`.
 fn runner<F: Float>(level: SimdLevel) -> Runner<F> {
-    match level {
-        SimdLevel::Portable => run::<F, F::V>,
-        SimdLevel::Avx2 => run::<F, F::Avx2>,
-        SimdLevel::Avx512 => run::<F, F::Avx512>,
-    }
+    at_level!(level, run::<F>)
 }
 
 /// Runs a prepared operation with the vectors `V`.

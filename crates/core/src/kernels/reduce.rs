@@ -2,7 +2,7 @@
 //! pieces so that the result does not depend on the thread count, with the
 //! vectors of the process's SIMD level.
 
-use super::{Lanes, at_level, lane_sum};
+use super::{Lanes, at_level, lane_sum, to_storage};
 use crate::float::Float;
 use crate::par::Parallelism;
 use crate::state::StateVector;
@@ -13,7 +13,7 @@ pub(crate) const PIECE_BLOCKS: usize = 256;
 
 /// `Σ |a|²` over each piece of [`PIECE_BLOCKS`] blocks, in order.
 pub(crate) fn piece_norms<F: Float>(state: &StateVector<F>, par: &Parallelism) -> Vec<f64> {
-    at_level!(piece_norms_with::<F>(state, par))
+    at_level!(crate::cpu::simd_level(), piece_norms_with::<F>)(state, par)
 }
 
 fn piece_norms_with<F: Float, V: Lanes<F>>(state: &StateVector<F>, par: &Parallelism) -> Vec<f64> {
@@ -39,7 +39,7 @@ pub(crate) fn qubit_probabilities<F: Float>(
     qubit: u32,
     par: &Parallelism,
 ) -> [f64; 2] {
-    at_level!(qubit_probabilities_with::<F>(state, qubit, par))
+    at_level!(crate::cpu::simd_level(), qubit_probabilities_with::<F>)(state, qubit, par)
 }
 
 fn qubit_probabilities_with<F: Float, V: Lanes<F>>(
@@ -67,9 +67,7 @@ fn qubit_probabilities_with<F: Float, V: Lanes<F>>(
                 }
                 let mut p = [0.0f64; 2];
                 for (side, a) in acc.into_iter().enumerate() {
-                    let mut a_lanes = F::splat(F::from_f64(0.0));
-                    a.store(&mut a_lanes);
-                    let a = &a_lanes;
+                    let a = &to_storage::<F, V>(a);
                     for l in 0..F::LANES {
                         let s = if qubit >= F::LOG_LANES {
                             side
