@@ -17,7 +17,7 @@
 //! Operations left behind keep their order, and an operation taken never
 //! shares a qubit with an earlier one left behind, so the stages apply the
 //! same unitary as the run. Within a stage, gates are fused into smaller
-//! blocks than between passes ([`STAGE_FUSION_QUBITS`]): in cache, a fused
+//! blocks than between passes (`FusionConfig::stage_max_qubits`): in cache, a fused
 //! block's arithmetic is the whole cost.
 
 use std::collections::VecDeque;
@@ -25,6 +25,7 @@ use std::collections::VecDeque;
 use kettle_ir::{Control, Qubit};
 use smallvec::SmallVec;
 
+use crate::cpu::Caches;
 use crate::float::Float;
 use crate::fusion::{FusionConfig, fold_conjugated_diagonals, fuse};
 use crate::op::KernelOp;
@@ -36,7 +37,9 @@ use crate::state::segment_blocks;
 pub enum CacheBlocking {
     /// No stages: every operation is one pass over the state.
     Off,
-    /// Chunks of [`CHUNK_BYTES`], segments of at least 8 KiB (the default).
+    /// Chunks sized by the CPU's caches and the thread count
+    /// ([`auto_chunk_bytes`]), segments of at least [`SEGMENT_BYTES`] (the
+    /// default).
     Auto,
     /// Chunks of `2^chunk_qubits` amplitudes whose lowest `low_qubits`
     /// qubits are in every chunk (raised to one SIMD block where needed;
@@ -49,15 +52,32 @@ pub enum CacheBlocking {
     },
 }
 
-/// Bytes of one chunk with [`CacheBlocking::Auto`]: half of the reference
-/// machine's per-core L2 cache (1 MiB), so that the chunk and the kernels'
-/// coefficients stay there. 256 KiB to 1 MiB with 4 to 32 KiB segments ran
-/// within the machine's noise of each other (rqc_26, qaoa_26, qft_26 at f32).
-pub const CHUNK_BYTES: usize = 1 << 19;
+/// Bytes of one chunk with [`CacheBlocking::Auto`] on `threads` threads:
+/// half of the last-level cache's share per thread (the other half holds
+/// the state's lines on their way to and from memory), between half of one
+/// core's L2 and [`MAX_CHUNK_BYTES`], rounded down to a power of two.
+///
+/// Larger chunks take more operations per stage, so fewer passes over
+/// memory, and a chunk in L3 still serves the kernels fast enough: on the
+/// reference machine (Zen 4, 1 MiB of L2 per core, 32 MiB of L3), 8 MiB
+/// chunks ran rqc, qaoa and qft at 24 and 26 qubits 1.1–2.3× faster than
+/// 512 KiB ones (rqc_26 f32: 31 passes down to 4), with 16 MiB slower
+/// again (`benches/RESULTS.md`).
+pub fn auto_chunk_bytes(threads: usize) -> usize {
+    let caches = Caches::detected();
+    let low = caches.l2 / 2;
+    let bytes = (caches.l3 / (2 * threads.max(1))).clamp(low, MAX_CHUNK_BYTES.max(low));
+    1 << bytes.ilog2()
+}
+
+/// The largest chunk [`auto_chunk_bytes`] gives.
+pub const MAX_CHUNK_BYTES: usize = 8 << 20;
 
 /// Bytes of the shortest contiguous segment of a chunk with
-/// [`CacheBlocking::Auto`]: shorter ones stream from memory more slowly.
-const SEGMENT_BYTES: usize = 1 << 13;
+/// [`CacheBlocking::Auto`]. Shorter segments leave the planner more choice
+/// of qubits (fewer passes) but stream from memory more slowly; 512 B to
+/// 2 KiB ran alike in 8 MiB chunks.
+pub const SEGMENT_BYTES: usize = 1 << 10;
 
 /// The shape of a chunk: its qubits in all, and how many of them are the
 /// state's lowest.
@@ -68,13 +88,14 @@ pub(crate) struct ChunkShape {
 }
 
 impl CacheBlocking {
-    /// The chunk shape at precision `F`, `None` when blocking is off.
-    pub(crate) fn shape<F: Float>(self) -> Option<ChunkShape> {
+    /// The chunk shape at precision `F` for a run on `threads` threads,
+    /// `None` when blocking is off.
+    pub(crate) fn shape<F: Float>(self, threads: usize) -> Option<ChunkShape> {
         let amp = 2 * std::mem::size_of::<F>();
         let (qubits, low) = match self {
             CacheBlocking::Off => return None,
             CacheBlocking::Auto => (
-                (CHUNK_BYTES / amp).trailing_zeros(),
+                (auto_chunk_bytes(threads) / amp).trailing_zeros(),
                 (SEGMENT_BYTES / amp).trailing_zeros(),
             ),
             CacheBlocking::Chunks {

@@ -1,5 +1,5 @@
-//! Which SIMD instructions the kernels run, chosen once per process from
-//! what this CPU has.
+//! What this CPU offers the kernels: which SIMD instructions they run,
+//! chosen once per process, and how large its caches are.
 //!
 //! One binary carries the kernels three times, compiled for AVX-512, for
 //! AVX2 + FMA and for plain x86-64 (SSE2, or the target's baseline on other
@@ -15,6 +15,9 @@
 //! the process die of SIGILL, and also refuses a `KETTLE_SIMD` it cannot
 //! honour. The `kettle` binary and the [`Simulator`](crate::Simulator) call
 //! it before any kernel runs.
+//!
+//! The sizes of the CPU's caches ([`Caches`]) are detected here too: cache
+//! blocking sizes its chunks by them.
 
 use std::fmt;
 use std::sync::OnceLock;
@@ -165,6 +168,68 @@ pub fn check() -> Result<(), SimError> {
     }
 }
 
+/// The data caches a core works from, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caches {
+    /// The L2 cache of one core.
+    pub l2: usize,
+    /// The last-level cache (L3) the core shares with its neighbours; equal
+    /// to `l2` on a CPU without one.
+    pub l3: usize,
+}
+
+impl Caches {
+    /// What the CPU reports (`cpuid` on x86-64), once per process. Where it
+    /// reports nothing (other architectures, a hypervisor that hides the
+    /// leaf) a core of the reference machine: 1 MiB of L2 and 16 MiB of L3
+    /// for it.
+    pub fn detected() -> Caches {
+        static DETECTED: OnceLock<Caches> = OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            let fallback = Caches {
+                l2: 1 << 20,
+                l3: 16 << 20,
+            };
+            let Some((l2, l3)) = cache_sizes() else {
+                return fallback;
+            };
+            let l2 = l2.unwrap_or(fallback.l2);
+            Caches {
+                l2,
+                l3: l3.unwrap_or(l2).max(l2),
+            }
+        })
+    }
+}
+
+/// The sizes of the L2 and L3 data (or unified) caches, from `cpuid`'s
+/// deterministic cache parameters (leaf 4, or 0x8000_001D on AMD).
+#[cfg(target_arch = "x86_64")]
+fn cache_sizes() -> Option<(Option<usize>, Option<usize>)> {
+    use raw_cpuid::{CacheType, CpuId};
+    let mut sizes = (None, None);
+    for cache in CpuId::new().get_cache_parameters()? {
+        if !matches!(cache.cache_type(), CacheType::Data | CacheType::Unified) {
+            continue;
+        }
+        let bytes = cache.associativity()
+            * cache.physical_line_partitions()
+            * cache.coherency_line_size()
+            * cache.sets();
+        match cache.level() {
+            2 => sizes.0 = Some(bytes),
+            3 => sizes.1 = Some(bytes),
+            _ => {}
+        }
+    }
+    Some(sizes)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn cache_sizes() -> Option<(Option<usize>, Option<usize>)> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +248,12 @@ mod tests {
         }
         assert_eq!(SimdLevel::from_name("sse9"), None);
         assert!(SimdLevel::Portable < SimdLevel::Avx2 && SimdLevel::Avx2 < SimdLevel::Avx512);
+    }
+
+    #[test]
+    fn caches_have_plausible_sizes() {
+        let caches = Caches::detected();
+        assert!((64 << 10..=1 << 30).contains(&caches.l2), "{caches:?}");
+        assert!(caches.l3 >= caches.l2 && caches.l3 <= 4 << 30, "{caches:?}");
     }
 }

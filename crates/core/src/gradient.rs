@@ -259,7 +259,9 @@ impl Simulator {
             inverses,
             num_qubits,
             self.fusion(),
-            self.fusion().blocking.shape::<F>(),
+            self.fusion()
+                .blocking
+                .shape::<F>(self.parallelism().num_threads()),
         )
     }
 }

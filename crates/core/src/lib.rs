@@ -65,7 +65,7 @@ mod simulator;
 mod state;
 mod trajectory;
 
-pub use blocking::{CHUNK_BYTES, CacheBlocking};
+pub use blocking::{CacheBlocking, MAX_CHUNK_BYTES, SEGMENT_BYTES, auto_chunk_bytes};
 pub use counts::{ClassicalValue, Counts};
 pub use density::{DensityMatrix, MAX_DENSITY_QUBITS, density_noise_bytes};
 pub use error::SimError;

@@ -279,7 +279,7 @@ impl Simulator {
         let program = Program::compile(
             circuit,
             &self.fusion,
-            self.fusion.blocking.shape::<F>(),
+            self.fusion.blocking.shape::<F>(self.par.num_threads()),
             representation,
         );
         let seed = options
