@@ -27,7 +27,7 @@ use smallvec::SmallVec;
 
 use crate::cpu::Caches;
 use crate::float::Float;
-use crate::fusion::{FusionConfig, fold_conjugated_diagonals, fuse};
+use crate::fusion::{Bound, FusionConfig, fold_conjugated_diagonals, fuse};
 use crate::op::KernelOp;
 use crate::program::Instr;
 use crate::state::segment_blocks;
@@ -153,7 +153,7 @@ pub(crate) fn plan(
         ops
     };
     let Some(shape) = shape.filter(|_| fusion.enabled) else {
-        return applied(ops, fusion).collect();
+        return applied(ops, fusion, Bound::Memory).collect();
     };
     let in_stage = FusionConfig {
         max_qubits: fusion.stage_max_qubits,
@@ -162,7 +162,7 @@ pub(crate) fn plan(
     if n <= shape.qubits {
         // The whole state is one chunk and stays in cache: fuse as in a stage
         // (f32, n = 16: 0.51 ns per gate and amplitude with 4-qubit blocks).
-        return applied(ops, &in_stage).collect();
+        return applied(ops, &in_stage, Bound::Arithmetic).collect();
     }
     let mut out = Vec::new();
     // Operations that each need a pass of their own, fused together.
@@ -178,15 +178,15 @@ pub(crate) fn plan(
             single.extend(remaining.pop_front());
             continue;
         }
-        let mut fused = fuse(taken, &in_stage);
+        let mut fused = fuse(taken, &in_stage, Bound::Arithmetic);
         if fused.len() == 1 {
             single.append(&mut fused);
             continue;
         }
-        out.extend(applied(std::mem::take(&mut single), fusion));
+        out.extend(applied(std::mem::take(&mut single), fusion, Bound::Memory));
         out.push(Instr::Stage(Stage::new(&qubits, shape.low, fused)));
     }
-    out.extend(applied(single, fusion));
+    out.extend(applied(single, fusion, Bound::Memory));
     // Qubits that may be 1 in some amplitude with a non-zero value: an
     // operation can only spread the state along its own qubits.
     let mut touched: u64 = if fresh { 0 } else { u64::MAX };
@@ -207,8 +207,8 @@ pub(crate) fn plan(
 }
 
 /// `ops` fused by `config`, each applied in a pass of its own.
-fn applied(ops: Vec<KernelOp>, config: &FusionConfig) -> impl Iterator<Item = Instr> {
-    fuse(ops, config).into_iter().map(Instr::Apply)
+fn applied(ops: Vec<KernelOp>, config: &FusionConfig, bound: Bound) -> impl Iterator<Item = Instr> {
+    fuse(ops, config, bound).into_iter().map(Instr::Apply)
 }
 
 /// A set of qubits as a bit mask (states have at most 50 qubits).
@@ -426,7 +426,7 @@ mod tests {
         assert!(stages(&plan(ops, 12, None, &FusionConfig::default(), false)).is_empty());
         // Three high qubits and a control cannot share a chunk of 6 with 3 low ones.
         let wide = KernelOp::from_gate(&Gate::standard(Ccx, &[]), &[7, 8, 9], &[Control::one(10)]);
-        let ops = vec![op(H, &[0]), wide, op(Rx, &[1])];
+        let ops = vec![op(H, &[0]), wide, op(Cx, &[1, 2])];
         let instrs = plan(ops, 12, Some(shape), &FusionConfig::default(), false);
         assert_eq!(instrs.len(), 2);
         assert!(matches!(&instrs[0], Instr::Stage(s) if s.ops.len() == 2));

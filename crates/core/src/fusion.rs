@@ -10,6 +10,12 @@
 //! multiplication per amplitude whatever its size); a block of one gate is
 //! emitted unchanged, controls and all. The fused matrix's exact zeros then
 //! pick its kernel, so a run of permutations stays a permutation.
+//!
+//! In cache ([`Bound::Arithmetic`], inside a stage) the multiply-adds are
+//! the cost, not the passes: diagonals with complex phases are gathered
+//! apart from the other blocks, which then stay real or imaginary term by
+//! term (half the dense kernel's multiply-adds), and lone one-qubit gates
+//! on different qubits are paired into one sweep.
 
 use kettle_ir::{GateMatrix, Qubit};
 use num_complex::Complex64;
@@ -72,15 +78,36 @@ impl FusionConfig {
 /// Gates an open block holds before they are replaced by their product.
 const COLLAPSE_AT: usize = 256;
 
+/// What limits the fused blocks where they run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Bound {
+    /// Between passes over memory: fewer, larger blocks.
+    Memory,
+    /// In cache (inside a stage): the multiply-adds. Diagonals with complex
+    /// phases (`rz`, `p`, `rzz`) are kept apart from the other blocks and
+    /// gathered with each other, so that those stay real or imaginary term
+    /// by term (`rx`, `ry`, `h`, `cz`, `cx`), which the dense kernel runs at
+    /// half the multiply-adds, and the phases cost one pass of the diagonal
+    /// kernel for a whole chain of them (qaoa's ring of `rzz`).
+    Arithmetic,
+}
+
 /// An open block: gates on a set of qubits, in circuit order.
 struct Block {
     qubits: SmallVec<[Qubit; 8]>,
     ops: Vec<KernelOp>,
     diagonal: bool,
+    /// Some diagonal entry of a gate has a non-zero imaginary part.
+    phased: bool,
+}
+
+/// Whether a diagonal operation multiplies by a complex phase somewhere.
+fn is_phased(op: &KernelOp) -> bool {
+    matches!(&op.matrix, OpMatrix::Diagonal(d) if d.iter().any(|x| x.im != 0.0))
 }
 
 /// Fuses a straight run of unitary operations (no measurement between them).
-pub(crate) fn fuse(ops: Vec<KernelOp>, config: &FusionConfig) -> Vec<KernelOp> {
+pub(crate) fn fuse(ops: Vec<KernelOp>, config: &FusionConfig, bound: Bound) -> Vec<KernelOp> {
     let ops = ops.into_iter().filter(|op| !op.is_identity());
     if !config.enabled {
         return ops.collect();
@@ -90,11 +117,30 @@ pub(crate) fn fuse(ops: Vec<KernelOp>, config: &FusionConfig) -> Vec<KernelOp> {
     for op in ops {
         let qubits: SmallVec<[Qubit; 8]> = op.qubits().collect();
         let diagonal = matches!(op.matrix, OpMatrix::Diagonal(_));
+        let op_phased = is_phased(&op);
         // Blocks this gate touches, in creation order.
-        let (hits, rest): (Vec<Block>, Vec<Block>) = open
+        let (mut hits, rest): (Vec<Block>, Vec<Block>) = open
             .drain(..)
             .partition(|b| b.qubits.iter().any(|q| qubits.contains(q)));
         open = rest;
+        if bound == Bound::Arithmetic {
+            // A phased diagonal (or a real one next to phases) joins the
+            // diagonal blocks it touches; any other gate joins the blocks
+            // without phases. The blocks it does not join come earlier on
+            // their qubits, so they are emitted first.
+            let with_diagonals =
+                diagonal && (op_phased || hits.iter().any(|b| b.diagonal && b.phased));
+            let (join, before): (Vec<Block>, Vec<Block>) = hits.into_iter().partition(|b| {
+                if with_diagonals {
+                    b.diagonal
+                } else {
+                    !(b.diagonal && b.phased)
+                }
+            });
+            out.extend(before.into_iter().map(emit));
+            hits = join;
+        }
+        let phased = op_phased || hits.iter().any(|b| b.phased);
         let mut union = qubits.clone();
         for b in &hits {
             union.extend(b.qubits.iter().copied().filter(|q| !qubits.contains(q)));
@@ -126,12 +172,14 @@ pub(crate) fn fuse(ops: Vec<KernelOp>, config: &FusionConfig) -> Vec<KernelOp> {
                     qubits: union.clone(),
                     ops,
                     diagonal: all_diagonal,
+                    phased,
                 })];
             }
             open.push(Block {
                 qubits: union,
                 ops,
                 diagonal: all_diagonal,
+                phased,
             });
         } else {
             out.extend(hits.into_iter().map(emit));
@@ -142,12 +190,73 @@ pub(crate) fn fuse(ops: Vec<KernelOp>, config: &FusionConfig) -> Vec<KernelOp> {
                     qubits,
                     ops: vec![op],
                     diagonal,
+                    phased: op_phased,
                 });
             }
         }
     }
     out.extend(open.into_iter().map(emit));
+    if bound == Bound::Arithmetic && config.dense_limit() >= 2 {
+        pair_single_qubit_gates(&mut out);
+    }
     out
+}
+
+/// How far ahead [`pair_single_qubit_gates`] looks for a partner.
+const PAIR_WINDOW: usize = 64;
+
+/// Replaces pairs of dense one-qubit operations on different qubits, with
+/// nothing between them on either qubit, by their tensor product at the
+/// first one's place. Gates on disjoint qubits never meet in [`fuse`], so a
+/// layer of `rx` in cache would otherwise cost one sweep of the chunk per
+/// gate; the product costs the same multiply-adds in one sweep.
+fn pair_single_qubit_gates(ops: &mut Vec<KernelOp>) {
+    let single = |op: &KernelOp| {
+        op.controls.is_empty() && op.targets.len() == 1 && matches!(op.matrix, OpMatrix::Dense(_))
+    };
+    let mut removed = vec![false; ops.len()];
+    for i in 0..ops.len() {
+        if removed[i] || !single(&ops[i]) {
+            continue;
+        }
+        let a = ops[i].targets[0];
+        let mut partner = None;
+        for j in (i + 1..ops.len()).take(PAIR_WINDOW) {
+            if removed[j] {
+                continue;
+            }
+            let op = &ops[j];
+            if op.qubits().any(|q| q == a) {
+                break;
+            }
+            if single(op) {
+                partner = Some(j);
+                break;
+            }
+        }
+        let Some(j) = partner else { continue };
+        // Nothing between `i` and `j` touches `a`; `j` is the first single
+        // after `i`, and whatever lies between on its qubit would make
+        // moving it earlier wrong, so check that too.
+        let b = ops[j].targets[0];
+        if ops[i + 1..j]
+            .iter()
+            .zip(&removed[i + 1..j])
+            .any(|(op, &gone)| !gone && op.qubits().any(|q| q == b))
+        {
+            continue;
+        }
+        let block = Block {
+            qubits: [a, b].into_iter().collect(),
+            ops: vec![ops[i].clone(), ops[j].clone()],
+            diagonal: false,
+            phased: false,
+        };
+        ops[i] = emit(block);
+        removed[j] = true;
+    }
+    let mut removed = removed.into_iter();
+    ops.retain(|_| !removed.next().unwrap_or(false));
 }
 
 /// Folds `P · D₁ ⋯ Dₖ · P`, where `P` is a permutation that is its own
@@ -336,7 +445,7 @@ mod tests {
             max_qubits: 2,
             ..FusionConfig::default()
         };
-        let fused = fuse(ops, &cfg);
+        let fused = fuse(ops, &cfg, Bound::Memory);
         assert_eq!(fused.len(), 2);
         assert!(fused.iter().all(|o| o.targets.len() == 2));
     }
@@ -350,11 +459,11 @@ mod tests {
             op(Rz, &[0.7], &[3]),
             op(Cp, &[0.1], &[0, 3]),
         ];
-        let fused = fuse(ops, &FusionConfig::default());
+        let fused = fuse(ops, &FusionConfig::default(), Bound::Memory);
         assert_eq!(fused.len(), 1);
         assert!(matches!(fused[0].matrix, OpMatrix::Diagonal(_)));
         let perms = vec![op(Cx, &[], &[0, 1]), op(Cx, &[], &[1, 2]), op(X, &[], &[0])];
-        let fused = fuse(perms, &FusionConfig::default());
+        let fused = fuse(perms, &FusionConfig::default(), Bound::Memory);
         assert_eq!(fused.len(), 1);
         assert!(matches!(fused[0].matrix, OpMatrix::Monomial { .. }));
     }
@@ -386,6 +495,7 @@ mod tests {
                 qubits: (0..4).collect(),
                 ops: all,
                 diagonal: false,
+                phased: false,
             };
             emit(block)
         };
@@ -398,6 +508,78 @@ mod tests {
     }
 
     #[test]
+    fn in_cache_phases_stay_apart_and_single_gates_pair_up() {
+        // Two qaoa rounds on a ring of 6 and an rqc-like layer: in cache the
+        // `rzz` chain becomes diagonals wider than the dense limit, the `rx`
+        // layer pairs up, no dense block carries a complex phase, and the
+        // product is unchanged.
+        use StandardGate::*;
+        let n = 6u32;
+        let mut ops = Vec::new();
+        for q in 0..n {
+            ops.push(op(H, &[], &[q]));
+        }
+        for round in 0..2 {
+            for i in 0..n {
+                let j = (i + 1) % n;
+                ops.push(op(Cx, &[], &[i, j]));
+                ops.push(op(Rz, &[0.3 + f64::from(round)], &[j]));
+                ops.push(op(Cx, &[], &[i, j]));
+            }
+            for q in 0..n {
+                ops.push(op(Rx, &[0.7], &[q]));
+            }
+        }
+        for q in 0..n {
+            ops.push(op([Rx, Rz][q as usize % 2], &[0.2 * f64::from(q)], &[q]));
+        }
+        for q in (0..n).step_by(2) {
+            ops.push(op(Cz, &[], &[q, q + 1]));
+        }
+        let cfg = FusionConfig {
+            max_qubits: 2,
+            ..FusionConfig::default()
+        };
+        let folded = fold_conjugated_diagonals(ops.clone());
+        let fused = fuse(folded, &cfg, Bound::Arithmetic);
+        assert!(
+            fused
+                .iter()
+                .any(|o| matches!(o.matrix, OpMatrix::Diagonal(_)) && o.targets.len() > 2),
+            "the rzz chain is gathered"
+        );
+        for o in &fused {
+            if let OpMatrix::Dense(m) = &o.matrix {
+                assert!(o.targets.len() <= 2);
+                assert!(
+                    m.iter().all(|x| x.re == 0.0 || x.im == 0.0),
+                    "dense block on {:?} with complex entries",
+                    o.targets
+                );
+            }
+        }
+        let singles = fused
+            .iter()
+            .filter(|o| o.targets.len() == 1 && matches!(o.matrix, OpMatrix::Dense(_)))
+            .count();
+        assert!(singles <= 2, "{singles} one-qubit blocks left unpaired");
+        let product = |ops: Vec<KernelOp>| {
+            emit(Block {
+                qubits: (0..n).collect(),
+                ops,
+                diagonal: false,
+                phased: false,
+            })
+        };
+        let (a, b) = (product(ops), product(fused));
+        for r in 0..1 << n {
+            for c in 0..1 << n {
+                assert!((a.entry(r, c) - b.entry(r, c)).norm() < 1e-12);
+            }
+        }
+    }
+
+    #[test]
     fn a_long_run_on_one_qubit_fuses_into_its_product() {
         // Quadratic before: each gate copied the block's list (300,000 gates
         // would take minutes). The product of rx(0.1) 300,000 times is
@@ -405,7 +587,7 @@ mod tests {
         use StandardGate::*;
         let n = 300_000;
         let ops = vec![op(Rx, &[0.1], &[0]); n];
-        let fused = fuse(ops, &FusionConfig::default());
+        let fused = fuse(ops, &FusionConfig::default(), Bound::Memory);
         assert_eq!(fused.len(), 1);
         let OpMatrix::Dense(got) = &fused[0].matrix else {
             panic!("rx fuses into a dense matrix");
@@ -434,12 +616,13 @@ mod tests {
                 }
             })
             .collect();
-        let fused = fuse(ops.clone(), &FusionConfig::default());
+        let fused = fuse(ops.clone(), &FusionConfig::default(), Bound::Memory);
         assert_eq!(fused.len(), 1);
         let whole = emit(Block {
             qubits: (0..4).collect(),
             ops,
             diagonal: false,
+            phased: false,
         });
         for r in 0..16 {
             for c in 0..16 {
@@ -452,7 +635,10 @@ mod tests {
     fn identities_vanish_and_disabled_keeps_order() {
         use StandardGate::*;
         let ops = vec![op(Id, &[], &[0]), op(H, &[], &[0]), op(Rz, &[0.0], &[1])];
-        assert_eq!(fuse(ops.clone(), &FusionConfig::disabled()).len(), 1);
-        assert_eq!(fuse(ops, &FusionConfig::default()).len(), 1);
+        assert_eq!(
+            fuse(ops.clone(), &FusionConfig::disabled(), Bound::Memory).len(),
+            1
+        );
+        assert_eq!(fuse(ops, &FusionConfig::default(), Bound::Memory).len(), 1);
     }
 }

@@ -90,8 +90,8 @@ enum Kind<F: Float> {
     Identity,
     /// Per high pattern, the factor of each lane.
     Diagonal(Vec<Block<F>>),
-    /// Expanded coefficients (see `dense::coefficients`).
-    Dense(Vec<Block<F>>),
+    /// Expanded coefficients, classified (see `dense::prepare`).
+    Dense(dense::Coefficients<F>),
     /// Monomials that only move blocks and lanes.
     Moves(Vec<(usize, usize)>),
     /// Monomials whose outputs combine weighted sources.
@@ -115,7 +115,7 @@ impl<F: Float> Prepared<F> {
             match &op.matrix {
                 OpMatrix::Diagonal(d) => Kind::Diagonal(diagonal::coefficients(&split, d)),
                 OpMatrix::Monomial { src, phase } => monomial::prepare(&split, src, phase),
-                OpMatrix::Dense(m) => Kind::Dense(dense::coefficients(&split, m)),
+                OpMatrix::Dense(m) => Kind::Dense(dense::prepare(&split, m)),
             }
         };
         Prepared {

@@ -51,7 +51,7 @@ pub(super) fn prepare<F: Float>(split: &Split, src: &[usize], phase: &[Complex64
             for (r, (&c, &p)) in src.iter().zip(phase).enumerate() {
                 dense[r * dim + c] = p;
             }
-            Kind::Dense(super::dense::coefficients(split, &dense))
+            Kind::Dense(super::dense::prepare(split, &dense))
         }
         _ => Kind::Terms(terms),
     }
