@@ -15,7 +15,8 @@
 //!   4) with two extra negative controls (0 and n−1).
 //! - `in_cache`: the same kinds of kernels on a 256 KiB state (n = 14 at
 //!   f64, 15 at f32) that stays in the L2 cache: the cost of one operation
-//!   inside a stage of cache blocking. One thread.
+//!   inside a stage of cache blocking, with `rxry2q` (rx ⊗ ry, terms real or
+//!   imaginary) beside `dense2q`. One thread.
 //! - `memory_pass`: `x = x·s + 1e-300` over a `Vec<f64>` of `16·2^n` bytes
 //!   (the f64 state's size), split over the threads with scoped threads.
 //!
@@ -136,6 +137,17 @@ fn dense1q(c: &mut Criterion) {
         }
     }
     group.finish();
+}
+
+/// `rx(0.3) ⊗ ry(0.5)`: a dense 4×4 whose entries are each real or purely
+/// imaginary, which the dense kernel runs with half the multiply-adds of
+/// `dense2q` (rqc's fused blocks look like this).
+fn structured_2q() -> Gate {
+    let rx = Gate::standard(StandardGate::Rx, &[0.3]).matrix();
+    let ry = Gate::standard(StandardGate::Ry, &[0.5]).matrix();
+    let m = ry.kron(&rx);
+    assert_eq!(m.kind(), MatrixKind::Dense);
+    Gate::Unitary(UnitaryMatrix::new(m).expect("a product of unitaries is unitary"))
 }
 
 /// A `Gate::Unitary` from a dense `k`-qubit matrix (checked to be dense, so
@@ -310,6 +322,7 @@ fn in_cache(c: &mut Criterion) {
                 dense_gate(2, 2),
                 &[3, n - 1],
             ),
+            Case::new(format!("rxry2q_q3_{}", n - 1), structured_2q(), &[3, n - 1]),
             Case::new(
                 format!("dense3q_q2_7_{}", n - 1),
                 dense_gate(3, 3),
