@@ -79,6 +79,7 @@ pub(crate) fn apply_stage<F: Float>(
                 continue;
             }
             for (s, &offset) in segments.iter().enumerate() {
+                prefetch_segment(ptr, base, &segments, s + PREFETCH_AHEAD, segment_blocks);
                 let start = block_address::<F>(base + offset);
                 // SAFETY: as above; segments are contiguous for the same reason.
                 let segment = unsafe { ptr.slice(start, segment_blocks) };
@@ -88,6 +89,7 @@ pub(crate) fn apply_stage<F: Float>(
                 op.apply(&mut buffer, &sequential);
             }
             for (s, &offset) in segments.iter().enumerate() {
+                prefetch_segment(ptr, base, &segments, s + PREFETCH_AHEAD, segment_blocks);
                 let start = block_address::<F>(base + offset);
                 // SAFETY: as above.
                 let segment = unsafe { ptr.slice(start, segment_blocks) };
@@ -95,6 +97,46 @@ pub(crate) fn apply_stage<F: Float>(
             }
         }
     });
+}
+
+/// How many segments ahead of the one being copied the copies ask for.
+/// A chunk's segments lie far apart (1 KiB each, on pages of their own), so
+/// the hardware prefetchers, which stop at page boundaries, cannot see the
+/// next one coming, and each segment would start with a full miss.
+const PREFETCH_AHEAD: usize = 4;
+
+/// Asks the cache for the lines of segment `s` of the chunk at block
+/// `base`, if there is one.
+#[inline(always)]
+fn prefetch_segment<F: Float>(
+    ptr: BlockPtr<F>,
+    base: usize,
+    segments: &[usize],
+    s: usize,
+    segment_blocks: usize,
+) {
+    let Some(&offset) = segments.get(s) else {
+        return;
+    };
+    let start = ptr.at(base + offset).cast::<u8>();
+    let bytes = segment_blocks * std::mem::size_of::<Block<F>>();
+    for line in (0..bytes).step_by(64) {
+        prefetch(start.wrapping_add(line));
+    }
+}
+
+/// A hint to bring the line at `p` into the cache; never faults.
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch does not access memory architecturally: any
+    // address is allowed, and SSE is part of x86-64's baseline.
+    #[allow(unused_unsafe)]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// The first amplitude of chunk `c`: `c`'s bits on the qubits that index
