@@ -105,6 +105,8 @@ pub const MAX_QUBITS: u32 = 50;
 pub struct StateVector<F: Float> {
     num_qubits: u32,
     blocks: Buffer<Block<F>>,
+    /// Chunk buffers for cache blocking, mapped on first use.
+    scratch: kernels::ChunkScratch<F>,
 }
 
 impl<F: Float> Clone for StateVector<F> {
@@ -112,6 +114,7 @@ impl<F: Float> Clone for StateVector<F> {
         StateVector {
             num_qubits: self.num_qubits,
             blocks: self.blocks.clone(),
+            scratch: kernels::ChunkScratch::default(),
         }
     }
 }
@@ -152,6 +155,7 @@ impl<F: Float> StateVector<F> {
         let mut state = StateVector {
             num_qubits,
             blocks: alloc_zeroed_blocks::<F>(Self::buffer_len(num_qubits))?,
+            scratch: kernels::ChunkScratch::default(),
         };
         state.set_amplitude_unchecked(0, Complex::new(F::from_f64(1.0), F::from_f64(0.0)));
         Ok(state)
@@ -171,6 +175,7 @@ impl<F: Float> StateVector<F> {
         let mut state = StateVector {
             num_qubits,
             blocks: alloc_zeroed_blocks::<F>(Self::buffer_len(num_qubits))?,
+            scratch: kernels::ChunkScratch::default(),
         };
         for (i, a) in amplitudes.iter().enumerate() {
             state.set_amplitude_unchecked(i, Complex::new(F::from_f64(a.re), F::from_f64(a.im)));
@@ -208,7 +213,11 @@ impl<F: Float> StateVector<F> {
                 im: F::from_fn(|l| F::from_f64(values[l].im)),
             };
         }
-        Ok(StateVector { num_qubits, blocks })
+        Ok(StateVector {
+            num_qubits,
+            blocks,
+            scratch: kernels::ChunkScratch::default(),
+        })
     }
 
     /// A copy, refused if the budget cannot hold `live_states + 1` states.
@@ -220,6 +229,7 @@ impl<F: Float> StateVector<F> {
         Ok(StateVector {
             num_qubits: self.num_qubits,
             blocks: self.blocks.try_clone()?,
+            scratch: kernels::ChunkScratch::default(),
         })
     }
 
@@ -379,7 +389,7 @@ impl<F: Float> StateVector<F> {
 
     /// Applies a stage of cache blocking, chunk by chunk.
     pub(crate) fn apply_stage(&mut self, stage: &Stage, par: &Parallelism) {
-        kernels::apply_stage(&mut self.blocks, self.num_qubits, stage, par);
+        kernels::apply_stage(&mut self.blocks, self.num_qubits, stage, par, &self.scratch);
     }
 
     #[cfg(test)]

@@ -13,10 +13,13 @@
 //! the shared zero page), which dominated sparse circuits such as GHZ: 57%
 //! of ghz_26 at f32 was `clear_page` before.
 
+use std::sync::Mutex;
+
 use kettle_ir::Qubit;
 
 use super::{BlockPtr, Prepared, all_zero};
 use crate::blocking::Stage;
+use crate::buffer::Buffer;
 use crate::float::Float;
 use crate::par::Parallelism;
 use crate::state::{Block, block_address, segment_blocks};
@@ -27,6 +30,7 @@ pub(crate) fn apply_stage<F: Float>(
     n: u32,
     stage: &Stage,
     par: &Parallelism,
+    scratch: &ChunkScratch<F>,
 ) {
     let k = stage.qubits();
     debug_assert!(k <= n && stage.low >= F::LOG_LANES);
@@ -65,7 +69,7 @@ pub(crate) fn apply_stage<F: Float>(
             }
             return;
         }
-        let mut buffer = vec![Block::<F>::zero(); chunk_blocks];
+        let mut buffer = scratch.take(chunk_blocks);
         for c in chunks {
             let base = chunk_base(c, stage) / F::LANES;
             // Checked in place, before any copy: zero chunks are most of a
@@ -96,7 +100,45 @@ pub(crate) fn apply_stage<F: Float>(
                 segment.copy_from_slice(&buffer[s * segment_blocks..][..segment_blocks]);
             }
         }
+        scratch.give_back(buffer);
     });
+}
+
+/// Chunk buffers, kept with the state they serve and handed from one piece
+/// of a stage's work to the next, so that a run maps at most one buffer per
+/// thread (a stage's work comes in a few pieces per thread, and a circuit
+/// has several stages). Mapped from the kernel and returned with the state
+/// (see `crate::buffer`): a chunk is megabytes, and an allocator that kept
+/// them for reuse would hold them beyond a server's memory budget.
+#[derive(Debug, Default)]
+pub(crate) struct ChunkScratch<F: Float>(Mutex<Vec<Buffer<Block<F>>>>);
+
+impl<F: Float> ChunkScratch<F> {
+    /// A buffer of `len` blocks (its contents are stale or zero).
+    fn take(&self, len: usize) -> Buffer<Block<F>> {
+        let free = {
+            let mut free = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            // Buffers of another chunk size (a stage planned for other
+            // threads) are dropped.
+            free.retain(|b| b.len() == len);
+            free.pop()
+        };
+        free.unwrap_or_else(|| {
+            // SAFETY: all-zero bytes are a valid block.
+            unsafe { Buffer::<Block<F>>::zeroed(len) }.unwrap_or_else(|_| {
+                std::alloc::handle_alloc_error(
+                    std::alloc::Layout::array::<Block<F>>(len).expect("a chunk's size fits"),
+                )
+            })
+        })
+    }
+
+    fn give_back(&self, buffer: Buffer<Block<F>>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(buffer);
+    }
 }
 
 /// How many segments ahead of the one being copied the copies ask for.

@@ -31,23 +31,23 @@ pub(super) fn run<F: Float, V: Lanes<F>>(
     }
     let coef = &c.coef;
     match (split.nb(), split.perms.len()) {
-        (1, 1) => run_nb::<F, V, 1, 1>(ptr, split, coef, par),
-        (1, 2) => run_nb::<F, V, 1, 2>(ptr, split, coef, par),
-        (1, 4) => run_nb::<F, V, 1, 4>(ptr, split, coef, par),
-        (1, 8) => run_nb::<F, V, 1, 8>(ptr, split, coef, par),
-        (1, 16) => run_nb::<F, V, 1, 16>(ptr, split, coef, par),
-        (2, 1) => run_nb::<F, V, 2, 1>(ptr, split, coef, par),
-        (2, 2) => run_nb::<F, V, 2, 2>(ptr, split, coef, par),
-        (2, 4) => run_nb::<F, V, 2, 4>(ptr, split, coef, par),
-        (2, 8) => run_nb::<F, V, 2, 8>(ptr, split, coef, par),
-        (4, 1) => run_nb::<F, V, 4, 1>(ptr, split, coef, par),
-        (4, 2) => run_nb::<F, V, 4, 2>(ptr, split, coef, par),
-        (4, 4) => run_nb::<F, V, 4, 4>(ptr, split, coef, par),
-        (8, 1) => run_nb::<F, V, 8, 1>(ptr, split, coef, par),
-        (8, 2) => run_nb::<F, V, 8, 2>(ptr, split, coef, par),
-        (16, 1) => run_nb::<F, V, 16, 1>(ptr, split, coef, par),
-        (32, 1) => run_nb::<F, V, 32, 1>(ptr, split, coef, par),
-        (64, 1) => run_nb::<F, V, 64, 1>(ptr, split, coef, par),
+        (1, 1) => run_nb::<F, V, 1, 1, false>(ptr, split, coef, &[], par),
+        (1, 2) => run_nb::<F, V, 1, 2, false>(ptr, split, coef, &[], par),
+        (1, 4) => run_nb::<F, V, 1, 4, false>(ptr, split, coef, &[], par),
+        (1, 8) => run_nb::<F, V, 1, 8, false>(ptr, split, coef, &[], par),
+        (1, 16) => run_nb::<F, V, 1, 16, false>(ptr, split, coef, &[], par),
+        (2, 1) => run_nb::<F, V, 2, 1, false>(ptr, split, coef, &[], par),
+        (2, 2) => run_nb::<F, V, 2, 2, false>(ptr, split, coef, &[], par),
+        (2, 4) => run_nb::<F, V, 2, 4, false>(ptr, split, coef, &[], par),
+        (2, 8) => run_nb::<F, V, 2, 8, false>(ptr, split, coef, &[], par),
+        (4, 1) => run_nb::<F, V, 4, 1, false>(ptr, split, coef, &[], par),
+        (4, 2) => run_nb::<F, V, 4, 2, false>(ptr, split, coef, &[], par),
+        (4, 4) => run_nb::<F, V, 4, 4, false>(ptr, split, coef, &[], par),
+        (8, 1) => run_nb::<F, V, 8, 1, false>(ptr, split, coef, &[], par),
+        (8, 2) => run_nb::<F, V, 8, 2, false>(ptr, split, coef, &[], par),
+        (16, 1) => run_nb::<F, V, 16, 1, false>(ptr, split, coef, &[], par),
+        (32, 1) => run_nb::<F, V, 32, 1, false>(ptr, split, coef, &[], par),
+        (64, 1) => run_nb::<F, V, 64, 1, false>(ptr, split, coef, &[], par),
         _ => run_any::<F, V>(ptr, split, coef, par),
     }
 }
@@ -149,28 +149,30 @@ fn run_parts<F: Float, V: Lanes<F>>(
     par: &Parallelism,
 ) {
     match (split.nb(), split.perms.len()) {
-        (1, 1) => run_nb_parts::<F, V, 1, 1>(ptr, split, coef, parts, par),
-        (1, 2) => run_nb_parts::<F, V, 1, 2>(ptr, split, coef, parts, par),
-        (1, 4) => run_nb_parts::<F, V, 1, 4>(ptr, split, coef, parts, par),
-        (1, 8) => run_nb_parts::<F, V, 1, 8>(ptr, split, coef, parts, par),
-        (1, 16) => run_nb_parts::<F, V, 1, 16>(ptr, split, coef, parts, par),
-        (2, 1) => run_nb_parts::<F, V, 2, 1>(ptr, split, coef, parts, par),
-        (2, 2) => run_nb_parts::<F, V, 2, 2>(ptr, split, coef, parts, par),
-        (2, 4) => run_nb_parts::<F, V, 2, 4>(ptr, split, coef, parts, par),
-        (2, 8) => run_nb_parts::<F, V, 2, 8>(ptr, split, coef, parts, par),
-        (4, 1) => run_nb_parts::<F, V, 4, 1>(ptr, split, coef, parts, par),
-        (4, 2) => run_nb_parts::<F, V, 4, 2>(ptr, split, coef, parts, par),
-        (4, 4) => run_nb_parts::<F, V, 4, 4>(ptr, split, coef, parts, par),
-        (8, 1) => run_nb_parts::<F, V, 8, 1>(ptr, split, coef, parts, par),
+        (1, 1) => run_nb::<F, V, 1, 1, true>(ptr, split, coef, parts, par),
+        (1, 2) => run_nb::<F, V, 1, 2, true>(ptr, split, coef, parts, par),
+        (1, 4) => run_nb::<F, V, 1, 4, true>(ptr, split, coef, parts, par),
+        (1, 8) => run_nb::<F, V, 1, 8, true>(ptr, split, coef, parts, par),
+        (1, 16) => run_nb::<F, V, 1, 16, true>(ptr, split, coef, parts, par),
+        (2, 1) => run_nb::<F, V, 2, 1, true>(ptr, split, coef, parts, par),
+        (2, 2) => run_nb::<F, V, 2, 2, true>(ptr, split, coef, parts, par),
+        (2, 4) => run_nb::<F, V, 2, 4, true>(ptr, split, coef, parts, par),
+        (2, 8) => run_nb::<F, V, 2, 8, true>(ptr, split, coef, parts, par),
+        (4, 1) => run_nb::<F, V, 4, 1, true>(ptr, split, coef, parts, par),
+        (4, 2) => run_nb::<F, V, 4, 2, true>(ptr, split, coef, parts, par),
+        (4, 4) => run_nb::<F, V, 4, 4, true>(ptr, split, coef, parts, par),
+        (8, 1) => run_nb::<F, V, 8, 1, true>(ptr, split, coef, parts, par),
         // `prepare` gives parts to the shapes above only.
         _ => unreachable!("no per-term loop for this shape"),
     }
 }
 
-/// [`run_nb`], each term's multiply-adds chosen by its [`Part`]. The
-/// branches go the same way for every group, so they cost next to nothing
-/// beside the multiply-adds they save.
-fn run_nb_parts<F: Float, V: Lanes<F>, const NB: usize, const NP: usize>(
+/// `NB` blocks per group, `NP` lane flips: every group's inputs (flipped
+/// copies included) are loaded once, then each output block is one chain of
+/// multiply-adds, stored as soon as it is done (row by row, so that only one
+/// accumulator is live beside the inputs). With `PARTS`, each term's
+/// multiply-adds are chosen by its [`Part`] in `parts`.
+fn run_nb<F: Float, V: Lanes<F>, const NB: usize, const NP: usize, const PARTS: bool>(
     ptr: BlockPtr<F>,
     split: &Split,
     coef: &[Block<F>],
@@ -180,71 +182,7 @@ fn run_nb_parts<F: Float, V: Lanes<F>, const NB: usize, const NP: usize>(
     let perms: [usize; NP] = std::array::from_fn(|p| split.perms[p]);
     let offsets: [usize; NB] = std::array::from_fn(|h| split.offsets[h]);
     let coef = &coef[..NB * NB * NP];
-    let parts = &parts[..NB * NB * NP];
-    for_each_run_at::<F, V>(
-        split,
-        par,
-        #[inline(always)]
-        |base, len| {
-            let mut at = [std::ptr::null_mut::<Block<F>>(); NB];
-            for h in 0..NB {
-                at[h] = ptr.at(base + offsets[h]);
-            }
-            for i in 0..len {
-                let mut x = [[Reg::<V>::zero(); NP]; NB];
-                for h in 0..NB {
-                    // SAFETY: as in `run_nb`.
-                    let b = Reg::load(unsafe { &*at[h].add(i) });
-                    x[h][0] = b;
-                    for p in 1..NP {
-                        x[h][p] = xor_lanes(&b, perms[p]);
-                    }
-                }
-                for j in 0..NB {
-                    let row = &coef[j * NB * NP..][..NB * NP];
-                    let kinds = &parts[j * NB * NP..][..NB * NP];
-                    let mut acc = Reg::<V>::zero();
-                    for h in 0..NB {
-                        for p in 0..NP {
-                            let c = &row[h * NP + p];
-                            let x = &x[h][p];
-                            match kinds[h * NP + p] {
-                                Part::Zero => {}
-                                Part::Real => {
-                                    let re = V::load(&c.re);
-                                    acc.re = re.mul_add(x.re, acc.re);
-                                    acc.im = re.mul_add(x.im, acc.im);
-                                }
-                                Part::Imag => {
-                                    let im = V::load(&c.im);
-                                    acc.re = im.mul_neg_add(x.im, acc.re);
-                                    acc.im = im.mul_add(x.re, acc.im);
-                                }
-                                Part::Complex => cmul_add(&Reg::load(c), x, &mut acc),
-                            }
-                        }
-                    }
-                    // SAFETY: as in `run_nb`.
-                    acc.store(unsafe { &mut *at[j].add(i) });
-                }
-            }
-        },
-    );
-}
-
-/// `NB` blocks per group, `NP` lane flips: every group's inputs (flipped
-/// copies included) are loaded once, then each output block is one chain of
-/// multiply-adds, stored as soon as it is done (row by row, so that only one
-/// accumulator is live beside the inputs).
-fn run_nb<F: Float, V: Lanes<F>, const NB: usize, const NP: usize>(
-    ptr: BlockPtr<F>,
-    split: &Split,
-    coef: &[Block<F>],
-    par: &Parallelism,
-) {
-    let perms: [usize; NP] = std::array::from_fn(|p| split.perms[p]);
-    let offsets: [usize; NB] = std::array::from_fn(|h| split.offsets[h]);
-    let coef = &coef[..NB * NB * NP];
+    let parts = if PARTS { &parts[..NB * NB * NP] } else { &[] };
     for_each_run_at::<F, V>(
         split,
         par,
@@ -273,7 +211,29 @@ fn run_nb<F: Float, V: Lanes<F>, const NB: usize, const NP: usize>(
                     let mut acc = Reg::<V>::zero();
                     for h in 0..NB {
                         for p in 0..NP {
-                            cmul_add(&Reg::load(&row[h * NP + p]), &x[h][p], &mut acc);
+                            let c = &row[h * NP + p];
+                            let x = &x[h][p];
+                            if !PARTS {
+                                cmul_add(&Reg::load(c), x, &mut acc);
+                                continue;
+                            }
+                            // The branches go the same way for every group,
+                            // so they cost next to nothing beside the
+                            // multiply-adds they save.
+                            match parts[(j * NB + h) * NP + p] {
+                                Part::Zero => {}
+                                Part::Real => {
+                                    let re = V::load(&c.re);
+                                    acc.re = re.mul_add(x.re, acc.re);
+                                    acc.im = re.mul_add(x.im, acc.im);
+                                }
+                                Part::Imag => {
+                                    let im = V::load(&c.im);
+                                    acc.re = im.mul_neg_add(x.im, acc.re);
+                                    acc.im = im.mul_add(x.re, acc.im);
+                                }
+                                Part::Complex => cmul_add(&Reg::load(c), x, &mut acc),
+                            }
                         }
                     }
                     // SAFETY: as for the loads; every input is already loaded.

@@ -42,7 +42,7 @@ use crate::op::{KernelOp, OpMatrix};
 use crate::par::Parallelism;
 use crate::state::{Block, block_address};
 
-pub(crate) use chunks::apply_stage;
+pub(crate) use chunks::{ChunkScratch, apply_stage};
 #[cfg(target_arch = "x86_64")]
 pub(crate) use lanes::x86;
 pub(crate) use lanes::{Lanes, at_level, lane_sum, to_storage};
