@@ -54,6 +54,37 @@ fn random_unitary(k: u32, seed: u64) -> UnitaryMatrix {
     UnitaryMatrix::from_entries(k, u.into_iter().flatten().collect()).unwrap()
 }
 
+/// The qubits `0..n` in an order drawn from `rng` (Fisher–Yates).
+fn shuffled_qubits(n: u32, rng: &mut Xoshiro256PlusPlus) -> Vec<u32> {
+    let mut qubits: Vec<u32> = (0..n).collect();
+    for i in (1..qubits.len()).rev() {
+        qubits.swap(i, rng.random_range(0..=i));
+    }
+    qubits
+}
+
+/// Applies `g` to `start` with the kernels (on `par`) and with the
+/// reference, and checks that they agree to [`tolerance`]; `what` names the
+/// case in a failure.
+fn assert_gate_matches_reference<F: Float>(
+    start: &[Complex64],
+    g: &Gate,
+    targets: &[u32],
+    controls: &[Control],
+    par: &Parallelism,
+    what: &str,
+) {
+    let mut expect = start.to_vec();
+    reference::apply_gate(&mut expect, &g.matrix(), targets, controls);
+    let mut state = StateVector::<F>::from_amplitudes(start).unwrap();
+    state.apply_gate(g, targets, controls, par).unwrap();
+    let diff = reference::max_abs_diff(&state.to_vec_f64(), &expect);
+    assert!(
+        diff < tolerance::<F>(),
+        "{what} on {targets:?} ctrl {controls:?}: off by {diff:e}"
+    );
+}
+
 /// Every SIMD level this CPU runs gives the portable kernels' state to
 /// 1e-12 (f64) for every gate and explicit unitaries of 1 to 7 qubits (every
 /// kernel: diagonal, moves, weighted terms, dense unrolled and general), in
@@ -70,10 +101,7 @@ fn every_level_agrees<F: Float>(par: &Parallelism) {
     let mut cases: Vec<(Gate, Vec<u32>, Vec<Control>)> = Vec::new();
     for gate in StandardGate::ALL {
         for trial in 0..6 {
-            let mut qubits: Vec<u32> = (0..n).collect();
-            for i in (1..qubits.len()).rev() {
-                qubits.swap(i, rng.random_range(0..=i));
-            }
+            let qubits = shuffled_qubits(n, &mut rng);
             let k = gate.num_qubits() as usize;
             let controls = qubits[k..k + trial % 3]
                 .iter()
@@ -139,10 +167,7 @@ fn every_gate_matches_reference<F: Float>(par: &Parallelism) {
                 continue;
             }
             for trial in 0..12 {
-                let mut qubits: Vec<u32> = (0..n).collect();
-                for i in (1..qubits.len()).rev() {
-                    qubits.swap(i, rng.random_range(0..=i));
-                }
+                let qubits = shuffled_qubits(n, &mut rng);
                 let extra = if trial < 4 { 0 } else { (n - k).min(trial % 3) };
                 let controls: Vec<Control> = qubits[k as usize..(k + extra) as usize]
                     .iter()
@@ -156,16 +181,8 @@ fn every_gate_matches_reference<F: Float>(par: &Parallelism) {
                     .map(|_| rng.random_range(-7.0..7.0))
                     .collect();
                 let g = Gate::standard(gate, &params);
-                let mut expect = start.clone();
-                reference::apply_gate(&mut expect, &g.matrix(), targets, &controls);
-                let mut state = StateVector::<F>::from_amplitudes(&start).unwrap();
-                state.apply_gate(&g, targets, &controls, par).unwrap();
-                let diff = reference::max_abs_diff(&state.to_vec_f64(), &expect);
-                assert!(
-                    diff < tolerance::<F>(),
-                    "{} on {targets:?} ctrl {controls:?} (n={n}): off by {diff:e}",
-                    gate.name()
-                );
+                let what = format!("{} (n={n})", gate.name());
+                assert_gate_matches_reference::<F>(&start, &g, targets, &controls, par, &what);
             }
         }
         // Explicit unitaries on 1 to 4 qubits (dense kernels of every group size).
@@ -179,11 +196,8 @@ fn every_gate_matches_reference<F: Float>(par: &Parallelism) {
                 continue;
             }
             let g = Gate::Unitary(u);
-            let mut expect = start.clone();
-            reference::apply_gate(&mut expect, &g.matrix(), &targets, &[]);
-            let mut state = StateVector::<F>::from_amplitudes(&start).unwrap();
-            state.apply_gate(&g, &targets, &[], par).unwrap();
-            assert!(reference::max_abs_diff(&state.to_vec_f64(), &expect) < tolerance::<F>());
+            let what = format!("a {k}-qubit unitary (n={n})");
+            assert_gate_matches_reference::<F>(&start, &g, &targets, &[], par, &what);
         }
     }
 }
@@ -191,7 +205,7 @@ fn every_gate_matches_reference<F: Float>(par: &Parallelism) {
 /// Products of one-qubit rotations about X and Y, Hadamards and Paulis,
 /// with rows signed and permuted as CZ and CX do: matrices whose terms are
 /// real or imaginary, which the dense kernel runs with half the
-/// multiply-adds (`kernels::dense::Part`), on every placement of 1 to 3
+/// multiply-adds (`kernels::dense::Part`), on every placement of 1 to 4
 /// targets (low and high, every group shape), with and without a control.
 fn structured_unitaries_match_reference<F: Float>(par: &Parallelism) {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(23);
@@ -211,7 +225,7 @@ fn structured_unitaries_match_reference<F: Float>(par: &Parallelism) {
     };
     for n in [3u32, 5, 7, 9] {
         let start = random_state(n, u64::from(n) + 100);
-        for k in 1..=3u32.min(n) {
+        for k in 1..=4u32.min(n) {
             for trial in 0..10 {
                 let dim = 1usize << k;
                 // Kronecker product, target 0 the least significant bit.
@@ -234,10 +248,7 @@ fn structured_unitaries_match_reference<F: Float>(par: &Parallelism) {
                 for c in 0..dim {
                     m.swap(r0 * dim + c, r1 * dim + c);
                 }
-                let mut qubits: Vec<u32> = (0..n).collect();
-                for i in (1..qubits.len()).rev() {
-                    qubits.swap(i, rng.random_range(0..=i));
-                }
+                let qubits = shuffled_qubits(n, &mut rng);
                 let targets = &qubits[..k as usize];
                 let controls: Vec<Control> = if trial % 3 == 2 && k < n {
                     vec![Control::one(qubits[k as usize])]
@@ -245,15 +256,8 @@ fn structured_unitaries_match_reference<F: Float>(par: &Parallelism) {
                     Vec::new()
                 };
                 let g = Gate::Unitary(UnitaryMatrix::from_entries(k, m).unwrap());
-                let mut expect = start.clone();
-                reference::apply_gate(&mut expect, &g.matrix(), targets, &controls);
-                let mut state = StateVector::<F>::from_amplitudes(&start).unwrap();
-                state.apply_gate(&g, targets, &controls, par).unwrap();
-                let diff = reference::max_abs_diff(&state.to_vec_f64(), &expect);
-                assert!(
-                    diff < tolerance::<F>(),
-                    "structured {k}-qubit matrix on {targets:?} ctrl {controls:?} (n={n}): off by {diff:e}"
-                );
+                let what = format!("structured {k}-qubit matrix (n={n})");
+                assert_gate_matches_reference::<F>(&start, &g, targets, &controls, par, &what);
             }
         }
     }
@@ -783,10 +787,7 @@ fn monomial_unitaries_match_reference<F: Float>() {
             };
         }
         let u = UnitaryMatrix::from_entries(k as u32, data).unwrap();
-        let mut qubits: Vec<u32> = (0..n).collect();
-        for i in (1..qubits.len()).rev() {
-            qubits.swap(i, rng.random_range(0..=i));
-        }
+        let qubits = shuffled_qubits(n, &mut rng);
         let targets = &qubits[..k];
         let controls: Vec<Control> = if trial % 3 == 0 {
             vec![Control {
@@ -797,17 +798,9 @@ fn monomial_unitaries_match_reference<F: Float>() {
             vec![]
         };
         let g = Gate::Unitary(u);
-        let mut expect = start.clone();
-        reference::apply_gate(&mut expect, &g.matrix(), targets, &controls);
-        let mut state = StateVector::<F>::from_amplitudes(&start).unwrap();
-        state
-            .apply_gate(&g, targets, &controls, &Parallelism::Sequential)
-            .unwrap();
-        let diff = reference::max_abs_diff(&state.to_vec_f64(), &expect);
-        assert!(
-            diff < tolerance::<F>(),
-            "k={k} on {targets:?} ctrl {controls:?}: {diff:e}"
-        );
+        let what = format!("a {k}-qubit monomial");
+        let par = Parallelism::Sequential;
+        assert_gate_matches_reference::<F>(&start, &g, targets, &controls, &par, &what);
     }
 }
 

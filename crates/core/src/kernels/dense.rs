@@ -75,8 +75,8 @@ pub(super) struct Coefficients<F: Float> {
 }
 
 /// The group shapes `(blocks, lane flips)` that have a loop looking at each
-/// term's parts (up to 3 dense qubits; larger ones have too many terms to
-/// unroll three ways).
+/// term's parts: those of up to 64 terms (`blocks² · flips`; larger ones
+/// have too many to unroll three ways). `run_parts` has an arm for each.
 const PART_SHAPES: [(usize, usize); 13] = [
     (1, 1),
     (1, 2),
@@ -117,7 +117,7 @@ fn part<F: Float>(b: &Block<F>) -> Part {
 
 /// `coef[(j·nb + h)·np + p]`: what input block `h`, lanes flipped by
 /// `perms[p]`, contributes to output block `j`.
-pub(super) fn coefficients<F: Float>(split: &Split, m: &[Complex64]) -> Vec<Block<F>> {
+fn coefficients<F: Float>(split: &Split, m: &[Complex64]) -> Vec<Block<F>> {
     let nb = split.nb();
     let dim = (m.len() as f64).sqrt() as usize;
     let mut coef = Vec::with_capacity(nb * nb * split.perms.len());
