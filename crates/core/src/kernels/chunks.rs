@@ -142,9 +142,10 @@ impl<F: Float> ChunkScratch<F> {
 }
 
 /// How many segments ahead of the one being copied the copies ask for.
-/// A chunk's segments lie far apart (1 KiB each by default, on pages of their own), so
-/// the hardware prefetchers, which stop at page boundaries, cannot see the
-/// next one coming, and each segment would start with a full miss.
+/// A chunk's segments lie far apart (1 KiB each by default, on pages of
+/// their own), so the hardware prefetchers, which stop at page boundaries,
+/// cannot see the next one coming, and each segment would start with a full
+/// miss.
 const PREFETCH_AHEAD: usize = 4;
 
 /// Asks the cache for the lines of segment `s` of the chunk at block
