@@ -70,6 +70,7 @@ impl From<SimError> for Failure {
                 | SimError::QubitOutOfRange { .. }
                 | SimError::DuplicateQubit { .. }
                 | SimError::IndexOutOfRange { .. }
+                | SimError::Distributed(_)
         );
         Failure {
             message: format!("kettle: {e}"),

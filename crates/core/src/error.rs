@@ -101,6 +101,9 @@ pub enum SimError {
         /// The system's reason.
         message: String,
     },
+    /// A circuit or group of ranks that a distributed run cannot take.
+    #[error("distributed run: {0}")]
+    Distributed(String),
     /// Amplitudes given to build a state do not fit the qubit count.
     #[error("{len} amplitudes do not make a state: a state has a power-of-two length")]
     BadAmplitudeCount {

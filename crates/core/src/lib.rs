@@ -50,6 +50,7 @@ mod buffer;
 mod counts;
 pub mod cpu;
 mod density;
+pub mod distributed;
 mod engine;
 mod error;
 mod float;

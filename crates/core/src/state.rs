@@ -387,6 +387,35 @@ impl<F: Float> StateVector<F> {
         }
     }
 
+    /// |0…0⟩'s shape with every amplitude zero: a slice of a distributed
+    /// state on any rank but the first.
+    pub(crate) fn zeros(num_qubits: u32, budget: Option<u64>) -> Result<Self, SimError> {
+        check_budget::<F>(num_qubits, 1, budget)?;
+        Ok(StateVector {
+            num_qubits,
+            blocks: alloc_zeroed_blocks::<F>(Self::buffer_len(num_qubits))?,
+            scratch: kernels::ChunkScratch::default(),
+        })
+    }
+
+    /// Where amplitude `index`'s real part lies in [`numbers_mut`]
+    /// (its imaginary part lies `F::LANES` further).
+    pub(crate) fn number_position(index: usize) -> usize {
+        block_address::<F>(index / F::LANES) * 2 * F::LANES + index % F::LANES
+    }
+
+    /// The buffer as plain numbers: per block, the real parts of its lanes,
+    /// then the imaginary parts (see [`number_position`]).
+    #[allow(unsafe_code)]
+    pub(crate) fn numbers_mut(&mut self) -> &mut [F] {
+        const { assert!(std::mem::size_of::<Block<F>>() == 2 * F::LANES * std::mem::size_of::<F>()) };
+        let len = self.blocks.len() * 2 * F::LANES;
+        // SAFETY: a block is two vectors of `F::LANES` numbers each, with
+        // no padding (checked above), so the buffer is `len` valid `F`s;
+        // the slice borrows `self` mutably.
+        unsafe { std::slice::from_raw_parts_mut(self.blocks.as_mut_ptr().cast::<F>(), len) }
+    }
+
     /// Applies a stage of cache blocking, chunk by chunk.
     pub(crate) fn apply_stage(&mut self, stage: &Stage, par: &Parallelism) {
         kernels::apply_stage(&mut self.blocks, self.num_qubits, stage, par, &self.scratch);

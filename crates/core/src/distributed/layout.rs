@@ -1,0 +1,391 @@
+//! Where each qubit lives when a state is split over `2^p` ranks, and the
+//! plan of exchanges that brings qubits to where gates need them.
+//!
+//! The state's `n` qubits sit at *positions*: positions `0..n-p` are local
+//! (they index amplitudes inside a rank's slice), positions `n-p..n` are
+//! global (bit `j` of the rank number is position `n-p+j`). A gate needs its
+//! targets local unless it is diagonal: a diagonal's global targets, and
+//! every control on a global position, are fixed bits on each rank, so the
+//! rank applies a smaller operation (or none) without communicating.
+//!
+//! When a gate needs a global qubit, the planner swaps it with a local qubit
+//! in one *exchange*, and swaps in at the same time every other global
+//! qubit that the next gates will need (up to all `p`), each against the
+//! local qubit needed last (Belady's rule, as cuStateVec's lazy wire
+//! ordering does). An exchange of `k` swaps moves `1 - 2^-k` of every
+//! slice once. Qubits are never swapped back to restore an order: the
+//! layout travels with the state, and results are read through it.
+
+use kettle_ir::{Control, Qubit};
+use num_complex::Complex64;
+use smallvec::SmallVec;
+
+use crate::op::{KernelOp, OpMatrix};
+
+/// The position of every qubit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// `position[q]`: where qubit `q` sits.
+    position: Vec<Qubit>,
+    /// Global positions (the last `global` of the `n`).
+    global: u32,
+}
+
+impl Layout {
+    /// Every qubit at its own position, the top `global` ones global.
+    pub fn identity(num_qubits: u32, global: u32) -> Layout {
+        assert!(global <= num_qubits, "more global qubits than qubits");
+        Layout {
+            position: (0..num_qubits).collect(),
+            global,
+        }
+    }
+
+    /// Qubits in all.
+    pub fn num_qubits(&self) -> u32 {
+        self.position.len() as u32
+    }
+
+    /// Local positions: qubits of one rank's slice.
+    pub fn local_qubits(&self) -> u32 {
+        self.num_qubits() - self.global
+    }
+
+    /// The position of qubit `q`.
+    pub fn position(&self, q: Qubit) -> Qubit {
+        self.position[q as usize]
+    }
+
+    /// Whether every qubit sits at its own position.
+    pub fn is_identity(&self) -> bool {
+        self.position
+            .iter()
+            .enumerate()
+            .all(|(q, &p)| p == q as Qubit)
+    }
+
+    fn is_global(&self, q: Qubit) -> bool {
+        self.position(q) >= self.local_qubits()
+    }
+
+    /// Swaps the qubits at positions `a` and `b`.
+    pub(crate) fn swap_positions(&mut self, a: Qubit, b: Qubit) {
+        for p in &mut self.position {
+            if *p == a {
+                *p = b;
+            } else if *p == b {
+                *p = a;
+            }
+        }
+    }
+
+    /// The state index (bit `q` for qubit `q`) of the amplitude at physical
+    /// index `physical` (bit `position(q)` for qubit `q`).
+    pub fn logical_index(&self, physical: u64) -> u64 {
+        self.position
+            .iter()
+            .enumerate()
+            .map(|(q, &p)| ((physical >> p) & 1) << q)
+            .sum()
+    }
+
+    /// `op` with its qubits replaced by their positions.
+    fn place(&self, op: &KernelOp) -> KernelOp {
+        KernelOp {
+            targets: op.targets.iter().map(|&q| self.position(q)).collect(),
+            controls: op
+                .controls
+                .iter()
+                .map(|c| Control {
+                    qubit: self.position(c.qubit),
+                    on: c.on,
+                })
+                .collect(),
+            matrix: op.matrix.clone(),
+        }
+    }
+}
+
+/// Qubits an operation needs at local positions: the targets of anything
+/// but a diagonal.
+fn needs_local(op: &KernelOp) -> &[Qubit] {
+    match op.matrix {
+        OpMatrix::Diagonal(_) => &[],
+        _ => &op.targets,
+    }
+}
+
+/// One step of a distributed run.
+#[derive(Clone, Debug)]
+pub(crate) enum Step {
+    /// Operations on positions: global ones only as controls or diagonal
+    /// targets (see [`local_op`]).
+    Ops(Vec<KernelOp>),
+    /// Swap the qubits at these `(global, local)` position pairs, all in
+    /// one exchange.
+    Exchange(Vec<(Qubit, Qubit)>),
+}
+
+/// How far ahead the planner looks for qubits to bring in with the one a
+/// gate needs now, and for the next use of a qubit it might send out.
+const LOOK_AHEAD: usize = 4096;
+
+/// Plans `ops` (on qubits) for a state laid out as `layout`, which becomes
+/// the layout after the last step.
+pub(crate) fn plan(ops: &[KernelOp], layout: &mut Layout) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut run: Vec<KernelOp> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        if needs_local(op).iter().any(|&q| layout.is_global(q)) {
+            let swaps = choose_swaps(ops, i, layout);
+            for &(g, l) in &swaps {
+                layout.swap_positions(g, l);
+            }
+            if !run.is_empty() {
+                steps.push(Step::Ops(std::mem::take(&mut run)));
+            }
+            steps.push(Step::Exchange(swaps));
+        }
+        debug_assert!(needs_local(op).iter().all(|&q| !layout.is_global(q)));
+        run.push(layout.place(op));
+    }
+    if !run.is_empty() {
+        steps.push(Step::Ops(run));
+    }
+    steps
+}
+
+/// The `(global, local)` position pairs to swap before `ops[at]`, which
+/// needs a global qubit local.
+fn choose_swaps(ops: &[KernelOp], at: usize, layout: &Layout) -> Vec<(Qubit, Qubit)> {
+    let n = layout.num_qubits() as usize;
+    let ahead = &ops[at..ops.len().min(at + LOOK_AHEAD)];
+    // The first time each qubit is needed local, from `at` on.
+    let mut first_need = vec![usize::MAX; n];
+    for (j, op) in ahead.iter().enumerate() {
+        for &q in needs_local(op) {
+            let f = &mut first_need[q as usize];
+            *f = (*f).min(j);
+        }
+    }
+    // Global qubits to bring in, the soonest needed first.
+    let mut incoming: Vec<Qubit> = (0..n as Qubit)
+        .filter(|&q| layout.is_global(q) && first_need[q as usize] != usize::MAX)
+        .collect();
+    incoming.sort_by_key(|&q| (first_need[q as usize], q));
+    // Local qubits to send out, the latest needed first.
+    let mut outgoing: Vec<Qubit> = (0..n as Qubit)
+        .filter(|&q| !layout.is_global(q) && first_need[q as usize] != 0)
+        .collect();
+    outgoing.sort_by_key(|&q| (std::cmp::Reverse(first_need[q as usize]), q));
+    let mut swaps = Vec::new();
+    for (&inc, &out) in incoming.iter().zip(&outgoing) {
+        // Only a trade that brings a qubit in before the one sent out is
+        // needed again; the gate at `at` always gets its qubits.
+        if first_need[inc as usize] != 0 && first_need[inc as usize] >= first_need[out as usize] {
+            break;
+        }
+        swaps.push((layout.position(inc), layout.position(out)));
+    }
+    swaps
+}
+
+/// `op` (on positions) as rank `rank` applies it to its slice of `local`
+/// qubits, or `None` where it does nothing there: controls on global
+/// positions are the rank's bits (held: dropped; not held: no operation),
+/// and a diagonal's global targets select part of its diagonal.
+pub(crate) fn local_op(op: &KernelOp, local: u32, rank: usize) -> Option<KernelOp> {
+    let bit = |q: Qubit| (rank >> (q - local)) & 1 == 1;
+    let mut controls: SmallVec<[Control; 4]> = SmallVec::new();
+    for c in &op.controls {
+        if c.qubit < local {
+            controls.push(*c);
+        } else if bit(c.qubit) != c.on {
+            return None;
+        }
+    }
+    if op.targets.iter().all(|&t| t < local) {
+        return Some(KernelOp {
+            targets: op.targets.clone(),
+            controls,
+            matrix: op.matrix.clone(),
+        });
+    }
+    let OpMatrix::Diagonal(diag) = &op.matrix else {
+        panic!("a global target of a non-diagonal operation (the planner brings those in)");
+    };
+    // The diagonal's entries with its global targets at this rank's bits.
+    let fixed: usize = op
+        .targets
+        .iter()
+        .enumerate()
+        .filter(|&(_, &t)| t >= local)
+        .map(|(i, &t)| usize::from(bit(t)) << i)
+        .sum();
+    let kept: SmallVec<[(usize, Qubit); 4]> = op
+        .targets
+        .iter()
+        .enumerate()
+        .filter(|&(_, &t)| t < local)
+        .map(|(i, &t)| (i, t))
+        .collect();
+    let sub: Vec<Complex64> = (0..1usize << kept.len())
+        .map(|j| {
+            let index = kept
+                .iter()
+                .enumerate()
+                .fold(fixed, |acc, (b, &(i, _))| acc | ((j >> b) & 1) << i);
+            diag[index]
+        })
+        .collect();
+    if !kept.is_empty() {
+        return Some(KernelOp {
+            targets: kept.iter().map(|&(_, t)| t).collect(),
+            controls,
+            matrix: OpMatrix::Diagonal(sub),
+        });
+    }
+    // A phase on the whole slice, or on the part where the local controls
+    // hold: a diagonal on the first control's qubit.
+    let phase = sub[0];
+    let one = Complex64::new(1.0, 0.0);
+    if phase == one {
+        return None;
+    }
+    let (target, diag) = match controls.first() {
+        Some(c) => {
+            let d = if c.on {
+                vec![one, phase]
+            } else {
+                vec![phase, one]
+            };
+            let t = c.qubit;
+            controls.remove(0);
+            (t, d)
+        }
+        None => (0, vec![phase, phase]),
+    };
+    Some(KernelOp {
+        targets: [target].into_iter().collect(),
+        controls,
+        matrix: OpMatrix::Diagonal(diag),
+    })
+}
+
+/// What a plan's exchanges move, per rank.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExchangeVolume {
+    /// Exchanges (each one all-to-all within groups of ranks).
+    pub exchanges: u64,
+    /// Amplitudes each rank sends in all.
+    pub amplitudes_sent: u64,
+}
+
+/// What `steps` send per rank, each slice holding `2^local` amplitudes.
+pub(crate) fn volume(steps: &[Step], local: u32) -> ExchangeVolume {
+    let slice = 1u64 << local;
+    let mut v = ExchangeVolume::default();
+    for step in steps {
+        if let Step::Exchange(swaps) = step {
+            let k = swaps.len() as u32;
+            v.exchanges += 1;
+            v.amplitudes_sent += slice - (slice >> k);
+        }
+    }
+    v
+}
+
+/// What a per-gate scheme (QuEST's) sends per rank on the same operations
+/// with the qubits in place: a whole slice for each global qubit that a
+/// non-diagonal operation targets.
+pub(crate) fn per_gate_volume(ops: &[KernelOp], layout: &Layout) -> ExchangeVolume {
+    let slice = 1u64 << layout.local_qubits();
+    let mut v = ExchangeVolume::default();
+    for op in ops {
+        let global = needs_local(op)
+            .iter()
+            .filter(|&&q| layout.is_global(q))
+            .count() as u64;
+        v.exchanges += global;
+        v.amplitudes_sent += global * slice;
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kettle_ir::{Gate, StandardGate};
+
+    fn op(g: StandardGate, params: &[f64], qubits: &[Qubit]) -> KernelOp {
+        KernelOp::from_gate(&Gate::standard(g, params), qubits, &[])
+    }
+
+    #[test]
+    fn diagonals_and_controls_on_global_qubits_need_no_exchange() {
+        use StandardGate::*;
+        // 6 qubits, 2 global (4 and 5).
+        let ops = vec![
+            op(H, &[], &[0]),
+            op(Rz, &[0.3], &[5]),
+            op(Cz, &[], &[4, 5]),
+            op(Cx, &[], &[5, 1]),
+            op(Rzz, &[0.2], &[4, 2]),
+        ];
+        let mut layout = Layout::identity(6, 2);
+        let steps = plan(&ops, &mut layout);
+        assert_eq!(steps.len(), 1);
+        assert!(layout.is_identity());
+    }
+
+    #[test]
+    fn one_exchange_brings_in_every_qubit_needed_soon() {
+        use StandardGate::*;
+        // 8 qubits, 3 global (5, 6, 7): h on each of them, then on 0..5.
+        let mut ops: Vec<KernelOp> = (5..8).map(|q| op(H, &[], &[q])).collect();
+        ops.extend((0..5).map(|q| op(H, &[], &[q])));
+        let mut layout = Layout::identity(8, 3);
+        let steps = plan(&ops, &mut layout);
+        let exchanges: Vec<_> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Exchange(w) => Some(w.len()),
+                _ => None,
+            })
+            .collect();
+        // All three come in at once; what goes out is needed again later,
+        // so 5, 6, 7 then leave again in one exchange for the qubits needed last.
+        assert_eq!(exchanges[0], 3);
+        assert!(exchanges.len() <= 2, "{exchanges:?}");
+        let v = volume(&steps, 5);
+        assert!(v.amplitudes_sent < per_gate_volume(&ops, &Layout::identity(8, 3)).amplitudes_sent);
+    }
+
+    #[test]
+    fn local_ops_fix_global_bits() {
+        use StandardGate::*;
+        // cp(θ) on positions 1 (local) and 3 (global: rank bit 0) with 3
+        // local qubits.
+        let cp = op(Cp, &[0.7], &[1, 3]);
+        let phase = Complex64::from_polar(1.0, 0.7);
+        let one = Complex64::new(1.0, 0.0);
+        // Rank 0b01: bit 0 set: the phase where qubit 1 is 1.
+        let l = local_op(&cp, 3, 0b01).unwrap();
+        assert_eq!(l.targets.as_slice(), &[1]);
+        assert_eq!(l.matrix, OpMatrix::Diagonal(vec![one, phase]));
+        // Rank 0b10: bit 0 clear: nothing.
+        assert!(local_op(&cp, 3, 0b10).is_none());
+        // cx with a control on position 4 (rank bit 1): x where it holds.
+        let cx = op(Cx, &[], &[4, 0]);
+        assert!(local_op(&cx, 3, 0b00).is_none());
+        let l = local_op(&cx, 3, 0b10).unwrap();
+        assert!(l.controls.is_empty());
+        // rz on a global qubit: a phase on the whole slice (rank bit 0 clear).
+        let rz = op(Rz, &[0.4], &[3]);
+        let l = local_op(&rz, 3, 0).unwrap();
+        assert_eq!(
+            l.matrix,
+            OpMatrix::Diagonal(vec![Complex64::from_polar(1.0, -0.2); 2])
+        );
+    }
+}

@@ -1,0 +1,397 @@
+//! A state vector split over the ranks of a [`Communicator`]: each rank
+//! holds one slice as an ordinary [`StateVector`] and runs the steps of a
+//! [`layout`](super::layout) plan on it, the operations with the core's own
+//! fusion, cache blocking and kernels, the exchanges through bounded
+//! buffers.
+
+use kettle_ir::{Circuit, Clbit, Operation, Qubit};
+use num_complex::Complex64;
+use rand::SeedableRng;
+use rand_distr::{Binomial, Distribution};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use super::comm::Communicator;
+use super::layout::{ExchangeVolume, Layout, Step, local_op, per_gate_volume, plan, volume};
+use crate::counts::{ClassicalValue, Counts};
+use crate::error::SimError;
+use crate::float::Float;
+use crate::fusion::FusionConfig;
+use crate::op::KernelOp;
+use crate::par::Parallelism;
+use crate::program::{Program, final_measurements};
+use crate::simulator::Simulator;
+use crate::state::StateVector;
+
+/// Bytes of one message of an exchange: what a rank holds beyond its slice
+/// while exchanging (twice this, sent and received).
+const MESSAGE_BYTES: usize = 4 << 20;
+
+/// Bytes per amplitude on the wire (two f64s at either precision).
+const WIRE_BYTES: usize = 16;
+
+/// One rank's part of a distributed state.
+pub struct DistributedState<'c, F: Float> {
+    slice: StateVector<F>,
+    layout: Layout,
+    comm: &'c dyn Communicator,
+    exchanged: ExchangeVolume,
+}
+
+/// What a distributed run gives on every rank: its part of the state, and
+/// what the plan moved beside what a per-gate scheme would have.
+pub struct DistributedRun<'c, F: Float> {
+    /// This rank's part of the final state.
+    pub state: DistributedState<'c, F>,
+    /// Exchanges made and amplitudes sent per rank.
+    pub exchanged: ExchangeVolume,
+    /// What a per-gate scheme (a whole slice per gate on a global qubit,
+    /// as QuEST does) would have sent on the same circuit.
+    pub per_gate: ExchangeVolume,
+    /// The final measurements: `(qubit, clbit)`.
+    pub measurements: Vec<(Qubit, Clbit)>,
+    /// Classical bits of the circuit.
+    pub num_clbits: u32,
+}
+
+impl Simulator {
+    /// Runs `circuit` with its state split over the ranks of `comm` (a
+    /// power of two of them; every rank calls this with the same circuit).
+    /// Gates, barriers and final measurements only, for now.
+    ///
+    /// # Errors
+    /// [`SimError::Distributed`] for a circuit with mid-circuit
+    /// measurement, reset, classical control or noise, a group size that is
+    /// not a power of two, or slices too small for the circuit's gates;
+    /// budget and allocation errors as for a single state.
+    pub fn run_distributed<'c, F: Float>(
+        &self,
+        circuit: &Circuit,
+        comm: &'c dyn Communicator,
+    ) -> Result<DistributedRun<'c, F>, SimError> {
+        circuit.validate()?;
+        let measurements = final_measurements(circuit).ok_or_else(|| {
+            SimError::Distributed(
+                "mid-circuit measurement, reset and classical control are not supported yet".into(),
+            )
+        })?;
+        let mut ops = Vec::new();
+        for op in circuit.ops() {
+            match op {
+                Operation::Gate {
+                    gate,
+                    qubits,
+                    controls,
+                } => ops.push(KernelOp::from_gate(gate, qubits, controls)),
+                Operation::Measure { .. } | Operation::Barrier { .. } => {}
+                _ => {
+                    return Err(SimError::Distributed(
+                        "noise channels are not supported yet".into(),
+                    ));
+                }
+            }
+        }
+        let ranks = comm.size();
+        if !ranks.is_power_of_two() {
+            return Err(SimError::Distributed(format!(
+                "{ranks} ranks: the state splits over a power of two of them"
+            )));
+        }
+        let n = circuit.num_qubits();
+        let global = ranks.trailing_zeros();
+        let widest = ops
+            .iter()
+            .map(|o| o.targets.len() as u32)
+            .max()
+            .unwrap_or(0);
+        if n < global + widest.max(1) {
+            return Err(SimError::Distributed(format!(
+                "{n} qubits over {ranks} ranks leave {} per slice; the widest gate needs {}",
+                n.saturating_sub(global),
+                widest.max(1)
+            )));
+        }
+        let mut layout = Layout::identity(n, global);
+        let per_gate = per_gate_volume(&ops, &layout);
+        let steps = plan(&ops, &mut layout);
+        let planned = volume(&steps, n - global);
+        let mut state = DistributedState::zero(n, comm, self.memory_budget())?;
+        let chunk = self
+            .fusion()
+            .blocking
+            .shape::<F>(self.parallelism().num_threads());
+        for step in &steps {
+            match step {
+                Step::Ops(ops) => state.apply_ops(ops, self.fusion(), chunk, self.parallelism()),
+                Step::Exchange(swaps) => state.exchange(swaps),
+            }
+        }
+        debug_assert_eq!(state.exchanged, planned);
+        debug_assert_eq!(state.layout, layout);
+        Ok(DistributedRun {
+            exchanged: state.exchanged,
+            per_gate,
+            state,
+            measurements,
+            num_clbits: circuit.num_clbits(),
+        })
+    }
+}
+
+impl<F: Float> std::fmt::Debug for DistributedState<'_, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DistributedState")
+            .field("rank", &self.comm.rank())
+            .field("layout", &self.layout)
+            .field("exchanged", &self.exchanged)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: Float> std::fmt::Debug for DistributedRun<'_, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DistributedRun")
+            .field("state", &self.state)
+            .field("per_gate", &self.per_gate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'c, F: Float> DistributedState<'c, F> {
+    /// |0…0⟩ on `num_qubits` qubits split over `comm`'s ranks.
+    fn zero(
+        num_qubits: u32,
+        comm: &'c dyn Communicator,
+        budget: Option<u64>,
+    ) -> Result<Self, SimError> {
+        let global = comm.size().trailing_zeros();
+        let local = num_qubits - global;
+        let slice = if comm.rank() == 0 {
+            StateVector::with_budget(local, budget)?
+        } else {
+            StateVector::zeros(local, budget)?
+        };
+        Ok(DistributedState {
+            slice,
+            layout: Layout::identity(num_qubits, global),
+            comm,
+            exchanged: ExchangeVolume::default(),
+        })
+    }
+
+    /// Where each qubit sits now.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// This rank's slice: amplitude `i` is the state's amplitude at physical
+    /// index `rank · 2^local + i` (see [`Layout::logical_index`]).
+    pub fn slice(&self) -> &StateVector<F> {
+        &self.slice
+    }
+
+    /// Exchanges made so far, and amplitudes this rank sent.
+    pub fn exchanged(&self) -> ExchangeVolume {
+        self.exchanged
+    }
+
+    fn local_qubits(&self) -> u32 {
+        self.layout.local_qubits()
+    }
+
+    /// Applies operations on positions, each as this rank sees it.
+    fn apply_ops(
+        &mut self,
+        ops: &[KernelOp],
+        fusion: &FusionConfig,
+        chunk: Option<crate::blocking::ChunkShape>,
+        par: &Parallelism,
+    ) {
+        let local = self.local_qubits();
+        let rank = self.comm.rank();
+        let mine: Vec<KernelOp> = ops
+            .iter()
+            .filter_map(|op| local_op(op, local, rank))
+            .collect();
+        let program = Program::compile_gates(mine, local, fusion, chunk);
+        self.slice.apply_program(&program, par);
+    }
+
+    /// Swaps the qubits at each `(global, local)` position pair, in one
+    /// exchange among the ranks that differ in those global bits.
+    ///
+    /// With `k` pairs, a rank's global bits there form a pattern `G`; for
+    /// every other pattern `G ^ d`, the amplitudes whose local bits (at the
+    /// pairs' local positions) read `G ^ d` go to the rank whose global
+    /// bits read `G ^ d`, which sends back its own amplitudes of local
+    /// pattern `G` into the same places. Both sides list those amplitudes by
+    /// their remaining bits in increasing order, so the places match.
+    fn exchange(&mut self, swaps: &[(Qubit, Qubit)]) {
+        let local = self.local_qubits();
+        let rank = self.comm.rank();
+        let k = swaps.len();
+        let rank_bit = |g: Qubit| (g - local) as usize;
+        let pattern: usize = swaps
+            .iter()
+            .enumerate()
+            .map(|(j, &(g, _))| ((rank >> rank_bit(g)) & 1) << j)
+            .sum();
+        let swapped: u64 = swaps.iter().map(|&(_, l)| 1u64 << l).sum();
+        let free: Vec<Qubit> = (0..local).filter(|&q| swapped >> q & 1 == 0).collect();
+        let count = 1usize << free.len();
+        let per_message = (MESSAGE_BYTES / WIRE_BYTES).min(count);
+        let mut send = vec![0u8; per_message * WIRE_BYTES];
+        let mut recv = vec![0u8; per_message * WIRE_BYTES];
+        for d in 1..1usize << k {
+            let partner = swaps
+                .iter()
+                .enumerate()
+                .fold(rank, |r, (j, &(g, _))| r ^ (((d >> j) & 1) << rank_bit(g)));
+            let target = pattern ^ d;
+            let fixed: usize = swaps
+                .iter()
+                .enumerate()
+                .map(|(j, &(_, l))| ((target >> j) & 1) << l)
+                .sum();
+            let index = |c: usize| -> usize {
+                free.iter()
+                    .enumerate()
+                    .fold(fixed, |acc, (b, &q)| acc | ((c >> b) & 1) << q)
+            };
+            let numbers = self.slice.numbers_mut();
+            let mut start = 0;
+            while start < count {
+                let len = per_message.min(count - start);
+                for (c, out) in (start..start + len).zip(send.chunks_exact_mut(WIRE_BYTES)) {
+                    let at = StateVector::<F>::number_position(index(c));
+                    out[..8].copy_from_slice(&numbers[at].to_f64().to_le_bytes());
+                    out[8..].copy_from_slice(&numbers[at + F::LANES].to_f64().to_le_bytes());
+                }
+                let bytes = len * WIRE_BYTES;
+                self.comm
+                    .exchange(partner, &send[..bytes], &mut recv[..bytes]);
+                for (c, got) in (start..start + len).zip(recv.chunks_exact(WIRE_BYTES)) {
+                    let at = StateVector::<F>::number_position(index(c));
+                    let part = |b: &[u8]| F::from_f64(f64::from_le_bytes(b.try_into().expect("8")));
+                    numbers[at] = part(&got[..8]);
+                    numbers[at + F::LANES] = part(&got[8..]);
+                }
+                start += len;
+            }
+        }
+        for &(g, l) in swaps {
+            self.layout.swap_positions(g, l);
+        }
+        self.exchanged.exchanges += 1;
+        self.exchanged.amplitudes_sent += ((1usize << k) - 1) as u64 * count as u64;
+    }
+
+    /// The whole state in index order (qubit `q` at bit `q`), on rank 0;
+    /// `None` on the others.
+    pub fn gather(&self) -> Option<Vec<Complex64>> {
+        let local = self.local_qubits();
+        let mine: Vec<u8> = (0..1usize << local)
+            .flat_map(|i| {
+                let a = self.slice.amp(i);
+                let mut b = [0u8; WIRE_BYTES];
+                b[..8].copy_from_slice(&a.re.to_f64().to_le_bytes());
+                b[8..].copy_from_slice(&a.im.to_f64().to_le_bytes());
+                b
+            })
+            .collect();
+        let parts = self.comm.gather(&mine)?;
+        let mut out = vec![Complex64::new(0.0, 0.0); parts.len() << local];
+        for (rank, part) in parts.iter().enumerate() {
+            for (i, b) in part.chunks_exact(WIRE_BYTES).enumerate() {
+                let physical = ((rank as u64) << local) | i as u64;
+                let value = |b: &[u8]| f64::from_le_bytes(b.try_into().expect("8"));
+                out[self.layout.logical_index(physical) as usize] =
+                    Complex64::new(value(&b[..8]), value(&b[8..]));
+            }
+        }
+        Some(out)
+    }
+
+    /// Draws `shots` basis states (indices with qubit `q` at bit `q`);
+    /// `(index, occurrences)` in increasing index order on rank 0, `None`
+    /// on the others. The shots are shared among the ranks by one
+    /// multinomial draw over their slices' norms (the same on every rank,
+    /// from `seed`), then each rank samples its share from its slice.
+    pub fn sample(&self, shots: u64, seed: u64, par: &Parallelism) -> Option<Vec<(u64, u64)>> {
+        let ranks = self.comm.size();
+        let rank = self.comm.rank();
+        let mut norms = vec![0.0; ranks];
+        norms[rank] = self.slice.norm_sqr(par);
+        self.comm.sum(&mut norms);
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut left = shots;
+        let mut rest: f64 = norms.iter().sum();
+        let mut mine = 0;
+        for (r, &norm) in norms.iter().enumerate() {
+            let share = if left == 0 || rest <= 0.0 {
+                0
+            } else if r + 1 == ranks {
+                left
+            } else {
+                Binomial::new(left, (norm / rest).clamp(0.0, 1.0))
+                    .expect("a probability")
+                    .sample(&mut rng)
+            };
+            if r == rank {
+                mine = share;
+            }
+            left -= share;
+            rest -= norm;
+        }
+        let local = self.local_qubits();
+        let drawn = self.slice.sample(mine, rank_seed(seed, rank), par);
+        let bytes: Vec<u8> = drawn
+            .iter()
+            .flat_map(|&(i, n)| {
+                let physical = ((rank as u64) << local) | i;
+                let mut b = [0u8; 16];
+                b[..8].copy_from_slice(&self.layout.logical_index(physical).to_le_bytes());
+                b[8..].copy_from_slice(&n.to_le_bytes());
+                b
+            })
+            .collect();
+        let parts = self.comm.gather(&bytes)?;
+        let mut all: Vec<(u64, u64)> = parts
+            .iter()
+            .flat_map(|p| {
+                p.chunks_exact(16).map(|b| {
+                    (
+                        u64::from_le_bytes(b[..8].try_into().expect("8")),
+                        u64::from_le_bytes(b[8..].try_into().expect("8")),
+                    )
+                })
+            })
+            .collect();
+        all.sort_unstable();
+        Some(all)
+    }
+}
+
+impl<F: Float> DistributedRun<'_, F> {
+    /// The counts of `shots` runs of the circuit's final measurements, on
+    /// rank 0 (`None` on the others).
+    pub fn counts(&self, shots: u64, seed: u64, par: &Parallelism) -> Option<Counts> {
+        let drawn = self.state.sample(shots, seed, par)?;
+        let mut counts = Counts::new(self.num_clbits);
+        for (index, n) in drawn {
+            let mut value = ClassicalValue::zeros(self.num_clbits);
+            for &(q, c) in &self.measurements {
+                value.set(c, (index >> q) & 1 == 1);
+            }
+            counts.add(value, n);
+        }
+        Some(counts)
+    }
+}
+
+/// The seed of rank `rank`'s own draws (SplitMix64's mixing).
+fn rank_seed(seed: u64, rank: usize) -> u64 {
+    let mut z = seed.wrapping_add((rank as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}

@@ -1,0 +1,169 @@
+//! Distributed runs (ranks as threads) against single-process runs.
+
+use kettle_ir::{Circuit, Control, Gate, Operation, StandardGate};
+use kettle_reference as reference;
+
+use super::ThreadGroup;
+use crate::error::SimError;
+use crate::fusion::FusionConfig;
+use crate::par::Parallelism;
+use crate::simulator::Simulator;
+use crate::{CacheBlocking, Float};
+
+/// The state of `circuit` run over `ranks` ranks, gathered on rank 0, and
+/// the amplitudes each rank sent.
+fn distributed<F: Float>(
+    sim: &Simulator,
+    circuit: &Circuit,
+    ranks: usize,
+) -> (Vec<num_complex::Complex64>, u64, u64) {
+    let out = ThreadGroup::run(ranks, |comm| {
+        let run = sim.run_distributed::<F>(circuit, comm).unwrap();
+        (
+            run.state.gather(),
+            run.exchanged.amplitudes_sent,
+            run.per_gate.amplitudes_sent,
+        )
+    });
+    let sent = out[0].1;
+    assert!(out.iter().all(|o| o.1 == sent), "every rank sends as much");
+    let per_gate = out[0].2;
+    (out.into_iter().next().unwrap().0.unwrap(), sent, per_gate)
+}
+
+fn qft(n: u32) -> Circuit {
+    let mut c = Circuit::new(n);
+    for q in 0..n {
+        c = c.h(q);
+    }
+    for j in (0..n).rev() {
+        c = c.h(j);
+        for k in (0..j).rev() {
+            c.push(Operation::Gate {
+                gate: Gate::standard(
+                    StandardGate::Cp,
+                    &[std::f64::consts::PI / f64::from(1 << (j - k))],
+                ),
+                qubits: vec![k, j],
+                controls: vec![],
+            });
+        }
+    }
+    c
+}
+
+#[test]
+fn distributed_runs_equal_the_single_process_to_1e_12() {
+    let plain = Simulator::new();
+    let blocked = Simulator::new()
+        .with_parallelism(Parallelism::threads(2).unwrap())
+        .with_fusion(FusionConfig {
+            blocking: CacheBlocking::Chunks {
+                chunk_qubits: 5,
+                low_qubits: 3,
+            },
+            ..FusionConfig::default()
+        });
+    for (n, seed) in [(7u32, 1u64), (10, 2), (12, 3)] {
+        let c = reference::random_circuit(n, 250, seed);
+        let expect = plain.statevector::<f64>(&c).unwrap().to_vec_f64();
+        for ranks in [2, 4, 8] {
+            for sim in [&plain, &blocked] {
+                let (got, _, _) = distributed::<f64>(sim, &c, ranks);
+                let diff = reference::max_abs_diff(&got, &expect);
+                assert!(diff < 1e-12, "n={n} ranks={ranks}: {diff:e}");
+            }
+            let (got, _, _) = distributed::<f32>(&plain, &c, ranks);
+            assert!(reference::max_abs_diff(&got, &expect) < 1e-4, "f32 n={n}");
+        }
+    }
+}
+
+#[test]
+fn many_seeded_circuits_with_controls_agree() {
+    let sim = Simulator::new();
+    for seed in 0..40u64 {
+        let n = 6 + (seed % 5) as u32;
+        let mut c = reference::random_circuit(n, 60, 100 + seed);
+        // Extra controls on the top qubits, which are global.
+        c.push(Operation::Gate {
+            gate: Gate::standard(StandardGate::Ry, &[0.3 + seed as f64]),
+            qubits: vec![0],
+            controls: vec![Control::one(n - 1), Control::zero(n - 2)],
+        });
+        c.push(Operation::Gate {
+            gate: Gate::standard(StandardGate::Rz, &[0.7]),
+            qubits: vec![n - 1],
+            controls: vec![Control::one(1)],
+        });
+        let expect = sim.statevector::<f64>(&c).unwrap().to_vec_f64();
+        let ranks = 1 << (1 + seed % 3);
+        let (got, _, _) = distributed::<f64>(&sim, &c, ranks);
+        let diff = reference::max_abs_diff(&got, &expect);
+        assert!(diff < 1e-12, "seed {seed} ranks {ranks}: {diff:e}");
+    }
+}
+
+#[test]
+fn lazy_batched_exchanges_move_less_than_a_slice_per_gate() {
+    let sim = Simulator::new();
+    let c = qft(12);
+    let expect = sim.statevector::<f64>(&c).unwrap().to_vec_f64();
+    for ranks in [2, 4, 8] {
+        let (got, sent, per_gate) = distributed::<f64>(&sim, &c, ranks);
+        assert!(reference::max_abs_diff(&got, &expect) < 1e-12);
+        // Every h on a global qubit needs one swap here, so the gain is
+        // half a slice per gate and what batching saves on top.
+        assert!(
+            sent * 2 <= per_gate,
+            "ranks {ranks}: {sent} against {per_gate}"
+        );
+    }
+}
+
+#[test]
+fn counts_follow_the_distribution_and_the_seed() {
+    let n = 10;
+    let mut c = Circuit::new(n).h(0);
+    for q in 1..n {
+        c = c.cx(q - 1, q);
+    }
+    let c = c.h(n - 1).measure_all();
+    let sim = Simulator::new();
+    let counts = |ranks: usize, seed: u64| {
+        ThreadGroup::run(ranks, |comm| {
+            let run = sim.run_distributed::<f64>(&c, comm).unwrap();
+            run.counts(4000, seed, &Parallelism::Sequential)
+        })
+        .into_iter()
+        .next()
+        .unwrap()
+        .unwrap()
+    };
+    let a = counts(4, 7);
+    assert_eq!(a.shots(), 4000);
+    assert_eq!(a, counts(4, 7), "a seed gives the same counts");
+    // GHZ with a final h on the top qubit: four outcomes, a quarter each.
+    for s in ["0000000000", "1000000000", "0111111111", "1111111111"] {
+        let k = a.get(s);
+        assert!((800..1200).contains(&k), "{s}: {k}");
+    }
+}
+
+#[test]
+fn what_it_cannot_run_is_an_error() {
+    let sim = Simulator::new();
+    let mid = Circuit::new(6).h(0).measure_all().h(0);
+    let bad = ThreadGroup::run(2, |comm| sim.run_distributed::<f64>(&mid, comm).err());
+    assert!(matches!(bad[0], Some(SimError::Distributed(_))));
+    let three = ThreadGroup::run(3, |comm| {
+        sim.run_distributed::<f64>(&Circuit::new(6).h(0), comm)
+            .err()
+    });
+    assert!(matches!(three[0], Some(SimError::Distributed(_))));
+    let narrow = ThreadGroup::run(8, |comm| {
+        sim.run_distributed::<f64>(&Circuit::new(4).swap(0, 3), comm)
+            .err()
+    });
+    assert!(matches!(narrow[0], Some(SimError::Distributed(_))));
+}
