@@ -15,15 +15,25 @@ use serde_json::json;
 
 use crate::failure::Failure;
 use crate::progress::ProgressMonitor;
+use crate::ranks::Ranks;
 use crate::run::write_state;
 use crate::{BenchArgs, PrecisionArg};
 
-pub(crate) fn bench(args: &BenchArgs) -> Result<(), Failure> {
+pub(crate) fn bench(args: &BenchArgs, ranks: Option<&Ranks>) -> Result<(), Failure> {
     if args.repeat == 0 {
         return Err(Failure::input("kettle: --repeat must be at least 1"));
     }
     let loaded = args.sim.load(&args.file)?;
+    if let Some(count) = args.plan_ranks {
+        return plan_only(&loaded.circuit, count);
+    }
     let (sim, threads) = args.sim.simulator()?;
+    if let Some(ranks) = ranks {
+        return match args.sim.precision {
+            PrecisionArg::F64 => time_over::<f64>(&sim, &loaded.circuit, args, threads, ranks),
+            PrecisionArg::F32 => time_over::<f32>(&sim, &loaded.circuit, args, threads, ranks),
+        };
+    }
     // An empty --state-out is how the peer benchmark says "not this time".
     let state_out = args
         .state_out
@@ -51,6 +61,77 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<(), Failure> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")?;
+    Ok(())
+}
+
+/// `--plan-ranks`: the exchanges a run over `ranks` ranks would make.
+fn plan_only(circuit: &Circuit, ranks: usize) -> Result<(), Failure> {
+    let (planned, per_gate) = kettle_core::distributed::planned_exchanges(circuit, ranks)?;
+    let slice = (1u64 << (circuit.num_qubits() - ranks.trailing_zeros())) as f64;
+    let line = json!({
+        "qubits": circuit.num_qubits(),
+        "ranks": ranks,
+        "exchanges": planned.exchanges,
+        "slices_sent_per_rank": planned.amplitudes_sent as f64 / slice,
+        "per_gate_exchanges": per_gate.exchanges,
+        "per_gate_slices_sent_per_rank": per_gate.amplitudes_sent as f64 / slice,
+    });
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{line}")?;
+    Ok(())
+}
+
+/// Times runs split over `ranks` (every rank runs this; rank 0 prints the
+/// slowest rank's time of each repeat).
+fn time_over<F: Float>(
+    sim: &Simulator,
+    circuit: &Circuit,
+    args: &BenchArgs,
+    threads: usize,
+    ranks: &Ranks,
+) -> Result<(), Failure> {
+    let comm = ranks.comm();
+    let mut seconds = Vec::with_capacity(args.repeat);
+    let mut last = None;
+    for _ in 0..args.repeat {
+        let started = Instant::now();
+        let run = sim.run_distributed::<F>(circuit, comm)?;
+        // The slowest rank's time is the run's.
+        let mut elapsed = vec![0.0; comm.size()];
+        elapsed[comm.rank()] = started.elapsed().as_secs_f64();
+        comm.sum(&mut elapsed);
+        seconds.push(elapsed.iter().copied().fold(0.0, f64::max));
+        last = Some(run);
+    }
+    let run = last.expect("at least one repeat");
+    let state_out = args.state_out.as_deref().filter(|p| !p.is_empty());
+    let gathered = state_out.and_then(|_| run.state.gather());
+    if !ranks.prints() {
+        return Ok(());
+    }
+    if let (Some(path), Some(state)) = (state_out, gathered) {
+        let typed: Vec<num_complex::Complex<F>> = state
+            .iter()
+            .map(|a| num_complex::Complex::new(F::from_f64(a.re), F::from_f64(a.im)))
+            .collect();
+        write_state(Path::new(path), &typed)?;
+    }
+    let slice = (1u64 << (circuit.num_qubits() - comm.size().trailing_zeros())) as f64;
+    let line = json!({
+        "seconds": seconds.iter().copied().fold(f64::INFINITY, f64::min),
+        "runs": seconds,
+        "threads": threads,
+        "ranks": comm.size(),
+        "precision": if args.sim.precision == PrecisionArg::F64 { "complex128" } else { "complex64" },
+        "qubits": circuit.num_qubits(),
+        "exchanges": run.exchanged.exchanges,
+        "slices_sent_per_rank": run.exchanged.amplitudes_sent as f64 / slice,
+        "per_gate_slices_sent_per_rank": run.per_gate.amplitudes_sent as f64 / slice,
+        "method": "statevector",
+        "noisy": false,
+    });
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{line}")?;
     Ok(())
 }
 

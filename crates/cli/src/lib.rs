@@ -18,6 +18,7 @@
 mod bench;
 mod failure;
 mod progress;
+mod ranks;
 mod render;
 mod run;
 mod serve;
@@ -159,6 +160,11 @@ pub struct BenchArgs {
     /// numbers; an empty path writes nothing.
     #[arg(long, value_name = "PATH")]
     pub state_out: Option<String>,
+    /// Simulate nothing: print what a run split over this many MPI ranks
+    /// would exchange, beside a scheme that exchanges a whole slice per
+    /// gate on a global qubit.
+    #[arg(long, value_name = "RANKS", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=1 << 20))]
+    pub plan_ranks: Option<usize>,
 }
 
 /// Options `kettle run` and `kettle bench` share: reading the file and
@@ -263,8 +269,8 @@ pub fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Run(args) => run::run(&args),
-        Command::Bench(args) => bench::bench(&args),
+        Command::Run(args) => ranks::Ranks::join().and_then(|r| run::run(&args, r.as_ref())),
+        Command::Bench(args) => ranks::Ranks::join().and_then(|r| bench::bench(&args, r.as_ref())),
         Command::Serve(args) => serve::serve(&args),
         Command::Keys(args) => serve::keys(&args),
         Command::Store(args) => serve::store(&args),

@@ -2,9 +2,11 @@
 //! `render`.
 
 use std::collections::BTreeSet;
+use std::hash::BuildHasher;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use kettle_core::distributed::Communicator;
 use kettle_core::{
     AngleRef, Estimate, Float, Method, PauliSum, RunOptions, RunResult, SimError, Simulator,
     final_measurements,
@@ -16,6 +18,7 @@ use kettle_qasm::{
 
 use crate::failure::Failure;
 use crate::progress::ProgressMonitor;
+use crate::ranks::Ranks;
 use crate::render::{self, GradientLine, Report};
 use crate::source::Loaded;
 use crate::{PrecisionArg, RunArgs};
@@ -23,13 +26,22 @@ use crate::{PrecisionArg, RunArgs};
 /// Largest state or distribution printed inline; beyond it, `--state-out`.
 const MAX_LISTED: u32 = 20;
 
-pub(crate) fn run(args: &RunArgs) -> Result<(), Failure> {
+pub(crate) fn run(args: &RunArgs, ranks: Option<&Ranks>) -> Result<(), Failure> {
     let loaded = args.sim.load(&args.file)?;
     let (sim, threads) = args.sim.simulator()?;
-    let report = match args.sim.precision {
-        PrecisionArg::F64 => simulate::<f64>(&sim, &loaded, args, threads)?,
-        PrecisionArg::F32 => simulate::<f32>(&sim, &loaded, args, threads)?,
+    let report = match (ranks, args.sim.precision) {
+        (Some(ranks), PrecisionArg::F64) => {
+            simulate_over::<f64>(&sim, &loaded, args, threads, ranks.comm())?
+        }
+        (Some(ranks), PrecisionArg::F32) => {
+            simulate_over::<f32>(&sim, &loaded, args, threads, ranks.comm())?
+        }
+        (None, PrecisionArg::F64) => simulate::<f64>(&sim, &loaded, args, threads)?,
+        (None, PrecisionArg::F32) => simulate::<f32>(&sim, &loaded, args, threads)?,
     };
+    if ranks.is_some_and(|r| !r.prints()) {
+        return Ok(());
+    }
     let report = Report {
         parse_time: loaded.parse_time,
         ..report
@@ -153,6 +165,99 @@ pub(crate) fn simulate<F: Float>(
     }
     report.notes = notes;
     Ok(report)
+}
+
+/// [`simulate`] with the state split over the ranks of `comm` (see
+/// `crate::ranks`): the counts, the state (gathered on rank 0) and the
+/// exchanges made; every rank returns a report, rank 0's is printed.
+fn simulate_over<F: Float>(
+    sim: &Simulator,
+    loaded: &Loaded,
+    args: &RunArgs,
+    threads: usize,
+    comm: &dyn Communicator,
+) -> Result<Report, Failure> {
+    let circuit = &loaded.circuit;
+    if args.probabilities || !args.expect.is_empty() || args.gradient {
+        return Err(Failure::input(
+            "kettle: --probabilities, --expect and --gradient are not supported across MPI ranks yet"
+                .to_string(),
+        ));
+    }
+    // Every rank must draw the same shares of the shots: rank 0's seed.
+    let mut seed = args
+        .seed
+        .unwrap_or_else(|| std::collections::hash_map::RandomState::new().hash_one(0u8))
+        .to_le_bytes()
+        .to_vec();
+    comm.broadcast(&mut seed);
+    let seed = u64::from_le_bytes(seed.try_into().expect("8 bytes"));
+    let started = Instant::now();
+    let run = sim.run_distributed::<F>(circuit, comm)?;
+    let measures = circuit.measures_anything();
+    let shots = if measures { args.shots } else { 0 };
+    let counts = run.counts(shots, seed, sim.parallelism());
+    let sim_time = started.elapsed();
+    let n = circuit.num_qubits();
+    let mut notes = vec![format!(
+        "{} ranks: {} exchanges, {:.2} slices sent per rank (a whole slice per gate on a \
+         global qubit would be {:.2})",
+        comm.size(),
+        run.exchanged.exchanges,
+        run.exchanged.amplitudes_sent as f64 / (1u64 << (n - comm.size().trailing_zeros())) as f64,
+        run.per_gate.amplitudes_sent as f64 / (1u64 << (n - comm.size().trailing_zeros())) as f64,
+    )];
+    let state_out = state_out(args);
+    let wants_state = (args.statevector && !measures && n <= MAX_LISTED) || state_out.is_some();
+    let state = if wants_state {
+        run.state.gather()
+    } else {
+        None
+    };
+    if args.statevector && measures {
+        notes.push("--statevector: the circuit measures qubits; omitted".into());
+    } else if args.statevector && n > MAX_LISTED {
+        notes.push(format!(
+            "--statevector: 2^{n} amplitudes are too many to print; use --state-out"
+        ));
+    }
+    if let (Some(out), Some(state)) = (state_out, &state) {
+        let typed: Vec<num_complex::Complex<F>> = state
+            .iter()
+            .map(|a| num_complex::Complex::new(F::from_f64(a.re), F::from_f64(a.im)))
+            .collect();
+        write_state(out, &typed)?;
+    }
+    Ok(Report {
+        qubits: n,
+        clbits: circuit.num_clbits(),
+        operations: circuit.ops().len(),
+        shots,
+        seed,
+        precision: F::NAME,
+        threads,
+        method: Method::Statevector.name(),
+        noisy: false,
+        counts: counts.filter(|_| shots > 0).map(|c| c.to_bitstrings()),
+        probabilities: None,
+        statevector: state.filter(|_| args.statevector && !measures && n <= MAX_LISTED),
+        expectations: Vec::new(),
+        gradients: Vec::new(),
+        gradient_time: None,
+        parse_time: Duration::ZERO,
+        noise_time: loaded.noise_time,
+        sim_time,
+        stats: kettle_core::RunStats {
+            gates: circuit
+                .ops()
+                .iter()
+                .filter(|o| matches!(o, kettle_ir::Operation::Gate { .. }))
+                .count(),
+            branches: 1,
+            ..Default::default()
+        },
+        notes,
+    })
 }
 
 /// `--state-out`, unless empty.

@@ -9,7 +9,7 @@ use std::sync::{Condvar, Mutex};
 
 /// A fixed group of ranks, each calling the same operations in the same
 /// order (as MPI's collectives require).
-pub trait Communicator: Sync {
+pub trait Communicator {
     /// This rank's number, `0..size()`.
     fn rank(&self) -> usize;
 

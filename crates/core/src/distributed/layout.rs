@@ -106,11 +106,22 @@ impl Layout {
     }
 }
 
+/// Whether `op` swaps two qubits and does nothing else: the planner moves
+/// the qubits' labels instead of their amplitudes.
+fn is_swap(op: &KernelOp) -> bool {
+    let one = Complex64::new(1.0, 0.0);
+    op.targets.len() == 2
+        && op.controls.is_empty()
+        && matches!(&op.matrix, OpMatrix::Monomial { src, phase }
+            if src.as_slice() == [0, 2, 1, 3] && phase.iter().all(|&p| p == one))
+}
+
 /// Qubits an operation needs at local positions: the targets of anything
-/// but a diagonal.
+/// but a diagonal or a swap.
 fn needs_local(op: &KernelOp) -> &[Qubit] {
     match op.matrix {
         OpMatrix::Diagonal(_) => &[],
+        _ if is_swap(op) => &[],
         _ => &op.targets,
     }
 }
@@ -124,6 +135,9 @@ pub(crate) enum Step {
     /// Swap the qubits at these `(global, local)` position pairs, all in
     /// one exchange.
     Exchange(Vec<(Qubit, Qubit)>),
+    /// Swap the labels of the qubits at these position pairs, in order:
+    /// swap gates, which move no amplitude.
+    Relabel(Vec<(Qubit, Qubit)>),
 }
 
 /// How far ahead the planner looks for qubits to bring in with the one a
@@ -135,7 +149,20 @@ const LOOK_AHEAD: usize = 4096;
 pub(crate) fn plan(ops: &[KernelOp], layout: &mut Layout) -> Vec<Step> {
     let mut steps = Vec::new();
     let mut run: Vec<KernelOp> = Vec::new();
+    // Relabels commute with operations on positions; they only need to
+    // keep their order with the exchanges.
+    let mut relabels = Vec::new();
     for (i, op) in ops.iter().enumerate() {
+        if is_swap(op) {
+            // Qubit a's state moves to b's position and b's to a's.
+            let (pa, pb) = (
+                layout.position(op.targets[0]),
+                layout.position(op.targets[1]),
+            );
+            layout.swap_positions(pa, pb);
+            relabels.push((pa, pb));
+            continue;
+        }
         if needs_local(op).iter().any(|&q| layout.is_global(q)) {
             let swaps = choose_swaps(ops, i, layout);
             for &(g, l) in &swaps {
@@ -144,6 +171,9 @@ pub(crate) fn plan(ops: &[KernelOp], layout: &mut Layout) -> Vec<Step> {
             if !run.is_empty() {
                 steps.push(Step::Ops(std::mem::take(&mut run)));
             }
+            if !relabels.is_empty() {
+                steps.push(Step::Relabel(std::mem::take(&mut relabels)));
+            }
             steps.push(Step::Exchange(swaps));
         }
         debug_assert!(needs_local(op).iter().all(|&q| !layout.is_global(q)));
@@ -151,6 +181,9 @@ pub(crate) fn plan(ops: &[KernelOp], layout: &mut Layout) -> Vec<Step> {
     }
     if !run.is_empty() {
         steps.push(Step::Ops(run));
+    }
+    if !relabels.is_empty() {
+        steps.push(Step::Relabel(relabels));
     }
     steps
 }
@@ -270,6 +303,40 @@ pub(crate) fn local_op(op: &KernelOp, local: u32, rank: usize) -> Option<KernelO
         controls,
         matrix: OpMatrix::Diagonal(diag),
     })
+}
+
+/// Takes out of `ops` the gates that act on a global qubit (of `layout`)
+/// alone before anything else touches it: they commute with every gate
+/// before them, so they can run first, on |0⟩, where they make a product
+/// state that each rank writes without communicating. Returns, per global
+/// position (ascending), the qubit's state after them: `[⟨0|ψ⟩, ⟨1|ψ⟩]`.
+pub(crate) fn take_global_prefix(ops: &mut Vec<KernelOp>, layout: &Layout) -> Vec<[Complex64; 2]> {
+    let n = layout.num_qubits() as usize;
+    let zero = Complex64::new(0.0, 0.0);
+    let mut state = vec![[Complex64::new(1.0, 0.0), zero]; n];
+    let mut open = vec![true; n];
+    ops.retain(|op| {
+        let alone = op.targets.len() == 1 && op.controls.is_empty();
+        let q = op.targets.first().copied().unwrap_or(0) as usize;
+        if alone && open[q] && layout.is_global(q as Qubit) {
+            let [a, b] = state[q];
+            state[q] = [
+                op.entry(0, 0) * a + op.entry(0, 1) * b,
+                op.entry(1, 0) * a + op.entry(1, 1) * b,
+            ];
+            return false;
+        }
+        for q in op.qubits() {
+            open[q as usize] = false;
+        }
+        true
+    });
+    let mut globals: Vec<(Qubit, [Complex64; 2])> = (0..n as Qubit)
+        .filter(|&q| layout.is_global(q))
+        .map(|q| (layout.position(q), state[q as usize]))
+        .collect();
+    globals.sort_by_key(|&(p, _)| p);
+    globals.into_iter().map(|(_, s)| s).collect()
 }
 
 /// What a plan's exchanges move, per rank.

@@ -12,7 +12,7 @@ mod state;
 
 pub use comm::{Communicator, ThreadGroup, ThreadRank};
 pub use layout::{ExchangeVolume, Layout};
-pub use state::{DistributedRun, DistributedState};
+pub use state::{DistributedRun, DistributedState, planned_exchanges};
 
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,9 @@ use rand_distr::{Binomial, Distribution};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::comm::Communicator;
-use super::layout::{ExchangeVolume, Layout, Step, local_op, per_gate_volume, plan, volume};
+use super::layout::{
+    ExchangeVolume, Layout, Step, local_op, per_gate_volume, plan, take_global_prefix, volume,
+};
 use crate::counts::{ClassicalValue, Counts};
 use crate::error::SimError;
 use crate::float::Float;
@@ -19,6 +21,7 @@ use crate::fusion::FusionConfig;
 use crate::op::KernelOp;
 use crate::par::Parallelism;
 use crate::program::{Program, final_measurements};
+
 use crate::simulator::Simulator;
 use crate::state::StateVector;
 
@@ -68,53 +71,14 @@ impl Simulator {
         circuit: &Circuit,
         comm: &'c dyn Communicator,
     ) -> Result<DistributedRun<'c, F>, SimError> {
-        circuit.validate()?;
-        let measurements = final_measurements(circuit).ok_or_else(|| {
-            SimError::Distributed(
-                "mid-circuit measurement, reset and classical control are not supported yet".into(),
-            )
-        })?;
-        let mut ops = Vec::new();
-        for op in circuit.ops() {
-            match op {
-                Operation::Gate {
-                    gate,
-                    qubits,
-                    controls,
-                } => ops.push(KernelOp::from_gate(gate, qubits, controls)),
-                Operation::Measure { .. } | Operation::Barrier { .. } => {}
-                _ => {
-                    return Err(SimError::Distributed(
-                        "noise channels are not supported yet".into(),
-                    ));
-                }
-            }
-        }
-        let ranks = comm.size();
-        if !ranks.is_power_of_two() {
-            return Err(SimError::Distributed(format!(
-                "{ranks} ranks: the state splits over a power of two of them"
-            )));
-        }
+        let (mut ops, measurements, global) = lower(circuit, comm.size())?;
         let n = circuit.num_qubits();
-        let global = ranks.trailing_zeros();
-        let widest = ops
-            .iter()
-            .map(|o| o.targets.len() as u32)
-            .max()
-            .unwrap_or(0);
-        if n < global + widest.max(1) {
-            return Err(SimError::Distributed(format!(
-                "{n} qubits over {ranks} ranks leave {} per slice; the widest gate needs {}",
-                n.saturating_sub(global),
-                widest.max(1)
-            )));
-        }
         let mut layout = Layout::identity(n, global);
         let per_gate = per_gate_volume(&ops, &layout);
+        let prefix = take_global_prefix(&mut ops, &layout);
         let steps = plan(&ops, &mut layout);
         let planned = volume(&steps, n - global);
-        let mut state = DistributedState::zero(n, comm, self.memory_budget())?;
+        let mut state = DistributedState::product(n, comm, &prefix, self.memory_budget())?;
         let chunk = self
             .fusion()
             .blocking
@@ -123,6 +87,11 @@ impl Simulator {
             match step {
                 Step::Ops(ops) => state.apply_ops(ops, self.fusion(), chunk, self.parallelism()),
                 Step::Exchange(swaps) => state.exchange(swaps),
+                Step::Relabel(pairs) => {
+                    for &(a, b) in pairs {
+                        state.layout.swap_positions(a, b);
+                    }
+                }
             }
         }
         debug_assert_eq!(state.exchanged, planned);
@@ -156,23 +125,99 @@ impl<F: Float> std::fmt::Debug for DistributedRun<'_, F> {
     }
 }
 
+/// What a run of `circuit` over `ranks` ranks would exchange, and what a
+/// per-gate scheme would (see [`DistributedRun`]), without running it.
+///
+/// # Errors
+/// As [`Simulator::run_distributed`] for a circuit or rank count it cannot take.
+pub fn planned_exchanges(
+    circuit: &Circuit,
+    ranks: usize,
+) -> Result<(ExchangeVolume, ExchangeVolume), SimError> {
+    let (mut ops, _, global) = lower(circuit, ranks)?;
+    let mut layout = Layout::identity(circuit.num_qubits(), global);
+    let per_gate = per_gate_volume(&ops, &layout);
+    take_global_prefix(&mut ops, &layout);
+    let steps = plan(&ops, &mut layout);
+    Ok((volume(&steps, layout.local_qubits()), per_gate))
+}
+
+/// A circuit as a distributed run takes it: its gates lowered, its final
+/// measurements `(qubit, clbit)`, and the number of global qubits.
+type Lowered = (Vec<KernelOp>, Vec<(Qubit, Clbit)>, u32);
+
+/// The circuit lowered for `ranks` ranks; an error for what a distributed
+/// run cannot take.
+fn lower(circuit: &Circuit, ranks: usize) -> Result<Lowered, SimError> {
+    circuit.validate()?;
+    let measurements = final_measurements(circuit).ok_or_else(|| {
+        SimError::Distributed(
+            "mid-circuit measurement, reset and classical control are not supported yet".into(),
+        )
+    })?;
+    let mut ops = Vec::new();
+    for op in circuit.ops() {
+        match op {
+            Operation::Gate {
+                gate,
+                qubits,
+                controls,
+            } => ops.push(KernelOp::from_gate(gate, qubits, controls)),
+            Operation::Measure { .. } | Operation::Barrier { .. } => {}
+            _ => {
+                return Err(SimError::Distributed(
+                    "noise channels are not supported yet".into(),
+                ));
+            }
+        }
+    }
+    if !ranks.is_power_of_two() {
+        return Err(SimError::Distributed(format!(
+            "{ranks} ranks: the state splits over a power of two of them"
+        )));
+    }
+    let n = circuit.num_qubits();
+    let global = ranks.trailing_zeros();
+    let widest = ops
+        .iter()
+        .map(|o| o.targets.len() as u32)
+        .max()
+        .unwrap_or(0);
+    if n < global + widest.max(1) {
+        return Err(SimError::Distributed(format!(
+            "{n} qubits over {ranks} ranks leave {} per slice; the widest gate needs {}",
+            n.saturating_sub(global),
+            widest.max(1)
+        )));
+    }
+    Ok((ops, measurements, global))
+}
+
 impl<'c, F: Float> DistributedState<'c, F> {
-    /// |0…0⟩ on `num_qubits` qubits split over `comm`'s ranks.
-    fn zero(
+    /// |0…0⟩ on the local qubits, the global ones in the states `global`
+    /// (per global position), split over `comm`'s ranks: each rank's slice
+    /// is |0…0⟩ times its global bits' amplitudes.
+    fn product(
         num_qubits: u32,
         comm: &'c dyn Communicator,
+        global: &[[Complex64; 2]],
         budget: Option<u64>,
     ) -> Result<Self, SimError> {
-        let global = comm.size().trailing_zeros();
-        let local = num_qubits - global;
-        let slice = if comm.rank() == 0 {
-            StateVector::with_budget(local, budget)?
-        } else {
-            StateVector::zeros(local, budget)?
-        };
+        let local = num_qubits - global.len() as u32;
+        let rank = comm.rank();
+        let scale = global
+            .iter()
+            .enumerate()
+            .fold(Complex64::new(1.0, 0.0), |acc, (j, s)| {
+                acc * s[(rank >> j) & 1]
+            });
+        let mut slice = StateVector::zeros(local, budget)?;
+        let numbers = slice.numbers_mut();
+        numbers[0] = F::from_f64(scale.re);
+        numbers[F::LANES] = F::from_f64(scale.im);
         Ok(DistributedState {
             slice,
-            layout: Layout::identity(num_qubits, global),
+            layout: Layout::identity(num_qubits, global.len() as u32),
             comm,
             exchanged: ExchangeVolume::default(),
         })

@@ -31,10 +31,12 @@ fn distributed<F: Float>(
     (out.into_iter().next().unwrap().0.unwrap(), sent, per_gate)
 }
 
+/// The peer benchmark's qft: a product-state preparation, the transform,
+/// and the swaps that reverse the qubits.
 fn qft(n: u32) -> Circuit {
     let mut c = Circuit::new(n);
     for q in 0..n {
-        c = c.h(q);
+        c = c.ry(0.3 + f64::from(q), q).rz(0.1 * f64::from(q), q);
     }
     for j in (0..n).rev() {
         c = c.h(j);
@@ -48,6 +50,9 @@ fn qft(n: u32) -> Circuit {
                 controls: vec![],
             });
         }
+    }
+    for q in 0..n / 2 {
+        c = c.swap(q, n - 1 - q);
     }
     c
 }
