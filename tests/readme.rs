@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::server_util::{Api, job};
 
 /// The `sh` block of the README section `heading`, one command a line.
-fn readme_block(heading: &str) -> Vec<String> {
+pub(crate) fn readme_block(heading: &str) -> Vec<String> {
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
         .expect("README.md is readable");
     let section = readme

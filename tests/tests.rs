@@ -9,6 +9,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod circuits;
 mod cli;
 mod library;
+mod mpi;
 mod noise;
 mod readme;
 mod reliability;

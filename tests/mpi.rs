@@ -1,0 +1,257 @@
+//! `kettle run` under a real `mpirun` (Open MPI), the state split over 2, 4
+//! and 8 ranks (`--oversubscribe`: this may be a 2-core machine), against
+//! the same binary run alone. Needs the binary built with `--features mpi`
+//! and `mpirun` on the PATH; without either these tests say so in one line
+//! and pass, unless `KETTLE_REQUIRE_MPI=1` (CI), where that is a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::util::kettle;
+
+/// Why MPI runs cannot be tested here, if they cannot.
+fn unavailable() -> Option<String> {
+    if !cfg!(feature = "mpi") {
+        return Some("the kettle binary was built without --features mpi".into());
+    }
+    let found = Command::new("mpirun").arg("--version").output();
+    match found {
+        Ok(o) if o.status.success() => None,
+        _ => Some("no mpirun on the PATH (Debian: apt install openmpi-bin libopenmpi-dev)".into()),
+    }
+}
+
+/// Whether to go on; prints the one-line skip (or fails under CI).
+fn mpi_available() -> bool {
+    let Some(why) = unavailable() else {
+        return true;
+    };
+    if std::env::var("KETTLE_REQUIRE_MPI").is_ok_and(|v| v == "1") {
+        panic!("MPI tests cannot run ({why}) and KETTLE_REQUIRE_MPI=1");
+    }
+    // The one line a skipped test prints: the point is that it is seen.
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("skipped: no MPI ({why})");
+    }
+    false
+}
+
+/// `mpirun -np ranks kettle args…`.
+fn mpirun(ranks: usize, args: &[&str]) -> Output {
+    let mut cmd = Command::new("mpirun");
+    cmd.args(["--oversubscribe", "-np", &ranks.to_string()]);
+    // Open MPI refuses root unless told; CI containers run as root.
+    cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    // One thread per rank: the ranks share this machine's cores.
+    cmd.arg(env!("CARGO_BIN_EXE_kettle"))
+        .args(&args[..1])
+        .arg("--threads=1")
+        .args(&args[1..])
+        .output()
+        .expect("mpirun runs")
+}
+
+/// A state written by `--state-out` (f64).
+fn read_state(path: &Path) -> Vec<(f64, f64)> {
+    let bytes = std::fs::read(path).expect("state file");
+    bytes
+        .chunks_exact(16)
+        .map(|c| {
+            let f = |b: &[u8]| f64::from_le_bytes(b.try_into().expect("8 bytes"));
+            (f(&c[..8]), f(&c[8..]))
+        })
+        .collect()
+}
+
+fn max_diff(a: &[(f64, f64)], b: &[(f64, f64)]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x.0 - y.0).hypot(x.1 - y.1))
+        .fold(0.0, f64::max)
+}
+
+/// A seeded random circuit on `n` qubits with final measurements.
+fn random_qasm(n: u32, gates: usize, seed: u64) -> String {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    let mut s = format!("OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[{n}];\ncreg c[{n}];\n");
+    for _ in 0..gates {
+        let a = next(u64::from(n));
+        let b = (a + 1 + next(u64::from(n) - 1)) % u64::from(n);
+        let c = (0..u64::from(n))
+            .find(|&c| c != a && c != b)
+            .expect("n > 2");
+        let angle = next(6283) as f64 / 1000.0;
+        let line = match next(10) {
+            0 => format!("h q[{a}];"),
+            1 => format!("rx({angle}) q[{a}];"),
+            2 => format!("ry({angle}) q[{a}];"),
+            3 => format!("rz({angle}) q[{a}];"),
+            4 => format!("cx q[{a}],q[{b}];"),
+            5 => format!("cz q[{a}],q[{b}];"),
+            6 => format!("swap q[{a}],q[{b}];"),
+            7 => format!("cu1({angle}) q[{a}],q[{b}];"),
+            8 => format!("ccx q[{a}],q[{b}],q[{c}];"),
+            _ => format!("u3({angle},0.3,0.7) q[{a}];"),
+        };
+        s.push_str(&line);
+        s.push('\n');
+    }
+    s.push_str("measure q -> c;\n");
+    s
+}
+
+/// The repository's example circuits and seeded random ones: the state
+/// after a distributed run equals the single process's to 1e-12.
+#[test]
+fn distributed_states_equal_the_single_process() {
+    if !mpi_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut files: Vec<PathBuf> = ["circuits/qasm2", "circuits/qasm3"]
+        .iter()
+        .flat_map(|d| {
+            std::fs::read_dir(d)
+                .expect("circuits")
+                .map(|e| e.expect("entry").path())
+        })
+        .filter(|p| p.extension().is_some_and(|e| e == "qasm"))
+        .collect();
+    for (i, (n, seed)) in [(9u32, 1u64), (12, 2), (14, 3)].into_iter().enumerate() {
+        let path = dir.path().join(format!("random{i}.qasm"));
+        std::fs::write(&path, random_qasm(n, 300, seed)).expect("write");
+        files.push(path);
+    }
+    files.sort();
+    let mut compared = 0;
+    for file in &files {
+        let file = file.to_str().expect("utf-8 path");
+        let alone = dir.path().join("alone.bin");
+        let out = kettle(&[
+            "run",
+            file,
+            "--state-out",
+            alone.to_str().unwrap(),
+            "--seed",
+            "5",
+        ]);
+        if String::from_utf8_lossy(&out.stderr).contains("no value was given for input") {
+            // A parameterised program (vqe_ansatz): covered elsewhere.
+            continue;
+        }
+        assert!(out.status.success(), "{file}: {out:?}");
+        if !alone.exists() {
+            // Mid-circuit measurement: no single state to compare.
+            continue;
+        }
+        let expect = read_state(&alone);
+        for ranks in [2, 4, 8] {
+            let split = dir.path().join(format!("split{ranks}.bin"));
+            let out = mpirun(
+                ranks,
+                &[
+                    "run",
+                    file,
+                    "--state-out",
+                    split.to_str().unwrap(),
+                    "--seed",
+                    "5",
+                ],
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if stderr.contains("per slice; the widest gate needs") {
+                // Too few qubits for this many ranks: a clear error.
+                assert_eq!(out.status.code(), Some(2), "{file} {ranks}: {stderr}");
+                continue;
+            }
+            assert!(out.status.success(), "{file} on {ranks} ranks: {stderr}");
+            let diff = max_diff(&read_state(&split), &expect);
+            assert!(diff < 1e-12, "{file} on {ranks} ranks: {diff:e}");
+            std::fs::remove_file(&split).expect("remove");
+            compared += 1;
+        }
+        std::fs::remove_file(&alone).expect("remove");
+    }
+    assert!(compared >= 20, "only {compared} distributed runs compared");
+}
+
+/// Counts are printed once, by rank 0, and a seed gives the same counts.
+#[test]
+fn counts_are_printed_once_and_follow_the_seed() {
+    if !mpi_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ghz.qasm");
+    let mut src =
+        String::from("OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[12];\ncreg c[12];\nh q[0];\n");
+    for q in 1..12 {
+        src.push_str(&format!("cx q[{}],q[{q}];\n", q - 1));
+    }
+    src.push_str("measure q -> c;\n");
+    std::fs::write(&path, src).expect("write");
+    let file = path.to_str().unwrap();
+    let run = || {
+        let out = mpirun(
+            4,
+            &["run", file, "--json", "--shots", "2000", "--seed", "11"],
+        );
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).expect("utf-8");
+        assert_eq!(text.lines().count(), 1, "one JSON line from rank 0: {text}");
+        let json: serde_json::Value = serde_json::from_str(&text).expect("json");
+        json["counts"].clone()
+    };
+    let first = run();
+    let counts = first.as_object().expect("counts");
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    let total: u64 = counts.values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(total, 2000);
+    for key in ["000000000000", "111111111111"] {
+        let k = counts[key].as_u64().unwrap();
+        assert!((850..1150).contains(&k), "{key}: {k}");
+    }
+    assert_eq!(run(), first, "same seed, same counts");
+    // Three ranks cannot split a state.
+    let out = mpirun(3, &["run", file]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("power of two"));
+}
+
+/// The README's MPI commands, as written, with this build's `kettle` first
+/// on the PATH.
+#[test]
+fn the_readme_commands_for_mpi_run() {
+    if !mpi_available() {
+        return;
+    }
+    let bin = Path::new(env!("CARGO_BIN_EXE_kettle"))
+        .parent()
+        .expect("bin dir");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for line in crate::readme::readme_block("Past one machine: MPI ranks") {
+        let out = Command::new("sh")
+            .args(["-c", &line])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("PATH", &path)
+            .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+            .output()
+            .expect("sh runs");
+        assert!(out.status.success(), "{line}: {out:?}");
+        assert!(!out.stdout.is_empty(), "{line}: no output");
+    }
+}
