@@ -371,10 +371,13 @@ impl<'c, F: Float> DistributedState<'c, F> {
         let mut left = shots;
         let mut rest: f64 = norms.iter().sum();
         let mut mine = 0;
+        // What rounding leaves goes to the last slice with any weight, never
+        // to one that is all zeros.
+        let last = norms.iter().rposition(|&w| w > 0.0).unwrap_or(ranks - 1);
         for (r, &norm) in norms.iter().enumerate() {
-            let share = if left == 0 || rest <= 0.0 {
+            let share = if left == 0 || rest <= 0.0 || r > last {
                 0
-            } else if r + 1 == ranks {
+            } else if r == last {
                 left
             } else {
                 Binomial::new(left, (norm / rest).clamp(0.0, 1.0))
