@@ -123,11 +123,24 @@ impl Program {
         fusion: &FusionConfig,
         chunk: Option<ChunkShape>,
     ) -> Program {
+        Self::compile_gates_on(ops, num_qubits, fusion, chunk, false)
+    }
+
+    /// [`compile_gates`](Self::compile_gates) for a state that is a
+    /// multiple of |0…0⟩ when `fresh`, whose stages then skip the chunks
+    /// still zero.
+    pub(crate) fn compile_gates_on(
+        ops: Vec<KernelOp>,
+        num_qubits: u32,
+        fusion: &FusionConfig,
+        chunk: Option<ChunkShape>,
+        fresh: bool,
+    ) -> Program {
         let gates = ops.len();
         let instrs = if ops.is_empty() {
             Vec::new()
         } else {
-            plan(ops, num_qubits, chunk, fusion, false)
+            plan(ops, num_qubits, chunk, fusion, fresh)
         };
         Program {
             tail: instrs.len(),

@@ -416,6 +416,17 @@ impl<F: Float> StateVector<F> {
         unsafe { std::slice::from_raw_parts_mut(self.blocks.as_mut_ptr().cast::<F>(), len) }
     }
 
+    /// The buffer's bytes: block `b` (of [`block_address`]) is the
+    /// `size_of::<Block<F>>()` bytes from `block_address(b)` times that.
+    #[allow(unsafe_code)]
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        let len = std::mem::size_of_val::<[Block<F>]>(&self.blocks);
+        // SAFETY: blocks are plain f32/f64 data without padding (see
+        // `numbers_mut`), so every byte is initialised and any bytes written
+        // make valid numbers; the slice borrows `self` mutably.
+        unsafe { std::slice::from_raw_parts_mut(self.blocks.as_mut_ptr().cast::<u8>(), len) }
+    }
+
     /// Applies a stage of cache blocking, chunk by chunk.
     pub(crate) fn apply_stage(&mut self, stage: &Stage, par: &Parallelism) {
         kernels::apply_stage(&mut self.blocks, self.num_qubits, stage, par, &self.scratch);

@@ -140,6 +140,10 @@ pub(crate) enum Step {
     Relabel(Vec<(Qubit, Qubit)>),
 }
 
+/// Positions that select lanes inside a SIMD block at either precision
+/// (16 f32 lanes).
+const LANE_POSITIONS: Qubit = 4;
+
 /// How far ahead the planner looks for qubits to bring in with the one a
 /// gate needs now, and for the next use of a qubit it might send out.
 const LOOK_AHEAD: usize = 4096;
@@ -206,11 +210,21 @@ fn choose_swaps(ops: &[KernelOp], at: usize, layout: &Layout) -> Vec<(Qubit, Qub
         .filter(|&q| layout.is_global(q) && first_need[q as usize] != usize::MAX)
         .collect();
     incoming.sort_by_key(|&q| (first_need[q as usize], q));
-    // Local qubits to send out, the latest needed first.
+    // Local qubits to send out, the latest needed first; those at the
+    // positions inside a SIMD block last (an exchange that swaps one moves
+    // single amplitudes instead of whole blocks), and the highest
+    // positions first among equals (longer contiguous runs).
     let mut outgoing: Vec<Qubit> = (0..n as Qubit)
         .filter(|&q| !layout.is_global(q) && first_need[q as usize] != 0)
         .collect();
-    outgoing.sort_by_key(|&q| (std::cmp::Reverse(first_need[q as usize]), q));
+    outgoing.sort_by_key(|&q| {
+        let p = layout.position(q);
+        (
+            p < LANE_POSITIONS,
+            std::cmp::Reverse(first_need[q as usize]),
+            std::cmp::Reverse(p),
+        )
+    });
     let mut swaps = Vec::new();
     for (&inc, &out) in incoming.iter().zip(&outgoing) {
         // Only a trade that brings a qubit in before the one sent out is

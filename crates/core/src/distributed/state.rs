@@ -38,6 +38,9 @@ pub struct DistributedState<'c, F: Float> {
     layout: Layout,
     comm: &'c dyn Communicator,
     exchanged: ExchangeVolume,
+    /// Operations have run on the slice (it is no longer a multiple of
+    /// |0…0⟩).
+    started: bool,
 }
 
 /// What a distributed run gives on every rank: its part of the state, and
@@ -220,6 +223,7 @@ impl<'c, F: Float> DistributedState<'c, F> {
             layout: Layout::identity(num_qubits, global.len() as u32),
             comm,
             exchanged: ExchangeVolume::default(),
+            started: false,
         })
     }
 
@@ -257,7 +261,10 @@ impl<'c, F: Float> DistributedState<'c, F> {
             .iter()
             .filter_map(|op| local_op(op, local, rank))
             .collect();
-        let program = Program::compile_gates(mine, local, fusion, chunk);
+        // Before any exchange, each slice is a multiple of |0…0⟩.
+        let fresh = self.exchanged.exchanges == 0 && !self.started;
+        self.started = true;
+        let program = Program::compile_gates_on(mine, local, fusion, chunk, fresh);
         self.slice.apply_program(&program, par);
     }
 
@@ -283,9 +290,6 @@ impl<'c, F: Float> DistributedState<'c, F> {
         let swapped: u64 = swaps.iter().map(|&(_, l)| 1u64 << l).sum();
         let free: Vec<Qubit> = (0..local).filter(|&q| swapped >> q & 1 == 0).collect();
         let count = 1usize << free.len();
-        let per_message = (MESSAGE_BYTES / WIRE_BYTES).min(count);
-        let mut send = vec![0u8; per_message * WIRE_BYTES];
-        let mut recv = vec![0u8; per_message * WIRE_BYTES];
         for d in 1..1usize << k {
             let partner = swaps
                 .iter()
@@ -302,25 +306,11 @@ impl<'c, F: Float> DistributedState<'c, F> {
                     .enumerate()
                     .fold(fixed, |acc, (b, &q)| acc | ((c >> b) & 1) << q)
             };
-            let numbers = self.slice.numbers_mut();
-            let mut start = 0;
-            while start < count {
-                let len = per_message.min(count - start);
-                for (c, out) in (start..start + len).zip(send.chunks_exact_mut(WIRE_BYTES)) {
-                    let at = StateVector::<F>::number_position(index(c));
-                    out[..8].copy_from_slice(&numbers[at].to_f64().to_le_bytes());
-                    out[8..].copy_from_slice(&numbers[at + F::LANES].to_f64().to_le_bytes());
-                }
-                let bytes = len * WIRE_BYTES;
-                self.comm
-                    .exchange(partner, &send[..bytes], &mut recv[..bytes]);
-                for (c, got) in (start..start + len).zip(recv.chunks_exact(WIRE_BYTES)) {
-                    let at = StateVector::<F>::number_position(index(c));
-                    let part = |b: &[u8]| F::from_f64(f64::from_le_bytes(b.try_into().expect("8")));
-                    numbers[at] = part(&got[..8]);
-                    numbers[at + F::LANES] = part(&got[8..]);
-                }
-                start += len;
+            let lowest = swaps.iter().map(|&(_, l)| l).min().unwrap_or(0);
+            if lowest >= F::LOG_LANES {
+                self.exchange_blocks(partner, fixed, &free, count);
+            } else {
+                self.exchange_amplitudes(partner, &index, count);
             }
         }
         for &(g, l) in swaps {
@@ -328,6 +318,90 @@ impl<'c, F: Float> DistributedState<'c, F> {
         }
         self.exchanged.exchanges += 1;
         self.exchanged.amplitudes_sent += ((1usize << k) - 1) as u64 * count as u64;
+    }
+
+    /// One partner's part of an exchange where every swapped local position
+    /// selects whole blocks: `count` amplitudes, whose block indices are
+    /// `fixed`'s plus the block bits of `free` positions, sent and received
+    /// a block at a time as raw bytes (both sides hold the same precision).
+    fn exchange_blocks(&mut self, partner: usize, fixed: usize, free: &[Qubit], count: usize) {
+        let block = std::mem::size_of::<crate::state::Block<F>>();
+        // Free positions inside a block are its lanes; those above pick blocks.
+        let free_blocks: Vec<u32> = free
+            .iter()
+            .filter(|&&q| q >= F::LOG_LANES)
+            .map(|&q| q - F::LOG_LANES)
+            .collect();
+        // The lowest free block bits that are the lowest bits: runs of
+        // consecutive blocks.
+        let run_bits = free_blocks
+            .iter()
+            .enumerate()
+            .take_while(|&(i, &q)| q == i as u32)
+            .count();
+        let run = 1usize << run_bits;
+        let fixed_block = fixed >> F::LOG_LANES;
+        let blocks = count / F::LANES;
+        let per_message = (MESSAGE_BYTES / block).max(1).min(blocks);
+        let mut send = vec![0u8; per_message * block];
+        let mut recv = vec![0u8; per_message * block];
+        let first_block = |c: usize| -> usize {
+            free_blocks[run_bits..]
+                .iter()
+                .enumerate()
+                .fold(fixed_block, |acc, (b, &q)| acc | ((c >> b) & 1) << q)
+        };
+        let bytes = self.slice.bytes_mut();
+        let at = |b: usize| crate::state::block_address::<F>(b) * block;
+        let mut start = 0;
+        while start < blocks {
+            let len = per_message.min(blocks - start);
+            for (i, out) in (start..start + len).zip(send.chunks_exact_mut(block)) {
+                let b = first_block(i / run) + i % run;
+                out.copy_from_slice(&bytes[at(b)..][..block]);
+            }
+            self.comm
+                .exchange(partner, &send[..len * block], &mut recv[..len * block]);
+            for (i, got) in (start..start + len).zip(recv.chunks_exact(block)) {
+                let b = first_block(i / run) + i % run;
+                bytes[at(b)..][..block].copy_from_slice(got);
+            }
+            start += len;
+        }
+    }
+
+    /// One partner's part of an exchange, amplitude by amplitude (a swapped
+    /// local position selects lanes inside blocks): amplitude `index(c)`
+    /// for `c` in `0..count`.
+    fn exchange_amplitudes(
+        &mut self,
+        partner: usize,
+        index: &dyn Fn(usize) -> usize,
+        count: usize,
+    ) {
+        let per_message = (MESSAGE_BYTES / WIRE_BYTES).min(count);
+        let mut send = vec![0u8; per_message * WIRE_BYTES];
+        let mut recv = vec![0u8; per_message * WIRE_BYTES];
+        let numbers = self.slice.numbers_mut();
+        let mut start = 0;
+        while start < count {
+            let len = per_message.min(count - start);
+            for (c, out) in (start..start + len).zip(send.chunks_exact_mut(WIRE_BYTES)) {
+                let at = StateVector::<F>::number_position(index(c));
+                out[..8].copy_from_slice(&numbers[at].to_f64().to_le_bytes());
+                out[8..].copy_from_slice(&numbers[at + F::LANES].to_f64().to_le_bytes());
+            }
+            let bytes = len * WIRE_BYTES;
+            self.comm
+                .exchange(partner, &send[..bytes], &mut recv[..bytes]);
+            for (c, got) in (start..start + len).zip(recv.chunks_exact(WIRE_BYTES)) {
+                let at = StateVector::<F>::number_position(index(c));
+                let part = |b: &[u8]| F::from_f64(f64::from_le_bytes(b.try_into().expect("8")));
+                numbers[at] = part(&got[..8]);
+                numbers[at + F::LANES] = part(&got[8..]);
+            }
+            start += len;
+        }
     }
 
     /// The whole state in index order (qubit `q` at bit `q`), on rank 0;
