@@ -255,3 +255,50 @@ fn the_readme_commands_for_mpi_run() {
         assert!(!out.stdout.is_empty(), "{line}: no output");
     }
 }
+
+/// `--probabilities` and `--expect` across ranks equal the single process's.
+#[test]
+fn probabilities_and_expectations_equal_the_single_process() {
+    if !mpi_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("random.qasm");
+    std::fs::write(&path, random_qasm(11, 200, 9)).expect("write");
+    let file = path.to_str().unwrap();
+    let args = [
+        "run",
+        file,
+        "--json",
+        "--shots",
+        "0",
+        "--probabilities",
+        "--expect",
+        "Z0 Z10",
+        "--expect",
+        "X10",
+        "--expect",
+        "0.5 * Y9 X1 + 0.2 * Z3",
+    ];
+    let values = |out: Output| {
+        assert!(out.status.success(), "{out:?}");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        (json["probabilities"].clone(), json["expectation"].clone())
+    };
+    let (p1, e1) = values(kettle(&args));
+    assert!(p1.as_object().is_some_and(|p| !p.is_empty()), "{p1}");
+    for ranks in [2, 4, 8] {
+        let (p, e) = values(mpirun(ranks, &args));
+        let p1 = p1.as_object().unwrap();
+        let p = p.as_object().expect("probabilities");
+        assert_eq!(p.len(), p1.len());
+        for (k, v) in p1 {
+            let d = (v.as_f64().unwrap() - p[k].as_f64().unwrap()).abs();
+            assert!(d < 1e-12, "{ranks} ranks, {k}: {d:e}");
+        }
+        for (a, b) in e1.as_array().unwrap().iter().zip(e.as_array().unwrap()) {
+            let d = (a["value"].as_f64().unwrap() - b["value"].as_f64().unwrap()).abs();
+            assert!(d < 1e-12, "{ranks} ranks, {}: {d:e}", a["observable"]);
+        }
+    }
+}

@@ -178,12 +178,19 @@ fn simulate_over<F: Float>(
     comm: &dyn Communicator,
 ) -> Result<Report, Failure> {
     let circuit = &loaded.circuit;
-    if args.probabilities || !args.expect.is_empty() || args.gradient {
+    if args.gradient {
         return Err(Failure::input(
-            "kettle: --probabilities, --expect and --gradient are not supported across MPI ranks yet"
-                .to_string(),
+            "kettle: --gradient is not supported across MPI ranks yet".to_string(),
         ));
     }
+    let observables: Vec<PauliSum> = args
+        .expect
+        .iter()
+        .map(|s| {
+            s.parse()
+                .map_err(|e: SimError| Failure::input(format!("kettle: --expect: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
     // Every rank must draw the same shares of the shots: rank 0's seed.
     let mut seed = args
         .seed
@@ -221,6 +228,32 @@ fn simulate_over<F: Float>(
             "--statevector: 2^{n} amplitudes are too many to print; use --state-out"
         ));
     }
+    let mut probabilities = None;
+    if args.probabilities {
+        let finals = final_measurements(circuit).unwrap_or_default();
+        let measured: BTreeSet<u32> = finals.iter().map(|&(q, _)| q).collect();
+        if measured.len() as u32 > MAX_LISTED {
+            notes.push(format!(
+                "--probabilities: {} measured qubits are too many outcomes to list; omitted",
+                measured.len()
+            ));
+        } else {
+            probabilities = run
+                .state
+                .classical_distribution(&finals, circuit.num_clbits())?;
+        }
+    }
+    let mut expectations = Vec::new();
+    for (text, obs) in args.expect.iter().zip(&observables) {
+        let value = run.state.expectation(obs)?;
+        expectations.push((
+            text.clone(),
+            Estimate {
+                value,
+                std_error: 0.0,
+            },
+        ));
+    }
     if let (Some(out), Some(state)) = (state_out, &state) {
         let typed: Vec<num_complex::Complex<F>> = state
             .iter()
@@ -239,9 +272,9 @@ fn simulate_over<F: Float>(
         method: Method::Statevector.name(),
         noisy: false,
         counts: counts.filter(|_| shots > 0).map(|c| c.to_bitstrings()),
-        probabilities: None,
+        probabilities,
         statevector: state.filter(|_| args.statevector && !measures && n <= MAX_LISTED),
-        expectations: Vec::new(),
+        expectations,
         gradients: Vec::new(),
         gradient_time: None,
         parse_time: Duration::ZERO,

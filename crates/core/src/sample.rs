@@ -228,7 +228,7 @@ pub(crate) fn marginal_probabilities<F: Float>(
 }
 
 /// `|z|²` in f64 for either precision.
-trait NormSqrF64 {
+pub(crate) trait NormSqrF64 {
     fn norm_sqr_f64(&self) -> f64;
 }
 

@@ -22,6 +22,7 @@ use crate::op::KernelOp;
 use crate::par::Parallelism;
 use crate::program::{Program, final_measurements};
 
+use crate::sample::NormSqrF64;
 use crate::simulator::Simulator;
 use crate::state::StateVector;
 
@@ -490,6 +491,167 @@ impl<'c, F: Float> DistributedState<'c, F> {
             .collect();
         all.sort_unstable();
         Some(all)
+    }
+}
+
+impl<F: Float> DistributedState<'_, F> {
+    /// The position of qubit `q` split into a local bit mask and a rank
+    /// bit mask (one of them zero).
+    fn masks(&self, q: Qubit) -> (usize, usize) {
+        let p = self.layout.position(q);
+        let local = self.local_qubits();
+        if p < local {
+            (1 << p, 0)
+        } else {
+            (0, 1 << (p - local))
+        }
+    }
+
+    /// The exact distribution of the classical bits that the final
+    /// measurements `finals` would record (as
+    /// [`StateVector::classical_distribution`]), on rank 0; `None` on the
+    /// others. Callers bound the number of measured qubits: every rank holds
+    /// a table of 2^k probabilities.
+    ///
+    /// # Errors
+    /// [`SimError::QubitOutOfRange`] for a measured qubit the state lacks.
+    pub fn classical_distribution(
+        &self,
+        finals: &[(Qubit, Clbit)],
+        num_clbits: u32,
+    ) -> Result<Option<std::collections::BTreeMap<String, f64>>, SimError> {
+        let n = self.layout.num_qubits();
+        if let Some(&(q, _)) = finals.iter().find(|&&(q, _)| q >= n) {
+            return Err(SimError::QubitOutOfRange {
+                qubit: q,
+                num_qubits: n,
+            });
+        }
+        let qubits = crate::program::measured_qubits(finals);
+        let rank = self.comm.rank();
+        let masks: Vec<(usize, usize)> = qubits.iter().map(|&q| self.masks(q)).collect();
+        // The outcome bits that this rank's global bits fix.
+        let fixed: usize = masks
+            .iter()
+            .enumerate()
+            .map(|(j, &(_, g))| usize::from(rank & g != 0) << j)
+            .sum();
+        let mut probabilities = vec![0.0; 1 << qubits.len()];
+        for i in 0..self.slice.len() {
+            let p = self.slice.amp(i).norm_sqr_f64();
+            if p == 0.0 {
+                continue;
+            }
+            let k = masks
+                .iter()
+                .enumerate()
+                .fold(fixed, |k, (j, &(l, _))| k | usize::from(i & l != 0) << j);
+            probabilities[k] += p;
+        }
+        self.comm.sum(&mut probabilities);
+        if rank != 0 {
+            return Ok(None);
+        }
+        let outcomes = (0u64..).zip(probabilities).filter(|&(_, p)| p != 0.0);
+        Ok(Some(crate::sample::outcome_distribution(
+            outcomes, &qubits, finals, num_clbits,
+        )))
+    }
+
+    /// `⟨ψ|O|ψ⟩`, the same on every rank. A term that flips a global qubit
+    /// (X or Y on it) pairs each rank with the rank across those bits,
+    /// whose slice streams past in bounded messages; the others are sums
+    /// over each slice alone. One reduction for the whole observable.
+    ///
+    /// # Errors
+    /// [`SimError::QubitOutOfRange`] if a term names a qubit the state lacks.
+    pub fn expectation(&self, observable: &crate::observable::PauliSum) -> Result<f64, SimError> {
+        use crate::observable::Pauli;
+        let n = self.layout.num_qubits();
+        let rank = self.comm.rank();
+        let mut total = 0.0;
+        for term in &observable.terms {
+            let (mut flip_l, mut flip_g, mut sign_l, mut sign_g, mut ys) = (0, 0, 0, 0, 0u32);
+            for &(q, pauli) in &term.factors {
+                if q >= n {
+                    return Err(SimError::QubitOutOfRange {
+                        qubit: q,
+                        num_qubits: n,
+                    });
+                }
+                let (l, g) = self.masks(q);
+                if matches!(pauli, Pauli::X | Pauli::Y) {
+                    flip_l |= l;
+                    flip_g |= g;
+                }
+                if matches!(pauli, Pauli::Z | Pauli::Y) {
+                    sign_l |= l;
+                    sign_g |= g;
+                }
+                ys += u32::from(pauli == Pauli::Y);
+            }
+            // ⟨ψ|P|ψ⟩ = c Σ_j conj(ψ_{j^f}) (−1)^{|j & s|} ψ_j, c = i^#Y; this
+            // rank holds the j of its slice, and ψ_{j^f} lies on the rank
+            // across the flipped global bits.
+            let c = [
+                Complex64::new(1.0, 0.0),
+                Complex64::new(0.0, 1.0),
+                Complex64::new(-1.0, 0.0),
+                Complex64::new(0.0, -1.0),
+            ][(ys % 4) as usize];
+            let rank_sign = if (rank & sign_g).count_ones() % 2 == 1 {
+                -1.0
+            } else {
+                1.0
+            };
+            let amp = |i: usize| {
+                let a = self.slice.amp(i);
+                Complex64::new(a.re.to_f64(), a.im.to_f64())
+            };
+            let sign = |j: usize| {
+                if (j & sign_l).count_ones() % 2 == 1 {
+                    -rank_sign
+                } else {
+                    rank_sign
+                }
+            };
+            let mut sum = Complex64::new(0.0, 0.0);
+            if flip_g == 0 {
+                for j in 0..self.slice.len() {
+                    sum += amp(j ^ flip_l).conj() * amp(j) * sign(j);
+                }
+            } else {
+                // The partner's amplitudes k, in order; pair k with j = k ^ f_l.
+                let partner = rank ^ flip_g;
+                let len = self.slice.len();
+                let per_message = (MESSAGE_BYTES / WIRE_BYTES).min(len);
+                let mut send = vec![0u8; per_message * WIRE_BYTES];
+                let mut recv = vec![0u8; per_message * WIRE_BYTES];
+                let mut start = 0;
+                while start < len {
+                    let count = per_message.min(len - start);
+                    for (k, out) in (start..start + count).zip(send.chunks_exact_mut(WIRE_BYTES)) {
+                        let a = amp(k);
+                        out[..8].copy_from_slice(&a.re.to_le_bytes());
+                        out[8..].copy_from_slice(&a.im.to_le_bytes());
+                    }
+                    let bytes = count * WIRE_BYTES;
+                    self.comm
+                        .exchange(partner, &send[..bytes], &mut recv[..bytes]);
+                    for (k, got) in (start..start + count).zip(recv.chunks_exact(WIRE_BYTES)) {
+                        let value = |b: &[u8]| f64::from_le_bytes(b.try_into().expect("8"));
+                        let theirs = Complex64::new(value(&got[..8]), value(&got[8..]));
+                        let j = k ^ flip_l;
+                        sum += theirs.conj() * amp(j) * sign(j);
+                    }
+                    start += count;
+                }
+            }
+            total += term.coefficient * (c * sum).re;
+        }
+        let mut all = [total];
+        self.comm.sum(&mut all);
+        Ok(all[0])
     }
 }
 

@@ -172,3 +172,71 @@ fn what_it_cannot_run_is_an_error() {
     });
     assert!(matches!(narrow[0], Some(SimError::Distributed(_))));
 }
+
+#[test]
+fn probabilities_and_expectations_equal_the_single_process() {
+    use crate::observable::PauliSum;
+    let sim = Simulator::new();
+    let labels = [
+        "Z0",
+        "X0",
+        "Y1",
+        "Z9",
+        "X9",
+        "Y8 Z9",
+        "X9 X8",
+        "Y9 Y0",
+        "X3 Y7 Z9",
+        "0.5 * Z0 Z1 + 0.25 * X9 Y2",
+    ];
+    let observables: Vec<PauliSum> = labels.iter().map(|l| l.parse().unwrap()).collect();
+    for seed in 0..6u64 {
+        let c = reference::random_circuit(10, 120, 300 + seed).measure_all();
+        let single = sim.statevector::<f64>(&c).unwrap();
+        let finals = crate::final_measurements(&c).unwrap();
+        // A few measured qubits, mapped to clbits out of order.
+        let some: Vec<_> = finals
+            .iter()
+            .copied()
+            .filter(|&(q, _)| q % 3 != 1)
+            .collect();
+        let expect = single
+            .classical_distribution(&some, c.num_clbits(), &Parallelism::Sequential)
+            .unwrap();
+        let values: Vec<f64> = observables
+            .iter()
+            .map(|o| single.expectation(o, &Parallelism::Sequential).unwrap())
+            .collect();
+        for ranks in [2, 4, 8] {
+            let out = ThreadGroup::run(ranks, |comm| {
+                let run = sim.run_distributed::<f64>(&c, comm).unwrap();
+                let dist = run
+                    .state
+                    .classical_distribution(&some, c.num_clbits())
+                    .unwrap();
+                let e: Vec<f64> = observables
+                    .iter()
+                    .map(|o| run.state.expectation(o).unwrap())
+                    .collect();
+                (dist, e)
+            });
+            let dist = out[0].0.as_ref().unwrap();
+            assert_eq!(
+                dist.keys().collect::<Vec<_>>(),
+                expect.keys().collect::<Vec<_>>()
+            );
+            for (k, p) in &expect {
+                assert!((dist[k] - p).abs() < 1e-12, "seed {seed} ranks {ranks} {k}");
+            }
+            assert!(out[1..].iter().all(|o| o.0.is_none()));
+            for (rank, (_, e)) in out.iter().enumerate() {
+                for ((got, want), label) in e.iter().zip(&values).zip(labels) {
+                    assert!(
+                        (got - want).abs() < 1e-12,
+                        "seed {seed} ranks {ranks} rank {rank} {label}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}
