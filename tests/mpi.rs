@@ -184,7 +184,8 @@ fn distributed_states_equal_the_single_process() {
     assert!(compared >= 20, "only {compared} distributed runs compared");
 }
 
-/// Counts are printed once, by rank 0, and a seed gives the same counts.
+/// Counts are printed once, by rank 0, and equal a single process's for
+/// the same seed.
 #[test]
 fn counts_are_printed_once_and_follow_the_seed() {
     if !mpi_available() {
@@ -221,6 +222,21 @@ fn counts_are_printed_once_and_follow_the_seed() {
         assert!((850..1150).contains(&k), "{key}: {k}");
     }
     assert_eq!(run(), first, "same seed, same counts");
+    // The same counts as one process with the same seed (the ranks sweep
+    // their slices in turn with the single process's sorted uniforms).
+    let random = dir.path().join("random.qasm");
+    std::fs::write(&random, random_qasm(14, 250, 21)).expect("write");
+    let random = random.to_str().unwrap();
+    let counts = |out: Output| {
+        assert!(out.status.success(), "{out:?}");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        json["counts"].clone()
+    };
+    let args = ["run", random, "--json", "--shots", "5000", "--seed", "3"];
+    let alone = counts(kettle(&args));
+    for ranks in [2, 4, 8] {
+        assert_eq!(counts(mpirun(ranks, &args)), alone, "{ranks} ranks");
+    }
     // Three ranks cannot split a state.
     let out = mpirun(3, &["run", file]);
     assert!(!out.status.success());

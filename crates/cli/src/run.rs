@@ -200,7 +200,7 @@ fn simulate_over<F: Float>(
     comm.broadcast(&mut seed);
     let seed = u64::from_le_bytes(seed.try_into().expect("8 bytes"));
     let started = Instant::now();
-    let run = sim.run_distributed::<F>(circuit, comm)?;
+    let mut run = sim.run_distributed::<F>(circuit, comm)?;
     let measures = circuit.measures_anything();
     let shots = if measures { args.shots } else { 0 };
     let counts = run.counts(shots, seed, sim.parallelism());

@@ -58,37 +58,104 @@ pub(crate) fn sample_indices<F: Float, R: Rng + Clone>(
         Some((i, n)) if *i == index => *n += 1,
         _ => out.push((index, 1)),
     };
-    let mut partial = 0.0f64;
-    let mut cum = 0.0f64; // cumulative probability before `next`
-    let mut next = 0usize; // first amplitude not yet summed into `cum`
-    for _ in 0..shots {
-        let e: f64 = Exp1.sample(&mut replay);
-        partial += e;
-        let u = partial * scale;
-        // At a piece boundary, skip whole pieces the uniform lies beyond.
-        while next < len && next.is_multiple_of(piece_len) {
-            let k = next / piece_len;
-            if u < cum + norms[k] {
-                break;
+    let mut sweep = Sweep::default();
+    let pieces = Pieces {
+        len: piece_len,
+        norms: &norms,
+    };
+    sweep.run(
+        &mut replay,
+        scale,
+        shots,
+        0..len,
+        &pieces,
+        prob,
+        Some(last_nonzero),
+        &mut record,
+    );
+    out
+}
+
+/// Pieces of the state and their norms (summed per piece, in order).
+pub(crate) struct Pieces<'a> {
+    /// Amplitudes per piece.
+    pub(crate) len: usize,
+    /// Norm of piece `k` of the whole state.
+    pub(crate) norms: &'a [f64],
+}
+
+/// Where a sweep of sorted uniforms over the cumulative distribution
+/// stands: a sweep over the whole state, or one rank's part of it that the
+/// next rank continues (`crate::distributed`), with the same arithmetic in
+/// the same order, so both give the same outcomes for a seed.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Sweep {
+    /// The running sum of the exponential variates drawn so far.
+    pub(crate) partial: f64,
+    /// Cumulative probability before the next amplitude.
+    pub(crate) cum: f64,
+    /// Shots recorded.
+    pub(crate) done: u64,
+    /// Whether the variate of the shot after those is in `partial`.
+    pub(crate) drawn: bool,
+}
+
+impl Sweep {
+    /// Goes on over the amplitudes `range` (of `prob`, state indices) until
+    /// `shots` are recorded or the range ends; `last_nonzero` is given when
+    /// the range ends the state, and takes the uniforms that rounding puts
+    /// past it. `replay` draws the variates (its stream must stand after the
+    /// `done` ones, and the drawn one).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run<R: Rng>(
+        &mut self,
+        replay: &mut R,
+        scale: f64,
+        shots: u64,
+        range: std::ops::Range<usize>,
+        pieces: &Pieces<'_>,
+        prob: impl Fn(usize) -> f64,
+        last_nonzero: Option<u64>,
+        record: &mut impl FnMut(u64),
+    ) {
+        let (mut next, end) = (range.start, range.end);
+        while self.done < shots {
+            if !self.drawn {
+                let e: f64 = Exp1.sample(replay);
+                self.partial += e;
+                self.drawn = true;
             }
-            cum += norms[k];
-            next = (next + piece_len).min(len);
-        }
-        loop {
-            if next >= len {
-                record(last_nonzero);
-                break;
+            let u = self.partial * scale;
+            // At a piece boundary, skip whole pieces the uniform lies beyond.
+            while next < end && next.is_multiple_of(pieces.len) {
+                let k = next / pieces.len;
+                if u < self.cum + pieces.norms[k] {
+                    break;
+                }
+                self.cum += pieces.norms[k];
+                next = (next + pieces.len).min(end);
             }
-            let p = prob(next);
-            if u < cum + p {
-                record(next as u64);
-                break;
+            loop {
+                if next >= end {
+                    let Some(last) = last_nonzero else {
+                        // The next part of the state takes this shot.
+                        return;
+                    };
+                    record(last);
+                    break;
+                }
+                let p = prob(next);
+                if u < self.cum + p {
+                    record(next as u64);
+                    break;
+                }
+                self.cum += p;
+                next += 1;
             }
-            cum += p;
-            next += 1;
+            self.done += 1;
+            self.drawn = false;
         }
     }
-    out
 }
 
 /// `shots` draws from the distribution `prob` over `0..len` (of sum `total`)

@@ -56,6 +56,14 @@ impl Layout {
         self.position[q as usize]
     }
 
+    /// The qubit at position `p`.
+    pub fn qubit_at(&self, p: Qubit) -> Qubit {
+        self.position
+            .iter()
+            .position(|&x| x == p)
+            .expect("every position holds a qubit") as Qubit
+    }
+
     /// Whether every qubit sits at its own position.
     pub fn is_identity(&self) -> bool {
         self.position

@@ -6,8 +6,8 @@
 
 use kettle_ir::{Circuit, Clbit, Operation, Qubit};
 use num_complex::Complex64;
-use rand::SeedableRng;
-use rand_distr::{Binomial, Distribution};
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Exp1};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::comm::Communicator;
@@ -22,7 +22,8 @@ use crate::op::KernelOp;
 use crate::par::Parallelism;
 use crate::program::{Program, final_measurements};
 
-use crate::sample::NormSqrF64;
+use crate::kernels::reduce::{PIECE_BLOCKS, piece_norms};
+use crate::sample::{NormSqrF64, Pieces, Sweep, sample_indices};
 use crate::simulator::Simulator;
 use crate::state::StateVector;
 
@@ -431,48 +432,134 @@ impl<'c, F: Float> DistributedState<'c, F> {
         Some(out)
     }
 
-    /// Draws `shots` basis states (indices with qubit `q` at bit `q`);
-    /// `(index, occurrences)` in increasing index order on rank 0, `None`
-    /// on the others. The shots are shared among the ranks by one
-    /// multinomial draw over their slices' norms (the same on every rank,
-    /// from `seed`), then each rank samples its share from its slice.
-    pub fn sample(&self, shots: u64, seed: u64, par: &Parallelism) -> Option<Vec<(u64, u64)>> {
-        let ranks = self.comm.size();
-        let rank = self.comm.rank();
-        let mut norms = vec![0.0; ranks];
-        norms[rank] = self.slice.norm_sqr(par);
-        self.comm.sum(&mut norms);
+    /// Draws `shots` basis states (indices with qubit `q` at bit `q`) with
+    /// a seeded generator: `(index, occurrences)` in increasing index order
+    /// on rank 0, `None` on the others; the same outcomes as
+    /// [`StateVector::sample`] on the whole state with the same seed.
+    ///
+    /// The qubits are first put back in order (one exchange at most, and
+    /// swaps of local qubits); then every rank knows every piece's norm,
+    /// replays the same sorted uniforms, and the ranks sweep their slices
+    /// one after another in index order, each handing the sweep's position
+    /// to the next. A state smaller than the shots, or whose slices are
+    /// shorter than a piece, is gathered and sampled on rank 0.
+    pub fn sample(&mut self, shots: u64, seed: u64, par: &Parallelism) -> Option<Vec<(u64, u64)>> {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-        let mut left = shots;
-        let mut rest: f64 = norms.iter().sum();
-        let mut mine = 0;
-        // What rounding leaves goes to the last slice with any weight, never
-        // to one that is all zeros.
-        let last = norms.iter().rposition(|&w| w > 0.0).unwrap_or(ranks - 1);
-        for (r, &norm) in norms.iter().enumerate() {
-            let share = if left == 0 || rest <= 0.0 || r > last {
-                0
-            } else if r == last {
-                left
-            } else {
-                Binomial::new(left, (norm / rest).clamp(0.0, 1.0))
-                    .expect("a probability")
-                    .sample(&mut rng)
-            };
-            if r == rank {
-                mine = share;
-            }
-            left -= share;
-            rest -= norm;
-        }
+        self.sample_with(shots, &mut rng, par)
+    }
+
+    /// [`sample`](Self::sample) with the caller's generator.
+    pub(crate) fn sample_with<R: Rng + Clone>(
+        &mut self,
+        shots: u64,
+        rng: &mut R,
+        par: &Parallelism,
+    ) -> Option<Vec<(u64, u64)>> {
+        self.restore_order(par);
         let local = self.local_qubits();
-        let drawn = self.slice.sample(mine, rank_seed(seed, rank), par);
-        let bytes: Vec<u8> = drawn
+        let ranks = self.comm.size();
+        let n = self.layout.num_qubits();
+        let piece_len = PIECE_BLOCKS * F::LANES;
+        if shots == 0 || (1u64 << n) <= shots || (1usize << local) < piece_len {
+            let whole = self.gather()?;
+            let state = StateVector::<F>::from_amplitudes(&whole).expect("a power of two");
+            return Some(sample_indices(&state, shots, rng, par));
+        }
+        // The rank that holds each block of 2^local indices, and this one's.
+        let block_of = |r: usize| -> usize {
+            (0..ranks.trailing_zeros())
+                .map(|j| {
+                    let q = self.layout.qubit_at(local + j);
+                    ((r >> j) & 1) << (q - local)
+                })
+                .sum()
+        };
+        let mut rank_of = vec![0; ranks];
+        for r in 0..ranks {
+            rank_of[block_of(r)] = r;
+        }
+        let mine = block_of(self.comm.rank());
+        let per_rank = (1usize << local) / piece_len;
+        let mut norms = vec![0.0; ranks * per_rank];
+        let own = piece_norms(&self.slice, par);
+        norms[mine * per_rank..][..per_rank].copy_from_slice(&own);
+        self.comm.sum(&mut norms);
+        let total: f64 = norms.iter().sum();
+        let len = self.slice.len();
+        let prob = |i: usize| self.slice.amp(i).norm_sqr_f64();
+        // The last index of non-zero probability, over every rank.
+        let mut last = vec![0.0; ranks];
+        last[mine] = (0..len)
+            .rev()
+            .find(|&i| prob(i) > 0.0)
+            .map_or(-1.0, |i| ((mine * len + i) as u64) as f64);
+        self.comm.sum(&mut last);
+        let last_nonzero = last
+            .iter()
+            .rev()
+            .find(|&&x| x >= 0.0)
+            .map_or(0, |&x| x as u64);
+        // As `sample_indices`: the variates' sum, then the sweep.
+        let mut replay = rng.clone();
+        let sum: f64 = (0..=shots).map(|_| -> f64 { Exp1.sample(rng) }).sum();
+        let scale = total / sum;
+        let mut sweep = Sweep::default();
+        const STATE_BYTES: usize = 25;
+        let encode = |s: &Sweep| {
+            let mut b = [0u8; STATE_BYTES];
+            b[..8].copy_from_slice(&s.partial.to_le_bytes());
+            b[8..16].copy_from_slice(&s.cum.to_le_bytes());
+            b[16..24].copy_from_slice(&s.done.to_le_bytes());
+            b[24] = u8::from(s.drawn);
+            b
+        };
+        if mine > 0 {
+            let mut got = [0u8; STATE_BYTES];
+            self.comm
+                .exchange(rank_of[mine - 1], &[0; STATE_BYTES], &mut got);
+            let word = |i: usize| u64::from_le_bytes(got[i..i + 8].try_into().expect("8"));
+            sweep = Sweep {
+                partial: f64::from_bits(word(0)),
+                cum: f64::from_bits(word(8)),
+                done: word(16),
+                drawn: got[24] == 1,
+            };
+            for _ in 0..sweep.done + u64::from(sweep.drawn) {
+                let _: f64 = Exp1.sample(&mut replay);
+            }
+        }
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        let mut record = |index: u64| match out.last_mut() {
+            Some((i, n)) if *i == index => *n += 1,
+            _ => out.push((index, 1)),
+        };
+        let base = mine * len;
+        let pieces = Pieces {
+            len: piece_len,
+            norms: &norms,
+        };
+        let global_prob = |i: usize| prob(i - base);
+        let is_last = mine + 1 == ranks;
+        sweep.run(
+            &mut replay,
+            scale,
+            shots,
+            base..base + len,
+            &pieces,
+            global_prob,
+            is_last.then_some(last_nonzero),
+            &mut record,
+        );
+        if !is_last {
+            let mut ignored = [0u8; STATE_BYTES];
+            self.comm
+                .exchange(rank_of[mine + 1], &encode(&sweep), &mut ignored);
+        }
+        let bytes: Vec<u8> = out
             .iter()
             .flat_map(|&(i, n)| {
-                let physical = ((rank as u64) << local) | i;
                 let mut b = [0u8; 16];
-                b[..8].copy_from_slice(&self.layout.logical_index(physical).to_le_bytes());
+                b[..8].copy_from_slice(&i.to_le_bytes());
                 b[8..].copy_from_slice(&n.to_le_bytes());
                 b
             })
@@ -491,6 +578,39 @@ impl<'c, F: Float> DistributedState<'c, F> {
             .collect();
         all.sort_unstable();
         Some(all)
+    }
+
+    /// Puts every qubit back at its own position: one exchange swaps the
+    /// qubits that belong on the other side of the local/global line, local
+    /// swaps order the local ones; the global ones may stay permuted (the
+    /// ranks' blocks are then read in another order, see `sample_with`).
+    fn restore_order(&mut self, par: &Parallelism) {
+        let local = self.local_qubits();
+        let n = self.layout.num_qubits();
+        let outside: Vec<Qubit> = (local..n)
+            .filter(|&p| self.layout.qubit_at(p) < local)
+            .collect();
+        let inside: Vec<Qubit> = (0..local)
+            .filter(|&p| self.layout.qubit_at(p) >= local)
+            .collect();
+        let pairs: Vec<(Qubit, Qubit)> = outside.into_iter().zip(inside).collect();
+        if !pairs.is_empty() {
+            self.exchange(&pairs);
+        }
+        for p in 0..local {
+            // Each swap puts one qubit home; a cycle takes several.
+            while self.layout.qubit_at(p) != p {
+                let q = self.layout.qubit_at(p);
+                // Qubit q belongs at position q: swap the two positions' bits.
+                let swap = KernelOp::from_gate(
+                    &kettle_ir::Gate::standard(kettle_ir::StandardGate::Swap, &[]),
+                    &[p, q],
+                    &[],
+                );
+                self.slice.apply(&swap, par);
+                self.layout.swap_positions(p, q);
+            }
+        }
     }
 }
 
@@ -657,8 +777,9 @@ impl<F: Float> DistributedState<'_, F> {
 
 impl<F: Float> DistributedRun<'_, F> {
     /// The counts of `shots` runs of the circuit's final measurements, on
-    /// rank 0 (`None` on the others).
-    pub fn counts(&self, shots: u64, seed: u64, par: &Parallelism) -> Option<Counts> {
+    /// rank 0 (`None` on the others): the same counts as
+    /// [`Simulator::run`] gives for the circuit with the same seed.
+    pub fn counts(&mut self, shots: u64, seed: u64, par: &Parallelism) -> Option<Counts> {
         let drawn = self.state.sample(shots, seed, par)?;
         let mut counts = Counts::new(self.num_clbits);
         for (index, n) in drawn {
@@ -670,12 +791,4 @@ impl<F: Float> DistributedRun<'_, F> {
         }
         Some(counts)
     }
-}
-
-/// The seed of rank `rank`'s own draws (SplitMix64's mixing).
-fn rank_seed(seed: u64, rank: usize) -> u64 {
-    let mut z = seed.wrapping_add((rank as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }

@@ -127,31 +127,28 @@ fn lazy_batched_exchanges_move_less_than_a_slice_per_gate() {
 }
 
 #[test]
-fn counts_follow_the_distribution_and_the_seed() {
-    let n = 10;
-    let mut c = Circuit::new(n).h(0);
-    for q in 1..n {
-        c = c.cx(q - 1, q);
-    }
-    let c = c.h(n - 1).measure_all();
+fn counts_equal_the_single_process_for_a_seed() {
+    use crate::simulator::RunOptions;
     let sim = Simulator::new();
-    let counts = |ranks: usize, seed: u64| {
-        ThreadGroup::run(ranks, |comm| {
-            let run = sim.run_distributed::<f64>(&c, comm).unwrap();
-            run.counts(4000, seed, &Parallelism::Sequential)
-        })
-        .into_iter()
-        .next()
-        .unwrap()
-        .unwrap()
-    };
-    let a = counts(4, 7);
-    assert_eq!(a.shots(), 4000);
-    assert_eq!(a, counts(4, 7), "a seed gives the same counts");
-    // GHZ with a final h on the top qubit: four outcomes, a quarter each.
-    for s in ["0000000000", "1000000000", "0111111111", "1111111111"] {
-        let k = a.get(s);
-        assert!((800..1200).contains(&k), "{s}: {k}");
+    // Large enough for the sweep across ranks (slices of several pieces),
+    // and small ones that are gathered.
+    for (n, shots, seed) in [(16u32, 3000u64, 7u64), (15, 20_000, 8), (6, 500, 9)] {
+        let c = reference::random_circuit(n, 150, seed).measure_all();
+        let options = RunOptions {
+            shots,
+            seed: Some(seed),
+            ..RunOptions::default()
+        };
+        let single = sim.run::<f64>(&c, &options).unwrap().counts;
+        assert_eq!(single.shots(), shots);
+        for ranks in [2, 4, 8] {
+            let got = ThreadGroup::run(ranks, |comm| {
+                let mut run = sim.run_distributed::<f64>(&c, comm).unwrap();
+                run.counts(shots, seed, &Parallelism::Sequential)
+            });
+            assert!(got[1..].iter().all(Option::is_none));
+            assert_eq!(got[0].as_ref().unwrap(), &single, "n={n} ranks={ranks}");
+        }
     }
 }
 
