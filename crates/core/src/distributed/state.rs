@@ -355,18 +355,34 @@ impl<'c, F: Float> DistributedState<'c, F> {
         };
         let bytes = self.slice.bytes_mut();
         let at = |b: usize| crate::state::block_address::<F>(b) * block;
+        // Blocks `i..i + len` of the list as pieces that are contiguous in
+        // the buffer: inside one run, and inside one of its segments.
+        let per_segment = crate::state::segment_blocks::<F>();
+        let pieces = |start: usize, len: usize| {
+            let mut i = start;
+            std::iter::from_fn(move || {
+                if i >= start + len {
+                    return None;
+                }
+                let b = first_block(i / run) + i % run;
+                let n = (run - i % run)
+                    .min(start + len - i)
+                    .min(per_segment - b % per_segment);
+                let piece = (i - start, b, n);
+                i += n;
+                Some(piece)
+            })
+        };
         let mut start = 0;
         while start < blocks {
             let len = per_message.min(blocks - start);
-            for (i, out) in (start..start + len).zip(send.chunks_exact_mut(block)) {
-                let b = first_block(i / run) + i % run;
-                out.copy_from_slice(&bytes[at(b)..][..block]);
+            for (offset, b, n) in pieces(start, len) {
+                send[offset * block..][..n * block].copy_from_slice(&bytes[at(b)..][..n * block]);
             }
             self.comm
                 .exchange(partner, &send[..len * block], &mut recv[..len * block]);
-            for (i, got) in (start..start + len).zip(recv.chunks_exact(block)) {
-                let b = first_block(i / run) + i % run;
-                bytes[at(b)..][..block].copy_from_slice(got);
+            for (offset, b, n) in pieces(start, len) {
+                bytes[at(b)..][..n * block].copy_from_slice(&recv[offset * block..][..n * block]);
             }
             start += len;
         }
