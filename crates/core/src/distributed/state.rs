@@ -471,12 +471,16 @@ impl<'c, F: Float> DistributedState<'c, F> {
         rng: &mut R,
         par: &Parallelism,
     ) -> Option<Vec<(u64, u64)>> {
+        if shots == 0 {
+            // Every rank knows: nothing to put in order, gather or draw.
+            return (self.comm.rank() == 0).then(Vec::new);
+        }
         self.restore_order(par);
         let local = self.local_qubits();
         let ranks = self.comm.size();
         let n = self.layout.num_qubits();
         let piece_len = PIECE_BLOCKS * F::LANES;
-        if shots == 0 || (1u64 << n) <= shots || (1usize << local) < piece_len {
+        if (1u64 << n) <= shots || (1usize << local) < piece_len {
             let whole = self.gather()?;
             let state = StateVector::<F>::from_amplitudes(&whole).expect("a power of two");
             return Some(sample_indices(&state, shots, rng, par));

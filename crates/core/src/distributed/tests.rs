@@ -3,7 +3,7 @@
 use kettle_ir::{Circuit, Control, Gate, Operation, StandardGate};
 use kettle_reference as reference;
 
-use super::ThreadGroup;
+use super::{Communicator, ThreadGroup};
 use crate::error::SimError;
 use crate::fusion::FusionConfig;
 use crate::par::Parallelism;
@@ -144,6 +144,11 @@ fn counts_equal_the_single_process_for_a_seed() {
         for ranks in [2, 4, 8] {
             let got = ThreadGroup::run(ranks, |comm| {
                 let mut run = sim.run_distributed::<f64>(&c, comm).unwrap();
+                // No shots: nothing moves (no gather, no reordering).
+                let before = run.state.exchanged();
+                let none = run.counts(0, seed, &Parallelism::Sequential);
+                assert_eq!(none.map(|c| c.shots()), (comm.rank() == 0).then_some(0));
+                assert_eq!(run.state.exchanged(), before);
                 run.counts(shots, seed, &Parallelism::Sequential)
             });
             assert!(got[1..].iter().all(Option::is_none));
