@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::failure::Failure;
 use crate::progress::ProgressMonitor;
 use crate::ranks::Ranks;
-use crate::run::write_state;
+use crate::run::{at_precision, write_state};
 use crate::{BenchArgs, PrecisionArg};
 
 pub(crate) fn bench(args: &BenchArgs, ranks: Option<&Ranks>) -> Result<(), Failure> {
@@ -110,11 +110,7 @@ fn time_over<F: Float>(
         return Ok(());
     }
     if let (Some(path), Some(state)) = (state_out, gathered) {
-        let typed: Vec<num_complex::Complex<F>> = state
-            .iter()
-            .map(|a| num_complex::Complex::new(F::from_f64(a.re), F::from_f64(a.im)))
-            .collect();
-        write_state(Path::new(path), &typed)?;
+        write_state(Path::new(path), &at_precision::<F>(&state))?;
     }
     let slice = (1u64 << (circuit.num_qubits() - comm.size().trailing_zeros())) as f64;
     let line = json!({

@@ -70,14 +70,7 @@ pub(crate) fn simulate<F: Float>(
     threads: usize,
 ) -> Result<Report, Failure> {
     let circuit = &loaded.circuit;
-    let observables: Vec<PauliSum> = args
-        .expect
-        .iter()
-        .map(|s| {
-            s.parse()
-                .map_err(|e: SimError| Failure::input(format!("kettle: --expect: {e}")))
-        })
-        .collect::<Result<_, _>>()?;
+    let observables = parse_observables(args)?;
     let method: Method = args.sim.method.into();
     if circuit.is_noisy() || method == Method::DensityMatrix {
         return simulate_mixed::<F>(sim, loaded, args, threads, &observables, method);
@@ -122,13 +115,7 @@ pub(crate) fn simulate<F: Float>(
         let par = sim.parallelism();
         if args.probabilities {
             let finals = finals.as_deref().unwrap_or(&[]);
-            let measured: BTreeSet<u32> = finals.iter().map(|&(q, _)| q).collect();
-            if measured.len() as u32 > MAX_LISTED {
-                notes.push(format!(
-                    "--probabilities: {} measured qubits are too many outcomes to list; omitted",
-                    measured.len()
-                ));
-            } else {
+            if listable(finals, &mut notes) {
                 report.probabilities =
                     Some(state.classical_distribution(finals, circuit.num_clbits(), par)?);
             }
@@ -183,14 +170,7 @@ fn simulate_over<F: Float>(
             "kettle: --gradient is not supported across MPI ranks yet".to_string(),
         ));
     }
-    let observables: Vec<PauliSum> = args
-        .expect
-        .iter()
-        .map(|s| {
-            s.parse()
-                .map_err(|e: SimError| Failure::input(format!("kettle: --expect: {e}")))
-        })
-        .collect::<Result<_, _>>()?;
+    let observables = parse_observables(args)?;
     // Every rank must draw the same shares of the shots: rank 0's seed.
     let mut seed = args
         .seed
@@ -231,13 +211,7 @@ fn simulate_over<F: Float>(
     let mut probabilities = None;
     if args.probabilities {
         let finals = final_measurements(circuit).unwrap_or_default();
-        let measured: BTreeSet<u32> = finals.iter().map(|&(q, _)| q).collect();
-        if measured.len() as u32 > MAX_LISTED {
-            notes.push(format!(
-                "--probabilities: {} measured qubits are too many outcomes to list; omitted",
-                measured.len()
-            ));
-        } else {
+        if listable(&finals, &mut notes) {
             probabilities = run
                 .state
                 .classical_distribution(&finals, circuit.num_clbits())?;
@@ -255,11 +229,7 @@ fn simulate_over<F: Float>(
         ));
     }
     if let (Some(out), Some(state)) = (state_out, &state) {
-        let typed: Vec<num_complex::Complex<F>> = state
-            .iter()
-            .map(|a| num_complex::Complex::new(F::from_f64(a.re), F::from_f64(a.im)))
-            .collect();
-        write_state(out, &typed)?;
+        write_state(out, &at_precision::<F>(state))?;
     }
     Ok(Report {
         qubits: n,
@@ -291,6 +261,41 @@ fn simulate_over<F: Float>(
         },
         notes,
     })
+}
+
+/// Whether `--probabilities` can list the outcomes of the measurements
+/// `finals`; if not, a note says why.
+fn listable(finals: &[(u32, u32)], notes: &mut Vec<String>) -> bool {
+    let measured: BTreeSet<u32> = finals.iter().map(|&(q, _)| q).collect();
+    if measured.len() as u32 > MAX_LISTED {
+        notes.push(format!(
+            "--probabilities: {} measured qubits are too many outcomes to list; omitted",
+            measured.len()
+        ));
+        return false;
+    }
+    true
+}
+
+/// `--expect`'s observables.
+fn parse_observables(args: &RunArgs) -> Result<Vec<PauliSum>, Failure> {
+    args.expect
+        .iter()
+        .map(|s| {
+            s.parse()
+                .map_err(|e: SimError| Failure::input(format!("kettle: --expect: {e}")))
+        })
+        .collect()
+}
+
+/// A gathered state (f64) at the run's precision, for `--state-out`.
+pub(crate) fn at_precision<F: Float>(
+    state: &[num_complex::Complex64],
+) -> Vec<num_complex::Complex<F>> {
+    state
+        .iter()
+        .map(|a| num_complex::Complex::new(F::from_f64(a.re), F::from_f64(a.im)))
+        .collect()
 }
 
 /// `--state-out`, unless empty.

@@ -31,8 +31,23 @@ use crate::state::StateVector;
 /// while exchanging (twice this, sent and received).
 const MESSAGE_BYTES: usize = 4 << 20;
 
-/// Bytes per amplitude on the wire (two f64s at either precision).
+/// Bytes per amplitude on the wire (two f64s at either precision), and
+/// per sampled outcome (an index and a count).
 const WIRE_BYTES: usize = 16;
+
+/// Two 64-bit words as the wire's 16 bytes (little-endian).
+fn words_bytes(words: [u64; 2]) -> [u8; WIRE_BYTES] {
+    let mut b = [0u8; WIRE_BYTES];
+    b[..8].copy_from_slice(&words[0].to_le_bytes());
+    b[8..].copy_from_slice(&words[1].to_le_bytes());
+    b
+}
+
+/// The two 64-bit words of 16 bytes of the wire.
+fn bytes_words(b: &[u8]) -> [u64; 2] {
+    let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+    [word(&b[..8]), word(&b[8..WIRE_BYTES])]
+}
 
 /// One rank's part of a distributed state.
 pub struct DistributedState<'c, F: Float> {
@@ -406,17 +421,19 @@ impl<'c, F: Float> DistributedState<'c, F> {
             let len = per_message.min(count - start);
             for (c, out) in (start..start + len).zip(send.chunks_exact_mut(WIRE_BYTES)) {
                 let at = StateVector::<F>::number_position(index(c));
-                out[..8].copy_from_slice(&numbers[at].to_f64().to_le_bytes());
-                out[8..].copy_from_slice(&numbers[at + F::LANES].to_f64().to_le_bytes());
+                out.copy_from_slice(&words_bytes([
+                    numbers[at].to_f64().to_bits(),
+                    numbers[at + F::LANES].to_f64().to_bits(),
+                ]));
             }
             let bytes = len * WIRE_BYTES;
             self.comm
                 .exchange(partner, &send[..bytes], &mut recv[..bytes]);
             for (c, got) in (start..start + len).zip(recv.chunks_exact(WIRE_BYTES)) {
                 let at = StateVector::<F>::number_position(index(c));
-                let part = |b: &[u8]| F::from_f64(f64::from_le_bytes(b.try_into().expect("8")));
-                numbers[at] = part(&got[..8]);
-                numbers[at + F::LANES] = part(&got[8..]);
+                let [re, im] = bytes_words(got);
+                numbers[at] = F::from_f64(f64::from_bits(re));
+                numbers[at + F::LANES] = F::from_f64(f64::from_bits(im));
             }
             start += len;
         }
@@ -429,10 +446,7 @@ impl<'c, F: Float> DistributedState<'c, F> {
         let mine: Vec<u8> = (0..1usize << local)
             .flat_map(|i| {
                 let a = self.slice.amp(i);
-                let mut b = [0u8; WIRE_BYTES];
-                b[..8].copy_from_slice(&a.re.to_f64().to_le_bytes());
-                b[8..].copy_from_slice(&a.im.to_f64().to_le_bytes());
-                b
+                words_bytes([a.re.to_f64().to_bits(), a.im.to_f64().to_bits()])
             })
             .collect();
         let parts = self.comm.gather(&mine)?;
@@ -440,9 +454,9 @@ impl<'c, F: Float> DistributedState<'c, F> {
         for (rank, part) in parts.iter().enumerate() {
             for (i, b) in part.chunks_exact(WIRE_BYTES).enumerate() {
                 let physical = ((rank as u64) << local) | i as u64;
-                let value = |b: &[u8]| f64::from_le_bytes(b.try_into().expect("8"));
+                let [re, im] = bytes_words(b);
                 out[self.layout.logical_index(physical) as usize] =
-                    Complex64::new(value(&b[..8]), value(&b[8..]));
+                    Complex64::new(f64::from_bits(re), f64::from_bits(im));
             }
         }
         Some(out)
@@ -575,24 +589,14 @@ impl<'c, F: Float> DistributedState<'c, F> {
             self.comm
                 .exchange(rank_of[mine + 1], &encode(&sweep), &mut ignored);
         }
-        let bytes: Vec<u8> = out
-            .iter()
-            .flat_map(|&(i, n)| {
-                let mut b = [0u8; 16];
-                b[..8].copy_from_slice(&i.to_le_bytes());
-                b[8..].copy_from_slice(&n.to_le_bytes());
-                b
-            })
-            .collect();
+        let bytes: Vec<u8> = out.iter().flat_map(|&(i, n)| words_bytes([i, n])).collect();
         let parts = self.comm.gather(&bytes)?;
         let mut all: Vec<(u64, u64)> = parts
             .iter()
             .flat_map(|p| {
-                p.chunks_exact(16).map(|b| {
-                    (
-                        u64::from_le_bytes(b[..8].try_into().expect("8")),
-                        u64::from_le_bytes(b[8..].try_into().expect("8")),
-                    )
+                p.chunks_exact(WIRE_BYTES).map(|b| {
+                    let [i, n] = bytes_words(b);
+                    (i, n)
                 })
             })
             .collect();
@@ -772,15 +776,14 @@ impl<F: Float> DistributedState<'_, F> {
                     let count = per_message.min(len - start);
                     for (k, out) in (start..start + count).zip(send.chunks_exact_mut(WIRE_BYTES)) {
                         let a = amp(k);
-                        out[..8].copy_from_slice(&a.re.to_le_bytes());
-                        out[8..].copy_from_slice(&a.im.to_le_bytes());
+                        out.copy_from_slice(&words_bytes([a.re.to_bits(), a.im.to_bits()]));
                     }
                     let bytes = count * WIRE_BYTES;
                     self.comm
                         .exchange(partner, &send[..bytes], &mut recv[..bytes]);
                     for (k, got) in (start..start + count).zip(recv.chunks_exact(WIRE_BYTES)) {
-                        let value = |b: &[u8]| f64::from_le_bytes(b.try_into().expect("8"));
-                        let theirs = Complex64::new(value(&got[..8]), value(&got[8..]));
+                        let [re, im] = bytes_words(got);
+                        let theirs = Complex64::new(f64::from_bits(re), f64::from_bits(im));
                         let j = k ^ flip_l;
                         sum += theirs.conj() * amp(j) * sign(j);
                     }
