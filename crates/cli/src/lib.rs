@@ -261,6 +261,19 @@ impl From<PrecisionArg> for Precision {
     }
 }
 
+/// Runs `f` on the MPI ranks that started this process, if any; a failure
+/// on one rank ends them all (see [`ranks::Ranks::fail`]).
+fn across_ranks(
+    f: impl FnOnce(Option<&ranks::Ranks>) -> Result<(), failure::Failure>,
+) -> Result<(), failure::Failure> {
+    let ranks = ranks::Ranks::join()?;
+    let outcome = f(ranks.as_ref());
+    if let (Err(failure), Some(ranks)) = (&outcome, &ranks) {
+        ranks.fail(failure);
+    }
+    outcome
+}
+
 /// Runs the command line; the process's exit code.
 pub fn main() -> ExitCode {
     if let Err(e) = cpu::check() {
@@ -269,8 +282,8 @@ pub fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Run(args) => ranks::Ranks::join().and_then(|r| run::run(&args, r.as_ref())),
-        Command::Bench(args) => ranks::Ranks::join().and_then(|r| bench::bench(&args, r.as_ref())),
+        Command::Run(args) => across_ranks(|r| run::run(&args, r)),
+        Command::Bench(args) => across_ranks(|r| bench::bench(&args, r)),
         Command::Serve(args) => serve::serve(&args),
         Command::Keys(args) => serve::keys(&args),
         Command::Store(args) => serve::store(&args),

@@ -66,6 +66,24 @@ impl Ranks {
     pub(crate) fn prints(&self) -> bool {
         self.comm().rank() == 0
     }
+
+    /// Ends every rank after `failure` on this one: the others may be
+    /// waiting for this rank in an exchange, and would wait forever. Rank 0
+    /// says why; the others only for what may be theirs alone (not an
+    /// error in the input, which every rank meets alike).
+    pub(crate) fn fail(&self, failure: &Failure) -> ! {
+        use std::io::Write;
+        let rank = self.comm().rank();
+        if rank == 0 {
+            let _ = writeln!(std::io::stderr(), "{failure}");
+        } else if failure.exit_code() != crate::failure::EXIT_INPUT {
+            let _ = writeln!(std::io::stderr(), "rank {rank}: {failure}");
+        }
+        #[cfg(feature = "mpi")]
+        self.world.abort(failure.exit_code());
+        #[cfg(not(feature = "mpi"))]
+        unreachable!("no ranks without MPI")
+    }
 }
 
 #[cfg(feature = "mpi")]
@@ -89,6 +107,11 @@ mod mpi_world {
     }
 
     impl World {
+        /// Ends every rank with `code` (MPI_Abort).
+        pub(super) fn abort(&self, code: u8) -> ! {
+            self.world.abort(i32::from(code))
+        }
+
         pub(super) fn initialize() -> Result<World, Failure> {
             let universe = mpi::initialize()
                 .ok_or_else(|| Failure::internal("kettle: MPI was already initialised"))?;
