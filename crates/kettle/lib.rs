@@ -19,7 +19,7 @@
 pub use kettle_core::{
     AngleRef, ClassicalValue, Counts, DensityMatrix, Estimate, Float, FusionConfig, Gradient,
     MAX_QUBITS, MAX_SHOTS, Method, Parallelism, Pauli, PauliSum, PauliTerm, Precision, RunOptions,
-    RunResult, RunStats, SimError, Simulator, StateVector, cpu,
+    RunResult, RunStats, SimError, Simulator, StateVector, cpu, distributed,
 };
 pub use kettle_noise as noise;
 pub use kettle_qasm as qasm;
