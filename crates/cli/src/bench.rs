@@ -67,14 +67,14 @@ pub(crate) fn bench(args: &BenchArgs, ranks: Option<&Ranks>) -> Result<(), Failu
 /// `--plan-ranks`: the exchanges a run over `ranks` ranks would make.
 fn plan_only(circuit: &Circuit, ranks: usize) -> Result<(), Failure> {
     let (planned, per_gate) = kettle_core::distributed::planned_exchanges(circuit, ranks)?;
-    let slice = (1u64 << (circuit.num_qubits() - ranks.trailing_zeros())) as f64;
+    let n = circuit.num_qubits();
     let line = json!({
-        "qubits": circuit.num_qubits(),
+        "qubits": n,
         "ranks": ranks,
         "exchanges": planned.exchanges,
-        "slices_sent_per_rank": planned.amplitudes_sent as f64 / slice,
+        "slices_sent_per_rank": planned.slices_sent(n, ranks),
         "per_gate_exchanges": per_gate.exchanges,
-        "per_gate_slices_sent_per_rank": per_gate.amplitudes_sent as f64 / slice,
+        "per_gate_slices_sent_per_rank": per_gate.slices_sent(n, ranks),
     });
     use std::io::Write;
     writeln!(std::io::stdout().lock(), "{line}")?;
@@ -112,17 +112,17 @@ fn time_over<F: Float>(
     if let (Some(path), Some(state)) = (state_out, gathered) {
         write_state(Path::new(path), &at_precision::<F>(&state))?;
     }
-    let slice = (1u64 << (circuit.num_qubits() - comm.size().trailing_zeros())) as f64;
+    let (n, ranks) = (circuit.num_qubits(), comm.size());
     let line = json!({
         "seconds": seconds.iter().copied().fold(f64::INFINITY, f64::min),
         "runs": seconds,
         "threads": threads,
-        "ranks": comm.size(),
+        "ranks": ranks,
         "precision": if args.sim.precision == PrecisionArg::F64 { "complex128" } else { "complex64" },
-        "qubits": circuit.num_qubits(),
+        "qubits": n,
         "exchanges": run.exchanged.exchanges,
-        "slices_sent_per_rank": run.exchanged.amplitudes_sent as f64 / slice,
-        "per_gate_slices_sent_per_rank": run.per_gate.amplitudes_sent as f64 / slice,
+        "slices_sent_per_rank": run.exchanged.slices_sent(n, ranks),
+        "per_gate_slices_sent_per_rank": run.per_gate.slices_sent(n, ranks),
         "method": "statevector",
         "noisy": false,
     });

@@ -191,8 +191,8 @@ fn simulate_over<F: Float>(
          global qubit would be {:.2})",
         comm.size(),
         run.exchanged.exchanges,
-        run.exchanged.amplitudes_sent as f64 / (1u64 << (n - comm.size().trailing_zeros())) as f64,
-        run.per_gate.amplitudes_sent as f64 / (1u64 << (n - comm.size().trailing_zeros())) as f64,
+        run.exchanged.slices_sent(n, comm.size()),
+        run.per_gate.slices_sent(n, comm.size()),
     )];
     let state_out = state_out(args);
     let wants_state = (args.statevector && !measures && n <= MAX_LISTED) || state_out.is_some();

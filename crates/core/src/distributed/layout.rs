@@ -370,6 +370,16 @@ pub struct ExchangeVolume {
     pub amplitudes_sent: u64,
 }
 
+impl ExchangeVolume {
+    /// The amplitudes sent per rank in slices: a state of `num_qubits`
+    /// split over `ranks` ranks (a power of two) has slices of
+    /// `2^num_qubits / ranks` amplitudes.
+    pub fn slices_sent(&self, num_qubits: u32, ranks: usize) -> f64 {
+        let slice = (1u64 << (num_qubits - ranks.trailing_zeros())) as f64;
+        self.amplitudes_sent as f64 / slice
+    }
+}
+
 /// What `steps` send per rank, each slice holding `2^local` amplitudes.
 pub(crate) fn volume(steps: &[Step], local: u32) -> ExchangeVolume {
     let slice = 1u64 << local;

@@ -55,9 +55,9 @@ pub struct DistributedState<'c, F: Float> {
     layout: Layout,
     comm: &'c dyn Communicator,
     exchanged: ExchangeVolume,
-    /// Operations have run on the slice (it is no longer a multiple of
-    /// |0…0⟩).
-    started: bool,
+    /// The slice is still a multiple of |0…0⟩ (nothing has run on it), so
+    /// the first operations' stages may skip its zero chunks.
+    fresh: bool,
 }
 
 /// What a distributed run gives on every rank: its part of the state, and
@@ -240,7 +240,7 @@ impl<'c, F: Float> DistributedState<'c, F> {
             layout: Layout::identity(num_qubits, global.len() as u32),
             comm,
             exchanged: ExchangeVolume::default(),
-            started: false,
+            fresh: true,
         })
     }
 
@@ -278,10 +278,8 @@ impl<'c, F: Float> DistributedState<'c, F> {
             .iter()
             .filter_map(|op| local_op(op, local, rank))
             .collect();
-        // Before any exchange, each slice is a multiple of |0…0⟩.
-        let fresh = self.exchanged.exchanges == 0 && !self.started;
-        self.started = true;
-        let program = Program::compile_gates_on(mine, local, fusion, chunk, fresh);
+        let program = Program::compile_gates_on(mine, local, fusion, chunk, self.fresh);
+        self.fresh = false;
         self.slice.apply_program(&program, par);
     }
 
@@ -333,6 +331,7 @@ impl<'c, F: Float> DistributedState<'c, F> {
         for &(g, l) in swaps {
             self.layout.swap_positions(g, l);
         }
+        self.fresh = false;
         self.exchanged.exchanges += 1;
         self.exchanged.amplitudes_sent += ((1usize << k) - 1) as u64 * count as u64;
     }
