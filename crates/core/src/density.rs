@@ -132,6 +132,11 @@ impl<F: Float> DensityMatrix<F> {
     pub fn as_vector(&self) -> &StateVector<F> {
         &self.vec
     }
+
+    /// The vector it is held in, for the engine to run operations on.
+    pub(crate) fn vector_mut(&mut self) -> &mut StateVector<F> {
+        &mut self.vec
+    }
 }
 
 /// `Tr(ρO)` of the density matrix held in `vec`, for a Hermitian `O`.

@@ -15,25 +15,25 @@
 //! budget allows it; otherwise the branch is later replayed from |0…0⟩ with
 //! its choices forced.
 //!
-//! The density-matrix [`Method`] runs the same engine on the doubled vector
-//! of [`crate::density`], where only measurements branch.
+//! The engine runs on any [`Backend`]: a state vector, the density matrix
+//! of the density-matrix [`Method`] (a doubled vector where only
+//! measurements branch), or a state split over ranks, where every rank runs
+//! the same engine with the same seed and so the same branches.
 
 use std::ops::ControlFlow;
 
-use kettle_ir::{Clbit, Complex64, GateMatrix, Qubit, ReadoutError};
+use kettle_ir::{Clbit, Qubit, ReadoutError};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Binomial, Distribution};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+use crate::backend::Backend;
 use crate::counts::{ClassicalValue, Counts};
-use crate::density::sample_diagonal;
 use crate::error::SimError;
-use crate::float::Float;
-use crate::kernels::reduce::qubit_probabilities;
 use crate::observable::PauliSum;
 use crate::par::Parallelism;
-use crate::program::{Instr, Program, Representation};
-use crate::sample::sample_indices;
+use crate::program::{Instr, Program};
+use crate::sample::binomial;
 use crate::simulator::{Estimate, Monitor, Progress, RunOptions, RunStats, Simulator};
 use crate::state::{StateVector, check_budget};
 use crate::trajectory::{Choices, KrausStep, Segment};
@@ -92,12 +92,12 @@ enum Choice {
 }
 
 /// A group of shots waiting to continue from `pc`.
-struct Branch<F: Float> {
+struct Branch<S> {
     pc: usize,
     shots: u64,
     clbits: ClassicalValue,
     /// `None`: rebuild by replaying `path`.
-    state: Option<StateVector<F>>,
+    state: Option<S>,
     /// Every choice so far.
     path: Vec<Choice>,
     /// The seed of its own random stream for the tail, for a trajectory
@@ -109,12 +109,12 @@ struct Branch<F: Float> {
 
 /// The shots of a branch that reached a noisy run of gates, handing out
 /// their distinct trajectories one at a time (see [`crate::trajectory`]).
-struct Trajectories<F: Float> {
+struct Trajectories<S> {
     pc: usize,
     clbits: ClassicalValue,
     path: Vec<Choice>,
     /// The state after the noiseless windows before `window`.
-    cursor: Option<StateVector<F>>,
+    cursor: Option<S>,
     window: usize,
     /// Drawn and not yet handed out, the next last.
     groups: Vec<(Choices, u64)>,
@@ -130,16 +130,16 @@ struct Trajectories<F: Float> {
 
 /// States alive while a branch runs: its own, and those waiting on the
 /// stack (counted where a copy is considered, not at every instruction).
-fn live<F: Float>(stack: &[Task<F>]) -> u32 {
+fn live<S>(stack: &[Task<S>]) -> u32 {
     1 + stack.iter().filter(|t| t.holds_state()).count() as u32
 }
 
-enum Task<F: Float> {
-    Branch(Branch<F>),
-    Trajectories(Trajectories<F>),
+enum Task<S> {
+    Branch(Branch<S>),
+    Trajectories(Trajectories<S>),
 }
 
-impl<F: Float> Task<F> {
+impl<S> Task<S> {
     fn holds_state(&self) -> bool {
         match self {
             Task::Branch(b) => b.state.is_some(),
@@ -149,18 +149,65 @@ impl<F: Float> Task<F> {
 }
 
 /// What a run of the engine gives.
-pub(crate) struct Finished<F: Float> {
+pub(crate) struct Finished {
     pub(crate) counts: Counts,
     pub(crate) stats: RunStats,
     /// The estimates of the run's observables, in order.
     pub(crate) expectations: Vec<Estimate>,
-    /// The state kept (see [`RunOptions::keep_state`]).
-    pub(crate) kept: Option<StateVector<F>>,
+}
+
+/// One run's shots: the compiled program and everything the engine needs
+/// besides the states it runs on, which [`Shots::run`] is given a way to
+/// make (so the same run takes a state vector, a density matrix or a state
+/// split over ranks).
+pub(crate) struct Shots<'a> {
+    pub(crate) program: &'a Program,
+    pub(crate) sim: &'a Simulator,
+    pub(crate) monitor: &'a dyn Monitor,
+    pub(crate) seed: u64,
+    /// The program's figures (its `applied_ops` are the progress a pass
+    /// through it makes).
+    pub(crate) stats: RunStats,
+    pub(crate) num_clbits: u32,
+    pub(crate) options: &'a RunOptions,
+}
+
+impl Shots<'_> {
+    /// Runs the shots on states that start as `zero` makes them.
+    ///
+    /// # Errors
+    /// Budget, allocation and monitor errors, and those of the states.
+    pub(crate) fn run<S: Backend>(
+        &self,
+        zero: &dyn Fn() -> Result<S, SimError>,
+    ) -> Result<(Finished, Option<S>), SimError> {
+        Engine {
+            program: self.program,
+            zero,
+            par: self.sim.parallelism(),
+            monitor: self.monitor,
+            progress: Progress {
+                applied: 0,
+                planned: self.stats.applied_ops as u64,
+            },
+            budget: self.sim.memory_budget(),
+            rng: Xoshiro256PlusPlus::seed_from_u64(self.seed),
+            counts: Counts::new(self.num_clbits),
+            stats: self.stats.clone(),
+            num_qubits: self.program.vector_qubits(),
+            num_clbits: self.num_clbits,
+            observables: &self.options.observables,
+            leaves: Vec::new(),
+        }
+        .finish_run(self.options)
+    }
 }
 
 /// Runs a compiled program's shots (see the module documentation).
-pub(crate) struct Engine<'a> {
+pub(crate) struct Engine<'a, S: Backend> {
     program: &'a Program,
+    /// Makes the |0…0⟩ a run or a replay starts from.
+    zero: &'a dyn Fn() -> Result<S, SimError>,
     par: &'a Parallelism,
     monitor: &'a dyn Monitor,
     progress: Progress,
@@ -176,50 +223,17 @@ pub(crate) struct Engine<'a> {
     leaves: Vec<(u64, Vec<f64>)>,
 }
 
-impl<'a> Engine<'a> {
-    /// An engine for `program` on `sim`'s threads and memory budget, with
-    /// the random stream of `seed`; `stats` hold the program's figures (its
-    /// `applied_ops` are the progress a pass through it makes).
-    pub(crate) fn new(
-        program: &'a Program,
-        sim: &'a Simulator,
-        monitor: &'a dyn Monitor,
-        seed: u64,
-        stats: RunStats,
-        num_clbits: u32,
-        observables: &'a [PauliSum],
-    ) -> Engine<'a> {
-        Engine {
-            program,
-            par: sim.parallelism(),
-            monitor,
-            progress: Progress {
-                applied: 0,
-                planned: stats.applied_ops as u64,
-            },
-            budget: sim.memory_budget(),
-            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
-            counts: Counts::new(num_clbits),
-            stats,
-            num_qubits: program.vector_qubits(),
-            num_clbits,
-            observables,
-            leaves: Vec::new(),
-        }
-    }
-
-    /// Runs the shots of `options`.
-    pub(crate) fn finish_run<F: Float>(
-        mut self,
-        options: &RunOptions,
-    ) -> Result<Finished<F>, SimError> {
+impl<'a, S: Backend> Engine<'a, S> {
+    /// Runs the shots of `options`; with them, the state kept (see
+    /// [`RunOptions::keep_state`]).
+    fn finish_run(mut self, options: &RunOptions) -> Result<(Finished, Option<S>), SimError> {
         let kept = self.run(options)?;
-        Ok(Finished {
+        let finished = Finished {
             expectations: estimates(&self.leaves, self.observables.len()),
             counts: self.counts,
             stats: self.stats,
-            kept,
-        })
+        };
+        Ok((finished, kept))
     }
 
     /// Counts applied operations and asks the monitor whether to go on.
@@ -231,11 +245,7 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn density(&self) -> bool {
-        self.program.representation == Representation::DensityMatrix
-    }
-
-    fn run<F: Float>(&mut self, options: &RunOptions) -> Result<Option<StateVector<F>>, SimError> {
+    fn run(&mut self, options: &RunOptions) -> Result<Option<S>, SimError> {
         // With no shots, one trajectory still runs if the state or an
         // expectation value is wanted.
         let shots = if options.shots == 0 {
@@ -252,7 +262,7 @@ impl<'a> Engine<'a> {
             pc: 0,
             shots,
             clbits: ClassicalValue::zeros(self.num_clbits),
-            state: Some(StateVector::<F>::with_budget(self.num_qubits, self.budget)?),
+            state: Some((self.zero)()?),
             path: Vec::new(),
             tail_seed: None,
         })];
@@ -271,20 +281,16 @@ impl<'a> Engine<'a> {
             };
             loop {
                 if branch.pc >= self.program.tail {
-                    self.finish(&state, &branch, record)?;
+                    self.finish(&mut state, &branch, record)?;
                     if options.keep_state && kept.is_none() {
                         kept = Some(state);
                     }
                     break;
                 }
                 match &self.program.instrs[branch.pc] {
-                    Instr::Apply(op) => {
-                        state.apply(op, self.par);
-                        self.applied(1)?;
-                    }
-                    Instr::Stage(stage) => {
-                        state.apply_stage(stage, self.par);
-                        self.applied(stage.ops.len())?;
+                    instr @ (Instr::Apply(_) | Instr::Stage(_) | Instr::Run(_)) => {
+                        state.apply(instr, self.par);
+                        self.applied(unitary_ops(instr))?;
                     }
                     Instr::Measure { qubit, .. } | Instr::Reset { qubit } => {
                         if let Some(other) =
@@ -307,15 +313,19 @@ impl<'a> Engine<'a> {
                             stack.push(Task::Branch(other));
                         }
                     }
-                    Instr::Noisy(segment)
+                    Instr::Noisy(segment) => {
                         if branch.pc + 1 == self.program.tail
                             && !options.keep_state
-                            && self.parallel_trajectories::<F>(live(&stack)) =>
-                    {
-                        self.trajectories_to_tail(state, &branch, segment, record)?;
-                        continue 'tasks;
-                    }
-                    Instr::Noisy(segment) => {
+                            && self.parallel_trajectories(live(&stack))
+                        {
+                            match state.into_vector() {
+                                Ok(vector) => {
+                                    self.trajectories_to_tail(vector, &branch, segment, record)?;
+                                    continue 'tasks;
+                                }
+                                Err(other) => state = other,
+                            }
+                        }
                         let one_batch = branch.shots <= segment.batch_shots();
                         stack.push(Task::Trajectories(Trajectories {
                             pc: branch.pc,
@@ -355,12 +365,11 @@ impl<'a> Engine<'a> {
     /// thread besides the shared prefix and the `live` states.
     ///
     /// [`trajectories_to_tail`]: Engine::trajectories_to_tail
-    fn parallel_trajectories<F: Float>(&self, live: u32) -> bool {
+    fn parallel_trajectories(&self, live: u32) -> bool {
         let threads = self.par.num_threads() as u32;
         threads > 1
-            && !self.density()
             && self.num_qubits <= PARALLEL_TRAJECTORY_QUBITS
-            && check_budget::<F>(self.num_qubits, live + threads, self.budget).is_ok()
+            && check_budget::<S::Scalar>(self.num_qubits, live + threads, self.budget).is_ok()
     }
 
     /// Runs every trajectory of `branch`'s shots through `segment` and
@@ -370,10 +379,10 @@ impl<'a> Engine<'a> {
     /// taking one trajectory at a time, so the counts are the same.
     ///
     /// [`next_trajectory`]: Engine::next_trajectory
-    fn trajectories_to_tail<F: Float>(
+    fn trajectories_to_tail(
         &mut self,
-        mut cursor: StateVector<F>,
-        branch: &Branch<F>,
+        mut cursor: StateVector<S::Scalar>,
+        branch: &Branch<S>,
         segment: &Segment,
         record: bool,
     ) -> Result<(), SimError> {
@@ -381,6 +390,7 @@ impl<'a> Engine<'a> {
         let one_batch = branch.shots <= segment.batch_shots();
         let per_round = self.par.num_threads() * 4;
         let alone = Parallelism::Sequential;
+        let clbits = &branch.clbits;
         let mut window = 0;
         let mut undrawn = branch.shots;
         while undrawn > 0 {
@@ -405,17 +415,10 @@ impl<'a> Engine<'a> {
                         let ops =
                             segment.apply(&mut state, window, segment.windows(), choices, &alone);
                         let index = (round * per_round + r.start) as u64;
-                        let leaf = Branch {
-                            pc: branch.pc + 1,
-                            shots: *shots,
-                            clbits: branch.clbits.clone(),
-                            state: None,
-                            path: Vec::new(),
-                            tail_seed: None,
-                        };
                         let mut rng = Xoshiro256PlusPlus::seed_from_u64(tail_seed(base, index));
                         let values = if record {
-                            sample_through(&state, &leaf, tail, &mut rng, &alone)
+                            sample_through(&mut state, *shots, clbits, tail, &mut rng, &alone)
+                                .unwrap_or_default()
                         } else {
                             Vec::new()
                         };
@@ -442,11 +445,11 @@ impl<'a> Engine<'a> {
 
     /// The next distinct trajectory of `t` as a branch past its segment,
     /// with `t` pushed back while it has more; `None` when it has none.
-    fn next_trajectory<F: Float>(
+    fn next_trajectory(
         &mut self,
-        mut t: Trajectories<F>,
-        stack: &mut Vec<Task<F>>,
-    ) -> Result<Option<Branch<F>>, SimError> {
+        mut t: Trajectories<S>,
+        stack: &mut Vec<Task<S>>,
+    ) -> Result<Option<Branch<S>>, SimError> {
         let Instr::Noisy(segment) = &self.program.instrs[t.pc] else {
             unreachable!("trajectories start at a segment")
         };
@@ -466,7 +469,7 @@ impl<'a> Engine<'a> {
         let start = segment.first_window(&choices);
         let mut cursor = t.cursor.take().expect("kept until the last trajectory");
         if t.one_batch && t.window < start {
-            let ops = segment.apply(&mut cursor, t.window, start, &[], self.par);
+            let ops = segment.apply(trajectory_vector(&mut cursor)?, t.window, start, &[], self.par);
             self.applied(ops)?;
             t.window = start;
         }
@@ -475,18 +478,14 @@ impl<'a> Engine<'a> {
             Some(cursor)
         } else {
             // The cursor, and the states waiting on the stack.
-            let live = live(stack);
-            let copy = match cursor.try_clone(live, self.budget) {
-                Ok(s) => Some(s),
-                Err(SimError::MemoryBudget { .. } | SimError::OutOfMemory { .. }) => None,
-                Err(e) => return Err(e),
-            };
+            let copy = cursor.try_copy(live(stack), self.budget)?;
             t.cursor = Some(cursor);
             copy
         };
         let state = match state {
             Some(mut s) => {
-                let ops = segment.apply(&mut s, from, segment.windows(), &choices, self.par);
+                let v = trajectory_vector(&mut s)?;
+                let ops = segment.apply(v, from, segment.windows(), &choices, self.par);
                 self.applied(ops)?;
                 Some(s)
             }
@@ -510,42 +509,25 @@ impl<'a> Engine<'a> {
         Ok(Some(branch))
     }
 
-    /// Probabilities of reading `qubit` as 0 and 1.
-    fn outcome_probabilities<F: Float>(&self, state: &StateVector<F>, qubit: Qubit) -> [f64; 2] {
-        if !self.density() {
-            return qubit_probabilities(state, qubit, self.par);
-        }
-        let n = self.num_qubits / 2;
-        let mut p = [0.0; 2];
-        for i in 0..1usize << n {
-            p[(i >> qubit) & 1] += state.amp(i | (i << n)).re.to_f64().max(0.0);
-        }
-        p
-    }
-
     /// Splits `branch`'s shots at the measurement or reset at `branch.pc`:
     /// `branch` and `state` continue with one outcome; the other outcome's
     /// shots, if any, are returned as a new branch.
-    fn split<F: Float>(
+    fn split(
         &mut self,
-        state: &mut StateVector<F>,
-        branch: &mut Branch<F>,
+        state: &mut S,
+        branch: &mut Branch<S>,
         qubit: Qubit,
         live_states: u32,
-    ) -> Result<Option<Branch<F>>, SimError> {
-        let [p0, p1] = self.outcome_probabilities(state, qubit);
-        // Normalise against rounding; a degenerate state (never produced by
-        // unitary gates) must not reach the binomial as NaN.
-        let p = (p1 / (p0 + p1)).clamp(0.0, 1.0);
-        let p = if p.is_finite() { p } else { 0.0 };
-        let ones = Binomial::new(branch.shots, p)
-            .expect("p is a probability")
-            .sample(&mut self.rng);
+    ) -> Result<Option<Branch<S>>, SimError> {
+        let [p0, p1] = state.outcome_probabilities(qubit, self.par);
+        // Normalised against rounding; a degenerate state (never produced by
+        // unitary gates) gives NaN, which draws no ones.
+        let ones = binomial(branch.shots, p1 / (p0 + p1), &mut self.rng);
         let zeros = branch.shots - ones;
         let instr = &self.program.instrs[branch.pc];
         let mut other = None;
         if ones > 0 && zeros > 0 {
-            let copy = match self.try_copy(state, live_states)? {
+            let copy = match state.try_copy(live_states, self.budget)? {
                 Some(mut s) => {
                     self.collapse(&mut s, instr, true, p1);
                     Some(s)
@@ -573,29 +555,16 @@ impl<'a> Engine<'a> {
         Ok(other)
     }
 
-    /// A copy of `state` if the budget allows one more.
-    fn try_copy<F: Float>(
-        &self,
-        state: &StateVector<F>,
-        live_states: u32,
-    ) -> Result<Option<StateVector<F>>, SimError> {
-        match state.try_clone(live_states, self.budget) {
-            Ok(s) => Ok(Some(s)),
-            Err(SimError::MemoryBudget { .. } | SimError::OutOfMemory { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Splits `branch`'s shots among the Kraus operators of `step`: the
     /// last operator drawn continues in `state`, the others are returned.
-    fn split_kraus<F: Float>(
+    fn split_kraus(
         &mut self,
-        state: &mut StateVector<F>,
-        branch: &mut Branch<F>,
+        state: &mut S,
+        branch: &mut Branch<S>,
         step: &KrausStep,
         live_states: u32,
-    ) -> Result<Vec<Branch<F>>, SimError> {
-        let probabilities = step.probabilities(state, self.par);
+    ) -> Result<Vec<Branch<S>>, SimError> {
+        let probabilities = step.probabilities(trajectory_vector(state)?, self.par);
         let total: f64 = probabilities.iter().sum();
         let shares = KrausStep::split(&probabilities, branch.shots, &mut self.rng);
         let kept = shares.iter().rposition(|&s| s > 0).unwrap_or(0);
@@ -605,9 +574,9 @@ impl<'a> Engine<'a> {
                 continue;
             }
             let live = live_states + others.len() as u32;
-            let copy = match self.try_copy(state, live)? {
+            let copy = match state.try_copy(live, self.budget)? {
                 Some(mut s) => {
-                    step.apply(&mut s, i, probabilities[i] / total, self.par);
+                    step.apply(trajectory_vector(&mut s)?, i, probabilities[i] / total, self.par);
                     Some(s)
                 }
                 None => None,
@@ -623,7 +592,7 @@ impl<'a> Engine<'a> {
                 tail_seed: branch.tail_seed,
             });
         }
-        step.apply(state, kept, probabilities[kept] / total, self.par);
+        step.apply(trajectory_vector(state)?, kept, probabilities[kept] / total, self.par);
         self.applied(1)?;
         branch.path.push(Choice::Kraus(kept as u16));
         branch.shots = shares[kept];
@@ -632,14 +601,14 @@ impl<'a> Engine<'a> {
 
     /// Splits `branch`'s shots between the two readings of `clbit`; the
     /// flipped ones are returned when some shots read each way.
-    fn split_readout<F: Float>(
+    fn split_readout(
         &mut self,
-        state: &StateVector<F>,
-        branch: &mut Branch<F>,
+        state: &S,
+        branch: &mut Branch<S>,
         clbit: Clbit,
         error: &ReadoutError,
         live_states: u32,
-    ) -> Result<Option<Branch<F>>, SimError> {
+    ) -> Result<Option<Branch<S>>, SimError> {
         let value = branch.clbits.get(clbit);
         let flips = Binomial::new(branch.shots, error.flip_probability(value))
             .expect("a probability")
@@ -662,44 +631,41 @@ impl<'a> Engine<'a> {
             pc: branch.pc + 1,
             shots: flips,
             clbits,
-            state: self.try_copy(state, live_states)?,
+            state: state.try_copy(live_states, self.budget)?,
             path,
             tail_seed: branch.tail_seed,
         }))
     }
 
     /// Rebuilds a branch's state from |0…0⟩, forcing its recorded choices.
-    fn replay<F: Float>(&mut self, branch: &Branch<F>) -> Result<StateVector<F>, SimError> {
+    fn replay(&mut self, branch: &Branch<S>) -> Result<S, SimError> {
         self.stats.replays += 1;
-        let mut state = StateVector::<F>::with_budget(self.num_qubits, self.budget)?;
+        let mut state = (self.zero)()?;
         let mut clbits = ClassicalValue::zeros(self.num_clbits);
         let (mut pc, mut k) = (0, 0);
         while !(pc == branch.pc && k == branch.path.len()) {
             let instr = &self.program.instrs[pc];
             match (instr, branch.path.get(k)) {
-                (Instr::Apply(op), _) => {
-                    state.apply(op, self.par);
-                    self.applied(1)?;
-                }
-                (Instr::Stage(stage), _) => {
-                    state.apply_stage(stage, self.par);
-                    self.applied(stage.ops.len())?;
+                (unitary @ (Instr::Apply(_) | Instr::Stage(_) | Instr::Run(_)), _) => {
+                    state.apply(unitary, self.par);
+                    self.applied(unitary_ops(unitary))?;
                 }
                 (
                     Instr::Measure { qubit, .. } | Instr::Reset { qubit },
                     Some(Choice::Outcome(o)),
                 ) => {
                     k += 1;
-                    let [p0, p1] = self.outcome_probabilities(&state, *qubit);
+                    let [p0, p1] = state.outcome_probabilities(*qubit, self.par);
                     self.collapse(&mut state, instr, *o, if *o { p1 } else { p0 });
                     record_outcome(instr, &mut clbits, *o);
                 }
                 (Instr::Kraus(step), Some(Choice::Kraus(i))) => {
                     k += 1;
-                    let probabilities = step.probabilities(&state, self.par);
+                    let vector = trajectory_vector(&mut state)?;
+                    let probabilities = step.probabilities(vector, self.par);
                     let total: f64 = probabilities.iter().sum();
                     let i = usize::from(*i);
-                    step.apply(&mut state, i, probabilities[i] / total, self.par);
+                    step.apply(vector, i, probabilities[i] / total, self.par);
                     self.applied(1)?;
                 }
                 (Instr::Readout { clbit, .. }, Some(Choice::Flip(f))) => {
@@ -710,7 +676,8 @@ impl<'a> Engine<'a> {
                 }
                 (Instr::Noisy(segment), Some(Choice::Trajectory(choices))) => {
                     k += 1;
-                    let ops = segment.apply(&mut state, 0, segment.windows(), choices, self.par);
+                    let vector = trajectory_vector(&mut state)?;
+                    let ops = segment.apply(vector, 0, segment.windows(), choices, self.par);
                     self.applied(ops)?;
                 }
                 (Instr::JumpUnless { condition, target }, _) => {
@@ -734,23 +701,12 @@ impl<'a> Engine<'a> {
     /// A branch that reached the tail: samples its shots through the
     /// terminal measurements and readout errors (if shots are recorded)
     /// and takes its observables' values.
-    fn finish<F: Float>(
-        &mut self,
-        state: &StateVector<F>,
-        branch: &Branch<F>,
-        record: bool,
-    ) -> Result<(), SimError> {
+    fn finish(&mut self, state: &mut S, branch: &Branch<S>, record: bool) -> Result<(), SimError> {
         if !self.observables.is_empty() {
             let values = self
                 .observables
                 .iter()
-                .map(|o| {
-                    if self.density() {
-                        crate::density::expectation(state, o, self.par)
-                    } else {
-                        state.expectation(o, self.par)
-                    }
-                })
+                .map(|o| state.expectation(o, self.par))
                 .collect::<Result<Vec<f64>, SimError>>()?;
             self.leaves.push((branch.shots, values));
         }
@@ -762,9 +718,12 @@ impl<'a> Engine<'a> {
 
     /// Samples the branch's shots from `state` through the terminal
     /// measurements and readout errors `instrs[branch.pc..]`.
-    fn sample_tail<F: Float>(&mut self, state: &StateVector<F>, branch: &Branch<F>) {
+    fn sample_tail(&mut self, state: &mut S, branch: &Branch<S>) {
         let tail = &self.program.instrs[branch.pc..];
         if !tail.iter().any(|i| matches!(i, Instr::Measure { .. })) {
+            if !state.reports() {
+                return;
+            }
             let mut values = vec![(branch.clbits.clone(), branch.shots)];
             read_out(tail, &mut values, &mut self.rng);
             for (v, n) in values {
@@ -772,21 +731,16 @@ impl<'a> Engine<'a> {
             }
             return;
         }
-        let values = match branch.tail_seed {
-            Some(seed) => sample_through(
-                state,
-                branch,
-                tail,
-                &mut Xoshiro256PlusPlus::seed_from_u64(seed),
-                self.par,
-            ),
-            None if self.density() => {
-                let indices = sample_diagonal(state, branch.shots, &mut self.rng);
-                read_through(indices, branch, tail, &mut self.rng)
+        let mut seeded;
+        let rng = match branch.tail_seed {
+            Some(seed) => {
+                seeded = Xoshiro256PlusPlus::seed_from_u64(seed);
+                &mut seeded
             }
-            None => sample_through(state, branch, tail, &mut self.rng, self.par),
+            None => &mut self.rng,
         };
-        for (v, n) in values {
+        let values = sample_through(state, branch.shots, &branch.clbits, tail, rng, self.par);
+        for (v, n) in values.into_iter().flatten() {
             self.counts.add(v, n);
         }
     }
@@ -795,31 +749,13 @@ impl<'a> Engine<'a> {
     /// renormalises by the outcome's probability `p`; a reset then moves
     /// |1⟩ to |0⟩ in the same pass. On a density matrix both copies of the
     /// qubit are projected and the scale is `1/p`.
-    fn collapse<F: Float>(&self, state: &mut StateVector<F>, instr: &Instr, outcome: bool, p: f64) {
+    fn collapse(&self, state: &mut S, instr: &Instr, outcome: bool, p: f64) {
         let (qubit, reset) = match instr {
             Instr::Measure { qubit, .. } => (*qubit, false),
             Instr::Reset { qubit } => (*qubit, true),
             _ => unreachable!("only measurements and resets collapse"),
         };
-        let o = Complex64::new(0.0, 0.0);
-        if self.density() {
-            // Resets are channels on a density matrix, never collapses.
-            debug_assert!(!reset);
-            let n = self.num_qubits / 2;
-            let mut data = vec![o; 16];
-            let at = if outcome { 3 } else { 0 };
-            data[at * 4 + at] = Complex64::new(1.0 / p, 0.0);
-            let m = GateMatrix::new(2, data).expect("4x4");
-            state.apply_matrix(&m, &[qubit, qubit + n], self.par);
-            return;
-        }
-        let s = Complex64::new(1.0 / p.sqrt(), 0.0);
-        let data = match (outcome, reset) {
-            (false, _) => vec![s, o, o, o],
-            (true, false) => vec![o, o, o, s],
-            (true, true) => vec![o, s, o, o],
-        };
-        state.apply_matrix(&GateMatrix::new(1, data).expect("2x2"), &[qubit], self.par);
+        state.collapse(qubit, outcome, reset, p, self.par);
     }
 }
 
@@ -852,16 +788,16 @@ fn read_out<R: Rng>(tail: &[Instr], values: &mut Vec<(ClassicalValue, u64)>, rng
 }
 
 /// The classical values of sampled basis states through the tail's
-/// measurements and readout errors.
-fn read_through<F: Float, R: Rng>(
+/// measurements and readout errors, from the branch's `clbits`.
+fn read_through<R: Rng>(
     indices: Vec<(u64, u64)>,
-    branch: &Branch<F>,
+    clbits: &ClassicalValue,
     tail: &[Instr],
     rng: &mut R,
 ) -> Vec<(ClassicalValue, u64)> {
     let mut out = Vec::new();
     for (index, count) in indices {
-        let mut base = branch.clbits.clone();
+        let mut base = clbits.clone();
         for instr in tail {
             if let Instr::Measure { qubit, clbit } = instr {
                 base.set(*clbit, (index >> qubit) & 1 == 1);
@@ -874,16 +810,39 @@ fn read_through<F: Float, R: Rng>(
     out
 }
 
-/// Samples a state-vector branch's shots through the tail.
-fn sample_through<F: Float, R: Rng + Clone>(
-    state: &StateVector<F>,
-    branch: &Branch<F>,
+/// Samples a branch's `shots` from `state` through the tail; `None` where
+/// the state does not report (see [`Backend::reports`]).
+fn sample_through<S: Backend>(
+    state: &mut S,
+    shots: u64,
+    clbits: &ClassicalValue,
     tail: &[Instr],
-    rng: &mut R,
+    rng: &mut Xoshiro256PlusPlus,
     par: &Parallelism,
-) -> Vec<(ClassicalValue, u64)> {
-    let indices = sample_indices(state, branch.shots, rng, par);
-    read_through(indices, branch, tail, rng)
+) -> Option<Vec<(ClassicalValue, u64)>> {
+    let indices = state.sample(shots, rng, par)?;
+    Some(read_through(indices, clbits, tail, rng))
+}
+
+/// Operations a unitary instruction counts as for progress.
+fn unitary_ops(instr: &Instr) -> usize {
+    match instr {
+        Instr::Apply(_) => 1,
+        Instr::Stage(stage) => stage.ops.len(),
+        Instr::Run(ops) => ops.len(),
+        _ => 0,
+    }
+}
+
+/// The whole state vector that noise by trajectories runs on; an error for
+/// a state that is not one (a noisy program is refused before it reaches
+/// such a state, so this is a second line).
+fn trajectory_vector<S: Backend>(state: &mut S) -> Result<&mut StateVector<S::Scalar>, SimError> {
+    state.vector().ok_or_else(|| {
+        SimError::Distributed(
+            "noise by trajectories needs the whole state vector in one process".into(),
+        )
+    })
 }
 
 /// The seed of trajectory `index`'s tail in a batch whose base is `base`

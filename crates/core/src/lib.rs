@@ -45,6 +45,7 @@
 //!
 //! This crate does no I/O and knows nothing of files, HTTP or async.
 
+mod backend;
 mod blocking;
 mod buffer;
 mod counts;

@@ -25,6 +25,9 @@ pub(crate) enum Instr {
     Apply(KernelOp),
     /// Apply a stage of unitaries chunk by chunk (cache blocking).
     Stage(Stage),
+    /// Apply a run of gates that the state plans itself (a state split
+    /// over ranks, whose qubits move between ranks as it goes).
+    Run(Vec<KernelOp>),
     /// Measure `qubit` into `clbit`.
     Measure { qubit: Qubit, clbit: Clbit },
     /// Reset `qubit` to |0⟩.
@@ -64,6 +67,8 @@ pub(crate) struct Program {
     num_qubits: u32,
     chunk: Option<ChunkShape>,
     pub(crate) representation: Representation,
+    /// Runs of gates stay [`Instr::Run`]s, for a state that plans them.
+    unplanned: bool,
 }
 
 impl Program {
@@ -74,6 +79,25 @@ impl Program {
         fusion: &FusionConfig,
         chunk: Option<ChunkShape>,
         representation: Representation,
+    ) -> Program {
+        Self::compile_with(circuit, fusion, chunk, representation, false)
+    }
+
+    /// Compiles a noiseless validated circuit for a state that plans its
+    /// runs of gates itself (a state split over ranks): each run stays one
+    /// [`Instr::Run`] of lowered, unfused gates.
+    pub(crate) fn compile_unplanned(circuit: &Circuit) -> Program {
+        debug_assert!(!circuit.is_noisy(), "noise is refused before");
+        let fusion = FusionConfig::default();
+        Self::compile_with(circuit, &fusion, None, Representation::StateVector, true)
+    }
+
+    fn compile_with(
+        circuit: &Circuit,
+        fusion: &FusionConfig,
+        chunk: Option<ChunkShape>,
+        representation: Representation,
+        unplanned: bool,
     ) -> Program {
         let ops = drop_idle_resets(circuit.ops());
         let ops = move_terminal_measurements(&ops);
@@ -88,6 +112,7 @@ impl Program {
             },
             chunk,
             representation,
+            unplanned,
         };
         let mut pending = Vec::new();
         p.compile_ops(&ops, &mut pending, fusion);
@@ -149,6 +174,7 @@ impl Program {
             num_qubits,
             chunk,
             representation: Representation::StateVector,
+            unplanned: false,
         }
     }
 
@@ -181,6 +207,10 @@ impl Program {
                 Item::Mixture(_) => unreachable!("runs with mixtures are segments"),
             })
             .collect();
+        if self.unplanned {
+            self.instrs.push(Instr::Run(ops));
+            return;
+        }
         self.instrs
             .extend(plan(ops, self.num_qubits, self.chunk, fusion, fresh));
     }

@@ -11,7 +11,7 @@ use kettle_ir::{ChannelForm, Circuit, Operation};
 use crate::counts::Counts;
 use crate::cpu;
 use crate::density::{DensityMatrix, MAX_DENSITY_QUBITS};
-use crate::engine::Engine;
+use crate::engine::Shots;
 use crate::error::SimError;
 use crate::float::Float;
 use crate::fusion::FusionConfig;
@@ -310,20 +310,30 @@ impl Simulator {
             passes,
             ..RunStats::default()
         };
-        let run = Engine::new(
-            &program,
-            self,
+        let shots = Shots {
+            program: &program,
+            sim: self,
             monitor,
             seed,
             stats,
-            circuit.num_clbits(),
-            &options.observables,
-        )
-        .finish_run::<F>(options)?;
-        let kept = run.kept;
-        let (state, density_matrix) = match representation {
-            Representation::StateVector => (kept, None),
-            Representation::DensityMatrix => (None, kept.map(DensityMatrix::from_vector)),
+            num_clbits: circuit.num_clbits(),
+            options,
+        };
+        let budget = self.memory_budget;
+        let (run, state, density_matrix) = match representation {
+            Representation::StateVector => {
+                let zero = || StateVector::<F>::with_budget(vector_qubits, budget);
+                let (run, kept) = shots.run(&zero)?;
+                (run, kept, None)
+            }
+            Representation::DensityMatrix => {
+                let zero = || {
+                    StateVector::<F>::with_budget(vector_qubits, budget)
+                        .map(DensityMatrix::from_vector)
+                };
+                let (run, kept) = shots.run(&zero)?;
+                (run, None, kept)
+            }
         };
         Ok(RunResult {
             counts: run.counts,

@@ -400,7 +400,7 @@ fn counts_pass_chi_square<F: Float>(sim: &Simulator) {
 }
 
 /// Mid-circuit measurement, reset and register conditions together.
-fn feedback_circuit() -> Circuit {
+pub(crate) fn feedback_circuit() -> Circuit {
     Circuit::new(3)
         .creg("c", 3)
         .h(0)

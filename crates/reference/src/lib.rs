@@ -30,7 +30,7 @@ use num_complex::Complex64;
 mod random;
 mod stats;
 
-pub use random::random_circuit;
+pub use random::{random_circuit, random_dynamic_circuit};
 pub use stats::chi_square_p_value;
 
 const ZERO: Complex64 = Complex64::new(0.0, 0.0);

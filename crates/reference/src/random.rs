@@ -1,8 +1,11 @@
-//! Seeded random unitary circuits over the whole gate catalogue.
+//! Seeded random circuits over the whole gate catalogue: unitary ones, and
+//! dynamic ones with mid-circuit measurement, reset and classical control.
 
 use std::f64::consts::TAU;
 
-use kettle_ir::{Circuit, Control, Gate, Operation, Qubit, StandardGate, UnitaryMatrix};
+use kettle_ir::{
+    Circuit, Condition, Control, Gate, Operation, Qubit, StandardGate, UnitaryMatrix,
+};
 use num_complex::Complex64;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -121,6 +124,56 @@ pub fn random_circuit(num_qubits: u32, num_gates: usize, seed: u64) -> Circuit {
     circuit
 }
 
+/// A reproducible random dynamic circuit on `num_qubits` qubits and as
+/// many classical bits: `layers` rounds of a few [`random_circuit`] gates,
+/// each followed by one of a measurement of a random qubit into a random
+/// bit, a reset of a random qubit, or an `if` on one or two bits whose arms
+/// hold a few random gates (the `else` arm half the time); it ends by
+/// measuring qubit `q` into bit `q`. The same arguments always give the
+/// same circuit.
+pub fn random_dynamic_circuit(num_qubits: u32, layers: usize, seed: u64) -> Circuit {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let n = num_qubits;
+    let mut circuit = Circuit::new(n).creg("c", n);
+    let gates = |rng: &mut Xoshiro256PlusPlus, most: usize| {
+        let count = rng.random_range(1..=most);
+        random_circuit(n, count, rng.random()).ops().to_vec()
+    };
+    for _ in 0..layers {
+        let ops = gates(&mut rng, 6);
+        circuit.append_ops(ops);
+        let q = rng.random_range(0..n);
+        let b = rng.random_range(0..n);
+        match rng.random_range(0..3) {
+            0 => circuit = circuit.measure(q, b),
+            1 => circuit = circuit.reset(q),
+            _ => {
+                let condition = if rng.random_bool(0.5) {
+                    Condition::bit(b, rng.random_bool(0.5))
+                } else {
+                    let other = (b + 1 + rng.random_range(0..n - 1)) % n;
+                    Condition::equals(vec![b, other], rng.random_range(0..4))
+                };
+                let then_ops = gates(&mut rng, 3);
+                let else_ops = if rng.random_bool(0.5) {
+                    gates(&mut rng, 3)
+                } else {
+                    Vec::new()
+                };
+                circuit.push(Operation::IfElse {
+                    condition,
+                    then_ops,
+                    else_ops,
+                });
+            }
+        }
+    }
+    for q in 0..n {
+        circuit = circuit.measure(q, q);
+    }
+    circuit
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +190,22 @@ mod tests {
             }
         }
         assert_ne!(random_circuit(4, 50, 1), random_circuit(4, 50, 2));
+    }
+
+    #[test]
+    fn dynamic_circuits_are_deterministic_valid_and_dynamic() {
+        for seed in 0..20 {
+            let a = random_dynamic_circuit(5, 8, seed);
+            assert_eq!(a, random_dynamic_circuit(5, 8, seed));
+            a.validate().unwrap();
+            assert_eq!(a.num_clbits(), 5);
+            assert!(
+                a.ops()
+                    .iter()
+                    .any(|o| matches!(o, Operation::IfElse { .. } | Operation::Reset { .. })),
+                "seed {seed}"
+            );
+        }
     }
 
     #[test]

@@ -370,6 +370,17 @@ pub struct ExchangeVolume {
     pub amplitudes_sent: u64,
 }
 
+impl std::ops::Add for ExchangeVolume {
+    type Output = ExchangeVolume;
+
+    fn add(self, other: ExchangeVolume) -> ExchangeVolume {
+        ExchangeVolume {
+            exchanges: self.exchanges + other.exchanges,
+            amplitudes_sent: self.amplitudes_sent + other.amplitudes_sent,
+        }
+    }
+}
+
 impl ExchangeVolume {
     /// The amplitudes sent per rank in slices: a state of `num_qubits`
     /// split over `ranks` ranks (a power of two) has slices of

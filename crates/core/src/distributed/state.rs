@@ -4,6 +4,10 @@
 //! fusion, cache blocking and kernels, the exchanges through bounded
 //! buffers.
 
+use std::cell::Cell;
+use std::hash::{BuildHasher, RandomState};
+use std::rc::Rc;
+
 use kettle_ir::{Circuit, Clbit, Operation, Qubit};
 use num_complex::Complex64;
 use rand::{Rng, SeedableRng};
@@ -14,18 +18,20 @@ use super::comm::Communicator;
 use super::layout::{
     ExchangeVolume, Layout, Step, local_op, per_gate_volume, plan, take_global_prefix, volume,
 };
-use crate::counts::{ClassicalValue, Counts};
+use crate::backend::{Backend, projector};
+use crate::blocking::ChunkShape;
+use crate::counts::Counts;
+use crate::engine::Shots;
 use crate::error::SimError;
 use crate::float::Float;
 use crate::fusion::FusionConfig;
+use crate::kernels::reduce::{PIECE_BLOCKS, piece_norms, qubit_probabilities};
 use crate::op::KernelOp;
 use crate::par::Parallelism;
-use crate::program::{Program, final_measurements};
-
-use crate::kernels::reduce::{PIECE_BLOCKS, piece_norms};
+use crate::program::{Instr, Program};
 use crate::sample::{NormSqrF64, Pieces, Sweep, sample_indices};
-use crate::simulator::Simulator;
-use crate::state::StateVector;
+use crate::simulator::{Estimate, MAX_SHOTS, RunOptions, RunStats, Simulator, Unwatched};
+use crate::state::{StateVector, check_budget};
 
 /// Bytes of one message of an exchange: what a rank holds beyond its slice
 /// while exchanging (twice this, sent and received).
@@ -54,74 +60,128 @@ pub struct DistributedState<'c, F: Float> {
     slice: StateVector<F>,
     layout: Layout,
     comm: &'c dyn Communicator,
-    exchanged: ExchangeVolume,
+    /// What this state and every state copied from it or beside it in the
+    /// same run have exchanged.
+    exchanged: Rc<Cell<ExchangeVolume>>,
     /// The slice is still a multiple of |0…0⟩ (nothing has run on it), so
     /// the first operations' stages may skip its zero chunks.
     fresh: bool,
+    /// The whole state is still |0…0⟩ in the identity layout, so a run's
+    /// leading single-qubit gates on global qubits may make a product
+    /// start instead.
+    at_zero: bool,
+    fusion: FusionConfig,
+    chunk: Option<ChunkShape>,
 }
 
-/// What a distributed run gives on every rank: its part of the state, and
-/// what the plan moved beside what a per-gate scheme would have.
+/// What a distributed run gives on every rank: as [`RunResult`] where it
+/// can, and what the run moved beside what a per-gate scheme would have.
+///
+/// [`RunResult`]: crate::RunResult
 pub struct DistributedRun<'c, F: Float> {
-    /// This rank's part of the final state.
-    pub state: DistributedState<'c, F>,
-    /// Exchanges made and amplitudes sent per rank.
+    /// The counts of the shots, on rank 0 (`None` on the others): those
+    /// [`Simulator::run`] gives for the same circuit and seed.
+    pub counts: Option<Counts>,
+    /// This rank's part of the final state, when
+    /// [`RunOptions::keep_state`] asked for it (for mid-circuit
+    /// measurement, the state of one trajectory, as for one process).
+    pub state: Option<DistributedState<'c, F>>,
+    /// The estimates of the options' observables, the same on every rank.
+    pub expectations: Vec<Estimate>,
+    /// The seed the shots were drawn with (rank 0's when none was given).
+    pub seed: u64,
+    /// Figures about the run (passes are not counted: each rank plans its
+    /// runs of gates as it goes).
+    pub stats: RunStats,
+    /// Exchanges made and amplitudes sent per rank, over every branch.
     pub exchanged: ExchangeVolume,
     /// What a per-gate scheme (a whole slice per gate on a global qubit,
-    /// as QuEST does) would have sent on the same circuit.
+    /// as QuEST does) would have sent on one pass through the circuit.
     pub per_gate: ExchangeVolume,
-    /// The final measurements: `(qubit, clbit)`.
-    pub measurements: Vec<(Qubit, Clbit)>,
-    /// Classical bits of the circuit.
-    pub num_clbits: u32,
 }
 
 impl Simulator {
     /// Runs `circuit` with its state split over the ranks of `comm` (a
-    /// power of two of them; every rank calls this with the same circuit).
-    /// Gates, barriers and final measurements only, for now.
+    /// power of two of them; every rank calls this with the same circuit
+    /// and options). The same engine as [`Simulator::run`] drives it, so
+    /// mid-circuit measurement, reset and classical control branch the
+    /// shots alike, and the counts for a seed are the single process's.
     ///
     /// # Errors
-    /// [`SimError::Distributed`] for a circuit with mid-circuit
-    /// measurement, reset, classical control or noise, a group size that is
+    /// [`SimError::Distributed`] for a noisy circuit, a group size that is
     /// not a power of two, or slices too small for the circuit's gates;
-    /// budget and allocation errors as for a single state.
+    /// otherwise as [`Simulator::run`], for a slice's budget.
     pub fn run_distributed<'c, F: Float>(
         &self,
         circuit: &Circuit,
+        options: &RunOptions,
         comm: &'c dyn Communicator,
     ) -> Result<DistributedRun<'c, F>, SimError> {
-        let (mut ops, measurements, global) = lower(circuit, comm.size())?;
+        crate::cpu::check()?;
+        check_distributed(circuit, comm.size())?;
+        if options.shots > MAX_SHOTS {
+            return Err(SimError::TooManyShots {
+                shots: options.shots,
+                max: MAX_SHOTS,
+            });
+        }
         let n = circuit.num_qubits();
-        let mut layout = Layout::identity(n, global);
-        let per_gate = per_gate_volume(&ops, &layout);
-        let prefix = take_global_prefix(&mut ops, &layout);
-        let steps = plan(&ops, &mut layout);
-        let planned = volume(&steps, n - global);
-        let mut state = DistributedState::product(n, comm, &prefix, self.memory_budget())?;
+        for o in &options.observables {
+            o.check_qubits(n)?;
+        }
+        let global = comm.size().trailing_zeros();
+        check_budget::<F>(n - global, 1, self.memory_budget())?;
+        let program = Program::compile_unplanned(circuit);
+        let identity = Layout::identity(n, global);
+        let runs = || {
+            program.instrs.iter().filter_map(|i| match i {
+                Instr::Run(ops) => Some(ops),
+                _ => None,
+            })
+        };
+        let per_gate = runs().fold(ExchangeVolume::default(), |v, ops| {
+            v + per_gate_volume(ops, &identity)
+        });
+        // Every rank must draw the same shares of the shots: rank 0's seed.
+        let mut seed = options
+            .seed
+            .unwrap_or_else(|| RandomState::new().hash_one(0x6b65_7474_6c65_u64))
+            .to_le_bytes()
+            .to_vec();
+        comm.broadcast(&mut seed);
+        let seed = u64::from_le_bytes(seed.try_into().expect("8 bytes"));
+        let stats = RunStats {
+            gates: program.gates,
+            applied_ops: runs().map(Vec::len).sum(),
+            ..RunStats::default()
+        };
+        let exchanged = Rc::new(Cell::new(ExchangeVolume::default()));
         let chunk = self
             .fusion()
             .blocking
             .shape::<F>(self.parallelism().num_threads());
-        for step in &steps {
-            match step {
-                Step::Ops(ops) => state.apply_ops(ops, self.fusion(), chunk, self.parallelism()),
-                Step::Exchange(swaps) => state.exchange(swaps),
-                Step::Relabel(pairs) => {
-                    for &(a, b) in pairs {
-                        state.layout.swap_positions(a, b);
-                    }
-                }
-            }
-        }
-        debug_assert_eq!(state.exchanged, planned);
-        debug_assert_eq!(state.layout, layout);
-        Ok(DistributedRun {
-            exchanged: state.exchanged,
-            per_gate,
-            state,
-            measurements,
+        let budget = self.memory_budget();
+        let zero = || {
+            DistributedState::zero(n, comm, budget, &exchanged, self.fusion().clone(), chunk)
+        };
+        let shots = Shots {
+            program: &program,
+            sim: self,
+            monitor: &Unwatched,
+            seed,
+            stats,
             num_clbits: circuit.num_clbits(),
+            options,
+        };
+        let (finished, state) = shots.run(&zero)?;
+        Ok(DistributedRun {
+            counts: (comm.rank() == 0).then_some(finished.counts),
+            state,
+            expectations: finished.expectations,
+            seed,
+            stats: finished.stats,
+            exchanged: exchanged.get(),
+            per_gate,
         })
     }
 }
@@ -131,7 +191,7 @@ impl<F: Float> std::fmt::Debug for DistributedState<'_, F> {
         f.debug_struct("DistributedState")
             .field("rank", &self.comm.rank())
             .field("layout", &self.layout)
-            .field("exchanged", &self.exchanged)
+            .field("exchanged", &self.exchanged.get())
             .finish_non_exhaustive()
     }
 }
@@ -139,14 +199,16 @@ impl<F: Float> std::fmt::Debug for DistributedState<'_, F> {
 impl<F: Float> std::fmt::Debug for DistributedRun<'_, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DistributedRun")
-            .field("state", &self.state)
+            .field("counts", &self.counts)
+            .field("exchanged", &self.exchanged)
             .field("per_gate", &self.per_gate)
             .finish_non_exhaustive()
     }
 }
 
 /// What a run of `circuit` over `ranks` ranks would exchange, and what a
-/// per-gate scheme would (see [`DistributedRun`]), without running it.
+/// per-gate scheme would (see [`DistributedRun`]), without running it:
+/// the circuit's gates in order, as if every classical condition held.
 ///
 /// # Errors
 /// As [`Simulator::run_distributed`] for a circuit or rank count it cannot take.
@@ -154,42 +216,45 @@ pub fn planned_exchanges(
     circuit: &Circuit,
     ranks: usize,
 ) -> Result<(ExchangeVolume, ExchangeVolume), SimError> {
-    let (mut ops, _, global) = lower(circuit, ranks)?;
-    let mut layout = Layout::identity(circuit.num_qubits(), global);
+    check_distributed(circuit, ranks)?;
+    let mut ops = Vec::new();
+    gates_of(circuit.ops(), &mut ops);
+    let mut layout = Layout::identity(circuit.num_qubits(), ranks.trailing_zeros());
     let per_gate = per_gate_volume(&ops, &layout);
     take_global_prefix(&mut ops, &layout);
     let steps = plan(&ops, &mut layout);
     Ok((volume(&steps, layout.local_qubits()), per_gate))
 }
 
-/// A circuit as a distributed run takes it: its gates lowered, its final
-/// measurements `(qubit, clbit)`, and the number of global qubits.
-type Lowered = (Vec<KernelOp>, Vec<(Qubit, Clbit)>, u32);
-
-/// The circuit lowered for `ranks` ranks; an error for what a distributed
-/// run cannot take.
-fn lower(circuit: &Circuit, ranks: usize) -> Result<Lowered, SimError> {
-    circuit.validate()?;
-    let measurements = final_measurements(circuit).ok_or_else(|| {
-        SimError::Distributed(
-            "mid-circuit measurement, reset and classical control are not supported yet".into(),
-        )
-    })?;
-    let mut ops = Vec::new();
-    for op in circuit.ops() {
+/// Every gate of `ops`, both arms of a condition included, lowered.
+fn gates_of(ops: &[Operation], out: &mut Vec<KernelOp>) {
+    for op in ops {
         match op {
             Operation::Gate {
                 gate,
                 qubits,
                 controls,
-            } => ops.push(KernelOp::from_gate(gate, qubits, controls)),
-            Operation::Measure { .. } | Operation::Barrier { .. } => {}
-            _ => {
-                return Err(SimError::Distributed(
-                    "noise channels are not supported yet".into(),
-                ));
+            } => out.push(KernelOp::from_gate(gate, qubits, controls)),
+            Operation::IfElse {
+                then_ops, else_ops, ..
+            } => {
+                gates_of(then_ops, out);
+                gates_of(else_ops, out);
             }
+            _ => {}
         }
+    }
+}
+
+/// Refuses what a run over `ranks` ranks cannot take: an invalid or noisy
+/// circuit, a rank count that is not a power of two, slices narrower than
+/// the widest gate.
+fn check_distributed(circuit: &Circuit, ranks: usize) -> Result<(), SimError> {
+    circuit.validate()?;
+    if circuit.is_noisy() {
+        return Err(SimError::Distributed(
+            "noise channels and readout errors are not supported yet".into(),
+        ));
     }
     if !ranks.is_power_of_two() {
         return Err(SimError::Distributed(format!(
@@ -198,6 +263,8 @@ fn lower(circuit: &Circuit, ranks: usize) -> Result<Lowered, SimError> {
     }
     let n = circuit.num_qubits();
     let global = ranks.trailing_zeros();
+    let mut ops = Vec::new();
+    gates_of(circuit.ops(), &mut ops);
     let widest = ops
         .iter()
         .map(|o| o.targets.len() as u32)
@@ -210,38 +277,74 @@ fn lower(circuit: &Circuit, ranks: usize) -> Result<Lowered, SimError> {
             widest.max(1)
         )));
     }
-    Ok((ops, measurements, global))
+    Ok(())
 }
 
 impl<'c, F: Float> DistributedState<'c, F> {
-    /// |0…0⟩ on the local qubits, the global ones in the states `global`
-    /// (per global position), split over `comm`'s ranks: each rank's slice
-    /// is |0…0⟩ times its global bits' amplitudes.
-    fn product(
+    /// |0…0⟩ split over `comm`'s ranks, its exchanges counted in
+    /// `exchanged`, its runs of gates planned with `fusion` and `chunk`.
+    fn zero(
         num_qubits: u32,
         comm: &'c dyn Communicator,
-        global: &[[Complex64; 2]],
         budget: Option<u64>,
+        exchanged: &Rc<Cell<ExchangeVolume>>,
+        fusion: FusionConfig,
+        chunk: Option<ChunkShape>,
     ) -> Result<Self, SimError> {
-        let local = num_qubits - global.len() as u32;
-        let rank = comm.rank();
+        let global = comm.size().trailing_zeros();
+        let mut slice = StateVector::zeros(num_qubits - global, budget)?;
+        if comm.rank() == 0 {
+            slice.numbers_mut()[0] = F::from_f64(1.0);
+        }
+        Ok(DistributedState {
+            slice,
+            layout: Layout::identity(num_qubits, global),
+            comm,
+            exchanged: Rc::clone(exchanged),
+            fresh: true,
+            at_zero: true,
+            fusion,
+            chunk,
+        })
+    }
+
+    /// Makes each rank's slice |0…0⟩ times its global bits' amplitudes in
+    /// `global` (per global position): the product state of gates on
+    /// global qubits alone, from |0…0⟩.
+    fn start_product(&mut self, global: &[[Complex64; 2]]) {
+        let rank = self.comm.rank();
         let scale = global
             .iter()
             .enumerate()
             .fold(Complex64::new(1.0, 0.0), |acc, (j, s)| {
                 acc * s[(rank >> j) & 1]
             });
-        let mut slice = StateVector::zeros(local, budget)?;
-        let numbers = slice.numbers_mut();
+        let numbers = self.slice.numbers_mut();
         numbers[0] = F::from_f64(scale.re);
         numbers[F::LANES] = F::from_f64(scale.im);
-        Ok(DistributedState {
-            slice,
-            layout: Layout::identity(num_qubits, global.len() as u32),
-            comm,
-            exchanged: ExchangeVolume::default(),
-            fresh: true,
-        })
+    }
+
+    /// Applies a run of gates (on qubits): planned against the current
+    /// layout into operations on each slice and exchanges.
+    fn apply_run(&mut self, ops: &[KernelOp], par: &Parallelism) {
+        let mut ops = ops.to_vec();
+        if std::mem::take(&mut self.at_zero) {
+            let prefix = take_global_prefix(&mut ops, &self.layout);
+            self.start_product(&prefix);
+        }
+        let mut after = self.layout.clone();
+        for step in plan(&ops, &mut after) {
+            match step {
+                Step::Ops(ops) => self.apply_ops(&ops, par),
+                Step::Exchange(swaps) => self.exchange(&swaps),
+                Step::Relabel(pairs) => {
+                    for (a, b) in pairs {
+                        self.layout.swap_positions(a, b);
+                    }
+                }
+            }
+        }
+        debug_assert_eq!(self.layout, after);
     }
 
     /// Where each qubit sits now.
@@ -255,9 +358,10 @@ impl<'c, F: Float> DistributedState<'c, F> {
         &self.slice
     }
 
-    /// Exchanges made so far, and amplitudes this rank sent.
+    /// Exchanges made so far by this run's states (every branch), and
+    /// amplitudes this rank sent.
     pub fn exchanged(&self) -> ExchangeVolume {
-        self.exchanged
+        self.exchanged.get()
     }
 
     fn local_qubits(&self) -> u32 {
@@ -265,20 +369,14 @@ impl<'c, F: Float> DistributedState<'c, F> {
     }
 
     /// Applies operations on positions, each as this rank sees it.
-    fn apply_ops(
-        &mut self,
-        ops: &[KernelOp],
-        fusion: &FusionConfig,
-        chunk: Option<crate::blocking::ChunkShape>,
-        par: &Parallelism,
-    ) {
+    fn apply_ops(&mut self, ops: &[KernelOp], par: &Parallelism) {
         let local = self.local_qubits();
         let rank = self.comm.rank();
         let mine: Vec<KernelOp> = ops
             .iter()
             .filter_map(|op| local_op(op, local, rank))
             .collect();
-        let program = Program::compile_gates_on(mine, local, fusion, chunk, self.fresh);
+        let program = Program::compile_gates_on(mine, local, &self.fusion, self.chunk, self.fresh);
         self.fresh = false;
         self.slice.apply_program(&program, par);
     }
@@ -332,8 +430,14 @@ impl<'c, F: Float> DistributedState<'c, F> {
             self.layout.swap_positions(g, l);
         }
         self.fresh = false;
-        self.exchanged.exchanges += 1;
-        self.exchanged.amplitudes_sent += ((1usize << k) - 1) as u64 * count as u64;
+        self.at_zero = false;
+        self.exchanged.set(
+            self.exchanged.get()
+                + ExchangeVolume {
+                    exchanges: 1,
+                    amplitudes_sent: ((1usize << k) - 1) as u64 * count as u64,
+                },
+        );
     }
 
     /// One partner's part of an exchange where every swapped local position
@@ -438,6 +542,25 @@ impl<'c, F: Float> DistributedState<'c, F> {
         }
     }
 
+    /// [`gather`](Self::gather) on every rank: for a state no larger than
+    /// a sample's outcomes or a few pieces.
+    fn gather_everywhere(&self) -> Vec<Complex64> {
+        let whole = self.gather();
+        let mut bytes: Vec<u8> = whole
+            .iter()
+            .flatten()
+            .flat_map(|a| words_bytes([a.re.to_bits(), a.im.to_bits()]))
+            .collect();
+        self.comm.broadcast(&mut bytes);
+        bytes
+            .chunks_exact(WIRE_BYTES)
+            .map(|b| {
+                let [re, im] = bytes_words(b);
+                Complex64::new(f64::from_bits(re), f64::from_bits(im))
+            })
+            .collect()
+    }
+
     /// The whole state in index order (qubit `q` at bit `q`), on rank 0;
     /// `None` on the others.
     pub fn gather(&self) -> Option<Vec<Complex64>> {
@@ -494,9 +617,12 @@ impl<'c, F: Float> DistributedState<'c, F> {
         let n = self.layout.num_qubits();
         let piece_len = PIECE_BLOCKS * F::LANES;
         if (1u64 << n) <= shots || (1usize << local) < piece_len {
-            let whole = self.gather()?;
+            // Every rank draws from the whole state, so that every rank's
+            // generator moves on alike (the draws depend on the state).
+            let whole = self.gather_everywhere();
             let state = StateVector::<F>::from_amplitudes(&whole).expect("a power of two");
-            return Some(sample_indices(&state, shots, rng, par));
+            let drawn = sample_indices(&state, shots, rng, par);
+            return (self.comm.rank() == 0).then_some(drawn);
         }
         // The rank that holds each block of 2^local indices, and this one's.
         let block_of = |r: usize| -> usize {
@@ -797,20 +923,107 @@ impl<F: Float> DistributedState<'_, F> {
     }
 }
 
-impl<F: Float> DistributedRun<'_, F> {
-    /// The counts of `shots` runs of the circuit's final measurements, on
-    /// rank 0 (`None` on the others): the same counts as
-    /// [`Simulator::run`] gives for the circuit with the same seed.
-    pub fn counts(&mut self, shots: u64, seed: u64, par: &Parallelism) -> Option<Counts> {
-        let drawn = self.state.sample(shots, seed, par)?;
-        let mut counts = Counts::new(self.num_clbits);
-        for (index, n) in drawn {
-            let mut value = ClassicalValue::zeros(self.num_clbits);
-            for &(q, c) in &self.measurements {
-                value.set(c, (index >> q) & 1 == 1);
-            }
-            counts.add(value, n);
+/// Each rank runs the same engine on its slice (see [`crate::backend`]):
+/// runs of gates are planned as they come, measurements and resets reduce
+/// over the ranks, and every value the engine draws from is the same on
+/// every rank.
+impl<F: Float> Backend for DistributedState<'_, F> {
+    type Scalar = F;
+
+    fn apply(&mut self, instr: &Instr, par: &Parallelism) {
+        match instr {
+            Instr::Run(ops) => self.apply_run(ops, par),
+            Instr::Apply(op) => self.apply_run(std::slice::from_ref(op), par),
+            other => unreachable!("a distributed program has runs of gates, not {other:?}"),
         }
-        Some(counts)
+    }
+
+    fn try_copy(&self, live: u32, budget: Option<u64>) -> Result<Option<Self>, SimError> {
+        let copy = match self.slice.try_clone(live, budget) {
+            Ok(slice) => Some(slice),
+            Err(SimError::MemoryBudget { .. } | SimError::OutOfMemory { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        // A copy on some ranks only would split the ranks' branches.
+        let mut missing = [f64::from(u8::from(copy.is_none()))];
+        self.comm.sum(&mut missing);
+        if missing[0] > 0.0 {
+            return Ok(None);
+        }
+        Ok(copy.map(|slice| DistributedState {
+            slice,
+            layout: self.layout.clone(),
+            comm: self.comm,
+            exchanged: Rc::clone(&self.exchanged),
+            fresh: self.fresh,
+            at_zero: self.at_zero,
+            fusion: self.fusion.clone(),
+            chunk: self.chunk,
+        }))
+    }
+
+    fn outcome_probabilities(&self, qubit: Qubit, par: &Parallelism) -> [f64; 2] {
+        let (local, global) = self.masks(qubit);
+        let mut p = if global == 0 {
+            qubit_probabilities(&self.slice, local.trailing_zeros(), par)
+        } else {
+            let norm = piece_norms(&self.slice, par).iter().sum();
+            if self.comm.rank() & global == 0 {
+                [norm, 0.0]
+            } else {
+                [0.0, norm]
+            }
+        };
+        self.comm.sum(&mut p);
+        p
+    }
+
+    fn collapse(&mut self, qubit: Qubit, outcome: bool, reset: bool, p: f64, par: &Parallelism) {
+        self.at_zero = false;
+        self.fresh = false;
+        let (local, global) = self.masks(qubit);
+        let scale = 1.0 / p.sqrt();
+        if global == 0 {
+            let projector = projector(outcome, reset, scale);
+            self.slice
+                .apply_matrix(&projector, &[local.trailing_zeros()], par);
+            return;
+        }
+        // The rank's bit is the qubit's: its slice is kept or dropped whole.
+        let keep = (self.comm.rank() & global != 0) == outcome;
+        let s = Complex64::new(if keep { scale } else { 0.0 }, 0.0);
+        let o = Complex64::new(0.0, 0.0);
+        let m = kettle_ir::GateMatrix::new(1, vec![s, o, o, s]).expect("2x2");
+        self.slice.apply_matrix(&m, &[0], par);
+        if reset && outcome {
+            // |1⟩ to |0⟩ on a global qubit moves slices between ranks.
+            let x = KernelOp::from_gate(
+                &kettle_ir::Gate::standard(kettle_ir::StandardGate::X, &[]),
+                &[qubit],
+                &[],
+            );
+            self.apply_run(&[x], par);
+        }
+    }
+
+    fn expectation(
+        &self,
+        observable: &crate::observable::PauliSum,
+        _par: &Parallelism,
+    ) -> Result<f64, SimError> {
+        DistributedState::expectation(self, observable)
+    }
+
+    fn sample(
+        &mut self,
+        shots: u64,
+        rng: &mut Xoshiro256PlusPlus,
+        par: &Parallelism,
+    ) -> Option<Vec<(u64, u64)>> {
+        self.sample_with(shots, rng, par)
+    }
+
+    fn reports(&self) -> bool {
+        self.comm.rank() == 0
     }
 }

@@ -3,12 +3,21 @@
 use kettle_ir::{Circuit, Control, Gate, Operation, StandardGate};
 use kettle_reference as reference;
 
-use super::{Communicator, ThreadGroup};
+use super::ThreadGroup;
 use crate::error::SimError;
 use crate::fusion::FusionConfig;
 use crate::par::Parallelism;
-use crate::simulator::Simulator;
+use crate::simulator::{RunOptions, Simulator};
 use crate::{CacheBlocking, Float};
+
+/// Options that keep the final state and draw no shots.
+fn keep_state() -> RunOptions {
+    RunOptions {
+        keep_state: true,
+        seed: Some(0),
+        ..RunOptions::default()
+    }
+}
 
 /// The state of `circuit` run over `ranks` ranks, gathered on rank 0, and
 /// the amplitudes each rank sent.
@@ -18,9 +27,11 @@ fn distributed<F: Float>(
     ranks: usize,
 ) -> (Vec<num_complex::Complex64>, u64, u64) {
     let out = ThreadGroup::run(ranks, |comm| {
-        let run = sim.run_distributed::<F>(circuit, comm).unwrap();
+        let run = sim
+            .run_distributed::<F>(circuit, &keep_state(), comm)
+            .unwrap();
         (
-            run.state.gather(),
+            run.state.unwrap().gather(),
             run.exchanged.amplitudes_sent,
             run.per_gate.amplitudes_sent,
         )
@@ -128,7 +139,6 @@ fn lazy_batched_exchanges_move_less_than_a_slice_per_gate() {
 
 #[test]
 fn counts_equal_the_single_process_for_a_seed() {
-    use crate::simulator::RunOptions;
     let sim = Simulator::new();
     // Large enough for the sweep across ranks (slices of several pieces),
     // and small ones that are gathered.
@@ -143,13 +153,9 @@ fn counts_equal_the_single_process_for_a_seed() {
         assert_eq!(single.shots(), shots);
         for ranks in [2, 4, 8] {
             let got = ThreadGroup::run(ranks, |comm| {
-                let mut run = sim.run_distributed::<f64>(&c, comm).unwrap();
-                // No shots: nothing moves (no gather, no reordering).
-                let before = run.state.exchanged();
-                let none = run.counts(0, seed, &Parallelism::Sequential);
-                assert_eq!(none.map(|c| c.shots()), (comm.rank() == 0).then_some(0));
-                assert_eq!(run.state.exchanged(), before);
-                run.counts(shots, seed, &Parallelism::Sequential)
+                let run = sim.run_distributed::<f64>(&c, &options, comm).unwrap();
+                assert_eq!(run.seed, seed);
+                run.counts
             });
             assert!(got[1..].iter().all(Option::is_none));
             assert_eq!(got[0].as_ref().unwrap(), &single, "n={n} ranks={ranks}");
@@ -160,19 +166,112 @@ fn counts_equal_the_single_process_for_a_seed() {
 #[test]
 fn what_it_cannot_run_is_an_error() {
     let sim = Simulator::new();
-    let mid = Circuit::new(6).h(0).measure_all().h(0);
-    let bad = ThreadGroup::run(2, |comm| sim.run_distributed::<f64>(&mid, comm).err());
-    assert!(matches!(bad[0], Some(SimError::Distributed(_))));
-    let three = ThreadGroup::run(3, |comm| {
-        sim.run_distributed::<f64>(&Circuit::new(6).h(0), comm)
+    let options = RunOptions {
+        shots: 10,
+        ..RunOptions::default()
+    };
+    let refused = |ranks: usize, c: &Circuit| {
+        let errors = ThreadGroup::run(ranks, |comm| {
+            sim.run_distributed::<f64>(c, &options, comm).err()
+        });
+        assert!(
+            errors
+                .iter()
+                .all(|e| matches!(e, Some(SimError::Distributed(_)))),
+            "{errors:?}"
+        );
+    };
+    let noisy = Circuit::new(6)
+        .h(0)
+        .channel(kettle_ir::Channel::depolarizing(0.1).unwrap(), &[5])
+        .measure_all();
+    refused(2, &noisy);
+    refused(3, &Circuit::new(6).h(0));
+    refused(8, &Circuit::new(4).swap(0, 3));
+    let too_many = RunOptions {
+        shots: crate::MAX_SHOTS + 1,
+        ..RunOptions::default()
+    };
+    let errors = ThreadGroup::run(2, |comm| {
+        sim.run_distributed::<f64>(&Circuit::new(6).h(0), &too_many, comm)
             .err()
     });
-    assert!(matches!(three[0], Some(SimError::Distributed(_))));
-    let narrow = ThreadGroup::run(8, |comm| {
-        sim.run_distributed::<f64>(&Circuit::new(4).swap(0, 3), comm)
-            .err()
+    assert!(matches!(errors[0], Some(SimError::TooManyShots { .. })));
+}
+
+/// Counts, the state kept and expectation values of a dynamic circuit run
+/// by `sim` over `ranks` ranks against one process, for the same seed.
+fn assert_dynamic_run_agrees(sim: &Simulator, c: &Circuit, shots: u64, seed: u64, ranks: usize) {
+    use crate::observable::PauliSum;
+    let n = c.num_qubits();
+    let observables: Vec<PauliSum> = [format!("Z0 X{}", n - 1), format!("Y{}", n - 2)]
+        .iter()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    let options = RunOptions {
+        shots,
+        seed: Some(seed),
+        keep_state: true,
+        observables,
+        ..RunOptions::default()
+    };
+    let single = Simulator::new().run::<f64>(c, &options).unwrap();
+    let expect = single.state.as_ref().unwrap().to_vec_f64();
+    let out = ThreadGroup::run(ranks, |comm| {
+        let run = sim.run_distributed::<f64>(c, &options, comm).unwrap();
+        let state = run.state.as_ref().unwrap().gather();
+        let stats = run.stats;
+        (run.counts, state, run.expectations, stats.branches, stats.replays)
     });
-    assert!(matches!(narrow[0], Some(SimError::Distributed(_))));
+    let (counts, state, expectations, branches, replays) = &out[0];
+    assert_eq!(*branches, single.stats.branches, "ranks {ranks} seed {seed}");
+    let diff = reference::max_abs_diff(state.as_ref().unwrap(), &expect);
+    assert!(diff < 1e-12, "ranks {ranks} seed {seed}: state {diff:e}");
+    assert_eq!(counts.as_ref().unwrap(), &single.counts, "ranks {ranks} seed {seed}");
+    if sim.memory_budget().is_some() && *branches > 1 {
+        assert!(*replays > 0, "the budget held no copy");
+    }
+    for rank in &out {
+        for (got, want) in rank.2.iter().zip(&single.expectations) {
+            assert!((got.value - want.value).abs() < 1e-12, "ranks {ranks}");
+            assert!((got.std_error - want.std_error).abs() < 1e-12);
+        }
+    }
+    assert_eq!(expectations.len(), 2);
+    assert!(out[1..].iter().all(|o| o.0.is_none() && o.1.is_none()));
+}
+
+#[test]
+fn mid_circuit_measurement_reset_and_classical_control_agree() {
+    let sim = Simulator::new();
+    // 300 circuits of 6-9 qubits: 3 global qubits of 6 at 8 ranks, so
+    // measurements, resets and conditions land on global qubits often.
+    for seed in 0..300u64 {
+        let n = 6 + (seed % 4) as u32;
+        let c = reference::random_dynamic_circuit(n, 6, 500 + seed);
+        let ranks = 1 << (1 + seed % 3);
+        assert_dynamic_run_agrees(&sim, &c, 200, seed, ranks);
+    }
+    // The textbook ones (3 qubits: two ranks at most for their cx).
+    for c in [reference::teleportation(), crate::tests::feedback_circuit()] {
+        assert_dynamic_run_agrees(&sim, &c, 1000, 4, 2);
+    }
+}
+
+#[test]
+fn dynamic_circuits_with_slices_of_many_pieces_agree() {
+    // Slices long enough for the sampling sweep across ranks, with copies
+    // of slices at every branch, and with a budget that allows none (every
+    // branch replayed).
+    let c = reference::random_dynamic_circuit(15, 5, 77);
+    let sim = Simulator::new();
+    for ranks in [2, 4] {
+        assert_dynamic_run_agrees(&sim, &c, 3000, 5, ranks);
+    }
+    // One slice of 14 qubits per rank fits, a copy does not.
+    let tight =
+        Simulator::new().with_memory_budget(Some(crate::StateVector::<f64>::bytes_for(14) as u64));
+    assert_dynamic_run_agrees(&tight, &c, 3000, 5, 2);
 }
 
 #[test]
@@ -211,14 +310,14 @@ fn probabilities_and_expectations_equal_the_single_process() {
             .collect();
         for ranks in [2, 4, 8] {
             let out = ThreadGroup::run(ranks, |comm| {
-                let run = sim.run_distributed::<f64>(&c, comm).unwrap();
-                let dist = run
-                    .state
+                let run = sim.run_distributed::<f64>(&c, &keep_state(), comm).unwrap();
+                let state = run.state.unwrap();
+                let dist = state
                     .classical_distribution(&some, c.num_clbits())
                     .unwrap();
                 let e: Vec<f64> = observables
                     .iter()
-                    .map(|o| run.state.expectation(o).unwrap())
+                    .map(|o| state.expectation(o).unwrap())
                     .collect();
                 (dist, e)
             });
