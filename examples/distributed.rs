@@ -6,7 +6,7 @@
 //! `cargo run --release --example distributed`
 
 use kettle::distributed::{Communicator, ThreadGroup};
-use kettle::{Circuit, Parallelism, RunOptions, Simulator};
+use kettle::{Circuit, RunOptions, Simulator};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 16 qubits: a GHZ chain, then a layer of rotations on every qubit.
@@ -29,10 +29,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..Default::default()
         },
     )?;
+    let options = RunOptions {
+        shots,
+        seed: Some(seed),
+        ..Default::default()
+    };
     let per_rank = ThreadGroup::run(4, |comm| {
-        let mut run = sim.run_distributed::<f64>(&circuit, comm)?;
-        let counts = run.counts(shots, seed, &Parallelism::Sequential);
-        Ok::<_, kettle::SimError>((comm.rank(), run.exchanged, run.per_gate, counts))
+        let run = sim.run_distributed::<f64>(&circuit, &options, comm)?;
+        Ok::<_, kettle::SimError>((comm.rank(), run.exchanged, run.per_gate, run.counts))
     });
     for result in per_rank {
         let (rank, exchanged, per_gate, counts) = result?;

@@ -109,6 +109,100 @@ fn random_qasm(n: u32, gates: usize, seed: u64) -> String {
     s
 }
 
+/// A seeded random dynamic circuit on `n` qubits: `random_qasm`'s gates,
+/// with mid-circuit measurements into a 2-bit register `m`, resets, and
+/// gates conditioned on `m`, then every qubit measured into `c`.
+fn random_dynamic_qasm(n: u32, gates: usize, seed: u64) -> String {
+    let plain = random_qasm(n, gates, seed);
+    let mut x = seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1;
+    let mut next = move |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    let mut s = String::new();
+    for line in plain.lines() {
+        if line.starts_with("measure") {
+            continue;
+        }
+        s.push_str(line);
+        s.push('\n');
+        if line.starts_with("creg") {
+            s.push_str("creg m[2];\n");
+        }
+        if !line.ends_with(';') || line.starts_with("OPENQASM") || line.contains("reg") {
+            continue;
+        }
+        let a = next(u64::from(n));
+        let b = (a + 1 + next(u64::from(n) - 1)) % u64::from(n);
+        match next(12) {
+            0 => s.push_str(&format!("measure q[{a}] -> m[{}];\n", next(2))),
+            1 => s.push_str(&format!("reset q[{a}];\n")),
+            2 => s.push_str(&format!("if(m=={}) x q[{a}];\n", next(4))),
+            3 => s.push_str(&format!("if(m=={}) cx q[{a}],q[{b}];\n", next(4))),
+            _ => {}
+        }
+    }
+    s.push_str("measure q -> c;\n");
+    s
+}
+
+/// Circuits with mid-circuit measurement, reset and classical control (the
+/// repository's and seeded random ones) give the single process's counts
+/// for a seed across ranks.
+#[test]
+fn dynamic_circuits_count_as_the_single_process() {
+    if !mpi_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut files: Vec<PathBuf> = ["circuits/qasm2", "circuits/qasm3"]
+        .iter()
+        .flat_map(|d| {
+            std::fs::read_dir(d)
+                .expect("circuits")
+                .map(|e| e.expect("entry").path())
+        })
+        .filter(|p| {
+            let text = std::fs::read_to_string(p).unwrap_or_default();
+            p.extension().is_some_and(|e| e == "qasm")
+                && (text.contains("reset") || text.contains("if"))
+        })
+        .collect();
+    for (i, (n, seed)) in [(8u32, 1u64), (9, 2), (10, 3), (11, 4)]
+        .into_iter()
+        .enumerate()
+    {
+        let path = dir.path().join(format!("dynamic{i}.qasm"));
+        std::fs::write(&path, random_dynamic_qasm(n, 120, seed)).expect("write");
+        files.push(path);
+    }
+    files.sort();
+    let counts = |out: &Output| -> serde_json::Value {
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        json["counts"].clone()
+    };
+    let mut compared = 0;
+    for file in &files {
+        let file = file.to_str().expect("utf-8 path");
+        let args = ["run", file, "--json", "--shots", "3000", "--seed", "9"];
+        let alone = kettle(&args);
+        assert!(alone.status.success(), "{file}: {alone:?}");
+        for ranks in [2, 4, 8] {
+            let out = mpirun(ranks, &args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if stderr.contains("per slice; the widest gate needs") {
+                continue;
+            }
+            assert!(out.status.success(), "{file} on {ranks} ranks: {stderr}");
+            assert_eq!(counts(&out), counts(&alone), "{file} on {ranks} ranks");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 14, "only {compared} distributed runs compared");
+}
+
 /// The repository's example circuits and seeded random ones: the state
 /// after a distributed run equals the single process's to 1e-12.
 #[test]

@@ -28,6 +28,10 @@ impl std::fmt::Debug for Ranks {
     }
 }
 
+/// How long a rank other than 0 waits, on an input error, for rank 0 to
+/// report the same error and end the run.
+const INPUT_FAILURE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Ranks {
     /// The ranks of the launcher that started this process, if it started
     /// more than one; MPI is initialised here, once.
@@ -69,14 +73,22 @@ impl Ranks {
 
     /// Ends every rank after `failure` on this one: the others may be
     /// waiting for this rank in an exchange, and would wait forever. Rank 0
-    /// says why; the others only for what may be theirs alone (not an
-    /// error in the input, which every rank meets alike).
+    /// says why at once; on an error in the input, which every rank meets
+    /// alike, the others first give rank 0 a moment to end the run, so the
+    /// reason is printed once.
     pub(crate) fn fail(&self, failure: &Failure) -> ! {
         use std::io::Write;
         let rank = self.comm().rank();
         if rank == 0 {
             let _ = writeln!(std::io::stderr(), "{failure}");
-        } else if failure.exit_code() != crate::failure::EXIT_INPUT {
+        } else {
+            if failure.exit_code() == crate::failure::EXIT_INPUT {
+                // Every rank reads the same input, so rank 0 most likely
+                // fails alike: let it say why and abort all first, rather
+                // than kill it before it writes. If it does not (its input
+                // read differently), this rank says why after all.
+                std::thread::sleep(INPUT_FAILURE_GRACE);
+            }
             let _ = writeln!(std::io::stderr(), "rank {rank}: {failure}");
         }
         #[cfg(feature = "mpi")]

@@ -2,7 +2,6 @@
 //! `render`.
 
 use std::collections::BTreeSet;
-use std::hash::BuildHasher;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -155,8 +154,9 @@ pub(crate) fn simulate<F: Float>(
 }
 
 /// [`simulate`] with the state split over the ranks of `comm` (see
-/// `crate::ranks`): the counts, the state (gathered on rank 0) and the
-/// exchanges made; every rank returns a report, rank 0's is printed.
+/// `crate::ranks`): the same engine, counts and notes, the state gathered
+/// on rank 0 where it is asked for, and the exchanges made; every rank
+/// returns a report, rank 0's is printed.
 fn simulate_over<F: Float>(
     sim: &Simulator,
     loaded: &Loaded,
@@ -171,96 +171,110 @@ fn simulate_over<F: Float>(
         ));
     }
     let observables = parse_observables(args)?;
-    // Every rank must draw the same shares of the shots: rank 0's seed.
-    let mut seed = args
-        .seed
-        .unwrap_or_else(|| std::collections::hash_map::RandomState::new().hash_one(0u8))
-        .to_le_bytes()
-        .to_vec();
-    comm.broadcast(&mut seed);
-    let seed = u64::from_le_bytes(seed.try_into().expect("8 bytes"));
-    let started = Instant::now();
-    let mut run = sim.run_distributed::<F>(circuit, comm)?;
     let measures = circuit.measures_anything();
+    let finals = final_measurements(circuit);
+    let deterministic = finals.is_some();
+    let mut notes = Vec::new();
+    let state_out = state_out(args);
+    let wants_state =
+        args.statevector || args.probabilities || !observables.is_empty() || state_out.is_some();
+    let keep_state = !measures || (wants_state && deterministic);
+    if wants_state && !deterministic {
+        notes.push(
+            "--statevector, --probabilities, --expect and --state-out need a circuit whose \
+             measurements are all final (no reset or classical control); omitted"
+                .to_string(),
+        );
+    }
     let shots = if measures { args.shots } else { 0 };
-    let counts = run.counts(shots, seed, sim.parallelism());
+    let options = RunOptions {
+        shots,
+        seed: args.seed,
+        keep_state,
+        method: Method::Statevector,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let run = sim.run_distributed::<F>(circuit, &options, comm)?;
     let sim_time = started.elapsed();
     let n = circuit.num_qubits();
-    let mut notes = vec![format!(
-        "{} ranks: {} exchanges, {:.2} slices sent per rank (a whole slice per gate on a \
-         global qubit would be {:.2})",
-        comm.size(),
-        run.exchanged.exchanges,
-        run.exchanged.slices_sent(n, comm.size()),
-        run.per_gate.slices_sent(n, comm.size()),
-    )];
-    let state_out = state_out(args);
-    let wants_state = (args.statevector && !measures && n <= MAX_LISTED) || state_out.is_some();
-    let state = if wants_state {
-        run.state.gather()
-    } else {
-        None
-    };
-    if args.statevector && measures {
-        notes.push("--statevector: the circuit measures qubits; omitted".into());
-    } else if args.statevector && n > MAX_LISTED {
-        notes.push(format!(
-            "--statevector: 2^{n} amplitudes are too many to print; use --state-out"
-        ));
-    }
-    let mut probabilities = None;
-    if args.probabilities {
-        let finals = final_measurements(circuit).unwrap_or_default();
-        if listable(&finals, &mut notes) {
-            probabilities = run
-                .state
-                .classical_distribution(&finals, circuit.num_clbits())?;
-        }
-    }
-    let mut expectations = Vec::new();
-    for (text, obs) in args.expect.iter().zip(&observables) {
-        let value = run.state.expectation(obs)?;
-        expectations.push((
-            text.clone(),
-            Estimate {
-                value,
-                std_error: 0.0,
-            },
-        ));
-    }
-    if let (Some(out), Some(state)) = (state_out, &state) {
-        write_state(out, &at_precision::<F>(state))?;
-    }
-    Ok(Report {
+    notes.insert(
+        0,
+        format!(
+            "{} ranks: {} exchanges, {:.2} slices sent per rank (a whole slice per gate on a \
+             global qubit would be {:.2})",
+            comm.size(),
+            run.exchanged.exchanges,
+            run.exchanged.slices_sent(n, comm.size()),
+            run.per_gate.slices_sent(n, comm.size()),
+        ),
+    );
+    let mut report = Report {
         qubits: n,
         clbits: circuit.num_clbits(),
         operations: circuit.ops().len(),
         shots,
-        seed,
+        seed: run.seed,
         precision: F::NAME,
         threads,
         method: Method::Statevector.name(),
         noisy: false,
-        counts: counts.filter(|_| shots > 0).map(|c| c.to_bitstrings()),
-        probabilities,
-        statevector: state.filter(|_| args.statevector && !measures && n <= MAX_LISTED),
-        expectations,
+        counts: run
+            .counts
+            .as_ref()
+            .filter(|_| shots > 0)
+            .map(|c| c.to_bitstrings()),
+        probabilities: None,
+        statevector: None,
+        expectations: Vec::new(),
         gradients: Vec::new(),
         gradient_time: None,
         parse_time: Duration::ZERO,
         noise_time: loaded.noise_time,
         sim_time,
-        stats: kettle_core::RunStats {
-            gates: circuit
-                .ops()
-                .iter()
-                .filter(|o| matches!(o, kettle_ir::Operation::Gate { .. }))
-                .count(),
-            branches: 1,
-            ..Default::default()
-        },
-        notes,
-    })
+        stats: run.stats.clone(),
+        notes: Vec::new(),
+    };
+    // Only a deterministic run's state stands for the circuit; a trajectory does not.
+    if let Some(state) = run.state.as_ref().filter(|_| deterministic) {
+        let unitary = !measures;
+        let listed = args.statevector && unitary && n <= MAX_LISTED;
+        let gathered = if listed || state_out.is_some() {
+            state.gather()
+        } else {
+            None
+        };
+        if args.statevector && !unitary {
+            notes.push("--statevector: the circuit measures qubits; omitted".into());
+        } else if args.statevector && n > MAX_LISTED {
+            notes.push(format!(
+                "--statevector: 2^{n} amplitudes are too many to print; use --state-out"
+            ));
+        }
+        if args.probabilities {
+            let finals = finals.as_deref().unwrap_or(&[]);
+            if listable(finals, &mut notes) {
+                report.probabilities =
+                    state.classical_distribution(finals, circuit.num_clbits())?;
+            }
+        }
+        for (text, obs) in args.expect.iter().zip(&observables) {
+            let value = state.expectation(obs)?;
+            report.expectations.push((
+                text.clone(),
+                Estimate {
+                    value,
+                    std_error: 0.0,
+                },
+            ));
+        }
+        if let (Some(out), Some(whole)) = (state_out, &gathered) {
+            write_state(out, &at_precision::<F>(whole))?;
+        }
+        report.statevector = gathered.filter(|_| listed);
+    }
+    report.notes = notes;
+    Ok(report)
 }
 
 /// Whether `--probabilities` can list the outcomes of the measurements

@@ -469,7 +469,13 @@ impl<'a, S: Backend> Engine<'a, S> {
         let start = segment.first_window(&choices);
         let mut cursor = t.cursor.take().expect("kept until the last trajectory");
         if t.one_batch && t.window < start {
-            let ops = segment.apply(trajectory_vector(&mut cursor)?, t.window, start, &[], self.par);
+            let ops = segment.apply(
+                trajectory_vector(&mut cursor)?,
+                t.window,
+                start,
+                &[],
+                self.par,
+            );
             self.applied(ops)?;
             t.window = start;
         }
@@ -576,7 +582,12 @@ impl<'a, S: Backend> Engine<'a, S> {
             let live = live_states + others.len() as u32;
             let copy = match state.try_copy(live, self.budget)? {
                 Some(mut s) => {
-                    step.apply(trajectory_vector(&mut s)?, i, probabilities[i] / total, self.par);
+                    step.apply(
+                        trajectory_vector(&mut s)?,
+                        i,
+                        probabilities[i] / total,
+                        self.par,
+                    );
                     Some(s)
                 }
                 None => None,
@@ -592,7 +603,12 @@ impl<'a, S: Backend> Engine<'a, S> {
                 tail_seed: branch.tail_seed,
             });
         }
-        step.apply(trajectory_vector(state)?, kept, probabilities[kept] / total, self.par);
+        step.apply(
+            trajectory_vector(state)?,
+            kept,
+            probabilities[kept] / total,
+            self.par,
+        );
         self.applied(1)?;
         branch.path.push(Choice::Kraus(kept as u16));
         branch.shots = shares[kept];

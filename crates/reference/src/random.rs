@@ -3,9 +3,7 @@
 
 use std::f64::consts::TAU;
 
-use kettle_ir::{
-    Circuit, Condition, Control, Gate, Operation, Qubit, StandardGate, UnitaryMatrix,
-};
+use kettle_ir::{Circuit, Condition, Control, Gate, Operation, Qubit, StandardGate, UnitaryMatrix};
 use num_complex::Complex64;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;

@@ -161,9 +161,7 @@ impl Simulator {
             .blocking
             .shape::<F>(self.parallelism().num_threads());
         let budget = self.memory_budget();
-        let zero = || {
-            DistributedState::zero(n, comm, budget, &exchanged, self.fusion().clone(), chunk)
-        };
+        let zero = || DistributedState::zero(n, comm, budget, &exchanged, *self.fusion(), chunk);
         let shots = Shots {
             program: &program,
             sim: self,
@@ -957,7 +955,7 @@ impl<F: Float> Backend for DistributedState<'_, F> {
             exchanged: Rc::clone(&self.exchanged),
             fresh: self.fresh,
             at_zero: self.at_zero,
-            fusion: self.fusion.clone(),
+            fusion: self.fusion,
             chunk: self.chunk,
         }))
     }

@@ -221,13 +221,26 @@ fn assert_dynamic_run_agrees(sim: &Simulator, c: &Circuit, shots: u64, seed: u64
         let run = sim.run_distributed::<f64>(c, &options, comm).unwrap();
         let state = run.state.as_ref().unwrap().gather();
         let stats = run.stats;
-        (run.counts, state, run.expectations, stats.branches, stats.replays)
+        (
+            run.counts,
+            state,
+            run.expectations,
+            stats.branches,
+            stats.replays,
+        )
     });
     let (counts, state, expectations, branches, replays) = &out[0];
-    assert_eq!(*branches, single.stats.branches, "ranks {ranks} seed {seed}");
+    assert_eq!(
+        *branches, single.stats.branches,
+        "ranks {ranks} seed {seed}"
+    );
     let diff = reference::max_abs_diff(state.as_ref().unwrap(), &expect);
     assert!(diff < 1e-12, "ranks {ranks} seed {seed}: state {diff:e}");
-    assert_eq!(counts.as_ref().unwrap(), &single.counts, "ranks {ranks} seed {seed}");
+    assert_eq!(
+        counts.as_ref().unwrap(),
+        &single.counts,
+        "ranks {ranks} seed {seed}"
+    );
     if sim.memory_budget().is_some() && *branches > 1 {
         assert!(*replays > 0, "the budget held no copy");
     }
@@ -312,9 +325,7 @@ fn probabilities_and_expectations_equal_the_single_process() {
             let out = ThreadGroup::run(ranks, |comm| {
                 let run = sim.run_distributed::<f64>(&c, &keep_state(), comm).unwrap();
                 let state = run.state.unwrap();
-                let dist = state
-                    .classical_distribution(&some, c.num_clbits())
-                    .unwrap();
+                let dist = state.classical_distribution(&some, c.num_clbits()).unwrap();
                 let e: Vec<f64> = observables
                     .iter()
                     .map(|o| state.expectation(o).unwrap())
