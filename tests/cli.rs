@@ -84,6 +84,10 @@ fn unknown_command_fails_with_usage() {
     let zero = kettle(&["run", &sample("bell.qasm"), "--threads", "0"]);
     assert_eq!(zero.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&zero.stderr).contains("--threads"));
+    // The service's command for a job across MPI ranks, started alone.
+    let alone = kettle(&["job-run"]);
+    assert_eq!(alone.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&alone.stderr).contains("under mpirun"));
 }
 
 fn sample(name: &str) -> String {

@@ -412,3 +412,83 @@ fn probabilities_and_expectations_equal_the_single_process() {
         }
     }
 }
+
+/// `mpirun -np ranks kettle job-run --threads=1` with `job` on its
+/// standard input (rank 0's).
+fn job_run(ranks: usize, job: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new("mpirun")
+        .args(["--oversubscribe", "-np", &ranks.to_string()])
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .arg(env!("CARGO_BIN_EXE_kettle"))
+        .args(["job-run", "--threads=1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mpirun starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(job).expect("job written");
+    drop(stdin);
+    child.wait_with_output().expect("mpirun ends")
+}
+
+/// A job of the service run by `kettle job-run` across ranks: its counts
+/// are those of `kettle run` with the execution's seed, printed once; a
+/// job that does not read fails on every rank with one message.
+#[test]
+fn a_service_job_runs_across_ranks() {
+    if !mpi_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let source = random_dynamic_qasm(9, 80, 7);
+    let path = dir.path().join("job.qasm");
+    std::fs::write(&path, &source).expect("write");
+    let request: kettle_service::JobRequest = serde_json::from_value(serde_json::json!({
+        "program": {"format": "qasm2", "source": source},
+        "shots": 2000,
+        "seed": 41,
+        "result_types": ["counts", "memory"],
+    }))
+    .expect("request");
+    let limits = kettle_service::TenantLimits::default();
+    let job = kettle_service::RankJob {
+        spec: kettle_service::check_request(&request, &limits, 1 << 30, 20).expect("admitted"),
+        limits,
+        max_listed_qubits: 20,
+    };
+    let job = serde_json::to_vec(&job).expect("json");
+    let alone = kettle(&[
+        "run",
+        path.to_str().unwrap(),
+        "--json",
+        "--shots",
+        "2000",
+        "--seed",
+        "41",
+    ]);
+    assert!(alone.status.success(), "{alone:?}");
+    let alone: serde_json::Value = serde_json::from_slice(&alone.stdout).expect("json");
+    for ranks in [2, 4] {
+        let out = job_run(ranks, &job);
+        assert!(out.status.success(), "{ranks} ranks: {out:?}");
+        let text = String::from_utf8(out.stdout).expect("utf-8");
+        assert_eq!(text.lines().count(), 1, "one line, from rank 0: {text}");
+        let result: kettle_service::JobResult = serde_json::from_str(&text).expect("a result");
+        let execution = &result.executions[0];
+        assert_eq!(execution.seed, 41);
+        assert_eq!(
+            serde_json::to_value(&execution.counts).unwrap(),
+            alone["counts"],
+            "{ranks} ranks"
+        );
+        assert_eq!(execution.memory.as_ref().map(Vec::len), Some(2000));
+    }
+    let out = job_run(2, b"{\"spec\": 1}");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("does not read").count(), 1, "{stderr}");
+}

@@ -11,12 +11,15 @@
 //! `kettle-core` and `render` prints either a histogram for a person or one
 //! JSON object for a script; `bench` times the simulation alone; `progress`
 //! draws a bar on stderr for long runs; `serve` hands over to
-//! `kettle-server`. Everything a user gets wrong ends in
+//! `kettle-server`; `ranks` joins MPI ranks for `run` and `bench`, and
+//! `job_run` runs one job of the service across them (the hidden
+//! `kettle job-run`). Everything a user gets wrong ends in
 //! a message on stderr and exit code 2 (internal failures: 1, a CPU this
 //! build cannot use: 3), never a panic.
 
 mod bench;
 mod failure;
+mod job_run;
 mod progress;
 mod ranks;
 mod render;
@@ -59,6 +62,18 @@ pub enum Command {
     Store(StoreArgs),
     /// Show the SIMD level of this build, the threads, and memory per qubit count.
     Info,
+    /// Run one job of `kettle serve` split over MPI ranks: rank 0 reads the
+    /// job as JSON on standard input and prints its result as JSON.
+    #[command(name = "job-run", hide = true)]
+    JobRun(JobRunArgs),
+}
+
+/// Options of `kettle job-run`.
+#[derive(Debug, clap::Args)]
+pub struct JobRunArgs {
+    /// Worker threads per rank, at least 1 (default: all available).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub threads: Option<usize>,
 }
 
 /// Input formats.
@@ -284,6 +299,7 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => across_ranks(|r| run::run(&args, r)),
         Command::Bench(args) => across_ranks(|r| bench::bench(&args, r)),
+        Command::JobRun(args) => across_ranks(|r| job_run::job_run(&args, r)),
         Command::Serve(args) => serve::serve(&args),
         Command::Keys(args) => serve::keys(&args),
         Command::Store(args) => serve::store(&args),

@@ -4,14 +4,16 @@
 //! the store, a large program) the source is parsed again, which is
 //! deterministic. Synchronous: called on a worker thread.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use kettle_core::{
-    AngleRef, Float, Monitor, PauliSum, Progress, RunOptions, SimError, Simulator,
-    final_measurements, measured_qubits,
+    AngleRef, Counts, Estimate, Float, Monitor, PauliSum, Progress, RunOptions, SimError,
+    Simulator, final_measurements, measured_qubits,
 };
 use kettle_ir::Circuit;
+use kettle_noise::NoiseModel;
 use kettle_qasm::{
     InputColumn, JacobianError, Qasm3Program, angle_jacobian, chain_rule, moved_angles,
 };
@@ -65,7 +67,7 @@ impl Monitor for SweepMonitor<'_> {
 }
 
 /// Basis state `index` of `n` qubits as a bitstring, qubit 0 rightmost.
-fn basis_bitstring(index: u64, n: u32) -> String {
+pub(crate) fn basis_bitstring(index: u64, n: u32) -> String {
     format!("{index:0width$b}", width = n as usize)
 }
 
@@ -93,18 +95,11 @@ pub(crate) fn run_job(
         .map_err(|e| RunFailure::Error(format!("the noise model no longer reads: {e}")))?;
     let mut executions = Vec::with_capacity(spec.executions.len());
     for (i, inputs) in spec.executions.iter().enumerate() {
-        let parsed;
         let circuit = match circuits.and_then(|c| c.get(i)) {
-            Some(circuit) => circuit,
-            None => {
-                let plain = parse_execution(&spec.program, inputs, limits)
-                    .map_err(|e| RunFailure::Error(format!("the program no longer parses: {e}")))?;
-                parsed = with_noise(noise.as_ref(), plain).map_err(|e| {
-                    RunFailure::Error(format!("the noise model no longer applies: {e}"))
-                })?;
-                &parsed
-            }
+            Some(circuit) => Cow::Borrowed(circuit),
+            None => Cow::Owned(execution_circuit(spec, inputs, limits, noise.as_ref())?),
         };
+        let circuit = circuit.as_ref();
         let seed = spec.seed.wrapping_add(i as u64);
         let monitor = &SweepMonitor {
             outer: monitor,
@@ -132,6 +127,112 @@ pub(crate) fn run_job(
         executions,
         run_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The circuit of the execution with `inputs`, parsed again from the job's
+/// program, with the job's noise model.
+pub(crate) fn execution_circuit(
+    spec: &JobSpec,
+    inputs: &BTreeMap<String, f64>,
+    limits: &TenantLimits,
+    noise: Option<&NoiseModel>,
+) -> Result<Circuit, RunFailure> {
+    let plain = parse_execution(&spec.program, inputs, limits)
+        .map_err(|e| RunFailure::Error(format!("the program no longer parses: {e}")))?;
+    with_noise(noise, plain)
+        .map_err(|e| RunFailure::Error(format!("the noise model no longer applies: {e}")))
+}
+
+/// What an execution asks of its run, from the job's result types.
+pub(crate) struct Wanted<'s> {
+    pub(crate) counts: bool,
+    pub(crate) memory: bool,
+    /// The final state (for `statevector` or `probabilities`).
+    pub(crate) state: bool,
+    /// The `expectation` result types' observables, as written and parsed.
+    pub(crate) expectations: Vec<&'s String>,
+    pub(crate) observables: Vec<PauliSum>,
+}
+
+impl<'s> Wanted<'s> {
+    pub(crate) fn of(spec: &'s JobSpec) -> Result<Self, RunFailure> {
+        let expectations: Vec<&String> = spec
+            .result_types
+            .iter()
+            .filter_map(|t| match t {
+                ResultType::Expectation(list) => Some(list),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let observables = expectations
+            .iter()
+            .map(|text| text.parse())
+            .collect::<Result<Vec<PauliSum>, SimError>>()?;
+        Ok(Wanted {
+            counts: spec.result_types.contains(&ResultType::Counts),
+            memory: spec.result_types.contains(&ResultType::Memory),
+            state: spec
+                .result_types
+                .iter()
+                .any(|t| matches!(t, ResultType::Statevector | ResultType::Probabilities)),
+            expectations,
+            observables,
+        })
+    }
+
+    /// Whether anything needs a run besides a gradient: shots (admission
+    /// set them for counts, memory and trajectory estimates only), the
+    /// state, or expectation values.
+    pub(crate) fn runs(&self, shots: u64) -> bool {
+        shots > 0 || self.state || !self.observables.is_empty()
+    }
+
+    /// An execution's result before its run: its seed, shots and gradients.
+    pub(crate) fn empty_result(seed: u64, shots: u64, gradients: Vec<Gradient>) -> ExecutionResult {
+        ExecutionResult {
+            inputs: BTreeMap::new(),
+            seed,
+            shots,
+            method: Some(Method::Statevector),
+            counts: None,
+            memory: None,
+            probabilities: None,
+            statevector: None,
+            sparse_statevector: None,
+            expectations: Vec::new(),
+            gradients,
+        }
+    }
+
+    /// Puts the run's counts, the order of its shots and its expectation
+    /// values into `result`, as asked.
+    pub(crate) fn record(
+        &self,
+        result: &mut ExecutionResult,
+        counts: &Counts,
+        estimates: &[Estimate],
+    ) {
+        result.counts = self.counts.then(|| counts.to_bitstrings());
+        // Its own stream: the order of the shots is independent of which
+        // outcomes were drawn.
+        result.memory = self.memory.then(|| {
+            let clbits = counts.num_clbits();
+            (counts.to_memory(result.seed ^ MEMORY_STREAM).iter())
+                .map(|v| v.to_bitstring(clbits))
+                .collect()
+        });
+        result.expectations = self
+            .expectations
+            .iter()
+            .zip(estimates)
+            .map(|(text, e)| Expectation {
+                observable: (*text).clone(),
+                value: e.value,
+                std_error: e.std_error,
+            })
+            .collect();
+    }
 }
 
 /// An execution's `adjoint_gradient`: the observables, and how the
@@ -233,29 +334,10 @@ fn run_one<F: Float>(
     gradient: Option<&GradientPlan<'_>>,
     monitor: &dyn Monitor,
 ) -> Result<ExecutionResult, RunFailure> {
-    let wants_counts = spec.result_types.contains(&ResultType::Counts);
-    let wants_memory = spec.result_types.contains(&ResultType::Memory);
-    let wants_state = spec
-        .result_types
-        .iter()
-        .any(|t| matches!(t, ResultType::Statevector | ResultType::Probabilities));
-    let expectations: Vec<&String> = spec
-        .result_types
-        .iter()
-        .filter_map(|t| match t {
-            ResultType::Expectation(list) => Some(list),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    let observables = expectations
-        .iter()
-        .map(|text| text.parse())
-        .collect::<Result<Vec<PauliSum>, SimError>>()?;
+    let wanted = Wanted::of(spec)?;
     let finals = final_measurements(circuit);
-    // Admission set shots for counts, memory and trajectory estimates only.
     let shots = spec.shots;
-    let runs = shots > 0 || wants_state || !observables.is_empty();
+    let runs = wanted.runs(shots);
     // The run and the gradient's own forward and backward passes are two
     // phases of the execution's progress.
     let phases = (u64::from(gradient.is_some()) + u64::from(runs)).max(1);
@@ -270,19 +352,7 @@ fn run_one<F: Float>(
         }
         None => Vec::new(),
     };
-    let mut result = ExecutionResult {
-        inputs: BTreeMap::new(),
-        seed,
-        shots,
-        method: Some(Method::Statevector),
-        counts: None,
-        memory: None,
-        probabilities: None,
-        statevector: None,
-        sparse_statevector: None,
-        expectations: Vec::new(),
-        gradients,
-    };
+    let mut result = Wanted::empty_result(seed, shots, gradients);
     if !runs {
         return Ok(result);
     }
@@ -296,32 +366,15 @@ fn run_one<F: Float>(
         &RunOptions {
             shots,
             seed: Some(seed),
-            keep_state: wants_state && finals.is_some(),
+            keep_state: wanted.state && finals.is_some(),
             method: spec.method.to_core(),
-            observables,
+            observables: wanted.observables.clone(),
         },
         &phase,
     )?;
     result.seed = out.seed;
     result.method = Some(Method::from_core(out.method));
-    result.counts = wants_counts.then(|| out.counts.to_bitstrings());
-    // Its own stream: the order of the shots is independent of which
-    // outcomes were drawn.
-    result.memory = wants_memory.then(|| {
-        let clbits = out.counts.num_clbits();
-        (out.counts.to_memory(seed ^ MEMORY_STREAM).iter())
-            .map(|v| v.to_bitstring(clbits))
-            .collect()
-    });
-    result.expectations = expectations
-        .into_iter()
-        .zip(&out.expectations)
-        .map(|(text, e)| Expectation {
-            observable: text.clone(),
-            value: e.value,
-            std_error: e.std_error,
-        })
-        .collect();
+    wanted.record(&mut result, &out.counts, &out.expectations);
     let most = listed_entries(max_listed_qubits);
     if let Some(rho) = out.density_matrix.as_ref() {
         if spec.result_types.contains(&ResultType::Probabilities) {

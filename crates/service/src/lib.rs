@@ -42,6 +42,9 @@
 //!   run at the next gate on cancellation, shutdown or the run-time limit;
 //!   one more, the fair-share worker, runs a job of a tenant with none
 //!   running while all of them are busy.
+//! - [`run_job_across`]: a job with each state split over MPI ranks
+//!   ([`RankJob`] handed to every rank, the result on rank 0), for what
+//!   `kettle job-run` runs under `mpirun`; not yet started by a worker.
 //! - Admission: programs are parsed off the async threads, on at most one
 //!   permit per core (one tenant holds all but one), under the parser's
 //!   work budget and `max_admission_time`; a submission dropped by its
@@ -60,6 +63,7 @@
 //!   cluster's queue (`kettle_jobs{status}` counts the store, so every
 //!   node's too).
 
+mod across;
 mod admission;
 mod cluster;
 mod config;
@@ -77,6 +81,7 @@ mod time;
 mod worker;
 mod writer;
 
+pub use across::{RankJob, run_job_across};
 pub use config::{
     AuthMode, DEFAULT_MAX_RESULT_BYTES, MAX_RESULT_BYTES_CEILING, ServiceConfig, TenantLimits,
 };
