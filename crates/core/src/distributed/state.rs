@@ -55,6 +55,14 @@ fn bytes_words(b: &[u8]) -> [u64; 2] {
     [word(&b[..8]), word(&b[8..WIRE_BYTES])]
 }
 
+/// What a run's states have moved, and what a per-gate scheme would have
+/// moved for the same runs of gates.
+#[derive(Clone, Copy, Debug, Default)]
+struct Traffic {
+    made: ExchangeVolume,
+    per_gate: ExchangeVolume,
+}
+
 /// One rank's part of a distributed state.
 pub struct DistributedState<'c, F: Float> {
     slice: StateVector<F>,
@@ -62,7 +70,7 @@ pub struct DistributedState<'c, F: Float> {
     comm: &'c dyn Communicator,
     /// What this state and every state copied from it or beside it in the
     /// same run have exchanged.
-    exchanged: Rc<Cell<ExchangeVolume>>,
+    traffic: Rc<Cell<Traffic>>,
     /// The slice is still a multiple of |0…0⟩ (nothing has run on it), so
     /// the first operations' stages may skip its zero chunks.
     fresh: bool,
@@ -96,7 +104,8 @@ pub struct DistributedRun<'c, F: Float> {
     /// Exchanges made and amplitudes sent per rank, over every branch.
     pub exchanged: ExchangeVolume,
     /// What a per-gate scheme (a whole slice per gate on a global qubit,
-    /// as QuEST does) would have sent on one pass through the circuit.
+    /// as QuEST does) would have sent for the same gates, over every
+    /// branch.
     pub per_gate: ExchangeVolume,
 }
 
@@ -132,16 +141,6 @@ impl Simulator {
         let global = comm.size().trailing_zeros();
         check_budget::<F>(n - global, 1, self.memory_budget())?;
         let program = Program::compile_unplanned(circuit);
-        let identity = Layout::identity(n, global);
-        let runs = || {
-            program.instrs.iter().filter_map(|i| match i {
-                Instr::Run(ops) => Some(ops),
-                _ => None,
-            })
-        };
-        let per_gate = runs().fold(ExchangeVolume::default(), |v, ops| {
-            v + per_gate_volume(ops, &identity)
-        });
         // Every rank must draw the same shares of the shots: rank 0's seed.
         let mut seed = options
             .seed
@@ -152,16 +151,21 @@ impl Simulator {
         let seed = u64::from_le_bytes(seed.try_into().expect("8 bytes"));
         let stats = RunStats {
             gates: program.gates,
-            applied_ops: runs().map(Vec::len).sum(),
+            applied_ops: (program.instrs.iter())
+                .map(|i| match i {
+                    Instr::Run(ops) => ops.len(),
+                    _ => 0,
+                })
+                .sum(),
             ..RunStats::default()
         };
-        let exchanged = Rc::new(Cell::new(ExchangeVolume::default()));
+        let traffic = Rc::new(Cell::new(Traffic::default()));
         let chunk = self
             .fusion()
             .blocking
             .shape::<F>(self.parallelism().num_threads());
         let budget = self.memory_budget();
-        let zero = || DistributedState::zero(n, comm, budget, &exchanged, *self.fusion(), chunk);
+        let zero = || DistributedState::zero(n, comm, budget, &traffic, *self.fusion(), chunk);
         let shots = Shots {
             program: &program,
             sim: self,
@@ -178,8 +182,8 @@ impl Simulator {
             expectations: finished.expectations,
             seed,
             stats: finished.stats,
-            exchanged: exchanged.get(),
-            per_gate,
+            exchanged: traffic.get().made,
+            per_gate: traffic.get().per_gate,
         })
     }
 }
@@ -189,7 +193,7 @@ impl<F: Float> std::fmt::Debug for DistributedState<'_, F> {
         f.debug_struct("DistributedState")
             .field("rank", &self.comm.rank())
             .field("layout", &self.layout)
-            .field("exchanged", &self.exchanged.get())
+            .field("traffic", &self.traffic.get())
             .finish_non_exhaustive()
     }
 }
@@ -285,7 +289,7 @@ impl<'c, F: Float> DistributedState<'c, F> {
         num_qubits: u32,
         comm: &'c dyn Communicator,
         budget: Option<u64>,
-        exchanged: &Rc<Cell<ExchangeVolume>>,
+        traffic: &Rc<Cell<Traffic>>,
         fusion: FusionConfig,
         chunk: Option<ChunkShape>,
     ) -> Result<Self, SimError> {
@@ -298,7 +302,7 @@ impl<'c, F: Float> DistributedState<'c, F> {
             slice,
             layout: Layout::identity(num_qubits, global),
             comm,
-            exchanged: Rc::clone(exchanged),
+            traffic: Rc::clone(traffic),
             fresh: true,
             at_zero: true,
             fusion,
@@ -325,6 +329,10 @@ impl<'c, F: Float> DistributedState<'c, F> {
     /// Applies a run of gates (on qubits): planned against the current
     /// layout into operations on each slice and exchanges.
     fn apply_run(&mut self, ops: &[KernelOp], par: &Parallelism) {
+        let mut traffic = self.traffic.get();
+        let qubits = Layout::identity(self.layout.num_qubits(), self.global_qubits());
+        traffic.per_gate = traffic.per_gate + per_gate_volume(ops, &qubits);
+        self.traffic.set(traffic);
         let mut ops = ops.to_vec();
         if std::mem::take(&mut self.at_zero) {
             let prefix = take_global_prefix(&mut ops, &self.layout);
@@ -359,11 +367,15 @@ impl<'c, F: Float> DistributedState<'c, F> {
     /// Exchanges made so far by this run's states (every branch), and
     /// amplitudes this rank sent.
     pub fn exchanged(&self) -> ExchangeVolume {
-        self.exchanged.get()
+        self.traffic.get().made
     }
 
     fn local_qubits(&self) -> u32 {
         self.layout.local_qubits()
+    }
+
+    fn global_qubits(&self) -> u32 {
+        self.layout.num_qubits() - self.layout.local_qubits()
     }
 
     /// Applies operations on positions, each as this rank sees it.
@@ -429,13 +441,13 @@ impl<'c, F: Float> DistributedState<'c, F> {
         }
         self.fresh = false;
         self.at_zero = false;
-        self.exchanged.set(
-            self.exchanged.get()
-                + ExchangeVolume {
-                    exchanges: 1,
-                    amplitudes_sent: ((1usize << k) - 1) as u64 * count as u64,
-                },
-        );
+        let mut traffic = self.traffic.get();
+        traffic.made = traffic.made
+            + ExchangeVolume {
+                exchanges: 1,
+                amplitudes_sent: ((1usize << k) - 1) as u64 * count as u64,
+            };
+        self.traffic.set(traffic);
     }
 
     /// One partner's part of an exchange where every swapped local position
@@ -952,7 +964,7 @@ impl<F: Float> Backend for DistributedState<'_, F> {
             slice,
             layout: self.layout.clone(),
             comm: self.comm,
-            exchanged: Rc::clone(&self.exchanged),
+            traffic: Rc::clone(&self.traffic),
             fresh: self.fresh,
             at_zero: self.at_zero,
             fusion: self.fusion,

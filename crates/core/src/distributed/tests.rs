@@ -352,3 +352,32 @@ fn probabilities_and_expectations_equal_the_single_process() {
         }
     }
 }
+
+#[test]
+fn exchange_figures_count_every_branch() {
+    // h on the global qubit, measured, h again: the first run once, the
+    // second on each outcome's branch.
+    let c = Circuit::new(6)
+        .creg("c", 2)
+        .h(5)
+        .measure(5, 0)
+        .h(5)
+        .measure(5, 1);
+    let options = RunOptions {
+        shots: 100,
+        seed: Some(1),
+        ..RunOptions::default()
+    };
+    let sim = Simulator::new();
+    let out = ThreadGroup::run(2, |comm| {
+        let run = sim.run_distributed::<f64>(&c, &options, comm).unwrap();
+        (run.stats.branches, run.per_gate, run.exchanged)
+    });
+    let (branches, per_gate, made) = out[0];
+    assert_eq!(branches, 2);
+    assert_eq!(per_gate.exchanges, 3, "{per_gate:?}");
+    // The first h starts each rank's product state; each branch swaps the
+    // qubit in for its h and back in order for sampling.
+    assert_eq!(made.exchanges, 4, "{made:?}");
+    assert!(out.iter().all(|o| o.1 == per_gate && o.2 == made));
+}
