@@ -109,6 +109,19 @@ fn random_qasm(n: u32, gates: usize, seed: u64) -> String {
     s
 }
 
+/// The repository's example programs (`circuits/qasm2`, `circuits/qasm3`).
+fn example_circuits() -> Vec<PathBuf> {
+    ["circuits/qasm2", "circuits/qasm3"]
+        .iter()
+        .flat_map(|d| {
+            std::fs::read_dir(d)
+                .expect("circuits")
+                .map(|e| e.expect("entry").path())
+        })
+        .filter(|p| p.extension().is_some_and(|e| e == "qasm"))
+        .collect()
+}
+
 /// A seeded random dynamic circuit on `n` qubits: `random_qasm`'s gates,
 /// with mid-circuit measurements into a 2-bit register `m`, resets, and
 /// gates conditioned on `m`, then every qubit measured into `c`.
@@ -157,17 +170,11 @@ fn dynamic_circuits_count_as_the_single_process() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut files: Vec<PathBuf> = ["circuits/qasm2", "circuits/qasm3"]
-        .iter()
-        .flat_map(|d| {
-            std::fs::read_dir(d)
-                .expect("circuits")
-                .map(|e| e.expect("entry").path())
-        })
+    let mut files: Vec<PathBuf> = example_circuits()
+        .into_iter()
         .filter(|p| {
             let text = std::fs::read_to_string(p).unwrap_or_default();
-            p.extension().is_some_and(|e| e == "qasm")
-                && (text.contains("reset") || text.contains("if"))
+            text.contains("reset") || text.contains("if")
         })
         .collect();
     for (i, (n, seed)) in [(8u32, 1u64), (9, 2), (10, 3), (11, 4)]
@@ -211,15 +218,7 @@ fn distributed_states_equal_the_single_process() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut files: Vec<PathBuf> = ["circuits/qasm2", "circuits/qasm3"]
-        .iter()
-        .flat_map(|d| {
-            std::fs::read_dir(d)
-                .expect("circuits")
-                .map(|e| e.expect("entry").path())
-        })
-        .filter(|p| p.extension().is_some_and(|e| e == "qasm"))
-        .collect();
+    let mut files = example_circuits();
     for (i, (n, seed)) in [(9u32, 1u64), (12, 2), (14, 3)].into_iter().enumerate() {
         let path = dir.path().join(format!("random{i}.qasm"));
         std::fs::write(&path, random_qasm(n, 300, seed)).expect("write");

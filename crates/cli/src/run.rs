@@ -74,25 +74,15 @@ pub(crate) fn simulate<F: Float>(
     if circuit.is_noisy() || method == Method::DensityMatrix {
         return simulate_mixed::<F>(sim, loaded, args, threads, &observables, method);
     }
-    let measures = circuit.measures_anything();
-    let finals = final_measurements(circuit);
+    let mut notes = Vec::new();
+    let Outputs {
+        measures,
+        finals,
+        state_out,
+        keep_state,
+    } = outputs(circuit, args, &observables, &mut notes);
     let deterministic = finals.is_some();
     let unitary = !measures && deterministic;
-    let mut notes = Vec::new();
-    // An empty --state-out is how the peer benchmark says "not this time".
-    let state_out = state_out(args);
-    let wants_state =
-        args.statevector || args.probabilities || !observables.is_empty() || state_out.is_some();
-    // A circuit that measures nothing is still simulated (one trajectory if
-    // it resets): its state is the result, even when nobody prints it.
-    let keep_state = !measures || (wants_state && deterministic);
-    if wants_state && !deterministic {
-        notes.push(
-            "--statevector, --probabilities, --expect and --state-out need a circuit whose \
-             measurements are all final (no reset or classical control); omitted"
-                .to_string(),
-        );
-    }
     let shots = if measures { args.shots } else { 0 };
     let (result, sim_time) = run_with_progress::<F>(
         sim,
@@ -171,21 +161,14 @@ fn simulate_over<F: Float>(
         ));
     }
     let observables = parse_observables(args)?;
-    let measures = circuit.measures_anything();
-    let finals = final_measurements(circuit);
-    let deterministic = finals.is_some();
     let mut notes = Vec::new();
-    let state_out = state_out(args);
-    let wants_state =
-        args.statevector || args.probabilities || !observables.is_empty() || state_out.is_some();
-    let keep_state = !measures || (wants_state && deterministic);
-    if wants_state && !deterministic {
-        notes.push(
-            "--statevector, --probabilities, --expect and --state-out need a circuit whose \
-             measurements are all final (no reset or classical control); omitted"
-                .to_string(),
-        );
-    }
+    let Outputs {
+        measures,
+        finals,
+        state_out,
+        keep_state,
+    } = outputs(circuit, args, &observables, &mut notes);
+    let deterministic = finals.is_some();
     let shots = if measures { args.shots } else { 0 };
     let options = RunOptions {
         shots,
@@ -275,6 +258,52 @@ fn simulate_over<F: Float>(
     }
     report.notes = notes;
     Ok(report)
+}
+
+/// What a run keeps for the outputs asked of it, by one rule in one process
+/// and across ranks.
+struct Outputs<'a> {
+    /// The circuit measures some qubit (it is sampled, not listed whole).
+    measures: bool,
+    /// Its measurements, when every one is final.
+    finals: Option<Vec<(u32, u32)>>,
+    /// `--state-out`, unless empty.
+    state_out: Option<&'a Path>,
+    /// Keep the final state.
+    keep_state: bool,
+}
+
+/// [`Outputs`] of `circuit` for `args`; a note when the state's outputs
+/// (`--statevector`, `--probabilities`, `--expect`, `--state-out`) are
+/// omitted because the circuit's measurements are not all final.
+fn outputs<'a>(
+    circuit: &Circuit,
+    args: &'a RunArgs,
+    observables: &[PauliSum],
+    notes: &mut Vec<String>,
+) -> Outputs<'a> {
+    let measures = circuit.measures_anything();
+    let finals = final_measurements(circuit);
+    // An empty --state-out is how the peer benchmark says "not this time".
+    let state_out = state_out(args);
+    let wants_state =
+        args.statevector || args.probabilities || !observables.is_empty() || state_out.is_some();
+    if wants_state && finals.is_none() {
+        notes.push(
+            "--statevector, --probabilities, --expect and --state-out need a circuit whose \
+             measurements are all final (no reset or classical control); omitted"
+                .to_string(),
+        );
+    }
+    // A circuit that measures nothing is still simulated (one trajectory if
+    // it resets): its state is the result, even when nobody prints it.
+    let keep_state = !measures || (wants_state && finals.is_some());
+    Outputs {
+        measures,
+        finals,
+        state_out,
+        keep_state,
+    }
 }
 
 /// Whether `--probabilities` can list the outcomes of the measurements
