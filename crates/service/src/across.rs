@@ -71,9 +71,11 @@ fn run(
         // Admitted for one state of its size: each rank holds its share,
         // and branches replay rather than copy beyond it.
         let global = ranks.trailing_zeros();
+        // Fewer qubits than global ones: refused by the run, with its reason.
+        let local = circuit.num_qubits().saturating_sub(global);
         let slice = match spec.precision {
-            Precision::F64 => StateVector::<f64>::bytes_for(circuit.num_qubits() - global),
-            Precision::F32 => StateVector::<f32>::bytes_for(circuit.num_qubits() - global),
+            Precision::F64 => StateVector::<f64>::bytes_for(local),
+            Precision::F32 => StateVector::<f32>::bytes_for(local),
         };
         let share = (spec.memory_bytes / ranks).max(u64::try_from(slice).unwrap_or(u64::MAX));
         let sim = sim.clone().with_memory_budget(Some(share));
@@ -321,6 +323,19 @@ mod tests {
             "result_types": ["probabilities"],
         }));
         wide.max_listed_qubits = 4;
+        // Two qubits over eight ranks: the run's own refusal, not a panic.
+        let out = ThreadGroup::run(8, |comm| {
+            let bell = job(serde_json::json!({
+                "program": {"format": "qasm2", "source":
+                    "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[2];\ncreg c[2];\nh q[0];\n\
+                     cx q[0],q[1];\nmeasure q -> c;\n"},
+            }));
+            run_job_across(&sim, &bell, comm)
+        });
+        for rank in &out {
+            let message = rank.as_ref().expect_err("too narrow");
+            assert!(message.contains("per slice"), "{message}");
+        }
         for (job, what) in [
             (noisy, "noise"),
             (density, "density_matrix"),
