@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use kettle_core::distributed::Communicator;
-use kettle_core::{Float, RunOptions, Simulator, StateVector, final_measurements, measured_qubits};
+use kettle_core::{Float, Simulator, StateVector, final_measurements, measured_qubits};
 use kettle_ir::Circuit;
 use serde::{Deserialize, Serialize};
 
@@ -144,17 +144,9 @@ fn run_one<F: Float>(
                 .into(),
         ));
     }
-    let run = sim.run_distributed::<F>(
-        circuit,
-        &RunOptions {
-            shots,
-            seed: Some(seed),
-            keep_state: wanted.state && finals.is_some(),
-            method: kettle_core::Method::Statevector,
-            observables: wanted.observables.clone(),
-        },
-        comm,
-    )?;
+    let method = kettle_core::Method::Statevector;
+    let options = wanted.run_options(shots, seed, finals.is_some(), method);
+    let run = sim.run_distributed::<F>(circuit, &options, comm)?;
     // What the state gives is gathered by collective calls on every rank.
     let mut probabilities: Option<BTreeMap<String, f64>> = None;
     let mut statevector = None;

@@ -188,6 +188,24 @@ impl<'s> Wanted<'s> {
         shots > 0 || self.state || !self.observables.is_empty()
     }
 
+    /// The options of an execution's run: the state kept when it is asked
+    /// for and stands for the circuit (every measurement final).
+    pub(crate) fn run_options(
+        &self,
+        shots: u64,
+        seed: u64,
+        all_final: bool,
+        method: kettle_core::Method,
+    ) -> RunOptions {
+        RunOptions {
+            shots,
+            seed: Some(seed),
+            keep_state: self.state && all_final,
+            method,
+            observables: self.observables.clone(),
+        }
+    }
+
     /// An execution's result before its run: its seed, shots and gradients.
     pub(crate) fn empty_result(seed: u64, shots: u64, gradients: Vec<Gradient>) -> ExecutionResult {
         ExecutionResult {
@@ -361,17 +379,8 @@ fn run_one<F: Float>(
         done: phases - 1,
         of: phases,
     };
-    let out = sim.run_monitored::<F>(
-        circuit,
-        &RunOptions {
-            shots,
-            seed: Some(seed),
-            keep_state: wanted.state && finals.is_some(),
-            method: spec.method.to_core(),
-            observables: wanted.observables.clone(),
-        },
-        &phase,
-    )?;
+    let options = wanted.run_options(shots, seed, finals.is_some(), spec.method.to_core());
+    let out = sim.run_monitored::<F>(circuit, &options, &phase)?;
     result.seed = out.seed;
     result.method = Some(Method::from_core(out.method));
     wanted.record(&mut result, &out.counts, &out.expectations);

@@ -218,9 +218,7 @@ pub fn planned_exchanges(
     circuit: &Circuit,
     ranks: usize,
 ) -> Result<(ExchangeVolume, ExchangeVolume), SimError> {
-    check_distributed(circuit, ranks)?;
-    let mut ops = Vec::new();
-    gates_of(circuit.ops(), &mut ops);
+    let mut ops = check_distributed(circuit, ranks)?;
     let mut layout = Layout::identity(circuit.num_qubits(), ranks.trailing_zeros());
     let per_gate = per_gate_volume(&ops, &layout);
     take_global_prefix(&mut ops, &layout);
@@ -250,8 +248,8 @@ fn gates_of(ops: &[Operation], out: &mut Vec<KernelOp>) {
 
 /// Refuses what a run over `ranks` ranks cannot take: an invalid or noisy
 /// circuit, a rank count that is not a power of two, slices narrower than
-/// the widest gate.
-fn check_distributed(circuit: &Circuit, ranks: usize) -> Result<(), SimError> {
+/// the widest gate. Returns the circuit's gates, lowered (see [`gates_of`]).
+fn check_distributed(circuit: &Circuit, ranks: usize) -> Result<Vec<KernelOp>, SimError> {
     circuit.validate()?;
     if circuit.is_noisy() {
         return Err(SimError::Distributed(
@@ -279,12 +277,12 @@ fn check_distributed(circuit: &Circuit, ranks: usize) -> Result<(), SimError> {
             widest.max(1)
         )));
     }
-    Ok(())
+    Ok(ops)
 }
 
 impl<'c, F: Float> DistributedState<'c, F> {
     /// |0…0⟩ split over `comm`'s ranks, its exchanges counted in
-    /// `exchanged`, its runs of gates planned with `fusion` and `chunk`.
+    /// `traffic`, its runs of gates planned with `fusion` and `chunk`.
     fn zero(
         num_qubits: u32,
         comm: &'c dyn Communicator,
