@@ -26,6 +26,16 @@ pub(crate) fn job_run(args: &JobRunArgs, ranks: Option<&Ranks>) -> Result<(), Fa
         ));
     };
     let comm = ranks.comm();
+    if let Some(expected) = args.ranks
+        && comm.size() != expected as usize
+    {
+        // Every rank sees the same sizes, so every rank refuses alike.
+        return Err(Failure::input(format!(
+            "kettle job-run: started on {} ranks, but the job was planned for {expected} \
+             (check the launch command's rank count)",
+            comm.size()
+        )));
+    }
     let mut bytes = Vec::new();
     if comm.rank() == 0 {
         std::io::stdin()

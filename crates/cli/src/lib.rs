@@ -74,6 +74,10 @@ pub struct JobRunArgs {
     /// Worker threads per rank, at least 1 (default: all available).
     #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub threads: Option<usize>,
+    /// The rank count the job was planned for: any other count is refused
+    /// (a launcher that started a different number of ranks).
+    #[arg(long)]
+    pub ranks: Option<u32>,
 }
 
 /// Input formats.

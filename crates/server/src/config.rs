@@ -14,7 +14,7 @@ use bytesize::ByteSize;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use kettle_service::store::StoreLocation;
-use kettle_service::{AuthMode, ServiceConfig, TenantLimits};
+use kettle_service::{AuthMode, RankLaunch, ServiceConfig, TenantLimits};
 use serde::{Deserialize, Serialize};
 
 use crate::ServerError;
@@ -101,6 +101,9 @@ pub struct ServerConfig {
     /// as `"64GiB"`. Jobs are admitted up to it and run by a node whose own
     /// budget they fit (default: this node's `memory_budget`).
     pub cluster_memory_budget: Option<ByteSize>,
+    /// How a job larger than `memory_budget` runs with its state split
+    /// over MPI ranks (`[ranks]`); unset, such a job is refused.
+    pub ranks: Option<RanksConfig>,
     /// Limits of every tenant without its own entry.
     pub limits: TenantLimits,
     /// Limits per tenant.
@@ -134,10 +137,45 @@ impl Default for ServerConfig {
             lease_seconds: 15,
             claim_poll_ms: 1000,
             cluster_memory_budget: None,
+            ranks: None,
             limits: TenantLimits::default(),
             tenants: BTreeMap::new(),
         }
     }
+}
+
+/// `[ranks]`: the launch of a job across MPI ranks. A job whose state is
+/// larger than `memory_budget` (and that a split state can run: no noise,
+/// no density matrix, no gradient) is admitted up to `ranks ×
+/// memory_per_rank` and run by `launcher … program job-run`.
+///
+/// ```toml
+/// [ranks]
+/// ranks = 4
+/// launcher = ["mpirun", "-np", "{ranks}", "--hostfile", "/etc/kettle/hosts"]
+/// memory_per_rank = "64GiB"
+/// threads_per_rank = 16
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RanksConfig {
+    /// Ranks a job runs on: a power of two, at least 2.
+    pub ranks: u32,
+    /// The command that starts the ranks (`{ranks}` is replaced by the
+    /// rank count); it must forward rank 0's standard input and output, as
+    /// `mpirun` and `srun` do.
+    pub launcher: Vec<String>,
+    /// The `kettle` executable (built with `--features mpi`) on the ranks'
+    /// machines (default: this server's own executable).
+    #[serde(default)]
+    pub program: Option<PathBuf>,
+    /// Bytes of state one rank may hold (default: `memory_budget`).
+    #[serde(default)]
+    pub memory_per_rank: Option<ByteSize>,
+    /// Simulation threads of each rank (default: `sim_threads` divided
+    /// among the ranks, as when they share this machine).
+    #[serde(default)]
+    pub threads_per_rank: Option<usize>,
 }
 
 impl ServerConfig {
@@ -190,6 +228,9 @@ impl ServerConfig {
     /// [`ServerError::Config`] naming the field.
     pub fn check(&self) -> Result<(), ServerError> {
         let ceiling = kettle_service::MAX_RESULT_BYTES_CEILING;
+        if let Some(ranks) = &self.service_config().ranks {
+            ranks.check().map_err(ServerError::Config)?;
+        }
         if self.max_result_bytes.as_u64() > ceiling {
             return Err(ServerError::Config(format!(
                 "max_result_bytes is {}, more than the {} a result may have (it is stored as one SQLite value, and held in memory while it is stored and sent)",
@@ -230,6 +271,18 @@ impl ServerConfig {
         c.cluster_memory_budget = self.cluster_memory_budget.map(|b| b.as_u64());
         c.default_limits = self.limits.clone();
         c.tenant_limits = self.tenants.clone();
+        c.ranks = self.ranks.as_ref().map(|r| RankLaunch {
+            ranks: r.ranks,
+            launcher: r.launcher.clone(),
+            program: r.program.clone().unwrap_or_else(|| {
+                std::env::current_exe().unwrap_or_else(|_| PathBuf::from("kettle"))
+            }),
+            memory_per_rank: r.memory_per_rank.map_or(c.memory_budget, |b| b.as_u64()),
+            threads_per_rank: r
+                .threads_per_rank
+                .unwrap_or(c.sim_threads / r.ranks.max(1) as usize)
+                .max(1),
+        });
         c
     }
 }
@@ -388,6 +441,34 @@ mod tests {
                 c.store_location(),
                 StoreLocation::Sqlite("/srv/kettle".into())
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_ranks_launch_is_read_filled_in_and_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "kettle.toml",
+                "memory_budget = \"1GiB\"\nsim_threads = 8\n[ranks]\nranks = 4\n\
+                 launcher = [\"mpirun\", \"-np\", \"{ranks}\"]\nprogram = \"/opt/kettle\"\n",
+            )?;
+            let c = ServerConfig::load(Some(Path::new("kettle.toml"))).unwrap();
+            let launch = c.service_config().ranks.unwrap();
+            assert_eq!(launch.memory_per_rank, 1 << 30);
+            assert_eq!(launch.memory_budget(), 4 << 30);
+            assert_eq!(launch.threads_per_rank, 2);
+            assert_eq!(
+                launch.command_line().join(" "),
+                "mpirun -np 4 /opt/kettle job-run --ranks 4 --threads 2"
+            );
+            assert_eq!(c.service_config().split_memory_budget(), 4 << 30);
+            jail.create_file("kettle.toml", "[ranks]\nranks = 3\nlauncher = [\"srun\"]\n")?;
+            let err = ServerConfig::load(Some(Path::new("kettle.toml"))).unwrap_err();
+            assert!(err.to_string().contains("power of two"), "{err}");
+            jail.create_file("kettle.toml", "[ranks]\nranks = 2\nlauncher = []\n")?;
+            let err = ServerConfig::load(Some(Path::new("kettle.toml"))).unwrap_err();
+            assert!(err.to_string().contains("launcher"), "{err}");
             Ok(())
         });
     }

@@ -61,7 +61,9 @@ fn run(
 ) -> Result<Option<JobResult>, RunFailure> {
     let started = Instant::now();
     let spec = &job.spec;
-    refuse_what_cannot_split(job)?;
+    if let Some(why) = why_not_split(spec, job.max_listed_qubits) {
+        return Err(RunFailure::Error(why));
+    }
     let ranks = comm.size().max(1) as u64;
     let noise = read_noise_model(spec.noise_model.as_ref())
         .map_err(|e| RunFailure::Error(format!("the noise model no longer reads: {e}")))?;
@@ -95,27 +97,26 @@ fn run(
     }))
 }
 
-/// Refuses, alike on every rank, what a distributed run cannot give yet.
-fn refuse_what_cannot_split(job: &RankJob) -> Result<(), RunFailure> {
-    let spec = &job.spec;
-    let refuse = |what: &str| {
-        Err(RunFailure::Error(format!(
-            "{what} is not supported across ranks yet"
-        )))
+/// What a distributed run cannot give yet, if `spec` asks for it: the
+/// reason, as admission reports it for a job too large for one node and as
+/// every rank refuses it. (Probabilities over more than
+/// `max_listed_qubits` measured qubits are refused by the run: which
+/// qubits are measured is known once the circuit is read.)
+pub(crate) fn why_not_split(spec: &JobSpec, max_listed_qubits: u32) -> Option<String> {
+    let what = if spec.noisy || spec.noise_model.is_some() {
+        "noise"
+    } else if spec.method == Method::DensityMatrix {
+        "the density_matrix method"
+    } else if (spec.result_types.iter()).any(|t| matches!(t, ResultType::AdjointGradient(_))) {
+        "adjoint_gradient"
+    } else if spec.result_types.contains(&ResultType::Statevector)
+        && spec.qubits > max_listed_qubits
+    {
+        "a sparse state vector (past max_listed_qubits)"
+    } else {
+        return None;
     };
-    if spec.noisy || spec.noise_model.is_some() {
-        return refuse("noise");
-    }
-    if spec.method == Method::DensityMatrix {
-        return refuse("the density_matrix method");
-    }
-    if (spec.result_types.iter()).any(|t| matches!(t, ResultType::AdjointGradient(_))) {
-        return refuse("adjoint_gradient");
-    }
-    if spec.result_types.contains(&ResultType::Statevector) && spec.qubits > job.max_listed_qubits {
-        return refuse("a sparse state vector (past max_listed_qubits)");
-    }
-    Ok(())
+    Some(format!("{what} is not supported across ranks yet"))
 }
 
 /// One execution over the ranks; its result on rank 0.

@@ -7,7 +7,10 @@
 //!   while its jobs are short, as many as it expects to start within half
 //!   a second ([`Scheduler::room`]), several in one statement, with the
 //!   memory the budget has left as the claim's filter, so a big node takes
-//!   the jobs a small one cannot. While every regular worker is busy and
+//!   the jobs a small one cannot. A node that holds nothing and has a
+//!   launch command for ranks ([`ServiceConfig::ranks`]) claims one job
+//!   first with the ranks' memory as the filter, so the jobs larger than
+//!   any node are taken too. While every regular worker is busy and
 //!   nothing waits here, the idle fair-share worker claims a job of a
 //!   tenant with none running anywhere, as on a single node. It looks when
 //!   the store says a job was queued, when a local run ends (unless its
@@ -29,6 +32,7 @@
 //!
 //! [`JobStore::shared`]: crate::store::JobStore::shared
 //! [`Scheduler::room`]: crate::scheduler::Scheduler::room
+//! [`ServiceConfig::ranks`]: crate::ServiceConfig::ranks
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -39,7 +43,7 @@ use tokio::time::Instant;
 
 use crate::scheduler::{CLAIM_AHEAD_WAIT, STOP_CANCEL, STOP_LOST};
 use crate::service::Inner;
-use crate::store::{Capacity, StoreEvent};
+use crate::store::{Capacity, JobRow, StoreEvent, WriteOp};
 use crate::time::now_ms;
 
 /// Starts the node's thread; it ends when `stop` is set or the service is
@@ -154,7 +158,15 @@ struct Claims {
     fair_share_found_nothing: Option<Instant>,
     /// A fair-share claim was put off: when to make it.
     fair_share_at: Option<Instant>,
+    /// When a claim for the ranks last took a job that only a bigger node
+    /// can run (it went back to the queue).
+    across_gave_back: Option<Instant>,
 }
+
+/// How long after a claim for the ranks took a job that it gave back (one
+/// larger than this node that cannot be split, left to a bigger node) the
+/// next such claim waits: long enough for that node to claim it.
+const ACROSS_BACKOFF: Duration = Duration::from_secs(5);
 
 /// How long after a fair-share claim that found nothing the next one
 /// waits. A full node is woken by every job queued anywhere; most of those
@@ -174,7 +186,22 @@ async fn claim_while_room(inner: &Arc<Inner>, lease: Duration, claims: &mut Clai
         let fair_share_due = claims
             .fair_share_found_nothing
             .is_none_or(|at| at.elapsed() >= FAIR_SHARE_BACKOFF);
+        let across = (inner.config.ranks.as_ref())
+            .filter(|_| (claims.across_gave_back).is_none_or(|at| at.elapsed() >= ACROSS_BACKOFF))
+            .map_or(0, |r| r.memory_budget());
         let (capacity, jobs) = match (inner.sched.room(), inner.sched.fair_share_room()) {
+            // Nothing here: room for one job across the ranks too.
+            (Some(room), _)
+                if room.memory_bytes >= inner.sched.budget() && across > room.memory_bytes =>
+            {
+                (
+                    Capacity {
+                        memory_bytes: across,
+                        idle_tenants_only: false,
+                    },
+                    1,
+                )
+            }
             (Some(room), _) => (
                 Capacity {
                     memory_bytes: room.memory_bytes,
@@ -209,6 +236,17 @@ async fn claim_while_room(inner: &Arc<Inner>, lease: Duration, claims: &mut Clai
                 }
                 let all = rows.len() == jobs;
                 for row in rows {
+                    if !runs_here(inner, &row) {
+                        claims.across_gave_back = Some(Instant::now());
+                        drop(inner.writer.write(
+                            WriteOp::Requeue {
+                                id: row.id.clone(),
+                                attempt: row.attempt,
+                            },
+                            true,
+                        ));
+                        continue;
+                    }
                     tracing::debug!(job = %row.id, attempt = row.attempt, "claimed");
                     inner.admit(row, None, false);
                 }
@@ -239,6 +277,14 @@ async fn claim_while_room(inner: &Arc<Inner>, lease: Duration, claims: &mut Clai
             }
         }
     }
+}
+
+/// Whether this node can run `row`: within its memory budget, or split
+/// over its ranks. A claim for the ranks may take a job larger than this
+/// node that cannot be split (noise, say), admitted for a bigger node.
+fn runs_here(inner: &Inner, row: &JobRow) -> bool {
+    row.spec.memory_bytes <= inner.sched.budget()
+        || crate::across::why_not_split(&row.spec, inner.config.max_listed_qubits).is_none()
 }
 
 /// Returns to the store's queue the jobs claimed here that have waited

@@ -126,6 +126,79 @@ pub struct ServiceConfig {
     /// woken (notifications are lost while a connection is down), and how
     /// often a `?wait` re-reads a job another node runs.
     pub claim_poll: Duration,
+    /// How this node runs a job larger than its memory budget with the
+    /// state split over MPI ranks; `None`: it does not, and such a job is
+    /// refused at submission.
+    pub ranks: Option<RankLaunch>,
+}
+
+/// How a node starts the ranks of a job larger than its memory budget:
+/// `launcher` (with `{ranks}` replaced by [`ranks`](Self::ranks)), then
+/// `program job-run --ranks R --threads T`. The launcher is the cluster's
+/// own (`mpirun -np {ranks} --hostfile hosts`, `srun -n {ranks}`); it
+/// forwards rank 0's standard input (the job) and output (its result).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RankLaunch {
+    /// Ranks a job runs on: a power of two, at least 2. `kettle job-run`
+    /// refuses to run on any other number, so a launcher that starts a
+    /// different count fails the job instead of splitting it wrongly.
+    pub ranks: u32,
+    /// The command that starts the ranks, before the program: its first
+    /// word is the executable, found on `PATH`.
+    pub launcher: Vec<String>,
+    /// The `kettle` executable on the ranks' machines.
+    pub program: std::path::PathBuf,
+    /// Bytes of state one rank may hold: a job needs at most `ranks` times
+    /// this.
+    pub memory_per_rank: u64,
+    /// Simulation threads of each rank.
+    pub threads_per_rank: usize,
+}
+
+impl RankLaunch {
+    /// The most bytes of state a job run across the ranks may need.
+    pub fn memory_budget(&self) -> u64 {
+        self.memory_per_rank.saturating_mul(u64::from(self.ranks))
+    }
+
+    /// The command line: the launcher with `{ranks}` filled in, then the
+    /// program and its arguments.
+    pub fn command_line(&self) -> Vec<String> {
+        let ranks = self.ranks.to_string();
+        let mut line: Vec<String> = (self.launcher.iter())
+            .map(|word| word.replace("{ranks}", &ranks))
+            .collect();
+        line.push(self.program.display().to_string());
+        line.extend([
+            "job-run".into(),
+            "--ranks".into(),
+            ranks,
+            "--threads".into(),
+            self.threads_per_rank.max(1).to_string(),
+        ]);
+        line
+    }
+
+    /// Refuses a launch that cannot work.
+    ///
+    /// # Errors
+    /// What is wrong, naming the field.
+    pub fn check(&self) -> Result<(), String> {
+        if self.ranks < 2 || !self.ranks.is_power_of_two() {
+            return Err(format!(
+                "ranks.ranks is {}: a state splits over a power of two ranks, at least 2",
+                self.ranks
+            ));
+        }
+        if self.launcher.first().is_none_or(String::is_empty) {
+            return Err(
+                "ranks.launcher is empty: give the command that starts ranks, such as \
+                 [\"mpirun\", \"-np\", \"{ranks}\"]"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 impl ServiceConfig {
@@ -155,6 +228,7 @@ impl ServiceConfig {
             lease: Duration::from_secs(15),
             cluster_memory_budget: None,
             claim_poll: Duration::from_secs(1),
+            ranks: None,
         }
     }
 
@@ -163,6 +237,15 @@ impl ServiceConfig {
     pub fn admission_memory_budget(&self) -> u64 {
         self.cluster_memory_budget
             .map_or(self.memory_budget, |c| c.max(self.memory_budget))
+    }
+
+    /// The most bytes of state a job may need, run here or across ranks:
+    /// what a job that can be split is admitted against.
+    pub fn split_memory_budget(&self) -> u64 {
+        let alone = self.admission_memory_budget();
+        self.ranks
+            .as_ref()
+            .map_or(alone, |r| r.memory_budget().max(alone))
     }
 
     /// The limits of `tenant`.

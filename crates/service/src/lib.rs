@@ -71,6 +71,7 @@ mod decode;
 mod error;
 mod execute;
 pub mod keys;
+mod launch;
 mod model;
 mod prepare;
 mod result_bound;
@@ -83,7 +84,8 @@ mod writer;
 
 pub use across::{RankJob, run_job_across};
 pub use config::{
-    AuthMode, DEFAULT_MAX_RESULT_BYTES, MAX_RESULT_BYTES_CEILING, ServiceConfig, TenantLimits,
+    AuthMode, DEFAULT_MAX_RESULT_BYTES, MAX_RESULT_BYTES_CEILING, RankLaunch, ServiceConfig,
+    TenantLimits,
 };
 pub use decode::{DecodeError, decode_json};
 pub use error::{ProgramLocation, ServiceError};
@@ -94,7 +96,8 @@ pub use model::{
 };
 pub use prepare::{DEFAULT_SHOTS, check_request};
 pub use service::{
-    BackendInfo, JobPage, LOCAL_TENANT, MAX_LIST_LIMIT, QubitsPerPrecision, Service, Submitted,
+    AcrossRanks, BackendInfo, JobPage, LOCAL_TENANT, MAX_LIST_LIMIT, QubitsPerPrecision, Service,
+    Submitted,
 };
 pub use store::{
     DataDirLock, JobStore, PgStore, ResultText, SqliteStore, StoreLocation, WriteOp, Written,

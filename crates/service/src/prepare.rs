@@ -46,6 +46,12 @@ pub(crate) const MAX_MEMORY_SHOTS: u64 = 1_000_000;
 pub(crate) struct Admission<'a> {
     pub(crate) limits: &'a TenantLimits,
     pub(crate) memory_budget: u64,
+    /// The most a job whose state can be split over ranks may need
+    /// ([`ServiceConfig::split_memory_budget`]): the memory budget where
+    /// no ranks are configured.
+    ///
+    /// [`ServiceConfig::split_memory_budget`]: crate::ServiceConfig::split_memory_budget
+    pub(crate) split_memory_budget: u64,
     pub(crate) max_listed_qubits: u32,
     /// Largest result, in bytes of JSON, as [`crate::result_bound`] bounds
     /// it (the service caps it at the ceiling when it starts).
@@ -679,14 +685,44 @@ pub(crate) fn prepare_within(
         } else {
             0
         });
+    let spec = JobSpec {
+        program: req.program.clone(),
+        shots,
+        seed: req.seed.unwrap_or(seed),
+        result_types: types,
+        executions: runs,
+        precision: req.precision,
+        noise_model: req.noise_model.clone(),
+        method,
+        noisy,
+        qubits,
+        // At most a budget (checked below), a u64.
+        memory_bytes: u64::try_from(needed).unwrap_or(u64::MAX),
+        // At most `max_result_bytes`, a u64.
+        result_bytes: u64::try_from(result_bytes).unwrap_or(u64::MAX),
+        name: req.name.clone(),
+        tags: req.tags.clone(),
+        priority: req.priority,
+    };
     let budget = u128::from(admission.memory_budget);
-    if needed > budget {
+    // Larger than one node: a job a state split over ranks can run is
+    // admitted up to what the ranks hold together.
+    let split = u128::from(admission.split_memory_budget);
+    let why_not_split = (needed > budget && split > budget)
+        .then(|| crate::across::why_not_split(&spec, admission.max_listed_qubits))
+        .flatten();
+    if needed > budget && (split <= budget || why_not_split.is_some() || needed > split) {
+        let (allowed, across) = match &why_not_split {
+            Some(why) => (budget, format!(" (and cannot run across ranks: {why})")),
+            None if split > budget => (split, format!(" and of its {split} bytes across ranks")),
+            None => (budget, String::new()),
+        };
         return Err(ServiceError::TooLarge {
             limit: "memory_budget",
             needed,
-            allowed: budget,
+            allowed,
             message: format!(
-                "{qubits} qubits at {} need {needed} bytes of {}{}, more than this server's memory budget of {budget} bytes",
+                "{qubits} qubits at {} need {needed} bytes of {}{}, more than this server's memory budget of {budget} bytes{across}",
                 req.precision.to_core().name(),
                 if method == Method::DensityMatrix {
                     "density matrix"
@@ -705,25 +741,6 @@ pub(crate) fn prepare_within(
             ),
         });
     }
-    let spec = JobSpec {
-        program: req.program.clone(),
-        shots,
-        seed: req.seed.unwrap_or(seed),
-        result_types: types,
-        executions: runs,
-        precision: req.precision,
-        noise_model: req.noise_model.clone(),
-        method,
-        noisy,
-        qubits,
-        // `needed` is at most the budget, a u64.
-        memory_bytes: u64::try_from(needed).unwrap_or(u64::MAX),
-        // At most `max_result_bytes`, a u64.
-        result_bytes: u64::try_from(result_bytes).unwrap_or(u64::MAX),
-        name: req.name.clone(),
-        tags: req.tags.clone(),
-        priority: req.priority,
-    };
     Ok(Prepared {
         circuits: (kept_ops <= MAX_KEPT_OPS).then(|| kept.into()),
         spec,
@@ -774,6 +791,7 @@ pub fn check_request(
     let admission = Admission {
         limits,
         memory_budget,
+        split_memory_budget: memory_budget,
         max_listed_qubits,
         max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
     };
@@ -922,6 +940,7 @@ mod tests {
             &Admission {
                 limits: &limits,
                 memory_budget: 1 << 30,
+                split_memory_budget: 1 << 30,
                 max_listed_qubits: 20,
                 max_result_bytes: crate::config::DEFAULT_MAX_RESULT_BYTES,
             },
@@ -965,6 +984,7 @@ mod tests {
         let admission = Admission {
             limits: &limits,
             memory_budget: 1 << 30,
+            split_memory_budget: 1 << 30,
             max_listed_qubits: 20,
             max_result_bytes: crate::config::DEFAULT_MAX_RESULT_BYTES,
         };
@@ -988,6 +1008,7 @@ mod tests {
         let admission = Admission {
             limits: &limits,
             memory_budget: 1 << 30,
+            split_memory_budget: 1 << 30,
             max_listed_qubits: 20,
             max_result_bytes: crate::config::DEFAULT_MAX_RESULT_BYTES,
         };

@@ -7,7 +7,8 @@
 //! leave of the budget, so the running total never exceeds it; a smaller
 //! job of another tenant may start past one that does not fit, until that
 //! one has waited `reserve_after`, after which nothing else starts until it
-//! fits (no starvation of large jobs).
+//! fits (no starvation of large jobs). A job larger than the whole budget
+//! (one that runs across MPI ranks) counts as the whole budget.
 //!
 //! Workers: `workers` regular worker threads take any job in that order,
 //! so one tenant alone uses every one of them. One more, the fair-share
@@ -59,8 +60,12 @@ impl Entry {
     fn key(&self) -> QueueKey {
         (Reverse(self.spec.priority), self.seq)
     }
-    fn memory(&self) -> u64 {
-        self.spec.memory_bytes
+    /// The bytes of this node's budget the job holds while it runs: its
+    /// state, or the whole budget for a job larger than it, which runs
+    /// across ranks (started from this node, perhaps on this machine) and
+    /// so waits until nothing else runs here.
+    fn memory(&self, budget: u64) -> u64 {
+        self.spec.memory_bytes.min(budget)
     }
 }
 
@@ -279,13 +284,13 @@ impl Scheduler {
         if s.blocked.as_ref().is_some_and(|(id, _)| *id == entry.id) {
             s.blocked = None;
         }
-        s.used = s.used.saturating_add(entry.memory());
+        s.used = s.used.saturating_add(entry.memory(self.budget));
         let stop = Arc::new(AtomicU8::new(RUN));
         s.running.insert(
             entry.id.clone(),
             Running {
                 tenant: entry.tenant.clone(),
-                memory: entry.memory(),
+                memory: entry.memory(self.budget),
                 stop: stop.clone(),
                 fair_share: kind == WorkerKind::FairShare,
                 started: Instant::now(),
@@ -314,7 +319,7 @@ impl Scheduler {
                 Some(tenant) if since.elapsed() >= self.reserve_after => {
                     let fits = s
                         .head(&tenant)
-                        .is_some_and(|e| e.id == id && e.memory() <= free);
+                        .is_some_and(|e| e.id == id && e.memory(self.budget) <= free);
                     return if fits && may_start(s, &tenant) {
                         self.admit(s, &tenant, kind)
                     } else {
@@ -332,7 +337,7 @@ impl Scheduler {
             let Some(head) = s.head(&tenant) else {
                 continue;
             };
-            if head.memory() <= free {
+            if head.memory(self.budget) <= free {
                 return self.admit(s, &tenant, kind);
             }
             let head_id = head.id.clone();
@@ -410,6 +415,11 @@ impl Scheduler {
         (s.index.len(), s.running.len())
     }
 
+    /// The node's memory budget, in bytes of state.
+    pub(crate) fn budget(&self) -> u64 {
+        self.budget
+    }
+
     /// Bytes of state held by running jobs.
     pub(crate) fn memory_in_use(&self) -> u64 {
         self.lock().used
@@ -455,7 +465,7 @@ impl Scheduler {
             .queues
             .values()
             .flat_map(BTreeMap::values)
-            .map(|e| e.memory())
+            .map(|e| e.memory(self.budget))
             .sum();
         Some(Room {
             jobs,

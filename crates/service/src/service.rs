@@ -85,6 +85,9 @@ pub struct BackendInfo {
     pub max_qubits: QubitsPerPrecision,
     /// Bytes of state all running jobs together may hold.
     pub memory_budget_bytes: u64,
+    /// Jobs larger than the memory budget that run with their state split
+    /// over MPI ranks; `None` where the operator configured no launch.
+    pub across_ranks: Option<AcrossRanks>,
     /// Jobs that may run at once for one tenant. While these workers are
     /// all busy, one more runs a job of a tenant that has none running, so
     /// another tenant's job starts at once even when one tenant's long
@@ -116,6 +119,20 @@ pub struct BackendInfo {
     pub local_mode: bool,
     /// Bit order of counts and state indices.
     pub bit_order: String,
+}
+
+/// What a server runs across MPI ranks ([`BackendInfo::across_ranks`]):
+/// a noiseless job without `adjoint_gradient` (and without a state vector
+/// past `max_listed_qubits`) larger than the memory budget.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcrossRanks {
+    /// Ranks such a job runs on.
+    pub ranks: u32,
+    /// Bytes of state the ranks hold together.
+    pub memory_budget_bytes: u64,
+    /// Largest qubit count per precision the ranks hold (and the caller's
+    /// limit allows).
+    pub max_qubits: QubitsPerPrecision,
 }
 
 /// Max qubits per precision.
@@ -1045,6 +1062,7 @@ impl Service {
                 &Admission {
                     limits: &limits,
                     memory_budget: inner.config.admission_memory_budget(),
+                    split_memory_budget: inner.config.split_memory_budget(),
                     max_listed_qubits: inner.config.max_listed_qubits,
                     max_result_bytes: inner.config.max_result_bytes,
                 },
@@ -1641,6 +1659,22 @@ impl Service {
                 ),
             },
             memory_budget_bytes: c.admission_memory_budget(),
+            across_ranks: c.ranks.as_ref().map(|r| AcrossRanks {
+                ranks: r.ranks,
+                memory_budget_bytes: c.split_memory_budget(),
+                max_qubits: QubitsPerPrecision {
+                    f64: largest_fitting(
+                        kettle_core::Precision::F64,
+                        c.split_memory_budget(),
+                        limits.max_qubits,
+                    ),
+                    f32: largest_fitting(
+                        kettle_core::Precision::F32,
+                        c.split_memory_budget(),
+                        limits.max_qubits,
+                    ),
+                },
+            }),
             workers: c.workers,
             formats: ["qasm2", "qasm3", "json"].map(String::from).to_vec(),
             result_types: ["counts", "memory", "probabilities", "statevector", "expectation"]

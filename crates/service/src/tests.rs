@@ -932,3 +932,157 @@ fn adjoint_gradient_requests_are_checked_at_admission() {
         assert!(err.contains(says), "{err} lacks {says:?}");
     }
 }
+
+/// A service whose budget holds 12 qubits at f64 and whose "ranks" are a
+/// shell script: it checks the job it is handed, then prints a result of
+/// its own (`run_seconds` 0.125) or, for a job named `slow`, starts a
+/// process in the background (its pid in `pidfile`) and waits.
+#[cfg(unix)]
+fn across_config(dir: &std::path::Path) -> ServiceConfig {
+    let mut c = config(dir);
+    c.memory_budget = 1 << 16;
+    let pidfile = dir.join("pidfile");
+    let script = format!(
+        "[ \"$2 $3 $4\" = 'job-run --ranks 2' ] || exit 3; input=$(cat); \
+         case \"$input\" in *'\"qubits\":13'*) ;; *) echo 'not the job' >&2; exit 4;; esac; \
+         case \"$input\" in *'\"name\":\"slow\"'*) sleep 60 & echo $! > '{}'; wait;; \
+         *) echo '{{\"executions\":[],\"run_seconds\":0.125}}';; esac",
+        pidfile.display()
+    );
+    c.ranks = Some(RankLaunch {
+        ranks: 2,
+        launcher: vec!["sh".into(), "-c".into(), script, "launcher".into()],
+        program: "kettle".into(),
+        memory_per_rank: 1 << 16,
+        threads_per_rank: 1,
+    });
+    c
+}
+
+#[cfg(unix)]
+fn wide(qubits: usize, name: Option<&str>) -> JobRequest {
+    let program = dense_program(qubits, 4).replace(
+        &format!("qreg q[{qubits}];\n"),
+        &format!("qreg q[{qubits}];\ncreg c[{qubits}];\n"),
+    );
+    let mut req = request(&format!("{program}measure q -> c;\n"));
+    req.name = name.map(str::to_owned);
+    req
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_larger_than_the_node_is_admitted_for_the_ranks_and_run_by_the_launch() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(across_config(dir.path())).await.unwrap();
+    let tenant = service.authenticate(None).await.unwrap();
+    let backend = service.backend(&tenant);
+    let across = backend.across_ranks.clone().unwrap();
+    assert_eq!((across.ranks, across.memory_budget_bytes), (2, 1 << 17));
+    assert_eq!((backend.max_qubits.f64, across.max_qubits.f64), (12, 13));
+    // Twice the node: refused, with what the ranks hold.
+    match service.submit(&tenant, wide(14, None), None).await {
+        Err(ServiceError::TooLarge {
+            allowed, message, ..
+        }) => {
+            assert_eq!(allowed, 1 << 17);
+            assert!(message.contains("across ranks"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // What a split state cannot run yet is refused, with the reason.
+    let mut noisy: JobRequest = serde_json::from_value(serde_json::json!({
+        "program": {"format": "qasm3", "source": "OPENQASM 3.0;\nqubit[13] q;\nbit c;\nU(1, 0, 0) q[0];\n#pragma braket noise bit_flip(0.1) q[0]\nc = measure q[0];\n"},
+        "shots": 10,
+    }))
+    .unwrap();
+    match service.submit(&tenant, noisy.clone(), None).await {
+        Err(ServiceError::TooLarge { message, .. }) => {
+            assert!(
+                message.contains("noise is not supported across ranks"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    noisy.program.source = noisy.program.source.replace("qubit[13]", "qubit[11]");
+    assert!(service.submit(&tenant, noisy, None).await.is_ok());
+    // A job on this node and one across the ranks, side by side.
+    let small = service.submit(&tenant, request(BELL), None).await.unwrap();
+    let big = service.submit(&tenant, wide(13, None), None).await.unwrap();
+    let wait = |id: String| {
+        let service = &service;
+        let tenant = &tenant;
+        async move {
+            (service.wait(tenant, &id, Duration::from_secs(20), KeyFormat::Bitstring))
+                .await
+                .unwrap()
+        }
+    };
+    let big = wait(big.job.id).await;
+    assert_eq!(big.status, JobStatus::Completed, "{big:?}");
+    assert_eq!(big.result.unwrap().run_seconds, 0.125);
+    let small = wait(small.job.id).await;
+    assert_eq!(small.status, JobStatus::Completed, "{small:?}");
+    assert_eq!(small.result.unwrap().executions[0].seed, 11);
+}
+
+/// Waits for the background process of a `slow` launch to be gone.
+#[cfg(unix)]
+async fn launch_gone(dir: &std::path::Path) {
+    let pid = std::fs::read_to_string(dir.join("pidfile")).unwrap();
+    for _ in 0..250 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()));
+        if stat.is_err() || stat.is_ok_and(|s| s.contains(") Z ")) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the ranks' process {pid} outlived the job");
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_or_the_run_time_limit_ends_the_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(across_config(dir.path())).await.unwrap();
+    let tenant = service.authenticate(None).await.unwrap();
+    let sub = service
+        .submit(&tenant, wide(13, Some("slow")), None)
+        .await
+        .unwrap();
+    wait_for(&service, &tenant, &sub.job.id, JobStatus::Running).await;
+    for _ in 0..250 {
+        if dir.path().join("pidfile").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = std::time::Instant::now();
+    service.cancel(&tenant, &sub.job.id).await.unwrap();
+    let job = wait_for(&service, &tenant, &sub.job.id, JobStatus::Cancelled).await;
+    assert!(started.elapsed() < Duration::from_secs(4), "{job:?}");
+    launch_gone(dir.path()).await;
+    drop(service);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = across_config(dir.path());
+    config.max_run_time = Duration::from_secs(1);
+    let service = Service::start(config).await.unwrap();
+    let sub = service
+        .submit(&tenant, wide(13, Some("slow")), None)
+        .await
+        .unwrap();
+    let job = service
+        .wait(
+            &tenant,
+            &sub.job.id,
+            Duration::from_secs(20),
+            KeyFormat::Bitstring,
+        )
+        .await
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Failed, "{job:?}");
+    assert_eq!(job.error.unwrap().code, "run-time-exceeded");
+    launch_gone(dir.path()).await;
+}

@@ -14,8 +14,11 @@ use std::time::{Duration, Instant};
 
 use kettle_core::{Monitor, Progress};
 
+use crate::across::RankJob;
+use crate::config::TenantLimits;
 use crate::execute::{RunFailure, run_job};
-use crate::model::{JobError, JobProgress, JobStatus};
+use crate::launch::run_across_ranks;
+use crate::model::{JobError, JobProgress, JobResult, JobSpec, JobStatus};
 use crate::scheduler::{Admitted, RUN, STOP_CANCEL, STOP_LOST, STOP_SHUTDOWN, WorkerKind};
 use crate::service::Inner;
 use crate::store::{Inserted, JobState, Outcome, StoreResult, WriteOp, Written};
@@ -38,14 +41,25 @@ struct JobMonitor<'a> {
     published_ms: AtomicU64,
 }
 
-impl Monitor for JobMonitor<'_> {
-    fn on_progress(&self, progress: Progress) -> ControlFlow<()> {
+impl JobMonitor<'_> {
+    /// Whether the run must stop now: a stop was asked for, or the
+    /// run-time limit passed (recorded in `timed_out`).
+    fn must_stop(&self, now: Instant) -> bool {
         if self.stop.load(Ordering::Relaxed) != RUN {
-            return ControlFlow::Break(());
+            return true;
         }
-        let now = Instant::now();
         if now >= self.deadline {
             self.timed_out.store(true, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+}
+
+impl Monitor for JobMonitor<'_> {
+    fn on_progress(&self, progress: Progress) -> ControlFlow<()> {
+        let now = Instant::now();
+        if self.must_stop(now) {
             return ControlFlow::Break(());
         }
         let elapsed = now.duration_since(self.started);
@@ -144,6 +158,9 @@ fn run_admitted(inner: &Arc<Inner>, admitted: &Admitted) {
     }
     let run = (attempt <= MAX_ATTEMPTS).then(|| {
         std::panic::catch_unwind(AssertUnwindSafe(|| {
+            if spec.memory_bytes > inner.config.memory_budget {
+                return run_across(inner, spec, limits.clone(), &monitor);
+            }
             run_job(
                 &inner.sim,
                 spec,
@@ -198,6 +215,40 @@ fn run_admitted(inner: &Arc<Inner>, admitted: &Admitted) {
         ))),
     };
     end_run(inner, &id, attempt, ending);
+}
+
+/// Runs a job larger than this node's memory budget across the ranks its
+/// launch command starts; fails it where this node has none (the job was
+/// admitted under another configuration).
+fn run_across(
+    inner: &Inner,
+    spec: &JobSpec,
+    limits: TenantLimits,
+    monitor: &JobMonitor<'_>,
+) -> Result<JobResult, RunFailure> {
+    let Some(launch) = &inner.config.ranks else {
+        return Err(RunFailure::Error(format!(
+            "the job needs {} bytes of state, more than this node's memory budget of {} bytes, \
+             and this node has no launch command for ranks",
+            spec.memory_bytes, inner.config.memory_budget
+        )));
+    };
+    let job = RankJob {
+        spec: spec.clone(),
+        limits,
+        max_listed_qubits: inner.config.max_listed_qubits,
+    };
+    let started = Instant::now();
+    let result = run_across_ranks(launch, &job, spec.result_bytes, &|| {
+        monitor.must_stop(Instant::now())
+    });
+    tracing::info!(
+        ranks = launch.ranks,
+        seconds = started.elapsed().as_secs_f64(),
+        ok = result.is_ok(),
+        "a job ran across ranks"
+    );
+    result
 }
 
 /// Claims job `id` for a run, in memory at once (readers see `running`)
