@@ -491,3 +491,194 @@ fn a_service_job_runs_across_ranks() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.matches("does not read").count(), 1, "{stderr}");
 }
+
+/// Processes whose environment holds `KETTLE_TEST_MARK=mark`: the launcher
+/// and the ranks of one test's server.
+fn marked(mark: &str) -> Vec<String> {
+    let needle = format!("KETTLE_TEST_MARK={mark}");
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| {
+            // A zombie has an empty environment.
+            std::fs::read(e.path().join("environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == needle.as_bytes()))
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// A server whose budget holds 15 qubits at f64 and that runs larger jobs
+/// (up to 16 qubits) across 2 ranks of a real `mpirun`, its processes
+/// marked with `mark`.
+fn ranks_server(
+    dir: &Path,
+    mark: &str,
+    max_run_time_seconds: u64,
+) -> crate::server_util::InProcess {
+    let mut config = crate::server_util::test_config(dir);
+    config.memory_budget = bytesize::ByteSize::kib(512);
+    config.max_run_time_seconds = max_run_time_seconds;
+    let launcher = [
+        "env",
+        // Open MPI refuses root unless told; CI containers run as root.
+        "OMPI_ALLOW_RUN_AS_ROOT=1",
+        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1",
+        &format!("KETTLE_TEST_MARK={mark}"),
+        "mpirun",
+        "--oversubscribe",
+        "-np",
+        "{ranks}",
+        "-x",
+        "KETTLE_TEST_MARK",
+    ];
+    config.ranks = Some(kettle_server::RanksConfig {
+        ranks: 2,
+        launcher: launcher.map(str::to_owned).to_vec(),
+        program: Some(PathBuf::from(env!("CARGO_BIN_EXE_kettle"))),
+        memory_per_rank: Some(bytesize::ByteSize::kib(512)),
+        threads_per_rank: Some(1),
+    });
+    crate::server_util::in_process(config)
+}
+
+/// Waits until no process of `mark` is left (or panics after 15 s).
+async fn all_ranks_gone(mark: &str) {
+    for _ in 0..150 {
+        if marked(mark).is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "processes of the launch outlived the job: {:?}",
+        marked(mark)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_larger_than_the_server_runs_across_mpi_ranks_over_http() {
+    use crate::server_util::{Api, in_process, job, test_config};
+    use serde_json::json;
+    if !mpi_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mark = format!("{}-{}", std::process::id(), "result");
+    let server = ranks_server(&dir.path().join("ranks"), &mark, 600);
+    let api = Api::new(server.base.clone(), None);
+    let backend = api
+        .send(
+            reqwest::Method::GET,
+            "/v1/backend",
+            "/v1/backend",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(backend.body["max_qubits"]["f64"], 15, "{}", backend.body);
+    assert_eq!(backend.body["across_ranks"]["ranks"], 2);
+    assert_eq!(backend.body["across_ranks"]["max_qubits"]["f64"], 16);
+    // The same job on a server it fits, alone.
+    let alone = in_process(test_config(&dir.path().join("alone")));
+    let alone = Api::new(alone.base.clone(), None);
+    let body = job(
+        &random_qasm(16, 300, 29),
+        json!({"shots": 3000, "seed": 8, "result_types": ["counts", "memory", "probabilities", "statevector", {"expectation": ["Z0 Z15", "X3"]}]}),
+    );
+    let mut results = Vec::new();
+    for api in [&api, &alone] {
+        let posted = api.post_job(body.clone(), "").await;
+        assert_eq!(posted.status, 201, "{}", posted.body);
+        let id = posted.body["id"].as_str().expect("an id").to_owned();
+        results.push(api.until(&id, "completed").await);
+    }
+    let (split, one) = (
+        &results[0]["result"]["executions"][0],
+        &results[1]["result"]["executions"][0],
+    );
+    assert_eq!(split["counts"], one["counts"]);
+    assert_eq!(split["memory"], one["memory"]);
+    let close = |a: &serde_json::Value, b: &serde_json::Value| {
+        (a.as_f64().expect("a number") - b.as_f64().expect("a number")).abs() < 1e-12
+    };
+    let (sv, sv1) = (
+        split["statevector"].as_array().unwrap(),
+        one["statevector"].as_array().unwrap(),
+    );
+    assert_eq!(sv.len(), 1 << 16);
+    assert!(
+        sv.iter()
+            .zip(sv1)
+            .all(|(a, b)| close(&a[0], &b[0]) && close(&a[1], &b[1]))
+    );
+    let probabilities = split["probabilities"].as_object().unwrap();
+    assert_eq!(
+        probabilities.len(),
+        one["probabilities"].as_object().unwrap().len()
+    );
+    assert!(
+        probabilities
+            .iter()
+            .all(|(k, p)| close(p, &one["probabilities"][k]))
+    );
+    for i in 0..2 {
+        assert!(close(
+            &split["expectations"][i]["value"],
+            &one["expectations"][i]["value"]
+        ));
+    }
+    all_ranks_gone(&mark).await;
+
+    // A cancel ends every rank.
+    // Nine hundred thousand gates on 16 qubits: minutes.
+    let slow = json!({
+        "program": {"format": "qasm3", "source": "OPENQASM 3.0;\ninclude \"stdgates.inc\";\nqubit[16] q;\n\
+            for int i in [0:29999] { for int j in [0:14] { rx(0.1) q[j]; cx q[j], q[j + 1]; } }\n"},
+        "result_types": [{"expectation": ["Z0"]}],
+    });
+    let posted = api.post_job(slow.clone(), "").await;
+    assert_eq!(posted.status, 201, "{}", posted.body);
+    let id = posted.body["id"].as_str().unwrap().to_owned();
+    api.until(&id, "running").await;
+    for _ in 0..200 {
+        if marked(&mark).len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        marked(&mark).len() >= 3,
+        "the launcher and 2 ranks run: {:?}",
+        marked(&mark)
+    );
+    let cancelled = api
+        .send(
+            reqwest::Method::POST,
+            "/v1/jobs/{id}/cancel",
+            &format!("/v1/jobs/{id}/cancel"),
+            None,
+            &[],
+        )
+        .await;
+    assert!(cancelled.status < 300, "{}", cancelled.body);
+    api.until(&id, "cancelled").await;
+    all_ranks_gone(&mark).await;
+
+    // So does the run-time limit.
+    let mark = format!("{}-{}", std::process::id(), "deadline");
+    let server = ranks_server(&dir.path().join("deadline"), &mark, 2);
+    let api = Api::new(server.base.clone(), None);
+    let posted = api.post_job(slow, "").await;
+    let id = posted.body["id"].as_str().unwrap().to_owned();
+    let failed = api.until(&id, "failed").await;
+    assert_eq!(failed["error"]["code"], "run-time-exceeded", "{failed}");
+    all_ranks_gone(&mark).await;
+}

@@ -60,7 +60,7 @@ pub use admin::{
     AsStoreLocation, Copied, CopyReport, keys_create, keys_list, keys_revoke, store_backup,
     store_copy,
 };
-pub use config::ServerConfig;
+pub use config::{RanksConfig, ServerConfig};
 pub use kettle_service::store::StoreLocation;
 pub use kettle_service::{AuthMode, ServiceError};
 pub use problem::{PROBLEM_JSON, Problem};

@@ -422,3 +422,74 @@ async fn a_job_claimed_behind_a_long_run_goes_back_for_another_node() {
     a.shutdown(Duration::from_secs(5)).await;
     b.shutdown(Duration::from_secs(5)).await;
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_ranks_claims_the_jobs_larger_than_any_node_and_only_those_it_can_split() {
+    let Some(pg) = test_postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // `ranks`: 64 KiB of its own, 128 KiB across its (fake) ranks.
+    let ranks = node(
+        pg.url(),
+        crate::tests::with_fake_ranks(config(1), dir.path()),
+    )
+    .await;
+    // `front`: runs nothing, admits up to 128 KiB.
+    let mut front_cfg = front_config();
+    front_cfg.cluster_memory_budget = Some(1 << 17);
+    let front = node(pg.url(), front_cfg).await;
+    let split = front
+        .submit(LOCAL_TENANT, crate::tests::wide(13, None), None)
+        .await
+        .unwrap()
+        .job;
+    let done = front
+        .wait(
+            LOCAL_TENANT,
+            &split.id,
+            Duration::from_secs(10),
+            KeyFormat::Bitstring,
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+    assert_eq!(done.result.unwrap().run_seconds, 0.125, "run by the ranks");
+    // A noisy job of 128 KiB (12 qubits and the trajectories' prefix)
+    // cannot be split: `ranks` claims it when idle, gives it back, and it
+    // waits for a node it fits.
+    let noisy: JobRequest = serde_json::from_value(serde_json::json!({
+        "program": {"format": "qasm3", "source": "OPENQASM 3.0;\nqubit[12] q;\nbit c;\nU(1, 0, 0) q[0];\n#pragma braket noise bit_flip(0.1) q[0]\nc = measure q[0];\n"},
+        "shots": 10, "seed": 3,
+    }))
+    .unwrap();
+    let noisy = front.submit(LOCAL_TENANT, noisy, None).await.unwrap().job;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let waiting = status_on(&front, &noisy.id).await;
+    assert_eq!(
+        (waiting.status, waiting.attempts),
+        (JobStatus::Queued, 0),
+        "{waiting:?}"
+    );
+    let mut big_cfg = config(1);
+    big_cfg.memory_budget = 1 << 17;
+    let big = node(pg.url(), big_cfg).await;
+    let done = front
+        .wait(
+            LOCAL_TENANT,
+            &noisy.id,
+            Duration::from_secs(10),
+            KeyFormat::Bitstring,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (done.status, done.attempts),
+        (JobStatus::Completed, 1),
+        "{done:?}"
+    );
+    for node in [ranks, front, big] {
+        node.shutdown(Duration::from_secs(5)).await;
+    }
+}

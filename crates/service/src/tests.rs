@@ -934,12 +934,17 @@ fn adjoint_gradient_requests_are_checked_at_admission() {
 }
 
 /// A service whose budget holds 12 qubits at f64 and whose "ranks" are a
-/// shell script: it checks the job it is handed, then prints a result of
-/// its own (`run_seconds` 0.125) or, for a job named `slow`, starts a
-/// process in the background (its pid in `pidfile`) and waits.
+/// shell script: it checks the job it is handed (13 qubits), then prints a
+/// result of its own (`run_seconds` 0.125) or, for a job named `slow`,
+/// starts a process in the background (its pid in `dir/pidfile`) and waits.
 #[cfg(unix)]
 fn across_config(dir: &std::path::Path) -> ServiceConfig {
-    let mut c = config(dir);
+    with_fake_ranks(config(dir), dir)
+}
+
+/// `c` with the budget and fake ranks of [`across_config`].
+#[cfg(unix)]
+pub(crate) fn with_fake_ranks(mut c: ServiceConfig, dir: &std::path::Path) -> ServiceConfig {
     c.memory_budget = 1 << 16;
     let pidfile = dir.join("pidfile");
     let script = format!(
@@ -959,8 +964,9 @@ fn across_config(dir: &std::path::Path) -> ServiceConfig {
     c
 }
 
+/// A measured job of `qubits` qubits, named `name`.
 #[cfg(unix)]
-fn wide(qubits: usize, name: Option<&str>) -> JobRequest {
+pub(crate) fn wide(qubits: usize, name: Option<&str>) -> JobRequest {
     let program = dense_program(qubits, 4).replace(
         &format!("qreg q[{qubits}];\n"),
         &format!("qreg q[{qubits}];\ncreg c[{qubits}];\n"),
