@@ -50,6 +50,19 @@ def test_backend(client: KettleClient) -> None:
     assert b.max_qubits["f64"] >= 20 and b.max_qubits["f32"] >= b.max_qubits["f64"]
     assert b.limits.max_shots > 0 and b.local_mode is True
     assert b.qubit_limit() == min(b.max_qubits["f64"], b.limits.max_qubits)
+    assert b.ranks == 0 and b.ranks_max_qubits == {}
+
+
+def test_a_backend_with_ranks_allows_their_qubits() -> None:
+    d = {
+        "max_qubits": {"f64": 28, "f32": 29},
+        "limits": {"max_qubits": 34},
+        "across_ranks": {"ranks": 4, "memory_budget_bytes": 1 << 34, "max_qubits": {"f64": 30, "f32": 31}},
+    }
+    b = Backend.from_dict(d)
+    assert b.ranks == 4 and b.qubit_limit("f64") == 30 and b.qubit_limit("f32") == 31
+    d["limits"] = {"max_qubits": 29}
+    assert Backend.from_dict(d).qubit_limit("f64") == 29
 
 
 def test_guess_format() -> None:

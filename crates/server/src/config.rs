@@ -473,6 +473,35 @@ mod tests {
         });
     }
 
+    /// The README's `[ranks]` example loads as written.
+    #[test]
+    fn the_readmes_ranks_example_loads() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("\n## Past one machine: MPI ranks\n")
+            .nth(1)
+            .expect("the README's MPI section");
+        let example = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .expect("its toml block");
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("kettle.toml", example)?;
+            let c = ServerConfig::load(Some(Path::new("kettle.toml"))).unwrap();
+            let launch = c.service_config().ranks.unwrap();
+            assert_eq!((launch.ranks, launch.threads_per_rank), (4, 16));
+            assert_eq!(launch.memory_budget(), 256 << 30);
+            assert!(
+                launch
+                    .command_line()
+                    .join(" ")
+                    .starts_with("mpirun -np 4 --hostfile /etc/kettle/hosts ")
+            );
+            Ok(())
+        });
+    }
+
     #[test]
     fn unknown_fields_are_refused() {
         figment::Jail::expect_with(|jail| {

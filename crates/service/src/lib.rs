@@ -42,9 +42,12 @@
 //!   run at the next gate on cancellation, shutdown or the run-time limit;
 //!   one more, the fair-share worker, runs a job of a tenant with none
 //!   running while all of them are busy.
-//! - [`run_job_across`]: a job with each state split over MPI ranks
-//!   ([`RankJob`] handed to every rank, the result on rank 0), for what
-//!   `kettle job-run` runs under `mpirun`; not yet started by a worker.
+//! - Across ranks: a job larger than the node's budget (and one a split
+//!   state can run) is admitted up to what the ranks of [`RankLaunch`] hold;
+//!   a worker runs it through the operator's launch command (the launch
+//!   module, private: `mpirun … kettle job-run`, its own process group,
+//!   ended by a stop), and every rank calls [`run_job_across`] with the same
+//!   [`RankJob`]; rank 0 prints the result.
 //! - Admission: programs are parsed off the async threads, on at most one
 //!   permit per core (one tenant holds all but one), under the parser's
 //!   work budget and `max_admission_time`; a submission dropped by its

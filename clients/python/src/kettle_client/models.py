@@ -334,6 +334,9 @@ class Backend:
     ``noise_model`` (``qiskit_aer``); all are empty from a server without
     noise support. ``simd`` is the instruction set the server's kernels run
     (``avx512``, ``avx2`` or ``portable``; empty from older servers).
+    ``ranks`` is how many MPI ranks the server splits a job larger than
+    its memory budget over (0: it does not), and ``ranks_max_qubits`` the
+    largest such job per precision (noiseless, without gradients).
     """
 
     name: str
@@ -354,6 +357,8 @@ class Backend:
     channels: list[str] = field(default_factory=list)
     noise_models: list[str] = field(default_factory=list)
     simd: str = ""
+    ranks: int = 0
+    ranks_max_qubits: dict[str, int] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -363,8 +368,10 @@ class Backend:
 
     def qubit_limit(self, precision: str = "f64") -> int:
         """Most qubits a job at ``precision`` may have: the smaller of the
-        memory budget's and the tenant's limit."""
-        return min(self.max_qubits.get(precision, 0), self.limits.max_qubits)
+        memory's (the budget's, or the ranks' for a noiseless job) and the
+        tenant's limit."""
+        memory = max(self.max_qubits.get(precision, 0), self.ranks_max_qubits.get(precision, 0))
+        return min(memory, self.limits.max_qubits)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Backend:
@@ -387,5 +394,10 @@ class Backend:
             channels=[str(x) for x in d.get("channels") or []],
             noise_models=[str(x) for x in d.get("noise_models") or []],
             simd=str(d.get("simd", "")),
+            ranks=int((d.get("across_ranks") or {}).get("ranks", 0)),
+            ranks_max_qubits={
+                str(k): int(v)
+                for k, v in ((d.get("across_ranks") or {}).get("max_qubits") or {}).items()
+            },
             raw=d,
         )
