@@ -15,6 +15,13 @@
 //! ordering does). An exchange of `k` swaps moves `1 - 2^-k` of every
 //! slice once. Qubits are never swapped back to restore an order: the
 //! layout travels with the state, and results are read through it.
+//!
+//! An X (any operation that maps each basis state of global targets to
+//! another by a fixed bit flip, with phases) on global qubits moves no
+//! amplitude either: it flips which global bits each rank's slice stands
+//! for, the rank's *label* (rank number XOR a flip mask), and leaves a
+//! diagonal of its phases. Every reading of a rank's global bits goes
+//! through [`Layout::label`].
 
 use kettle_ir::{Control, Qubit};
 use num_complex::Complex64;
@@ -29,6 +36,9 @@ pub struct Layout {
     position: Vec<Qubit>,
     /// Global positions (the last `global` of the `n`).
     global: u32,
+    /// Rank `r`'s slice holds the amplitudes whose global bits read
+    /// `r ^ flip` (bit `j`: position `n-p+j`).
+    flip: usize,
 }
 
 impl Layout {
@@ -38,6 +48,7 @@ impl Layout {
         Layout {
             position: (0..num_qubits).collect(),
             global,
+            flip: 0,
         }
     }
 
@@ -64,6 +75,22 @@ impl Layout {
             .expect("every position holds a qubit") as Qubit
     }
 
+    /// The global bits of the amplitudes rank `rank` holds (bit `j`:
+    /// position `n-p+j`): its label.
+    pub fn label(&self, rank: usize) -> usize {
+        rank ^ self.flip
+    }
+
+    /// The rank that holds the amplitudes whose global bits read `label`.
+    pub fn rank_of(&self, label: usize) -> usize {
+        label ^ self.flip
+    }
+
+    /// Flips the label bits `bits` of every rank (see [`Step::Flip`]).
+    pub(crate) fn flip_labels(&mut self, bits: usize) {
+        self.flip ^= bits;
+    }
+
     /// Whether every qubit sits at its own position.
     pub fn is_identity(&self) -> bool {
         self.position
@@ -88,7 +115,8 @@ impl Layout {
     }
 
     /// The state index (bit `q` for qubit `q`) of the amplitude at physical
-    /// index `physical` (bit `position(q)` for qubit `q`).
+    /// index `physical` (bit `position(q)` for qubit `q`; a rank's slice
+    /// starts at its [`label`](Self::label) times the slice length).
     pub fn logical_index(&self, physical: u64) -> u64 {
         self.position
             .iter()
@@ -146,6 +174,68 @@ pub(crate) enum Step {
     /// Swap the labels of the qubits at these position pairs, in order:
     /// swap gates, which move no amplitude.
     Relabel(Vec<(Qubit, Qubit)>),
+    /// Flip these bits of every rank's label (bit `j`: global position
+    /// `n-p+j`): X gates on global qubits, which move no amplitude.
+    Flip(usize),
+}
+
+/// If `op` (on qubits) maps each basis state of its targets, all global
+/// in `layout`, to the one with a fixed set of them flipped (an X, or an X
+/// on several, with phases) and has no controls: the label bits it flips
+/// and the diagonal of its phases (on qubits), applied after the flip;
+/// `None` for the identity's phases.
+fn global_flip(op: &KernelOp, layout: &Layout) -> Option<(usize, Option<KernelOp>)> {
+    let OpMatrix::Monomial { src, phase } = &op.matrix else {
+        return None;
+    };
+    if !op.controls.is_empty() || !op.targets.iter().all(|&q| layout.is_global(q)) {
+        return None;
+    }
+    // out[r] = phase[r] · in[src[r]], src[r] = r ^ m for one m ≠ 0.
+    let m = src[0];
+    if m == 0 || src.iter().enumerate().any(|(r, &c)| c != r ^ m) {
+        return None;
+    }
+    let local = layout.local_qubits();
+    let flip = op
+        .targets
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| (m >> i) & 1 == 1)
+        .map(|(_, &q)| 1usize << (layout.position(q) - local))
+        .sum();
+    let one = Complex64::new(1.0, 0.0);
+    let phases = (!phase.iter().all(|&p| p == one)).then(|| KernelOp {
+        targets: op.targets.clone(),
+        controls: SmallVec::new(),
+        matrix: OpMatrix::Diagonal(phase.clone()),
+    });
+    Some((flip, phases))
+}
+
+/// `op` (on positions), placed while the labels were flipped by `delta`
+/// more than when its run is applied, as the run's labels read it:
+/// controls and diagonal entries on flipped global positions swap sides.
+fn unflip(mut op: KernelOp, delta: usize, local: u32) -> KernelOp {
+    if delta == 0 {
+        return op;
+    }
+    let flipped = |p: Qubit| p >= local && (delta >> (p - local)) & 1 == 1;
+    for c in &mut op.controls {
+        if flipped(c.qubit) {
+            c.on = !c.on;
+        }
+    }
+    if let OpMatrix::Diagonal(diag) = &mut op.matrix {
+        let m: usize = (op.targets.iter().enumerate())
+            .filter(|&(_, &t)| flipped(t))
+            .map(|(i, _)| 1 << i)
+            .sum();
+        if m != 0 {
+            *diag = (0..diag.len()).map(|i| diag[i ^ m]).collect();
+        }
+    }
+    op
 }
 
 /// Positions that select lanes inside a SIMD block at either precision
@@ -161,9 +251,26 @@ const LOOK_AHEAD: usize = 4096;
 pub(crate) fn plan(ops: &[KernelOp], layout: &mut Layout) -> Vec<Step> {
     let mut steps = Vec::new();
     let mut run: Vec<KernelOp> = Vec::new();
-    // Relabels commute with operations on positions; they only need to
-    // keep their order with the exchanges.
+    // Relabels and flips commute with operations on positions (once those
+    // read the labels as they were when their run began: `unflip`); they
+    // only need to keep their order with the exchanges.
     let mut relabels = Vec::new();
+    let mut run_flip = layout.flip;
+    let local = layout.local_qubits();
+    let end_run = |steps: &mut Vec<Step>,
+                   run: &mut Vec<KernelOp>,
+                   relabels: &mut Vec<(Qubit, Qubit)>,
+                   flip: usize| {
+        if !run.is_empty() {
+            steps.push(Step::Ops(std::mem::take(run)));
+        }
+        if !relabels.is_empty() {
+            steps.push(Step::Relabel(std::mem::take(relabels)));
+        }
+        if flip != 0 {
+            steps.push(Step::Flip(flip));
+        }
+    };
     for (i, op) in ops.iter().enumerate() {
         if is_swap(op) {
             // Qubit a's state moves to b's position and b's to a's.
@@ -175,28 +282,26 @@ pub(crate) fn plan(ops: &[KernelOp], layout: &mut Layout) -> Vec<Step> {
             relabels.push((pa, pb));
             continue;
         }
+        if let Some((flip, phases)) = global_flip(op, layout) {
+            layout.flip ^= flip;
+            if let Some(phases) = phases {
+                run.push(unflip(layout.place(&phases), layout.flip ^ run_flip, local));
+            }
+            continue;
+        }
         if needs_local(op).iter().any(|&q| layout.is_global(q)) {
             let swaps = choose_swaps(ops, i, layout);
             for &(g, l) in &swaps {
                 layout.swap_positions(g, l);
             }
-            if !run.is_empty() {
-                steps.push(Step::Ops(std::mem::take(&mut run)));
-            }
-            if !relabels.is_empty() {
-                steps.push(Step::Relabel(std::mem::take(&mut relabels)));
-            }
+            end_run(&mut steps, &mut run, &mut relabels, layout.flip ^ run_flip);
+            run_flip = layout.flip;
             steps.push(Step::Exchange(swaps));
         }
         debug_assert!(needs_local(op).iter().all(|&q| !layout.is_global(q)));
-        run.push(layout.place(op));
+        run.push(unflip(layout.place(op), layout.flip ^ run_flip, local));
     }
-    if !run.is_empty() {
-        steps.push(Step::Ops(run));
-    }
-    if !relabels.is_empty() {
-        steps.push(Step::Relabel(relabels));
-    }
+    end_run(&mut steps, &mut run, &mut relabels, layout.flip ^ run_flip);
     steps
 }
 
@@ -245,12 +350,12 @@ fn choose_swaps(ops: &[KernelOp], at: usize, layout: &Layout) -> Vec<(Qubit, Qub
     swaps
 }
 
-/// `op` (on positions) as rank `rank` applies it to its slice of `local`
-/// qubits, or `None` where it does nothing there: controls on global
-/// positions are the rank's bits (held: dropped; not held: no operation),
+/// `op` (on positions) as the rank labelled `label` applies it to its slice
+/// of `local` qubits, or `None` where it does nothing there: controls on
+/// global positions are the label's bits (held: dropped; not held: no operation),
 /// and a diagonal's global targets select part of its diagonal.
-pub(crate) fn local_op(op: &KernelOp, local: u32, rank: usize) -> Option<KernelOp> {
-    let bit = |q: Qubit| (rank >> (q - local)) & 1 == 1;
+pub(crate) fn local_op(op: &KernelOp, local: u32, label: usize) -> Option<KernelOp> {
+    let bit = |q: Qubit| (label >> (q - local)) & 1 == 1;
     let mut controls: SmallVec<[Control; 4]> = SmallVec::new();
     for c in &op.controls {
         if c.qubit < local {

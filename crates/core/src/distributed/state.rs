@@ -312,7 +312,7 @@ impl<'c, F: Float> DistributedState<'c, F> {
     /// `global` (per global position): the product state of gates on
     /// global qubits alone, from |0…0⟩.
     fn start_product(&mut self, global: &[[Complex64; 2]]) {
-        let rank = self.comm.rank();
+        let rank = self.label();
         let scale = global
             .iter()
             .enumerate()
@@ -346,6 +346,7 @@ impl<'c, F: Float> DistributedState<'c, F> {
                         self.layout.swap_positions(a, b);
                     }
                 }
+                Step::Flip(bits) => self.layout.flip_labels(bits),
             }
         }
         debug_assert_eq!(self.layout, after);
@@ -357,7 +358,8 @@ impl<'c, F: Float> DistributedState<'c, F> {
     }
 
     /// This rank's slice: amplitude `i` is the state's amplitude at physical
-    /// index `rank · 2^local + i` (see [`Layout::logical_index`]).
+    /// index `label · 2^local + i`, the label this rank's
+    /// [`Layout::label`] (see [`Layout::logical_index`]).
     pub fn slice(&self) -> &StateVector<F> {
         &self.slice
     }
@@ -372,6 +374,11 @@ impl<'c, F: Float> DistributedState<'c, F> {
         self.layout.local_qubits()
     }
 
+    /// The global bits of the amplitudes this rank holds.
+    fn label(&self) -> usize {
+        self.layout.label(self.comm.rank())
+    }
+
     fn global_qubits(&self) -> u32 {
         self.layout.num_qubits() - self.layout.local_qubits()
     }
@@ -379,10 +386,10 @@ impl<'c, F: Float> DistributedState<'c, F> {
     /// Applies operations on positions, each as this rank sees it.
     fn apply_ops(&mut self, ops: &[KernelOp], par: &Parallelism) {
         let local = self.local_qubits();
-        let rank = self.comm.rank();
+        let label = self.label();
         let mine: Vec<KernelOp> = ops
             .iter()
-            .filter_map(|op| local_op(op, local, rank))
+            .filter_map(|op| local_op(op, local, label))
             .collect();
         let program = Program::compile_gates_on(mine, local, &self.fusion, self.chunk, self.fresh);
         self.fresh = false;
@@ -401,12 +408,13 @@ impl<'c, F: Float> DistributedState<'c, F> {
     fn exchange(&mut self, swaps: &[(Qubit, Qubit)]) {
         let local = self.local_qubits();
         let rank = self.comm.rank();
+        let label = self.label();
         let k = swaps.len();
         let rank_bit = |g: Qubit| (g - local) as usize;
         let pattern: usize = swaps
             .iter()
             .enumerate()
-            .map(|(j, &(g, _))| ((rank >> rank_bit(g)) & 1) << j)
+            .map(|(j, &(g, _))| ((label >> rank_bit(g)) & 1) << j)
             .sum();
         let swapped: u64 = swaps.iter().map(|&(_, l)| 1u64 << l).sum();
         let free: Vec<Qubit> = (0..local).filter(|&q| swapped >> q & 1 == 0).collect();
@@ -582,8 +590,9 @@ impl<'c, F: Float> DistributedState<'c, F> {
         let parts = self.comm.gather(&mine)?;
         let mut out = vec![Complex64::new(0.0, 0.0); parts.len() << local];
         for (rank, part) in parts.iter().enumerate() {
+            let label = self.layout.label(rank) as u64;
             for (i, b) in part.chunks_exact(WIRE_BYTES).enumerate() {
-                let physical = ((rank as u64) << local) | i as u64;
+                let physical = (label << local) | i as u64;
                 let [re, im] = bytes_words(b);
                 out[self.layout.logical_index(physical) as usize] =
                     Complex64::new(f64::from_bits(re), f64::from_bits(im));
@@ -634,10 +643,11 @@ impl<'c, F: Float> DistributedState<'c, F> {
         }
         // The rank that holds each block of 2^local indices, and this one's.
         let block_of = |r: usize| -> usize {
+            let label = self.layout.label(r);
             (0..ranks.trailing_zeros())
                 .map(|j| {
                     let q = self.layout.qubit_at(local + j);
-                    ((r >> j) & 1) << (q - local)
+                    ((label >> j) & 1) << (q - local)
                 })
                 .sum()
         };
@@ -806,12 +816,13 @@ impl<F: Float> DistributedState<'_, F> {
         }
         let qubits = crate::program::measured_qubits(finals);
         let rank = self.comm.rank();
+        let label = self.label();
         let masks: Vec<(usize, usize)> = qubits.iter().map(|&q| self.masks(q)).collect();
         // The outcome bits that this rank's global bits fix.
         let fixed: usize = masks
             .iter()
             .enumerate()
-            .map(|(j, &(_, g))| usize::from(rank & g != 0) << j)
+            .map(|(j, &(_, g))| usize::from(label & g != 0) << j)
             .sum();
         let mut probabilities = vec![0.0; 1 << qubits.len()];
         for i in 0..self.slice.len() {
@@ -876,7 +887,7 @@ impl<F: Float> DistributedState<'_, F> {
                 Complex64::new(-1.0, 0.0),
                 Complex64::new(0.0, -1.0),
             ][(ys % 4) as usize];
-            let rank_sign = if (rank & sign_g).count_ones() % 2 == 1 {
+            let rank_sign = if (self.label() & sign_g).count_ones() % 2 == 1 {
                 -1.0
             } else {
                 1.0
@@ -976,7 +987,7 @@ impl<F: Float> Backend for DistributedState<'_, F> {
             qubit_probabilities(&self.slice, local.trailing_zeros(), par)
         } else {
             let norm = piece_norms(&self.slice, par).iter().sum();
-            if self.comm.rank() & global == 0 {
+            if self.label() & global == 0 {
                 [norm, 0.0]
             } else {
                 [0.0, norm]
@@ -998,13 +1009,13 @@ impl<F: Float> Backend for DistributedState<'_, F> {
             return;
         }
         // The rank's bit is the qubit's: its slice is kept or dropped whole.
-        let keep = (self.comm.rank() & global != 0) == outcome;
+        let keep = (self.label() & global != 0) == outcome;
         let s = Complex64::new(if keep { scale } else { 0.0 }, 0.0);
         let o = Complex64::new(0.0, 0.0);
         let m = kettle_ir::GateMatrix::new(1, vec![s, o, o, s]).expect("2x2");
         self.slice.apply_matrix(&m, &[0], par);
         if reset && outcome {
-            // |1⟩ to |0⟩ on a global qubit moves slices between ranks.
+            // |1⟩ to |0⟩ on a global qubit: an X, which flips the labels.
             let x = KernelOp::from_gate(
                 &kettle_ir::Gate::standard(kettle_ir::StandardGate::X, &[]),
                 &[qubit],

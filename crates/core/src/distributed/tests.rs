@@ -381,3 +381,85 @@ fn exchange_figures_count_every_branch() {
     assert_eq!(made.exchanges, 4, "{made:?}");
     assert!(out.iter().all(|o| o.1 == per_gate && o.2 == made));
 }
+
+/// A gate of `circuit`'s standard set on `qubits` with `controls`.
+fn gate(c: &mut Circuit, g: StandardGate, params: &[f64], qubits: &[u32], controls: Vec<Control>) {
+    c.push(Operation::Gate {
+        gate: Gate::standard(g, params),
+        qubits: qubits.to_vec(),
+        controls,
+    });
+}
+
+#[test]
+fn x_and_y_on_global_qubits_flip_labels_and_move_no_amplitude() {
+    let sim = Simulator::new();
+    for seed in 0..60u64 {
+        // Some with slices of many pieces: sampled by the sweep across
+        // ranks, in label order.
+        let n = if seed % 10 == 0 {
+            15
+        } else {
+            7 + (seed % 3) as u32
+        };
+        let ranks = 1usize << (1 + seed % 3);
+        let global: Vec<u32> = (n - ranks.trailing_zeros()..n).collect();
+        let mut c = Circuit::new(n);
+        for q in 0..n {
+            c = c.h(q);
+        }
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut next = move |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % m) as u32
+        };
+        for _ in 0..80 {
+            let g = global[next(global.len() as u64) as usize];
+            let l = next(u64::from(n - ranks.trailing_zeros()));
+            let l2 = (l + 1) % (n - ranks.trailing_zeros());
+            let angle = f64::from(next(628)) / 100.0;
+            match next(9) {
+                0 => gate(&mut c, StandardGate::X, &[], &[g], vec![]),
+                1 => gate(&mut c, StandardGate::Y, &[], &[g], vec![]),
+                2 => gate(&mut c, StandardGate::Cz, &[], &[g, l], vec![]),
+                3 => gate(&mut c, StandardGate::Rz, &[angle], &[g], vec![]),
+                4 => gate(
+                    &mut c,
+                    StandardGate::Ry,
+                    &[angle],
+                    &[l],
+                    vec![Control::one(g)],
+                ),
+                5 => {
+                    let other = if g == global[0] { l } else { global[0] };
+                    gate(&mut c, StandardGate::Cp, &[angle], &[g, other], vec![]);
+                }
+                6 => gate(&mut c, StandardGate::X, &[], &[l2], vec![Control::zero(g)]),
+                7 => gate(&mut c, StandardGate::U, &[angle, 0.3, 0.2], &[l], vec![]),
+                _ => gate(&mut c, StandardGate::Cx, &[], &[l, l2], vec![]),
+            }
+        }
+        let expect = sim.statevector::<f64>(&c).unwrap().to_vec_f64();
+        let (got, sent, per_gate) = distributed::<f64>(&sim, &c, ranks);
+        let diff = reference::max_abs_diff(&got, &expect);
+        assert!(diff < 1e-12, "seed {seed} ranks {ranks}: {diff:e}");
+        assert_eq!(
+            sent, 0,
+            "seed {seed}: X and Y on global qubits exchange nothing"
+        );
+        assert!(per_gate > 0, "seed {seed}: the per-gate scheme would have");
+        // Measured, sampled and read through the flipped labels alike.
+        let mut measured = c.clone();
+        measured.push(Operation::Measure {
+            qubit: global[0],
+            clbit: 0,
+        });
+        gate(&mut measured, StandardGate::X, &[], &[global[0]], vec![]);
+        measured.push(Operation::Reset { qubit: global[0] });
+        gate(&mut measured, StandardGate::H, &[], &[global[0]], vec![]);
+        measured = measured.measure_all();
+        assert_dynamic_run_agrees(&sim, &measured, 300, seed, ranks);
+    }
+}
