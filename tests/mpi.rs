@@ -549,6 +549,27 @@ fn ranks_server(
     crate::server_util::in_process(config)
 }
 
+/// Nine hundred thousand gates on 16 qubits: minutes.
+fn slow_job() -> serde_json::Value {
+    serde_json::json!({
+        "program": {"format": "qasm3", "source": "OPENQASM 3.0;\ninclude \"stdgates.inc\";\nqubit[16] q;\n\
+            for int i in [0:29999] { for int j in [0:14] { rx(0.1) q[j]; cx q[j], q[j + 1]; } }\n"},
+        "result_types": [{"expectation": ["Z0"]}],
+    })
+}
+
+/// Waits until `mark` has the launcher and both ranks running (or panics
+/// after 10 s).
+async fn ranks_running(mark: &str) {
+    for _ in 0..200 {
+        if marked(mark).len() >= 3 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the launcher and 2 ranks do not run: {:?}", marked(mark));
+}
+
 /// Waits until no process of `mark` is left (or panics after 15 s).
 async fn all_ranks_gone(mark: &str) {
     for _ in 0..150 {
@@ -638,27 +659,12 @@ async fn a_job_larger_than_the_server_runs_across_mpi_ranks_over_http() {
     all_ranks_gone(&mark).await;
 
     // A cancel ends every rank.
-    // Nine hundred thousand gates on 16 qubits: minutes.
-    let slow = json!({
-        "program": {"format": "qasm3", "source": "OPENQASM 3.0;\ninclude \"stdgates.inc\";\nqubit[16] q;\n\
-            for int i in [0:29999] { for int j in [0:14] { rx(0.1) q[j]; cx q[j], q[j + 1]; } }\n"},
-        "result_types": [{"expectation": ["Z0"]}],
-    });
+    let slow = slow_job();
     let posted = api.post_job(slow.clone(), "").await;
     assert_eq!(posted.status, 201, "{}", posted.body);
     let id = posted.body["id"].as_str().unwrap().to_owned();
     api.until(&id, "running").await;
-    for _ in 0..200 {
-        if marked(&mark).len() >= 3 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(
-        marked(&mark).len() >= 3,
-        "the launcher and 2 ranks run: {:?}",
-        marked(&mark)
-    );
+    ranks_running(&mark).await;
     let cancelled = api
         .send(
             reqwest::Method::POST,
@@ -680,5 +686,39 @@ async fn a_job_larger_than_the_server_runs_across_mpi_ranks_over_http() {
     let id = posted.body["id"].as_str().unwrap().to_owned();
     let failed = api.until(&id, "failed").await;
     assert_eq!(failed["error"]["code"], "run-time-exceeded", "{failed}");
+    all_ranks_gone(&mark).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ranks_of_a_killed_server_end_with_it() {
+    use crate::server_util::{Api, ChildServer};
+    if !mpi_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mark = format!("{}-killed", std::process::id());
+    // The launch as an operator configures it, in the environment.
+    let launcher = format!(
+        "[\"env\", \"OMPI_ALLOW_RUN_AS_ROOT=1\", \"OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1\", \
+         \"KETTLE_TEST_MARK={mark}\", \"mpirun\", \"--oversubscribe\", \"-np\", \"{{ranks}}\", \
+         \"-x\", \"KETTLE_TEST_MARK\"]"
+    );
+    let server = ChildServer::start_with(
+        dir.path(),
+        &[
+            ("KETTLE_WORKERS", "1"),
+            ("KETTLE_MEMORY_BUDGET", "512KiB"),
+            ("KETTLE_RANKS__RANKS", "2"),
+            ("KETTLE_RANKS__LAUNCHER", &launcher),
+            ("KETTLE_RANKS__THREADS_PER_RANK", "1"),
+        ],
+    );
+    let api = Api::new(server.base.clone(), None);
+    let posted = api.post_job(slow_job(), "").await;
+    assert_eq!(posted.status, 201, "{}", posted.body);
+    ranks_running(&mark).await;
+    // SIGKILL: no shutdown code runs; the launcher gets SIGTERM from the
+    // kernel and ends its ranks.
+    server.kill();
     all_ranks_gone(&mark).await;
 }

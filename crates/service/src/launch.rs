@@ -8,7 +8,8 @@
 //! launcher passes on to every rank, then SIGKILL after [`GRACE`].
 //!
 //! Unix only: a process group and its signals are how a launcher's ranks
-//! are stopped together.
+//! are stopped together. On Linux the launcher also gets SIGTERM when the
+//! server dies, so no job runs on without a server to record it.
 
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -154,7 +155,34 @@ fn spawn(program: &str, args: &[String]) -> std::io::Result<Child> {
         // it started here, and nothing of the server's.
         command.process_group(0);
     }
+    #[cfg(target_os = "linux")]
+    end_with_the_server(&mut command);
     command.spawn()
+}
+
+/// Has the launcher sent SIGTERM when the server dies (killed, crashed),
+/// which `mpirun` and `srun` pass on to every rank: a job the server can
+/// no longer finish does not run on beside its next attempt.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn end_with_the_server(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+
+    use rustix::process::{Signal, getpid, getppid, set_parent_process_death_signal};
+    let server = getpid();
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed: it makes two raw system calls
+    // (prctl, getppid) and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            set_parent_process_death_signal(Some(Signal::TERM))?;
+            // The server died before the signal was set: nothing would come.
+            if getppid() != Some(server) {
+                return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+            }
+            Ok(())
+        });
+    }
 }
 
 /// What a pipe's thread gave; `None` if it panicked.
