@@ -415,6 +415,11 @@ fn probabilities_and_expectations_equal_the_single_process() {
 /// `mpirun -np ranks kettle job-run --threads=1` with `job` on its
 /// standard input (rank 0's).
 fn job_run(ranks: usize, job: &[u8]) -> Output {
+    job_run_with(ranks, job, &[])
+}
+
+/// `job_run` with more arguments of `kettle job-run`.
+fn job_run_with(ranks: usize, job: &[u8], args: &[&str]) -> Output {
     use std::io::Write;
     use std::process::Stdio;
     let mut child = Command::new("mpirun")
@@ -423,6 +428,7 @@ fn job_run(ranks: usize, job: &[u8]) -> Output {
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .arg(env!("CARGO_BIN_EXE_kettle"))
         .args(["job-run", "--threads=1"])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -490,6 +496,14 @@ fn a_service_job_runs_across_ranks() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.matches("does not read").count(), 1, "{stderr}");
+    // A launcher that starts another number of ranks than the job was
+    // planned for: refused, once, before anything runs.
+    let out = job_run_with(2, &job, &["--ranks", "4"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("planned for 4").count(), 1, "{stderr}");
+    assert!(job_run_with(2, &job, &["--ranks", "2"]).status.success());
 }
 
 /// Processes whose environment holds `KETTLE_TEST_MARK=mark`: the launcher
