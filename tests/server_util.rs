@@ -345,6 +345,9 @@ impl ChildServer {
             .expect("the test binary starts as a server");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        // What the server said before it listened: the reason it did not.
+        let said = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let heard = std::sync::Arc::clone(&said);
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -353,12 +356,19 @@ impl ChildServer {
                 {
                     let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
                     let _ = tx.send(addr);
+                } else if tx.is_some() {
+                    heard.lock().unwrap().push(line);
                 }
             }
         });
         let addr = rx
             .recv_timeout(Duration::from_secs(60))
-            .expect("the child server says where it listens");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the child server did not say where it listens ({e}); it said:\n{}",
+                    said.lock().unwrap().join("\n")
+                )
+            });
         ChildServer {
             child,
             base: format!("http://{addr}"),

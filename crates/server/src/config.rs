@@ -198,10 +198,10 @@ impl ServerConfig {
         }
         // Variables of the same prefix that are not fields: KETTLE_LOG is
         // the log filter (read by the tracing setup); the test suite's
-        // PostgreSQL switches reach the servers the tests start.
+        // PostgreSQL and MPI switches reach the servers the tests start.
         given = given.merge(
             Env::prefixed("KETTLE_")
-                .ignore(&["LOG", "TEST_POSTGRES", "REQUIRE_POSTGRES"])
+                .ignore(&["LOG", "TEST_POSTGRES", "REQUIRE_POSTGRES", "REQUIRE_MPI"])
                 .split("__"),
         );
         let config: ServerConfig = Figment::from(Serialized::defaults(ServerConfig::default()))
@@ -358,6 +358,7 @@ mod tests {
                 "postgres://postgres@127.0.0.1/postgres",
             );
             jail.set_env("KETTLE_REQUIRE_POSTGRES", "1");
+            jail.set_env("KETTLE_REQUIRE_MPI", "1");
             jail.set_env("KETTLE_MAX_WAIT_SECONDS", "2");
             let c = ServerConfig::load(None).unwrap();
             assert_eq!(c.max_wait_seconds, 2);
