@@ -552,6 +552,16 @@ fn largest_fitting(precision: kettle_core::Precision, budget: u64, cap: u32) -> 
         .unwrap_or(0)
 }
 
+impl QubitsPerPrecision {
+    /// The most qubits whose state fits `budget` bytes, at most `cap`.
+    fn fitting(budget: u64, cap: u32) -> QubitsPerPrecision {
+        QubitsPerPrecision {
+            f64: largest_fitting(kettle_core::Precision::F64, budget, cap),
+            f32: largest_fitting(kettle_core::Precision::F32, budget, cap),
+        }
+    }
+}
+
 impl Service {
     /// Opens the store at `config.store` (an SQLite folder is locked first:
     /// a second service on it is refused, naming the first one's PID) and
@@ -1646,34 +1656,12 @@ impl Service {
                 .collect(),
             noise_models: vec!["qiskit_aer".into()],
             simd: kettle_core::cpu::simd_level().name().into(),
-            max_qubits: QubitsPerPrecision {
-                f64: largest_fitting(
-                    kettle_core::Precision::F64,
-                    c.admission_memory_budget(),
-                    limits.max_qubits,
-                ),
-                f32: largest_fitting(
-                    kettle_core::Precision::F32,
-                    c.admission_memory_budget(),
-                    limits.max_qubits,
-                ),
-            },
+            max_qubits: QubitsPerPrecision::fitting(c.admission_memory_budget(), limits.max_qubits),
             memory_budget_bytes: c.admission_memory_budget(),
             across_ranks: c.ranks.as_ref().map(|r| AcrossRanks {
                 ranks: r.ranks,
                 memory_budget_bytes: c.split_memory_budget(),
-                max_qubits: QubitsPerPrecision {
-                    f64: largest_fitting(
-                        kettle_core::Precision::F64,
-                        c.split_memory_budget(),
-                        limits.max_qubits,
-                    ),
-                    f32: largest_fitting(
-                        kettle_core::Precision::F32,
-                        c.split_memory_budget(),
-                        limits.max_qubits,
-                    ),
-                },
+                max_qubits: QubitsPerPrecision::fitting(c.split_memory_budget(), limits.max_qubits),
             }),
             workers: c.workers,
             formats: ["qasm2", "qasm3", "json"].map(String::from).to_vec(),
