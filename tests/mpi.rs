@@ -504,6 +504,36 @@ fn a_service_job_runs_across_ranks() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.matches("planned for 4").count(), 1, "{stderr}");
     assert!(job_run_with(2, &job, &["--ranks", "2"]).status.success());
+    // A sweep long enough to report: rank 0's progress lines on standard
+    // error, rising, the result still one line on standard output.
+    let sweep: kettle_service::JobRequest = serde_json::from_value(serde_json::json!({
+        "program": {"format": "qasm3", "source": "OPENQASM 3.0;\ninclude \"stdgates.inc\";\n\
+            input float theta;\nqubit[16] q;\nbit[16] c;\n\
+            for int i in [0:3999] { rx(theta) q[i % 16]; cx q[i % 16], q[(i + 1) % 16]; }\n\
+            c = measure q;\n"},
+        "shots": 100, "seed": 3,
+        "inputs": {"theta": (1..=8).map(|k| 0.1 * f64::from(k)).collect::<Vec<_>>()},
+    }))
+    .expect("request");
+    let limits = kettle_service::TenantLimits::default();
+    let sweep = kettle_service::RankJob {
+        spec: kettle_service::check_request(&sweep, &limits, 1 << 30, 20).expect("admitted"),
+        limits,
+        max_listed_qubits: 20,
+    };
+    let out = job_run(2, &serde_json::to_vec(&sweep).expect("json"));
+    assert!(out.status.success(), "{out:?}");
+    let result: kettle_service::JobResult =
+        serde_json::from_slice(&out.stdout).expect("one result");
+    assert_eq!(result.executions.len(), 8);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let fractions: Vec<f64> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix(kettle_service::PROGRESS_PREFIX))
+        .map(|f| f.parse().expect("a fraction"))
+        .collect();
+    assert!(!fractions.is_empty(), "{stderr}");
+    assert!(fractions.windows(2).all(|w| w[0] <= w[1]) && fractions.iter().all(|&f| f <= 1.0));
 }
 
 /// Processes whose environment holds `KETTLE_TEST_MARK=mark`: the launcher

@@ -24,6 +24,11 @@ use crate::execute::{RunFailure, Wanted, execution_circuit};
 use crate::model::{ExecutionResult, JobResult, JobSpec, Method, Precision, ResultType};
 use crate::prepare::read_noise_model;
 
+/// How rank 0 of `kettle job-run` reports progress on standard error: this,
+/// then the fraction done (`kettle-progress 0.25`), a line at a time; the
+/// launch reads it for the job's progress.
+pub const PROGRESS_PREFIX: &str = "kettle-progress ";
+
 /// What every rank of a job across ranks is handed: the job, and the
 /// limits its program is parsed again under.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,7 +53,21 @@ pub fn run_job_across(
     job: &RankJob,
     comm: &dyn Communicator,
 ) -> Result<Option<JobResult>, String> {
-    run(sim, job, comm).map_err(|e| match e {
+    run_job_across_reporting(sim, job, comm, &|_| {})
+}
+
+/// [`run_job_across`], telling `progress` on this rank the fraction of the
+/// job done (executions done and the running one's share) as it goes.
+///
+/// # Errors
+/// As [`run_job_across`].
+pub fn run_job_across_reporting(
+    sim: &Simulator,
+    job: &RankJob,
+    comm: &dyn Communicator,
+    progress: &(dyn Fn(f64) + Sync),
+) -> Result<Option<JobResult>, String> {
+    run(sim, job, comm, progress).map_err(|e| match e {
         RunFailure::Stopped => "stopped".to_string(),
         RunFailure::Error(message) => message,
     })
@@ -58,6 +77,7 @@ fn run(
     sim: &Simulator,
     job: &RankJob,
     comm: &dyn Communicator,
+    progress: &(dyn Fn(f64) + Sync),
 ) -> Result<Option<JobResult>, RunFailure> {
     let started = Instant::now();
     let spec = &job.spec;
@@ -86,7 +106,16 @@ fn run(
             Precision::F64 => run_one::<f64>,
             Precision::F32 => run_one::<f32>,
         };
-        if let Some(mut result) = run(&sim, &circuit, job, seed, comm)? {
+        let executions_count = spec.executions.len().max(1) as f64;
+        let report = |p: kettle_core::Progress| {
+            let share = if p.planned == 0 {
+                0.0
+            } else {
+                (p.applied as f64 / p.planned as f64).min(1.0)
+            };
+            progress((i as f64 + share) / executions_count);
+        };
+        if let Some(mut result) = run(&sim, &circuit, job, seed, comm, &report)? {
             result.inputs = inputs.clone();
             executions.push(result);
         }
@@ -126,6 +155,7 @@ fn run_one<F: Float>(
     job: &RankJob,
     seed: u64,
     comm: &dyn Communicator,
+    progress: &(dyn Fn(kettle_core::Progress) + Sync),
 ) -> Result<Option<ExecutionResult>, RunFailure> {
     let spec = &job.spec;
     let wanted = Wanted::of(spec)?;
@@ -147,7 +177,7 @@ fn run_one<F: Float>(
     }
     let method = kettle_core::Method::Statevector;
     let options = wanted.run_options(shots, seed, finals.is_some(), method);
-    let run = sim.run_distributed::<F>(circuit, &options, comm)?;
+    let run = sim.run_distributed_reporting::<F>(circuit, &options, comm, progress)?;
     // What the state gives is gathered by collective calls on every rank.
     let mut probabilities: Option<BTreeMap<String, f64>> = None;
     let mut statevector = None;

@@ -14,11 +14,11 @@
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::across::RankJob;
+use crate::across::{PROGRESS_PREFIX, RankJob};
 use crate::config::RankLaunch;
 use crate::execute::RunFailure;
 use crate::model::JobResult;
@@ -49,6 +49,7 @@ pub(crate) fn run_across_ranks(
     job: &RankJob,
     max_result_bytes: u64,
     should_stop: &dyn Fn() -> bool,
+    progress: &dyn Fn(f64),
 ) -> Result<JobResult, RunFailure> {
     let input = serde_json::to_vec(job)
         .map_err(|e| RunFailure::Error(format!("the job does not serialise: {e}")))?;
@@ -84,12 +85,20 @@ pub(crate) fn run_across_ranks(
             read.map(|_| bytes)
         })
     });
-    let stderr = child
-        .stderr
-        .take()
-        .map(|pipe| std::thread::spawn(move || tail(pipe)));
+    // Rank 0's last progress line (f64 bits; none yet: NaN's).
+    let reported = Arc::new(AtomicU64::new(f64::NAN.to_bits()));
+    let stderr = child.stderr.take().map(|pipe| {
+        let reported = Arc::clone(&reported);
+        std::thread::spawn(move || tail(pipe, &reported))
+    });
+    let mut published = f64::NAN;
     // Past the bound the output is not read further: the ranks are stopped.
     let ended = watch(&mut child, &group, should_stop, || {
+        let fraction = f64::from_bits(reported.load(Ordering::Relaxed));
+        if !fraction.is_nan() && fraction != published {
+            published = fraction;
+            progress(fraction);
+        }
         overflow.load(Ordering::Relaxed)
     });
     // The group is gone (ended, or killed): the pipes close.
@@ -203,7 +212,7 @@ fn watch(
     child: &mut Child,
     group: &Group,
     should_stop: &dyn Fn() -> bool,
-    overflowing: impl Fn() -> bool,
+    mut overflowing: impl FnMut() -> bool,
 ) -> Ended {
     let mut killing: Option<Instant> = None;
     loop {
@@ -292,19 +301,36 @@ impl Group {
     }
 }
 
-/// The last [`STDERR_TAIL`] bytes of `pipe`, read to its end.
-fn tail(mut pipe: impl Read) -> String {
+/// The last [`STDERR_TAIL`] bytes of `pipe`, read to its end, without the
+/// progress lines, whose last fraction goes to `reported` as it comes.
+fn tail(pipe: impl Read, reported: &AtomicU64) -> String {
+    use std::io::BufRead;
     let mut kept: Vec<u8> = Vec::new();
-    let mut buf = [0u8; 8192];
+    let mut line = Vec::new();
+    // Lines longer than the tail are cut: the pipe is read to its end
+    // however much the ranks write.
+    let mut reader = std::io::BufReader::new(pipe);
     loop {
-        match pipe.read(&mut buf) {
+        line.clear();
+        let read = (&mut reader)
+            .take(STDERR_TAIL as u64)
+            .read_until(b'\n', &mut line);
+        match read {
             Ok(0) | Err(_) => break,
-            Ok(n) => {
-                kept.extend_from_slice(&buf[..n]);
-                if kept.len() > 2 * STDERR_TAIL {
-                    kept.drain(..kept.len() - STDERR_TAIL);
-                }
-            }
+            Ok(_) => {}
+        }
+        let fraction = std::str::from_utf8(&line)
+            .ok()
+            .and_then(|l| l.trim_end().strip_prefix(PROGRESS_PREFIX))
+            .and_then(|f| f.parse::<f64>().ok())
+            .filter(|f| (0.0..=1.0).contains(f));
+        if let Some(fraction) = fraction {
+            reported.store(fraction.to_bits(), Ordering::Relaxed);
+            continue;
+        }
+        kept.extend_from_slice(&line);
+        if kept.len() > 2 * STDERR_TAIL {
+            kept.drain(..kept.len() - STDERR_TAIL);
         }
     }
     if kept.len() > STDERR_TAIL {
@@ -350,6 +376,41 @@ mod tests {
         false
     }
 
+    /// [`run_across_ranks`] without progress.
+    fn launched(
+        launch: &RankLaunch,
+        job: &RankJob,
+        max_result_bytes: u64,
+        should_stop: &dyn Fn() -> bool,
+    ) -> Result<JobResult, RunFailure> {
+        run_across_ranks(launch, job, max_result_bytes, should_stop, &|_| {})
+    }
+
+    #[test]
+    fn progress_lines_are_reported_and_kept_out_of_the_error() {
+        let seen = std::sync::Mutex::new(Vec::new());
+        let message = match run_across_ranks(
+            &sh(
+                "cat > /dev/null; echo 'kettle-progress 0.25' >&2; sleep 0.2; \
+                 echo 'kettle-progress 0.5' >&2; echo 'kettle-progress 7' >&2; sleep 0.2; \
+                 echo 'rank 0: gave up' >&2; exit 1",
+            ),
+            &job(),
+            1 << 20,
+            &never,
+            &|f| seen.lock().unwrap().push(f),
+        ) {
+            Err(RunFailure::Error(message)) => message,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [0.25, 0.5],
+            "a fraction past 1 is no progress"
+        );
+        assert!(message.ends_with("rank 0: gave up"), "{message}");
+    }
+
     fn failure(result: Result<JobResult, RunFailure>) -> String {
         match result {
             Err(RunFailure::Error(message)) => message,
@@ -371,13 +432,13 @@ mod tests {
              grep -q max_listed_qubits || exit 4; \
              echo 'a rank says hello' >&2; echo; echo '{line}'"
         );
-        let got = run_across_ranks(&sh(&script), &job(), 1 << 20, &never).unwrap();
+        let got = launched(&sh(&script), &job(), 1 << 20, &never).unwrap();
         assert_eq!(got, result);
     }
 
     #[test]
     fn a_failed_run_fails_with_the_last_line_the_ranks_wrote() {
-        let message = failure(run_across_ranks(
+        let message = failure(launched(
             &sh("cat > /dev/null; echo 'rank 1: out of memory' >&2; echo >&2; exit 7"),
             &job(),
             1 << 20,
@@ -394,9 +455,9 @@ mod tests {
     fn a_launcher_that_cannot_start_or_prints_no_result_fails_clearly() {
         let mut missing = sh("");
         missing.launcher = vec!["/nonexistent/mpirun".into()];
-        let message = failure(run_across_ranks(&missing, &job(), 1 << 20, &never));
+        let message = failure(launched(&missing, &job(), 1 << 20, &never));
         assert!(message.contains("/nonexistent/mpirun"), "{message}");
-        let message = failure(run_across_ranks(
+        let message = failure(launched(
             &sh("cat > /dev/null; echo not json"),
             &job(),
             1 << 20,
@@ -408,7 +469,7 @@ mod tests {
     #[test]
     fn output_past_the_result_bound_stops_the_ranks() {
         let started = Instant::now();
-        let message = failure(run_across_ranks(&sh("exec yes"), &job(), 1000, &never));
+        let message = failure(launched(&sh("exec yes"), &job(), 1000, &never));
         assert!(
             message.contains("larger than the result's bound"),
             "{message}"
@@ -437,7 +498,7 @@ mod tests {
         let script = format!("PIDFILE='{}'; {script}", pidfile.display());
         let started = Instant::now();
         let stop = || started.elapsed() > Duration::from_millis(200);
-        let outcome = run_across_ranks(&sh(&script), &job(), 1 << 20, &stop);
+        let outcome = launched(&sh(&script), &job(), 1 << 20, &stop);
         let took = started.elapsed();
         assert!(matches!(outcome, Err(RunFailure::Stopped)), "{outcome:?}");
         let pid = std::fs::read_to_string(&pidfile).unwrap();

@@ -85,7 +85,7 @@ mod time;
 mod worker;
 mod writer;
 
-pub use across::{RankJob, run_job_across};
+pub use across::{PROGRESS_PREFIX, RankJob, run_job_across, run_job_across_reporting};
 pub use config::{
     AuthMode, DEFAULT_MAX_RESULT_BYTES, MAX_RESULT_BYTES_CEILING, RankLaunch, ServiceConfig,
     TenantLimits,

@@ -42,6 +42,19 @@ struct JobMonitor<'a> {
 }
 
 impl JobMonitor<'_> {
+    /// Publishes in the live job that `fraction` of it is done after
+    /// `elapsed`, with the time left at that pace.
+    fn publish(&self, fraction: f64, elapsed: Duration) {
+        let seconds_left =
+            (fraction > 0.0).then(|| elapsed.as_secs_f64() * (1.0 - fraction) / fraction);
+        self.inner.live_update(self.id, |j| {
+            j.progress = Some(JobProgress {
+                fraction,
+                seconds_left,
+            });
+        });
+    }
+
     /// Whether the run must stop now: a stop was asked for, or the
     /// run-time limit passed (recorded in `timed_out`).
     fn must_stop(&self, now: Instant) -> bool {
@@ -73,14 +86,7 @@ impl Monitor for JobMonitor<'_> {
             } else {
                 (progress.applied as f64 / progress.planned as f64).min(1.0)
             };
-            let seconds_left =
-                (fraction > 0.0).then(|| elapsed.as_secs_f64() * (1.0 - fraction) / fraction);
-            self.inner.live_update(self.id, |j| {
-                j.progress = Some(JobProgress {
-                    fraction,
-                    seconds_left,
-                });
-            });
+            self.publish(fraction, elapsed);
         }
         ControlFlow::Continue(())
     }
@@ -239,9 +245,13 @@ fn run_across(
         max_listed_qubits: inner.config.max_listed_qubits,
     };
     let started = Instant::now();
-    let result = run_across_ranks(launch, &job, spec.result_bytes, &|| {
-        monitor.must_stop(Instant::now())
-    });
+    let result = run_across_ranks(
+        launch,
+        &job,
+        spec.result_bytes,
+        &|| monitor.must_stop(Instant::now()),
+        &|fraction| monitor.publish(fraction, started.elapsed()),
+    );
     tracing::info!(
         ranks = launch.ranks,
         seconds = started.elapsed().as_secs_f64(),

@@ -30,7 +30,7 @@ use crate::op::KernelOp;
 use crate::par::Parallelism;
 use crate::program::{Instr, Program};
 use crate::sample::{NormSqrF64, Pieces, Sweep, sample_indices};
-use crate::simulator::{Estimate, MAX_SHOTS, RunOptions, RunStats, Simulator, Unwatched};
+use crate::simulator::{Estimate, MAX_SHOTS, Monitor, Progress, RunOptions, RunStats, Simulator};
 use crate::state::{StateVector, check_budget};
 
 /// Bytes of one message of an exchange: what a rank holds beyond its slice
@@ -126,6 +126,24 @@ impl Simulator {
         options: &RunOptions,
         comm: &'c dyn Communicator,
     ) -> Result<DistributedRun<'c, F>, SimError> {
+        self.run_distributed_reporting(circuit, options, comm, &|_| {})
+    }
+
+    /// [`run_distributed`](Self::run_distributed), telling `progress` on
+    /// this rank how far the run is, as a [`Monitor`](crate::Monitor) is
+    /// told. It cannot stop the run: a stop on one rank alone would leave
+    /// the others waiting in their next exchange (stop every rank's
+    /// process instead, as `mpirun` does on a signal).
+    ///
+    /// # Errors
+    /// As [`run_distributed`](Self::run_distributed).
+    pub fn run_distributed_reporting<'c, F: Float>(
+        &self,
+        circuit: &Circuit,
+        options: &RunOptions,
+        comm: &'c dyn Communicator,
+        progress: &(dyn Fn(crate::Progress) + Sync),
+    ) -> Result<DistributedRun<'c, F>, SimError> {
         crate::cpu::check()?;
         check_distributed(circuit, comm.size())?;
         if options.shots > MAX_SHOTS {
@@ -169,7 +187,7 @@ impl Simulator {
         let shots = Shots {
             program: &program,
             sim: self,
-            monitor: &Unwatched,
+            monitor: &Reporting(progress),
             seed,
             stats,
             num_clbits: circuit.num_clbits(),
@@ -185,6 +203,17 @@ impl Simulator {
             exchanged: traffic.get().made,
             per_gate: traffic.get().per_gate,
         })
+    }
+}
+
+/// A monitor that reports and never stops (see
+/// [`Simulator::run_distributed_reporting`]).
+struct Reporting<'a>(&'a (dyn Fn(Progress) + Sync));
+
+impl Monitor for Reporting<'_> {
+    fn on_progress(&self, progress: Progress) -> std::ops::ControlFlow<()> {
+        (self.0)(progress);
+        std::ops::ControlFlow::Continue(())
     }
 }
 
