@@ -1,5 +1,6 @@
 //! What the service is configured with: the memory budget, workers, the
-//! run-time limit, result caps, retention, and per-tenant limits. Loading it
+//! run-time limit, result caps, retention, per-tenant limits, and the launch
+//! of jobs larger than a node across MPI ranks. Loading it
 //! from files and the environment is the server's business.
 
 use std::collections::BTreeMap;
