@@ -440,6 +440,19 @@ fn job_run_with(ranks: usize, job: &[u8], args: &[&str]) -> Output {
     child.wait_with_output().expect("mpirun ends")
 }
 
+/// A `kettle job-run` input: the service's job for `request`, admitted
+/// under the default limits, as JSON.
+fn rank_job(request: serde_json::Value) -> Vec<u8> {
+    let request: kettle_service::JobRequest = serde_json::from_value(request).expect("request");
+    let limits = kettle_service::TenantLimits::default();
+    let job = kettle_service::RankJob {
+        spec: kettle_service::check_request(&request, &limits, 1 << 30, 20).expect("admitted"),
+        limits,
+        max_listed_qubits: 20,
+    };
+    serde_json::to_vec(&job).expect("json")
+}
+
 /// A job of the service run by `kettle job-run` across ranks: its counts
 /// are those of `kettle run` with the execution's seed, printed once; a
 /// job that does not read fails on every rank with one message.
@@ -452,20 +465,12 @@ fn a_service_job_runs_across_ranks() {
     let source = random_dynamic_qasm(9, 80, 7);
     let path = dir.path().join("job.qasm");
     std::fs::write(&path, &source).expect("write");
-    let request: kettle_service::JobRequest = serde_json::from_value(serde_json::json!({
+    let job = rank_job(serde_json::json!({
         "program": {"format": "qasm2", "source": source},
         "shots": 2000,
         "seed": 41,
         "result_types": ["counts", "memory"],
-    }))
-    .expect("request");
-    let limits = kettle_service::TenantLimits::default();
-    let job = kettle_service::RankJob {
-        spec: kettle_service::check_request(&request, &limits, 1 << 30, 20).expect("admitted"),
-        limits,
-        max_listed_qubits: 20,
-    };
-    let job = serde_json::to_vec(&job).expect("json");
+    }));
     let alone = kettle(&[
         "run",
         path.to_str().unwrap(),
@@ -506,22 +511,15 @@ fn a_service_job_runs_across_ranks() {
     assert!(job_run_with(2, &job, &["--ranks", "2"]).status.success());
     // A sweep long enough to report: rank 0's progress lines on standard
     // error, rising, the result still one line on standard output.
-    let sweep: kettle_service::JobRequest = serde_json::from_value(serde_json::json!({
+    let sweep = rank_job(serde_json::json!({
         "program": {"format": "qasm3", "source": "OPENQASM 3.0;\ninclude \"stdgates.inc\";\n\
             input float theta;\nqubit[16] q;\nbit[16] c;\n\
             for int i in [0:3999] { rx(theta) q[i % 16]; cx q[i % 16], q[(i + 1) % 16]; }\n\
             c = measure q;\n"},
         "shots": 100, "seed": 3,
         "inputs": {"theta": (1..=8).map(|k| 0.1 * f64::from(k)).collect::<Vec<_>>()},
-    }))
-    .expect("request");
-    let limits = kettle_service::TenantLimits::default();
-    let sweep = kettle_service::RankJob {
-        spec: kettle_service::check_request(&sweep, &limits, 1 << 30, 20).expect("admitted"),
-        limits,
-        max_listed_qubits: 20,
-    };
-    let out = job_run(2, &serde_json::to_vec(&sweep).expect("json"));
+    }));
+    let out = job_run(2, &sweep);
     assert!(out.status.success(), "{out:?}");
     let result: kettle_service::JobResult =
         serde_json::from_slice(&out.stdout).expect("one result");

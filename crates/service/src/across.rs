@@ -20,7 +20,7 @@ use kettle_ir::Circuit;
 use serde::{Deserialize, Serialize};
 
 use crate::config::TenantLimits;
-use crate::execute::{RunFailure, Wanted, execution_circuit};
+use crate::execute::{RunFailure, Wanted, execution_circuit, fraction_done, sweep_progress};
 use crate::model::{ExecutionResult, JobResult, JobSpec, Method, Precision, ResultType};
 use crate::prepare::read_noise_model;
 
@@ -106,15 +106,8 @@ fn run(
             Precision::F64 => run_one::<f64>,
             Precision::F32 => run_one::<f32>,
         };
-        let executions_count = spec.executions.len().max(1) as f64;
-        let report = |p: kettle_core::Progress| {
-            let share = if p.planned == 0 {
-                0.0
-            } else {
-                (p.applied as f64 / p.planned as f64).min(1.0)
-            };
-            progress((i as f64 + share) / executions_count);
-        };
+        let of = spec.executions.len() as u64;
+        let report = |p| progress(fraction_done(sweep_progress(p, i as u64, of)));
         if let Some(mut result) = run(&sim, &circuit, job, seed, comm, &report)? {
             result.inputs = inputs.clone();
             executions.push(result);

@@ -56,13 +56,29 @@ struct SweepMonitor<'a> {
 
 impl Monitor for SweepMonitor<'_> {
     fn on_progress(&self, p: Progress) -> std::ops::ControlFlow<()> {
-        self.outer.on_progress(Progress {
-            applied: self
-                .done
-                .saturating_mul(p.planned)
-                .saturating_add(p.applied.min(p.planned)),
-            planned: self.of.saturating_mul(p.planned),
-        })
+        self.outer
+            .on_progress(sweep_progress(p, self.done, self.of))
+    }
+}
+
+/// Progress `p` of execution `done` of `of` as the whole sweep's, each
+/// execution counted as one run of the same length.
+pub(crate) fn sweep_progress(p: Progress, done: u64, of: u64) -> Progress {
+    Progress {
+        applied: done
+            .saturating_mul(p.planned)
+            .saturating_add(p.applied.min(p.planned)),
+        planned: of.saturating_mul(p.planned),
+    }
+}
+
+/// The fraction of a run that `p` says is done, in `0..=1` (0 before
+/// anything is planned).
+pub(crate) fn fraction_done(p: Progress) -> f64 {
+    if p.planned == 0 {
+        0.0
+    } else {
+        (p.applied as f64 / p.planned as f64).min(1.0)
     }
 }
 

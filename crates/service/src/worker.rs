@@ -16,7 +16,7 @@ use kettle_core::{Monitor, Progress};
 
 use crate::across::RankJob;
 use crate::config::TenantLimits;
-use crate::execute::{RunFailure, run_job};
+use crate::execute::{RunFailure, fraction_done, run_job};
 use crate::launch::run_across_ranks;
 use crate::model::{JobError, JobProgress, JobResult, JobSpec, JobStatus};
 use crate::scheduler::{Admitted, RUN, STOP_CANCEL, STOP_LOST, STOP_SHUTDOWN, WorkerKind};
@@ -81,12 +81,7 @@ impl Monitor for JobMonitor<'_> {
             >= PROGRESS_EVERY.as_millis() as u64
         {
             self.published_ms.store(ms, Ordering::Relaxed);
-            let fraction = if progress.planned == 0 {
-                0.0
-            } else {
-                (progress.applied as f64 / progress.planned as f64).min(1.0)
-            };
-            self.publish(fraction, elapsed);
+            self.publish(fraction_done(progress), elapsed);
         }
         ControlFlow::Continue(())
     }
