@@ -16,12 +16,13 @@
 //! slice once. Qubits are never swapped back to restore an order: the
 //! layout travels with the state, and results are read through it.
 //!
-//! An X (any operation that maps each basis state of global targets to
-//! another by a fixed bit flip, with phases) on global qubits moves no
-//! amplitude either: it flips which global bits each rank's slice stands
-//! for, the rank's *label* (rank number XOR a flip mask), and leaves a
-//! diagonal of its phases. Every reading of a rank's global bits goes
-//! through [`Layout::label`].
+//! A permutation of basis states on global qubits alone (X, CX and Toffoli
+//! between global qubits, controlled swaps, with any phases) moves no
+//! amplitude either: it changes which global bits each rank's slice stands
+//! for, the rank's *label*, and leaves a diagonal of its phases. Every
+//! reading of a rank's global bits goes through [`Layout::label`], and
+//! every search for the rank that holds some global bits through
+//! [`Layout::rank_of`].
 
 use kettle_ir::{Control, Qubit};
 use num_complex::Complex64;
@@ -37,8 +38,8 @@ pub struct Layout {
     /// Global positions (the last `global` of the `n`).
     global: u32,
     /// Rank `r`'s slice holds the amplitudes whose global bits read
-    /// `r ^ flip` (bit `j`: position `n-p+j`).
-    flip: usize,
+    /// `labels[r]` (bit `j`: position `n-p+j`).
+    labels: Vec<usize>,
 }
 
 impl Layout {
@@ -48,7 +49,7 @@ impl Layout {
         Layout {
             position: (0..num_qubits).collect(),
             global,
-            flip: 0,
+            labels: (0..1 << global).collect(),
         }
     }
 
@@ -78,17 +79,48 @@ impl Layout {
     /// The global bits of the amplitudes rank `rank` holds (bit `j`:
     /// position `n-p+j`): its label.
     pub fn label(&self, rank: usize) -> usize {
-        rank ^ self.flip
+        self.labels[rank]
     }
 
     /// The rank that holds the amplitudes whose global bits read `label`.
     pub fn rank_of(&self, label: usize) -> usize {
-        label ^ self.flip
+        self.labels
+            .iter()
+            .position(|&l| l == label)
+            .expect("every label is some rank's")
     }
 
-    /// Flips the label bits `bits` of every rank (see [`Step::Flip`]).
-    pub(crate) fn flip_labels(&mut self, bits: usize) {
-        self.flip ^= bits;
+    /// Applies `op` (on positions: a [`Step::Permute`]) to every rank's
+    /// label: where its controls hold, the label's bits at its targets
+    /// move from the pattern `src[r]` to `r`.
+    pub(crate) fn permute_labels(&mut self, op: &KernelOp) {
+        let OpMatrix::Monomial { src, .. } = &op.matrix else {
+            panic!("a permutation of labels is a monomial");
+        };
+        let local = self.local_qubits();
+        let bit = |p: Qubit| 1usize << (p - local);
+        let mut to = vec![0; src.len()];
+        for (r, &s) in src.iter().enumerate() {
+            to[s] = r;
+        }
+        for label in &mut self.labels {
+            if !op
+                .controls
+                .iter()
+                .all(|c| (*label & bit(c.qubit) != 0) == c.on)
+            {
+                continue;
+            }
+            let pattern: usize = (op.targets.iter().enumerate())
+                .map(|(i, &t)| usize::from(*label & bit(t) != 0) << i)
+                .sum();
+            for (i, &t) in op.targets.iter().enumerate() {
+                *label &= !bit(t);
+                if (to[pattern] >> i) & 1 == 1 {
+                    *label |= bit(t);
+                }
+            }
+        }
     }
 
     /// Whether every qubit sits at its own position.
@@ -162,7 +194,9 @@ fn needs_local(op: &KernelOp) -> &[Qubit] {
     }
 }
 
-/// One step of a distributed run.
+/// One step of a distributed run. Each rank reads an operation's global
+/// positions through its label at that step, and applies the operations
+/// between two exchanges as one program.
 #[derive(Clone, Debug)]
 pub(crate) enum Step {
     /// Operations on positions: global ones only as controls or diagonal
@@ -171,71 +205,40 @@ pub(crate) enum Step {
     /// Swap the qubits at these `(global, local)` position pairs, all in
     /// one exchange.
     Exchange(Vec<(Qubit, Qubit)>),
-    /// Swap the labels of the qubits at these position pairs, in order:
-    /// swap gates, which move no amplitude.
-    Relabel(Vec<(Qubit, Qubit)>),
-    /// Flip these bits of every rank's label (bit `j`: global position
-    /// `n-p+j`): X gates on global qubits, which move no amplitude.
-    Flip(usize),
+    /// Swap the qubits at these two positions in the layout only: a swap
+    /// gate, which moves no amplitude.
+    Relabel(Qubit, Qubit),
+    /// Permute every rank's label ([`Layout::permute_labels`]): a
+    /// permutation on global qubits alone, which moves no amplitude.
+    Permute(KernelOp),
 }
 
-/// If `op` (on qubits) maps each basis state of its targets, all global
-/// in `layout`, to the one with a fixed set of them flipped (an X, or an X
-/// on several, with phases) and has no controls: the label bits it flips
-/// and the diagonal of its phases (on qubits), applied after the flip;
-/// `None` for the identity's phases.
-fn global_flip(op: &KernelOp, layout: &Layout) -> Option<(usize, Option<KernelOp>)> {
+/// If `op` (on qubits) permutes the basis states of global qubits alone
+/// (a monomial whose targets and controls are all global in `layout`):
+/// the permutation of labels (on positions, without its phases) and the
+/// diagonal of its phases (on qubits), applied after it; `None` for the
+/// identity's phases.
+fn global_permutation(op: &KernelOp, layout: &Layout) -> Option<(KernelOp, Option<KernelOp>)> {
     let OpMatrix::Monomial { src, phase } = &op.matrix else {
         return None;
     };
-    if !op.controls.is_empty() || !op.targets.iter().all(|&q| layout.is_global(q)) {
+    if !op.qubits().all(|q| layout.is_global(q)) {
         return None;
     }
-    // out[r] = phase[r] · in[src[r]], src[r] = r ^ m for one m ≠ 0.
-    let m = src[0];
-    if m == 0 || src.iter().enumerate().any(|(r, &c)| c != r ^ m) {
-        return None;
-    }
-    let local = layout.local_qubits();
-    let flip = op
-        .targets
-        .iter()
-        .enumerate()
-        .filter(|&(i, _)| (m >> i) & 1 == 1)
-        .map(|(_, &q)| 1usize << (layout.position(q) - local))
-        .sum();
     let one = Complex64::new(1.0, 0.0);
     let phases = (!phase.iter().all(|&p| p == one)).then(|| KernelOp {
         targets: op.targets.clone(),
-        controls: SmallVec::new(),
+        controls: op.controls.clone(),
         matrix: OpMatrix::Diagonal(phase.clone()),
     });
-    Some((flip, phases))
-}
-
-/// `op` (on positions), placed while the labels were flipped by `delta`
-/// more than when its run is applied, as the run's labels read it:
-/// controls and diagonal entries on flipped global positions swap sides.
-fn unflip(mut op: KernelOp, delta: usize, local: u32) -> KernelOp {
-    if delta == 0 {
-        return op;
-    }
-    let flipped = |p: Qubit| p >= local && (delta >> (p - local)) & 1 == 1;
-    for c in &mut op.controls {
-        if flipped(c.qubit) {
-            c.on = !c.on;
-        }
-    }
-    if let OpMatrix::Diagonal(diag) = &mut op.matrix {
-        let m: usize = (op.targets.iter().enumerate())
-            .filter(|&(_, &t)| flipped(t))
-            .map(|(i, _)| 1 << i)
-            .sum();
-        if m != 0 {
-            *diag = (0..diag.len()).map(|i| diag[i ^ m]).collect();
-        }
-    }
-    op
+    let permutation = KernelOp {
+        matrix: OpMatrix::Monomial {
+            src: src.clone(),
+            phase: vec![one; src.len()],
+        },
+        ..layout.place(op)
+    };
+    Some((permutation, phases))
 }
 
 /// Positions that select lanes inside a SIMD block at either precision
@@ -250,26 +253,9 @@ const LOOK_AHEAD: usize = 4096;
 /// the layout after the last step.
 pub(crate) fn plan(ops: &[KernelOp], layout: &mut Layout) -> Vec<Step> {
     let mut steps = Vec::new();
-    let mut run: Vec<KernelOp> = Vec::new();
-    // Relabels and flips commute with operations on positions (once those
-    // read the labels as they were when their run began: `unflip`); they
-    // only need to keep their order with the exchanges.
-    let mut relabels = Vec::new();
-    let mut run_flip = layout.flip;
-    let local = layout.local_qubits();
-    let end_run = |steps: &mut Vec<Step>,
-                   run: &mut Vec<KernelOp>,
-                   relabels: &mut Vec<(Qubit, Qubit)>,
-                   flip: usize| {
-        if !run.is_empty() {
-            steps.push(Step::Ops(std::mem::take(run)));
-        }
-        if !relabels.is_empty() {
-            steps.push(Step::Relabel(std::mem::take(relabels)));
-        }
-        if flip != 0 {
-            steps.push(Step::Flip(flip));
-        }
+    let push_op = |steps: &mut Vec<Step>, op: KernelOp| match steps.last_mut() {
+        Some(Step::Ops(run)) => run.push(op),
+        _ => steps.push(Step::Ops(vec![op])),
     };
     for (i, op) in ops.iter().enumerate() {
         if is_swap(op) {
@@ -279,13 +265,14 @@ pub(crate) fn plan(ops: &[KernelOp], layout: &mut Layout) -> Vec<Step> {
                 layout.position(op.targets[1]),
             );
             layout.swap_positions(pa, pb);
-            relabels.push((pa, pb));
+            steps.push(Step::Relabel(pa, pb));
             continue;
         }
-        if let Some((flip, phases)) = global_flip(op, layout) {
-            layout.flip ^= flip;
+        if let Some((permutation, phases)) = global_permutation(op, layout) {
+            layout.permute_labels(&permutation);
+            steps.push(Step::Permute(permutation));
             if let Some(phases) = phases {
-                run.push(unflip(layout.place(&phases), layout.flip ^ run_flip, local));
+                push_op(&mut steps, layout.place(&phases));
             }
             continue;
         }
@@ -294,14 +281,11 @@ pub(crate) fn plan(ops: &[KernelOp], layout: &mut Layout) -> Vec<Step> {
             for &(g, l) in &swaps {
                 layout.swap_positions(g, l);
             }
-            end_run(&mut steps, &mut run, &mut relabels, layout.flip ^ run_flip);
-            run_flip = layout.flip;
             steps.push(Step::Exchange(swaps));
         }
         debug_assert!(needs_local(op).iter().all(|&q| !layout.is_global(q)));
-        run.push(unflip(layout.place(op), layout.flip ^ run_flip, local));
+        push_op(&mut steps, layout.place(op));
     }
-    end_run(&mut steps, &mut run, &mut relabels, layout.flip ^ run_flip);
     steps
 }
 
@@ -574,6 +558,27 @@ mod tests {
         assert!(exchanges.len() <= 2, "{exchanges:?}");
         let v = volume(&steps, 5);
         assert!(v.amplitudes_sent < per_gate_volume(&ops, &Layout::identity(8, 3)).amplitudes_sent);
+    }
+
+    #[test]
+    fn permutations_on_global_qubits_permute_labels() {
+        use StandardGate::*;
+        // 8 qubits, 2 global (6: rank bit 0, 7: rank bit 1).
+        let ops = vec![
+            KernelOp::from_gate(&Gate::standard(X, &[]), &[7], &[Control::one(6)]),
+            op(Y, &[], &[6]),
+        ];
+        let mut layout = Layout::identity(8, 2);
+        let steps = plan(&ops, &mut layout);
+        assert!(steps.iter().all(|s| !matches!(s, Step::Exchange(_))));
+        // cx 6 → 7, then y on 6: label bit 1 ^= bit 0, then bit 0 flips.
+        let labels: Vec<usize> = (0..4).map(|r| layout.label(r)).collect();
+        assert_eq!(labels, [0b01, 0b10, 0b11, 0b00]);
+        assert!((0..4).all(|l| layout.label(layout.rank_of(l)) == l));
+        // Y's phases (−i, i) are left as a diagonal on position 6.
+        assert!(steps.iter().any(|s| matches!(s, Step::Ops(ops)
+            if ops.len() == 1 && ops[0].targets.as_slice() == [6]
+                && matches!(ops[0].matrix, OpMatrix::Diagonal(_)))));
     }
 
     #[test]

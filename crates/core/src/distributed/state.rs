@@ -366,18 +366,25 @@ impl<'c, F: Float> DistributedState<'c, F> {
             self.start_product(&prefix);
         }
         let mut after = self.layout.clone();
+        // Each rank's operations between two exchanges, read through its
+        // label as it is at each, applied as one program.
+        let mut mine = Vec::new();
+        let local = self.local_qubits();
         for step in plan(&ops, &mut after) {
             match step {
-                Step::Ops(ops) => self.apply_ops(&ops, par),
-                Step::Exchange(swaps) => self.exchange(&swaps),
-                Step::Relabel(pairs) => {
-                    for (a, b) in pairs {
-                        self.layout.swap_positions(a, b);
-                    }
+                Step::Ops(ops) => {
+                    let label = self.label();
+                    mine.extend(ops.iter().filter_map(|op| local_op(op, local, label)));
                 }
-                Step::Flip(bits) => self.layout.flip_labels(bits),
+                Step::Exchange(swaps) => {
+                    self.apply_local(std::mem::take(&mut mine), par);
+                    self.exchange(&swaps);
+                }
+                Step::Relabel(a, b) => self.layout.swap_positions(a, b),
+                Step::Permute(op) => self.layout.permute_labels(&op),
             }
         }
+        self.apply_local(mine, par);
         debug_assert_eq!(self.layout, after);
     }
 
@@ -412,15 +419,18 @@ impl<'c, F: Float> DistributedState<'c, F> {
         self.layout.num_qubits() - self.layout.local_qubits()
     }
 
-    /// Applies operations on positions, each as this rank sees it.
-    fn apply_ops(&mut self, ops: &[KernelOp], par: &Parallelism) {
-        let local = self.local_qubits();
-        let label = self.label();
-        let mine: Vec<KernelOp> = ops
-            .iter()
-            .filter_map(|op| local_op(op, local, label))
-            .collect();
-        let program = Program::compile_gates_on(mine, local, &self.fusion, self.chunk, self.fresh);
+    /// Applies operations on this rank's slice.
+    fn apply_local(&mut self, ops: Vec<KernelOp>, par: &Parallelism) {
+        if ops.is_empty() {
+            return;
+        }
+        let program = Program::compile_gates_on(
+            ops,
+            self.local_qubits(),
+            &self.fusion,
+            self.chunk,
+            self.fresh,
+        );
         self.fresh = false;
         self.slice.apply_program(&program, par);
     }
@@ -436,7 +446,6 @@ impl<'c, F: Float> DistributedState<'c, F> {
     /// their remaining bits in increasing order, so the places match.
     fn exchange(&mut self, swaps: &[(Qubit, Qubit)]) {
         let local = self.local_qubits();
-        let rank = self.comm.rank();
         let label = self.label();
         let k = swaps.len();
         let rank_bit = |g: Qubit| (g - local) as usize;
@@ -449,10 +458,12 @@ impl<'c, F: Float> DistributedState<'c, F> {
         let free: Vec<Qubit> = (0..local).filter(|&q| swapped >> q & 1 == 0).collect();
         let count = 1usize << free.len();
         for d in 1..1usize << k {
-            let partner = swaps
-                .iter()
-                .enumerate()
-                .fold(rank, |r, (j, &(g, _))| r ^ (((d >> j) & 1) << rank_bit(g)));
+            let partner = self.layout.rank_of(
+                swaps
+                    .iter()
+                    .enumerate()
+                    .fold(label, |l, (j, &(g, _))| l ^ (((d >> j) & 1) << rank_bit(g))),
+            );
             let target = pattern ^ d;
             let fixed: usize = swaps
                 .iter()
@@ -885,7 +896,6 @@ impl<F: Float> DistributedState<'_, F> {
     pub fn expectation(&self, observable: &crate::observable::PauliSum) -> Result<f64, SimError> {
         use crate::observable::Pauli;
         let n = self.layout.num_qubits();
-        let rank = self.comm.rank();
         let mut total = 0.0;
         for term in &observable.terms {
             let (mut flip_l, mut flip_g, mut sign_l, mut sign_g, mut ys) = (0, 0, 0, 0, 0u32);
@@ -939,7 +949,7 @@ impl<F: Float> DistributedState<'_, F> {
                 }
             } else {
                 // The partner's amplitudes k, in order; pair k with j = k ^ f_l.
-                let partner = rank ^ flip_g;
+                let partner = self.layout.rank_of(self.label() ^ flip_g);
                 let len = self.slice.len();
                 let per_message = (MESSAGE_BYTES / WIRE_BYTES).min(len);
                 let mut send = vec![0u8; per_message * WIRE_BYTES];

@@ -392,7 +392,7 @@ fn gate(c: &mut Circuit, g: StandardGate, params: &[f64], qubits: &[u32], contro
 }
 
 #[test]
-fn x_and_y_on_global_qubits_flip_labels_and_move_no_amplitude() {
+fn permutations_on_global_qubits_relabel_ranks_and_move_no_amplitude() {
     let sim = Simulator::new();
     for seed in 0..60u64 {
         // Some with slices of many pieces: sampled by the sweep across
@@ -420,7 +420,52 @@ fn x_and_y_on_global_qubits_flip_labels_and_move_no_amplitude() {
             let l = next(u64::from(n - ranks.trailing_zeros()));
             let l2 = (l + 1) % (n - ranks.trailing_zeros());
             let angle = f64::from(next(628)) / 100.0;
-            match next(9) {
+            // Another global qubit and a third, where there are.
+            let g2 = global[(global.iter().position(|&q| q == g).unwrap() + 1) % global.len()];
+            let g3 = global[(global.iter().position(|&q| q == g).unwrap() + 2) % global.len()];
+            let on = next(2) == 1;
+            match next(16) {
+                9 if g2 != g => gate(
+                    &mut c,
+                    StandardGate::X,
+                    &[],
+                    &[g2],
+                    vec![Control { qubit: g, on }],
+                ),
+                10 if g2 != g => gate(
+                    &mut c,
+                    StandardGate::Y,
+                    &[],
+                    &[g],
+                    vec![Control { qubit: g2, on }],
+                ),
+                11 if g3 != g => gate(&mut c, StandardGate::Ccx, &[], &[g, g2, g3], vec![]),
+                12 if g3 != g => gate(
+                    &mut c,
+                    StandardGate::Swap,
+                    &[],
+                    &[g, g2],
+                    vec![Control { qubit: g3, on }],
+                ),
+                13 if g2 != g => gate(&mut c, StandardGate::Rzz, &[angle], &[g, g2], vec![]),
+                14 if g3 != g => gate(&mut c, StandardGate::Cswap, &[], &[g2, g3, g], vec![]),
+                15 if g2 != g => {
+                    // Not its own inverse: a cycle of the four basis
+                    // states, with phases.
+                    let mut m = vec![num_complex::Complex64::new(0.0, 0.0); 16];
+                    for r in 0..4 {
+                        m[r * 4 + (r + 3) % 4] =
+                            num_complex::Complex64::from_polar(1.0, angle * r as f64);
+                    }
+                    let u =
+                        kettle_ir::UnitaryMatrix::new(kettle_ir::GateMatrix::new(2, m).unwrap())
+                            .unwrap();
+                    c.push(Operation::Gate {
+                        gate: Gate::Unitary(u),
+                        qubits: vec![g, g2],
+                        controls: vec![],
+                    });
+                }
                 0 => gate(&mut c, StandardGate::X, &[], &[g], vec![]),
                 1 => gate(&mut c, StandardGate::Y, &[], &[g], vec![]),
                 2 => gate(&mut c, StandardGate::Cz, &[], &[g, l], vec![]),
@@ -447,7 +492,7 @@ fn x_and_y_on_global_qubits_flip_labels_and_move_no_amplitude() {
         assert!(diff < 1e-12, "seed {seed} ranks {ranks}: {diff:e}");
         assert_eq!(
             sent, 0,
-            "seed {seed}: X and Y on global qubits exchange nothing"
+            "seed {seed}: permutations on global qubits exchange nothing"
         );
         assert!(per_gate > 0, "seed {seed}: the per-gate scheme would have");
         // Measured, sampled and read through the flipped labels alike.
