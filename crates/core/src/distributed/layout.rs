@@ -8,11 +8,15 @@
 //! every control on a global position, are fixed bits on each rank, so the
 //! rank applies a smaller operation (or none) without communicating.
 //!
-//! When a gate needs a global qubit, the planner swaps it with a local qubit
-//! in one *exchange*, and swaps in at the same time every other global
-//! qubit that the next gates will need (up to all `p`), each against the
-//! local qubit needed last (Belady's rule, as cuStateVec's lazy wire
-//! ordering does). An exchange of `k` swaps moves `1 - 2^-k` of every
+//! The planner first applies every gate it can without communicating,
+//! leaving those that need a global qubit local and every later gate that
+//! shares a qubit with one left (a cut along each qubit's time line, see
+//! [`plan`]). Then it swaps the global qubits the first gate left needs
+//! with local qubits in one *exchange*, and swaps in at the same time every
+//! other global qubit that the next gates will need (up to all `p`), each
+//! against the local qubit needed last (Belady's rule, as cuStateVec's
+//! lazy wire ordering does; a qubit whose gates are all done is the best
+//! one to send out). An exchange of `k` swaps moves `1 - 2^-k` of every
 //! slice once. Qubits are never swapped back to restore an order: the
 //! layout travels with the state, and results are read through it.
 //!
@@ -23,6 +27,8 @@
 //! reading of a rank's global bits goes through [`Layout::label`], and
 //! every search for the rank that holds some global bits through
 //! [`Layout::rank_of`].
+
+use std::collections::VecDeque;
 
 use kettle_ir::{Control, Qubit};
 use num_complex::Complex64;
@@ -249,54 +255,94 @@ const LANE_POSITIONS: Qubit = 4;
 /// gate needs now, and for the next use of a qubit it might send out.
 const LOOK_AHEAD: usize = 4096;
 
+/// Operations a round may pass over and leave for a later one before it
+/// stops looking further (as in cache blocking: planning stays linear in
+/// the run's length).
+const SCAN_LIMIT: usize = 512;
+
 /// Plans `ops` (on qubits) for a state laid out as `layout`, which becomes
 /// the layout after the last step.
+///
+/// The plan is made of *rounds*, each its operations and then one
+/// exchange. A round takes, in circuit order, every operation that needs
+/// no global qubit local and shares no qubit with an earlier one it left;
+/// an operation it cannot take is left, and closes its qubits for the
+/// round. Operations left keep their order, and one taken never shares a
+/// qubit with an earlier one left, so the rounds apply the same unitary as
+/// the run (the argument of cache blocking's stages). An exchange is then
+/// a cut through the circuit along each qubit's own time line, not across
+/// all of them at one gate: a rank's operations between two exchanges are
+/// as many as can be, and its program plans them into as few passes as
+/// its chunks allow.
 pub(crate) fn plan(ops: &[KernelOp], layout: &mut Layout) -> Vec<Step> {
+    let n = layout.num_qubits() as usize;
     let mut steps = Vec::new();
     let push_op = |steps: &mut Vec<Step>, op: KernelOp| match steps.last_mut() {
         Some(Step::Ops(run)) => run.push(op),
         _ => steps.push(Step::Ops(vec![op])),
     };
-    for (i, op) in ops.iter().enumerate() {
-        if is_swap(op) {
-            // Qubit a's state moves to b's position and b's to a's.
-            let (pa, pb) = (
-                layout.position(op.targets[0]),
-                layout.position(op.targets[1]),
-            );
-            layout.swap_positions(pa, pb);
-            steps.push(Step::Relabel(pa, pb));
-            continue;
-        }
-        if let Some((permutation, phases)) = global_permutation(op, layout) {
-            layout.permute_labels(&permutation);
-            steps.push(Step::Permute(permutation));
-            if let Some(phases) = phases {
-                push_op(&mut steps, layout.place(&phases));
+    let mut remaining: VecDeque<&KernelOp> = ops.iter().collect();
+    while !remaining.is_empty() {
+        let mut closed = vec![false; n];
+        let mut open = n;
+        let mut left = Vec::new();
+        while left.len() < SCAN_LIMIT && open > 0 {
+            let Some(op) = remaining.pop_front() else {
+                break;
+            };
+            let free = !op.qubits().any(|q| closed[q as usize]);
+            let permutation = free.then(|| global_permutation(op, layout)).flatten();
+            let blocked = !free
+                || (permutation.is_none() && needs_local(op).iter().any(|&q| layout.is_global(q)));
+            if blocked {
+                for q in op.qubits() {
+                    open -= usize::from(!std::mem::replace(&mut closed[q as usize], true));
+                }
+                left.push(op);
+            } else if is_swap(op) {
+                // Qubit a's state moves to b's position and b's to a's.
+                let (pa, pb) = (
+                    layout.position(op.targets[0]),
+                    layout.position(op.targets[1]),
+                );
+                layout.swap_positions(pa, pb);
+                steps.push(Step::Relabel(pa, pb));
+            } else if let Some((permutation, phases)) = permutation {
+                layout.permute_labels(&permutation);
+                steps.push(Step::Permute(permutation));
+                if let Some(phases) = phases {
+                    push_op(&mut steps, layout.place(&phases));
+                }
+            } else {
+                push_op(&mut steps, layout.place(op));
             }
-            continue;
         }
-        if needs_local(op).iter().any(|&q| layout.is_global(q)) {
-            let swaps = choose_swaps(ops, i, layout);
+        for op in left.into_iter().rev() {
+            remaining.push_front(op);
+        }
+        if !remaining.is_empty() {
+            // The first operation left needs a global qubit local.
+            let swaps = choose_swaps(remaining.iter().copied(), layout);
+            debug_assert!(!swaps.is_empty());
             for &(g, l) in &swaps {
                 layout.swap_positions(g, l);
             }
             steps.push(Step::Exchange(swaps));
         }
-        debug_assert!(needs_local(op).iter().all(|&q| !layout.is_global(q)));
-        push_op(&mut steps, layout.place(op));
     }
     steps
 }
 
-/// The `(global, local)` position pairs to swap before `ops[at]`, which
-/// needs a global qubit local.
-fn choose_swaps(ops: &[KernelOp], at: usize, layout: &Layout) -> Vec<(Qubit, Qubit)> {
+/// The `(global, local)` position pairs to swap before `ops`, whose first
+/// operation needs a global qubit local.
+fn choose_swaps<'a>(
+    ops: impl Iterator<Item = &'a KernelOp>,
+    layout: &Layout,
+) -> Vec<(Qubit, Qubit)> {
     let n = layout.num_qubits() as usize;
-    let ahead = &ops[at..ops.len().min(at + LOOK_AHEAD)];
-    // The first time each qubit is needed local, from `at` on.
+    // The first time each qubit is needed local.
     let mut first_need = vec![usize::MAX; n];
-    for (j, op) in ahead.iter().enumerate() {
+    for (j, op) in ops.take(LOOK_AHEAD).enumerate() {
         for &q in needs_local(op) {
             let f = &mut first_need[q as usize];
             *f = (*f).min(j);
