@@ -43,6 +43,16 @@ pub(crate) trait Backend: Sized {
     /// or [`Instr::Run`].
     fn apply(&mut self, instr: &Instr, par: &Parallelism);
 
+    /// [`apply`](Self::apply), telling `applied` along the way how many of
+    /// the instruction's operations are done (an estimate, rising), for
+    /// instructions long enough to report inside: a distributed state's
+    /// runs, which span many passes and exchanges. The engine counts the
+    /// whole instruction when it returns.
+    fn apply_reporting(&mut self, instr: &Instr, par: &Parallelism, applied: &mut dyn FnMut(u64)) {
+        let _ = applied;
+        self.apply(instr, par);
+    }
+
     /// A copy, if the budget holds one more state besides `live`; `None`
     /// when it does not (on every rank alike).
     ///

@@ -289,7 +289,16 @@ impl<'a, S: Backend> Engine<'a, S> {
                 }
                 match &self.program.instrs[branch.pc] {
                     instr @ (Instr::Apply(_) | Instr::Stage(_) | Instr::Run(_)) => {
-                        state.apply(instr, self.par);
+                        // Reports inside the instruction cannot stop it
+                        // (a distributed state's ranks would part ways);
+                        // the count after it can.
+                        let (monitor, before) = (self.monitor, self.progress);
+                        state.apply_reporting(instr, self.par, &mut |done| {
+                            let _ = monitor.on_progress(Progress {
+                                applied: before.applied + done,
+                                ..before
+                            });
+                        });
                         self.applied(unitary_ops(instr))?;
                     }
                     Instr::Measure { qubit, .. } | Instr::Reset { qubit } => {

@@ -607,6 +607,35 @@ mod tests {
     }
 
     #[test]
+    fn a_round_takes_every_gate_off_the_time_line_of_one_it_leaves() {
+        use StandardGate::*;
+        // 4 qubits, 1 global (3).
+        let ops = vec![
+            op(H, &[], &[3]),
+            op(Cx, &[], &[0, 1]),
+            op(H, &[], &[0]),
+            op(Cx, &[], &[2, 3]),
+            op(H, &[], &[1]),
+            op(H, &[], &[2]),
+        ];
+        let mut layout = Layout::identity(4, 1);
+        let steps = plan(&ops, &mut layout);
+        // h 3 is left (3 is global), and cx 2,3 after it, which closes 2,
+        // and h 2: the round takes cx 0,1, h 0 and h 1; then 3 comes in
+        // against 1 (done, as 0 is, and higher), and the rest follows.
+        let shape: Vec<usize> = steps
+            .iter()
+            .map(|s| match s {
+                Step::Ops(ops) => ops.len(),
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(shape, [3, 0, 3]);
+        assert!(matches!(&steps[1], Step::Exchange(w) if w == &[(3, 1)]));
+        assert_eq!(layout.position(3), 1);
+    }
+
+    #[test]
     fn permutations_on_global_qubits_permute_labels() {
         use StandardGate::*;
         // 8 qubits, 2 global (6: rank bit 0, 7: rank bit 1).

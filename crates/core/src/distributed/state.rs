@@ -206,6 +206,28 @@ impl Simulator {
     }
 }
 
+/// How far one run of gates over the ranks is, for
+/// [`Backend::apply_reporting`]: its planned operations (on positions)
+/// taken so far and applied so far, scaled to the run's gates.
+struct RunProgress<'a> {
+    /// Gates in the run (what the engine counts for it).
+    run_ops: u64,
+    /// Planned operations in the run (at least 1).
+    planned: u64,
+    /// Planned operations handed to the slice's programs so far.
+    flushed: u64,
+    /// Planned operations the steps so far hold.
+    taken: u64,
+    applied: &'a mut dyn FnMut(u64),
+}
+
+impl RunProgress<'_> {
+    /// Tells of `done` planned operations applied, as gates of the run.
+    fn report(&mut self, done: u64) {
+        (self.applied)(self.run_ops * done.min(self.planned) / self.planned);
+    }
+}
+
 /// A monitor that reports and never stops (see
 /// [`Simulator::run_distributed_reporting`]).
 struct Reporting<'a>(&'a (dyn Fn(Progress) + Sync));
@@ -354,37 +376,56 @@ impl<'c, F: Float> DistributedState<'c, F> {
     }
 
     /// Applies a run of gates (on qubits): planned against the current
-    /// layout into operations on each slice and exchanges.
-    fn apply_run(&mut self, ops: &[KernelOp], par: &Parallelism) {
+    /// layout into operations on each slice and exchanges. `applied` hears
+    /// after each pass and each exchange about how many of the run's gates
+    /// are done, estimated from the planned operations behind it.
+    fn apply_run(&mut self, ops: &[KernelOp], par: &Parallelism, applied: &mut dyn FnMut(u64)) {
         let mut traffic = self.traffic.get();
         let qubits = Layout::identity(self.layout.num_qubits(), self.global_qubits());
         traffic.per_gate = traffic.per_gate + per_gate_volume(ops, &qubits);
         self.traffic.set(traffic);
+        let run_ops = ops.len() as u64;
         let mut ops = ops.to_vec();
         if std::mem::take(&mut self.at_zero) {
             let prefix = take_global_prefix(&mut ops, &self.layout);
             self.start_product(&prefix);
         }
         let mut after = self.layout.clone();
+        let steps = plan(&ops, &mut after);
+        let planned: usize = (steps.iter())
+            .map(|s| match s {
+                Step::Ops(ops) => ops.len(),
+                _ => 0,
+            })
+            .sum();
+        let mut progress = RunProgress {
+            run_ops,
+            planned: planned.max(1) as u64,
+            flushed: 0,
+            taken: 0,
+            applied,
+        };
         // Each rank's operations between two exchanges, read through its
         // label as it is at each, applied as one program.
         let mut mine = Vec::new();
         let local = self.local_qubits();
-        for step in plan(&ops, &mut after) {
+        for step in steps {
             match step {
                 Step::Ops(ops) => {
                     let label = self.label();
+                    progress.taken += ops.len() as u64;
                     mine.extend(ops.iter().filter_map(|op| local_op(op, local, label)));
                 }
                 Step::Exchange(swaps) => {
-                    self.apply_local(std::mem::take(&mut mine), par);
+                    self.apply_local(std::mem::take(&mut mine), par, &mut progress);
                     self.exchange(&swaps);
+                    progress.report(progress.taken);
                 }
                 Step::Relabel(a, b) => self.layout.swap_positions(a, b),
                 Step::Permute(op) => self.layout.permute_labels(&op),
             }
         }
-        self.apply_local(mine, par);
+        self.apply_local(mine, par, &mut progress);
         debug_assert_eq!(self.layout, after);
     }
 
@@ -419,8 +460,16 @@ impl<'c, F: Float> DistributedState<'c, F> {
         self.layout.num_qubits() - self.layout.local_qubits()
     }
 
-    /// Applies operations on this rank's slice.
-    fn apply_local(&mut self, ops: Vec<KernelOp>, par: &Parallelism) {
+    /// Applies operations on this rank's slice: the planned ones since the
+    /// last exchange (see [`RunProgress`]), as one program, a pass at a time.
+    fn apply_local(
+        &mut self,
+        ops: Vec<KernelOp>,
+        par: &Parallelism,
+        progress: &mut RunProgress<'_>,
+    ) {
+        let (from, to) = (progress.flushed, progress.taken);
+        progress.flushed = to;
         if ops.is_empty() {
             return;
         }
@@ -432,7 +481,11 @@ impl<'c, F: Float> DistributedState<'c, F> {
             self.fresh,
         );
         self.fresh = false;
-        self.slice.apply_program(&program, par);
+        let passes = program.instrs.len() as u64;
+        for (i, pass) in (1..).zip(&program.instrs) {
+            self.slice.apply_passes(std::slice::from_ref(pass), par);
+            progress.report(from + (to - from) * i / passes);
+        }
     }
 
     /// Swaps the qubits at each `(global, local)` position pair, in one
@@ -989,9 +1042,13 @@ impl<F: Float> Backend for DistributedState<'_, F> {
     type Scalar = F;
 
     fn apply(&mut self, instr: &Instr, par: &Parallelism) {
+        self.apply_reporting(instr, par, &mut |_| {});
+    }
+
+    fn apply_reporting(&mut self, instr: &Instr, par: &Parallelism, applied: &mut dyn FnMut(u64)) {
         match instr {
-            Instr::Run(ops) => self.apply_run(ops, par),
-            Instr::Apply(op) => self.apply_run(std::slice::from_ref(op), par),
+            Instr::Run(ops) => self.apply_run(ops, par, applied),
+            Instr::Apply(op) => self.apply_run(std::slice::from_ref(op), par, applied),
             other => unreachable!("a distributed program has runs of gates, not {other:?}"),
         }
     }
@@ -1060,7 +1117,7 @@ impl<F: Float> Backend for DistributedState<'_, F> {
                 &[qubit],
                 &[],
             );
-            self.apply_run(&[x], par);
+            self.apply_run(&[x], par, &mut |_| {});
         }
     }
 

@@ -121,6 +121,39 @@ fn many_seeded_circuits_with_controls_agree() {
 }
 
 #[test]
+fn a_run_over_ranks_reports_progress_between_passes_and_exchanges() {
+    let sim = Simulator::new().with_fusion(FusionConfig {
+        blocking: CacheBlocking::Chunks {
+            chunk_qubits: 5,
+            low_qubits: 3,
+        },
+        ..FusionConfig::default()
+    });
+    let c = reference::random_circuit(10, 200, 7);
+    let out = ThreadGroup::run(4, |comm| {
+        let seen = std::sync::Mutex::new(Vec::new());
+        let run = sim
+            .run_distributed_reporting::<f64>(&c, &keep_state(), comm, &|p| {
+                seen.lock().unwrap().push(p);
+            })
+            .unwrap();
+        (run.exchanged.exchanges, seen.into_inner().unwrap())
+    });
+    let (exchanges, reports) = &out[0];
+    assert!(*exchanges >= 2, "{exchanges}");
+    let planned = reports[0].planned;
+    assert!(reports.iter().all(|p| p.planned == planned));
+    assert!(reports.windows(2).all(|w| w[0].applied <= w[1].applied), "{reports:?}");
+    // Reports inside the one run of gates: after its passes and exchanges.
+    let inside = reports
+        .iter()
+        .filter(|p| p.applied > 0 && p.applied < planned)
+        .count() as u64;
+    assert!(inside > *exchanges, "{exchanges} exchanges: {reports:?}");
+    assert_eq!(reports.last().unwrap().applied, planned);
+}
+
+#[test]
 fn lazy_batched_exchanges_move_less_than_a_slice_per_gate() {
     let sim = Simulator::new();
     let c = qft(12);
