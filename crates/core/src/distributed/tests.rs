@@ -143,7 +143,10 @@ fn a_run_over_ranks_reports_progress_between_passes_and_exchanges() {
     assert!(*exchanges >= 2, "{exchanges}");
     let planned = reports[0].planned;
     assert!(reports.iter().all(|p| p.planned == planned));
-    assert!(reports.windows(2).all(|w| w[0].applied <= w[1].applied), "{reports:?}");
+    assert!(
+        reports.windows(2).all(|w| w[0].applied <= w[1].applied),
+        "{reports:?}"
+    );
     // Reports inside the one run of gates: after its passes and exchanges.
     let inside = reports
         .iter()
