@@ -13,10 +13,11 @@
 //! The planner is greedy in circuit order, and follows each qubit's time line
 //! the way the fuser does: an operation joins the stage if its qubits fit in
 //! the chunk and no earlier operation on any of them was left for a later
-//! stage; otherwise it is left, and its qubits are closed for this stage.
-//! Operations left behind keep their order, and an operation taken never
-//! shares a qubit with an earlier one left behind, so the stages apply the
-//! same unitary as the run. Within a stage, gates are fused into smaller
+//! stage, unless both are diagonal (diagonals commute); otherwise it is
+//! left, and its qubits are closed for this stage. Operations left behind
+//! keep their order, and an operation taken commutes with every earlier one
+//! left behind (it shares no qubit with it, or both are diagonal), so the
+//! stages apply the same unitary as the run. Within a stage, gates are fused into smaller
 //! blocks than between passes (`FusionConfig::stage_max_qubits`): in cache, a fused
 //! block's arithmetic is the whole cost.
 
@@ -28,7 +29,7 @@ use smallvec::SmallVec;
 use crate::cpu::Caches;
 use crate::float::Float;
 use crate::fusion::{Bound, FusionConfig, fold_conjugated_diagonals, fuse};
-use crate::op::KernelOp;
+use crate::op::{KernelOp, OpMatrix};
 use crate::program::Instr;
 use crate::state::segment_blocks;
 
@@ -237,17 +238,25 @@ const MAX_STAGE_OPS: usize = 4096;
 fn take_stage(ops: &mut VecDeque<KernelOp>, shape: ChunkShape) -> (Vec<Qubit>, Vec<KernelOp>) {
     // Qubit sets as bit masks: states have at most 50 qubits.
     let mut local: u64 = (1 << shape.low) - 1;
-    let mut closed: u64 = 0;
+    // Qubits of operations left: of any, and of diagonals only (a diagonal
+    // commutes with a diagonal, so it may pass one left on its qubits).
+    let (mut closed, mut closed_to_dense): (u64, u64) = (0, 0);
     let (mut taken, mut left) = (Vec::new(), Vec::new());
     while left.len() < SCAN_LIMIT && taken.len() < MAX_STAGE_OPS {
         let Some(op) = ops.pop_front() else { break };
         let qubits = mask(op.qubits());
+        let diagonal = matches!(op.matrix, OpMatrix::Diagonal(_));
         let fits = (local | qubits).count_ones() <= shape.qubits;
-        if qubits & closed == 0 && fits {
+        let free = qubits & closed == 0 && (diagonal || qubits & closed_to_dense == 0);
+        if free && fits {
             local |= qubits;
             taken.push(op);
         } else {
-            closed |= qubits;
+            if diagonal {
+                closed_to_dense |= qubits;
+            } else {
+                closed |= qubits;
+            }
             left.push(op);
         }
     }
@@ -358,6 +367,26 @@ mod tests {
         assert_eq!(taken.len(), 3);
         assert_eq!(ops.len(), 2);
         assert_eq!(ops[0].targets.as_slice(), &[5]);
+    }
+
+    #[test]
+    fn a_diagonal_passes_a_diagonal_left_behind_and_nothing_else_does() {
+        use StandardGate::*;
+        // Chunks of 5 with 3 low: two free slots.
+        let ops = vec![
+            op(Rzz, &[3, 4]), // takes both slots
+            op(Cz, &[4, 5]),  // 5 does not fit: left, a diagonal
+            op(Rzz, &[3, 4]), // a diagonal on 4 as well: commutes, taken
+            op(H, &[4]),      // not a diagonal: waits, and closes 4
+            op(Rz, &[4]),     // behind h: waits
+            op(Rz, &[3]),     // open
+        ];
+        let shape = ChunkShape { qubits: 5, low: 3 };
+        let mut ops: VecDeque<KernelOp> = ops.into();
+        let (_, taken) = take_stage(&mut ops, shape);
+        assert_eq!(taken.len(), 3);
+        let left: Vec<&[Qubit]> = ops.iter().map(|o| o.targets.as_slice()).collect();
+        assert_eq!(left, [&[5][..], &[4], &[4]]);
     }
 
     #[test]

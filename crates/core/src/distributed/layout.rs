@@ -265,11 +265,11 @@ const SCAN_LIMIT: usize = 512;
 ///
 /// The plan is made of *rounds*, each its operations and then one
 /// exchange. A round takes, in circuit order, every operation that needs
-/// no global qubit local and shares no qubit with an earlier one it left;
-/// an operation it cannot take is left, and closes its qubits for the
-/// round. Operations left keep their order, and one taken never shares a
-/// qubit with an earlier one left, so the rounds apply the same unitary as
-/// the run (the argument of cache blocking's stages). An exchange is then
+/// no global qubit local and shares no qubit with an earlier one it left
+/// (unless both are diagonal); an operation it cannot take is left, and
+/// closes its qubits for the round. Operations left keep their order, and
+/// one taken commutes with every earlier one left, so the rounds apply the
+/// same unitary as the run (the argument of cache blocking's stages). An exchange is then
 /// a cut through the circuit along each qubit's own time line, not across
 /// all of them at one gate: a rank's operations between two exchanges are
 /// as many as can be, and its program plans them into as few passes as
@@ -283,20 +283,30 @@ pub(crate) fn plan(ops: &[KernelOp], layout: &mut Layout) -> Vec<Step> {
     };
     let mut remaining: VecDeque<&KernelOp> = ops.iter().collect();
     while !remaining.is_empty() {
+        // Qubits of operations left: of any, and of diagonals only (a
+        // diagonal may pass a diagonal left on its qubits: they commute).
         let mut closed = vec![false; n];
+        let mut closed_to_dense = vec![false; n];
         let mut open = n;
         let mut left = Vec::new();
         while left.len() < SCAN_LIMIT && open > 0 {
             let Some(op) = remaining.pop_front() else {
                 break;
             };
-            let free = !op.qubits().any(|q| closed[q as usize]);
+            let diagonal = matches!(op.matrix, OpMatrix::Diagonal(_));
+            let free = !op
+                .qubits()
+                .any(|q| closed[q as usize] || (!diagonal && closed_to_dense[q as usize]));
             let permutation = free.then(|| global_permutation(op, layout)).flatten();
             let blocked = !free
                 || (permutation.is_none() && needs_local(op).iter().any(|&q| layout.is_global(q)));
             if blocked {
                 for q in op.qubits() {
-                    open -= usize::from(!std::mem::replace(&mut closed[q as usize], true));
+                    if diagonal {
+                        closed_to_dense[q as usize] = true;
+                    } else {
+                        open -= usize::from(!std::mem::replace(&mut closed[q as usize], true));
+                    }
                 }
                 left.push(op);
             } else if is_swap(op) {

@@ -24,7 +24,7 @@ use crate::counts::Counts;
 use crate::engine::Shots;
 use crate::error::SimError;
 use crate::float::Float;
-use crate::fusion::FusionConfig;
+use crate::fusion::{FusionConfig, fold_conjugated_diagonals};
 use crate::kernels::reduce::{PIECE_BLOCKS, piece_norms, qubit_probabilities};
 use crate::op::KernelOp;
 use crate::par::Parallelism;
@@ -261,7 +261,8 @@ impl<F: Float> std::fmt::Debug for DistributedRun<'_, F> {
 
 /// What a run of `circuit` over `ranks` ranks would exchange, and what a
 /// per-gate scheme would (see [`DistributedRun`]), without running it:
-/// the circuit's gates in order, as if every classical condition held.
+/// the circuit's gates in order, as if every classical condition held,
+/// with fusion on (the default).
 ///
 /// # Errors
 /// As [`Simulator::run_distributed`] for a circuit or rank count it cannot take.
@@ -273,7 +274,7 @@ pub fn planned_exchanges(
     let mut layout = Layout::identity(circuit.num_qubits(), ranks.trailing_zeros());
     let per_gate = per_gate_volume(&ops, &layout);
     take_global_prefix(&mut ops, &layout);
-    let steps = plan(&ops, &mut layout);
+    let steps = plan(&fold_conjugated_diagonals(ops), &mut layout);
     Ok((volume(&steps, layout.local_qubits()), per_gate))
 }
 
@@ -389,6 +390,10 @@ impl<'c, F: Float> DistributedState<'c, F> {
         if std::mem::take(&mut self.at_zero) {
             let prefix = take_global_prefix(&mut ops, &self.layout);
             self.start_product(&prefix);
+        }
+        if self.fusion.enabled {
+            // `cx · rz · cx` as one diagonal: no exchange for its target.
+            ops = fold_conjugated_diagonals(ops);
         }
         let mut after = self.layout.clone();
         let steps = plan(&ops, &mut after);
