@@ -13,10 +13,11 @@
 //! The planner is greedy in circuit order, and follows each qubit's time line
 //! the way the fuser does: an operation joins the stage if its qubits fit in
 //! the chunk and no earlier operation on any of them was left for a later
-//! stage, unless both are diagonal (diagonals commute); otherwise it is
-//! left, and its qubits are closed for this stage. Operations left behind
-//! keep their order, and an operation taken commutes with every earlier one
-//! left behind (it shares no qubit with it, or both are diagonal), so the
+//! stage, unless both act diagonally on every qubit they share (as a
+//! diagonal does on all of its qubits and a controlled gate on its
+//! controls: such operations commute); otherwise it is left, and its qubits
+//! are closed for this stage. Operations left behind keep their order, and
+//! an operation taken commutes with every earlier one left behind, so the
 //! stages apply the same unitary as the run. Within a stage, gates are fused into smaller
 //! blocks than between passes (`FusionConfig::stage_max_qubits`): in cache, a fused
 //! block's arithmetic is the whole cost.
@@ -29,7 +30,7 @@ use smallvec::SmallVec;
 use crate::cpu::Caches;
 use crate::float::Float;
 use crate::fusion::{Bound, FusionConfig, fold_conjugated_diagonals, fuse};
-use crate::op::{KernelOp, OpMatrix};
+use crate::op::KernelOp;
 use crate::program::Instr;
 use crate::state::segment_blocks;
 
@@ -238,25 +239,23 @@ const MAX_STAGE_OPS: usize = 4096;
 fn take_stage(ops: &mut VecDeque<KernelOp>, shape: ChunkShape) -> (Vec<Qubit>, Vec<KernelOp>) {
     // Qubit sets as bit masks: states have at most 50 qubits.
     let mut local: u64 = (1 << shape.low) - 1;
-    // Qubits of operations left: of any, and of diagonals only (a diagonal
-    // commutes with a diagonal, so it may pass one left on its qubits).
+    // Qubits where an operation left acts other than diagonally, and where
+    // one acts diagonally only (an operation that acts diagonally there
+    // too may pass it).
     let (mut closed, mut closed_to_dense): (u64, u64) = (0, 0);
     let (mut taken, mut left) = (Vec::new(), Vec::new());
     while left.len() < SCAN_LIMIT && taken.len() < MAX_STAGE_OPS {
         let Some(op) = ops.pop_front() else { break };
         let qubits = mask(op.qubits());
-        let diagonal = matches!(op.matrix, OpMatrix::Diagonal(_));
+        let dense = mask(op.dense_qubits().iter().copied());
         let fits = (local | qubits).count_ones() <= shape.qubits;
-        let free = qubits & closed == 0 && (diagonal || qubits & closed_to_dense == 0);
+        let free = qubits & closed == 0 && dense & closed_to_dense == 0;
         if free && fits {
             local |= qubits;
             taken.push(op);
         } else {
-            if diagonal {
-                closed_to_dense |= qubits;
-            } else {
-                closed |= qubits;
-            }
+            closed_to_dense |= qubits & !dense;
+            closed |= dense;
             left.push(op);
         }
     }
@@ -387,6 +386,27 @@ mod tests {
         assert_eq!(taken.len(), 3);
         let left: Vec<&[Qubit]> = ops.iter().map(|o| o.targets.as_slice()).collect();
         assert_eq!(left, [&[5][..], &[4], &[4]]);
+    }
+
+    #[test]
+    fn a_control_passes_a_diagonal_left_on_it_and_a_target_does_not() {
+        use StandardGate::*;
+        // Chunks of 5 with 3 low: two free slots.
+        let ops = vec![
+            op(Cx, &[3, 4]), // takes both slots
+            op(Cz, &[4, 5]), // 5 does not fit: left, a diagonal on 4
+            op(Cx, &[4, 3]), // 4 a control: commutes with cz, taken
+            op(Cx, &[3, 4]), // 4 a target: waits; closes 4, and 3 but to diagonals
+            op(Rz, &[3]),    // diagonal where that cx has its control: taken
+            op(H, &[3]),     // not: waits
+        ];
+        let shape = ChunkShape { qubits: 5, low: 3 };
+        let mut ops: VecDeque<KernelOp> = ops.into();
+        let (_, taken) = take_stage(&mut ops, shape);
+        let taken: Vec<&[Qubit]> = taken.iter().map(|o| o.targets.as_slice()).collect();
+        assert_eq!(taken, [&[4][..], &[3], &[3]]);
+        let left: Vec<&[Qubit]> = ops.iter().map(|o| o.targets.as_slice()).collect();
+        assert_eq!(left, [&[5][..], &[4], &[3]]);
     }
 
     #[test]

@@ -89,6 +89,17 @@ impl KernelOp {
             .chain(self.controls.iter().map(|c| c.qubit))
     }
 
+    /// The qubits on which the operation does not act diagonally: its
+    /// targets, none for a diagonal. Two operations commute when each acts
+    /// diagonally on every qubit they share (both are then block-diagonal
+    /// in those qubits' basis states, with blocks on disjoint qubits).
+    pub(crate) fn dense_qubits(&self) -> &[Qubit] {
+        match self.matrix {
+            OpMatrix::Diagonal(_) => &[],
+            _ => &self.targets,
+        }
+    }
+
     /// True when the operation cannot change any state (a diagonal of exact ones).
     pub(crate) fn is_identity(&self) -> bool {
         matches!(&self.matrix, OpMatrix::Diagonal(d) if d.iter().all(|&x| x == Complex64::new(1.0, 0.0)))

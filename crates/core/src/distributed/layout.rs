@@ -265,8 +265,9 @@ const SCAN_LIMIT: usize = 512;
 ///
 /// The plan is made of *rounds*, each its operations and then one
 /// exchange. A round takes, in circuit order, every operation that needs
-/// no global qubit local and shares no qubit with an earlier one it left
-/// (unless both are diagonal); an operation it cannot take is left, and
+/// no global qubit local and commutes with every earlier one it left
+/// (shares no qubit with it, or both act diagonally on those they share:
+/// diagonals, and controls); an operation it cannot take is left, and
 /// closes its qubits for the round. Operations left keep their order, and
 /// one taken commutes with every earlier one left, so the rounds apply the
 /// same unitary as the run (the argument of cache blocking's stages). An exchange is then
@@ -283,8 +284,8 @@ pub(crate) fn plan(ops: &[KernelOp], layout: &mut Layout) -> Vec<Step> {
     };
     let mut remaining: VecDeque<&KernelOp> = ops.iter().collect();
     while !remaining.is_empty() {
-        // Qubits of operations left: of any, and of diagonals only (a
-        // diagonal may pass a diagonal left on its qubits: they commute).
+        // Qubits where an operation left acts other than diagonally, and
+        // where one acts diagonally only (see `KernelOp::dense_qubits`).
         let mut closed = vec![false; n];
         let mut closed_to_dense = vec![false; n];
         let mut open = n;
@@ -293,19 +294,18 @@ pub(crate) fn plan(ops: &[KernelOp], layout: &mut Layout) -> Vec<Step> {
             let Some(op) = remaining.pop_front() else {
                 break;
             };
-            let diagonal = matches!(op.matrix, OpMatrix::Diagonal(_));
-            let free = !op
-                .qubits()
-                .any(|q| closed[q as usize] || (!diagonal && closed_to_dense[q as usize]));
+            let dense = op.dense_qubits();
+            let free = !op.qubits().any(|q| closed[q as usize])
+                && !dense.iter().any(|&q| closed_to_dense[q as usize]);
             let permutation = free.then(|| global_permutation(op, layout)).flatten();
             let blocked = !free
                 || (permutation.is_none() && needs_local(op).iter().any(|&q| layout.is_global(q)));
             if blocked {
                 for q in op.qubits() {
-                    if diagonal {
-                        closed_to_dense[q as usize] = true;
-                    } else {
+                    if dense.contains(&q) {
                         open -= usize::from(!std::mem::replace(&mut closed[q as usize], true));
+                    } else {
+                        closed_to_dense[q as usize] = true;
                     }
                 }
                 left.push(op);
