@@ -18,9 +18,10 @@
 //! controls: such operations commute); otherwise it is left, and its qubits
 //! are closed for this stage. Operations left behind keep their order, and
 //! an operation taken commutes with every earlier one left behind, so the
-//! stages apply the same unitary as the run. Within a stage, gates are fused into smaller
-//! blocks than between passes (`FusionConfig::stage_max_qubits`): in cache, a fused
-//! block's arithmetic is the whole cost.
+//! stages apply the same unitary as the run. Within a stage, gates are
+//! fused into smaller blocks than between passes
+//! (`FusionConfig::stage_max_qubits`): in cache, a fused block's arithmetic
+//! is the whole cost.
 
 use std::collections::VecDeque;
 
