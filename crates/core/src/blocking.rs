@@ -31,7 +31,7 @@ use smallvec::SmallVec;
 use crate::cpu::Caches;
 use crate::float::Float;
 use crate::fusion::{Bound, FusionConfig, fold_conjugated_diagonals, fuse};
-use crate::op::KernelOp;
+use crate::op::{KernelOp, LeftBehind};
 use crate::program::Instr;
 use crate::state::segment_blocks;
 
@@ -240,23 +240,17 @@ const MAX_STAGE_OPS: usize = 4096;
 fn take_stage(ops: &mut VecDeque<KernelOp>, shape: ChunkShape) -> (Vec<Qubit>, Vec<KernelOp>) {
     // Qubit sets as bit masks: states have at most 50 qubits.
     let mut local: u64 = (1 << shape.low) - 1;
-    // Qubits where an operation left acts other than diagonally, and where
-    // one acts diagonally only (an operation that acts diagonally there
-    // too may pass it).
-    let (mut closed, mut closed_to_dense): (u64, u64) = (0, 0);
+    let mut closed = LeftBehind::default();
     let (mut taken, mut left) = (Vec::new(), Vec::new());
     while left.len() < SCAN_LIMIT && taken.len() < MAX_STAGE_OPS {
         let Some(op) = ops.pop_front() else { break };
         let qubits = mask(op.qubits());
-        let dense = mask(op.dense_qubits().iter().copied());
         let fits = (local | qubits).count_ones() <= shape.qubits;
-        let free = qubits & closed == 0 && dense & closed_to_dense == 0;
-        if free && fits {
+        if fits && closed.lets_pass(&op) {
             local |= qubits;
             taken.push(op);
         } else {
-            closed_to_dense |= qubits & !dense;
-            closed |= dense;
+            closed.leave(&op);
             left.push(op);
         }
     }

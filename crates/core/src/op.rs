@@ -179,6 +179,69 @@ impl KernelOp {
     }
 }
 
+/// How far a qubit is closed by operations a planner left behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Closed {
+    Open,
+    /// Operations left act on it diagonally only.
+    ToDense,
+    /// An operation left acts on it other than diagonally.
+    All,
+}
+
+/// The qubits that operations left behind close to later ones, for the
+/// planners that take operations out of circuit order (cache blocking's
+/// stages, a distributed run's rounds): a later operation may be taken
+/// before them when it commutes with each, which holds when it shares no
+/// qubit with it or both act diagonally on every qubit they share (see
+/// [`KernelOp::dense_qubits`]).
+#[derive(Debug, Default)]
+pub(crate) struct LeftBehind {
+    /// Per qubit (qubits past its end are open).
+    qubits: Vec<Closed>,
+    /// Qubits at [`Closed::All`].
+    closed: usize,
+}
+
+impl LeftBehind {
+    fn state(&self, q: Qubit) -> Closed {
+        self.qubits.get(q as usize).copied().unwrap_or(Closed::Open)
+    }
+
+    /// Whether `op` commutes with every operation left so far.
+    pub(crate) fn lets_pass(&self, op: &KernelOp) -> bool {
+        let dense = op.dense_qubits();
+        op.qubits().all(|q| match self.state(q) {
+            Closed::Open => true,
+            Closed::ToDense => !dense.contains(&q),
+            Closed::All => false,
+        })
+    }
+
+    /// Leaves `op` behind: its qubits close to what does not commute with it.
+    pub(crate) fn leave(&mut self, op: &KernelOp) {
+        let dense = op.dense_qubits();
+        for q in op.qubits() {
+            let q = q as usize;
+            if q >= self.qubits.len() {
+                self.qubits.resize(q + 1, Closed::Open);
+            }
+            let state = &mut self.qubits[q];
+            if dense.contains(&(q as Qubit)) {
+                self.closed += usize::from(*state != Closed::All);
+                *state = Closed::All;
+            } else if *state == Closed::Open {
+                *state = Closed::ToDense;
+            }
+        }
+    }
+
+    /// Qubits closed to every later operation on them.
+    pub(crate) fn closed(&self) -> usize {
+        self.closed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,7 +34,7 @@ use kettle_ir::{Control, Qubit};
 use num_complex::Complex64;
 use smallvec::SmallVec;
 
-use crate::op::{KernelOp, OpMatrix};
+use crate::op::{KernelOp, LeftBehind, OpMatrix};
 
 /// The position of every qubit.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -269,12 +269,12 @@ const SCAN_LIMIT: usize = 512;
 /// (shares no qubit with it, or both act diagonally on those they share:
 /// diagonals, and controls); an operation it cannot take is left, and
 /// closes its qubits for the round. Operations left keep their order, and
-/// one taken commutes with every earlier one left, so the rounds apply the
-/// same unitary as the run (the argument of cache blocking's stages). An exchange is then
-/// a cut through the circuit along each qubit's own time line, not across
-/// all of them at one gate: a rank's operations between two exchanges are
-/// as many as can be, and its program plans them into as few passes as
-/// its chunks allow.
+/// one taken commutes with every earlier one left ([`LeftBehind`]), so the
+/// rounds apply the same unitary as the run (the argument of cache
+/// blocking's stages). An exchange is then a cut through the circuit along
+/// each qubit's own time line, not across all of them at one gate: a
+/// rank's operations between two exchanges are as many as can be, and its
+/// program plans them into as few passes as its chunks allow.
 pub(crate) fn plan(ops: &[KernelOp], layout: &mut Layout) -> Vec<Step> {
     let n = layout.num_qubits() as usize;
     let mut steps = Vec::new();
@@ -284,30 +284,18 @@ pub(crate) fn plan(ops: &[KernelOp], layout: &mut Layout) -> Vec<Step> {
     };
     let mut remaining: VecDeque<&KernelOp> = ops.iter().collect();
     while !remaining.is_empty() {
-        // Qubits where an operation left acts other than diagonally, and
-        // where one acts diagonally only (see `KernelOp::dense_qubits`).
-        let mut closed = vec![false; n];
-        let mut closed_to_dense = vec![false; n];
-        let mut open = n;
+        let mut closed = LeftBehind::default();
         let mut left = Vec::new();
-        while left.len() < SCAN_LIMIT && open > 0 {
+        while left.len() < SCAN_LIMIT && closed.closed() < n {
             let Some(op) = remaining.pop_front() else {
                 break;
             };
-            let dense = op.dense_qubits();
-            let free = !op.qubits().any(|q| closed[q as usize])
-                && !dense.iter().any(|&q| closed_to_dense[q as usize]);
+            let free = closed.lets_pass(op);
             let permutation = free.then(|| global_permutation(op, layout)).flatten();
             let blocked = !free
                 || (permutation.is_none() && needs_local(op).iter().any(|&q| layout.is_global(q)));
             if blocked {
-                for q in op.qubits() {
-                    if dense.contains(&q) {
-                        open -= usize::from(!std::mem::replace(&mut closed[q as usize], true));
-                    } else {
-                        closed_to_dense[q as usize] = true;
-                    }
-                }
+                closed.leave(op);
                 left.push(op);
             } else if is_swap(op) {
                 // Qubit a's state moves to b's position and b's to a's.
