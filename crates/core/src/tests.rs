@@ -510,7 +510,9 @@ fn blocked_and_plain_runs_agree_to_1e_12() {
     for (n, seed) in [(9u32, 31u64), (13, 32), (17, 33)] {
         let c = reference::random_circuit(n, 200, seed);
         let a = plain.statevector::<f64>(&c).unwrap().to_vec_f64();
-        for (chunk_qubits, low_qubits) in [(4, 2), (6, 3), (8, 3), (8, 6), (12, 9)] {
+        // 15 qubits: a stage on a fresh state visits one chunk, large
+        // enough that two threads share out each operation's sweep of it.
+        for (chunk_qubits, low_qubits) in [(4, 2), (6, 3), (8, 3), (8, 6), (12, 9), (15, 9)] {
             for par in [Parallelism::Sequential, pool()] {
                 let blocked = Simulator::new()
                     .with_parallelism(par)

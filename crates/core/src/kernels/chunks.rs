@@ -48,9 +48,18 @@ pub(crate) fn apply_stage<F: Float>(
         .map(|s| deposit(s, &stage.high) / F::LANES)
         .collect();
     let ptr = BlockPtr::new(blocks);
+    let chunk_count = 1usize << stage.spread.len();
+    // Threads share out the chunks; where there are fewer chunks than
+    // threads (the first stage of a fresh state visits one), they share
+    // out each operation's sweep of the chunk instead.
     let sequential = Parallelism::Sequential;
+    let (across, within) = if chunk_count < par.num_threads() {
+        (&sequential, par)
+    } else {
+        (par, &sequential)
+    };
     debug_assert!(stage.spread.iter().all(|&q| q < n));
-    par.for_each_range(1usize << stage.spread.len(), 1usize << k, |chunks| {
+    across.for_each_range(chunk_count, 1usize << k, |chunks| {
         if stage.high.is_empty() {
             for c in chunks {
                 // Chunks lie inside one segment of the buffer (they are far
@@ -64,7 +73,7 @@ pub(crate) fn apply_stage<F: Float>(
                     continue;
                 }
                 for op in &prepared {
-                    op.apply(chunk, &sequential);
+                    op.apply(chunk, within);
                 }
             }
             return;
@@ -90,7 +99,7 @@ pub(crate) fn apply_stage<F: Float>(
                 buffer[s * segment_blocks..][..segment_blocks].copy_from_slice(segment);
             }
             for op in &prepared {
-                op.apply(&mut buffer, &sequential);
+                op.apply(&mut buffer, within);
             }
             for (s, &offset) in segments.iter().enumerate() {
                 prefetch_segment(ptr, base, &segments, s + PREFETCH_AHEAD, segment_blocks);
