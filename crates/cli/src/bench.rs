@@ -128,6 +128,8 @@ fn time_over<F: Float>(
         "qubits": n,
         "exchanges": run.exchanged.exchanges,
         "slices_sent_per_rank": run.exchanged.slices_sent(n, ranks),
+        // Rank 0's: the part of what it sent that crossed as zero flags.
+        "slices_sent_as_zero": run.sent_as_zero as f64 / (1u64 << (n - ranks.trailing_zeros())) as f64,
         "per_gate_slices_sent_per_rank": run.per_gate.slices_sent(n, ranks),
         "method": "statevector",
         "noisy": false,

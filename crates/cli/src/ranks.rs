@@ -148,8 +148,16 @@ mod mpi_world {
 
         fn exchange(&self, partner: usize, send: &[u8], recv: &mut [u8]) {
             let peer = self.world.process_at_rank(partner as i32);
-            for (s, r) in send.chunks(PIECE).zip(recv.chunks_mut(PIECE)) {
+            // The two directions may differ in length (a zero message
+            // crosses as nothing), so the pieces follow the longer one; the
+            // partner cuts its side the same way.
+            let (mut send, mut recv) = (send, recv);
+            for _ in 0..send.len().max(recv.len()).div_ceil(PIECE) {
+                let (s, s_rest) = send.split_at(send.len().min(PIECE));
+                let r_len = recv.len().min(PIECE);
+                let (r, r_rest) = std::mem::take(&mut recv).split_at_mut(r_len);
                 send_receive_into(s, &peer, r, &peer);
+                (send, recv) = (s_rest, r_rest);
             }
         }
 

@@ -17,7 +17,8 @@ pub trait Communicator {
     fn size(&self) -> usize;
 
     /// Sends `send` to rank `partner` and fills `recv` with what `partner`
-    /// sends in its matching call (of the same length).
+    /// sends in its matching call, which is `recv.len()` bytes long (the
+    /// two directions may differ in length, either may be empty).
     fn exchange(&self, partner: usize, send: &[u8], recv: &mut [u8]);
 
     /// Replaces `values` on every rank with their element-wise sum over all

@@ -35,7 +35,11 @@ use crate::state::{StateVector, check_budget};
 
 /// Bytes of one message of an exchange: what a rank holds beyond its slice
 /// while exchanging (twice this, sent and received).
+#[cfg(not(test))]
 const MESSAGE_BYTES: usize = 4 << 20;
+/// Small in tests, so that test-sized slices cross in many messages.
+#[cfg(test)]
+const MESSAGE_BYTES: usize = 4 << 10;
 
 /// Bytes per amplitude on the wire (two f64s at either precision), and
 /// per sampled outcome (an index and a count).
@@ -55,11 +59,50 @@ fn bytes_words(b: &[u8]) -> [u64; 2] {
     [word(&b[..8]), word(&b[8..WIRE_BYTES])]
 }
 
+/// Whether every byte of `b` is zero (so `-0.0` is not).
+fn all_zero_bytes(b: &[u8]) -> bool {
+    let lines = b.chunks_exact(64);
+    let rest = lines.remainder();
+    lines.into_iter().all(|line| {
+        line.chunks_exact(8).fold(0, |acc, w| {
+            acc | u64::from_ne_bytes(w.try_into().expect("8 bytes"))
+        }) == 0
+    }) && rest.iter().all(|&x| x == 0)
+}
+
+/// Sends one message of an exchange to `partner` and receives the
+/// partner's counterpart into `recv`, both `recv.len()` bytes long, except
+/// that a message of zero bytes only crosses as a one-byte flag: early in a
+/// circuit most of a slice is still zero (GHZ's whole exchange is two
+/// amplitudes), and writing received zeros onto pages never touched would
+/// make the kernel zero them first. `send` is not read when `mine_zero`.
+/// Returns whether the partner's message was zero (then `recv` is not
+/// written).
+fn exchange_message(
+    comm: &dyn Communicator,
+    partner: usize,
+    send: &[u8],
+    mine_zero: bool,
+    recv: &mut [u8],
+) -> bool {
+    let mut flag = [0u8];
+    comm.exchange(partner, &[u8::from(mine_zero)], &mut flag);
+    let theirs_zero = flag[0] == 1;
+    if !(mine_zero && theirs_zero) {
+        let send = if mine_zero { &[][..] } else { send };
+        let recv = if theirs_zero { &mut [][..] } else { recv };
+        comm.exchange(partner, send, recv);
+    }
+    theirs_zero
+}
+
 /// What a run's states have moved, and what a per-gate scheme would have
 /// moved for the same runs of gates.
 #[derive(Clone, Copy, Debug, Default)]
 struct Traffic {
     made: ExchangeVolume,
+    /// Of `made`'s amplitudes, those sent as a zero message's flag.
+    sent_as_zero: u64,
     per_gate: ExchangeVolume,
 }
 
@@ -103,6 +146,9 @@ pub struct DistributedRun<'c, F: Float> {
     pub stats: RunStats,
     /// Exchanges made and amplitudes sent per rank, over every branch.
     pub exchanged: ExchangeVolume,
+    /// Of the amplitudes this rank sent, those in messages that were all
+    /// zero, which crossed as a one-byte flag each (a sparse state's).
+    pub sent_as_zero: u64,
     /// What a per-gate scheme (a whole slice per gate on a global qubit,
     /// as QuEST does) would have sent for the same gates, over every
     /// branch.
@@ -201,6 +247,7 @@ impl Simulator {
             seed,
             stats: finished.stats,
             exchanged: traffic.get().made,
+            sent_as_zero: traffic.get().sent_as_zero,
             per_gate: traffic.get().per_gate,
         })
     }
@@ -515,6 +562,7 @@ impl<'c, F: Float> DistributedState<'c, F> {
         let swapped: u64 = swaps.iter().map(|&(_, l)| 1u64 << l).sum();
         let free: Vec<Qubit> = (0..local).filter(|&q| swapped >> q & 1 == 0).collect();
         let count = 1usize << free.len();
+        let mut sent_as_zero = 0;
         for d in 1..1usize << k {
             let partner = self.layout.rank_of(
                 swaps
@@ -534,11 +582,11 @@ impl<'c, F: Float> DistributedState<'c, F> {
                     .fold(fixed, |acc, (b, &q)| acc | ((c >> b) & 1) << q)
             };
             let lowest = swaps.iter().map(|&(_, l)| l).min().unwrap_or(0);
-            if lowest >= F::LOG_LANES {
-                self.exchange_blocks(partner, fixed, &free, count);
+            sent_as_zero += if lowest >= F::LOG_LANES {
+                self.exchange_blocks(partner, fixed, &free, count)
             } else {
-                self.exchange_amplitudes(partner, &index, count);
-            }
+                self.exchange_amplitudes(partner, &index, count)
+            };
         }
         for &(g, l) in swaps {
             self.layout.swap_positions(g, l);
@@ -551,6 +599,7 @@ impl<'c, F: Float> DistributedState<'c, F> {
                 exchanges: 1,
                 amplitudes_sent: ((1usize << k) - 1) as u64 * count as u64,
             };
+        traffic.sent_as_zero += sent_as_zero as u64;
         self.traffic.set(traffic);
     }
 
@@ -558,7 +607,14 @@ impl<'c, F: Float> DistributedState<'c, F> {
     /// selects whole blocks: `count` amplitudes, whose block indices are
     /// `fixed`'s plus the block bits of `free` positions, sent and received
     /// a block at a time as raw bytes (both sides hold the same precision).
-    fn exchange_blocks(&mut self, partner: usize, fixed: usize, free: &[Qubit], count: usize) {
+    /// Returns how many of them went as zero messages.
+    fn exchange_blocks(
+        &mut self,
+        partner: usize,
+        fixed: usize,
+        free: &[Qubit],
+        count: usize,
+    ) -> usize {
         let block = std::mem::size_of::<crate::state::Block<F>>();
         // Free positions inside a block are its lanes; those above pick blocks.
         let free_blocks: Vec<u32> = free
@@ -605,35 +661,53 @@ impl<'c, F: Float> DistributedState<'c, F> {
                 Some(piece)
             })
         };
-        let mut start = 0;
+        let (mut start, mut zero_blocks) = (0, 0);
         while start < blocks {
             let len = per_message.min(blocks - start);
-            for (offset, b, n) in pieces(start, len) {
-                send[offset * block..][..n * block].copy_from_slice(&bytes[at(b)..][..n * block]);
+            let mine_zero =
+                pieces(start, len).all(|(_, b, n)| all_zero_bytes(&bytes[at(b)..][..n * block]));
+            if !mine_zero {
+                for (offset, b, n) in pieces(start, len) {
+                    send[offset * block..][..n * block]
+                        .copy_from_slice(&bytes[at(b)..][..n * block]);
+                }
             }
-            self.comm
-                .exchange(partner, &send[..len * block], &mut recv[..len * block]);
+            let theirs_zero = exchange_message(
+                self.comm,
+                partner,
+                &send[..len * block],
+                mine_zero,
+                &mut recv[..len * block],
+            );
             for (offset, b, n) in pieces(start, len) {
-                bytes[at(b)..][..n * block].copy_from_slice(&recv[offset * block..][..n * block]);
+                let place = &mut bytes[at(b)..][..n * block];
+                if !theirs_zero {
+                    place.copy_from_slice(&recv[offset * block..][..n * block]);
+                } else if !mine_zero {
+                    place.fill(0);
+                }
             }
+            zero_blocks += if mine_zero { len } else { 0 };
             start += len;
         }
+        zero_blocks * F::LANES
     }
 
     /// One partner's part of an exchange, amplitude by amplitude (a swapped
     /// local position selects lanes inside blocks): amplitude `index(c)`
-    /// for `c` in `0..count`.
+    /// for `c` in `0..count`. Returns how many of them went as zero
+    /// messages.
     fn exchange_amplitudes(
         &mut self,
         partner: usize,
         index: &dyn Fn(usize) -> usize,
         count: usize,
-    ) {
+    ) -> usize {
         let per_message = (MESSAGE_BYTES / WIRE_BYTES).min(count);
         let mut send = vec![0u8; per_message * WIRE_BYTES];
         let mut recv = vec![0u8; per_message * WIRE_BYTES];
         let numbers = self.slice.numbers_mut();
-        let mut start = 0;
+        let (mut start, mut zero) = (0, 0);
         while start < count {
             let len = per_message.min(count - start);
             for (c, out) in (start..start + len).zip(send.chunks_exact_mut(WIRE_BYTES)) {
@@ -644,16 +718,32 @@ impl<'c, F: Float> DistributedState<'c, F> {
                 ]));
             }
             let bytes = len * WIRE_BYTES;
-            self.comm
-                .exchange(partner, &send[..bytes], &mut recv[..bytes]);
-            for (c, got) in (start..start + len).zip(recv.chunks_exact(WIRE_BYTES)) {
-                let at = StateVector::<F>::number_position(index(c));
-                let [re, im] = bytes_words(got);
-                numbers[at] = F::from_f64(f64::from_bits(re));
-                numbers[at + F::LANES] = F::from_f64(f64::from_bits(im));
+            let mine_zero = all_zero_bytes(&send[..bytes]);
+            let theirs_zero = exchange_message(
+                self.comm,
+                partner,
+                &send[..bytes],
+                mine_zero,
+                &mut recv[..bytes],
+            );
+            if !theirs_zero {
+                for (c, got) in (start..start + len).zip(recv.chunks_exact(WIRE_BYTES)) {
+                    let at = StateVector::<F>::number_position(index(c));
+                    let [re, im] = bytes_words(got);
+                    numbers[at] = F::from_f64(f64::from_bits(re));
+                    numbers[at + F::LANES] = F::from_f64(f64::from_bits(im));
+                }
+            } else if !mine_zero {
+                for c in start..start + len {
+                    let at = StateVector::<F>::number_position(index(c));
+                    numbers[at] = F::from_f64(0.0);
+                    numbers[at + F::LANES] = F::from_f64(0.0);
+                }
             }
+            zero += if mine_zero { len } else { 0 };
             start += len;
         }
+        zero
     }
 
     /// [`gather`](Self::gather) on every rank: for a state no larger than

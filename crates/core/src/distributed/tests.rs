@@ -96,6 +96,80 @@ fn distributed_runs_equal_the_single_process_to_1e_12() {
 }
 
 #[test]
+fn zero_messages_cross_as_flags_and_clear_what_they_replace() {
+    // GHZ: every slice is zero but for at most two amplitudes, so most
+    // messages of its exchange are zero; a rank whose amplitude leaves
+    // receives zeros in its place. Then a layer of `h` makes the state
+    // dense, and the next exchanges send every amplitude.
+    let sim = Simulator::new();
+    for (n, ranks) in [(12u32, 2usize), (13, 4), (14, 8), (14, 2)] {
+        let mut c = Circuit::new(n).h(0);
+        for q in 1..n {
+            c = c.cx(q - 1, q);
+        }
+        let sparse = c.clone();
+        for q in 0..n {
+            c = c.h(q).cx(q, (q + 1) % n);
+        }
+        for (circuit, dense) in [(&sparse, false), (&c, true)] {
+            let expect = sim.statevector::<f64>(circuit).unwrap().to_vec_f64();
+            let out = ThreadGroup::run(ranks, |comm| {
+                let run = sim
+                    .run_distributed::<f64>(circuit, &keep_state(), comm)
+                    .unwrap();
+                let f32_state = sim
+                    .run_distributed::<f32>(circuit, &keep_state(), comm)
+                    .unwrap()
+                    .state
+                    .unwrap()
+                    .gather();
+                let state = run.state.unwrap().gather();
+                (
+                    state,
+                    f32_state,
+                    run.exchanged.amplitudes_sent,
+                    run.sent_as_zero,
+                )
+            });
+            let (got, got_f32) = (out[0].0.as_ref().unwrap(), out[0].1.as_ref().unwrap());
+            let diff = reference::max_abs_diff(got, &expect);
+            assert!(diff < 1e-12, "n={n} ranks={ranks} dense={dense}: {diff:e}");
+            assert!(
+                reference::max_abs_diff(got_f32, &expect) < 1e-5,
+                "f32 n={n}"
+            );
+            let sent: u64 = out.iter().map(|o| o.2).sum();
+            let zero: u64 = out.iter().map(|o| o.3).sum();
+            assert!(sent > 0, "n={n} ranks={ranks}: no exchange");
+            // Zero messages of the GHZ part are at least all but the one
+            // message per rank that holds its last amplitude.
+            assert!(
+                zero >= sent - sent / 8 || dense,
+                "n={n} ranks={ranks}: {zero} of {sent} as zero"
+            );
+            assert!(zero < sent, "n={n} ranks={ranks}: every message zero");
+        }
+    }
+    // `rxx` on local 4 and global 5 of 6 qubits: the one position left to
+    // trade is inside a SIMD block at f32, so the exchange goes amplitude
+    // by amplitude; rank 0's amplitudes leave, and rank 1's zeros take
+    // their places.
+    let mut c = Circuit::new(6).x(4);
+    for q in 0..4 {
+        c = c.h(q);
+    }
+    gate(&mut c, StandardGate::Rxx, &[0.4], &[4, 5], vec![]);
+    let expect = sim.statevector::<f64>(&c).unwrap().to_vec_f64();
+    let out = ThreadGroup::run(2, |comm| {
+        let run = sim.run_distributed::<f32>(&c, &keep_state(), comm).unwrap();
+        (run.state.unwrap().gather(), run.sent_as_zero)
+    });
+    let got = out[0].0.as_ref().unwrap();
+    assert!(reference::max_abs_diff(got, &expect) < 1e-5);
+    assert_eq!((out[0].1, out[1].1), (0, 16), "rank 1 sends zeros only");
+}
+
+#[test]
 fn many_seeded_circuits_with_controls_agree() {
     let sim = Simulator::new();
     for seed in 0..40u64 {
