@@ -79,6 +79,8 @@ pub(crate) fn apply_stage<F: Float>(
             return;
         }
         let mut buffer = scratch.take(chunk_blocks);
+        // Which segments read all zero when copied in.
+        let mut was_zero = vec![false; segments.len()];
         for c in chunks {
             let base = chunk_base(c, stage) / F::LANES;
             // Checked in place, before any copy: zero chunks are most of a
@@ -96,17 +98,26 @@ pub(crate) fn apply_stage<F: Float>(
                 let start = block_address::<F>(base + offset);
                 // SAFETY: as above; segments are contiguous for the same reason.
                 let segment = unsafe { ptr.slice(start, segment_blocks) };
+                was_zero[s] = all_zero(segment);
                 buffer[s * segment_blocks..][..segment_blocks].copy_from_slice(segment);
             }
             for op in &prepared {
                 op.apply(&mut buffer, within);
             }
             for (s, &offset) in segments.iter().enumerate() {
+                let result = &buffer[s * segment_blocks..][..segment_blocks];
+                if was_zero[s] && all_zero(result) {
+                    // Zeros over zeros: a sparse state's segments lie on
+                    // pages never written, which read as the shared zero
+                    // page; writing them would make the kernel clear a
+                    // page for each (71% of ghz_28 at one thread).
+                    continue;
+                }
                 prefetch_segment(ptr, base, &segments, s + PREFETCH_AHEAD, segment_blocks);
                 let start = block_address::<F>(base + offset);
                 // SAFETY: as above.
                 let segment = unsafe { ptr.slice(start, segment_blocks) };
-                segment.copy_from_slice(&buffer[s * segment_blocks..][..segment_blocks]);
+                segment.copy_from_slice(result);
             }
         }
         scratch.give_back(buffer);
