@@ -141,14 +141,16 @@ impl Stage {
 /// Compiles a straight run of unitary operations on `n` qubits into
 /// instructions: stages where a chunk shape is given and the state is larger
 /// than a chunk; operations fused as in a stage where the whole state fits
-/// in one chunk; operations fused for passes over memory otherwise. `fresh`: the run starts
-/// from |0…0⟩, so stages skip chunks that are still all zero.
+/// in one chunk; operations fused for passes over memory otherwise.
+/// `touched`: the qubits along which the state may already be spread (every
+/// amplitude with a 1 on another qubit is zero: none for |0…0⟩, all when
+/// nothing is known), so that stages skip the chunks still all zero.
 pub(crate) fn plan(
     ops: Vec<KernelOp>,
     n: u32,
     shape: Option<ChunkShape>,
     fusion: &FusionConfig,
-    fresh: bool,
+    touched: u64,
 ) -> Vec<Instr> {
     let ops = if fusion.enabled {
         fold_conjugated_diagonals(ops)
@@ -192,7 +194,7 @@ pub(crate) fn plan(
     out.extend(applied(single, fusion, Bound::Memory));
     // Qubits that may be 1 in some amplitude with a non-zero value: an
     // operation can only spread the state along its own qubits.
-    let mut touched: u64 = if fresh { 0 } else { u64::MAX };
+    let mut touched = touched;
     for instr in &mut out {
         match instr {
             Instr::Apply(op) => touched |= mask(op.qubits()),
@@ -334,7 +336,7 @@ mod tests {
             op(Cz, &[1, 10]),
         ];
         let shape = ChunkShape { qubits: 6, low: 3 };
-        let instrs = plan(ops, 12, Some(shape), &FusionConfig::default(), false);
+        let instrs = plan(ops, 12, Some(shape), &FusionConfig::default(), u64::MAX);
         let st = stages(&instrs);
         assert_eq!(instrs.len(), 1);
         assert_eq!(st[0].low, 3);
@@ -441,7 +443,7 @@ mod tests {
             ..FusionConfig::default()
         };
         let shape = ChunkShape { qubits: 6, low: 3 };
-        let instrs = plan(ops, 40, Some(shape), &fusion, false);
+        let instrs = plan(ops, 40, Some(shape), &fusion, u64::MAX);
         let applied: usize = instrs
             .iter()
             .map(|i| match i {
@@ -463,15 +465,15 @@ mod tests {
                 6,
                 Some(shape),
                 &FusionConfig::default(),
-                false
+                u64::MAX
             ))
             .is_empty()
         );
-        assert!(stages(&plan(ops, 12, None, &FusionConfig::default(), false)).is_empty());
+        assert!(stages(&plan(ops, 12, None, &FusionConfig::default(), u64::MAX)).is_empty());
         // Three high qubits and a control cannot share a chunk of 6 with 3 low ones.
         let wide = KernelOp::from_gate(&Gate::standard(Ccx, &[]), &[7, 8, 9], &[Control::one(10)]);
         let ops = vec![op(H, &[0]), wide, op(Cx, &[1, 2])];
-        let instrs = plan(ops, 12, Some(shape), &FusionConfig::default(), false);
+        let instrs = plan(ops, 12, Some(shape), &FusionConfig::default(), u64::MAX);
         assert_eq!(instrs.len(), 2);
         assert!(matches!(&instrs[0], Instr::Stage(s) if s.ops.len() == 2));
         assert!(matches!(&instrs[1], Instr::Apply(o) if o.qubits().count() == 4));

@@ -148,24 +148,24 @@ impl Program {
         fusion: &FusionConfig,
         chunk: Option<ChunkShape>,
     ) -> Program {
-        Self::compile_gates_on(ops, num_qubits, fusion, chunk, false)
+        Self::compile_gates_on(ops, num_qubits, fusion, chunk, u64::MAX)
     }
 
-    /// [`compile_gates`](Self::compile_gates) for a state that is a
-    /// multiple of |0…0⟩ when `fresh`, whose stages then skip the chunks
-    /// still zero.
+    /// [`compile_gates`](Self::compile_gates) for a state whose amplitudes
+    /// are zero wherever a qubit outside `touched` is 1, whose stages then
+    /// skip the chunks still zero (see [`plan`]).
     pub(crate) fn compile_gates_on(
         ops: Vec<KernelOp>,
         num_qubits: u32,
         fusion: &FusionConfig,
         chunk: Option<ChunkShape>,
-        fresh: bool,
+        touched: u64,
     ) -> Program {
         let gates = ops.len();
         let instrs = if ops.is_empty() {
             Vec::new()
         } else {
-            plan(ops, num_qubits, chunk, fusion, fresh)
+            plan(ops, num_qubits, chunk, fusion, touched)
         };
         Program {
             tail: instrs.len(),
@@ -211,8 +211,13 @@ impl Program {
             self.instrs.push(Instr::Run(ops));
             return;
         }
-        self.instrs
-            .extend(plan(ops, self.num_qubits, self.chunk, fusion, fresh));
+        self.instrs.extend(plan(
+            ops,
+            self.num_qubits,
+            self.chunk,
+            fusion,
+            untouched_if(fresh),
+        ));
     }
 
     /// Queues a unitary operation on the circuit's qubits.
@@ -473,6 +478,12 @@ pub(crate) fn measurements_after(
         }
     }
     Some(out)
+}
+
+/// The touched qubits (see [`plan`]) of a state that is |0…0⟩ when
+/// `fresh` and anything otherwise.
+pub(crate) fn untouched_if(fresh: bool) -> u64 {
+    if fresh { 0 } else { u64::MAX }
 }
 
 #[cfg(test)]

@@ -315,7 +315,7 @@ impl Segment {
             self.num_qubits,
             self.chunk,
             &self.fusion,
-            self.fresh && w == 0,
+            crate::program::untouched_if(self.fresh && w == 0),
         )
     }
 }

@@ -96,6 +96,17 @@ fn exchange_message(
     theirs_zero
 }
 
+/// `mask` with its bits `a` and `b` swapped.
+fn swap_bits(mask: u64, a: Qubit, b: Qubit) -> u64 {
+    let (x, y) = ((mask >> a) & 1, (mask >> b) & 1);
+    mask & !(1 << a | 1 << b) | x << b | y << a
+}
+
+/// The positions an operation acts on (targets and controls) as a mask.
+fn positions(op: &KernelOp) -> u64 {
+    op.qubits().fold(0, |m, q| m | 1 << q)
+}
+
 /// What a run's states have moved, and what a per-gate scheme would have
 /// moved for the same runs of gates.
 #[derive(Clone, Copy, Debug, Default)]
@@ -114,9 +125,12 @@ pub struct DistributedState<'c, F: Float> {
     /// What this state and every state copied from it or beside it in the
     /// same run have exchanged.
     traffic: Rc<Cell<Traffic>>,
-    /// The slice is still a multiple of |0…0⟩ (nothing has run on it), so
-    /// the first operations' stages may skip its zero chunks.
-    fresh: bool,
+    /// Positions, local and global, along which the state may be spread:
+    /// every amplitude with a 1 at another position is zero. Stages skip
+    /// the chunks still zero, a rank whose label has a 1 at an untouched
+    /// position holds zeros only, and an exchange knows which of its
+    /// messages are zero without reading them.
+    touched: u64,
     /// The whole state is still |0…0⟩ in the identity layout, so a run's
     /// leading single-qubit gates on global qubits may make a product
     /// start instead.
@@ -400,7 +414,7 @@ impl<'c, F: Float> DistributedState<'c, F> {
             layout: Layout::identity(num_qubits, global),
             comm,
             traffic: Rc::clone(traffic),
-            fresh: true,
+            touched: 0,
             at_zero: true,
             fusion,
             chunk,
@@ -421,6 +435,12 @@ impl<'c, F: Float> DistributedState<'c, F> {
         let numbers = self.slice.numbers_mut();
         numbers[0] = F::from_f64(scale.re);
         numbers[F::LANES] = F::from_f64(scale.im);
+        let local = self.local_qubits();
+        for (j, s) in global.iter().enumerate() {
+            if s[1] != Complex64::new(0.0, 0.0) {
+                self.touched |= 1 << (local + j as u32);
+            }
+        }
     }
 
     /// Applies a run of gates (on qubits): planned against the current
@@ -461,23 +481,31 @@ impl<'c, F: Float> DistributedState<'c, F> {
         // label as it is at each, applied as one program.
         let mut mine = Vec::new();
         let local = self.local_qubits();
+        // What was touched when the operations in `mine` began.
+        let mut before = self.touched;
         for step in steps {
             match step {
                 Step::Ops(ops) => {
                     let label = self.label();
                     progress.taken += ops.len() as u64;
                     mine.extend(ops.iter().filter_map(|op| local_op(op, local, label)));
+                    self.touched |= ops.iter().fold(0, |m, op| m | positions(op));
                 }
                 Step::Exchange(swaps) => {
-                    self.apply_local(std::mem::take(&mut mine), par, &mut progress);
+                    self.apply_local(std::mem::take(&mut mine), par, &mut progress, before);
                     self.exchange(&swaps);
+                    before = self.touched;
                     progress.report(progress.taken);
                 }
+                // A swap gate: the layout changes, the amplitudes stay.
                 Step::Relabel(a, b) => self.layout.swap_positions(a, b),
-                Step::Permute(op) => self.layout.permute_labels(&op),
+                Step::Permute(op) => {
+                    self.layout.permute_labels(&op);
+                    self.touched |= positions(&op);
+                }
             }
         }
-        self.apply_local(mine, par, &mut progress);
+        self.apply_local(mine, par, &mut progress, before);
         debug_assert_eq!(self.layout, after);
     }
 
@@ -512,27 +540,38 @@ impl<'c, F: Float> DistributedState<'c, F> {
         self.layout.num_qubits() - self.layout.local_qubits()
     }
 
+    /// Whether this rank's slice is certainly all zero, `touched` being the
+    /// touched positions: its label has a 1 at an untouched one.
+    fn holds_zeros(&self, touched: u64) -> bool {
+        (self.label() << self.local_qubits()) as u64 & !touched != 0
+    }
+
     /// Applies operations on this rank's slice: the planned ones since the
-    /// last exchange (see [`RunProgress`]), as one program, a pass at a time.
+    /// last exchange (see [`RunProgress`]), as one program, a pass at a
+    /// time, on a state touched at `touched` when they began.
     fn apply_local(
         &mut self,
         ops: Vec<KernelOp>,
         par: &Parallelism,
         progress: &mut RunProgress<'_>,
+        touched: u64,
     ) {
         let (from, to) = (progress.flushed, progress.taken);
         progress.flushed = to;
-        if ops.is_empty() {
+        // Zeros stay zeros under linear maps. (Positions that permutations
+        // have relabelled since the operations began are touched now.)
+        if ops.is_empty() || self.holds_zeros(self.touched) {
+            progress.report(to);
             return;
         }
+        let local_mask = (1u64 << self.local_qubits()) - 1;
         let program = Program::compile_gates_on(
             ops,
             self.local_qubits(),
             &self.fusion,
             self.chunk,
-            self.fresh,
+            touched & local_mask,
         );
-        self.fresh = false;
         let passes = program.instrs.len() as u64;
         for (i, pass) in (1..).zip(&program.instrs) {
             self.slice.apply_passes(std::slice::from_ref(pass), par);
@@ -563,6 +602,7 @@ impl<'c, F: Float> DistributedState<'c, F> {
         let free: Vec<Qubit> = (0..local).filter(|&q| swapped >> q & 1 == 0).collect();
         let count = 1usize << free.len();
         let mut sent_as_zero = 0;
+        let slice_zero = self.holds_zeros(self.touched);
         for d in 1..1usize << k {
             let partner = self.layout.rank_of(
                 swaps
@@ -581,17 +621,20 @@ impl<'c, F: Float> DistributedState<'c, F> {
                     .enumerate()
                     .fold(fixed, |acc, (b, &q)| acc | ((c >> b) & 1) << q)
             };
+            // What goes to this partner has a 1 at every local position
+            // where `fixed` has one: zero if one of those is untouched.
+            let known_zero = slice_zero || fixed as u64 & !self.touched != 0;
             let lowest = swaps.iter().map(|&(_, l)| l).min().unwrap_or(0);
             sent_as_zero += if lowest >= F::LOG_LANES {
-                self.exchange_blocks(partner, fixed, &free, count)
+                self.exchange_blocks(partner, fixed, &free, count, known_zero)
             } else {
-                self.exchange_amplitudes(partner, &index, count)
+                self.exchange_amplitudes(partner, &index, count, known_zero)
             };
         }
         for &(g, l) in swaps {
             self.layout.swap_positions(g, l);
+            self.touched = swap_bits(self.touched, g, l);
         }
-        self.fresh = false;
         self.at_zero = false;
         let mut traffic = self.traffic.get();
         traffic.made = traffic.made
@@ -607,13 +650,15 @@ impl<'c, F: Float> DistributedState<'c, F> {
     /// selects whole blocks: `count` amplitudes, whose block indices are
     /// `fixed`'s plus the block bits of `free` positions, sent and received
     /// a block at a time as raw bytes (both sides hold the same precision).
-    /// Returns how many of them went as zero messages.
+    /// Returns how many of them went as zero messages (all of them, unread,
+    /// when `known_zero`).
     fn exchange_blocks(
         &mut self,
         partner: usize,
         fixed: usize,
         free: &[Qubit],
         count: usize,
+        known_zero: bool,
     ) -> usize {
         let block = std::mem::size_of::<crate::state::Block<F>>();
         // Free positions inside a block are its lanes; those above pick blocks.
@@ -664,8 +709,8 @@ impl<'c, F: Float> DistributedState<'c, F> {
         let (mut start, mut zero_blocks) = (0, 0);
         while start < blocks {
             let len = per_message.min(blocks - start);
-            let mine_zero =
-                pieces(start, len).all(|(_, b, n)| all_zero_bytes(&bytes[at(b)..][..n * block]));
+            let mine_zero = known_zero
+                || pieces(start, len).all(|(_, b, n)| all_zero_bytes(&bytes[at(b)..][..n * block]));
             if !mine_zero {
                 for (offset, b, n) in pieces(start, len) {
                     send[offset * block..][..n * block]
@@ -696,12 +741,13 @@ impl<'c, F: Float> DistributedState<'c, F> {
     /// One partner's part of an exchange, amplitude by amplitude (a swapped
     /// local position selects lanes inside blocks): amplitude `index(c)`
     /// for `c` in `0..count`. Returns how many of them went as zero
-    /// messages.
+    /// messages (all of them, unread, when `known_zero`).
     fn exchange_amplitudes(
         &mut self,
         partner: usize,
         index: &dyn Fn(usize) -> usize,
         count: usize,
+        known_zero: bool,
     ) -> usize {
         let per_message = (MESSAGE_BYTES / WIRE_BYTES).min(count);
         let mut send = vec![0u8; per_message * WIRE_BYTES];
@@ -710,15 +756,17 @@ impl<'c, F: Float> DistributedState<'c, F> {
         let (mut start, mut zero) = (0, 0);
         while start < count {
             let len = per_message.min(count - start);
-            for (c, out) in (start..start + len).zip(send.chunks_exact_mut(WIRE_BYTES)) {
-                let at = StateVector::<F>::number_position(index(c));
-                out.copy_from_slice(&words_bytes([
-                    numbers[at].to_f64().to_bits(),
-                    numbers[at + F::LANES].to_f64().to_bits(),
-                ]));
+            if !known_zero {
+                for (c, out) in (start..start + len).zip(send.chunks_exact_mut(WIRE_BYTES)) {
+                    let at = StateVector::<F>::number_position(index(c));
+                    out.copy_from_slice(&words_bytes([
+                        numbers[at].to_f64().to_bits(),
+                        numbers[at + F::LANES].to_f64().to_bits(),
+                    ]));
+                }
             }
             let bytes = len * WIRE_BYTES;
-            let mine_zero = all_zero_bytes(&send[..bytes]);
+            let mine_zero = known_zero || all_zero_bytes(&send[..bytes]);
             let theirs_zero = exchange_message(
                 self.comm,
                 partner,
@@ -964,6 +1012,7 @@ impl<'c, F: Float> DistributedState<'c, F> {
                 );
                 self.slice.apply(&swap, par);
                 self.layout.swap_positions(p, q);
+                self.touched = swap_bits(self.touched, p, q);
             }
         }
     }
@@ -1165,7 +1214,7 @@ impl<F: Float> Backend for DistributedState<'_, F> {
             layout: self.layout.clone(),
             comm: self.comm,
             traffic: Rc::clone(&self.traffic),
-            fresh: self.fresh,
+            touched: self.touched,
             at_zero: self.at_zero,
             fusion: self.fusion,
             chunk: self.chunk,
@@ -1190,7 +1239,7 @@ impl<F: Float> Backend for DistributedState<'_, F> {
 
     fn collapse(&mut self, qubit: Qubit, outcome: bool, reset: bool, p: f64, par: &Parallelism) {
         self.at_zero = false;
-        self.fresh = false;
+        self.touched = u64::MAX;
         let (local, global) = self.masks(qubit);
         let scale = 1.0 / p.sqrt();
         if global == 0 {
