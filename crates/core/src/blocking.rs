@@ -176,27 +176,15 @@ pub(crate) fn plan(
     let mut ops = ops;
     ops.retain(|op| !op.is_identity());
     let mut remaining = VecDeque::from(ops);
-    let all = mask(0..n);
-    // Qubits the state may be spread along once what is planned so far has run.
-    let mut spread_so_far = touched & all;
     while !remaining.is_empty() {
         let (qubits, taken) = take_stage(&mut remaining, shape);
         if taken.is_empty() {
             // The first operation fits in no chunk.
-            if let Some(op) = remaining.pop_front() {
-                spread_so_far |= mask(op.qubits());
-                single.push(op);
-            }
+            single.extend(remaining.pop_front());
             continue;
         }
         let mut fused = fuse(taken, &in_stage, Bound::Arithmetic);
-        let local = mask(qubits.iter().copied());
-        // One operation is a pass of its own, unless the state is still zero
-        // along a qubit outside it: as a stage it visits only the chunks that
-        // may not be (GHZ's last gate, on a state split over ranks).
-        let sparse = (spread_so_far | local) != all;
-        spread_so_far |= local;
-        if fused.len() == 1 && !sparse {
+        if fused.len() == 1 {
             single.append(&mut fused);
             continue;
         }
@@ -464,21 +452,6 @@ mod tests {
             })
             .sum();
         assert_eq!(applied, 50_000);
-    }
-
-    #[test]
-    fn a_lone_operation_on_a_sparse_state_is_a_stage_that_visits_the_rest_only() {
-        let shape = ChunkShape { qubits: 6, low: 3 };
-        let ops = || vec![op(StandardGate::H, &[0]), op(StandardGate::Cx, &[0, 11])];
-        // Anything may be anywhere: one fused operation, one pass.
-        let dense = plan(ops(), 12, Some(shape), &FusionConfig::default(), u64::MAX);
-        assert!(matches!(dense.as_slice(), [Instr::Apply(_)]), "{dense:?}");
-        // Spread along qubit 7 alone so far: a stage, visiting the chunks
-        // along 7 only.
-        let sparse = plan(ops(), 12, Some(shape), &FusionConfig::default(), 1 << 7);
-        let stages = stages(&sparse);
-        assert_eq!((sparse.len(), stages.len()), (1, 1), "{sparse:?}");
-        assert_eq!(stages[0].spread, vec![7]);
     }
 
     #[test]
