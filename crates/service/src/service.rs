@@ -175,6 +175,10 @@ pub(crate) struct LiveJob {
     pub(crate) error: Option<JobError>,
     /// While it runs here: how far (published by its worker's monitor).
     pub(crate) progress: Option<JobProgress>,
+    /// Its end is on its way to the store: reads go to the store until the
+    /// end is published here, so that no node shows the job running after
+    /// another node has read its end there.
+    pub(crate) ending: bool,
 }
 
 type LiveMap = HashMap<String, watch::Sender<Arc<LiveJob>>>;
@@ -323,6 +327,7 @@ impl Inner {
                 result: None,
                 error: None,
                 progress: None,
+                ending: false,
             },
             circuits,
             reserved,
@@ -953,6 +958,7 @@ impl Service {
                 result: None,
                 error: None,
                 progress: None,
+                ending: false,
             },
             circuits,
             true,
@@ -1235,7 +1241,7 @@ impl Service {
     /// was never acknowledged: nobody can know it.
     fn live_of(&self, tenant: &str, id: &str) -> Result<Option<Arc<LiveJob>>, ServiceError> {
         match self.inner.live_job(id) {
-            Some(job) if !job.stored => Ok(None),
+            Some(job) if !job.stored || job.ending => Ok(None),
             Some(job) if job.tenant == tenant => Ok(Some(job)),
             Some(_) => Err(ServiceError::NotFound(id.to_owned())),
             None => Ok(None),

@@ -33,11 +33,16 @@ fn request(source: &str) -> JobRequest {
 /// A [`SqliteStore`] whose writes fail while `full` is set (as
 /// `SQLITE_FULL` would), and which refuses results for good while
 /// `refuse_results` is set (as `SQLITE_TOOBIG` would).
+/// While `hold_ends` is set, a batch that ends a job is committed and then
+/// held, unacknowledged, with `holding` set: the moment between a job's end
+/// reaching the store and its node hearing so.
 #[derive(Debug)]
 struct FaultyStore {
     inner: SqliteStore,
     full: AtomicBool,
     refuse_results: AtomicBool,
+    hold_ends: AtomicBool,
+    holding: AtomicBool,
 }
 
 impl FaultyStore {
@@ -65,7 +70,20 @@ impl FaultyStore {
 impl JobStore for FaultyStore {
     async fn write_batch(&self, ops: &[WriteOp], durable: bool) -> StoreResult<Vec<Written>> {
         self.check(ops)?;
-        self.inner.write_batch(ops, durable).await
+        let written = self.inner.write_batch(ops, durable).await;
+        let ends = |op: &WriteOp| match op {
+            WriteOp::Finish { .. } => true,
+            WriteOp::Insert(job) => job.state.status.is_terminal(),
+            _ => false,
+        };
+        if ops.iter().any(ends) {
+            while self.hold_ends.load(Ordering::Relaxed) {
+                self.holding.store(true, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            self.holding.store(false, Ordering::Relaxed);
+        }
+        written
     }
     async fn insert(&self, job: &NewJob) -> StoreResult<Inserted> {
         self.check(&[])?;
@@ -213,6 +231,8 @@ async fn faulty_service(dir: &std::path::Path) -> (Service, Arc<FaultyStore>) {
         inner: SqliteStore::open(dir).await.unwrap(),
         full: AtomicBool::new(false),
         refuse_results: AtomicBool::new(false),
+        hold_ends: AtomicBool::new(false),
+        holding: AtomicBool::new(false),
     });
     let mut c = ServiceConfig::new(dir);
     c.workers = 1;
@@ -245,6 +265,38 @@ async fn until_status(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     start.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_end_is_stored_never_reads_as_running_again() {
+    // Between the commit of a job's end and the moment its node hears of
+    // it, another node may already have read the end from the store (the
+    // cluster test saw it): this node must not show the job running then.
+    let dir = tempfile::tempdir().unwrap();
+    let (service, store) = faulty_service(dir.path()).await;
+    store.hold_ends.store(true, Ordering::Relaxed);
+    let id = service
+        .submit("local", request(BELL), None)
+        .await
+        .unwrap()
+        .job
+        .id;
+    let start = Instant::now();
+    while !store.holding.load(Ordering::Relaxed) {
+        assert!(start.elapsed() < Duration::from_secs(20), "no end written");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stored = store.inner.get(&id).await.unwrap().unwrap();
+    assert_eq!(stored.status, JobStatus::Completed);
+    let seen = service
+        .get("local", &id, KeyFormat::Bitstring)
+        .await
+        .unwrap();
+    assert_eq!(seen.status, JobStatus::Completed, "{seen:?}");
+    assert!(seen.result.is_some());
+    store.hold_ends.store(false, Ordering::Relaxed);
+    until_status(&service, &id, JobStatus::Completed, Duration::from_secs(5)).await;
+    service.shutdown(Duration::from_secs(5)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

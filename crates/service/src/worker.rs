@@ -320,6 +320,7 @@ fn end_run(inner: &Arc<Inner>, id: &str, attempt: u32, ending: Ending) {
         let stored = std::mem::replace(&mut job.stored, true);
         match ending {
             Ending::Finish(outcome) => {
+                job.ending = true;
                 let op = if stored {
                     WriteOp::Finish {
                         id: id.clone(),
