@@ -338,11 +338,16 @@ fn choose_swaps<'a>(
     layout: &Layout,
 ) -> Vec<(Qubit, Qubit)> {
     let n = layout.num_qubits() as usize;
-    // The first time each qubit is needed local.
+    // The first time each qubit is needed local, and used at all.
     let mut first_need = vec![usize::MAX; n];
+    let mut first_use = vec![usize::MAX; n];
     for (j, op) in ops.take(LOOK_AHEAD).enumerate() {
         for &q in needs_local(op) {
             let f = &mut first_need[q as usize];
+            *f = (*f).min(j);
+        }
+        for q in op.qubits() {
+            let f = &mut first_use[q as usize];
             *f = (*f).min(j);
         }
     }
@@ -353,8 +358,10 @@ fn choose_swaps<'a>(
     incoming.sort_by_key(|&q| (first_need[q as usize], q));
     // Local qubits to send out, the latest needed first; those at the
     // positions inside a SIMD block last (an exchange that swaps one moves
-    // single amplitudes instead of whole blocks), and the highest
-    // positions first among equals (longer contiguous runs).
+    // single amplitudes instead of whole blocks); among equals, the latest
+    // used in any way (a control sent out makes its gate run on the ranks
+    // holding a 1 there only, over their whole slices, while the others
+    // idle), then the highest positions (longer contiguous runs).
     let mut outgoing: Vec<Qubit> = (0..n as Qubit)
         .filter(|&q| !layout.is_global(q) && first_need[q as usize] != 0)
         .collect();
@@ -363,6 +370,7 @@ fn choose_swaps<'a>(
         (
             p < LANE_POSITIONS,
             std::cmp::Reverse(first_need[q as usize]),
+            std::cmp::Reverse(first_use[q as usize]),
             std::cmp::Reverse(p),
         )
     });
@@ -579,6 +587,25 @@ mod tests {
         let steps = plan(&ops, &mut layout);
         assert_eq!(steps.len(), 1);
         assert!(layout.is_identity());
+    }
+
+    #[test]
+    fn a_control_of_the_gate_that_needs_the_exchange_stays_local() {
+        use StandardGate::*;
+        // 8 qubits, 1 global (7): cx(6, 7) needs 7 local. Sending 6 out
+        // would make the cx an X on the ranks holding 6 = 1 alone, over
+        // their whole slices; 5 goes instead (nothing uses it again).
+        let ops = vec![op(H, &[], &[6]), op(Cx, &[], &[6, 7])];
+        let mut layout = Layout::identity(8, 1);
+        let steps = plan(&ops, &mut layout);
+        let swaps: Vec<_> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Exchange(w) => Some(w.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(swaps, vec![vec![(7, 5)]]);
     }
 
     #[test]
