@@ -217,7 +217,7 @@ fn applied(ops: Vec<KernelOp>, config: &FusionConfig, bound: Bound) -> impl Iter
 }
 
 /// A set of qubits as a bit mask (states have at most 50 qubits).
-fn mask(qubits: impl Iterator<Item = Qubit>) -> u64 {
+pub(crate) fn mask(qubits: impl Iterator<Item = Qubit>) -> u64 {
     qubits.fold(0, |m, q| m | 1 << q)
 }
 

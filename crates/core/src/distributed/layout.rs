@@ -572,6 +572,17 @@ mod tests {
         KernelOp::from_gate(&Gate::standard(g, params), qubits, &[])
     }
 
+    /// The swaps of each exchange among `steps`.
+    fn exchanges(steps: &[Step]) -> Vec<Vec<(Qubit, Qubit)>> {
+        steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Exchange(w) => Some(w.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
     fn diagonals_and_controls_on_global_qubits_need_no_exchange() {
         use StandardGate::*;
@@ -598,14 +609,7 @@ mod tests {
         let ops = vec![op(H, &[], &[6]), op(Cx, &[], &[6, 7])];
         let mut layout = Layout::identity(8, 1);
         let steps = plan(&ops, &mut layout);
-        let swaps: Vec<_> = steps
-            .iter()
-            .filter_map(|s| match s {
-                Step::Exchange(w) => Some(w.clone()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(swaps, vec![vec![(7, 5)]]);
+        assert_eq!(exchanges(&steps), vec![vec![(7, 5)]]);
     }
 
     #[test]
@@ -616,13 +620,7 @@ mod tests {
         ops.extend((0..5).map(|q| op(H, &[], &[q])));
         let mut layout = Layout::identity(8, 3);
         let steps = plan(&ops, &mut layout);
-        let exchanges: Vec<_> = steps
-            .iter()
-            .filter_map(|s| match s {
-                Step::Exchange(w) => Some(w.len()),
-                _ => None,
-            })
-            .collect();
+        let exchanges: Vec<_> = exchanges(&steps).iter().map(Vec::len).collect();
         // All three come in at once; what goes out is needed again later,
         // so 5, 6, 7 then leave again in one exchange for the qubits needed last.
         assert_eq!(exchanges[0], 3);

@@ -19,12 +19,13 @@ use super::layout::{
     ExchangeVolume, Layout, Step, local_op, per_gate_volume, plan, take_global_prefix, volume,
 };
 use crate::backend::{Backend, projector};
-use crate::blocking::ChunkShape;
+use crate::blocking::{ChunkShape, mask};
 use crate::counts::Counts;
 use crate::engine::Shots;
 use crate::error::SimError;
 use crate::float::Float;
 use crate::fusion::{FusionConfig, fold_conjugated_diagonals};
+use crate::kernels::all_zero_bytes;
 use crate::kernels::reduce::{PIECE_BLOCKS, piece_norms, qubit_probabilities};
 use crate::op::KernelOp;
 use crate::par::Parallelism;
@@ -59,17 +60,6 @@ fn bytes_words(b: &[u8]) -> [u64; 2] {
     [word(&b[..8]), word(&b[8..WIRE_BYTES])]
 }
 
-/// Whether every byte of `b` is zero (so `-0.0` is not).
-fn all_zero_bytes(b: &[u8]) -> bool {
-    let lines = b.chunks_exact(64);
-    let rest = lines.remainder();
-    lines.into_iter().all(|line| {
-        line.chunks_exact(8).fold(0, |acc, w| {
-            acc | u64::from_ne_bytes(w.try_into().expect("8 bytes"))
-        }) == 0
-    }) && rest.iter().all(|&x| x == 0)
-}
-
 /// Sends one message of an exchange to `partner` and receives the
 /// partner's counterpart into `recv`, both `recv.len()` bytes long, except
 /// that a message of zero bytes only crosses as a one-byte flag: early in a
@@ -100,11 +90,6 @@ fn exchange_message(
 fn swap_bits(mask: u64, a: Qubit, b: Qubit) -> u64 {
     let (x, y) = ((mask >> a) & 1, (mask >> b) & 1);
     mask & !(1 << a | 1 << b) | x << b | y << a
-}
-
-/// The positions an operation acts on (targets and controls) as a mask.
-fn positions(op: &KernelOp) -> u64 {
-    op.qubits().fold(0, |m, q| m | 1 << q)
 }
 
 /// What a run's states have moved, and what a per-gate scheme would have
@@ -489,7 +474,7 @@ impl<'c, F: Float> DistributedState<'c, F> {
                     let label = self.label();
                     progress.taken += ops.len() as u64;
                     mine.extend(ops.iter().filter_map(|op| local_op(op, local, label)));
-                    self.touched |= ops.iter().fold(0, |m, op| m | positions(op));
+                    self.touched |= ops.iter().fold(0, |m, op| m | mask(op.qubits()));
                 }
                 Step::Exchange(swaps) => {
                     self.apply_local(std::mem::take(&mut mine), par, &mut progress, before);
@@ -501,7 +486,7 @@ impl<'c, F: Float> DistributedState<'c, F> {
                 Step::Relabel(a, b) => self.layout.swap_positions(a, b),
                 Step::Permute(op) => {
                     self.layout.permute_labels(&op);
-                    self.touched |= positions(&op);
+                    self.touched |= mask(op.qubits());
                 }
             }
         }

@@ -79,18 +79,18 @@ pub(crate) fn apply_stage<F: Float>(
             return;
         }
         let mut buffer = scratch.take(chunk_blocks);
-        // Which segments read all zero when copied in.
+        // Which segments read all zero.
         let mut was_zero = vec![false; segments.len()];
         for c in chunks {
             let base = chunk_base(c, stage) / F::LANES;
             // Checked in place, before any copy: zero chunks are most of a
-            // sparse state, and a dense one fails at its first line.
-            let zero = segments.iter().all(|&offset| {
+            // sparse state, and a dense segment fails at its first line.
+            for (zero, &offset) in was_zero.iter_mut().zip(&segments) {
                 let start = block_address::<F>(base + offset);
                 // SAFETY: as below.
-                all_zero(unsafe { ptr.slice(start, segment_blocks) })
-            });
-            if zero {
+                *zero = all_zero(unsafe { ptr.slice(start, segment_blocks) });
+            }
+            if was_zero.iter().all(|&zero| zero) {
                 continue;
             }
             for (s, &offset) in segments.iter().enumerate() {
@@ -98,7 +98,6 @@ pub(crate) fn apply_stage<F: Float>(
                 let start = block_address::<F>(base + offset);
                 // SAFETY: as above; segments are contiguous for the same reason.
                 let segment = unsafe { ptr.slice(start, segment_blocks) };
-                was_zero[s] = all_zero(segment);
                 buffer[s * segment_blocks..][..segment_blocks].copy_from_slice(segment);
             }
             for op in &prepared {

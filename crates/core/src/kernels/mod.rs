@@ -311,15 +311,23 @@ fn coefficient_block<F: Float>(mut f: impl FnMut(usize) -> num_complex::Complex6
 /// stage and permutation kernels skip (see `chunks`, `monomial`).
 #[inline(always)]
 pub(super) fn all_zero<F: Float>(blocks: &[Block<F>]) -> bool {
+    // SAFETY: `Block<F>` is plain f32/f64 data without padding, so every
+    // byte is initialised; the slice borrows `blocks` for no longer than
+    // this call.
+    all_zero_bytes(unsafe {
+        std::slice::from_raw_parts(blocks.as_ptr().cast::<u8>(), std::mem::size_of_val(blocks))
+    })
+}
+
+/// Whether every byte of `bytes` is zero, read as u64 words a cache line at
+/// a time (blocks are 64-byte aligned, so theirs have no ragged ends).
+#[inline(always)]
+pub(crate) fn all_zero_bytes(bytes: &[u8]) -> bool {
     const WORDS: usize = 64 / std::mem::size_of::<u64>();
-    let bytes = std::mem::size_of_val(blocks);
-    // SAFETY: `Block<F>` is plain f32/f64 data, 64-byte aligned and a
-    // multiple of 64 bytes long, so its bytes read as u64 words; the slice
-    // borrows `blocks` for no longer than this call.
-    let words = unsafe {
-        std::slice::from_raw_parts(blocks.as_ptr().cast::<u64>(), bytes / size_of::<u64>())
-    };
-    words
-        .chunks_exact(WORDS)
-        .all(|line| line.iter().fold(0, |acc, w| acc | w) == 0)
+    // SAFETY: every bit pattern is a valid u64.
+    let (head, words, tail) = unsafe { bytes.align_to::<u64>() };
+    head.iter().chain(tail).all(|&b| b == 0)
+        && words
+            .chunks(WORDS)
+            .all(|line| line.iter().fold(0, |acc, w| acc | w) == 0)
 }
