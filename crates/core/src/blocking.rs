@@ -127,6 +127,11 @@ pub(crate) struct Stage {
     /// amplitude (at the start of a circuit), whose other chunks hold zeros
     /// only and are left alone.
     pub(crate) spread: Vec<Qubit>,
+    /// The chunk's segments still all zero when the stage begins: segment
+    /// `s` of every chunk is zero if `s & untouched_high != 0` (bit `i` is
+    /// set when `high[i]` is still |0⟩ in every amplitude), so the stage
+    /// neither reads nor writes it unless an operation fills it.
+    pub(crate) untouched_high: usize,
     /// The operations, on chunk qubits.
     pub(crate) ops: Vec<KernelOp>,
 }
@@ -203,6 +208,12 @@ pub(crate) fn plan(
                 stage.spread = (0..n)
                     .filter(|&q| local >> q & 1 == 0 && touched >> q & 1 == 1)
                     .collect();
+                stage.untouched_high = stage
+                    .high
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &q)| touched >> q & 1 == 0)
+                    .fold(0, |m, (i, _)| m | 1 << i);
                 touched |= local;
             }
             _ => {}
@@ -301,6 +312,7 @@ impl Stage {
             low,
             high,
             spread: Vec::new(),
+            untouched_high: 0,
             ops,
         }
     }

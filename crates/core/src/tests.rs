@@ -589,6 +589,79 @@ fn sparse_states_skip_only_zero_work() {
     }
 }
 
+/// A stage neither reads nor writes the segments of its chunks along a
+/// qubit nothing has touched yet: here they hold NaN, which any read
+/// would spread, and the result must still equal the plain run on zeros.
+#[test]
+fn stages_leave_segments_along_untouched_qubits_unread() {
+    use crate::op::KernelOp;
+    use crate::program::{Instr, Program};
+    let n = 11u32;
+    let untouched = n - 1;
+    // Gates on the other qubits, then on all of them: the first stage that
+    // holds the untouched qubit starts with half its segments zero.
+    let mut ops = Vec::new();
+    for c in [
+        reference::random_circuit(n - 1, 120, 41),
+        reference::random_circuit(n, 80, 42),
+    ] {
+        for op in c.ops() {
+            if let kettle_ir::Operation::Gate {
+                gate,
+                qubits,
+                controls,
+            } = op
+            {
+                ops.push(KernelOp::from_gate(gate, qubits, controls));
+            }
+        }
+    }
+    let amplitude = |i: usize| Complex64::new((i as f64 * 0.37).sin(), (i as f64 * 0.11).cos());
+    let plain = Program::compile_gates(ops.clone(), n, &FusionConfig::disabled(), None);
+    let mut expect = StateVector::<f64>::from_fn(n, None, |i| {
+        if i >> untouched & 1 == 1 {
+            Complex64::new(0.0, 0.0)
+        } else {
+            amplitude(i)
+        }
+    })
+    .unwrap();
+    expect.apply_program(&plain, &Parallelism::Sequential);
+    let expect = expect.to_vec_f64();
+    let shape = CacheBlocking::Chunks {
+        chunk_qubits: 7,
+        low_qubits: 3,
+    }
+    .shape::<f64>(2);
+    let fusion = FusionConfig::default();
+    let staged = Program::compile_gates_on(ops, n, &fusion, shape, !(1 << untouched));
+    assert!(
+        staged
+            .instrs
+            .iter()
+            .any(|i| matches!(i, Instr::Stage(s) if s.untouched_high != 0)),
+        "no stage starts with the untouched qubit inside"
+    );
+    for par in [Parallelism::Sequential, pool()] {
+        let mut state = StateVector::<f64>::from_fn(n, None, |i| {
+            if i >> untouched & 1 == 1 {
+                Complex64::new(f64::NAN, f64::NAN)
+            } else {
+                amplitude(i)
+            }
+        })
+        .unwrap();
+        state.apply_program(&staged, &par);
+        let got = state.to_vec_f64();
+        assert!(
+            got.iter().all(|a| a.re.is_finite() && a.im.is_finite()),
+            "a NaN was read"
+        );
+        let diff = reference::max_abs_diff(&got, &expect);
+        assert!(diff < 1e-12, "{diff:e}");
+    }
+}
+
 #[test]
 fn fusion_on_and_off_agree_to_1e_12() {
     for (n, seed) in [(6u32, 21u64), (12, 22), (17, 23)] {
