@@ -34,6 +34,7 @@ use kettle_ir::{Control, Qubit};
 use num_complex::Complex64;
 use smallvec::SmallVec;
 
+use crate::fusion::fold_conjugated_diagonals;
 use crate::op::{KernelOp, LeftBehind, OpMatrix};
 
 /// The position of every qubit.
@@ -468,12 +469,88 @@ pub(crate) fn local_op(op: &KernelOp, local: u32, label: usize) -> Option<Kernel
     })
 }
 
+/// Lays out a state still |0…0⟩ for `ops` (on qubits; `folded`: as the
+/// planner will see them once conjugated diagonals are folded) with the
+/// free swaps of [`initial_swaps`], and takes out of `ops` the gates that
+/// start its product state on global qubits ([`take_global_prefix`]),
+/// whose qubit states it returns.
+pub(crate) fn lay_out_fresh(
+    ops: &mut Vec<KernelOp>,
+    layout: &mut Layout,
+    folded: bool,
+) -> Vec<[Complex64; 2]> {
+    let swaps = if folded {
+        initial_swaps(&fold_conjugated_diagonals(ops.clone()), layout)
+    } else {
+        initial_swaps(ops, layout)
+    };
+    for (a, b) in swaps {
+        layout.swap_positions(a, b);
+    }
+    take_global_prefix(ops, layout)
+}
+
+/// The position swaps that lay out a state still |0…0⟩ for `ops` (on
+/// qubits): free, since its one non-zero amplitude has no 1 anywhere. A
+/// qubit that `ops` never need local (within the planner's look-ahead) is
+/// the best global one, and takes the place of the global qubit needed
+/// soonest. Needed local is as the planner sees it, and more: a gate alone
+/// on a qubit before anything else touches it needs nothing, since on a
+/// global qubit it runs first, as part of a product state
+/// ([`take_global_prefix`]), and neither does an X or Y, which on a global
+/// qubit relabels ranks.
+///
+/// GHZ's first qubit, for one: its Hadamard starts the product and it is
+/// only a control after, so with it global every rank takes its share of
+/// the chain from the start and 2 ranks exchange nothing, where the top
+/// qubit global kept the state on one rank until the chain's last gate.
+/// Qubits that are all needed sooner or later stay where they are: putting
+/// those needed latest global (Belady's rule, which the exchanges follow)
+/// cut swaps but not exchanges, and cost rqc_24 a second exchange at 4
+/// ranks.
+fn initial_swaps(ops: &[KernelOp], layout: &Layout) -> Vec<(Qubit, Qubit)> {
+    let n = layout.num_qubits() as usize;
+    let mut first_need = vec![usize::MAX; n];
+    let mut open = vec![true; n];
+    for (j, op) in ops.iter().take(LOOK_AHEAD).enumerate() {
+        let alone = op.targets.len() == 1 && op.controls.is_empty();
+        if alone && open[op.targets[0] as usize] {
+            continue;
+        }
+        for q in op.qubits() {
+            open[q as usize] = false;
+        }
+        let relabels = global_permutation(op, layout).is_some()
+            || (alone && matches!(op.matrix, OpMatrix::Monomial { .. }));
+        if !relabels {
+            for &q in needs_local(op) {
+                let f = &mut first_need[q as usize];
+                *f = (*f).min(j);
+            }
+        }
+    }
+    // Never needed, the highest first; out for them, the soonest needed.
+    let mut incoming: Vec<Qubit> = (0..n as Qubit)
+        .filter(|&q| !layout.is_global(q) && first_need[q as usize] == usize::MAX)
+        .collect();
+    incoming.sort_by_key(|&q| std::cmp::Reverse(layout.position(q)));
+    let mut outgoing: Vec<Qubit> = (0..n as Qubit)
+        .filter(|&q| layout.is_global(q) && first_need[q as usize] != usize::MAX)
+        .collect();
+    outgoing.sort_by_key(|&q| (first_need[q as usize], layout.position(q)));
+    incoming
+        .iter()
+        .zip(&outgoing)
+        .map(|(&inc, &out)| (layout.position(out), layout.position(inc)))
+        .collect()
+}
+
 /// Takes out of `ops` the gates that act on a global qubit (of `layout`)
 /// alone before anything else touches it: they commute with every gate
 /// before them, so they can run first, on |0⟩, where they make a product
 /// state that each rank writes without communicating. Returns, per global
 /// position (ascending), the qubit's state after them: `[⟨0|ψ⟩, ⟨1|ψ⟩]`.
-pub(crate) fn take_global_prefix(ops: &mut Vec<KernelOp>, layout: &Layout) -> Vec<[Complex64; 2]> {
+fn take_global_prefix(ops: &mut Vec<KernelOp>, layout: &Layout) -> Vec<[Complex64; 2]> {
     let n = layout.num_qubits() as usize;
     let zero = Complex64::new(0.0, 0.0);
     let mut state = vec![[Complex64::new(1.0, 0.0), zero]; n];
@@ -610,6 +687,44 @@ mod tests {
         let mut layout = Layout::identity(8, 1);
         let steps = plan(&ops, &mut layout);
         assert_eq!(exchanges(&steps), vec![vec![(7, 5)]]);
+    }
+
+    #[test]
+    fn a_fresh_state_puts_global_the_qubits_never_needed_local() {
+        use StandardGate::*;
+        // GHZ on 8 qubits: qubit 0's h starts a product state and it is a
+        // control after, so it takes the global place of the qubit needed
+        // soonest (6 of 6 and 7); the rest are needed, and stay.
+        let mut ghz = vec![op(H, &[], &[0])];
+        ghz.extend((1..8).map(|q| op(Cx, &[], &[q - 1, q])));
+        assert_eq!(initial_swaps(&ghz, &Layout::identity(8, 1)), vec![(7, 0)]);
+        assert_eq!(initial_swaps(&ghz, &Layout::identity(8, 2)), vec![(6, 0)]);
+        let mut layout = Layout::identity(8, 2);
+        let mut ops = ghz.clone();
+        let product = lay_out_fresh(&mut ops, &mut layout, true);
+        assert_eq!((layout.position(0), layout.position(6)), (6, 0));
+        assert_eq!(ops.len(), 7, "the h runs as the product state");
+        assert!(
+            product[0][1].norm() > 0.7,
+            "qubit 0's |1⟩ at global position 6"
+        );
+        // Only 7 then needs an exchange, once.
+        assert_eq!(exchanges(&plan(&ops, &mut layout)).len(), 1);
+        // X on a global qubit relabels ranks: not a need; an h after any
+        // other gate is, so 2 stays global, and 1 (never needed) replaces 3.
+        let ops = vec![
+            op(H, &[], &[1]),
+            op(Cx, &[], &[1, 0]),
+            op(Cz, &[], &[2, 0]),
+            op(X, &[], &[2]),
+            op(H, &[], &[3]),
+            op(Cx, &[], &[3, 0]),
+            op(H, &[], &[3]),
+        ];
+        assert_eq!(initial_swaps(&ops, &Layout::identity(4, 2)), vec![(3, 1)]);
+        // Every qubit needed sooner or later: nothing moves.
+        let ring: Vec<KernelOp> = (0..8).map(|q| op(Cx, &[], &[q, (q + 1) % 8])).collect();
+        assert!(initial_swaps(&ring, &Layout::identity(8, 2)).is_empty());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::comm::Communicator;
 use super::layout::{
-    ExchangeVolume, Layout, Step, local_op, per_gate_volume, plan, take_global_prefix, volume,
+    ExchangeVolume, Layout, Step, lay_out_fresh, local_op, per_gate_volume, plan, volume,
 };
 use crate::backend::{Backend, projector};
 use crate::blocking::{ChunkShape, mask};
@@ -40,7 +40,7 @@ use crate::state::{StateVector, check_budget};
 const MESSAGE_BYTES: usize = 4 << 20;
 /// Small in tests, so that test-sized slices cross in many messages.
 #[cfg(test)]
-const MESSAGE_BYTES: usize = 4 << 10;
+pub(super) const MESSAGE_BYTES: usize = 4 << 10;
 
 /// Bytes per amplitude on the wire (two f64s at either precision), and
 /// per sampled outcome (an index and a count).
@@ -319,7 +319,7 @@ pub fn planned_exchanges(
     let mut ops = check_distributed(circuit, ranks)?;
     let mut layout = Layout::identity(circuit.num_qubits(), ranks.trailing_zeros());
     let per_gate = per_gate_volume(&ops, &layout);
-    take_global_prefix(&mut ops, &layout);
+    lay_out_fresh(&mut ops, &mut layout, true);
     let steps = plan(&fold_conjugated_diagonals(ops), &mut layout);
     Ok((volume(&steps, layout.local_qubits()), per_gate))
 }
@@ -440,7 +440,7 @@ impl<'c, F: Float> DistributedState<'c, F> {
         let run_ops = ops.len() as u64;
         let mut ops = ops.to_vec();
         if std::mem::take(&mut self.at_zero) {
-            let prefix = take_global_prefix(&mut ops, &self.layout);
+            let prefix = lay_out_fresh(&mut ops, &mut self.layout, self.fusion.enabled);
             self.start_product(&prefix);
         }
         if self.fusion.enabled {
