@@ -27,6 +27,10 @@
 //! reading of a rank's global bits goes through [`Layout::label`], and
 //! every search for the rank that holds some global bits through
 //! [`Layout::rank_of`].
+//!
+//! A state still |0…0⟩ may take any layout for free; it starts with the
+//! qubits the run never needs local as its global ones, where there are
+//! any ([`lay_out_fresh`]).
 
 use std::collections::VecDeque;
 
