@@ -38,7 +38,6 @@ use kettle_ir::{Control, Qubit};
 use num_complex::Complex64;
 use smallvec::SmallVec;
 
-use crate::fusion::fold_conjugated_diagonals;
 use crate::op::{KernelOp, LeftBehind, OpMatrix};
 
 /// The position of every qubit.
@@ -473,22 +472,12 @@ pub(crate) fn local_op(op: &KernelOp, local: u32, label: usize) -> Option<Kernel
     })
 }
 
-/// Lays out a state still |0…0⟩ for `ops` (on qubits; `folded`: as the
-/// planner will see them once conjugated diagonals are folded) with the
-/// free swaps of [`initial_swaps`], and takes out of `ops` the gates that
-/// start its product state on global qubits ([`take_global_prefix`]),
-/// whose qubit states it returns.
-pub(crate) fn lay_out_fresh(
-    ops: &mut Vec<KernelOp>,
-    layout: &mut Layout,
-    folded: bool,
-) -> Vec<[Complex64; 2]> {
-    let swaps = if folded {
-        initial_swaps(&fold_conjugated_diagonals(ops.clone()), layout)
-    } else {
-        initial_swaps(ops, layout)
-    };
-    for (a, b) in swaps {
+/// Lays out a state still |0…0⟩ for `ops` (on qubits, as the planner
+/// will see them) with the free swaps of [`initial_swaps`], and takes out
+/// of `ops` the gates that start its product state on global qubits
+/// ([`take_global_prefix`]), whose qubit states it returns.
+pub(crate) fn lay_out_fresh(ops: &mut Vec<KernelOp>, layout: &mut Layout) -> Vec<[Complex64; 2]> {
+    for (a, b) in initial_swaps(ops, layout) {
         layout.swap_positions(a, b);
     }
     take_global_prefix(ops, layout)
@@ -705,7 +694,7 @@ mod tests {
         assert_eq!(initial_swaps(&ghz, &Layout::identity(8, 2)), vec![(6, 0)]);
         let mut layout = Layout::identity(8, 2);
         let mut ops = ghz.clone();
-        let product = lay_out_fresh(&mut ops, &mut layout, true);
+        let product = lay_out_fresh(&mut ops, &mut layout);
         assert_eq!((layout.position(0), layout.position(6)), (6, 0));
         assert_eq!(ops.len(), 7, "the h runs as the product state");
         assert!(

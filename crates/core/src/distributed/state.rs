@@ -316,11 +316,12 @@ pub fn planned_exchanges(
     circuit: &Circuit,
     ranks: usize,
 ) -> Result<(ExchangeVolume, ExchangeVolume), SimError> {
-    let mut ops = check_distributed(circuit, ranks)?;
+    let ops = check_distributed(circuit, ranks)?;
     let mut layout = Layout::identity(circuit.num_qubits(), ranks.trailing_zeros());
     let per_gate = per_gate_volume(&ops, &layout);
-    lay_out_fresh(&mut ops, &mut layout, true);
-    let steps = plan(&fold_conjugated_diagonals(ops), &mut layout);
+    let mut ops = fold_conjugated_diagonals(ops);
+    lay_out_fresh(&mut ops, &mut layout);
+    let steps = plan(&ops, &mut layout);
     Ok((volume(&steps, layout.local_qubits()), per_gate))
 }
 
@@ -439,13 +440,13 @@ impl<'c, F: Float> DistributedState<'c, F> {
         self.traffic.set(traffic);
         let run_ops = ops.len() as u64;
         let mut ops = ops.to_vec();
-        if std::mem::take(&mut self.at_zero) {
-            let prefix = lay_out_fresh(&mut ops, &mut self.layout, self.fusion.enabled);
-            self.start_product(&prefix);
-        }
         if self.fusion.enabled {
             // `cx · rz · cx` as one diagonal: no exchange for its target.
             ops = fold_conjugated_diagonals(ops);
+        }
+        if std::mem::take(&mut self.at_zero) {
+            let prefix = lay_out_fresh(&mut ops, &mut self.layout);
+            self.start_product(&prefix);
         }
         let mut after = self.layout.clone();
         let steps = plan(&ops, &mut after);
